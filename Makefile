@@ -1,0 +1,34 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[test,postgres]'
+	touch $@ $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/publisher run --once
+
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(TEST_STAMP)
+	$(BIN)/python -m bench
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check publisher tests bench
+
+clean:
+	rm -rf $(VENV) var/*.db* feeds/*.xml feeds/*.json archive preview outbox
