@@ -1,0 +1,205 @@
+"""The `publisher` command. The only place a PublisherError becomes a message and exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+from rich.text import Text
+
+from publisher.config import DEFAULT_CONFIG, PublisherConfig, load_config
+from publisher.errors import ConfigErrors, PublisherError
+from publisher.store import Store, open_store
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Collect content, publish feeds and send email digests.",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class AppState:
+    config_path: Path
+    verbose: int
+    _config: PublisherConfig | None = None
+    _store: Store | None = None
+
+    @property
+    def config(self) -> PublisherConfig:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.config.effective_database_url)
+        return self._store
+
+
+def state(ctx: typer.Context) -> AppState:
+    return ctx.obj
+
+
+def utc_now() -> datetime:
+    """The one clock of the CLI: inner code is always given `now`."""
+    return datetime.now(UTC)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Configuration file.")
+    ] = Path(DEFAULT_CONFIG),
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Log what happens (-vv: debug).")
+    ] = 0,
+) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=verbose > 1)],
+        force=True,
+    )
+    ctx.obj = AppState(config_path=config, verbose=verbose)
+
+
+@app.command()
+def collect(ctx: typer.Context) -> None:
+    """Collect items from every configured source into the store."""
+    from publisher.collect import collect_all
+
+    st = state(ctx)
+    report = collect_all(st.config, st.store, now=utc_now())
+    print_collect_report(report)
+
+
+def print_collect_report(report) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title="Collected", title_justify="left")
+    for column in ("source", "found", "new", "updated", "unchanged"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for s in report.sources:
+        note = " (not modified)" if s.not_modified else ""
+        table.add_row(
+            s.name + note,
+            str(s.found),
+            str(s.upsert.inserted),
+            str(s.upsert.updated),
+            str(s.upsert.unchanged),
+        )
+    console.print(table)
+    for problem in report.problems:
+        err_console.print(Text.assemble(("skipped: ", "yellow"), str(problem)), highlight=False)
+    console.print(
+        f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(report.problems)} problem(s)"
+    )
+
+
+@app.command()
+def items(
+    ctx: typer.Context,
+    topic: Annotated[str | None, typer.Option(help="Only items with this topic.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only items of this kind.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+) -> None:
+    """List stored items, newest first."""
+    st = state(ctx)
+    rows = st.store.list_items(topic=topic, kind=kind, limit=limit)
+    table = Table()
+    for column in ("published", "kind", "title", "topics", "source"):
+        table.add_column(column)
+    for item in rows:
+        table.add_row(
+            item.published.strftime("%Y-%m-%d %H:%M"),
+            item.kind,
+            item.title,
+            ", ".join(item.topics),
+            item.source,
+        )
+    console.print(table)
+    console.print(f"{len(rows)} item(s)")
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Validate the configuration and templates; list every problem found."""
+    st = state(ctx)
+    problems: list[str] = []
+    config = st.config  # raises ConfigError(s) with file, line and key
+    for checker in CHECKS:
+        problems.extend(checker(config))
+    if problems:
+        for problem in problems:
+            err_console.print(Text.assemble(("problem: ", "red"), str(problem)), highlight=False)
+        raise typer.Exit(2)
+    console.print(f"{config.file}: OK ({len(config.sources)} source(s))")
+
+
+# Later stages add their own checks here (templates, cadences...): each takes the validated
+# configuration and returns a list of human-readable problems.
+CHECKS: list = []
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the whole job once now, then exit.")
+    ] = False,
+) -> None:
+    """Run the publisher: with --once, collect and publish everything once."""
+    st = state(ctx)
+    if not once:
+        err_console.print("the scheduling daemon is not available yet; use --once")
+        raise typer.Exit(2)
+    from publisher.pipeline import run_once
+
+    report = run_once(st.config, st.store, now=utc_now())
+    if report.collect:
+        print_collect_report(report.collect)
+    for note in report.notes:
+        console.print(note, highlight=False)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except PublisherError as exc:
+        errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
+        for error in errors:
+            err_console.print(Text.assemble(("error: ", "red"), str(error)), highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Collection: run every configured source and upsert what it found into the store.
+
+A source that fails is reported and skipped; every other source is still collected.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from publisher.config import PublisherConfig
+from publisher.sources import CollectContext, Problem, build_sources
+from publisher.store import Store, UpsertResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceReport:
+    name: str
+    found: int = 0
+    upsert: UpsertResult = field(default_factory=UpsertResult)
+    not_modified: bool = False
+
+
+@dataclass
+class CollectReport:
+    sources: list[SourceReport] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def inserted(self) -> int:
+        return sum(s.upsert.inserted for s in self.sources)
+
+    @property
+    def updated(self) -> int:
+        return sum(s.upsert.updated for s in self.sources)
+
+    @property
+    def unchanged(self) -> int:
+        return sum(s.upsert.unchanged for s in self.sources)
+
+
+def collect_all(
+    config: PublisherConfig,
+    store: Store,
+    *,
+    now: datetime,
+    http: httpx.Client | None = None,
+) -> CollectReport:
+    report = CollectReport()
+    owns_client = http is None
+    http = http or httpx.Client()
+    try:
+        for source in build_sources(config):
+            memory = store.get_source_memory(source.name)
+            result = source.collect(CollectContext(now=now, memory=memory, http=http))
+            source_report = SourceReport(
+                name=source.name, found=len(result.items), not_modified=result.not_modified
+            )
+            if result.items:
+                source_report.upsert = store.upsert_items(result.items, now=now)
+            if result.memory is not None and result.memory != memory:
+                store.save_source_memory(source.name, result.memory, now=now)
+            for problem in result.problems:
+                log.warning("%s", problem)
+            report.problems.extend(result.problems)
+            report.sources.append(source_report)
+            log.info(
+                "collected %s: %d found, %d new, %d updated%s",
+                source.name,
+                source_report.found,
+                source_report.upsert.inserted,
+                source_report.upsert.updated,
+                " (not modified)" if result.not_modified else "",
+            )
+    finally:
+        if owns_client:
+            http.close()
+    return report

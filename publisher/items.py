@@ -1,0 +1,50 @@
+"""The content item: what every source produces and every later stage reads.
+
+A plain frozen dataclass, so compose, render and publish stay pure and never touch the ORM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+
+KINDS = ("article", "resource", "news", "action", "event")
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str  # stable for the life of the item: never derived from title, body or URL edits
+    title: str
+    url: str
+    published: datetime  # timezone-aware, UTC
+    source: str
+    kind: str = "article"
+    summary: str = ""
+    body_html: str = ""
+    author: str | None = None
+    updated: datetime | None = None
+    topics: tuple[str, ...] = ()
+    image: str | None = None
+    image_alt: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything a reader could see: an edit to any field changes it."""
+        payload = {
+            f.name: _jsonable(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in ("extra",)
+        }
+        raw = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(raw).hexdigest()
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,103 @@
+"""The one seam every source plugs into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+import httpx
+
+from publisher.items import KINDS, Item
+
+
+@dataclass
+class Problem:
+    """Something a source could not read: reported, skipped, and collection goes on."""
+
+    source: str
+    where: str  # file path, file:line, URL, or CSV row
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.where}: {self.reason}"
+
+
+@dataclass
+class SourceMemory:
+    """What a source remembers between runs (conditional-GET validators, disabled flag)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    url: str | None = None
+    disabled: bool = False
+    disabled_reason: str | None = None
+
+
+@dataclass
+class SourceResult:
+    items: list[Item] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    memory: SourceMemory | None = None  # None: nothing to remember
+    not_modified: bool = False
+
+
+@dataclass
+class CollectContext:
+    now: datetime
+    memory: SourceMemory
+    http: httpx.Client | None = None
+
+
+class Source(Protocol):
+    """A place items come from. ``collect`` never raises for bad input: it reports Problems."""
+
+    name: str
+
+    def collect(self, ctx: CollectContext) -> SourceResult: ...
+
+
+def parse_datetime(value: object, *, field_name: str = "date") -> datetime:
+    """Front-matter/CSV/JSON dates: ISO 8601 strings, dates or datetimes -> aware UTC."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{field_name} '{value}' is not an ISO 8601 date") from None
+    else:
+        raise ValueError(f"{field_name} is missing")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def parse_topics(value: object) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        parts = value.replace(";", ",").split(",")
+    elif isinstance(value, list | tuple):
+        parts = [str(v) for v in value]
+    else:
+        raise ValueError(f"topics must be a list or a comma-separated string, not {value!r}")
+    return tuple(dict.fromkeys(slugify(p) for p in parts if p.strip()))
+
+
+def check_kind(value: object, default: str) -> str:
+    kind = str(value or default).strip().lower()
+    if kind not in KINDS:
+        raise ValueError(f"kind '{kind}' is not one of {', '.join(KINDS)}")
+    return kind
+
+
+def slugify(text: str) -> str:
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,90 @@
+"""A JSON or CSV export file (e.g. from WordPress or a spreadsheet)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+
+from publisher.config import ExportSourceConfig, PublisherConfig
+from publisher.items import Item
+from publisher.sanitize import absolute_url, sanitize_html, summarise
+from publisher.sources.base import (
+    CollectContext,
+    Problem,
+    SourceResult,
+    check_kind,
+    parse_datetime,
+    parse_topics,
+    slugify,
+)
+
+
+class ExportSource:
+    def __init__(self, cfg: ExportSourceConfig, config: PublisherConfig) -> None:
+        self.name = cfg.name
+        self.path = config.resolve(cfg.path)
+        self.format = cfg.format or self.path.suffix.lstrip(".").lower()
+        self.base_url = (cfg.base_url or config.organisation.website).rstrip("/") + "/"
+        self.default_kind = cfg.default_kind
+
+    def collect(self, ctx: CollectContext) -> SourceResult:
+        result = SourceResult()
+        try:
+            records = list(self._records())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error, ValueError) as exc:
+            result.problems.append(Problem(self.name, str(self.path), f"unreadable: {exc}"))
+            return result
+        for where, record in records:
+            try:
+                result.items.append(self._to_item(record))
+            except (ValueError, TypeError) as exc:
+                result.problems.append(Problem(self.name, f"{self.path}:{where}", str(exc)))
+        return result
+
+    def _records(self):  # type: ignore[no-untyped-def]
+        if self.format == "csv":
+            with self.path.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                for row in reader:
+                    yield f"line {reader.line_num}", row
+        elif self.format == "json":
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            records = doc.get("items") if isinstance(doc, dict) else doc
+            if not isinstance(records, list):
+                raise ValueError("expected a list of items or an object with 'items'")
+            for index, record in enumerate(records):
+                yield f"item {index + 1}", record
+        else:
+            raise ValueError(f"unknown export format '{self.format}' (use json or csv)")
+
+    def _to_item(self, record: dict) -> Item:
+        if not isinstance(record, dict):
+            raise ValueError("record is not an object")
+        title = str(record.get("title") or "").strip()
+        if not title:
+            raise ValueError("missing title")
+        slug = str(record.get("slug") or slugify(title))
+        url = absolute_url(str(record.get("url") or f"{slug}/"), self.base_url) or ""
+        body_html = sanitize_html(str(record.get("body_html") or record.get("body") or ""), url)
+        ident = str(record.get("id") or slug)
+        return Item(
+            id=f"{self.name}:{ident}",
+            title=title,
+            url=url,
+            published=parse_datetime(record.get("published") or record.get("date")),
+            updated=parse_datetime(record["updated"], field_name="updated")
+            if record.get("updated")
+            else None,
+            source=self.name,
+            kind=check_kind(record.get("kind"), self.default_kind),
+            summary=str(record.get("summary") or summarise(body_html)),
+            body_html=body_html,
+            author=str(record["author"]) if record.get("author") else None,
+            topics=parse_topics(record.get("topics")),
+            image=absolute_url(record.get("image") or None, url),
+            image_alt=record.get("image_alt") or None,
+        )
+
+
+

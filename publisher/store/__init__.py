@@ -1,0 +1,227 @@
+"""The store: SQLite (WAL) by default, PostgreSQL accepted. Schema via Alembic only."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from publisher.errors import StoreError
+from publisher.items import Item
+from publisher.sources.base import SourceMemory
+from publisher.store.models import ItemRow, SourceStateRow, utcnow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise StoreError(f"cannot open store {_redact(url)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _redact(url: str) -> str:
+    """Never print a database password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its credentials
+        return url.split("@")[-1]
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_store_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest Alembic revision."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise StoreError(f"cannot migrate store {_redact(self.url)}: {exc.orig}") from None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- items ------------------------------------------------------------------------
+
+    def upsert_items(self, items: Iterable[Item], *, now: datetime | None = None) -> UpsertResult:
+        """Insert new items, update edited ones (by content hash), leave the rest untouched."""
+        now = now or utcnow()
+        result = UpsertResult()
+        items = list(items)
+        if not items:
+            return result
+        with self.session() as session:
+            ids = [item.id for item in items]
+            existing: dict[str, ItemRow] = {}
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start : chunk_start + 500]
+                rows = session.scalars(select(ItemRow).where(ItemRow.id.in_(chunk)))
+                existing.update({row.id: row for row in rows})
+            for item in items:
+                digest = item.content_hash
+                row = existing.get(item.id)
+                if row is None:
+                    row = ItemRow(id=item.id, first_seen=now)
+                    _fill_row(row, item, digest, now)
+                    session.add(row)
+                    existing[item.id] = row
+                    result.inserted += 1
+                elif row.content_hash != digest:
+                    _fill_row(row, item, digest, now)
+                    result.updated += 1
+                else:
+                    result.unchanged += 1
+        return result
+
+    def list_items(
+        self,
+        *,
+        topic: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Item]:
+        """Items newest first, optionally filtered."""
+        query = select(ItemRow).order_by(ItemRow.published.desc(), ItemRow.id)
+        if kind:
+            query = query.where(ItemRow.kind == kind)
+        if since:
+            query = query.where(ItemRow.published >= since)
+        with self.session() as session:
+            rows = session.scalars(query)
+            out = []
+            for row in rows:
+                if topic and topic not in (row.topics or []):
+                    continue
+                out.append(row_to_item(row))
+                if limit and len(out) >= limit:
+                    break
+            return out
+
+    def count_items(self) -> int:
+        from sqlalchemy import func
+
+        with self.session() as session:
+            return session.scalar(select(func.count()).select_from(ItemRow)) or 0
+
+    # --- source state -----------------------------------------------------------------
+
+    def get_source_memory(self, name: str) -> SourceMemory:
+        with self.session() as session:
+            row = session.get(SourceStateRow, name)
+            if row is None:
+                return SourceMemory()
+            return SourceMemory(
+                etag=row.etag,
+                last_modified=row.last_modified,
+                url=row.url,
+                disabled=row.disabled,
+                disabled_reason=row.disabled_reason,
+            )
+
+    def save_source_memory(
+        self, name: str, state: SourceMemory, *, now: datetime | None = None
+    ) -> None:
+        with self.session() as session:
+            row = session.get(SourceStateRow, name) or SourceStateRow(name=name)
+            row.etag = state.etag
+            row.last_modified = state.last_modified
+            row.url = state.url
+            row.disabled = state.disabled
+            row.disabled_reason = state.disabled_reason
+            row.checked_at = now or utcnow()
+            session.add(row)
+
+
+def _fill_row(row: ItemRow, item: Item, digest: str, now: datetime) -> None:
+    row.source = item.source
+    row.title = item.title
+    row.url = item.url
+    row.summary = item.summary
+    row.body_html = item.body_html
+    row.author = item.author
+    row.published = item.published
+    row.updated = item.updated
+    row.kind = item.kind
+    row.topics = list(item.topics)
+    row.image = item.image
+    row.image_alt = item.image_alt
+    row.content_hash = digest
+    row.last_changed = now
+
+
+def row_to_item(row: ItemRow) -> Item:
+    return Item(
+        id=row.id,
+        title=row.title,
+        url=row.url,
+        published=row.published,
+        source=row.source,
+        kind=row.kind,
+        summary=row.summary,
+        body_html=row.body_html,
+        author=row.author,
+        updated=row.updated,
+        topics=tuple(row.topics or ()),
+        image=row.image,
+        image_alt=row.image_alt,
+    )
+
+
+def open_store(url: str) -> Store:
+    """Open and migrate the store at url."""
+    store = Store(url)
+    store.migrate()
+    return store
