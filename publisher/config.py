@@ -108,7 +108,7 @@ class ExportSourceConfig(Strict):
 
 
 SourceConfig = Annotated[
-    Union[MarkdownSourceConfig, FeedSourceConfig, ExportSourceConfig],
+    MarkdownSourceConfig | FeedSourceConfig | ExportSourceConfig,
     Field(discriminator="type"),
 ]
 
@@ -176,7 +176,7 @@ class PublisherConfig(Strict):
 
 # --- loading with line numbers ------------------------------------------------------------
 
-KeyPath = tuple[Union[str, int], ...]
+KeyPath = tuple[str | int, ...]
 
 
 class _LineLoader(yaml.SafeLoader):

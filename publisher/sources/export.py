@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 
-
 from publisher.config import ExportSourceConfig, PublisherConfig
 from publisher.items import Item
 from publisher.sanitize import absolute_url, sanitize_html, summarise

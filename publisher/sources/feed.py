@@ -78,12 +78,16 @@ class FeedSource:
         ctype = headers.get("content-type", "")
         if "json" in ctype or content.lstrip()[:1] == b"{":
             return self._parse_json_feed(content, url)
-        parsed = feedparser.parse(content, response_headers={"content-location": url})
+        parsed = feedparser.parse(
+            content, response_headers={**dict(headers), "content-location": url}
+        )
         result = SourceResult()
-        if parsed.bozo and not parsed.entries:
+        if parsed.bozo and not isinstance(parsed.get("bozo_exception"), _HARMLESS):
+            # Reported, but whatever entries feedparser could still recover are kept.
             reason = f"malformed feed: {parsed.get('bozo_exception', 'not a feed')}"
             result.problems.append(Problem(self.name, url, reason))
-            return result
+            if not parsed.entries:
+                return result
         if not parsed.get("version") and not parsed.entries:
             result.problems.append(Problem(self.name, url, "not an RSS, Atom or JSON feed"))
             return result
@@ -102,11 +106,12 @@ class FeedSource:
         guid = entry.get("id") or link
         if not link or not guid:
             raise ValueError(f"entry '{title}' has no link or id")
-        stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+        # Look keys up explicitly: feedparser's published/updated fallback mapping warns.
+        updated = entry["updated_parsed"] if "updated_parsed" in entry else None
+        stamp = (entry["published_parsed"] if "published_parsed" in entry else None) or updated
         if not stamp:
             raise ValueError(f"entry '{title}' has no date")
         published = datetime.fromtimestamp(calendar.timegm(stamp), UTC)
-        updated = entry.get("updated_parsed")
         content = entry.get("content") or []
         body = content[0].get("value", "") if content else entry.get("summary", "")
         body_html = sanitize_html(body, base_url=link)
@@ -181,6 +186,8 @@ class FeedSource:
         )
 
 
+# feedparser flags these, but the document itself parsed fine.
+_HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 _ACCEPT = (
     "application/feed+json, application/atom+xml, application/rss+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"

@@ -44,7 +44,8 @@ def split_front_matter(text: str) -> tuple[dict, str, int]:
                 meta = yaml.safe_load(raw) or {}
             except yaml.MarkedYAMLError as exc:
                 line = exc.problem_mark.line + 2 if exc.problem_mark else None
-                raise FrontMatterError(f"front matter is not valid YAML: {exc.problem}", line)
+                reason = f"front matter is not valid YAML: {exc.problem}"
+                raise FrontMatterError(reason, line) from None
             if not isinstance(meta, dict):
                 raise FrontMatterError("front matter must be a mapping of keys", 2)
             return meta, "".join(lines[index + 1 :]), index + 2
