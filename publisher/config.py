@@ -16,7 +16,14 @@ from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from publisher.errors import ConfigError, ConfigErrors
 
@@ -130,6 +137,16 @@ class SectionConfig(Strict):
     button_label: str | None = None
     button_url: str | None = None
 
+    @model_validator(mode="after")
+    def _cta_is_complete(self) -> SectionConfig:
+        if self.type == "cta":
+            missing = [k for k in ("text", "button_label", "button_url") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"a cta section needs {', '.join(missing)}")
+        if self.button_url and not self.button_url.startswith("https://"):
+            raise ValueError(f"button_url '{self.button_url}' is not an absolute https URL")
+        return self
+
 
 class CampaignConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -141,6 +158,8 @@ class CampaignConfig(Strict):
     sections: list[SectionConfig] = []
     skip_if_empty: bool = True
     lookback_days: int = Field(default=7, ge=1, le=366)
+    # Why the reader gets this email (shown in the footer); a default names the organisation.
+    reason: str | None = None
     # scheduling (filled in by the scheduling issue)
     cadence: str | None = None
     timezone: str | None = None
