@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -120,12 +121,13 @@ def items(
     """List stored items, newest first."""
     st = state(ctx)
     rows = st.store.list_items(topic=topic, kind=kind, limit=limit)
-    table = Table()
+    zone = ZoneInfo(st.config.organisation.timezone)
+    table = Table(caption=f"times in {zone.key}")
     for column in ("published", "kind", "title", "topics", "source"):
         table.add_column(column)
     for item in rows:
         table.add_row(
-            item.published.strftime("%Y-%m-%d %H:%M"),
+            item.published.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
             item.kind,
             item.title,
             ", ".join(item.topics),
