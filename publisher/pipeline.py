@@ -11,8 +11,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from publisher.collect import CollectReport, collect_all
+from publisher.compose import Edition, compose_edition, find_campaign, window_start
 from publisher.config import PublisherConfig
+from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
+from publisher.render.email import RenderedEdition, archive_url, render_edition
+from publisher.render.environment import search_path_for
 from publisher.store import Store
+from publisher.store.editions import (
+    NewEdition,
+    StoredEdition,
+    campaign_history,
+    find_edition_by_slot,
+    list_editions,
+    save_edition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,4 +39,112 @@ def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunRepo
     """Collect, publish feeds, compose and deliver every campaign once (`make run`)."""
     report = RunReport()
     report.collect = collect_all(config, store, now=now)
+    for campaign in config.campaigns:
+        record = compose_campaign(config, store, campaign.name, now=now)
+        report.notes.append(describe_edition(campaign.name, record))
     return report
+
+
+# --- digest editions: compose -> render -> store -> archive -------------------------------
+
+
+@dataclass(frozen=True)
+class EditionRecord:
+    id: int
+    campaign: str
+    number: int
+    subject: str
+    item_count: int
+    created: bool  # False: the edition for this slot existed already
+
+
+def describe_edition(campaign: str, record: EditionRecord | None) -> str:
+    if record is None:
+        return f"{campaign}: nothing new, no edition"
+    verb = "composed" if record.created else "already composed for this slot"
+    return f"{campaign}: edition {record.number} {verb}, {record.item_count} items"
+
+
+def prepare_edition(
+    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+) -> tuple[Edition, RenderedEdition] | None:
+    """Compose and render a campaign's next edition without storing it (preview uses this)."""
+    campaign = find_campaign(config.campaigns, campaign_name)
+    history = campaign_history(store, campaign.name)
+    items = store.list_items(since=window_start(campaign, history, now))
+    edition = compose_edition(items, campaign, now=now, history=history)
+    if edition is None:
+        return None
+    org = config.organisation
+    rendered = render_edition(
+        edition,
+        org,
+        web_url=archive_url(org.public_url, campaign.name, edition.number),
+        search_path=search_path_for(config.root),
+    )
+    return edition, rendered
+
+
+def compose_campaign(
+    config: PublisherConfig,
+    store: Store,
+    campaign_name: str,
+    *,
+    now: datetime,
+    slot: datetime | None = None,
+) -> EditionRecord | None:
+    """Compose, render and store a campaign's next edition and write its archive page.
+
+    Idempotent per slot: a second call for the same (campaign, slot) returns the edition
+    stored by the first (created=False). None when skip_if_empty and nothing is new.
+    """
+    existing = find_edition_by_slot(store, campaign_name, slot)
+    if existing is not None:
+        return _edition_record(existing, created=False)
+    prepared = prepare_edition(config, store, campaign_name, now=now)
+    if prepared is None:
+        log.info("%s: nothing new since the previous edition", campaign_name)
+        return None
+    edition, rendered = prepared
+    stored, created = save_edition(
+        store,
+        NewEdition(
+            campaign=campaign_name,
+            number=edition.number,
+            slot=slot,
+            composed_at=now,
+            subject=rendered.subject,
+            preheader=rendered.preheader,
+            html=rendered.html,
+            text=rendered.text,
+            placements=[(s, pos, item.id) for s, pos, item in edition.placements()],
+        ),
+    )
+    if created:
+        _write_archive(config, store, edition, stored)
+    return _edition_record(stored, created=created)
+
+
+def _edition_record(stored: StoredEdition, *, created: bool) -> EditionRecord:
+    return EditionRecord(
+        id=stored.id,
+        campaign=stored.campaign,
+        number=stored.number,
+        subject=stored.subject,
+        item_count=stored.item_count,
+        created=created,
+    )
+
+
+def _write_archive(
+    config: PublisherConfig, store: Store, edition: Edition, stored: StoredEdition
+) -> None:
+    org = config.organisation
+    write_edition_page(config.root, org, stored.campaign, stored.number, stored.html)
+    entries = [
+        ArchiveEntry(e.number, e.subject, e.composed_at, e.item_count)
+        for e in list_editions(store, stored.campaign)
+    ]
+    write_index_page(
+        config.root, org, edition.campaign, entries, search_path=search_path_for(config.root)
+    )

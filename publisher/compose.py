@@ -1,0 +1,126 @@
+"""Compose: choose which items go into a campaign's next edition. Pure: no I/O, no clock.
+
+Rules, applied in this order:
+- the window: items published after the previous edition (first edition: `lookback_days`
+  before `now`) and not after `now`;
+- never twice: an item a previous edition of this campaign carried is never selected again;
+- sections in configured order, each taking the newest matching items up to its `max`; an
+  item lands in the first section that wants it, so no item appears twice in one edition;
+- `skip_if_empty`: no edition when no item section has anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from publisher.config import CampaignConfig, SectionConfig
+from publisher.errors import ConfigError
+from publisher.items import Item
+
+
+@dataclass(frozen=True)
+class CampaignHistory:
+    """What the store knows about a campaign's earlier editions."""
+
+    previous_at: datetime | None = None  # when the previous edition was composed
+    carried: frozenset[str] = frozenset()  # item ids any earlier edition carried
+    next_number: int = 1
+
+
+@dataclass(frozen=True)
+class ComposedSection:
+    config: SectionConfig
+    items: tuple[Item, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def type(self) -> str:
+        return self.config.type
+
+
+@dataclass(frozen=True)
+class Edition:
+    """A composed (not yet rendered) edition."""
+
+    campaign: CampaignConfig
+    number: int
+    composed_at: datetime
+    since: datetime
+    sections: tuple[ComposedSection, ...] = field(default_factory=tuple)
+
+    @property
+    def items(self) -> list[Item]:
+        return [item for section in self.sections for item in section.items]
+
+    def placements(self) -> list[tuple[str, int, Item]]:
+        """(section name, position, item) for every carried item, in reading order."""
+        return [
+            (section.name, position, item)
+            for section in self.sections
+            for position, item in enumerate(section.items)
+        ]
+
+
+def window_start(campaign: CampaignConfig, history: CampaignHistory, now: datetime) -> datetime:
+    if history.previous_at is not None:
+        return history.previous_at
+    return now - timedelta(days=campaign.lookback_days)
+
+
+def _wants(section: SectionConfig, item: Item) -> bool:
+    if section.kinds and item.kind not in section.kinds:
+        return False
+    if section.topics and not set(section.topics) & set(item.topics):
+        return False
+    return True
+
+
+def compose_edition(
+    items: Iterable[Item],
+    campaign: CampaignConfig,
+    *,
+    now: datetime,
+    history: CampaignHistory,
+) -> Edition | None:
+    """Select the items of the next edition, or None when `skip_if_empty` and nothing is new."""
+    since = window_start(campaign, history, now)
+    fresh = [
+        item
+        for item in items
+        if since < item.published <= now and item.id not in history.carried
+    ]
+    fresh.sort(key=lambda item: (item.published, item.id), reverse=True)
+    taken: set[str] = set()
+    sections: list[ComposedSection] = []
+    for section in campaign.sections:
+        if section.type == "cta":
+            sections.append(ComposedSection(section))
+            continue
+        chosen = [item for item in fresh if item.id not in taken and _wants(section, item)]
+        chosen = chosen[: section.max]
+        taken.update(item.id for item in chosen)
+        sections.append(ComposedSection(section, tuple(chosen)))
+    if not taken and campaign.skip_if_empty:
+        return None
+    return Edition(
+        campaign=campaign,
+        number=history.next_number,
+        composed_at=now,
+        since=since,
+        sections=tuple(sections),
+    )
+
+
+def find_campaign(campaigns: Iterable[CampaignConfig], name: str) -> CampaignConfig:
+    """The campaign called `name`; a ConfigError listing the known ones otherwise."""
+    campaigns = list(campaigns)
+    for campaign in campaigns:
+        if campaign.name == name:
+            return campaign
+    known = ", ".join(c.name for c in campaigns) or "none configured"
+    raise ConfigError(f"unknown campaign '{name}' (known: {known})", key="campaigns")

@@ -1,0 +1,92 @@
+"""The web archive: every edition as a static page, plus an index page per campaign.
+
+    archive/<campaign>/<number>.html   the edition exactly as sent, minus per-recipient links
+    archive/<campaign>/index.html      every edition of the campaign, newest first
+
+Pages are written atomically (temporary file, then rename) so a web server never serves half
+a page.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from publisher.config import CampaignConfig, Organisation
+from publisher.render import personalise
+from publisher.render.environment import BUILTIN_TEMPLATES, render_template, template_environment
+
+ARCHIVE_DIR = "archive"
+INDEX_TEMPLATE = "archive_index.html"
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    number: int
+    subject: str
+    composed_at: datetime
+    item_count: int
+
+
+def web_copy(html: str, org: Organisation) -> str:
+    """The edition as a web page: the generic preferences page instead of a personal link,
+    and the greeting's fallback instead of a name, so nobody's token is published."""
+    base = org.public_url.rstrip("/")
+    return personalise(
+        html,
+        name=None,
+        unsubscribe_url=f"{base}/unsubscribe",
+        preferences_url=f"{base}/preferences",
+    )
+
+
+def _write_atomic(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_edition_page(
+    root: Path, org: Organisation, campaign: str, number: int, html: str
+) -> Path:
+    """Write archive/<campaign>/<number>.html under `root`; return its path."""
+    path = root / ARCHIVE_DIR / campaign / f"{number}.html"
+    _write_atomic(path, web_copy(html, org))
+    return path
+
+
+def write_index_page(
+    root: Path,
+    org: Organisation,
+    campaign: CampaignConfig,
+    entries: Sequence[ArchiveEntry],
+    *,
+    search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,),
+) -> Path:
+    """Write archive/<campaign>/index.html listing `entries` newest first; return its path."""
+    env = template_environment(search_path)
+    html = render_template(
+        env,
+        INDEX_TEMPLATE,
+        {
+            "org": org,
+            "colours": org.colours,
+            "campaign": campaign,
+            "tz": campaign.timezone or org.timezone,
+            "entries": sorted(entries, key=lambda e: e.number, reverse=True),
+        },
+    )
+    path = root / ARCHIVE_DIR / campaign.name / "index.html"
+    _write_atomic(path, html)
+    return path

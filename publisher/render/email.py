@@ -1,0 +1,177 @@
+"""Render a composed edition into its subject, HTML and plain text. Pure: no I/O but reading
+templates.
+
+The MJML is compiled once per edition; what comes out is final except for the placeholders
+of publisher.render.personalise, so delivery never compiles anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from publisher.compose import Edition
+from publisher.config import CampaignConfig, Organisation
+from publisher.errors import RenderError
+from publisher.render.environment import (
+    BUILTIN_TEMPLATES,
+    render_string,
+    render_template,
+    template_environment,
+    wrap_text,
+)
+from publisher.render.mjml import compile_mjml
+from publisher.render.personalise import (
+    NAME,
+    PLACEHOLDERS,
+    PREFERENCES_URL,
+    UNSUBSCRIBE_URL,
+    personalise,
+)
+
+log = logging.getLogger(__name__)
+
+KB = 1024
+WARN_BYTES = 90 * KB  # leave room below Gmail's clipping
+MAX_BYTES = 102 * KB  # Gmail clips messages larger than this, hiding the unsubscribe link
+
+
+@dataclass(frozen=True)
+class RenderedEdition:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    size: int  # bytes of the HTML once personalised for a long name and token
+    warnings: list[str] = field(default_factory=list)
+
+
+def archive_url(public_url: str, campaign: str, number: int) -> str:
+    """Where the web copy of an edition lives (publish/archive.py writes it there)."""
+    return f"{public_url.rstrip('/')}/archive/{campaign}/{number}.html"
+
+
+def _section_view(section) -> SimpleNamespace:  # type: ignore[no-untyped-def]
+    # Namespaces, not dicts: in Jinja `section.items` on a dict would be the dict method.
+    cfg = section.config
+    return SimpleNamespace(
+        name=cfg.name,
+        type=cfg.type,
+        title=cfg.title,
+        items=list(section.items),
+        text=cfg.text,
+        button_label=cfg.button_label,
+        button_url=cfg.button_url,
+    )
+
+
+def edition_context(edition: Edition, org: Organisation, *, web_url: str) -> dict[str, Any]:
+    """Everything the templates see. Per-recipient values are placeholders."""
+    campaign = edition.campaign
+    context: dict[str, Any] = {
+        "org": org,
+        "colours": org.colours,
+        "campaign": campaign,
+        "tz": campaign.timezone or org.timezone,
+        "edition": SimpleNamespace(
+            number=edition.number,
+            date=edition.composed_at,
+            since=edition.since,
+            sections=[_section_view(s) for s in edition.sections],
+            items=edition.items,
+        ),
+        "links": {"web": web_url, "unsubscribe": UNSUBSCRIBE_URL, "preferences": PREFERENCES_URL},
+        "recipient": {"name": NAME},
+        "reason": campaign.reason
+        or f"You receive {campaign.title} because you subscribed to updates from {org.name}.",
+    }
+    context["subject"] = render_string(
+        campaign.subject, context, what=f"campaign '{campaign.name}' subject"
+    )
+    context["preheader"] = render_string(
+        campaign.preheader, context, what=f"campaign '{campaign.name}' preheader"
+    )
+    return context
+
+
+def render_edition(
+    edition: Edition,
+    org: Organisation,
+    *,
+    web_url: str,
+    search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,),
+) -> RenderedEdition:
+    """Subject, compiled HTML and wrapped text of an edition; raises TemplateError for a
+    template problem and RenderError for a result that must not be sent."""
+    campaign = edition.campaign
+    env = template_environment(search_path)
+    context = edition_context(edition, org, web_url=web_url)
+    mjml_name = f"{campaign.template}.mjml"
+    html = compile_mjml(render_template(env, mjml_name, context), template=mjml_name)
+    text = wrap_text(render_template(env, f"{campaign.template}.txt", context))
+    _check_links(html, campaign)
+    size, warnings = _check_size(html, campaign)
+    return RenderedEdition(
+        subject=context["subject"].strip(),
+        preheader=context["preheader"],
+        html=html,
+        text=text,
+        size=size,
+        warnings=warnings,
+    )
+
+
+class _LinkCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("href", "src") and value is not None:
+                self.links.append((tag, name, value))
+
+
+def _check_links(html: str, campaign: CampaignConfig) -> None:
+    """Every link and image must be absolute https (relative or plain-http ones break or
+    warn in mail clients); placeholders and mailto: are fine."""
+    collector = _LinkCollector()
+    collector.feed(html)
+    bad = [
+        f"<{tag} {attr}='{value}'>"
+        for tag, attr, value in collector.links
+        if not value.startswith(("https://", "mailto:")) and value not in PLACEHOLDERS
+    ]
+    if bad:
+        raise RenderError(
+            f"campaign '{campaign.name}': links and images must be absolute https URLs: "
+            + ", ".join(sorted(set(bad)))
+        )
+
+
+def _check_size(html: str, campaign: CampaignConfig) -> tuple[int, list[str]]:
+    # Measure as a recipient receives it: a long name and a 64-character token.
+    sample = personalise(
+        html,
+        name="N" * 40,
+        unsubscribe_url="https://www.example.org/unsubscribe?token=" + "t" * 64,
+        preferences_url="https://www.example.org/preferences?token=" + "t" * 64,
+    )
+    size = len(sample.encode("utf-8"))
+    if size > MAX_BYTES:
+        raise RenderError(
+            f"campaign '{campaign.name}': the email is {size / KB:.1f} KB, above the "
+            f"{MAX_BYTES // KB} KB at which Gmail clips it; lower the sections' max counts"
+        )
+    warnings = []
+    if size > WARN_BYTES:
+        warnings.append(
+            f"campaign '{campaign.name}': the email is {size / KB:.1f} KB, close to the "
+            f"{MAX_BYTES // KB} KB at which Gmail clips it"
+        )
+        log.warning(warnings[-1])
+    return size, warnings

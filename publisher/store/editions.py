@@ -1,0 +1,209 @@
+"""Editions in the store: immutable numbered records of what a campaign sent.
+
+(campaign, slot) and (campaign, number) are unique, so a retry, a restart or a second daemon
+composing the same scheduled slot finds the existing edition instead of creating another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from publisher.compose import CampaignHistory
+from publisher.errors import StoreError
+from publisher.store import Store, row_to_item
+from publisher.store.models import DeliveryRow, EditionItemRow, EditionRow, ItemRow
+
+
+@dataclass(frozen=True)
+class NewEdition:
+    campaign: str
+    number: int
+    slot: datetime | None
+    composed_at: datetime
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    placements: list[tuple[str, int, str]]  # (section, position, item id)
+
+
+@dataclass(frozen=True)
+class StoredEdition:
+    id: int
+    campaign: str
+    number: int
+    slot: datetime | None
+    composed_at: datetime
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    status: str
+    sent_at: datetime | None
+    item_count: int
+
+
+@dataclass(frozen=True)
+class EditionSummary:
+    id: int
+    campaign: str
+    number: int
+    composed_at: datetime
+    subject: str
+    status: str
+    item_count: int
+    recipients: int  # deliveries with status 'sent'
+
+
+def campaign_history(store: Store, campaign: str) -> CampaignHistory:
+    """Previous edition time, every item id already carried and the next edition number."""
+    with store.session() as session:
+        last = session.execute(
+            select(EditionRow.composed_at, EditionRow.number)
+            .where(EditionRow.campaign == campaign)
+            .order_by(EditionRow.number.desc())
+            .limit(1)
+        ).first()
+        carried = session.scalars(
+            select(EditionItemRow.item_id)
+            .join(EditionRow, EditionRow.id == EditionItemRow.edition_id)
+            .where(EditionRow.campaign == campaign)
+        ).all()
+    return CampaignHistory(
+        previous_at=last.composed_at if last else None,
+        carried=frozenset(carried),
+        next_number=(last.number + 1) if last else 1,
+    )
+
+
+def save_edition(store: Store, edition: NewEdition) -> tuple[StoredEdition, bool]:
+    """Insert the edition and its items; (stored, True). A slot taken already: (existing, False)."""
+    try:
+        with store.session() as session:
+            row = EditionRow(
+                campaign=edition.campaign,
+                number=edition.number,
+                slot=edition.slot,
+                composed_at=edition.composed_at,
+                subject=edition.subject,
+                preheader=edition.preheader,
+                html=edition.html,
+                text=edition.text,
+                status="composed",
+            )
+            session.add(row)
+            session.flush()
+            for section, position, item_id in edition.placements:
+                session.add(
+                    EditionItemRow(
+                        edition_id=row.id, item_id=item_id, section=section, position=position
+                    )
+                )
+            edition_id = row.id
+    except IntegrityError:
+        existing = find_edition_by_slot(store, edition.campaign, edition.slot)
+        if existing is None:
+            raise StoreError(
+                f"{edition.campaign}: edition {edition.number} was stored concurrently; "
+                "compose again"
+            ) from None
+        return existing, False
+    stored = get_edition(store, edition_id)
+    assert stored is not None
+    return stored, True
+
+
+def _to_stored(row: EditionRow, item_count: int) -> StoredEdition:
+    return StoredEdition(
+        id=row.id,
+        campaign=row.campaign,
+        number=row.number,
+        slot=row.slot,
+        composed_at=row.composed_at,
+        subject=row.subject,
+        preheader=row.preheader,
+        html=row.html,
+        text=row.text,
+        status=row.status,
+        sent_at=row.sent_at,
+        item_count=item_count,
+    )
+
+
+def _item_count(session, edition_id: int) -> int:  # type: ignore[no-untyped-def]
+    return session.scalar(
+        select(func.count()).select_from(EditionItemRow).where(
+            EditionItemRow.edition_id == edition_id
+        )
+    ) or 0
+
+
+def get_edition(store: Store, edition_id: int) -> StoredEdition | None:
+    with store.session() as session:
+        row = session.get(EditionRow, edition_id)
+        return None if row is None else _to_stored(row, _item_count(session, row.id))
+
+
+def find_edition_by_slot(
+    store: Store, campaign: str, slot: datetime | None
+) -> StoredEdition | None:
+    if slot is None:
+        return None
+    with store.session() as session:
+        row = session.scalars(
+            select(EditionRow).where(EditionRow.campaign == campaign, EditionRow.slot == slot)
+        ).first()
+        return None if row is None else _to_stored(row, _item_count(session, row.id))
+
+
+def list_editions(store: Store, campaign: str | None = None) -> list[EditionSummary]:
+    """Editions newest first, with item counts and recipients (deliveries marked 'sent')."""
+    items = (
+        select(EditionItemRow.edition_id, func.count().label("n"))
+        .group_by(EditionItemRow.edition_id)
+        .subquery()
+    )
+    sent = (
+        select(DeliveryRow.edition_id, func.count().label("n"))
+        .where(DeliveryRow.status == "sent")
+        .group_by(DeliveryRow.edition_id)
+        .subquery()
+    )
+    query = (
+        select(EditionRow, items.c.n, sent.c.n)
+        .outerjoin(items, items.c.edition_id == EditionRow.id)
+        .outerjoin(sent, sent.c.edition_id == EditionRow.id)
+        .order_by(EditionRow.campaign, EditionRow.number.desc())
+    )
+    if campaign:
+        query = query.where(EditionRow.campaign == campaign)
+    with store.session() as session:
+        return [
+            EditionSummary(
+                id=row.id,
+                campaign=row.campaign,
+                number=row.number,
+                composed_at=row.composed_at,
+                subject=row.subject,
+                status=row.status,
+                item_count=n_items or 0,
+                recipients=n_sent or 0,
+            )
+            for row, n_items, n_sent in session.execute(query)
+        ]
+
+
+def edition_item_list(store: Store, edition_id: int) -> list[tuple[str, object]]:
+    """(section, Item) of an edition in reading order (items since deleted are left out)."""
+    with store.session() as session:
+        rows = session.execute(
+            select(EditionItemRow.section, ItemRow)
+            .join(ItemRow, ItemRow.id == EditionItemRow.item_id)
+            .where(EditionItemRow.edition_id == edition_id)
+            .order_by(EditionItemRow.position)
+        ).all()
+        return [(section, row_to_item(item)) for section, item in rows]
