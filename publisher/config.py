@@ -166,6 +166,70 @@ class CampaignConfig(Strict):
     paused: bool = False
 
 
+# --- feeds (feeds issue) ------------------------------------------------------------------
+
+
+class FeedConfig(Strict):
+    """One published feed: RSS, Atom and JSON Feed files at feeds/<path>.{rss,atom,json}.
+
+    Selector: `everything: true`, or `topics` and/or `kinds` (an item matches when it has one
+    of the topics and one of the kinds given), or `campaign` (that campaign's sent editions).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    link: str | None = None  # the site page the feed describes; default organisation.website
+    language: str | None = None  # default organisation.language
+    path: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$")
+    limit: int = Field(default=50, ge=1, le=1000)
+    everything: bool = False
+    topics: list[str] = []
+    kinds: list[str] = []
+    campaign: str | None = None
+
+    _link = field_validator("link")(
+        classmethod(lambda cls, v: v if v is None else check_absolute_url(v))
+    )
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> FeedConfig:
+        chosen = [
+            name
+            for name, used in (
+                ("everything", self.everything),
+                ("topics/kinds", bool(self.topics or self.kinds)),
+                ("campaign", self.campaign is not None),
+            )
+            if used
+        ]
+        if len(chosen) != 1:
+            raise ValueError(
+                "a feed needs exactly one selector: everything: true, topics/kinds, or campaign"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
+        return self
+
+
+class FeedsConfig(Strict):
+    output_dir: str = "feeds"  # served at <organisation.public_url>/feeds/
+    websub_hub: str | None = None  # advertised in every feed and pinged when one changes
+    feeds: list[FeedConfig] = []
+
+    _hub = field_validator("websub_hub")(
+        classmethod(lambda cls, v: v if v is None else check_absolute_url(v))
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> FeedsConfig:
+        for attribute in ("name", "path"):
+            values = [getattr(feed, attribute) for feed in self.feeds]
+            duplicates = sorted({v for v in values if values.count(v) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate feed {attribute} '{duplicates[0]}'")
+        return self
+
+
 # --- the whole file -----------------------------------------------------------------------
 
 
@@ -174,6 +238,7 @@ class PublisherConfig(Strict):
     database_url: str | None = None
     sources: list[SourceConfig] = []
     campaigns: list[CampaignConfig] = []
+    feeds: FeedsConfig = FeedsConfig()
 
     # Set by load_config, not by the file: the directory relative paths are resolved from.
     root: Path = Field(default=Path("."), exclude=True)

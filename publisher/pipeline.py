@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from publisher.collect import CollectReport, collect_all
 from publisher.compose import Edition, compose_edition, find_campaign, window_start
@@ -26,6 +27,11 @@ from publisher.store.editions import (
     save_edition,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
+    from publisher.publish import FeedsReport
+
 log = logging.getLogger(__name__)
 
 
@@ -42,7 +48,20 @@ def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunRepo
     for campaign in config.campaigns:
         record = compose_campaign(config, store, campaign.name, now=now)
         report.notes.append(describe_edition(campaign.name, record))
+    report.notes.append(build_feeds(config, store, now=now).note)
     return report
+
+
+def build_feeds(
+    config: PublisherConfig, store: Store, *, now: datetime, http: httpx.Client | None = None
+) -> FeedsReport:
+    """Publish every configured feed from the stored items and sent editions."""
+    from publisher.publish import publish_feeds
+    from publisher.store.feeds_queries import sent_editions
+
+    campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
+    editions = {campaign: sent_editions(store, campaign) for campaign in campaigns}
+    return publish_feeds(config, store.list_items(), editions, now=now, http=http)
 
 
 # --- digest editions: compose -> render -> store -> archive -------------------------------

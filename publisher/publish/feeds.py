@@ -1,0 +1,320 @@
+"""Publishing the configured feeds as static files under the output directory.
+
+For each feed: select its items, cut them into pages (documents.plan_pages), and render a
+page only when its fingerprint (items' ids and content hashes, feed metadata, format
+version) differs from the one recorded at the last build; a rendered file is written
+(temporary file + os.replace) only when its bytes differ, so an unchanged file keeps its
+mtime and a web server's ETag/Last-Modified. Then index.opml, the alternate-link snippet,
+and a WebSub ping for every subscription document that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from publisher.config import FeedConfig, PublisherConfig
+from publisher.errors import PublisherError
+from publisher.items import Item
+from publisher.publish.documents import (
+    FORMAT_VERSION,
+    FORMATS,
+    EntryCache,
+    FeedMeta,
+    Page,
+    clean,
+    plan_pages,
+)
+from publisher.publish.listing import (
+    ALTERNATE_LINKS_FILE,
+    OPML_FILE,
+    alternate_links,
+    opml_document,
+)
+from publisher.store.feeds_queries import SentEdition
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = ".publisher-feeds-state.json"  # hidden: fingerprints of the last build
+
+
+class FeedWriteError(PublisherError):
+    """A feed file could not be written (permissions, disk full...)."""
+
+
+@dataclass
+class FeedsReport:
+    written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    left_out: list[str] = field(default_factory=list)  # items not publishable, and why
+    pinged: list[str] = field(default_factory=list)  # feed URLs announced to the hub
+    problems: list[str] = field(default_factory=list)  # hub failures: reported, not fatal
+
+    @property
+    def note(self) -> str:
+        parts = [f"feeds: {self.written} files written, {self.unchanged} unchanged"]
+        if self.removed:
+            parts.append(f"{self.removed} removed")
+        if self.left_out:
+            parts.append(f"{len(self.left_out)} item(s) left out")
+        if self.pinged:
+            parts.append(f"{len(self.pinged)} hub ping(s)")
+        if self.problems:
+            parts.append(f"{len(self.problems)} problem(s)")
+        return ", ".join(parts)
+
+
+# --- from configuration and store rows to documents' inputs --------------------------------
+
+
+def feed_meta(config: PublisherConfig, feed: FeedConfig) -> FeedMeta:
+    org = config.organisation
+    return FeedMeta(
+        name=feed.name,
+        title=feed.title,
+        description=feed.description,
+        link=feed.link or org.website,
+        language=feed.language or org.language,
+        path=feed.path,
+        feeds_url=f"{org.public_url.rstrip('/')}/feeds",
+        feed_id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, org.public_url + '#feed:' + feed.name)}",
+        author=org.name,
+        icon=org.logo,
+        hub=config.feeds.websub_hub,
+    )
+
+
+def publishable(items: Iterable[Item], report: FeedsReport) -> list[Item]:
+    """Leave out (and report) items a validator or reader would reject."""
+    out = []
+    for item in items:
+        reason = _unpublishable_reason(item)
+        if reason:
+            message = f"item '{item.id}' from {item.source}: {reason}; left out of feeds"
+            log.warning(message)
+            report.left_out.append(message)
+        else:
+            out.append(item)
+    return out
+
+
+def _unpublishable_reason(item: Item) -> str | None:
+    if not clean(item.title):
+        return "no title"
+    if not isinstance(item.published, datetime) or item.published.tzinfo is None:
+        return "no date (or a date without time zone)"
+    if not (item.url or "").startswith(("https://", "http://")):
+        return f"link '{item.url}' is not an absolute http(s) URL"
+    return None
+
+
+def select_items(feed: FeedConfig, items: Sequence[Item]) -> list[Item]:
+    if feed.everything:
+        return list(items)
+    topics, kinds = set(feed.topics), set(feed.kinds)
+    return [
+        item
+        for item in items
+        if (not topics or topics.intersection(item.topics)) and (not kinds or item.kind in kinds)
+    ]
+
+
+def edition_items(config: PublisherConfig, editions: Sequence[SentEdition]) -> list[Item]:
+    """A campaign's sent editions as feed entries linking to their web pages."""
+    base = config.organisation.public_url.rstrip("/")
+    out = []
+    for edition in editions:
+        url = f"{base}/archive/{edition.campaign}/{edition.number}.html"
+        intro = f"<p>{html.escape(edition.preheader)}</p>" if edition.preheader else ""
+        out.append(
+            Item(
+                id=f"edition:{edition.campaign}:{edition.number}",
+                title=edition.subject,
+                url=url,
+                published=edition.sent_at,
+                source=f"campaign {edition.campaign}",
+                kind="edition",
+                summary=edition.preheader,
+                body_html=f'{intro}<p><a href="{html.escape(url)}">Read edition '
+                f"{edition.number} on the web</a></p>",
+            )
+        )
+    return out
+
+
+# --- the build ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Build:
+    output: Path
+    state: dict
+    new_documents: dict[str, str]
+    cache: EntryCache
+    report: FeedsReport
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    def content_hash(self, item: Item) -> str:
+        digest = self.hashes.get(item.id)
+        if digest is None:
+            digest = self.hashes[item.id] = item.content_hash
+        return digest
+
+
+def publish_feeds(
+    config: PublisherConfig,
+    items: Sequence[Item],
+    editions: dict[str, Sequence[SentEdition]],
+    *,
+    now: datetime,
+    http: httpx.Client | None = None,
+) -> FeedsReport:
+    """Write every configured feed under the output directory; `now` only dates empty feeds."""
+    report = FeedsReport()
+    output = config.resolve(config.feeds.output_dir)
+    state = _load_state(output)
+    build = _Build(output, state, {}, EntryCache(config.organisation.public_url), report)
+    items = publishable(items, report)
+    empty_since: dict[str, str] = {}
+    metas, changed_urls = [], []
+    for feed in config.feeds.feeds:
+        meta = feed_meta(config, feed)
+        metas.append(meta)
+        chosen = (
+            publishable(edition_items(config, editions.get(feed.campaign, ())), report)
+            if feed.campaign
+            else select_items(feed, items)
+        )
+        stamp = state.get("empty_since", {}).get(feed.name) or now.isoformat()
+        if not chosen:
+            empty_since[feed.name] = stamp
+        pages = plan_pages(chosen, feed.limit, empty_updated=datetime.fromisoformat(stamp))
+        for page in pages:
+            if _publish_page(build, meta, page) and page.number is None:
+                changed_urls.extend(meta.url(f.extension) for f in FORMATS.values())
+    _write(build, OPML_FILE, opml_document(f"{config.organisation.name} feeds", metas))
+    _write(build, ALTERNATE_LINKS_FILE, alternate_links(metas))
+    _remove_stale(build)
+    _save_state(output, {"documents": build.new_documents, "empty_since": empty_since})
+    if config.feeds.websub_hub and changed_urls:
+        _ping_hub(config.feeds.websub_hub, changed_urls, report, http)
+    return report
+
+
+def _fingerprint(build: _Build, meta: FeedMeta, page: Page) -> str:
+    payload = [
+        FORMAT_VERSION,
+        asdict(meta),
+        page.number,
+        page.prev_archive,
+        page.updated.isoformat(),
+        [(item.id, build.content_hash(item)) for item in page.items],
+    ]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _publish_page(build: _Build, meta: FeedMeta, page: Page) -> bool:
+    """Render and write one page in every format unless unchanged; True if a file changed."""
+    key = meta.relpath("{ext}", page.number)
+    fingerprint = _fingerprint(build, meta, page)
+    build.new_documents[key] = fingerprint
+    paths = {name: meta.relpath(fmt.extension, page.number) for name, fmt in FORMATS.items()}
+    if build.state.get("documents", {}).get(key) == fingerprint and all(
+        (build.output / path).is_file() for path in paths.values()
+    ):
+        build.report.unchanged += len(paths)
+        return False
+    changed = False
+    for name, fmt in FORMATS.items():
+        changed |= _write(build, paths[name], fmt.render(meta, page, build.cache))
+    return changed
+
+
+def _write(build: _Build, relpath: str, data: bytes) -> bool:
+    if write_if_changed(build.output / relpath, data):
+        build.report.written += 1
+        return True
+    build.report.unchanged += 1
+    return False
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically replace path with data unless it already holds exactly these bytes."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise FeedWriteError(f"cannot read {path}: {exc.strerror}") from None
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from a web server
+        os.replace(temporary, path)
+    except OSError as exc:
+        if temporary and os.path.exists(temporary):
+            os.unlink(temporary)
+        raise FeedWriteError(f"cannot write {path}: {exc.strerror}") from None
+    return True
+
+
+def _remove_stale(build: _Build) -> None:
+    """Delete documents of the previous build that no longer exist (a removed feed, or
+    archive pages that emptied when items were deleted)."""
+    for key in set(build.state.get("documents", {})) - set(build.new_documents):
+        for fmt in FORMATS.values():
+            path = build.output / key.format(ext=fmt.extension)
+            if path.is_file():
+                path.unlink()
+                build.report.removed += 1
+
+
+def _load_state(output: Path) -> dict:
+    try:
+        state = json.loads((output / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # no (readable) state: every document is rendered and compared
+    return state if isinstance(state, dict) else {}
+
+
+def _save_state(output: Path, state: dict) -> None:
+    write_if_changed(output / STATE_FILE, json.dumps(state, sort_keys=True, indent=1).encode())
+
+
+def _ping_hub(
+    hub: str, urls: list[str], report: FeedsReport, http: httpx.Client | None
+) -> None:
+    """WebSub publish notifications; a failing hub is reported, the feeds stay written."""
+    client = http or httpx.Client(timeout=10.0)
+    try:
+        for url in urls:
+            try:
+                response = client.post(hub, data={"hub.mode": "publish", "hub.url": url})
+            except httpx.HTTPError as exc:
+                report.problems.append(f"WebSub hub {hub}: {exc.__class__.__name__}: {exc}")
+                break
+            if response.status_code >= 300:
+                report.problems.append(f"WebSub hub {hub} answered {response.status_code}")
+                continue
+            report.pinged.append(url)
+    finally:
+        if http is None:
+            client.close()
+    for problem in report.problems:
+        log.warning(problem)
