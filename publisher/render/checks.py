@@ -1,0 +1,112 @@
+"""`publisher check` for templates: every template compiles, every campaign renders with
+sample data, MJML uses only known elements and attributes, colours meet WCAG AA."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import TemplateSyntaxError
+
+from publisher.config import CampaignConfig, Colours, PublisherConfig
+from publisher.errors import PublisherError
+from publisher.render.email import archive_url, render_edition
+from publisher.render.environment import TEMPLATE_SUFFIXES, search_path_for, template_environment
+from publisher.render.mjml import mjml_problems
+from publisher.render.sample import sample_edition
+
+# A fixed time keeps `publisher check` deterministic; any date would do.
+SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+WCAG_AA = 4.5
+
+
+def _luminance(colour: str) -> float:
+    value = colour.lstrip("#")
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast_ratio(foreground: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours (1 to 21)."""
+    lighter, darker = sorted((_luminance(foreground), _luminance(background)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def colour_pairs(colours: Colours) -> list[tuple[str, str, str]]:
+    """(what, foreground, background) for every text colour the templates use."""
+    return [
+        ("text on surface", colours.text, colours.surface),
+        ("muted text on surface", colours.muted, colours.surface),
+        ("muted text on background", colours.muted, colours.background),
+        ("links (primary) on surface", colours.primary, colours.surface),
+        ("white button text on primary", "#ffffff", colours.primary),
+    ]
+
+
+def check_colours(colours: Colours) -> list[str]:
+    problems = []
+    for what, fg, bg in colour_pairs(colours):
+        try:
+            ratio = contrast_ratio(fg, bg)
+        except ValueError:
+            problems.append(f"organisation.colours: '{fg}' or '{bg}' is not a #rrggbb colour")
+            continue
+        if ratio < WCAG_AA:
+            problems.append(
+                f"organisation.colours: {what} ({fg} on {bg}) has contrast {ratio:.2f}:1, "
+                f"below the WCAG AA {WCAG_AA}:1"
+            )
+    return problems
+
+
+def check_template_files(search_path: tuple[Path, ...]) -> list[str]:
+    """Jinja syntax of every template and MJML elements/attributes of every .mjml file."""
+    env = template_environment(search_path)
+    problems = []
+    for name in env.list_templates(extensions=[s.lstrip(".") for s in TEMPLATE_SUFFIXES]):
+        try:
+            template = env.get_template(name)
+        except TemplateSyntaxError as exc:
+            problems.append(f"{exc.filename or name}:{exc.lineno}: syntax error: {exc.message}")
+            continue
+        if name.endswith(".mjml"):
+            source = Path(template.filename or name).read_text(encoding="utf-8")
+            problems.extend(f"{template.filename}: {p}" for p in mjml_problems(source))
+    return problems
+
+
+def check_campaign(config: PublisherConfig, campaign: CampaignConfig) -> list[str]:
+    """Render the campaign with sample items filling every section."""
+    org = config.organisation
+    edition = sample_edition(campaign, now=SAMPLE_NOW)
+    try:
+        render_edition(
+            edition,
+            org,
+            web_url=archive_url(org.public_url, campaign.name, edition.number),
+            search_path=search_path_for(config.root),
+        )
+    except PublisherError as exc:
+        return [f"campaign '{campaign.name}': {exc}"]
+    return []
+
+
+def check_templates(config: PublisherConfig) -> list[str]:
+    """Everything `publisher check` verifies about templates and digest configuration."""
+    problems = check_template_files(search_path_for(config.root))
+    problems += check_colours(config.organisation.colours)
+    if config.organisation.logo and not config.organisation.logo.startswith("https://"):
+        problems.append(f"organisation.logo: '{config.organisation.logo}' is not https")
+    seen: set[str] = set()
+    for campaign in config.campaigns:
+        if campaign.name in seen:
+            problems.append(f"campaigns: duplicate campaign name '{campaign.name}'")
+        seen.add(campaign.name)
+        sections = [s.name for s in campaign.sections]
+        for name in {n for n in sections if sections.count(n) > 1}:
+            problems.append(f"campaign '{campaign.name}': duplicate section name '{name}'")
+        problems += check_campaign(config, campaign)
+    return problems
