@@ -158,6 +158,8 @@ class EntryCache:
         cached = self._atom.get(item.id)
         if cached is None:
             element = self._entry(item).atom_entry()
+            if item.image:
+                _fix_enclosure(element, item.image)
             cached = self._atom[item.id] = _fragment(element, indent)
         return cached
 
@@ -168,6 +170,15 @@ class EntryCache:
                 json_item(item, self.guid(item)), ensure_ascii=False, separators=(",", ":")
             )
         return cached
+
+
+def _fix_enclosure(entry: etree._Element, image: str) -> None:
+    """feedgen 1.0 drops rel and type from entry links (it reads them from the new element,
+    not the link data), so the image would pose as a second alternate link."""
+    links = entry.findall("link")
+    enclosure = links[-1]  # added after the alternate link
+    enclosure.set("rel", "enclosure")
+    enclosure.set("type", image_type(image))
 
 
 def _fragment(element: etree._Element, indent: str) -> bytes:
