@@ -81,7 +81,8 @@ def assert_golden(name: str, data: bytes) -> None:
                 "rendered",
             )
         )
-        pytest.fail(f"{name} differs from its golden file (PUBLISHER_REGEN_GOLDEN=1 updates):\n{diff}")
+        hint = "PUBLISHER_REGEN_GOLDEN=1 regenerates it"
+        pytest.fail(f"{name} differs from its golden file ({hint}):\n{diff}")
 
 
 @pytest.mark.parametrize("key", ["rss", "atom", "json", "rss-1", "atom-1", "json-1"])

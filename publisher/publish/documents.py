@@ -275,7 +275,8 @@ def _header_extra(meta: FeedMeta, page: Page, extension: str, indent: str) -> by
             attributes = {"href": href, "rel": rel}
             if rel != "hub":
                 attributes["type"] = FORMATS["rss"].mime
-            elements.append(etree.Element(f"{{{ATOM_NS}}}link", attributes, nsmap={"atom": ATOM_NS}))
+            link = etree.Element(f"{{{ATOM_NS}}}link", attributes, nsmap={"atom": ATOM_NS})
+            elements.append(link)
     if page.number is not None:
         elements.append(etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS}))
     parts = [etree.tostring(element, encoding="unicode") for element in elements]
