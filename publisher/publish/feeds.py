@@ -15,6 +15,7 @@ import html
 import json
 import logging
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
@@ -197,7 +198,7 @@ def publish_feeds(
             if feed.campaign
             else select_items(feed, items)
         )
-        stamp = state.get("empty_since", {}).get(feed.name) or now.isoformat()
+        stamp = _empty_stamp(build, meta, now)
         if not chosen:
             empty_since[feed.name] = stamp
         pages = plan_pages(chosen, feed.limit, empty_updated=datetime.fromisoformat(stamp))
@@ -211,6 +212,25 @@ def publish_feeds(
     if config.feeds.websub_hub and changed_urls:
         _ping_hub(config.feeds.websub_hub, changed_urls, report, http)
     return report
+
+
+def _empty_stamp(build: _Build, meta: FeedMeta, now: datetime) -> str:
+    """The date an empty feed carries: when it was first published empty, so rebuilding it
+    later gives the same bytes (from the state file, else from the Atom file itself)."""
+    stamp = build.state.get("empty_since", {}).get(meta.name)
+    if stamp:
+        return stamp
+    try:
+        atom = (build.output / meta.relpath("atom")).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return now.isoformat()
+    if "<entry>" in atom:
+        return now.isoformat()
+    found = re.search(r"<updated>([^<]+)</updated>", atom)
+    try:
+        return datetime.fromisoformat(found.group(1)).isoformat() if found else now.isoformat()
+    except ValueError:
+        return now.isoformat()
 
 
 def _fingerprint(build: _Build, meta: FeedMeta, page: Page) -> str:
@@ -297,9 +317,7 @@ def _save_state(output: Path, state: dict) -> None:
     write_if_changed(output / STATE_FILE, json.dumps(state, sort_keys=True, indent=1).encode())
 
 
-def _ping_hub(
-    hub: str, urls: list[str], report: FeedsReport, http: httpx.Client | None
-) -> None:
+def _ping_hub(hub: str, urls: list[str], report: FeedsReport, http: httpx.Client | None) -> None:
     """WebSub publish notifications; a failing hub is reported, the feeds stay written."""
     client = http or httpx.Client(timeout=10.0)
     try:

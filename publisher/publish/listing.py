@@ -41,7 +41,5 @@ def alternate_links(feeds: Sequence[FeedMeta]) -> bytes:
         for fmt in FORMATS.values():
             title = html.escape(f"{clean(meta.title)} ({fmt.label})")
             href = html.escape(meta.url(fmt.extension))
-            lines.append(
-                f'<link rel="alternate" type="{fmt.mime}" title="{title}" href="{href}">'
-            )
+            lines.append(f'<link rel="alternate" type="{fmt.mime}" title="{title}" href="{href}">')
     return ("\n".join(lines) + "\n").encode()
