@@ -312,7 +312,9 @@ CHECKS.append(check_digest_templates)
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # without standalone mode click returns
+            sys.exit(code)  # the code of a typer.Exit instead of exiting
     except PublisherError as exc:
         errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
         for error in errors:

@@ -1,0 +1,121 @@
+"""Selection rules of compose_edition: window, never twice, sections, featured, skipping."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from test_render_fixtures import fixture_items, item, sample_campaign
+
+from publisher.compose import CampaignHistory, compose_edition, find_campaign
+from publisher.config import CampaignConfig
+from publisher.errors import ConfigError
+
+
+def campaign(**overrides) -> CampaignConfig:
+    data = {
+        "name": "weekly",
+        "title": "Weekly",
+        "subject": "Weekly",
+        "lookback_days": 14,
+        "sections": [
+            {"name": "featured", "type": "featured", "kinds": ["resource"], "max": 1},
+            {"name": "posts", "kinds": ["article", "action"], "max": 5},
+            {"name": "news", "kinds": ["news"], "max": 5},
+            {
+                "name": "join",
+                "type": "cta",
+                "text": "Join us",
+                "button_label": "Join",
+                "button_url": "https://www.example.org/join",
+            },
+        ],
+    }
+    data.update(overrides)
+    return CampaignConfig.model_validate(data)
+
+
+def ids(edition, section: str) -> list[str]:
+    found = next(s for s in edition.sections if s.name == section)
+    return [i.id.removeprefix("test:") for i in found.items]
+
+
+def test_first_edition_takes_the_lookback_window_newest_first(fixed_now):
+    edition = compose_edition(fixture_items(), campaign(), now=fixed_now, history=CampaignHistory())
+    assert edition.number == 1
+    assert edition.since == fixed_now - timedelta(days=14)
+    # the newest resource is featured; the older one is not repeated in another section
+    assert ids(edition, "featured") == ["cba-toolkit"]
+    assert ids(edition, "posts") == ["sign-on-letter", "wages-and-benefits"]
+    # 40 days old: outside the window; tomorrow: after `now`
+    assert ids(edition, "news") == ["recap", "fair-workweek"]
+    assert [s.name for s in edition.sections] == ["featured", "posts", "news", "join"]
+
+
+def test_window_starts_at_the_previous_edition(fixed_now):
+    history = CampaignHistory(previous_at=fixed_now - timedelta(days=6.5), next_number=4)
+    edition = compose_edition(fixture_items(), campaign(), now=fixed_now, history=history)
+    assert edition.number == 4
+    assert ids(edition, "featured") == ["cba-toolkit"]
+    assert ids(edition, "posts") == ["sign-on-letter"]
+    assert ids(edition, "news") == ["recap"]
+
+
+def test_an_item_carried_before_is_never_selected_again(fixed_now):
+    # even when the window would include it (a late edit re-dated it, or a longer lookback)
+    history = CampaignHistory(carried=frozenset({"test:cba-toolkit", "test:recap"}))
+    edition = compose_edition(fixture_items(), campaign(), now=fixed_now, history=history)
+    assert ids(edition, "featured") == ["older-guide"]
+    assert ids(edition, "news") == ["fair-workweek"]
+    assert "test:recap" not in {i.id for i in edition.items}
+
+
+def test_section_limits_and_no_item_in_two_sections(fixed_now):
+    items = [item(f"post-{n}", days_ago=n / 10) for n in range(10)]
+    config = campaign(
+        sections=[
+            {"name": "top", "kinds": ["article"], "max": 3},
+            {"name": "rest", "kinds": ["article"], "max": 4},
+        ]
+    )
+    edition = compose_edition(items, config, now=fixed_now, history=CampaignHistory())
+    assert ids(edition, "top") == ["post-0", "post-1", "post-2"]
+    assert ids(edition, "rest") == ["post-3", "post-4", "post-5", "post-6"]
+
+
+def test_topic_filter(fixed_now):
+    config = campaign(sections=[{"name": "labor", "topics": ["labor"], "max": 5}])
+    edition = compose_edition(fixture_items(), config, now=fixed_now, history=CampaignHistory())
+    assert ids(edition, "labor") == ["recap"]
+
+
+def test_skip_if_empty_gives_no_edition(fixed_now):
+    everything = frozenset(i.id for i in fixture_items())
+    history = CampaignHistory(carried=everything, previous_at=fixed_now - timedelta(days=1))
+    assert compose_edition(fixture_items(), campaign(), now=fixed_now, history=history) is None
+
+
+def test_without_skip_if_empty_an_edition_with_only_the_cta(fixed_now):
+    edition = compose_edition([], campaign(skip_if_empty=False), now=fixed_now,
+                              history=CampaignHistory())
+    assert edition is not None and edition.items == []
+    assert [s.name for s in edition.sections if s.type == "cta"] == ["join"]
+
+
+def test_compose_is_pure(fixed_now):
+    items = fixture_items()
+    first = compose_edition(items, campaign(), now=fixed_now, history=CampaignHistory())
+    second = compose_edition(list(reversed(items)), campaign(), now=fixed_now,
+                             history=CampaignHistory())
+    assert first == second
+
+
+def test_sample_campaign_sections_in_order():
+    config = sample_campaign()
+    assert [s.type for s in config.sections] == ["featured", "list", "list", "cta"]
+    assert "{{ edition.date | date }}" in config.subject
+
+
+def test_unknown_campaign_names_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown campaign 'nope'.*weekly"):
+        find_campaign([campaign()], "nope")
