@@ -11,6 +11,7 @@ import difflib
 import os
 import types
 import typing
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -25,6 +26,12 @@ from pydantic import (
     model_validator,
 )
 
+from publisher.cadence import (
+    check_send_window,
+    normalise_cadence,
+    parse_time_of_day,
+    positive_duration,
+)
 from publisher.errors import ConfigError, ConfigErrors
 
 DEFAULT_CONFIG = "schedules.yaml"
@@ -160,10 +167,45 @@ class CampaignConfig(Strict):
     lookback_days: int = Field(default=7, ge=1, le=366)
     # Why the reader gets this email (shown in the footer); a default names the organisation.
     reason: str | None = None
-    # scheduling (filled in by the scheduling issue)
-    cadence: str | None = None
-    timezone: str | None = None
-    paused: bool = False
+    # scheduling (scheduling issue; forms in publisher/cadence.py): when editions go out
+    cadence: str | None = None  # 'weekly: monday 09:00', 'daily: 07:30', cron '0 9 * * 1'...
+    timezone: str | None = None  # IANA zone of the cadence; default organisation.timezone
+    paused: bool = False  # `publisher pause/resume` also pause, in the store
+    not_before: time | None = None  # send window, local times of day in the campaign's zone
+    not_after: time | None = None
+    grace: timedelta = timedelta(hours=6)  # how late a slot missed during downtime may still run
+
+    _cadence = field_validator("cadence", mode="before")(
+        classmethod(lambda cls, v: normalise_cadence(v))
+    )
+    _campaign_tz = field_validator("timezone")(
+        classmethod(lambda cls, v: v if v is None else check_timezone(v))
+    )
+    _window = field_validator("not_before", "not_after", mode="before")(
+        classmethod(lambda cls, v: parse_time_of_day(v))
+    )
+    _grace = field_validator("grace", mode="before")(
+        classmethod(lambda cls, v: positive_duration(v, allow_off=False))
+    )
+
+    @model_validator(mode="after")
+    def _cadence_fits_window(self) -> CampaignConfig:
+        check_send_window(self.cadence, self.not_before, self.not_after)
+        return self
+
+    def zone(self, organisation: Organisation) -> str:
+        return self.timezone or organisation.timezone
+
+
+class ScheduleSettings(Strict):
+    """Top-level `schedule:`: how often the daemon collects and rebuilds feeds ('off': never)."""
+
+    collect_every: timedelta | None = timedelta(hours=1)
+    feeds_every: timedelta | None = timedelta(hours=1)
+
+    _every = field_validator("collect_every", "feeds_every", mode="before")(
+        classmethod(lambda cls, v: positive_duration(v, allow_off=True))
+    )
 
 
 # --- feeds (feeds issue) ------------------------------------------------------------------
@@ -238,6 +280,7 @@ class PublisherConfig(Strict):
     database_url: str | None = None
     sources: list[SourceConfig] = []
     campaigns: list[CampaignConfig] = []
+    schedule: ScheduleSettings = ScheduleSettings()
     feeds: FeedsConfig = FeedsConfig()
 
     # Set by load_config, not by the file: the directory relative paths are resolved from.

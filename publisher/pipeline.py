@@ -167,3 +167,40 @@ def _write_archive(
     write_index_page(
         config.root, org, edition.campaign, entries, search_path=search_path_for(config.root)
     )
+
+
+# --- scheduled runs (scheduling issue): publisher/schedule.py calls this per slot ---------
+
+
+@dataclass(frozen=True)
+class SlotOutcome:
+    status: str  # 'sent' or 'skipped' (nothing new); failures raise
+    edition_id: int | None = None
+    detail: str = ""
+
+
+def run_campaign_slot(
+    config: PublisherConfig, store: Store, campaign: str, slot: datetime, *, now: datetime
+) -> SlotOutcome:
+    """One scheduled slot: compose its edition (or find it), send it, rebuild the feeds.
+
+    Safe to repeat: the edition is unique per (campaign, slot) and sending is exactly-once
+    per subscriber, so a retry or a restart resumes an interrupted send.
+    """
+    record = compose_campaign(config, store, campaign, now=now, slot=slot)
+    if record is None:
+        return SlotOutcome("skipped", None, "nothing new")
+    delivery = _send(config, store, record.id, now=now)
+    feeds = build_feeds(config, store, now=now)
+    detail = f"edition {record.number}: {delivery}; {feeds.note}"
+    return SlotOutcome("sent", record.id, detail)
+
+
+def _send(config: PublisherConfig, store: Store, edition_id: int, *, now: datetime) -> str:
+    """Deliver through the delivery stage's send_edition and summarise its report."""
+    sender = globals().get("send_edition")  # TODO(scheduling): direct call once delivery lands
+    if sender is None:
+        log.warning("no delivery stage yet: edition %s composed, not sent", edition_id)
+        return "not sent (no delivery stage)"
+    report = sender(config, store, edition_id, now=now)
+    return str(getattr(report, "note", report))

@@ -155,3 +155,23 @@ class CampaignStateRow(Base):
     campaign: Mapped[str] = mapped_column(String(200), primary_key=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When a daemon first scheduled this campaign: catch-up never reaches further back.
+    watched_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ScheduleSlotRow(Base):
+    """What happened to one scheduled slot of a campaign: claimed by a daemon ('running'),
+    'sent', 'skipped' (nothing new), 'paused', 'missed' (downtime beyond grace), 'coalesced'
+    (an older missed slot folded into a newer one) or 'failed'. One row per (campaign, slot)."""
+
+    __tablename__ = "schedule_slots"
+    __table_args__ = (UniqueConstraint("campaign", "slot", name="uq_schedule_slots_campaign_slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign: Mapped[str] = mapped_column(String(200), index=True)
+    slot: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20))
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    edition_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

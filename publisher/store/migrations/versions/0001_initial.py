@@ -109,11 +109,25 @@ def upgrade() -> None:
         sa.Column("campaign", sa.String(200), primary_key=True),
         sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("watched_since", UTCDateTime()),
+    )
+    op.create_table(
+        "schedule_slots",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("campaign", sa.String(200), nullable=False, index=True),
+        sa.Column("slot", UTCDateTime(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("owner", sa.String(200)),
+        sa.Column("edition_id", sa.Integer),
+        sa.Column("detail", sa.Text, nullable=False, server_default=""),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("campaign", "slot", name="uq_schedule_slots_campaign_slot"),
     )
 
 
 def downgrade() -> None:
     for table in (
+        "schedule_slots",
         "campaign_state",
         "deliveries",
         "subscribers",
