@@ -1,0 +1,398 @@
+"""When things run: cadences as triggers, slots, catch-up after downtime, and the daemon.
+
+The only module that imports APScheduler (3.11). Every run of a campaign belongs to a *slot*:
+the fire time of its cadence, in UTC. A slot is claimed in the store before it runs
+(publisher/store/schedule_state.py) and its edition is unique per (campaign, slot), so two
+daemons, a restart or a retry never produce two editions for one slot.
+
+Daylight saving (APScheduler's CronTrigger with a zoneinfo zone, checked in the tests):
+- a wall-clock time that exists keeps its wall-clock time across the change (09:00 stays 09:00);
+- a time skipped by spring-forward (02:30 on the March change in New York) fires once, at the
+  instant 02:30 standard time would have been: 03:30 daylight time (07:30 UTC);
+- a time repeated by fall-back (01:30 on the November change) fires once, the first time
+  (CronTrigger alone would fire twice; SlotTrigger drops the repeat).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+
+from publisher.cadence import parse_cadence
+from publisher.config import CampaignConfig, PublisherConfig
+from publisher.pipeline import SlotOutcome
+from publisher.store import Store
+from publisher.store import schedule_state as state
+
+log = logging.getLogger(__name__)
+
+POLL_EVERY = timedelta(seconds=30)  # how soon a running daemon sees `publisher pause/resume`
+FAR_AWAY = timedelta(days=365)
+
+
+# --- triggers and fire times --------------------------------------------------------------
+
+
+class SlotTrigger(BaseTrigger):
+    """A CronTrigger in the campaign's zone that fires each wall-clock time once (see above)."""
+
+    def __init__(self, cadence: str, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.cron = CronTrigger(timezone=zone, **parse_cadence(cadence).trigger_fields())
+
+    def get_next_fire_time(self, previous_fire_time, now):  # type: ignore[no-untyped-def]
+        candidate = self.cron.get_next_fire_time(previous_fire_time, now)
+        while candidate is not None and self._repeated_wall_time(candidate):
+            after = candidate.astimezone(UTC)  # UTC arithmetic: local arithmetic ignores fold
+            candidate = self.cron.get_next_fire_time(after, after + timedelta(microseconds=1))
+        return None if candidate is None else candidate.astimezone(UTC)
+
+    def _repeated_wall_time(self, moment: datetime) -> bool:
+        """The second occurrence of a wall-clock time in the hour fall-back repeats."""
+        local = moment.astimezone(self.zone)
+        if local.fold == 0:
+            return False
+        first = local.replace(fold=0)
+        return first.utcoffset() != local.utcoffset()
+
+    def __str__(self) -> str:
+        return f"slots[{self.cron}]"
+
+
+def campaign_zone(config: PublisherConfig, campaign: CampaignConfig) -> ZoneInfo:
+    return ZoneInfo(campaign.zone(config.organisation))
+
+
+def campaign_trigger(config: PublisherConfig, campaign: CampaignConfig) -> SlotTrigger:
+    if campaign.cadence is None:
+        raise ValueError(f"campaign '{campaign.name}' has no cadence")
+    return SlotTrigger(campaign.cadence, campaign_zone(config, campaign))
+
+
+def fire_times(
+    trigger: SlotTrigger, *, after: datetime, until: datetime | None = None, count: int = 0
+) -> list[datetime]:
+    """Fire times (UTC) strictly after `after` and up to `until`, or the next `count` ones."""
+    out: list[datetime] = []
+    previous = None
+    now = after + timedelta(microseconds=1)
+    while True:
+        moment = trigger.get_next_fire_time(previous, now)
+        if moment is None or (until is not None and moment > until):
+            return out
+        out.append(moment)
+        if count and len(out) >= count:
+            return out
+        previous, now = moment, moment + timedelta(microseconds=1)
+
+
+def latest_slot(trigger: SlotTrigger, now: datetime, *, within: timedelta) -> datetime | None:
+    """The newest fire time at or before `now` (looking back at most `within`)."""
+    for window in (timedelta(minutes=2), within):
+        found = fire_times(trigger, after=now - window, until=now)
+        if found:
+            return found[-1]
+    return None
+
+
+def far_away_warnings(config: PublisherConfig, *, now: datetime) -> list[str]:
+    """Campaigns whose next run is more than a year away (e.g. '0 9 29 2 *')."""
+    warnings = []
+    for campaign in config.campaigns:
+        if campaign.cadence is None:
+            continue
+        zone = campaign_zone(config, campaign)
+        next_day = parse_cadence(campaign.cadence).first_day_on_or_after(
+            now.astimezone(zone).date()
+        )
+        if next_day is None or next_day - now.astimezone(zone).date() > FAR_AWAY:
+            when = next_day.isoformat() if next_day else "never within 9 years"
+            warnings.append(
+                f"campaign '{campaign.name}': next run is more than a year away ({when}); "
+                f"check its cadence '{campaign.cadence}'"
+            )
+    return warnings
+
+
+def schedule_problems(config: PublisherConfig) -> list[str]:
+    """`publisher check`: every cadence builds a trigger in its zone and fires at least once."""
+    problems = []
+    now = datetime(2000, 1, 1, tzinfo=UTC)  # any start works: cadences repeat yearly
+    for campaign in config.campaigns:
+        if campaign.cadence is None:
+            continue
+        try:
+            trigger = campaign_trigger(config, campaign)
+            if not fire_times(trigger, after=now, count=1):
+                problems.append(f"campaign '{campaign.name}': cadence never fires")
+        except (ValueError, KeyError) as exc:
+            problems.append(f"campaign '{campaign.name}': {exc}")
+    return problems
+
+
+# --- catch-up -----------------------------------------------------------------------------
+
+
+@dataclass
+class CatchUpPlan:
+    run: datetime | None = None  # the newest missed slot still within grace: runs once
+    coalesced: list[datetime] = field(default_factory=list)  # older ones within grace
+    missed: list[datetime] = field(default_factory=list)  # beyond grace
+
+
+def plan_catch_up(slots: list[datetime], *, now: datetime, grace: timedelta) -> CatchUpPlan:
+    """Decide what to do with the slots that passed while no daemon was running."""
+    plan = CatchUpPlan()
+    within = [s for s in slots if now - s <= grace]
+    plan.missed = [s for s in slots if now - s > grace]
+    if within:
+        plan.run = within[-1]
+        plan.coalesced = within[:-1]
+    return plan
+
+
+def window_opening(
+    now: datetime, zone: ZoneInfo, not_before: time | None, not_after: time | None
+) -> datetime:
+    """`now` if it is inside the campaign's send window, else when the window next opens."""
+    local = now.astimezone(zone)
+    moment = local.time()
+    if (not_before is None or moment >= not_before) and (not_after is None or moment <= not_after):
+        return now
+    day = local.date() if not_before and moment < not_before else local.date() + timedelta(days=1)
+    opening = datetime.combine(day, not_before or time.min, tzinfo=zone)
+    return opening.astimezone(UTC)
+
+
+# --- the daemon ---------------------------------------------------------------------------
+
+SlotRunner = Callable[[str, datetime, datetime], SlotOutcome]  # (campaign, slot, now)
+IntervalJob = Callable[[datetime], object]  # (now)
+
+
+class Daemon:
+    """The jobs of `publisher run`: one per campaign, collect, feeds, and the pause poll.
+
+    The work itself is injected (`run_slot`, `collect`, `build_feeds`), so the slot logic is
+    tested with a fake clock and a recording runner; cli.py wires the pipeline in.
+    """
+
+    def __init__(
+        self,
+        config: PublisherConfig,
+        store: Store,
+        *,
+        run_slot: SlotRunner,
+        clock: Callable[[], datetime],
+        collect: IntervalJob | None = None,
+        build_feeds: IntervalJob | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.run_slot_fn = run_slot
+        self.clock = clock
+        self.collect = collect
+        self.build_feeds = build_feeds
+        self.owner = owner or state.this_process()
+        self.campaigns = {c.name: c for c in config.campaigns if c.cadence}
+        self.triggers = {name: campaign_trigger(config, c) for name, c in self.campaigns.items()}
+        self.stopping = threading.Event()
+        self.scheduler: BlockingScheduler | None = None
+        self._paused_seen: set[str] = set()
+
+    # --- decisions (tested with a fake clock) ---
+
+    def is_paused(self, name: str) -> bool:
+        return self.campaigns[name].paused or name in state.paused_campaigns(self.store)
+
+    def start_up(self, now: datetime) -> list[tuple[str, datetime]]:
+        """Catch up after downtime: record missed slots; return the (campaign, slot) to run."""
+        due: list[tuple[str, datetime]] = []
+        for name, campaign in self.campaigns.items():
+            resumed = state.unfinished_slots(self.store, name, owner=self.owner, now=now)
+            for slot in resumed:
+                log.info("campaign=%s slot=%s outcome=resuming interrupted run", name, _iso(slot))
+            due.extend((name, slot) for slot in resumed)
+            since = state.watched_since(self.store, name, now=now)
+            last = state.last_slot(self.store, name)
+            start = max(since, last) if last else since
+            slots = fire_times(self.triggers[name], after=start, until=now)
+            plan = plan_catch_up(slots, now=now, grace=campaign.grace)
+            self._record(
+                name, plan.missed, "missed", now, f"daemon was down; grace {campaign.grace}"
+            )
+            if plan.run is None:
+                continue
+            if self.is_paused(name):
+                self._record(name, plan.coalesced + [plan.run], "paused", now, "paused")
+                continue
+            self._record(name, plan.coalesced, "coalesced", now, f"folded into {_iso(plan.run)}")
+            if plan.run not in resumed:
+                due.append((name, plan.run))
+        return due
+
+    def _record(
+        self, name: str, slots: list[datetime], status: str, now: datetime, why: str
+    ) -> None:
+        if state.record_slots(self.store, name, slots, status, now=now, detail=why):
+            for slot in slots:
+                log.info("campaign=%s slot=%s outcome=%s (%s)", name, _iso(slot), status, why)
+
+    def dispatch(self, name: str, slot: datetime, now: datetime) -> str:
+        """Run one slot if it should run now; returns the outcome (also logged and recorded)."""
+        campaign = self.campaigns[name]
+        if self.stopping.is_set():
+            return self._log(name, slot, "not started: daemon is stopping")
+        if self.is_paused(name):
+            self._record(name, [slot], "paused", now, "paused")
+            return self._log(name, slot, "paused")
+        if now - slot > campaign.grace:
+            self._record(name, [slot], "missed", now, f"more than {campaign.grace} late")
+            return self._log(name, slot, "missed")
+        zone = campaign_zone(self.config, campaign)
+        opening = window_opening(now, zone, campaign.not_before, campaign.not_after)
+        if opening > now:
+            if opening - slot > campaign.grace:
+                self._record(name, [slot], "missed", now, "send window closed until past grace")
+                return self._log(name, slot, "missed (outside the send window)")
+            self._defer(name, slot, opening)
+            return self._log(name, slot, f"deferred to {_iso(opening)} (send window)")
+        if not state.claim_slot(self.store, name, slot, owner=self.owner, now=now):
+            return self._log(name, slot, "already taken (another daemon, or done)")
+        return self._run_claimed(name, slot, now)
+
+    def _run_claimed(self, name: str, slot: datetime, now: datetime) -> str:
+        try:
+            outcome = self.run_slot_fn(name, slot, now)
+        except Exception as exc:  # noqa: BLE001 - one campaign's failure must not stop the daemon
+            log.exception("campaign=%s slot=%s failed", name, _iso(slot))
+            state.finish_slot(self.store, name, slot, "failed", now=self.clock(), detail=str(exc))
+            return self._log(name, slot, f"failed: {exc}")
+        state.finish_slot(
+            self.store,
+            name,
+            slot,
+            outcome.status,
+            now=self.clock(),
+            edition_id=outcome.edition_id,
+            detail=outcome.detail,
+        )
+        return self._log(name, slot, f"{outcome.status} {outcome.detail}".strip())
+
+    def _log(self, name: str, slot: datetime, outcome: str) -> str:
+        log.info("campaign=%s slot=%s outcome=%s", name, _iso(slot), outcome)
+        return outcome
+
+    def _defer(self, name: str, slot: datetime, when: datetime) -> None:
+        if self.scheduler is not None:
+            self.scheduler.add_job(
+                self._slot_job, "date", run_date=when, args=[name, slot], misfire_grace_time=None
+            )
+
+    # --- jobs run by APScheduler (real clock) ---
+
+    def _cron_job(self, name: str) -> None:
+        now = self.clock()
+        slot = latest_slot(self.triggers[name], now, within=self.campaigns[name].grace)
+        if slot is None:
+            log.warning("campaign=%s fired at %s but no slot was due", name, _iso(now))
+            return
+        self.dispatch(name, slot, now)
+
+    def _slot_job(self, name: str, slot: datetime) -> None:
+        self.dispatch(name, slot, self.clock())
+
+    def _interval_job(self, what: str, job: IntervalJob) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            job(self.clock())
+            log.info("%s: done", what)
+        except Exception:  # noqa: BLE001 - the next interval tries again
+            log.exception("%s failed; trying again at the next interval", what)
+
+    def poll_paused(self) -> None:
+        """Log pause/resume done with the CLI (every slot also re-reads the store)."""
+        paused = {n for n in self.campaigns if self.is_paused(n)}
+        for name in sorted(paused - self._paused_seen):
+            log.info("campaign=%s paused", name)
+        for name in sorted(self._paused_seen - paused):
+            log.info("campaign=%s resumed", name)
+        self._paused_seen = paused
+
+    def serve(self) -> None:
+        """Run until SIGTERM/SIGINT; then finish the work in flight and return."""
+        self.scheduler = scheduler = BlockingScheduler(timezone=UTC)
+        now = self.clock()
+        for warning in far_away_warnings(self.config, now=now):
+            log.warning(warning)
+        for name, slot in self.start_up(now):
+            scheduler.add_job(
+                self._slot_job, "date", run_date=now, args=[name, slot], misfire_grace_time=None
+            )
+        for name, campaign in self.campaigns.items():
+            scheduler.add_job(
+                self._cron_job,
+                self.triggers[name],
+                args=[name],
+                id=f"campaign:{name}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(campaign.grace.total_seconds()),
+            )
+            log.info(
+                "campaign=%s next slot %s",
+                name,
+                _iso(fire_times(self.triggers[name], after=now, count=1)[0]),
+            )
+        self._add_interval(scheduler, "collect", self.collect, self.config.schedule.collect_every)
+        self._add_interval(scheduler, "feeds", self.build_feeds, self.config.schedule.feeds_every)
+        self.poll_paused()
+        scheduler.add_job(self.poll_paused, "interval", seconds=POLL_EVERY.total_seconds())
+        self._install_signal_handlers()
+        log.info("publisher daemon running (%d campaign(s))", len(self.campaigns))
+        scheduler.start()
+        log.info("publisher daemon stopped")
+
+    def _add_interval(self, scheduler, what, job, every) -> None:  # type: ignore[no-untyped-def]
+        if job is None or every is None:
+            return
+        scheduler.add_job(
+            self._interval_job,
+            "interval",
+            seconds=every.total_seconds(),
+            args=[what, job],
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def _install_signal_handlers(self) -> None:
+        def stop(signum, _frame):  # type: ignore[no-untyped-def]
+            if self.stopping.is_set():
+                return
+            self.stopping.set()
+            log.info("%s: stopping; finishing the work in flight", signal.Signals(signum).name)
+            # shutdown(wait=True) waits for running jobs: not inside the signal handler.
+            threading.Thread(target=self.stop, name="publisher-stop").start()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
