@@ -1,0 +1,27 @@
+"""Delivery: one backend protocol (file, smtp, sendgrid), a ledger-backed dispatcher."""
+
+from publisher.deliver.base import DeliveryBackend, Message, Recipient
+from publisher.deliver.registry import BACKENDS, check_delivery, make_backend
+from publisher.deliver.service import (
+    DeliveryReport,
+    DryRun,
+    deliver_edition,
+    dry_run,
+    resumable_edition,
+    send_test_message,
+)
+
+__all__ = [
+    "BACKENDS",
+    "DeliveryBackend",
+    "DeliveryReport",
+    "DryRun",
+    "Message",
+    "Recipient",
+    "check_delivery",
+    "deliver_edition",
+    "dry_run",
+    "make_backend",
+    "resumable_edition",
+    "send_test_message",
+]

@@ -1,0 +1,148 @@
+"""The delivery seam: a message, its recipients, and the protocol every backend implements.
+
+A backend receives a fully rendered `Message` (subject, HTML and text that are final except
+for the per-recipient placeholders of `publisher.render.PLACEHOLDERS`) and `Recipient`s with
+their values; it never sees a template or the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+from publisher.errors import DeliveryError
+from publisher.render import personalise
+
+ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
+
+
+@dataclass(frozen=True)
+class Message:
+    edition_id: int
+    campaign: str
+    number: int
+    title: str  # the campaign's title, for List-Id
+    subject: str
+    html: str
+    text: str
+    from_email: str
+    from_name: str | None
+    reply_to: str | None
+    public_url: str  # organisation.public_url: unsubscribe/preferences pages live there
+    unsubscribe_mailto: str
+    date: datetime  # the Date header (the send's `now`)
+    send_at: datetime | None = None  # SendGrid only: deliver later (at most 72 h ahead)
+
+    @property
+    def domain(self) -> str:
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def list_id(self) -> str:
+        """RFC 2919: a display phrase and a dotted id under a domain we control."""
+        title = self.title.replace('"', "'")
+        return f'"{title}" <{self.campaign}.{self.domain}>'
+
+    @property
+    def date_header(self) -> str:
+        return format_datetime(self.date)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    subscriber_id: int
+    email: str
+    name: str | None
+    token: str
+    public_url: str
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return f"{self.public_url}/unsubscribe?token={self.token}"
+
+    @property
+    def preferences_url(self) -> str:
+        return f"{self.public_url}/preferences?token={self.token}"
+
+    def personalise(self, document: str) -> str:
+        return personalise(
+            document,
+            name=self.name,
+            unsubscribe_url=self.unsubscribe_url,
+            preferences_url=self.preferences_url,
+        )
+
+
+def message_id(message: Message, recipient: Recipient, nonce: str) -> str:
+    return f"<{message.edition_id}.{recipient.subscriber_id}.{nonce}@{message.domain}>"
+
+
+def list_unsubscribe(message: Message, recipient: Recipient) -> str:
+    """The https one-click URL first (RFC 8058), then a mailto fallback."""
+    subject = quote(f"unsubscribe {recipient.token}")
+    return f"<{recipient.unsubscribe_url}>, <mailto:{message.unsubscribe_mailto}?subject={subject}>"
+
+
+def list_headers(message: Message, recipient: Recipient, nonce: str) -> dict[str, str]:
+    """The per-recipient headers every backend writes, exactly as they must arrive."""
+    return {
+        "Message-ID": message_id(message, recipient, nonce),
+        "List-Unsubscribe": list_unsubscribe(message, recipient),
+        "List-Unsubscribe-Post": ONE_CLICK,
+        "List-Id": message.list_id,
+        "Date": message.date_header,
+    }
+
+
+# --- outcomes: a backend raises these for a whole batch ----------------------------------
+
+
+class TransientError(DeliveryError):
+    """Worth retrying (429, 5xx, connection refused/reset); `retry_after` in seconds if known."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(DeliveryError):
+    """The provider refused the batch (400/401/403): the batch fails with this text."""
+
+
+class TooLargeError(DeliveryError):
+    """The request was too large (413): split the batch and send the halves."""
+
+
+class UncertainError(DeliveryError):
+    """The request may have been accepted (timed out waiting for the answer): never resent
+    automatically, see publisher.store.ledger."""
+
+
+class DeliveryBackend(Protocol):
+    """One class per backend, registered by name in `publisher.deliver.BACKENDS`."""
+
+    name: str
+    batch_size: int  # recipients per send_batch call
+    workers: int  # concurrent send_batch calls
+
+    def prepare(self, message: Message) -> Any:
+        """Per-edition work done once (a MIME skeleton, a request body), reused per batch."""
+
+    def send_batch(
+        self, prepared: Any, recipients: Sequence[Recipient], *, batch_key: str
+    ) -> dict[int, str]:
+        """Send one batch; return {subscriber_id: error} for recipients refused one by one.
+        Raise TransientError/PermanentError/TooLargeError/UncertainError for the batch."""
+
+    def preview(self, prepared: Any, recipient: Recipient) -> str:
+        """What one recipient's message looks like on the wire (for --dry-run)."""
+
+    def destination(self, message: Message) -> str:
+        """Where messages go, for the summary ('outbox/weekly/3', 'smtp.example.org:587')."""
+
+    def close(self) -> None:
+        """Release connections."""

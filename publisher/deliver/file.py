@@ -1,0 +1,68 @@
+"""`file` backend (the default): one .eml per recipient in outbox/<campaign>/<edition>/.
+
+Files are named by subscriber id and written atomically (temporary file, then rename), so a
+resend after a crash overwrites instead of duplicating: the outbox is exactly-once by itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from publisher.config import PublisherConfig
+from publisher.deliver.base import Message, Recipient
+from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
+
+
+class FileBackend:
+    name = "file"
+    workers = 1  # disk-bound and cheap: threads would only contend
+
+    def __init__(self, root: Path, *, batch_size: int = 500, display_root: Path | None = None):
+        self.root = root
+        self.batch_size = batch_size
+        self.display_root = display_root
+
+    @classmethod
+    def from_config(cls, config: PublisherConfig) -> FileBackend:
+        options = config.delivery.file
+        return cls(config.resolve(options.path), batch_size=options.batch_size,
+                   display_root=config.root)
+
+    def folder(self, message: Message) -> Path:
+        return self.root / message.campaign / str(message.number)
+
+    def prepare(self, message: Message) -> Skeleton:
+        self.folder(message).mkdir(parents=True, exist_ok=True)
+        return prepare_skeleton(message)
+
+    def send_batch(
+        self, prepared: Skeleton, recipients: Sequence[Recipient], *, batch_key: str
+    ) -> dict[int, str]:
+        folder = self.folder(prepared.message)
+        failed: dict[int, str] = {}
+        for recipient in recipients:
+            target = folder / f"{recipient.subscriber_id}.eml"
+            temporary = folder / f".{recipient.subscriber_id}.eml.tmp"
+            try:
+                temporary.write_bytes(build_message(prepared, recipient))
+                os.replace(temporary, target)
+            except (OSError, ValueError) as exc:
+                failed[recipient.subscriber_id] = f"cannot write {target}: {exc}"
+        return failed
+
+    def preview(self, prepared: Skeleton, recipient: Recipient) -> str:
+        return build_message(prepared, recipient).decode("ascii")
+
+    def destination(self, message: Message) -> str:
+        folder = self.folder(message)
+        if self.display_root is not None:
+            try:
+                return str(folder.relative_to(self.display_root))
+            except ValueError:
+                pass
+        return str(folder)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,41 @@
+"""Delivery backends by name: the one place a name becomes a class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from publisher.config import PublisherConfig
+from publisher.deliver.base import DeliveryBackend
+from publisher.deliver.file import FileBackend
+from publisher.deliver.sendgrid import SendGridBackend
+from publisher.deliver.smtp import SmtpBackend
+from publisher.errors import DeliveryError
+
+BACKENDS: dict[str, Callable[[PublisherConfig], DeliveryBackend]] = {
+    "file": FileBackend.from_config,
+    "smtp": SmtpBackend.from_config,
+    "sendgrid": SendGridBackend.from_config,
+}
+
+
+def backend_name(config: PublisherConfig) -> str:
+    name = config.delivery.effective_backend
+    if name not in BACKENDS:
+        raise DeliveryError(
+            f"unknown delivery backend '{name}' (delivery.backend or PUBLISHER_DELIVERY); "
+            f"choose one of: {', '.join(sorted(BACKENDS))}"
+        )
+    return name
+
+
+def make_backend(config: PublisherConfig, name: str | None = None) -> DeliveryBackend:
+    return BACKENDS[name or backend_name(config)](config)
+
+
+def check_delivery(config: PublisherConfig) -> list[str]:
+    """For `publisher check`: the backend exists and its secrets are in the environment."""
+    try:
+        make_backend(config).close()
+    except DeliveryError as exc:
+        return [str(exc)]
+    return []

@@ -1,0 +1,222 @@
+"""`sendgrid` backend: v3 Mail Send, up to 1,000 personalizations per request.
+
+One request carries the edition once (`content`: text/plain then text/html, with the
+placeholders left in) and one personalization per recipient: its `to`, the placeholder
+values as `substitutions`, its own List-Unsubscribe and Message-ID headers. Bodies are plain
+dicts (the helper classes cost ~4x more per recipient) sent with the official client.
+The API key comes only from SENDGRID_API_KEY and is never logged or put in an error.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import secrets
+import urllib.error
+from collections.abc import Sequence
+from http.client import HTTPException
+from typing import Any
+
+import python_http_client.exceptions as http_errors
+import sendgrid as sendgrid_library
+
+from publisher.config import PublisherConfig
+from publisher.deliver.base import (
+    ONE_CLICK,
+    Message,
+    PermanentError,
+    Recipient,
+    TooLargeError,
+    TransientError,
+    UncertainError,
+    list_unsubscribe,
+    message_id,
+)
+from publisher.errors import DeliveryError
+from publisher.render.personalise import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
+
+# The library logs request headers (the Authorization header!) and bodies at DEBUG.
+logging.getLogger("python_http_client").setLevel(logging.WARNING)
+
+API_KEY_ENV = "SENDGRID_API_KEY"
+HTML_NAME = "%%NAME_HTML%%"  # the name HTML-escaped, as personalise() does for HTML
+SUBSTITUTIONS_LIMIT = 10_000  # bytes per personalization (SendGrid's documented limit)
+
+
+class SendGridBackend:
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str = "https://api.sendgrid.com",
+        workers: int = 4,
+        batch_size: int = 1000,
+        timeout: float = 30.0,
+        asm_group_id: int | None = None,
+        sandbox_mode: bool = False,
+    ) -> None:
+        self._api_key = api_key
+        self.host = host
+        self.workers = workers
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.asm_group_id = asm_group_id
+        self.sandbox_mode = sandbox_mode
+        self._client = sendgrid_library.SendGridAPIClient(api_key=api_key, host=host)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"SendGridBackend(host={self.host!r}, workers={self.workers})"
+
+    @classmethod
+    def from_config(cls, config: PublisherConfig) -> SendGridBackend:
+        api_key = os.environ.get(API_KEY_ENV, "").strip()
+        if not api_key:
+            raise DeliveryError(f"the sendgrid backend needs {API_KEY_ENV} in the environment")
+        o = config.delivery.sendgrid
+        return cls(api_key, host=o.host, workers=o.workers, batch_size=o.batch_size,
+                   timeout=o.timeout, asm_group_id=o.asm_group_id, sandbox_mode=o.sandbox_mode)
+
+    # --- request bodies -------------------------------------------------------------------
+
+    def prepare(self, message: Message) -> dict[str, Any]:
+        """Everything but `personalizations` and the batch id, built once per edition."""
+        sender: dict[str, str] = {"email": message.from_email}
+        if message.from_name:
+            sender["name"] = message.from_name
+        body: dict[str, Any] = {
+            "from": sender,
+            "subject": message.subject,
+            "content": [
+                {"type": "text/plain", "value": message.text},
+                {"type": "text/html", "value": message.html.replace(NAME, HTML_NAME)},
+            ],
+            "headers": {
+                "List-Unsubscribe-Post": ONE_CLICK,
+                "List-Id": message.list_id,
+                "Date": message.date_header,
+            },
+            "custom_args": {"edition_id": str(message.edition_id), "campaign": message.campaign},
+            "categories": [message.campaign[:255]],
+        }
+        if message.reply_to:
+            body["reply_to"] = {"email": message.reply_to}
+        if self.asm_group_id is not None:
+            body["asm"] = {"group_id": self.asm_group_id}
+        if self.sandbox_mode:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        if message.send_at is not None:
+            body["send_at"] = int(message.send_at.timestamp())
+        return {"message": message, "body": body}
+
+    @staticmethod
+    def personalization(message: Message, recipient: Recipient, nonce: str) -> dict[str, Any]:
+        to = {"email": recipient.email}
+        if recipient.name:
+            to["name"] = recipient.name
+        name = recipient.personalise(NAME)
+        return {
+            "to": [to],
+            "substitutions": {
+                NAME: name,
+                HTML_NAME: html.escape(name, quote=True),
+                UNSUBSCRIBE_URL: recipient.unsubscribe_url,
+                PREFERENCES_URL: recipient.preferences_url,
+            },
+            "headers": {
+                "List-Unsubscribe": list_unsubscribe(message, recipient),
+                "Message-ID": message_id(message, recipient, nonce),
+            },
+        }
+
+    def build_body(
+        self, prepared: dict[str, Any], recipients: Sequence[Recipient], batch_key: str
+    ) -> tuple[dict[str, Any], dict[int, str]]:
+        """The request body and the recipients refused before sending (oversized values)."""
+        message: Message = prepared["message"]
+        nonce = secrets.token_hex(4)
+        personalizations, refused = [], {}
+        for recipient in recipients:
+            p = self.personalization(message, recipient, nonce)
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in p["substitutions"].items())
+            if size > SUBSTITUTIONS_LIMIT:
+                refused[recipient.subscriber_id] = "substitutions exceed 10,000 bytes"
+                continue
+            personalizations.append(p)
+        body = dict(prepared["body"])
+        body["custom_args"] = {**body["custom_args"], "batch": batch_key}
+        body["personalizations"] = personalizations
+        return body, refused
+
+    # --- sending --------------------------------------------------------------------------
+
+    def send_batch(
+        self, prepared: dict[str, Any], recipients: Sequence[Recipient], *, batch_key: str
+    ) -> dict[int, str]:
+        body, refused = self.build_body(prepared, recipients, batch_key)
+        if body["personalizations"]:
+            self._post(body)
+        return refused
+
+    def _post(self, body: dict[str, Any]) -> None:
+        try:
+            self._client.client.mail.send.post(request_body=body, timeout=self.timeout)
+        except http_errors.HTTPError as exc:
+            raise self._http_error(exc) from None
+        except urllib.error.URLError as exc:  # nothing was sent: safe to retry
+            raise TransientError(f"cannot reach {self.host}: {self._redact(exc.reason)}") from None
+        except TimeoutError:  # the request went out; the answer did not come
+            raise UncertainError(
+                f"no answer from {self.host} within {self.timeout:g}s; it may have been accepted"
+            ) from None
+        except (HTTPException, ConnectionError) as exc:
+            raise TransientError(f"connection to {self.host} failed: {exc!r}") from None
+
+    def _http_error(self, exc: http_errors.HTTPError) -> DeliveryError:
+        status = int(exc.status_code)
+        text = f"SendGrid answered {status}: {self._error_text(exc.body)}"
+        if status == 413:
+            return TooLargeError(text)
+        if status == 429 or status >= 500:
+            return TransientError(text, retry_after=_retry_after(exc.headers))
+        return PermanentError(text)
+
+    def _error_text(self, raw: bytes | str | None) -> str:
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        try:
+            errors = json.loads(raw or "").get("errors") or []
+            text = "; ".join(
+                (f"{e.get('field')}: " if e.get("field") else "") + str(e.get("message"))
+                for e in errors
+            )
+        except (ValueError, AttributeError):
+            text = (raw or "").strip()[:500]
+        return self._redact(text or "no details")
+
+    def _redact(self, text: object) -> str:
+        return str(text).replace(self._api_key, "[redacted]") if self._api_key else str(text)
+
+    def preview(self, prepared: dict[str, Any], recipient: Recipient) -> str:
+        body, _ = self.build_body(prepared, [recipient], "preview")
+        return json.dumps(body, indent=2, ensure_ascii=False)
+
+    def destination(self, message: Message) -> str:
+        return f"SendGrid ({self.host})"
+
+    def close(self) -> None:
+        pass
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Retry-After in seconds (SendGrid sends it with 429)."""
+    if headers is None:
+        return None
+    value = headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,173 @@
+"""`smtp` backend: STARTTLS or implicit TLS, optional auth, connections reused, rate-limited.
+
+Credentials only from SMTP_USERNAME and SMTP_PASSWORD (environment). Each worker thread keeps
+one connection open for all its messages; a recipient the server refuses is recorded as
+failed and the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from publisher.config import PublisherConfig
+from publisher.deliver.base import Message, PermanentError, Recipient, TransientError
+from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
+
+
+class RateLimiter:
+    """At most `rate` acquisitions per second across threads (evenly spaced)."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._clock = clock
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class SmtpBackend:
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: str = "starttls",
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        rate_limit: float | None = None,
+        workers: int = 2,
+        batch_size: int = 100,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.host, self.port, self.security = host, port, security
+        self.timeout = timeout
+        self.workers, self.batch_size = workers, batch_size
+        self._credentials = (username, password) if username else None
+        self._context = ssl.create_default_context(cafile=ca_file)
+        self._limiter = RateLimiter(rate_limit)
+        self._local = threading.local()
+        self._connections: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: PublisherConfig) -> SmtpBackend:
+        o = config.delivery.smtp
+        ca_file = str(config.resolve(o.ca_file)) if o.ca_file else None
+        return cls(o.host, o.port, security=o.security, ca_file=ca_file, timeout=o.timeout,
+                   rate_limit=o.rate_limit, workers=o.workers, batch_size=o.batch_size,
+                   username=os.environ.get("SMTP_USERNAME") or None,
+                   password=os.environ.get("SMTP_PASSWORD") or None)
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=self._context
+            )
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.security == "starttls":
+                smtp.starttls(context=self._context)
+        if self._credentials:
+            smtp.login(*self._credentials)
+        with self._lock:
+            self._connections.append(smtp)
+        return smtp
+
+    def _connection(self) -> smtplib.SMTP:
+        smtp = getattr(self._local, "smtp", None)
+        if smtp is None:
+            smtp = self._local.smtp = self._connect()
+        return smtp
+
+    def _drop_connection(self) -> None:
+        smtp = getattr(self._local, "smtp", None)
+        self._local.smtp = None
+        if smtp is not None:
+            try:
+                smtp.close()
+            except OSError:
+                pass
+
+    def prepare(self, message: Message) -> Skeleton:
+        return prepare_skeleton(message)
+
+    def send_batch(
+        self, prepared: Skeleton, recipients: Sequence[Recipient], *, batch_key: str
+    ) -> dict[int, str]:
+        """One message per recipient on this thread's connection. A dropped connection is
+        reopened and the message tried again; if the server stays unreachable, the batch is
+        retried whole only when nothing in it was accepted yet (no duplicates), otherwise the
+        rest is recorded as failed and retried by `publisher send --resume`."""
+        failed: dict[int, str] = {}
+        for index, recipient in enumerate(recipients):
+            self._limiter.acquire()
+            try:
+                error = self._send_one(prepared, recipient)
+            except TransientError as exc:
+                if index == 0:
+                    raise
+                for rest in recipients[index:]:
+                    failed[rest.subscriber_id] = str(exc)
+                return failed
+            if error:
+                failed[recipient.subscriber_id] = error
+        return failed
+
+    def _send_one(self, prepared: Skeleton, recipient: Recipient, attempts: int = 3) -> str | None:
+        """None when accepted, the server's text when it refused this recipient."""
+        data = build_message(prepared, recipient)
+        for attempt in range(attempts):
+            try:
+                self._connection().sendmail(prepared.message.from_email, [recipient.email], data)
+                return None
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, reason = exc.recipients.get(recipient.email, (550, b"refused"))
+                return f"{code} {_text(reason)}"
+            except smtplib.SMTPAuthenticationError as exc:
+                self._drop_connection()
+                raise PermanentError(f"SMTP authentication failed ({exc.smtp_code})") from None
+            except smtplib.SMTPResponseException as exc:
+                if exc.smtp_code >= 500:
+                    return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                problem = f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}"
+            except (smtplib.SMTPException, OSError) as exc:
+                problem = f"SMTP connection to {self.host}:{self.port}: {exc}"
+            self._drop_connection()
+            time.sleep(0.1 * (attempt + 1))
+        raise TransientError(problem)
+
+    def preview(self, prepared: Skeleton, recipient: Recipient) -> str:
+        return build_message(prepared, recipient).decode("ascii")
+
+    def destination(self, message: Message) -> str:
+        return f"SMTP {self.host}:{self.port}"
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for smtp in connections:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,222 @@
+"""The delivery ledger: one row per (edition, subscriber), the record of exactly-once sending.
+
+States of a row::
+
+    (no row) / pending --claim--> inflight --provider accepted--> sent
+                                          --rejected (400, 550...)--> failed
+                                          --timed out, or process killed--> uncertain
+
+* A batch is claimed (rows written `inflight`, with the batch number, one transaction per
+  batch) *before* its request leaves, and marked `sent` only after the provider accepted it.
+* Resuming (`reconcile`) turns every `inflight` row into `uncertain`: the process died (or
+  the request timed out) after the batch may have reached the provider, for instance killed
+  between SendGrid's 202 and our update. SendGrid has no idempotency key, so resending could
+  deliver twice; we prefer never twice. Such a batch is *assumed sent* and not resent.
+  Trade-off, stated plainly: if the kill came in the sub-millisecond gap after the claim was
+  committed and before the request was written to the socket, those recipients (one batch
+  per worker at most) miss this edition. Every request carries the batch identity in
+  `custom_args` (`batch: "<edition>-<n>"`), so the operator can look the batch up in the
+  provider's activity log and, if it never arrived, `publisher send --resume
+  --resend-uncertain` sends those rows again.
+* `failed` rows go back to `pending` on resume and are retried; rows whose subscriber is no
+  longer active are left unsent and marked `skipped` when the edition finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, func, insert, select, update
+
+from publisher.errors import DeliveryError
+from publisher.store import Store
+from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
+from publisher.store.subscribers import follows
+
+PENDING, INFLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED = (
+    "pending", "inflight", "sent", "failed", "uncertain", "skipped"
+)
+DONE = (SENT, UNCERTAIN)  # never sent again without --resend-uncertain
+
+
+@dataclass(frozen=True)
+class Due:
+    """A subscriber this edition still has to reach; `retry` if a ledger row exists."""
+
+    subscriber_id: int
+    email: str
+    name: str | None
+    token: str
+    retry: bool
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    uncertain: int  # in-flight rows found after a crash, now assumed sent
+    retried: int  # failed rows put back to pending
+    resent: int  # uncertain rows put back to pending (--resend-uncertain)
+
+
+def reconcile(
+    store: Store, edition_id: int, *, now: datetime, resend_uncertain: bool = False
+) -> Reconciled:
+    """Make the ledger consistent before (re)sending an edition; see the module docstring."""
+    note = "in flight when the send stopped; may have been accepted, assumed sent"
+    with store.session() as session:
+        uncertain = _move(session, edition_id, INFLIGHT, UNCERTAIN, now, error=note)
+        retried = _move(session, edition_id, FAILED, PENDING, now)
+        resent = _move(session, edition_id, UNCERTAIN, PENDING, now) if resend_uncertain else 0
+    return Reconciled(uncertain, retried, resent)
+
+
+def _move(session, edition_id, old, new, now, error=None) -> int:  # type: ignore[no-untyped-def]
+    values = {"status": new, "updated_at": now}
+    if error is not None or new == PENDING:
+        values["error"] = error
+    result = session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status == old)
+        .values(**values)
+    )
+    return result.rowcount or 0
+
+
+def next_batch_number(store: Store, edition_id: int) -> int:
+    with store.session() as session:
+        query = select(func.max(DeliveryRow.batch)).where(DeliveryRow.edition_id == edition_id)
+        return (session.scalar(query) or 0) + 1
+
+
+def iter_due(
+    store: Store, edition_id: int, audience: Sequence[str], *, chunk: int = 1000
+) -> Iterator[Due]:
+    """Active subscribers following the campaign with no ledger row or a `pending` one, in
+    subscriber-id order, read in chunks with their ledger state (one query per chunk)."""
+    after = 0
+    join = and_(DeliveryRow.subscriber_id == SubscriberRow.id,
+                DeliveryRow.edition_id == edition_id)
+    while True:
+        query = (
+            select(SubscriberRow.id, SubscriberRow.email, SubscriberRow.name,
+                   SubscriberRow.token, SubscriberRow.topics, DeliveryRow.status)
+            .outerjoin(DeliveryRow, join)
+            .where(SubscriberRow.status == "active", SubscriberRow.id > after)
+            .order_by(SubscriberRow.id)
+            .limit(chunk)
+        )
+        with store.session() as session:
+            rows = session.execute(query).all()
+        if not rows:
+            return
+        for sid, email, name, token, topics, status in rows:
+            if status is None and not follows(topics or (), audience):
+                continue
+            if status not in (None, PENDING):
+                continue  # already sent, failed this run, or uncertain
+            yield Due(sid, email, name, token, retry=status == PENDING)
+        after = rows[-1][0]
+
+
+def claim_batch(
+    store: Store, edition_id: int, batch: int, due: Sequence[Due], *, now: datetime
+) -> None:
+    """Write the batch's rows as `inflight` in one transaction, before anything is sent."""
+    new = [d.subscriber_id for d in due if not d.retry]
+    old = [d.subscriber_id for d in due if d.retry]
+    with store.session() as session:
+        if new:
+            session.execute(
+                insert(DeliveryRow),
+                [dict(edition_id=edition_id, subscriber_id=s, batch=batch, status=INFLIGHT,
+                      attempts=1, updated_at=now) for s in new],
+            )
+        if old:
+            result = session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.edition_id == edition_id,
+                       DeliveryRow.subscriber_id.in_(old),
+                       DeliveryRow.status == PENDING)
+                .values(status=INFLIGHT, batch=batch, attempts=DeliveryRow.attempts + 1,
+                        updated_at=now)
+            )
+            if result.rowcount != len(old):
+                raise DeliveryError(
+                    f"edition {edition_id}: another send of this edition is running"
+                )
+
+
+def finish_batch(
+    store: Store,
+    edition_id: int,
+    batch: int,
+    *,
+    failed: dict[int, str],
+    uncertain: Sequence[int] = (),
+    now: datetime,
+) -> None:
+    """Record a batch's outcome once the provider answered: `failed` rows with their error,
+    `uncertain` ones (timed out), every other row of the batch `sent`. One transaction."""
+    table = DeliveryRow.__table__
+    by_subscriber = and_(table.c.edition_id == edition_id,
+                         table.c.subscriber_id == bindparam("sid"))
+    with store.session() as session:
+        connection = session.connection()
+        if failed:
+            connection.execute(
+                update(table).where(by_subscriber)
+                .values(status=FAILED, error=bindparam("err"), updated_at=now),
+                [{"sid": sid, "err": err[:2000]} for sid, err in failed.items()],
+            )
+        if uncertain:
+            connection.execute(
+                update(table).where(by_subscriber).values(
+                    status=UNCERTAIN, error="timed out; may have been accepted", updated_at=now
+                ),
+                [{"sid": sid} for sid in uncertain],
+            )
+        connection.execute(
+            update(table)
+            .where(table.c.edition_id == edition_id, table.c.batch == batch,
+                   table.c.status == INFLIGHT)
+            .values(status=SENT, error=None, updated_at=now)
+        )
+
+
+def skip_leftovers(store: Store, edition_id: int, *, now: datetime) -> int:
+    """Pending rows nobody claimed (the subscriber left meanwhile) become `skipped`."""
+    with store.session() as session:
+        return _move(session, edition_id, PENDING, SKIPPED, now, error="no longer active")
+
+
+def counts(store: Store, edition_id: int) -> dict[str, int]:
+    with store.session() as session:
+        rows = session.execute(
+            select(DeliveryRow.status, func.count())
+            .where(DeliveryRow.edition_id == edition_id)
+            .group_by(DeliveryRow.status)
+        ).all()
+    return {status: count for status, count in rows}
+
+
+def failures(store: Store, edition_id: int, *, limit: int = 5) -> list[tuple[str, str]]:
+    """(email, error) of a few failed rows, for the summary."""
+    with store.session() as session:
+        rows = session.execute(
+            select(SubscriberRow.email, DeliveryRow.error)
+            .join(SubscriberRow, SubscriberRow.id == DeliveryRow.subscriber_id)
+            .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status == FAILED)
+            .limit(limit)
+        ).all()
+    return [(email, error or "") for email, error in rows]
+
+
+def set_edition_status(
+    store: Store, edition_id: int, status: str, *, sent_at: datetime | None = None
+) -> None:
+    values: dict[str, object] = {"status": status}
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    with store.session() as session:
+        session.execute(update(EditionRow).where(EditionRow.id == edition_id).values(**values))

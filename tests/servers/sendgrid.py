@@ -1,0 +1,223 @@
+"""A local SendGrid-compatible `POST /v3/mail/send` on 127.0.0.1, for tests and benchmarks.
+
+Every body is validated against the fixed OpenAPI file in ../shared/specs and the limits
+SOURCES.md lists (the schema cannot express them). It records accepted recipients and can be
+told to answer 429 + Retry-After, 500, 400, 401, 413 (`too_large_over`), or to hang; it can
+hold requests (accept them, never answer) to stand for a provider that took a batch while
+the sender died.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+# ../shared beside the repository root (this file is <root>/tests/servers/sendgrid.py)
+SPEC = Path(__file__).resolve().parents[3] / "shared/specs/sendgrid-v3-mail-send.fixed.openapi.json"
+MAX_RECIPIENTS = 1000
+MAX_BYTES = 30 * 1024 * 1024
+MAX_CUSTOM_ARGS = 10_000
+MAX_SUBSTITUTIONS = 10_000
+MAX_CATEGORIES = 10
+SEND_AT_AHEAD = 72 * 3600
+
+
+def request_validator() -> jsonschema.Validator:
+    spec = json.loads(SPEC.read_text(encoding="utf-8"))
+    post = spec["paths"]["/v3/mail/send"]["post"]
+    schema = dict(post["requestBody"]["content"]["application/json"]["schema"])
+    schema["components"] = spec["components"]  # so '#/components/schemas/...' resolves
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def limit_problems(body: dict[str, Any], now: float) -> list[str]:
+    """SendGrid's documented limits that the schema does not express."""
+    problems = []
+    addresses = [
+        r["email"].lower()
+        for p in body.get("personalizations", [])
+        for kind in ("to", "cc", "bcc")
+        for r in p.get(kind, [])
+    ]
+    if len(addresses) > MAX_RECIPIENTS:
+        problems.append(f"{len(addresses)} recipients in one request (max {MAX_RECIPIENTS})")
+    repeated = [a for a, n in Counter(addresses).items() if n > 1]
+    if repeated:
+        problems.append(f"address given more than once in a request: {repeated[0]}")
+    args = [body.get("custom_args", {})] + [
+        p.get("custom_args", {}) for p in body.get("personalizations", [])
+    ]
+    if any(len(json.dumps(a).encode()) > MAX_CUSTOM_ARGS for a in args):
+        problems.append("custom_args over 10,000 bytes")
+    for p in body.get("personalizations", []):
+        subs = p.get("substitutions", {})
+        if any(not isinstance(v, str) for v in subs.values()):
+            problems.append("substitution values must be strings")
+        if sum(len(k.encode()) + len(str(v).encode()) for k, v in subs.items()) > MAX_SUBSTITUTIONS:
+            problems.append("substitutions over 10,000 bytes in a personalization")
+    if len(body.get("categories", [])) > MAX_CATEGORIES:
+        problems.append("more than 10 categories")
+    for send_at in [body.get("send_at")] + [p.get("send_at") for p in body["personalizations"]]:
+        if send_at is not None and send_at > now + SEND_AT_AHEAD:
+            problems.append("send_at more than 72 hours ahead")
+    content = body.get("content", [])
+    types = [c["type"] for c in content]
+    if "text/plain" in types and types[0] != "text/plain":
+        problems.append("text/plain must come first in content")
+    return problems
+
+
+@dataclass
+class Recorded:
+    body: dict[str, Any]
+    recipients: list[str]
+
+
+@dataclass
+class FakeSendGrid:
+    """Start with `with FakeSendGrid() as server:`; `server.url` is the client's host."""
+
+    api_key: str = "SG.test-key"
+    latency: float = 0.0  # seconds before answering
+    validate: str = "all"  # 'all' | 'first' (schema on the first body only) | 'none'
+    too_large_over: int | None = None  # answer 413 when a request has more personalizations
+    plan: list[Any] = field(default_factory=list)  # next answers: 429, 500, 400, 401, 'hang'
+    retry_after: int = 1
+    hold_after: int | None = None  # accept but never answer once this many were accepted
+    on_accept: Any = None  # callback(n) after request n (1-based) is recorded, before the 202
+
+    def __post_init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.rejected: list[tuple[int, str]] = []
+        self.seen_statuses: list[int | str] = []
+        self.held = 0
+        self._validator = request_validator() if self.validate != "none" else None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def recipients(self) -> list[str]:
+        with self._lock:
+            return [r for req in self.requests for r in req.recipients]
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeSendGrid:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 64
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # --- request handling ---------------------------------------------------------------
+
+    def answer(self, headers: Any, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        if headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(401, "The provided authorization grant is invalid, expired, or revoked")
+        with self._lock:
+            planned = self.plan.pop(0) if self.plan else None
+        self.seen_statuses.append(planned or 202)
+        if planned == "hang":
+            self._stopping.wait(30)
+            return 0, {}, b""
+        if planned == 429:
+            return _error(429, "too many requests", {"Retry-After": str(self.retry_after)})
+        if planned in (400, 401, 403, 500, 503):
+            return _error(planned, f"planned failure {planned}")
+        problems = self.check(raw)
+        if problems:
+            self.rejected.append((400, problems[0]))
+            return _error(400, problems[0])
+        body = json.loads(raw)
+        if self.too_large_over and len(body["personalizations"]) > self.too_large_over:
+            return _error(413, "request entity too large")
+        return self.accept(body)
+
+    def check(self, raw: bytes) -> list[str]:
+        if len(raw) > MAX_BYTES:
+            return ["message larger than 30 MB"]
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            return [f"invalid JSON: {exc}"]
+        with self._lock:
+            validate = self._validator is not None and (
+                self.validate == "all" or not self.requests
+            )
+        if validate:
+            errors = sorted(self._validator.iter_errors(body), key=lambda e: list(e.path))
+            if errors:
+                path = "/".join(str(p) for p in errors[0].absolute_path)
+                return [f"{path}: {errors[0].message}"]
+        return limit_problems(body, time.time())
+
+    def accept(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        emails = [r["email"] for p in body["personalizations"] for r in p["to"]]
+        with self._lock:
+            self.requests.append(Recorded(body, emails))
+            n = len(self.requests)
+            hold = self.hold_after is not None and n > self.hold_after
+            if hold:
+                self.held += 1
+        if self.on_accept:
+            self.on_accept(n)
+        if hold:
+            self._stopping.wait(60)
+            return 0, {}, b""
+        return 202, {}, b""
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    body = json.dumps({"errors": [{"message": message, "field": None, "help": None}]}).encode()
+    return status, {"Content-Type": "application/json", **(headers or {})}, body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeSendGrid
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != "/v3/mail/send":
+            status, headers, body = _error(404, "not found")
+        else:
+            started = time.monotonic()
+            status, headers, body = self.fake.answer(self.headers, raw)
+            if status and self.fake.latency:
+                time.sleep(max(0.0, self.fake.latency - (time.monotonic() - started)))
+        if not status:  # hang / hold: close without an answer
+            self.close_connection = True
+            return
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
