@@ -272,6 +272,62 @@ class FeedsConfig(Strict):
         return self
 
 
+# --- delivery and subscribers (delivery issue) --------------------------------------------
+
+
+class FileDeliveryConfig(Strict):
+    """`file` backend: one RFC 5322 .eml per recipient in <path>/<campaign>/<edition>/."""
+
+    path: str = "outbox"
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+
+
+class SmtpDeliveryConfig(Strict):
+    """`smtp` backend. Credentials only from SMTP_USERNAME / SMTP_PASSWORD (environment)."""
+
+    host: str = "localhost"
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    ca_file: str | None = None  # extra CA bundle to trust (a private relay, tests)
+    timeout: float = Field(default=30.0, gt=0)
+    rate_limit: float | None = Field(default=None, gt=0)  # messages per second, all workers
+    workers: int = Field(default=2, ge=1, le=32)  # connections, each reused for many messages
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+
+
+class SendGridDeliveryConfig(Strict):
+    """`sendgrid` backend. The API key only from SENDGRID_API_KEY (environment)."""
+
+    host: str = "https://api.sendgrid.com"  # EU region: https://api.eu.sendgrid.com
+    workers: int = Field(default=4, ge=1, le=64)
+    batch_size: int = Field(default=1000, ge=1, le=1000)  # personalizations per request
+    timeout: float = Field(default=30.0, gt=0)
+    asm_group_id: int | None = None
+    sandbox_mode: bool = False
+
+    _host = field_validator("host")(classmethod(lambda cls, v: check_absolute_url(v)))
+
+
+class DeliveryConfig(Strict):
+    backend: str = "file"  # a name in publisher.deliver.BACKENDS; env PUBLISHER_DELIVERY wins
+    unsubscribe_mailto: str | None = None  # mailto address in List-Unsubscribe; default from_email
+    max_attempts: int = Field(default=5, ge=1, le=20)  # per batch, on 429/5xx/connection errors
+    backoff_base: float = Field(default=0.5, ge=0)  # seconds; doubled per attempt, with jitter
+    backoff_max: float = Field(default=60.0, ge=0)
+    max_failed_batches: int = Field(default=3, ge=1)  # then the edition is paused
+    file: FileDeliveryConfig = FileDeliveryConfig()
+    smtp: SmtpDeliveryConfig = SmtpDeliveryConfig()
+    sendgrid: SendGridDeliveryConfig = SendGridDeliveryConfig()
+
+    @property
+    def effective_backend(self) -> str:
+        return os.environ.get("PUBLISHER_DELIVERY") or self.backend
+
+
+class SubscribersConfig(Strict):
+    file: str | None = None  # CSV or JSON imported (upserted) before each run's sends
+
+
 # --- the whole file -----------------------------------------------------------------------
 
 
@@ -282,6 +338,8 @@ class PublisherConfig(Strict):
     campaigns: list[CampaignConfig] = []
     schedule: ScheduleSettings = ScheduleSettings()
     feeds: FeedsConfig = FeedsConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    subscribers: SubscribersConfig = SubscribersConfig()
 
     # Set by load_config, not by the file: the directory relative paths are resolved from.
     root: Path = Field(default=Path("."), exclude=True)
