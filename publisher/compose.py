@@ -14,15 +14,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from publisher.config import CampaignConfig, SectionConfig
 from publisher.errors import ConfigError
 from publisher.items import Item
 
 
+class History(Protocol):
+    """What composing needs to know about a campaign's earlier editions (the store's
+    EditionHistory provides it; compose never imports the store, which comes earlier)."""
+
+    @property
+    def previous_at(self) -> datetime | None: ...
+
+    @property
+    def carried(self) -> frozenset[str]: ...
+
+    @property
+    def next_number(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class CampaignHistory:
-    """What the store knows about a campaign's earlier editions."""
+    """A History given directly (tests, previews of a first edition, sample data)."""
 
     previous_at: datetime | None = None  # when the previous edition was composed
     carried: frozenset[str] = frozenset()  # item ids any earlier edition carried
@@ -66,7 +81,7 @@ class Edition:
         ]
 
 
-def window_start(campaign: CampaignConfig, history: CampaignHistory, now: datetime) -> datetime:
+def window_start(campaign: CampaignConfig, history: History, now: datetime) -> datetime:
     if history.previous_at is not None:
         return history.previous_at
     return now - timedelta(days=campaign.lookback_days)
@@ -85,7 +100,7 @@ def compose_edition(
     campaign: CampaignConfig,
     *,
     now: datetime,
-    history: CampaignHistory,
+    history: History,
 ) -> Edition | None:
     """Select the items of the next edition, or None when `skip_if_empty` and nothing is new."""
     since = window_start(campaign, history, now)

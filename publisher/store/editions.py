@@ -12,10 +12,19 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from publisher.compose import CampaignHistory
 from publisher.errors import StoreError
+from publisher.items import Item
 from publisher.store import Store, row_to_item
 from publisher.store.models import DeliveryRow, EditionItemRow, EditionRow, ItemRow
+
+
+@dataclass(frozen=True)
+class EditionHistory:
+    """A campaign's earlier editions as compose needs them (publisher.compose.History)."""
+
+    previous_at: datetime | None = None  # when the previous edition was composed
+    carried: frozenset[str] = frozenset()  # item ids any earlier edition carried
+    next_number: int = 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class EditionSummary:
     recipients: int  # deliveries with status 'sent'
 
 
-def campaign_history(store: Store, campaign: str) -> CampaignHistory:
+def campaign_history(store: Store, campaign: str) -> EditionHistory:
     """Previous edition time, every item id already carried and the next edition number."""
     with store.session() as session:
         last = session.execute(
@@ -73,7 +82,7 @@ def campaign_history(store: Store, campaign: str) -> CampaignHistory:
             .join(EditionRow, EditionRow.id == EditionItemRow.edition_id)
             .where(EditionRow.campaign == campaign)
         ).all()
-    return CampaignHistory(
+    return EditionHistory(
         previous_at=last.composed_at if last else None,
         carried=frozenset(carried),
         next_number=(last.number + 1) if last else 1,
@@ -197,7 +206,7 @@ def list_editions(store: Store, campaign: str | None = None) -> list[EditionSumm
         ]
 
 
-def edition_item_list(store: Store, edition_id: int) -> list[tuple[str, object]]:
+def edition_item_list(store: Store, edition_id: int) -> list[tuple[str, Item]]:
     """(section, Item) of an edition in reading order (items since deleted are left out)."""
     with store.session() as session:
         rows = session.execute(
