@@ -73,12 +73,10 @@ class Edition:
         return [item for section in self.sections for item in section.items]
 
     def placements(self) -> list[tuple[str, int, Item]]:
-        """(section name, position, item) for every carried item, in reading order."""
-        return [
-            (section.name, position, item)
-            for section in self.sections
-            for position, item in enumerate(section.items)
-        ]
+        """(section name, position, item) for every carried item; positions count through
+        the whole edition, so ordering by position alone gives the reading order."""
+        carried = [(section.name, item) for section in self.sections for item in section.items]
+        return [(name, position, item) for position, (name, item) in enumerate(carried)]
 
 
 def window_start(campaign: CampaignConfig, history: History, now: datetime) -> datetime:

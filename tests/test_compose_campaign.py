@@ -189,3 +189,13 @@ def test_load_config_keeps_sample_campaign_valid():
 
     config = load_config(ROOT / "schedules.yaml")
     assert any(c.name == "economic-justice-weekly" for c in config.campaigns)
+
+
+def test_edition_items_in_reading_order(config, store, fixed_now):
+    from publisher.store.editions import edition_item_list
+
+    store.upsert_items(fixture_items(), now=fixed_now)
+    record = compose_campaign(config, store, "weekly", now=fixed_now)
+    placed = [(section, i.id) for section, i in edition_item_list(store, record.id)]
+    assert [s for s, _ in placed] == ["featured", "posts", "posts", "news", "news"]
+    assert placed[0] == ("featured", "test:cba-toolkit")
