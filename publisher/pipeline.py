@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from publisher.collect import CollectReport, collect_all
 from publisher.compose import Edition, compose_edition, find_campaign, window_start
 from publisher.config import PublisherConfig
+from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
 from publisher.render.email import RenderedEdition, archive_url, render_edition
 from publisher.render.environment import search_path_for
@@ -45,9 +46,12 @@ def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunRepo
     """Collect, publish feeds, compose and deliver every campaign once (`make run`)."""
     report = RunReport()
     report.collect = collect_all(config, store, now=now)
+    report.notes.extend(import_subscriber_file(config, store, now=now))
     for campaign in config.campaigns:
         record = compose_campaign(config, store, campaign.name, now=now)
         report.notes.append(describe_edition(campaign.name, record))
+        if record is not None:
+            report.notes.append(send_edition(config, store, record.id, now=now).note)
     report.notes.append(build_feeds(config, store, now=now).note)
     return report
 
@@ -167,6 +171,36 @@ def _write_archive(
     write_index_page(
         config.root, org, edition.campaign, entries, search_path=search_path_for(config.root)
     )
+
+
+# --- delivery (delivery issue): subscribers -> ledger -> backend ---------------------------
+
+
+def send_edition(
+    config: PublisherConfig,
+    store: Store,
+    edition_id: int,
+    *,
+    now: datetime,
+    backend: DeliveryBackend | None = None,
+    **options: object,
+) -> DeliveryReport:
+    """Send an edition (or finish an interrupted send) to its campaign's active audience,
+    exactly once per subscriber. Options: resend_uncertain, send_at, progress, clock."""
+    return deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+
+
+def import_subscriber_file(config: PublisherConfig, store: Store, *, now: datetime) -> list[str]:
+    """Upsert `subscribers.file` (if configured) into the store; never re-subscribes anyone."""
+    from publisher.store.subscribers import import_subscribers, read_subscriber_file
+
+    if not config.subscribers.file:
+        return []
+    path = config.resolve(config.subscribers.file)
+    rows, problems = read_subscriber_file(path)
+    result = import_subscribers(store, rows, now=now)
+    notes = [f"subscribers: {result.inserted} new, {result.updated} updated from {path.name}"]
+    return notes + [f"subscribers: skipped {problem}" for problem in problems]
 
 
 # --- scheduled runs (scheduling issue): publisher/schedule.py calls this per slot ---------

@@ -7,8 +7,10 @@ from publisher.deliver.service import (
     DryRun,
     deliver_edition,
     dry_run,
+    newest_edition,
     resumable_edition,
     send_test_message,
+    unfinished_edition,
 )
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "deliver_edition",
     "dry_run",
     "make_backend",
+    "newest_edition",
     "resumable_edition",
     "send_test_message",
+    "unfinished_edition",
 ]

@@ -36,6 +36,6 @@ def check_delivery(config: PublisherConfig) -> list[str]:
     """For `publisher check`: the backend exists and its secrets are in the environment."""
     try:
         make_backend(config).close()
-    except DeliveryError as exc:
-        return [str(exc)]
+    except (DeliveryError, OSError) as exc:  # OSError: an unreadable smtp.ca_file
+        return [f"delivery: {exc}"]
     return []

@@ -70,7 +70,10 @@ def campaign_of(config: PublisherConfig, name: str) -> CampaignConfig:
     raise DeliveryError(f"campaign '{name}' is not in {config.file}; cannot send its editions")
 
 
-def load_edition(store: Store, edition_id: int) -> StoredEdition:
+def load_edition(store: Store, edition_id: int | StoredEdition) -> StoredEdition:
+    """By id; an unstored StoredEdition (id 0, from a preview compose) is taken as it is."""
+    if isinstance(edition_id, StoredEdition):
+        return edition_id
     edition = get_edition(store, edition_id)
     if edition is None:
         raise DeliveryError(f"no edition with id {edition_id}")
@@ -135,7 +138,8 @@ def deliver_edition(
         ledger.set_edition_status(store, edition.id, "paused")
     else:
         ledger.skip_leftovers(store, edition.id, now=now)
-        ledger.set_edition_status(store, edition.id, "sent", sent_at=now)
+        first_time = edition.status != "sent" or edition.sent_at is None
+        ledger.set_edition_status(store, edition.id, "sent", sent_at=now if first_time else None)
     report.failures = ledger.failures(store, edition.id)
     return report
 
@@ -154,7 +158,7 @@ class DryRun:
 
 
 def dry_run(
-    config: PublisherConfig, store: Store, edition_id: int, *, now: datetime,
+    config: PublisherConfig, store: Store, edition_id: int | StoredEdition, *, now: datetime,
     backend: DeliveryBackend | None = None,
 ) -> DryRun:
     """Counts, batches and one sample message; nothing is sent and the ledger is untouched."""
@@ -177,7 +181,8 @@ def dry_run(
 
 
 def send_test_message(
-    config: PublisherConfig, store: Store, edition_id: int, address: str, *, now: datetime,
+    config: PublisherConfig, store: Store, edition_id: int | StoredEdition, address: str, *,
+    now: datetime,
     backend: DeliveryBackend | None = None,
 ) -> str | None:
     """Send the edition to one address, outside the ledger. None on success, else the error."""
@@ -224,3 +229,18 @@ def resumable_edition(store: Store, campaign: str, *, resend_uncertain: bool = F
     if newest.status in unfinished or left is not None:
         return newest.id
     raise DeliveryError(f"{campaign}: edition {newest.number} has nothing left to send")
+
+
+def newest_edition(store: Store, campaign: str) -> StoredEdition | None:
+    with store.session() as session:
+        newest = session.scalar(
+            select(EditionRow.id).where(EditionRow.campaign == campaign)
+            .order_by(EditionRow.number.desc()).limit(1)
+        )
+    return None if newest is None else get_edition(store, newest)
+
+
+def unfinished_edition(store: Store, campaign: str) -> StoredEdition | None:
+    """The newest edition if its send was started or composed but never finished."""
+    newest = newest_edition(store, campaign)
+    return newest if newest and newest.status in ("sending", "paused") else None
