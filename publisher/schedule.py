@@ -396,3 +396,64 @@ class Daemon:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- wiring and reporting (cli.py) --------------------------------------------------------
+
+
+def make_daemon(config: PublisherConfig, store: Store, *, clock: Callable[[], datetime]) -> Daemon:
+    """The daemon of `publisher run`, with the pipeline's stages as its jobs."""
+    from publisher import pipeline
+
+    def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
+        return pipeline.run_campaign_slot(config, store, name, slot, now=now)
+
+    return Daemon(
+        config,
+        store,
+        run_slot=run_slot,
+        clock=clock,
+        collect=lambda now: pipeline.collect_all(config, store, now=now),
+        build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
+    )
+
+
+@dataclass
+class CampaignOverview:
+    name: str
+    cadence: str  # in words
+    zone: str
+    next_runs: list[datetime]  # UTC
+    paused: str  # '' or why ('schedules.yaml', 'publisher pause')
+    last_edition: state.LastEdition | None
+    last_slot: state.SlotRecord | None
+
+
+def overview(
+    config: PublisherConfig, store: Store, *, now: datetime, count: int = 3
+) -> list[CampaignOverview]:
+    """What `publisher schedule` shows for each campaign."""
+    paused_in_store = state.paused_campaigns(store)
+    out = []
+    for campaign in config.campaigns:
+        paused = "schedules.yaml" if campaign.paused else ""
+        if campaign.name in paused_in_store:
+            paused = "publisher pause"
+        runs: list[datetime] = []
+        words = "no cadence (only `publisher send` / `run --once`)"
+        if campaign.cadence:
+            runs = fire_times(campaign_trigger(config, campaign), after=now, count=count)
+            words = parse_cadence(campaign.cadence).words
+        records = state.slot_records(store, campaign.name, limit=1)
+        out.append(
+            CampaignOverview(
+                name=campaign.name,
+                cadence=words,
+                zone=campaign.zone(config.organisation),
+                next_runs=runs,
+                paused=paused,
+                last_edition=state.last_edition(store, campaign.name),
+                last_slot=records[0] if records else None,
+            )
+        )
+    return out
