@@ -266,3 +266,15 @@ def test_a_link_that_is_not_absolute_https_is_reported(tmp_path, fixed_now):
     bad = type(bad)(**{**bad.__dict__, "url": "http://www.example.org/plain-http/"})
     with pytest.raises(RenderError, match=r"http://www\.example\.org/plain-http/"):
         render_with(tmp_path, fixed_now, {}, items=[bad])
+
+
+def test_an_edition_between_90_and_102_kb_renders_with_a_warning(fixed_now):
+    _edition, rendered = render_sample(fixed_now, many_items(24, 0), big_campaign(24, 1))
+    assert 90 * KB < rendered.size <= 102 * KB, rendered.size
+    assert rendered.warnings and "economic-justice-weekly" in rendered.warnings[0]
+
+
+def test_subject_with_an_undefined_variable_names_it(fixed_now):
+    campaign = sample_campaign().model_copy(update={"subject": "{{ edition.nomber }}"})
+    with pytest.raises(TemplateError, match=r"'economic-justice-weekly' subject.*nomber"):
+        render_sample(fixed_now, campaign=campaign)
