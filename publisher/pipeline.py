@@ -224,17 +224,8 @@ def run_campaign_slot(
     record = compose_campaign(config, store, campaign, now=now, slot=slot)
     if record is None:
         return SlotOutcome("skipped", None, "nothing new")
-    delivery = _send(config, store, record.id, now=now)
+    delivery = send_edition(config, store, record.id, now=now)
     feeds = build_feeds(config, store, now=now)
-    detail = f"edition {record.number}: {delivery}; {feeds.note}"
-    return SlotOutcome("sent", record.id, detail)
-
-
-def _send(config: PublisherConfig, store: Store, edition_id: int, *, now: datetime) -> str:
-    """Deliver through the delivery stage's send_edition and summarise its report."""
-    sender = globals().get("send_edition")  # TODO(scheduling): direct call once delivery lands
-    if sender is None:
-        log.warning("no delivery stage yet: edition %s composed, not sent", edition_id)
-        return "not sent (no delivery stage)"
-    report = sender(config, store, edition_id, now=now)
-    return str(getattr(report, "note", report))
+    # A send paused by backend errors is 'failed': the next daemon start resumes it.
+    status = "failed" if delivery.paused else "sent"
+    return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}")

@@ -1,0 +1,202 @@
+"""The real daemon: `publisher run` processes started by the tests on a shared SQLite store,
+a slot a few seconds ahead (6-field cron with seconds), SIGTERM, pause/resume from the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from publisher.items import Item
+from publisher.store import open_store
+from publisher.store import schedule_state as state
+from publisher.store.models import DeliveryRow, EditionRow
+from publisher.store.subscribers import SubscriberInput, import_subscribers
+from tests.conftest import BASE_CONFIG
+
+pytestmark = pytest.mark.slow
+SUBSCRIBERS = 3
+
+CAMPAIGN = """\
+schedule:
+  collect_every: "off"
+  feeds_every: "off"
+campaigns:
+  - name: weekly
+    title: The Weekly
+    subject: "The Weekly #{{{{ edition.number }}}}"
+    timezone: UTC
+    cadence: "{cadence}"
+    sections:
+      - {{name: posts, kinds: [article], max: 5, title: Latest posts}}
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def slot_cron(moment: datetime) -> str:
+    """A 6-field cron (seconds first) firing exactly at `moment` (UTC)."""
+    return f"{moment.second} {moment.minute} {moment.hour} {moment.day} {moment.month} *"
+
+
+def prepare(project: Path, cadence: str) -> str:
+    """Write the configuration, two fresh items and the subscribers; return the store URL."""
+    (project / "schedules.yaml").write_text(
+        BASE_CONFIG + CAMPAIGN.format(cadence=cadence), encoding="utf-8"
+    )
+    url = f"sqlite:///{project}/publisher.db"
+    store = open_store(url)
+    now = utc_now()
+    store.upsert_items(
+        [
+            Item(
+                id=f"test:post-{n}",
+                title=f"Post {n}",
+                url=f"https://www.example.org/post-{n}",
+                published=now - timedelta(hours=n + 1),
+                source="test",
+                kind="article",
+            )
+            for n in range(2)
+        ],
+        now=now,
+    )
+    people = [SubscriberInput(f"person{n}@example.org", f"Person {n}") for n in range(SUBSCRIBERS)]
+    import_subscribers(store, people, now=now)
+    # The daemons below may start after the slot on a slow machine: watching from now makes
+    # the slot a catch-up within grace instead of a slot before the campaign was scheduled.
+    state.watched_since(store, "weekly", now=now)
+    store.close()
+    return url
+
+
+def environment(url: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PUBLISHER_DATABASE_URL": url,
+        "COLUMNS": "200",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+
+
+def start_daemon(project: Path, url: str, log_name: str) -> tuple[subprocess.Popen, Path]:
+    log_path = project / log_name
+    process = subprocess.Popen(
+        [sys.executable, "-m", "publisher.cli", "run"],
+        cwd=project,
+        env=environment(url),
+        stdout=subprocess.DEVNULL,
+        stderr=log_path.open("w"),
+    )
+    return process, log_path
+
+
+def cli(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "publisher.cli", *args],
+        cwd=project,
+        env=environment(url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def wait_for(condition, *, timeout: float = 30.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def slot_statuses(url: str) -> list[str]:
+    store = open_store(url)
+    try:
+        return [r.status for r in state.slot_records(store, "weekly")]
+    finally:
+        store.close()
+
+
+def counts(url: str) -> tuple[int, int]:
+    store = open_store(url)
+    try:
+        with store.session() as session:
+            return session.query(EditionRow).count(), session.query(DeliveryRow).count()
+    finally:
+        store.close()
+
+
+def stop(process: subprocess.Popen, log_path: Path) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert code == 0, log_path.read_text()
+
+
+def outbox(project: Path) -> list[Path]:
+    return sorted((project / "outbox" / "weekly").glob("*/*.eml"))
+
+
+def test_daemon_sends_the_slot_then_exits_0_on_sigterm(project):
+    slot = (utc_now() + timedelta(seconds=6)).replace(microsecond=0)
+    url = prepare(project, slot_cron(slot))
+    process, log_path = start_daemon(project, url, "daemon.log")
+    try:
+        wait_for(lambda: "sent" in slot_statuses(url), what="the slot to be sent")
+    finally:
+        stop(process, log_path)
+    assert counts(url) == (1, SUBSCRIBERS)
+    assert len(outbox(project)) == SUBSCRIBERS
+    log = log_path.read_text()
+    assert "campaign=weekly" in log and "outcome=sent" in log
+    assert "SIGTERM" in log and "daemon stopped" in log
+
+
+def test_two_daemons_on_one_store_make_one_edition_and_one_message_each(project):
+    slot = (utc_now() + timedelta(seconds=7)).replace(microsecond=0)
+    url = prepare(project, slot_cron(slot))
+    first = start_daemon(project, url, "first.log")
+    second = start_daemon(project, url, "second.log")
+    try:
+        wait_for(lambda: "sent" in slot_statuses(url), what="the slot to be sent")
+        time.sleep(1.0)  # give the other daemon its chance to (wrongly) send again
+    finally:
+        stop(*first)
+        stop(*second)
+    assert counts(url) == (1, SUBSCRIBERS)
+    assert len(outbox(project)) == SUBSCRIBERS
+    logs = first[1].read_text() + second[1].read_text()
+    assert logs.count("outcome=sent") == 1
+    assert "already taken" in logs
+
+
+def test_pause_and_resume_reach_a_running_daemon(project):
+    url = prepare(project, "*/2 * * * * *")  # a slot every two seconds
+    paused = cli(project, url, "pause", "weekly")
+    assert paused.returncode == 0, paused.stderr
+    process, log_path = start_daemon(project, url, "daemon.log")
+    try:
+        wait_for(lambda: slot_statuses(url).count("paused") >= 2, what="paused slots")
+        assert counts(url) == (0, 0)
+        resumed = cli(project, url, "resume", "weekly")
+        assert resumed.returncode == 0, resumed.stderr
+        wait_for(lambda: "sent" in slot_statuses(url), timeout=20, what="a sent slot")
+    finally:
+        stop(process, log_path)
+    assert counts(url) == (1, SUBSCRIBERS)
+    overview = cli(project, url, "schedule")
+    assert overview.returncode == 0, overview.stderr
+    assert "weekly" in overview.stdout and "edition 1" in overview.stdout
