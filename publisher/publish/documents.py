@@ -9,6 +9,7 @@ item's, so an unchanged feed serialises to the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import mimetypes
@@ -126,49 +127,90 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An item as every format shows it: cleaned once, whatever the number of feeds."""
+
+    guid: str
+    title: str
+    url: str
+    summary: str  # plain text
+    content: str  # sanitised HTML
+    published: datetime
+    updated: datetime
+    author: str | None
+    topics: tuple[str, ...]
+    image: str | None
+
+
+def prepare_entry(item: Item, guid: str) -> Entry:
+    summary = summary_text(item)
+    return Entry(
+        guid=guid,
+        title=clean(item.title),
+        url=item.url,
+        summary=summary,
+        content=clean(item.body_html) or f"<p>{html.escape(summary)}</p>",
+        published=item.published,
+        updated=item_updated(item),
+        author=clean(item.author) or None,
+        topics=tuple(topic for topic in map(clean, item.topics) if topic),
+        image=item.image or None,
+    )
+
+
 class EntryCache:
     """Each item's RSS <item>, Atom <entry> and JSON Feed object, made once per build."""
 
     def __init__(self, guid_namespace: str) -> None:
         self.guid_namespace = guid_namespace
-        self._entries: dict[str, FeedEntry] = {}
+        self._prepared: dict[str, Entry] = {}
+        self._feedgen: dict[str, FeedEntry] = {}
         self._rss: dict[str, bytes] = {}
         self._atom: dict[str, bytes] = {}
-        self._json: dict[str, str] = {}
-
-    def _entry(self, item: Item) -> FeedEntry:
-        entry = self._entries.get(item.id)
-        if entry is None:
-            entry = self._entries[item.id] = feed_entry(item, self.guid(item))
-        return entry
+        self._json: dict[str, bytes] = {}
 
     def guid(self, item: Item) -> str:
-        return item_guid(self.guid_namespace, item.id)
+        return self.entry(item).guid
+
+    def entry(self, item: Item) -> Entry:
+        found = self._prepared.get(item.id)
+        if found is None:
+            guid = item_guid(self.guid_namespace, item.id)
+            found = self._prepared[item.id] = prepare_entry(item, guid)
+        return found
+
+    def _feedgen_entry(self, item: Item) -> FeedEntry:
+        found = self._feedgen.get(item.id)
+        if found is None:
+            found = self._feedgen[item.id] = feed_entry(self.entry(item))
+        return found
 
     def rss(self, item: Item, indent: str) -> bytes:
         cached = self._rss.get(item.id)
         if cached is None:
-            element = self._entry(item).rss_entry()
-            if item.author:  # RSS <author> must be an email address: names go in dc:creator
-                etree.SubElement(element, f"{{{DC_NS}}}creator").text = clean(item.author)
+            element = self._feedgen_entry(item).rss_entry()
+            author = self.entry(item).author
+            if author:  # RSS <author> must be an email address: names go in dc:creator
+                etree.SubElement(element, f"{{{DC_NS}}}creator").text = author
             cached = self._rss[item.id] = _fragment(element, indent)
         return cached
 
     def atom(self, item: Item, indent: str) -> bytes:
         cached = self._atom.get(item.id)
         if cached is None:
-            element = self._entry(item).atom_entry()
+            element = self._feedgen_entry(item).atom_entry()
             if item.image:
                 _fix_enclosure(element, item.image)
             cached = self._atom[item.id] = _fragment(element, indent)
         return cached
 
-    def json(self, item: Item) -> str:
+    def json(self, item: Item) -> bytes:
         cached = self._json.get(item.id)
         if cached is None:
-            cached = self._json[item.id] = json.dumps(
-                json_item(item, self.guid(item)), ensure_ascii=False, separators=(",", ":")
-            )
+            data = json_item(self.entry(item))
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            cached = self._json[item.id] = text.encode()
         return cached
 
 
@@ -184,55 +226,79 @@ def _fix_enclosure(entry: etree._Element, image: str) -> None:
 def _fragment(element: etree._Element, indent: str) -> bytes:
     # Indenting touches only whitespace between child elements, never text content.
     etree.indent(element, space="  ", level=len(indent) // 2)
-    text = etree.tostring(element, encoding="unicode")
+    data = etree.tostring(element, encoding="UTF-8")
     # Namespace declarations lxml repeats on a detached element are declared once on the
     # document root instead, so each entry reads the same as in a document built whole.
-    for prefix, uri in (("content", CONTENT_NS), ("dc", DC_NS)):
-        text = text.replace(f' xmlns:{prefix}="{uri}"', "", 1)
-    return (indent + text + "\n").encode()
+    for declaration in _REPEATED_DECLARATIONS:
+        data = data.replace(declaration, b"", 1)
+    return indent.encode() + data + b"\n"
 
 
-def feed_entry(item: Item, guid: str) -> FeedEntry:
-    entry = FeedEntry()
-    entry.guid(guid, permalink=False)
-    entry.title(clean(item.title))
-    entry.link(href=item.url)
-    if item.image:
-        entry.link(href=item.image, rel="enclosure", type=image_type(item.image))
-    entry.published(item.published)
-    entry.updated(item_updated(item))
-    if item.author:
-        entry.author(name=clean(item.author))
-    summary = summary_text(item)
+_REPEATED_DECLARATIONS = (
+    f' xmlns:content="{CONTENT_NS}"'.encode(),
+    f' xmlns:dc="{DC_NS}"'.encode(),
+)
+
+
+def feed_entry(entry: Entry) -> FeedEntry:
+    out = FeedEntry()
+    out.guid(entry.guid, permalink=False)
+    out.title(entry.title)
+    out.link(href=entry.url)
+    if entry.image:
+        out.link(href=entry.image, rel="enclosure", type=image_type(entry.image))
+    out.published(entry.published)
+    out.updated(entry.updated)
+    if entry.author:
+        out.author(name=entry.author)
     # RSS description is HTML: the plain-text summary is escaped so '<' stays text.
-    entry.description(html.escape(summary, quote=False))
-    entry.content(clean(item.body_html) or f"<p>{html.escape(summary)}</p>", type="html")
-    entry.summary(summary)  # Atom summary, type text
-    if item.topics:
-        entry.category([{"term": clean(topic)} for topic in item.topics if clean(topic)])
-    return entry
-
-
-def json_item(item: Item, guid: str) -> dict:
-    summary = summary_text(item)
-    out: dict = {
-        "id": guid,
-        "url": item.url,
-        "title": clean(item.title),
-        "content_html": clean(item.body_html) or f"<p>{html.escape(summary)}</p>",
-        "summary": summary,
-    }
-    if item.image:
-        out["image"] = item.image
-    out["date_published"] = utc_iso(item.published)
-    if item_updated(item) != item.published:
-        out["date_modified"] = utc_iso(item_updated(item))
-    if item.author:
-        out["authors"] = [{"name": clean(item.author)}]
-    topics = [clean(topic) for topic in item.topics if clean(topic)]
-    if topics:
-        out["tags"] = topics
+    out.description(html.escape(entry.summary, quote=False))
+    out.content(entry.content, type="html")
+    out.summary(entry.summary)  # Atom summary, type text
+    if entry.topics:
+        out.category([{"term": topic} for topic in entry.topics])
     return out
+
+
+def json_item(entry: Entry) -> dict:
+    out: dict = {
+        "id": entry.guid,
+        "url": entry.url,
+        "title": entry.title,
+        "content_html": entry.content,
+        "summary": entry.summary,
+    }
+    if entry.image:
+        out["image"] = entry.image
+    out["date_published"] = utc_iso(entry.published)
+    if entry.updated != entry.published:
+        out["date_modified"] = utc_iso(entry.updated)
+    if entry.author:
+        out["authors"] = [{"name": entry.author}]
+    if entry.topics:
+        out["tags"] = list(entry.topics)
+    return out
+
+
+def item_digest(item: Item) -> str:
+    """A cheap hash of everything a reader of a feed could see (Item.content_hash is the
+    store's, via JSON: several times slower, and this runs for every item on every build)."""
+    parts = (
+        item.id,
+        item.title,
+        item.url,
+        item.published.isoformat(),
+        item.updated.isoformat() if item.updated else "",
+        item.kind,
+        item.summary,
+        item.body_html,
+        item.author or "",
+        "\x1e".join(item.topics),
+        item.image or "",
+        item.image_alt or "",
+    )
+    raw = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
 # --- documents ----------------------------------------------------------------------------
@@ -323,8 +389,8 @@ def render_json(meta: FeedMeta, page: Page, cache: EntryCache) -> bytes:
         head["next_url"] = meta.url("json", page.prev_archive)
     text = json.dumps(head, ensure_ascii=False, indent=2)[:-2]  # reopen the object
     entries = [cache.json(item) for item in page.items]
-    items = "[\n    " + ",\n    ".join(entries) + "\n  ]" if entries else "[]"
-    return (text + f',\n  "items": {items}\n}}\n').encode()
+    items = b"[\n    " + b",\n    ".join(entries) + b"\n  ]" if entries else b"[]"
+    return text.encode() + b',\n  "items": ' + items + b"\n}\n"
 
 
 class _DcNamespace:

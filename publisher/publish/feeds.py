@@ -14,9 +14,7 @@ import hashlib
 import html
 import json
 import logging
-import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +24,6 @@ from pathlib import Path
 import httpx
 
 from publisher.config import FeedConfig, PublisherConfig
-from publisher.errors import PublisherError
 from publisher.items import Item
 from publisher.publish.documents import (
     FORMAT_VERSION,
@@ -35,6 +32,7 @@ from publisher.publish.documents import (
     FeedMeta,
     Page,
     clean,
+    item_digest,
     plan_pages,
 )
 from publisher.publish.listing import (
@@ -43,15 +41,12 @@ from publisher.publish.listing import (
     alternate_links,
     opml_document,
 )
+from publisher.publish.writer import BackgroundWriter, write_if_changed
 from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".publisher-feeds-state.json"  # hidden: fingerprints of the last build
-
-
-class FeedWriteError(PublisherError):
-    """A feed file could not be written (permissions, disk full...)."""
 
 
 @dataclass
@@ -170,7 +165,7 @@ class _Build:
     def content_hash(self, item: Item) -> str:
         digest = self.hashes.get(item.id)
         if digest is None:
-            digest = self.hashes[item.id] = item.content_hash
+            digest = self.hashes[item.id] = item_digest(item)
         return digest
 
 
@@ -189,26 +184,35 @@ def publish_feeds(
     build = _Build(output, state, {}, EntryCache(config.organisation.public_url), report)
     items = publishable(items, report)
     empty_since: dict[str, str] = {}
-    metas, changed_urls = [], []
-    for feed in config.feeds.feeds:
-        meta = feed_meta(config, feed)
-        metas.append(meta)
-        chosen = (
-            publishable(edition_items(config, editions.get(feed.campaign, ())), report)
-            if feed.campaign
-            else select_items(feed, items)
-        )
-        stamp = _empty_stamp(build, meta, now)
-        if not chosen:
-            empty_since[feed.name] = stamp
-        pages = plan_pages(chosen, feed.limit, empty_updated=datetime.fromisoformat(stamp))
-        for page in pages:
-            if _publish_page(build, meta, page) and page.number is None:
-                changed_urls.extend(meta.url(f.extension) for f in FORMATS.values())
-    _write(build, OPML_FILE, opml_document(f"{config.organisation.name} feeds", metas))
-    _write(build, ALTERNATE_LINKS_FILE, alternate_links(metas))
+    metas = []
+    with BackgroundWriter(output) as writer:
+        for feed in config.feeds.feeds:
+            meta = feed_meta(config, feed)
+            metas.append(meta)
+            chosen = (
+                publishable(edition_items(config, editions.get(feed.campaign, ())), report)
+                if feed.campaign
+                else select_items(feed, items)
+            )
+            stamp = _empty_stamp(build, meta, now)
+            if not chosen:
+                empty_since[feed.name] = stamp
+            updated = datetime.fromisoformat(stamp)
+            for page in plan_pages(chosen, feed.limit, empty_updated=updated):
+                _publish_page(build, writer, meta, page)
+        writer.submit(OPML_FILE, opml_document(f"{config.organisation.name} feeds", metas))
+        writer.submit(ALTERNATE_LINKS_FILE, alternate_links(metas))
+    report.written += len(writer.changed)
+    report.unchanged += len(writer.unchanged)
     _remove_stale(build)
     _save_state(output, {"documents": build.new_documents, "empty_since": empty_since})
+    changed = set(writer.changed)
+    changed_urls = [
+        meta.url(fmt.extension)
+        for meta in metas
+        for fmt in FORMATS.values()
+        if meta.relpath(fmt.extension) in changed
+    ]
     if config.feeds.websub_hub and changed_urls:
         _ping_hub(config.feeds.websub_hub, changed_urls, report, http)
     return report
@@ -234,64 +238,27 @@ def _empty_stamp(build: _Build, meta: FeedMeta, now: datetime) -> str:
 
 
 def _fingerprint(build: _Build, meta: FeedMeta, page: Page) -> str:
-    payload = [
-        FORMAT_VERSION,
-        asdict(meta),
-        page.number,
-        page.prev_archive,
-        page.updated.isoformat(),
-        [(item.id, build.content_hash(item)) for item in page.items],
-    ]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    header = [FORMAT_VERSION, asdict(meta), page.number, page.prev_archive]
+    digest = hashlib.blake2b(json.dumps(header, sort_keys=True).encode(), digest_size=20)
+    digest.update(page.updated.isoformat().encode())
+    for item in page.items:
+        digest.update(f"\x1e{item.id}\x1f{build.content_hash(item)}".encode())
+    return digest.hexdigest()
 
 
-def _publish_page(build: _Build, meta: FeedMeta, page: Page) -> bool:
-    """Render and write one page in every format unless unchanged; True if a file changed."""
+def _publish_page(build: _Build, writer: BackgroundWriter, meta: FeedMeta, page: Page) -> None:
+    """Render one page in every format, unless its fingerprint shows nothing changed."""
     key = meta.relpath("{ext}", page.number)
     fingerprint = _fingerprint(build, meta, page)
     build.new_documents[key] = fingerprint
-    paths = {name: meta.relpath(fmt.extension, page.number) for name, fmt in FORMATS.items()}
+    paths = [meta.relpath(fmt.extension, page.number) for fmt in FORMATS.values()]
     if build.state.get("documents", {}).get(key) == fingerprint and all(
-        (build.output / path).is_file() for path in paths.values()
+        (build.output / path).is_file() for path in paths
     ):
         build.report.unchanged += len(paths)
-        return False
-    changed = False
-    for name, fmt in FORMATS.items():
-        changed |= _write(build, paths[name], fmt.render(meta, page, build.cache))
-    return changed
-
-
-def _write(build: _Build, relpath: str, data: bytes) -> bool:
-    if write_if_changed(build.output / relpath, data):
-        build.report.written += 1
-        return True
-    build.report.unchanged += 1
-    return False
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Atomically replace path with data unless it already holds exactly these bytes."""
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise FeedWriteError(f"cannot read {path}: {exc.strerror}") from None
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from a web server
-        os.replace(temporary, path)
-    except OSError as exc:
-        if temporary and os.path.exists(temporary):
-            os.unlink(temporary)
-        raise FeedWriteError(f"cannot write {path}: {exc.strerror}") from None
-    return True
+        return
+    for path, fmt in zip(paths, FORMATS.values(), strict=True):
+        writer.submit(path, fmt.render(meta, page, build.cache))
 
 
 def _remove_stale(build: _Build) -> None:

@@ -1,0 +1,90 @@
+"""Atomic, change-only file writes, done on a background thread.
+
+Writing a full build is mostly system calls (which release the GIL) while rendering is
+Python; one writer thread lets the two overlap. The queue is bounded so that at most a few
+rendered documents wait in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from publisher.errors import PublisherError
+
+
+class FeedWriteError(PublisherError):
+    """A feed file could not be written (permissions, disk full...)."""
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically replace path with data unless it already holds exactly these bytes."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise FeedWriteError(f"cannot read {path}: {exc.strerror}") from None
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from a web server
+        os.replace(temporary, path)
+    except OSError as exc:
+        if temporary and os.path.exists(temporary):
+            os.unlink(temporary)
+        raise FeedWriteError(f"cannot write {path}: {exc.strerror}") from None
+    return True
+
+
+class BackgroundWriter:
+    """`submit(relpath, data)` returns at once; leaving the `with` block waits for every
+    write and re-raises the first error. `changed`/`unchanged` list relative paths."""
+
+    def __init__(self, root: Path, *, pending: int = 8) -> None:
+        self.root = root
+        self.changed: list[str] = []
+        self.unchanged: list[str] = []
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=pending)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="feed-writer", daemon=True)
+
+    def __enter__(self) -> BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def submit(self, relpath: str, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((relpath, data))
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain after a failure; the error is raised on exit
+            relpath, data = job
+            try:
+                changed = write_if_changed(self.root / relpath, data)
+            except BaseException as exc:  # noqa: BLE001 - handed to the submitting thread
+                self._error = exc
+                continue
+            (self.changed if changed else self.unchanged).append(relpath)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc is None and self._error is not None:
+            raise self._error
