@@ -31,4 +31,4 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check publisher tests bench
 
 clean:
-	rm -rf $(VENV) var/*.db* feeds/*.xml feeds/*.json archive preview outbox
+	rm -rf $(VENV) var/*.db* feeds/* feeds/.publisher-feeds-state.json archive preview outbox

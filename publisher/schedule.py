@@ -209,6 +209,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler: BlockingScheduler | None = None
         self._paused_seen: set[str] = set()
+        self.deferred: list[tuple[str, datetime, datetime]] = []  # (campaign, slot, run at)
 
     # --- decisions (tested with a fake clock) ---
 
@@ -294,6 +295,7 @@ class Daemon:
         return outcome
 
     def _defer(self, name: str, slot: datetime, when: datetime) -> None:
+        self.deferred.append((name, slot, when))
         if self.scheduler is not None:
             self.scheduler.add_job(
                 self._slot_job, "date", run_date=when, args=[name, slot], misfire_grace_time=None
@@ -372,6 +374,7 @@ class Daemon:
             "interval",
             seconds=every.total_seconds(),
             args=[what, job],
+            next_run_time=self.clock(),  # once at start, then on the interval
             coalesce=True,
             max_instances=1,
         )

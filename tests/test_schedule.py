@@ -267,3 +267,58 @@ def test_next_run_more_than_a_year_away_is_a_warning(make_config):
     warnings = far_away_warnings(config, now=datetime(2026, 11, 25, tzinfo=UTC))
     assert len(warnings) == 1 and "2028-02-29" in warnings[0]
     assert schedule_problems(config) == []
+
+
+def test_slot_before_the_window_is_deferred_to_its_opening(make_config, store):
+    config = make_config(
+        campaign_yaml("daily: 09:00", not_before="'09:00'", not_after="'17:00'", grace="1d")
+    )
+    daemon, recorder = make_daemon(config, store, ny(2026, 11, 30, 18))
+    outcome = daemon.dispatch("weekly", ny(2026, 11, 30, 9), ny(2026, 11, 30, 18))
+    assert outcome == "deferred to 2026-12-01T14:00:00Z (send window)"
+    assert daemon.deferred == [("weekly", ny(2026, 11, 30, 9), ny(2026, 12, 1, 9))]
+    assert recorder.runs == []
+    # when the deferred job fires inside the window, the slot runs
+    assert daemon.dispatch("weekly", ny(2026, 11, 30, 9), ny(2026, 12, 1, 9)) == "sent run 1"
+
+
+# --- with the real pipeline (compose, file outbox), still on a fake clock --------------------
+
+
+def test_three_missed_slots_with_the_real_pipeline_give_one_edition(make_config, store, project):
+    from publisher.items import Item
+    from publisher.schedule import make_daemon as make_pipeline_daemon
+    from publisher.store.models import DeliveryRow, EditionRow
+    from publisher.store.subscribers import SubscriberInput, import_subscribers
+
+    config = make_config(
+        campaign_yaml("daily: 07:30", grace="3d")
+        + "    sections:\n      - {name: posts, kinds: [article], max: 5}\n"
+    )
+    first_start, restart = ny(2026, 11, 25, 12), ny(2026, 11, 28, 8)
+    make_pipeline_daemon(config, store, clock=lambda: first_start).start_up(first_start)
+    store.upsert_items(
+        [
+            Item(
+                id=f"t:{n}",
+                title=f"Post {n}",
+                url=f"https://www.example.org/{n}",
+                published=restart - timedelta(days=n + 1),
+                source="t",
+                kind="article",
+            )
+            for n in range(3)
+        ],
+        now=restart,
+    )
+    people = [SubscriberInput(f"p{n}@example.org", None) for n in range(2)]
+    import_subscribers(store, people, now=restart)
+    daemon = make_pipeline_daemon(config, store, clock=lambda: restart)
+    outcomes = [daemon.dispatch(name, slot, restart) for name, slot in daemon.start_up(restart)]
+    assert len(outcomes) == 1 and outcomes[0].startswith("sent weekly #1: 2 sent")
+    again = make_pipeline_daemon(config, store, clock=lambda: restart + timedelta(minutes=1))
+    assert again.start_up(restart + timedelta(minutes=1)) == []
+    with store.session() as session:
+        assert session.query(EditionRow).count() == 1
+        assert session.query(DeliveryRow).count() == 2
+    assert len(list((project / "outbox" / "weekly").glob("*/*.eml"))) == 2
