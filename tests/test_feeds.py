@@ -15,7 +15,8 @@ import pytest
 from lxml import etree
 
 from publisher.items import Item
-from publisher.publish.documents import FORMATS, EntryCache, FeedMeta, plan_pages
+from publisher.publish.documents import FORMATS, FeedMeta, plan_pages
+from publisher.publish.entries import EntryCache
 
 GOLDEN = Path(__file__).parent / "golden" / "feeds"
 JSONFEED_SCHEMA = Path(__file__).resolve().parents[2] / "shared/specs/jsonfeed-1.1.schema.json"

@@ -1,29 +1,22 @@
 """Feed documents from items: pure functions of (feed metadata, page of items).
 
-RSS 2.0 and Atom 1.0 entries are built with feedgen, JSON Feed 1.1 as plain dicts. Every
-entry is built and serialised once per item and build (an item usually appears in several
-feeds: everything, its topics, its kind), then spliced into each document's header, which
-is also made by feedgen. Nothing here reads the clock: a document's date is its newest
-item's, so an unchanged feed serialises to the same bytes.
+Each document is a header made by feedgen (RSS 2.0, Atom 1.0) or json (JSON Feed 1.1) with
+the entries of publish.entries spliced in. Nothing here reads the clock: a document's date
+is its newest item's, so an unchanged feed serialises to the same bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import html
 import json
-import mimetypes
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from publisher.items import Item
-from publisher.sanitize import strip_control_chars, summarise
+from publisher.publish.entries import DC_NS, EntryCache, clean, item_updated
 
 # Part of every document fingerprint: bump it when the output format changes so that the
 # next build rewrites documents an older version produced.
@@ -31,11 +24,6 @@ FORMAT_VERSION = "1"
 GENERATOR = "publisher"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
-DC_NS = "http://purl.org/dc/elements/1.1/"
-CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
-# feedgen builds each RSS item detached from the document: without a registered prefix
-# lxml would call content:encoded "ns0:encoded" there.
-etree.register_namespace("content", CONTENT_NS)
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
 
 
@@ -99,206 +87,6 @@ def plan_pages(items: Sequence[Item], limit: int, *, empty_updated: datetime) ->
 def _page(number: int | None, chunk: list[Item], prev: int | None, empty: datetime) -> Page:
     updated = max((item_updated(item) for item in chunk), default=empty)
     return Page(number, tuple(reversed(chunk)), updated, prev)
-
-
-def item_updated(item: Item) -> datetime:
-    return max(item.published, item.updated or item.published)
-
-
-def item_guid(namespace: str, item_id: str) -> str:
-    """An opaque URI derived only from the item id: edits to title, body or URL keep it."""
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, namespace + '#' + item_id)}"
-
-
-def clean(text: str | None) -> str:
-    return strip_control_chars(text or "").strip()
-
-
-def summary_text(item: Item) -> str:
-    return clean(item.summary) or summarise(clean(item.body_html)) or clean(item.title)
-
-
-def image_type(url: str) -> str:
-    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
-    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
-
-
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-@dataclass(frozen=True)
-class Entry:
-    """An item as every format shows it: cleaned once, whatever the number of feeds."""
-
-    guid: str
-    title: str
-    url: str
-    summary: str  # plain text
-    content: str  # sanitised HTML
-    published: datetime
-    updated: datetime
-    author: str | None
-    topics: tuple[str, ...]
-    image: str | None
-
-
-def prepare_entry(item: Item, guid: str) -> Entry:
-    summary = summary_text(item)
-    return Entry(
-        guid=guid,
-        title=clean(item.title),
-        url=item.url,
-        summary=summary,
-        content=clean(item.body_html) or f"<p>{html.escape(summary)}</p>",
-        published=item.published,
-        updated=item_updated(item),
-        author=clean(item.author) or None,
-        topics=tuple(topic for topic in map(clean, item.topics) if topic),
-        image=item.image or None,
-    )
-
-
-class EntryCache:
-    """Each item's RSS <item>, Atom <entry> and JSON Feed object, made once per build."""
-
-    def __init__(self, guid_namespace: str) -> None:
-        self.guid_namespace = guid_namespace
-        self._prepared: dict[str, Entry] = {}
-        self._feedgen: dict[str, FeedEntry] = {}
-        self._rss: dict[str, bytes] = {}
-        self._atom: dict[str, bytes] = {}
-        self._json: dict[str, bytes] = {}
-
-    def guid(self, item: Item) -> str:
-        return self.entry(item).guid
-
-    def entry(self, item: Item) -> Entry:
-        found = self._prepared.get(item.id)
-        if found is None:
-            guid = item_guid(self.guid_namespace, item.id)
-            found = self._prepared[item.id] = prepare_entry(item, guid)
-        return found
-
-    def _feedgen_entry(self, item: Item) -> FeedEntry:
-        found = self._feedgen.get(item.id)
-        if found is None:
-            found = self._feedgen[item.id] = feed_entry(self.entry(item))
-        return found
-
-    def rss(self, item: Item, indent: str) -> bytes:
-        cached = self._rss.get(item.id)
-        if cached is None:
-            element = self._feedgen_entry(item).rss_entry()
-            author = self.entry(item).author
-            if author:  # RSS <author> must be an email address: names go in dc:creator
-                etree.SubElement(element, f"{{{DC_NS}}}creator").text = author
-            cached = self._rss[item.id] = _fragment(element, indent)
-        return cached
-
-    def atom(self, item: Item, indent: str) -> bytes:
-        cached = self._atom.get(item.id)
-        if cached is None:
-            element = self._feedgen_entry(item).atom_entry()
-            if item.image:
-                _fix_enclosure(element, item.image)
-            cached = self._atom[item.id] = _fragment(element, indent)
-        return cached
-
-    def json(self, item: Item) -> bytes:
-        cached = self._json.get(item.id)
-        if cached is None:
-            data = json_item(self.entry(item))
-            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-            cached = self._json[item.id] = text.encode()
-        return cached
-
-
-def _fix_enclosure(entry: etree._Element, image: str) -> None:
-    """feedgen 1.0 drops rel and type from entry links (it reads them from the new element,
-    not the link data), so the image would pose as a second alternate link."""
-    links = entry.findall("link")
-    enclosure = links[-1]  # added after the alternate link
-    enclosure.set("rel", "enclosure")
-    enclosure.set("type", image_type(image))
-
-
-def _fragment(element: etree._Element, indent: str) -> bytes:
-    # Indenting touches only whitespace between child elements, never text content.
-    etree.indent(element, space="  ", level=len(indent) // 2)
-    data = etree.tostring(element, encoding="UTF-8")
-    # Namespace declarations lxml repeats on a detached element are declared once on the
-    # document root instead, so each entry reads the same as in a document built whole.
-    for declaration in _REPEATED_DECLARATIONS:
-        data = data.replace(declaration, b"", 1)
-    return indent.encode() + data + b"\n"
-
-
-_REPEATED_DECLARATIONS = (
-    f' xmlns:content="{CONTENT_NS}"'.encode(),
-    f' xmlns:dc="{DC_NS}"'.encode(),
-)
-
-
-def feed_entry(entry: Entry) -> FeedEntry:
-    out = FeedEntry()
-    out.guid(entry.guid, permalink=False)
-    out.title(entry.title)
-    out.link(href=entry.url)
-    if entry.image:
-        out.link(href=entry.image, rel="enclosure", type=image_type(entry.image))
-    out.published(entry.published)
-    out.updated(entry.updated)
-    if entry.author:
-        out.author(name=entry.author)
-    # RSS description is HTML: the plain-text summary is escaped so '<' stays text.
-    out.description(html.escape(entry.summary, quote=False))
-    out.content(entry.content, type="html")
-    out.summary(entry.summary)  # Atom summary, type text
-    if entry.topics:
-        out.category([{"term": topic} for topic in entry.topics])
-    return out
-
-
-def json_item(entry: Entry) -> dict:
-    out: dict = {
-        "id": entry.guid,
-        "url": entry.url,
-        "title": entry.title,
-        "content_html": entry.content,
-        "summary": entry.summary,
-    }
-    if entry.image:
-        out["image"] = entry.image
-    out["date_published"] = utc_iso(entry.published)
-    if entry.updated != entry.published:
-        out["date_modified"] = utc_iso(entry.updated)
-    if entry.author:
-        out["authors"] = [{"name": entry.author}]
-    if entry.topics:
-        out["tags"] = list(entry.topics)
-    return out
-
-
-def item_digest(item: Item) -> str:
-    """A cheap hash of everything a reader of a feed could see (Item.content_hash is the
-    store's, via JSON: several times slower, and this runs for every item on every build)."""
-    parts = (
-        item.id,
-        item.title,
-        item.url,
-        item.published.isoformat(),
-        item.updated.isoformat() if item.updated else "",
-        item.kind,
-        item.summary,
-        item.body_html,
-        item.author or "",
-        "\x1e".join(item.topics),
-        item.image or "",
-        item.image_alt or "",
-    )
-    raw = "\x1f".join(parts).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
 # --- documents ----------------------------------------------------------------------------

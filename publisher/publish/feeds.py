@@ -25,16 +25,8 @@ import httpx
 
 from publisher.config import FeedConfig, PublisherConfig
 from publisher.items import Item
-from publisher.publish.documents import (
-    FORMAT_VERSION,
-    FORMATS,
-    EntryCache,
-    FeedMeta,
-    Page,
-    clean,
-    item_digest,
-    plan_pages,
-)
+from publisher.publish.documents import FORMAT_VERSION, FORMATS, FeedMeta, Page, plan_pages
+from publisher.publish.entries import EntryCache, clean, item_digest
 from publisher.publish.listing import (
     ALTERNATE_LINKS_FILE,
     OPML_FILE,

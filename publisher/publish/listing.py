@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from lxml import etree
 
-from publisher.publish.documents import FORMATS, FeedMeta, clean
+from publisher.publish.documents import FORMATS, FeedMeta
+from publisher.publish.entries import clean
 
 OPML_FILE = "index.opml"
 ALTERNATE_LINKS_FILE = "alternate-links.html"

@@ -1,0 +1,228 @@
+"""Feed entries: each item as an RSS <item>, an Atom <entry> and a JSON Feed object.
+
+Pure, and made once per item and build: an item usually appears in several feeds (everything,
+its topics, its kind), so its entries are serialised once and spliced into every document.
+RSS and Atom entries are built with feedgen; ids derive from the item id alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import mimetypes
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from feedgen.entry import FeedEntry
+from lxml import etree
+
+from publisher.items import Item
+from publisher.sanitize import strip_control_chars, summarise
+
+DC_NS = "http://purl.org/dc/elements/1.1/"
+CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
+# feedgen builds each RSS item detached from the document: without a registered prefix
+# lxml would call content:encoded "ns0:encoded" there.
+etree.register_namespace("content", CONTENT_NS)
+
+
+def item_updated(item: Item) -> datetime:
+    return max(item.published, item.updated or item.published)
+
+
+def item_guid(namespace: str, item_id: str) -> str:
+    """An opaque URI derived only from the item id: edits to title, body or URL keep it."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, namespace + '#' + item_id)}"
+
+
+def clean(text: str | None) -> str:
+    return strip_control_chars(text or "").strip()
+
+
+def summary_text(item: Item) -> str:
+    return clean(item.summary) or summarise(clean(item.body_html)) or clean(item.title)
+
+
+def image_type(url: str) -> str:
+    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
+    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An item as every format shows it: cleaned once, whatever the number of feeds."""
+
+    guid: str
+    title: str
+    url: str
+    summary: str  # plain text
+    content: str  # sanitised HTML
+    published: datetime
+    updated: datetime
+    author: str | None
+    topics: tuple[str, ...]
+    image: str | None
+
+
+def prepare_entry(item: Item, guid: str) -> Entry:
+    summary = summary_text(item)
+    return Entry(
+        guid=guid,
+        title=clean(item.title),
+        url=item.url,
+        summary=summary,
+        content=clean(item.body_html) or f"<p>{html.escape(summary)}</p>",
+        published=item.published,
+        updated=item_updated(item),
+        author=clean(item.author) or None,
+        topics=tuple(topic for topic in map(clean, item.topics) if topic),
+        image=item.image or None,
+    )
+
+
+class EntryCache:
+    """Each item's RSS <item>, Atom <entry> and JSON Feed object, made once per build."""
+
+    def __init__(self, guid_namespace: str) -> None:
+        self.guid_namespace = guid_namespace
+        self._prepared: dict[str, Entry] = {}
+        self._feedgen: dict[str, FeedEntry] = {}
+        self._rss: dict[str, bytes] = {}
+        self._atom: dict[str, bytes] = {}
+        self._json: dict[str, bytes] = {}
+
+    def guid(self, item: Item) -> str:
+        return self.entry(item).guid
+
+    def entry(self, item: Item) -> Entry:
+        found = self._prepared.get(item.id)
+        if found is None:
+            guid = item_guid(self.guid_namespace, item.id)
+            found = self._prepared[item.id] = prepare_entry(item, guid)
+        return found
+
+    def _feedgen_entry(self, item: Item) -> FeedEntry:
+        found = self._feedgen.get(item.id)
+        if found is None:
+            found = self._feedgen[item.id] = feed_entry(self.entry(item))
+        return found
+
+    def rss(self, item: Item, indent: str) -> bytes:
+        cached = self._rss.get(item.id)
+        if cached is None:
+            element = self._feedgen_entry(item).rss_entry()
+            author = self.entry(item).author
+            if author:  # RSS <author> must be an email address: names go in dc:creator
+                etree.SubElement(element, f"{{{DC_NS}}}creator").text = author
+            cached = self._rss[item.id] = _fragment(element, indent)
+        return cached
+
+    def atom(self, item: Item, indent: str) -> bytes:
+        cached = self._atom.get(item.id)
+        if cached is None:
+            element = self._feedgen_entry(item).atom_entry()
+            if item.image:
+                _fix_enclosure(element, item.image)
+            cached = self._atom[item.id] = _fragment(element, indent)
+        return cached
+
+    def json(self, item: Item) -> bytes:
+        cached = self._json.get(item.id)
+        if cached is None:
+            data = json_item(self.entry(item))
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            cached = self._json[item.id] = text.encode()
+        return cached
+
+
+def _fix_enclosure(entry: etree._Element, image: str) -> None:
+    """feedgen 1.0 drops rel and type from entry links (it reads them from the new element,
+    not the link data), so the image would pose as a second alternate link."""
+    links = entry.findall("link")
+    enclosure = links[-1]  # added after the alternate link
+    enclosure.set("rel", "enclosure")
+    enclosure.set("type", image_type(image))
+
+
+def _fragment(element: etree._Element, indent: str) -> bytes:
+    # Indenting touches only whitespace between child elements, never text content.
+    etree.indent(element, space="  ", level=len(indent) // 2)
+    data = etree.tostring(element, encoding="UTF-8")
+    # Namespace declarations lxml repeats on a detached element are declared once on the
+    # document root instead, so each entry reads the same as in a document built whole.
+    for declaration in _REPEATED_DECLARATIONS:
+        data = data.replace(declaration, b"", 1)
+    return indent.encode() + data + b"\n"
+
+
+_REPEATED_DECLARATIONS = (
+    f' xmlns:content="{CONTENT_NS}"'.encode(),
+    f' xmlns:dc="{DC_NS}"'.encode(),
+)
+
+
+def feed_entry(entry: Entry) -> FeedEntry:
+    out = FeedEntry()
+    out.guid(entry.guid, permalink=False)
+    out.title(entry.title)
+    out.link(href=entry.url)
+    if entry.image:
+        out.link(href=entry.image, rel="enclosure", type=image_type(entry.image))
+    out.published(entry.published)
+    out.updated(entry.updated)
+    if entry.author:
+        out.author(name=entry.author)
+    # RSS description is HTML: the plain-text summary is escaped so '<' stays text.
+    out.description(html.escape(entry.summary, quote=False))
+    out.content(entry.content, type="html")
+    out.summary(entry.summary)  # Atom summary, type text
+    if entry.topics:
+        out.category([{"term": topic} for topic in entry.topics])
+    return out
+
+
+def json_item(entry: Entry) -> dict:
+    out: dict = {
+        "id": entry.guid,
+        "url": entry.url,
+        "title": entry.title,
+        "content_html": entry.content,
+        "summary": entry.summary,
+    }
+    if entry.image:
+        out["image"] = entry.image
+    out["date_published"] = utc_iso(entry.published)
+    if entry.updated != entry.published:
+        out["date_modified"] = utc_iso(entry.updated)
+    if entry.author:
+        out["authors"] = [{"name": entry.author}]
+    if entry.topics:
+        out["tags"] = list(entry.topics)
+    return out
+
+
+def item_digest(item: Item) -> str:
+    """A cheap hash of everything a reader of a feed could see (Item.content_hash is the
+    store's, via JSON: several times slower, and this runs for every item on every build)."""
+    parts = (
+        item.id,
+        item.title,
+        item.url,
+        item.published.isoformat(),
+        item.updated.isoformat() if item.updated else "",
+        item.kind,
+        item.summary,
+        item.body_html,
+        item.author or "",
+        "\x1e".join(item.topics),
+        item.image or "",
+        item.image_alt or "",
+    )
+    raw = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
