@@ -1,0 +1,94 @@
+"""File outbox: .eml files that parse, with both parts and the list headers unchanged."""
+
+from __future__ import annotations
+
+import email
+from email.policy import default
+
+from publisher.deliver import deliver_edition, dry_run
+from publisher.store import ledger
+from publisher.store.subscribers import SubscriberInput, import_subscribers, iter_subscribers
+from tests.servers.data import add_edition, add_subscribers, config_text
+
+
+def _outbox(project, number=1):
+    return project / "outbox" / "weekly" / str(number)
+
+
+def test_eml_files_parse_with_parts_and_exact_headers(store, make_config, project, fixed_now):
+    config = make_config(config_text("file"))
+    import_subscribers(store, [SubscriberInput("maria@example.org", "María González")],
+                       now=fixed_now)
+    add_subscribers(store, fixed_now, 2)
+    edition = add_edition(store, fixed_now, subject="Weekly — for %%NAME%%")
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    assert report.sent == 3 and report.destination == "outbox/weekly/1"
+    maria = next(iter_subscribers(store))
+    raw = (_outbox(project) / f"{maria.id}.eml").read_bytes()
+    message = email.message_from_bytes(raw, policy=default)
+    unsubscribe = f"https://www.example.org/news/unsubscribe?token={maria.token}"
+    expected = f"<{unsubscribe}>, <mailto:news@example.org?subject=unsubscribe%20{maria.token}>"
+    assert message["List-Unsubscribe"] == expected
+    assert f"List-Unsubscribe: {expected}\r\n".encode() in raw  # one line, not folded
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] == '"Economic Justice Weekly" <weekly.www.example.org>'
+    assert message["Message-ID"].startswith(f"<{edition}.{maria.id}.")
+    assert message["Date"] == "Wed, 25 Nov 2026 12:00:00 +0000"
+    assert message["To"] == "María González <maria@example.org>"
+    assert message["Subject"] == "Weekly — for María González"
+    assert message["From"] == "news@example.org"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Hello, María González!" in text and unsubscribe in text
+    assert "Hello, María González!" in html and f'href="{unsubscribe}"' in html
+    assert "café" in html and "%%" not in html + text
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+
+
+def test_message_ids_are_unique_and_html_escaped_names(store, make_config, project, fixed_now):
+    config = make_config(config_text("file"))
+    import_subscribers(store, [SubscriberInput("ann@example.org", "Ann & <Bob>")], now=fixed_now)
+    add_subscribers(store, fixed_now, 20)
+    deliver_edition(config, store, add_edition(store, fixed_now), now=fixed_now)
+    messages = [email.message_from_bytes(p.read_bytes(), policy=default)
+                for p in sorted(_outbox(project).glob("*.eml"))]
+    assert len({m["Message-ID"] for m in messages}) == 21
+    ann = next(m for m in messages if "ann@" in m["To"])
+    assert "Hello, Ann &amp; &lt;Bob&gt;!" in ann.get_body(("html",)).get_content()
+    assert "Hello, Ann & <Bob>!" in ann.get_body(("plain",)).get_content()
+
+
+def test_second_send_writes_nothing_new(store, make_config, project, fixed_now):
+    config = make_config(config_text("file"))
+    add_subscribers(store, fixed_now, 5)
+    edition = add_edition(store, fixed_now)
+    deliver_edition(config, store, edition, now=fixed_now)
+    again = deliver_edition(config, store, edition, now=fixed_now)
+    assert again.sent == 0 and again.skipped == 5
+    assert len(list(_outbox(project).glob("*.eml"))) == 5
+    assert ledger.counts(store, edition) == {"sent": 5}
+
+
+def test_dry_run_sends_nothing_and_shows_a_sample(store, make_config, project, fixed_now):
+    config = make_config(config_text("file", delivery="  file:\n    batch_size: 2\n"))
+    add_subscribers(store, fixed_now, 5)
+    edition = add_edition(store, fixed_now)
+    plan = dry_run(config, store, edition, now=fixed_now)
+    assert (plan.recipients, plan.batches, plan.already_done) == (5, 3, 0)
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in plan.sample
+    assert not list(_outbox(project).glob("*.eml"))
+    assert ledger.counts(store, edition) == {}
+
+
+def test_backend_chosen_by_environment(store, make_config, monkeypatch, fixed_now):
+    from publisher.deliver import make_backend
+    from publisher.errors import DeliveryError
+
+    config = make_config(config_text("file"))
+    monkeypatch.setenv("PUBLISHER_DELIVERY", "nonsense")
+    try:
+        make_backend(config)
+    except DeliveryError as exc:
+        assert "file, sendgrid, smtp" in str(exc)
+    else:
+        raise AssertionError("an unknown backend name must be an error")

@@ -1,0 +1,89 @@
+"""SMTP backend against a local aiosmtpd server with STARTTLS and a trustme certificate."""
+
+from __future__ import annotations
+
+import email
+from email.policy import default
+
+import pytest
+
+from publisher.deliver import deliver_edition
+from publisher.store import ledger
+from tests.servers.data import add_edition, add_subscribers, config_text
+from tests.servers.smtp import SmtpServer
+
+
+def smtp_options(server: SmtpServer, extra: str = "") -> str:
+    return (f"  smtp:\n    host: 127.0.0.1\n    port: {server.port}\n"
+            f"    security: starttls\n    ca_file: {server.ca_file}\n    timeout: 5\n{extra}")
+
+
+@pytest.fixture
+def smtp_server(tmp_path):
+    with SmtpServer(tmp_path) as server:
+        yield server
+
+
+def test_every_message_arrives_over_starttls_on_reused_connections(
+    store, make_config, smtp_server, fixed_now
+):
+    config = make_config(config_text("smtp", delivery=smtp_options(smtp_server)))
+    emails = add_subscribers(store, fixed_now, 30)
+    report = deliver_edition(config, store, add_edition(store, fixed_now), now=fixed_now)
+    assert report.sent == 30 and report.failed == 0
+    received = sorted(r for m in smtp_server.messages for r in m.recipients)
+    assert received == sorted(emails)
+    peers = {m.peer for m in smtp_server.messages}
+    assert len(peers) <= config.delivery.smtp.workers  # connections reused
+    message = email.message_from_bytes(smtp_server.messages[0].data, policy=default)
+    to = message["To"].addresses[0].addr_spec
+    sent_line = next(ln for ln in smtp_server.messages[0].data.split(b"\r\n")
+                     if ln.startswith(b"List-Unsubscribe: "))
+    assert message["List-Unsubscribe"] == sent_line.decode().removeprefix("List-Unsubscribe: ")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert to in emails
+
+
+def test_a_refused_recipient_fails_and_the_others_arrive(
+    store, make_config, smtp_server, fixed_now
+):
+    config = make_config(config_text("smtp", delivery=smtp_options(smtp_server)))
+    from publisher.store.subscribers import SubscriberInput, import_subscribers
+
+    import_subscribers(store, [SubscriberInput("reject-me@example.org", "Nobody")],
+                       now=fixed_now)
+    emails = add_subscribers(store, fixed_now, 5)
+    edition = add_edition(store, fixed_now)
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    assert report.sent == 5 and report.failed == 1
+    assert report.failures[0][0] == "reject-me@example.org"
+    assert report.failures[0][1].startswith("550")
+    assert sorted(r for m in smtp_server.messages for r in m.recipients) == sorted(emails)
+    assert ledger.counts(store, edition) == {"sent": 5, "failed": 1}
+    assert not report.paused  # one refused address is not a failed batch
+
+
+def test_auth_from_environment_and_rate_limit(store, make_config, tmp_path, monkeypatch,
+                                              fixed_now):
+    with SmtpServer(tmp_path, credentials=("sender", "s3cret")) as server:
+        monkeypatch.setenv("SMTP_USERNAME", "sender")
+        monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+        options = smtp_options(server, "    rate_limit: 200\n    workers: 1\n")
+        config = make_config(config_text("smtp", delivery=options))
+        add_subscribers(store, fixed_now, 5)
+        report = deliver_edition(config, store, add_edition(store, fixed_now), now=fixed_now)
+        assert report.sent == 5 and len(server.messages) == 5
+
+
+def test_wrong_password_pauses_without_printing_it(store, make_config, tmp_path, monkeypatch,
+                                                   fixed_now):
+    with SmtpServer(tmp_path, credentials=("sender", "s3cret")) as server:
+        monkeypatch.setenv("SMTP_USERNAME", "sender")
+        monkeypatch.setenv("SMTP_PASSWORD", "wrong-password")
+        options = smtp_options(server, "    batch_size: 2\n    workers: 1\n")
+        config = make_config(config_text("smtp", delivery=options))
+        add_subscribers(store, fixed_now, 10)
+        report = deliver_edition(config, store, add_edition(store, fixed_now), now=fixed_now)
+        assert report.paused and report.sent == 0
+        assert "authentication" in (report.last_error or "")
+        assert "wrong-password" not in report.note + str(report.failures)
