@@ -1,0 +1,123 @@
+"""Kill -9 a real `publisher send` (a child process) mid-way and right after a 202, then
+`--resume`: the SendGrid-compatible server has seen every recipient exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from publisher.store import open_store
+from publisher.store.models import DeliveryRow
+from tests.conftest import ROOT, write_config
+from tests.servers.data import add_edition, add_subscribers, config_text
+from tests.servers.sendgrid import FakeSendGrid
+
+API_KEY = "SG.resume-test-key"
+SUBSCRIBERS = 20_000
+
+
+@pytest.fixture
+def setup(tmp_path: Path, fixed_now):
+    db = tmp_path / "send.db"
+    store = open_store(f"sqlite:///{db}")
+    emails = add_subscribers(store, fixed_now, SUBSCRIBERS)
+    edition = add_edition(store, fixed_now)
+    server = FakeSendGrid(api_key=API_KEY)
+    server.start()
+    options = f"  sendgrid:\n    host: {server.url}\n    workers: 4\n"
+    config = write_config(tmp_path, config_text("sendgrid", delivery=options))
+    yield store, db, emails, edition, server, config
+    server.stop()
+    store.close()
+
+
+def _send(config: Path, db: Path) -> subprocess.Popen:
+    env = {**os.environ, "SENDGRID_API_KEY": API_KEY,
+           "PUBLISHER_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "publisher.cli", "-c", str(config), "send", "weekly", "--resume"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_until(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _wait_quiet(server: FakeSendGrid, quiet: float = 0.7) -> None:
+    """Until no new request arrived for `quiet` seconds: every claimed batch has gone out."""
+    count, since = len(server.requests), time.monotonic()
+    while time.monotonic() - since < quiet:
+        time.sleep(0.05)
+        if len(server.requests) != count:
+            count, since = len(server.requests), time.monotonic()
+
+
+def _statuses(store, edition: int) -> Counter:
+    with store.session() as session:
+        rows = session.query(DeliveryRow.status).filter(DeliveryRow.edition_id == edition)
+        return Counter(status for (status,) in rows)
+
+
+def _resume_and_check(store, db, emails, edition, server, config) -> None:
+    server.hold_after = None
+    child = _send(config, db)
+    output = child.communicate(timeout=60)[0].decode()
+    assert child.returncode == 0, output
+    assert "assumed sent" in output
+    seen = Counter(server.recipients)
+    assert set(seen) == set(emails)
+    assert max(seen.values()) == 1, "someone received the edition twice"
+    assert _statuses(store, edition)["sent"] + _statuses(store, edition)["uncertain"] == len(emails)
+
+
+def test_kill_mid_way_then_resume(setup):
+    store, db, emails, edition, server, config = setup
+    server.hold_after = 6  # from the 7th request on: accepted, never answered
+    child = _send(config, db)
+    _wait_until(lambda: server.held >= 1)
+    _wait_quiet(server)
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    assert 0 < len(server.recipients) < len(emails)
+    assert _statuses(store, edition)["inflight"] > 0  # killed with batches in flight
+    _resume_and_check(store, db, emails, edition, server, config)
+
+
+def test_kill_between_202_and_ledger_update_then_resume(setup):
+    store, db, emails, edition, server, config = setup
+    lock = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    accepted_batch: list[str] = []
+
+    def before_202(n: int) -> None:
+        if n == 5:  # hold the store's write lock: the child cannot record this 202
+            lock.execute("BEGIN IMMEDIATE")
+            accepted_batch.append(server.requests[-1].body["custom_args"]["batch"])
+            server.hold_after = 5
+
+    server.on_accept = before_202
+    child = _send(config, db)
+    _wait_until(lambda: accepted_batch)
+    _wait_quiet(server)
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    lock.execute("ROLLBACK")
+    lock.close()
+    number = int(accepted_batch[0].split("-")[1])
+    with store.session() as session:
+        states = {s for (s,) in session.query(DeliveryRow.status).filter(
+            DeliveryRow.edition_id == edition, DeliveryRow.batch == number)}
+    assert states == {"inflight"}  # accepted by the provider, not yet recorded: the window
+    server.on_accept = None
+    _resume_and_check(store, db, emails, edition, server, config)
