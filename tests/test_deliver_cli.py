@@ -1,0 +1,75 @@
+"""`publisher send` and `publisher subscribers` through the real command line."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from publisher.cli import app
+from publisher.errors import PublisherError
+from tests.servers.data import add_edition, add_subscribers, config_text
+from tests.servers.sendgrid import FakeSendGrid
+
+
+@pytest.fixture
+def cli(project, make_config, database_url, monkeypatch):
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", database_url)
+    make_config(config_text("file"))
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, ["-c", str(project / "schedules.yaml"), *args],
+                             standalone_mode=False)
+
+    return run
+
+
+def test_subscribers_import_and_list(cli, project):
+    (project / "people.csv").write_text(
+        "email,name,topics\nann@example.org,Ann,wages\nbad,,\n", encoding="utf-8"
+    )
+    result = cli("subscribers", "import", str(project / "people.csv"))
+    assert "1 new" in result.output and "1 skipped" in result.output
+    assert "invalid email address" in result.output
+    listed = cli("subscribers", "list")
+    assert "ann@example.org" in listed.output and "1 active" in listed.output
+
+
+def test_send_resume_dry_run_and_test_send(cli, store, project, fixed_now):
+    add_subscribers(store, fixed_now, 4)
+    add_edition(store, fixed_now)
+    plan = cli("send", "weekly", "--dry-run")
+    assert "4 recipient(s) in 1 batch(es)" in plan.output
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in plan.output
+    assert not (project / "outbox").exists() or not any((project / "outbox").rglob("*.eml"))
+    test = cli("send", "weekly", "--to", "editor@example.net")
+    assert "test message sent to editor@example.net" in test.output
+    sent = cli("send", "weekly", "--resume")
+    assert sent.exception is None, sent.output
+    assert "weekly #1: 4 sent to outbox/weekly/1" in sent.output
+    nothing = cli("send", "weekly", "--resume")
+    assert isinstance(nothing.exception, PublisherError)
+    assert "nothing left to send" in str(nothing.exception)
+
+
+def test_send_without_new_items_sends_nothing(cli, store, fixed_now):
+    add_subscribers(store, fixed_now, 2)
+    result = cli("send", "weekly")
+    assert "nothing new, nothing sent" in result.output
+
+
+def test_paused_send_says_how_to_resume(cli, store, project, fixed_now, monkeypatch,
+                                        make_config):
+    with FakeSendGrid(api_key="SG.k", plan=[401] * 10) as server:
+        make_config(config_text("sendgrid", delivery=(
+            f"  max_failed_batches: 1\n  sendgrid:\n    host: {server.url}\n    workers: 1\n"
+            "    batch_size: 2\n")))
+        monkeypatch.setenv("SENDGRID_API_KEY", "SG.k")
+        add_subscribers(store, fixed_now, 6)
+        add_edition(store, fixed_now)
+        result = cli("send", "weekly", "--resume")
+        assert result.return_value == 1, result.output  # main() exits with it
+        assert "PAUSED" in result.output and "publisher send weekly --resume" in result.output
+        again = cli("send", "weekly")
+        assert isinstance(again.exception, PublisherError)
+        assert "--resume" in str(again.exception)
