@@ -244,3 +244,16 @@ def test_paging_puts_each_item_in_exactly_one_page():
     assert sorted(seen) == sorted(item.id for item in items)
     oldest = pages[0].items
     assert max(i.published for i in oldest) < min(i.published for i in pages[1].items)
+
+
+def test_entries_made_in_parallel_are_the_same_as_made_here():
+    items = [make_item(n) for n in range(1, 6)] + [make_item(9, title="Ünïcode ]]> & <b>")]
+    serial = render_all(items, limit=2)
+    cache = EntryCache("https://www.example.org/news")
+    cache.warm(items, workers=2, threshold=0)  # a forked process makes half of them
+    parallel = {}
+    for page in plan_pages(items, 2, empty_updated=NOW):
+        for name, fmt in FORMATS.items():
+            key = name if page.number is None else f"{name}-{page.number}"
+            parallel[key] = fmt.render(META, page, cache)
+    assert parallel == serial

@@ -148,14 +148,14 @@ def render_rss(meta: FeedMeta, page: Page, cache: EntryCache) -> bytes:
     generator = _header(meta, page, "rss", FORMATS["rss"].mime)
     generator.register_extension("dc", _DcNamespace, _DcNamespace, atom=False)
     extra = _header_extra(meta, page, "rss", "    ")
-    entries = [cache.rss(item, "    ") for item in page.items]
+    entries = [cache.rss(item) for item in page.items]
     return _splice(generator.rss_str(pretty=True), b"</channel>", extra, entries)
 
 
 def render_atom(meta: FeedMeta, page: Page, cache: EntryCache) -> bytes:
     generator = _header(meta, page, "atom", FORMATS["atom"].mime)
     extra = _header_extra(meta, page, "atom", "  ")
-    entries = [cache.atom(item, "  ") for item in page.items]
+    entries = [cache.atom(item) for item in page.items]
     return _splice(generator.atom_str(pretty=True), b"</feed>", extra, entries)
 
 

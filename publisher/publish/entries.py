@@ -11,7 +11,10 @@ import hashlib
 import html
 import json
 import mimetypes
+import multiprocessing
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +29,8 @@ CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 # feedgen builds each RSS item detached from the document: without a registered prefix
 # lxml would call content:encoded "ns0:encoded" there.
 etree.register_namespace("content", CONTENT_NS)
+RSS_INDENT = "    "  # entries sit in <rss><channel>
+ATOM_INDENT = "  "  # entries sit in <feed>
 
 
 def item_updated(item: Item) -> datetime:
@@ -113,23 +118,23 @@ class EntryCache:
             found = self._feedgen[item.id] = feed_entry(self.entry(item))
         return found
 
-    def rss(self, item: Item, indent: str) -> bytes:
+    def rss(self, item: Item) -> bytes:
         cached = self._rss.get(item.id)
         if cached is None:
             element = self._feedgen_entry(item).rss_entry()
             author = self.entry(item).author
             if author:  # RSS <author> must be an email address: names go in dc:creator
                 etree.SubElement(element, f"{{{DC_NS}}}creator").text = author
-            cached = self._rss[item.id] = _fragment(element, indent)
+            cached = self._rss[item.id] = _fragment(element, RSS_INDENT)
         return cached
 
-    def atom(self, item: Item, indent: str) -> bytes:
+    def atom(self, item: Item) -> bytes:
         cached = self._atom.get(item.id)
         if cached is None:
             element = self._feedgen_entry(item).atom_entry()
             if item.image:
                 _fix_enclosure(element, item.image)
-            cached = self._atom[item.id] = _fragment(element, indent)
+            cached = self._atom[item.id] = _fragment(element, ATOM_INDENT)
         return cached
 
     def json(self, item: Item) -> bytes:
@@ -139,6 +144,29 @@ class EntryCache:
             text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
             cached = self._json[item.id] = text.encode()
         return cached
+
+    def warm(self, items: Sequence[Item], *, workers: int, threshold: int = 2000) -> None:
+        """Make the entries of many items ahead of rendering, split over `workers` processes
+        (forked, so nothing is re-imported); below `threshold` items it is not worth it."""
+        todo = list({item.id: item for item in items if item.id not in self._json}.values())
+        forkable = "fork" in multiprocessing.get_all_start_methods()
+        if workers < 2 or len(todo) < max(threshold, 2) or not forkable:
+            return
+        chunks = [todo[index::workers] for index in range(workers)]
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+            futures = [pool.submit(_entries_of, self.guid_namespace, c) for c in chunks[1:]]
+            for item in chunks[0]:  # this process takes its share meanwhile
+                self.rss(item), self.atom(item), self.json(item)
+            for future in futures:
+                for item_id, rss, atom, json_entry in future.result():
+                    self._rss[item_id], self._atom[item_id] = rss, atom
+                    self._json[item_id] = json_entry
+
+
+def _entries_of(guid_namespace: str, items: list[Item]) -> list[tuple[str, bytes, bytes, bytes]]:
+    cache = EntryCache(guid_namespace)
+    return [(item.id, cache.rss(item), cache.atom(item), cache.json(item)) for item in items]
 
 
 def _fix_enclosure(entry: etree._Element, image: str) -> None:

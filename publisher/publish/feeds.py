@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -176,22 +177,31 @@ def publish_feeds(
     build = _Build(output, state, {}, EntryCache(config.organisation.public_url), report)
     items = publishable(items, report)
     empty_since: dict[str, str] = {}
-    metas = []
+    metas, pending = [], []
+    for feed in config.feeds.feeds:
+        meta = feed_meta(config, feed)
+        metas.append(meta)
+        chosen = (
+            publishable(edition_items(config, editions.get(feed.campaign, ())), report)
+            if feed.campaign
+            else select_items(feed, items)
+        )
+        stamp = _empty_stamp(build, meta, now)
+        if not chosen:
+            empty_since[feed.name] = stamp
+        updated = datetime.fromisoformat(stamp)
+        for page in plan_pages(chosen, feed.limit, empty_updated=updated):
+            if _needs_rendering(build, meta, page):
+                pending.append((meta, page))
+    # A first build renders thousands of entries: share that work between processes.
+    changed_items = [item for _, page in pending for item in page.items]
+    build.cache.warm(changed_items, workers=min(2, os.cpu_count() or 1))
     with BackgroundWriter(output) as writer:
-        for feed in config.feeds.feeds:
-            meta = feed_meta(config, feed)
-            metas.append(meta)
-            chosen = (
-                publishable(edition_items(config, editions.get(feed.campaign, ())), report)
-                if feed.campaign
-                else select_items(feed, items)
-            )
-            stamp = _empty_stamp(build, meta, now)
-            if not chosen:
-                empty_since[feed.name] = stamp
-            updated = datetime.fromisoformat(stamp)
-            for page in plan_pages(chosen, feed.limit, empty_updated=updated):
-                _publish_page(build, writer, meta, page)
+        for meta, page in pending:
+            for fmt in FORMATS.values():
+                writer.submit(
+                    meta.relpath(fmt.extension, page.number), fmt.render(meta, page, build.cache)
+                )
         writer.submit(OPML_FILE, opml_document(f"{config.organisation.name} feeds", metas))
         writer.submit(ALTERNATE_LINKS_FILE, alternate_links(metas))
     report.written += len(writer.changed)
@@ -238,19 +248,18 @@ def _fingerprint(build: _Build, meta: FeedMeta, page: Page) -> str:
     return digest.hexdigest()
 
 
-def _publish_page(build: _Build, writer: BackgroundWriter, meta: FeedMeta, page: Page) -> None:
-    """Render one page in every format, unless its fingerprint shows nothing changed."""
+def _needs_rendering(build: _Build, meta: FeedMeta, page: Page) -> bool:
+    """False when the page's fingerprint matches the last build and its files are there."""
     key = meta.relpath("{ext}", page.number)
     fingerprint = _fingerprint(build, meta, page)
     build.new_documents[key] = fingerprint
-    paths = [meta.relpath(fmt.extension, page.number) for fmt in FORMATS.values()]
+    paths = [build.output / meta.relpath(fmt.extension, page.number) for fmt in FORMATS.values()]
     if build.state.get("documents", {}).get(key) == fingerprint and all(
-        (build.output / path).is_file() for path in paths
+        path.is_file() for path in paths
     ):
         build.report.unchanged += len(paths)
-        return
-    for path, fmt in zip(paths, FORMATS.values(), strict=True):
-        writer.submit(path, fmt.render(meta, page, build.cache))
+        return False
+    return True
 
 
 def _remove_stale(build: _Build) -> None:
