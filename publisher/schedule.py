@@ -255,22 +255,27 @@ class Daemon:
         if self.stopping.is_set():
             return self._log(name, slot, "not started: daemon is stopping")
         if self.is_paused(name):
-            self._record(name, [slot], "paused", now, "paused")
-            return self._log(name, slot, "paused")
-        if now - slot > campaign.grace:
-            self._record(name, [slot], "missed", now, f"more than {campaign.grace} late")
-            return self._log(name, slot, "missed")
+            return self._close(name, slot, "paused", now, "campaign paused")
+        # An edition already composed for the slot is an interrupted send: always finish it.
+        grace = timedelta.max if state.has_edition(self.store, name, slot) else campaign.grace
+        if now - slot > grace:
+            return self._close(name, slot, "missed", now, f"more than {grace} late")
         zone = campaign_zone(self.config, campaign)
         opening = window_opening(now, zone, campaign.not_before, campaign.not_after)
         if opening > now:
-            if opening - slot > campaign.grace:
-                self._record(name, [slot], "missed", now, "send window closed until past grace")
-                return self._log(name, slot, "missed (outside the send window)")
+            if opening - slot > grace:
+                return self._close(name, slot, "missed", now, "send window closed past grace")
             self._defer(name, slot, opening)
             return self._log(name, slot, f"deferred to {_iso(opening)} (send window)")
         if not state.claim_slot(self.store, name, slot, owner=self.owner, now=now):
             return self._log(name, slot, "already taken (another daemon, or done)")
         return self._run_claimed(name, slot, now)
+
+    def _close(self, name: str, slot: datetime, status: str, now: datetime, why: str) -> str:
+        """End a slot without running it (unless it is finished or another daemon has it)."""
+        if state.claim_slot(self.store, name, slot, owner=self.owner, now=now):
+            state.finish_slot(self.store, name, slot, status, now=now, detail=why)
+        return self._log(name, slot, f"{status} ({why})")
 
     def _run_claimed(self, name: str, slot: datetime, now: datetime) -> str:
         try:

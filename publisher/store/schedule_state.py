@@ -247,6 +247,14 @@ def unfinished_slots(
     return [r.slot for r in records if _claimable(r, owner=owner, now=now, stale_after=stale_after)]
 
 
+def has_edition(store: Store, campaign: str, slot: datetime) -> bool:
+    with store.session() as session:
+        found = session.scalar(
+            select(EditionRow.id).where(EditionRow.campaign == campaign, EditionRow.slot == slot)
+        )
+        return found is not None
+
+
 def last_edition(store: Store, campaign: str) -> LastEdition | None:
     with store.session() as session:
         row = session.scalar(
