@@ -59,13 +59,19 @@ def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunRepo
 def build_feeds(
     config: PublisherConfig, store: Store, *, now: datetime, http: httpx.Client | None = None
 ) -> FeedsReport:
-    """Publish every configured feed from the stored items and sent editions."""
-    from publisher.publish import publish_feeds
-    from publisher.store.feeds_queries import sent_editions
+    """Publish every configured feed from the stored items and sent editions (skipped, without
+    loading items, when nothing feeds are made of changed since the last build)."""
+    from publisher.publish import feeds_up_to_date, publish_feeds
+    from publisher.store.feeds_queries import content_signature, sent_editions
 
     campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
+    signature = content_signature(store, campaigns)
+    unchanged = feeds_up_to_date(config, signature)
+    if unchanged is not None:
+        return unchanged
     editions = {campaign: sent_editions(store, campaign) for campaign in campaigns}
-    return publish_feeds(config, store.list_items(), editions, now=now, http=http)
+    items = store.list_items()
+    return publish_feeds(config, items, editions, now=now, http=http, signature=signature)
 
 
 # --- digest editions: compose -> render -> store -> archive -------------------------------

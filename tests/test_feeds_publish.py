@@ -331,3 +331,23 @@ def test_cli_builds_feeds_and_check_reports_unknown_campaigns(project, make_conf
     assert result.exit_code == 0, result.output
     assert "feeds: 14 files written, 0 unchanged" in result.output
     assert (project / "feeds/everything.rss").is_file()
+
+
+def test_pipeline_skips_an_unchanged_store_and_notices_any_edit(config, project, store):
+    store.upsert_items(items(6), now=NOW)
+    first = build_feeds(config, store, now=NOW)
+    assert first.written == 17  # 4 feeds + 1 archive, 3 formats each; OPML; links
+    again = build_feeds(config, store, now=NOW)  # nothing changed: no item is even loaded
+    assert again.written == 0 and again.unchanged == 17
+    edited = dataclasses.replace(items(6)[5], title="Post 5, corrected")
+    store.upsert_items([edited], now=NOW)  # same clock: only the content hash tells
+    after = build_feeds(config, store, now=NOW)
+    assert after.written > 0
+    titles = [
+        e.title for e in feedparser.parse((project / "feeds/everything.rss").read_bytes()).entries
+    ]
+    assert "Post 5, corrected" in titles
+    add_edition(store, 1, sent=True)
+    assert build_feeds(config, store, now=NOW).written == 3  # the campaign feed only
+    (project / "feeds/everything.json").unlink()  # a deleted file is noticed and rewritten
+    assert build_feeds(config, store, now=NOW).written == 1

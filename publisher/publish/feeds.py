@@ -169,8 +169,13 @@ def publish_feeds(
     *,
     now: datetime,
     http: httpx.Client | None = None,
+    signature: str | None = None,
 ) -> FeedsReport:
-    """Write every configured feed under the output directory; `now` only dates empty feeds."""
+    """Write every configured feed under the output directory; `now` only dates empty feeds.
+
+    `signature` (store.feeds_queries.content_signature) is recorded so that the next build
+    can be skipped by `feeds_up_to_date` without loading any item.
+    """
     report = FeedsReport()
     output = config.resolve(config.feeds.output_dir)
     state = _load_state(output)
@@ -207,7 +212,10 @@ def publish_feeds(
     report.written += len(writer.changed)
     report.unchanged += len(writer.unchanged)
     _remove_stale(build)
-    _save_state(output, {"documents": build.new_documents, "empty_since": empty_since})
+    inputs = _inputs_fingerprint(config, signature) if signature else None
+    _save_state(
+        output, {"documents": build.new_documents, "empty_since": empty_since, "inputs": inputs}
+    )
     changed = set(writer.changed)
     changed_urls = [
         meta.url(fmt.extension)
@@ -218,6 +226,33 @@ def publish_feeds(
     if config.feeds.websub_hub and changed_urls:
         _ping_hub(config.feeds.websub_hub, changed_urls, report, http)
     return report
+
+
+def feeds_up_to_date(config: PublisherConfig, signature: str) -> FeedsReport | None:
+    """A report of an empty rebuild if the last build had the same inputs (configuration and
+    store signature) and all its files are still there; None if a build is needed."""
+    output = config.resolve(config.feeds.output_dir)
+    state = _load_state(output)
+    if state.get("inputs") != _inputs_fingerprint(config, signature):
+        return None
+    paths = [output / OPML_FILE, output / ALTERNATE_LINKS_FILE] + [
+        output / key.format(ext=fmt.extension)
+        for key in state.get("documents", {})
+        for fmt in FORMATS.values()
+    ]
+    if not all(path.is_file() for path in paths):
+        return None
+    return FeedsReport(unchanged=len(paths))
+
+
+def _inputs_fingerprint(config: PublisherConfig, signature: str) -> str:
+    payload = [
+        FORMAT_VERSION,
+        signature,
+        config.organisation.model_dump(mode="json"),
+        config.feeds.model_dump(mode="json"),
+    ]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _empty_stamp(build: _Build, meta: FeedMeta, now: datetime) -> str:
