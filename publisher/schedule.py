@@ -323,8 +323,8 @@ class Daemon:
         if self.stopping.is_set():
             return
         try:
-            job(self.clock())
-            log.info("%s: done", what)
+            result = job(self.clock())
+            log.info("%s: %s", what, getattr(result, "note", "done"))
         except Exception:  # noqa: BLE001 - the next interval tries again
             log.exception("%s failed; trying again at the next interval", what)
 

@@ -200,3 +200,32 @@ def test_pause_and_resume_reach_a_running_daemon(project):
     overview = cli(project, url, "schedule")
     assert overview.returncode == 0, overview.stderr
     assert "weekly" in overview.stdout and "edition 1" in overview.stdout
+
+
+# --- staff commands -------------------------------------------------------------------------
+
+
+def test_check_validates_cadences_and_warns_about_far_away_runs(project):
+    url = prepare(project, "0 9 29 2 *")
+    result = cli(project, url, "check")
+    assert result.returncode == 0, result.stderr
+    assert "more than a year away" in result.stderr and "2028-02-29" in result.stderr
+    (project / "schedules.yaml").write_text(
+        BASE_CONFIG + CAMPAIGN.format(cadence="0 9 31 2 *"), encoding="utf-8"
+    )
+    result = cli(project, url, "check")
+    assert result.returncode == 2
+    assert "schedules.yaml:16: campaigns[0].cadence: cadence '0 9 31 2 *' can never fire" in (
+        " ".join(result.stderr.split())
+    )
+
+
+def test_pause_unknown_campaign_suggests_the_right_one(project):
+    url = prepare(project, "weekly: monday 09:00")
+    result = cli(project, url, "pause", "weekyl")
+    assert result.returncode == 2
+    assert "unknown campaign 'weekyl'; did you mean 'weekly'?" in result.stderr
+    result = cli(project, url, "schedule")
+    assert result.returncode == 0, result.stderr
+    assert "every Monday at 09:00, UTC" in result.stdout and "active" in result.stdout
+    assert result.stdout.count("next ") == 3
