@@ -191,10 +191,10 @@ def publish_feeds(
             if feed.campaign
             else select_items(feed, items)
         )
-        stamp = _empty_stamp(build, meta, now)
+        updated = now  # plan_pages dates a page by its items; only an empty one uses this
         if not chosen:
-            empty_since[feed.name] = stamp
-        updated = datetime.fromisoformat(stamp)
+            empty_since[feed.name] = _empty_stamp(build, meta, now)
+            updated = datetime.fromisoformat(empty_since[feed.name])
         for page in plan_pages(chosen, feed.limit, empty_updated=updated):
             if _needs_rendering(build, meta, page):
                 pending.append((meta, page))
