@@ -358,3 +358,37 @@ def test_three_missed_slots_with_the_real_pipeline_give_one_edition(make_config,
         assert session.query(EditionRow).count() == 1
         assert session.query(DeliveryRow).count() == 2
     assert len(list((project / "outbox" / "weekly").glob("*/*.eml"))) == 2
+
+
+# --- the real scheduler loop, in this process -------------------------------------------------
+
+
+def test_sigterm_lets_the_slot_in_flight_finish_and_takes_no_new_work(make_config, store):
+    import os
+    import signal
+    import threading
+
+    config = make_config(campaign_yaml("* * * * * *", timezone="UTC"))  # a slot every second
+    started, finished = threading.Event(), []
+
+    def slow_run(name, slot, now):  # type: ignore[no-untyped-def]
+        started.set()
+        threading.Event().wait(1.5)  # the "batch in flight"
+        finished.append(slot)
+        return SlotOutcome("sent", None, "slow")
+
+    daemon = Daemon(config, store, run_slot=slow_run, clock=lambda: datetime.now(UTC))
+    state.watched_since(store, "weekly", now=datetime.now(UTC))
+    kill = threading.Thread(
+        target=lambda: started.wait(10) and os.kill(os.getpid(), signal.SIGTERM)
+    )
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    kill.start()
+    try:
+        daemon.serve()  # returns once stopped
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+        kill.join()
+    assert len(finished) == 1  # the run in flight completed; no new slot started after SIGTERM
+    assert [r.status for r in state.slot_records(store, "weekly")] == ["sent"]
