@@ -178,44 +178,26 @@ def publish_feeds(
     """
     report = FeedsReport()
     output = config.resolve(config.feeds.output_dir)
-    state = _load_state(output)
-    build = _Build(output, state, {}, EntryCache(config.organisation.public_url), report)
-    items = publishable(items, report)
-    empty_since: dict[str, str] = {}
-    metas, pending = [], []
-    for feed in config.feeds.feeds:
-        meta = feed_meta(config, feed)
-        metas.append(meta)
-        chosen = (
-            publishable(edition_items(config, editions.get(feed.campaign, ())), report)
-            if feed.campaign
-            else select_items(feed, items)
-        )
-        updated = now  # plan_pages dates a page by its items; only an empty one uses this
-        if not chosen:
-            empty_since[feed.name] = _empty_stamp(build, meta, now)
-            updated = datetime.fromisoformat(empty_since[feed.name])
-        for page in plan_pages(chosen, feed.limit, empty_updated=updated):
-            if _needs_rendering(build, meta, page):
-                pending.append((meta, page))
+    build = _Build(
+        output, _load_state(output), {}, EntryCache(config.organisation.public_url), report
+    )
+    metas, pending, empty_since = _plan(build, config, items, editions, now)
     # A first build renders thousands of entries: share that work between processes.
     changed_items = [item for _, page in pending for item in page.items]
     build.cache.warm(changed_items, workers=min(2, os.cpu_count() or 1))
     with BackgroundWriter(output) as writer:
         for meta, page in pending:
             for fmt in FORMATS.values():
-                writer.submit(
-                    meta.relpath(fmt.extension, page.number), fmt.render(meta, page, build.cache)
-                )
+                rendered = fmt.render(meta, page, build.cache)
+                writer.submit(meta.relpath(fmt.extension, page.number), rendered)
         writer.submit(OPML_FILE, opml_document(f"{config.organisation.name} feeds", metas))
         writer.submit(ALTERNATE_LINKS_FILE, alternate_links(metas))
     report.written += len(writer.changed)
     report.unchanged += len(writer.unchanged)
     _remove_stale(build)
     inputs = _inputs_fingerprint(config, signature) if signature else None
-    _save_state(
-        output, {"documents": build.new_documents, "empty_since": empty_since, "inputs": inputs}
-    )
+    state = {"documents": build.new_documents, "empty_since": empty_since, "inputs": inputs}
+    _save_state(output, state)
     changed = set(writer.changed)
     changed_urls = [
         meta.url(fmt.extension)
@@ -226,6 +208,34 @@ def publish_feeds(
     if config.feeds.websub_hub and changed_urls:
         _ping_hub(config.feeds.websub_hub, changed_urls, report, http)
     return report
+
+
+def _plan(
+    build: _Build,
+    config: PublisherConfig,
+    items: Sequence[Item],
+    editions: dict[str, Sequence[SentEdition]],
+    now: datetime,
+) -> tuple[list[FeedMeta], list[tuple[FeedMeta, Page]], dict[str, str]]:
+    """Every feed's metadata, the pages that need rendering, and the dates of empty feeds."""
+    items = publishable(items, build.report)
+    metas, pending, empty_since = [], [], {}
+    for feed in config.feeds.feeds:
+        meta = feed_meta(config, feed)
+        metas.append(meta)
+        chosen = (
+            publishable(edition_items(config, editions.get(feed.campaign, ())), build.report)
+            if feed.campaign
+            else select_items(feed, items)
+        )
+        updated = now  # plan_pages dates a page by its items; only an empty one uses this
+        if not chosen:
+            empty_since[feed.name] = _empty_stamp(build, meta, now)
+            updated = datetime.fromisoformat(empty_since[feed.name])
+        for page in plan_pages(chosen, feed.limit, empty_updated=updated):
+            if _needs_rendering(build, meta, page):
+                pending.append((meta, page))
+    return metas, pending, empty_since
 
 
 def feeds_up_to_date(config: PublisherConfig, signature: str) -> FeedsReport | None:
