@@ -351,3 +351,18 @@ def test_pipeline_skips_an_unchanged_store_and_notices_any_edit(config, project,
     assert build_feeds(config, store, now=NOW).written == 3  # the campaign feed only
     (project / "feeds/everything.json").unlink()  # a deleted file is noticed and rewritten
     assert build_feeds(config, store, now=NOW).written == 1
+
+
+def test_an_unwritable_output_is_a_clear_error_and_leaves_no_temporary_files(config, project):
+    from publisher.publish import FeedWriteError
+
+    publish_feeds(config, items(3), {}, now=NOW)
+    blocked = project / "feeds/topics"
+    for path in blocked.iterdir():
+        path.unlink()
+    blocked.rmdir()
+    blocked.write_text("not a directory")  # feeds/topics/labor.rss cannot be written now
+    with pytest.raises(FeedWriteError, match="cannot (read|write) .*topics/labor.rss: Not a directory"):
+        publish_feeds(config, items(4), {}, now=NOW)
+    leftovers = [p.name for p in (project / "feeds").rglob(".*") if p.name != STATE_FILE]
+    assert leftovers == []
