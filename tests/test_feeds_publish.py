@@ -362,7 +362,8 @@ def test_an_unwritable_output_is_a_clear_error_and_leaves_no_temporary_files(con
         path.unlink()
     blocked.rmdir()
     blocked.write_text("not a directory")  # feeds/topics/labor.rss cannot be written now
-    with pytest.raises(FeedWriteError, match="cannot (read|write) .*topics/labor.rss: Not a directory"):
+    expected = "cannot (read|write) .*topics/labor.rss: Not a directory"
+    with pytest.raises(FeedWriteError, match=expected):
         publish_feeds(config, items(4), {}, now=NOW)
     leftovers = [p.name for p in (project / "feeds").rglob(".*") if p.name != STATE_FILE]
     assert leftovers == []
