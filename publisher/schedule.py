@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time as clock_time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -324,7 +325,7 @@ class Daemon:
             return
         try:
             result = job(self.clock())
-            log.info("%s: %s", what, getattr(result, "note", "done"))
+            log.info("%s", getattr(result, "note", f"{what}: done"))
         except Exception:  # noqa: BLE001 - the next interval tries again
             log.exception("%s failed; trying again at the next interval", what)
 
@@ -340,36 +341,41 @@ class Daemon:
     def serve(self) -> None:
         """Run until SIGTERM/SIGINT; then finish the work in flight and return."""
         self.scheduler = scheduler = BlockingScheduler(timezone=UTC)
+        self._install_signal_handlers()
         now = self.clock()
         for warning in far_away_warnings(self.config, now=now):
             log.warning(warning)
-        for name, slot in self.start_up(now):
+        if self.collect and self.config.schedule.collect_every:
+            self._interval_job("collect", self.collect)  # fresh content before any catch-up
+        due = self.start_up(now)
+        for name, slot in due:
             scheduler.add_job(
                 self._slot_job, "date", run_date=now, args=[name, slot], misfire_grace_time=None
             )
-        for name, campaign in self.campaigns.items():
-            scheduler.add_job(
-                self._cron_job,
-                self.triggers[name],
-                args=[name],
-                id=f"campaign:{name}",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=int(campaign.grace.total_seconds()),
-            )
-            log.info(
-                "campaign=%s next slot %s",
-                name,
-                _iso(fire_times(self.triggers[name], after=now, count=1)[0]),
-            )
+        for name in self.campaigns:
+            self._add_campaign_job(scheduler, name, now)
         self._add_interval(scheduler, "collect", self.collect, self.config.schedule.collect_every)
         self._add_interval(scheduler, "feeds", self.build_feeds, self.config.schedule.feeds_every)
         self.poll_paused()
         scheduler.add_job(self.poll_paused, "interval", seconds=POLL_EVERY.total_seconds())
-        self._install_signal_handlers()
+        if self.stopping.is_set():
+            return
         log.info("publisher daemon running (%d campaign(s))", len(self.campaigns))
         scheduler.start()
         log.info("publisher daemon stopped")
+
+    def _add_campaign_job(self, scheduler: BlockingScheduler, name: str, now: datetime) -> None:
+        scheduler.add_job(
+            self._cron_job,
+            self.triggers[name],
+            args=[name],
+            id=f"campaign:{name}",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=int(self.campaigns[name].grace.total_seconds()),
+        )
+        upcoming = fire_times(self.triggers[name], after=now, count=1)
+        log.info("campaign=%s next slot %s", name, _iso(upcoming[0]) if upcoming else "never")
 
     def _add_interval(self, scheduler, what, job, every) -> None:  # type: ignore[no-untyped-def]
         if job is None or every is None:
@@ -379,7 +385,8 @@ class Daemon:
             "interval",
             seconds=every.total_seconds(),
             args=[what, job],
-            next_run_time=self.clock(),  # once at start, then on the interval
+            # collect ran just before; the feeds are rebuilt at start
+            next_run_time=self.clock() + (every if what == "collect" else timedelta(0)),
             coalesce=True,
             max_instances=1,
         )
@@ -397,9 +404,13 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
 
     def stop(self) -> None:
+        """Stop taking work, wait for the jobs in flight, end serve()."""
         self.stopping.set()
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+        for _ in range(100):  # a signal during start-up: the scheduler may be starting now
+            if self.scheduler is not None and self.scheduler.running:
+                self.scheduler.shutdown(wait=True)
+                return
+            clock_time.sleep(0.1)
 
 
 def _iso(moment: datetime) -> str:
