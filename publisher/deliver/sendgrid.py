@@ -141,8 +141,7 @@ class SendGridBackend:
         personalizations, refused = [], {}
         for recipient in recipients:
             p = self.personalization(message, recipient, nonce)
-            size = sum(len(k.encode()) + len(v.encode()) for k, v in p["substitutions"].items())
-            if size > SUBSTITUTIONS_LIMIT:
+            if len(recipient.name or "") > 1000 and _too_big(p["substitutions"]):
                 refused[recipient.subscriber_id] = "substitutions exceed 10,000 bytes"
                 continue
             personalizations.append(p)
@@ -209,6 +208,12 @@ class SendGridBackend:
 
     def close(self) -> None:
         pass
+
+
+def _too_big(substitutions: dict[str, str]) -> bool:
+    """Only a very long name can reach the limit: URLs and keys are short and bounded."""
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
+    return size > SUBSTITUTIONS_LIMIT
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -27,12 +27,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal, select, update
 
 from publisher.errors import DeliveryError
 from publisher.store import Store
-from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
+from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow, UTCDateTime
 from publisher.store.subscribers import follows
 
 PENDING, INFLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED = (
@@ -41,8 +42,7 @@ PENDING, INFLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED = (
 DONE = (SENT, UNCERTAIN)  # never sent again without --resend-uncertain
 
 
-@dataclass(frozen=True)
-class Due:
+class Due(NamedTuple):
     """A subscriber this edition still has to reach; `retry` if a ledger row exists."""
 
     subscriber_id: int
@@ -93,52 +93,59 @@ def iter_due(
     store: Store, edition_id: int, audience: Sequence[str], *, chunk: int = 1000
 ) -> Iterator[Due]:
     """Active subscribers following the campaign with no ledger row or a `pending` one, in
-    subscriber-id order, read in chunks with their ledger state (one query per chunk)."""
+    subscriber-id order, read in chunks with their ledger state (one Core query per chunk;
+    topics are only decoded when the campaign has an audience)."""
+    subscribers, deliveries = SubscriberRow.__table__.c, DeliveryRow.__table__.c
+    columns = [subscribers.id, subscribers.email, subscribers.name, subscribers.token,
+               deliveries.status]
+    if audience:
+        columns.append(subscribers.topics)
+    join = and_(deliveries.subscriber_id == subscribers.id, deliveries.edition_id == edition_id)
     after = 0
-    join = and_(DeliveryRow.subscriber_id == SubscriberRow.id,
-                DeliveryRow.edition_id == edition_id)
     while True:
         query = (
-            select(SubscriberRow.id, SubscriberRow.email, SubscriberRow.name,
-                   SubscriberRow.token, SubscriberRow.topics, DeliveryRow.status)
-            .outerjoin(DeliveryRow, join)
-            .where(SubscriberRow.status == "active", SubscriberRow.id > after)
-            .order_by(SubscriberRow.id)
+            select(*columns)
+            .select_from(SubscriberRow.__table__.outerjoin(DeliveryRow.__table__, join))
+            .where(subscribers.status == "active", subscribers.id > after)
+            .order_by(subscribers.id)
             .limit(chunk)
         )
-        with store.session() as session:
-            rows = session.execute(query).all()
+        with store.engine.connect() as connection:
+            rows = connection.execute(query).all()
         if not rows:
             return
-        for sid, email, name, token, topics, status in rows:
-            if status is None and not follows(topics or (), audience):
+        for row in rows:
+            status = row[4]
+            if status is None and audience and not follows(row[5] or (), audience):
                 continue
-            if status not in (None, PENDING):
-                continue  # already sent, failed this run, or uncertain
-            yield Due(sid, email, name, token, retry=status == PENDING)
+            if status is None or status == PENDING:
+                yield Due(row[0], row[1], row[2], row[3], retry=status == PENDING)
+            # other states: already sent, failed in this run, or uncertain
         after = rows[-1][0]
 
 
 def claim_batch(
     store: Store, edition_id: int, batch: int, due: Sequence[Due], *, now: datetime
 ) -> None:
-    """Write the batch's rows as `inflight` in one transaction, before anything is sent."""
+    """Write the batch's rows as `inflight` in one transaction, before anything is sent.
+    New rows are one INSERT ... SELECT (no per-row parameters to bind: the fastest here)."""
     new = [d.subscriber_id for d in due if not d.retry]
     old = [d.subscriber_id for d in due if d.retry]
-    with store.session() as session:
+    table, subscribers = DeliveryRow.__table__, SubscriberRow.__table__
+    with store.engine.begin() as connection:
         if new:
-            session.execute(
-                insert(DeliveryRow),
-                [dict(edition_id=edition_id, subscriber_id=s, batch=batch, status=INFLIGHT,
-                      attempts=1, updated_at=now) for s in new],
-            )
+            chosen = select(
+                literal(edition_id), subscribers.c.id, literal(batch), literal(INFLIGHT),
+                literal(1), literal(now, UTCDateTime()),
+            ).where(subscribers.c.id.in_(new))
+            columns = ["edition_id", "subscriber_id", "batch", "status", "attempts", "updated_at"]
+            connection.execute(insert(table).from_select(columns, chosen))
         if old:
-            result = session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.edition_id == edition_id,
-                       DeliveryRow.subscriber_id.in_(old),
-                       DeliveryRow.status == PENDING)
-                .values(status=INFLIGHT, batch=batch, attempts=DeliveryRow.attempts + 1,
+            result = connection.execute(
+                update(table)
+                .where(table.c.edition_id == edition_id, table.c.subscriber_id.in_(old),
+                       table.c.status == PENDING)
+                .values(status=INFLIGHT, batch=batch, attempts=table.c.attempts + 1,
                         updated_at=now)
             )
             if result.rowcount != len(old):

@@ -94,6 +94,7 @@ class FakeSendGrid:
     retry_after: int = 1
     hold_after: int | None = None  # accept but never answer once this many were accepted
     on_accept: Any = None  # callback(n) after request n (1-based) is recorded, before the 202
+    keep_bodies: bool = True  # False (benchmarks): keep only the recipients
 
     def __post_init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -178,7 +179,7 @@ class FakeSendGrid:
     def accept(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         emails = [r["email"] for p in body["personalizations"] for r in p["to"]]
         with self._lock:
-            self.requests.append(Recorded(body, emails))
+            self.requests.append(Recorded(body if self.keep_bodies else {}, emails))
             n = len(self.requests)
             hold = self.hold_after is not None and n > self.hold_after
             if hold:
@@ -202,6 +203,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+    def do_GET(self) -> None:  # noqa: N802 - GET /stats, for benchmarks in another process
+        recipients = self.fake.recipients
+        body = json.dumps({"requests": len(self.fake.requests), "recipients": len(recipients),
+                           "unique": len(set(recipients)),
+                           "rejected": len(self.fake.rejected)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

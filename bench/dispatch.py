@@ -1,0 +1,289 @@
+"""Delivery benchmark: the whole SendGrid path (store -> ledger -> batches -> HTTP) against
+the local SendGrid-compatible server with 150 ms added latency, beside (a) one request per
+recipient (a sample, extrapolated) and (b) a bare-httpx concurrent POST of the same prepared
+payloads: the floor our overhead is measured against. Then the file backend (outbox) against
+a fresh MIME tree per message, and the SMTP backend to a local aiosmtpd server.
+
+    python -m bench.dispatch [--subscribers 100000] [--workers 8] [--latency 0.15]
+    python -m bench.dispatch --subscribers 1000000   # the streaming/peak-memory check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.servers: the same fake server the tests use
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+API_KEY = "SG.bench-key"
+
+
+# --- peak memory (RSS high-water mark, reset per stage) -----------------------------------
+
+
+def reset_peak() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_mib() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- servers in their own processes (they must not share our GIL) -------------------------
+
+
+def _serve_sendgrid(latency: float, queue) -> None:  # type: ignore[no-untyped-def]
+    from tests.servers.sendgrid import FakeSendGrid
+
+    server = FakeSendGrid(api_key=API_KEY, latency=latency, validate="first", keep_bodies=False)
+    server.start()
+    queue.put(server.url)
+    time.sleep(3600)
+
+
+def _serve_smtp(folder: str, queue) -> None:  # type: ignore[no-untyped-def]
+    from tests.servers.smtp import SmtpServer
+
+    server = SmtpServer(Path(folder))
+    server.handler.messages = _CountOnly()
+    server.__enter__()
+    queue.put((server.port, str(server.ca_file)))
+    time.sleep(3600)
+
+
+class _CountOnly(list):
+    def append(self, item) -> None:  # type: ignore[no-untyped-def] - keep memory flat
+        pass
+
+
+def start(target, *args):  # type: ignore[no-untyped-def]
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=target, args=(*args, queue), daemon=True)
+    process.start()
+    return process, queue.get(timeout=30)
+
+
+def stats(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/stats") as response:
+        return json.loads(response.read())
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+def make_store(folder: Path, subscribers: int):  # type: ignore[no-untyped-def]
+    from publisher.store import open_store
+    from publisher.store.subscribers import SubscriberInput, import_subscribers
+    from tests.servers.data import add_edition
+
+    store = open_store(f"sqlite:///{folder}/bench.db")
+    started = time.perf_counter()
+    rows = (SubscriberInput(f"person{i}@example.org", f"Person {i}") for i in range(subscribers))
+    import_subscribers(store, rows, now=NOW)
+    print(f"  (setup: {subscribers:,} subscribers imported in "
+          f"{time.perf_counter() - started:.1f} s)")
+    return store, add_edition(store, NOW)
+
+
+def make_config(folder: Path, backend: str, options: str):  # type: ignore[no-untyped-def]
+    from publisher.config import load_config
+    from tests.conftest import write_config
+    from tests.servers.data import config_text
+
+    return load_config(write_config(folder, config_text(backend, delivery=options)))
+
+
+# --- SendGrid -------------------------------------------------------------------------------
+
+
+def bench_sendgrid(args: argparse.Namespace, folder: Path) -> None:
+    from publisher.deliver import deliver_edition
+
+    process, url = start(_serve_sendgrid, args.latency)
+    os.environ["SENDGRID_API_KEY"] = API_KEY
+    store, edition = make_store(folder, args.subscribers)
+    config = make_config(folder, "sendgrid",
+                         f"  sendgrid:\n    host: {url}\n    workers: {args.workers}\n")
+    before = stats(url)
+    reset_peak()
+    started = time.perf_counter()
+    report = deliver_edition(config, store, edition, now=NOW)
+    ours = time.perf_counter() - started
+    ours_peak = peak_mib()
+    after = stats(url)
+    requests = after["requests"] - before["requests"]
+    assert report.sent == args.subscribers and after["unique"] == after["recipients"]
+    one_each = per_recipient_baseline(config, store, edition, args)
+    floor = bare_httpx_floor(config, store, edition, url, args)
+    rate = args.subscribers / ours
+    print(f"sendgrid: {args.subscribers:,} subscribers, {args.workers} workers, "
+          f"{args.latency * 1000:.0f} ms latency per request")
+    print(f"  whole path (store, ledger, HTTP)  {ours:7.2f} s  {rate:>9,.0f} recipients/s  "
+          f"{requests} requests  peak RSS {ours_peak:,.0f} MiB")
+    print(f"  (a) one request per recipient     {one_each:7.2f} s  "
+          f"{args.subscribers / one_each:>9,.0f} recipients/s  (sample, extrapolated)  "
+          f"{args.subscribers} requests")
+    print(f"  (b) bare httpx, same payloads     {floor:7.2f} s  "
+          f"{args.subscribers / floor:>9,.0f} recipients/s  (floor)")
+    print(f"  ours / floor = {ours / floor:.2f}x (target <= 1.5x); vs one-per-recipient: "
+          f"{one_each / ours:,.0f}x faster; target >= 25,000/s: "
+          f"{'met' if rate >= 25_000 else 'NOT met'}")
+    process.terminate()
+    store.close()
+
+
+def _recipients(store, message, count: int):  # type: ignore[no-untyped-def]
+    from publisher.deliver import Recipient
+    from publisher.store.subscribers import iter_subscribers
+
+    out = []
+    for s in iter_subscribers(store):
+        out.append(Recipient(s.id, s.email, s.name, s.token, message.public_url))
+        if len(out) >= count:
+            break
+    return out
+
+
+def per_recipient_baseline(config, store, edition, args) -> float:  # type: ignore[no-untyped-def]
+    """One request per recipient, same workers, no ledger: a sample, extrapolated."""
+    from publisher.deliver import make_backend
+    from publisher.deliver.service import build_message, load_edition
+
+    message = build_message(config, load_edition(store, edition), now=NOW)
+    backend = make_backend(config)
+    prepared = backend.prepare(message)
+    sample = _recipients(store, message, 20 * args.workers)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.workers) as pool:
+        list(pool.map(lambda r: backend.send_batch(prepared, [r], batch_key="b"), sample))
+    return (time.perf_counter() - started) / len(sample) * args.subscribers
+
+
+def bare_httpx_floor(config, store, edition, url, args) -> float:  # type: ignore[no-untyped-def]
+    """The same bodies, serialised beforehand, POSTed with httpx by the same number of
+    threads: no store, no ledger, no body building."""
+    import httpx
+
+    from publisher.deliver import make_backend
+    from publisher.deliver.service import build_message, load_edition
+
+    message = build_message(config, load_edition(store, edition), now=NOW)
+    backend = make_backend(config)
+    prepared = backend.prepare(message)
+    recipients = _recipients(store, message, args.subscribers)
+    payloads = [
+        json.dumps(backend.build_body(prepared, recipients[i:i + 1000], f"x-{i}")[0]).encode()
+        for i in range(0, len(recipients), 1000)
+    ]
+    del recipients
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    with httpx.Client(limits=httpx.Limits(max_connections=args.workers)) as client:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.workers) as pool:
+            answers = list(pool.map(
+                lambda body: client.post(f"{url}/v3/mail/send", content=body, headers=headers,
+                                         timeout=60).status_code, payloads))
+        elapsed = time.perf_counter() - started
+    assert set(answers) == {202}, set(answers)
+    return elapsed
+
+
+# --- file and SMTP ------------------------------------------------------------------------
+
+
+def bench_file_and_smtp(args: argparse.Namespace, folder: Path) -> None:
+    from publisher.deliver import deliver_edition
+
+    count = args.file_messages
+    store, edition = make_store(_fresh(folder / "mail"), count)
+    config = make_config(folder / "mail", "file", "")
+    reset_peak()
+    started = time.perf_counter()
+    report = deliver_edition(config, store, edition, now=NOW)
+    ours = time.perf_counter() - started
+    assert report.sent == count
+    fresh = fresh_mime_tree_baseline(config, store, edition)
+    print(f"file outbox: {count:,} messages  {ours:6.2f} s  {count / ours:>8,.0f} msg/s "
+          f"(target >= 2,000)  peak RSS {peak_mib():,.0f} MiB")
+    print(f"  baseline: a fresh EmailMessage tree per message (sample)  {fresh:>8,.0f} msg/s  "
+          f"-> prepared skeleton is {count / ours / fresh:.1f}x faster")
+    process, (port, ca_file) = start(_serve_smtp, str(folder))
+    smtp_count = min(count, 2000)
+    store2, edition2 = make_store(_fresh(folder / "smtp"), smtp_count)
+    options = (f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    security: starttls\n"
+               f"    ca_file: {ca_file}\n    workers: 2\n")
+    config2 = make_config(folder / "smtp", "smtp", options)
+    started = time.perf_counter()
+    report = deliver_edition(config2, store2, edition2, now=NOW)
+    elapsed = time.perf_counter() - started
+    assert report.sent == smtp_count, report.note
+    print(f"smtp (STARTTLS, 2 connections, local aiosmtpd): {smtp_count:,} messages  "
+          f"{elapsed:6.2f} s  {smtp_count / elapsed:>8,.0f} msg/s")
+    process.terminate()
+
+
+def _fresh(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fresh_mime_tree_baseline(config, store, edition, sample: int = 500) -> float:  # type: ignore[no-untyped-def]
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    from publisher.deliver.base import list_headers
+    from publisher.deliver.service import build_message, load_edition
+
+    message = build_message(config, load_edition(store, edition), now=NOW)
+    recipients = _recipients(store, message, sample)
+    started = time.perf_counter()
+    for r in recipients:
+        m = EmailMessage(policy=SMTP)
+        m["From"], m["To"] = message.from_email, r.email
+        m["Subject"] = r.personalise(message.subject)
+        for name, value in list_headers(message, r, "x").items():
+            m[name] = value
+        m.set_content(r.personalise(message.text))
+        m.add_alternative(r.personalise(message.html), subtype="html")
+        m.as_bytes()
+    return len(recipients) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.dispatch")
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--latency", type=float, default=0.15)
+    parser.add_argument("--file-messages", type=int, default=10_000)
+    parser.add_argument("--skip-mail", action="store_true", help="SendGrid only")
+    args = parser.parse_args(sys.argv[2:] if sys.argv[1:2] == ["dispatch"] else sys.argv[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_sendgrid(args, Path(tmp))
+        if not args.skip_mail:
+            bench_file_and_smtp(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
