@@ -8,6 +8,7 @@ Target: the full build of all formats under 3 s; an unchanged rebuild >= 10x fas
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import statistics
@@ -82,6 +83,7 @@ def timed(fn, repeat: int) -> tuple[float, float]:
     """(median seconds, peak traced MiB) of fn(run number)."""
     times = []
     for run in range(repeat):
+        os.sync()  # untimed: earlier runs' dirty pages would throttle this run's writes
         start = time.perf_counter()
         fn(run)
         times.append(time.perf_counter() - start)
