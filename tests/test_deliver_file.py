@@ -92,3 +92,16 @@ def test_backend_chosen_by_environment(store, make_config, monkeypatch, fixed_no
         assert "file, sendgrid, smtp" in str(exc)
     else:
         raise AssertionError("an unknown backend name must be an error")
+
+
+def test_resume_rewrites_batches_left_in_flight(store, make_config, project, fixed_now):
+    """The outbox is idempotent, so a batch in flight at a crash is simply written again."""
+    config = make_config(config_text("file"))
+    add_subscribers(store, fixed_now, 6)
+    edition = add_edition(store, fixed_now)
+    due = list(ledger.iter_due(store, edition, []))[:4]
+    ledger.claim_batch(store, edition, 1, due, now=fixed_now)  # ... and then the crash
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    assert report.sent == 6 and report.recovered_uncertain == 0
+    assert len(list(_outbox(project).glob("*.eml"))) == 6
+    assert ledger.counts(store, edition) == {"sent": 6}

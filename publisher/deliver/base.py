@@ -136,6 +136,7 @@ class DeliveryBackend(Protocol):
     name: str
     batch_size: int  # recipients per send_batch call
     workers: int  # concurrent send_batch calls
+    idempotent: bool  # sending a message twice delivers it once (resume resends in-flight)
 
     def prepare(self, message: Message) -> Any:
         """Per-edition work done once (a MIME skeleton, a request body), reused per batch."""

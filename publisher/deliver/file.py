@@ -17,6 +17,7 @@ from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
 
 class FileBackend:
     name = "file"
+    idempotent = True  # files are named by subscriber: a resend overwrites
     workers = 1  # disk-bound and cheap: threads would only contend
 
     def __init__(self, root: Path, *, batch_size: int = 500, display_root: Path | None = None):

@@ -47,6 +47,7 @@ SUBSTITUTIONS_LIMIT = 10_000  # bytes per personalization (SendGrid's documented
 
 class SendGridBackend:
     name = "sendgrid"
+    idempotent = False
 
     def __init__(
         self,

@@ -117,7 +117,8 @@ def deliver_edition(
     audience = campaign_of(config, edition.campaign).audience
     report = DeliveryReport(edition.id, edition.campaign, edition.number, backend.name,
                             backend.destination(message))
-    reconciled = ledger.reconcile(store, edition.id, now=now, resend_uncertain=resend_uncertain)
+    reconciled = ledger.reconcile(store, edition.id, now=now, resend_uncertain=resend_uncertain,
+                                  resend_inflight=getattr(backend, "idempotent", False))
     report.recovered_uncertain = reconciled.uncertain
     before = ledger.counts(store, edition.id)
     report.skipped = sum(before.get(s, 0) for s in ledger.DONE)

@@ -41,6 +41,7 @@ class RateLimiter:
 
 class SmtpBackend:
     name = "smtp"
+    idempotent = False
 
     def __init__(
         self,
@@ -52,7 +53,7 @@ class SmtpBackend:
         timeout: float = 30.0,
         rate_limit: float | None = None,
         workers: int = 2,
-        batch_size: int = 100,
+        batch_size: int = 20,
         username: str | None = None,
         password: str | None = None,
     ) -> None:

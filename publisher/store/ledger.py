@@ -60,11 +60,20 @@ class Reconciled:
 
 
 def reconcile(
-    store: Store, edition_id: int, *, now: datetime, resend_uncertain: bool = False
+    store: Store,
+    edition_id: int,
+    *,
+    now: datetime,
+    resend_uncertain: bool = False,
+    resend_inflight: bool = False,
 ) -> Reconciled:
-    """Make the ledger consistent before (re)sending an edition; see the module docstring."""
+    """Make the ledger consistent before (re)sending an edition; see the module docstring.
+    `resend_inflight`: the backend is idempotent (the file outbox), so in-flight rows can
+    simply be sent again."""
     note = "in flight when the send stopped; may have been accepted, assumed sent"
     with store.session() as session:
+        if resend_inflight:
+            _move(session, edition_id, INFLIGHT, PENDING, now)
         uncertain = _move(session, edition_id, INFLIGHT, UNCERTAIN, now, error=note)
         retried = _move(session, edition_id, FAILED, PENDING, now)
         resent = _move(session, edition_id, UNCERTAIN, PENDING, now) if resend_uncertain else 0
