@@ -292,7 +292,8 @@ class SmtpDeliveryConfig(Strict):
     timeout: float = Field(default=30.0, gt=0)
     rate_limit: float | None = Field(default=None, gt=0)  # messages per second, all workers
     workers: int = Field(default=2, ge=1, le=32)  # connections, each reused for many messages
-    batch_size: int = Field(default=100, ge=1, le=10_000)
+    # messages per ledger batch: a crash mid-batch leaves at most this many 'uncertain' per worker
+    batch_size: int = Field(default=20, ge=1, le=10_000)
 
 
 class SendGridDeliveryConfig(Strict):
