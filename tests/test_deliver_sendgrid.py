@@ -210,3 +210,26 @@ def test_test_send_leaves_the_ledger_alone(store, sendgrid_config, server, fixed
     assert send_test_message(config, store, edition, "editor@example.net", now=fixed_now) is None
     assert server.recipients == ["editor@example.net"]
     assert ledger.counts(store, edition) == {}
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after():
+    from publisher.deliver.dispatch import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=5, backoff_base=0.5, backoff_max=4.0)
+    assert policy.delay(1, None, rng=lambda: 0.0) == 0.25
+    assert policy.delay(3, None, rng=lambda: 1.0) == 2.0
+    assert policy.delay(10, None, rng=lambda: 1.0) == 4.0  # capped
+    assert policy.delay(1, 7.0, rng=lambda: 1.0) == 7.0  # never sooner than Retry-After
+
+
+def test_a_name_too_long_for_substitutions_fails_alone(store, sendgrid_config, server,
+                                                        fixed_now):
+    from publisher.store.subscribers import SubscriberInput, import_subscribers
+
+    config = sendgrid_config()
+    import_subscribers(store, [SubscriberInput("long@example.org", "N" * 6000)], now=fixed_now)
+    emails = add_subscribers(store, fixed_now, 3)
+    report = deliver_edition(config, store, add_edition(store, fixed_now), now=fixed_now)
+    assert report.sent == 3 and report.failed == 1
+    assert report.failures == [("long@example.org", "substitutions exceed 10,000 bytes")]
+    assert sorted(server.recipients) == sorted(emails) and server.rejected == []
