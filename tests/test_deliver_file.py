@@ -105,3 +105,13 @@ def test_resume_rewrites_batches_left_in_flight(store, make_config, project, fix
     assert report.sent == 6 and report.recovered_uncertain == 0
     assert len(list(_outbox(project).glob("*.eml"))) == 6
     assert ledger.counts(store, edition) == {"sent": 6}
+
+
+def test_test_send_is_kept_apart(store, make_config, project, fixed_now):
+    from publisher.deliver import send_test_message
+
+    config = make_config(config_text("file"))
+    edition = add_edition(store, fixed_now)
+    assert send_test_message(config, store, edition, "Editor@example.net", now=fixed_now) is None
+    assert [p.name for p in _outbox(project).iterdir()] == ["test-Editor@example.net.eml"]
+    assert ledger.counts(store, edition) == {}

@@ -7,6 +7,7 @@ resend after a crash overwrites instead of duplicating: the outbox is exactly-on
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,17 +36,23 @@ class FileBackend:
         return self.root / message.campaign / str(message.number)
 
     def prepare(self, message: Message) -> Skeleton:
-        self.folder(message).mkdir(parents=True, exist_ok=True)
         return prepare_skeleton(message)
+
+    @staticmethod
+    def file_name(recipient: Recipient) -> str:
+        if recipient.subscriber_id == 0:  # a test send (--to): kept apart from the edition's
+            return "test-" + re.sub(r"[^A-Za-z0-9@._-]", "_", recipient.email) + ".eml"
+        return f"{recipient.subscriber_id}.eml"
 
     def send_batch(
         self, prepared: Skeleton, recipients: Sequence[Recipient], *, batch_key: str
     ) -> dict[int, str]:
         folder = self.folder(prepared.message)
+        folder.mkdir(parents=True, exist_ok=True)
         failed: dict[int, str] = {}
         for recipient in recipients:
-            target = folder / f"{recipient.subscriber_id}.eml"
-            temporary = folder / f".{recipient.subscriber_id}.eml.tmp"
+            target = folder / self.file_name(recipient)
+            temporary = folder / f".{target.name}.tmp"
             try:
                 temporary.write_bytes(build_message(prepared, recipient))
                 os.replace(temporary, target)
