@@ -298,7 +298,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.15)
     parser.add_argument("--file-messages", type=int, default=10_000)
     parser.add_argument("--skip-mail", action="store_true", help="SendGrid only")
-    args = parser.parse_args(sys.argv[2:] if sys.argv[1:2] == ["dispatch"] else sys.argv[1:])
+    args, _ = parser.parse_known_args()  # `python -m bench dispatch` passes module names too
     with tempfile.TemporaryDirectory() as tmp:
         bench_sendgrid(args, Path(tmp))
         if not args.skip_mail:

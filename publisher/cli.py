@@ -365,9 +365,18 @@ def send(
         bool,
         typer.Option("--resend-uncertain", help="Also resend batches whose fate is unknown."),
     ] = False,
+    send_at: Annotated[
+        str | None,
+        typer.Option("--send-at", help="sendgrid: deliver at this ISO time (<= 72 h ahead)."),
+    ] = None,
 ) -> None:
     """Compose a campaign's next edition and send it now (exactly once per subscriber)."""
+    from publisher.deliver.registry import backend_name
+
     st = state(ctx)
+    when = parse_at(send_at, st.config.organisation.timezone) if send_at else None
+    if when is not None and backend_name(st.config) != "sendgrid":
+        raise PublisherError("--send-at needs the sendgrid backend (it schedules at SendGrid)")
     edition = _edition_to_send(st, campaign, resume=resume, resend_uncertain=resend_uncertain,
                                preview_only=dry_run or bool(to))
     if edition is None:
@@ -378,7 +387,7 @@ def send(
     elif to:
         _send_to_one(st, edition, to)
     else:
-        _send_with_progress(st, edition, resend_uncertain=resend_uncertain)
+        _send_with_progress(st, edition, resend_uncertain=resend_uncertain, send_at=when)
 
 
 def _print_dry_run(st: AppState, edition) -> None:  # type: ignore[no-untyped-def]
@@ -403,7 +412,9 @@ def _send_to_one(st: AppState, edition, address: str) -> None:  # type: ignore[n
     console.print(f"test message sent to {address} (the ledger is unchanged)", highlight=False)
 
 
-def _send_with_progress(st: AppState, edition_id: int, *, resend_uncertain: bool) -> None:
+def _send_with_progress(
+    st: AppState, edition_id: int, *, resend_uncertain: bool, send_at: datetime | None = None
+) -> None:
     import time
 
     from rich.progress import (
@@ -428,7 +439,7 @@ def _send_with_progress(st: AppState, edition_id: int, *, resend_uncertain: bool
 
         report = send_edition(st.config, st.store, edition_id, now=utc_now(),
                               resend_uncertain=resend_uncertain, progress=advance,
-                              clock=time.monotonic)
+                              clock=time.monotonic, send_at=send_at)
     _print_delivery_report(report)
 
 

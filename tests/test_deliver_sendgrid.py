@@ -233,3 +233,17 @@ def test_a_name_too_long_for_substitutions_fails_alone(store, sendgrid_config, s
     assert report.sent == 3 and report.failed == 1
     assert report.failures == [("long@example.org", "substitutions exceed 10,000 bytes")]
     assert sorted(server.recipients) == sorted(emails) and server.rejected == []
+
+
+def test_send_at_is_passed_and_bounded(store, sendgrid_config, server, fixed_now):
+    from datetime import timedelta
+
+    config = sendgrid_config()
+    add_subscribers(store, fixed_now, 2)
+    edition = add_edition(store, fixed_now)
+    with pytest.raises(DeliveryError, match="72 hours"):
+        deliver_edition(config, store, edition, now=fixed_now,
+                        send_at=fixed_now + timedelta(hours=73))
+    later = fixed_now + timedelta(hours=2)
+    deliver_edition(config, store, edition, now=fixed_now, send_at=later)
+    assert server.requests[0].body["send_at"] == int(later.timestamp())

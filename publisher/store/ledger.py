@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import DeliveryError
 from publisher.store import Store
@@ -140,6 +141,16 @@ def claim_batch(
     New rows are one INSERT ... SELECT (no per-row parameters to bind: the fastest here)."""
     new = [d.subscriber_id for d in due if not d.retry]
     old = [d.subscriber_id for d in due if d.retry]
+    try:
+        _claim(store, edition_id, batch, new, old, now)
+    except IntegrityError:  # a row exists now that did not when the batch was read
+        raise DeliveryError(
+            f"edition {edition_id}: another send of this edition is running"
+        ) from None
+
+
+def _claim(store: Store, edition_id: int, batch: int, new: list[int], old: list[int],
+           now: datetime) -> None:
     table, subscribers = DeliveryRow.__table__, SubscriberRow.__table__
     with store.engine.begin() as connection:
         if new:
