@@ -437,9 +437,13 @@ def _send_with_progress(
             speed = bar.tasks[0].speed
             bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
 
-        report = send_edition(st.config, st.store, edition_id, now=utc_now(),
-                              resend_uncertain=resend_uncertain, progress=advance,
-                              clock=time.monotonic, send_at=send_at)
+        try:
+            report = send_edition(st.config, st.store, edition_id, now=utc_now(),
+                                  resend_uncertain=resend_uncertain, progress=advance,
+                                  clock=time.monotonic, send_at=send_at)
+        except KeyboardInterrupt:  # batches in flight were recorded before we got here
+            err_console.print("interrupted: run `publisher send CAMPAIGN --resume` to finish")
+            raise typer.Exit(130) from None
     _print_delivery_report(report)
 
 

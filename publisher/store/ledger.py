@@ -18,8 +18,12 @@ States of a row::
   `custom_args` (`batch: "<edition>-<n>"`), so the operator can look the batch up in the
   provider's activity log and, if it never arrived, `publisher send --resume
   --resend-uncertain` sends those rows again.
+* An idempotent backend (the file outbox: one file per subscriber, replaced atomically)
+  resends its in-flight rows instead: for it a resume is exactly-once with no gap at all.
 * `failed` rows go back to `pending` on resume and are retried; rows whose subscriber is no
   longer active are left unsent and marked `skipped` when the edition finishes.
+* At most one sender per edition: a claim that finds rows claimed meanwhile raises
+  DeliveryError instead of sending.
 """
 
 from __future__ import annotations
