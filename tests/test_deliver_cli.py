@@ -73,3 +73,11 @@ def test_paused_send_says_how_to_resume(cli, store, project, fixed_now, monkeypa
         again = cli("send", "weekly")
         assert isinstance(again.exception, PublisherError)
         assert "--resume" in str(again.exception)
+
+
+def test_check_reports_a_missing_sendgrid_key(cli, monkeypatch):
+    monkeypatch.setenv("PUBLISHER_DELIVERY", "sendgrid")
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    result = cli("check")
+    assert result.return_value == 2
+    assert "SENDGRID_API_KEY" in result.output
