@@ -1,6 +1,6 @@
 """A local SendGrid-compatible `POST /v3/mail/send` on 127.0.0.1, for tests and benchmarks.
 
-Every body is validated against the fixed OpenAPI file in ../shared/specs and the limits
+Every body is validated against the fixed OpenAPI file (tests/specs) and the limits
 SOURCES.md lists (the schema cannot express them). It records accepted recipients and can be
 told to answer 429 + Retry-After, 500, 400, 401, 413 (`too_large_over`), or to hang; it can
 hold requests (accept them, never answer) to stand for a provider that took a batch while
@@ -15,13 +15,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-# ../shared beside the repository root (this file is <root>/tests/servers/sendgrid.py)
-SPEC = Path(__file__).resolve().parents[3] / "shared/specs/sendgrid-v3-mail-send.fixed.openapi.json"
+from tests.specs import spec_path
+
+SPEC = spec_path("sendgrid-v3-mail-send.fixed.openapi.json")
 MAX_RECIPIENTS = 1000
 MAX_BYTES = 30 * 1024 * 1024
 MAX_CUSTOM_ARGS = 10_000
