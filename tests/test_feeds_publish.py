@@ -317,7 +317,8 @@ def test_feed_configuration_is_validated(make_config):
 
 
 def test_cli_builds_feeds_and_check_reports_unknown_campaigns(project, make_config):
-    from publisher.cli import app, check_feeds
+    from publisher.cli import app
+    from publisher.cli.feeds import check_feeds
 
     config = make_config(FEEDS.format(limit=5).replace("campaign: weekly", "campaign: nope"))
     assert check_feeds(config) == [

@@ -1,0 +1,49 @@
+"""The `publisher` command. The only place a PublisherError becomes a message and exit code.
+
+Commands live in one module per stage (content, feeds, digest, delivery, schedule); importing
+them registers them on the shared typer app.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.text import Text
+
+from publisher.cli import content, delivery, digest, feeds, schedule  # noqa: F401  (registers)
+from publisher.cli.base import app, err_console
+from publisher.errors import ConfigErrors, PublisherError
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # without standalone mode click returns
+            sys.exit(code)  # the code of a typer.Exit instead of exiting
+    except PublisherError as exc:
+        errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
+        for error in errors:
+            err_console.print(Text.assemble(("error: ", "red"), str(error)), highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m publisher.cli`"""
+
+from publisher.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""Content commands: collect, items, check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from publisher.cli.base import (
+    CHECKS,
+    app,
+    console,
+    err_console,
+    state,
+    utc_now,
+)
+
+
+@app.command()
+def collect(ctx: typer.Context) -> None:
+    """Collect items from every configured source into the store."""
+    from publisher.collect import collect_all
+
+    st = state(ctx)
+    report = collect_all(st.config, st.store, now=utc_now())
+    print_collect_report(report)
+
+
+def print_collect_report(report) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title="Collected", title_justify="left")
+    for column in ("source", "found", "new", "updated", "unchanged"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for s in report.sources:
+        note = " (not modified)" if s.not_modified else ""
+        table.add_row(
+            s.name + note,
+            str(s.found),
+            str(s.upsert.inserted),
+            str(s.upsert.updated),
+            str(s.upsert.unchanged),
+        )
+    console.print(table)
+    for problem in report.problems:
+        err_console.print(Text.assemble(("skipped: ", "yellow"), str(problem)), highlight=False)
+    console.print(
+        f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(report.problems)} problem(s)"
+    )
+
+
+@app.command()
+def items(
+    ctx: typer.Context,
+    topic: Annotated[str | None, typer.Option(help="Only items with this topic.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only items of this kind.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+) -> None:
+    """List stored items, newest first."""
+    st = state(ctx)
+    rows = st.store.list_items(topic=topic, kind=kind, limit=limit)
+    zone = ZoneInfo(st.config.organisation.timezone)
+    table = Table(caption=f"times in {zone.key}")
+    for column in ("published", "kind", "title", "topics", "source"):
+        table.add_column(column)
+    for item in rows:
+        table.add_row(
+            item.published.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            item.kind,
+            item.title,
+            ", ".join(item.topics),
+            item.source,
+        )
+    console.print(table)
+    console.print(f"{len(rows)} item(s)")
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Validate the configuration and templates; list every problem found."""
+    st = state(ctx)
+    problems: list[str] = []
+    config = st.config  # raises ConfigError(s) with file, line and key
+    for checker in CHECKS:
+        problems.extend(checker(config))
+    if problems:
+        for problem in problems:
+            err_console.print(Text.assemble(("problem: ", "red"), str(problem)), highlight=False)
+        raise typer.Exit(2)
+    console.print(f"{config.file}: OK ({len(config.sources)} source(s))")

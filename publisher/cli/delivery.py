@@ -1,0 +1,272 @@
+"""Delivery commands: send, subscribers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from publisher.cli.base import (
+    CHECKS,
+    AppState,
+    app,
+    console,
+    err_console,
+    parse_at,
+    state,
+    utc_now,
+)
+from publisher.config import PublisherConfig
+from publisher.errors import PublisherError
+
+# --- delivery and subscribers ---------------------------------------------------------------
+
+
+def _edition_to_send(
+    st: AppState, campaign: str, *, resume: bool, resend_uncertain: bool, preview_only: bool
+):  # type: ignore[no-untyped-def]
+    """--resume: the unfinished edition; --dry-run/--to: the newest (or an unstored compose);
+    otherwise compose a new edition now. None: nothing new to send."""
+    from publisher.deliver import newest_edition, resumable_edition, unfinished_edition
+    from publisher.deliver.service import campaign_of
+    from publisher.pipeline import compose_campaign, prepare_edition
+
+    campaign_of(st.config, campaign)  # a clear error for an unknown campaign
+    if resume or resend_uncertain:
+        return resumable_edition(st.store, campaign, resend_uncertain=resend_uncertain)
+    unfinished = unfinished_edition(st.store, campaign)
+    if preview_only:
+        edition = unfinished or newest_edition(st.store, campaign)
+        if edition is None:
+            prepared = prepare_edition(st.config, st.store, campaign, now=utc_now())
+            edition = prepared and _unstored(campaign, *prepared)
+        return edition
+    if unfinished is not None:
+        raise PublisherError(
+            f"{campaign}: edition {unfinished.number} was not fully sent; "
+            f"run `publisher send {campaign} --resume` to finish it"
+        )
+    record = compose_campaign(st.config, st.store, campaign, now=utc_now())
+    return record.id if record else None
+
+
+def _unstored(campaign: str, edition, rendered):  # type: ignore[no-untyped-def]
+    from publisher.store.editions import StoredEdition
+
+    return StoredEdition(
+        0,
+        campaign,
+        edition.number,
+        None,
+        utc_now(),
+        rendered.subject,
+        rendered.preheader,
+        rendered.html,
+        rendered.text,
+        "preview",
+        None,
+        len(edition.items),
+    )
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(help="Campaign name.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Counts, batches and a sample; send nothing.")
+    ] = False,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Test-send the edition to this address only.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish the campaign's interrupted edition.")
+    ] = False,
+    resend_uncertain: Annotated[
+        bool,
+        typer.Option("--resend-uncertain", help="Also resend batches whose fate is unknown."),
+    ] = False,
+    send_at: Annotated[
+        str | None,
+        typer.Option("--send-at", help="sendgrid: deliver at this ISO time (<= 72 h ahead)."),
+    ] = None,
+) -> None:
+    """Compose a campaign's next edition and send it now (exactly once per subscriber)."""
+    from publisher.deliver.registry import backend_name
+
+    st = state(ctx)
+    when = parse_at(send_at, st.config.organisation.timezone) if send_at else None
+    if when is not None and backend_name(st.config) != "sendgrid":
+        raise PublisherError("--send-at needs the sendgrid backend (it schedules at SendGrid)")
+    edition = _edition_to_send(
+        st,
+        campaign,
+        resume=resume,
+        resend_uncertain=resend_uncertain,
+        preview_only=dry_run or bool(to),
+    )
+    if edition is None:
+        console.print(f"{campaign}: nothing new, nothing sent")
+        return
+    if dry_run:
+        _print_dry_run(st, edition)
+    elif to:
+        _send_to_one(st, edition, to)
+    else:
+        _send_with_progress(st, edition, resend_uncertain=resend_uncertain, send_at=when)
+
+
+def _print_dry_run(st: AppState, edition) -> None:  # type: ignore[no-untyped-def]
+    from publisher.deliver import dry_run
+
+    plan = dry_run(st.config, st.store, edition, now=utc_now())
+    console.print(plan.sample, highlight=False, markup=False)
+    console.print(
+        f"dry run: {plan.campaign} #{plan.number} via {plan.backend} to {plan.destination}: "
+        f"{plan.recipients} recipient(s) in {plan.batches} batch(es), "
+        f"{plan.already_done} already sent; nothing was sent",
+        highlight=False,
+    )
+
+
+def _send_to_one(st: AppState, edition, address: str) -> None:  # type: ignore[no-untyped-def]
+    from publisher.deliver import send_test_message
+
+    problem = send_test_message(st.config, st.store, edition, address, now=utc_now())
+    if problem:
+        raise PublisherError(f"test send to {address} failed: {problem}")
+    console.print(f"test message sent to {address} (the ledger is unchanged)", highlight=False)
+
+
+def _send_with_progress(
+    st: AppState, edition_id: int, *, resend_uncertain: bool, send_at: datetime | None = None
+) -> None:
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from publisher.pipeline import send_edition
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("sending", total=None, rate="")
+
+        def advance(count: int, total: int) -> None:
+            bar.update(task, total=total, advance=count)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
+
+        try:
+            report = send_edition(
+                st.config,
+                st.store,
+                edition_id,
+                now=utc_now(),
+                resend_uncertain=resend_uncertain,
+                progress=advance,
+                clock=time.monotonic,
+                send_at=send_at,
+            )
+        except KeyboardInterrupt:  # batches in flight were recorded before we got here
+            err_console.print("interrupted: run `publisher send CAMPAIGN --resume` to finish")
+            raise typer.Exit(130) from None
+    _print_delivery_report(report)
+
+
+def _print_delivery_report(report) -> None:  # type: ignore[no-untyped-def]
+    table = Table(
+        title=f"{report.campaign} #{report.number} via {report.backend}", title_justify="left"
+    )
+    for column in ("sent", "skipped", "failed", "uncertain", "batches", "requests", "time"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(report.sent),
+        str(report.skipped),
+        str(report.failed),
+        str(report.uncertain + report.recovered_uncertain),
+        str(report.batches),
+        str(report.requests),
+        f"{report.seconds:.1f}s",
+    )
+    console.print(table)
+    for email, error in report.failures:
+        err_console.print(Text.assemble(("failed: ", "red"), f"{email}: {error}"), highlight=False)
+    if report.recovered_uncertain:
+        err_console.print(
+            f"{report.recovered_uncertain} recipient(s) were in flight when the last send "
+            "stopped: assumed sent, not resent (see README: interrupted sends)"
+        )
+    console.print(report.note, highlight=False)
+    if report.paused:
+        raise typer.Exit(1)
+
+
+subscribers_app = typer.Typer(no_args_is_help=True, help="Subscribers of the mailing list.")
+app.add_typer(subscribers_app, name="subscribers")
+
+
+@subscribers_app.command("import")
+def subscribers_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV (email,name,topics[,status]) or JSON.")],
+) -> None:
+    """Add or update subscribers; never re-subscribes anyone who opted out."""
+    from publisher.store.subscribers import import_subscribers, read_subscriber_file
+
+    st = state(ctx)
+    rows, problems = read_subscriber_file(file)
+    for problem in problems:
+        err_console.print(Text.assemble(("skipped: ", "yellow"), problem), highlight=False)
+    result = import_subscribers(st.store, rows, now=utc_now())
+    console.print(
+        f"{result.inserted} new, {result.updated} updated, {result.unchanged} "
+        f"unchanged, {result.kept_inactive} kept opted out, {len(problems)} skipped"
+    )
+
+
+@subscribers_app.command("list")
+def subscribers_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+) -> None:
+    """Subscribers by id with status and topics, and a count per status."""
+    from itertools import islice
+
+    from publisher.store.subscribers import count_by_status, iter_subscribers
+
+    st = state(ctx)
+    table = Table()
+    for column in ("id", "email", "name", "status", "topics"):
+        table.add_column(column)
+    for s in islice(iter_subscribers(st.store, status=status), limit):
+        table.add_row(str(s.id), s.email, s.name or "", s.status, ", ".join(s.topics) or "(all)")
+    console.print(table)
+    counts = count_by_status(st.store)
+    console.print(", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "none")
+
+
+def check_delivery_backend(config: PublisherConfig) -> list[str]:
+    """The delivery backend exists and its secrets are in the environment."""
+    from publisher.deliver import check_delivery
+
+    return check_delivery(config)
+
+
+CHECKS.append(check_delivery_backend)

@@ -1,0 +1,46 @@
+"""`publisher feeds ...`: static feed files."""
+
+from __future__ import annotations
+
+import typer
+from rich.text import Text
+
+from publisher.cli.base import (
+    CHECKS,
+    app,
+    console,
+    err_console,
+    state,
+    utc_now,
+)
+from publisher.config import PublisherConfig
+
+# --- feeds ----------------------------------------------------------------------------------
+
+feeds_app = typer.Typer(no_args_is_help=True, help="Static RSS, Atom and JSON feeds.")
+app.add_typer(feeds_app, name="feeds")
+
+
+@feeds_app.command("build")
+def feeds_build(ctx: typer.Context) -> None:
+    """Write every configured feed (unchanged files are left untouched)."""
+    from publisher.pipeline import build_feeds
+
+    st = state(ctx)
+    report = build_feeds(st.config, st.store, now=utc_now())
+    for message in report.left_out + report.problems:
+        err_console.print(Text.assemble(("warning: ", "yellow"), message), highlight=False)
+    console.print(report.note, highlight=False)
+
+
+def check_feeds(config: PublisherConfig) -> list[str]:
+    """Feeds naming a campaign that is not configured would stay empty forever."""
+    campaigns = {campaign.name for campaign in config.campaigns}
+    return [
+        f"{config.file}: feeds.feeds[{index}].campaign: unknown campaign '{feed.campaign}'"
+        for index, feed in enumerate(config.feeds.feeds)
+        if feed.campaign and feed.campaign not in campaigns
+    ]
+
+
+CHECKS.append(check_feeds)

@@ -1,0 +1,137 @@
+"""Running and scheduling: run (daemon or --once), schedule, pause, resume."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.text import Text
+
+from publisher.cli.base import (
+    CHECKS,
+    AppState,
+    app,
+    console,
+    err_console,
+    state,
+    utc_now,
+)
+from publisher.cli.content import print_collect_report
+from publisher.config import PublisherConfig
+from publisher.errors import ScheduleError
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the whole job once now, then exit.")
+    ] = False,
+) -> None:
+    """Run the publisher: the scheduling daemon (until SIGTERM/Ctrl-C), or --once."""
+    st = state(ctx)
+    if not once:
+        run_daemon(st)
+        return
+    from publisher.pipeline import run_once
+
+    report = run_once(st.config, st.store, now=utc_now())
+    if report.collect:
+        print_collect_report(report.collect)
+    for note in report.notes:
+        console.print(note, highlight=False)
+
+
+# --- scheduling -----------------------------------------------------------------------------
+
+
+def run_daemon(st: AppState) -> None:
+    """`publisher run`: one log line per action; returns (exit 0) after SIGTERM/SIGINT."""
+    from publisher.schedule import make_daemon
+
+    publisher_logger = logging.getLogger("publisher")
+    if publisher_logger.getEffectiveLevel() > logging.INFO:
+        publisher_logger.setLevel(logging.INFO)
+    make_daemon(st.config, st.store, clock=utc_now).serve()
+
+
+@app.command()
+def schedule(ctx: typer.Context) -> None:
+    """Each campaign's cadence, next three runs (local and UTC), last edition, paused or not."""
+    from publisher.schedule import far_away_warnings, overview
+
+    st = state(ctx)
+    now = utc_now()
+    for warning in far_away_warnings(st.config, now=now):
+        err_console.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False)
+    for row in overview(st.config, st.store, now=now):
+        paused = f"[yellow]PAUSED[/] ({row.paused})" if row.paused else "active"
+        console.print(f"[bold]{row.name}[/]  {row.cadence}, {row.zone}  {paused}")
+        zone = ZoneInfo(row.zone)
+        for t in row.next_runs:
+            console.print(f"  next  {t.astimezone(zone):%a %Y-%m-%d %H:%M %Z}  ({t:%H:%M} UTC)")
+        console.print(f"  last  {describe_last(row)}", highlight=False)
+
+
+def describe_last(row) -> str:  # type: ignore[no-untyped-def]
+    parts = []
+    if row.last_edition:
+        e = row.last_edition
+        parts.append(f"edition {e.number}, composed {e.composed_at:%Y-%m-%d %H:%M} UTC, {e.status}")
+    if row.last_slot:
+        s = row.last_slot
+        parts.append(f"slot {s.slot:%Y-%m-%d %H:%M} UTC: {s.status} {s.detail}".strip())
+    return "; ".join(parts) or "no edition yet"
+
+
+def find_campaign_name(config: PublisherConfig, name: str) -> str:
+    names = [c.name for c in config.campaigns]
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f" (campaigns: {', '.join(names)})"
+        raise ScheduleError(f"unknown campaign '{name}'{hint}")
+    return name
+
+
+@app.command()
+def pause(ctx: typer.Context, campaign: str) -> None:
+    """Pause a campaign: no edition is composed or sent until `publisher resume`."""
+    from publisher.store.schedule_state import set_paused
+
+    st = state(ctx)
+    name = find_campaign_name(st.config, campaign)
+    was = set_paused(st.store, name, True, now=utc_now())
+    what = "already paused" if was else "paused"
+    console.print(f"{name}: {what} (a running daemon sees it within a minute)")
+
+
+@app.command()
+def resume(ctx: typer.Context, campaign: str) -> None:
+    """Resume a paused campaign from its next slot (slots while paused are not caught up)."""
+    from publisher.store.schedule_state import set_paused
+
+    st = state(ctx)
+    name = find_campaign_name(st.config, campaign)
+    config_campaign = next(c for c in st.config.campaigns if c.name == name)
+    set_paused(st.store, name, False, now=utc_now())
+    if config_campaign.paused:
+        raise ScheduleError(
+            f"{name} is paused in {st.config.file} (paused: true); remove that line to resume it"
+        )
+    console.print(f"{name}: resumed")
+
+
+def check_schedules(config: PublisherConfig) -> list[str]:
+    """Every cadence builds a trigger in its zone; far-away next runs are warnings."""
+    from publisher.schedule import far_away_warnings, schedule_problems
+
+    for warning in far_away_warnings(config, now=utc_now()):
+        err_console.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False)
+    return [f"{config.file}: {problem}" for problem in schedule_problems(config)]
+
+
+CHECKS.append(check_schedules)
