@@ -9,10 +9,9 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.text import Text
 
 from publisher.cli import content, delivery, digest, feeds, schedule  # noqa: F401  (registers)
-from publisher.cli.base import app, err_console
+from publisher.cli.base import app, err_console, warn
 from publisher.errors import ConfigErrors, PublisherError
 
 __all__ = ["app", "main"]
@@ -26,7 +25,7 @@ def main() -> None:
     except PublisherError as exc:
         errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
         for error in errors:
-            err_console.print(Text.assemble(("error: ", "red"), str(error)), highlight=False)
+            warn(str(error), "error", "red")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -82,8 +82,9 @@ def main_options(
 CHECKS: list[Callable[[PublisherConfig], list[str]]] = []
 
 
-def warn(message: str, label: str = "warning") -> None:
-    err_console.print(Text.assemble((f"{label}: ", "yellow"), message), highlight=False)
+def warn(message: str, label: str = "warning", style: str = "yellow") -> None:
+    """One labelled line on stderr; markup off, since messages quote user input."""
+    err_console.print(Text.assemble((f"{label}: ", style), str(message)), highlight=False)
 
 
 def parse_at(value: str | None, zone: str) -> datetime:

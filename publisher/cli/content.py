@@ -7,15 +7,14 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from publisher.cli.base import (
     CHECKS,
     app,
     console,
-    err_console,
     state,
     utc_now,
+    warn,
 )
 
 
@@ -44,7 +43,7 @@ def print_collect_report(report) -> None:  # type: ignore[no-untyped-def]
         )
     console.print(table)
     for problem in report.problems:
-        err_console.print(Text.assemble(("skipped: ", "yellow"), str(problem)), highlight=False)
+        warn(str(problem), "skipped")
     console.print(
         f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged, "
         f"{len(report.problems)} problem(s)"
@@ -87,6 +86,6 @@ def check(ctx: typer.Context) -> None:
         problems.extend(checker(config))
     if problems:
         for problem in problems:
-            err_console.print(Text.assemble(("problem: ", "red"), str(problem)), highlight=False)
+            warn(str(problem), "problem", "red")
         raise typer.Exit(2)
     console.print(f"{config.file}: OK ({len(config.sources)} source(s))")

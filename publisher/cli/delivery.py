@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from publisher.cli.base import (
     CHECKS,
@@ -19,6 +18,7 @@ from publisher.cli.base import (
     parse_at,
     state,
     utc_now,
+    warn,
 )
 from publisher.config import PublisherConfig
 from publisher.errors import PublisherError
@@ -206,7 +206,7 @@ def _print_delivery_report(report) -> None:  # type: ignore[no-untyped-def]
     )
     console.print(table)
     for email, error in report.failures:
-        err_console.print(Text.assemble(("failed: ", "red"), f"{email}: {error}"), highlight=False)
+        warn(f"{email}: {error}", "failed", "red")
     if report.recovered_uncertain:
         err_console.print(
             f"{report.recovered_uncertain} recipient(s) were in flight when the last send "
@@ -232,7 +232,7 @@ def subscribers_import(
     st = state(ctx)
     rows, problems = read_subscriber_file(file)
     for problem in problems:
-        err_console.print(Text.assemble(("skipped: ", "yellow"), problem), highlight=False)
+        warn(problem, "skipped")
     result = import_subscribers(st.store, rows, now=utc_now())
     console.print(
         f"{result.inserted} new, {result.updated} updated, {result.unchanged} "

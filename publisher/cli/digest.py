@@ -6,15 +6,14 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from publisher.cli.base import (
     CHECKS,
     app,
     console,
-    err_console,
     parse_at,
     state,
+    warn,
 )
 from publisher.config import PublisherConfig
 
@@ -60,7 +59,7 @@ def preview(
         console.print(f"wrote {path}", highlight=False)
     console.print(f"{len(edition.items)} item(s), HTML {rendered.size / 1024:.1f} KB")
     for warning in rendered.warnings:
-        err_console.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False)
+        warn(warning)
     if open_browser:
         import webbrowser
 

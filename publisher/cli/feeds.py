@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import typer
-from rich.text import Text
 
 from publisher.cli.base import (
     CHECKS,
     app,
     console,
-    err_console,
     state,
     utc_now,
+    warn,
 )
 from publisher.config import PublisherConfig
 
@@ -29,7 +28,7 @@ def feeds_build(ctx: typer.Context) -> None:
     st = state(ctx)
     report = build_feeds(st.config, st.store, now=utc_now())
     for message in report.left_out + report.problems:
-        err_console.print(Text.assemble(("warning: ", "yellow"), message), highlight=False)
+        warn(message)
     console.print(report.note, highlight=False)
 
 

@@ -7,16 +7,15 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.text import Text
 
 from publisher.cli.base import (
     CHECKS,
     AppState,
     app,
     console,
-    err_console,
     state,
     utc_now,
+    warn,
 )
 from publisher.cli.content import print_collect_report
 from publisher.config import PublisherConfig
@@ -65,7 +64,7 @@ def schedule(ctx: typer.Context) -> None:
     st = state(ctx)
     now = utc_now()
     for warning in far_away_warnings(st.config, now=now):
-        err_console.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False)
+        warn(warning)
     for row in overview(st.config, st.store, now=now):
         paused = f"[yellow]PAUSED[/] ({row.paused})" if row.paused else "active"
         console.print(f"[bold]{row.name}[/]  {row.cadence}, {row.zone}  {paused}")
@@ -130,7 +129,7 @@ def check_schedules(config: PublisherConfig) -> list[str]:
     from publisher.schedule import far_away_warnings, schedule_problems
 
     for warning in far_away_warnings(config, now=utc_now()):
-        err_console.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False)
+        warn(warning)
     return [f"{config.file}: {problem}" for problem in schedule_problems(config)]
 
 
