@@ -209,6 +209,7 @@ class Daemon:
         self.triggers = {name: campaign_trigger(config, c) for name, c in self.campaigns.items()}
         self.stopping = threading.Event()
         self.scheduler: BlockingScheduler | None = None
+        self._stopper: threading.Thread | None = None
         self._paused_seen: set[str] = set()
         self.deferred: list[tuple[str, datetime, datetime]] = []  # (campaign, slot, run at)
 
@@ -362,6 +363,10 @@ class Daemon:
             return
         log.info("publisher daemon running (%d campaign(s))", len(self.campaigns))
         scheduler.start()
+        # The scheduler's loop can end (its state is already 'stopped') while shutdown() is
+        # still waiting for the job in flight: return only once that wait is over.
+        if self._stopper is not None:
+            self._stopper.join()
         log.info("publisher daemon stopped")
 
     def _add_campaign_job(self, scheduler: BlockingScheduler, name: str, now: datetime) -> None:
@@ -398,7 +403,8 @@ class Daemon:
             self.stopping.set()
             log.info("%s: stopping; finishing the work in flight", signal.Signals(signum).name)
             # shutdown(wait=True) waits for running jobs: not inside the signal handler.
-            threading.Thread(target=self.stop, name="publisher-stop").start()
+            self._stopper = threading.Thread(target=self.stop, name="publisher-stop")
+            self._stopper.start()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

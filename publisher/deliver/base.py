@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 
 from publisher.errors import DeliveryError
-from publisher.render import personalise
+from publisher.render import personalise, subscriber_url
 
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
@@ -68,11 +68,11 @@ class Recipient(NamedTuple):  # a tuple: a batch creates a thousand of them
 
     @property
     def unsubscribe_url(self) -> str:
-        return f"{self.public_url}/unsubscribe?token={self.token}"
+        return subscriber_url(self.public_url, "unsubscribe", self.token)
 
     @property
     def preferences_url(self) -> str:
-        return f"{self.public_url}/preferences?token={self.token}"
+        return subscriber_url(self.public_url, "preferences", self.token)
 
     def personalise(self, document: str) -> str:
         return personalise(

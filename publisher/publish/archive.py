@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher.config import CampaignConfig, Organisation
-from publisher.render import personalise
+from publisher.render import personalise, subscriber_url
 from publisher.render.environment import BUILTIN_TEMPLATES, render_template, template_environment
 
 ARCHIVE_DIR = "archive"
@@ -35,12 +35,11 @@ class ArchiveEntry:
 def web_copy(html: str, org: Organisation) -> str:
     """The edition as a web page: the generic preferences page instead of a personal link,
     and the greeting's fallback instead of a name, so nobody's token is published."""
-    base = org.public_url.rstrip("/")
     return personalise(
         html,
         name=None,
-        unsubscribe_url=f"{base}/unsubscribe",
-        preferences_url=f"{base}/preferences",
+        unsubscribe_url=subscriber_url(org.public_url, "unsubscribe"),
+        preferences_url=subscriber_url(org.public_url, "preferences"),
     )
 
 

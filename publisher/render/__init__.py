@@ -1,8 +1,13 @@
 """Render: Jinja + MJML templates compiled once per edition; placeholders per recipient.
 
-Delivery codes against `PLACEHOLDERS` and `personalise` only.
+Delivery codes against `PLACEHOLDERS`, `personalise` and `subscriber_url` only.
 """
 
-from publisher.render.personalise import NAME_FALLBACK, PLACEHOLDERS, personalise
+from publisher.render.personalise import (
+    NAME_FALLBACK,
+    PLACEHOLDERS,
+    personalise,
+    subscriber_url,
+)
 
-__all__ = ["NAME_FALLBACK", "PLACEHOLDERS", "personalise"]
+__all__ = ["NAME_FALLBACK", "PLACEHOLDERS", "personalise", "subscriber_url"]

@@ -31,6 +31,7 @@ from publisher.render.personalise import (
     PREFERENCES_URL,
     UNSUBSCRIBE_URL,
     personalise,
+    subscriber_url,
 )
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,8 @@ def _check_size(html: str, campaign: CampaignConfig) -> tuple[int, list[str]]:
     sample = personalise(
         html,
         name="N" * 40,
-        unsubscribe_url="https://www.example.org/unsubscribe?token=" + "t" * 64,
-        preferences_url="https://www.example.org/preferences?token=" + "t" * 64,
+        unsubscribe_url=subscriber_url("https://www.example.org", "unsubscribe", "t" * 64),
+        preferences_url=subscriber_url("https://www.example.org", "preferences", "t" * 64),
     )
     size = len(sample.encode("utf-8"))
     if size > MAX_BYTES:

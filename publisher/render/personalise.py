@@ -17,6 +17,13 @@ PLACEHOLDERS: tuple[str, ...] = (NAME, UNSUBSCRIBE_URL, PREFERENCES_URL)
 NAME_FALLBACK = "friend"
 
 
+def subscriber_url(public_url: str, page: str, token: str | None = None) -> str:
+    """A subscriber page ('unsubscribe' or 'preferences') under the organisation's public
+    URL; without a token it is the generic page (web archive copies publish no token)."""
+    url = f"{public_url.rstrip('/')}/{page}"
+    return f"{url}?token={token}" if token else url
+
+
 def _is_html(document: str) -> bool:
     head = document[:200].lstrip().lower()
     return head.startswith(("<!doctype", "<html", "<?xml"))

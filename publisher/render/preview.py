@@ -9,18 +9,17 @@ from email.utils import format_datetime
 
 from publisher.config import Organisation
 from publisher.render.email import RenderedEdition
-from publisher.render.personalise import personalise
+from publisher.render.personalise import personalise, subscriber_url
 
 PREVIEW_TOKEN = "preview"  # not a real subscriber token: the links show where they lead
 
 
 def _personalise_preview(document: str, org: Organisation) -> str:
-    base = org.public_url.rstrip("/")
     return personalise(
         document,
         name=None,
-        unsubscribe_url=f"{base}/unsubscribe?token={PREVIEW_TOKEN}",
-        preferences_url=f"{base}/preferences?token={PREVIEW_TOKEN}",
+        unsubscribe_url=subscriber_url(org.public_url, "unsubscribe", PREVIEW_TOKEN),
+        preferences_url=subscriber_url(org.public_url, "preferences", PREVIEW_TOKEN),
     )
 
 
