@@ -9,8 +9,11 @@ from pathlib import Path
 
 
 def main() -> None:
+    folder = str(Path(__file__).parent)
     names = sorted(
-        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name != "common"
+        m.name
+        for m in pkgutil.iter_modules([folder])
+        if not m.name.startswith("_") and m.name != "common"
     )
     wanted = sys.argv[1:] or names
     for name in wanted:
