@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from publisher.config import CampaignConfig, SectionConfig
-from publisher.errors import ConfigError
 from publisher.items import Item
 
 
@@ -127,13 +126,3 @@ def compose_edition(
         since=since,
         sections=tuple(sections),
     )
-
-
-def find_campaign(campaigns: Iterable[CampaignConfig], name: str) -> CampaignConfig:
-    """The campaign called `name`; a ConfigError listing the known ones otherwise."""
-    campaigns = list(campaigns)
-    for campaign in campaigns:
-        if campaign.name == name:
-            return campaign
-    known = ", ".join(c.name for c in campaigns) or "none configured"
-    raise ConfigError(f"unknown campaign '{name}' (known: {known})", key="campaigns")

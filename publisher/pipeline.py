@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from publisher.collect import CollectReport, collect_all
-from publisher.compose import Edition, compose_edition, find_campaign, window_start
+from publisher.compose import Edition, compose_edition, window_start
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
@@ -98,7 +98,7 @@ def prepare_edition(
     config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
 ) -> tuple[Edition, RenderedEdition] | None:
     """Compose and render a campaign's next edition without storing it (preview uses this)."""
-    campaign = find_campaign(config.campaigns, campaign_name)
+    campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
     items = store.list_items(since=window_start(campaign, history, now))
     edition = compose_edition(items, campaign, now=now, history=history)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import ROOT
 from test_render_fixtures import fixture_items, item, sample_campaign
 
-from publisher.compose import CampaignHistory, compose_edition, find_campaign
-from publisher.config import CampaignConfig
+from publisher.compose import CampaignHistory, compose_edition
+from publisher.config import CampaignConfig, load_config
 from publisher.errors import ConfigError
 
 
@@ -96,8 +97,9 @@ def test_skip_if_empty_gives_no_edition(fixed_now):
 
 
 def test_without_skip_if_empty_an_edition_with_only_the_cta(fixed_now):
-    edition = compose_edition([], campaign(skip_if_empty=False), now=fixed_now,
-                              history=CampaignHistory())
+    edition = compose_edition(
+        [], campaign(skip_if_empty=False), now=fixed_now, history=CampaignHistory()
+    )
     assert edition is not None and edition.items == []
     assert [s.name for s in edition.sections if s.type == "cta"] == ["join"]
 
@@ -105,8 +107,9 @@ def test_without_skip_if_empty_an_edition_with_only_the_cta(fixed_now):
 def test_compose_is_pure(fixed_now):
     items = fixture_items()
     first = compose_edition(items, campaign(), now=fixed_now, history=CampaignHistory())
-    second = compose_edition(list(reversed(items)), campaign(), now=fixed_now,
-                             history=CampaignHistory())
+    second = compose_edition(
+        list(reversed(items)), campaign(), now=fixed_now, history=CampaignHistory()
+    )
     assert first == second
 
 
@@ -116,6 +119,10 @@ def test_sample_campaign_sections_in_order():
     assert "{{ edition.date | date }}" in config.subject
 
 
-def test_unknown_campaign_names_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown campaign 'nope'.*weekly"):
-        find_campaign([campaign()], "nope")
+def test_unknown_campaign_names_the_known_ones_and_suggests_one():
+    config = load_config(ROOT / "schedules.yaml")
+    with pytest.raises(ConfigError, match="unknown campaign 'nope'.*economic-justice-weekly"):
+        config.campaign("nope")
+    with pytest.raises(ConfigError, match="did you mean 'economic-justice-weekly'"):
+        config.campaign("economic-justice-weekli")
+    assert config.campaign("economic-justice-weekly").name == "economic-justice-weekly"

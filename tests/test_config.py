@@ -124,3 +124,15 @@ def test_cli_on_missing_config_exits_2(tmp_path):
     assert "nope.yaml" in result.stderr
     assert "not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("nosuchcmd",), ("preview",), ("items", "--limit", "many"), ("run", "--bogus")],
+)
+def test_cli_usage_errors_exit_2_without_traceback(tmp_path, args):
+    write_config(tmp_path)
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Usage:" in result.stderr or "Error" in result.stderr

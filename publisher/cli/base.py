@@ -25,7 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+# Messages are never re-wrapped: a `file:line: key` or a header split over two lines would
+# mislead, and scripts read stderr line by line.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass

@@ -32,10 +32,9 @@ def _edition_to_send(
     """--resume: the unfinished edition; --dry-run/--to: the newest (or an unstored compose);
     otherwise compose a new edition now. None: nothing new to send."""
     from publisher.deliver import newest_edition, resumable_edition, unfinished_edition
-    from publisher.deliver.service import campaign_of
     from publisher.pipeline import compose_campaign, prepare_edition
 
-    campaign_of(st.config, campaign)  # a clear error for an unknown campaign
+    st.config.campaign(campaign)  # a clear error (exit 2) for an unknown campaign
     if resume or resend_uncertain:
         return resumable_edition(st.store, campaign, resend_uncertain=resend_uncertain)
     unfinished = unfinished_edition(st.store, campaign)
@@ -124,7 +123,8 @@ def _print_dry_run(st: AppState, edition) -> None:  # type: ignore[no-untyped-de
     from publisher.deliver import dry_run
 
     plan = dry_run(st.config, st.store, edition, now=utc_now())
-    console.print(plan.sample, highlight=False, markup=False)
+    # The sample message verbatim: headers exactly as they would be sent, never re-wrapped.
+    console.file.write(plan.sample.rstrip("\n") + "\n\n")
     console.print(
         f"dry run: {plan.campaign} #{plan.number} via {plan.backend} to {plan.destination}: "
         f"{plan.recipients} recipient(s) in {plan.batches} batch(es), "

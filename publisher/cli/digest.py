@@ -32,13 +32,12 @@ def preview(
     ] = False,
 ) -> None:
     """Compose a campaign's next edition without storing it; write preview/ files."""
-    from publisher.compose import find_campaign
     from publisher.pipeline import prepare_edition
     from publisher.render.preview import preview_documents
 
     st = state(ctx)
     config = st.config
-    found = find_campaign(config.campaigns, campaign)
+    found = config.campaign(campaign)
     now = parse_at(at, found.timezone or config.organisation.timezone)
     prepared = prepare_edition(config, st.store, campaign, now=now)
     if prepared is None:
@@ -75,6 +74,8 @@ def editions(
     from publisher.store.editions import list_editions
 
     st = state(ctx)
+    if campaign:
+        st.config.campaign(campaign)  # an unknown name is an error, not an empty table
     rows = list_editions(st.store, campaign)
     table = Table()
     for column in ("campaign", "no.", "composed", "status", "items", "recipients", "subject"):

@@ -85,24 +85,13 @@ def describe_last(row) -> str:  # type: ignore[no-untyped-def]
     return "; ".join(parts) or "no edition yet"
 
 
-def find_campaign_name(config: PublisherConfig, name: str) -> str:
-    names = [c.name for c in config.campaigns]
-    if name not in names:
-        import difflib
-
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f" (campaigns: {', '.join(names)})"
-        raise ScheduleError(f"unknown campaign '{name}'{hint}")
-    return name
-
-
 @app.command()
 def pause(ctx: typer.Context, campaign: str) -> None:
     """Pause a campaign: no edition is composed or sent until `publisher resume`."""
     from publisher.store.schedule_state import set_paused
 
     st = state(ctx)
-    name = find_campaign_name(st.config, campaign)
+    name = st.config.campaign(campaign).name
     was = set_paused(st.store, name, True, now=utc_now())
     what = "already paused" if was else "paused"
     console.print(f"{name}: {what} (a running daemon sees it within a minute)")
@@ -114,8 +103,8 @@ def resume(ctx: typer.Context, campaign: str) -> None:
     from publisher.store.schedule_state import set_paused
 
     st = state(ctx)
-    name = find_campaign_name(st.config, campaign)
-    config_campaign = next(c for c in st.config.campaigns if c.name == name)
+    config_campaign = st.config.campaign(campaign)
+    name = config_campaign.name
     set_paused(st.store, name, False, now=utc_now())
     if config_campaign.paused:
         raise ScheduleError(

@@ -23,6 +23,7 @@ from publisher.cadence import (
     parse_time_of_day,
     positive_duration,
 )
+from publisher.errors import ConfigError
 
 DEFAULT_CONFIG = "schedules.yaml"
 
@@ -340,6 +341,21 @@ class PublisherConfig(Strict):
         p = Path(path)
         return p if p.is_absolute() else (self.root / p)
 
+    def campaign(self, name: str) -> CampaignConfig:
+        """The campaign called `name`; otherwise a ConfigError suggesting the closest name."""
+        for campaign in self.campaigns:
+            if campaign.name == name:
+                return campaign
+        names = [c.name for c in self.campaigns]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        known = ", ".join(names) or "none configured"
+        raise ConfigError(
+            f"unknown campaign '{name}'; {hint}(campaigns: {known})",
+            file=str(self.file),
+            key="campaigns",
+        )
+
     @property
     def effective_database_url(self) -> str:
         env = os.environ.get("PUBLISHER_DATABASE_URL")
@@ -348,5 +364,3 @@ class PublisherConfig(Strict):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolve('var/publisher.db')}"
-
-
