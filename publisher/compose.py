@@ -12,7 +12,7 @@ Rules, applied in this order:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -66,6 +66,8 @@ class Edition:
     composed_at: datetime
     since: datetime
     sections: tuple[ComposedSection, ...] = field(default_factory=tuple)
+    # New items an email cannot carry (a link that is not https), with the reason: reported.
+    left_out: tuple[tuple[Item, str], ...] = ()
 
     @property
     def items(self) -> list[Item]:
@@ -101,11 +103,12 @@ def compose_edition(
 ) -> Edition | None:
     """Select the items of the next edition, or None when `skip_if_empty` and nothing is new."""
     since = window_start(campaign, history, now)
-    fresh = [
+    new_items = [
         item
         for item in items
         if since < item.published <= now and item.id not in history.carried
     ]
+    fresh, left_out = _email_safe(new_items)
     fresh.sort(key=lambda item: (item.published, item.id), reverse=True)
     taken: set[str] = set()
     sections: list[ComposedSection] = []
@@ -125,4 +128,19 @@ def compose_edition(
         composed_at=now,
         since=since,
         sections=tuple(sections),
+        left_out=tuple(left_out),
     )
+
+
+def _email_safe(items: list[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
+    """Emails link only to https: an item whose own link is not https is left out (and
+    reported); an image that is not https is dropped, the item kept."""
+    kept, left_out = [], []
+    for item in items:
+        if not item.url.startswith("https://"):
+            left_out.append((item, f"its link {item.url} is not https"))
+            continue
+        if item.image and not item.image.startswith("https://"):
+            item = replace(item, image=None, image_alt=None)
+        kept.append(item)
+    return kept, left_out

@@ -104,6 +104,8 @@ def prepare_edition(
     edition = compose_edition(items, campaign, now=now, history=history)
     if edition is None:
         return None
+    for item, reason in edition.left_out:
+        log.warning("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
     org = config.organisation
     rendered = render_edition(
         edition,

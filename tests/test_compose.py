@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -126,3 +127,16 @@ def test_unknown_campaign_names_the_known_ones_and_suggests_one():
     with pytest.raises(ConfigError, match="did you mean 'economic-justice-weekly'"):
         config.campaign("economic-justice-weekli")
     assert config.campaign("economic-justice-weekly").name == "economic-justice-weekly"
+
+
+def test_items_an_email_cannot_link_to_are_left_out_and_reported(fixed_now):
+    http_item = dataclasses.replace(item("plain", days_ago=1), url="http://partner.example/x")
+    http_image = dataclasses.replace(
+        item("img", days_ago=1), image="http://partner.example/i.png", image_alt="alt"
+    )
+    edition = compose_edition(
+        [http_item, http_image], campaign(), now=fixed_now, history=CampaignHistory()
+    )
+    assert [i.id for i in edition.items] == [http_image.id]
+    assert edition.items[0].image is None
+    assert [(i.id, "not https" in why) for i, why in edition.left_out] == [(http_item.id, True)]

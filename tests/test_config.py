@@ -136,3 +136,19 @@ def test_cli_usage_errors_exit_2_without_traceback(tmp_path, args):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "Usage:" in result.stderr or "Error" in result.stderr
+
+
+def test_recursive_alias_is_an_error_not_a_crash(tmp_path):
+    path = tmp_path / "schedules.yaml"
+    path.write_text(BASE_CONFIG + "sources: &loop\n  - *loop\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="recursive alias") as info:
+        load_config(path)
+    assert (info.value.line, info.value.key) == (8, "sources[0]")  # where the anchor is
+
+
+@pytest.mark.parametrize("key", ["root", "file"])
+def test_internal_attributes_are_not_configuration_keys(tmp_path, key):
+    path = tmp_path / "schedules.yaml"
+    path.write_text(BASE_CONFIG + f"{key}: /etc\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"unknown key '{key}'"):
+        load_config(path)

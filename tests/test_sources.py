@@ -269,3 +269,28 @@ def test_json_export(project, make_config, fixed_now):
     assert [i.kind for i in result.items] == ["event"]
     assert result.problems[0].where.endswith("export.json:item 2")
     assert "date is missing" in result.problems[0].reason
+
+
+@pytest.mark.parametrize(
+    ("front", "reason"),
+    [
+        ("image: [1, 2]", "image must be text, not list"),
+        ("image_alt: {a: 1}", "image_alt must be text, not dict"),
+        ("url: 'javascript:alert(1)'", "is not an http(s) URL"),
+        ("author: [a, b]", "author must be text, not list"),
+        ("updated: 2026-13-01", "invalid date"),
+    ],
+)
+def test_bad_front_matter_values_skip_the_file_not_the_collection(
+    project, make_config, fixed_now, store, front, reason
+):
+    (project / "content" / "good.md").write_text(GOOD_MD, encoding="utf-8")
+    (project / "content" / "bad.md").write_text(
+        f"---\ntitle: Bad\ndate: 2026-11-01\n{front}\n---\nbody\n", encoding="utf-8"
+    )
+    config = make_config("sources:\n  - {name: posts, type: markdown, path: content}\n")
+    report = collect_all(config, store, now=fixed_now)
+    assert [i.id for i in store.list_items()] == ["posts:good"]
+    [problem] = report.problems
+    assert problem.where.startswith(str(project / "content" / "bad.md"))
+    assert reason in problem.reason

@@ -42,8 +42,7 @@ def print_collect_report(report) -> None:  # type: ignore[no-untyped-def]
             str(s.upsert.unchanged),
         )
     console.print(table)
-    for problem in report.problems:
-        warn(str(problem), "skipped")
+    # Each problem was already logged as a warning (file/URL, line, why) by collect_all.
     console.print(
         f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged, "
         f"{len(report.problems)} problem(s)"

@@ -27,7 +27,21 @@ class _LineLoader(yaml.SafeLoader):
     pass
 
 
-def _walk_nodes(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file: str) -> None:
+def _walk_nodes(
+    node: yaml.Node,
+    path: KeyPath,
+    lines: dict[KeyPath, int],
+    file: str,
+    active: frozenset[int] = frozenset(),
+) -> None:
+    if id(node) in active:  # an alias to one of its own parents (`a: &x {b: *x}`)
+        raise ConfigError(
+            "recursive alias: a value contains itself",
+            file=file,
+            line=node.start_mark.line + 1,
+            key=format_key_path(path),
+        )
+    active = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -41,11 +55,11 @@ def _walk_nodes(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file:
                 )
             seen.add(key)
             lines[path + (key,)] = key_node.start_mark.line + 1
-            _walk_nodes(value_node, path + (key,), lines, file)
+            _walk_nodes(value_node, path + (key,), lines, file, active)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[path + (index,)] = item.start_mark.line + 1
-            _walk_nodes(item, path + (index,), lines, file)
+            _walk_nodes(item, path + (index,), lines, file, active)
 
 
 def format_key_path(path: typing.Sequence[str | int]) -> str:
@@ -145,7 +159,6 @@ def _errors_from_validation(
         if etype == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
             allowed = sorted(parent.model_fields) if parent else []
-            allowed = [a for a in allowed if a not in ("root", "file")]
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             msg = f"unknown key '{loc[-1]}'{hint} (allowed: {', '.join(allowed)})"
@@ -178,7 +191,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> PublisherConfig:
     except ValidationError as exc:
         errors = _errors_from_validation(exc, lines, file, PublisherConfig)
         raise (errors[0] if len(errors) == 1 else ConfigErrors(errors)) from None
-    config = config.model_copy(update={"root": path.resolve().parent, "file": path})
+    config = config.located_at(path)
     _check_cross_references(config, lines, file)
     return config
 

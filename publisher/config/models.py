@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -334,8 +335,24 @@ class PublisherConfig(Strict):
     subscribers: SubscribersConfig = SubscribersConfig()
 
     # Set by load_config, not by the file: the directory relative paths are resolved from.
-    root: Path = Field(default=Path("."), exclude=True)
-    file: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
+    _root: Path = PrivateAttr(default=Path("."))
+    _file: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))
+
+    @property
+    def root(self) -> Path:
+        """The folder relative paths in the file are resolved from."""
+        return self._root
+
+    @property
+    def file(self) -> Path:
+        return self._file
+
+    def located_at(self, file: Path) -> PublisherConfig:
+        """This configuration, as read from `file` (set by load_config, never by the file:
+        private attributes are not keys a schedules.yaml could set)."""
+        located = self.model_copy()
+        located._root, located._file = file.resolve().parent, file
+        return located
 
     def resolve(self, path: str | Path) -> Path:
         p = Path(path)

@@ -95,6 +95,28 @@ def check_kind(value: object, default: str) -> str:
     return kind
 
 
+def optional_text(value: object, field_name: str) -> str | None:
+    """A scalar front-matter/CSV/JSON value as text; a list or mapping is an error."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str | int | float):
+        return str(value).strip() or None
+    raise ValueError(f"{field_name} must be text, not {type(value).__name__}")
+
+
+def item_url(value: object, base_url: str | None, field_name: str = "url") -> str:
+    """An item's (or image's) URL, made absolute; only http(s) links reach readers."""
+    from urllib.parse import urljoin
+
+    text = optional_text(value, field_name)
+    if text is None:
+        raise ValueError(f"{field_name} is missing")
+    url = urljoin(base_url, text) if base_url else text
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"{field_name} '{text}' is not an http(s) URL")
+    return url
+
+
 def slugify(text: str) -> str:
     import re
     import unicodedata

@@ -7,12 +7,14 @@ import json
 
 from publisher.config import ExportSourceConfig, PublisherConfig
 from publisher.items import Item
-from publisher.sanitize import absolute_url, sanitize_html, summarise
+from publisher.sanitize import sanitize_html, summarise
 from publisher.sources.base import (
     CollectContext,
     Problem,
     SourceResult,
     check_kind,
+    item_url,
+    optional_text,
     parse_datetime,
     parse_topics,
     slugify,
@@ -60,15 +62,16 @@ class ExportSource:
     def _to_item(self, record: dict) -> Item:
         if not isinstance(record, dict):
             raise ValueError("record is not an object")
-        title = str(record.get("title") or "").strip()
+        title = optional_text(record.get("title"), "title")
         if not title:
             raise ValueError("missing title")
-        slug = str(record.get("slug") or slugify(title))
-        url = absolute_url(str(record.get("url") or f"{slug}/"), self.base_url) or ""
-        body_html = sanitize_html(str(record.get("body_html") or record.get("body") or ""), url)
-        ident = str(record.get("id") or slug)
+        slug = optional_text(record.get("slug"), "slug") or slugify(title)
+        url = item_url(record.get("url") or f"{slug}/", self.base_url)
+        body = optional_text(record.get("body_html") or record.get("body"), "body_html") or ""
+        body_html = sanitize_html(body, url)
+        image = optional_text(record.get("image"), "image")
         return Item(
-            id=f"{self.name}:{ident}",
+            id=f"{self.name}:{optional_text(record.get('id'), 'id') or slug}",
             title=title,
             url=url,
             published=parse_datetime(record.get("published") or record.get("date")),
@@ -77,13 +80,10 @@ class ExportSource:
             else None,
             source=self.name,
             kind=check_kind(record.get("kind"), self.default_kind),
-            summary=str(record.get("summary") or summarise(body_html)),
+            summary=optional_text(record.get("summary"), "summary") or summarise(body_html),
             body_html=body_html,
-            author=str(record["author"]) if record.get("author") else None,
+            author=optional_text(record.get("author"), "author"),
             topics=parse_topics(record.get("topics")),
-            image=absolute_url(record.get("image") or None, url),
-            image_alt=record.get("image_alt") or None,
+            image=item_url(image, url, "image") if image else None,
+            image_alt=optional_text(record.get("image_alt"), "image_alt"),
         )
-
-
-

@@ -19,6 +19,7 @@ from publisher.sources.base import (
     SourceMemory,
     SourceResult,
     check_kind,
+    item_url,
     parse_datetime,
     parse_topics,
 )
@@ -102,7 +103,7 @@ class FeedSource:
         title = html_to_text(entry.get("title", ""))
         if not title:
             raise ValueError("entry has no title")
-        link = absolute_url(entry.get("link"), feed_url)
+        link = item_url(entry.get("link"), feed_url, "link")
         guid = entry.get("id") or link
         if not link or not guid:
             raise ValueError(f"entry '{title}' has no link or id")
@@ -160,7 +161,7 @@ class FeedSource:
         title = html_to_text(str(entry.get("title") or ""))
         if not title:
             raise ValueError("item has no title")
-        link = absolute_url(entry.get("url"), feed_url)
+        link = item_url(entry.get("url"), feed_url)
         guid = str(entry.get("id") or link or "")
         if not link or not guid:
             raise ValueError(f"item '{title}' has no url or id")

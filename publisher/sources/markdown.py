@@ -9,12 +9,14 @@ from markdown_it import MarkdownIt
 
 from publisher.config import MarkdownSourceConfig, PublisherConfig
 from publisher.items import Item
-from publisher.sanitize import absolute_url, sanitize_html, summarise
+from publisher.sanitize import sanitize_html, summarise
 from publisher.sources.base import (
     CollectContext,
     Problem,
     SourceResult,
     check_kind,
+    item_url,
+    optional_text,
     parse_datetime,
     parse_topics,
 )
@@ -46,6 +48,8 @@ def split_front_matter(text: str) -> tuple[dict, str, int]:
                 line = exc.problem_mark.line + 2 if exc.problem_mark else None
                 reason = f"front matter is not valid YAML: {exc.problem}"
                 raise FrontMatterError(reason, line) from None
+            except ValueError as exc:  # YAML read a value it cannot build, e.g. 2026-13-01
+                raise FrontMatterError(f"front matter has an invalid date: {exc}", 2) from None
             if not isinstance(meta, dict):
                 raise FrontMatterError("front matter must be a mapping of keys", 2)
             return meta, "".join(lines[index + 1 :]), index + 2
@@ -85,15 +89,15 @@ class MarkdownSource:
             raise FrontMatterError(f"unknown front matter key(s): {', '.join(sorted(unknown))}", 2)
         if meta.get("draft"):
             return None
-        title = str(meta.get("title") or "").strip()
+        title = optional_text(meta.get("title"), "title")
         if not title:
             raise FrontMatterError("front matter has no 'title'", 2)
         slug = path.relative_to(self.folder).with_suffix("").as_posix()
-        url = str(meta.get("url") or f"{self.base_url}{slug}/")
-        url = absolute_url(url, self.base_url) or url
+        url = item_url(meta.get("url") or f"{slug}/", self.base_url)
+        image = optional_text(meta.get("image"), "image")
         body_html = sanitize_html(_md.render(body), base_url=url)
         return Item(
-            id=str(meta.get("id") or f"{self.name}:{slug}"),
+            id=optional_text(meta.get("id"), "id") or f"{self.name}:{slug}",
             title=title,
             url=url,
             published=parse_datetime(meta.get("date")),
@@ -102,10 +106,10 @@ class MarkdownSource:
             else None,
             source=self.name,
             kind=check_kind(meta.get("kind"), self.default_kind),
-            summary=str(meta.get("summary") or summarise(body_html)).strip(),
+            summary=optional_text(meta.get("summary"), "summary") or summarise(body_html),
             body_html=body_html,
-            author=str(meta["author"]) if meta.get("author") else None,
+            author=optional_text(meta.get("author"), "author"),
             topics=parse_topics(meta.get("topics", meta.get("tags"))),
-            image=absolute_url(meta.get("image"), url),
-            image_alt=meta.get("image_alt"),
+            image=item_url(image, url, "image") if image else None,
+            image_alt=optional_text(meta.get("image_alt"), "image_alt"),
         )
