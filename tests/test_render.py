@@ -18,7 +18,7 @@ import publisher.render.mjml as mjml_module
 from publisher.compose import CampaignHistory, compose_edition
 from publisher.config import CampaignConfig, Colours
 from publisher.errors import RenderError, TemplateError
-from publisher.render import PLACEHOLDERS, personalise
+from publisher.render import PLACEHOLDERS, personalise, subscriber_url
 from publisher.render.checks import colour_pairs, contrast_ratio
 from publisher.render.email import KB, archive_url, render_edition
 from publisher.render.environment import BUILTIN_TEMPLATES
@@ -123,13 +123,20 @@ def test_styles_arrive_inline(fixed_now):
 
 def test_text_part_is_wrapped_with_links_listed(fixed_now):
     edition, rendered = render_sample(fixed_now)
-    lines = rendered.text.splitlines()
-    for line in lines:
+    # As a recipient gets it: a real token makes the footer links long.
+    received = personalise(
+        rendered.text,
+        name="Alexandria Ocasio-Fernández",
+        unsubscribe_url=subscriber_url("https://www.example.org/news", "unsubscribe", "t" * 43),
+        preferences_url=subscriber_url("https://www.example.org/news", "preferences", "t" * 43),
+    )
+    lines = received.splitlines()
+    for line in lines:  # a long URL stands alone on its line, never after words
         assert len(line) <= 78 or " " not in line.strip(), line
     for selected in edition.items:
         assert selected.title in rendered.text
         assert any(line.strip().endswith(selected.url) for line in lines)
-    assert "Unsubscribe: %%UNSUBSCRIBE_URL%%" in rendered.text
+    assert "Unsubscribe:\n%%UNSUBSCRIBE_URL%%" in rendered.text
     assert "&amp;" not in rendered.text  # text is never HTML-escaped
     assert 'Wages & <Benefits>: a "fair" fall' in rendered.text
 
