@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from publisher.errors import StoreError
 from publisher.items import Item
 from publisher.sources.base import SourceMemory
-from publisher.store.models import ItemRow, SourceStateRow, utcnow
+from publisher.store.models import ItemRow, SourceStateRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -95,9 +95,8 @@ class Store:
 
     # --- items ------------------------------------------------------------------------
 
-    def upsert_items(self, items: Iterable[Item], *, now: datetime | None = None) -> UpsertResult:
+    def upsert_items(self, items: Iterable[Item], *, now: datetime) -> UpsertResult:
         """Insert new items, update edited ones (by content hash), leave the rest untouched."""
-        now = now or utcnow()
         result = UpsertResult()
         items = list(items)
         if not items:
@@ -172,7 +171,7 @@ class Store:
             )
 
     def save_source_memory(
-        self, name: str, state: SourceMemory, *, now: datetime | None = None
+        self, name: str, state: SourceMemory, *, now: datetime
     ) -> None:
         with self.session() as session:
             row = session.get(SourceStateRow, name) or SourceStateRow(name=name)
@@ -181,7 +180,7 @@ class Store:
             row.url = state.url
             row.disabled = state.disabled
             row.disabled_reason = state.disabled_reason
-            row.checked_at = now or utcnow()
+            row.checked_at = now
             session.add(row)
 
 
