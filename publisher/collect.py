@@ -43,6 +43,13 @@ class CollectReport:
     def unchanged(self) -> int:
         return sum(s.upsert.unchanged for s in self.sources)
 
+    @property
+    def note(self) -> str:
+        return (
+            f"collect: {self.inserted} new, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{len(self.problems)} problem(s)"
+        )
+
 
 def collect_all(
     config: PublisherConfig,

@@ -45,8 +45,8 @@ class RunReport:
 def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunReport:
     """Collect, publish feeds, compose and deliver every campaign once (`make run`)."""
     report = RunReport()
-    report.collect = collect_all(config, store, now=now)
-    report.notes.extend(import_subscriber_file(config, store, now=now))
+    report.collect, subscriber_notes = refresh_inputs(config, store, now=now)
+    report.notes.extend(subscriber_notes)
     for campaign in config.campaigns:
         record = compose_campaign(config, store, campaign.name, now=now)
         report.notes.append(describe_edition(campaign.name, record))
@@ -54,6 +54,15 @@ def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunRepo
             report.notes.append(send_edition(config, store, record.id, now=now).note)
     report.notes.append(build_feeds(config, store, now=now).note)
     return report
+
+
+def refresh_inputs(
+    config: PublisherConfig, store: Store, *, now: datetime
+) -> tuple[CollectReport, list[str]]:
+    """Collect every source and import the subscriber file: what the daemon's collect job
+    and `run --once` both do before anything is composed."""
+    report = collect_all(config, store, now=now)
+    return report, import_subscriber_file(config, store, now=now)
 
 
 def build_feeds(

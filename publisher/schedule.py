@@ -438,7 +438,7 @@ def make_daemon(config: PublisherConfig, store: Store, *, clock: Callable[[], da
         store,
         run_slot=run_slot,
         clock=clock,
-        collect=lambda now: pipeline.collect_all(config, store, now=now),
+        collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
     )
 
