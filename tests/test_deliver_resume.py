@@ -91,7 +91,7 @@ def test_kill_mid_way_then_resume(setup):
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     assert 0 < len(server.recipients) < len(emails)
-    assert _statuses(store, edition)["inflight"] > 0  # killed with batches in flight
+    assert _statuses(store, edition)["requested"] > 0  # killed with requests unanswered
     _resume_and_check(store, db, emails, edition, server, config)
 
 
@@ -118,6 +118,30 @@ def test_kill_between_202_and_ledger_update_then_resume(setup):
     with store.session() as session:
         states = {s for (s,) in session.query(DeliveryRow.status).filter(
             DeliveryRow.edition_id == edition, DeliveryRow.batch == number)}
-    assert states == {"inflight"}  # accepted by the provider, not yet recorded: the window
+    assert states == {"requested"}  # accepted by the provider, not yet recorded: the window
     server.on_accept = None
     _resume_and_check(store, db, emails, edition, server, config)
+
+
+def test_kill_during_a_retry_after_wait_then_resume_sends_the_refused_batch(setup):
+    """A batch refused with 429 + a long Retry-After was never accepted: killed while it
+    sleeps, it is `inflight` (not `requested`), so the resume sends it, and nobody twice."""
+    store, db, emails, edition, server, config = setup
+    server.retry_after = 600
+    server.plan = [429]
+    child = _send(config, db)
+    _wait_until(lambda: server.seen_statuses[:1] == [429])
+    _wait_until(lambda: len(server.recipients) == len(emails) - 1000)  # the others went out
+    _wait_quiet(server)
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    statuses = _statuses(store, edition)
+    assert statuses["inflight"] == 1000 and statuses["requested"] == 0  # the 429 batch
+    child = _send(config, db)
+    output = child.communicate(timeout=60)[0].decode()
+    assert child.returncode == 0, output
+    assert "assumed sent" not in output
+    seen = Counter(server.recipients)
+    assert set(seen) == set(emails)
+    assert max(seen.values()) == 1, "someone received the edition twice"
+    assert _statuses(store, edition) == Counter(sent=len(emails))

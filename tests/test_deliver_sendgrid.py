@@ -10,7 +10,7 @@ from publisher.deliver import deliver_edition, make_backend, send_test_message
 from publisher.deliver.sendgrid import HTML_NAME
 from publisher.errors import DeliveryError
 from publisher.store import ledger
-from publisher.store.subscribers import set_status
+from publisher.store.subscribers import iter_subscribers, set_status
 from tests.servers.data import add_edition, add_subscribers, config_text
 from tests.servers.sendgrid import FakeSendGrid
 
@@ -247,3 +247,90 @@ def test_send_at_is_passed_and_bounded(store, sendgrid_config, server, fixed_now
     later = fixed_now + timedelta(hours=2)
     deliver_edition(config, store, edition, now=fixed_now, send_at=later)
     assert server.requests[0].body["send_at"] == int(later.timestamp())
+
+
+def test_connection_dropped_after_the_request_is_uncertain_never_resent(
+    store, sendgrid_config, server, fixed_now
+):
+    """The provider read (and accepted) the request, then the connection dropped without an
+    answer (RemoteDisconnected after the body was sent): uncertain, not retried, no copy 2."""
+    server.plan = ["drop"]
+    config = sendgrid_config(extra="    batch_size: 5\n    workers: 1\n")
+    emails = add_subscribers(store, fixed_now, 10)
+    edition = add_edition(store, fixed_now)
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    assert server.seen_statuses == ["drop", 202]  # the dropped request was not sent again
+    assert report.uncertain == 5 and report.sent == 5 and report.requests == 2
+    assert sorted(server.recipients) == sorted(emails)  # everyone exactly once
+    assert ledger.counts(store, edition) == {"sent": 5, "uncertain": 5}
+    assert deliver_edition(config, store, edition, now=fixed_now).sent == 0
+    assert len(server.recipients) == 10
+
+
+def test_connection_refused_before_sending_is_retried(store, make_config, monkeypatch,
+                                                      fixed_now):
+    """Nothing listens: the request was never written, so it is retried (then fails), and
+    the rows are `failed`, not `uncertain`: a resume sends them."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+    options = f"  sendgrid:\n    host: http://127.0.0.1:{closed_port}\n    workers: 1\n"
+    config = make_config(config_text("sendgrid", delivery=options))
+    add_subscribers(store, fixed_now, 3)
+    edition = add_edition(store, fixed_now)
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    assert report.requests == config.delivery.max_attempts
+    assert report.failed == 3 and report.uncertain == 0
+    assert "cannot reach" in report.failures[0][1]
+    assert ledger.counts(store, edition) == {"failed": 3}
+
+
+def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_refusal():
+    from publisher.deliver.base import Recipient, TransientError, UncertainError
+    from publisher.deliver.dispatch import RetryPolicy, send_with_retries
+
+    answers = [TransientError("429", retry_after=30), None, UncertainError("no answer")]
+    marks: list[str] = []
+
+    class Backend:
+        def send_batch(self, prepared, recipients, *, batch_key):
+            answer = answers.pop(0)
+            if answer:
+                raise answer
+            return {}
+
+    people = [Recipient(i, f"p{i}@example.org", None, "t", "https://x") for i in (1, 2)]
+    policy = RetryPolicy(max_attempts=3)
+    outcome = send_with_retries(Backend(), None, people, "1-1", policy, sleep=marks.append,
+                                mark=lambda part, status: marks.append(status))
+    assert marks == ["requested", "inflight", 30, "requested"]
+    assert outcome.uncertain == [] and outcome.requests == 2
+    outcome = send_with_retries(Backend(), None, people, "1-2", policy, sleep=marks.append,
+                                mark=lambda part, status: marks.append(status))
+    assert marks[4:] == ["requested"]  # no answer: left requested, never resent
+    assert outcome.uncertain == [1, 2]
+
+
+def test_a_retry_skips_who_stopped_following_the_campaign(store, sendgrid_config, server,
+                                                          fixed_now):
+    """A failed batch is retried only for subscribers still in the audience: one of them
+    changed topics between the runs (and one unsubscribed), neither gets the retry."""
+    from publisher.store.subscribers import SubscriberInput, import_subscribers
+
+    server.plan = [500] * 5  # the batch gives up after max_attempts
+    config = sendgrid_config(audience="[wages]")
+    add_subscribers(store, fixed_now, 3, topics=("wages",))
+    edition = add_edition(store, fixed_now)
+    assert deliver_edition(config, store, edition, now=fixed_now).failed == 3
+    assert server.recipients == []
+    import_subscribers(store, [SubscriberInput("person0@example.org", "Person 0", ("housing",))],
+                       now=fixed_now)
+    token = next(s.token for s in iter_subscribers(store) if s.email == "person1@example.org")
+    set_status(store, token=token, status="unsubscribed", now=fixed_now)
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    assert server.recipients == ["person2@example.org"]
+    assert report.sent == 1
+    assert ledger.counts(store, edition) == {"sent": 1, "skipped": 2}

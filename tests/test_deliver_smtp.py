@@ -87,3 +87,25 @@ def test_wrong_password_pauses_without_printing_it(store, make_config, tmp_path,
         assert report.paused and report.sent == 0
         assert "authentication" in (report.last_error or "")
         assert "wrong-password" not in report.note + str(report.failures)
+
+
+def test_connection_lost_after_data_is_uncertain_and_never_resent(
+    store, make_config, smtp_server, fixed_now
+):
+    """The server took the message, then the connection dropped before its answer to the
+    end of DATA: that recipient is uncertain (not retried, not resent on resume); the rest
+    of the batch still arrives, once each."""
+    from publisher.store.subscribers import SubscriberInput, import_subscribers
+
+    config = make_config(config_text("smtp", delivery=smtp_options(smtp_server)))
+    import_subscribers(store, [SubscriberInput("drop-me@example.org", "Dropped")],
+                       now=fixed_now)
+    emails = add_subscribers(store, fixed_now, 5)
+    edition = add_edition(store, fixed_now)
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    assert report.sent == 5 and report.uncertain == 1 and report.failed == 0
+    received = [r for m in smtp_server.messages for r in m.recipients]
+    assert sorted(received) == sorted(emails + ["drop-me@example.org"])  # once each
+    assert ledger.counts(store, edition) == {"sent": 5, "uncertain": 1}
+    assert deliver_edition(config, store, edition, now=fixed_now).sent == 0
+    assert len(smtp_server.messages) == 6

@@ -110,7 +110,9 @@ def list_headers(message: Message, recipient: Recipient, nonce: str) -> dict[str
 
 
 class TransientError(DeliveryError):
-    """Worth retrying (429, 5xx, connection refused/reset); `retry_after` in seconds if known."""
+    """The provider definitely did not accept the batch and it is worth retrying (429, 5xx,
+    connection refused before the request was written); `retry_after` in seconds if known.
+    Never raise it for an error that may have come after the provider took the request."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -126,8 +128,17 @@ class TooLargeError(DeliveryError):
 
 
 class UncertainError(DeliveryError):
-    """The request may have been accepted (timed out waiting for the answer): never resent
-    automatically, see publisher.store.ledger."""
+    """The request may have been accepted (it was written, then the answer timed out or the
+    connection dropped): never resent automatically, see publisher.store.ledger.
+
+    `uncertain`: the subscriber ids in doubt (default: the whole batch); `failed`: others of
+    the batch refused one by one (SMTP, where one message of a batch can be in doubt)."""
+
+    def __init__(self, message: str, *, uncertain: Sequence[int] | None = None,
+                 failed: dict[int, str] | None = None) -> None:
+        super().__init__(message)
+        self.uncertain = list(uncertain) if uncertain is not None else None
+        self.failed = dict(failed or {})
 
 
 class DeliveryBackend(Protocol):

@@ -1,9 +1,12 @@
 """The dispatcher: stream the audience in batches, claim each batch in the ledger, send the
 batches concurrently through a backend, retry what is worth retrying, record the outcome.
 
-Only the calling thread touches the store; worker threads only talk to the provider. A batch
-is claimed (`inflight`) just before it is handed to an idle worker, so at most `workers`
-batches are ever in flight (see publisher.store.ledger for what a crash means for them).
+The calling thread claims and finishes batches. A batch is claimed (`inflight`) just before
+it is handed to an idle worker, so at most `workers` batches are ever in flight. The worker
+marks it `requested` (one UPDATE) right before each attempt writes the request, and back to
+`inflight` when the provider definitely refused it (429, 5xx, connection refused), before it
+sleeps out the backoff: after a crash only `requested` rows may have reached the provider
+(see publisher.store.ledger).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from publisher.deliver.base import (
@@ -26,7 +29,11 @@ from publisher.deliver.base import (
     UncertainError,
 )
 from publisher.store import Store, ledger
-from publisher.store.ledger import Due
+from publisher.store.ledger import INFLIGHT, REQUESTED, Due
+
+# mark(recipients, status): record in the ledger that a (part of a) batch is about to be
+# requested, or was definitely refused; called from worker threads.
+Mark = Callable[[Sequence[Recipient], str], None]
 
 
 @dataclass(frozen=True)
@@ -79,34 +86,45 @@ def send_with_retries(
     *,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
+    mark: Mark | None = None,
 ) -> Outcome:
     """One batch: retry transient errors, split on 413, fail on refusals, never resend an
-    uncertain request."""
+    uncertain request. `mark` (the ledger) hears `requested` before every attempt and
+    `inflight` after every definite refusal, so a crash during a backoff sleep resends."""
     everyone = [r.subscriber_id for r in recipients]
     for attempt in range(1, policy.max_attempts + 1):
+        if mark:
+            mark(recipients, REQUESTED)
         try:
             return Outcome(failed=backend.send_batch(prepared, recipients, batch_key=batch_key),
                            requests=attempt)
         except TransientError as exc:
+            if mark:
+                mark(recipients, INFLIGHT)  # refused: nothing of it was accepted
             if attempt == policy.max_attempts:
                 message = f"{exc} (gave up after {attempt} attempts)"
                 return Outcome(dict.fromkeys(everyone, message), batch_error=message,
                                requests=attempt)
             sleep(policy.delay(attempt, exc.retry_after, rng))
         except TooLargeError as exc:
+            if mark:
+                mark(recipients, INFLIGHT)
             if len(recipients) == 1:
                 return Outcome({everyone[0]: str(exc)}, requests=attempt)
             half = len(recipients) // 2
             first = send_with_retries(backend, prepared, recipients[:half], batch_key, policy,
-                                      sleep=sleep, rng=rng)
+                                      sleep=sleep, rng=rng, mark=mark)
             second = send_with_retries(backend, prepared, recipients[half:], batch_key, policy,
-                                       sleep=sleep, rng=rng)
+                                       sleep=sleep, rng=rng, mark=mark)
             return first.merge(second).merge(Outcome(requests=attempt))
         except PermanentError as exc:
+            if mark:
+                mark(recipients, INFLIGHT)  # refused: resend after a crash, never assume sent
             return Outcome(dict.fromkeys(everyone, str(exc)), batch_error=str(exc),
                            requests=attempt)
-        except UncertainError:
-            return Outcome(uncertain=everyone, requests=attempt)
+        except UncertainError as exc:  # left `requested`: assumed sent after a crash
+            uncertain = everyone if exc.uncertain is None else exc.uncertain
+            return Outcome(failed=exc.failed, uncertain=uncertain, requests=attempt)
     raise AssertionError("unreachable")
 
 
@@ -130,9 +148,18 @@ class Dispatcher:
     now: datetime
     progress: Callable[[int], None] | None = None
     sleep: Callable[[float], None] = time.sleep
+    elapsed: Callable[[], float] = time.monotonic  # ledger times: `now` + time since start
     result: DispatchResult = field(default_factory=DispatchResult)
+    _started: float = field(default=0.0, init=False)
+
+    def stamp(self) -> datetime:
+        """The time ledger rows are written with: the caller's `now` advanced by the seconds
+        this send has run (so the ledger shows progress: schedule_state reads it as liveness;
+        the caller's clock stays the only source of the date)."""
+        return self.now + timedelta(seconds=self.elapsed() - self._started)
 
     def run(self, due: Iterable[Due]) -> DispatchResult:
+        self._started = self.elapsed()
         prepared = self.backend.prepare(self.message)
         number = ledger.next_batch_number(self.store, self.message.edition_id)
         running: dict[Future, tuple[int, int]] = {}  # future -> (batch number, size)
@@ -156,14 +183,20 @@ class Dispatcher:
     def _submit(self, pool: ThreadPoolExecutor, prepared: Any, number: int,
                 batch: list[Due]) -> Future:
         edition = self.message.edition_id
-        ledger.claim_batch(self.store, edition, number, batch, now=self.now)
-        recipients = [
-            Recipient(d.subscriber_id, d.email, d.name, d.token, self.message.public_url)
-            for d in batch
-        ]
+        ledger.claim_batch(self.store, edition, number, batch, now=self.stamp())
+        recipients = sorted(  # by id: a slice of the batch is a range (see ledger.mark_range)
+            (Recipient(d.subscriber_id, d.email, d.name, d.token, self.message.public_url)
+             for d in batch),
+            key=lambda r: r.subscriber_id,
+        )
         self.result.batches += 1
+
+        def mark(part: Sequence[Recipient], status: str) -> None:
+            ledger.mark_range(self.store, edition, number, part[0].subscriber_id,
+                              part[-1].subscriber_id, status, now=self.stamp())
+
         return pool.submit(send_with_retries, self.backend, prepared, recipients,
-                           f"{edition}-{number}", self.policy, sleep=self.sleep)
+                           f"{edition}-{number}", self.policy, sleep=self.sleep, mark=mark)
 
     def _collect(self, running: dict[Future, tuple[int, int]], done: Iterable[Future]) -> None:
         for future in done:
@@ -171,7 +204,7 @@ class Dispatcher:
             outcome: Outcome = future.result()
             ledger.finish_batch(self.store, self.message.edition_id, number,
                                 failed=outcome.failed, uncertain=outcome.uncertain,
-                                now=self.now)
+                                now=self.stamp())
             self._count(outcome, size)
 
     def _count(self, outcome: Outcome, size: int) -> None:

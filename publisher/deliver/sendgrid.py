@@ -166,14 +166,21 @@ class SendGridBackend:
             self._client.client.mail.send.post(request_body=body, timeout=self.timeout)
         except http_errors.HTTPError as exc:
             raise self._http_error(exc) from None
-        except urllib.error.URLError as exc:  # nothing was sent: safe to retry
+        except urllib.error.URLError as exc:
+            # urllib wraps only errors raised while connecting and writing the request: the
+            # provider never had the whole request (Content-Length), so it is safe to retry.
             raise TransientError(f"cannot reach {self.host}: {self._redact(exc.reason)}") from None
         except TimeoutError:  # the request went out; the answer did not come
             raise UncertainError(
                 f"no answer from {self.host} within {self.timeout:g}s; it may have been accepted"
             ) from None
-        except (HTTPException, ConnectionError) as exc:
-            raise TransientError(f"connection to {self.host} failed: {exc!r}") from None
+        except (HTTPException, OSError) as exc:
+            # Raised by getresponse(), after the whole request was written (RemoteDisconnected,
+            # ConnectionResetError, IncompleteRead...): it may have been accepted. Never retried.
+            raise UncertainError(
+                f"connection to {self.host} dropped after the request was sent "
+                f"({type(exc).__name__}); it may have been accepted"
+            ) from None
 
     def _http_error(self, exc: http_errors.HTTPError) -> DeliveryError:
         status = int(exc.status_code)

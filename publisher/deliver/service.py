@@ -40,7 +40,7 @@ class DeliveryReport:
     requests: int = 0
     seconds: float = 0.0
     paused: bool = False
-    recovered_uncertain: int = 0  # in-flight rows of a killed run, now assumed sent
+    recovered_uncertain: int = 0  # requested rows of a killed run, now assumed sent
     last_error: str | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -211,7 +211,7 @@ def send_test_message(
 def resumable_edition(store: Store, campaign: str, *, resend_uncertain: bool = False) -> int:
     """The campaign's newest edition, if it has something left to send."""
     unfinished = ("composed", "sending", "paused")
-    leftover = [ledger.FAILED, ledger.PENDING, ledger.INFLIGHT]
+    leftover = [ledger.FAILED, ledger.PENDING, ledger.INFLIGHT, ledger.REQUESTED]
     if resend_uncertain:
         leftover.append(ledger.UNCERTAIN)
     with store.session() as session:

@@ -2,7 +2,8 @@
 
 Credentials only from SMTP_USERNAME and SMTP_PASSWORD (environment). Each worker thread keeps
 one connection open for all its messages; a recipient the server refuses is recorded as
-failed and the others go on.
+failed and the others go on. A connection lost after the end of DATA was written (before the
+server's answer) may have delivered the message: that recipient is uncertain, never resent.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from publisher.config import PublisherConfig
-from publisher.deliver.base import Message, PermanentError, Recipient, TransientError
+from publisher.deliver.base import (
+    Message,
+    PermanentError,
+    Recipient,
+    TransientError,
+    UncertainError,
+)
 from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
 
 
@@ -37,6 +44,37 @@ class RateLimiter:
             self._next = start + self.interval
         if start > now:
             time.sleep(start - now)
+
+
+class _KnowsWhenDataWasSent:
+    """smtplib.SMTP.data(), noting when the message and its final '.' were written: an error
+    after that point may come after the server queued the message."""
+
+    data_sent = False
+
+    def data(self, msg):  # type: ignore[no-untyped-def]
+        self.putcmd("data")  # type: ignore[attr-defined]
+        code, repl = self.getreply()  # type: ignore[attr-defined]
+        if code != 354:
+            raise smtplib.SMTPDataError(code, repl)
+        quoted = smtplib._quote_periods(msg)  # type: ignore[attr-defined]
+        if quoted[-2:] != b"\r\n":
+            quoted += b"\r\n"
+        self.send(quoted + b".\r\n")  # type: ignore[attr-defined]
+        self.data_sent = True
+        return self.getreply()  # type: ignore[attr-defined]
+
+
+class _SMTP(_KnowsWhenDataWasSent, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_KnowsWhenDataWasSent, smtplib.SMTP_SSL):  # noqa: N801
+    pass
+
+
+class _Ambiguous(Exception):  # noqa: N818 - internal: the message may have been accepted
+    pass
 
 
 class SmtpBackend:
@@ -78,11 +116,11 @@ class SmtpBackend:
 
     def _connect(self) -> smtplib.SMTP:
         if self.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+            smtp: smtplib.SMTP = _SMTP_SSL(
                 self.host, self.port, timeout=self.timeout, context=self._context
             )
         else:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp = _SMTP(self.host, self.port, timeout=self.timeout)
             if self.security == "starttls":
                 smtp.starttls(context=self._context)
         if self._credentials:
@@ -113,30 +151,43 @@ class SmtpBackend:
         self, prepared: Skeleton, recipients: Sequence[Recipient], *, batch_key: str
     ) -> dict[int, str]:
         """One message per recipient on this thread's connection. A dropped connection is
-        reopened and the message tried again; if the server stays unreachable, the batch is
-        retried whole only when nothing in it was accepted yet (no duplicates), otherwise the
-        rest is recorded as failed and retried by `publisher send --resume`."""
+        reopened and the message tried again, unless it was lost after the end of DATA: that
+        recipient is uncertain (UncertainError once the batch is done) and the others go on.
+        If the server stays unreachable, the batch is retried whole only when nothing in it
+        was accepted (or is in doubt) yet, otherwise the rest is recorded as failed and
+        retried by `publisher send --resume`."""
         failed: dict[int, str] = {}
+        uncertain: list[int] = []
+        problem = ""
         for index, recipient in enumerate(recipients):
             self._limiter.acquire()
             try:
                 error = self._send_one(prepared, recipient)
-            except TransientError as exc:
+            except _Ambiguous as exc:
+                uncertain.append(recipient.subscriber_id)
+                problem = str(exc)
+                continue
+            except (TransientError, PermanentError) as exc:
                 if index == 0:
                     raise
                 for rest in recipients[index:]:
                     failed[rest.subscriber_id] = str(exc)
-                return failed
+                break
             if error:
                 failed[recipient.subscriber_id] = error
+        if uncertain:
+            raise UncertainError(problem, uncertain=uncertain, failed=failed)
         return failed
 
     def _send_one(self, prepared: Skeleton, recipient: Recipient, attempts: int = 3) -> str | None:
         """None when accepted, the server's text when it refused this recipient."""
         data = build_message(prepared, recipient)
         for attempt in range(attempts):
+            smtp = None
             try:
-                self._connection().sendmail(prepared.message.from_email, [recipient.email], data)
+                smtp = self._connection()
+                smtp.data_sent = False  # type: ignore[union-attr]
+                smtp.sendmail(prepared.message.from_email, [recipient.email], data)
                 return None
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reason = exc.recipients.get(recipient.email, (550, b"refused"))
@@ -150,6 +201,10 @@ class SmtpBackend:
                 problem = f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}"
             except (smtplib.SMTPException, OSError) as exc:
                 problem = f"SMTP connection to {self.host}:{self.port}: {exc}"
+                if getattr(smtp, "data_sent", False):
+                    self._drop_connection()
+                    raise _Ambiguous(f"{problem} (after the message was sent: it may have "
+                                     "been accepted)") from None
             self._drop_connection()
             time.sleep(0.1 * (attempt + 1))
         raise TransientError(problem)

@@ -2,26 +2,35 @@
 
 States of a row::
 
-    (no row) / pending --claim--> inflight --provider accepted--> sent
-                                          --rejected (400, 550...)--> failed
-                                          --timed out, or process killed--> uncertain
+    (no row) / pending --claim--> inflight --request about to be written--> requested
+    requested --provider refused (429, 5xx, 413, 400, connection refused)--> inflight
+    requested --provider accepted (202, 250)--> sent
+    requested --no answer: timed out, connection dropped after sending--> uncertain
+    inflight/requested --refused for good--> failed
 
 * A batch is claimed (rows written `inflight`, with the batch number, one transaction per
-  batch) *before* its request leaves, and marked `sent` only after the provider accepted it.
-* Resuming (`reconcile`) turns every `inflight` row into `uncertain`: the process died (or
-  the request timed out) after the batch may have reached the provider, for instance killed
-  between SendGrid's 202 and our update. SendGrid has no idempotency key, so resending could
-  deliver twice; we prefer never twice. Such a batch is *assumed sent* and not resent.
-  Trade-off, stated plainly: if the kill came in the sub-millisecond gap after the claim was
-  committed and before the request was written to the socket, those recipients (one batch
-  per worker at most) miss this edition. Every request carries the batch identity in
+  batch) before it is handed to a worker. Right before each attempt writes its request, the
+  worker marks the batch `requested` (one UPDATE per batch per attempt); when the provider
+  definitely refuses the attempt (429, 5xx, 413, 400, connection refused before anything was
+  written) it goes back to `inflight` before the backoff sleep. It becomes `sent` only after
+  the provider accepted it. An answer that never came (timeout, connection dropped after the
+  request was written) makes it `uncertain`: it may have been accepted, it is not resent.
+* Resuming (`reconcile`) sends `inflight` rows again (their request never left, or was
+  refused) and turns `requested` rows into `uncertain`: the process died while the request
+  may have reached the provider, for instance killed between SendGrid's 202 and our update.
+  SendGrid has no idempotency key, so resending could deliver twice; we prefer never twice.
+  Such a batch is *assumed sent* and not resent. The only window left is "request written,
+  answer not received" (at most one batch per worker): if the provider in fact never took
+  it, those recipients miss this edition. Every request carries the batch identity in
   `custom_args` (`batch: "<edition>-<n>"`), so the operator can look the batch up in the
   provider's activity log and, if it never arrived, `publisher send --resume
   --resend-uncertain` sends those rows again.
 * An idempotent backend (the file outbox: one file per subscriber, replaced atomically)
-  resends its in-flight rows instead: for it a resume is exactly-once with no gap at all.
-* `failed` rows go back to `pending` on resume and are retried; rows whose subscriber is no
-  longer active are left unsent and marked `skipped` when the edition finishes.
+  resends its in-flight and requested rows instead: for it a resume is exactly-once with no
+  gap at all.
+* `failed` rows go back to `pending` on resume and are retried if the subscriber is still
+  active and still follows the campaign; the others are left unsent and marked `skipped`
+  when the edition finishes.
 * At most one sender per edition: a claim that finds rows claimed meanwhile raises
   DeliveryError instead of sending.
 """
@@ -41,9 +50,10 @@ from publisher.store import Store
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow, UTCDateTime
 from publisher.store.subscribers import follows
 
-PENDING, INFLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED = (
-    "pending", "inflight", "sent", "failed", "uncertain", "skipped"
+PENDING, INFLIGHT, REQUESTED, SENT, FAILED, UNCERTAIN, SKIPPED = (
+    "pending", "inflight", "requested", "sent", "failed", "uncertain", "skipped"
 )
+UNFINISHED = (INFLIGHT, REQUESTED)  # claimed by a send, outcome not recorded yet
 DONE = (SENT, UNCERTAIN)  # never sent again without --resend-uncertain
 
 
@@ -59,7 +69,8 @@ class Due(NamedTuple):
 
 @dataclass(frozen=True)
 class Reconciled:
-    uncertain: int  # in-flight rows found after a crash, now assumed sent
+    uncertain: int  # requested rows found after a crash, now assumed sent
+    requeued: int  # in-flight rows found after a crash (never requested): sent again
     retried: int  # failed rows put back to pending
     resent: int  # uncertain rows put back to pending (--resend-uncertain)
 
@@ -73,16 +84,17 @@ def reconcile(
     resend_inflight: bool = False,
 ) -> Reconciled:
     """Make the ledger consistent before (re)sending an edition; see the module docstring.
-    `resend_inflight`: the backend is idempotent (the file outbox), so in-flight rows can
-    simply be sent again."""
-    note = "in flight when the send stopped; may have been accepted, assumed sent"
+    `resend_inflight`: the backend is idempotent (the file outbox), so requested rows can
+    simply be sent again too."""
+    note = "requested when the send stopped; may have been accepted, assumed sent"
     with store.session() as session:
+        requeued = _move(session, edition_id, INFLIGHT, PENDING, now)
         if resend_inflight:
-            _move(session, edition_id, INFLIGHT, PENDING, now)
-        uncertain = _move(session, edition_id, INFLIGHT, UNCERTAIN, now, error=note)
+            requeued += _move(session, edition_id, REQUESTED, PENDING, now)
+        uncertain = _move(session, edition_id, REQUESTED, UNCERTAIN, now, error=note)
         retried = _move(session, edition_id, FAILED, PENDING, now)
         resent = _move(session, edition_id, UNCERTAIN, PENDING, now) if resend_uncertain else 0
-    return Reconciled(uncertain, retried, resent)
+    return Reconciled(uncertain, requeued, retried, resent)
 
 
 def _move(session, edition_id, old, new, now, error=None) -> int:  # type: ignore[no-untyped-def]
@@ -130,11 +142,11 @@ def iter_due(
             return
         for row in rows:
             status = row[4]
-            if status is None and audience and not follows(row[5] or (), audience):
-                continue
-            if status is None or status == PENDING:
-                yield Due(row[0], row[1], row[2], row[3], retry=status == PENDING)
-            # other states: already sent, failed in this run, or uncertain
+            if status is not None and status != PENDING:
+                continue  # already sent, failed in this run, or uncertain
+            if audience and not follows(row[5] or (), audience):
+                continue  # a retry too: they may have unfollowed since (left pending: skipped)
+            yield Due(row[0], row[1], row[2], row[3], retry=status == PENDING)
         after = rows[-1][0]
 
 
@@ -178,6 +190,27 @@ def _claim(store: Store, edition_id: int, batch: int, new: list[int], old: list[
                 )
 
 
+def mark_range(
+    store: Store, edition_id: int, batch: int, first: int, last: int, status: str, *,
+    now: datetime,
+) -> int:
+    """`requested` (from `inflight`) right before an attempt writes its request, `inflight`
+    (from `requested`) after the provider definitely refused it: one UPDATE for the rows of
+    the batch whose subscriber id is in [first, last] (a batch, or a half of one after 413:
+    recipients go out in subscriber-id order, so a part of a batch is a range)."""
+    old = INFLIGHT if status == REQUESTED else REQUESTED
+    table = DeliveryRow.__table__
+    with store.engine.begin() as connection:
+        result = connection.execute(
+            update(table)
+            .where(table.c.edition_id == edition_id, table.c.subscriber_id >= first,
+                   table.c.subscriber_id <= last, table.c.batch == batch,
+                   table.c.status == old)
+            .values(status=status, updated_at=now)
+        )
+    return result.rowcount or 0
+
+
 def finish_batch(
     store: Store,
     edition_id: int,
@@ -188,7 +221,7 @@ def finish_batch(
     now: datetime,
 ) -> None:
     """Record a batch's outcome once the provider answered: `failed` rows with their error,
-    `uncertain` ones (timed out), every other row of the batch `sent`. One transaction."""
+    `uncertain` ones (no answer), every other row of the batch `sent`. One transaction."""
     table = DeliveryRow.__table__
     by_subscriber = and_(table.c.edition_id == edition_id,
                          table.c.subscriber_id == bindparam("sid"))
@@ -203,14 +236,15 @@ def finish_batch(
         if uncertain:
             connection.execute(
                 update(table).where(by_subscriber).values(
-                    status=UNCERTAIN, error="timed out; may have been accepted", updated_at=now
+                    status=UNCERTAIN, updated_at=now,
+                    error="no answer (timed out, or dropped after sending); may have been accepted",
                 ),
                 [{"sid": sid} for sid in uncertain],
             )
         connection.execute(
             update(table)
             .where(table.c.edition_id == edition_id, table.c.batch == batch,
-                   table.c.status == INFLIGHT)
+                   table.c.status.in_(UNFINISHED))
             .values(status=SENT, error=None, updated_at=now)
         )
 

@@ -3,8 +3,11 @@ slot (`schedule_slots`).
 
 A daemon *claims* a slot before running it (an insert under a unique constraint), so of two
 daemons on one store only one runs a slot; a claim left behind by a daemon that died is taken
-over on the next start. Every statement runs in its own short transaction: SQLite allows one
-writer at a time and two daemons share the file.
+over on the next start. A claim is stale when its owner is gone, or when neither the slot nor
+the delivery ledger of the slot's edition changed for `stale_after` (2 h): a long send keeps
+its slot alive by writing ledger rows batch after batch, so another daemon does not take it
+over. Every statement runs in its own short transaction: SQLite allows one writer at a time
+and two daemons share the file.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.store import Store
-from publisher.store.models import CampaignStateRow, EditionRow, ScheduleSlotRow
+from publisher.store.models import CampaignStateRow, DeliveryRow, EditionRow, ScheduleSlotRow
 
 # Outcomes that end a slot for good; 'running' (claimed) and 'failed' may be run again.
 FINAL = frozenset({"sent", "skipped", "paused", "missed", "coalesced"})
@@ -122,7 +125,8 @@ def claim_slot(
     except IntegrityError:
         pass
     record = get_slot(store, campaign, slot)
-    if record is None or not _claimable(record, owner=owner, now=now, stale_after=stale_after):
+    if record is None or not _claimable(store, record, owner=owner, now=now,
+                                        stale_after=stale_after):
         return False
     with store.session() as session:  # conditional: of two daemons taking over, one wins
         result = session.execute(
@@ -138,12 +142,28 @@ def claim_slot(
         return result.rowcount == 1
 
 
-def _claimable(record: SlotRecord, *, owner: str, now: datetime, stale_after: timedelta) -> bool:
+def _claimable(store: Store, record: SlotRecord, *, owner: str, now: datetime,
+               stale_after: timedelta) -> bool:
     if record.status in FINAL:
         return False
-    if record.status == "failed" or record.owner == owner:
+    if record.status == "failed" or record.owner == owner or _owner_gone(record.owner):
         return True
-    return _owner_gone(record.owner) or now - record.updated_at > stale_after
+    if now - record.updated_at <= stale_after:
+        return False
+    progress = last_progress(store, record.campaign, record.slot)
+    return progress is None or now - progress > stale_after
+
+
+def last_progress(store: Store, campaign: str, slot: datetime) -> datetime | None:
+    """When the delivery ledger of the slot's edition last changed (a running send writes it
+    batch after batch: its liveness); None if nothing was sent for the slot yet."""
+    with store.session() as session:
+        latest = session.scalar(
+            select(func.max(DeliveryRow.updated_at))
+            .join(EditionRow, EditionRow.id == DeliveryRow.edition_id)
+            .where(EditionRow.campaign == campaign, EditionRow.slot == slot)
+        )
+    return _aware(latest) if latest is not None else None
 
 
 def _owner_gone(owner: str | None) -> bool:
@@ -244,7 +264,10 @@ def unfinished_slots(
             .order_by(ScheduleSlotRow.slot)
         )
         records = [_record(row) for row in rows]
-    return [r.slot for r in records if _claimable(r, owner=owner, now=now, stale_after=stale_after)]
+    return [
+        r.slot for r in records
+        if _claimable(store, r, owner=owner, now=now, stale_after=stale_after)
+    ]
 
 
 def has_edition(store: Store, campaign: str, slot: datetime) -> bool:

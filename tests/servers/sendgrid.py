@@ -2,7 +2,8 @@
 
 Every body is validated against the fixed OpenAPI file (tests/specs) and the limits
 SOURCES.md lists (the schema cannot express them). It records accepted recipients and can be
-told to answer 429 + Retry-After, 500, 400, 401, 413 (`too_large_over`), or to hang; it can
+told to answer 429 + Retry-After, 500, 400, 401, 413 (`too_large_over`), to hang, or to
+`drop` (read and accept the request, then close the connection without answering); it can
 hold requests (accept them, never answer) to stand for a provider that took a batch while
 the sender died.
 """
@@ -90,7 +91,7 @@ class FakeSendGrid:
     latency: float = 0.0  # seconds before answering
     validate: str = "all"  # 'all' | 'first' (schema and limits on the first body only)
     too_large_over: int | None = None  # answer 413 when a request has more personalizations
-    plan: list[Any] = field(default_factory=list)  # next answers: 429, 500, 400, 401, 'hang'
+    plan: list[Any] = field(default_factory=list)  # next: 429, 500, 400, 401, 'hang', 'drop'
     retry_after: int = 1
     hold_after: int | None = None  # accept but never answer once this many were accepted
     on_accept: Any = None  # callback(n) after request n (1-based) is recorded, before the 202
@@ -149,6 +150,9 @@ class FakeSendGrid:
             return _error(429, "too many requests", {"Retry-After": str(self.retry_after)})
         if planned in (400, 401, 403, 500, 503):
             return _error(planned, f"planned failure {planned}")
+        if planned == "drop":  # accepted, then the connection is lost before the answer
+            self.accept(json.loads(raw))
+            return 0, {}, b""
         problems = self.check(raw)
         if problems:
             self.rejected.append((400, problems[0]))

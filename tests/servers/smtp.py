@@ -1,4 +1,6 @@
-"""A local aiosmtpd server with STARTTLS (a trustme test certificate) and optional AUTH."""
+"""A local aiosmtpd server with STARTTLS (a trustme test certificate) and optional AUTH.
+Recipients starting with `reject` are refused at RCPT; for recipients starting with `drop`
+the message is taken and the connection dropped before the answer to DATA."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class Received:
 @dataclass
 class RecordingHandler:
     reject_prefix: str = "reject"
+    drop_prefix: str = "drop"  # take the message, then drop the connection before answering
     messages: list[Received] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
@@ -38,6 +41,8 @@ class RecordingHandler:
             Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
                      or envelope.content, session.peer)
         )
+        if any(r.startswith(self.drop_prefix) for r in envelope.rcpt_tos):
+            server.transport.abort()  # accepted, then the connection is lost: no answer
         return "250 Message accepted"
 
 
