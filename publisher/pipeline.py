@@ -125,6 +125,30 @@ def prepare_edition(
     return edition, rendered
 
 
+def unstored_edition(
+    campaign: str, edition: Edition, rendered: RenderedEdition, *, now: datetime
+) -> StoredEdition:
+    """A composed edition that is not in the store (id 0): what previews and dry runs show."""
+    return StoredEdition(
+        0, campaign, edition.number, None, now, rendered.subject, rendered.preheader,
+        rendered.html, rendered.text, "preview", None, len(edition.items),
+    )  # fmt: skip
+
+
+def preview_email(config: PublisherConfig, edition: StoredEdition, *, now: datetime) -> bytes:
+    """The edition as one sample recipient gets it: built by the delivery path, so it has
+    every header a real send adds (List-Unsubscribe, List-Id, Message-ID...)."""
+    from publisher.deliver import Recipient
+    from publisher.deliver.mime import build_message as message_bytes
+    from publisher.deliver.mime import prepare_skeleton
+    from publisher.deliver.service import build_message
+    from publisher.render.preview import PREVIEW_TOKEN
+
+    message = build_message(config, edition, now=now)
+    sample = Recipient(0, "preview@example.invalid", None, PREVIEW_TOKEN, message.public_url)
+    return message_bytes(prepare_skeleton(message), sample)
+
+
 def compose_campaign(
     config: PublisherConfig,
     store: Store,

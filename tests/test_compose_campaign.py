@@ -165,6 +165,10 @@ def test_cli_preview_editions_and_check(config, fixed_now):
     assert message["Subject"] == "The Weekly #1 — 25 November 2026"
     assert message.get_body(("plain",)) and message.get_body(("html",))
     assert "token=preview" in message.get_body(("html",)).get_content()
+    # the headers a real send carries, so the preview shows what clients will see
+    assert message["List-Unsubscribe"].startswith("<https://www.example.org/news/unsubscribe?")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] and message["Message-ID"] and message["Date"]
     # preview stores nothing
     listing = run_cli(project, "editions")
     assert listing.returncode == 0 and "0 edition(s)" in listing.stdout

@@ -32,7 +32,7 @@ def _edition_to_send(
     """--resume: the unfinished edition; --dry-run/--to: the newest (or an unstored compose);
     otherwise compose a new edition now. None: nothing new to send."""
     from publisher.deliver import newest_edition, resumable_edition, unfinished_edition
-    from publisher.pipeline import compose_campaign, prepare_edition
+    from publisher.pipeline import compose_campaign, prepare_edition, unstored_edition
 
     st.config.campaign(campaign)  # a clear error (exit 2) for an unknown campaign
     if resume or resend_uncertain:
@@ -42,7 +42,7 @@ def _edition_to_send(
         edition = unfinished or newest_edition(st.store, campaign)
         if edition is None:
             prepared = prepare_edition(st.config, st.store, campaign, now=utc_now())
-            edition = prepared and _unstored(campaign, *prepared)
+            edition = prepared and unstored_edition(campaign, *prepared, now=utc_now())
         return edition
     if unfinished is not None:
         raise PublisherError(
@@ -51,25 +51,6 @@ def _edition_to_send(
         )
     record = compose_campaign(st.config, st.store, campaign, now=utc_now())
     return record.id if record else None
-
-
-def _unstored(campaign: str, edition, rendered):  # type: ignore[no-untyped-def]
-    from publisher.store.editions import StoredEdition
-
-    return StoredEdition(
-        0,
-        campaign,
-        edition.number,
-        None,
-        utc_now(),
-        rendered.subject,
-        rendered.preheader,
-        rendered.html,
-        rendered.text,
-        "preview",
-        None,
-        len(edition.items),
-    )
 
 
 @app.command()

@@ -32,7 +32,7 @@ def preview(
     ] = False,
 ) -> None:
     """Compose a campaign's next edition without storing it; write preview/ files."""
-    from publisher.pipeline import prepare_edition
+    from publisher.pipeline import prepare_edition, preview_email, unstored_edition
     from publisher.render.preview import preview_documents
 
     st = state(ctx)
@@ -52,7 +52,11 @@ def preview(
     for section, _position, item in edition.placements():
         table.add_row(section, f"{item.published:%Y-%m-%d}", item.kind, item.title)
     console.print(table)
-    for suffix, content in preview_documents(rendered, config.organisation, now=now).items():
+    documents = preview_documents(rendered, config.organisation)
+    documents[".eml"] = preview_email(
+        config, unstored_edition(campaign, edition, rendered, now=now), now=now
+    )
+    for suffix, content in documents.items():
         path = folder / f"{campaign}{suffix}"
         path.write_bytes(content)
         console.print(f"wrote {path}", highlight=False)
