@@ -28,6 +28,9 @@ class Item:
     topics: tuple[str, ...] = ()
     image: str | None = None
     image_alt: str | None = None
+    # When the store first saw the item (None before it is stored). Feed archives are cut in
+    # this order, so an item that arrives backdated never reshuffles archives already written.
+    first_seen: datetime | None = field(default=None, compare=False, hash=False)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -36,7 +39,7 @@ class Item:
         payload = {
             f.name: _jsonable(getattr(self, f.name))
             for f in fields(self)
-            if f.name not in ("extra",)
+            if f.name not in ("extra", "first_seen")
         }
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(raw).hexdigest()

@@ -368,3 +368,22 @@ def test_an_unwritable_output_is_a_clear_error_and_leaves_no_temporary_files(con
         publish_feeds(config, items(4), {}, now=NOW)
     leftovers = [p.name for p in (project / "feeds").rglob(".*") if p.name != STATE_FILE]
     assert leftovers == []
+
+
+def test_a_backdated_arrival_leaves_written_archives_alone(config, project):
+    first_seen = NOW - timedelta(days=1)
+    stored = [dataclasses.replace(i, first_seen=first_seen) for i in items(12)]
+    publish_feeds(config, stored, {}, now=NOW)
+    archives = sorted((project / "feeds/everything/archive").glob("*.rss"))
+    before = {path: path.read_bytes() for path in archives}
+    late = dataclasses.replace(
+        items(1, start=500)[0],
+        id="posts:late",
+        title="Backdated",
+        published=NOW - timedelta(days=2000),  # older than everything, collected today
+        first_seen=NOW,
+    )
+    publish_feeds(config, [*stored, late], {}, now=NOW)
+    assert {path: path.read_bytes() for path in archives} == before
+    current = feedparser.parse((project / "feeds/everything.rss").read_bytes())
+    assert "Backdated" in [entry.title for entry in current.entries]

@@ -69,11 +69,13 @@ class Page:
 def plan_pages(items: Sequence[Item], limit: int, *, empty_updated: datetime) -> list[Page]:
     """Cut a feed's items into full archive pages (oldest first) and a current page.
 
-    Archive k holds items (k-1)*limit .. k*limit-1 in publication order, so a page never
-    changes once written unless one of its own items is edited. The subscription document
-    holds the newest 1..limit items not yet in a full archive page.
+    Archive k holds items (k-1)*limit .. k*limit-1 in the order the store first saw them
+    (then publication order), so a page never changes once written unless one of its own
+    items is edited: an item that arrives backdated lands in the subscription document,
+    where readers see it as new. The subscription document holds the 1..limit items not
+    yet in a full archive page. Each page lists its items newest published first.
     """
-    oldest_first = sorted(items, key=lambda item: (item.published, item.id))
+    oldest_first = sorted(items, key=_arrival_order)
     archived = (len(oldest_first) - 1) // limit if oldest_first else 0
     pages = []
     for index in range(archived):
@@ -84,9 +86,14 @@ def plan_pages(items: Sequence[Item], limit: int, *, empty_updated: datetime) ->
     return pages
 
 
+def _arrival_order(item: Item) -> tuple[datetime, datetime, str]:
+    return (item.first_seen or item.published, item.published, item.id)
+
+
 def _page(number: int | None, chunk: list[Item], prev: int | None, empty: datetime) -> Page:
     updated = max((item_updated(item) for item in chunk), default=empty)
-    return Page(number, tuple(reversed(chunk)), updated, prev)
+    newest_first = sorted(chunk, key=lambda item: (item.published, item.id), reverse=True)
+    return Page(number, tuple(newest_first), updated, prev)
 
 
 # --- documents ----------------------------------------------------------------------------

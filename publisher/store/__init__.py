@@ -216,6 +216,7 @@ def row_to_item(row: ItemRow) -> Item:
         topics=tuple(row.topics or ()),
         image=row.image,
         image_alt=row.image_alt,
+        first_seen=row.first_seen,
     )
 
 
