@@ -19,7 +19,7 @@ from werkzeug import Response
 from publisher.errors import ConfigError
 from publisher.items import Item
 from publisher.pipeline import build_feeds
-from publisher.publish import publish_feeds
+from publisher.publish import feeds_up_to_date, publish_feeds
 from publisher.publish.feeds import STATE_FILE
 from publisher.store.models import EditionRow
 
@@ -246,9 +246,18 @@ def test_a_failing_hub_is_reported_and_the_feeds_stay(make_config, project, http
     extra = FEEDS.format(limit=5).replace(
         "feeds:\n  feeds:", f"feeds:\n  websub_hub: {httpserver.url_for('/hub')}\n  feeds:"
     )
-    report = publish_feeds(make_config(extra), items(2), {}, now=NOW)
+    config = make_config(extra)
+    report = publish_feeds(config, items(2), {}, now=NOW)
     assert report.problems and "503" in report.problems[0]
     assert (project / "feeds/everything.rss").is_file()
+    missed = len(httpserver.log)
+    # The next build changes no file, yet retries every ping the hub did not take.
+    httpserver.clear()
+    httpserver.expect_request("/hub").respond_with_data("", status=204)
+    assert feeds_up_to_date(config, "same") is None
+    again = publish_feeds(config, items(2), {}, now=NOW, signature="same")
+    assert again.written == 0 and len(again.pinged) == missed
+    assert feeds_up_to_date(config, "same") is not None  # all announced: skip from now on
 
 
 def add_edition(store, number: int, *, sent: bool, campaign: str = "weekly") -> None:

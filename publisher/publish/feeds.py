@@ -195,9 +195,6 @@ def publish_feeds(
     report.written += len(writer.changed)
     report.unchanged += len(writer.unchanged)
     _remove_stale(build)
-    inputs = _inputs_fingerprint(config, signature) if signature else None
-    state = {"documents": build.new_documents, "empty_since": empty_since, "inputs": inputs}
-    _save_state(output, state)
     changed = set(writer.changed)
     changed_urls = [
         meta.url(fmt.extension)
@@ -205,8 +202,16 @@ def publish_feeds(
         for fmt in FORMATS.values()
         if meta.relpath(fmt.extension) in changed
     ]
-    if config.feeds.websub_hub and changed_urls:
-        _ping_hub(config.feeds.websub_hub, changed_urls, report, http)
+    # Pings a hub missed last time are sent again with this build's.
+    to_ping = list(dict.fromkeys(build.state.get("unpinged", []) + changed_urls))
+    if config.feeds.websub_hub and to_ping:
+        _ping_hub(config.feeds.websub_hub, to_ping, report, http)
+    inputs = _inputs_fingerprint(config, signature) if signature else None
+    state = {"documents": build.new_documents, "empty_since": empty_since, "inputs": inputs}
+    unpinged = [url for url in to_ping if url not in report.pinged]
+    if config.feeds.websub_hub and unpinged:
+        state["unpinged"] = unpinged
+    _save_state(output, state)
     return report
 
 
@@ -243,8 +248,8 @@ def feeds_up_to_date(config: PublisherConfig, signature: str) -> FeedsReport | N
     store signature) and all its files are still there; None if a build is needed."""
     output = config.resolve(config.feeds.output_dir)
     state = _load_state(output)
-    if state.get("inputs") != _inputs_fingerprint(config, signature):
-        return None
+    if state.get("inputs") != _inputs_fingerprint(config, signature) or state.get("unpinged"):
+        return None  # something changed, or the hub still has to hear of an earlier change
     paths = [output / OPML_FILE, output / ALTERNATE_LINKS_FILE] + [
         output / key.format(ext=fmt.extension)
         for key in state.get("documents", {})
