@@ -24,9 +24,9 @@ app = typer.Typer(
     help="Collect content, publish feeds and send email digests.",
     pretty_exceptions_enable=False,
 )
-console = Console()
-# Messages are never re-wrapped: a `file:line: key` or a header split over two lines would
-# mislead, and scripts read stderr line by line.
+console = Console(soft_wrap=True)
+# Lines are never re-wrapped: a `file:line: key`, a path or a header split over two lines
+# would mislead, and scripts read the output line by line. (Tables size themselves.)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
