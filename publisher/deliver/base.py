@@ -142,7 +142,11 @@ class UncertainError(DeliveryError):
 
 
 class DeliveryBackend(Protocol):
-    """One class per backend, registered by name in `publisher.deliver.BACKENDS`."""
+    """One class per backend, registered by name in `publisher.deliver.BACKENDS`.
+
+    Optional: `encode(prepared, recipients, batch_key)` builds a batch's request ahead (the
+    dispatcher calls it off the sending threads) and `send_encoded(encoded)` sends it, with
+    send_batch's answers and errors (the SendGrid backend: the serialised JSON body)."""
 
     name: str
     batch_size: int  # recipients per send_batch call

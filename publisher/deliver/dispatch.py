@@ -1,22 +1,27 @@
 """The dispatcher: stream the audience in batches, claim each batch in the ledger, send the
 batches concurrently through a backend, retry what is worth retrying, record the outcome.
 
-The calling thread claims and finishes batches. A batch is claimed (`inflight`) just before
-it is handed to an idle worker, so at most `workers` batches are ever in flight. The worker
-marks it `requested` (one UPDATE) right before each attempt writes the request, and back to
-`inflight` when the provider definitely refused it (429, 5xx, connection refused), before it
-sleeps out the backoff: after a crash only `requested` rows may have reached the provider
-(see publisher.store.ledger).
+The calling thread is the producer: it claims batches (`inflight`), builds each one's
+recipients and, when the backend can (`encode`: SendGrid serialises the request body), its
+request, and queues it for `workers` sending threads, a few batches ahead (at most
+`3 * workers` claimed and unrecorded: memory stays flat, and a worker never waits for the
+store or for body building). It also records outcomes (`sent`, `failed`, `uncertain`). A
+worker marks its batch `requested` (one UPDATE) right before each attempt writes the request,
+and back to `inflight` when the provider definitely refused it (429, 5xx, connection refused),
+before it sleeps out the backoff: after a crash only `requested` rows may have reached the
+provider (see publisher.store.ledger). Batches still queued when the send stops (paused,
+Ctrl-C) were never requested: they stay `inflight` and the resume sends them.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from queue import SimpleQueue
 from typing import Any
 
 from publisher.deliver.base import (
@@ -87,17 +92,21 @@ def send_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
     mark: Mark | None = None,
+    encoded: Any = None,
 ) -> Outcome:
     """One batch: retry transient errors, split on 413, fail on refusals, never resend an
     uncertain request. `mark` (the ledger) hears `requested` before every attempt and
-    `inflight` after every definite refusal, so a crash during a backoff sleep resends."""
+    `inflight` after every definite refusal, so a crash during a backoff sleep resends.
+    `encoded`: the batch's request, built beforehand by `backend.encode` (every attempt sends
+    it as it is; the halves of a 413 are built afresh)."""
     everyone = [r.subscriber_id for r in recipients]
     for attempt in range(1, policy.max_attempts + 1):
         if mark:
             mark(recipients, REQUESTED)
         try:
-            return Outcome(failed=backend.send_batch(prepared, recipients, batch_key=batch_key),
-                           requests=attempt)
+            failed = (backend.send_batch(prepared, recipients, batch_key=batch_key)
+                      if encoded is None else backend.send_encoded(encoded))  # type: ignore[attr-defined]
+            return Outcome(failed=failed, requests=attempt)
         except TransientError as exc:
             if mark:
                 mark(recipients, INFLIGHT)  # refused: nothing of it was accepted
@@ -139,6 +148,33 @@ def batched(items: Iterable[Due], size: int) -> Iterator[list[Due]]:
         yield batch
 
 
+class _Recipients(Sequence[Recipient]):
+    """A batch's recipients kept as plain tuples, a Recipient made when one is read.
+
+    The collector stops tracking a plain tuple of strings and numbers at once, not a
+    Recipient (a tuple subclass): the thousand Recipients of every batch waiting in the queue
+    or in flight would be promoted to the oldest generation and bring on a full collection
+    every few batches (~50 ms each here), a pause of every sending thread."""
+
+    def __init__(self, rows: list[tuple[int, str, str | None, str, str]]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return _Recipients(self._rows[index])
+        return Recipient._make(self._rows[index])
+
+
+@dataclass
+class _Batch:
+    number: int
+    recipients: _Recipients
+    encoded: Any  # the backend's prepared request (`encode`), or None
+
+
 @dataclass
 class Dispatcher:
     store: Store
@@ -151,6 +187,11 @@ class Dispatcher:
     elapsed: Callable[[], float] = time.monotonic  # ledger times: `now` + time since start
     result: DispatchResult = field(default_factory=DispatchResult)
     _started: float = field(default=0.0, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    # Ledger writes of this send, one at a time: a writer waiting here wakes as soon as the
+    # other is done, where SQLite's busy handler would sleep (1, 2, 5, 10... ms) and retry.
+    _writing: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def stamp(self) -> datetime:
         """The time ledger rows are written with: the caller's `now` advanced by the seconds
@@ -162,50 +203,111 @@ class Dispatcher:
         self._started = self.elapsed()
         prepared = self.backend.prepare(self.message)
         number = ledger.next_batch_number(self.store, self.message.edition_id)
-        running: dict[Future, tuple[int, int]] = {}  # future -> (batch number, size)
-        with ThreadPoolExecutor(max_workers=self.backend.workers) as pool:
-            try:
-                for batch in batched(due, self.backend.batch_size):
-                    while len(running) >= self.backend.workers:
-                        self._collect(running, wait(running, return_when=FIRST_COMPLETED).done)
-                    if self.result.failed_batches >= self.policy.max_failed_batches:
-                        self.result.paused = True
-                        break
-                    running[self._submit(pool, prepared, number, batch)] = (number, len(batch))
-                    number += 1
-            finally:  # also on Ctrl-C: record what the provider already answered
-                while running:
-                    self._collect(running, wait(running, return_when=FIRST_COMPLETED).done)
+        workers = max(1, self.backend.workers)
+        ahead = 3 * workers  # claimed, not yet recorded: `workers` sending, the rest queued
+        ready: SimpleQueue[_Batch | None] = SimpleQueue()
+        done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]] = SimpleQueue()
+        threads = [threading.Thread(target=self._work, args=(prepared, ready, done),
+                                    name=f"deliver-{i}", daemon=True) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        outstanding, error = 0, None
+
+        def record(block: bool) -> None:  # one finished batch (got first: Ctrl-C safe)
+            nonlocal outstanding, error
+            finished = done.get() if block else done.get_nowait()
+            outstanding -= 1
+            error = self._record(*finished) or error
+
+        try:
+            # plain tuples (see _Recipients): a Due waiting in a batch would be promoted too
+            for batch in batched(map(tuple, due), self.backend.batch_size):
+                while outstanding >= ahead:  # wait for a worker to finish one
+                    record(block=True)
+                while not done.empty():  # record what finished meanwhile (liveness, progress)
+                    record(block=False)
+                if self._stop.is_set():  # paused (or a worker failed)
+                    break
+                ready.put(self._prepare(prepared, number, batch))
+                number += 1
+                outstanding += 1
+        except BaseException:  # also on Ctrl-C: queued batches stay inflight, never requested
+            self._stop.set()
+            raise
+        finally:  # record what the provider already answered
+            for _ in threads:
+                ready.put(None)
+            while outstanding:
+                record(block=True)
+            for thread in threads:
+                thread.join()
+        if error is not None:
+            raise error
         if self.result.failed_batches >= self.policy.max_failed_batches:
             self.result.paused = True
         return self.result
 
-    def _submit(self, pool: ThreadPoolExecutor, prepared: Any, number: int,
-                batch: list[Due]) -> Future:
+    def _prepare(self, prepared: Any, number: int, batch: list[tuple]) -> _Batch:
+        """Claim the batch (`inflight`) and build its request, ahead of the workers."""
+        with self._writing:
+            ledger.claim_batch(self.store, self.message.edition_id, number, batch,
+                               now=self.stamp())
+        public_url = self.message.public_url
+        recipients = _Recipients(sorted(  # by id: a part of a batch is a range (mark_range)
+            [(d[0], d[1], d[2], d[3], public_url) for d in batch]  # Due: id, email, name, token
+        ))
+        encode = getattr(self.backend, "encode", None)
+        encoded = encode(prepared, recipients, self._key(number)) if encode else None
+        return _Batch(number, recipients, encoded)
+
+    def _key(self, number: int) -> str:
+        return f"{self.message.edition_id}-{number}"
+
+    def _work(self, prepared: Any, ready: SimpleQueue[_Batch | None],
+              done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]]) -> None:
+        """A sending thread: take the next prepared batch, send it, hand the outcome back."""
         edition = self.message.edition_id
-        ledger.claim_batch(self.store, edition, number, batch, now=self.stamp())
-        recipients = sorted(  # by id: a slice of the batch is a range (see ledger.mark_range)
-            (Recipient(d.subscriber_id, d.email, d.name, d.token, self.message.public_url)
-             for d in batch),
-            key=lambda r: r.subscriber_id,
-        )
-        self.result.batches += 1
+        while (batch := ready.get()) is not None:
+            if self._stop.is_set():
+                done.put((batch, None))  # never requested: left inflight, resent on resume
+                continue
+            number = batch.number
 
-        def mark(part: Sequence[Recipient], status: str) -> None:
-            ledger.mark_range(self.store, edition, number, part[0].subscriber_id,
-                              part[-1].subscriber_id, status, now=self.stamp())
+            def mark(part: Sequence[Recipient], status: str, number: int = number) -> None:
+                with self._writing:
+                    ledger.mark_range(self.store, edition, number, part[0].subscriber_id,
+                                      part[-1].subscriber_id, status, now=self.stamp())
 
-        return pool.submit(send_with_retries, self.backend, prepared, recipients,
-                           f"{edition}-{number}", self.policy, sleep=self.sleep, mark=mark)
+            with self._lock:
+                self.result.batches += 1
+            try:
+                outcome = send_with_retries(self.backend, prepared, batch.recipients,
+                                            self._key(number), self.policy, sleep=self.sleep,
+                                            mark=mark, encoded=batch.encoded)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the producer
+                self._stop.set()
+                done.put((batch, exc))
+                continue
+            if outcome.batch_error:
+                with self._lock:  # counted here, so the pause stops this worker's next batch
+                    self.result.failed_batches += 1
+                    if self.result.failed_batches >= self.policy.max_failed_batches:
+                        self._stop.set()
+            done.put((batch, outcome))
 
-    def _collect(self, running: dict[Future, tuple[int, int]], done: Iterable[Future]) -> None:
-        for future in done:
-            number, size = running.pop(future)
-            outcome: Outcome = future.result()
-            ledger.finish_batch(self.store, self.message.edition_id, number,
+    def _record(self, batch: _Batch, outcome: Outcome | BaseException | None
+                ) -> BaseException | None:
+        """In the producer: write a batch's outcome to the ledger and count it."""
+        if outcome is None:
+            return None
+        if isinstance(outcome, BaseException):
+            return outcome
+        with self._writing:
+            ledger.finish_batch(self.store, self.message.edition_id, batch.number,
                                 failed=outcome.failed, uncertain=outcome.uncertain,
                                 now=self.stamp())
-            self._count(outcome, size)
+        self._count(outcome, len(batch.recipients))
+        return None
 
     def _count(self, outcome: Outcome, size: int) -> None:
         sent = size - len(outcome.failed) - len(outcome.uncertain)
@@ -216,7 +318,6 @@ class Dispatcher:
         self.result.failed += len(outcome.failed)
         self.result.uncertain += len(outcome.uncertain)
         if outcome.batch_error:
-            self.result.failed_batches += 1
             self.result.last_error = outcome.batch_error
         elif outcome.failed:
             self.result.last_error = next(iter(outcome.failed.values()))

@@ -9,12 +9,14 @@ States of a row::
     inflight/requested --refused for good--> failed
 
 * A batch is claimed (rows written `inflight`, with the batch number, one transaction per
-  batch) before it is handed to a worker. Right before each attempt writes its request, the
-  worker marks the batch `requested` (one UPDATE per batch per attempt); when the provider
-  definitely refuses the attempt (429, 5xx, 413, 400, connection refused before anything was
-  written) it goes back to `inflight` before the backoff sleep. It becomes `sent` only after
-  the provider accepted it. An answer that never came (timeout, connection dropped after the
-  request was written) makes it `uncertain`: it may have been accepted, it is not resent.
+  batch) before it is handed to a worker (a few batches ahead of the workers: at most
+  3 x workers claimed and not yet finished; never requested, they are resent). Right before
+  each attempt writes its request, the worker marks the batch `requested` (one UPDATE per
+  batch per attempt); when the provider definitely refuses the attempt (429, 5xx, 413, 400,
+  connection refused before anything was written) it goes back to `inflight` before the
+  backoff sleep. It becomes `sent` only after the provider accepted it. An answer that never
+  came (timeout, connection dropped after the request was written) makes it `uncertain`: it
+  may have been accepted, it is not resent.
 * Resuming (`reconcile`) sends `inflight` rows again (their request never left, or was
   refused) and turns `requested` rows into `uncertain`: the process died while the request
   may have reached the provider, for instance killed between SendGrid's 202 and our update.
@@ -137,7 +139,9 @@ def iter_due(
             .limit(chunk)
         )
         with store.engine.connect() as connection:
-            rows = connection.execute(query).all()
+            # plain tuples: the collector stops tracking them at once, while result rows kept
+            # for a whole chunk would be promoted to the oldest generation (full collections)
+            rows = [tuple(row) for row in connection.execute(query)]
         if not rows:
             return
         for row in rows:
@@ -154,9 +158,10 @@ def claim_batch(
     store: Store, edition_id: int, batch: int, due: Sequence[Due], *, now: datetime
 ) -> None:
     """Write the batch's rows as `inflight` in one transaction, before anything is sent.
-    New rows are one INSERT ... SELECT (no per-row parameters to bind: the fastest here)."""
-    new = [d.subscriber_id for d in due if not d.retry]
-    old = [d.subscriber_id for d in due if d.retry]
+    New rows are one INSERT ... SELECT (no per-row parameters to bind: the fastest here).
+    `due`: Due rows, or plain tuples in Due's field order."""
+    new = [d[0] for d in due if not d[4]]  # (subscriber_id, ..., retry)
+    old = [d[0] for d in due if d[4]]
     try:
         _claim(store, edition_id, batch, new, old, now)
     except IntegrityError:  # a row exists now that did not when the batch was read
