@@ -334,3 +334,30 @@ def test_a_retry_skips_who_stopped_following_the_campaign(store, sendgrid_config
     assert server.recipients == ["person2@example.org"]
     assert report.sent == 1
     assert ledger.counts(store, edition) == {"sent": 1, "skipped": 2}
+
+
+def test_the_body_built_ahead_is_exactly_the_documented_body(store, sendgrid_config, fixed_now,
+                                                            monkeypatch):
+    """The dispatcher sends `encode`'s text (built once, ahead of the workers); it must be
+    the JSON of `build_body`, refused recipients included, for any name."""
+    import json
+
+    from publisher.deliver import Recipient
+    from publisher.deliver.service import build_message
+    from publisher.store.editions import get_edition
+
+    monkeypatch.setattr("publisher.deliver.sendgrid.secrets.token_hex", lambda n: "ab" * n)
+    config = sendgrid_config()
+    edition = add_edition(store, fixed_now)
+    backend = make_backend(config)
+    prepared = backend.prepare(build_message(config, get_edition(store, edition), now=fixed_now))
+    names = ["Ann", None, 'Zoë "Z" <z@x>', "ü" * 20_000]  # the last is too long: refused
+    recipients = [
+        Recipient(n, f"p{n}@example.org", name, f"tok{n}", "https://www.example.org/news")
+        for n, name in enumerate(names, start=1)
+    ]
+    body, refused = backend.build_body(prepared, recipients, "7-1")
+    encoded = backend.encode(prepared, recipients, "7-1")
+    assert json.loads(encoded.body) == body
+    assert dict(encoded.refused) == refused and list(refused) == [4]
+    backend.close()
