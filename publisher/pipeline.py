@@ -7,6 +7,7 @@ The CLI and the scheduler both call these functions; `run_once` is what `make ru
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -255,7 +256,13 @@ class SlotOutcome:
 
 
 def run_campaign_slot(
-    config: PublisherConfig, store: Store, campaign: str, slot: datetime, *, now: datetime
+    config: PublisherConfig,
+    store: Store,
+    campaign: str,
+    slot: datetime,
+    *,
+    now: datetime,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SlotOutcome:
     """One scheduled slot: compose its edition (or find it), send it, rebuild the feeds.
 
@@ -265,8 +272,9 @@ def run_campaign_slot(
     record = compose_campaign(config, store, campaign, now=now, slot=slot)
     if record is None:
         return SlotOutcome("skipped", None, "nothing new")
-    delivery = send_edition(config, store, record.id, now=now)
+    delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
     feeds = build_feeds(config, store, now=now)
-    # A send paused by backend errors is 'failed': the next daemon start resumes it.
-    status = "failed" if delivery.paused else "sent"
+    # A send paused by backend errors, or stopped by a shutdown between batches, is 'failed':
+    # the next daemon start resumes it.
+    status = "failed" if delivery.paused or delivery.stopped else "sent"
     return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}")

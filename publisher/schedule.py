@@ -431,9 +431,12 @@ def make_daemon(config: PublisherConfig, store: Store, *, clock: Callable[[], da
     from publisher import pipeline
 
     def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
-        return pipeline.run_campaign_slot(config, store, name, slot, now=now)
+        # SIGTERM: the send stops between batches (the batch in flight finishes).
+        return pipeline.run_campaign_slot(
+            config, store, name, slot, now=now, should_stop=daemon.stopping.is_set
+        )
 
-    return Daemon(
+    daemon = Daemon(
         config,
         store,
         run_slot=run_slot,
@@ -441,6 +444,7 @@ def make_daemon(config: PublisherConfig, store: Store, *, clock: Callable[[], da
         collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
     )
+    return daemon
 
 
 @dataclass

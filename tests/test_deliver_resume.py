@@ -145,3 +145,29 @@ def test_kill_during_a_retry_after_wait_then_resume_sends_the_refused_batch(setu
     assert set(seen) == set(emails)
     assert max(seen.values()) == 1, "someone received the edition twice"
     assert _statuses(store, edition) == Counter(sent=len(emails))
+
+
+def test_a_stop_request_ends_the_send_between_batches_and_resume_finishes_it(
+    store, make_config, fixed_now
+):
+    """The daemon's SIGTERM: batches being sent finish, no new one starts, the edition
+    stays unfinished, and a resume reaches everyone else exactly once."""
+    from publisher.deliver import deliver_edition
+
+    config = make_config(config_text("file", delivery="  file:\n    batch_size: 10\n"))
+    add_subscribers(store, fixed_now, 100)
+    edition = add_edition(store, fixed_now)
+    asked = []
+
+    def stop_after_two_checks() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    first = deliver_edition(config, store, edition, now=fixed_now,
+                            should_stop=stop_after_two_checks)
+    assert first.stopped and 0 < first.sent < 100
+    assert "--resume" in first.note
+    second = deliver_edition(config, store, edition, now=fixed_now)
+    assert not second.stopped and first.sent + second.sent == 100
+    outbox = list((config.root / "outbox" / "weekly").glob("*/*.eml"))
+    assert len(outbox) == 100

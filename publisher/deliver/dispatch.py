@@ -79,6 +79,7 @@ class DispatchResult:
     requests: int = 0
     failed_batches: int = 0
     paused: bool = False
+    stopped: bool = False  # asked to stop (daemon shutdown): the rest waits for a resume
     last_error: str | None = None
 
 
@@ -183,6 +184,9 @@ class Dispatcher:
     policy: RetryPolicy
     now: datetime
     progress: Callable[[int], None] | None = None
+    # Asked between batches: True stops taking new ones (SIGTERM to the daemon). Batches a
+    # worker is sending finish; queued ones stay `inflight` (never requested) for a resume.
+    should_stop: Callable[[], bool] | None = None
     sleep: Callable[[float], None] = time.sleep
     elapsed: Callable[[], float] = time.monotonic  # ledger times: `now` + time since start
     result: DispatchResult = field(default_factory=DispatchResult)
@@ -226,7 +230,10 @@ class Dispatcher:
                     record(block=True)
                 while not done.empty():  # record what finished meanwhile (liveness, progress)
                     record(block=False)
-                if self._stop.is_set():  # paused (or a worker failed)
+                if self.should_stop is not None and self.should_stop():
+                    self.result.stopped = True
+                    self._stop.set()
+                if self._stop.is_set():  # paused, stopped, or a worker failed
                     break
                 ready.put(self._prepare(prepared, number, batch))
                 number += 1

@@ -40,6 +40,7 @@ class DeliveryReport:
     requests: int = 0
     seconds: float = 0.0
     paused: bool = False
+    stopped: bool = False  # stopped between batches on request; resumable
     recovered_uncertain: int = 0  # requested rows of a killed run, now assumed sent
     last_error: str | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -53,6 +54,8 @@ class DeliveryReport:
         if self.paused:
             line += (f"; PAUSED after {self.batches} batches ({self.last_error}); fix it and "
                      f"run `publisher send {self.campaign} --resume`")
+        elif self.stopped:
+            line += f"; STOPPED on request, `publisher send {self.campaign} --resume` finishes it"
         elif self.failed:
             line += f"; `publisher send {self.campaign} --resume` retries the failed ones"
         return line
@@ -108,6 +111,7 @@ def deliver_edition(
     send_at: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
     """Send (or finish sending) an edition to every active subscriber following its
     campaign, exactly once each. `progress(advance, total)` is called per finished batch."""
@@ -125,7 +129,8 @@ def deliver_edition(
     total = max(0, count_audience(store, audience) - report.skipped)
     ledger.set_edition_status(store, edition.id, "sending")
     dispatcher = Dispatcher(store, backend, message, policy_from(config), now,
-                            progress=(lambda n: progress(n, total)) if progress else None)
+                            progress=(lambda n: progress(n, total)) if progress else None,
+                            should_stop=should_stop)
     started = clock() if clock else 0.0
     try:
         result = dispatcher.run(ledger.iter_due(store, edition.id, audience))
@@ -133,10 +138,13 @@ def deliver_edition(
         backend.close()
         if clock:
             report.seconds = clock() - started
-    for name in ("sent", "failed", "uncertain", "batches", "requests", "paused", "last_error"):
+    for name in ("sent", "failed", "uncertain", "batches", "requests", "paused", "stopped",
+                 "last_error"):
         setattr(report, name, getattr(result, name))
     if result.paused:
         ledger.set_edition_status(store, edition.id, "paused")
+    elif result.stopped:
+        pass  # still 'sending': a resume (or the daemon's next start) finishes it
     else:
         ledger.skip_leftovers(store, edition.id, now=now)
         first_time = edition.status != "sent" or edition.sent_at is None
