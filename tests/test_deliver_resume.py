@@ -165,7 +165,9 @@ def test_a_stop_request_ends_the_send_between_batches_and_resume_finishes_it(
 
     first = deliver_edition(config, store, edition, now=fixed_now,
                             should_stop=stop_after_two_checks)
-    assert first.stopped and 0 < first.sent < 100
+    # Queued batches a worker had not started are left for the resume, so how many went
+    # out before the stop depends on the threads' timing; never all of them.
+    assert first.stopped and first.sent < 100
     assert "--resume" in first.note
     second = deliver_edition(config, store, edition, now=fixed_now)
     assert not second.stopped and first.sent + second.sent == 100

@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import urllib.error
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from http.client import HTTPException
 from typing import Any, NamedTuple
 
@@ -151,17 +151,21 @@ class SendGridBackend:
         self, prepared: dict[str, Any], recipients: Sequence[Recipient], batch_key: str
     ) -> tuple[dict[str, Any], dict[int, str]]:
         """The request body and the recipients refused before sending (oversized values)."""
+        refused: dict[int, str] = {}
+        body = self._envelope(prepared, batch_key)
+        body["personalizations"] = list(self._accepted(prepared, recipients, refused))
+        return body, refused
+
+    def _accepted(
+        self, prepared: dict[str, Any], recipients: Sequence[Recipient], refused: dict[int, str]
+    ) -> Iterator[dict[str, Any]]:
+        """Each recipient's personalization, unless refused (recorded in `refused`)."""
         message: Message = prepared["message"]
         nonce = secrets.token_hex(4)
-        personalizations, refused = [], {}
         for recipient in recipients:
             p = self.personalization(message, recipient, nonce)
-            if _refuse(recipient, p, refused):
-                continue
-            personalizations.append(p)
-        body = self._envelope(prepared, batch_key)
-        body["personalizations"] = personalizations
-        return body, refused
+            if not _refuse(recipient, p, refused):
+                yield p
 
     @staticmethod
     def _envelope(prepared: dict[str, Any], batch_key: str) -> dict[str, Any]:
@@ -177,14 +181,8 @@ class SendGridBackend:
         sends the same text. Each personalization becomes text at once: a thousand of them
         alive together would be promoted to the collector's oldest generation and bring on
         full collections (a pause of every thread)."""
-        message: Message = prepared["message"]
-        nonce = secrets.token_hex(4)
-        parts, refused = [], {}
-        for recipient in recipients:
-            p = self.personalization(message, recipient, nonce)
-            if _refuse(recipient, p, refused):
-                continue
-            parts.append(json.dumps(p))
+        refused: dict[int, str] = {}
+        parts = [json.dumps(p) for p in self._accepted(prepared, recipients, refused)]
         if not parts:
             return Encoded(None, refused)
         head = json.dumps(self._envelope(prepared, batch_key))  # "{...}": personalizations last
