@@ -152,3 +152,12 @@ def test_internal_attributes_are_not_configuration_keys(tmp_path, key):
     path.write_text(BASE_CONFIG + f"{key}: /etc\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=f"unknown key '{key}'"):
         load_config(path)
+
+
+def test_send_to_something_that_is_not_an_address_is_a_usage_error(tmp_path):
+    write_config(tmp_path)
+    result = run_cli("send", "weekly", "--to", "not-an-address", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "is not an email address" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "outbox").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -61,7 +62,12 @@ def send(
         bool, typer.Option("--dry-run", help="Counts, batches and a sample; send nothing.")
     ] = False,
     to: Annotated[
-        str | None, typer.Option("--to", help="Test-send the edition to this address only.")
+        str | None,
+        typer.Option(
+            "--to",
+            help="Test-send the edition to this address only.",
+            callback=lambda value: email_address(value) if value is not None else None,
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Finish the campaign's interrupted edition.")
@@ -112,6 +118,14 @@ def _print_dry_run(st: AppState, edition) -> None:  # type: ignore[no-untyped-de
         f"{plan.already_done} already sent; nothing was sent",
         highlight=False,
     )
+
+
+def email_address(value: str) -> str:
+    """A plain address (user@domain.tld); anything else is a usage error (exit 2)."""
+    address = value.strip()
+    if not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\".]+", address):
+        raise typer.BadParameter(f"'{value}' is not an email address")
+    return address
 
 
 def _send_to_one(st: AppState, edition, address: str) -> None:  # type: ignore[no-untyped-def]
