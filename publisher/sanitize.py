@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import urljoin
 
 import nh3
 
@@ -67,9 +66,3 @@ def summarise(fragment: str, limit: int = 280) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.")
     return cut + "…"
-
-
-def absolute_url(url: str | None, base_url: str | None) -> str | None:
-    if not url:
-        return url
-    return urljoin(base_url, url) if base_url else url

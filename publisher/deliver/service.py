@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from publisher.config import CampaignConfig, PublisherConfig
+from publisher.config import PublisherConfig
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
 from publisher.deliver.dispatch import Dispatcher, RetryPolicy, send_with_retries
 from publisher.deliver.registry import make_backend
@@ -66,13 +66,6 @@ def policy_from(config: PublisherConfig) -> RetryPolicy:
     return RetryPolicy(d.max_attempts, d.backoff_base, d.backoff_max, d.max_failed_batches)
 
 
-def campaign_of(config: PublisherConfig, name: str) -> CampaignConfig:
-    for campaign in config.campaigns:
-        if campaign.name == name:
-            return campaign
-    raise DeliveryError(f"campaign '{name}' is not in {config.file}; cannot send its editions")
-
-
 def load_edition(store: Store, edition_id: int | StoredEdition) -> StoredEdition:
     """By id; an unstored StoredEdition (id 0, from a preview compose) is taken as it is."""
     if isinstance(edition_id, StoredEdition):
@@ -87,7 +80,7 @@ def build_message(
     config: PublisherConfig, edition: StoredEdition, *, now: datetime,
     send_at: datetime | None = None,
 ) -> Message:
-    org, campaign = config.organisation, campaign_of(config, edition.campaign)
+    org, campaign = config.organisation, config.campaign(edition.campaign)
     if send_at is not None and not (now <= send_at <= now + SEND_AT_LIMIT):
         raise DeliveryError("send_at must be in the future and at most 72 hours ahead")
     return Message(
@@ -118,7 +111,7 @@ def deliver_edition(
     edition = load_edition(store, edition_id)
     message = build_message(config, edition, now=now, send_at=send_at)
     backend = backend or make_backend(config)
-    audience = campaign_of(config, edition.campaign).audience
+    audience = config.campaign(edition.campaign).audience
     report = DeliveryReport(edition.id, edition.campaign, edition.number, backend.name,
                             backend.destination(message))
     reconciled = ledger.reconcile(store, edition.id, now=now, resend_uncertain=resend_uncertain,
@@ -174,7 +167,7 @@ def dry_run(
     edition = load_edition(store, edition_id)
     message = build_message(config, edition, now=now)
     backend = backend or make_backend(config)
-    audience = campaign_of(config, edition.campaign).audience
+    audience = config.campaign(edition.campaign).audience
     first, due = None, 0
     for item in ledger.iter_due(store, edition.id, audience):
         first = first or item

@@ -117,6 +117,11 @@ def item_url(value: object, base_url: str | None, field_name: str = "url") -> st
     return url
 
 
+def optional_url(value: object, base_url: str | None, field_name: str) -> str | None:
+    """Like item_url, for a field that may be absent (an image): None when it is."""
+    return item_url(value, base_url, field_name) if optional_text(value, field_name) else None
+
+
 def slugify(text: str) -> str:
     import re
     import unicodedata

@@ -15,6 +15,7 @@ from publisher.sources.base import (
     check_kind,
     item_url,
     optional_text,
+    optional_url,
     parse_datetime,
     parse_topics,
     slugify,
@@ -69,7 +70,6 @@ class ExportSource:
         url = item_url(record.get("url") or f"{slug}/", self.base_url)
         body = optional_text(record.get("body_html") or record.get("body"), "body_html") or ""
         body_html = sanitize_html(body, url)
-        image = optional_text(record.get("image"), "image")
         return Item(
             id=f"{self.name}:{optional_text(record.get('id'), 'id') or slug}",
             title=title,
@@ -84,6 +84,6 @@ class ExportSource:
             body_html=body_html,
             author=optional_text(record.get("author"), "author"),
             topics=parse_topics(record.get("topics")),
-            image=item_url(image, url, "image") if image else None,
+            image=optional_url(record.get("image"), url, "image"),
             image_alt=optional_text(record.get("image_alt"), "image_alt"),
         )

@@ -12,7 +12,7 @@ import httpx
 
 from publisher.config import FeedSourceConfig, PublisherConfig
 from publisher.items import Item
-from publisher.sanitize import absolute_url, html_to_text, sanitize_html, summarise
+from publisher.sanitize import html_to_text, sanitize_html, summarise
 from publisher.sources.base import (
     CollectContext,
     Problem,
@@ -20,6 +20,7 @@ from publisher.sources.base import (
     SourceResult,
     check_kind,
     item_url,
+    optional_url,
     parse_datetime,
     parse_topics,
 )
@@ -120,7 +121,7 @@ class FeedSource:
         image = None
         for enclosure in entry.get("enclosures", []) or entry.get("media_content", []):
             if str(enclosure.get("type", "")).startswith("image/"):
-                image = absolute_url(enclosure.get("href") or enclosure.get("url"), link)
+                image = optional_url(enclosure.get("href") or enclosure.get("url"), link, "image")
                 break
         topics = self.topics + parse_topics([t.get("term", "") for t in entry.get("tags", [])])
         return Item(
@@ -183,7 +184,7 @@ class FeedSource:
             body_html=body_html,
             author=(authors[0].get("name") if authors else None),
             topics=tuple(dict.fromkeys(self.topics + parse_topics(entry.get("tags")))),
-            image=absolute_url(entry.get("image") or entry.get("banner_image"), link),
+            image=optional_url(entry.get("image") or entry.get("banner_image"), link, "image"),
         )
 
 

@@ -17,6 +17,7 @@ from publisher.sources.base import (
     check_kind,
     item_url,
     optional_text,
+    optional_url,
     parse_datetime,
     parse_topics,
 )
@@ -94,7 +95,6 @@ class MarkdownSource:
             raise FrontMatterError("front matter has no 'title'", 2)
         slug = path.relative_to(self.folder).with_suffix("").as_posix()
         url = item_url(meta.get("url") or f"{slug}/", self.base_url)
-        image = optional_text(meta.get("image"), "image")
         body_html = sanitize_html(_md.render(body), base_url=url)
         return Item(
             id=optional_text(meta.get("id"), "id") or f"{self.name}:{slug}",
@@ -110,6 +110,6 @@ class MarkdownSource:
             body_html=body_html,
             author=optional_text(meta.get("author"), "author"),
             topics=parse_topics(meta.get("topics", meta.get("tags"))),
-            image=item_url(image, url, "image") if image else None,
+            image=optional_url(meta.get("image"), url, "image"),
             image_alt=optional_text(meta.get("image_alt"), "image_alt"),
         )

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -76,6 +74,11 @@ class Store:
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest Alembic revision."""
+        # Imported here: Alembic is a fifth of the CLI's start-up, and --help, `check` and
+        # configuration errors never open the store.
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
@@ -148,12 +151,6 @@ class Store:
                 if limit and len(out) >= limit:
                     break
             return out
-
-    def count_items(self) -> int:
-        from sqlalchemy import func
-
-        with self.session() as session:
-            return session.scalar(select(func.count()).select_from(ItemRow)) or 0
 
     # --- source state -----------------------------------------------------------------
 
