@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher.config import CampaignConfig, Organisation
-from publisher.render import personalise, subscriber_url
 from publisher.render.environment import BUILTIN_TEMPLATES, render_template, template_environment
+from publisher.render.personalise import sample_copy
 
 ARCHIVE_DIR = "archive"
 INDEX_TEMPLATE = "archive_index.html"
@@ -35,12 +35,7 @@ class ArchiveEntry:
 def web_copy(html: str, org: Organisation) -> str:
     """The edition as a web page: the generic preferences page instead of a personal link,
     and the greeting's fallback instead of a name, so nobody's token is published."""
-    return personalise(
-        html,
-        name=None,
-        unsubscribe_url=subscriber_url(org.public_url, "unsubscribe"),
-        preferences_url=subscriber_url(org.public_url, "preferences"),
-    )
+    return sample_copy(html, org.public_url)
 
 
 def _write_atomic(path: Path, content: str) -> None:

@@ -48,3 +48,14 @@ def personalise(
         .replace(UNSUBSCRIBE_URL, unsubscribe_url)
         .replace(PREFERENCES_URL, preferences_url)
     )
+
+
+def sample_copy(document: str, public_url: str, token: str | None = None) -> str:
+    """The document as nobody in particular gets it: the greeting's fallback for the name,
+    and subscriber links with `token` (none: the generic pages, so no token is published)."""
+    return personalise(
+        document,
+        name=None,
+        unsubscribe_url=subscriber_url(public_url, "unsubscribe", token),
+        preferences_url=subscriber_url(public_url, "preferences", token),
+    )
