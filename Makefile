@@ -29,6 +29,8 @@ bench: $(TEST_STAMP)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check publisher tests bench
+	$(BIN)/ruff format --check publisher tests bench
+	$(BIN)/mypy publisher bench
 
 clean:
 	rm -rf $(VENV) var/*.db* feeds/* feeds/.publisher-feeds-state.json archive preview outbox

@@ -104,8 +104,9 @@ def make_store(folder: Path, subscribers: int):  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     rows = (SubscriberInput(f"person{i}@example.org", f"Person {i}") for i in range(subscribers))
     import_subscribers(store, rows, now=NOW)
-    print(f"  (setup: {subscribers:,} subscribers imported in "
-          f"{time.perf_counter() - started:.1f} s)")
+    print(
+        f"  (setup: {subscribers:,} subscribers imported in {time.perf_counter() - started:.1f} s)"
+    )
     return store, add_edition(store, NOW)
 
 
@@ -124,14 +125,19 @@ def bench_sendgrid(args: argparse.Namespace, folder: Path) -> None:
     process, url = start(_serve_sendgrid, args.latency)
     os.environ["SENDGRID_API_KEY"] = API_KEY
     store, _ = make_store(folder, args.subscribers)
-    print(f"sendgrid: {args.subscribers:,} subscribers, {args.latency * 1000:.0f} ms latency "
-          f"per request, medians of {args.repeat} runs (ours and the floor interleaved)")
-    print(f"  {'workers':>7}  {'whole path (store, ledger, HTTP)':>40}  {'bare httpx floor':>26}"
-          f"  {'ours/floor':>10}  peak RSS")
+    print(
+        f"sendgrid: {args.subscribers:,} subscribers, {args.latency * 1000:.0f} ms latency "
+        f"per request, medians of {args.repeat} runs (ours and the floor interleaved)"
+    )
+    print(
+        f"  {'workers':>7}  {'whole path (store, ledger, HTTP)':>40}  {'bare httpx floor':>26}"
+        f"  {'ours/floor':>10}  peak RSS"
+    )
     editions = itertools.count(2)  # edition 1 (from make_store) only shapes the floor bodies
     for workers in args.workers:
-        config = make_config(folder, "sendgrid",
-                             f"  sendgrid:\n    host: {url}\n    workers: {workers}\n")
+        config = make_config(
+            folder, "sendgrid", f"  sendgrid:\n    host: {url}\n    workers: {workers}\n"
+        )
         ours, floors, peaks = [], [], []
         for _ in range(args.repeat):
             seconds, peak, requests = whole_path(config, store, next(editions), url, args)
@@ -141,15 +147,19 @@ def bench_sendgrid(args: argparse.Namespace, folder: Path) -> None:
                 floors.append(bare_httpx_floor(config, store, 1, url, args, workers))
         mine, n = statistics.median(ours), args.subscribers
         floor = statistics.median(floors) if floors else float("nan")
-        print(f"  {workers:>7}  {mine:6.2f} s {n / mine:>9,.0f}/s {requests:>5} requests"
-              f"  {floor:9.2f} s {n / floor:>9,.0f}/s  {mine / floor:>9.2f}x"
-              f"  {max(peaks):,.0f} MiB")
+        print(
+            f"  {workers:>7}  {mine:6.2f} s {n / mine:>9,.0f}/s {requests:>5} requests"
+            f"  {floor:9.2f} s {n / floor:>9,.0f}/s  {mine / floor:>9.2f}x"
+            f"  {max(peaks):,.0f} MiB"
+        )
     if args.subscribers <= 200_000:
         config = make_config(folder, "sendgrid", f"  sendgrid:\n    host: {url}\n")
         one_each = per_recipient_baseline(config, store, 1, args, args.workers[0])
-        print(f"  (a) one request per recipient, {args.workers[0]} workers: "
-              f"{n / one_each:,.0f} recipients/s, {one_each:,.0f} s for {n:,} "
-              f"(a sample, extrapolated; {n:,} requests)")
+        print(
+            f"  (a) one request per recipient, {args.workers[0]} workers: "
+            f"{n / one_each:,.0f} recipients/s, {one_each:,.0f} s for {n:,} "
+            f"(a sample, extrapolated; {n:,} requests)"
+        )
     print("  targets: >= 25,000 recipients/s; ours/floor <= 1.5x; peak < 300 MiB at 1M")
     process.terminate()
     store.close()
@@ -212,7 +222,7 @@ def bare_httpx_floor(config, store, edition, url, args, workers) -> float:  # ty
     prepared = backend.prepare(message)
     recipients = _recipients(store, message, args.subscribers)
     payloads = [
-        json.dumps(backend.build_body(prepared, recipients[i:i + 1000], f"x-{i}")[0]).encode()
+        json.dumps(backend.build_body(prepared, recipients[i : i + 1000], f"x-{i}")[0]).encode()
         for i in range(0, len(recipients), 1000)
     ]
     del recipients
@@ -220,9 +230,16 @@ def bare_httpx_floor(config, store, edition, url, args, workers) -> float:  # ty
     with httpx.Client(limits=httpx.Limits(max_connections=workers)) as client:
         started = time.perf_counter()
         with ThreadPoolExecutor(workers) as pool:
-            answers = list(pool.map(
-                lambda body: client.post(f"{url}/v3/mail/send", content=body, headers=headers,
-                                         timeout=60).status_code, payloads))
+            answers = list(
+                pool.map(
+                    lambda body: (
+                        client.post(
+                            f"{url}/v3/mail/send", content=body, headers=headers, timeout=60
+                        ).status_code
+                    ),
+                    payloads,
+                )
+            )
         elapsed = time.perf_counter() - started
     assert set(answers) == {202}, set(answers)
     return elapsed
@@ -243,22 +260,30 @@ def bench_file_and_smtp(args: argparse.Namespace, folder: Path) -> None:
     ours = time.perf_counter() - started
     assert report.sent == count
     fresh = fresh_mime_tree_baseline(config, store, edition)
-    print(f"file outbox: {count:,} messages  {ours:6.2f} s  {count / ours:>8,.0f} msg/s "
-          f"(target >= 2,000)  peak RSS {peak_mib():,.0f} MiB")
-    print(f"  baseline: a fresh EmailMessage tree per message (sample)  {fresh:>8,.0f} msg/s  "
-          f"-> prepared skeleton is {count / ours / fresh:.1f}x faster")
+    print(
+        f"file outbox: {count:,} messages  {ours:6.2f} s  {count / ours:>8,.0f} msg/s "
+        f"(target >= 2,000)  peak RSS {peak_mib():,.0f} MiB"
+    )
+    print(
+        f"  baseline: a fresh EmailMessage tree per message (sample)  {fresh:>8,.0f} msg/s  "
+        f"-> prepared skeleton is {count / ours / fresh:.1f}x faster"
+    )
     process, (port, ca_file) = start(_serve_smtp, str(folder))
     smtp_count = min(count, 2000)
     store2, edition2 = make_store(_fresh(folder / "smtp"), smtp_count)
-    options = (f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    security: starttls\n"
-               f"    ca_file: {ca_file}\n    workers: 2\n")
+    options = (
+        f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    security: starttls\n"
+        f"    ca_file: {ca_file}\n    workers: 2\n"
+    )
     config2 = make_config(folder / "smtp", "smtp", options)
     started = time.perf_counter()
     report = deliver_edition(config2, store2, edition2, now=NOW)
     elapsed = time.perf_counter() - started
     assert report.sent == smtp_count, report.note
-    print(f"smtp (STARTTLS, 2 connections, local aiosmtpd): {smtp_count:,} messages  "
-          f"{elapsed:6.2f} s  {smtp_count / elapsed:>8,.0f} msg/s")
+    print(
+        f"smtp (STARTTLS, 2 connections, local aiosmtpd): {smtp_count:,} messages  "
+        f"{elapsed:6.2f} s  {smtp_count / elapsed:>8,.0f} msg/s"
+    )
     process.terminate()
 
 
@@ -292,8 +317,12 @@ def fresh_mime_tree_baseline(config, store, edition, sample: int = 500) -> float
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.dispatch")
     parser.add_argument("--subscribers", type=int, default=100_000)
-    parser.add_argument("--workers", type=lambda v: [int(w) for w in v.split(",")],
-                        default=[4, 6, 8], help="comma-separated worker counts")
+    parser.add_argument(
+        "--workers",
+        type=lambda v: [int(w) for w in v.split(",")],
+        default=[4, 6, 8],
+        help="comma-separated worker counts",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.15)
     parser.add_argument("--file-messages", type=int, default=10_000)

@@ -98,8 +98,14 @@ def main() -> None:
         composed = edition(count)
         seconds, peak, result = measure(lambda c=composed: render_edition(c, ORG, web_url=web))
         rendered[count] = result
-        print(row(f"compile edition, {count} items", seconds,
-                  f"{result.size / 1024:.1f} KB html, peak {peak:.1f} MiB"), flush=True)
+        print(
+            row(
+                f"compile edition, {count} items",
+                seconds,
+                f"{result.size / 1024:.1f} KB html, peak {peak:.1f} MiB",
+            ),
+            flush=True,
+        )
 
     # baseline: what sending would cost if each recipient's email were compiled from MJML
     composed = edition(10)
@@ -108,8 +114,14 @@ def main() -> None:
         render_edition(composed, ORG, web_url=web)
     per_recipient = (time.perf_counter() - start) / BASELINE_SAMPLE
     baseline_rate = 1 / per_recipient
-    print(row(f"baseline: compile per recipient ({BASELINE_SAMPLE} sampled)", per_recipient,
-              f"{baseline_rate:,.0f} recipients/s"), flush=True)
+    print(
+        row(
+            f"baseline: compile per recipient ({BASELINE_SAMPLE} sampled)",
+            per_recipient,
+            f"{baseline_rate:,.0f} recipients/s",
+        ),
+        flush=True,
+    )
 
     html, text = rendered[10].html, rendered[10].text
     tracemalloc.start()
@@ -119,10 +131,18 @@ def main() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rate = RECIPIENTS / elapsed
-    print(row(f"compile once + personalise {RECIPIENTS:,} (html+text)", elapsed,
-              f"{rate:,.0f} recipients/s, peak {peak / 2**20:.1f} MiB (traced)"), flush=True)
-    print(f"personalisation is {rate / baseline_rate:,.0f}x the per-recipient-compile baseline; "
-          f"100,000 recipients: {elapsed:.1f} s vs ~{RECIPIENTS * per_recipient / 60:.0f} min")
+    print(
+        row(
+            f"compile once + personalise {RECIPIENTS:,} (html+text)",
+            elapsed,
+            f"{rate:,.0f} recipients/s, peak {peak / 2**20:.1f} MiB (traced)",
+        ),
+        flush=True,
+    )
+    print(
+        f"personalisation is {rate / baseline_rate:,.0f}x the per-recipient-compile baseline; "
+        f"100,000 recipients: {elapsed:.1f} s vs ~{RECIPIENTS * per_recipient / 60:.0f} min"
+    )
 
 
 if __name__ == "__main__":

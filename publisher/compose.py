@@ -104,9 +104,7 @@ def compose_edition(
     """Select the items of the next edition, or None when `skip_if_empty` and nothing is new."""
     since = window_start(campaign, history, now)
     new_items = [
-        item
-        for item in items
-        if since < item.published <= now and item.id not in history.carried
+        item for item in items if since < item.published <= now and item.id not in history.carried
     ]
     fresh, left_out = _email_safe(new_items)
     fresh.sort(key=lambda item: (item.published, item.id), reverse=True)

@@ -110,9 +110,7 @@ def test_spring_forward_in_berlin_fires_once():
     assert fires == [datetime(2027, 3, 28, 1, 30, tzinfo=UTC)]  # 03:30 CEST
 
 
-@pytest.mark.parametrize(
-    ("zone", "day"), [(NEW_YORK, "2027-11-07"), (BERLIN, "2027-10-31")]
-)
+@pytest.mark.parametrize(("zone", "day"), [(NEW_YORK, "2027-11-07"), (BERLIN, "2027-10-31")])
 def test_fall_back_repeated_time_fires_once(zone, day):
     hour = "01:30" if zone is NEW_YORK else "02:30"
     trigger = SlotTrigger(f"daily: {hour}", zone)

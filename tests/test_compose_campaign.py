@@ -115,12 +115,20 @@ def test_list_editions_counts_items_and_sent_deliveries(config, store, fixed_now
     record = compose_campaign(config, store, "weekly", now=fixed_now)
     with store.session() as session:
         for n, status in enumerate(["sent", "sent", "failed", "pending"]):
-            sub = SubscriberRow(email=f"r{n}@example.org", topics=[], token=f"tok{n}",
-                                created_at=fixed_now, updated_at=fixed_now)
+            sub = SubscriberRow(
+                email=f"r{n}@example.org",
+                topics=[],
+                token=f"tok{n}",
+                created_at=fixed_now,
+                updated_at=fixed_now,
+            )
             session.add(sub)
             session.flush()
-            session.add(DeliveryRow(edition_id=record.id, subscriber_id=sub.id, status=status,
-                                    updated_at=fixed_now))
+            session.add(
+                DeliveryRow(
+                    edition_id=record.id, subscriber_id=sub.id, status=status, updated_at=fixed_now
+                )
+            )
     (summary,) = list_editions(store)
     assert (summary.item_count, summary.recipients) == (5, 2)
 
@@ -141,8 +149,11 @@ def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PUBLISHER_DATABASE_URL": f"sqlite:///{project}/p.db",
-             "COLUMNS": "200"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PUBLISHER_DATABASE_URL": f"sqlite:///{project}/p.db",
+            "COLUMNS": "200",
+        },
     )
 
 

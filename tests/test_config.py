@@ -71,9 +71,7 @@ def test_wrong_type_names_key(tmp_path):
 
 def test_unknown_time_zone_suggests_the_right_one(tmp_path):
     path = tmp_path / "schedules.yaml"
-    path.write_text(
-        BASE_CONFIG.replace("America/New_York", "America/NewYork"), encoding="utf-8"
-    )
+    path.write_text(BASE_CONFIG.replace("America/New_York", "America/NewYork"), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert "did you mean 'America/New_York'" in str(info.value)

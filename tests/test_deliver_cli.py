@@ -18,8 +18,9 @@ def cli(project, make_config, database_url, monkeypatch):
     runner = CliRunner()
 
     def run(*args: str):
-        return runner.invoke(app, ["-c", str(project / "schedules.yaml"), *args],
-                             standalone_mode=False)
+        return runner.invoke(
+            app, ["-c", str(project / "schedules.yaml"), *args], standalone_mode=False
+        )
 
     return run
 
@@ -58,12 +59,17 @@ def test_send_without_new_items_sends_nothing(cli, store, fixed_now):
     assert "nothing new, nothing sent" in result.output
 
 
-def test_paused_send_says_how_to_resume(cli, store, project, fixed_now, monkeypatch,
-                                        make_config):
+def test_paused_send_says_how_to_resume(cli, store, project, fixed_now, monkeypatch, make_config):
     with FakeSendGrid(api_key="SG.k", plan=[401] * 10) as server:
-        make_config(config_text("sendgrid", delivery=(
-            f"  max_failed_batches: 1\n  sendgrid:\n    host: {server.url}\n    workers: 1\n"
-            "    batch_size: 2\n")))
+        make_config(
+            config_text(
+                "sendgrid",
+                delivery=(
+                    f"  max_failed_batches: 1\n  sendgrid:\n    host: {server.url}\n"
+                    "    workers: 1\n    batch_size: 2\n"
+                ),
+            )
+        )
         monkeypatch.setenv("SENDGRID_API_KEY", "SG.k")
         add_subscribers(store, fixed_now, 6)
         add_edition(store, fixed_now)

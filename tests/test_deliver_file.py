@@ -17,8 +17,9 @@ def _outbox(project, number=1):
 
 def test_eml_files_parse_with_parts_and_exact_headers(store, make_config, project, fixed_now):
     config = make_config(config_text("file"))
-    import_subscribers(store, [SubscriberInput("maria@example.org", "María González")],
-                       now=fixed_now)
+    import_subscribers(
+        store, [SubscriberInput("maria@example.org", "María González")], now=fixed_now
+    )
     add_subscribers(store, fixed_now, 2)
     edition = add_edition(store, fixed_now, subject="Weekly — for %%NAME%%")
     report = deliver_edition(config, store, edition, now=fixed_now)
@@ -50,8 +51,10 @@ def test_message_ids_are_unique_and_html_escaped_names(store, make_config, proje
     import_subscribers(store, [SubscriberInput("ann@example.org", "Ann & <Bob>")], now=fixed_now)
     add_subscribers(store, fixed_now, 20)
     deliver_edition(config, store, add_edition(store, fixed_now), now=fixed_now)
-    messages = [email.message_from_bytes(p.read_bytes(), policy=default)
-                for p in sorted(_outbox(project).glob("*.eml"))]
+    messages = [
+        email.message_from_bytes(p.read_bytes(), policy=default)
+        for p in sorted(_outbox(project).glob("*.eml"))
+    ]
     assert len({m["Message-ID"] for m in messages}) == 21
     ann = next(m for m in messages if "ann@" in m["To"])
     assert "Hello, Ann &amp; &lt;Bob&gt;!" in ann.get_body(("html",)).get_content()

@@ -33,8 +33,9 @@ def test_a_send_still_writing_the_ledger_keeps_its_slot(store, make_config, fixe
     edition = _edition_for_slot(store, fixed_now, slot)
     add_subscribers(store, fixed_now, 3)
     # the other daemon's send wrote its latest batch 2.5 h after it claimed the slot
-    deliver_edition(make_config(config_text("file")), store, edition,
-                    now=slot + timedelta(hours=2, minutes=30))
+    deliver_edition(
+        make_config(config_text("file")), store, edition, now=slot + timedelta(hours=2, minutes=30)
+    )
     me = state.this_process()
     three_hours = slot + timedelta(hours=3)
     assert not state.claim_slot(store, "weekly", slot, owner=me, now=three_hours)
@@ -61,11 +62,18 @@ def test_ledger_rows_are_stamped_with_the_time_the_send_has_run(store, make_conf
     edition = add_edition(store, fixed_now)
     hours = iter(range(0, 3600 * 100, 3600))
     message = build_message(config, get_edition(store, edition), now=fixed_now)
-    dispatcher = Dispatcher(store, make_backend(config), message, RetryPolicy(), fixed_now,
-                            elapsed=lambda: float(next(hours)))
+    dispatcher = Dispatcher(
+        store,
+        make_backend(config),
+        message,
+        RetryPolicy(),
+        fixed_now,
+        elapsed=lambda: float(next(hours)),
+    )
     result = dispatcher.run(ledger.iter_due(store, edition, []))
     assert result.sent == 6
     with store.session() as session:
-        latest = session.scalar(select(func.max(DeliveryRow.updated_at))
-                                .where(DeliveryRow.edition_id == edition))
+        latest = session.scalar(
+            select(func.max(DeliveryRow.updated_at)).where(DeliveryRow.edition_id == edition)
+        )
     assert state._aware(latest) >= fixed_now + timedelta(hours=3)

@@ -40,11 +40,17 @@ def setup(tmp_path: Path, fixed_now):
 
 
 def _send(config: Path, db: Path) -> subprocess.Popen:
-    env = {**os.environ, "SENDGRID_API_KEY": API_KEY,
-           "PUBLISHER_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SENDGRID_API_KEY": API_KEY,
+        "PUBLISHER_DATABASE_URL": f"sqlite:///{db}",
+        "PYTHONPATH": str(ROOT),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "publisher.cli", "-c", str(config), "send", "weekly", "--resume"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -116,8 +122,12 @@ def test_kill_between_202_and_ledger_update_then_resume(setup):
     lock.close()
     number = int(accepted_batch[0].split("-")[1])
     with store.session() as session:
-        states = {s for (s,) in session.query(DeliveryRow.status).filter(
-            DeliveryRow.edition_id == edition, DeliveryRow.batch == number)}
+        states = {
+            s
+            for (s,) in session.query(DeliveryRow.status).filter(
+                DeliveryRow.edition_id == edition, DeliveryRow.batch == number
+            )
+        }
     assert states == {"requested"}  # accepted by the provider, not yet recorded: the window
     server.on_accept = None
     _resume_and_check(store, db, emails, edition, server, config)
@@ -163,8 +173,9 @@ def test_a_stop_request_ends_the_send_between_batches_and_resume_finishes_it(
         asked.append(1)
         return len(asked) > 2
 
-    first = deliver_edition(config, store, edition, now=fixed_now,
-                            should_stop=stop_after_two_checks)
+    first = deliver_edition(
+        config, store, edition, now=fixed_now, should_stop=stop_after_two_checks
+    )
     # Queued batches a worker had not started are left for the resume, so how many went
     # out before the stop depends on the threads' timing; never all of them.
     assert first.stopped and first.sent < 100

@@ -35,8 +35,9 @@ def sendgrid_config(make_config, server, monkeypatch):
     return _make
 
 
-def test_2500_subscribers_take_exactly_3_requests_each_once(store, sendgrid_config, server,
-                                                            fixed_now):
+def test_2500_subscribers_take_exactly_3_requests_each_once(
+    store, sendgrid_config, server, fixed_now
+):
     config = sendgrid_config()
     emails = add_subscribers(store, fixed_now, 2500)
     edition = add_edition(store, fixed_now)
@@ -48,8 +49,9 @@ def test_2500_subscribers_take_exactly_3_requests_each_once(store, sendgrid_conf
     assert ledger.counts(store, edition) == {"sent": 2500}
 
 
-def test_request_body_carries_substitutions_headers_and_ids(store, sendgrid_config, server,
-                                                            fixed_now):
+def test_request_body_carries_substitutions_headers_and_ids(
+    store, sendgrid_config, server, fixed_now
+):
     config = sendgrid_config(extra="    asm_group_id: 42\n    sandbox_mode: true\n")
     add_subscribers(store, fixed_now, 2)
     edition = add_edition(store, fixed_now)
@@ -58,8 +60,11 @@ def test_request_body_carries_substitutions_headers_and_ids(store, sendgrid_conf
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
     assert "%%NAME%%" in body["content"][0]["value"]
     assert HTML_NAME in body["content"][1]["value"]
-    assert body["custom_args"] == {"edition_id": str(edition), "campaign": "weekly",
-                                   "batch": f"{edition}-1"}
+    assert body["custom_args"] == {
+        "edition_id": str(edition),
+        "campaign": "weekly",
+        "batch": f"{edition}-1",
+    }
     assert body["categories"] == ["weekly"]
     assert body["asm"] == {"group_id": 42}
     assert body["mail_settings"] == {"sandbox_mode": {"enable": True}}
@@ -182,8 +187,9 @@ def test_unsubscribed_between_runs_is_never_sent(store, sendgrid_config, server,
     assert ledger.counts(store, edition) == {"sent": 1, "skipped": 1}
 
 
-def test_api_key_never_logged_or_in_errors(store, sendgrid_config, server, fixed_now, caplog,
-                                           capsys, monkeypatch):
+def test_api_key_never_logged_or_in_errors(
+    store, sendgrid_config, server, fixed_now, caplog, capsys, monkeypatch
+):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("SENDGRID_API_KEY", API_KEY + "-wrong")
     config = sendgrid_config()
@@ -222,8 +228,7 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     assert policy.delay(1, 7.0, rng=lambda: 1.0) == 7.0  # never sooner than Retry-After
 
 
-def test_a_name_too_long_for_substitutions_fails_alone(store, sendgrid_config, server,
-                                                        fixed_now):
+def test_a_name_too_long_for_substitutions_fails_alone(store, sendgrid_config, server, fixed_now):
     from publisher.store.subscribers import SubscriberInput, import_subscribers
 
     config = sendgrid_config()
@@ -242,8 +247,9 @@ def test_send_at_is_passed_and_bounded(store, sendgrid_config, server, fixed_now
     add_subscribers(store, fixed_now, 2)
     edition = add_edition(store, fixed_now)
     with pytest.raises(DeliveryError, match="72 hours"):
-        deliver_edition(config, store, edition, now=fixed_now,
-                        send_at=fixed_now + timedelta(hours=73))
+        deliver_edition(
+            config, store, edition, now=fixed_now, send_at=fixed_now + timedelta(hours=73)
+        )
     later = fixed_now + timedelta(hours=2)
     deliver_edition(config, store, edition, now=fixed_now, send_at=later)
     assert server.requests[0].body["send_at"] == int(later.timestamp())
@@ -267,8 +273,7 @@ def test_connection_dropped_after_the_request_is_uncertain_never_resent(
     assert len(server.recipients) == 10
 
 
-def test_connection_refused_before_sending_is_retried(store, make_config, monkeypatch,
-                                                      fixed_now):
+def test_connection_refused_before_sending_is_retried(store, make_config, monkeypatch, fixed_now):
     """Nothing listens: the request was never written, so it is retried (then fails), and
     the rows are `failed`, not `uncertain`: a resume sends them."""
     import socket
@@ -304,18 +309,33 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
 
     people = [Recipient(i, f"p{i}@example.org", None, "t", "https://x") for i in (1, 2)]
     policy = RetryPolicy(max_attempts=3)
-    outcome = send_with_retries(Backend(), None, people, "1-1", policy, sleep=marks.append,
-                                mark=lambda part, status: marks.append(status))
+    outcome = send_with_retries(
+        Backend(),
+        None,
+        people,
+        "1-1",
+        policy,
+        sleep=marks.append,
+        mark=lambda part, status: marks.append(status),
+    )
     assert marks == ["requested", "inflight", 30, "requested"]
     assert outcome.uncertain == [] and outcome.requests == 2
-    outcome = send_with_retries(Backend(), None, people, "1-2", policy, sleep=marks.append,
-                                mark=lambda part, status: marks.append(status))
+    outcome = send_with_retries(
+        Backend(),
+        None,
+        people,
+        "1-2",
+        policy,
+        sleep=marks.append,
+        mark=lambda part, status: marks.append(status),
+    )
     assert marks[4:] == ["requested"]  # no answer: left requested, never resent
     assert outcome.uncertain == [1, 2]
 
 
-def test_a_retry_skips_who_stopped_following_the_campaign(store, sendgrid_config, server,
-                                                          fixed_now):
+def test_a_retry_skips_who_stopped_following_the_campaign(
+    store, sendgrid_config, server, fixed_now
+):
     """A failed batch is retried only for subscribers still in the audience: one of them
     changed topics between the runs (and one unsubscribed), neither gets the retry."""
     from publisher.store.subscribers import SubscriberInput, import_subscribers
@@ -326,8 +346,9 @@ def test_a_retry_skips_who_stopped_following_the_campaign(store, sendgrid_config
     edition = add_edition(store, fixed_now)
     assert deliver_edition(config, store, edition, now=fixed_now).failed == 3
     assert server.recipients == []
-    import_subscribers(store, [SubscriberInput("person0@example.org", "Person 0", ("housing",))],
-                       now=fixed_now)
+    import_subscribers(
+        store, [SubscriberInput("person0@example.org", "Person 0", ("housing",))], now=fixed_now
+    )
     token = next(s.token for s in iter_subscribers(store) if s.email == "person1@example.org")
     set_status(store, token=token, status="unsubscribed", now=fixed_now)
     report = deliver_edition(config, store, edition, now=fixed_now)
@@ -336,8 +357,9 @@ def test_a_retry_skips_who_stopped_following_the_campaign(store, sendgrid_config
     assert ledger.counts(store, edition) == {"sent": 1, "skipped": 2}
 
 
-def test_the_body_built_ahead_is_exactly_the_documented_body(store, sendgrid_config, fixed_now,
-                                                            monkeypatch):
+def test_the_body_built_ahead_is_exactly_the_documented_body(
+    store, sendgrid_config, fixed_now, monkeypatch
+):
     """The dispatcher sends `encode`'s text (built once, ahead of the workers); it must be
     the JSON of `build_body`, refused recipients included, for any name."""
     import json

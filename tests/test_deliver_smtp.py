@@ -14,8 +14,10 @@ from tests.servers.smtp import SmtpServer
 
 
 def smtp_options(server: SmtpServer, extra: str = "") -> str:
-    return (f"  smtp:\n    host: 127.0.0.1\n    port: {server.port}\n"
-            f"    security: starttls\n    ca_file: {server.ca_file}\n    timeout: 5\n{extra}")
+    return (
+        f"  smtp:\n    host: 127.0.0.1\n    port: {server.port}\n"
+        f"    security: starttls\n    ca_file: {server.ca_file}\n    timeout: 5\n{extra}"
+    )
 
 
 @pytest.fixture
@@ -37,8 +39,11 @@ def test_every_message_arrives_over_starttls_on_reused_connections(
     assert len(peers) <= config.delivery.smtp.workers  # connections reused
     message = email.message_from_bytes(smtp_server.messages[0].data, policy=default)
     to = message["To"].addresses[0].addr_spec
-    sent_line = next(ln for ln in smtp_server.messages[0].data.split(b"\r\n")
-                     if ln.startswith(b"List-Unsubscribe: "))
+    sent_line = next(
+        ln
+        for ln in smtp_server.messages[0].data.split(b"\r\n")
+        if ln.startswith(b"List-Unsubscribe: ")
+    )
     assert message["List-Unsubscribe"] == sent_line.decode().removeprefix("List-Unsubscribe: ")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert to in emails
@@ -50,8 +55,7 @@ def test_a_refused_recipient_fails_and_the_others_arrive(
     config = make_config(config_text("smtp", delivery=smtp_options(smtp_server)))
     from publisher.store.subscribers import SubscriberInput, import_subscribers
 
-    import_subscribers(store, [SubscriberInput("reject-me@example.org", "Nobody")],
-                       now=fixed_now)
+    import_subscribers(store, [SubscriberInput("reject-me@example.org", "Nobody")], now=fixed_now)
     emails = add_subscribers(store, fixed_now, 5)
     edition = add_edition(store, fixed_now)
     report = deliver_edition(config, store, edition, now=fixed_now)
@@ -63,8 +67,7 @@ def test_a_refused_recipient_fails_and_the_others_arrive(
     assert not report.paused  # one refused address is not a failed batch
 
 
-def test_auth_from_environment_and_rate_limit(store, make_config, tmp_path, monkeypatch,
-                                              fixed_now):
+def test_auth_from_environment_and_rate_limit(store, make_config, tmp_path, monkeypatch, fixed_now):
     with SmtpServer(tmp_path, credentials=("sender", "s3cret")) as server:
         monkeypatch.setenv("SMTP_USERNAME", "sender")
         monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
@@ -75,8 +78,9 @@ def test_auth_from_environment_and_rate_limit(store, make_config, tmp_path, monk
         assert report.sent == 5 and len(server.messages) == 5
 
 
-def test_wrong_password_pauses_without_printing_it(store, make_config, tmp_path, monkeypatch,
-                                                   fixed_now):
+def test_wrong_password_pauses_without_printing_it(
+    store, make_config, tmp_path, monkeypatch, fixed_now
+):
     with SmtpServer(tmp_path, credentials=("sender", "s3cret")) as server:
         monkeypatch.setenv("SMTP_USERNAME", "sender")
         monkeypatch.setenv("SMTP_PASSWORD", "wrong-password")
@@ -98,8 +102,7 @@ def test_connection_lost_after_data_is_uncertain_and_never_resent(
     from publisher.store.subscribers import SubscriberInput, import_subscribers
 
     config = make_config(config_text("smtp", delivery=smtp_options(smtp_server)))
-    import_subscribers(store, [SubscriberInput("drop-me@example.org", "Dropped")],
-                       now=fixed_now)
+    import_subscribers(store, [SubscriberInput("drop-me@example.org", "Dropped")], now=fixed_now)
     emails = add_subscribers(store, fixed_now, 5)
     edition = add_edition(store, fixed_now)
     report = deliver_edition(config, store, edition, now=fixed_now)

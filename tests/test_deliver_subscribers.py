@@ -40,24 +40,40 @@ def test_csv_with_bad_rows_reports_them_and_keeps_the_rest(tmp_path):
 
 def test_json_file(tmp_path):
     path = tmp_path / "people.json"
-    path.write_text(json.dumps({"subscribers": [
-        {"email": "a@example.org", "name": "A", "topics": ["x", "y"]}, {"name": "no email"},
-    ]}), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "subscribers": [
+                    {"email": "a@example.org", "name": "A", "topics": ["x", "y"]},
+                    {"name": "no email"},
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
     rows, problems = read_subscriber_file(path)
     assert rows == [SubscriberInput("a@example.org", "A", ("x", "y"), None)]
     assert "entry 2" in problems[0]
 
 
 def test_import_upserts_and_never_resubscribes(store, fixed_now):
-    first = import_subscribers(store, [
-        SubscriberInput("a@example.org", "A", ("x",)),
-        SubscriberInput("b@example.org", "B", (), "unsubscribed"),
-    ], now=fixed_now)
+    first = import_subscribers(
+        store,
+        [
+            SubscriberInput("a@example.org", "A", ("x",)),
+            SubscriberInput("b@example.org", "B", (), "unsubscribed"),
+        ],
+        now=fixed_now,
+    )
     assert (first.inserted, first.updated) == (2, 0)
-    again = import_subscribers(store, [
-        SubscriberInput("a@example.org", "A. Person", ("x", "y")),
-        SubscriberInput("b@example.org", "B", (), "active"),
-    ], now=fixed_now)
+    again = import_subscribers(
+        store,
+        [
+            SubscriberInput("a@example.org", "A. Person", ("x", "y")),
+            SubscriberInput("b@example.org", "B", (), "active"),
+        ],
+        now=fixed_now,
+    )
     assert (again.inserted, again.updated, again.kept_inactive) == (0, 1, 1)
     people = {s.email: s for s in iter_subscribers(store)}
     assert people["a@example.org"].name == "A. Person"
@@ -69,13 +85,13 @@ def test_import_upserts_and_never_resubscribes(store, fixed_now):
 
 
 def test_streaming_in_chunks_and_audience(store, fixed_now):
-    rows = [SubscriberInput(f"p{i}@example.org", None, ("wages",) if i % 2 else ())
-            for i in range(25)]
+    rows = [
+        SubscriberInput(f"p{i}@example.org", None, ("wages",) if i % 2 else ()) for i in range(25)
+    ]
     import_subscribers(store, rows, now=fixed_now)
     assert len(list(iter_subscribers(store, chunk=4))) == 25
     assert len(list(iter_audience(store, ["wages"], chunk=7))) == 25  # no topics: everything
-    import_subscribers(store, [SubscriberInput("h@example.org", None, ("housing",))],
-                       now=fixed_now)
+    import_subscribers(store, [SubscriberInput("h@example.org", None, ("housing",))], now=fixed_now)
     assert count_audience(store, ["wages"]) == 25
     assert count_audience(store, []) == 26
 

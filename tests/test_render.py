@@ -164,11 +164,19 @@ def test_thousand_recipients_one_compile(fixed_now, compiles):
 
 def test_personalise_escapes_for_html_not_for_text():
     html = "<!doctype html><p>Hi %%NAME%%</p><a href='%%UNSUBSCRIBE_URL%%'>u</a>"
-    out = personalise(html, name="Ann & <Bob>", unsubscribe_url="https://x/u?a=1&b=2",
-                      preferences_url="https://x/p")
+    out = personalise(
+        html,
+        name="Ann & <Bob>",
+        unsubscribe_url="https://x/u?a=1&b=2",
+        preferences_url="https://x/p",
+    )
     assert "Ann &amp; &lt;Bob&gt;" in out and "a=1&amp;b=2" in out
-    text = personalise("Hi %%NAME%% %%PREFERENCES_URL%%", name="Ann & Bob",
-                       unsubscribe_url="u", preferences_url="https://x/p?a&b")
+    text = personalise(
+        "Hi %%NAME%% %%PREFERENCES_URL%%",
+        name="Ann & Bob",
+        unsubscribe_url="u",
+        preferences_url="https://x/p?a&b",
+    )
     assert text == "Hi Ann & Bob https://x/p?a&b"
     assert personalise("Hi %%NAME%%", name="  ", unsubscribe_url="", preferences_url="") == (
         "Hi friend"
@@ -180,9 +188,9 @@ def big_campaign(featured: int, listed: int) -> CampaignConfig:
         update={
             "sections": [
                 sample_campaign().sections[0].model_copy(update={"max": featured}),
-                sample_campaign().sections[1].model_copy(
-                    update={"kinds": ["article"], "max": min(listed, 50)}
-                ),
+                sample_campaign()
+                .sections[1]
+                .model_copy(update={"kinds": ["article"], "max": min(listed, 50)}),
                 sample_campaign().sections[3],
             ]
         }
@@ -265,7 +273,7 @@ def test_unknown_mjml_element_and_attribute_are_rejected(tmp_path, fixed_now):
         bad = cta.replace("mj-column", "mj-colum")
         render_with(tmp_path, fixed_now, {"sections/cta.mjml": bad})
     with pytest.raises(TemplateError, match=r"unknown attribute 'colour' on <mj-button>"):
-        render_with(tmp_path, fixed_now, {"sections/cta.mjml": cta.replace(' color=', ' colour=')})
+        render_with(tmp_path, fixed_now, {"sections/cta.mjml": cta.replace(" color=", " colour=")})
 
 
 def test_a_template_link_that_is_not_absolute_https_is_reported(tmp_path, fixed_now):

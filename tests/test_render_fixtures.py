@@ -51,7 +51,7 @@ def fixture_items() -> list[Item]:
         item(
             "wages-and-benefits",
             days_ago=11.5,
-            title="Wages & <Benefits>: a \"fair\" fall",
+            title='Wages & <Benefits>: a "fair" fall',
         ),
         item("fair-workweek", days_ago=7, kind="news", image=False),
         item("recap", days_ago=1, kind="news", topics=("labor",)),

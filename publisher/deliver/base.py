@@ -134,8 +134,13 @@ class UncertainError(DeliveryError):
     `uncertain`: the subscriber ids in doubt (default: the whole batch); `failed`: others of
     the batch refused one by one (SMTP, where one message of a batch can be in doubt)."""
 
-    def __init__(self, message: str, *, uncertain: Sequence[int] | None = None,
-                 failed: dict[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        uncertain: Sequence[int] | None = None,
+        failed: dict[int, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.uncertain = list(uncertain) if uncertain is not None else None
         self.failed = dict(failed or {})

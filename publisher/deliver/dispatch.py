@@ -105,16 +105,20 @@ def send_with_retries(
         if mark:
             mark(recipients, REQUESTED)
         try:
-            failed = (backend.send_batch(prepared, recipients, batch_key=batch_key)
-                      if encoded is None else backend.send_encoded(encoded))  # type: ignore[attr-defined]
+            failed = (
+                backend.send_batch(prepared, recipients, batch_key=batch_key)
+                if encoded is None
+                else backend.send_encoded(encoded)
+            )  # type: ignore[attr-defined]
             return Outcome(failed=failed, requests=attempt)
         except TransientError as exc:
             if mark:
                 mark(recipients, INFLIGHT)  # refused: nothing of it was accepted
             if attempt == policy.max_attempts:
                 message = f"{exc} (gave up after {attempt} attempts)"
-                return Outcome(dict.fromkeys(everyone, message), batch_error=message,
-                               requests=attempt)
+                return Outcome(
+                    dict.fromkeys(everyone, message), batch_error=message, requests=attempt
+                )
             sleep(policy.delay(attempt, exc.retry_after, rng))
         except TooLargeError as exc:
             if mark:
@@ -122,16 +126,33 @@ def send_with_retries(
             if len(recipients) == 1:
                 return Outcome({everyone[0]: str(exc)}, requests=attempt)
             half = len(recipients) // 2
-            first = send_with_retries(backend, prepared, recipients[:half], batch_key, policy,
-                                      sleep=sleep, rng=rng, mark=mark)
-            second = send_with_retries(backend, prepared, recipients[half:], batch_key, policy,
-                                       sleep=sleep, rng=rng, mark=mark)
+            first = send_with_retries(
+                backend,
+                prepared,
+                recipients[:half],
+                batch_key,
+                policy,
+                sleep=sleep,
+                rng=rng,
+                mark=mark,
+            )
+            second = send_with_retries(
+                backend,
+                prepared,
+                recipients[half:],
+                batch_key,
+                policy,
+                sleep=sleep,
+                rng=rng,
+                mark=mark,
+            )
             return first.merge(second).merge(Outcome(requests=attempt))
         except PermanentError as exc:
             if mark:
                 mark(recipients, INFLIGHT)  # refused: resend after a crash, never assume sent
-            return Outcome(dict.fromkeys(everyone, str(exc)), batch_error=str(exc),
-                           requests=attempt)
+            return Outcome(
+                dict.fromkeys(everyone, str(exc)), batch_error=str(exc), requests=attempt
+            )
         except UncertainError as exc:  # left `requested`: assumed sent after a crash
             uncertain = everyone if exc.uncertain is None else exc.uncertain
             return Outcome(failed=exc.failed, uncertain=uncertain, requests=attempt)
@@ -211,8 +232,12 @@ class Dispatcher:
         ahead = 3 * workers  # claimed, not yet recorded: `workers` sending, the rest queued
         ready: SimpleQueue[_Batch | None] = SimpleQueue()
         done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]] = SimpleQueue()
-        threads = [threading.Thread(target=self._work, args=(prepared, ready, done),
-                                    name=f"deliver-{i}", daemon=True) for i in range(workers)]
+        threads = [
+            threading.Thread(
+                target=self._work, args=(prepared, ready, done), name=f"deliver-{i}", daemon=True
+            )
+            for i in range(workers)
+        ]
         for thread in threads:
             thread.start()
         outstanding, error = 0, None
@@ -257,12 +282,13 @@ class Dispatcher:
     def _prepare(self, prepared: Any, number: int, batch: list[tuple]) -> _Batch:
         """Claim the batch (`inflight`) and build its request, ahead of the workers."""
         with self._writing:
-            ledger.claim_batch(self.store, self.message.edition_id, number, batch,
-                               now=self.stamp())
+            ledger.claim_batch(self.store, self.message.edition_id, number, batch, now=self.stamp())
         public_url = self.message.public_url
-        recipients = _Recipients(sorted(  # by id: a part of a batch is a range (mark_range)
-            [(d[0], d[1], d[2], d[3], public_url) for d in batch]  # Due: id, email, name, token
-        ))
+        recipients = _Recipients(
+            sorted(  # by id: a part of a batch is a range (mark_range)
+                [(d[0], d[1], d[2], d[3], public_url) for d in batch]  # Due: id, email, name, token
+            )
+        )
         encode = getattr(self.backend, "encode", None)
         encoded = encode(prepared, recipients, self._key(number)) if encode else None
         return _Batch(number, recipients, encoded)
@@ -270,8 +296,12 @@ class Dispatcher:
     def _key(self, number: int) -> str:
         return f"{self.message.edition_id}-{number}"
 
-    def _work(self, prepared: Any, ready: SimpleQueue[_Batch | None],
-              done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]]) -> None:
+    def _work(
+        self,
+        prepared: Any,
+        ready: SimpleQueue[_Batch | None],
+        done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]],
+    ) -> None:
         """A sending thread: take the next prepared batch, send it, hand the outcome back."""
         edition = self.message.edition_id
         while (batch := ready.get()) is not None:
@@ -282,15 +312,29 @@ class Dispatcher:
 
             def mark(part: Sequence[Recipient], status: str, number: int = number) -> None:
                 with self._writing:
-                    ledger.mark_range(self.store, edition, number, part[0].subscriber_id,
-                                      part[-1].subscriber_id, status, now=self.stamp())
+                    ledger.mark_range(
+                        self.store,
+                        edition,
+                        number,
+                        part[0].subscriber_id,
+                        part[-1].subscriber_id,
+                        status,
+                        now=self.stamp(),
+                    )
 
             with self._lock:
                 self.result.batches += 1
             try:
-                outcome = send_with_retries(self.backend, prepared, batch.recipients,
-                                            self._key(number), self.policy, sleep=self.sleep,
-                                            mark=mark, encoded=batch.encoded)
+                outcome = send_with_retries(
+                    self.backend,
+                    prepared,
+                    batch.recipients,
+                    self._key(number),
+                    self.policy,
+                    sleep=self.sleep,
+                    mark=mark,
+                    encoded=batch.encoded,
+                )
             except BaseException as exc:  # noqa: BLE001 - re-raised by the producer
                 self._stop.set()
                 done.put((batch, exc))
@@ -302,17 +346,23 @@ class Dispatcher:
                         self._stop.set()
             done.put((batch, outcome))
 
-    def _record(self, batch: _Batch, outcome: Outcome | BaseException | None
-                ) -> BaseException | None:
+    def _record(
+        self, batch: _Batch, outcome: Outcome | BaseException | None
+    ) -> BaseException | None:
         """In the producer: write a batch's outcome to the ledger and count it."""
         if outcome is None:
             return None
         if isinstance(outcome, BaseException):
             return outcome
         with self._writing:
-            ledger.finish_batch(self.store, self.message.edition_id, batch.number,
-                                failed=outcome.failed, uncertain=outcome.uncertain,
-                                now=self.stamp())
+            ledger.finish_batch(
+                self.store,
+                self.message.edition_id,
+                batch.number,
+                failed=outcome.failed,
+                uncertain=outcome.uncertain,
+                now=self.stamp(),
+            )
         self._count(outcome, len(batch.recipients))
         return None
 

@@ -29,8 +29,9 @@ class FileBackend:
     @classmethod
     def from_config(cls, config: PublisherConfig) -> FileBackend:
         options = config.delivery.file
-        return cls(config.resolve(options.path), batch_size=options.batch_size,
-                   display_root=config.root)
+        return cls(
+            config.resolve(options.path), batch_size=options.batch_size, display_root=config.root
+        )
 
     def folder(self, message: Message) -> Path:
         return self.root / message.campaign / str(message.number)

@@ -84,7 +84,10 @@ def build_message(skeleton: Skeleton, recipient: Recipient) -> bytes:
     b = skeleton.boundary.encode()
     for content_type, document in (("text/plain", message.text), ("text/html", message.html)):
         parts.append(
-            b"\r\n--" + b + b"\r\nContent-Type: " + content_type.encode()
+            b"\r\n--"
+            + b
+            + b"\r\nContent-Type: "
+            + content_type.encode()
             + b'; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
         )
         parts.append(_qp(recipient.personalise(document)))

@@ -38,7 +38,7 @@ from publisher.deliver.base import (
     message_id,
 )
 from publisher.errors import DeliveryError
-from publisher.render.personalise import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
+from publisher.render.personalise import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL, neutralise
 
 # The library logs request headers (the Authorization header!) and bodies at DEBUG.
 logging.getLogger("python_http_client").setLevel(logging.WARNING)
@@ -92,8 +92,15 @@ class SendGridBackend:
         if not api_key:
             raise DeliveryError(f"the sendgrid backend needs {API_KEY_ENV} in the environment")
         o = config.delivery.sendgrid
-        return cls(api_key, host=o.host, workers=o.workers, batch_size=o.batch_size,
-                   timeout=o.timeout, asm_group_id=o.asm_group_id, sandbox_mode=o.sandbox_mode)
+        return cls(
+            api_key,
+            host=o.host,
+            workers=o.workers,
+            batch_size=o.batch_size,
+            timeout=o.timeout,
+            asm_group_id=o.asm_group_id,
+            sandbox_mode=o.sandbox_mode,
+        )
 
     # --- request bodies -------------------------------------------------------------------
 
@@ -132,7 +139,9 @@ class SendGridBackend:
         to = {"email": recipient.email}
         if recipient.name:
             to["name"] = recipient.name
-        name = recipient.personalise(NAME)
+        # SendGrid's substitution of one key inside another's value is undocumented: a name
+        # that spells a key must not be able to pull in a URL.
+        name = neutralise(recipient.personalise(NAME))
         return {
             "to": [to],
             "substitutions": {
@@ -202,8 +211,9 @@ class SendGridBackend:
 
     def _post(self, body: str) -> None:
         try:
-            self._client.client.mail.send.post(request_body=body, request_headers=JSON_TEXT,
-                                               timeout=self.timeout)
+            self._client.client.mail.send.post(
+                request_body=body, request_headers=JSON_TEXT, timeout=self.timeout
+            )
         except http_errors.HTTPError as exc:
             raise self._http_error(exc) from None
         except urllib.error.URLError as exc:

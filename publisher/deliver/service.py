@@ -47,13 +47,17 @@ class DeliveryReport:
 
     @property
     def note(self) -> str:
-        line = (f"{self.campaign} #{self.number}: {self.sent} sent to {self.destination}, "
-                f"{self.skipped} skipped, {self.failed} failed")
+        line = (
+            f"{self.campaign} #{self.number}: {self.sent} sent to {self.destination}, "
+            f"{self.skipped} skipped, {self.failed} failed"
+        )
         if self.uncertain:
             line += f", {self.uncertain} uncertain"
         if self.paused:
-            line += (f"; PAUSED after {self.batches} batches ({self.last_error}); fix it and "
-                     f"run `publisher send {self.campaign} --resume`")
+            line += (
+                f"; PAUSED after {self.batches} batches ({self.last_error}); fix it and "
+                f"run `publisher send {self.campaign} --resume`"
+            )
         elif self.stopped:
             line += f"; STOPPED on request, `publisher send {self.campaign} --resume` finishes it"
         elif self.failed:
@@ -77,19 +81,30 @@ def load_edition(store: Store, edition_id: int | StoredEdition) -> StoredEdition
 
 
 def build_message(
-    config: PublisherConfig, edition: StoredEdition, *, now: datetime,
+    config: PublisherConfig,
+    edition: StoredEdition,
+    *,
+    now: datetime,
     send_at: datetime | None = None,
 ) -> Message:
     org, campaign = config.organisation, config.campaign(edition.campaign)
     if send_at is not None and not (now <= send_at <= now + SEND_AT_LIMIT):
         raise DeliveryError("send_at must be in the future and at most 72 hours ahead")
     return Message(
-        edition_id=edition.id, campaign=edition.campaign, number=edition.number,
-        title=campaign.title, subject=edition.subject, html=edition.html, text=edition.text,
-        from_email=org.from_email, from_name=org.from_name, reply_to=org.reply_to,
+        edition_id=edition.id,
+        campaign=edition.campaign,
+        number=edition.number,
+        title=campaign.title,
+        subject=edition.subject,
+        html=edition.html,
+        text=edition.text,
+        from_email=org.from_email,
+        from_name=org.from_name,
+        reply_to=org.reply_to,
         public_url=org.public_url,
         unsubscribe_mailto=config.delivery.unsubscribe_mailto or org.from_email,
-        date=now, send_at=send_at,
+        date=now,
+        send_at=send_at,
     )
 
 
@@ -112,18 +127,30 @@ def deliver_edition(
     message = build_message(config, edition, now=now, send_at=send_at)
     backend = backend or make_backend(config)
     audience = config.campaign(edition.campaign).audience
-    report = DeliveryReport(edition.id, edition.campaign, edition.number, backend.name,
-                            backend.destination(message))
-    reconciled = ledger.reconcile(store, edition.id, now=now, resend_uncertain=resend_uncertain,
-                                  resend_inflight=getattr(backend, "idempotent", False))
+    report = DeliveryReport(
+        edition.id, edition.campaign, edition.number, backend.name, backend.destination(message)
+    )
+    reconciled = ledger.reconcile(
+        store,
+        edition.id,
+        now=now,
+        resend_uncertain=resend_uncertain,
+        resend_inflight=getattr(backend, "idempotent", False),
+    )
     report.recovered_uncertain = reconciled.uncertain
     before = ledger.counts(store, edition.id)
     report.skipped = sum(before.get(s, 0) for s in ledger.DONE)
     total = max(0, count_audience(store, audience) - report.skipped)
     ledger.set_edition_status(store, edition.id, "sending")
-    dispatcher = Dispatcher(store, backend, message, policy_from(config), now,
-                            progress=(lambda n: progress(n, total)) if progress else None,
-                            should_stop=should_stop)
+    dispatcher = Dispatcher(
+        store,
+        backend,
+        message,
+        policy_from(config),
+        now,
+        progress=(lambda n: progress(n, total)) if progress else None,
+        should_stop=should_stop,
+    )
     started = clock() if clock else 0.0
     try:
         result = dispatcher.run(ledger.iter_due(store, edition.id, audience))
@@ -131,8 +158,16 @@ def deliver_edition(
         backend.close()
         if clock:
             report.seconds = clock() - started
-    for name in ("sent", "failed", "uncertain", "batches", "requests", "paused", "stopped",
-                 "last_error"):
+    for name in (
+        "sent",
+        "failed",
+        "uncertain",
+        "batches",
+        "requests",
+        "paused",
+        "stopped",
+        "last_error",
+    ):
         setattr(report, name, getattr(result, name))
     if result.paused:
         ledger.set_edition_status(store, edition.id, "paused")
@@ -160,7 +195,11 @@ class DryRun:
 
 
 def dry_run(
-    config: PublisherConfig, store: Store, edition_id: int | StoredEdition, *, now: datetime,
+    config: PublisherConfig,
+    store: Store,
+    edition_id: int | StoredEdition,
+    *,
+    now: datetime,
     backend: DeliveryBackend | None = None,
 ) -> DryRun:
     """Counts, batches and one sample message; nothing is sent and the ledger is untouched."""
@@ -172,18 +211,31 @@ def dry_run(
     for item in ledger.iter_due(store, edition.id, audience):
         first = first or item
         due += 1
-    sample_to = (Recipient(first.subscriber_id, first.email, first.name, first.token,
-                           message.public_url) if first else
-                 Recipient(0, "someone@example.org", None, "sample-token", message.public_url))
+    sample_to = (
+        Recipient(first.subscriber_id, first.email, first.name, first.token, message.public_url)
+        if first
+        else Recipient(0, "someone@example.org", None, "sample-token", message.public_url)
+    )
     done = ledger.counts(store, edition.id)
-    return DryRun(edition.id, edition.campaign, edition.number, backend.name,
-                  backend.destination(message), due, math.ceil(due / backend.batch_size),
-                  sum(done.get(s, 0) for s in ledger.DONE),
-                  backend.preview(backend.prepare(message), sample_to))
+    return DryRun(
+        edition.id,
+        edition.campaign,
+        edition.number,
+        backend.name,
+        backend.destination(message),
+        due,
+        math.ceil(due / backend.batch_size),
+        sum(done.get(s, 0) for s in ledger.DONE),
+        backend.preview(backend.prepare(message), sample_to),
+    )
 
 
 def send_test_message(
-    config: PublisherConfig, store: Store, edition_id: int | StoredEdition, address: str, *,
+    config: PublisherConfig,
+    store: Store,
+    edition_id: int | StoredEdition,
+    address: str,
+    *,
     now: datetime,
     backend: DeliveryBackend | None = None,
 ) -> str | None:
@@ -193,14 +245,20 @@ def send_test_message(
     backend = backend or make_backend(config)
     with store.session() as session:
         known = session.execute(
-            select(SubscriberRow.name, SubscriberRow.token)
-            .where(SubscriberRow.email == address.strip().lower())
+            select(SubscriberRow.name, SubscriberRow.token).where(
+                SubscriberRow.email == address.strip().lower()
+            )
         ).first()
     name, token = (known.name, known.token) if known else (None, "test-send")
     recipient = Recipient(0, address.strip(), name, token, message.public_url)
     try:
-        outcome = send_with_retries(backend, backend.prepare(message), [recipient],
-                                    f"{edition.id}-test", policy_from(config))
+        outcome = send_with_retries(
+            backend,
+            backend.prepare(message),
+            [recipient],
+            f"{edition.id}-test",
+            policy_from(config),
+        )
     finally:
         backend.close()
     problems = list(outcome.failed.values())
@@ -225,8 +283,9 @@ def resumable_edition(store: Store, campaign: str, *, resend_uncertain: bool = F
         if newest is None:
             raise DeliveryError(f"{campaign}: no edition to resume")
         left = session.scalar(
-            select(DeliveryRow.id).where(DeliveryRow.edition_id == newest.id,
-                                         DeliveryRow.status.in_(leftover)).limit(1)
+            select(DeliveryRow.id)
+            .where(DeliveryRow.edition_id == newest.id, DeliveryRow.status.in_(leftover))
+            .limit(1)
         )
     if newest.status in unfinished or left is not None:
         return newest.id
@@ -236,8 +295,10 @@ def resumable_edition(store: Store, campaign: str, *, resend_uncertain: bool = F
 def newest_edition(store: Store, campaign: str) -> StoredEdition | None:
     with store.session() as session:
         newest = session.scalar(
-            select(EditionRow.id).where(EditionRow.campaign == campaign)
-            .order_by(EditionRow.number.desc()).limit(1)
+            select(EditionRow.id)
+            .where(EditionRow.campaign == campaign)
+            .order_by(EditionRow.number.desc())
+            .limit(1)
         )
     return None if newest is None else get_edition(store, newest)
 

@@ -109,10 +109,18 @@ class SmtpBackend:
     def from_config(cls, config: PublisherConfig) -> SmtpBackend:
         o = config.delivery.smtp
         ca_file = str(config.resolve(o.ca_file)) if o.ca_file else None
-        return cls(o.host, o.port, security=o.security, ca_file=ca_file, timeout=o.timeout,
-                   rate_limit=o.rate_limit, workers=o.workers, batch_size=o.batch_size,
-                   username=os.environ.get("SMTP_USERNAME") or None,
-                   password=os.environ.get("SMTP_PASSWORD") or None)
+        return cls(
+            o.host,
+            o.port,
+            security=o.security,
+            ca_file=ca_file,
+            timeout=o.timeout,
+            rate_limit=o.rate_limit,
+            workers=o.workers,
+            batch_size=o.batch_size,
+            username=os.environ.get("SMTP_USERNAME") or None,
+            password=os.environ.get("SMTP_PASSWORD") or None,
+        )
 
     def _connect(self) -> smtplib.SMTP:
         if self.security == "tls":
@@ -203,8 +211,9 @@ class SmtpBackend:
                 problem = f"SMTP connection to {self.host}:{self.port}: {exc}"
                 if getattr(smtp, "data_sent", False):
                     self._drop_connection()
-                    raise _Ambiguous(f"{problem} (after the message was sent: it may have "
-                                     "been accepted)") from None
+                    raise _Ambiguous(
+                        f"{problem} (after the message was sent: it may have been accepted)"
+                    ) from None
             self._drop_connection()
             time.sleep(0.1 * (attempt + 1))
         raise TransientError(problem)

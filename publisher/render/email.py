@@ -30,6 +30,7 @@ from publisher.render.personalise import (
     PLACEHOLDERS,
     PREFERENCES_URL,
     UNSUBSCRIBE_URL,
+    Trusted,
     personalise,
     subscriber_url,
 )
@@ -85,16 +86,22 @@ def edition_context(edition: Edition, org: Organisation, *, web_url: str) -> dic
             sections=[_section_view(s) for s in edition.sections],
             items=edition.items,
         ),
-        "links": {"web": web_url, "unsubscribe": UNSUBSCRIBE_URL, "preferences": PREFERENCES_URL},
-        "recipient": {"name": NAME},
+        "links": {
+            "web": web_url,
+            "unsubscribe": Trusted(UNSUBSCRIBE_URL),
+            "preferences": Trusted(PREFERENCES_URL),
+        },
+        "recipient": {"name": Trusted(NAME)},
         "reason": campaign.reason
         or f"You receive {campaign.title} because you subscribed to updates from {org.name}.",
     }
-    context["subject"] = render_string(
-        campaign.subject, context, what=f"campaign '{campaign.name}' subject"
+    # Staff wrote these, so placeholders they spell stay live; values they interpolate
+    # were neutralised by the string environment.
+    context["subject"] = Trusted(
+        render_string(campaign.subject, context, what=f"campaign '{campaign.name}' subject")
     )
-    context["preheader"] = render_string(
-        campaign.preheader, context, what=f"campaign '{campaign.name}' preheader"
+    context["preheader"] = Trusted(
+        render_string(campaign.preheader, context, what=f"campaign '{campaign.name}' preheader")
     )
     return context
 

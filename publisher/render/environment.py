@@ -28,6 +28,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 
 from publisher.errors import TemplateError
+from publisher.render.personalise import neutralise
 
 # Templates shipped with the project; an organisation may override any file by putting one
 # with the same name in a `templates/` folder beside its schedules.yaml.
@@ -62,6 +63,8 @@ def template_environment(search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,)) -
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Content can never spell a per-recipient placeholder (see render.personalise).
+        finalize=neutralise,
     )
     env.filters["date"] = format_date
     env.filters["excerpt"] = excerpt
@@ -77,7 +80,7 @@ def search_path_for(root: Path) -> tuple[Path, ...]:
 
 def string_environment() -> Environment:
     """For one-line templates from configuration (subjects): plain text, no autoescape."""
-    env = Environment(undefined=StrictUndefined, autoescape=False)
+    env = Environment(undefined=StrictUndefined, autoescape=False, finalize=neutralise)
     env.filters["date"] = format_date
     return env
 

@@ -48,38 +48,93 @@ MJML_ELEMENTS: dict[str, set[str]] = {
     "mj-html-attribute": {"name"},
     "mj-raw": {"position"},
     "mj-include": {"path", "type", "css-inline"},
-    "mj-wrapper": _BACKGROUND | _BORDER | _BOX
+    "mj-wrapper": _BACKGROUND
+    | _BORDER
+    | _BOX
     | {"border-radius", "full-width", "text-align", "gap", "direction"},
-    "mj-section": _BACKGROUND | _BORDER | _BOX
+    "mj-section": _BACKGROUND
+    | _BORDER
+    | _BOX
     | {"border-radius", "full-width", "text-align", "direction"},
     "mj-group": {"width", "vertical-align", "background-color", "direction"} | _COMMON,
-    "mj-column": _BORDER | _BOX
+    "mj-column": _BORDER
+    | _BOX
     | {
-        "background-color", "inner-background-color", "border-radius", "inner-border",
-        "inner-border-top", "inner-border-bottom", "inner-border-left", "inner-border-right",
-        "inner-border-radius", "width", "vertical-align", "direction",
+        "background-color",
+        "inner-background-color",
+        "border-radius",
+        "inner-border",
+        "inner-border-top",
+        "inner-border-bottom",
+        "inner-border-left",
+        "inner-border-right",
+        "inner-border-radius",
+        "width",
+        "vertical-align",
+        "direction",
     },  # fmt: skip
     "mj-text": _FONT | _BOX | {"height"},
-    "mj-button": _FONT | _BOX | _BORDER | _LINK
+    "mj-button": _FONT
+    | _BOX
+    | _BORDER
+    | _LINK
     | {
-        "background-color", "border-radius", "height", "inner-padding", "text-align",
-        "vertical-align", "width",
+        "background-color",
+        "border-radius",
+        "height",
+        "inner-padding",
+        "text-align",
+        "vertical-align",
+        "width",
     },  # fmt: skip
-    "mj-image": _BOX | _BORDER | _LINK
+    "mj-image": _BOX
+    | _BORDER
+    | _LINK
     | {
-        "align", "alt", "border-radius", "fluid-on-mobile", "height", "sizes", "src",
-        "srcset", "usemap", "width",
+        "align",
+        "alt",
+        "border-radius",
+        "fluid-on-mobile",
+        "height",
+        "sizes",
+        "src",
+        "srcset",
+        "usemap",
+        "width",
     },  # fmt: skip
     "mj-divider": _BOX | {"align", "border-color", "border-style", "border-width", "width"},
     "mj-spacer": _BOX | {"height"},
-    "mj-table": _FONT | _BOX
+    "mj-table": _FONT
+    | _BOX
     | {"border", "cellpadding", "cellspacing", "role", "table-layout", "width"},
-    "mj-social": _FONT | _BOX
-    | {"border-radius", "icon-size", "icon-height", "icon-padding", "inner-padding", "mode",
-       "text-padding"},  # fmt: skip
-    "mj-social-element": _FONT | _BOX | _LINK
-    | {"alt", "background-color", "border-radius", "icon-size", "icon-height", "icon-padding",
-       "icon-position", "sizes", "src", "srcset", "text-padding", "vertical-align"},  # fmt: skip
+    "mj-social": _FONT
+    | _BOX
+    | {
+        "border-radius",
+        "icon-size",
+        "icon-height",
+        "icon-padding",
+        "inner-padding",
+        "mode",
+        "text-padding",
+    },  # fmt: skip
+    "mj-social-element": _FONT
+    | _BOX
+    | _LINK
+    | {
+        "alt",
+        "background-color",
+        "border-radius",
+        "icon-size",
+        "icon-height",
+        "icon-padding",
+        "icon-position",
+        "sizes",
+        "src",
+        "srcset",
+        "text-padding",
+        "vertical-align",
+    },  # fmt: skip
 }
 _KNOWN_ATTRIBUTES = set().union(*MJML_ELEMENTS.values())
 # Elements whose content is HTML (or CSS), not MJML: other tags inside them are not checked.

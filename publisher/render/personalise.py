@@ -2,19 +2,50 @@
 
 The compiled HTML and text of an edition are final except for these literal placeholders, so
 sending to 100,000 people costs one MJML compile and 100,000 cheap string substitutions.
+
+Placeholders are template-only by construction: the render context hands them to templates
+as `Trusted` strings, and every other value a template outputs (titles, summaries, links,
+image URLs, author names: anything from content) passes through `neutralise`, which breaks
+every `%%` apart. So no text from a feed or a file can ever spell a live placeholder, and
+`personalise` fills them in one pass, never re-reading what it inserted (a subscriber named
+"%%UNSUBSCRIBE_URL%%" is greeted by that name, and learns nobody's token).
 """
 
 from __future__ import annotations
 
 import html
+import re
+from typing import Any
+
+from markupsafe import Markup
 
 NAME = "%%NAME%%"
 UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%PREFERENCES_URL%%"
 PLACEHOLDERS: tuple[str, ...] = (NAME, UNSUBSCRIBE_URL, PREFERENCES_URL)
+_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
 
 # Said instead of a name when a subscriber gave none ("Hello, friend").
 NAME_FALLBACK = "friend"
+
+# Put between the two signs of every "%%" in untrusted text: invisible when read, and no
+# placeholder (nor SendGrid substitution key) can be spelt across it.
+_BREAK = "\u200c"
+
+
+class Trusted(str):
+    """Text written by a template or by staff configuration, whose placeholders stay live."""
+
+
+def neutralise(value: Any) -> Any:
+    """Jinja's `finalize`: any string a template outputs, except a `Trusted` one, loses the
+    ability to spell a placeholder. Markup stays Markup; other types pass unchanged."""
+    if isinstance(value, Trusted) or not isinstance(value, str) or "%%" not in value:
+        return value
+    broken = str(value)
+    while "%%" in broken:
+        broken = broken.replace("%%", "%" + _BREAK + "%")
+    return Markup(broken) if isinstance(value, Markup) else broken
 
 
 def subscriber_url(public_url: str, page: str, token: str | None = None) -> str:
@@ -32,7 +63,7 @@ def _is_html(document: str) -> bool:
 def personalise(
     html_or_text: str, *, name: str | None, unsubscribe_url: str, preferences_url: str
 ) -> str:
-    """Replace the placeholders for one recipient.
+    """Replace the placeholders for one recipient, in a single pass.
 
     The name (or NAME_FALLBACK when it is missing or blank) and the URLs are HTML-escaped
     when the document is HTML, so a name like "Ann & <Bob>" cannot break the markup; the
@@ -43,11 +74,8 @@ def personalise(
         display = html.escape(display, quote=True)
         unsubscribe_url = html.escape(unsubscribe_url, quote=True)
         preferences_url = html.escape(preferences_url, quote=True)
-    return (
-        html_or_text.replace(NAME, display)
-        .replace(UNSUBSCRIBE_URL, unsubscribe_url)
-        .replace(PREFERENCES_URL, preferences_url)
-    )
+    values = {NAME: display, UNSUBSCRIBE_URL: unsubscribe_url, PREFERENCES_URL: preferences_url}
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(0)], html_or_text)
 
 
 def sample_copy(document: str, public_url: str, token: str | None = None) -> str:

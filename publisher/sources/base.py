@@ -9,6 +9,7 @@ from typing import Protocol
 import httpx
 
 from publisher.items import KINDS, Item
+from publisher.slug import slugify
 
 
 @dataclass
@@ -120,11 +121,3 @@ def item_url(value: object, base_url: str | None, field_name: str = "url") -> st
 def optional_url(value: object, base_url: str | None, field_name: str) -> str | None:
     """Like item_url, for a field that may be absent (an image): None when it is."""
     return item_url(value, base_url, field_name) if optional_text(value, field_name) else None
-
-
-def slugify(text: str) -> str:
-    import re
-    import unicodedata
-
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -167,9 +167,7 @@ class Store:
                 disabled_reason=row.disabled_reason,
             )
 
-    def save_source_memory(
-        self, name: str, state: SourceMemory, *, now: datetime
-    ) -> None:
+    def save_source_memory(self, name: str, state: SourceMemory, *, now: datetime) -> None:
         with self.session() as session:
             row = session.get(SourceStateRow, name) or SourceStateRow(name=name)
             row.etag = state.etag

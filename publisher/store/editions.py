@@ -144,11 +144,14 @@ def _to_stored(row: EditionRow, item_count: int) -> StoredEdition:
 
 
 def _item_count(session, edition_id: int) -> int:  # type: ignore[no-untyped-def]
-    return session.scalar(
-        select(func.count()).select_from(EditionItemRow).where(
-            EditionItemRow.edition_id == edition_id
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(EditionItemRow)
+            .where(EditionItemRow.edition_id == edition_id)
         )
-    ) or 0
+        or 0
+    )
 
 
 def get_edition(store: Store, edition_id: int) -> StoredEdition | None:

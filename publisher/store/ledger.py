@@ -53,7 +53,13 @@ from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow, UTCDa
 from publisher.store.subscribers import follows
 
 PENDING, INFLIGHT, REQUESTED, SENT, FAILED, UNCERTAIN, SKIPPED = (
-    "pending", "inflight", "requested", "sent", "failed", "uncertain", "skipped"
+    "pending",
+    "inflight",
+    "requested",
+    "sent",
+    "failed",
+    "uncertain",
+    "skipped",
 )
 UNFINISHED = (INFLIGHT, REQUESTED)  # claimed by a send, outcome not recorded yet
 DONE = (SENT, UNCERTAIN)  # never sent again without --resend-uncertain
@@ -124,8 +130,13 @@ def iter_due(
     subscriber-id order, read in chunks with their ledger state (one Core query per chunk;
     topics are only decoded when the campaign has an audience)."""
     subscribers, deliveries = SubscriberRow.__table__.c, DeliveryRow.__table__.c
-    columns = [subscribers.id, subscribers.email, subscribers.name, subscribers.token,
-               deliveries.status]
+    columns = [
+        subscribers.id,
+        subscribers.email,
+        subscribers.name,
+        subscribers.token,
+        deliveries.status,
+    ]
     if audience:
         columns.append(subscribers.topics)
     join = and_(deliveries.subscriber_id == subscribers.id, deliveries.edition_id == edition_id)
@@ -170,24 +181,31 @@ def claim_batch(
         ) from None
 
 
-def _claim(store: Store, edition_id: int, batch: int, new: list[int], old: list[int],
-           now: datetime) -> None:
+def _claim(
+    store: Store, edition_id: int, batch: int, new: list[int], old: list[int], now: datetime
+) -> None:
     table, subscribers = DeliveryRow.__table__, SubscriberRow.__table__
     with store.engine.begin() as connection:
         if new:
             chosen = select(
-                literal(edition_id), subscribers.c.id, literal(batch), literal(INFLIGHT),
-                literal(1), literal(now, UTCDateTime()),
+                literal(edition_id),
+                subscribers.c.id,
+                literal(batch),
+                literal(INFLIGHT),
+                literal(1),
+                literal(now, UTCDateTime()),
             ).where(subscribers.c.id.in_(new))
             columns = ["edition_id", "subscriber_id", "batch", "status", "attempts", "updated_at"]
             connection.execute(insert(table).from_select(columns, chosen))
         if old:
             result = connection.execute(
                 update(table)
-                .where(table.c.edition_id == edition_id, table.c.subscriber_id.in_(old),
-                       table.c.status == PENDING)
-                .values(status=INFLIGHT, batch=batch, attempts=table.c.attempts + 1,
-                        updated_at=now)
+                .where(
+                    table.c.edition_id == edition_id,
+                    table.c.subscriber_id.in_(old),
+                    table.c.status == PENDING,
+                )
+                .values(status=INFLIGHT, batch=batch, attempts=table.c.attempts + 1, updated_at=now)
             )
             if result.rowcount != len(old):
                 raise DeliveryError(
@@ -196,7 +214,13 @@ def _claim(store: Store, edition_id: int, batch: int, new: list[int], old: list[
 
 
 def mark_range(
-    store: Store, edition_id: int, batch: int, first: int, last: int, status: str, *,
+    store: Store,
+    edition_id: int,
+    batch: int,
+    first: int,
+    last: int,
+    status: str,
+    *,
     now: datetime,
 ) -> int:
     """`requested` (from `inflight`) right before an attempt writes its request, `inflight`
@@ -208,9 +232,13 @@ def mark_range(
     with store.engine.begin() as connection:
         result = connection.execute(
             update(table)
-            .where(table.c.edition_id == edition_id, table.c.subscriber_id >= first,
-                   table.c.subscriber_id <= last, table.c.batch == batch,
-                   table.c.status == old)
+            .where(
+                table.c.edition_id == edition_id,
+                table.c.subscriber_id >= first,
+                table.c.subscriber_id <= last,
+                table.c.batch == batch,
+                table.c.status == old,
+            )
             .values(status=status, updated_at=now)
         )
     return result.rowcount or 0
@@ -228,28 +256,36 @@ def finish_batch(
     """Record a batch's outcome once the provider answered: `failed` rows with their error,
     `uncertain` ones (no answer), every other row of the batch `sent`. One transaction."""
     table = DeliveryRow.__table__
-    by_subscriber = and_(table.c.edition_id == edition_id,
-                         table.c.subscriber_id == bindparam("sid"))
+    by_subscriber = and_(
+        table.c.edition_id == edition_id, table.c.subscriber_id == bindparam("sid")
+    )
     with store.session() as session:
         connection = session.connection()
         if failed:
             connection.execute(
-                update(table).where(by_subscriber)
+                update(table)
+                .where(by_subscriber)
                 .values(status=FAILED, error=bindparam("err"), updated_at=now),
                 [{"sid": sid, "err": err[:2000]} for sid, err in failed.items()],
             )
         if uncertain:
             connection.execute(
-                update(table).where(by_subscriber).values(
-                    status=UNCERTAIN, updated_at=now,
+                update(table)
+                .where(by_subscriber)
+                .values(
+                    status=UNCERTAIN,
+                    updated_at=now,
                     error="no answer (timed out, or dropped after sending); may have been accepted",
                 ),
                 [{"sid": sid} for sid in uncertain],
             )
         connection.execute(
             update(table)
-            .where(table.c.edition_id == edition_id, table.c.batch == batch,
-                   table.c.status.in_(UNFINISHED))
+            .where(
+                table.c.edition_id == edition_id,
+                table.c.batch == batch,
+                table.c.status.in_(UNFINISHED),
+            )
             .values(status=SENT, error=None, updated_at=now)
         )
 

@@ -125,8 +125,9 @@ def claim_slot(
     except IntegrityError:
         pass
     record = get_slot(store, campaign, slot)
-    if record is None or not _claimable(store, record, owner=owner, now=now,
-                                        stale_after=stale_after):
+    if record is None or not _claimable(
+        store, record, owner=owner, now=now, stale_after=stale_after
+    ):
         return False
     with store.session() as session:  # conditional: of two daemons taking over, one wins
         result = session.execute(
@@ -142,8 +143,9 @@ def claim_slot(
         return result.rowcount == 1
 
 
-def _claimable(store: Store, record: SlotRecord, *, owner: str, now: datetime,
-               stale_after: timedelta) -> bool:
+def _claimable(
+    store: Store, record: SlotRecord, *, owner: str, now: datetime, stale_after: timedelta
+) -> bool:
     if record.status in FINAL:
         return False
     if record.status == "failed" or record.owner == owner or _owner_gone(record.owner):
@@ -265,7 +267,8 @@ def unfinished_slots(
         )
         records = [_record(row) for row in rows]
     return [
-        r.slot for r in records
+        r.slot
+        for r in records
         if _claimable(store, r, owner=owner, now=now, stale_after=stale_after)
     ]
 

@@ -162,9 +162,13 @@ def _import_chunk(
         existing = {
             r.email: r
             for r in session.execute(
-                select(SubscriberRow.id, SubscriberRow.email, SubscriberRow.name,
-                       SubscriberRow.topics, SubscriberRow.status)
-                .where(SubscriberRow.email.in_([c.email for c in chunk]))
+                select(
+                    SubscriberRow.id,
+                    SubscriberRow.email,
+                    SubscriberRow.name,
+                    SubscriberRow.topics,
+                    SubscriberRow.status,
+                ).where(SubscriberRow.email.in_([c.email for c in chunk]))
             )
         }
         new_rows = []
@@ -172,9 +176,15 @@ def _import_chunk(
             old = existing.get(row.email)
             if old is None:
                 new_rows.append(
-                    dict(email=row.email, name=row.name, topics=list(row.topics),
-                         status=row.status or "active", token=new_token(),
-                         created_at=now, updated_at=now)
+                    dict(
+                        email=row.email,
+                        name=row.name,
+                        topics=list(row.topics),
+                        status=row.status or "active",
+                        token=new_token(),
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
                 continue
             status = old.status
@@ -184,7 +194,9 @@ def _import_chunk(
                 report.kept_inactive += 1
             changes = dict(name=row.name, topics=list(row.topics), status=status)
             if (old.name, list(old.topics or []), old.status) == (
-                row.name, list(row.topics), status
+                row.name,
+                list(row.topics),
+                status,
             ):
                 report.unchanged += 1
                 continue
@@ -223,8 +235,14 @@ def iter_subscribers(
     store: Store, *, status: str | None = None, after_id: int = 0, chunk: int = CHUNK
 ) -> Iterator[Subscriber]:
     """Every subscriber by id, fetched in chunks (keyset pagination, never the whole list)."""
-    columns = (SubscriberRow.id, SubscriberRow.email, SubscriberRow.name,
-               SubscriberRow.topics, SubscriberRow.status, SubscriberRow.token)
+    columns = (
+        SubscriberRow.id,
+        SubscriberRow.email,
+        SubscriberRow.name,
+        SubscriberRow.topics,
+        SubscriberRow.status,
+        SubscriberRow.token,
+    )
     while True:
         query = select(*columns).where(SubscriberRow.id > after_id)
         if status:

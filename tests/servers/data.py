@@ -37,20 +37,40 @@ def config_text(backend: str = "file", audience: str = "[]", delivery: str = "")
     return CAMPAIGN_YAML.format(backend=backend, audience=audience, delivery=delivery)
 
 
-def add_edition(store: Store, now: datetime, *, campaign: str = "weekly", number: int = 1,
-                subject: str = "Economic Justice Weekly #1: wages and rent") -> int:
+def add_edition(
+    store: Store,
+    now: datetime,
+    *,
+    campaign: str = "weekly",
+    number: int = 1,
+    subject: str = "Economic Justice Weekly #1: wages and rent",
+) -> int:
     with store.session() as session:
-        row = EditionRow(campaign=campaign, number=number, composed_at=now, subject=subject,
-                         preheader="", html=HTML, text=TEXT, status="composed")
+        row = EditionRow(
+            campaign=campaign,
+            number=number,
+            composed_at=now,
+            subject=subject,
+            preheader="",
+            html=HTML,
+            text=TEXT,
+            status="composed",
+        )
         session.add(row)
         session.flush()
         return row.id
 
 
-def add_subscribers(store: Store, now: datetime, count: int, *, start: int = 0,
-                    topics: tuple[str, ...] = (), status: str | None = None) -> list[str]:
+def add_subscribers(
+    store: Store,
+    now: datetime,
+    count: int,
+    *,
+    start: int = 0,
+    topics: tuple[str, ...] = (),
+    status: str | None = None,
+) -> list[str]:
     emails = [f"person{i}@example.org" for i in range(start, start + count)]
-    rows = (SubscriberInput(e, f"Person {i}", topics, status)
-            for i, e in enumerate(emails, start))
+    rows = (SubscriberInput(e, f"Person {i}", topics, status) for i, e in enumerate(emails, start))
     import_subscribers(store, rows, now=now)
     return emails

@@ -170,9 +170,7 @@ class FakeSendGrid:
         except ValueError as exc:
             return [f"invalid JSON: {exc}"]
         with self._lock:
-            validate = self._validator is not None and (
-                self.validate == "all" or not self.requests
-            )
+            validate = self._validator is not None and (self.validate == "all" or not self.requests)
         if validate:
             errors = sorted(self._validator.iter_errors(body), key=lambda e: list(e.path))
             if errors:
@@ -212,9 +210,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - GET /stats, for benchmarks in another process
         recipients = self.fake.recipients
-        body = json.dumps({"requests": len(self.fake.requests), "recipients": len(recipients),
-                           "unique": len(set(recipients)),
-                           "rejected": len(self.fake.rejected)}).encode()
+        body = json.dumps(
+            {
+                "requests": len(self.fake.requests),
+                "recipients": len(recipients),
+                "unique": len(set(recipients)),
+                "rejected": len(self.fake.rejected),
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -38,8 +38,12 @@ class RecordingHandler:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         self.messages.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
-                     or envelope.content, session.peer)
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content or envelope.content,
+                session.peer,
+            )
         )
         if any(r.startswith(self.drop_prefix) for r in envelope.rcpt_tos):
             server.transport.abort()  # accepted, then the connection is lost: no answer
@@ -67,15 +71,23 @@ class SmtpServer:
         self.port = free_port()
         options = {}
         if credentials:
-            options = dict(authenticator=self._authenticate, auth_required=True,
-                           auth_require_tls=True)
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     tls_context=context, require_starttls=True, **options)
+            options = dict(
+                authenticator=self._authenticate, auth_required=True, auth_require_tls=True
+            )
+        self.controller = Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=context,
+            require_starttls=True,
+            **options,
+        )
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
-        ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login.decode(), auth_data.password.decode()
-        ) == self.credentials
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and (auth_data.login.decode(), auth_data.password.decode()) == self.credentials
+        )
         return AuthResult(success=ok, handled=False)
 
     def __enter__(self) -> SmtpServer:

@@ -100,9 +100,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("error", sa.Text),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.UniqueConstraint(
-            "edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"
-        ),
+        sa.UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
     )
     op.create_table(
         "campaign_state",
