@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from publisher.config import PublisherConfig, load_config
 from publisher.store import Store, open_store
+from tests.pgcluster import Cluster, start_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -52,14 +54,37 @@ def make_config(project: Path):
     return _make
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """PUBLISHER_TEST_DATABASE_URL runs the suite on another database (e.g. PostgreSQL)."""
-    return os.environ.get("PUBLISHER_TEST_DATABASE_URL") or f"sqlite:///{tmp_path}/test.db"
+# `make test` sets this: there, PostgreSQL tests must run, never skip.
+POSTGRES_REQUIRED = os.environ.get("PUBLISHER_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    cluster = start_cluster()
+    if cluster is None:
+        message = "no PostgreSQL server installed (make test installs Debian's postgresql)"
+        if POSTGRES_REQUIRED:
+            pytest.fail(message)
+        pytest.skip(f"SKIPPING EVERY POSTGRESQL TEST: {message}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test that uses the store runs on SQLite and on PostgreSQL, each time on a
+    database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/test.db"
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.create_database()
+    yield cluster.url(name)
+    cluster.drop_database(name)
 
 
 @pytest.fixture
-def store(database_url: str) -> Store:
+def store(database_url: str) -> Iterator[Store]:
     s = open_store(database_url)
     yield s
     s.close()
