@@ -22,6 +22,7 @@ from publisher.errors import ConfigError, ConfigErrors
 # --- loading with line numbers ------------------------------------------------------------
 
 KeyPath = tuple[str | int, ...]
+MAX_CONFIG_BYTES = 1024 * 1024  # a real schedules.yaml is a few kilobytes
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -170,6 +171,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> PublisherConfig:
     path = Path(path)
     file = str(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"larger than {MAX_CONFIG_BYTES // 1024} KB: not a configuration", file=file
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("configuration file not found", file=file) from None

@@ -50,8 +50,9 @@ def create_store_engine(url: str) -> Engine:
         parsed = make_url(url)
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        database = parsed.database
+        if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, future=True)
     except (SQLAlchemyError, ImportError, ValueError, TypeError, OSError) as exc:
         raise StoreError(f"cannot open store {_redact(url)}: {_one_line(exc, url)}") from None
