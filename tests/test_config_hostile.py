@@ -226,13 +226,49 @@ def test_bounded_yaml_is_refused_well_under_a_second(tmp_path, case):
     assert time.monotonic() - started < 0.5
 
 
-def test_other_config_strings_refuse_control_characters(tmp_path):
-    edit = replace("postal_address: 1 Main St, Springfield", 'postal_address: "1 Main St\\x1b[2J"')
-    path, _text = _hostile(tmp_path, edit)
+@pytest.mark.parametrize(
+    ("old", "new", "key", "says"),
+    [
+        (
+            "postal_address: 1 Main St, Springfield",
+            'postal_address: "1 Main St\\x1b[2J"',
+            "organisation.postal_address",
+            "control characters (\\x1b)",
+        ),
+        (
+            "public_url: https://www.example.org/news",
+            'public_url: "https://www.example.org/news\\nBcc: x@example.net"',
+            "organisation.public_url",
+            "control characters (\\n)",
+        ),
+        (
+            "name: Test Org",
+            'name: "Test\\tOrg"',
+            "organisation.name",
+            "control characters (\\t)",
+        ),
+        (
+            "backend: file",
+            "backend: file\n  backoff_max: .inf",
+            "delivery.backoff_max",
+            "finite number",
+        ),
+    ],
+)
+def test_other_hostile_values_are_refused(tmp_path, old, new, key, says):
+    path, _text = _hostile(tmp_path, replace(old, new))
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert info.value.key == "organisation.postal_address"
-    assert "control characters (\\x1b)" in str(info.value)
+    assert info.value.key == key
+    assert says in str(info.value)
+
+
+def test_multi_line_fields_keep_their_lines(tmp_path):
+    edit = replace(
+        "postal_address: 1 Main St, Springfield", 'postal_address: "1 Main St\\nSpringfield"'
+    )
+    path, _text = _hostile(tmp_path, edit)
+    assert load_config(path).organisation.postal_address == "1 Main St\nSpringfield"
 
 
 def test_topics_in_configuration_are_slugs(tmp_path):

@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -99,15 +100,19 @@ Topic = Annotated[str, AfterValidator(topic)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Fields whose text may span lines (a postal address, a description); every other
+    # string is one line: URLs, hosts and names can end up in a header or a request line.
+    _multiline: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_control_characters(cls, value: Any) -> Any:
-        """No configuration string carries a control character (tabs and line breaks are
-        allowed where they can do no harm; header values are `OneLine`)."""
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        """No configuration string carries a control character; tabs and line breaks only
+        in the multi-line fields."""
+        allowed = "\n\t" if info.field_name in cls._multiline else ""
         for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str):
-                bad = control_characters(text, allowed="\n\t")
+                bad = control_characters(text, allowed=allowed)
                 if bad:
                     raise ValueError(f"contains control characters ({', '.join(bad)})")
         return value
@@ -125,8 +130,8 @@ def check_timezone(name: str) -> str:
 
 
 def check_absolute_url(url: str) -> str:
-    if not url.startswith(("https://", "http://")):
-        raise ValueError(f"'{url}' is not an absolute http(s) URL")
+    if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
     return url.rstrip("/") if url.count("/") == 2 else url
 
 
@@ -146,6 +151,8 @@ class Colours(Strict):
 
 
 class Organisation(Strict):
+    _multiline = frozenset({"postal_address"})
+
     name: OneLine
     website: str
     public_url: str = Field(
@@ -208,6 +215,8 @@ SourceConfig = Annotated[
 class SectionConfig(Strict):
     """One block of a digest: items selected by topic/kind, or a call to action."""
 
+    _multiline = frozenset({"text"})
+
     name: str
     type: Literal["featured", "list", "cta"] = "list"
     title: str | None = None
@@ -231,6 +240,8 @@ class SectionConfig(Strict):
 
 
 class CampaignConfig(Strict):
+    _multiline = frozenset({"reason"})
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: OneLine  # also the List-Id header's phrase
     subject: OneLine
@@ -292,6 +303,8 @@ class FeedConfig(Strict):
     Selector: `everything: true`, or `topics` and/or `kinds` (an item matches when it has one
     of the topics and one of the kinds given), or `campaign` (that campaign's sent editions).
     """
+
+    _multiline = frozenset({"description"})
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str = Field(min_length=1)
