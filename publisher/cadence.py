@@ -138,44 +138,41 @@ def _parse_readable(kind: str, rest: str, text: str) -> Cadence:
         raise ValueError(f"cadence '{text}' needs a time; {READABLE_HELP}")
     hour, minute = _parse_time(words[-1], text)
     at = f"{hour:02d}:{minute:02d}"
-    every_day = frozenset(range(1, 32))
-    all_weekdays = frozenset(range(7))
-    base = dict(
+    # Every day at that time; each form narrows the days and says it in words.
+    base = Cadence(
         text=text,
         seconds=ALL_SECONDS,
         minutes=frozenset({minute}),
         hours=frozenset({hour}),
+        days=frozenset(range(1, 32)),
         months=frozenset(range(1, 13)),
+        weekdays=frozenset(range(7)),
     )
     args = words[:-1]
     if kind == "daily":
         if args:
             raise ValueError(f"'daily' takes only a time, e.g. 'daily: 07:30' (got '{text}')")
-        return Cadence(**base, days=every_day, weekdays=all_weekdays, words=f"every day at {at}")
+        return replace(base, words=f"every day at {at}")
     if kind == "weekly":
         if not args:
             raise ValueError(f"'weekly' needs a day, e.g. 'weekly: monday 09:00' (got '{text}')")
         days = sorted({_weekday(a, text) for a in args})
         names = ", ".join(WEEKDAYS[d].capitalize() for d in days)
-        words = f"every {names} at {at}"
-        return Cadence(**base, days=every_day, weekdays=frozenset(days), words=words)
+        return replace(base, weekdays=frozenset(days), words=f"every {names} at {at}")
     return _parse_monthly(args, base, at, text)
 
 
-def _parse_monthly(args: list[str], base: dict, at: str, text: str) -> Cadence:
-    every_day = frozenset(range(1, 32))
+def _parse_monthly(args: list[str], base: Cadence, at: str, text: str) -> Cadence:
     if len(args) == 1 and args[0].isdigit() and 1 <= int(args[0]) <= 31:
         day = int(args[0])
         words = f"on day {day} of every month at {at}"
         if day > 28:
             words += " (months without that day are skipped)"
-        return Cadence(**base, days=frozenset({day}), weekdays=frozenset(range(7)), words=words)
+        return replace(base, days=frozenset({day}), words=words)
     if len(args) == 2 and args[0].lower() in ORDINALS:
         weekday = _weekday(args[1], text)
-        return Cadence(
-            **base,
-            days=every_day,
-            weekdays=frozenset(range(7)),
+        return replace(
+            base,
             nth_weekday=(ORDINALS[args[0].lower()], weekday),
             words=f"on the {args[0].lower()} {WEEKDAYS[weekday].capitalize()} of every month "
             f"at {at}",
@@ -293,14 +290,29 @@ def _check_possible(cadence: Cadence) -> None:
 
 _DURATION = re.compile(r"(\d+)\s*(d|h|m|s)")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# No duration in schedules.yaml needs more than a year; the bound also keeps a typo such as
+# '99999999999999d' a clear error instead of an overflow deep inside datetime arithmetic.
+MAX_DURATION = timedelta(days=366)
 
 
-def parse_duration(value: str) -> timedelta:
+def parse_duration(value: str, *, maximum: timedelta = MAX_DURATION) -> timedelta:
     """'6h', '90m', '1h30m', '2d', '30s' -> timedelta (ValueError says what is allowed)."""
     text = str(value).strip().lower().replace(" ", "")
-    if not text or _DURATION.sub("", text):
+    if not text or len(text) > 40 or _DURATION.sub("", text):
         raise ValueError(f"'{value}' is not a duration; write e.g. '6h', '90m', '1h30m' or '2d'")
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text)))
+    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+    if seconds > maximum.total_seconds():
+        raise ValueError(f"'{value}' is too long: at most {describe_duration(maximum)}")
+    return timedelta(seconds=seconds)
+
+
+def describe_duration(duration: timedelta) -> str:
+    """A bound in the units staff write: '31d', '6h', '90s'."""
+    seconds = int(duration.total_seconds())
+    for unit, size in _UNITS.items():
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def sexagesimal_time(value: int) -> str:
@@ -338,13 +350,23 @@ def parse_time_of_day(value: object) -> time | None:
     raise ValueError(f"'{value}' is not a time of day; write it like '09:00'")
 
 
-def positive_duration(value: object, *, allow_off: bool) -> timedelta | None:
-    """A duration such as '6h' (None when written as null / 'off' and that is allowed)."""
+def positive_duration(
+    value: object, *, allow_off: bool, maximum: timedelta = MAX_DURATION
+) -> timedelta | None:
+    """A duration such as '6h' (None when written as null / 'off' and that is allowed),
+    longer than zero and at most `maximum`."""
     if allow_off and (value is None or str(value).strip().lower() == "off"):
         return None
-    duration = value if isinstance(value, timedelta) else parse_duration(str(value))
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"{value!r} is not a duration; write e.g. '6h', '90m' or '2d'")
+    else:
+        duration = parse_duration(str(value), maximum=maximum)
     if duration <= timedelta(0):
         raise ValueError(f"'{value}' must be a duration longer than zero, e.g. '6h'")
+    if duration > maximum:
+        raise ValueError(f"'{value}' is too long: at most {describe_duration(maximum)}")
     return duration
 
 

@@ -22,6 +22,7 @@ import time as clock_time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from types import FrameType
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -50,7 +51,9 @@ class SlotTrigger(BaseTrigger):
         self.zone = zone
         self.cron = CronTrigger(timezone=zone, **parse_cadence(cadence).trigger_fields())
 
-    def get_next_fire_time(self, previous_fire_time, now):  # type: ignore[no-untyped-def]
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
         candidate = self.cron.get_next_fire_time(previous_fire_time, now)
         while candidate is not None and self._repeated_wall_time(candidate):
             after = candidate.astimezone(UTC)  # UTC arithmetic: local arithmetic ignores fold
@@ -382,7 +385,13 @@ class Daemon:
         upcoming = fire_times(self.triggers[name], after=now, count=1)
         log.info("campaign=%s next slot %s", name, _iso(upcoming[0]) if upcoming else "never")
 
-    def _add_interval(self, scheduler, what, job, every) -> None:  # type: ignore[no-untyped-def]
+    def _add_interval(
+        self,
+        scheduler: BlockingScheduler,
+        what: str,
+        job: IntervalJob | None,
+        every: timedelta | None,
+    ) -> None:
         if job is None or every is None:
             return
         scheduler.add_job(
@@ -397,7 +406,7 @@ class Daemon:
         )
 
     def _install_signal_handlers(self) -> None:
-        def stop(signum, _frame):  # type: ignore[no-untyped-def]
+        def stop(signum: int, _frame: FrameType | None) -> None:
             if self.stopping.is_set():
                 return
             self.stopping.set()

@@ -325,14 +325,13 @@ def test_feed_configuration_is_validated(make_config):
         )
 
 
-def test_cli_builds_feeds_and_check_reports_unknown_campaigns(project, make_config):
+def test_cli_builds_feeds_and_loading_refuses_unknown_campaigns(project, make_config):
     from publisher.cli import app
-    from publisher.cli.feeds import check_feeds
 
-    config = make_config(FEEDS.format(limit=5).replace("campaign: weekly", "campaign: nope"))
-    assert check_feeds(config) == [
-        f"{config.file}: feeds.feeds[3].campaign: unknown campaign 'nope'"
-    ]
+    with pytest.raises(ConfigError) as error:
+        make_config(FEEDS.format(limit=5).replace("campaign: weekly", "campaign: nope"))
+    assert error.value.key == "feeds.feeds[3].campaign"
+    assert "unknown campaign 'nope'" in str(error.value)
     config = make_config(FEEDS.format(limit=5))
     env = {"PUBLISHER_DATABASE_URL": f"sqlite:///{project}/cli.db"}
     result = CliRunner().invoke(

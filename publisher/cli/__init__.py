@@ -6,20 +6,24 @@ them registers them on the shared typer app.
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Sequence
 
 import typer
 
 from publisher.cli import content, delivery, digest, feeds, schedule  # noqa: F401  (registers)
-from publisher.cli.base import app, err_console, warn
+from publisher.cli.base import app, err_console, hoist_global_options, warn
 from publisher.errors import ConfigErrors, PublisherError
 
 __all__ = ["app", "main"]
 
 
-def main() -> None:
+def main(args: Sequence[str] | None = None) -> None:
+    command = typer.main.get_command(app)
+    argv = hoist_global_options(list(sys.argv[1:] if args is None else args), command)
     try:
-        code = app(standalone_mode=False)
+        code = command(args=argv, prog_name="publisher", standalone_mode=False)
         if isinstance(code, int) and code:  # without standalone mode click returns
             sys.exit(code)  # the code of a typer.Exit instead of exiting
     except PublisherError as exc:
@@ -38,12 +42,14 @@ def main() -> None:
     except Exception as exc:
         # A usage error (unknown command, bad option value) is click's ClickException; typer
         # ships its own copy of click, so recognise it by its interface, not its class.
-        if callable(getattr(exc, "show", None)) and isinstance(
-            getattr(exc, "exit_code", None), int
-        ):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
+        if logging.getLogger().isEnabledFor(logging.DEBUG):  # -vv: the traceback, for a bug
+            raise
+        warn(f"{type(exc).__name__}: {exc} (a bug: run with -vv to see where)", "internal error")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +17,7 @@ from rich.logging import RichHandler
 from rich.text import Text
 
 from publisher.config import DEFAULT_CONFIG, PublisherConfig, load_config
+from publisher.errors import ConfigErrors
 from publisher.store import Store, open_store
 
 app = typer.Typer(
@@ -39,8 +41,17 @@ class AppState:
 
     @property
     def config(self) -> PublisherConfig:
+        """The validated configuration: every command refuses what `publisher check` does
+        about the file itself (names, references, addresses, header values, and subjects and
+        preheaders rendered in the sandbox), before anything is opened or written."""
         if self._config is None:
-            self._config = load_config(self.config_path)
+            from publisher.render.checks import config_string_errors
+
+            config = load_config(self.config_path)
+            errors = config_string_errors(config)
+            if errors:
+                raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+            self._config = config
         return self._config
 
     @property
@@ -51,7 +62,8 @@ class AppState:
 
 
 def state(ctx: typer.Context) -> AppState:
-    return ctx.obj
+    found: AppState = ctx.obj
+    return found
 
 
 def utc_now() -> datetime:
@@ -69,6 +81,11 @@ def main_options(
         int, typer.Option("--verbose", "-v", count=True, help="Log what happens (-vv: debug).")
     ] = 0,
 ) -> None:
+    configure_logging(verbose)
+    ctx.obj = AppState(config_path=config, verbose=verbose)
+
+
+def configure_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(
         level=level,
@@ -76,7 +93,54 @@ def main_options(
         handlers=[RichHandler(console=err_console, show_path=False, show_time=verbose > 1)],
         force=True,
     )
-    ctx.obj = AppState(config_path=config, verbose=verbose)
+
+
+# Options of the `publisher` command itself that people also type after the subcommand
+# (`publisher check --config x.yaml -v`): main() moves them in front of it.
+GLOBAL_VALUE_OPTIONS = ("--config", "-c")
+GLOBAL_FLAGS = ("--verbose",)
+
+
+def _is_global(token: str) -> bool:
+    if token in GLOBAL_VALUE_OPTIONS or token in GLOBAL_FLAGS:
+        return True
+    if token.startswith("--config="):
+        return True
+    return len(token) > 1 and token[0] == "-" and set(token[1:]) == {"v"}  # -v, -vv
+
+
+def hoist_global_options(args: list[str], command: Any) -> list[str]:
+    """Move --config/-c/-v/--verbose found after a subcommand to the front. `command` is the
+    click group: the values of the subcommands' own options (`--to -v`) are never moved,
+    and nothing after `--` is touched."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    current = command
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            rest.append(token)
+            rest.extend(tokens)
+            break
+        if _is_global(token):
+            hoisted.append(token)
+            if token in GLOBAL_VALUE_OPTIONS:
+                hoisted.extend(islice(tokens, 1))
+            continue
+        rest.append(token)
+        subcommands = getattr(current, "commands", None)
+        if isinstance(subcommands, dict) and token in subcommands:
+            current = subcommands[token]
+        elif token.startswith("-") and _takes_value(current, token):
+            rest.extend(islice(tokens, 1))
+    return hoisted + rest
+
+
+def _takes_value(command: Any, token: str) -> bool:
+    for param in getattr(command, "params", []):
+        if token in getattr(param, "opts", ()) and not getattr(param, "is_flag", False):
+            return not getattr(param, "count", False)
+    return False
 
 
 # Later stages add their own checks here (templates, cadences...): each takes the validated
@@ -89,16 +153,32 @@ def warn(message: str, label: str = "warning", style: str = "yellow") -> None:
     err_console.print(Text.assemble((f"{label}: ", style), str(message)), highlight=False)
 
 
-def parse_at(value: str | None, zone: str) -> datetime:
-    """--at: an ISO 8601 date/time; without an offset it is in the campaign's time zone."""
+# --at and --send-at: any time the tool can reason about (lookbacks, windows, a year of
+# cadence ahead) without leaving the calendar datetime can represent.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+
+
+def parse_at(value: str | None, zone: str, *, option: str = "--at") -> datetime:
+    """--at / --send-at: an ISO 8601 date/time; without an offset it is in the campaign's
+    time zone. Unreadable or out of range (year 9999) is a usage error (exit 2)."""
     if not value:
         return utc_now()
     from zoneinfo import ZoneInfo
 
     try:
         moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(zone))
+        moment = moment.astimezone(UTC)
     except ValueError:
-        raise typer.BadParameter(f"'{value}' is not an ISO 8601 date/time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(zone))
-    return moment.astimezone(UTC)
+        raise typer.BadParameter(
+            f"'{value}' is not an ISO 8601 date/time", param_hint=option
+        ) from None
+    except OverflowError:
+        moment = LATEST + timedelta(days=1)
+    if not EARLIEST <= moment <= LATEST:
+        raise typer.BadParameter(
+            f"'{value}' is out of range ({EARLIEST:%Y} to {LATEST:%Y})", param_hint=option
+        )
+    return moment

@@ -85,7 +85,9 @@ def send(
     from publisher.deliver.registry import backend_name
 
     st = state(ctx)
-    when = parse_at(send_at, st.config.organisation.timezone) if send_at else None
+    when = (
+        parse_at(send_at, st.config.organisation.timezone, option="--send-at") if send_at else None
+    )
     if when is not None and backend_name(st.config) != "sendgrid":
         raise PublisherError("--send-at needs the sendgrid backend (it schedules at SendGrid)")
     edition = _edition_to_send(
@@ -239,7 +241,7 @@ def subscribers_import(
 def subscribers_list(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many rows.")] = 50,
 ) -> None:
     """Subscribers by id with status and topics, and a count per status."""
     from itertools import islice

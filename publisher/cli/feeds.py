@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from publisher.cli.base import (
-    CHECKS,
-    app,
-    console,
-    state,
-    utc_now,
-    warn,
-)
-from publisher.config import PublisherConfig
+from publisher.cli.base import app, console, state, utc_now, warn
 
 # --- feeds ----------------------------------------------------------------------------------
 
@@ -32,14 +24,4 @@ def feeds_build(ctx: typer.Context) -> None:
     console.print(report.note, highlight=False)
 
 
-def check_feeds(config: PublisherConfig) -> list[str]:
-    """Feeds naming a campaign that is not configured would stay empty forever."""
-    campaigns = {campaign.name for campaign in config.campaigns}
-    return [
-        f"{config.file}: feeds.feeds[{index}].campaign: unknown campaign '{feed.campaign}'"
-        for index, feed in enumerate(config.feeds.feeds)
-        if feed.campaign and feed.campaign not in campaigns
-    ]
-
-
-CHECKS.append(check_feeds)
+# Feeds naming an unknown campaign are refused when the file is loaded (config.loader).

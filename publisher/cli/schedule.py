@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -20,6 +20,9 @@ from publisher.cli.base import (
 from publisher.cli.content import print_collect_report
 from publisher.config import PublisherConfig
 from publisher.errors import ScheduleError
+
+if TYPE_CHECKING:
+    from publisher.schedule import CampaignOverview
 
 
 @app.command()
@@ -74,7 +77,7 @@ def schedule(ctx: typer.Context) -> None:
         console.print(f"  last  {describe_last(row)}", highlight=False)
 
 
-def describe_last(row) -> str:  # type: ignore[no-untyped-def]
+def describe_last(row: CampaignOverview) -> str:
     parts = []
     if row.last_edition:
         e = row.last_edition

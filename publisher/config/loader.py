@@ -15,12 +15,14 @@ from pydantic import (
     ValidationError,
 )
 
-from publisher.config.models import DEFAULT_CONFIG, PublisherConfig
+from publisher.config.limits import check_yaml_limits
+from publisher.config.models import DEFAULT_CONFIG, PublisherConfig, format_key_path
 from publisher.errors import ConfigError, ConfigErrors
 
 # --- loading with line numbers ------------------------------------------------------------
 
 KeyPath = tuple[str | int, ...]
+MAX_CONFIG_BYTES = 1024 * 1024  # a real schedules.yaml is a few kilobytes
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -62,18 +64,9 @@ def _walk_nodes(
             _walk_nodes(item, path + (index,), lines, file, active)
 
 
-def format_key_path(path: typing.Sequence[str | int]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
 def parse_yaml_with_lines(text: str, file: str) -> tuple[Any, dict[KeyPath, int]]:
     """Parse YAML, returning the data and the line of every key and list item."""
+    check_yaml_limits(text, file)  # before anything is built: depth and alias expansion
     try:
         node = yaml.compose(text, Loader=_LineLoader)
         data = yaml.load(text, Loader=_LineLoader)
@@ -178,6 +171,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> PublisherConfig:
     path = Path(path)
     file = str(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"larger than {MAX_CONFIG_BYTES // 1024} KB: not a configuration", file=file
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("configuration file not found", file=file) from None
@@ -191,25 +188,51 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> PublisherConfig:
     except ValidationError as exc:
         errors = _errors_from_validation(exc, lines, file, PublisherConfig)
         raise (errors[0] if len(errors) == 1 else ConfigErrors(errors)) from None
-    config = config.located_at(path)
-    _check_cross_references(config, lines, file)
+    config = config.located_at(path, lines)
+    errors = cross_reference_errors(config)
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return config
 
 
-def _check_cross_references(config: PublisherConfig, lines: dict[KeyPath, int], file: str) -> None:
-    """Checks pydantic cannot express field by field: unique names."""
-    errors: list[ConfigError] = []
+def _duplicates(
+    config: PublisherConfig, section: tuple[str | int, ...], values: list[str], what: str
+) -> list[ConfigError]:
+    """One error for each repeated value, at the second (and later) place it appears;
+    `what` is 'campaign name', 'feed path'..., its last word the key."""
     seen: set[str] = set()
-    for index, source in enumerate(config.sources):
-        if source.name in seen:
+    errors = []
+    key = what.split()[-1]
+    for index, value in enumerate(values):
+        if value in seen:
+            errors.append(config.error_at(section + (index, key), f"duplicate {what} '{value}'"))
+        seen.add(value)
+    return errors
+
+
+def cross_reference_errors(config: PublisherConfig) -> list[ConfigError]:
+    """What pydantic cannot check field by field: unique names, and feeds naming campaigns
+    that exist. `publisher check` and every other command refuse exactly these."""
+    sources = [s.name for s in config.sources]
+    errors = _duplicates(config, ("sources",), sources, "source name")
+    campaign_names = [c.name for c in config.campaigns]
+    errors += _duplicates(config, ("campaigns",), campaign_names, "campaign name")
+    for index, campaign in enumerate(config.campaigns):
+        names = [s.name for s in campaign.sections]
+        errors += _duplicates(config, ("campaigns", index, "sections"), names, "section name")
+    feeds = config.feeds.feeds
+    for attribute in ("name", "path"):
+        values = [getattr(feed, attribute) for feed in feeds]
+        errors += _duplicates(config, ("feeds", "feeds"), values, f"feed {attribute}")
+    campaigns = {campaign.name for campaign in config.campaigns}
+    for index, feed in enumerate(feeds):
+        if feed.campaign and feed.campaign not in campaigns:
+            close = difflib.get_close_matches(feed.campaign, sorted(campaigns), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
             errors.append(
-                ConfigError(
-                    f"duplicate source name '{source.name}'",
-                    file=file,
-                    line=lines.get(("sources", index, "name")),
-                    key=f"sources[{index}].name",
+                config.error_at(
+                    ("feeds", "feeds", index, "campaign"),
+                    f"unknown campaign '{feed.campaign}'{hint}",
                 )
             )
-        seen.add(source.name)
-    if errors:
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return errors

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import difflib
 import os
+import unicodedata
+from collections.abc import Sequence
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,12 +30,92 @@ from publisher.cadence import (
     positive_duration,
 )
 from publisher.errors import ConfigError
+from publisher.slug import slugify
 
 DEFAULT_CONFIG = "schedules.yaml"
+# Longest campaign grace and collect/feeds interval: beyond these a value is a typo.
+MAX_GRACE = timedelta(days=31)
+MAX_EVERY = timedelta(days=31)
+
+
+def control_characters(text: str, *, allowed: str = "") -> list[str]:
+    """The control characters (C0, DEL, C1) and Unicode line/paragraph separators in
+    `text`, as escapes ('\\r', '\\x0b'), except those in `allowed`."""
+    found = []
+    for char in text:
+        if char in allowed:
+            continue
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            escaped = repr(char)[1:-1]
+            if escaped not in found:
+                found.append(escaped)
+    return found
+
+
+def one_line(value: str) -> str:
+    """A value that ends up in an email header (subject, From name, List-Id...): a CR or LF
+    would start a header of its own, so no control character at all."""
+    bad = control_characters(value)
+    if bad:
+        raise ValueError(
+            f"contains control characters ({', '.join(bad)}); this value goes into an email "
+            "header, write it on one line"
+        )
+    return value.strip()
+
+
+def email_address(value: str) -> str:
+    """An address as email-validator reads it (syntax only, no DNS), normalised; an
+    internationalised local part is refused since not every backend can send to it."""
+    try:
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"'{value}' is not an email address: {exc}") from None
+    return result.ascii_email or result.normalized
+
+
+def topic(value: str) -> str:
+    """Topics (audiences, section and feed selectors) are slugs, as item topics are."""
+    slug = slugify(value)
+    if not slug:
+        raise ValueError(f"topic '{value}' has no letter or digit")
+    return slug
+
+
+def format_key_path(path: Sequence[str | int]) -> str:
+    """('campaigns', 0, 'subject') -> 'campaigns[0].subject'."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+OneLine = Annotated[str, AfterValidator(one_line)]
+EmailAddress = Annotated[str, AfterValidator(email_address)]
+Topic = Annotated[str, AfterValidator(topic)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Fields whose text may span lines (a postal address, a description); every other
+    # string is one line: URLs, hosts and names can end up in a header or a request line.
+    _multiline: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        """No configuration string carries a control character; tabs and line breaks only
+        in the multi-line fields."""
+        allowed = "\n\t" if info.field_name in cls._multiline else ""
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                bad = control_characters(text, allowed=allowed)
+                if bad:
+                    raise ValueError(f"contains control characters ({', '.join(bad)})")
+        return value
 
 
 def check_timezone(name: str) -> str:
@@ -45,34 +130,39 @@ def check_timezone(name: str) -> str:
 
 
 def check_absolute_url(url: str) -> str:
-    if not url.startswith(("https://", "http://")):
-        raise ValueError(f"'{url}' is not an absolute http(s) URL")
+    if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
     return url.rstrip("/") if url.count("/") == 2 else url
 
 
 # --- organisation -------------------------------------------------------------------------
 
 
+Colour = Annotated[str, Field(pattern=r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")]
+
+
 class Colours(Strict):
-    primary: str = "#1d4f91"
-    accent: str = "#b3261e"
-    text: str = "#1a1a1a"
-    muted: str = "#595959"
-    background: str = "#f4f4f4"
-    surface: str = "#ffffff"
+    primary: Colour = "#1d4f91"
+    accent: Colour = "#b3261e"
+    text: Colour = "#1a1a1a"
+    muted: Colour = "#595959"
+    background: Colour = "#f4f4f4"
+    surface: Colour = "#ffffff"
 
 
 class Organisation(Strict):
-    name: str
+    _multiline = frozenset({"postal_address"})
+
+    name: OneLine
     website: str
     public_url: str = Field(
         description="Where feeds/ and archive/ are served; links in feeds and emails use it."
     )
     postal_address: str
-    from_email: str
-    from_name: str | None = None
-    reply_to: str | None = None
-    logo: str | None = None
+    from_email: EmailAddress
+    from_name: OneLine | None = None
+    reply_to: EmailAddress | None = None
+    logo: str | None = Field(default=None, pattern=r"^https://\S+$")
     language: str = "en"
     direction: Literal["ltr", "rtl"] = "ltr"
     timezone: str = "UTC"
@@ -125,10 +215,12 @@ SourceConfig = Annotated[
 class SectionConfig(Strict):
     """One block of a digest: items selected by topic/kind, or a call to action."""
 
+    _multiline = frozenset({"text"})
+
     name: str
     type: Literal["featured", "list", "cta"] = "list"
     title: str | None = None
-    topics: list[str] = []
+    topics: list[Topic] = []
     kinds: list[str] = []
     max: int = Field(default=5, ge=1, le=50)
     # cta only
@@ -148,11 +240,13 @@ class SectionConfig(Strict):
 
 
 class CampaignConfig(Strict):
+    _multiline = frozenset({"reason"})
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    title: str
-    subject: str
-    preheader: str = ""
-    audience: list[str] = []  # topics a subscriber must follow; empty: every subscriber
+    title: OneLine  # also the List-Id header's phrase
+    subject: OneLine
+    preheader: OneLine = ""
+    audience: list[Topic] = []  # topics a subscriber must follow; empty: every subscriber
     template: str = "digest"
     sections: list[SectionConfig] = []
     skip_if_empty: bool = True
@@ -177,7 +271,7 @@ class CampaignConfig(Strict):
         classmethod(lambda cls, v: parse_time_of_day(v))
     )
     _grace = field_validator("grace", mode="before")(
-        classmethod(lambda cls, v: positive_duration(v, allow_off=False))
+        classmethod(lambda cls, v: positive_duration(v, allow_off=False, maximum=MAX_GRACE))
     )
 
     @model_validator(mode="after")
@@ -196,7 +290,7 @@ class ScheduleSettings(Strict):
     feeds_every: timedelta | None = timedelta(hours=1)
 
     _every = field_validator("collect_every", "feeds_every", mode="before")(
-        classmethod(lambda cls, v: positive_duration(v, allow_off=True))
+        classmethod(lambda cls, v: positive_duration(v, allow_off=True, maximum=MAX_EVERY))
     )
 
 
@@ -210,6 +304,8 @@ class FeedConfig(Strict):
     of the topics and one of the kinds given), or `campaign` (that campaign's sent editions).
     """
 
+    _multiline = frozenset({"description"})
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
@@ -218,7 +314,7 @@ class FeedConfig(Strict):
     path: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$")
     limit: int = Field(default=50, ge=1, le=1000)
     everything: bool = False
-    topics: list[str] = []
+    topics: list[Topic] = []
     kinds: list[str] = []
     campaign: str | None = None
 
@@ -253,15 +349,7 @@ class FeedsConfig(Strict):
     _hub = field_validator("websub_hub")(
         classmethod(lambda cls, v: v if v is None else check_absolute_url(v))
     )
-
-    @model_validator(mode="after")
-    def _unique(self) -> FeedsConfig:
-        for attribute in ("name", "path"):
-            values = [getattr(feed, attribute) for feed in self.feeds]
-            duplicates = sorted({v for v in values if values.count(v) > 1})
-            if duplicates:
-                raise ValueError(f"duplicate feed {attribute} '{duplicates[0]}'")
-        return self
+    # Unique names and paths are checked with the other cross-references (config.loader).
 
 
 # --- delivery and subscribers (delivery issue) --------------------------------------------
@@ -281,8 +369,8 @@ class SmtpDeliveryConfig(Strict):
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
     ca_file: str | None = None  # extra CA bundle to trust (a private relay, tests)
-    timeout: float = Field(default=30.0, gt=0)
-    rate_limit: float | None = Field(default=None, gt=0)  # messages per second, all workers
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    rate_limit: float | None = Field(default=None, gt=0, le=100_000)  # messages/s, all workers
     workers: int = Field(default=2, ge=1, le=32)  # connections, each reused for many messages
     # messages per ledger batch: a crash mid-batch leaves at most this many 'uncertain' per worker
     batch_size: int = Field(default=20, ge=1, le=10_000)
@@ -294,7 +382,7 @@ class SendGridDeliveryConfig(Strict):
     host: str = "https://api.sendgrid.com"  # EU region: https://api.eu.sendgrid.com
     workers: int = Field(default=4, ge=1, le=64)
     batch_size: int = Field(default=1000, ge=1, le=1000)  # personalizations per request
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0, le=600)
     asm_group_id: int | None = None
     sandbox_mode: bool = False
 
@@ -303,11 +391,12 @@ class SendGridDeliveryConfig(Strict):
 
 class DeliveryConfig(Strict):
     backend: str = "file"  # a name in publisher.deliver.BACKENDS; env PUBLISHER_DELIVERY wins
-    unsubscribe_mailto: str | None = None  # mailto address in List-Unsubscribe; default from_email
+    # mailto address in List-Unsubscribe; default from_email
+    unsubscribe_mailto: EmailAddress | None = None
     max_attempts: int = Field(default=5, ge=1, le=20)  # per batch, on 429/5xx/connection errors
-    backoff_base: float = Field(default=0.5, ge=0)  # seconds; doubled per attempt, with jitter
-    backoff_max: float = Field(default=60.0, ge=0)
-    max_failed_batches: int = Field(default=3, ge=1)  # then the edition is paused
+    backoff_base: float = Field(default=0.5, ge=0, le=600)  # seconds; doubled per attempt
+    backoff_max: float = Field(default=60.0, ge=0, le=3600)
+    max_failed_batches: int = Field(default=3, ge=1, le=1000)  # then the edition is paused
     file: FileDeliveryConfig = FileDeliveryConfig()
     smtp: SmtpDeliveryConfig = SmtpDeliveryConfig()
     sendgrid: SendGridDeliveryConfig = SendGridDeliveryConfig()
@@ -334,9 +423,11 @@ class PublisherConfig(Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     subscribers: SubscribersConfig = SubscribersConfig()
 
-    # Set by load_config, not by the file: the directory relative paths are resolved from.
+    # Set by load_config, not by the file: the directory relative paths are resolved from,
+    # and the line of every key (so later checks can name file:line: key too).
     _root: Path = PrivateAttr(default=Path("."))
     _file: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -347,12 +438,21 @@ class PublisherConfig(Strict):
     def file(self) -> Path:
         return self._file
 
-    def located_at(self, file: Path) -> PublisherConfig:
+    def located_at(
+        self, file: Path, lines: dict[tuple[str | int, ...], int] | None = None
+    ) -> PublisherConfig:
         """This configuration, as read from `file` (set by load_config, never by the file:
         private attributes are not keys a schedules.yaml could set)."""
         located = self.model_copy()
         located._root, located._file = file.resolve().parent, file
+        located._lines = dict(lines or {})
         return located
+
+    def error_at(self, path: tuple[str | int, ...], message: str) -> ConfigError:
+        """A ConfigError naming this file, the line of `path` and the key path."""
+        return ConfigError(
+            message, file=str(self.file), line=self._lines.get(path), key=format_key_path(path)
+        )
 
     def resolve(self, path: str | Path) -> Path:
         p = Path(path)

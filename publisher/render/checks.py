@@ -9,9 +9,14 @@ from pathlib import Path
 from jinja2 import TemplateSyntaxError
 
 from publisher.config import CampaignConfig, Colours, PublisherConfig
-from publisher.errors import PublisherError
-from publisher.render.email import archive_url, render_edition
-from publisher.render.environment import TEMPLATE_SUFFIXES, search_path_for, template_environment
+from publisher.errors import ConfigError, PublisherError, TemplateError
+from publisher.render.email import archive_url, edition_context, render_edition
+from publisher.render.environment import (
+    TEMPLATE_SUFFIXES,
+    render_string,
+    search_path_for,
+    template_environment,
+)
 from publisher.render.mjml import mjml_problems
 from publisher.render.sample import sample_edition
 
@@ -95,18 +100,32 @@ def check_campaign(config: PublisherConfig, campaign: CampaignConfig) -> list[st
 
 
 def check_templates(config: PublisherConfig) -> list[str]:
-    """Everything `publisher check` verifies about templates and digest configuration."""
+    """Everything `publisher check` verifies about templates and digest configuration
+    (names, references and config strings were checked when the file was loaded)."""
     problems = check_template_files(search_path_for(config.root))
     problems += check_colours(config.organisation.colours)
-    if config.organisation.logo and not config.organisation.logo.startswith("https://"):
-        problems.append(f"organisation.logo: '{config.organisation.logo}' is not https")
-    seen: set[str] = set()
     for campaign in config.campaigns:
-        if campaign.name in seen:
-            problems.append(f"campaigns: duplicate campaign name '{campaign.name}'")
-        seen.add(campaign.name)
-        sections = [s.name for s in campaign.sections]
-        for name in {n for n in sections if sections.count(n) > 1}:
-            problems.append(f"campaign '{campaign.name}': duplicate section name '{name}'")
         problems += check_campaign(config, campaign)
     return problems
+
+
+def config_string_errors(config: PublisherConfig) -> list[ConfigError]:
+    """Render every campaign's subject and preheader (sandboxed) with a sample edition, so
+    a template error or a disallowed expression in them is a configuration error of every
+    command, before anything is collected, stored or sent."""
+    org = config.organisation
+    errors = []
+    for index, campaign in enumerate(config.campaigns):
+        # The context itself renders subject and preheader: build it from harmless ones.
+        plain = campaign.model_copy(update={"subject": "sample", "preheader": ""})
+        edition = sample_edition(plain, now=SAMPLE_NOW)
+        context = edition_context(
+            edition, org, web_url=archive_url(org.public_url, campaign.name, edition.number)
+        )
+        for key in ("subject", "preheader"):
+            try:
+                render_string(getattr(campaign, key), context, what=key)
+            except TemplateError as exc:
+                reason = str(exc).removeprefix(f"{key}: ")
+                errors.append(config.error_at(("campaigns", index, key), reason))
+    return errors

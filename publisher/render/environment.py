@@ -20,13 +20,17 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
+    TemplateRuntimeError,
     TemplateSyntaxError,
     UndefinedError,
     pass_context,
     select_autoescape,
 )
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from publisher.config.models import control_characters
 from publisher.errors import TemplateError
 from publisher.render.personalise import neutralise
 
@@ -78,9 +82,32 @@ def search_path_for(root: Path) -> tuple[Path, ...]:
     return (BUILTIN_TEMPLATES,)
 
 
+# Longest result of `*` / `**` in a configuration string: a subject never needs more, and
+# `{{ 'x' * 10**9 }}` or `{{ 9**9**9 }}` would otherwise take the memory or the CPU.
+MAX_PRODUCT = 10_000
+
+
+class ConfigStringEnvironment(ImmutableSandboxedEnvironment):
+    """Configuration strings are written by organisers, not developers: sandboxed (no
+    attribute starting with '_', no mutating calls, so `cycler.__init__.__globals__` is a
+    SecurityError), and no arithmetic that explodes."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        sizes = [len(v) if isinstance(v, str | list | tuple) else v for v in (left, right)]
+        if operator == "**" and not all(isinstance(s, int | float) and abs(s) <= 64 for s in sizes):
+            raise SecurityError("powers are limited to operands up to 64 in configuration")
+        if operator == "*" and any(isinstance(s, int) and abs(s) > MAX_PRODUCT for s in sizes):
+            raise SecurityError(f"products are limited to {MAX_PRODUCT:,} in configuration")
+        return super().call_binop(context, operator, left, right)
+
+
+@lru_cache(maxsize=1)
 def string_environment() -> Environment:
-    """For one-line templates from configuration (subjects): plain text, no autoescape."""
-    env = Environment(undefined=StrictUndefined, autoescape=False, finalize=neutralise)
+    """For one-line templates from configuration (subjects, preheaders): plain text, no
+    autoescape, sandboxed; values interpolated are neutralised (no live placeholder)."""
+    env = ConfigStringEnvironment(undefined=StrictUndefined, autoescape=False, finalize=neutralise)
     env.filters["date"] = format_date
     return env
 
@@ -117,13 +144,24 @@ def render_template(env: Environment, name: str, context: dict[str, Any]) -> str
 
 
 def render_string(source: str, context: dict[str, Any], *, what: str) -> str:
-    """Render a one-line template from configuration (`what` names where it came from)."""
+    """Render a one-line template from configuration (`what` names where it came from).
+    The result goes into a header, so a control character in it is an error too."""
     try:
-        return string_environment().from_string(source).render(context)
+        text = string_environment().from_string(source).render(context)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{what}: syntax error: {exc.message}") from None
     except UndefinedError as exc:
         raise TemplateError(f"{what}: undefined variable: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"{what}: not allowed in configuration: {exc}") from None
+    except (TemplateRuntimeError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise TemplateError(f"{what}: {type(exc).__name__}: {exc}") from None
+    bad = control_characters(text)
+    if bad:
+        raise TemplateError(
+            f"{what}: renders control characters ({', '.join(bad)}); it goes into a header"
+        )
+    return text
 
 
 def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from publisher.errors import StoreError
@@ -31,7 +34,7 @@ class UpsertResult:
         return self.inserted + self.updated
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -41,29 +44,42 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 def create_store_engine(url: str) -> Engine:
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """An engine for `url` (PUBLISHER_DATABASE_URL or database_url). Anything wrong with the
+    URL is one StoreError line with the password hidden, never a traceback."""
     try:
-        engine = create_engine(url, future=True)
-    except (SQLAlchemyError, ImportError) as exc:
-        raise StoreError(f"cannot open store {_redact(url)}: {exc}") from None
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        database = parsed.database
+        if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, future=True)
+    except (SQLAlchemyError, ImportError, ValueError, TypeError, OSError) as exc:
+        raise StoreError(f"cannot open store {_redact(url)}: {_one_line(exc, url)}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
-def _redact(url: str) -> str:
-    """Never print a database password."""
-    from sqlalchemy.engine import make_url
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
+
+def _redact(url: str) -> str:
+    """Never print a database password (even of a URL SQLAlchemy cannot parse)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its credentials
-        return url.split("@")[-1]
+    except Exception:  # noqa: BLE001 - an unparsable URL: hide what looks like a password
+        return _PASSWORD.sub(r"\1***@", url)
+
+
+def _one_line(exc: BaseException, url: str) -> str:
+    """A driver's message on one line, without the URL's password if it quotes it."""
+    text = " ".join(str(exc).split()).replace(url, _redact(url))
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001
+        password = None
+    return text.replace(str(password), "***") if password else text
 
 
 class Store:
@@ -85,8 +101,9 @@ class Store:
             with self.engine.begin() as connection:
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
-        except OperationalError as exc:
-            raise StoreError(f"cannot migrate store {_redact(self.url)}: {exc.orig}") from None
+        except SQLAlchemyError as exc:  # unreachable server, not a database file, no rights
+            reason = _one_line(getattr(exc, "orig", None) or exc, self.url)
+            raise StoreError(f"cannot migrate store {_redact(self.url)}: {reason}") from None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

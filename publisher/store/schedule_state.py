@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.store import Store
@@ -140,6 +140,7 @@ def claim_slot(
             )
             .values(status="running", owner=owner, updated_at=now)
         )
+        assert isinstance(result, CursorResult)  # an UPDATE always gives a cursor result
         return result.rowcount == 1
 
 

@@ -11,26 +11,30 @@ campaigns without an `audience` and campaigns whose audience shares a topic with
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import CursorResult, func, insert, select, update
 
+from publisher.config.models import control_characters
 from publisher.errors import PublisherError
+from publisher.slug import slugify
 from publisher.store import Store
 from publisher.store.models import SubscriberRow
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
-# Deliberately plain ASCII addresses: internationalised addresses need SMTPUTF8 end to end.
-EMAIL_RE = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}$"
-)
 CHUNK = 1000
+MAX_NAME = 200  # characters; a display name, not a paragraph
+MAX_FILE = 200 * 1024 * 1024  # bytes: a subscriber file bigger than this is a mistake
 
 
 class SubscriberFileError(PublisherError):
@@ -70,60 +74,134 @@ def new_token() -> str:
 
 
 def normalise_email(raw: str) -> str:
-    return raw.strip().lower()
+    """The address as stored and compared: email-validator's reading (syntax only, no
+    DNS), lower-cased. Internationalised addresses (a non-ASCII local part) are refused:
+    they need SMTPUTF8 end to end and not every backend has it; a non-ASCII domain is kept
+    in its ASCII (IDNA) form, which every backend can send to. ValueError says why."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"invalid email address {raw.strip()!r}: {exc}") from None
+    return (result.ascii_email or result.normalized).lower()
+
+
+@lru_cache(maxsize=4096)
+def topic_slug(topic: str) -> str:
+    """Subscriber topics are slugs like item topics and audiences ('Workers Rights' ->
+    'workers-rights'); cached, since the same few topics recur for every subscriber."""
+    return slugify(topic)
 
 
 def follows(subscriber_topics: Sequence[str], audience: Sequence[str]) -> bool:
-    """A campaign without audience reaches everyone; no topic list means 'everything'."""
+    """A campaign without audience reaches everyone; no topic list means 'everything'.
+    Audiences are slugs (config); stored topics are slugged again in case an older import
+    kept them as written."""
     if not audience or not subscriber_topics:
         return True
-    return not set(audience).isdisjoint(subscriber_topics)
+    return not set(audience).isdisjoint(topic_slug(t) for t in subscriber_topics)
 
 
 # --- reading files ------------------------------------------------------------------------
 
 
+def _text(value: object, what: str) -> str:
+    """A text cell; JSON may hold anything there (a number is accepted, a list is not)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"'{what}' must be text, got {type(value).__name__}")
+    return str(value)
+
+
 def _split_topics(value: object) -> tuple[str, ...]:
     if value is None:
         return ()
-    parts = value if isinstance(value, list) else re.split(r"[;|,]", str(value))
-    return tuple(sorted({str(p).strip() for p in parts if str(p).strip()}))
+    if isinstance(value, list):
+        parts = [_text(p, "topics") for p in value]
+    else:
+        parts = re.split(r"[;|,]", _text(value, "topics"))
+    return tuple(sorted({slug for p in parts if (slug := topic_slug(p))}))
 
 
-def _parse_row(data: dict, where: str) -> SubscriberInput:
-    email = normalise_email(str(data.get("email") or ""))
-    if not EMAIL_RE.match(email):
-        raise ValueError(f"{where}: invalid email address {email!r}")
-    status = (str(data.get("status") or "").strip().lower()) or None
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"{where}: unknown status {status!r} (allowed: {', '.join(STATUSES)})")
-    name = str(data.get("name") or "").strip() or None
-    return SubscriberInput(email, name, _split_topics(data.get("topics")), status)
+def _clean_name(value: object) -> str | None:
+    """A display name goes into the To header: a control character (CR/LF would start a
+    header of its own) makes the row a problem, reported and skipped, never cleaned up."""
+    name = _text(value, "name").strip()
+    bad = control_characters(name)
+    if bad:
+        raise ValueError(f"name contains control characters ({', '.join(bad)})")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"name is longer than {MAX_NAME} characters")
+    return name or None
+
+
+def _parse_row(data: dict[str, Any], where: str) -> SubscriberInput:
+    try:
+        email = normalise_email(_text(data.get("email"), "email"))
+        status = _text(data.get("status"), "status").strip().lower() or None
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r} (allowed: {', '.join(STATUSES)})")
+        return SubscriberInput(
+            email, _clean_name(data.get("name")), _split_topics(data.get("topics")), status
+        )
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _json_records(path: Path, text: str) -> list[tuple[str, object]]:
+    """A JSON list of objects, or {"subscribers": [...]}; any other shape is an error."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SubscriberFileError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise SubscriberFileError(f"{path}: invalid JSON: nested too deeply") from None
+    records = data.get("subscribers") if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise SubscriberFileError(
+            f'{path}: expected a list of subscribers or {{"subscribers": [...]}}, '
+            f"got {type(records).__name__ if records is not None else 'null'}"
+        )
+    return [(f"{path}: entry {i + 1}", r) for i, r in enumerate(records)]
+
+
+def _csv_records(path: Path, text: str) -> list[tuple[str, object]]:
+    """Rows with the line each starts on. Records are split on line breaks only as CSV
+    does (a quoted name may hold one: the row is then reported, not glued together)."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        fieldnames = reader.fieldnames
+        if not fieldnames or "email" not in fieldnames:
+            raise SubscriberFileError(f"{path}:1: the CSV header needs an 'email' column")
+        records: list[tuple[str, object]] = []
+        start = reader.line_num + 1
+        for record in reader:
+            records.append((f"{path}:{start}", record))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise SubscriberFileError(f"{path}:{reader.line_num}: invalid CSV: {exc}") from None
+    return records
 
 
 def read_subscriber_file(path: Path) -> tuple[list[SubscriberInput], list[str]]:
     """Rows of a CSV (header: email,name,topics[,status]) or JSON list; problems per row."""
     try:
+        if path.stat().st_size > MAX_FILE:
+            raise SubscriberFileError(f"{path}: larger than {MAX_FILE // 2**20} MB")
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise SubscriberFileError(f"{path}: cannot read subscribers: {exc}") from None
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SubscriberFileError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-        records = data.get("subscribers", []) if isinstance(data, dict) else data
-        numbered = [(f"{path}: entry {i + 1}", r) for i, r in enumerate(records)]
+        numbered = _json_records(path, text)
     else:
-        reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames or "email" not in reader.fieldnames:
-            raise SubscriberFileError(f"{path}:1: the CSV header needs an 'email' column")
-        numbered = [(f"{path}:{reader.line_num}", r) for r in reader]
+        numbered = _csv_records(path, text)
     rows, problems, seen = [], [], set()
     for where, record in numbered:
         try:
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected an object with 'email'")
+            if None in record:  # csv.DictReader puts extra cells under the key None
+                raise ValueError(f"{where}: more cells than the header has columns")
             row = _parse_row(record, where)
         except ValueError as exc:
             problems.append(str(exc))
@@ -221,13 +299,14 @@ def set_status(store: Store, *, token: str, status: str, now: datetime) -> bool:
             .where(SubscriberRow.token == token)
             .values(status=status, updated_at=now)
         )
+        assert isinstance(result, CursorResult)  # an UPDATE always gives a cursor result
         return result.rowcount > 0
 
 
 # --- reading ------------------------------------------------------------------------------
 
 
-def _to_subscriber(row) -> Subscriber:  # type: ignore[no-untyped-def]
+def _to_subscriber(row: Any) -> Subscriber:
     return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), row.status, row.token)
 
 

@@ -15,7 +15,10 @@ def run_migrations_online() -> None:
     if connection is None:  # plain `alembic` command line use
         from sqlalchemy import create_engine
 
-        connection = create_engine(config.get_main_option("sqlalchemy.url")).connect()
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("set sqlalchemy.url (or PUBLISHER_DATABASE_URL) to migrate")
+        connection = create_engine(url).connect()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
