@@ -7,14 +7,13 @@ rendered documents wait in memory.
 
 from __future__ import annotations
 
-import os
 import queue
-import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
 
 from publisher.errors import PublisherError
+from publisher.files import write_atomic
 
 
 class FeedWriteError(PublisherError):
@@ -24,25 +23,9 @@ class FeedWriteError(PublisherError):
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Atomically replace path with data unless it already holds exactly these bytes."""
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+        return write_atomic(path, data)
     except OSError as exc:
-        raise FeedWriteError(f"cannot read {path}: {exc.strerror}") from None
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from a web server
-        os.replace(temporary, path)
-    except OSError as exc:
-        if temporary and os.path.exists(temporary):
-            os.unlink(temporary)
         raise FeedWriteError(f"cannot write {path}: {exc.strerror}") from None
-    return True
 
 
 class BackgroundWriter:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from publisher.errors import StoreError
+from publisher.errors import PublisherError, StoreError
 from publisher.items import Item
 from publisher.sources.base import SourceMemory
-from publisher.store.models import ItemRow, SourceStateRow
+from publisher.store.models import ItemRow, PublishStateRow, SourceStateRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class ItemNotFound(PublisherError):
+    """`publisher items retire ID` named an item the store does not have."""
 
 
 @dataclass
@@ -25,13 +31,14 @@ class UpsertResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    retired: int = 0  # collected again, but retired: left as it is
 
     @property
     def written(self) -> int:
         return self.inserted + self.updated
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -45,8 +52,8 @@ def create_store_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _create_private(Path(path))
     try:
         engine = create_engine(url, future=True)
     except (SQLAlchemyError, ImportError) as exc:
@@ -54,6 +61,18 @@ def create_store_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (it holds subscribers' addresses
+    and tokens) before SQLite opens it; SQLite gives its -wal and -shm files the same mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create the store file {path}: {exc.strerror}") from None
 
 
 def _redact(url: str) -> str:
@@ -120,12 +139,43 @@ class Store:
                     session.add(row)
                     existing[item.id] = row
                     result.inserted += 1
+                elif row.retired_at is not None:
+                    result.retired += 1  # retired for good: collecting it again changes nothing
                 elif row.content_hash != digest:
                     _fill_row(row, item, digest, now)
                     result.updated += 1
                 else:
+                    row.origin = item.origin  # a moved file keeps its item
                     result.unchanged += 1
         return result
+
+    def retire_item(self, item_id: str, *, now: datetime, reason: str = "retired by hand") -> Item:
+        """Retire one item: it never appears in an edition or a feed again."""
+        with self.session() as session:
+            row = session.get(ItemRow, item_id)
+            if row is None:
+                raise ItemNotFound(f"no item '{item_id}' in the store; `publisher items` lists ids")
+            if row.retired_at is None:
+                row.retired_at, row.retired_reason = now, reason
+            return row_to_item(row)
+
+    def retire_missing(self, source: str, present: set[str], *, now: datetime) -> list[str]:
+        """Retire the items of `source` whose origin (a file) is no longer among `present`;
+        returns their ids. Items without an origin are never retired this way."""
+        query = (
+            select(ItemRow)
+            .where(ItemRow.source == source)
+            .where(ItemRow.origin.is_not(None))
+            .where(ItemRow.retired_at.is_(None))
+        )
+        retired = []
+        with self.session() as session:
+            for row in session.scalars(query):
+                if row.origin not in present:
+                    row.retired_at = now
+                    row.retired_reason = f"its file {row.origin} was deleted"
+                    retired.append(row.id)
+        return retired
 
     def list_items(
         self,
@@ -136,7 +186,11 @@ class Store:
         limit: int | None = None,
     ) -> list[Item]:
         """Items newest first, optionally filtered."""
-        query = select(ItemRow).order_by(ItemRow.published.desc(), ItemRow.id)
+        query = (
+            select(ItemRow)
+            .where(ItemRow.retired_at.is_(None))
+            .order_by(ItemRow.published.desc(), ItemRow.id)
+        )
         if kind:
             query = query.where(ItemRow.kind == kind)
         if since:
@@ -151,6 +205,20 @@ class Store:
                 if limit and len(out) >= limit:
                     break
             return out
+
+    # --- publishers' state --------------------------------------------------------------
+
+    def load_publish_state(self, name: str) -> dict:
+        with self.session() as session:
+            row = session.get(PublishStateRow, name)
+            return dict(row.data) if row is not None and isinstance(row.data, dict) else {}
+
+    def save_publish_state(self, name: str, data: dict, *, now: datetime) -> None:
+        with self.session() as session:
+            row = session.get(PublishStateRow, name) or PublishStateRow(name=name)
+            if row.data != data:
+                row.data, row.updated_at = data, now
+                session.add(row)
 
     # --- source state -----------------------------------------------------------------
 
@@ -194,6 +262,7 @@ def _fill_row(row: ItemRow, item: Item, digest: str, now: datetime) -> None:
     row.image_alt = item.image_alt
     row.content_hash = digest
     row.last_changed = now
+    row.origin = item.origin
 
 
 def row_to_item(row: ItemRow) -> Item:
@@ -212,6 +281,7 @@ def row_to_item(row: ItemRow) -> Item:
         image=row.image,
         image_alt=row.image_alt,
         first_seen=row.first_seen,
+        origin=row.origin,
     )
 
 

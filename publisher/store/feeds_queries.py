@@ -49,7 +49,9 @@ def content_signature(store: Store, campaigns: set[str]) -> str:
     digest = hashlib.sha256()
     with store.session() as session:
         for item_id, content_hash in session.execute(
-            select(ItemRow.id, ItemRow.content_hash).order_by(ItemRow.id)
+            select(ItemRow.id, ItemRow.content_hash)
+            .where(ItemRow.retired_at.is_(None))
+            .order_by(ItemRow.id)
         ):
             digest.update(f"{item_id}\x1f{content_hash}\x1e".encode())
         if campaigns:
