@@ -72,16 +72,19 @@ def build_feeds(
     """Publish every configured feed from the stored items and sent editions (skipped, without
     loading items, when nothing feeds are made of changed since the last build)."""
     from publisher.publish import feeds_up_to_date, publish_feeds
-    from publisher.store.feeds_queries import content_signature, sent_editions
+    from publisher.store.feeds_queries import StoredBuildState, content_signature, sent_editions
 
     campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
     signature = content_signature(store, campaigns)
-    unchanged = feeds_up_to_date(config, signature)
+    state = StoredBuildState(store, now=now)
+    unchanged = feeds_up_to_date(config, signature, state)
     if unchanged is not None:
         return unchanged
     editions = {campaign: sent_editions(store, campaign) for campaign in campaigns}
-    items = store.list_items()
-    return publish_feeds(config, items, editions, now=now, http=http, signature=signature)
+    items = store.list_items()  # retired items are not among them
+    return publish_feeds(
+        config, items, editions, now=now, http=http, signature=signature, state=state
+    )
 
 
 # --- digest editions: compose -> render -> store -> archive -------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -17,6 +17,9 @@ from publisher.cli.base import (
     warn,
 )
 
+if TYPE_CHECKING:
+    from publisher.collect import CollectReport
+
 
 @app.command()
 def collect(ctx: typer.Context) -> None:
@@ -28,7 +31,7 @@ def collect(ctx: typer.Context) -> None:
     print_collect_report(report)
 
 
-def print_collect_report(report) -> None:  # type: ignore[no-untyped-def]
+def print_collect_report(report: CollectReport) -> None:
     table = Table(title="Collected", title_justify="left")
     for column in ("source", "found", "new", "updated", "unchanged"):
         table.add_column(column, justify="left" if column == "source" else "right")

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from publisher.compose import Edition
+from publisher.compose import ComposedSection, Edition
 from publisher.config import CampaignConfig, Organisation
 from publisher.errors import RenderError
 from publisher.render.environment import (
@@ -57,7 +57,7 @@ def archive_url(public_url: str, campaign: str, number: int) -> str:
     return f"{public_url.rstrip('/')}/archive/{campaign}/{number}.html"
 
 
-def _section_view(section) -> SimpleNamespace:  # type: ignore[no-untyped-def]
+def _section_view(section: ComposedSection) -> SimpleNamespace:
     # Namespaces, not dicts: in Jinja `section.items` on a dict would be the dict method.
     cfg = section.config
     return SimpleNamespace(
