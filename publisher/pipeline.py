@@ -17,7 +17,7 @@ from publisher.compose import Edition, compose_edition, window_start
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
-from publisher.render.email import RenderedEdition, archive_url, render_edition
+from publisher.render.email import RenderedEdition, archive_url, render_fitting
 from publisher.render.environment import search_path_for
 from publisher.store import Store
 from publisher.store.editions import (
@@ -120,12 +120,16 @@ def prepare_edition(
     for item, reason in edition.left_out:
         log.warning("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
     org = config.organisation
-    rendered = render_edition(
+    # An item that cannot be rendered, or makes the email too large, is left out (logged
+    # with the reason) and the edition goes out without it.
+    edition, rendered = render_fitting(
         edition,
         org,
         web_url=archive_url(org.public_url, campaign.name, edition.number),
         search_path=search_path_for(config.root),
     )
+    if not edition.items and campaign.skip_if_empty:
+        return None
     return edition, rendered
 
 

@@ -52,19 +52,27 @@ def print_collect_report(report: CollectReport) -> None:
     )
 
 
-@app.command()
+items_app = typer.Typer(
+    invoke_without_command=True, help="Stored items: list them, or retire one for good."
+)
+app.add_typer(items_app, name="items")
+
+
+@items_app.callback()
 def items(
     ctx: typer.Context,
     topic: Annotated[str | None, typer.Option(help="Only items with this topic.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only items of this kind.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many rows.", min=1)] = 50,
 ) -> None:
-    """List stored items, newest first."""
+    """List stored items, newest first (retired items are not listed)."""
+    if ctx.invoked_subcommand is not None:
+        return
     st = state(ctx)
     rows = st.store.list_items(topic=topic, kind=kind, limit=limit)
     zone = ZoneInfo(st.config.organisation.timezone)
     table = Table(caption=f"times in {zone.key}")
-    for column in ("published", "kind", "title", "topics", "source"):
+    for column in ("published", "kind", "title", "topics", "source", "id"):
         table.add_column(column)
     for item in rows:
         table.add_row(
@@ -73,9 +81,26 @@ def items(
             item.title,
             ", ".join(item.topics),
             item.source,
+            item.id,
         )
     console.print(table)
     console.print(f"{len(rows)} item(s)")
+
+
+@items_app.command("retire")
+def retire(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID", help="The item's id (see `items`).")],
+) -> None:
+    """Retire an item: it never appears in an edition or a feed again."""
+    st = state(ctx)
+    item = st.store.retire_item(item_id, now=utc_now())
+    console.print(
+        f"retired {item.id} ('{item.title}'): left out of every future edition and feed "
+        "from the next build (`publisher feeds build`)",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()

@@ -8,7 +8,7 @@ of publisher.render.personalise, so delivery never compiles anything.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +16,8 @@ from typing import Any
 
 from publisher.compose import ComposedSection, Edition
 from publisher.config import CampaignConfig, Organisation
-from publisher.errors import RenderError
+from publisher.errors import RenderError, TemplateError
+from publisher.items import Item
 from publisher.render.environment import (
     BUILTIN_TEMPLATES,
     render_string,
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 KB = 1024
 WARN_BYTES = 90 * KB  # leave room below Gmail's clipping
 MAX_BYTES = 102 * KB  # Gmail clips messages larger than this, hiding the unsubscribe link
+
+
+class TooLargeError(RenderError):
+    """The email would be clipped by Gmail."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ def _check_size(html: str, campaign: CampaignConfig) -> tuple[int, list[str]]:
     )
     size = len(sample.encode("utf-8"))
     if size > MAX_BYTES:
-        raise RenderError(
+        raise TooLargeError(
             f"campaign '{campaign.name}': the email is {size / KB:.1f} KB, above the "
             f"{MAX_BYTES // KB} KB at which Gmail clips it; lower the sections' max counts"
         )
@@ -183,3 +188,66 @@ def _check_size(html: str, campaign: CampaignConfig) -> tuple[int, list[str]]:
         )
         log.warning(warnings[-1])
     return size, warnings
+
+
+def render_fitting(
+    edition: Edition,
+    org: Organisation,
+    *,
+    web_url: str,
+    search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,),
+) -> tuple[Edition, RenderedEdition]:
+    """Render the edition; when that fails, leave out (in Edition.left_out, with the reason)
+    each item that cannot be rendered even on its own, then, while the email is too large,
+    the item that weighs most, so that one bad item never stops an edition. A failure that
+    is not any item's (a template error) is raised as it is."""
+
+    def attempt(candidate: Edition) -> RenderedEdition:
+        return render_edition(candidate, org, web_url=web_url, search_path=search_path)
+
+    try:
+        return edition, attempt(edition)
+    except (RenderError, TemplateError) as exc:
+        if not edition.items:
+            raise
+        first: Exception = exc
+    left_out: list[tuple[Item, str]] = []
+    weights: dict[str, int] = {}
+    for item in edition.items:
+        try:
+            weights[item.id] = attempt(_keeping(edition, {item.id})).size
+        except TooLargeError:
+            left_out.append((item, f"it alone makes the email larger than {MAX_BYTES // KB} KB"))
+        except (RenderError, TemplateError) as exc:
+            left_out.append((item, f"it cannot be rendered: {exc}"))
+    candidate = _leaving_out(edition, left_out)
+    while True:
+        try:
+            return candidate, attempt(candidate)
+        except TooLargeError:
+            if not weights:
+                raise
+            heaviest = max(weights, key=lambda item_id: weights[item_id])
+            del weights[heaviest]
+            [item] = [i for i in candidate.items if i.id == heaviest]
+            reason = f"the email would be larger than {MAX_BYTES // KB} KB with it"
+            candidate = _leaving_out(candidate, [(item, reason)])
+        except (RenderError, TemplateError):
+            raise first from None
+
+
+def _keeping(edition: Edition, ids: set[str]) -> Edition:
+    sections = tuple(
+        replace(s, items=tuple(i for i in s.items if i.id in ids)) for s in edition.sections
+    )
+    return replace(edition, sections=sections)
+
+
+def _leaving_out(edition: Edition, removed: list[tuple[Item, str]]) -> Edition:
+    for item, reason in removed:
+        log.warning(
+            "%s: left out '%s' (%s): %s", edition.campaign.name, item.title, item.id, reason
+        )
+    gone = {item.id for item, _ in removed}
+    kept = _keeping(edition, {i.id for i in edition.items} - gone)
+    return replace(kept, left_out=edition.left_out + tuple(removed))
