@@ -8,6 +8,8 @@ of publisher.render.personalise, so delivery never compiles anything.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -44,7 +46,11 @@ MAX_BYTES = 102 * KB  # Gmail clips messages larger than this, hiding the unsubs
 
 
 class TooLargeError(RenderError):
-    """The email would be clipped by Gmail."""
+    """The email would be clipped by Gmail; `size` is how large it is, in bytes."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -178,7 +184,8 @@ def _check_size(html: str, campaign: CampaignConfig) -> tuple[int, list[str]]:
     if size > MAX_BYTES:
         raise TooLargeError(
             f"campaign '{campaign.name}': the email is {size / KB:.1f} KB, above the "
-            f"{MAX_BYTES // KB} KB at which Gmail clips it; lower the sections' max counts"
+            f"{MAX_BYTES // KB} KB at which Gmail clips it; lower the sections' max counts",
+            size,
         )
     warnings = []
     if size > WARN_BYTES:
@@ -199,41 +206,61 @@ def render_fitting(
 ) -> tuple[Edition, RenderedEdition]:
     """Render the edition; when that fails, leave out (in Edition.left_out, with the reason)
     each item that cannot be rendered even on its own, then, while the email is too large,
-    the item that weighs most, so that one bad item never stops an edition. A failure that
-    is not any item's (a template error) is raised as it is."""
+    the last items of the longest sections, so that one bad item never stops an edition. A
+    failure that is no item's (a template error) is raised as it is."""
 
     def attempt(candidate: Edition) -> RenderedEdition:
         return render_edition(candidate, org, web_url=web_url, search_path=search_path)
 
     try:
         return edition, attempt(edition)
-    except (RenderError, TemplateError) as exc:
+    except TooLargeError as exc:
+        candidate, size = edition, exc.size
+    except (RenderError, TemplateError):
         if not edition.items:
             raise
-        first: Exception = exc
-    left_out: list[tuple[Item, str]] = []
-    weights: dict[str, int] = {}
-    for item in edition.items:
-        try:
-            weights[item.id] = attempt(_keeping(edition, {item.id})).size
-        except TooLargeError:
-            left_out.append((item, f"it alone makes the email larger than {MAX_BYTES // KB} KB"))
-        except (RenderError, TemplateError) as exc:
-            left_out.append((item, f"it cannot be rendered: {exc}"))
-    candidate = _leaving_out(edition, left_out)
+        candidate, size = _without_unrenderable(edition, attempt), 0
     while True:
+        if size:
+            candidate = _trimmed(candidate, size)
         try:
             return candidate, attempt(candidate)
-        except TooLargeError:
-            if not weights:
+        except TooLargeError as exc:
+            if not candidate.items:
                 raise
-            heaviest = max(weights, key=lambda item_id: weights[item_id])
-            del weights[heaviest]
-            [item] = [i for i in candidate.items if i.id == heaviest]
-            reason = f"the email would be larger than {MAX_BYTES // KB} KB with it"
-            candidate = _leaving_out(candidate, [(item, reason)])
-        except (RenderError, TemplateError):
-            raise first from None
+            size = exc.size
+
+
+def _without_unrenderable(
+    edition: Edition, attempt: Callable[[Edition], RenderedEdition]
+) -> Edition:
+    """The edition without the items that fail to render on their own; raises the error of
+    the edition with no items at all when that fails too (a template problem)."""
+    attempt(_keeping(edition, set()))
+    broken: list[tuple[Item, str]] = []
+    for item in edition.items:
+        try:
+            attempt(_keeping(edition, {item.id}))
+        except TooLargeError:
+            broken.append((item, f"it alone makes the email larger than {MAX_BYTES // KB} KB"))
+        except (RenderError, TemplateError) as exc:
+            broken.append((item, f"it cannot be rendered: {exc}"))
+    return _leaving_out(edition, broken)
+
+
+def _trimmed(edition: Edition, size: int) -> Edition:
+    """Leave out about as many items as the excess size suggests (at least one), each time
+    the last item of the longest section."""
+    count = len(edition.items)
+    excess = max(1, math.ceil(count * (size - MAX_BYTES) / size) + 1)
+    lengths = {s.name: len(s.items) for s in edition.sections}
+    removed: list[tuple[Item, str]] = []
+    reason = f"the email would be larger than {MAX_BYTES // KB} KB with it"
+    for _ in range(min(excess, count)):
+        longest = max(edition.sections, key=lambda s: lengths[s.name])
+        lengths[longest.name] -= 1
+        removed.append((longest.items[lengths[longest.name]], reason))
+    return _leaving_out(edition, removed)
 
 
 def _keeping(edition: Edition, ids: set[str]) -> Edition:
