@@ -170,3 +170,21 @@ def test_a_150_kb_remote_title_is_trimmed(make_config, fixed_now, httpserver):
     [item] = result.items
     assert len(title) > 150_000 and len(item.title) <= 300 and item.title.endswith("…")
     assert len(item.summary) <= 300 and len(item.author or "") <= 200
+
+
+def test_atom_text_typed_content_is_escaped_into_paragraphs(make_config, fixed_now, httpserver):
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>'
+        '<updated>2026-11-24T10:00:00Z</updated><entry><title type="text">T &lt;i&gt;</title>'
+        "<id>https://a.example/1</id><updated>2026-11-24T10:00:00Z</updated>"
+        '<content type="text">a &lt;script&gt;b&lt;/script&gt;\n\nsecond</content>'
+        "<author><name>&lt;b&gt;Bob&lt;/b&gt;</name></author></entry></feed>"
+    )
+    httpserver.expect_request("/a").respond_with_data(atom, content_type="application/atom+xml")
+    result = feed_source(make_config, httpserver.url_for("/a")).collect(
+        CollectContext(now=fixed_now, memory=SourceMemory())
+    )
+    [entry] = result.items
+    assert entry.title == "T <i>" and entry.url == "https://a.example/1"
+    assert entry.body_html == "<p>a &lt;script&gt;b&lt;/script&gt;</p><p>second</p>"
+    assert entry.author == "Bob"

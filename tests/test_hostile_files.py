@@ -209,3 +209,27 @@ def test_the_sqlite_file_is_created_readable_by_its_owner_only(tmp_path, fixed_n
             store.retire_item("nope", now=fixed_now)
     finally:
         store.close()
+
+
+def test_a_crashing_source_is_reported_and_the_others_collected(
+    make_config, project, store, fixed_now, monkeypatch
+):
+    import publisher.collect
+    from publisher.sources import build_sources
+
+    (project / "content" / "a.md").write_text("---\ntitle: A\ndate: 2026-11-20\n---\nbody\n")
+    config = make_config("sources:\n  - {name: posts, type: markdown, path: content}\n")
+
+    class Exploding:
+        name = "exploding"
+
+        def collect(self, ctx):
+            raise RecursionError("something nobody anticipated")
+
+    monkeypatch.setattr(
+        publisher.collect, "build_sources", lambda cfg: [Exploding(), *build_sources(cfg)]
+    )
+    report = publisher.collect.collect_all(config, store, now=fixed_now)
+    [problem] = report.problems
+    assert problem.source == "exploding" and "RecursionError" in problem.reason
+    assert [i.id for i in store.list_items()] == ["posts:a"]
