@@ -22,6 +22,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 from typer.testing import CliRunner
+from werkzeug import Response
 
 from publisher.config import load_config
 from publisher.pipeline import run_once
@@ -45,6 +46,8 @@ sources:
   - {{name: partner-json, type: feed, url: "{json}"}}
   - {{name: five, type: feed, url: "{five}"}}
   - {{name: deep-feed, type: feed, url: "{deep}"}}
+  - {{name: too-big, type: feed, url: "{rss}", max_bytes: 50000}}
+  - {{name: too-slow, type: feed, url: "{slow}", deadline: 1.5}}
 subscribers:
   file: subscribers.csv
 feeds:
@@ -105,6 +108,23 @@ def hostile(tmp_path, httpserver, database_url):
         body = (CORPUS / name).read_bytes()
         httpserver.expect_request(f"/{name}").respond_with_data(body, content_type=ctype)
         urls[key] = httpserver.url_for(f"/{name}")
+
+    slow_calls: list[int] = []
+
+    def slow(request):  # a byte a second, for five seconds: cut at the 1.5 s deadline
+        slow_calls.append(1)
+        if len(slow_calls) > 1:  # later runs are not about this: keep them quick
+            return Response(status=304)
+
+        def trickle():
+            for _ in range(5):
+                yield b" "
+                time.sleep(1.0)
+
+        return Response(trickle(), content_type="application/rss+xml")
+
+    httpserver.expect_request("/slow.rss").respond_with_handler(slow)
+    urls["slow"] = httpserver.url_for("/slow.rss")
     text = BASE_CONFIG + CONFIG.format(database_url=database_url, **urls)
     (tmp_path / "schedules.yaml").write_text(text, encoding="utf-8")
     return tmp_path, urls
@@ -133,9 +153,11 @@ def test_hostile_corpus_runs_through_the_whole_pipeline(hostile, store):
         (f"{urls['json']} item 4", "out of range"),
         (urls["five"], "items"),
         (urls["deep"], "nested more than"),
+        ("too-big: " + urls["rss"], "above max_bytes 50000"),
+        ("too-slow: " + urls["slow"], "1.5 s deadline"),
     ]:
         assert [p for p in problems if where in p and why in p], (where, why, problems)
-    assert len(problems) == 13, problems
+    assert len(problems) == 15, problems
 
     stored = {item.title: item for item in store.list_items()}
     for title in GOOD_TITLES:

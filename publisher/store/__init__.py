@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from publisher.errors import PublisherError, StoreError
 from publisher.items import Item
+from publisher.slug import slugify
 from publisher.sources.base import SourceMemory
 from publisher.store.models import ItemRow, PublishStateRow, SourceStateRow
 
@@ -185,7 +186,9 @@ class Store:
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[Item]:
-        """Items newest first, optionally filtered."""
+        """Items newest first (never a retired one), optionally filtered; `topic` goes
+        through the one slug function, so "Workers Rights" finds `workers-rights`."""
+        topic = slugify(topic) if topic else None
         query = (
             select(ItemRow)
             .where(ItemRow.retired_at.is_(None))
