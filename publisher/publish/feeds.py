@@ -15,7 +15,6 @@ used as a path, so an edited state can never make a build touch a file outside f
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import html
 import json
@@ -27,7 +26,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import httpx
 
@@ -41,36 +39,11 @@ from publisher.publish.listing import (
     alternate_links,
     opml_document,
 )
+from publisher.publish.state import LEGACY_STATE_FILE, BuildState, MemoryState, checked
 from publisher.publish.writer import BackgroundWriter
 from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
-
-# Where older versions kept the build state, inside the published folder: removed on sight.
-LEGACY_STATE_FILE = ".publisher-feeds-state.json"
-# The only document keys a build writes: "<feed path>.{ext}" or "<path>/archive/<n>.{ext}".
-_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*(/archive/[1-9][0-9]*)?\.\{ext\}")
-
-
-class BuildState(Protocol):
-    """Where a build's memory lives between builds."""
-
-    def load(self) -> dict: ...
-
-    def save(self, state: dict) -> None: ...
-
-
-@dataclass
-class MemoryState:
-    """A BuildState in memory (tests, benchmarks, one-off builds)."""
-
-    data: dict = field(default_factory=dict)
-
-    def load(self) -> dict:
-        return copy.deepcopy(self.data)
-
-    def save(self, state: dict) -> None:
-        self.data = copy.deepcopy(state)
 
 
 @dataclass
@@ -213,7 +186,7 @@ def publish_feeds(
     state = state if state is not None else MemoryState()
     (output / LEGACY_STATE_FILE).unlink(missing_ok=True)
     build = _Build(
-        output, _checked(state.load()), {}, EntryCache(config.organisation.public_url), report
+        output, checked(state.load()), {}, EntryCache(config.organisation.public_url), report
     )
     metas, pending, empty_since = _plan(build, config, items, editions, now)
     # A first build renders thousands of entries: share that work between processes.
@@ -286,7 +259,7 @@ def feeds_up_to_date(
     """A report of an empty rebuild if the last build had the same inputs (configuration and
     store signature) and all its files are still there; None if a build is needed."""
     output = config.resolve(config.feeds.output_dir)
-    memory = _checked(state.load())
+    memory = checked(state.load())
     if (output / LEGACY_STATE_FILE).exists():
         return None  # the build removes it
     if memory.get("inputs") != _inputs_fingerprint(config, signature) or memory["unpinged"]:
@@ -357,7 +330,7 @@ def _needs_rendering(build: _Build, meta: FeedMeta, page: Page) -> bool:
 def _remove_stale(build: _Build) -> None:
     """Delete documents of the previous build that no longer exist (a removed feed, or
     archive pages that emptied when items were deleted). Only keys of the shape this module
-    writes are in build.state (see _checked), and each path must resolve inside the output
+    writes are in build.state (see state.checked), and each path must resolve inside the output
     folder: a symlink planted there cannot lead the build elsewhere either."""
     root = build.output.resolve()
     for key in set(build.state["documents"]) - set(build.new_documents):
@@ -369,33 +342,6 @@ def _remove_stale(build: _Build) -> None:
             if path.is_file():
                 path.unlink()
                 build.report.removed += 1
-
-
-def _checked(state: object) -> dict:
-    """The state of the last build with anything this module would not have written
-    dropped: document keys must look like "<feed path>[/archive/<n>].{ext}" (no "..", no
-    absolute paths), fingerprints and dates must be strings."""
-    state = state if isinstance(state, dict) else {}
-    documents = state.get("documents")
-    documents = documents if isinstance(documents, dict) else {}
-    empty_since = state.get("empty_since")
-    unpinged = state.get("unpinged")
-    return {
-        "documents": {
-            key: value
-            for key, value in documents.items()
-            if isinstance(key, str) and _KEY.fullmatch(key) and isinstance(value, str)
-        },
-        "empty_since": {
-            name: stamp
-            for name, stamp in (empty_since.items() if isinstance(empty_since, dict) else ())
-            if isinstance(name, str) and isinstance(stamp, str)
-        },
-        "inputs": state.get("inputs") if isinstance(state.get("inputs"), str) else None,
-        "unpinged": [u for u in unpinged if isinstance(u, str)]
-        if isinstance(unpinged, list)
-        else [],
-    }
 
 
 def _ping_hub(hub: str, urls: list[str], report: FeedsReport, http: httpx.Client | None) -> None:

@@ -22,7 +22,7 @@ class SentEdition:
 
 
 class StoredBuildState:
-    """The feed builder's memory between builds (publish.feeds.BuildState), kept in the
+    """The feed builder's memory between builds (publish.state.BuildState), kept in the
     store's publish_state table instead of a file in the published feeds/ folder."""
 
     NAME = "feeds"
