@@ -14,6 +14,7 @@ from datetime import datetime
 import httpx
 
 from publisher.config import PublisherConfig
+from publisher.items import Item
 from publisher.sources import CollectContext, Problem, Source, SourceResult, build_sources
 from publisher.store import Store, UpsertResult
 
@@ -73,6 +74,7 @@ def collect_all(
         for source in build_sources(config):
             memory = store.get_source_memory(source.name)
             result = _collect_one(source, CollectContext(now=now, memory=memory, http=http))
+            result.items = _first_of_each_id(source.name, result)
             source_report = SourceReport(
                 name=source.name, found=len(result.items), not_modified=result.not_modified
             )
@@ -110,3 +112,18 @@ def _collect_one(source: Source, ctx: CollectContext) -> SourceResult:
     except Exception as exc:  # noqa: BLE001 - isolation is the point
         reason = f"collection failed ({exc.__class__.__name__}: {exc})"
         return SourceResult(problems=[Problem(source.name, "source", reason)])
+
+
+def _first_of_each_id(name: str, result: SourceResult) -> list[Item]:
+    """Two items of one source with one id (two files with the same front-matter `id`, two
+    export rows): the first is kept, each other one is reported."""
+    seen: dict[str, Item] = {}
+    for item in result.items:
+        if item.id in seen:
+            first = seen[item.id].origin or seen[item.id].url
+            where = item.origin or item.url
+            reason = f"duplicate id '{item.id}' (also {first}); skipped"
+            result.problems.append(Problem(name, where, reason))
+        else:
+            seen[item.id] = item
+    return list(seen.values())

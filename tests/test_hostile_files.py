@@ -233,3 +233,19 @@ def test_a_crashing_source_is_reported_and_the_others_collected(
     [problem] = report.problems
     assert problem.source == "exploding" and "RecursionError" in problem.reason
     assert [i.id for i in store.list_items()] == ["posts:a"]
+
+
+def test_two_files_with_one_id_keep_the_first_and_report_the_second(
+    make_config, project, store, fixed_now
+):
+    for name in ("a.md", "b.md"):
+        (project / "content" / name).write_text(
+            f"---\nid: same\ntitle: {name}\ndate: 2026-11-20\n---\nbody\n", encoding="utf-8"
+        )
+    config = make_config("sources:\n  - {name: posts, type: markdown, path: content}\n")
+    from publisher.collect import collect_all
+
+    report = collect_all(config, store, now=fixed_now)
+    assert [(i.id, i.title) for i in store.list_items()] == [("same", "a.md")]
+    [problem] = report.problems
+    assert problem.where == "b.md" and "duplicate id 'same' (also a.md)" in problem.reason

@@ -46,9 +46,12 @@ def print_collect_report(report: CollectReport) -> None:
         )
     console.print(table)
     # Each problem was already logged as a warning (file/URL, line, why) by collect_all.
+    retired = f", {report.retired} retired (file deleted)" if report.retired else ""
     console.print(
-        f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{len(report.problems)} problem(s)"
+        f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged"
+        f"{retired}, {len(report.problems)} problem(s)",
+        markup=False,
+        highlight=False,
     )
 
 

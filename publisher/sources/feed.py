@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,7 +126,12 @@ class FeedSource:
         return result
 
     def _add_entries(
-        self, result: SourceResult, url: str, entries: list[Any], convert: Any, label: str
+        self,
+        result: SourceResult,
+        url: str,
+        entries: list[Any],
+        convert: Callable[[Any, str], Item],
+        label: str,
     ) -> None:
         seen: dict[str, int] = {}
         for index, entry in enumerate(entries, start=1):
