@@ -1,14 +1,17 @@
 """One HTTP GET with limits: a total deadline and a maximum body size, streamed.
 
 `timeout` in httpx applies to each read, so a server trickling a byte every second never
-times out; here the body is read chunk by chunk and the fetch is cut once the deadline has
-passed or the body grew past `max_bytes`, so neither time nor memory depends on the server.
-Each read waits at most min(timeout, time left), so a fetch ends within the deadline plus
-the read in flight.
+times out; here the body is read chunk by chunk and cut once it grows past `max_bytes`, and
+at the deadline a watchdog shuts the connection's socket down, which ends the read in
+flight at once. So neither time nor memory depends on the server: waiting for the response
+headers takes at most min(timeout, deadline), reading the body ends at the deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,7 +53,18 @@ def fetch(
         with client.stream(
             "GET", url, headers=headers, timeout=per_read, follow_redirects=True
         ) as response:
-            content = _read_body(response, limits, ends, clock)
+            fired = threading.Event()
+            watchdog = threading.Timer(max(0.0, ends - clock()), _hang_up, (response, fired))
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                content = _read_body(response, limits, ends, clock)
+            finally:
+                watchdog.cancel()
+            if fired.is_set():  # a body "ended" by the hang-up is not a whole body
+                raise FetchError(
+                    f"response not complete at the {limits.deadline:g} s deadline; cut"
+                )
             permanent = any(r.status_code in (301, 308) for r in response.history)
             return Fetched(
                 response.status_code, str(response.url), response.headers, content, permanent
@@ -59,6 +73,17 @@ def fetch(
         if clock() >= ends:
             raise FetchError(f"cut at the {limits.deadline:g} s deadline ({exc})") from None
         raise FetchError(f"unreachable: {exc.__class__.__name__}: {exc}") from None
+
+
+def _hang_up(response: httpx.Response, fired: threading.Event) -> None:
+    """Shut the socket down under a read that has run out of time (closing it from another
+    thread would not wake the read; shutting it down does)."""
+    fired.set()
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _read_body(
