@@ -214,3 +214,15 @@ def test_a_server_that_stalls_mid_body_is_cut_at_the_deadline(make_config, fixed
     result = source.collect(CollectContext(now=fixed_now, memory=SourceMemory()))
     assert 2.5 <= time.monotonic() - started < 3.5
     assert "2.5 s deadline" in result.problems[0].reason
+
+
+def test_a_sources_own_topics_are_slugged_like_its_tags(make_config, fixed_now, httpserver):
+    rss = (
+        RSS_HEAD + "<item><title>T</title><link>https://p.example/1</link>"
+        "<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate><category>Workers' Rights</category>"
+        "</item></channel></rss>"
+    )
+    httpserver.expect_request("/f").respond_with_data(rss, content_type="application/rss+xml")
+    source = feed_source(make_config, httpserver.url_for("/f"), ", topics: [Labor Rights, 经济]")
+    [item] = source.collect(CollectContext(now=fixed_now, memory=SourceMemory())).items
+    assert item.topics == ("labor-rights", "经济", "workers-rights")

@@ -57,7 +57,7 @@ class FeedSource:
         self.url = cfg.url
         self.limits = Limits(timeout=cfg.timeout, deadline=cfg.deadline, max_bytes=cfg.max_bytes)
         self.default_kind = cfg.default_kind
-        self.topics = tuple(cfg.topics)
+        self.topics = parse_topics(cfg.topics)  # "Labor Rights" -> labor-rights, like tags
 
     def collect(self, ctx: CollectContext) -> SourceResult:
         memory = ctx.memory
