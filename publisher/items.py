@@ -31,6 +31,9 @@ class Item:
     # When the store first saw the item (None before it is stored). Feed archives are cut in
     # this order, so an item that arrives backdated never reshuffles archives already written.
     first_seen: datetime | None = field(default=None, compare=False, hash=False)
+    # Where in its source the item came from (a Markdown file relative to its folder), so a
+    # deleted file retires its item. Not content: moving a file changes no reader's view.
+    origin: str | None = field(default=None, compare=False, hash=False)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -39,7 +42,7 @@ class Item:
         payload = {
             f.name: _jsonable(getattr(self, f.name))
             for f in fields(self)
-            if f.name not in ("extra", "first_seen")
+            if f.name not in ("extra", "first_seen", "origin")
         }
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(raw).hexdigest()

@@ -17,7 +17,7 @@ from publisher.compose import Edition, compose_edition, window_start
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
-from publisher.render.email import RenderedEdition, archive_url, render_edition
+from publisher.render.email import RenderedEdition, archive_url, render_fitting
 from publisher.render.environment import search_path_for
 from publisher.store import Store
 from publisher.store.editions import (
@@ -72,16 +72,19 @@ def build_feeds(
     """Publish every configured feed from the stored items and sent editions (skipped, without
     loading items, when nothing feeds are made of changed since the last build)."""
     from publisher.publish import feeds_up_to_date, publish_feeds
-    from publisher.store.feeds_queries import content_signature, sent_editions
+    from publisher.store.feeds_queries import StoredBuildState, content_signature, sent_editions
 
     campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
     signature = content_signature(store, campaigns)
-    unchanged = feeds_up_to_date(config, signature)
+    state = StoredBuildState(store, now=now)
+    unchanged = feeds_up_to_date(config, signature, state)
     if unchanged is not None:
         return unchanged
     editions = {campaign: sent_editions(store, campaign) for campaign in campaigns}
-    items = store.list_items()
-    return publish_feeds(config, items, editions, now=now, http=http, signature=signature)
+    items = store.list_items()  # retired items are not among them
+    return publish_feeds(
+        config, items, editions, now=now, http=http, signature=signature, state=state
+    )
 
 
 # --- digest editions: compose -> render -> store -> archive -------------------------------
@@ -117,12 +120,16 @@ def prepare_edition(
     for item, reason in edition.left_out:
         log.warning("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
     org = config.organisation
-    rendered = render_edition(
+    # An item that cannot be rendered, or makes the email too large, is left out (logged
+    # with the reason) and the edition goes out without it.
+    edition, rendered = render_fitting(
         edition,
         org,
         web_url=archive_url(org.public_url, campaign.name, edition.number),
         search_path=search_path_for(config.root),
     )
+    if not edition.items and campaign.skip_if_empty:
+        return None
     return edition, rendered
 
 

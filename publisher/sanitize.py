@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Literal
 
 import nh3
 
@@ -27,19 +28,51 @@ URL_SCHEMES = {"http", "https", "mailto"}
 # Removed with their content, not just unwrapped: their text is never meant for readers.
 DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "noscript", "template"}
 
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# C0 controls but tab, newline and carriage return; DEL; the non-characters XML forbids;
+# and lone surrogates (JSON can spell them, UTF-8 cannot encode them).
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+
+# How long the text fields of an item may be once collected: longer ones are trimmed (a
+# 150 KB title would otherwise make every edition and feed carrying it fail or bloat).
+TITLE_MAX = 300
+SUMMARY_MAX = 1000
+AUTHOR_MAX = 200
+ALT_MAX = 300
 
 
 def strip_control_chars(text: str) -> str:
-    """Remove characters XML 1.0 forbids (they would make a feed invalid)."""
+    """Remove characters XML 1.0 forbids (YAML, MJML and feeds reject them too)."""
     return _CONTROL_CHARS.sub("", text)
+
+
+def trim(text: str, limit: int) -> str:
+    """Cut text at a word boundary to at most `limit` characters, marking the cut with …."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(",;:. ") + "…"
+
+
+def plain_text(text: str | None, limit: int) -> str:
+    """Text a source declares plain (an RSS/Atom field typed text/plain): kept literally,
+    never parsed as HTML; control characters removed, whitespace collapsed, trimmed."""
+    return trim(" ".join(strip_control_chars(text or "").split()), limit)
+
+
+def markup_text(text: str | None, limit: int) -> str:
+    """Text that may carry markup (HTML-typed feed fields, and fields with no declared type:
+    front matter, exports, JSON Feed): tags removed with their script/style content,
+    entities decoded, then as plain_text."""
+    return plain_text(html_to_text(strip_control_chars(text or "")), limit)
 
 
 def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     """Allow-list sanitise an HTML fragment; resolve relative URLs against base_url."""
     if not fragment:
         return ""
-    url_relative: tuple[str, str] | str = (
+    url_relative: tuple[Literal["rewrite_with_base"], str] | Literal["pass_through"] = (
         ("rewrite_with_base", base_url) if base_url else "pass_through"
     )
     return nh3.clean(
@@ -55,7 +88,9 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
 
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment (for summaries), whitespace collapsed."""
-    text = nh3.clean(fragment or "", tags=set(), clean_content_tags=DROP_WITH_CONTENT)
+    text = nh3.clean(
+        strip_control_chars(fragment or ""), tags=set(), clean_content_tags=DROP_WITH_CONTENT
+    )
     return " ".join(html.unescape(text).split())
 
 
@@ -66,3 +101,9 @@ def summarise(fragment: str, limit: int = 280) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.")
     return cut + "…"
+
+
+def text_to_html(text: str) -> str:
+    """A plain-text body as HTML paragraphs (blank lines separate them), escaped."""
+    paragraphs = [" ".join(p.split()) for p in strip_control_chars(text).split("\n\n")]
+    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p)

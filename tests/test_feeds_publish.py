@@ -19,8 +19,7 @@ from werkzeug import Response
 from publisher.errors import ConfigError
 from publisher.items import Item
 from publisher.pipeline import build_feeds
-from publisher.publish import feeds_up_to_date, publish_feeds
-from publisher.publish.feeds import STATE_FILE
+from publisher.publish import MemoryState, feeds_up_to_date, publish_feeds
 from publisher.store.models import EditionRow
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -83,7 +82,7 @@ def feed_files(root: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(root)): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != STATE_FILE
+        if path.is_file()
     }
 
 
@@ -107,7 +106,8 @@ def test_every_feed_is_written_with_opml_and_alternate_links(config, project):
 
 
 def test_rebuild_without_changes_is_byte_identical_and_leaves_mtimes(config, project):
-    publish_feeds(config, items(23), {}, now=NOW)
+    state = MemoryState()
+    publish_feeds(config, items(23), {}, now=NOW, state=state)
     out = project / "feeds"
     before = feed_files(out)
     old = 1_600_000_000
@@ -115,13 +115,13 @@ def test_rebuild_without_changes_is_byte_identical_and_leaves_mtimes(config, pro
         if path.is_file():
             os.utime(path, (old, old))
     later = NOW + timedelta(days=3)  # the clock moves; the content does not
-    report = publish_feeds(config, items(23), {}, now=later)
+    report = publish_feeds(config, items(23), {}, now=later, state=state)
     assert report.written == 0 and report.unchanged == len(before) + 0
-    (out / STATE_FILE).unlink()  # without the fingerprints every document is re-rendered...
+    # Without the fingerprints (a fresh state) every document is re-rendered...
     report = publish_feeds(config, items(23), {}, now=later)
     assert report.written == 0  # ...and still compares equal, so nothing is rewritten
     assert feed_files(out) == before
-    files = [p for p in out.rglob("*") if p.is_file() and p.name != STATE_FILE]
+    files = [p for p in out.rglob("*") if p.is_file()]
     assert all(p.stat().st_mtime == old for p in files)
 
 
@@ -177,16 +177,29 @@ def test_archive_paging_reaches_every_item_exactly_once(config, project, extensi
     assert root.find(f"{ATOM}link[@rel='current']").get("href").endswith("/everything.atom")
 
 
-def test_full_archives_are_never_rewritten_as_new_items_arrive(config, project):
-    publish_feeds(config, items(23), {}, now=NOW)
-    archive = project / "feeds/everything/archive/4.rss"
-    os.utime(archive, (1_600_000_000, 1_600_000_000))
-    content = archive.read_bytes()
-    publish_feeds(config, items(30), {}, now=NOW)  # 7 more: archive 5 appears
-    assert archive.read_bytes() == content and archive.stat().st_mtime == 1_600_000_000
+def test_full_archives_are_rewritten_only_when_the_next_archive_appears(config, project):
+    state = MemoryState()
+    publish_feeds(config, items(23), {}, now=NOW, state=state)
+    older, newest = (project / f"feeds/everything/archive/{n}.rss" for n in (3, 4))
+    for archive in (older, newest):
+        os.utime(archive, (1_600_000_000, 1_600_000_000))
+    content = older.read_bytes()
+    current = "https://www.example.org/news/feeds/everything.rss"
+    assert _next_archive(newest) == current  # the newest archive's neighbour: the feed
+    publish_feeds(config, items(30), {}, now=NOW, state=state)  # 7 more: archive 5 appears
+    assert older.read_bytes() == content and older.stat().st_mtime == 1_600_000_000
     assert (project / "feeds/everything/archive/5.rss").is_file()
-    publish_feeds(config, items(8), {}, now=NOW)  # items deleted: stale archives go
+    # Archive 4 changed once, to link its new neighbour; its entries did not change.
+    assert _next_archive(newest) == current.replace(".rss", "/archive/5.rss")
+    assert _next_archive(older) == current.replace(".rss", "/archive/4.rss")
+    publish_feeds(config, items(8), {}, now=NOW, state=state)  # items deleted: stale go
     assert not (project / "feeds/everything/archive/5.rss").exists()
+
+
+def _next_archive(path: Path) -> str:
+    links = etree.fromstring(path.read_bytes()).findall(f"channel/{ATOM}link")
+    [href] = [link.get("href") for link in links if link.get("rel") == "next-archive"]
+    return href
 
 
 def test_bad_items_are_reported_and_left_out(config, project):
@@ -247,17 +260,18 @@ def test_a_failing_hub_is_reported_and_the_feeds_stay(make_config, project, http
         "feeds:\n  feeds:", f"feeds:\n  websub_hub: {httpserver.url_for('/hub')}\n  feeds:"
     )
     config = make_config(extra)
-    report = publish_feeds(config, items(2), {}, now=NOW)
+    state = MemoryState()
+    report = publish_feeds(config, items(2), {}, now=NOW, state=state)
     assert report.problems and "503" in report.problems[0]
     assert (project / "feeds/everything.rss").is_file()
     missed = len(httpserver.log)
     # The next build changes no file, yet retries every ping the hub did not take.
     httpserver.clear()
     httpserver.expect_request("/hub").respond_with_data("", status=204)
-    assert feeds_up_to_date(config, "same") is None
-    again = publish_feeds(config, items(2), {}, now=NOW, signature="same")
+    assert feeds_up_to_date(config, "same", state) is None
+    again = publish_feeds(config, items(2), {}, now=NOW, signature="same", state=state)
     assert again.written == 0 and len(again.pinged) == missed
-    assert feeds_up_to_date(config, "same") is not None  # all announced: skip from now on
+    assert feeds_up_to_date(config, "same", state) is not None  # all announced: skip now
 
 
 def add_edition(store, number: int, *, sent: bool, campaign: str = "weekly") -> None:
@@ -374,7 +388,7 @@ def test_an_unwritable_output_is_a_clear_error_and_leaves_no_temporary_files(con
     expected = "cannot (read|write) .*topics/labor.rss: Not a directory"
     with pytest.raises(FeedWriteError, match=expected):
         publish_feeds(config, items(4), {}, now=NOW)
-    leftovers = [p.name for p in (project / "feeds").rglob(".*") if p.name != STATE_FILE]
+    leftovers = [p.name for p in (project / "feeds").rglob(".*")]
     assert leftovers == []
 
 

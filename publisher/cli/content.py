@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -17,6 +17,9 @@ from publisher.cli.base import (
     warn,
 )
 
+if TYPE_CHECKING:
+    from publisher.collect import CollectReport
+
 
 @app.command()
 def collect(ctx: typer.Context) -> None:
@@ -28,7 +31,7 @@ def collect(ctx: typer.Context) -> None:
     print_collect_report(report)
 
 
-def print_collect_report(report) -> None:  # type: ignore[no-untyped-def]
+def print_collect_report(report: CollectReport) -> None:
     table = Table(title="Collected", title_justify="left")
     for column in ("source", "found", "new", "updated", "unchanged"):
         table.add_column(column, justify="left" if column == "source" else "right")
@@ -43,25 +46,36 @@ def print_collect_report(report) -> None:  # type: ignore[no-untyped-def]
         )
     console.print(table)
     # Each problem was already logged as a warning (file/URL, line, why) by collect_all.
+    retired = f", {report.retired} retired (file deleted)" if report.retired else ""
     console.print(
-        f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{len(report.problems)} problem(s)"
+        f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged"
+        f"{retired}, {len(report.problems)} problem(s)",
+        markup=False,
+        highlight=False,
     )
 
 
-@app.command()
+items_app = typer.Typer(
+    invoke_without_command=True, help="Stored items: list them, or retire one for good."
+)
+app.add_typer(items_app, name="items")
+
+
+@items_app.callback()
 def items(
     ctx: typer.Context,
     topic: Annotated[str | None, typer.Option(help="Only items with this topic.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only items of this kind.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many rows.", min=1)] = 50,
 ) -> None:
-    """List stored items, newest first."""
+    """List stored items, newest first (retired items are not listed)."""
+    if ctx.invoked_subcommand is not None:
+        return
     st = state(ctx)
     rows = st.store.list_items(topic=topic, kind=kind, limit=limit)
     zone = ZoneInfo(st.config.organisation.timezone)
     table = Table(caption=f"times in {zone.key}")
-    for column in ("published", "kind", "title", "topics", "source"):
+    for column in ("published", "kind", "title", "topics", "source", "id"):
         table.add_column(column)
     for item in rows:
         table.add_row(
@@ -70,9 +84,26 @@ def items(
             item.title,
             ", ".join(item.topics),
             item.source,
+            item.id,
         )
     console.print(table)
     console.print(f"{len(rows)} item(s)")
+
+
+@items_app.command("retire")
+def retire(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID", help="The item's id (see `items`).")],
+) -> None:
+    """Retire an item: it never appears in an edition or a feed again."""
+    st = state(ctx)
+    item = st.store.retire_item(item_id, now=utc_now())
+    console.print(
+        f"retired {item.id} ('{item.title}'): left out of every future edition and feed "
+        "from the next build (`publisher feeds build`)",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()

@@ -15,7 +15,7 @@ from pydantic import (
     ValidationError,
 )
 
-from publisher.config.limits import check_yaml_limits
+from publisher.bounded import LimitError, check_yaml_limits
 from publisher.config.models import DEFAULT_CONFIG, PublisherConfig, format_key_path
 from publisher.errors import ConfigError, ConfigErrors
 
@@ -66,7 +66,11 @@ def _walk_nodes(
 
 def parse_yaml_with_lines(text: str, file: str) -> tuple[Any, dict[KeyPath, int]]:
     """Parse YAML, returning the data and the line of every key and list item."""
-    check_yaml_limits(text, file)  # before anything is built: depth and alias expansion
+    try:  # before anything is built: depth and alias expansion
+        check_yaml_limits(text)
+    except LimitError as exc:
+        key = format_key_path(exc.path[:8]) + ("..." if len(exc.path) > 8 else "")
+        raise ConfigError(str(exc), file=file, line=exc.line, key=key or None) from None
     try:
         node = yaml.compose(text, Loader=_LineLoader)
         data = yaml.load(text, Loader=_LineLoader)

@@ -190,6 +190,9 @@ class FeedSourceConfig(Strict):
     name: str
     url: str
     timeout: float = 10.0
+    # Total time for one fetch (connect, redirects, every read) and the largest body read.
+    deadline: float = Field(default=30.0, gt=0)
+    max_bytes: int = Field(default=10_000_000, gt=0)
     default_kind: str = "news"
     topics: list[str] = []
 

@@ -6,7 +6,6 @@ resend after a crash overwrites instead of duplicating: the outbox is exactly-on
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from publisher.config import PublisherConfig
 from publisher.deliver.base import Message, Recipient
 from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
+from publisher.files import PRIVATE, write_atomic
 
 
 class FileBackend:
@@ -53,10 +53,8 @@ class FileBackend:
         failed: dict[int, str] = {}
         for recipient in recipients:
             target = folder / self.file_name(recipient)
-            temporary = folder / f".{target.name}.tmp"
             try:
-                temporary.write_bytes(build_message(prepared, recipient))
-                os.replace(temporary, target)
+                write_atomic(target, build_message(prepared, recipient), mode=PRIVATE)
             except (OSError, ValueError) as exc:
                 failed[recipient.subscriber_id] = f"cannot write {target}: {exc}"
         return failed

@@ -3,20 +3,19 @@
     archive/<campaign>/<number>.html   the edition exactly as sent, minus per-recipient links
     archive/<campaign>/index.html      every edition of the campaign, newest first
 
-Pages are written atomically (temporary file, then rename) so a web server never serves half
-a page.
+Pages are written by the one atomic writer (publisher.files), so a web server never serves
+half a page and an unchanged page is not rewritten.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from publisher.config import CampaignConfig, Organisation
+from publisher.files import write_atomic
 from publisher.render.environment import BUILTIN_TEMPLATES, render_template, template_environment
 from publisher.render.personalise import sample_copy
 
@@ -38,25 +37,12 @@ def web_copy(html: str, org: Organisation) -> str:
     return sample_copy(html, org.public_url)
 
 
-def _write_atomic(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_edition_page(
     root: Path, org: Organisation, campaign: str, number: int, html: str
 ) -> Path:
     """Write archive/<campaign>/<number>.html under `root`; return its path."""
     path = root / ARCHIVE_DIR / campaign / f"{number}.html"
-    _write_atomic(path, web_copy(html, org))
+    write_atomic(path, web_copy(html, org).encode("utf-8"))
     return path
 
 
@@ -82,5 +68,5 @@ def write_index_page(
         },
     )
     path = root / ARCHIVE_DIR / campaign.name / "index.html"
-    _write_atomic(path, html)
+    write_atomic(path, html.encode("utf-8"))
     return path

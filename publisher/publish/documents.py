@@ -20,7 +20,8 @@ from publisher.publish.entries import DC_NS, EntryCache, clean, item_updated
 
 # Part of every document fingerprint: bump it when the output format changes so that the
 # next build rewrites documents an older version produced.
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+CURRENT = 0  # Page.next_archive of the newest archive: the subscription document
 GENERATOR = "publisher"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
@@ -57,13 +58,17 @@ class Page:
     """One document: the subscription document (number None) or archive `number` (1 oldest).
 
     `prev_archive` is the next older archive (RFC 5005 `prev-archive`, JSON Feed `next_url`).
-    Archives never link forward, so an archive stays byte-identical once full.
+    `next_archive` (archives only) is the next newer one, or `CURRENT` for the newest
+    archive: the entries that follow it are in the subscription document. So every archive
+    links a neighbour (RFC 5005 section 4; the W3C validator warns about one that does not),
+    and a full archive changes once more, when the archive after it appears.
     """
 
     number: int | None
     items: tuple[Item, ...]  # newest first
     updated: datetime
     prev_archive: int | None
+    next_archive: int | None = None
 
 
 def plan_pages(items: Sequence[Item], limit: int, *, empty_updated: datetime) -> list[Page]:
@@ -80,7 +85,8 @@ def plan_pages(items: Sequence[Item], limit: int, *, empty_updated: datetime) ->
     pages = []
     for index in range(archived):
         chunk = oldest_first[index * limit : (index + 1) * limit]
-        pages.append(_page(index + 1, chunk, index or None, empty_updated))
+        newer = index + 2 if index + 2 <= archived else CURRENT
+        pages.append(_page(index + 1, chunk, index or None, empty_updated, newer))
     current = oldest_first[archived * limit :]
     pages.append(_page(None, current, archived or None, empty_updated))
     return pages
@@ -90,10 +96,16 @@ def _arrival_order(item: Item) -> tuple[datetime, datetime, str]:
     return (item.first_seen or item.published, item.published, item.id)
 
 
-def _page(number: int | None, chunk: list[Item], prev: int | None, empty: datetime) -> Page:
+def _page(
+    number: int | None,
+    chunk: list[Item],
+    prev: int | None,
+    empty: datetime,
+    newer: int | None = None,
+) -> Page:
     updated = max((item_updated(item) for item in chunk), default=empty)
     newest_first = sorted(chunk, key=lambda item: (item.published, item.id), reverse=True)
-    return Page(number, tuple(newest_first), updated, prev)
+    return Page(number, tuple(newest_first), updated, prev, newer)
 
 
 # --- documents ----------------------------------------------------------------------------
@@ -118,13 +130,15 @@ def _header(meta: FeedMeta, page: Page, extension: str, mime: str) -> FeedGenera
 
 
 def _paging_links(meta: FeedMeta, page: Page, extension: str) -> list[tuple[str, str]]:
-    """WebSub hub and RFC 5005 links. Archives never link forward (next-archive), so an
-    archive stays byte-identical once it is full."""
+    """WebSub hub and RFC 5005 links: current, prev-archive and next-archive."""
     links = [("hub", meta.hub)] if meta.hub else []
     if page.number is not None:
         links.append(("current", meta.url(extension)))
     if page.prev_archive is not None:
         links.append(("prev-archive", meta.url(extension, page.prev_archive)))
+    if page.next_archive is not None:
+        newer = None if page.next_archive == CURRENT else page.next_archive
+        links.append(("next-archive", meta.url(extension, newer)))
     return links
 
 
@@ -182,6 +196,11 @@ def render_json(meta: FeedMeta, page: Page, cache: EntryCache) -> bytes:
         head["hubs"] = [{"type": "WebSub", "url": meta.hub}]
     if page.prev_archive is not None:
         head["next_url"] = meta.url("json", page.prev_archive)
+    if page.number is not None:
+        # JSON Feed has no archive links of its own: RFC 5005's, as an extension object.
+        head["_rfc5005"] = {
+            rel: href for rel, href in _paging_links(meta, page, "json") if rel != "hub"
+        }
     text = json.dumps(head, ensure_ascii=False, indent=2)[:-2]  # reopen the object
     entries = [cache.json(item) for item in page.items]
     items = b"[\n    " + b",\n    ".join(entries) + b"\n  ]" if entries else b"[]"

@@ -3,9 +3,14 @@
 For each feed: select its items, cut them into pages (documents.plan_pages), and render a
 page only when its fingerprint (items' ids and content hashes, feed metadata, format
 version) differs from the one recorded at the last build; a rendered file is written
-(temporary file + os.replace) only when its bytes differ, so an unchanged file keeps its
-mtime and a web server's ETag/Last-Modified. Then index.opml, the alternate-link snippet,
-and a WebSub ping for every subscription document that changed.
+(publisher.files) only when its bytes differ, so an unchanged file keeps its mtime and a
+web server's ETag/Last-Modified. Then index.opml, the alternate-link snippet, and a WebSub
+ping for every subscription document that changed.
+
+What a build remembers (fingerprints, pings a hub missed) is kept by the caller (the store,
+see store.feeds_queries.StoredBuildState), never in the published folder; the document keys
+read back from it are checked against the shape this module writes before any of them is
+used as a path, so an edited state can never make a build touch a file outside feeds/.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,12 +39,11 @@ from publisher.publish.listing import (
     alternate_links,
     opml_document,
 )
-from publisher.publish.writer import BackgroundWriter, write_if_changed
+from publisher.publish.state import LEGACY_STATE_FILE, BuildState, MemoryState, checked
+from publisher.publish.writer import BackgroundWriter
 from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
-
-STATE_FILE = ".publisher-feeds-state.json"  # hidden: fingerprints of the last build
 
 
 @dataclass
@@ -165,21 +169,24 @@ class _Build:
 def publish_feeds(
     config: PublisherConfig,
     items: Sequence[Item],
-    editions: dict[str, Sequence[SentEdition]],
+    editions: Mapping[str, Sequence[SentEdition]],
     *,
     now: datetime,
     http: httpx.Client | None = None,
     signature: str | None = None,
+    state: BuildState | None = None,
 ) -> FeedsReport:
     """Write every configured feed under the output directory; `now` only dates empty feeds.
 
-    `signature` (store.feeds_queries.content_signature) is recorded so that the next build
-    can be skipped by `feeds_up_to_date` without loading any item.
+    `signature` (store.feeds_queries.content_signature) is recorded in `state` so that the
+    next build can be skipped by `feeds_up_to_date` without loading any item.
     """
     report = FeedsReport()
     output = config.resolve(config.feeds.output_dir)
+    state = state if state is not None else MemoryState()
+    (output / LEGACY_STATE_FILE).unlink(missing_ok=True)
     build = _Build(
-        output, _load_state(output), {}, EntryCache(config.organisation.public_url), report
+        output, checked(state.load()), {}, EntryCache(config.organisation.public_url), report
     )
     metas, pending, empty_since = _plan(build, config, items, editions, now)
     # A first build renders thousands of entries: share that work between processes.
@@ -203,15 +210,16 @@ def publish_feeds(
         if meta.relpath(fmt.extension) in changed
     ]
     # Pings a hub missed last time are sent again with this build's.
-    to_ping = list(dict.fromkeys(build.state.get("unpinged", []) + changed_urls))
+    to_ping = list(dict.fromkeys(build.state["unpinged"] + changed_urls))
     if config.feeds.websub_hub and to_ping:
         _ping_hub(config.feeds.websub_hub, to_ping, report, http)
     inputs = _inputs_fingerprint(config, signature) if signature else None
-    state = {"documents": build.new_documents, "empty_since": empty_since, "inputs": inputs}
+    memory: dict = {"documents": build.new_documents, "empty_since": empty_since}
+    memory["inputs"] = inputs
     unpinged = [url for url in to_ping if url not in report.pinged]
     if config.feeds.websub_hub and unpinged:
-        state["unpinged"] = unpinged
-    _save_state(output, state)
+        memory["unpinged"] = unpinged
+    state.save(memory)
     return report
 
 
@@ -219,12 +227,14 @@ def _plan(
     build: _Build,
     config: PublisherConfig,
     items: Sequence[Item],
-    editions: dict[str, Sequence[SentEdition]],
+    editions: Mapping[str, Sequence[SentEdition]],
     now: datetime,
 ) -> tuple[list[FeedMeta], list[tuple[FeedMeta, Page]], dict[str, str]]:
     """Every feed's metadata, the pages that need rendering, and the dates of empty feeds."""
     items = publishable(items, build.report)
-    metas, pending, empty_since = [], [], {}
+    metas: list[FeedMeta] = []
+    pending: list[tuple[FeedMeta, Page]] = []
+    empty_since: dict[str, str] = {}
     for feed in config.feeds.feeds:
         meta = feed_meta(config, feed)
         metas.append(meta)
@@ -243,16 +253,20 @@ def _plan(
     return metas, pending, empty_since
 
 
-def feeds_up_to_date(config: PublisherConfig, signature: str) -> FeedsReport | None:
+def feeds_up_to_date(
+    config: PublisherConfig, signature: str, state: BuildState
+) -> FeedsReport | None:
     """A report of an empty rebuild if the last build had the same inputs (configuration and
     store signature) and all its files are still there; None if a build is needed."""
     output = config.resolve(config.feeds.output_dir)
-    state = _load_state(output)
-    if state.get("inputs") != _inputs_fingerprint(config, signature) or state.get("unpinged"):
+    memory = checked(state.load())
+    if (output / LEGACY_STATE_FILE).exists():
+        return None  # the build removes it
+    if memory.get("inputs") != _inputs_fingerprint(config, signature) or memory["unpinged"]:
         return None  # something changed, or the hub still has to hear of an earlier change
     paths = [output / OPML_FILE, output / ALTERNATE_LINKS_FILE] + [
         output / key.format(ext=fmt.extension)
-        for key in state.get("documents", {})
+        for key in memory["documents"]
         for fmt in FORMATS.values()
     ]
     if not all(path.is_file() for path in paths):
@@ -273,9 +287,12 @@ def _inputs_fingerprint(config: PublisherConfig, signature: str) -> str:
 def _empty_stamp(build: _Build, meta: FeedMeta, now: datetime) -> str:
     """The date an empty feed carries: when it was first published empty, so rebuilding it
     later gives the same bytes (from the state file, else from the Atom file itself)."""
-    stamp = build.state.get("empty_since", {}).get(meta.name)
-    if stamp:
-        return stamp
+    stamp = build.state["empty_since"].get(meta.name)
+    if isinstance(stamp, str):
+        try:
+            return datetime.fromisoformat(stamp).isoformat()
+        except ValueError:
+            pass  # an edited state: read the date from the document instead
     try:
         atom = (build.output / meta.relpath("atom")).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -290,7 +307,7 @@ def _empty_stamp(build: _Build, meta: FeedMeta, now: datetime) -> str:
 
 
 def _fingerprint(build: _Build, meta: FeedMeta, page: Page) -> str:
-    header = [FORMAT_VERSION, asdict(meta), page.number, page.prev_archive]
+    header = [FORMAT_VERSION, asdict(meta), page.number, page.prev_archive, page.next_archive]
     digest = hashlib.blake2b(json.dumps(header, sort_keys=True).encode(), digest_size=20)
     digest.update(page.updated.isoformat().encode())
     for item in page.items:
@@ -304,9 +321,7 @@ def _needs_rendering(build: _Build, meta: FeedMeta, page: Page) -> bool:
     fingerprint = _fingerprint(build, meta, page)
     build.new_documents[key] = fingerprint
     paths = [build.output / meta.relpath(fmt.extension, page.number) for fmt in FORMATS.values()]
-    if build.state.get("documents", {}).get(key) == fingerprint and all(
-        path.is_file() for path in paths
-    ):
+    if build.state["documents"].get(key) == fingerprint and all(path.is_file() for path in paths):
         build.report.unchanged += len(paths)
         return False
     return True
@@ -314,25 +329,19 @@ def _needs_rendering(build: _Build, meta: FeedMeta, page: Page) -> bool:
 
 def _remove_stale(build: _Build) -> None:
     """Delete documents of the previous build that no longer exist (a removed feed, or
-    archive pages that emptied when items were deleted)."""
-    for key in set(build.state.get("documents", {})) - set(build.new_documents):
+    archive pages that emptied when items were deleted). Only keys of the shape this module
+    writes are in build.state (see state.checked), and each path must resolve inside the output
+    folder: a symlink planted there cannot lead the build elsewhere either."""
+    root = build.output.resolve()
+    for key in set(build.state["documents"]) - set(build.new_documents):
         for fmt in FORMATS.values():
             path = build.output / key.format(ext=fmt.extension)
+            if not path.resolve().is_relative_to(root):
+                log.warning("feeds: not removing %s: it is outside %s", path, root)
+                continue
             if path.is_file():
                 path.unlink()
                 build.report.removed += 1
-
-
-def _load_state(output: Path) -> dict:
-    try:
-        state = json.loads((output / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # no (readable) state: every document is rendered and compared
-    return state if isinstance(state, dict) else {}
-
-
-def _save_state(output: Path, state: dict) -> None:
-    write_if_changed(output / STATE_FILE, json.dumps(state, sort_keys=True, indent=1).encode())
 
 
 def _ping_hub(hub: str, urls: list[str], report: FeedsReport, http: httpx.Client | None) -> None:

@@ -1,20 +1,21 @@
-"""Atomic, change-only file writes, done on a background thread.
+"""Atomic, change-only file writes, done on background threads.
 
 Writing a full build is mostly system calls (which release the GIL) while rendering is
-Python; one writer thread lets the two overlap. The queue is bounded so that at most a few
-rendered documents wait in memory.
+Python; writer threads let the two overlap. Each file is fsynced before it is renamed
+(publisher.files), and an fsync mostly waits for the disk: several writers let the file
+system commit their files together instead of one after the other. The queue is bounded so
+that at most a few rendered documents wait in memory.
 """
 
 from __future__ import annotations
 
-import os
 import queue
-import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
 
 from publisher.errors import PublisherError
+from publisher.files import write_atomic
 
 
 class FeedWriteError(PublisherError):
@@ -24,41 +25,29 @@ class FeedWriteError(PublisherError):
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Atomically replace path with data unless it already holds exactly these bytes."""
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+        return write_atomic(path, data)
     except OSError as exc:
-        raise FeedWriteError(f"cannot read {path}: {exc.strerror}") from None
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from a web server
-        os.replace(temporary, path)
-    except OSError as exc:
-        if temporary and os.path.exists(temporary):
-            os.unlink(temporary)
         raise FeedWriteError(f"cannot write {path}: {exc.strerror}") from None
-    return True
 
 
 class BackgroundWriter:
     """`submit(relpath, data)` returns at once; leaving the `with` block waits for every
     write and re-raises the first error. `changed`/`unchanged` list relative paths."""
 
-    def __init__(self, root: Path, *, pending: int = 8) -> None:
+    def __init__(self, root: Path, *, pending: int = 16, threads: int = 8) -> None:
         self.root = root
         self.changed: list[str] = []
         self.unchanged: list[str] = []
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=pending)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="feed-writer", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"feed-writer-{n}", daemon=True)
+            for n in range(threads)
+        ]
 
     def __enter__(self) -> BackgroundWriter:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def submit(self, relpath: str, data: bytes) -> None:
@@ -84,7 +73,9 @@ class BackgroundWriter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
         if exc is None and self._error is not None:
             raise self._error

@@ -8,15 +8,18 @@ of publisher.render.personalise, so delivery never compiles anything.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from publisher.compose import Edition
+from publisher.compose import ComposedSection, Edition
 from publisher.config import CampaignConfig, Organisation
-from publisher.errors import RenderError
+from publisher.errors import RenderError, TemplateError
+from publisher.items import Item
 from publisher.render.environment import (
     BUILTIN_TEMPLATES,
     render_string,
@@ -42,6 +45,14 @@ WARN_BYTES = 90 * KB  # leave room below Gmail's clipping
 MAX_BYTES = 102 * KB  # Gmail clips messages larger than this, hiding the unsubscribe link
 
 
+class TooLargeError(RenderError):
+    """The email would be clipped by Gmail; `size` is how large it is, in bytes."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 @dataclass(frozen=True)
 class RenderedEdition:
     subject: str
@@ -57,7 +68,7 @@ def archive_url(public_url: str, campaign: str, number: int) -> str:
     return f"{public_url.rstrip('/')}/archive/{campaign}/{number}.html"
 
 
-def _section_view(section) -> SimpleNamespace:  # type: ignore[no-untyped-def]
+def _section_view(section: ComposedSection) -> SimpleNamespace:
     # Namespaces, not dicts: in Jinja `section.items` on a dict would be the dict method.
     cfg = section.config
     return SimpleNamespace(
@@ -171,9 +182,10 @@ def _check_size(html: str, campaign: CampaignConfig) -> tuple[int, list[str]]:
     )
     size = len(sample.encode("utf-8"))
     if size > MAX_BYTES:
-        raise RenderError(
+        raise TooLargeError(
             f"campaign '{campaign.name}': the email is {size / KB:.1f} KB, above the "
-            f"{MAX_BYTES // KB} KB at which Gmail clips it; lower the sections' max counts"
+            f"{MAX_BYTES // KB} KB at which Gmail clips it; lower the sections' max counts",
+            size,
         )
     warnings = []
     if size > WARN_BYTES:
@@ -183,3 +195,86 @@ def _check_size(html: str, campaign: CampaignConfig) -> tuple[int, list[str]]:
         )
         log.warning(warnings[-1])
     return size, warnings
+
+
+def render_fitting(
+    edition: Edition,
+    org: Organisation,
+    *,
+    web_url: str,
+    search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,),
+) -> tuple[Edition, RenderedEdition]:
+    """Render the edition; when that fails, leave out (in Edition.left_out, with the reason)
+    each item that cannot be rendered even on its own, then, while the email is too large,
+    the last items of the longest sections, so that one bad item never stops an edition. A
+    failure that is no item's (a template error) is raised as it is."""
+
+    def attempt(candidate: Edition) -> RenderedEdition:
+        return render_edition(candidate, org, web_url=web_url, search_path=search_path)
+
+    try:
+        return edition, attempt(edition)
+    except TooLargeError as exc:
+        candidate, size = edition, exc.size
+    except (RenderError, TemplateError):
+        if not edition.items:
+            raise
+        candidate, size = _without_unrenderable(edition, attempt), 0
+    while True:
+        if size:
+            candidate = _trimmed(candidate, size)
+        try:
+            return candidate, attempt(candidate)
+        except TooLargeError as exc:
+            if not candidate.items:
+                raise
+            size = exc.size
+
+
+def _without_unrenderable(
+    edition: Edition, attempt: Callable[[Edition], RenderedEdition]
+) -> Edition:
+    """The edition without the items that fail to render on their own; raises the error of
+    the edition with no items at all when that fails too (a template problem)."""
+    attempt(_keeping(edition, set()))
+    broken: list[tuple[Item, str]] = []
+    for item in edition.items:
+        try:
+            attempt(_keeping(edition, {item.id}))
+        except TooLargeError:
+            broken.append((item, f"it alone makes the email larger than {MAX_BYTES // KB} KB"))
+        except (RenderError, TemplateError) as exc:
+            broken.append((item, f"it cannot be rendered: {exc}"))
+    return _leaving_out(edition, broken)
+
+
+def _trimmed(edition: Edition, size: int) -> Edition:
+    """Leave out about as many items as the excess size suggests (at least one), each time
+    the last item of the longest section."""
+    count = len(edition.items)
+    excess = max(1, math.ceil(count * (size - MAX_BYTES) / size) + 1)
+    lengths = {s.name: len(s.items) for s in edition.sections}
+    removed: list[tuple[Item, str]] = []
+    reason = f"the email would be larger than {MAX_BYTES // KB} KB with it"
+    for _ in range(min(excess, count)):
+        longest = max(edition.sections, key=lambda s: lengths[s.name])
+        lengths[longest.name] -= 1
+        removed.append((longest.items[lengths[longest.name]], reason))
+    return _leaving_out(edition, removed)
+
+
+def _keeping(edition: Edition, ids: set[str]) -> Edition:
+    sections = tuple(
+        replace(s, items=tuple(i for i in s.items if i.id in ids)) for s in edition.sections
+    )
+    return replace(edition, sections=sections)
+
+
+def _leaving_out(edition: Edition, removed: list[tuple[Item, str]]) -> Edition:
+    for item, reason in removed:
+        log.warning(
+            "%s: left out '%s' (%s): %s", edition.campaign.name, item.title, item.id, reason
+        )
+    gone = {item.id for item, _ in removed}
+    kept = _keeping(edition, {i.id for i in edition.items} - gone)
+    return replace(kept, left_out=edition.left_out + tuple(removed))

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Protocol
 
 import httpx
 
 from publisher.items import KINDS, Item
+from publisher.sanitize import (
+    ALT_MAX,
+    AUTHOR_MAX,
+    SUMMARY_MAX,
+    TITLE_MAX,
+    markup_text,
+    plain_text,
+    strip_control_chars,
+)
 from publisher.slug import slugify
+
+# Dates outside this range are typing mistakes or hostile (year 9999 with an offset
+# overflows); the item is rejected, not the source.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2199, 12, 31, tzinfo=UTC)
+MAX_ID = 500  # the store's id column holds 512
+MAX_URL = 2000
+MAX_TOPICS = 50
 
 
 @dataclass
@@ -41,6 +58,9 @@ class SourceResult:
     problems: list[Problem] = field(default_factory=list)
     memory: SourceMemory | None = None  # None: nothing to remember
     not_modified: bool = False
+    # The origins (files) the source still has, when it can tell: stored items of this
+    # source whose origin is not among them are retired. None: retire nothing.
+    present: set[str] | None = None
 
 
 @dataclass
@@ -69,12 +89,60 @@ def parse_datetime(value: object, *, field_name: str = "date") -> datetime:
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"{field_name} '{value}' is not an ISO 8601 date") from None
-    else:
+            raise ValueError(f"{field_name} '{value[:60]}' is not an ISO 8601 date") from None
+    elif value is None or value == "":
         raise ValueError(f"{field_name} is missing")
+    else:
+        raise ValueError(f"{field_name} must be a date, not {type(value).__name__}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return check_date(dt.astimezone(UTC), field_name)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise ValueError(f"{field_name} '{value}' is out of range") from None
+
+
+def check_date(dt: datetime, field_name: str = "date") -> datetime:
+    if not EARLIEST <= dt <= LATEST:
+        raise ValueError(
+            f"{field_name} {dt.date().isoformat()} is outside "
+            f"{EARLIEST.year}-{LATEST.year}; fix the date"
+        )
+    return dt
+
+
+def vet_item(item: Item) -> Item:
+    """The last step of every source: text fields cleaned and trimmed, control characters
+    gone, dates in range, ids and URLs of a size the store and readers take. Raises
+    ValueError (the source reports it with where the item came from)."""
+    if len(item.id) > MAX_ID:
+        raise ValueError(f"id is {len(item.id)} characters long (at most {MAX_ID})")
+    for name, url in (("url", item.url), ("image", item.image)):
+        if url and len(url) > MAX_URL:
+            raise ValueError(f"{name} is {len(url)} characters long (at most {MAX_URL})")
+    title = plain_text(item.title, TITLE_MAX)
+    if not title:
+        raise ValueError("title is empty")
+    check_date(item.published, "date")
+    if item.updated is not None:
+        check_date(item.updated, "updated")
+    return replace(
+        item,
+        id=strip_control_chars(item.id),
+        title=title,
+        summary=plain_text(item.summary, SUMMARY_MAX),
+        body_html=strip_control_chars(item.body_html),
+        author=plain_text(item.author, AUTHOR_MAX) or None,
+        image_alt=plain_text(item.image_alt, ALT_MAX) or None,
+        topics=tuple(t for t in item.topics if t)[:MAX_TOPICS],
+    )
+
+
+def untyped_text(value: object, field_name: str, limit: int = SUMMARY_MAX) -> str | None:
+    """A front-matter/export/JSON Feed text field, which declares no type: markup in it is
+    removed (see sanitize.markup_text); a list or mapping is an error."""
+    text = optional_text(value, field_name)
+    return markup_text(text, limit) or None if text else None
 
 
 def parse_topics(value: object) -> tuple[str, ...]:
@@ -83,6 +151,8 @@ def parse_topics(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         parts = value.replace(";", ",").split(",")
     elif isinstance(value, list | tuple):
+        if not all(isinstance(v, str | int | float) for v in value):
+            raise ValueError("topics must be a list of words, not of lists or mappings")
         parts = [str(v) for v in value]
     else:
         raise ValueError(f"topics must be a list or a comma-separated string, not {value!r}")
@@ -100,8 +170,10 @@ def optional_text(value: object, field_name: str) -> str | None:
     """A scalar front-matter/CSV/JSON value as text; a list or mapping is an error."""
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise ValueError(f"{field_name} must be text, not a yes/no value")
     if isinstance(value, str | int | float):
-        return str(value).strip() or None
+        return strip_control_chars(str(value)).strip() or None
     raise ValueError(f"{field_name} must be text, not {type(value).__name__}")
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 
+from publisher.bounded import load_json
 from publisher.config import ExportSourceConfig, PublisherConfig
 from publisher.items import Item
-from publisher.sanitize import sanitize_html, summarise
+from publisher.sanitize import AUTHOR_MAX, TITLE_MAX, sanitize_html, summarise
 from publisher.sources.base import (
     CollectContext,
     Problem,
@@ -19,6 +21,8 @@ from publisher.sources.base import (
     parse_datetime,
     parse_topics,
     slugify,
+    untyped_text,
+    vet_item,
 )
 
 
@@ -42,16 +46,19 @@ class ExportSource:
                 result.items.append(self._to_item(record))
             except (ValueError, TypeError) as exc:
                 result.problems.append(Problem(self.name, f"{self.path}:{where}", str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one record never stops the others
+                reason = f"cannot be read ({exc.__class__.__name__}: {exc})"
+                result.problems.append(Problem(self.name, f"{self.path}:{where}", reason))
         return result
 
-    def _records(self):  # type: ignore[no-untyped-def]
+    def _records(self) -> Iterator[tuple[str, object]]:
         if self.format == "csv":
             with self.path.open(newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)
                 for row in reader:
                     yield f"line {reader.line_num}", row
         elif self.format == "json":
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            doc = load_json(self.path.read_text(encoding="utf-8"))
             records = doc.get("items") if isinstance(doc, dict) else doc
             if not isinstance(records, list):
                 raise ValueError("expected a list of items or an object with 'items'")
@@ -60,30 +67,32 @@ class ExportSource:
         else:
             raise ValueError(f"unknown export format '{self.format}' (use json or csv)")
 
-    def _to_item(self, record: dict) -> Item:
+    def _to_item(self, record: object) -> Item:
         if not isinstance(record, dict):
             raise ValueError("record is not an object")
-        title = optional_text(record.get("title"), "title")
+        title = untyped_text(record.get("title"), "title", TITLE_MAX)
         if not title:
             raise ValueError("missing title")
         slug = optional_text(record.get("slug"), "slug") or slugify(title)
         url = item_url(record.get("url") or f"{slug}/", self.base_url)
         body = optional_text(record.get("body_html") or record.get("body"), "body_html") or ""
         body_html = sanitize_html(body, url)
-        return Item(
-            id=f"{self.name}:{optional_text(record.get('id'), 'id') or slug}",
-            title=title,
-            url=url,
-            published=parse_datetime(record.get("published") or record.get("date")),
-            updated=parse_datetime(record["updated"], field_name="updated")
-            if record.get("updated")
-            else None,
-            source=self.name,
-            kind=check_kind(record.get("kind"), self.default_kind),
-            summary=optional_text(record.get("summary"), "summary") or summarise(body_html),
-            body_html=body_html,
-            author=optional_text(record.get("author"), "author"),
-            topics=parse_topics(record.get("topics")),
-            image=optional_url(record.get("image"), url, "image"),
-            image_alt=optional_text(record.get("image_alt"), "image_alt"),
+        return vet_item(
+            Item(
+                id=f"{self.name}:{optional_text(record.get('id'), 'id') or slug}",
+                title=title,
+                url=url,
+                published=parse_datetime(record.get("published") or record.get("date")),
+                updated=parse_datetime(record["updated"], field_name="updated")
+                if record.get("updated")
+                else None,
+                source=self.name,
+                kind=check_kind(record.get("kind"), self.default_kind),
+                summary=untyped_text(record.get("summary"), "summary") or summarise(body_html),
+                body_html=body_html,
+                author=untyped_text(record.get("author"), "author", AUTHOR_MAX),
+                topics=parse_topics(record.get("topics")),
+                image=optional_url(record.get("image"), url, "image"),
+                image_alt=untyped_text(record.get("image_alt"), "image_alt"),
+            )
         )

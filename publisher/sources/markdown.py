@@ -7,9 +7,10 @@ from pathlib import Path
 import yaml
 from markdown_it import MarkdownIt
 
+from publisher.bounded import LimitError, load_yaml
 from publisher.config import MarkdownSourceConfig, PublisherConfig
 from publisher.items import Item
-from publisher.sanitize import sanitize_html, summarise
+from publisher.sanitize import AUTHOR_MAX, TITLE_MAX, sanitize_html, strip_control_chars, summarise
 from publisher.sources.base import (
     CollectContext,
     Problem,
@@ -20,6 +21,8 @@ from publisher.sources.base import (
     optional_url,
     parse_datetime,
     parse_topics,
+    untyped_text,
+    vet_item,
 )
 
 _md = MarkdownIt("commonmark", {"typographer": True}).enable(["table", "strikethrough"])
@@ -44,13 +47,18 @@ def split_front_matter(text: str) -> tuple[dict, str, int]:
         if lines[index].rstrip() in ("---", "..."):
             raw = "".join(lines[1:index])
             try:
-                meta = yaml.safe_load(raw) or {}
+                meta = load_yaml(raw) or {}
+            except LimitError as exc:
+                where = exc.line + 1 if exc.line else 2
+                raise FrontMatterError(f"front matter refused: {exc}", where) from None
             except yaml.MarkedYAMLError as exc:
-                line = exc.problem_mark.line + 2 if exc.problem_mark else None
+                mark = exc.problem_mark.line + 2 if exc.problem_mark else None
                 reason = f"front matter is not valid YAML: {exc.problem}"
-                raise FrontMatterError(reason, line) from None
+                raise FrontMatterError(reason, mark) from None
             except ValueError as exc:  # YAML read a value it cannot build, e.g. 2026-13-01
                 raise FrontMatterError(f"front matter has an invalid date: {exc}", 2) from None
+            except yaml.YAMLError as exc:
+                raise FrontMatterError(f"front matter is not valid YAML: {exc}", 2) from None
             if not isinstance(meta, dict):
                 raise FrontMatterError("front matter must be a mapping of keys", 2)
             return meta, "".join(lines[index + 1 :]), index + 2
@@ -69,7 +77,10 @@ class MarkdownSource:
         if not self.folder.is_dir():
             result.problems.append(Problem(self.name, str(self.folder), "folder not found"))
             return result
+        # Every file still there, readable or not: only a deleted file retires its item.
+        result.present = set()
         for path in sorted(self.folder.rglob("*.md")):
+            result.present.add(self.origin(path))
             try:
                 item = self.read_file(path)
             except FrontMatterError as exc:
@@ -79,24 +90,34 @@ class MarkdownSource:
             except (ValueError, OSError, UnicodeDecodeError) as exc:
                 result.problems.append(Problem(self.name, str(path), str(exc)))
                 continue
+            except Exception as exc:  # noqa: BLE001 - one file never stops the others
+                reason = f"cannot be read ({exc.__class__.__name__}: {exc})"
+                result.problems.append(Problem(self.name, str(path), reason))
+                continue
             if item is not None:
                 result.items.append(item)
         return result
 
+    def origin(self, path: Path) -> str:
+        return path.relative_to(self.folder).as_posix()
+
     def read_file(self, path: Path) -> Item | None:
-        meta, body, _ = split_front_matter(path.read_text(encoding="utf-8"))
+        # Control characters (Word's soft line break \x0b, \x01, ESC) are removed before
+        # YAML sees them: YAML, MJML and XML all reject them.
+        text = strip_control_chars(path.read_text(encoding="utf-8"))
+        meta, body, _ = split_front_matter(text)
         unknown = set(meta) - FRONT_MATTER_KEYS
         if unknown:
             raise FrontMatterError(f"unknown front matter key(s): {', '.join(sorted(unknown))}", 2)
         if meta.get("draft"):
             return None
-        title = optional_text(meta.get("title"), "title")
+        title = untyped_text(meta.get("title"), "title", TITLE_MAX)
         if not title:
             raise FrontMatterError("front matter has no 'title'", 2)
         slug = path.relative_to(self.folder).with_suffix("").as_posix()
         url = item_url(meta.get("url") or f"{slug}/", self.base_url)
         body_html = sanitize_html(_md.render(body), base_url=url)
-        return Item(
+        item = Item(
             id=optional_text(meta.get("id"), "id") or f"{self.name}:{slug}",
             title=title,
             url=url,
@@ -106,10 +127,12 @@ class MarkdownSource:
             else None,
             source=self.name,
             kind=check_kind(meta.get("kind"), self.default_kind),
-            summary=optional_text(meta.get("summary"), "summary") or summarise(body_html),
+            summary=untyped_text(meta.get("summary"), "summary") or summarise(body_html),
             body_html=body_html,
-            author=optional_text(meta.get("author"), "author"),
+            author=untyped_text(meta.get("author"), "author", AUTHOR_MAX),
             topics=parse_topics(meta.get("topics", meta.get("tags"))),
             image=optional_url(meta.get("image"), url, "image"),
-            image_alt=optional_text(meta.get("image_alt"), "image_alt"),
+            image_alt=untyped_text(meta.get("image_alt"), "image_alt"),
+            origin=self.origin(path),
         )
+        return vet_item(item)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,12 +16,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from publisher.errors import StoreError
+from publisher.errors import PublisherError, StoreError
 from publisher.items import Item
+from publisher.slug import slugify
 from publisher.sources.base import SourceMemory
-from publisher.store.models import ItemRow, SourceStateRow
+from publisher.store.models import ItemRow, PublishStateRow, SourceStateRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class ItemNotFound(PublisherError):
+    """`publisher items retire ID` named an item the store does not have."""
 
 
 @dataclass
@@ -28,6 +34,7 @@ class UpsertResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    retired: int = 0  # collected again, but retired: left as it is
 
     @property
     def written(self) -> int:
@@ -52,7 +59,7 @@ def create_store_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         database = parsed.database
         if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(database))
         engine = create_engine(parsed, future=True)
     except (SQLAlchemyError, ImportError, ValueError, TypeError, OSError) as exc:
         raise StoreError(f"cannot open store {_redact(url)}: {_one_line(exc, url)}") from None
@@ -62,6 +69,18 @@ def create_store_engine(url: str) -> Engine:
 
 
 _PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (it holds subscribers' addresses
+    and tokens) before SQLite opens it; SQLite gives its -wal and -shm files the same mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create the store file {path}: {exc.strerror}") from None
 
 
 def _redact(url: str) -> str:
@@ -137,12 +156,43 @@ class Store:
                     session.add(row)
                     existing[item.id] = row
                     result.inserted += 1
+                elif row.retired_at is not None:
+                    result.retired += 1  # retired for good: collecting it again changes nothing
                 elif row.content_hash != digest:
                     _fill_row(row, item, digest, now)
                     result.updated += 1
                 else:
+                    row.origin = item.origin  # a moved file keeps its item
                     result.unchanged += 1
         return result
+
+    def retire_item(self, item_id: str, *, now: datetime, reason: str = "retired by hand") -> Item:
+        """Retire one item: it never appears in an edition or a feed again."""
+        with self.session() as session:
+            row = session.get(ItemRow, item_id)
+            if row is None:
+                raise ItemNotFound(f"no item '{item_id}' in the store; `publisher items` lists ids")
+            if row.retired_at is None:
+                row.retired_at, row.retired_reason = now, reason
+            return row_to_item(row)
+
+    def retire_missing(self, source: str, present: set[str], *, now: datetime) -> list[str]:
+        """Retire the items of `source` whose origin (a file) is no longer among `present`;
+        returns their ids. Items without an origin are never retired this way."""
+        query = (
+            select(ItemRow)
+            .where(ItemRow.source == source)
+            .where(ItemRow.origin.is_not(None))
+            .where(ItemRow.retired_at.is_(None))
+        )
+        retired = []
+        with self.session() as session:
+            for row in session.scalars(query):
+                if row.origin not in present:
+                    row.retired_at = now
+                    row.retired_reason = f"its file {row.origin} was deleted"
+                    retired.append(row.id)
+        return retired
 
     def list_items(
         self,
@@ -152,8 +202,14 @@ class Store:
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[Item]:
-        """Items newest first, optionally filtered."""
-        query = select(ItemRow).order_by(ItemRow.published.desc(), ItemRow.id)
+        """Items newest first (never a retired one), optionally filtered; `topic` goes
+        through the one slug function, so "Workers Rights" finds `workers-rights`."""
+        topic = slugify(topic) if topic else None
+        query = (
+            select(ItemRow)
+            .where(ItemRow.retired_at.is_(None))
+            .order_by(ItemRow.published.desc(), ItemRow.id)
+        )
         if kind:
             query = query.where(ItemRow.kind == kind)
         if since:
@@ -168,6 +224,20 @@ class Store:
                 if limit and len(out) >= limit:
                     break
             return out
+
+    # --- publishers' state --------------------------------------------------------------
+
+    def load_publish_state(self, name: str) -> dict:
+        with self.session() as session:
+            row = session.get(PublishStateRow, name)
+            return dict(row.data) if row is not None and isinstance(row.data, dict) else {}
+
+    def save_publish_state(self, name: str, data: dict, *, now: datetime) -> None:
+        with self.session() as session:
+            row = session.get(PublishStateRow, name) or PublishStateRow(name=name)
+            if row.data != data:
+                row.data, row.updated_at = data, now
+                session.add(row)
 
     # --- source state -----------------------------------------------------------------
 
@@ -211,6 +281,7 @@ def _fill_row(row: ItemRow, item: Item, digest: str, now: datetime) -> None:
     row.image_alt = item.image_alt
     row.content_hash = digest
     row.last_changed = now
+    row.origin = item.origin
 
 
 def row_to_item(row: ItemRow) -> Item:
@@ -229,6 +300,7 @@ def row_to_item(row: ItemRow) -> Item:
         image=row.image,
         image_alt=row.image_alt,
         first_seen=row.first_seen,
+        origin=row.origin,
     )
 
 

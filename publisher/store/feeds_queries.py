@@ -21,6 +21,23 @@ class SentEdition:
     sent_at: datetime  # aware UTC; composed_at when a sent edition has no sent_at
 
 
+class StoredBuildState:
+    """The feed builder's memory between builds (publish.state.BuildState), kept in the
+    store's publish_state table instead of a file in the published feeds/ folder."""
+
+    NAME = "feeds"
+
+    def __init__(self, store: Store, *, now: datetime) -> None:
+        self.store = store
+        self.now = now
+
+    def load(self) -> dict:
+        return self.store.load_publish_state(self.NAME)
+
+    def save(self, state: dict) -> None:
+        self.store.save_publish_state(self.NAME, state, now=self.now)
+
+
 def sent_editions(store: Store, campaign: str) -> list[SentEdition]:
     """A campaign's editions that went out, newest first (drafts are never published)."""
     query = (
@@ -49,7 +66,9 @@ def content_signature(store: Store, campaigns: set[str]) -> str:
     digest = hashlib.sha256()
     with store.session() as session:
         for item_id, content_hash in session.execute(
-            select(ItemRow.id, ItemRow.content_hash).order_by(ItemRow.id)
+            select(ItemRow.id, ItemRow.content_hash)
+            .where(ItemRow.retired_at.is_(None))
+            .order_by(ItemRow.id)
         ):
             digest.update(f"{item_id}\x1f{content_hash}\x1e".encode())
         if campaigns:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -25,7 +27,7 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -33,7 +35,7 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -62,6 +64,23 @@ class ItemRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     last_changed: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Where the item came from inside its source (a Markdown file's path relative to the
+    # folder): when that file is gone, the item is retired at the next collect.
+    origin: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A retired item never appears in an edition or a feed again (and is never revived).
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    retired_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PublishStateRow(Base):
+    """What a publisher (the feed builder) remembers between builds: kept here, never in a
+    folder that gets published, and never read back as a path."""
+
+    __tablename__ = "publish_state"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SourceStateRow(Base):
