@@ -10,7 +10,8 @@ import sys
 
 import typer
 
-from publisher.cli import content, delivery, digest, feeds, schedule  # noqa: F401  (registers)
+from publisher.cli import content, delivery, digest, feeds, schedule, web  # noqa: F401
+from publisher.cli import subscribers  # noqa: F401  (registers subscribers add/remove/...)
 from publisher.cli.base import app, err_console, warn
 from publisher.errors import ConfigErrors, PublisherError
 

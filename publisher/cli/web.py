@@ -1,0 +1,70 @@
+"""`publisher serve`: the subscriber web on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from publisher.cli.base import app, err_console, state, utc_now, warn
+from publisher.errors import PublisherError
+
+SECRET_VARIABLE = "PUBLISHER_SECRET_KEY"
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Allow a throwaway signing key (INSECURE).")
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="Proxies whose X-Forwarded-For/-Proto are trusted.")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve sign-up, unsubscribe, preferences and the SendGrid webhook (and archive/feeds)."""
+    import secrets
+
+    import uvicorn
+
+    from publisher.web import create_app
+    from publisher.web.webhook import KEY_VARIABLE, load_key
+
+    secret = os.environ.get(SECRET_VARIABLE, "")
+    if not secret:
+        if not dev:
+            raise PublisherError(
+                f"set {SECRET_VARIABLE} to a long random value (it signs every link and form), "
+                "or pass --dev for a local test"
+            )
+        secret = secrets.token_urlsafe(32)
+        warn(
+            f"--dev: INSECURE throwaway signing key; links and forms stop working at restart. "
+            f"Never use --dev in production: set {SECRET_VARIABLE}.",
+            "warning",
+            "red",
+        )
+    try:
+        key = load_key(os.environ.get(KEY_VARIABLE))
+    except ValueError as exc:
+        raise PublisherError(str(exc)) from None
+    if key is None:
+        warn(f"{KEY_VARIABLE} is not set: the SendGrid webhook refuses every request", "warning")
+    st = state(ctx)
+    application = create_app(st.config, st.store, secret_key=secret, now=utc_now, webhook_key=key)
+    logging.getLogger("publisher.web.access").setLevel(logging.INFO)
+    err_console.print(f"serving on http://{host}:{port}/ (Ctrl-C stops)")
+    # uvicorn's own access log prints query strings (tokens): off; ours logs paths only.
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level="warning",
+    )
