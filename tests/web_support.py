@@ -118,7 +118,14 @@ class Served:
 def serve(project: Path, store: Store, *, port: int | None = None) -> Iterator[Served]:
     port = port or free_port()
     config = write_web_config(project, port)
-    clock, keys = Clock(), SendGridKeys()
+    clock, keys, sent = Clock(), SendGridKeys(), []
+
+    def send_email(config, message, recipient):  # the real path, counted
+        from publisher.deliver.transactional import send_one
+
+        sent.append(recipient.email)
+        return send_one(config, message, recipient)
+
     app = create_app(
         config,
         store,
@@ -126,6 +133,7 @@ def serve(project: Path, store: Store, *, port: int | None = None) -> Iterator[S
         now=clock,
         monotonic=clock.monotonic,
         webhook_key=load_key(keys.public_b64),
+        send_email=send_email,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -138,7 +146,7 @@ def serve(project: Path, store: Store, *, port: int | None = None) -> Iterator[S
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield Served(f"http://127.0.0.1:{port}", config, clock, keys, project / "outbox")
+        yield Served(f"http://127.0.0.1:{port}", config, clock, keys, project / "outbox", sent)
     finally:
         server.should_exit = True
         thread.join(10)
