@@ -3,6 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+AXE_STAMP := node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test bench lint clean
 
@@ -21,7 +24,16 @@ $(TEST_STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/publisher run --once
 
-test: $(TEST_STAMP)
+# The browser tests drive Debian's Chromium (never a browser download) and load axe-core
+# from node_modules (pinned in package-lock.json).
+$(CHROMIUM):
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium
+
+$(AXE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test: $(TEST_STAMP) $(CHROMIUM) $(AXE_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(TEST_STAMP)
@@ -33,4 +45,4 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy publisher bench
 
 clean:
-	rm -rf $(VENV) var/*.db* feeds/* feeds/.publisher-feeds-state.json archive preview outbox
+	rm -rf $(VENV) node_modules var/*.db* feeds/* feeds/.publisher-feeds-state.json archive preview outbox
