@@ -46,7 +46,9 @@ class Checked:
         self.page, self.folder, self.seen = page, folder, []
 
     def check(self, name: str) -> None:
-        self.page.screenshot(path=str(self.folder / f"{len(self.seen):02d}-{name}.png"), full_page=True)
+        self.page.screenshot(
+            path=str(self.folder / f"{len(self.seen):02d}-{name}.png"), full_page=True
+        )
         self.page.add_script_tag(path=str(AXE))
         violations = self.page.evaluate(AXE_RUN)
         bad = [v for v in violations if v["impact"] in ("serious", "critical")]

@@ -79,9 +79,10 @@ def test_bad_signature_missing_headers_and_other_keys_are_refused(served, store)
     events = [_event(1, "spamreport", emails[0])]
     body, headers = served.events(events)
     tampered = body.replace(b"spamreport", b"unsubscribe")
-    assert httpx.post(
-        f"{served.url}/webhooks/sendgrid", content=tampered, headers=headers
-    ).status_code == 403
+    assert (
+        httpx.post(f"{served.url}/webhooks/sendgrid", content=tampered, headers=headers).status_code
+        == 403
+    )
     assert httpx.post(f"{served.url}/webhooks/sendgrid", content=body).status_code == 403
     stranger = SendGridKeys().headers(body, served.clock.now)
     assert _post(served, events, stranger).status_code == 403

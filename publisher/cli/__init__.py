@@ -10,8 +10,15 @@ import sys
 
 import typer
 
-from publisher.cli import content, delivery, digest, feeds, schedule, web  # noqa: F401
-from publisher.cli import subscribers  # noqa: F401  (registers subscribers add/remove/...)
+from publisher.cli import (  # noqa: F401  (importing a module registers its commands)
+    content,
+    delivery,
+    digest,
+    feeds,
+    schedule,
+    subscribers,
+    web,
+)
 from publisher.cli.base import app, err_console, warn
 from publisher.errors import ConfigErrors, PublisherError
 

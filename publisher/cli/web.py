@@ -14,6 +14,19 @@ from publisher.errors import PublisherError
 SECRET_VARIABLE = "PUBLISHER_SECRET_KEY"
 
 
+def _access_log() -> None:
+    """One plain line per request on stderr (path, never the query string). A plain
+    handler: the rich console costs more than answering the request."""
+    import sys
+
+    logger = logging.getLogger("publisher.web.access")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -56,7 +69,7 @@ def serve(
         warn(f"{KEY_VARIABLE} is not set: the SendGrid webhook refuses every request", "warning")
     st = state(ctx)
     application = create_app(st.config, st.store, secret_key=secret, now=utc_now, webhook_key=key)
-    logging.getLogger("publisher.web.access").setLevel(logging.INFO)
+    _access_log()
     err_console.print(f"serving on http://{host}:{port}/ (Ctrl-C stops)")
     # uvicorn's own access log prints query strings (tokens): off; ours logs paths only.
     uvicorn.run(

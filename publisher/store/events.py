@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 
 from publisher.store import Store
 from publisher.store.consent import Context, set_subscriber_status
@@ -105,7 +105,7 @@ def record_events(store: Store, events: Sequence[Any], *, now: datetime) -> Even
 def _insert_new(store: Store, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if not rows:
         return []
-    table = WebhookEventRow.__table__
+    table = cast(Table, WebhookEventRow.__table__)
     with store.engine.begin() as connection:
         known: set[str] = set()
         ids = list(rows)
@@ -143,23 +143,21 @@ def _apply(store: Store, email: str, outcome: str, row: dict[str, Any], now: dat
 
 def edition_counts(store: Store, edition_id: int) -> dict[str, int]:
     """delivered / open / click / bounce ... events per edition."""
-    table = WebhookEventRow.__table__
     with store.session() as session:
         rows = session.execute(
-            select(table.c.event, func.count())
-            .where(table.c.edition_id == edition_id)
-            .group_by(table.c.event)
+            select(WebhookEventRow.event, func.count())
+            .where(WebhookEventRow.edition_id == edition_id)
+            .group_by(WebhookEventRow.event)
         ).all()
     return {event: count for event, count in rows}
 
 
 def edition_clicks(store: Store, edition_id: int) -> dict[str, int]:
     """Clicks per URL of an edition."""
-    table = WebhookEventRow.__table__
     with store.session() as session:
         rows = session.execute(
-            select(table.c.url, func.count())
-            .where(table.c.edition_id == edition_id, table.c.event == "click")
-            .group_by(table.c.url)
+            select(WebhookEventRow.url, func.count())
+            .where(WebhookEventRow.edition_id == edition_id, WebhookEventRow.event == "click")
+            .group_by(WebhookEventRow.url)
         ).all()
     return {url: count for url, count in rows if url}

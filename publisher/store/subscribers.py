@@ -289,16 +289,19 @@ PENDING = "pending"  # signed up, confirmation not yet clicked: receives nothing
 def find_subscriber(
     store: Store, *, token: str | None = None, email: str | None = None, id: int | None = None
 ) -> Subscriber | None:
-    """One subscriber by token, address (normalised here) or id; None if unknown."""
-    query = select(SubscriberRow)
+    """One subscriber by token, address (normalised here) or id; None if unknown.
+    (Core, not the ORM: the unsubscribe endpoint calls it for every request.)"""
+    table = SubscriberRow.__table__
+    query = select(table.c.id, table.c.email, table.c.name, table.c.topics, table.c.status)
+    query = query.add_columns(table.c.token)
     if token is not None:
-        query = query.where(SubscriberRow.token == token)
+        query = query.where(table.c.token == token)
     elif email is not None:
-        query = query.where(SubscriberRow.email == normalise_email(email))
+        query = query.where(table.c.email == normalise_email(email))
     elif id is not None:
-        query = query.where(SubscriberRow.id == id)
+        query = query.where(table.c.id == id)
     else:
         return None
-    with store.session() as session:
-        row = session.scalars(query.limit(1)).first()
-        return None if row is None else _to_subscriber(row)
+    with store.engine.connect() as connection:
+        row = connection.execute(query.limit(1)).first()
+    return None if row is None else _to_subscriber(row)

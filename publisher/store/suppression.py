@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Table, and_, delete, insert, select, update
 
 from publisher.store import Store
 from publisher.store.models import (
@@ -29,6 +30,10 @@ from publisher.store.models import (
 from publisher.store.subscribers import follows, normalise_email
 
 SKIPPED = "skipped"  # the ledger's own word (publisher.store.ledger.SKIPPED)
+
+
+def _table(model: type) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def email_hash(email: str) -> str:
@@ -54,7 +59,7 @@ def unsuppress(store: Store, email: str) -> bool:
         result = session.execute(
             delete(SuppressionRow).where(SuppressionRow.email_hash == email_hash(email))
         )
-        return bool(result.rowcount)
+        return bool(getattr(result, "rowcount", 0))
 
 
 def suppression_reason(store: Store, email: str) -> str | None:
@@ -67,10 +72,15 @@ def suppression_reason(store: Store, email: str) -> str | None:
 def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime) -> dict[int, str]:
     """Active followers of the campaign not yet reached by this edition who are paused or
     suppressed, with the reason."""
-    s, d, p = SubscriberRow.__table__.c, DeliveryRow.__table__.c, SubscriberPauseRow.__table__.c
+    subscribers, deliveries, pauses = (
+        _table(SubscriberRow),
+        _table(DeliveryRow),
+        _table(SubscriberPauseRow),
+    )
+    s, d, p = subscribers.c, deliveries.c, pauses.c
     join = and_(d.subscriber_id == s.id, d.edition_id == edition_id)
-    base = SubscriberRow.__table__.outerjoin(DeliveryRow.__table__, join).join(
-        SubscriberPauseRow.__table__, p.subscriber_id == s.id, isouter=True
+    base = subscribers.outerjoin(deliveries, join).join(
+        pauses, p.subscriber_id == s.id, isouter=True
     )
     held: dict[int, str] = {}
     with store.engine.connect() as connection:
@@ -82,7 +92,10 @@ def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime)
         )
         if not hashes:  # the common case: only paused people can be held, an indexed join
             query = query.where(p.until > now)
-        for sid, email, topics, until in connection.execute(query):
+        rows: list[tuple[int, str, Any, datetime | None]] = [
+            (r[0], r[1], r[2], r[3]) for r in connection.execute(query)
+        ]
+        for sid, email, topics, until in rows:
             if audience and not follows(topics or (), audience):
                 continue
             if until is not None and _aware(until) > now:
@@ -93,8 +106,6 @@ def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime)
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -104,9 +115,9 @@ def hold_back(store: Store, edition_id: int, audience: Sequence[str], *, now: da
     held = _held(store, edition_id, audience, now)
     if not held:
         return 0
-    table = DeliveryRow.__table__
+    table = _table(DeliveryRow)
     with store.engine.begin() as connection:
-        existing = set(
+        existing: set[int] = set(
             connection.execute(
                 select(table.c.subscriber_id).where(
                     table.c.edition_id == edition_id, table.c.subscriber_id.in_(list(held))

@@ -99,7 +99,8 @@ def topics_of(config: PublisherConfig) -> list[Topic]:
 
 
 def web_environment(config: PublisherConfig) -> Environment:
-    return template_environment(search_path_for(config.root))
+    # no freshness check of every template file on every request (restart to see edits)
+    return template_environment(search_path_for(config.root)).overlay(auto_reload=False)
 
 
 def web(request: Request) -> Web:

@@ -9,6 +9,7 @@ open links to scan them, and must not confirm anyone."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from publisher.config import PublisherConfig
 from publisher.deliver.base import Message, Recipient
 from publisher.errors import PublisherError
 from publisher.render.environment import render_template, wrap_text
@@ -30,7 +32,14 @@ log = logging.getLogger("publisher.web")
 CONFIRM_SUBJECT = "Please confirm your subscription to {org}"
 
 
-def _form_page(w: Web, form_name: str, *, values=None, errors=None, status=200) -> Response:  # type: ignore[no-untyped-def]
+def _form_page(
+    w: Web,
+    form_name: str,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
     return w.page(
         "subscribe.html",
         f"Subscribe to {w.config.organisation.name}",
@@ -73,12 +82,12 @@ async def subscribe_post(request: Request) -> Response:
     if text(form, "website"):  # the honeypot: people never see that field
         return _sent_page(w)
     allowed = {t.slug for t in w.topics}
-    values = {
+    values: dict[str, Any] = {
         "name": text(form, "name", 200),
         "email": text(form, "email"),
         "topics": [t for t in form.getlist("topics") if isinstance(t, str) and t in allowed],
     }
-    errors = {}
+    errors: dict[str, str] = {}
     try:
         address = validate_email(values["email"], check_deliverability=False).normalized
     except EmailNotValidError:
@@ -122,7 +131,7 @@ def confirmation_message(w: Web, subscriber: Subscriber) -> Message:
         campaign="confirmations",
         number=0,
         title=org.name,
-        subject=context["subject"],
+        subject=str(context["subject"]),
         html=html,
         text=wrap_text(render_template(w.env, "email/confirm.txt", context)),
         from_email=org.from_email,
@@ -153,7 +162,7 @@ def send_confirmation(w: Web, subscriber: Subscriber) -> None:
         log.warning("confirmation email to subscriber %s not sent: %s", subscriber.id, problem)
 
 
-def _default_send(config, message, recipient) -> str | None:  # type: ignore[no-untyped-def]
+def _default_send(config: PublisherConfig, message: Message, recipient: Recipient) -> str | None:
     from publisher.deliver.transactional import send_one
 
     return send_one(config, message, recipient)

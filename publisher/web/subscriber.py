@@ -79,13 +79,11 @@ async def unsubscribe_post(request: Request) -> Response:
     one_click = text(form, "List-Unsubscribe") == "One-Click"
     if not one_click and not w.tokens.check_form(text(form, "csrf", 500), "unsubscribe", token):
         return w.expired_form()
-    subscriber = _lookup(w, token)
-    if subscriber is None:
+    if not token or len(token) > 200:
         return w.invalid_link()
-    consent.unsubscribe(
-        w.store, subscriber.id, ctx=_ctx(request, "one-click" if one_click else "web"), now=w.now()
-    )
-    return _unsubscribed_page(w, subscriber)
+    ctx = _ctx(request, "one-click" if one_click else "web")
+    subscriber = consent.unsubscribe_token(w.store, token, ctx=ctx, now=w.now())
+    return w.invalid_link() if subscriber is None else _unsubscribed_page(w, subscriber)
 
 
 def _preferences(w: Web, subscriber: Subscriber, notice: str | None = None) -> HTMLResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import json
 import logging
+from typing import Any
 
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 from starlette.requests import Request
@@ -26,7 +27,7 @@ MAX_BODY = 32 * 1024 * 1024
 KEY_VARIABLE = "SENDGRID_WEBHOOK_PUBLIC_KEY"
 
 
-def load_key(value: str | None):  # type: ignore[no-untyped-def]
+def load_key(value: str | None) -> Any:
     """The verification key from SendGrid's Mail Settings (base64 DER), or None."""
     if not value:
         return None
