@@ -160,3 +160,22 @@ def test_tokens_never_reach_the_access_log_and_pages_send_no_referrer(served, st
     lines = [r.getMessage() for r in caplog.records if r.name == "publisher.web.access"]
     assert any('"GET /unsubscribe" 200' in line for line in lines)
     assert not any(person.token in line or "token=" in line for line in lines)
+
+
+def test_archive_and_feeds_are_served_with_etag_and_304(project, store):
+    (project / "archive" / "weekly").mkdir(parents=True)
+    (project / "archive" / "weekly" / "1.html").write_text("<!doctype html><p>One</p>")
+    (project / "feeds").mkdir()
+    (project / "feeds" / "everything.rss").write_text("<rss/>")
+    with serve(project, store) as served:
+        page = httpx.get(f"{served.url}/archive/weekly/1.html")
+        assert page.status_code == 200 and page.headers["etag"]
+        assert page.headers["last-modified"]
+        again = httpx.get(
+            f"{served.url}/archive/weekly/1.html", headers={"If-None-Match": page.headers["etag"]}
+        )
+        assert again.status_code == 304
+        feed = httpx.get(f"{served.url}/feeds/everything.rss")
+        since = {"If-Modified-Since": feed.headers["last-modified"]}
+        assert httpx.get(f"{served.url}/feeds/everything.rss", headers=since).status_code == 304
+        assert httpx.get(f"{served.url}/archive/../schedules.yaml").status_code == 404

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher.config import PublisherConfig
 from publisher.errors import PublisherError
+from publisher.publish.archive import ARCHIVE_DIR
 from publisher.render.environment import render_template
 from publisher.store import Store
 from publisher.web import signup, subscriber, webhook
@@ -94,10 +95,13 @@ def _static(config: PublisherConfig) -> list[BaseRoute]:
     """archive/ and feeds/ as written by the publisher, with ETag, Last-Modified and 304
     (Starlette's StaticFiles); in production let nginx or Caddy serve them instead."""
     mounts: list[BaseRoute] = []
-    folders = {"archive": config.root / "archive", "feeds": config.resolve(config.feeds.output_dir)}
-    for name, folder in folders.items():
-        if Path(folder).is_dir():
-            mounts.append(Mount(f"/{name}", StaticFiles(directory=folder, html=True), name=name))
+    folders = {
+        "archive": config.resolve(ARCHIVE_DIR),
+        "feeds": config.resolve(config.feeds.output_dir),
+    }
+    for name, folder in folders.items():  # check_dir=False: the folder may appear later
+        files = StaticFiles(directory=Path(folder), html=True, check_dir=False)
+        mounts.append(Mount(f"/{name}", files, name=name))
     return mounts
 
 
