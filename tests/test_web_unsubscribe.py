@@ -179,3 +179,24 @@ def test_archive_and_feeds_are_served_with_etag_and_304(project, store):
         since = {"If-Modified-Since": feed.headers["last-modified"]}
         assert httpx.get(f"{served.url}/feeds/everything.rss", headers=since).status_code == 304
         assert httpx.get(f"{served.url}/archive/../schedules.yaml").status_code == 404
+
+
+def test_feeds_not_built_yet_are_a_404_not_an_error(project, store):
+    with serve(project, store) as served:
+        assert httpx.get(f"{served.url}/feeds/everything.rss").status_code == 404
+        (project / "feeds").mkdir()
+        (project / "feeds" / "everything.rss").write_text("<rss/>")
+        assert httpx.get(f"{served.url}/feeds/everything.rss").status_code == 200
+
+
+def test_an_unexpected_failure_is_a_plain_page_and_changes_nothing(served, store):
+    from sqlalchemy import text
+
+    person = _people(store)[0]
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE subscriber_history"))
+    answer = httpx.post(
+        f"{served.url}/unsubscribe?token={person.token}", data={"List-Unsubscribe": "One-Click"}
+    )
+    assert answer.status_code == 500 and "Something went wrong" in answer.text
+    assert "Traceback" not in answer.text and _status(store, person) == "active"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -87,8 +88,30 @@ async def stylesheet(request: Request) -> Response:
     return Response(css, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
 
 
+async def failure(request: Request, exc: Exception) -> Response:
+    """Anything unexpected (the store down, a template broken): a plain page, never a
+    traceback; the log has the detail."""
+    logging.getLogger("publisher.web").error(
+        "%s %s failed: %r", request.method, request.url.path, exc
+    )
+    return web(request).message(
+        "Something went wrong",
+        "Nothing was changed. Please try again in a few minutes.",
+        status=500,
+    )
+
+
 async def health(request: Request) -> Response:
     return Response("ok\n", media_type="text/plain")
+
+
+class PublishedFiles(StaticFiles):
+    """A folder the publisher writes (it may not exist yet: 404 until the first build)."""
+
+    async def check_config(self) -> None:
+        if self.directory is None or not Path(self.directory).is_dir():
+            raise HTTPException(404)
+        await super().check_config()
 
 
 def _static(config: PublisherConfig) -> list[BaseRoute]:
@@ -100,7 +123,7 @@ def _static(config: PublisherConfig) -> list[BaseRoute]:
         "feeds": config.resolve(config.feeds.output_dir),
     }
     for name, folder in folders.items():  # check_dir=False: the folder may appear later
-        files = StaticFiles(directory=Path(folder), html=True, check_dir=False)
+        files = PublishedFiles(directory=Path(folder), html=True, check_dir=False)
         mounts.append(Mount(f"/{name}", files, name=name))
     return mounts
 
@@ -140,6 +163,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders, frame_ancestors=f"'self' {website}")],
+        exception_handlers={Exception: failure},
     )
     app.state.web = state
     return app
