@@ -152,3 +152,18 @@ def test_a_batch_of_1000_events_then_a_send_skips_suppressed_and_paused(
     later = add_edition(store, fixed_now, campaign="weekly", number=2)
     report = deliver_edition(config, store, later, now=fixed_now + timedelta(weeks=3))
     assert report.sent == 979  # the pause is over; the suppressed address stays out
+
+
+def test_a_complaint_outranks_a_bounce_in_the_same_batch(served, store):
+    person = next(iter_subscribers(store))
+    events = [
+        _event(1, "bounce", person.email, type="bounce"),
+        _event(2, "spamreport", person.email),
+        _event(3, "unsubscribe", person.email),  # too late: a complaint is kept as it is
+    ]
+    assert _post(served, events).json()["status_changes"] == 2
+    assert find_subscriber(store, id=person.id).status == "complained"
+    assert suppression_reason(store, person.email) == "complained"
+    again = [_event(4, "bounce", person.email, type="bounce")]
+    assert _post(served, again).json()["status_changes"] == 0
+    assert suppression_reason(store, person.email) == "complained"

@@ -12,17 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from publisher.store import Store
-from publisher.store.consent import Context, set_subscriber_status
-from publisher.store.models import SubscriberRow, WebhookEventRow
+from publisher.store.models import (
+    SubscriberHistoryRow,
+    SubscriberRow,
+    SuppressionRow,
+    WebhookEventRow,
+)
 from publisher.store.subscribers import normalise_email
-from publisher.store.suppression import suppress
+from publisher.store.suppression import email_hash, table_of
 
-WEBHOOK = Context(via="webhook")
 # which statuses an event may move a subscriber from: a complaint outranks everything, a
 # bounce never hides a complaint or an unsubscribe
 OUTCOMES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -96,16 +99,16 @@ def record_events(store: Store, events: Sequence[Any], *, now: datetime) -> Even
     fresh = _insert_new(store, rows)
     report.stored = len(fresh)
     report.duplicates += len(rows) - len(fresh)
-    for row in fresh:
-        if row["_outcome"] and row["email"]:
-            report.status_changes += _apply(store, row["email"], row["_outcome"], row, now)
+    acting = [row for row in fresh if row["_outcome"] and row["email"]]
+    if acting:
+        report.status_changes = _apply(store, acting, now)
     return report
 
 
 def _insert_new(store: Store, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if not rows:
         return []
-    table = cast(Table, WebhookEventRow.__table__)
+    table = table_of(WebhookEventRow)
     with store.engine.begin() as connection:
         known: set[str] = set()
         ids = list(rows)
@@ -125,20 +128,83 @@ def _insert_new(store: Store, rows: dict[str, dict[str, Any]]) -> list[dict[str,
     return fresh
 
 
-def _apply(store: Store, email: str, outcome: str, row: dict[str, Any], now: datetime) -> int:
-    status, allowed = OUTCOMES[outcome]
-    if outcome in ("bounced", "complained"):
-        suppress(store, email, reason=outcome, source="sendgrid", now=now)
-    with store.session() as session:
-        subscriber_id = session.scalar(select(SubscriberRow.id).where(SubscriberRow.email == email))
-    if subscriber_id is None:
-        return 0
-    detail = f"sendgrid {row['event']}" + (f": {row['detail']}" if row["detail"] else "")
-    ctx = Context(via="webhook", form=detail[:200])
-    changed = set_subscriber_status(
-        store, subscriber_id, status, action=row["event"], ctx=ctx, now=now, only_from=allowed
-    )
-    return int(changed)
+def _apply(store: Store, rows: list[dict[str, Any]], now: datetime) -> int:
+    """Suppress bounced and complained addresses and change the subscribers' statuses for a
+    whole batch in one transaction (a batch of 1,000 bounces must still be answered fast)."""
+    subscribers, history = table_of(SubscriberRow), table_of(SubscriberHistoryRow)
+    suppressions = table_of(SuppressionRow)
+    changed = 0
+    with store.engine.begin() as connection:
+        _suppress_all(connection, suppressions, rows, now)
+        emails = sorted({row["email"] for row in rows})
+        current: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(emails), 500):
+            query = select(subscribers.c.email, subscribers.c.id, subscribers.c.status).where(
+                subscribers.c.email.in_(emails[start : start + 500])
+            )
+            current.update({r[0]: (r[1], r[2]) for r in connection.execute(query)})
+        changes: list[dict[str, Any]] = []
+        for row in rows:  # in order: a later event of the batch sees the earlier's result
+            if row["email"] not in current:
+                continue
+            subscriber_id, status = current[row["email"]]
+            new, allowed = OUTCOMES[row["_outcome"]]
+            if status == new or status not in allowed:
+                continue
+            current[row["email"]] = (subscriber_id, new)
+            detail = f"sendgrid {row['event']}" + (f": {row['detail']}" if row["detail"] else "")
+            changes.append(
+                dict(
+                    subscriber_id=subscriber_id,
+                    at=now,
+                    action=row["event"],
+                    via="webhook",
+                    status=new,
+                    form=detail[:200],
+                )
+            )
+        for change in changes:
+            connection.execute(
+                update(subscribers)
+                .where(subscribers.c.id == change["subscriber_id"])
+                .values(status=change["status"], updated_at=now)
+            )
+        if changes:
+            connection.execute(insert(history), changes)
+        changed = len(changes)
+    return changed
+
+
+def _suppress_all(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], now: datetime
+) -> None:
+    wanted: dict[str, str] = {}
+    for row in rows:
+        if row["_outcome"] in ("bounced", "complained"):
+            digest = email_hash(row["email"])
+            if wanted.get(digest) != "complained":  # a complaint outranks a bounce
+                wanted[digest] = row["_outcome"]
+    if not wanted:
+        return
+    digests = list(wanted)
+    existing: dict[str, str] = {}
+    for start in range(0, len(digests), 500):
+        query = select(table.c.email_hash, table.c.reason).where(
+            table.c.email_hash.in_(digests[start : start + 500])
+        )
+        existing.update({r[0]: r[1] for r in connection.execute(query)})
+    new = [
+        dict(email_hash=d, reason=reason, source="sendgrid", created_at=now)
+        for d, reason in wanted.items()
+        if d not in existing
+    ]
+    if new:
+        connection.execute(insert(table), new)
+    for digest, reason in wanted.items():
+        if reason == "complained" and existing.get(digest) == "bounced":
+            connection.execute(
+                update(table).where(table.c.email_hash == digest).values(reason="complained")
+            )
 
 
 def edition_counts(store: Store, edition_id: int) -> dict[str, int]:

@@ -32,7 +32,7 @@ from publisher.store.subscribers import follows, normalise_email
 SKIPPED = "skipped"  # the ledger's own word (publisher.store.ledger.SKIPPED)
 
 
-def _table(model: type) -> Table:
+def table_of(model: type) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
@@ -73,9 +73,9 @@ def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime)
     """Active followers of the campaign not yet reached by this edition who are paused or
     suppressed, with the reason."""
     subscribers, deliveries, pauses = (
-        _table(SubscriberRow),
-        _table(DeliveryRow),
-        _table(SubscriberPauseRow),
+        table_of(SubscriberRow),
+        table_of(DeliveryRow),
+        table_of(SubscriberPauseRow),
     )
     s, d, p = subscribers.c, deliveries.c, pauses.c
     join = and_(d.subscriber_id == s.id, d.edition_id == edition_id)
@@ -115,7 +115,7 @@ def hold_back(store: Store, edition_id: int, audience: Sequence[str], *, now: da
     held = _held(store, edition_id, audience, now)
     if not held:
         return 0
-    table = _table(DeliveryRow)
+    table = table_of(DeliveryRow)
     with store.engine.begin() as connection:
         existing: set[int] = set(
             connection.execute(

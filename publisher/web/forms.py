@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 MAX_FORM_BYTES = 64 * 1024
@@ -23,7 +23,8 @@ async def read_form(request: Request) -> FormData:
         body = await request.body()
         if len(body) > MAX_FORM_BYTES:
             raise FormTooLarge
-        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        pairs: list[tuple[str, str | UploadFile]] = []
+        pairs += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         return FormData(pairs[:100])
     # multipart (some mail providers' one-click): small limits, nothing here takes a file
     return await request.form(max_files=0, max_fields=100, max_part_size=MAX_FORM_BYTES)
