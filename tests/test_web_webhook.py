@@ -167,3 +167,25 @@ def test_a_complaint_outranks_a_bounce_in_the_same_batch(served, store):
     again = [_event(4, "bounce", person.email, type="bounce")]
     assert _post(served, again).json()["status_changes"] == 0
     assert suppression_reason(store, person.email) == "complained"
+
+
+def test_without_any_suppression_a_send_still_skips_the_paused(project, store, fixed_now):
+    from tests.web_support import write_web_config
+
+    add_subscribers(store, fixed_now, 3, topics=("labor",))
+    add_subscribers(store, fixed_now, 1, start=3, topics=("other",))  # does not follow
+    first, _, third, outsider = list(iter_subscribers(store))
+    until = fixed_now + timedelta(days=3)
+    for person in (first, outsider):
+        pause(store, person.id, until, ctx=CLI, now=fixed_now)
+    pause(store, third.id, fixed_now - timedelta(days=1), ctx=CLI, now=fixed_now)  # over
+    config = write_web_config(project, 1)
+    edition = add_edition(store, fixed_now, campaign="weekly")
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    with store.session() as session:
+        rows = {
+            r.subscriber_id: (r.status, r.error)
+            for r in session.scalars(select(DeliveryRow).where(DeliveryRow.edition_id == edition))
+        }
+    assert report.sent == 2 and rows[first.id] == ("skipped", "paused until 2026-11-28")
+    assert rows[third.id][0] == "sent" and outsider.id not in rows

@@ -79,18 +79,21 @@ def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime)
     )
     s, d, p = subscribers.c, deliveries.c, pauses.c
     join = and_(d.subscriber_id == s.id, d.edition_id == edition_id)
-    base = subscribers.outerjoin(deliveries, join).join(
-        pauses, p.subscriber_id == s.id, isouter=True
-    )
     held: dict[int, str] = {}
     with store.engine.connect() as connection:
         hashes = set(connection.execute(select(SuppressionRow.email_hash)).scalars())
+        if hashes:  # every follower's address must be hashed and looked up
+            base = subscribers.outerjoin(deliveries, join).outerjoin(
+                pauses, p.subscriber_id == s.id
+            )
+        else:  # the common case: only paused people can be held; start from the pauses
+            base = pauses.join(subscribers, p.subscriber_id == s.id).outerjoin(deliveries, join)
         query = (
             select(s.id, s.email, s.topics, p.until)
             .select_from(base)
             .where(s.status == "active", (d.status.is_(None)) | (d.status == "pending"))
         )
-        if not hashes:  # the common case: only paused people can be held, an indexed join
+        if not hashes:
             query = query.where(p.until > now)
         rows: list[tuple[int, str, Any, datetime | None]] = [
             (r[0], r[1], r[2], r[3]) for r in connection.execute(query)
