@@ -112,3 +112,13 @@ def test_subscribers_add_remove_show_export(project, database_url):
     assert unknown.returncode == 1 and "no subscriber nobody@example.org" in unknown.stderr
     bad = _cli(project, database_url, "subscribers", "add", "not-an-address")
     assert bad.returncode == 2
+
+
+def test_check_renders_the_confirmation_email(project, database_url):
+    write_web_config(project, 1)
+    assert "confirmation email" not in _cli(project, database_url, "check").stderr
+    (project / "templates" / "email").mkdir(parents=True)
+    (project / "templates" / "email" / "confirm.txt").write_text("Hi {{ nmae }}\n")
+    result = _cli(project, database_url, "check")
+    assert result.returncode != 0
+    assert "confirmation email:" in result.stderr and "nmae" in result.stderr

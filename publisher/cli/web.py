@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli.base import app, err_console, state, utc_now, warn
+from publisher.cli.base import CHECKS, app, err_console, state, utc_now, warn
+from publisher.config import PublisherConfig
 from publisher.errors import PublisherError
 
 SECRET_VARIABLE = "PUBLISHER_SECRET_KEY"
@@ -81,3 +82,21 @@ def serve(
         forwarded_allow_ips=forwarded_allow_ips,
         log_level="warning",
     )
+
+
+def check_web_templates(config: PublisherConfig) -> list[str]:
+    """`publisher check`: the confirmation email and the web pages render."""
+    from publisher.errors import TemplateError
+    from publisher.web.context import web_environment
+    from publisher.web.signup import render_confirmation
+
+    env = web_environment(config)
+    sample = f"{config.organisation.public_url.rstrip('/')}/confirm?token=sample"
+    try:
+        render_confirmation(config, env, sample, None, now=utc_now())
+    except TemplateError as exc:
+        return [f"confirmation email: {exc}"]
+    return []
+
+
+CHECKS.append(check_web_templates)

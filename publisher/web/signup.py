@@ -9,9 +9,11 @@ open links to scan them, and must not confirm anyone."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from jinja2 import Environment
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -112,19 +114,27 @@ async def subscribe_post(request: Request) -> Response:
 
 
 def confirmation_message(w: Web, subscriber: Subscriber) -> Message:
-    """The confirmation email, from templates/email/confirm.mjml and .txt."""
-    org = w.config.organisation
+    """The confirmation email for this subscriber, with its signed link."""
     link = w.tokens.confirm_token(subscriber.id, subscriber.email, subscriber.token)
+    url = f"{w.config.organisation.public_url.rstrip('/')}/confirm?token={link}"
+    return render_confirmation(w.config, w.env, url, subscriber.name, now=w.now())
+
+
+def render_confirmation(
+    config: PublisherConfig, env: Environment, confirm_url: str, name: str | None, *, now: datetime
+) -> Message:
+    """From templates/email/confirm.mjml and .txt (overridable); raises TemplateError."""
+    org = config.organisation
     context = {
         "org": org,
         "colours": org.colours,
-        "name": subscriber.name or "there",
-        "confirm_url": f"{org.public_url.rstrip('/')}/confirm?token={link}",
+        "name": name or "there",
+        "confirm_url": confirm_url,
         "days": CONFIRM_MAX_AGE // 86400,
         "subject": CONFIRM_SUBJECT.format(org=org.name),
     }
     html = compile_mjml(
-        render_template(w.env, "email/confirm.mjml", context), template="email/confirm.mjml"
+        render_template(env, "email/confirm.mjml", context), template="email/confirm.mjml"
     )
     return Message(
         edition_id=0,
@@ -133,13 +143,13 @@ def confirmation_message(w: Web, subscriber: Subscriber) -> Message:
         title=org.name,
         subject=str(context["subject"]),
         html=html,
-        text=wrap_text(render_template(w.env, "email/confirm.txt", context)),
+        text=wrap_text(render_template(env, "email/confirm.txt", context)),
         from_email=org.from_email,
         from_name=org.from_name,
         reply_to=org.reply_to,
         public_url=org.public_url,
-        unsubscribe_mailto=w.config.delivery.unsubscribe_mailto or org.from_email,
-        date=w.now(),
+        unsubscribe_mailto=config.delivery.unsubscribe_mailto or org.from_email,
+        date=now,
     )
 
 
