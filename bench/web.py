@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
-from publisher.store import open_store
+from publisher.store import Store, open_store
 from publisher.store.models import SubscriberHistoryRow, SubscriberRow, WebhookEventRow
 from publisher.store.subscribers import SubscriberInput, import_subscribers
 
@@ -204,15 +204,20 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.terminate()
         server.wait(10)
+    _verify(store, len(tokens), events)
+
+
+def _verify(store: Store, unsubscribes: int, events: int) -> None:
+    """Every request's effect is in the store: nothing lost."""
     with store.session() as session:
         unsubscribed = (
             session.scalar(select(func.count()).where(SubscriberRow.status == "unsubscribed")) or 0
         )
         recorded = session.scalar(select(func.count()).select_from(SubscriberHistoryRow)) or 0
         stored = session.scalar(select(func.count()).select_from(WebhookEventRow)) or 0
-    lost = (len(tokens) - unsubscribed) + (len(tokens) - recorded) + (events - stored)
+    lost = (unsubscribes - unsubscribed) + (unsubscribes - recorded) + (events - stored)
     print(
-        f"store afterwards: {unsubscribed}/{len(tokens)} unsubscribed, {recorded} history rows, "
+        f"store afterwards: {unsubscribed}/{unsubscribes} unsubscribed, {recorded} history rows, "
         f"{stored}/{events} events; {'nothing lost' if lost == 0 else f'{lost} LOST'}"
     )
     if lost:

@@ -39,6 +39,8 @@ def test_serve_refuses_to_start_without_a_secret_key(project, database_url):
     result = _cli(project, database_url, "serve", "--port", str(free_port()))
     assert result.returncode == 1 and "PUBLISHER_SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+    short = _cli(project, database_url, "serve", PUBLISHER_SECRET_KEY="short")
+    assert short.returncode == 1 and "too short" in short.stderr
 
 
 def test_serve_answers_one_click_and_logs_paths_only(project, database_url, fixed_now):

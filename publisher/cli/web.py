@@ -28,6 +28,28 @@ def _access_log() -> None:
     logger.propagate = False
 
 
+def _signing_key(dev: bool) -> str:
+    import secrets
+
+    secret = os.environ.get(SECRET_VARIABLE, "")
+    if secret and len(secret) < 16:
+        raise PublisherError(f"{SECRET_VARIABLE} is too short: use at least 32 random characters")
+    if secret:
+        return secret
+    if not dev:
+        raise PublisherError(
+            f"set {SECRET_VARIABLE} to a long random value (it signs every link and form), "
+            "or pass --dev for a local test"
+        )
+    warn(
+        f"--dev: INSECURE throwaway signing key; links and forms stop working at restart. "
+        f"Never use --dev in production: set {SECRET_VARIABLE}.",
+        "warning",
+        "red",
+    )
+    return secrets.token_urlsafe(32)
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -41,27 +63,12 @@ def serve(
     ] = "127.0.0.1",
 ) -> None:
     """Serve sign-up, unsubscribe, preferences and the SendGrid webhook (and archive/feeds)."""
-    import secrets
-
     import uvicorn
 
     from publisher.web import create_app
     from publisher.web.webhook import KEY_VARIABLE, load_key
 
-    secret = os.environ.get(SECRET_VARIABLE, "")
-    if not secret:
-        if not dev:
-            raise PublisherError(
-                f"set {SECRET_VARIABLE} to a long random value (it signs every link and form), "
-                "or pass --dev for a local test"
-            )
-        secret = secrets.token_urlsafe(32)
-        warn(
-            f"--dev: INSECURE throwaway signing key; links and forms stop working at restart. "
-            f"Never use --dev in production: set {SECRET_VARIABLE}.",
-            "warning",
-            "red",
-        )
+    secret = _signing_key(dev)
     try:
         key = load_key(os.environ.get(KEY_VARIABLE))
     except ValueError as exc:

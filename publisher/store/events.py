@@ -143,26 +143,7 @@ def _apply(store: Store, rows: list[dict[str, Any]], now: datetime) -> int:
                 subscribers.c.email.in_(emails[start : start + 500])
             )
             current.update({r[0]: (r[1], r[2]) for r in connection.execute(query)})
-        changes: list[dict[str, Any]] = []
-        for row in rows:  # in order: a later event of the batch sees the earlier's result
-            if row["email"] not in current:
-                continue
-            subscriber_id, status = current[row["email"]]
-            new, allowed = OUTCOMES[row["_outcome"]]
-            if status == new or status not in allowed:
-                continue
-            current[row["email"]] = (subscriber_id, new)
-            detail = f"sendgrid {row['event']}" + (f": {row['detail']}" if row["detail"] else "")
-            changes.append(
-                dict(
-                    subscriber_id=subscriber_id,
-                    at=now,
-                    action=row["event"],
-                    via="webhook",
-                    status=new,
-                    form=detail[:200],
-                )
-            )
+        changes = _changes(rows, current, now)
         for change in changes:
             connection.execute(
                 update(subscribers)
@@ -173,6 +154,34 @@ def _apply(store: Store, rows: list[dict[str, Any]], now: datetime) -> int:
             connection.execute(insert(history), changes)
         changed = len(changes)
     return changed
+
+
+def _changes(
+    rows: list[dict[str, Any]], current: dict[str, tuple[int, str]], now: datetime
+) -> list[dict[str, Any]]:
+    """History rows of the status changes, in event order: a later event of the batch sees
+    the result of an earlier one."""
+    changes: list[dict[str, Any]] = []
+    for row in rows:
+        if row["email"] not in current:
+            continue
+        subscriber_id, status = current[row["email"]]
+        new, allowed = OUTCOMES[row["_outcome"]]
+        if status == new or status not in allowed:
+            continue
+        current[row["email"]] = (subscriber_id, new)
+        detail = f"sendgrid {row['event']}" + (f": {row['detail']}" if row["detail"] else "")
+        changes.append(
+            dict(
+                subscriber_id=subscriber_id,
+                at=now,
+                action=row["event"],
+                via="webhook",
+                status=new,
+                form=detail[:200],
+            )
+        )
+    return changes
 
 
 def _suppress_all(

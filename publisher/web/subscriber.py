@@ -7,8 +7,9 @@ a POST (one-click, or a form carrying a valid signed form token)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -126,18 +127,7 @@ async def preferences_post(request: Request) -> Response:
         return w.invalid_link()
     action, ctx, now = text(form, "action", 20), _ctx(request, "web"), w.now()
     if action == "save" and subscriber.status == "active":
-        allowed = {t.slug for t in w.topics}
-        topics = [t for t in form.getlist("topics") if isinstance(t, str) and t in allowed]
-        name = text(form, "name", 200) or None
-        consent.update_preferences(
-            w.store, subscriber.id, name=name, topics=topics, ctx=ctx, now=now
-        )
-        pause = text(form, "pause", 10)
-        if pause == "0":
-            consent.pause(w.store, subscriber.id, None, ctx=ctx, now=now)
-        elif pause in PAUSE_WEEKS:
-            until = now + timedelta(weeks=PAUSE_WEEKS[pause])
-            consent.pause(w.store, subscriber.id, until, ctx=ctx, now=now)
+        _save(w, subscriber, form, ctx, now)
         notice = "Your preferences are saved."
     elif action == "unsubscribe":
         consent.unsubscribe(w.store, subscriber.id, ctx=ctx, now=now)
@@ -158,6 +148,21 @@ async def preferences_post(request: Request) -> Response:
         return _preferences(w, subscriber, "Nothing was changed.")
     refreshed = find_subscriber(w.store, id=subscriber.id) or subscriber
     return _preferences(w, refreshed, notice)
+
+
+def _save(
+    w: Web, subscriber: Subscriber, form: FormData, ctx: consent.Context, now: datetime
+) -> None:
+    allowed = {t.slug for t in w.topics}
+    topics = [t for t in form.getlist("topics") if isinstance(t, str) and t in allowed]
+    name = text(form, "name", 200) or None
+    consent.update_preferences(w.store, subscriber.id, name=name, topics=topics, ctx=ctx, now=now)
+    pause = text(form, "pause", 10)
+    if pause == "0":
+        consent.pause(w.store, subscriber.id, None, ctx=ctx, now=now)
+    elif pause in PAUSE_WEEKS:
+        until = now + timedelta(weeks=PAUSE_WEEKS[pause])
+        consent.pause(w.store, subscriber.id, until, ctx=ctx, now=now)
 
 
 def _export(w: Web, subscriber: Subscriber) -> Response:
