@@ -3,6 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+AXE_STAMP := node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test bench lint clean postgres-server
 
@@ -21,14 +24,24 @@ $(TEST_STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/publisher run --once
 
+# The browser tests drive Debian's Chromium (never a browser download) and load axe-core
+# from node_modules (pinned in package-lock.json).
+$(CHROMIUM):
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium
+
+$(AXE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+
 # The suite runs every store test on SQLite and on a throwaway PostgreSQL cluster that the
 # tests start themselves (tests/pgcluster.py); here they must never skip.
-test: $(TEST_STAMP) postgres-server
+test: $(TEST_STAMP) $(CHROMIUM) $(AXE_STAMP) postgres-server
 	PUBLISHER_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
 postgres-server:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
@@ -39,4 +52,4 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy publisher bench
 
 clean:
-	rm -rf $(VENV) var/*.db* feeds/* feeds/.publisher-feeds-state.json archive preview outbox
+	rm -rf $(VENV) node_modules var/*.db* feeds/* feeds/.publisher-feeds-state.json archive preview outbox

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 import typer
 
-from publisher.cli import content, delivery, digest, feeds, schedule  # noqa: F401  (registers)
+from publisher.cli import (  # noqa: F401  (importing a module registers its commands)
+    content,
+    delivery,
+    digest,
+    feeds,
+    schedule,
+    subscribers,
+    web,
+)
 from publisher.cli.base import app, err_console, hoist_global_options, warn
 from publisher.errors import ConfigErrors, PublisherError
 

@@ -21,6 +21,7 @@ from publisher.store import Store, ledger
 from publisher.store.editions import StoredEdition, get_edition
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 from publisher.store.subscribers import count_audience
+from publisher.store.suppression import hold_back
 
 SEND_AT_LIMIT = timedelta(hours=72)  # SendGrid refuses send_at further ahead
 
@@ -138,6 +139,7 @@ def deliver_edition(
         resend_inflight=getattr(backend, "idempotent", False),
     )
     report.recovered_uncertain = reconciled.uncertain
+    hold_back(store, edition.id, audience, now=now)  # paused/suppressed: `skipped`, with why
     before = ledger.counts(store, edition.id)
     report.skipped = sum(before.get(s, 0) for s in ledger.DONE)
     total = max(0, count_audience(store, audience) - report.skipped)

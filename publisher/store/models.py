@@ -190,3 +190,66 @@ class ScheduleSlotRow(Base):
     edition_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- subscriber web (issue 11) ------------------------------------------------------------
+
+
+class SubscriberHistoryRow(Base):
+    """What happened to a subscriber and how: sign-up (the consent record: when, IP, user
+    agent, form, the consent text shown), confirmation, unsubscribe, preference changes,
+    webhook outcomes, staff changes. Erasure deletes these rows with the person's data."""
+
+    __tablename__ = "subscriber_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(40))
+    via: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str | None] = mapped_column(String(20), nullable=True)  # status afterwards
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(Text, nullable=True)
+    form: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    consent_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SubscriberPauseRow(Base):
+    """A pause chosen in the preference centre: nothing is sent before `until`."""
+
+    __tablename__ = "subscriber_pauses"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class SuppressionRow(Base):
+    """An address that must never be mailed, kept only as the SHA-256 of the normalised
+    address (erasure keeps nothing else): bounced, complained, erased."""
+
+    __tablename__ = "suppressions"
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookEventRow(Base):
+    """One SendGrid event, stored once (sg_event_id is unique: SendGrid retries)."""
+
+    __tablename__ = "webhook_events"
+
+    sg_event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event: Mapped[str] = mapped_column(String(40))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
+    edition_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

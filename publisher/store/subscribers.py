@@ -358,3 +358,29 @@ def count_by_status(store: Store) -> dict[str, int]:
             select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)
         ).all()
     return {status: count for status, count in rows}
+
+
+# --- the subscriber web (issue 11): lookups; status changes live in store/consent.py -------
+
+PENDING = "pending"  # signed up, confirmation not yet clicked: receives nothing
+
+
+def find_subscriber(
+    store: Store, *, token: str | None = None, email: str | None = None, id: int | None = None
+) -> Subscriber | None:
+    """One subscriber by token, address (normalised here) or id; None if unknown.
+    (Core, not the ORM: the unsubscribe endpoint calls it for every request.)"""
+    table = SubscriberRow.__table__
+    query = select(table.c.id, table.c.email, table.c.name, table.c.topics, table.c.status)
+    query = query.add_columns(table.c.token)
+    if token is not None:
+        query = query.where(table.c.token == token)
+    elif email is not None:
+        query = query.where(table.c.email == normalise_email(email))
+    elif id is not None:
+        query = query.where(table.c.id == id)
+    else:
+        return None
+    with store.engine.connect() as connection:
+        row = connection.execute(query.limit(1)).first()
+    return None if row is None else _to_subscriber(row)

@@ -1,0 +1,109 @@
+"""`publisher serve`: the subscriber web on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from publisher.cli.base import CHECKS, app, err_console, state, utc_now, warn
+from publisher.config import PublisherConfig
+from publisher.errors import PublisherError
+
+SECRET_VARIABLE = "PUBLISHER_SECRET_KEY"
+
+
+def _access_log() -> None:
+    """One plain line per request on stderr (path, never the query string). A plain
+    handler: the rich console costs more than answering the request."""
+    import sys
+
+    logger = logging.getLogger("publisher.web.access")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _signing_key(dev: bool) -> str:
+    import secrets
+
+    secret = os.environ.get(SECRET_VARIABLE, "")
+    if secret and len(secret) < 16:
+        raise PublisherError(f"{SECRET_VARIABLE} is too short: use at least 32 random characters")
+    if secret:
+        return secret
+    if not dev:
+        raise PublisherError(
+            f"set {SECRET_VARIABLE} to a long random value (it signs every link and form), "
+            "or pass --dev for a local test"
+        )
+    warn(
+        f"--dev: INSECURE throwaway signing key; links and forms stop working at restart. "
+        f"Never use --dev in production: set {SECRET_VARIABLE}.",
+        "warning",
+        "red",
+    )
+    return secrets.token_urlsafe(32)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Allow a throwaway signing key (INSECURE).")
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="Proxies whose X-Forwarded-For/-Proto are trusted.")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve sign-up, unsubscribe, preferences and the SendGrid webhook (and archive/feeds)."""
+    import uvicorn
+
+    from publisher.web import create_app
+    from publisher.web.webhook import KEY_VARIABLE, load_key
+
+    secret = _signing_key(dev)
+    try:
+        key = load_key(os.environ.get(KEY_VARIABLE))
+    except ValueError as exc:
+        raise PublisherError(str(exc)) from None
+    if key is None:
+        warn(f"{KEY_VARIABLE} is not set: the SendGrid webhook refuses every request", "warning")
+    st = state(ctx)
+    application = create_app(st.config, st.store, secret_key=secret, now=utc_now, webhook_key=key)
+    _access_log()
+    err_console.print(f"serving on http://{host}:{port}/ (Ctrl-C stops)")
+    # uvicorn's own access log prints query strings (tokens): off; ours logs paths only.
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level="warning",
+    )
+
+
+def check_web_templates(config: PublisherConfig) -> list[str]:
+    """`publisher check`: the confirmation email and the web pages render."""
+    from publisher.errors import TemplateError
+    from publisher.web.context import web_environment
+    from publisher.web.signup import render_confirmation
+
+    env = web_environment(config)
+    sample = f"{config.organisation.public_url.rstrip('/')}/confirm?token=sample"
+    try:
+        render_confirmation(config, env, sample, None, now=utc_now())
+    except TemplateError as exc:
+        return [f"confirmation email: {exc}"]
+    return []
+
+
+CHECKS.append(check_web_templates)

@@ -1,0 +1,151 @@
+"""Suppression: addresses never to be mailed, and holding paused subscribers back.
+
+An entry is the SHA-256 of the normalised address, so erasure keeps nothing readable while a
+later import or sign-up of the same address is still recognised. The hash is unkeyed on
+purpose: the CLI and the web must agree without sharing a secret, and rotating the signing
+key must not forget who asked never to be mailed.
+
+`hold_back` is how a send skips paused and suppressed subscribers: before the dispatcher reads
+the recipients, their ledger rows are written `skipped` with the reason, so the ledger says
+why and `ledger.iter_due` (which only returns subscribers without a row or with a `pending`
+one) never offers them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, delete, insert, select, update
+
+from publisher.store import Store
+from publisher.store.models import (
+    DeliveryRow,
+    SubscriberPauseRow,
+    SubscriberRow,
+    SuppressionRow,
+)
+from publisher.store.subscribers import follows, normalise_email
+
+SKIPPED = "skipped"  # the ledger's own word (publisher.store.ledger.SKIPPED)
+
+
+def table_of(model: type) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def email_hash(email: str) -> str:
+    return hashlib.sha256(normalise_email(email).encode("utf-8")).hexdigest()
+
+
+def suppress(store: Store, email: str, *, reason: str, source: str, now: datetime) -> None:
+    """Add (or re-label) the address's suppression entry."""
+    digest = email_hash(email)
+    with store.session() as session:
+        row = session.get(SuppressionRow, digest)
+        if row is None:
+            session.add(
+                SuppressionRow(email_hash=digest, reason=reason, source=source, created_at=now)
+            )
+        else:
+            row.reason, row.source = reason, source
+
+
+def unsuppress(store: Store, email: str) -> bool:
+    """The person confirmed again (double opt-in, or resubscribed with their own token)."""
+    with store.session() as session:
+        result = session.execute(
+            delete(SuppressionRow).where(SuppressionRow.email_hash == email_hash(email))
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+def suppression_reason(store: Store, email: str) -> str | None:
+    with store.session() as session:
+        return session.scalar(
+            select(SuppressionRow.reason).where(SuppressionRow.email_hash == email_hash(email))
+        )
+
+
+def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime) -> dict[int, str]:
+    """Active followers of the campaign not yet reached by this edition who are paused or
+    suppressed, with the reason."""
+    subscribers, deliveries, pauses = (
+        table_of(SubscriberRow),
+        table_of(DeliveryRow),
+        table_of(SubscriberPauseRow),
+    )
+    s, d, p = subscribers.c, deliveries.c, pauses.c
+    join = and_(d.subscriber_id == s.id, d.edition_id == edition_id)
+    held: dict[int, str] = {}
+    with store.engine.connect() as connection:
+        hashes = set(connection.execute(select(SuppressionRow.email_hash)).scalars())
+        if hashes:  # every follower's address must be hashed and looked up
+            base = subscribers.outerjoin(deliveries, join).outerjoin(
+                pauses, p.subscriber_id == s.id
+            )
+        else:  # the common case: only paused people can be held; start from the pauses
+            base = pauses.join(subscribers, p.subscriber_id == s.id).outerjoin(deliveries, join)
+        query = (
+            select(s.id, s.email, s.topics, p.until)
+            .select_from(base)
+            .where(s.status == "active", (d.status.is_(None)) | (d.status == "pending"))
+        )
+        if not hashes:
+            query = query.where(p.until > now)
+        rows: list[tuple[int, str, Any, datetime | None]] = [
+            (r[0], r[1], r[2], r[3]) for r in connection.execute(query)
+        ]
+        for sid, email, topics, until in rows:
+            if audience and not follows(topics or (), audience):
+                continue
+            if until is not None and _aware(until) > now:
+                held[sid] = f"paused until {_aware(until).date().isoformat()}"
+            elif hashes and email_hash(email) in hashes:
+                held[sid] = "suppressed address"
+    return held
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def hold_back(store: Store, edition_id: int, audience: Sequence[str], *, now: datetime) -> int:
+    """Write `skipped` ledger rows (with the reason) for the paused and suppressed
+    subscribers of this edition; returns how many. Run before the dispatcher reads recipients."""
+    held = _held(store, edition_id, audience, now)
+    if not held:
+        return 0
+    table = table_of(DeliveryRow)
+    with store.engine.begin() as connection:
+        existing: set[int] = set(
+            connection.execute(
+                select(table.c.subscriber_id).where(
+                    table.c.edition_id == edition_id, table.c.subscriber_id.in_(list(held))
+                )
+            ).scalars()
+        )
+        for sid in existing:
+            connection.execute(
+                update(table)
+                .where(table.c.edition_id == edition_id, table.c.subscriber_id == sid)
+                .values(status=SKIPPED, error=held[sid], updated_at=now)
+            )
+        new = [
+            dict(
+                edition_id=edition_id,
+                subscriber_id=sid,
+                batch=None,
+                status=SKIPPED,
+                attempts=0,
+                error=reason,
+                updated_at=now,
+            )
+            for sid, reason in held.items()
+            if sid not in existing
+        ]
+        if new:
+            connection.execute(insert(table), new)
+    return len(held)

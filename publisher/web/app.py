@@ -1,0 +1,169 @@
+"""The Starlette application behind `publisher serve`: one router module per area
+(subscriber pages, sign-up, webhooks; a staff area under /admin can be added the same way),
+security headers, and our own access log that never contains a query string (tokens)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from publisher.config import PublisherConfig
+from publisher.errors import PublisherError
+from publisher.publish.archive import ARCHIVE_DIR
+from publisher.render.environment import render_template
+from publisher.store import Store
+from publisher.web import signup, subscriber, webhook
+from publisher.web.context import Web, topics_of, web, web_environment
+from publisher.web.security import Tokens
+
+access_log = logging.getLogger("publisher.web.access")
+
+# Framing: only the sign-up page may be embedded (in an iframe on the organisation's site).
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' https:; form-action 'self'; "
+    "base-uri 'none'"
+)
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): headers on every answer and
+    one access-log line with the path only, never the query string."""
+
+    def __init__(self, app: ASGIApp, frame_ancestors: str) -> None:
+        self.app, self.frame_ancestors = app, frame_ancestors
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, path = time.perf_counter(), scope["path"]
+        status = 500
+        framing = self.frame_ancestors if path == "/subscribe" else "'none'"
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", f"{CSP}; frame-ancestors {framing}".encode()),
+                    (b"referrer-policy", b"no-referrer"),  # token URLs never leak onwards
+                    (b"x-content-type-options", b"nosniff"),
+                ]
+                if not path.startswith(("/archive", "/feeds", "/web.css")):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            access_log.info(
+                '%s "%s %s" %s %.1fms',
+                client[0],
+                scope["method"],
+                path,
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+async def stylesheet(request: Request) -> Response:
+    w = web(request)
+    css = render_template(w.env, "web/web.css", {"colours": w.config.organisation.colours})
+    return Response(css, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
+
+
+async def failure(request: Request, exc: Exception) -> Response:
+    """Anything unexpected (the store down, a template broken): a plain page, never a
+    traceback; the log has the detail."""
+    logging.getLogger("publisher.web").error(
+        "%s %s failed: %r", request.method, request.url.path, exc
+    )
+    return web(request).message(
+        "Something went wrong",
+        "Nothing was changed. Please try again in a few minutes.",
+        status=500,
+    )
+
+
+async def health(request: Request) -> Response:
+    return Response("ok\n", media_type="text/plain")
+
+
+class PublishedFiles(StaticFiles):
+    """A folder the publisher writes (it may not exist yet: 404 until the first build)."""
+
+    async def check_config(self) -> None:
+        if self.directory is None or not Path(self.directory).is_dir():
+            raise HTTPException(404)
+        await super().check_config()
+
+
+def _static(config: PublisherConfig) -> list[BaseRoute]:
+    """archive/ and feeds/ as written by the publisher, with ETag, Last-Modified and 304
+    (Starlette's StaticFiles); in production let nginx or Caddy serve them instead."""
+    mounts: list[BaseRoute] = []
+    folders = {
+        "archive": config.resolve(ARCHIVE_DIR),
+        "feeds": config.resolve(config.feeds.output_dir),
+    }
+    for name, folder in folders.items():  # check_dir=False: the folder may appear later
+        files = PublishedFiles(directory=Path(folder), html=True, check_dir=False)
+        mounts.append(Mount(f"/{name}", files, name=name))
+    return mounts
+
+
+def create_app(
+    config: PublisherConfig,
+    store: Store,
+    *,
+    secret_key: str,
+    now: Callable[[], datetime],
+    webhook_key: Any = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    send_email: Callable[..., str | None] | None = None,
+) -> Starlette:
+    if not secret_key:
+        raise PublisherError("the subscriber web needs a secret key (PUBLISHER_SECRET_KEY)")
+    state = Web(
+        config=config,
+        store=store,
+        tokens=Tokens(secret_key, now),
+        now=now,
+        env=web_environment(config),
+        topics=topics_of(config),
+        webhook_key=webhook_key,
+        monotonic=monotonic,
+        send_email=send_email,
+    )
+    routes: list[BaseRoute] = [
+        Route("/web.css", stylesheet, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        *signup.ROUTES,
+        *subscriber.ROUTES,
+        *webhook.ROUTES,
+        *_static(config),
+    ]
+    website = config.organisation.website.rstrip("/")
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders, frame_ancestors=f"'self' {website}")],
+        exception_handlers={Exception: failure},
+    )
+    app.state.web = state
+    return app

@@ -1,0 +1,112 @@
+"""What every route of the subscriber web shares: configuration, store, clock, tokens,
+limits, the page renderer. Built once by `create_app`; routes reach it as `web(request)`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from publisher.config import PublisherConfig
+from publisher.render.environment import render_template, search_path_for, template_environment
+from publisher.store import Store
+from publisher.web.security import RateLimiter, Tokens
+
+CONSENT_TEXT = (
+    "I agree to receive email from {org} about the topics I chose. I can unsubscribe at any "
+    "time with the link in every email."
+)
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    label: str
+
+
+@dataclass
+class Web:
+    config: PublisherConfig
+    store: Store
+    tokens: Tokens
+    now: Callable[[], datetime]
+    env: Environment
+    topics: list[Topic]
+    webhook_key: Any = None  # an EllipticCurvePublicKey, or None: the webhook refuses all
+    monotonic: Callable[[], float] = time.monotonic
+    send_email: Callable[..., str | None] | None = None  # (config, message, recipient)
+    ip_limit: RateLimiter = field(init=False)
+    address_limit: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        # sign-ups: 10 per IP per 10 minutes; 3 confirmation emails per address per hour
+        self.ip_limit = RateLimiter(10, 600, self.monotonic)
+        self.address_limit = RateLimiter(3, 3600, self.monotonic)
+
+    @property
+    def consent_text(self) -> str:
+        return CONSENT_TEXT.format(org=self.config.organisation.name)
+
+    def page(self, template: str, title: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+        org = self.config.organisation
+        values = {"org": org, "title": title, "base": "", "topics": self.topics, "chosen": ()}
+        body = render_template(self.env, f"web/{template}", values | context)
+        return HTMLResponse(body, status_code=status)
+
+    def message(
+        self,
+        title: str,
+        *paragraphs: str,
+        status: int = 200,
+        link: Mapping[str, str] | None = None,
+    ) -> HTMLResponse:
+        return self.page("message.html", title, status=status, paragraphs=paragraphs, link=link)
+
+    def invalid_link(self) -> HTMLResponse:
+        """Tampered, expired, foreign or unknown tokens all get this page and change nothing."""
+        return self.message(
+            "This link does not work",
+            "The link may be incomplete, expired, or already replaced by a newer one.",
+            "Nothing was changed. Use the link in the most recent email we sent you, or "
+            "sign up again.",
+            status=404,
+            link={"url": "subscribe", "label": "Go to the sign-up page"},
+        )
+
+    def expired_form(self) -> HTMLResponse:
+        return self.message(
+            "Please try again",
+            "This form was too old or did not come from our site, so nothing was changed. "
+            "Go back, reload the page and submit it again.",
+            status=403,
+        )
+
+
+def topics_of(config: PublisherConfig) -> list[Topic]:
+    """The topics subscribers can choose: every campaign audience and every topic feed."""
+    slugs: set[str] = set()
+    for campaign in config.campaigns:
+        slugs.update(campaign.audience)
+    for feed in config.feeds.feeds:
+        slugs.update(feed.topics)
+    return [Topic(s, s.replace("-", " ").capitalize()) for s in sorted(slugs)]
+
+
+def web_environment(config: PublisherConfig) -> Environment:
+    # no freshness check of every template file on every request (restart to see edits)
+    return template_environment(search_path_for(config.root)).overlay(auto_reload=False)
+
+
+def web(request: Request) -> Web:
+    state: Web = request.app.state.web
+    return state
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,88 @@
+"""Signed tokens and rate limits for the subscriber web.
+
+Forms carry a signed, expiring token bound to the form and (on a subscriber's pages) to the
+subscriber: a post without a valid one is refused (CSRF). It needs no cookie or session, so
+the sign-up form also works inside an iframe on the organisation's own site. Confirmation
+links are signed the same way, bound to the subscriber and to the purpose, and expire.
+Time comes from the injected clock, never from the signing library's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
+
+FORM_MAX_AGE = 2 * 3600  # a page left open for two hours still submits
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+
+
+def fingerprint(value: str) -> str:
+    """A short one-way binding: a signed payload is readable, so never put a token in it."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+class Tokens:
+    def __init__(self, secret: str, clock: Callable[[], datetime]) -> None:
+        class _Signer(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock().timestamp())
+
+        self._serializer = URLSafeTimedSerializer(secret, signer=_Signer)
+
+    def _dumps(self, salt: str, payload: list[str | int]) -> str:
+        return str(self._serializer.dumps(payload, salt=salt))
+
+    def _loads(self, salt: str, token: str, max_age: int) -> object:
+        try:
+            return self._serializer.loads(token, salt=salt, max_age=max_age)
+        except BadData:  # tampered, expired, another key or another purpose
+            return None
+
+    def form_token(self, form: str, binding: str = "") -> str:
+        return self._dumps("form", [form, fingerprint(binding)])
+
+    def check_form(self, token: str | None, form: str, binding: str = "") -> bool:
+        if not token:
+            return False
+        return self._loads("form", token, FORM_MAX_AGE) == [form, fingerprint(binding)]
+
+    def confirm_token(self, subscriber_id: int, email: str, token: str) -> str:
+        return self._dumps("confirm", [subscriber_id, fingerprint(f"{email}|{token}")])
+
+    def check_confirm(
+        self, value: str | None, max_age: int = CONFIRM_MAX_AGE
+    ) -> tuple[int, str] | None:
+        """(subscriber id, binding) of a valid confirmation token, else None."""
+        data = self._loads("confirm", value or "", max_age)
+        if isinstance(data, list) and len(data) == 2 and isinstance(data[0], int):
+            return data[0], str(data[1])
+        return None
+
+
+class RateLimiter:
+    """At most `limit` hits per key in a sliding `window` of seconds (in memory, per
+    process: run one `publisher serve` process, or put the limit in the proxy as well)."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return False
+            hits.append(now)
+            if len(self._hits) > 100_000:  # forget idle keys instead of growing forever
+                for stale in [k for k, v in self._hits.items() if not v][:50_000]:
+                    del self._hits[stale]
+            return True

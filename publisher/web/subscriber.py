@@ -1,0 +1,185 @@
+"""A subscriber's own pages, reached with the token of their emails: unsubscribe (GET page,
+RFC 8058 one-click POST), the preference centre, download my data, delete me.
+
+Link scanners in mail gateways open every link: a GET only ever shows a page; changes need
+a POST (one-click, or a form carrying a valid signed form token)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from publisher.render import subscriber_url
+from publisher.store import consent
+from publisher.store.subscribers import Subscriber, find_subscriber
+from publisher.web.context import Web, client_ip, web
+from publisher.web.forms import FormTooLarge, read_form, text
+
+PAUSE_WEEKS = {"2": 2, "4": 4, "8": 8}
+STATUS_TEXT = {
+    "active": "you receive our email",
+    "pending": "waiting for you to confirm your subscription",
+    "unsubscribed": "you are unsubscribed and receive nothing",
+    "bounced": "stopped, because messages to this address bounced",
+    "complained": "stopped, because a message was reported as spam",
+}
+
+
+def _ctx(request: Request, via: str) -> consent.Context:
+    return consent.Context(
+        via=via, ip=client_ip(request), user_agent=request.headers.get("user-agent")
+    )
+
+
+def _lookup(w: Web, token: str) -> Subscriber | None:
+    if not token or len(token) > 200:
+        return None
+    found = find_subscriber(w.store, token=token)
+    return found if found and not found.email.endswith("@erased.invalid") else None
+
+
+def _unsubscribed_page(w: Web, subscriber: Subscriber) -> HTMLResponse:
+    return w.message(
+        "You are unsubscribed",
+        f"We will send no more email to {subscriber.email}.",
+        link={"url": f"preferences?token={subscriber.token}", "label": "Changed your mind?"},
+    )
+
+
+async def unsubscribe_page(request: Request) -> Response:
+    w, token = web(request), request.query_params.get("token", "")
+    subscriber = _lookup(w, token)
+    if subscriber is None:
+        return w.invalid_link()
+    if subscriber.status != "active" and subscriber.status != "pending":
+        return _unsubscribed_page(w, subscriber)
+    return w.page(
+        "unsubscribe.html",
+        "Unsubscribe",
+        email=subscriber.email,
+        token=token,
+        csrf=w.tokens.form_token("unsubscribe", token),
+        preferences_url=f"preferences?token={token}",
+    )
+
+
+async def unsubscribe_post(request: Request) -> Response:
+    """RFC 8058: `List-Unsubscribe=One-Click` in the body unsubscribes at once, with no
+    cookie, session or form token, and answers 200 without a redirect; idempotent."""
+    w = web(request)
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        return w.message("Too large", "That request was too large.", status=413)
+    token = request.query_params.get("token") or text(form, "token", 200)
+    one_click = text(form, "List-Unsubscribe") == "One-Click"
+    if not one_click and not w.tokens.check_form(text(form, "csrf", 500), "unsubscribe", token):
+        return w.expired_form()
+    if not token or len(token) > 200:
+        return w.invalid_link()
+    ctx = _ctx(request, "one-click" if one_click else "web")
+    subscriber = consent.unsubscribe_token(w.store, token, ctx=ctx, now=w.now())
+    return w.invalid_link() if subscriber is None else _unsubscribed_page(w, subscriber)
+
+
+def _preferences(w: Web, subscriber: Subscriber, notice: str | None = None) -> HTMLResponse:
+    until = consent.paused_until(w.store, subscriber.id, now=w.now())
+    status_text = STATUS_TEXT.get(subscriber.status, subscriber.status)
+    if until and subscriber.status == "active":
+        status_text = f"paused until {until.date().isoformat()}"
+    return w.page(
+        "preferences.html",
+        "Your email preferences",
+        notice=notice,
+        email=subscriber.email,
+        name=subscriber.name or "",
+        sub_status=subscriber.status,
+        status_text=status_text,
+        chosen=subscriber.topics,
+        paused_until=until.date().isoformat() if until else None,
+        token=subscriber.token,
+        csrf=w.tokens.form_token("preferences", subscriber.token),
+    )
+
+
+async def preferences_page(request: Request) -> Response:
+    w = web(request)
+    subscriber = _lookup(w, request.query_params.get("token", ""))
+    return w.invalid_link() if subscriber is None else _preferences(w, subscriber)
+
+
+async def preferences_post(request: Request) -> Response:
+    w = web(request)
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        return w.message("Too large", "That request was too large.", status=413)
+    token = text(form, "token", 200)
+    if not w.tokens.check_form(text(form, "csrf", 500), "preferences", token):
+        return w.expired_form()
+    subscriber = _lookup(w, token)
+    if subscriber is None:
+        return w.invalid_link()
+    action, ctx, now = text(form, "action", 20), _ctx(request, "web"), w.now()
+    if action == "save" and subscriber.status == "active":
+        _save(w, subscriber, form, ctx, now)
+        notice = "Your preferences are saved."
+    elif action == "unsubscribe":
+        consent.unsubscribe(w.store, subscriber.id, ctx=ctx, now=now)
+        notice = "You are unsubscribed from everything."
+    elif action == "resubscribe" and subscriber.status != "active":
+        consent.activate(w.store, subscriber, action="resubscribe", ctx=ctx, now=now)
+        notice = "Welcome back: you are subscribed again."
+    elif action == "export":
+        return _export(w, subscriber)
+    elif action == "erase" and text(form, "confirm") == "yes":
+        consent.erase(w.store, subscriber, now=now)
+        return w.message(
+            "Your data is deleted",
+            "We deleted your address, name, preferences and history. We keep only a one-way "
+            "fingerprint of the address so that it is never added back without your consent.",
+        )
+    else:
+        return _preferences(w, subscriber, "Nothing was changed.")
+    refreshed = find_subscriber(w.store, id=subscriber.id) or subscriber
+    return _preferences(w, refreshed, notice)
+
+
+def _save(
+    w: Web, subscriber: Subscriber, form: FormData, ctx: consent.Context, now: datetime
+) -> None:
+    allowed = {t.slug for t in w.topics}
+    topics = [t for t in form.getlist("topics") if isinstance(t, str) and t in allowed]
+    name = text(form, "name", 200) or None
+    consent.update_preferences(w.store, subscriber.id, name=name, topics=topics, ctx=ctx, now=now)
+    pause = text(form, "pause", 10)
+    if pause == "0":
+        consent.pause(w.store, subscriber.id, None, ctx=ctx, now=now)
+    elif pause in PAUSE_WEEKS:
+        until = now + timedelta(weeks=PAUSE_WEEKS[pause])
+        consent.pause(w.store, subscriber.id, until, ctx=ctx, now=now)
+
+
+def _export(w: Web, subscriber: Subscriber) -> Response:
+    data = consent.export_data(w.store, subscriber, now=w.now())
+    data["preferences_url"] = subscriber_url(
+        w.config.organisation.public_url, "preferences", subscriber.token
+    )
+    return Response(
+        json.dumps(data, indent=2, ensure_ascii=False),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
+    )
+
+
+ROUTES = [
+    Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
+    Route("/unsubscribe", unsubscribe_post, methods=["POST"]),
+    Route("/preferences", preferences_page, methods=["GET"]),
+    Route("/preferences", preferences_post, methods=["POST"]),
+]
