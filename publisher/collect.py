@@ -17,6 +17,7 @@ from publisher.config import PublisherConfig
 from publisher.items import Item
 from publisher.sources import CollectContext, Problem, Source, SourceResult, build_sources
 from publisher.store import Store, UpsertResult
+from publisher.store.dashboard import record_source_run
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ def collect_all(
                 store.save_source_memory(source.name, result.memory, now=now)
             for problem in result.problems:
                 log.warning("%s", problem)
+            failed = bool(result.problems) and not result.items and not result.not_modified
+            problems = [str(p) for p in result.problems]
+            record_source_run(store, source.name, problems, failed=failed, now=now)
             report.problems.extend(result.problems)
             report.sources.append(source_report)
             log.info(

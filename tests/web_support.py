@@ -91,9 +91,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_web_config(project: Path, port: int) -> PublisherConfig:
+def write_web_config(project: Path, port: int, text: str = WEB_CONFIG) -> PublisherConfig:
     path = project / "schedules.yaml"
-    path.write_text(WEB_CONFIG.format(public_url=f"http://127.0.0.1:{port}"), encoding="utf-8")
+    path.write_text(text.format(public_url=f"http://127.0.0.1:{port}"), encoding="utf-8")
     return load_config(path)
 
 
@@ -115,9 +115,11 @@ class Served:
 
 
 @contextmanager
-def serve(project: Path, store: Store, *, port: int | None = None) -> Iterator[Served]:
+def serve(
+    project: Path, store: Store, *, port: int | None = None, config_text: str = WEB_CONFIG
+) -> Iterator[Served]:
     port = port or free_port()
-    config = write_web_config(project, port)
+    config = write_web_config(project, port, config_text)
     clock, keys, sent = Clock(), SendGridKeys(), []
 
     def send_email(config, message, recipient):  # the real path, counted

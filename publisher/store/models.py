@@ -253,3 +253,56 @@ class WebhookEventRow(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- staff dashboard (issue 13) -----------------------------------------------------------
+
+
+class StaffRow(Base):
+    """A staff account of the dashboard: role owner, editor or viewer; argon2 hash only."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """One staff action (login, failed login, pause, resume, test send, export, staff
+    changes): who, when, from where, on what."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(Text, default="")
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LoginFailureRow(Base):
+    """A failed log-in, keyed 'account:<email>' and 'ip:<address>' (the lock-out counts
+    them; kept in the store so a restart does not reset it)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SourceRunRow(Base):
+    """The outcome of a source's last collect (the dashboard's source health): when it last
+    ran, last ran cleanly, since when it fails, and its problems of the last run."""
+
+    __tablename__ = "source_runs"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    problems: Mapped[list] = mapped_column(JSON, default=list)

@@ -1,5 +1,5 @@
 """The Starlette application behind `publisher serve`: one router module per area
-(subscriber pages, sign-up, webhooks; a staff area under /admin can be added the same way),
+(subscriber pages, sign-up, webhooks, the staff dashboard under /admin),
 security headers, and our own access log that never contains a query string (tokens)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from publisher.errors import PublisherError
 from publisher.publish.archive import ARCHIVE_DIR
 from publisher.render.environment import render_template
 from publisher.store import Store
-from publisher.web import signup, subscriber, webhook
+from publisher.web import admin, signup, subscriber, webhook
 from publisher.web.context import Web, topics_of, web, web_environment
 from publisher.web.security import Tokens
 
@@ -58,8 +58,10 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
+                if not any(k == b"content-security-policy" for k, _ in headers):  # /admin's own
+                    policy = f"{CSP}; frame-ancestors {framing}".encode()
+                    headers.append((b"content-security-policy", policy))
                 headers += [
-                    (b"content-security-policy", f"{CSP}; frame-ancestors {framing}".encode()),
                     (b"referrer-policy", b"no-referrer"),  # token URLs never leak onwards
                     (b"x-content-type-options", b"nosniff"),
                 ]
@@ -157,6 +159,7 @@ def create_app(
         *signup.ROUTES,
         *subscriber.ROUTES,
         *webhook.ROUTES,
+        *admin.ROUTES,
         *_static(config),
     ]
     website = config.organisation.website.rstrip("/")
@@ -166,4 +169,5 @@ def create_app(
         exception_handlers={Exception: failure},
     )
     app.state.web = state
+    app.state.staff_sessions = admin.Sessions(secret_key, now)
     return app

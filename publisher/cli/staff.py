@@ -1,0 +1,71 @@
+"""`publisher staff add|list|remove`: the accounts of the staff dashboard (/admin)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from publisher.cli.base import app, console, state, utc_now
+from publisher.cli.delivery import email_address
+
+PASSWORD_VARIABLE = "PUBLISHER_STAFF_PASSWORD"
+staff_app = typer.Typer(help="Staff accounts of the dashboard under /admin.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+
+
+def _password() -> str:
+    """From PUBLISHER_STAFF_PASSWORD, else a prompt (twice) on a terminal, else stdin's
+    first line: never from the command line, where `ps` and shell history would show it."""
+    if os.environ.get(PASSWORD_VARIABLE):
+        return os.environ[PASSWORD_VARIABLE]
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@staff_app.command("add")
+def staff_add(
+    ctx: typer.Context,
+    email: Annotated[
+        str, typer.Argument(help="The staff member's address.", callback=email_address)
+    ],
+    role: Annotated[str, typer.Option(help="owner, editor or viewer.")] = "viewer",
+) -> None:
+    """Add a staff account (the password from PUBLISHER_STAFF_PASSWORD, a prompt or stdin)."""
+    from publisher.store import audit
+    from publisher.store.staff import add_staff
+
+    st = state(ctx)
+    added = add_staff(st.store, email, role, _password(), now=utc_now())
+    audit.record(
+        st.store, "cli", "staff added", f"{added.email} as {added.role}", ip=None, now=utc_now()
+    )
+    console.print(f"added {added.email} as {added.role}", highlight=False)
+
+
+@staff_app.command("list")
+def staff_list(ctx: typer.Context) -> None:
+    """Every staff account with its role."""
+    from publisher.store.staff import list_staff
+
+    for account in list_staff(state(ctx).store):
+        console.print(
+            f"{account.email}  {account.role}  since {account.created_at:%Y-%m-%d}", highlight=False
+        )
+
+
+@staff_app.command("remove")
+def staff_remove(
+    ctx: typer.Context, email: Annotated[str, typer.Argument(help="The staff member's address.")]
+) -> None:
+    """Remove a staff account (its sessions end at once). The last owner cannot be removed."""
+    from publisher.store import audit
+    from publisher.store.staff import remove_staff
+
+    st = state(ctx)
+    removed = remove_staff(st.store, email)
+    audit.record(st.store, "cli", "staff removed", removed.email, ip=None, now=utc_now())
+    console.print(f"removed {removed.email}", highlight=False)

@@ -1,0 +1,46 @@
+"""The staff dashboard under /admin of `publisher serve` (issue 13): staff log in (argon2
+hashes, signed session cookie, CSRF token tied to the session on every form, lock-out);
+viewers see, editors also preview, test-send, pause and resume, owners also manage staff
+and export subscribers. Every action goes into the audit log."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from publisher.render.environment import render_template
+from publisher.web.admin import campaigns, login, people
+from publisher.web.admin.auth import Sessions
+from publisher.web.context import web
+
+__all__ = ["ROUTES", "Sessions"]
+
+
+async def stylesheet(request: Request) -> Response:
+    w = web(request)
+    css = render_template(w.env, "web/admin/admin.css", {"colours": w.config.organisation.colours})
+    return Response(css, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/admin/admin.css", stylesheet, methods=["GET"]),
+    Route("/admin/login", login.login_page, methods=["GET"]),
+    Route("/admin/login", login.login_post, methods=["POST"]),
+    Route("/admin/logout", login.logout, methods=["POST"]),
+    Route("/admin/", campaigns.overview_page, methods=["GET"]),
+    Route("/admin/campaigns/{name}", campaigns.campaign_page, methods=["GET"]),
+    Route("/admin/campaigns/{name}/preview", campaigns.preview_frame, methods=["GET"]),
+    Route("/admin/campaigns/{name}/pause", campaigns.pause_post, methods=["POST"]),
+    Route("/admin/campaigns/{name}/resume", campaigns.resume_post, methods=["POST"]),
+    Route("/admin/campaigns/{name}/test", campaigns.test_post, methods=["POST"]),
+    Route("/admin/editions/{id:int}", campaigns.edition_page, methods=["GET"]),
+    Route("/admin/editions/{id:int}/email", campaigns.edition_email, methods=["GET"]),
+    Route("/admin/subscribers", people.subscribers_page, methods=["GET"]),
+    Route("/admin/subscribers/export", people.export_post, methods=["POST"]),
+    Route("/admin/subscribers/{id:int}", people.subscriber_page, methods=["GET"]),
+    Route("/admin/audit", people.audit_page, methods=["GET"]),
+    Route("/admin/staff", people.staff_page, methods=["GET"]),
+    Route("/admin/staff/add", people.staff_add, methods=["POST"]),
+    Route("/admin/staff/remove", people.staff_remove, methods=["POST"]),
+]

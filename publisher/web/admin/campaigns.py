@@ -1,0 +1,256 @@
+"""Overview, campaign and edition pages; preview, test send, pause and resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from publisher.compose import Edition
+from publisher.config.models import CampaignConfig
+from publisher.items import Item
+from publisher.render.email import RenderedEdition
+from publisher.render.personalise import sample_copy
+from publisher.render.preview import preview_documents
+from publisher.schedule import overview
+from publisher.store import audit, dashboard
+from publisher.store.schedule_state import set_paused
+from publisher.web.admin.auth import Admin, action, base_of, view
+from publisher.web.admin.charts import bar_chart
+from publisher.web.context import Web, client_ip
+
+# the previewed email: its own inline styles and https images, nothing else, and sandboxed
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; sandbox; "
+    "frame-ancestors 'self'"
+)
+COMPLAINT_ALERT = 0.001  # 0.1 %
+
+
+def rate(count: int, base: int) -> str:
+    return f"{100 * count / base:.1f}%" if base else "–"
+
+
+@dataclass
+class Alert:
+    text: str
+    link: str
+
+
+def _alerts(w: Web, lines: dict[str, dashboard.EditionLine | None], now: datetime) -> list[Alert]:
+    alerts: list[Alert] = []
+    for name, line in lines.items():
+        if line is None:
+            continue
+        link = f"admin/editions/{line.id}"
+        for status in ("failed", "uncertain"):
+            if line.counts.get(status):
+                alerts.append(Alert(f"{name} #{line.number}: {line.counts[status]} {status}", link))
+        complained = dashboard.engagement(w.store, line.id)["complained"]
+        if line.accepted and complained / line.accepted > COMPLAINT_ALERT:
+            alerts.append(
+                Alert(
+                    f"{name} #{line.number}: complaint rate {rate(complained, line.accepted)} "
+                    f"(above 0.1%)",
+                    link,
+                )
+            )
+    for name, run in dashboard.source_runs(w.store).items():
+        if run.failing_since and now - run.failing_since >= timedelta(days=1):
+            alerts.append(
+                Alert(
+                    f"source {name} failing since {run.failing_since:%Y-%m-%d %H:%M} UTC", "admin/"
+                )
+            )
+    return alerts
+
+
+def _feeds(w: Web) -> list[dict[str, Any]]:
+    folder = w.config.resolve(w.config.feeds.output_dir)
+    out = []
+    for feed in w.config.feeds.feeds:
+        try:
+            data = json.loads((folder / f"{feed.path}.json").read_text(encoding="utf-8"))
+            entries: object = len(data.get("items", []))
+        except (OSError, ValueError, AttributeError):
+            entries = "not built yet"
+        out.append({"name": feed.name, "path": feed.path, "entries": entries})
+    return out
+
+
+def _sources(w: Web) -> list[dict[str, Any]]:
+    runs = dashboard.source_runs(w.store)
+    out = []
+    for source in w.config.sources:
+        memory, run = w.store.get_source_memory(source.name), runs.get(source.name)
+        status = "not collected yet"
+        if run is not None:
+            status = (
+                f"failing since {run.failing_since:%Y-%m-%d %H:%M} UTC"
+                if run.failing_since
+                else "ok"
+            )
+        if memory.disabled:
+            status = f"disabled: {memory.disabled_reason or ''}"
+        out.append({"name": source.name, "status": status, "run": run})
+    return out
+
+
+@view("viewer")
+async def overview_page(request: Request, admin: Admin) -> Response:
+    w, now = admin.w, admin.w.now()
+    campaigns = overview(w.config, w.store, now=now)
+    lines = {}
+    for row in campaigns:
+        found = dashboard.campaign_editions(w.store, row.name, limit=1)
+        lines[row.name] = found[0] if found else None
+    zones = {row.name: ZoneInfo(row.zone) for row in campaigns}
+    return admin.page(
+        "overview.html", "Overview", campaigns=campaigns, lines=lines, zones=zones,
+        sources=_sources(w), feeds=_feeds(w), built=dashboard.feeds_built_at(w.store),
+        alerts=_alerts(w, lines, now),
+    )  # fmt: skip
+
+
+def _campaign(admin: Admin, name: str) -> CampaignConfig | None:
+    return next((c for c in admin.w.config.campaigns if c.name == name), None)
+
+
+def _prepared(w: Web, name: str) -> tuple[Edition, RenderedEdition] | None:
+    from publisher.pipeline import prepare_edition
+
+    return prepare_edition(w.config, w.store, name, now=w.now())
+
+
+def _window_items(w: Web, name: str, chosen: set[str]) -> list[Item]:
+    from publisher.compose import window_start
+    from publisher.store.editions import campaign_history
+
+    campaign = w.config.campaign(name)
+    since = window_start(campaign, campaign_history(w.store, name), w.now())
+    return [i for i in w.store.list_items(since=since, limit=200) if i.id not in chosen]
+
+
+@view("viewer")
+async def campaign_page(request: Request, admin: Admin) -> Response:
+    name, notice = request.path_params["name"], request.query_params.get("notice", "")[:300]
+    campaign = _campaign(admin, name)
+    if campaign is None:
+        return admin.page("message.html", "No such campaign", status=404, paragraphs=[name])
+    w = admin.w
+    row = next(r for r in overview(w.config, w.store, now=w.now()) if r.name == name)
+    context: dict[str, Any] = {"campaign": campaign, "row": row, "notice": notice}
+    context["editions"] = dashboard.campaign_editions(w.store, name)
+    if admin.staff.may("editor"):
+        prepared = _prepared(w, name)
+        if prepared is not None:
+            edition, rendered = prepared
+            docs = preview_documents(rendered, w.config.organisation)
+            left = {item.id for item, _ in edition.left_out}
+            chosen = {item.id for item in edition.items}
+            context |= {
+                "edition": edition, "rendered": rendered, "text_part": docs[".txt"].decode(),
+                "not_chosen": [i for i in _window_items(w, name, chosen) if i.id not in left],
+            }  # fmt: skip
+    return admin.page("campaign.html", f"Campaign {name}", **context)
+
+
+def _sandboxed(html: str) -> Response:
+    return HTMLResponse(html, headers={"content-security-policy": PREVIEW_CSP})
+
+
+@view("editor")
+async def preview_frame(request: Request, admin: Admin) -> Response:
+    prepared = _prepared(admin.w, request.path_params["name"])
+    if prepared is None:
+        return _sandboxed("<p>Nothing new: no edition would go out now.</p>")
+    return _sandboxed(preview_documents(prepared[1], admin.w.config.organisation)[".html"].decode())
+
+
+def _back(request: Request, name: str, notice: str) -> Response:
+    # Post/Redirect/Get: a reload never repeats the action; the notice rides in the query
+    from urllib.parse import quote
+
+    return RedirectResponse(
+        f"{base_of(request)}admin/campaigns/{name}?notice={quote(notice)}", status_code=303
+    )
+
+
+async def _steer(request: Request, admin: Admin, paused: bool) -> Response:
+    name = request.path_params["name"]
+    if _campaign(admin, name) is None:
+        return admin.page("message.html", "No such campaign", status=404, paragraphs=[name])
+    w = admin.w
+    set_paused(w.store, name, paused, now=w.now())
+    verb = "pause" if paused else "resume"
+    audit.record(w.store, admin.staff.email, verb, name, ip=client_ip(request), now=w.now())
+    note = "Paused: no edition is composed or sent until you resume." if paused else "Resumed."
+    return _back(request, name, note)
+
+
+@action("editor")
+async def pause_post(request: Request, admin: Admin, form: object) -> Response:
+    return await _steer(request, admin, True)
+
+
+@action("editor")
+async def resume_post(request: Request, admin: Admin, form: object) -> Response:
+    return await _steer(request, admin, False)
+
+
+@action("editor")
+async def test_post(request: Request, admin: Admin, form: object) -> Response:
+    from publisher.deliver import send_test_message
+    from publisher.pipeline import unstored_edition
+
+    name, w = request.path_params["name"], admin.w
+    if _campaign(admin, name) is None:
+        return admin.page("message.html", "No such campaign", status=404, paragraphs=[name])
+    prepared = _prepared(w, name)
+    if prepared is None:
+        return _back(request, name, "Nothing new: there is no edition to test.")
+    stored = unstored_edition(name, prepared[0], prepared[1], now=w.now())
+    problem = send_test_message(w.config, w.store, stored, admin.staff.email, now=w.now())
+    target = f"{name} #{stored.number} to {admin.staff.email}"
+    audit.record(
+        w.store, admin.staff.email, "test send", target, ip=client_ip(request), now=w.now()
+    )
+    if problem:
+        return _back(request, name, f"The test did not go out: {problem}")
+    return _back(request, name, f"A test of #{stored.number} was sent to {admin.staff.email}.")
+
+
+@view("viewer")
+async def edition_page(request: Request, admin: Admin) -> Response:
+    w = admin.w
+    found = dashboard.edition_line(w.store, int(request.path_params["id"]))
+    if found is None:
+        return admin.page("message.html", "No such edition", status=404, paragraphs=[])
+    line, _html = found
+    outcomes = dashboard.engagement(w.store, line.id)
+    hours, series = dashboard.timeline(w.store, line.id)
+    labels = [f"{h:%d %H}h" for h in hours]
+    charts = [
+        (name, bar_chart(f"chart-{i}", f"{name} per hour (UTC)", labels, values), values)
+        for i, (name, values) in enumerate(series.items())
+    ]
+    return admin.page(
+        "edition.html", f"{line.campaign} #{line.number}", line=line, outcomes=outcomes,
+        rate=rate, clicks=dashboard.clicks_per_link(w.store, line.id),
+        recipients=dashboard.recipients(w.store, line.id), charts=charts,
+        hour_labels=[f"{h:%Y-%m-%d %H}:00" for h in hours],
+    )  # fmt: skip
+
+
+@view("viewer")
+async def edition_email(request: Request, admin: Admin) -> Response:
+    found = dashboard.edition_line(admin.w.store, int(request.path_params["id"]))
+    if found is None:
+        return _sandboxed("<p>No such edition.</p>")
+    public_url = admin.w.config.organisation.public_url
+    return _sandboxed(sample_copy(found[1], public_url, "preview"))

@@ -1,0 +1,125 @@
+"""Subscribers (counts, growth, search, one person's history, CSV export), the audit log
+and the staff accounts."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from publisher.store import audit, consent, dashboard
+from publisher.store.staff import ROLES, StaffError, add_staff, list_staff, remove_staff
+from publisher.store.subscribers import find_subscriber
+from publisher.web.admin.auth import Admin, action, base_of, view
+from publisher.web.admin.charts import bar_chart
+from publisher.web.context import client_ip
+from publisher.web.forms import text
+
+
+@view("viewer")
+async def subscribers_page(request: Request, admin: Admin) -> Response:
+    w = admin.w
+    statuses, topics = dashboard.subscriber_counts(w.store)
+    growth = dashboard.growth(w.store, now=w.now())
+    labels = [f"{day:%m-%d}" for day, _, _ in growth]
+    new, totals = [n for _, n, _ in growth], [t for _, _, t in growth]
+    charts = [
+        ("New subscribers per day (UTC)", bar_chart("growth-new", "New per day", labels, new), new),
+        ("Subscribers in total", bar_chart("growth-total", "In total", labels, totals), totals),
+    ]
+    query = request.query_params.get("q", "")[:200]
+    found = dashboard.search_subscribers(w.store, query) if query.strip() else None
+    return admin.page(
+        "subscribers.html", "Subscribers", statuses=statuses, topics=topics, growth=growth,
+        charts=charts, query=query, found=found, total=sum(statuses.values()),
+        growth_labels=[f"{day:%Y-%m-%d}" for day, _, _ in growth],
+    )  # fmt: skip
+
+
+@view("viewer")
+async def subscriber_page(request: Request, admin: Admin) -> Response:
+    w = admin.w
+    subscriber = find_subscriber(w.store, id=int(request.path_params["id"]))
+    if subscriber is None or subscriber.email.endswith("@erased.invalid"):
+        return admin.page("message.html", "No such subscriber", status=404, paragraphs=[])
+    return admin.page(
+        "subscriber.html", subscriber.email, subscriber=subscriber,
+        history=consent.history(w.store, subscriber.id),
+        paused_until=consent.paused_until(w.store, subscriber.id, now=w.now()),
+    )  # fmt: skip
+
+
+@action("owner")
+async def export_post(request: Request, admin: Admin, form: FormData) -> Response:
+    w = admin.w
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    rows = 0
+    for row in dashboard.export_rows(w.store):
+        writer.writerow(row)
+        rows += 1
+    audit.record(
+        w.store, admin.staff.email, "export", f"{rows - 1} subscribers", ip=client_ip(request),
+        now=w.now(),
+    )  # fmt: skip
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="subscribers.csv"'},
+    )
+
+
+@view("editor")
+async def audit_page(request: Request, admin: Admin) -> Response:
+    return admin.page("audit.html", "Audit log", entries=audit.recent(admin.w.store))
+
+
+@view("owner")
+async def staff_page(request: Request, admin: Admin) -> Response:
+    notice = request.query_params.get("notice", "")[:300]
+    return admin.page(
+        "staff.html", "Staff", accounts=list_staff(admin.w.store), roles=ROLES, notice=notice
+    )
+
+
+def _to_staff(request: Request, notice: str) -> Response:
+    from urllib.parse import quote
+
+    return RedirectResponse(
+        f"{base_of(request)}admin/staff?notice={quote(notice)}", status_code=303
+    )
+
+
+@action("owner")
+async def staff_add(request: Request, admin: Admin, form: FormData) -> Response:
+    w, email, role = admin.w, text(form, "email"), text(form, "role", 20)
+    try:
+        added = add_staff(w.store, email, role, text(form, "password", 1000), now=w.now())
+    except StaffError as exc:
+        return _to_staff(request, f"Not added: {exc}")
+    target = f"{added.email} as {added.role}"
+    audit.record(
+        w.store, admin.staff.email, "staff added", target, ip=client_ip(request), now=w.now()
+    )
+    return _to_staff(request, f"Added {target}.")
+
+
+@action("owner")
+async def staff_remove(request: Request, admin: Admin, form: FormData) -> Response:
+    w = admin.w
+    try:
+        removed = remove_staff(w.store, text(form, "email"))
+    except StaffError as exc:
+        return _to_staff(request, f"Not removed: {exc}")
+    audit.record(
+        w.store,
+        admin.staff.email,
+        "staff removed",
+        removed.email,
+        ip=client_ip(request),
+        now=w.now(),
+    )
+    return _to_staff(request, f"Removed {removed.email}.")
