@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from publisher.compose import Edition
 from publisher.config.models import CampaignConfig
+from publisher.errors import PublisherError
 from publisher.items import Item
 from publisher.render.email import RenderedEdition
 from publisher.render.personalise import sample_copy
@@ -147,7 +149,10 @@ async def campaign_page(request: Request, admin: Admin) -> Response:
     context: dict[str, Any] = {"campaign": campaign, "row": row, "notice": notice}
     context["editions"] = dashboard.campaign_editions(w.store, name)
     if admin.staff.may("editor"):
-        prepared = _prepared(w, name)
+        try:
+            prepared = _prepared(w, name)
+        except PublisherError as exc:  # a broken template or source: say so, show the rest
+            prepared, context["problem"] = None, str(exc)
         if prepared is not None:
             edition, rendered = prepared
             docs = preview_documents(rendered, w.config.organisation)
@@ -166,7 +171,10 @@ def _sandboxed(html: str) -> Response:
 
 @view("editor")
 async def preview_frame(request: Request, admin: Admin) -> Response:
-    prepared = _prepared(admin.w, request.path_params["name"])
+    try:
+        prepared = _prepared(admin.w, request.path_params["name"])
+    except PublisherError as exc:
+        return _sandboxed(f"<p>{escape(str(exc))}</p>")
     if prepared is None:
         return _sandboxed("<p>Nothing new: no edition would go out now.</p>")
     return _sandboxed(preview_documents(prepared[1], admin.w.config.organisation)[".html"].decode())
@@ -211,7 +219,10 @@ async def test_post(request: Request, admin: Admin, form: object) -> Response:
     name, w = request.path_params["name"], admin.w
     if _campaign(admin, name) is None:
         return admin.page("message.html", "No such campaign", status=404, paragraphs=[name])
-    prepared = _prepared(w, name)
+    try:
+        prepared = _prepared(w, name)
+    except PublisherError as exc:
+        return _back(request, name, f"The next edition cannot be made: {exc}")
     if prepared is None:
         return _back(request, name, "Nothing new: there is no edition to test.")
     stored = unstored_edition(name, prepared[0], prepared[1], now=w.now())
