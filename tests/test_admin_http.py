@@ -50,6 +50,9 @@ def test_edition_numbers_equal_the_store(admin_server, store):
     with client(admin_server) as http:
         log_in(http, STAFF["viewer"])
         page = http.get(f"/admin/editions/{edition_id}").text
+        archived = http.get(f"/admin/editions/{edition_id}/email")
+    assert archived.text == "<p>archived copy</p>"
+    assert "sandbox" in archived.headers["content-security-policy"]
     for name, count in EXPECTED.items():
         row = f'//tr[@data-outcome="{name}"]'
         assert cells(page, f"{row}/td[1]/text()") == [str(count)]
@@ -62,8 +65,8 @@ def test_edition_numbers_equal_the_store(admin_server, store):
     assert "HTTP 550 mailbox unavailable" in page  # the failed recipient's reason
     # the chart's bars carry the store's numbers per hour, and the table fallback too
     hours, series = dashboard.timeline(store, edition_id)
-    assert series["accepted"] == [ACCEPTED, 0, 0] and series["unique opens"] == [0, 5, 0]
-    assert series["unique clicks"] == [0, 1, 3]
+    assert series["accepted"] == [ACCEPTED, 0, 0] and series["opens"] == [0, 5, 0]
+    assert series["clicks"] == [0, 1, 3] and series["complained"] == [0, 0, 1]
     tree = lxml_html.fromstring(page)
     for index, values in enumerate(series.values()):
         bars = tree.xpath(f'//*[@id="chart-{index}"]//*[local-name()="rect"]/@data-value')

@@ -30,6 +30,8 @@ ENGAGEMENT: dict[str, tuple[str, ...]] = {
     "unique opens": ("open",),
     "unique clicks": ("click",),
 }
+# over time, every open and click counts (not only a recipient's first)
+TIMELINE_NAMES = {"unique opens": "opens", "unique clicks": "clicks"}
 ACCEPTED = ("sent", "uncertain")  # the provider took them (or may have): the rates' base
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_BUCKETS = 72
@@ -162,7 +164,8 @@ def _hour(moment: datetime) -> datetime:
 
 def timeline(store: Store, edition_id: int) -> tuple[list[datetime], dict[str, list[int]]]:
     """Per hour (UTC, from the first to the last, at most MAX_BUCKETS hours; later ones go
-    into the last hour): recipients accepted (ledger) and each outcome's events."""
+    into the last hour): recipients accepted (ledger, by the time their row was last
+    written) and the events of each outcome (by when SendGrid says they happened)."""
     stamps: dict[str, list[datetime]] = {"accepted": []}
     with store.session() as session:
         stamps["accepted"] = list(
@@ -178,8 +181,8 @@ def timeline(store: Store, edition_id: int) -> tuple[list[datetime], dict[str, l
                 func.coalesce(WebhookEventRow.occurred_at, WebhookEventRow.received_at),
             ).where(WebhookEventRow.edition_id == edition_id)
         ).all()
-    names = {e: name for name, group in ENGAGEMENT.items() for e in group}
-    for name in ENGAGEMENT:
+    names = {e: TIMELINE_NAMES.get(n, n) for n, group in ENGAGEMENT.items() for e in group}
+    for name in names.values():
         stamps[name] = []
     for event, at in events:
         if event in names:
