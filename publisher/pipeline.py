@@ -241,14 +241,23 @@ def send_edition(
 
 def import_subscriber_file(config: PublisherConfig, store: Store, *, now: datetime) -> list[str]:
     """Upsert `subscribers.file` (if configured) into the store; never re-subscribes anyone."""
-    from publisher.store.subscribers import import_subscribers, read_subscriber_file
+    from publisher.store.subscribers import (
+        SubscriberFileError,
+        import_subscribers,
+        read_subscriber_file,
+    )
 
     if not config.subscribers.file:
         return []
     path = config.resolve(config.subscribers.file)
-    rows, problems = read_subscriber_file(path)
+    try:
+        rows, problems = read_subscriber_file(path)
+    except SubscriberFileError as exc:  # one bad file: the run goes on with who is stored
+        return [f"subscribers: skipped {exc}; the subscribers already stored are kept"]
     result = import_subscribers(store, rows, now=now)
     notes = [f"subscribers: {result.inserted} new, {result.updated} updated from {path.name}"]
+    if result.suppressed:
+        notes.append(f"subscribers: {result.suppressed} suppressed addresses not re-added")
     return notes + [f"subscribers: skipped {problem}" for problem in problems]
 
 

@@ -233,7 +233,8 @@ def subscribers_import(
     result = import_subscribers(st.store, rows, now=utc_now())
     console.print(
         f"{result.inserted} new, {result.updated} updated, {result.unchanged} "
-        f"unchanged, {result.kept_inactive} kept opted out, {len(problems)} skipped"
+        f"unchanged, {result.kept_inactive} kept opted out, {result.suppressed} suppressed, "
+        f"{len(problems)} skipped"
     )
 
 
