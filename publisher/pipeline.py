@@ -211,14 +211,26 @@ def _edition_record(stored: StoredEdition, *, created: bool) -> EditionRecord:
 def _write_archive(
     config: PublisherConfig, store: Store, edition: Edition, stored: StoredEdition
 ) -> None:
+    from publisher.publish.feeds import feed_meta  # feedgen and lxml: only when needed
+    from publisher.publish.listing import alternate_link_tags
+
     org = config.organisation
-    write_edition_page(config.root, org, stored.campaign, stored.number, stored.html)
+    edition_feeds = [
+        feed_meta(config, f) for f in config.feeds.feeds if f.campaign == stored.campaign
+    ]
+    links = alternate_link_tags(edition_feeds)
+    write_edition_page(config.root, org, stored.campaign, stored.number, stored.html, links)
     entries = [
         ArchiveEntry(e.number, e.subject, e.composed_at, e.item_count)
         for e in list_editions(store, stored.campaign)
     ]
     write_index_page(
-        config.root, org, edition.campaign, entries, search_path=search_path_for(config.root)
+        config.root,
+        org,
+        edition.campaign,
+        entries,
+        head_links=links,
+        search_path=search_path_for(config.root),
     )
 
 
