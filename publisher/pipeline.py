@@ -228,7 +228,7 @@ def send_edition(
     **options: object,
 ) -> DeliveryReport:
     """Send an edition (or finish an interrupted send) to its campaign's active audience,
-    exactly once per subscriber. Options: resend_uncertain, send_at, progress, clock."""
+    exactly once per subscriber. Options: publisher.deliver.service.SendOptions."""
     return deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
 
 
@@ -274,7 +274,7 @@ def run_campaign_slot(
         return SlotOutcome("skipped", None, "nothing new")
     delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
     feeds = build_feeds(config, store, now=now)
-    # A send paused by backend errors, or stopped by a shutdown between batches, is 'failed':
-    # the next daemon start resumes it.
-    status = "failed" if delivery.paused or delivery.stopped else "sent"
+    # A send paused by backend errors, stopped by a shutdown between batches, or that
+    # reached nobody is 'failed': the next daemon start resumes it.
+    status = "failed" if delivery.status in ("paused", "sending", "failed") else "sent"
     return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}")

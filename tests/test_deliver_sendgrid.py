@@ -301,7 +301,11 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
     marks: list[str] = []
 
     class Backend:
-        def send_batch(self, prepared, recipients, *, batch_key):
+        def encode(self, prepared, recipients, batch_key):
+            return None
+
+        def send(self, prepared, encoded, recipients, hooks, scheduled=None):
+            hooks.writing(recipients)  # the backend says when its bytes are written
             answer = answers.pop(0)
             if answer:
                 raise answer
@@ -316,7 +320,7 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
         "1-1",
         policy,
         sleep=marks.append,
-        mark=lambda part, status: marks.append(status),
+        mark=lambda part, status, scheduled: marks.append(status),
     )
     assert marks == ["requested", "inflight", 30, "requested"]
     assert outcome.uncertain == [] and outcome.requests == 2
@@ -327,7 +331,7 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
         "1-2",
         policy,
         sleep=marks.append,
-        mark=lambda part, status: marks.append(status),
+        mark=lambda part, status, scheduled: marks.append(status),
     )
     assert marks[4:] == ["requested"]  # no answer: left requested, never resent
     assert outcome.uncertain == [1, 2]

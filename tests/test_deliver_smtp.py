@@ -9,6 +9,7 @@ import pytest
 
 from publisher.deliver import deliver_edition
 from publisher.store import ledger
+from publisher.store.models import SubscriberRow
 from tests.servers.data import add_edition, add_subscribers, config_text
 from tests.servers.smtp import SmtpServer
 
@@ -49,7 +50,7 @@ def test_every_message_arrives_over_starttls_on_reused_connections(
     assert to in emails
 
 
-def test_a_refused_recipient_fails_and_the_others_arrive(
+def test_a_recipient_refused_with_5xx_bounces_and_is_never_retried(
     store, make_config, smtp_server, fixed_now
 ):
     config = make_config(config_text("smtp", delivery=smtp_options(smtp_server)))
@@ -59,12 +60,20 @@ def test_a_refused_recipient_fails_and_the_others_arrive(
     emails = add_subscribers(store, fixed_now, 5)
     edition = add_edition(store, fixed_now)
     report = deliver_edition(config, store, edition, now=fixed_now)
-    assert report.sent == 5 and report.failed == 1
+    assert report.sent == 5 and report.bounced == 1 and report.failed == 0
     assert report.failures[0][0] == "reject-me@example.org"
     assert report.failures[0][1].startswith("550")
     assert sorted(r for m in smtp_server.messages for r in m.recipients) == sorted(emails)
-    assert ledger.counts(store, edition) == {"sent": 5, "failed": 1}
+    assert ledger.counts(store, edition) == {"sent": 5, "bounced": 1}
     assert not report.paused  # one refused address is not a failed batch
+    assert report.status == "partly_failed" and report.exit_code == 4
+    with store.session() as session:
+        row = session.query(SubscriberRow).filter_by(email="reject-me@example.org").one()
+        assert row.status == "bounced" and "550 5.1.1 mailbox unavailable" in row.status_reason
+    again = deliver_edition(config, store, edition, now=fixed_now)  # a resume: no retry
+    assert again.sent == 0 and again.bounced == 0 and smtp_server.handler.refused == [
+        "reject-me@example.org"
+    ]
 
 
 def test_auth_from_environment_and_rate_limit(store, make_config, tmp_path, monkeypatch, fixed_now):

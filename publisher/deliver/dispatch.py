@@ -24,21 +24,25 @@ from datetime import datetime, timedelta
 from queue import SimpleQueue
 from typing import Any
 
+from publisher.deliver import killpoints
 from publisher.deliver.base import (
+    BOUNCED,
     DeliveryBackend,
     Message,
     PermanentError,
     Recipient,
+    Scheduled,
     TooLargeError,
     TransientError,
     UncertainError,
 )
 from publisher.store import Store, ledger
-from publisher.store.ledger import INFLIGHT, REQUESTED, Due
+from publisher.store.ledger import INFLIGHT, REQUESTED, SENT, Due
 
-# mark(recipients, status): record in the ledger that a (part of a) batch is about to be
-# requested, or was definitely refused; called from worker threads.
-Mark = Callable[[Sequence[Recipient], str], None]
+# mark(recipients, status, scheduled): record in the ledger that a (part of a) batch is
+# about to be requested (exactly-once mode: under this provider batch), was accepted, or was
+# definitely refused; called from worker threads.
+Mark = Callable[[Sequence[Recipient], str, Scheduled | None], None]
 
 
 @dataclass(frozen=True)
@@ -61,20 +65,34 @@ class Outcome:
     uncertain: list[int] = field(default_factory=list)
     batch_error: str | None = None  # the whole batch failed (counts towards pausing)
     requests: int = 0
+    scheduled: Scheduled | None = None  # exactly-once mode: the batch's provider batch id
 
     def merge(self, other: Outcome) -> Outcome:
         self.failed.update(other.failed)
         self.uncertain.extend(other.uncertain)
         self.batch_error = self.batch_error or other.batch_error
         self.requests += other.requests
+        self.scheduled = self.scheduled or other.scheduled
         return self
+
+    def split_failed(self) -> tuple[dict[int, str], dict[int, str]]:
+        """(failed, bounced): a bounce is a permanent refusal of the address."""
+        failed, bounced = {}, {}
+        for sid, error in self.failed.items():
+            if error.startswith(BOUNCED):
+                bounced[sid] = error[len(BOUNCED) :]
+            else:
+                failed[sid] = error
+        return failed, bounced
 
 
 @dataclass
 class DispatchResult:
     sent: int = 0
     failed: int = 0
+    bounced: int = 0
     uncertain: int = 0
+    unknown_batches: int = 0  # exactly-once mode: outcome unknown, to cancel and resend
     batches: int = 0
     requests: int = 0
     failed_batches: int = 0
@@ -94,26 +112,31 @@ def send_with_retries(
     rng: Callable[[], float] = random.random,
     mark: Mark | None = None,
     encoded: Any = None,
+    send_at: datetime | None = None,
 ) -> Outcome:
     """One batch: retry transient errors, split on 413, fail on refusals, never resend an
-    uncertain request. `mark` (the ledger) hears `requested` before every attempt and
-    `inflight` after every definite refusal, so a crash during a backoff sleep resends.
-    `encoded`: the batch's request, built beforehand by `backend.encode` (every attempt sends
-    it as it is; the halves of a 413 are built afresh)."""
+    uncertain request. `mark` (the ledger) hears `requested` right before the backend
+    writes the batch (through its hooks) and `inflight` after every definite refusal, so a
+    crash during a backoff sleep resends. `encoded`: the batch's request, built beforehand
+    by `backend.encode` (every attempt sends it; the halves of a 413 are built afresh).
+    `send_at`: exactly-once mode, the batch gets a provider batch id delivering then."""
     everyone = [r.subscriber_id for r in recipients]
+    hooks = _Hooks(recipients, mark)
+    scheduled: Scheduled | None = None
     for attempt in range(1, policy.max_attempts + 1):
-        if mark:
-            mark(recipients, REQUESTED)
         try:
-            failed = (
-                backend.send_batch(prepared, recipients, batch_key=batch_key)
-                if encoded is None
-                else backend.send_encoded(encoded)
-            )  # type: ignore[attr-defined]
-            return Outcome(failed=failed, requests=attempt)
+            if send_at is not None and scheduled is None:
+                killpoints.reached("batch_id.before")
+                scheduled = backend.new_batch(send_at)
+                killpoints.reached("batch_id.created")
+            hooks.scheduled = scheduled
+            if encoded is None:
+                encoded = backend.encode(prepared, recipients, batch_key)
+            failed = backend.send(prepared, encoded, recipients, hooks, scheduled)
+            return Outcome(failed=failed, requests=attempt, scheduled=scheduled)
         except TransientError as exc:
             if mark:
-                mark(recipients, INFLIGHT)  # refused: nothing of it was accepted
+                mark(recipients, INFLIGHT, None)  # refused: nothing of it was accepted
             if attempt == policy.max_attempts:
                 message = f"{exc} (gave up after {attempt} attempts)"
                 return Outcome(
@@ -122,41 +145,49 @@ def send_with_retries(
             sleep(policy.delay(attempt, exc.retry_after, rng))
         except TooLargeError as exc:
             if mark:
-                mark(recipients, INFLIGHT)
+                mark(recipients, INFLIGHT, None)
             if len(recipients) == 1:
                 return Outcome({everyone[0]: str(exc)}, requests=attempt)
             half = len(recipients) // 2
-            first = send_with_retries(
-                backend,
-                prepared,
-                recipients[:half],
-                batch_key,
-                policy,
-                sleep=sleep,
-                rng=rng,
-                mark=mark,
-            )
-            second = send_with_retries(
-                backend,
-                prepared,
-                recipients[half:],
-                batch_key,
-                policy,
-                sleep=sleep,
-                rng=rng,
-                mark=mark,
-            )
-            return first.merge(second).merge(Outcome(requests=attempt))
+            parts = [
+                send_with_retries(
+                    backend, prepared, part, batch_key, policy,
+                    sleep=sleep, rng=rng, mark=mark, send_at=send_at,
+                )
+                for part in (recipients[:half], recipients[half:])
+            ]  # fmt: skip
+            return parts[0].merge(parts[1]).merge(Outcome(requests=attempt))
         except PermanentError as exc:
             if mark:
-                mark(recipients, INFLIGHT)  # refused: resend after a crash, never assume sent
+                mark(recipients, INFLIGHT, None)  # refused: resend after a crash, never assume sent
             return Outcome(
                 dict.fromkeys(everyone, str(exc)), batch_error=str(exc), requests=attempt
             )
-        except UncertainError as exc:  # left `requested`: assumed sent after a crash
+        except UncertainError as exc:  # left `requested`: assumed sent, or cancelled
             uncertain = everyone if exc.uncertain is None else exc.uncertain
-            return Outcome(failed=exc.failed, uncertain=uncertain, requests=attempt)
+            return Outcome(
+                failed=exc.failed, uncertain=uncertain, requests=attempt, scheduled=scheduled
+            )
     raise AssertionError("unreachable")
+
+
+class _Hooks:
+    """The ledger's side of a backend's send: `writing` marks the part `requested` (with
+    the batch id in exactly-once mode, in the same transaction), `accepted` marks it sent."""
+
+    def __init__(self, recipients: Sequence[Recipient], mark: Mark | None) -> None:
+        self.recipients = recipients
+        self.mark = mark
+        self.scheduled: Scheduled | None = None
+
+    def writing(self, part: Sequence[Recipient]) -> None:
+        if self.mark:
+            self.mark(part, REQUESTED, self.scheduled)
+        killpoints.reached("request.before_write")
+
+    def accepted(self, part: Sequence[Recipient]) -> None:
+        if self.mark:
+            self.mark(part, SENT, None)
 
 
 def batched(items: Iterable[Due], size: int) -> Iterator[list[Due]]:
@@ -210,6 +241,9 @@ class Dispatcher:
     should_stop: Callable[[], bool] | None = None
     sleep: Callable[[float], None] = time.sleep
     elapsed: Callable[[], float] = time.monotonic  # ledger times: `now` + time since start
+    workers: int | None = None  # default backend.workers (exactly-once mode may use fewer)
+    earliest: datetime | None = None  # exactly-once mode: never deliver before (--send-at)
+    max_unknown: int = 1_000_000  # exactly-once mode: stop once this many batches are unknown
     result: DispatchResult = field(default_factory=DispatchResult)
     _started: float = field(default=0.0, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -228,8 +262,8 @@ class Dispatcher:
         self._started = self.elapsed()
         prepared = self.backend.prepare(self.message)
         number = ledger.next_batch_number(self.store, self.message.edition_id)
-        workers = max(1, self.backend.workers)
-        ahead = 3 * workers  # claimed, not yet recorded: `workers` sending, the rest queued
+        workers = max(1, self.workers or self.backend.workers)
+        ahead = self.backend.build_ahead * workers  # `workers` sending, the rest queued
         ready: SimpleQueue[_Batch | None] = SimpleQueue()
         done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]] = SimpleQueue()
         threads = [
@@ -261,12 +295,13 @@ class Dispatcher:
                 if self._stop.is_set():  # paused, stopped, or a worker failed
                     break
                 ready.put(self._prepare(prepared, number, batch))
+                killpoints.reached("claim.queued")
                 number += 1
                 outstanding += 1
         except BaseException:  # also on Ctrl-C: queued batches stay inflight, never requested
             self._stop.set()
             raise
-        finally:  # record what the provider already answered
+        finally:  # count what the workers recorded
             for _ in threads:
                 ready.put(None)
             while outstanding:
@@ -289,12 +324,33 @@ class Dispatcher:
                 [(d[0], d[1], d[2], d[3], public_url) for d in batch]  # Due: id, email, name, token
             )
         )
-        encode = getattr(self.backend, "encode", None)
-        encoded = encode(prepared, recipients, self._key(number)) if encode else None
-        return _Batch(number, recipients, encoded)
+        return _Batch(
+            number, recipients, self.backend.encode(prepared, recipients, self._key(number))
+        )
 
     def _key(self, number: int) -> str:
         return f"{self.message.edition_id}-{number}"
+
+    def _send_at(self) -> datetime | None:
+        """Exactly-once mode: when the provider delivers a batch sent now (`hold` ahead)."""
+        if not self.backend.cancellable:
+            return None
+        at = self.stamp() + self.backend.hold
+        return max(at, self.earliest) if self.earliest else at
+
+    def _mark(self, number: int) -> Mark:
+        edition = self.message.edition_id
+
+        def mark(part: Sequence[Recipient], status: str, scheduled: Scheduled | None) -> None:
+            first, last = part[0].subscriber_id, part[-1].subscriber_id
+            with self._writing:
+                ledger.mark_range(
+                    self.store, edition, number, first, last, status, now=self.stamp(),
+                    provider_id=scheduled.batch_id if scheduled else None,
+                    send_at=scheduled.send_at if scheduled else None,
+                )  # fmt: skip
+
+        return mark
 
     def _work(
         self,
@@ -302,26 +358,13 @@ class Dispatcher:
         ready: SimpleQueue[_Batch | None],
         done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]],
     ) -> None:
-        """A sending thread: take the next prepared batch, send it, hand the outcome back."""
-        edition = self.message.edition_id
+        """A sending thread: take the next prepared batch, send it, record its outcome in
+        the ledger before taking another (so at most `workers` batches are ever
+        `requested`), hand the outcome to the producer for counting."""
         while (batch := ready.get()) is not None:
             if self._stop.is_set():
                 done.put((batch, None))  # never requested: left inflight, resent on resume
                 continue
-            number = batch.number
-
-            def mark(part: Sequence[Recipient], status: str, number: int = number) -> None:
-                with self._writing:
-                    ledger.mark_range(
-                        self.store,
-                        edition,
-                        number,
-                        part[0].subscriber_id,
-                        part[-1].subscriber_id,
-                        status,
-                        now=self.stamp(),
-                    )
-
             with self._lock:
                 self.result.batches += 1
             try:
@@ -329,52 +372,72 @@ class Dispatcher:
                     self.backend,
                     prepared,
                     batch.recipients,
-                    self._key(number),
+                    self._key(batch.number),
                     self.policy,
                     sleep=self.sleep,
-                    mark=mark,
+                    mark=self._mark(batch.number),
                     encoded=batch.encoded,
+                    send_at=self._send_at(),
                 )
+                self._finish(batch, outcome)
             except BaseException as exc:  # noqa: BLE001 - re-raised by the producer
                 self._stop.set()
                 done.put((batch, exc))
                 continue
-            if outcome.batch_error:
-                with self._lock:  # counted here, so the pause stops this worker's next batch
+            with self._lock:  # counted here, so a pause stops this worker's next batch
+                if outcome.batch_error:
                     self.result.failed_batches += 1
-                    if self.result.failed_batches >= self.policy.max_failed_batches:
-                        self._stop.set()
+                if self.result.failed_batches >= self.policy.max_failed_batches:
+                    self._stop.set()
+                if self.result.unknown_batches >= self.max_unknown:
+                    self._stop.set()  # cancel (and resend) them before going on
             done.put((batch, outcome))
 
-    def _record(
-        self, batch: _Batch, outcome: Outcome | BaseException | None
-    ) -> BaseException | None:
-        """In the producer: write a batch's outcome to the ledger and count it."""
-        if outcome is None:
-            return None
-        if isinstance(outcome, BaseException):
-            return outcome
+    def _finish(self, batch: _Batch, outcome: Outcome) -> None:
+        """Write a batch's outcome to the ledger (in the worker, under the write lock). In
+        exactly-once mode a batch of unknown outcome stays `requested` under its batch id:
+        it is cancelled and sent again (publisher.deliver.exactly_once)."""
+        failed, bounced = outcome.split_failed()
+        unknown = self.backend.cancellable and outcome.uncertain and outcome.scheduled
+        killpoints.reached("finish.before")
         with self._writing:
             ledger.finish_batch(
                 self.store,
                 self.message.edition_id,
                 batch.number,
-                failed=outcome.failed,
-                uncertain=outcome.uncertain,
+                failed=failed,
+                bounced=bounced,
+                uncertain=[] if unknown else outcome.uncertain,
+                keep_requested=outcome.uncertain if unknown else (),
                 now=self.stamp(),
             )
+        killpoints.reached("finish.after")
+        if unknown:
+            with self._lock:
+                self.result.unknown_batches += 1
+
+    def _record(
+        self, batch: _Batch, outcome: Outcome | BaseException | None
+    ) -> BaseException | None:
+        """In the producer: count a batch the worker recorded."""
+        if outcome is None:
+            return None
+        if isinstance(outcome, BaseException):
+            return outcome
         self._count(outcome, len(batch.recipients))
         return None
 
     def _count(self, outcome: Outcome, size: int) -> None:
-        sent = size - len(outcome.failed) - len(outcome.uncertain)
-        self.result.sent += sent
+        unknown = len(outcome.uncertain) if self.backend.cancellable and outcome.scheduled else 0
+        _, bounced = outcome.split_failed()
+        self.result.sent += size - len(outcome.failed) - len(outcome.uncertain)
         if self.progress:
             self.progress(size)
         self.result.requests += outcome.requests
-        self.result.failed += len(outcome.failed)
-        self.result.uncertain += len(outcome.uncertain)
+        self.result.failed += len(outcome.failed) - len(bounced)
+        self.result.bounced += len(bounced)
+        self.result.uncertain += len(outcome.uncertain) - unknown
         if outcome.batch_error:
             self.result.last_error = outcome.batch_error
         elif outcome.failed:
-            self.result.last_error = next(iter(outcome.failed.values()))
+            self.result.last_error = next(iter(outcome.failed.values())).removeprefix(BOUNCED)

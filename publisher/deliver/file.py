@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from publisher.config import PublisherConfig
-from publisher.deliver.base import Message, Recipient
+from publisher.deliver.base import HeaderError, Hooks, Message, NotCancellable, Recipient
 from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
 
 
-class FileBackend:
+class FileBackend(NotCancellable):
     name = "file"
     idempotent = True  # files are named by subscriber: a resend overwrites
     workers = 1  # disk-bound and cheap: threads would only contend
@@ -45,18 +45,26 @@ class FileBackend:
             return "test-" + re.sub(r"[^A-Za-z0-9@._-]", "_", recipient.email) + ".eml"
         return f"{recipient.subscriber_id}.eml"
 
-    def send_batch(
-        self, prepared: Skeleton, recipients: Sequence[Recipient], *, batch_key: str
+    def send(
+        self,
+        prepared: Skeleton,
+        encoded: None,
+        recipients: Sequence[Recipient],
+        hooks: Hooks,
+        scheduled: object = None,
     ) -> dict[int, str]:
         folder = self.folder(prepared.message)
         folder.mkdir(parents=True, exist_ok=True)
         failed: dict[int, str] = {}
+        hooks.writing(recipients)
         for recipient in recipients:
             target = folder / self.file_name(recipient)
             temporary = folder / f".{target.name}.tmp"
             try:
                 temporary.write_bytes(build_message(prepared, recipient))
                 os.replace(temporary, target)
+            except HeaderError as exc:
+                failed[recipient.subscriber_id] = str(exc)
             except (OSError, ValueError) as exc:
                 failed[recipient.subscriber_id] = f"cannot write {target}: {exc}"
         return failed
