@@ -289,11 +289,16 @@ def _batch_row(
     provider_id: str | None,
     send_at: datetime | None,
 ) -> None:
-    values = {"status": status, "provider_id": provider_id, "send_at": send_at, "updated_at": now}
+    values: dict[str, object] = {"provider_id": provider_id, "send_at": send_at}
     if not _batch_status(connection, edition_id, number, status, now, **values):
         connection.execute(
             insert(DeliveryBatchRow.__table__).values(
-                edition_id=edition_id, number=number, cancel_cleared=False, **values
+                edition_id=edition_id,
+                number=number,
+                cancel_cleared=False,
+                status=status,
+                updated_at=now,
+                **values,
             )
         )
 
