@@ -142,6 +142,7 @@ def send_with_retries(
                 return Outcome(
                     dict.fromkeys(everyone, message), batch_error=message, requests=attempt
                 )
+            killpoints.reached("retry.sleep")
             sleep(policy.delay(attempt, exc.retry_after, rng))
         except TooLargeError as exc:
             if mark:
