@@ -95,16 +95,14 @@ def test_too_late_to_cancel_is_uncertain_said_plainly(
     second = deliver_edition(config, store, edition, now=later, elapsed=lambda: 0.0)
     assert second.too_late == [1] and second.status == "uncertain" and second.exit_code == 3
     assert second.uncertain_batches == {1: 10}
-    (status, _, _), = _batches(store, edition).values()
+    ((status, _, _),) = _batches(store, edition).values()
     assert status == "uncertain"
     assert "too late to cancel" in second.note or "uncertain" in second.note
     assert server.scheduled.cancellations == {}  # never asked for a cancel it cannot promise
     assert len(server.delivered()) == 10
 
 
-def test_cancellations_are_deleted_once_their_send_at_has_passed(
-    store, config, server, fixed_now
-):
+def test_cancellations_are_deleted_once_their_send_at_has_passed(store, config, server, fixed_now):
     emails = add_subscribers(store, fixed_now, 10)
     edition = add_edition(store, fixed_now)
     server.plan = ["drop"]

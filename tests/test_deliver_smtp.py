@@ -71,9 +71,11 @@ def test_a_recipient_refused_with_5xx_bounces_and_is_never_retried(
         row = session.query(SubscriberRow).filter_by(email="reject-me@example.org").one()
         assert row.status == "bounced" and "550 5.1.1 mailbox unavailable" in row.status_reason
     again = deliver_edition(config, store, edition, now=fixed_now)  # a resume: no retry
-    assert again.sent == 0 and again.bounced == 0 and smtp_server.handler.refused == [
-        "reject-me@example.org"
-    ]
+    assert (
+        again.sent == 0
+        and again.bounced == 0
+        and smtp_server.handler.refused == ["reject-me@example.org"]
+    )
 
 
 def test_auth_from_environment_and_rate_limit(store, make_config, tmp_path, monkeypatch, fixed_now):
