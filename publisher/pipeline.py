@@ -21,6 +21,7 @@ from publisher.render.email import RenderedEdition, archive_url, render_edition
 from publisher.render.environment import search_path_for
 from publisher.store import Store
 from publisher.store.editions import (
+    NOT_REACHED,
     NewEdition,
     StoredEdition,
     campaign_history,
@@ -206,12 +207,22 @@ def _write_archive(
 ) -> None:
     org = config.organisation
     write_edition_page(config.root, org, stored.campaign, stored.number, stored.html)
+    _write_index(config, store, stored.campaign)
+
+
+def _write_index(config: PublisherConfig, store: Store, campaign: str) -> None:
+    """The campaign's archive index: every edition but those that reached nobody."""
     entries = [
         ArchiveEntry(e.number, e.subject, e.composed_at, e.item_count)
-        for e in list_editions(store, stored.campaign)
+        for e in list_editions(store, campaign)
+        if e.status not in NOT_REACHED
     ]
     write_index_page(
-        config.root, org, edition.campaign, entries, search_path=search_path_for(config.root)
+        config.root,
+        config.organisation,
+        config.campaign(campaign),
+        entries,
+        search_path=search_path_for(config.root),
     )
 
 
@@ -228,8 +239,12 @@ def send_edition(
     **options: object,
 ) -> DeliveryReport:
     """Send an edition (or finish an interrupted send) to its campaign's active audience,
-    exactly once per subscriber. Options: publisher.deliver.service.SendOptions."""
-    return deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+    exactly once per subscriber. Options: publisher.deliver.service.SendOptions. An
+    edition that reached nobody leaves the archive index (it was listed when composed)."""
+    report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+    if report.status in NOT_REACHED:
+        _write_index(config, store, report.campaign)
+    return report
 
 
 def import_subscriber_file(config: PublisherConfig, store: Store, *, now: datetime) -> list[str]:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 def _edition_to_send(
     st: AppState, campaign: str, *, resume: bool, resend_uncertain: bool, preview_only: bool
-):  # type: ignore[no-untyped-def]
+):
     """--resume: the unfinished edition; --dry-run/--to: the newest (or an unstored compose);
     otherwise compose a new edition now. None: nothing new to send."""
     from publisher.deliver import newest_edition, resumable_edition, unfinished_edition
@@ -130,7 +130,7 @@ def send(
         )
 
 
-def _print_dry_run(st: AppState, edition) -> None:  # type: ignore[no-untyped-def]
+def _print_dry_run(st: AppState, edition) -> None:
     from publisher.deliver import dry_run
 
     plan = dry_run(st.config, st.store, edition, now=utc_now())
@@ -152,7 +152,7 @@ def email_address(value: str) -> str:
     return address
 
 
-def _send_to_one(st: AppState, edition, address: str) -> None:  # type: ignore[no-untyped-def]
+def _send_to_one(st: AppState, edition, address: str) -> None:
     from publisher.deliver import send_test_message
 
     problem = send_test_message(st.config, st.store, edition, address, now=utc_now())

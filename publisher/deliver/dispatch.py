@@ -216,7 +216,7 @@ class _Recipients(Sequence[Recipient]):
     def __len__(self) -> int:
         return len(self._rows)
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return _Recipients(self._rows[index])
         return Recipient._make(self._rows[index])
@@ -285,7 +285,7 @@ class Dispatcher:
 
         try:
             # plain tuples (see _Recipients): a Due waiting in a batch would be promoted too
-            for batch in batched(map(tuple, due), self.backend.batch_size):
+            for batch in batched(map(tuple, due), self.backend.batch_size):  # type: ignore[arg-type]
                 while outstanding >= ahead:  # wait for a worker to finish one
                     record(block=True)
                 while not done.empty():  # record what finished meanwhile (liveness, progress)
@@ -295,7 +295,7 @@ class Dispatcher:
                     self._stop.set()
                 if self._stop.is_set():  # paused, stopped, or a worker failed
                     break
-                ready.put(self._prepare(prepared, number, batch))
+                ready.put(self._prepare(prepared, number, batch))  # type: ignore[arg-type]
                 killpoints.reached("claim.queued")
                 number += 1
                 outstanding += 1
@@ -318,7 +318,13 @@ class Dispatcher:
     def _prepare(self, prepared: Any, number: int, batch: list[tuple]) -> _Batch:
         """Claim the batch (`inflight`) and build its request, ahead of the workers."""
         with self._writing:
-            ledger.claim_batch(self.store, self.message.edition_id, number, batch, now=self.stamp())
+            ledger.claim_batch(
+                self.store,
+                self.message.edition_id,
+                number,
+                batch,  # type: ignore[arg-type]  # plain tuples in Due's field order
+                now=self.stamp(),
+            )
         public_url = self.message.public_url
         recipients = _Recipients(
             sorted(  # by id: a part of a batch is a range (mark_range)

@@ -56,17 +56,17 @@ class _KnowsWhenDataWasSent:
 
     data_sent = False
 
-    def data(self, msg):  # type: ignore[no-untyped-def]
-        self.putcmd("data")  # type: ignore[attr-defined]
-        code, repl = self.getreply()  # type: ignore[attr-defined]
+    def data(self, msg):
+        self.putcmd("data")
+        code, repl = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, repl)
-        quoted = smtplib._quote_periods(msg)  # type: ignore[attr-defined]
+        quoted = smtplib._quote_periods(msg)
         if quoted[-2:] != b"\r\n":
             quoted += b"\r\n"
-        self.send(quoted + b".\r\n")  # type: ignore[attr-defined]
+        self.send(quoted + b".\r\n")
         self.data_sent = True
-        return self.getreply()  # type: ignore[attr-defined]
+        return self.getreply()
 
 
 class _SMTP(_KnowsWhenDataWasSent, smtplib.SMTP):
@@ -102,7 +102,7 @@ class SmtpBackend(NotCancellable):
         self.host, self.port, self.security = host, port, security
         self.timeout = timeout
         self.workers, self.batch_size = workers, batch_size
-        self._credentials = (username, password) if username else None
+        self._credentials = (username, password or "") if username else None
         self._context = ssl.create_default_context(cafile=ca_file)
         self._limiter = RateLimiter(rate_limit)
         self._local = threading.local()

@@ -34,7 +34,8 @@ def unknown_batches(store: Store, edition_id: int) -> list[BatchInfo]:
         table.send_at.is_not(None),
     )
     with store.session() as session:
-        return [BatchInfo(*row) for row in session.execute(query.order_by(table.number))]
+        rows = session.execute(query.order_by(table.number))
+        return [BatchInfo(*row) for row in rows]  # type: ignore[arg-type]  # non-null here
 
 
 def cancelled(store: Store, batch: BatchInfo, *, now: datetime) -> int:
@@ -87,7 +88,7 @@ def open_cancellations(store: Store) -> list[BatchInfo]:
         table.status == "cancelled", table.cancel_cleared.is_(False)
     )
     with store.session() as session:
-        return [BatchInfo(*row) for row in session.execute(query)]
+        return [BatchInfo(*row) for row in session.execute(query)]  # type: ignore[arg-type]
 
 
 def cleared(store: Store, batch: BatchInfo, *, now: datetime) -> None:

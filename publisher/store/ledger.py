@@ -42,9 +42,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -59,6 +59,11 @@ from publisher.store.models import (
     UTCDateTime,
 )
 from publisher.store.subscribers import follows
+
+# Core tables (typed as Table: the ORM declares __table__ as a plain FromClause)
+_DELIVERIES = cast(Table, DeliveryRow.__table__)
+_SUBSCRIBERS = cast(Table, SubscriberRow.__table__)
+_BATCHES = cast(Table, DeliveryBatchRow.__table__)
 
 PENDING, INFLIGHT, REQUESTED, SENT, FAILED, UNCERTAIN, SKIPPED, BOUNCED = (
     "pending",
@@ -156,7 +161,7 @@ def iter_due(
     """Active subscribers following the campaign with no ledger row or a `pending` one, in
     subscriber-id order, read in chunks with their ledger state (one Core query per chunk;
     topics are only decoded when the campaign has an audience)."""
-    subscribers, deliveries = SubscriberRow.__table__.c, DeliveryRow.__table__.c
+    subscribers, deliveries = _SUBSCRIBERS.c, _DELIVERIES.c
     columns = [
         subscribers.id,
         subscribers.email,
@@ -171,7 +176,7 @@ def iter_due(
     while True:
         query = (
             select(*columns)
-            .select_from(SubscriberRow.__table__.outerjoin(DeliveryRow.__table__, join))
+            .select_from(_SUBSCRIBERS.outerjoin(_DELIVERIES, join))
             .where(subscribers.status == "active", subscribers.id > after)
             .order_by(subscribers.id)
             .limit(chunk)
@@ -179,7 +184,7 @@ def iter_due(
         with store.engine.connect() as connection:
             # plain tuples: the collector stops tracking them at once, while result rows kept
             # for a whole chunk would be promoted to the oldest generation (full collections)
-            rows = [tuple(row) for row in connection.execute(query)]
+            rows: list[tuple[Any, ...]] = [tuple(row) for row in connection.execute(query)]
         if not rows:
             return
         for row in rows:
@@ -211,7 +216,7 @@ def claim_batch(
 def _claim(
     store: Store, edition_id: int, batch: int, new: list[int], old: list[int], now: datetime
 ) -> None:
-    table, subscribers = DeliveryRow.__table__, SubscriberRow.__table__
+    table, subscribers = _DELIVERIES, _SUBSCRIBERS
     with store.engine.begin() as connection:
         if new:
             chosen = select(
@@ -260,7 +265,7 @@ def mark_range(
     `provider_id`/`send_at` (exactly-once mode, with `requested`): the provider batch id is
     recorded in the same transaction, before any byte of the request is written."""
     old = INFLIGHT if status == REQUESTED else REQUESTED
-    table = DeliveryRow.__table__
+    table = _DELIVERIES
     with store.engine.begin() as connection:
         result = connection.execute(
             update(table)
@@ -292,7 +297,7 @@ def _batch_row(
     values: dict[str, object] = {"provider_id": provider_id, "send_at": send_at}
     if not _batch_status(connection, edition_id, number, status, now, **values):
         connection.execute(
-            insert(DeliveryBatchRow.__table__).values(
+            insert(_BATCHES).values(
                 edition_id=edition_id,
                 number=number,
                 cancel_cleared=False,
@@ -311,7 +316,7 @@ def _batch_status(
     now: datetime,
     **values: object,
 ) -> int:
-    table = DeliveryBatchRow.__table__
+    table = _BATCHES
     result = connection.execute(
         update(table)
         .where(table.c.edition_id == edition_id, table.c.number == number)
@@ -336,7 +341,7 @@ def finish_batch(
     the reason, never sent to again), `uncertain` ones (no answer), `keep_requested` ones
     (exactly-once mode: outcome unknown, cancelled and resent later), every other row of
     the batch `sent`. One transaction."""
-    table = DeliveryRow.__table__
+    table = _DELIVERIES
     by_subscriber = and_(
         table.c.edition_id == edition_id, table.c.subscriber_id == bindparam("sid")
     )
@@ -378,7 +383,7 @@ def finish_batch(
 
 
 def _bounce_subscribers(connection: Connection, bounced: dict[int, str], now: datetime) -> None:
-    subscribers = SubscriberRow.__table__
+    subscribers = _SUBSCRIBERS
     connection.execute(
         update(subscribers)
         .where(subscribers.c.id == bindparam("sid"), subscribers.c.status == "active")

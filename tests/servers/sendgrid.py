@@ -235,7 +235,7 @@ class FakeSendGrid:
         return 202, {}, b""
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def _error(status: int, message: str, headers: dict[str, str] | None = None):
     body = json.dumps({"errors": [{"message": message, "field": None, "help": None}]}).encode()
     return status, {"Content-Type": "application/json", **(headers or {})}, body
 
