@@ -7,7 +7,7 @@ The CLI and the scheduler both call these functions; `run_once` is what `make ru
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -73,14 +73,14 @@ def build_feeds(
     """Publish every configured feed from the stored items and sent editions (skipped, without
     loading items, when nothing feeds are made of changed since the last build)."""
     from publisher.publish import feeds_up_to_date, publish_feeds
-    from publisher.store.feeds_queries import content_signature, sent_editions
+    from publisher.store.feeds_queries import SentEdition, content_signature, sent_editions
 
     campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
     signature = content_signature(store, campaigns)
     unchanged = feeds_up_to_date(config, signature)
     if unchanged is not None:
         return unchanged
-    editions = {campaign: sent_editions(store, campaign) for campaign in campaigns}
+    editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
     items = store.list_items()
     return publish_feeds(config, items, editions, now=now, http=http, signature=signature)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -215,7 +216,7 @@ def list_editions(store: Store, campaign: str | None = None) -> list[EditionSumm
             per[status] = per.get(status, 0) + n
             if status == "uncertain":
                 uncertain.setdefault(edition_id, []).append(batch or 0)
-        rows = [(row, n_items) for row, n_items in session.execute(query)]
+        rows = [(cast(EditionRow, r), cast("int | None", n)) for r, n in session.execute(query)]
         return [
             _summary(row, n_items or 0, counts.get(row.id, {}), uncertain) for row, n_items in rows
         ]

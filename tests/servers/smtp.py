@@ -8,6 +8,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trustme
 from aiosmtpd.controller import Controller
@@ -69,7 +70,7 @@ class SmtpServer:
         self.handler = RecordingHandler()
         self.credentials = credentials
         self.port = free_port()
-        options = {}
+        options: dict[str, Any] = {}
         if credentials:
             options = dict(
                 authenticator=self._authenticate, auth_required=True, auth_require_tls=True
