@@ -327,6 +327,43 @@ def fresh_mime_tree_baseline(config, store, edition, sample: int = 500) -> float
     return len(recipients) / (time.perf_counter() - started)
 
 
+def profile_sendgrid(args: argparse.Namespace, folder: Path) -> None:
+    """cProfile of one whole-path send (the producer and every sending thread, merged):
+    where the CPU goes; `--profile` prints the top entries by own time."""
+    import cProfile
+    import pstats
+
+    from publisher.deliver.dispatch import Dispatcher
+
+    process, url = start(_serve_sendgrid, args.latency)
+    os.environ["SENDGRID_API_KEY"] = API_KEY
+    store, _ = make_store(folder, args.subscribers)
+    workers = args.workers[0]
+    options = f"  sendgrid:\n    host: {url}\n    workers: {workers}\n"
+    if args.profile == "exactly-once":
+        options += "    exactly_once: true\n"
+    config = make_config(folder, "sendgrid", options)
+    profiles: list[cProfile.Profile] = []
+    work = Dispatcher._work
+
+    def profiled_work(self, *a):  # type: ignore[no-untyped-def]
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.runcall(work, self, *a)
+
+    Dispatcher._work = profiled_work  # type: ignore[method-assign]
+    main_profile = cProfile.Profile()
+    profiles.append(main_profile)
+    main_profile.runcall(whole_path, config, store, 2, url, args)
+    Dispatcher._work = work  # type: ignore[method-assign]
+    merged = pstats.Stats(profiles[0])
+    for profile in profiles[1:]:
+        merged.add(profile)
+    merged.sort_stats("tottime").print_stats(args.profile_top)
+    process.terminate()
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.dispatch")
     parser.add_argument("--subscribers", type=int, default=100_000)
@@ -341,8 +378,17 @@ def main() -> None:
     parser.add_argument("--file-messages", type=int, default=10_000)
     parser.add_argument("--skip-mail", action="store_true", help="SendGrid only")
     parser.add_argument("--skip-exactly-once", action="store_true")
+    parser.add_argument(
+        "--profile",
+        choices=["plain", "exactly-once"],
+        help="profile one send instead (first --workers value)",
+    )
+    parser.add_argument("--profile-top", type=int, default=20)
     args, _ = parser.parse_known_args()  # `python -m bench dispatch` passes module names too
     with tempfile.TemporaryDirectory() as tmp:
+        if args.profile:
+            profile_sendgrid(args, Path(tmp))
+            return
         bench_sendgrid(args, Path(tmp))
         if not args.skip_mail:
             bench_file_and_smtp(args, Path(tmp))

@@ -377,7 +377,7 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     edition = add_edition(store, fixed_now)
     backend = make_backend(config)
     prepared = backend.prepare(build_message(config, get_edition(store, edition), now=fixed_now))
-    names = ["Ann", None, 'Zoë "Z" <z@x>', "ü" * 20_000]  # the last is too long: refused
+    names = ["Ann", None, 'Zoë "Z" <z@x>', "ü" * 20_000, "%%NAME%% x", "y" * 1500]  # 4th: too long
     recipients = [
         Recipient(n, f"p{n}@example.org", name, f"tok{n}", "https://www.example.org/news")
         for n, name in enumerate(names, start=1)
@@ -385,5 +385,6 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     body, refused = backend.build_body(prepared, recipients, "7-1")
     encoded = backend.encode(prepared, recipients, "7-1")
     assert json.loads(encoded.body) == body
+    assert encoded.body == json.dumps(body)  # the same text, written without json.dumps
     assert dict(encoded.refused) == refused and list(refused) == [4]
     backend.close()
