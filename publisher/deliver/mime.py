@@ -93,7 +93,14 @@ def build_message(skeleton: Skeleton, recipient: Recipient) -> bytes:
     check_header("To", f"{recipient.name or ''} {recipient.email}")
     for name, value in headers.items():
         check_header(name, value)
-    to = formataddr((recipient.name or "", recipient.email), charset="utf-8")
+    if recipient.email.isascii():
+        to = formataddr((recipient.name or "", recipient.email), charset="utf-8")
+    else:  # an internationalised address: UTF-8 as it is (SMTPUTF8, RFC 6532); the name
+        # is still encoded by formataddr, around a stand-in address
+        stand_in = "x@x.invalid"
+        to = recipient.email.join(
+            formataddr((recipient.name or "", stand_in), charset="utf-8").rsplit(stand_in, 1)
+        )
     subject = skeleton.subject_header
     if subject is None:
         personal = recipient.personalise(message.subject)
