@@ -24,6 +24,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.servers: the same fake server the tests use
@@ -346,12 +347,12 @@ def profile_sendgrid(args: argparse.Namespace, folder: Path) -> None:
     profiles: list[cProfile.Profile] = []
     work = Dispatcher._work
 
-    def profiled_work(self, *a):  # type: ignore[no-untyped-def]
+    def profiled_work(self: Dispatcher, *a: Any) -> None:
         profile = cProfile.Profile()
         profiles.append(profile)
         profile.runcall(work, self, *a)
 
-    Dispatcher._work = profiled_work  # type: ignore[method-assign]
+    Dispatcher._work = profiled_work  # type: ignore[method-assign, assignment]
     main_profile = cProfile.Profile()
     profiles.append(main_profile)
     main_profile.runcall(whole_path, config, store, 2, url, args)
