@@ -320,7 +320,7 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
         "1-1",
         policy,
         sleep=marks.append,
-        mark=lambda part, status, scheduled: marks.append(status),
+        mark=lambda part, status, scheduled, accepted: marks.append(status),
     )
     assert marks == ["requested", "inflight", 30, "requested"]
     assert outcome.uncertain == [] and outcome.requests == 2
@@ -331,7 +331,7 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
         "1-2",
         policy,
         sleep=marks.append,
-        mark=lambda part, status, scheduled: marks.append(status),
+        mark=lambda part, status, scheduled, accepted: marks.append(status),
     )
     assert marks[4:] == ["requested"]  # no answer: left requested, never resent
     assert outcome.uncertain == [1, 2]

@@ -205,13 +205,19 @@ class Dispatcher:
     def _mark(self, number: int) -> Mark:
         edition = self.message.edition_id
 
-        def mark(part: Sequence[Recipient], status: str, scheduled: Scheduled | None) -> None:
+        def mark(
+            part: Sequence[Recipient],
+            status: str,
+            scheduled: Scheduled | None,
+            accepted: Sequence[Recipient],
+        ) -> None:
             first, last = part[0].subscriber_id, part[-1].subscriber_id
             with self._writing:
                 ledger.mark_range(
                     self.store, edition, number, first, last, status, now=self.stamp(),
                     provider_id=scheduled.batch_id if scheduled else None,
                     send_at=scheduled.send_at if scheduled else None,
+                    sent=[r.subscriber_id for r in accepted],
                 )  # fmt: skip
 
         return mark

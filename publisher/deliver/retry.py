@@ -23,12 +23,13 @@ from publisher.deliver.base import (
     TransientError,
     UncertainError,
 )
-from publisher.store.ledger import INFLIGHT, REQUESTED, SENT
+from publisher.store.ledger import INFLIGHT, REQUESTED
 
-# mark(recipients, status, scheduled): record in the ledger that a (part of a) batch is
-# about to be requested (exactly-once mode: under this provider batch), was accepted, or was
-# definitely refused; called from worker threads.
-Mark = Callable[[Sequence[Recipient], str, Scheduled | None], None]
+# mark(recipients, status, scheduled, accepted): record in the ledger that a (part of a)
+# batch is about to be requested (exactly-once mode: under this provider batch), or was
+# definitely refused; `accepted`: earlier parts the provider took meanwhile, recorded `sent`
+# in the same transaction. Called from worker threads.
+Mark = Callable[[Sequence[Recipient], str, Scheduled | None, Sequence[Recipient]], None]
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def send_with_retries(
             return Outcome(failed=failed, requests=attempt, scheduled=scheduled)
         except TransientError as exc:
             if mark:
-                mark(recipients, INFLIGHT, None)  # refused: nothing of it was accepted
+                mark(recipients, INFLIGHT, None, ())  # refused: nothing of it was accepted
             if attempt == policy.max_attempts:
                 message = f"{exc} (gave up after {attempt} attempts)"
                 return Outcome(
@@ -117,7 +118,7 @@ def send_with_retries(
             sleep(policy.delay(attempt, exc.retry_after, rng))
         except TooLargeError as exc:
             if mark:
-                mark(recipients, INFLIGHT, None)
+                mark(recipients, INFLIGHT, None, ())
             if len(recipients) == 1:
                 return Outcome({everyone[0]: str(exc)}, requests=attempt)
             half = len(recipients) // 2
@@ -131,7 +132,9 @@ def send_with_retries(
             return parts[0].merge(parts[1]).merge(Outcome(requests=attempt))
         except PermanentError as exc:
             if mark:
-                mark(recipients, INFLIGHT, None)  # refused: resend after a crash, never assume sent
+                mark(
+                    recipients, INFLIGHT, None, ()
+                )  # refused: resend after a crash, never assume sent
             return Outcome(
                 dict.fromkeys(everyone, str(exc)), batch_error=str(exc), requests=attempt
             )
@@ -145,18 +148,22 @@ def send_with_retries(
 
 class _Hooks:
     """The ledger's side of a backend's send: `writing` marks the part `requested` (with
-    the batch id in exactly-once mode, in the same transaction), `accepted` marks it sent."""
+    the batch id in exactly-once mode) and, in the same transaction, what was `accepted`
+    since as `sent`: one transaction per SMTP message, and still at most one message per
+    connection in doubt (the one accepted last, until the next is written or the batch is
+    recorded)."""
 
     def __init__(self, recipients: Sequence[Recipient], mark: Mark | None) -> None:
         self.recipients = recipients
         self.mark = mark
         self.scheduled: Scheduled | None = None
+        self._accepted: list[Recipient] = []
 
     def writing(self, part: Sequence[Recipient]) -> None:
         if self.mark:
-            self.mark(part, REQUESTED, self.scheduled)
+            self.mark(part, REQUESTED, self.scheduled, self._accepted)
+        self._accepted = []
         killpoints.reached("request.before_write")
 
     def accepted(self, part: Sequence[Recipient]) -> None:
-        if self.mark:
-            self.mark(part, SENT, None)
+        self._accepted.extend(part)

@@ -256,17 +256,29 @@ def mark_range(
     now: datetime,
     provider_id: str | None = None,
     send_at: datetime | None = None,
+    sent: Sequence[int] = (),
 ) -> int:
-    """`requested` (from `inflight`) right before the backend writes the request, `sent`
-    (from `requested`) when the backend reports a part accepted early (SMTP, per message),
+    """`requested` (from `inflight`) right before the backend writes the request, or
     `inflight` (from `requested`) after the provider definitely refused it: one UPDATE for
     the rows of the batch whose subscriber id is in [first, last] (a batch, or a half of
     one after 413: recipients go out in subscriber-id order, so a part is a range).
     `provider_id`/`send_at` (exactly-once mode, with `requested`): the provider batch id is
-    recorded in the same transaction, before any byte of the request is written."""
+    recorded in the same transaction, before any byte of the request is written. `sent`:
+    subscribers the backend reported accepted since its previous write (SMTP, one message
+    at a time), recorded `sent` in the same transaction."""
     old = INFLIGHT if status == REQUESTED else REQUESTED
     table = _DELIVERIES
     with store.engine.begin() as connection:
+        if sent:
+            connection.execute(
+                update(table)
+                .where(
+                    table.c.edition_id == edition_id,
+                    table.c.subscriber_id.in_(list(sent)),
+                    table.c.status == REQUESTED,
+                )
+                .values(status=SENT, updated_at=now)
+            )
         result = connection.execute(
             update(table)
             .where(
