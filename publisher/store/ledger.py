@@ -184,7 +184,7 @@ def iter_due(
         with store.engine.connect() as connection:
             # plain tuples: the collector stops tracking them at once, while result rows kept
             # for a whole chunk would be promoted to the oldest generation (full collections)
-            rows: list[tuple[Any, ...]] = [tuple(row) for row in connection.execute(query)]
+            rows: list[tuple[Any, ...]] = [tuple(row) for row in connection.execute(query).all()]
         if not rows:
             return
         for row in rows:
