@@ -202,3 +202,60 @@ def test_kill_9_mid_send_then_resume_reaches_everyone_exactly_once(rig, store, f
     counts = Counter({a: len(v) for a, v in rig.received().items()})
     assert sorted(counts) == sorted(emails) and set(counts.values()) == {1}
     assert ledger.counts(store, edition) == {"sent": 24}
+
+
+def _break(rig: Rig, monkeypatch) -> None:
+    """Make every batch fail as a whole: an outbox that cannot be created, an SMTP login
+    refused, a SendGrid key refused."""
+    if rig.name == "file":
+        (rig.project / "outbox").write_text("not a folder")
+    elif rig.name == "smtp":
+        monkeypatch.setenv("SMTP_USERNAME", "sender")
+        monkeypatch.setenv("SMTP_PASSWORD", "wrong")
+    else:
+        rig.server.plan = [401] * 1000
+
+
+def _mend(rig: Rig, monkeypatch) -> None:
+    if rig.name == "file":
+        (rig.project / "outbox").unlink()
+    elif rig.name == "smtp":
+        monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    else:
+        rig.server.plan = []
+
+
+def test_errors_pause_the_send_and_resume_reaches_everyone_once(rig, store, fixed_now, monkeypatch):
+    if rig.name == "smtp":  # a server that wants a login
+        with SmtpServer(rig.project, credentials=("sender", "s3cret")) as server:
+            rig = Rig(
+                "smtp",
+                rig.options.replace(str(rig.server.port), str(server.port)),
+                rig.project,
+                server,
+            )
+            rig.options = rig.options.replace(
+                "ca_file: ", "ca_file: "
+            )  # same CA folder: SmtpServer writes test-ca.pem again
+            _pause_and_resume(rig, store, fixed_now, monkeypatch)
+        return
+    _pause_and_resume(rig, store, fixed_now, monkeypatch)
+
+
+def _pause_and_resume(rig: Rig, store, fixed_now, monkeypatch) -> None:
+    emails = add_subscribers(store, fixed_now, 20)
+    edition = add_edition(store, fixed_now)
+    options = rig.options.replace("workers: 2", "workers: 1")
+    if rig.name == "smtp":
+        options += "    workers: 1\n"
+    options = "  max_failed_batches: 2\n" + options
+    config = load_config(write_config(rig.project, config_text(rig.name, "[]", options)))
+    _break(rig, monkeypatch)
+    first = deliver_edition(config, store, edition, now=fixed_now)
+    assert first.paused and first.status == "paused" and first.exit_code == 1
+    assert first.sent == 0 and "--resume" in first.note
+    _mend(rig, monkeypatch)
+    second = deliver_edition(config, store, edition, now=fixed_now)
+    assert second.status == "sent" and second.sent == 20
+    counts = Counter({a: len(v) for a, v in rig.received().items()})
+    assert sorted(counts) == sorted(emails) and set(counts.values()) == {1}

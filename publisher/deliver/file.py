@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from publisher.config import PublisherConfig
-from publisher.deliver.base import HeaderError, Hooks, Message, NotCancellable, Recipient
+from publisher.deliver.base import (
+    HeaderError,
+    Hooks,
+    Message,
+    NotCancellable,
+    PermanentError,
+    Recipient,
+)
 from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
 
 
@@ -54,7 +61,10 @@ class FileBackend(NotCancellable):
         scheduled: object = None,
     ) -> dict[int, str]:
         folder = self.folder(prepared.message)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the whole batch fails (and pauses the send), retried on resume
+            raise PermanentError(f"cannot create the outbox folder {folder}: {exc}") from None
         failed: dict[int, str] = {}
         hooks.writing(recipients)
         for recipient in recipients:
