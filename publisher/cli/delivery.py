@@ -26,7 +26,6 @@ from publisher.errors import PublisherError
 
 if TYPE_CHECKING:
     from publisher.deliver import DeliveryReport
-    from publisher.deliver.service import DryRun  # noqa: F401
 
 # --- delivery and subscribers ---------------------------------------------------------------
 
