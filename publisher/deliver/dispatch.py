@@ -16,6 +16,7 @@ Batches still queued when the send stops (paused, Ctrl-C) were never requested: 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,6 +30,8 @@ from publisher.deliver.base import BOUNCED, DeliveryBackend, Message, Recipient,
 from publisher.deliver.retry import Mark, Outcome, RetryPolicy, send_with_retries
 from publisher.store import Store, ledger
 from publisher.store.ledger import Due
+
+SWITCH_INTERVAL = 0.001  # seconds: see Dispatcher.run
 
 __all__ = ["DispatchResult", "Dispatcher", "Outcome", "RetryPolicy", "send_with_retries"]
 
@@ -117,6 +120,18 @@ class Dispatcher:
         return self.now + timedelta(seconds=self.elapsed() - self._started)
 
     def run(self, due: Iterable[Due]) -> DispatchResult:
+        # The producer is CPU-bound (claiming, encoding) while the workers mostly wait on the
+        # network; with Python's 5 ms switch interval a worker whose answer arrived waits up
+        # to 5 ms for the interpreter at each of its many small steps. 1 ms lets the workers
+        # in promptly (bench.dispatch: about 10-25% more recipients/s at 4-8 workers).
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
+        try:
+            return self._run(due)
+        finally:
+            sys.setswitchinterval(interval)
+
+    def _run(self, due: Iterable[Due]) -> DispatchResult:
         self._started = self.elapsed()
         prepared = self.backend.prepare(self.message)
         number = ledger.next_batch_number(self.store, self.message.edition_id)
@@ -218,6 +233,7 @@ class Dispatcher:
                     provider_id=scheduled.batch_id if scheduled else None,
                     send_at=scheduled.send_at if scheduled else None,
                     sent=[r.subscriber_id for r in accepted],
+                    batch_rows=self.backend.cancellable,
                 )  # fmt: skip
 
         return mark
@@ -279,6 +295,7 @@ class Dispatcher:
                 bounced=bounced,
                 uncertain=[] if unknown else outcome.uncertain,
                 keep_requested=outcome.uncertain if unknown else (),
+                batch_rows=self.backend.cancellable,
                 now=self.stamp(),
             )
         killpoints.reached("finish.after")

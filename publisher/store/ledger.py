@@ -257,6 +257,7 @@ def mark_range(
     provider_id: str | None = None,
     send_at: datetime | None = None,
     sent: Sequence[int] = (),
+    batch_rows: bool = False,
 ) -> int:
     """`requested` (from `inflight`) right before the backend writes the request, or
     `inflight` (from `requested`) after the provider definitely refused it: one UPDATE for
@@ -265,7 +266,8 @@ def mark_range(
     `provider_id`/`send_at` (exactly-once mode, with `requested`): the provider batch id is
     recorded in the same transaction, before any byte of the request is written. `sent`:
     subscribers the backend reported accepted since its previous write (SMTP, one message
-    at a time), recorded `sent` in the same transaction."""
+    at a time), recorded `sent` in the same transaction. `batch_rows`: the send keeps
+    `delivery_batches` rows (exactly-once mode); a refused batch's is marked so."""
     old = INFLIGHT if status == REQUESTED else REQUESTED
     table = _DELIVERIES
     with store.engine.begin() as connection:
@@ -292,7 +294,7 @@ def mark_range(
         )
         if provider_id is not None:
             _batch_row(connection, edition_id, batch, now, REQUESTED, provider_id, send_at)
-        elif status == INFLIGHT:
+        elif status == INFLIGHT and batch_rows:
             _batch_status(connection, edition_id, batch, "refused", now)
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -346,13 +348,15 @@ def finish_batch(
     bounced: dict[int, str] | None = None,
     uncertain: Sequence[int] = (),
     keep_requested: Sequence[int] = (),
+    batch_rows: bool = False,
     now: datetime,
 ) -> None:
     """Record a batch's outcome once the provider answered: `failed` rows with their error,
     `bounced` ones (the address was refused for good: the subscriber becomes `bounced` with
     the reason, never sent to again), `uncertain` ones (no answer), `keep_requested` ones
     (exactly-once mode: outcome unknown, cancelled and resent later), every other row of
-    the batch `sent`. One transaction."""
+    the batch `sent`. `batch_rows`: the send keeps `delivery_batches` rows (exactly-once
+    mode), mark this one accepted. One transaction."""
     table = _DELIVERIES
     by_subscriber = and_(
         table.c.edition_id == edition_id, table.c.subscriber_id == bindparam("sid")
@@ -390,7 +394,7 @@ def finish_batch(
             )
             .values(status=SENT, error=None, updated_at=now)
         )
-        if not keep_requested:
+        if batch_rows and not keep_requested:
             _batch_status(connection, edition_id, batch, "accepted", now)
 
 

@@ -41,6 +41,12 @@ class ScheduledSpec:
     def __init__(self) -> None:
         spec = json.loads(SPEC.read_text(encoding="utf-8"))
         self.paths, self.components = spec["paths"], spec["components"]
+        self._validators: dict[tuple[str, str, str], jsonschema.Validator] = {}
+
+    def _cached(self, key: tuple[str, str, str], schema: dict[str, Any]) -> jsonschema.Validator:
+        if key not in self._validators:
+            self._validators[key] = _validator(schema, self.components)
+        return self._validators[key]
 
     def _operation(self, path: str, method: str) -> dict[str, Any]:
         return self.paths[path][method]
@@ -50,7 +56,7 @@ class ScheduledSpec:
         schema = content.get("application/json", {}).get("schema")
         if schema is None:
             return []
-        errors = list(_validator(schema, self.components).iter_errors(body))
+        errors = list(self._cached((path, method, "request"), schema).iter_errors(body))
         return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
 
     def check_response(self, path: str, method: str, status: int, body: Any) -> None:
@@ -61,7 +67,7 @@ class ScheduledSpec:
             response = self.components["responses"][response["$ref"].rsplit("/", 1)[1]]
         schema = response.get("content", {}).get("application/json", {}).get("schema")
         if schema is not None:
-            _validator(schema, self.components).validate(body)
+            self._cached((path, method, str(status)), schema).validate(body)
 
 
 @dataclass
