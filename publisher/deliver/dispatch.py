@@ -81,6 +81,9 @@ class _Recipients(Sequence[Recipient]):
             return _Recipients(self._rows[index])
         return Recipient._make(self._rows[index])
 
+    def __iter__(self) -> Iterator[Recipient]:  # in C, not Sequence's index loop
+        return map(Recipient._make, self._rows)
+
 
 @dataclass
 class _Batch:
