@@ -27,7 +27,7 @@ run: $(STAMP)
 # The browser tests drive Debian's Chromium (never a browser download) and load axe-core
 # from node_modules (pinned in package-lock.json).
 $(CHROMIUM):
-	$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
 
 $(AXE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund

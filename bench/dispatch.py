@@ -24,6 +24,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.servers: the same fake server the tests use
@@ -55,7 +56,7 @@ def peak_mib() -> float:
 # --- servers in their own processes (they must not share our GIL) -------------------------
 
 
-def _serve_sendgrid(latency: float, queue) -> None:  # type: ignore[no-untyped-def]
+def _serve_sendgrid(latency: float, queue) -> None:
     from tests.servers.sendgrid import FakeSendGrid
 
     server = FakeSendGrid(api_key=API_KEY, latency=latency, validate="first", keep_bodies=False)
@@ -64,7 +65,7 @@ def _serve_sendgrid(latency: float, queue) -> None:  # type: ignore[no-untyped-d
     time.sleep(3600)
 
 
-def _serve_smtp(folder: str, queue) -> None:  # type: ignore[no-untyped-def]
+def _serve_smtp(folder: str, queue) -> None:
     from tests.servers.smtp import SmtpServer
 
     server = SmtpServer(Path(folder))
@@ -75,11 +76,11 @@ def _serve_smtp(folder: str, queue) -> None:  # type: ignore[no-untyped-def]
 
 
 class _CountOnly(list):
-    def append(self, item) -> None:  # type: ignore[no-untyped-def] - keep memory flat
+    def append(self, item: object) -> None:  # keep memory flat
         pass
 
 
-def start(target, *args):  # type: ignore[no-untyped-def]
+def start(target, *args):
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=target, args=(*args, queue), daemon=True)
@@ -95,7 +96,7 @@ def stats(url: str) -> dict:
 # --- fixtures -----------------------------------------------------------------------------
 
 
-def make_store(folder: Path, subscribers: int):  # type: ignore[no-untyped-def]
+def make_store(folder: Path, subscribers: int):
     from publisher.store import open_store
     from publisher.store.subscribers import SubscriberInput, import_subscribers
     from tests.servers.data import add_edition
@@ -110,7 +111,7 @@ def make_store(folder: Path, subscribers: int):  # type: ignore[no-untyped-def]
     return store, add_edition(store, NOW)
 
 
-def make_config(folder: Path, backend: str, options: str):  # type: ignore[no-untyped-def]
+def make_config(folder: Path, backend: str, options: str):
     from publisher.config import load_config
     from tests.conftest import write_config
     from tests.servers.data import config_text
@@ -131,26 +132,35 @@ def bench_sendgrid(args: argparse.Namespace, folder: Path) -> None:
     )
     print(
         f"  {'workers':>7}  {'whole path (store, ledger, HTTP)':>40}  {'bare httpx floor':>26}"
-        f"  {'ours/floor':>10}  peak RSS"
+        f"  {'ours/floor':>10}  peak RSS  {'exactly-once mode':>28}  {'eo/floor':>8}"
     )
     editions = itertools.count(2)  # edition 1 (from make_store) only shapes the floor bodies
     for workers in args.workers:
         config = make_config(
             folder, "sendgrid", f"  sendgrid:\n    host: {url}\n    workers: {workers}\n"
         )
-        ours, floors, peaks = [], [], []
+        # exactly-once mode: one more round trip per batch (POST /v3/mail/batch)
+        once = make_config(
+            folder,
+            "sendgrid",
+            f"  sendgrid:\n    host: {url}\n    workers: {workers}\n    exactly_once: true\n",
+        )
+        ours, floors, peaks, onces = [], [], [], []
         for _ in range(args.repeat):
             seconds, peak, requests = whole_path(config, store, next(editions), url, args)
             ours.append(seconds)
             peaks.append(peak)
             if args.subscribers <= 200_000:  # the floor holds every payload in memory
                 floors.append(bare_httpx_floor(config, store, 1, url, args, workers))
+            if workers <= 8 and not args.skip_exactly_once:
+                onces.append(whole_path(once, store, next(editions), url, args)[0])
         mine, n = statistics.median(ours), args.subscribers
         floor = statistics.median(floors) if floors else float("nan")
+        eo = statistics.median(onces) if onces else float("nan")
         print(
             f"  {workers:>7}  {mine:6.2f} s {n / mine:>9,.0f}/s {requests:>5} requests"
             f"  {floor:9.2f} s {n / floor:>9,.0f}/s  {mine / floor:>9.2f}x"
-            f"  {max(peaks):,.0f} MiB"
+            f"  {max(peaks):,.0f} MiB  {eo:9.2f} s {n / eo:>9,.0f}/s  {eo / floor:>7.2f}x"
         )
     if args.subscribers <= 200_000:
         config = make_config(folder, "sendgrid", f"  sendgrid:\n    host: {url}\n")
@@ -165,7 +175,7 @@ def bench_sendgrid(args: argparse.Namespace, folder: Path) -> None:
     store.close()
 
 
-def whole_path(config, store, number: int, url: str, args) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+def whole_path(config, store, number: int, url: str, args) -> tuple[float, float, int]:
     from publisher.deliver import deliver_edition
     from tests.servers.data import add_edition
 
@@ -177,12 +187,13 @@ def whole_path(config, store, number: int, url: str, args) -> tuple[float, float
     seconds = time.perf_counter() - started
     peak = peak_mib()
     after = stats(url)
+    assert report.exit_code == 0, report.note
     assert report.sent == args.subscribers, report.note
     assert after["recipients"] - before["recipients"] == args.subscribers  # each exactly once
     return seconds, peak, after["requests"] - before["requests"]
 
 
-def _recipients(store, message, count: int):  # type: ignore[no-untyped-def]
+def _recipients(store, message, count: int):
     from publisher.deliver import Recipient
     from publisher.store.subscribers import iter_subscribers
 
@@ -194,9 +205,10 @@ def _recipients(store, message, count: int):  # type: ignore[no-untyped-def]
     return out
 
 
-def per_recipient_baseline(config, store, edition, args, workers) -> float:  # type: ignore[no-untyped-def]
+def per_recipient_baseline(config, store, edition, args, workers) -> float:
     """One request per recipient, same workers, no ledger: a sample, extrapolated."""
     from publisher.deliver import make_backend
+    from publisher.deliver.base import send_batch
     from publisher.deliver.service import build_message, load_edition
 
     message = build_message(config, load_edition(store, edition), now=NOW)
@@ -205,20 +217,22 @@ def per_recipient_baseline(config, store, edition, args, workers) -> float:  # t
     sample = _recipients(store, message, 20 * workers)
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda r: backend.send_batch(prepared, [r], batch_key="b"), sample))
+        list(pool.map(lambda r: send_batch(backend, prepared, [r], "b"), sample))
     return (time.perf_counter() - started) / len(sample) * args.subscribers
 
 
-def bare_httpx_floor(config, store, edition, url, args, workers) -> float:  # type: ignore[no-untyped-def]
+def bare_httpx_floor(config, store, edition, url, args, workers) -> float:
     """The same bodies, serialised beforehand, POSTed with httpx by the same number of
     threads: no store, no ledger, no body building."""
     import httpx
 
     from publisher.deliver import make_backend
+    from publisher.deliver.sendgrid import SendGridBackend
     from publisher.deliver.service import build_message, load_edition
 
     message = build_message(config, load_edition(store, edition), now=NOW)
     backend = make_backend(config)
+    assert isinstance(backend, SendGridBackend)
     prepared = backend.prepare(message)
     recipients = _recipients(store, message, args.subscribers)
     payloads = [
@@ -292,7 +306,7 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def fresh_mime_tree_baseline(config, store, edition, sample: int = 500) -> float:  # type: ignore[no-untyped-def]
+def fresh_mime_tree_baseline(config, store, edition, sample: int = 500) -> float:
     from email.message import EmailMessage
     from email.policy import SMTP
 
@@ -314,6 +328,43 @@ def fresh_mime_tree_baseline(config, store, edition, sample: int = 500) -> float
     return len(recipients) / (time.perf_counter() - started)
 
 
+def profile_sendgrid(args: argparse.Namespace, folder: Path) -> None:
+    """cProfile of one whole-path send (the producer and every sending thread, merged):
+    where the CPU goes; `--profile` prints the top entries by own time."""
+    import cProfile
+    import pstats
+
+    from publisher.deliver.dispatch import Dispatcher
+
+    process, url = start(_serve_sendgrid, args.latency)
+    os.environ["SENDGRID_API_KEY"] = API_KEY
+    store, _ = make_store(folder, args.subscribers)
+    workers = args.workers[0]
+    options = f"  sendgrid:\n    host: {url}\n    workers: {workers}\n"
+    if args.profile == "exactly-once":
+        options += "    exactly_once: true\n"
+    config = make_config(folder, "sendgrid", options)
+    profiles: list[cProfile.Profile] = []
+    work = Dispatcher._work
+
+    def profiled_work(self: Dispatcher, *a: Any) -> None:
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.runcall(work, self, *a)
+
+    Dispatcher._work = profiled_work  # type: ignore[method-assign, assignment]
+    main_profile = cProfile.Profile()
+    profiles.append(main_profile)
+    main_profile.runcall(whole_path, config, store, 2, url, args)
+    Dispatcher._work = work  # type: ignore[method-assign]
+    merged = pstats.Stats(profiles[0])
+    for profile in profiles[1:]:
+        merged.add(profile)
+    merged.sort_stats("tottime").print_stats(args.profile_top)
+    process.terminate()
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.dispatch")
     parser.add_argument("--subscribers", type=int, default=100_000)
@@ -327,8 +378,18 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.15)
     parser.add_argument("--file-messages", type=int, default=10_000)
     parser.add_argument("--skip-mail", action="store_true", help="SendGrid only")
+    parser.add_argument("--skip-exactly-once", action="store_true")
+    parser.add_argument(
+        "--profile",
+        choices=["plain", "exactly-once"],
+        help="profile one send instead (first --workers value)",
+    )
+    parser.add_argument("--profile-top", type=int, default=20)
     args, _ = parser.parse_known_args()  # `python -m bench dispatch` passes module names too
     with tempfile.TemporaryDirectory() as tmp:
+        if args.profile:
+            profile_sendgrid(args, Path(tmp))
+            return
         bench_sendgrid(args, Path(tmp))
         if not args.skip_mail:
             bench_file_and_smtp(args, Path(tmp))

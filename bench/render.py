@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from bench.common import measure, row
-from publisher.compose import CampaignHistory, compose_edition
+from publisher.compose import CampaignHistory, Edition, compose_edition
 from publisher.config import CampaignConfig, Organisation
 from publisher.items import Item
 from publisher.render import personalise
@@ -71,8 +72,10 @@ def items(count: int) -> list[Item]:
     ]
 
 
-def edition(count: int):  # type: ignore[no-untyped-def]
-    return compose_edition(items(count), campaign(count), now=NOW, history=CampaignHistory())
+def edition(count: int) -> Edition:
+    composed = compose_edition(items(count), campaign(count), now=NOW, history=CampaignHistory())
+    assert composed is not None  # every bench item is new
+    return composed
 
 
 def personalise_all(html: str, text: str, n: int) -> int:
@@ -96,7 +99,7 @@ def main() -> None:
     rendered = {}
     for count in (10, 50):
         composed = edition(count)
-        seconds, peak, result = measure(lambda c=composed: render_edition(c, ORG, web_url=web))
+        seconds, peak, result = measure(partial(render_edition, composed, ORG, web_url=web))
         rendered[count] = result
         print(
             row(

@@ -7,7 +7,7 @@ The CLI and the scheduler both call these functions; `run_once` is what `make ru
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -21,6 +21,7 @@ from publisher.render.email import RenderedEdition, archive_url, render_fitting
 from publisher.render.environment import search_path_for
 from publisher.store import Store
 from publisher.store.editions import (
+    NOT_REACHED,
     NewEdition,
     StoredEdition,
     campaign_history,
@@ -72,7 +73,12 @@ def build_feeds(
     """Publish every configured feed from the stored items and sent editions (skipped, without
     loading items, when nothing feeds are made of changed since the last build)."""
     from publisher.publish import feeds_up_to_date, publish_feeds
-    from publisher.store.feeds_queries import StoredBuildState, content_signature, sent_editions
+    from publisher.store.feeds_queries import (
+        SentEdition,
+        StoredBuildState,
+        content_signature,
+        sent_editions,
+    )
 
     campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
     signature = content_signature(store, campaigns)
@@ -80,7 +86,7 @@ def build_feeds(
     unchanged = feeds_up_to_date(config, signature, state)
     if unchanged is not None:
         return unchanged
-    editions = {campaign: sent_editions(store, campaign) for campaign in campaigns}
+    editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
     items = store.list_items()  # retired items are not among them
     return publish_feeds(
         config, items, editions, now=now, http=http, signature=signature, state=state
@@ -211,14 +217,35 @@ def _edition_record(stored: StoredEdition, *, created: bool) -> EditionRecord:
 def _write_archive(
     config: PublisherConfig, store: Store, edition: Edition, stored: StoredEdition
 ) -> None:
+    links = _edition_feed_links(config, stored.campaign)
     org = config.organisation
-    write_edition_page(config.root, org, stored.campaign, stored.number, stored.html)
+    write_edition_page(config.root, org, stored.campaign, stored.number, stored.html, links)
+    _write_index(config, store, stored.campaign)
+
+
+def _edition_feed_links(config: PublisherConfig, campaign: str) -> list[str]:
+    """<link rel="alternate"> tags of the campaign's edition feeds, for its archive pages."""
+    from publisher.publish.feeds import feed_meta  # feedgen and lxml: only when needed
+    from publisher.publish.listing import alternate_link_tags
+
+    feeds = [feed_meta(config, f) for f in config.feeds.feeds if f.campaign == campaign]
+    return alternate_link_tags(feeds)
+
+
+def _write_index(config: PublisherConfig, store: Store, campaign: str) -> None:
+    """The campaign's archive index: every edition but those that reached nobody."""
     entries = [
         ArchiveEntry(e.number, e.subject, e.composed_at, e.item_count)
-        for e in list_editions(store, stored.campaign)
+        for e in list_editions(store, campaign)
+        if e.status not in NOT_REACHED
     ]
     write_index_page(
-        config.root, org, edition.campaign, entries, search_path=search_path_for(config.root)
+        config.root,
+        config.organisation,
+        config.campaign(campaign),
+        entries,
+        head_links=_edition_feed_links(config, campaign),
+        search_path=search_path_for(config.root),
     )
 
 
@@ -235,20 +262,33 @@ def send_edition(
     **options: object,
 ) -> DeliveryReport:
     """Send an edition (or finish an interrupted send) to its campaign's active audience,
-    exactly once per subscriber. Options: resend_uncertain, send_at, progress, clock."""
-    return deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+    exactly once per subscriber. Options: publisher.deliver.service.SendOptions. An
+    edition that reached nobody leaves the archive index (it was listed when composed)."""
+    report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+    if report.status in NOT_REACHED:
+        _write_index(config, store, report.campaign)
+    return report
 
 
 def import_subscriber_file(config: PublisherConfig, store: Store, *, now: datetime) -> list[str]:
     """Upsert `subscribers.file` (if configured) into the store; never re-subscribes anyone."""
-    from publisher.store.subscribers import import_subscribers, read_subscriber_file
+    from publisher.store.subscribers import (
+        SubscriberFileError,
+        import_subscribers,
+        read_subscriber_file,
+    )
 
     if not config.subscribers.file:
         return []
     path = config.resolve(config.subscribers.file)
-    rows, problems = read_subscriber_file(path)
+    try:
+        rows, problems = read_subscriber_file(path)
+    except SubscriberFileError as exc:  # one bad file: the run goes on with who is stored
+        return [f"subscribers: skipped {exc}; the subscribers already stored are kept"]
     result = import_subscribers(store, rows, now=now)
     notes = [f"subscribers: {result.inserted} new, {result.updated} updated from {path.name}"]
+    if result.suppressed:
+        notes.append(f"subscribers: {result.suppressed} suppressed addresses not re-added")
     return notes + [f"subscribers: skipped {problem}" for problem in problems]
 
 
@@ -281,7 +321,7 @@ def run_campaign_slot(
         return SlotOutcome("skipped", None, "nothing new")
     delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
     feeds = build_feeds(config, store, now=now)
-    # A send paused by backend errors, or stopped by a shutdown between batches, is 'failed':
-    # the next daemon start resumes it.
-    status = "failed" if delivery.paused or delivery.stopped else "sent"
+    # A send paused by backend errors, stopped by a shutdown between batches, or that
+    # reached nobody is 'failed': the next daemon start resumes it.
+    status = "failed" if delivery.status in ("paused", "sending", "failed") else "sent"
     return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}")

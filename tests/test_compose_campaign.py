@@ -69,6 +69,29 @@ def test_the_archive_page_has_no_personal_links(config, store, fixed_now):
     assert "Hello friend," in page
 
 
+EDITION_FEED = """
+feeds:
+  feeds:
+    - name: weekly-editions
+      title: The Weekly, every edition
+      description: Every edition of The Weekly.
+      path: editions/weekly
+      campaign: weekly
+"""
+
+
+def test_archive_pages_link_the_edition_feed(make_config, store, fixed_now):
+    config = make_config(CAMPAIGN + EDITION_FEED)
+    store.upsert_items(fixture_items(), now=fixed_now)
+    compose_campaign(config, store, "weekly", now=fixed_now)
+    feed = "https://www.example.org/news/feeds/editions/weekly"
+    for page in ("1.html", "index.html"):
+        head = (config.root / "archive" / "weekly" / page).read_text().split("</head>")[0]
+        for extension, mime in (("rss", "rss+xml"), ("atom", "atom+xml"), ("json", "feed+json")):
+            assert f'type="application/{mime}"' in head, page
+            assert f'href="{feed}.{extension}"' in head, page
+
+
 def test_same_slot_twice_returns_the_existing_edition(config, store, fixed_now):
     store.upsert_items(fixture_items(), now=fixed_now)
     first = compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now)

@@ -301,7 +301,11 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
     marks: list[str] = []
 
     class Backend:
-        def send_batch(self, prepared, recipients, *, batch_key):
+        def encode(self, prepared, recipients, batch_key):
+            return None
+
+        def send(self, prepared, encoded, recipients, hooks, scheduled=None):
+            hooks.writing(recipients)  # the backend says when its bytes are written
             answer = answers.pop(0)
             if answer:
                 raise answer
@@ -316,7 +320,7 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
         "1-1",
         policy,
         sleep=marks.append,
-        mark=lambda part, status: marks.append(status),
+        mark=lambda part, status, scheduled, accepted: marks.append(status),
     )
     assert marks == ["requested", "inflight", 30, "requested"]
     assert outcome.uncertain == [] and outcome.requests == 2
@@ -327,7 +331,7 @@ def test_the_ledger_hears_requested_before_each_attempt_and_inflight_after_a_ref
         "1-2",
         policy,
         sleep=marks.append,
-        mark=lambda part, status: marks.append(status),
+        mark=lambda part, status, scheduled, accepted: marks.append(status),
     )
     assert marks[4:] == ["requested"]  # no answer: left requested, never resent
     assert outcome.uncertain == [1, 2]
@@ -373,7 +377,7 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     edition = add_edition(store, fixed_now)
     backend = make_backend(config)
     prepared = backend.prepare(build_message(config, get_edition(store, edition), now=fixed_now))
-    names = ["Ann", None, 'Zoë "Z" <z@x>', "ü" * 20_000]  # the last is too long: refused
+    names = ["Ann", None, 'Zoë "Z" <z@x>', "ü" * 20_000, "%%NAME%% x", "y" * 1500]  # 4th: too long
     recipients = [
         Recipient(n, f"p{n}@example.org", name, f"tok{n}", "https://www.example.org/news")
         for n, name in enumerate(names, start=1)
@@ -381,5 +385,6 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     body, refused = backend.build_body(prepared, recipients, "7-1")
     encoded = backend.encode(prepared, recipients, "7-1")
     assert json.loads(encoded.body) == body
+    assert encoded.body == json.dumps(body)  # the same text, written without json.dumps
     assert dict(encoded.refused) == refused and list(refused) == [4]
     backend.close()

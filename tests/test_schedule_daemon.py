@@ -3,6 +3,7 @@ a slot a few seconds ahead (6-field cron with seconds), SIGTERM, pause/resume fr
 
 from __future__ import annotations
 
+import calendar
 import os
 import signal
 import subprocess
@@ -40,6 +41,21 @@ campaigns:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def next_leap_day(today: datetime | None = None) -> str:
+    """The next 29 February after `today` (default: now), as the warning prints it."""
+    today = today or utc_now()
+    year = today.year
+    while True:
+        if calendar.isleap(year) and datetime(year, 2, 29, 9, tzinfo=UTC) > today:
+            return f"{year}-02-29"
+        year += 1
+
+
+def test_next_leap_day_is_relative_to_today():
+    assert next_leap_day(datetime(2026, 12, 1, tzinfo=UTC)) == "2028-02-29"
+    assert next_leap_day(datetime(2028, 3, 1, tzinfo=UTC)) == "2032-02-29"
 
 
 def slot_cron(moment: datetime) -> str:
@@ -209,7 +225,8 @@ def test_check_validates_cadences_and_warns_about_far_away_runs(project):
     url = prepare(project, "0 9 29 2 *")
     result = cli(project, url, "check")
     assert result.returncode == 0, result.stderr
-    assert "more than a year away" in result.stderr and "2028-02-29" in result.stderr
+    # The next 29 February from the real clock the child process uses (not a fixed year).
+    assert "more than a year away" in result.stderr and next_leap_day() in result.stderr
     (project / "schedules.yaml").write_text(
         BASE_CONFIG + CAMPAIGN.format(cadence="0 9 31 2 *"), encoding="utf-8"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -24,12 +24,15 @@ from publisher.cli.base import (
 from publisher.config import PublisherConfig
 from publisher.errors import PublisherError
 
+if TYPE_CHECKING:
+    from publisher.deliver import DeliveryReport
+
 # --- delivery and subscribers ---------------------------------------------------------------
 
 
 def _edition_to_send(
     st: AppState, campaign: str, *, resume: bool, resend_uncertain: bool, preview_only: bool
-):  # type: ignore[no-untyped-def]
+):
     """--resume: the unfinished edition; --dry-run/--to: the newest (or an unstored compose);
     otherwise compose a new edition now. None: nothing new to send."""
     from publisher.deliver import newest_edition, resumable_edition, unfinished_edition
@@ -76,25 +79,39 @@ def send(
         bool,
         typer.Option("--resend-uncertain", help="Also resend batches whose fate is unknown."),
     ] = False,
+    resend_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--resend-batch",
+            help="Resend one uncertain batch (after checking the provider's activity feed).",
+            min=1,
+        ),
+    ] = None,
     send_at: Annotated[
         str | None,
         typer.Option("--send-at", help="sendgrid: deliver at this ISO time (<= 72 h ahead)."),
     ] = None,
 ) -> None:
-    """Compose a campaign's next edition and send it now (exactly once per subscriber)."""
-    from publisher.deliver.registry import backend_name
+    """Compose a campaign's next edition and send it now (exactly once per subscriber).
+    Exit status: 0 sent, 1 paused or an error, 3 sent with uncertain recipients, 4 partly
+    failed, 5 failed (reached nobody), 2 usage or configuration error."""
+    from publisher.deliver import make_backend
 
     st = state(ctx)
     when = (
         parse_at(send_at, st.config.organisation.timezone, option="--send-at") if send_at else None
     )
-    if when is not None and backend_name(st.config) != "sendgrid":
-        raise PublisherError("--send-at needs the sendgrid backend (it schedules at SendGrid)")
+    if when is not None:
+        backend = make_backend(st.config)
+        try:
+            backend.check_send_at(utc_now(), when)  # the provider's rule, in its module
+        finally:
+            backend.close()
     edition = _edition_to_send(
         st,
         campaign,
-        resume=resume,
-        resend_uncertain=resend_uncertain,
+        resume=resume or resend_batch is not None,
+        resend_uncertain=resend_uncertain or resend_batch is not None,
         preview_only=dry_run or bool(to),
     )
     if edition is None:
@@ -105,10 +122,16 @@ def send(
     elif to:
         _send_to_one(st, edition, to)
     else:
-        _send_with_progress(st, edition, resend_uncertain=resend_uncertain, send_at=when)
+        _send_with_progress(
+            st,
+            edition,
+            resend_uncertain=resend_uncertain,
+            resend_batch=resend_batch,
+            send_at=when,
+        )
 
 
-def _print_dry_run(st: AppState, edition) -> None:  # type: ignore[no-untyped-def]
+def _print_dry_run(st: AppState, edition) -> None:
     from publisher.deliver import dry_run
 
     plan = dry_run(st.config, st.store, edition, now=utc_now())
@@ -130,7 +153,7 @@ def email_address(value: str) -> str:
     return address
 
 
-def _send_to_one(st: AppState, edition, address: str) -> None:  # type: ignore[no-untyped-def]
+def _send_to_one(st: AppState, edition, address: str) -> None:
     from publisher.deliver import send_test_message
 
     problem = send_test_message(st.config, st.store, edition, address, now=utc_now())
@@ -140,7 +163,12 @@ def _send_to_one(st: AppState, edition, address: str) -> None:  # type: ignore[n
 
 
 def _send_with_progress(
-    st: AppState, edition_id: int, *, resend_uncertain: bool, send_at: datetime | None = None
+    st: AppState,
+    edition_id: int,
+    *,
+    resend_uncertain: bool,
+    resend_batch: int | None = None,
+    send_at: datetime | None = None,
 ) -> None:
     import time
 
@@ -176,6 +204,7 @@ def _send_with_progress(
                 edition_id,
                 now=utc_now(),
                 resend_uncertain=resend_uncertain,
+                resend_batch=resend_batch,
                 progress=advance,
                 clock=time.monotonic,
                 send_at=send_at,
@@ -186,16 +215,18 @@ def _send_with_progress(
     _print_delivery_report(report)
 
 
-def _print_delivery_report(report) -> None:  # type: ignore[no-untyped-def]
+def _print_delivery_report(report: DeliveryReport) -> None:
     table = Table(
         title=f"{report.campaign} #{report.number} via {report.backend}", title_justify="left"
     )
-    for column in ("sent", "skipped", "failed", "uncertain", "batches", "requests", "time"):
+    columns = ("sent", "skipped", "failed", "bounced", "uncertain", "batches", "requests")
+    for column in (*columns, "time"):
         table.add_column(column, justify="right")
     table.add_row(
         str(report.sent),
         str(report.skipped),
         str(report.failed),
+        str(report.bounced),
         str(report.uncertain + report.recovered_uncertain),
         str(report.batches),
         str(report.requests),
@@ -209,9 +240,25 @@ def _print_delivery_report(report) -> None:  # type: ignore[no-untyped-def]
             f"{report.recovered_uncertain} recipient(s) were in flight when the last send "
             "stopped: assumed sent, not resent (see README: interrupted sends)"
         )
+    if report.cancelled:
+        err_console.print(
+            f"exactly once: {len(report.cancelled)} batch(es) of unknown outcome were "
+            "cancelled at the provider and their recipients sent again"
+        )
+    for number in report.too_late:
+        err_console.print(
+            f"batch {number}: too late to cancel (the provider delivers it within 10 "
+            "minutes), so it is assumed sent and may be missing; check the activity feed"
+        )
+    if report.uncertain_batches:
+        listed = ", ".join(f"{n} ({c})" for n, c in report.uncertain_batches.items())
+        err_console.print(
+            f"uncertain batches (recipients): {listed}; after checking the provider's "
+            f"activity feed, `publisher send {report.campaign} --resend-batch N` resends one"
+        )
     console.print(report.note, highlight=False)
-    if report.paused:
-        raise typer.Exit(1)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 subscribers_app = typer.Typer(no_args_is_help=True, help="Subscribers of the mailing list.")
@@ -233,7 +280,8 @@ def subscribers_import(
     result = import_subscribers(st.store, rows, now=utc_now())
     console.print(
         f"{result.inserted} new, {result.updated} updated, {result.unchanged} "
-        f"unchanged, {result.kept_inactive} kept opted out, {len(problems)} skipped"
+        f"unchanged, {result.kept_inactive} kept opted out, {result.suppressed} suppressed, "
+        f"{len(problems)} skipped"
     )
 
 

@@ -82,16 +82,22 @@ def editions(
         st.config.campaign(campaign)  # an unknown name is an error, not an empty table
     rows = list_editions(st.store, campaign)
     table = Table()
-    for column in ("campaign", "no.", "composed", "status", "items", "recipients", "subject"):
-        table.add_column(column, justify="right" if column in ("no.", "items") else "left")
+    counted = ("no.", "items", "sent", "uncertain", "failed", "skipped")
+    columns = ("campaign", "no.", "composed", "status", "items", "sent", "uncertain", "failed")
+    for column in (*columns, "skipped", "uncertain batches", "subject"):
+        table.add_column(column, justify="right" if column in counted else "left")
     for e in rows:
         table.add_row(
             e.campaign,
             str(e.number),
             f"{e.composed_at:%Y-%m-%d %H:%M}",
-            e.status,
+            e.outcome,
             str(e.item_count),
-            str(e.recipients),
+            str(e.sent),
+            str(e.uncertain),
+            str(e.failed),
+            str(e.skipped),
+            ", ".join(map(str, e.uncertain_batches)),
             e.subject,
         )
     console.print(table)

@@ -388,8 +388,20 @@ class SendGridDeliveryConfig(Strict):
     timeout: float = Field(default=30.0, gt=0, le=600)
     asm_group_id: int | None = None
     sandbox_mode: bool = False
+    # Exactly-once mode (README "Interrupted sends"): every batch is scheduled `hold_minutes`
+    # ahead under its own batch id, so a batch of unknown outcome can be cancelled and resent.
+    exactly_once: bool = False
+    hold_minutes: int = Field(default=15, ge=11, le=24 * 60)
 
     _host = field_validator("host")(classmethod(lambda cls, v: check_absolute_url(v)))
+
+    @model_validator(mode="after")
+    def _few_unknown_batches(self) -> SendGridDeliveryConfig:
+        # SendGrid keeps at most 10 batches cancelled at one time; a crash leaves at most
+        # one unknown batch per worker, and a resume may still hold a few cancellations.
+        if self.exactly_once and self.workers > 8:
+            raise ValueError("exactly_once allows at most 8 workers (SendGrid cancels 10 batches)")
+        return self
 
 
 class DeliveryConfig(Strict):

@@ -2,8 +2,8 @@
 
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
 from publisher.deliver.registry import BACKENDS, check_delivery, make_backend
+from publisher.deliver.report import DeliveryReport
 from publisher.deliver.service import (
-    DeliveryReport,
     DryRun,
     deliver_edition,
     dry_run,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from functools import cached_property
 from typing import Any, NamedTuple, Protocol
@@ -146,26 +146,88 @@ class UncertainError(DeliveryError):
         self.failed = dict(failed or {})
 
 
+class Hooks(Protocol):
+    """What a backend tells the ledger while it sends one attempt of a batch (the
+    dispatcher's side of the seam, called from the sending thread)."""
+
+    def writing(self, part: Sequence[Recipient]) -> None:
+        """Right before the bytes for `part` are written: they become `requested`, the only
+        rows that can be in doubt after a crash."""
+
+    def accepted(self, part: Sequence[Recipient]) -> None:
+        """`part` was accepted (SMTP: one message at a time), so a crash right after leaves
+        at most the message being written in doubt."""
+
+
+class NoHooks:
+    """For sends outside the ledger (test sends, benchmarks)."""
+
+    def writing(self, part: Sequence[Recipient]) -> None:
+        pass
+
+    def accepted(self, part: Sequence[Recipient]) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """Exactly-once mode: the provider's batch id and the time it delivers the batch; until
+    then the batch can be cancelled (see publisher.deliver.exactly_once)."""
+
+    batch_id: str
+    send_at: datetime
+
+
 class DeliveryBackend(Protocol):
     """One class per backend, registered by name in `publisher.deliver.BACKENDS`.
 
-    Optional: `encode(prepared, recipients, batch_key)` builds a batch's request ahead (the
-    dispatcher calls it off the sending threads) and `send_encoded(encoded)` sends it, with
-    send_batch's answers and errors (the SendGrid backend: the serialised JSON body)."""
+    Everything the dispatcher and the service call is declared here; capabilities are
+    attributes, so no caller compares names or probes for methods."""
 
     name: str
-    batch_size: int  # recipients per send_batch call
-    workers: int  # concurrent send_batch calls
+    batch_size: int  # recipients per batch
+    workers: int  # concurrent sends
     idempotent: bool  # sending a message twice delivers it once (resume resends in-flight)
+    can_schedule: bool  # honours Message.send_at (check_send_at says how far ahead)
+    build_ahead: int  # batches per worker claimed and encoded ahead of the sending threads
+    # Exactly-once mode: every batch gets a provider batch id and a delivery time `hold`
+    # ahead, so a batch of unknown outcome can be cancelled and sent again (SendGrid).
+    cancellable: bool
+    hold: timedelta  # how far ahead a cancellable batch is scheduled
+    cancel_margin: timedelta  # a cancel is guaranteed only this long before delivery
+    max_cancelled: int  # batches the provider keeps cancelled at one time
+
+    def check_send_at(self, now: datetime, send_at: datetime) -> None:
+        """Raise DeliveryError when the provider would refuse this delivery time."""
 
     def prepare(self, message: Message) -> Any:
         """Per-edition work done once (a MIME skeleton, a request body), reused per batch."""
 
-    def send_batch(
-        self, prepared: Any, recipients: Sequence[Recipient], *, batch_key: str
+    def encode(self, prepared: Any, recipients: Sequence[Recipient], batch_key: str) -> Any:
+        """The batch's request built ahead, off the sending threads (SendGrid: the JSON
+        body), or None when there is nothing to build ahead. Every attempt reuses it."""
+
+    def send(
+        self,
+        prepared: Any,
+        encoded: Any,
+        recipients: Sequence[Recipient],
+        hooks: Hooks,
+        scheduled: Scheduled | None = None,
     ) -> dict[int, str]:
-        """Send one batch; return {subscriber_id: error} for recipients refused one by one.
-        Raise TransientError/PermanentError/TooLargeError/UncertainError for the batch."""
+        """Send one batch; return {subscriber_id: error} for recipients refused one by one
+        (an error starting with `BOUNCED` is a permanent refusal of the address). Raise
+        TransientError/PermanentError/TooLargeError/UncertainError for the batch. Calls
+        `hooks.writing` right before writing any bytes."""
+
+    def new_batch(self, send_at: datetime) -> Scheduled:
+        """Exactly-once mode: a new provider batch id (cancellable backends only)."""
+
+    def cancel(self, batch_id: str) -> None:
+        """Cancel a scheduled batch; an already cancelled one counts as done."""
+
+    def forget_cancel(self, batch_id: str) -> None:
+        """Delete a cancellation whose delivery time has passed (frees a cancel slot)."""
 
     def preview(self, prepared: Any, recipient: Recipient) -> str:
         """What one recipient's message looks like on the wire (for --dry-run)."""
@@ -175,3 +237,57 @@ class DeliveryBackend(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+BOUNCED = "BOUNCED: "  # prefix of a per-recipient error that is a permanent refusal
+
+
+class NotCancellable:
+    """The defaults of a backend without scheduled sends (file, SMTP)."""
+
+    can_schedule = False
+    cancellable = False
+    build_ahead = 3
+    hold = timedelta(0)
+    cancel_margin = timedelta(0)
+    max_cancelled = 0
+
+    def check_send_at(self, now: datetime, send_at: datetime) -> None:
+        raise DeliveryError(f"--send-at needs a backend that schedules sends, not {self}")
+
+    def encode(self, prepared: Any, recipients: Sequence[Recipient], batch_key: str) -> Any:
+        return None
+
+    def new_batch(self, send_at: datetime) -> Scheduled:
+        raise DeliveryError("this backend cannot schedule cancellable batches")
+
+    def cancel(self, batch_id: str) -> None:
+        raise DeliveryError("this backend cannot cancel a batch")
+
+    def forget_cancel(self, batch_id: str) -> None:
+        raise DeliveryError("this backend cannot cancel a batch")
+
+
+def send_batch(
+    backend: DeliveryBackend, prepared: Any, recipients: Sequence[Recipient], batch_key: str
+) -> dict[int, str]:
+    """One batch outside the ledger (test sends, benchmarks)."""
+    encoded = backend.encode(prepared, recipients, batch_key)
+    return backend.send(prepared, encoded, recipients, NoHooks())
+
+
+# --- header values: the last guard against header injection -------------------------------
+
+UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_header(name: str, value: str) -> None:
+    """A header value with CR, LF or another control character is never written: it could
+    add headers or a body of its own (names and values are validated at import and config
+    too; this is the last guard)."""
+    if UNSAFE_HEADER.search(value):
+        raise HeaderError(f"{name} header contains a control character (refused, not sent)")
+
+
+class HeaderError(DeliveryError):
+    """A header value that must not be written (control characters)."""

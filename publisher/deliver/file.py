@@ -11,12 +11,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from publisher.config import PublisherConfig
-from publisher.deliver.base import Message, Recipient
+from publisher.deliver.base import (
+    HeaderError,
+    Hooks,
+    Message,
+    NotCancellable,
+    PermanentError,
+    Recipient,
+)
 from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
 from publisher.files import PRIVATE, write_atomic
 
 
-class FileBackend:
+class FileBackend(NotCancellable):
     name = "file"
     idempotent = True  # files are named by subscriber: a resend overwrites
     workers = 1  # disk-bound and cheap: threads would only contend
@@ -45,16 +52,27 @@ class FileBackend:
             return "test-" + re.sub(r"[^A-Za-z0-9@._-]", "_", recipient.email) + ".eml"
         return f"{recipient.subscriber_id}.eml"
 
-    def send_batch(
-        self, prepared: Skeleton, recipients: Sequence[Recipient], *, batch_key: str
+    def send(
+        self,
+        prepared: Skeleton,
+        encoded: None,
+        recipients: Sequence[Recipient],
+        hooks: Hooks,
+        scheduled: object = None,
     ) -> dict[int, str]:
         folder = self.folder(prepared.message)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the whole batch fails (and pauses the send), retried on resume
+            raise PermanentError(f"cannot create the outbox folder {folder}: {exc}") from None
         failed: dict[int, str] = {}
+        hooks.writing(recipients)
         for recipient in recipients:
             target = folder / self.file_name(recipient)
             try:
                 write_atomic(target, build_message(prepared, recipient), mode=PRIVATE)
+            except HeaderError as exc:
+                failed[recipient.subscriber_id] = str(exc)
             except (OSError, ValueError) as exc:
                 failed[recipient.subscriber_id] = f"cannot write {target}: {exc}"
         return failed

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formataddr
 
-from publisher.deliver.base import Message, Recipient, list_headers
+from publisher.deliver.base import Message, Recipient, check_header, list_headers
 from publisher.render import PLACEHOLDERS
 
 MAX_LINE = 998
@@ -50,7 +50,21 @@ def _encoded_subject(subject: str) -> bytes:
     return raw[: raw.index(b"\r\n\r\n") + 2]
 
 
+def check_static_headers(message: Message) -> None:
+    """The edition's own header values: one with a control character refuses the edition
+    (DeliveryError), before anything is written."""
+    for name, value in (
+        ("Subject", message.subject),
+        ("From", f"{message.from_name or ''} {message.from_email}"),
+        ("Reply-To", message.reply_to or ""),
+        ("List-Id", message.list_id),
+        ("Date", message.date_header),
+    ):
+        check_header(name, value)
+
+
 def prepare_skeleton(message: Message) -> Skeleton:
+    check_static_headers(message)
     # "=_" cannot occur in quoted-printable output, so the boundary never clashes with a body.
     boundary = f"=_publisher_{secrets.token_hex(12)}"
     personal = any(p in message.subject for p in PLACEHOLDERS)
@@ -63,23 +77,36 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(body, istext=True).replace(b"\n", b"\r\n")
 
 
-def _header_line(name: str, value: str) -> bytes:
-    line = f"{name}: {value}\r\n".encode("ascii")
+def _header_line(name: str, value: str, charset: str = "ascii") -> bytes:
+    line = f"{name}: {value}\r\n".encode(charset)
     if len(line) > MAX_LINE + 2:
         raise ValueError(f"{name} header longer than {MAX_LINE} octets")
     return line
 
 
 def build_message(skeleton: Skeleton, recipient: Recipient) -> bytes:
-    """One recipient's complete message: only string substitution and QP encoding here."""
+    """One recipient's complete message: only string substitution and QP encoding here.
+    Raises HeaderError (the recipient fails, with the reason) for a header value with a
+    control character: it is never written."""
     message = skeleton.message
     headers = list_headers(message, recipient, secrets.token_hex(8))
-    to = formataddr((recipient.name or "", recipient.email), charset="utf-8")
-    parts = [
-        skeleton.static_headers,
-        _header_line("To", to),
-        skeleton.subject_header or _encoded_subject(recipient.personalise(message.subject)),
-    ]
+    check_header("To", f"{recipient.name or ''} {recipient.email}")
+    for name, value in headers.items():
+        check_header(name, value)
+    if recipient.email.isascii():
+        to = formataddr((recipient.name or "", recipient.email), charset="utf-8")
+    else:  # an internationalised address: UTF-8 as it is (SMTPUTF8, RFC 6532); the name
+        # is still encoded by formataddr, around a stand-in address
+        stand_in = "x@x.invalid"
+        to = recipient.email.join(
+            formataddr((recipient.name or "", stand_in), charset="utf-8").rsplit(stand_in, 1)
+        )
+    subject = skeleton.subject_header
+    if subject is None:
+        personal = recipient.personalise(message.subject)
+        check_header("Subject", personal)
+        subject = _encoded_subject(personal)
+    parts = [skeleton.static_headers, _header_line("To", to, "utf-8"), subject]
     parts.extend(_header_line(name, value) for name, value in headers.items())
     b = skeleton.boundary.encode()
     for content_type, document in (("text/plain", message.text), ("text/html", message.html)):

@@ -18,27 +18,42 @@ import logging
 import os
 import secrets
 import urllib.error
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from http.client import HTTPException
+from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
 
 import python_http_client.exceptions as http_errors
 import sendgrid as sendgrid_library
 
 from publisher.config import PublisherConfig
+from publisher.deliver import killpoints
 from publisher.deliver.base import (
     ONE_CLICK,
+    UNSAFE_HEADER,
+    URL_SAFE,
+    HeaderError,
+    Hooks,
     Message,
     PermanentError,
     Recipient,
+    Scheduled,
     TooLargeError,
     TransientError,
     UncertainError,
+    check_header,
     list_unsubscribe,
     message_id,
 )
 from publisher.errors import DeliveryError
-from publisher.render.personalise import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL, neutralise
+from publisher.render.personalise import (
+    NAME,
+    NAME_FALLBACK,
+    PREFERENCES_URL,
+    UNSUBSCRIBE_URL,
+    neutralise,
+)
 
 # The library logs request headers (the Authorization header!) and bodies at DEBUG.
 logging.getLogger("python_http_client").setLevel(logging.WARNING)
@@ -49,6 +64,10 @@ SUBSTITUTIONS_LIMIT = 10_000  # bytes per personalization (SendGrid's documented
 # Any Content-Type but exactly "application/json" makes python_http_client send a str body
 # as it is (UTF-8) instead of json.dumps-ing it: our body is already JSON (ASCII).
 JSON_TEXT = {"Content-Type": "application/json; charset=utf-8"}
+SEND_AT_LIMIT = timedelta(hours=72)  # SendGrid refuses send_at further ahead
+CANCEL_MARGIN = timedelta(minutes=10)  # a cancel is guaranteed only up to 10 min before send_at
+MIN_HOLD = timedelta(minutes=11)  # so a batch can always be cancelled for a while
+MAX_CANCELLED = 10  # batches paused or cancelled at one time, per account
 
 
 class Encoded(NamedTuple):
@@ -62,6 +81,10 @@ class Encoded(NamedTuple):
 class SendGridBackend:
     name = "sendgrid"
     idempotent = False
+    can_schedule = True
+    build_ahead = 3
+    cancel_margin = CANCEL_MARGIN
+    max_cancelled = MAX_CANCELLED
 
     def __init__(
         self,
@@ -73,7 +96,11 @@ class SendGridBackend:
         timeout: float = 30.0,
         asm_group_id: int | None = None,
         sandbox_mode: bool = False,
+        exactly_once: bool = False,
+        hold: timedelta = timedelta(minutes=15),
     ) -> None:
+        if exactly_once and hold < MIN_HOLD:
+            raise DeliveryError("sendgrid.hold must be at least 11 minutes (cancels need 10)")
         self._api_key = api_key
         self.host = host
         self.workers = workers
@@ -81,6 +108,8 @@ class SendGridBackend:
         self.timeout = timeout
         self.asm_group_id = asm_group_id
         self.sandbox_mode = sandbox_mode
+        self.cancellable = exactly_once
+        self.hold = hold
         self._client = sendgrid_library.SendGridAPIClient(api_key=api_key, host=host)
 
     def __repr__(self) -> str:  # never show the key
@@ -100,7 +129,13 @@ class SendGridBackend:
             timeout=o.timeout,
             asm_group_id=o.asm_group_id,
             sandbox_mode=o.sandbox_mode,
+            exactly_once=o.exactly_once,
+            hold=timedelta(minutes=o.hold_minutes),
         )
+
+    def check_send_at(self, now: datetime, send_at: datetime) -> None:
+        if not now <= send_at <= now + SEND_AT_LIMIT:
+            raise DeliveryError("send_at must be in the future and at most 72 hours ahead")
 
     # --- request bodies -------------------------------------------------------------------
 
@@ -132,6 +167,10 @@ class SendGridBackend:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         if message.send_at is not None:
             body["send_at"] = int(message.send_at.timestamp())
+        for name, value in (("Subject", message.subject), ("From", message.from_name or "")):
+            check_header(name, value)
+        for name, value in body["headers"].items():
+            check_header(name, value)
         return {"message": message, "body": body}
 
     @staticmethod
@@ -139,21 +178,16 @@ class SendGridBackend:
         to = {"email": recipient.email}
         if recipient.name:
             to["name"] = recipient.name
-        # SendGrid's substitution of one key inside another's value is undocumented: a name
-        # that spells a key must not be able to pull in a URL.
-        name = neutralise(recipient.personalise(NAME))
+        name, unsubscribe, preferences, list_unsub, mid = _values(message, recipient, nonce)
         return {
             "to": [to],
             "substitutions": {
                 NAME: name,
                 HTML_NAME: html.escape(name, quote=True),
-                UNSUBSCRIBE_URL: recipient.unsubscribe_url,
-                PREFERENCES_URL: recipient.preferences_url,
+                UNSUBSCRIBE_URL: unsubscribe,
+                PREFERENCES_URL: preferences,
             },
-            "headers": {
-                "List-Unsubscribe": list_unsubscribe(message, recipient),
-                "Message-ID": message_id(message, recipient, nonce),
-            },
+            "headers": {"List-Unsubscribe": list_unsub, "Message-ID": mid},
         }
 
     def build_body(
@@ -176,6 +210,64 @@ class SendGridBackend:
             if not _refuse(recipient, p, refused):
                 yield p
 
+    def _accepted_json(
+        self, prepared: dict[str, Any], recipients: Sequence[Recipient], refused: dict[int, str]
+    ) -> Iterator[str]:
+        """`_accepted` as JSON text, written straight from the values: the C string encoder
+        per value and one %-format per recipient, the per-batch parts of every URL and id
+        built once (the CPU-bound heart of a big send). The same text as
+        json.dumps(personalization): tests/test_deliver_sendgrid.py checks it."""
+        message: Message = prepared["message"]
+        nonce = secrets.token_hex(4)
+        if not recipients:
+            return
+        root = recipients[0].public_url.rstrip("/")
+        unsubscribe_at, preferences_at = f"{root}/unsubscribe?token=", f"{root}/preferences?token="
+        mailto, id_tail = message.mailto_prefix, f".{nonce}@{message.domain}>"
+        id_head = f"<{message.edition_id}."
+        unsafe, url_safe, escape, fmt = (
+            UNSAFE_HEADER.search,
+            URL_SAFE.fullmatch,
+            html.escape,
+            _PERSONALIZATION,
+        )
+        for r in recipients:
+            sid, email, name, token, public_url = r
+            if (
+                public_url.rstrip("/") != root
+                or not url_safe(token)
+                or (name is not None and (len(name) > 1000 or "%%" in name))
+                or unsafe(f"{email}{name or ''}{token}")
+            ):  # rare: the general path (and the reason when refused)
+                p = self.personalization(message, r, nonce)
+                if not _refuse(r, p, refused):
+                    yield json.dumps(p)
+                continue
+            display = (name or "").strip() or NAME_FALLBACK
+            unsubscribe = unsubscribe_at + token
+            yield fmt % (
+                _json(email) if not name else f'{_json(email)}, "name": {_json(name)}',
+                _json(display),
+                _json(escape(display, quote=True)),
+                _json(unsubscribe),
+                _json(preferences_at + token),
+                _json(f"<{unsubscribe}>, <{mailto}{token}>"),
+                _json(f"{id_head}{sid}{id_tail}"),
+            )
+
+    @staticmethod
+    def _unsafe(p: dict[str, Any]) -> str | None:
+        """A personalization whose header values (or `to`, which becomes one) carry a
+        control character: refused with the reason, never sent."""
+        to = p["to"][0]
+        try:
+            check_header("To", f"{to.get('name', '')} {to['email']}")
+            for name, value in p["headers"].items():
+                check_header(name, value)
+        except HeaderError as exc:
+            return str(exc)
+        return None
+
     @staticmethod
     def _envelope(prepared: dict[str, Any], batch_key: str) -> dict[str, Any]:
         body = dict(prepared["body"])
@@ -191,7 +283,7 @@ class SendGridBackend:
         alive together would be promoted to the collector's oldest generation and bring on
         full collections (a pause of every thread)."""
         refused: dict[int, str] = {}
-        parts = [json.dumps(p) for p in self._accepted(prepared, recipients, refused)]
+        parts = list(self._accepted_json(prepared, recipients, refused))
         if not parts:
             return Encoded(None, refused)
         head = json.dumps(self._envelope(prepared, batch_key))  # "{...}": personalizations last
@@ -199,21 +291,71 @@ class SendGridBackend:
 
     # --- sending --------------------------------------------------------------------------
 
-    def send_encoded(self, encoded: Encoded) -> dict[int, str]:
+    def send(
+        self,
+        prepared: dict[str, Any],
+        encoded: Encoded | None,
+        recipients: Sequence[Recipient],
+        hooks: Hooks,
+        scheduled: Scheduled | None = None,
+    ) -> dict[int, str]:
+        """POST the batch (built ahead by `encode`); in exactly-once mode with its batch id
+        and send_at spliced in front (JSON members are unordered)."""
+        if encoded is None:
+            encoded = self.encode(prepared, recipients, "adhoc")
         if encoded.body is not None:
-            self._post(encoded.body)
+            body = encoded.body
+            if scheduled is not None:
+                at = int(scheduled.send_at.timestamp())
+                body = (
+                    f'{{"batch_id": {json.dumps(scheduled.batch_id)}, "send_at": {at}, {body[1:]}'
+                )
+            hooks.writing(recipients)
+            self._call(
+                lambda: self._client.client.mail.send.post(
+                    request_body=body, request_headers=JSON_TEXT, timeout=self.timeout
+                )
+            )
+            killpoints.reached("send.answered")
         return dict(encoded.refused)
 
-    def send_batch(
-        self, prepared: dict[str, Any], recipients: Sequence[Recipient], *, batch_key: str
-    ) -> dict[int, str]:
-        return self.send_encoded(self.encode(prepared, recipients, batch_key))
+    # --- exactly-once mode: batch ids and cancellations (Cancel Scheduled Sends API) -----
 
-    def _post(self, body: str) -> None:
+    def new_batch(self, send_at: datetime) -> Scheduled:
+        """POST /v3/mail/batch: a new batch id (201)."""
+        response = self._call(lambda: self._client.client.mail.batch.post(timeout=self.timeout))
+        return Scheduled(json.loads(response.body)["batch_id"], send_at)
+
+    def cancel(self, batch_id: str) -> None:
+        """POST /v3/user/scheduled_sends with status cancel; a batch already cancelled
+        (400 saying so) counts as done."""
+        body = json.dumps({"batch_id": batch_id, "status": "cancel"})
         try:
-            self._client.client.mail.send.post(
-                request_body=body, request_headers=JSON_TEXT, timeout=self.timeout
+            self._call(
+                lambda: self._client.client.user.scheduled_sends.post(
+                    request_body=body, request_headers=JSON_TEXT, timeout=self.timeout
+                )
             )
+        except PermanentError as exc:
+            if "already" not in str(exc).lower():
+                raise
+
+    def forget_cancel(self, batch_id: str) -> None:
+        """DELETE /v3/user/scheduled_sends/{batch_id} (204; 404: nothing to delete)."""
+        try:
+            self._call(
+                lambda: self._client.client.user.scheduled_sends._(batch_id).delete(
+                    timeout=self.timeout
+                )
+            )
+        except PermanentError as exc:
+            if "404" not in str(exc):
+                raise
+
+    def _call(self, request: Callable[[], Any]) -> Any:
+        """One API call, its errors as delivery outcomes (see the module docstring)."""
+        try:
+            return request()
         except http_errors.HTTPError as exc:
             raise self._http_error(exc) from None
         except urllib.error.URLError as exc:
@@ -268,9 +410,46 @@ class SendGridBackend:
         pass
 
 
+_json = encode_basestring_ascii  # json.dumps of one str, as json.dumps writes it
+_KEYS = [key.replace("%", "%%") for key in (NAME, HTML_NAME, UNSUBSCRIBE_URL, PREFERENCES_URL)]
+_PERSONALIZATION = (  # a %-format: the placeholders' own % are doubled
+    '{"to": [{"email": %s}], "substitutions": {'
+    + ", ".join(f'"{key}": %s' for key in _KEYS)
+    + '}, "headers": {"List-Unsubscribe": %s, "Message-ID": %s}}'
+)
+
+
+def _values(message: Message, recipient: Recipient, nonce: str) -> tuple[str, str, str, str, str]:
+    """(name, unsubscribe URL, preferences URL, List-Unsubscribe, Message-ID), each URL
+    built once. SendGrid's substitution of one key inside another's value is undocumented:
+    a name that spells a key must not be able to pull in a URL (neutralise)."""
+    unsubscribe = recipient.unsubscribe_url
+    name = neutralise((recipient.name or "").strip() or NAME_FALLBACK)
+    token = recipient.token
+    if not URL_SAFE.fullmatch(token):  # as list_unsubscribe does
+        return (
+            name,
+            unsubscribe,
+            recipient.preferences_url,
+            list_unsubscribe(message, recipient),
+            message_id(message, recipient, nonce),
+        )
+    return (
+        name,
+        unsubscribe,
+        recipient.preferences_url,
+        f"<{unsubscribe}>, <{message.mailto_prefix}{token}>",
+        message_id(message, recipient, nonce),
+    )
+
+
 def _refuse(recipient: Recipient, p: dict[str, Any], refused: dict[int, str]) -> bool:
     if len(recipient.name or "") > 1000 and _too_big(p["substitutions"]):
         refused[recipient.subscriber_id] = "substitutions exceed 10,000 bytes"
+        return True
+    unsafe = SendGridBackend._unsafe(p)
+    if unsafe:
+        refused[recipient.subscriber_id] = unsafe
         return True
     return False
 

@@ -6,64 +6,26 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from publisher.config import PublisherConfig
+from publisher.deliver import exactly_once
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
-from publisher.deliver.dispatch import Dispatcher, RetryPolicy, send_with_retries
+from publisher.deliver.dispatch import Dispatcher, DispatchResult, RetryPolicy, send_with_retries
 from publisher.deliver.registry import make_backend
+from publisher.deliver.report import DeliveryReport, final_status
 from publisher.errors import DeliveryError
-from publisher.store import Store, ledger
+from publisher.store import Store, batches, ledger
 from publisher.store.editions import StoredEdition, get_edition
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 from publisher.store.subscribers import count_audience
 from publisher.store.suppression import hold_back
-
-SEND_AT_LIMIT = timedelta(hours=72)  # SendGrid refuses send_at further ahead
-
-
-@dataclass
-class DeliveryReport:
-    edition_id: int
-    campaign: str
-    number: int
-    backend: str
-    destination: str
-    sent: int = 0  # this run
-    failed: int = 0
-    uncertain: int = 0  # timed out this run: assumed sent, not resent
-    skipped: int = 0  # reached by an earlier run (or unsure), not sent again
-    batches: int = 0
-    requests: int = 0
-    seconds: float = 0.0
-    paused: bool = False
-    stopped: bool = False  # stopped between batches on request; resumable
-    recovered_uncertain: int = 0  # requested rows of a killed run, now assumed sent
-    last_error: str | None = None
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def note(self) -> str:
-        line = (
-            f"{self.campaign} #{self.number}: {self.sent} sent to {self.destination}, "
-            f"{self.skipped} skipped, {self.failed} failed"
-        )
-        if self.uncertain:
-            line += f", {self.uncertain} uncertain"
-        if self.paused:
-            line += (
-                f"; PAUSED after {self.batches} batches ({self.last_error}); fix it and "
-                f"run `publisher send {self.campaign} --resume`"
-            )
-        elif self.stopped:
-            line += f"; STOPPED on request, `publisher send {self.campaign} --resume` finishes it"
-        elif self.failed:
-            line += f"; `publisher send {self.campaign} --resume` retries the failed ones"
-        return line
 
 
 def policy_from(config: PublisherConfig) -> RetryPolicy:
@@ -89,8 +51,6 @@ def build_message(
     send_at: datetime | None = None,
 ) -> Message:
     org, campaign = config.organisation, config.campaign(edition.campaign)
-    if send_at is not None and not (now <= send_at <= now + SEND_AT_LIMIT):
-        raise DeliveryError("send_at must be in the future and at most 72 hours ahead")
     return Message(
         edition_id=edition.id,
         campaign=edition.campaign,
@@ -109,6 +69,17 @@ def build_message(
     )
 
 
+@dataclass(frozen=True)
+class SendOptions:
+    resend_uncertain: bool = False
+    resend_batch: int | None = None  # staff checked the provider: batch N never arrived
+    send_at: datetime | None = None
+    progress: Callable[[int, int], None] | None = None
+    clock: Callable[[], float] | None = None
+    should_stop: Callable[[], bool] | None = None
+    elapsed: Callable[[], float] = time.monotonic  # the dispatcher's seconds since start
+
+
 def deliver_edition(
     config: PublisherConfig,
     store: Store,
@@ -116,34 +87,107 @@ def deliver_edition(
     *,
     now: datetime,
     backend: DeliveryBackend | None = None,
-    resend_uncertain: bool = False,
-    send_at: datetime | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    clock: Callable[[], float] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    **options: Any,
 ) -> DeliveryReport:
     """Send (or finish sending) an edition to every active subscriber following its
-    campaign, exactly once each. `progress(advance, total)` is called per finished batch."""
+    campaign, exactly once each. Options: see SendOptions; `progress(advance, total)` is
+    called per finished batch."""
+    opts = SendOptions(**options)
     edition = load_edition(store, edition_id)
-    message = build_message(config, edition, now=now, send_at=send_at)
     backend = backend or make_backend(config)
-    audience = config.campaign(edition.campaign).audience
+    try:
+        return _deliver(config, store, edition, backend, opts, now)
+    finally:
+        backend.close()
+
+
+def _deliver(
+    config: PublisherConfig,
+    store: Store,
+    edition: StoredEdition,
+    backend: DeliveryBackend,
+    opts: SendOptions,
+    now: datetime,
+) -> DeliveryReport:
+    if opts.send_at is not None:
+        backend.check_send_at(now, opts.send_at)  # the provider's rule, in its module
+    # exactly-once mode schedules every batch itself (never before --send-at)
+    message = build_message(
+        config, edition, now=now, send_at=None if backend.cancellable else opts.send_at
+    )
     report = DeliveryReport(
         edition.id, edition.campaign, edition.number, backend.name, backend.destination(message)
     )
-    reconciled = ledger.reconcile(
-        store,
-        edition.id,
-        now=now,
-        resend_uncertain=resend_uncertain,
-        resend_inflight=getattr(backend, "idempotent", False),
-    )
-    report.recovered_uncertain = reconciled.uncertain
+    _reconcile(store, backend, edition.id, opts, now, report)
+    audience = config.campaign(edition.campaign).audience
     hold_back(store, edition.id, audience, now=now)  # paused/suppressed: `skipped`, with why
     before = ledger.counts(store, edition.id)
     report.skipped = sum(before.get(s, 0) for s in ledger.DONE)
     total = max(0, count_audience(store, audience) - report.skipped)
     ledger.set_edition_status(store, edition.id, "sending")
+    started = opts.clock() if opts.clock else 0.0
+    for round_ in range(1, 6):
+        result = _dispatch(config, store, backend, message, opts, now, total)
+        _add(report, result)
+        if not (backend.cancellable and result.unknown_batches):
+            break
+        # exactly-once mode: cancel what became unknown (timeouts), then send it again
+        _cancel_unknown(store, backend, edition.id, now, report)
+        if result.paused or result.stopped or round_ == 5:
+            report.stopped = report.stopped or not result.paused  # the resume sends them
+            break
+    if opts.clock:
+        report.seconds = opts.clock() - started
+    _finish(store, edition, report, now)
+    return report
+
+
+def _reconcile(
+    store: Store,
+    backend: DeliveryBackend,
+    edition_id: int,
+    opts: SendOptions,
+    now: datetime,
+    report: DeliveryReport,
+) -> None:
+    """Before sending: cancel unknown batches (exactly-once mode), put staff's resend
+    requests and the rows a killed run left behind in order (publisher.store.ledger)."""
+    if backend.cancellable:
+        _cancel_unknown(store, backend, edition_id, now, report)
+    if opts.resend_batch is not None:
+        if not batches.resend_batch(store, edition_id, opts.resend_batch, now=now):
+            raise DeliveryError(f"batch {opts.resend_batch} has no uncertain recipients")
+    reconciled = ledger.reconcile(
+        store,
+        edition_id,
+        now=now,
+        resend_uncertain=opts.resend_uncertain,
+        resend_inflight=backend.idempotent,
+    )
+    report.recovered_uncertain = reconciled.uncertain
+
+
+def _cancel_unknown(
+    store: Store, backend: DeliveryBackend, edition_id: int, now: datetime, report: DeliveryReport
+) -> None:
+    recovery = exactly_once.recover(store, backend, edition_id, now=now)
+    report.cancelled.extend(recovery.cancelled)
+    report.too_late.extend(recovery.too_late)
+
+
+def _dispatch(
+    config: PublisherConfig,
+    store: Store,
+    backend: DeliveryBackend,
+    message: Message,
+    opts: SendOptions,
+    now: datetime,
+    total: int,
+) -> DispatchResult:
+    workers, max_unknown = backend.workers, 1_000_000
+    if backend.cancellable:
+        workers, max_unknown = exactly_once.send_capacity(store, backend)
+    progress = opts.progress
     dispatcher = Dispatcher(
         store,
         backend,
@@ -151,36 +195,33 @@ def deliver_edition(
         policy_from(config),
         now,
         progress=(lambda n: progress(n, total)) if progress else None,
-        should_stop=should_stop,
+        should_stop=opts.should_stop,
+        elapsed=opts.elapsed,
+        workers=workers,
+        earliest=opts.send_at,
+        max_unknown=max_unknown,
     )
-    started = clock() if clock else 0.0
-    try:
-        result = dispatcher.run(ledger.iter_due(store, edition.id, audience))
-    finally:
-        backend.close()
-        if clock:
-            report.seconds = clock() - started
-    for name in (
-        "sent",
-        "failed",
-        "uncertain",
-        "batches",
-        "requests",
-        "paused",
-        "stopped",
-        "last_error",
-    ):
-        setattr(report, name, getattr(result, name))
-    if result.paused:
-        ledger.set_edition_status(store, edition.id, "paused")
-    elif result.stopped:
-        pass  # still 'sending': a resume (or the daemon's next start) finishes it
-    else:
+    audience = config.campaign(message.campaign).audience
+    return dispatcher.run(ledger.iter_due(store, message.edition_id, audience))
+
+
+def _add(report: DeliveryReport, result: DispatchResult) -> None:
+    for name in ("sent", "failed", "bounced", "uncertain", "batches", "requests"):
+        setattr(report, name, getattr(report, name) + getattr(result, name))
+    report.paused, report.stopped = result.paused, result.stopped
+    report.last_error = result.last_error or report.last_error
+
+
+def _finish(store: Store, edition: StoredEdition, report: DeliveryReport, now: datetime) -> None:
+    if not (report.paused or report.stopped):
         ledger.skip_leftovers(store, edition.id, now=now)
-        first_time = edition.status != "sent" or edition.sent_at is None
-        ledger.set_edition_status(store, edition.id, "sent", sent_at=now if first_time else None)
+    report.totals = ledger.counts(store, edition.id)
+    report.status = final_status(report.totals, paused=report.paused, stopped=report.stopped)
+    reached = report.totals.get(ledger.SENT, 0) + report.totals.get(ledger.UNCERTAIN, 0)
+    first_time = edition.sent_at is None and reached > 0
+    ledger.set_edition_status(store, edition.id, report.status, sent_at=now if first_time else None)
     report.failures = ledger.failures(store, edition.id)
-    return report
+    report.uncertain_batches = batches.uncertain_batches(store, edition.id)
 
 
 @dataclass
@@ -271,7 +312,7 @@ def send_test_message(
 
 def resumable_edition(store: Store, campaign: str, *, resend_uncertain: bool = False) -> int:
     """The campaign's newest edition, if it has something left to send."""
-    unfinished = ("composed", "sending", "paused")
+    unfinished = ("composed", "sending", "paused", "failed")
     leftover = [ledger.FAILED, ledger.PENDING, ledger.INFLIGHT, ledger.REQUESTED]
     if resend_uncertain:
         leftover.append(ledger.UNCERTAIN)
@@ -308,4 +349,4 @@ def newest_edition(store: Store, campaign: str) -> StoredEdition | None:
 def unfinished_edition(store: Store, campaign: str) -> StoredEdition | None:
     """The newest edition if its send was started or composed but never finished."""
     newest = newest_edition(store, campaign)
-    return newest if newest and newest.status in ("sending", "paused") else None
+    return newest if newest and newest.status in ("sending", "paused", "failed") else None

@@ -17,7 +17,11 @@ from collections.abc import Callable, Sequence
 
 from publisher.config import PublisherConfig
 from publisher.deliver.base import (
+    BOUNCED,
+    HeaderError,
+    Hooks,
     Message,
+    NotCancellable,
     PermanentError,
     Recipient,
     TransientError,
@@ -52,17 +56,17 @@ class _KnowsWhenDataWasSent:
 
     data_sent = False
 
-    def data(self, msg):  # type: ignore[no-untyped-def]
-        self.putcmd("data")  # type: ignore[attr-defined]
-        code, repl = self.getreply()  # type: ignore[attr-defined]
+    def data(self, msg):
+        self.putcmd("data")
+        code, repl = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, repl)
-        quoted = smtplib._quote_periods(msg)  # type: ignore[attr-defined]
+        quoted = smtplib._quote_periods(msg)
         if quoted[-2:] != b"\r\n":
             quoted += b"\r\n"
-        self.send(quoted + b".\r\n")  # type: ignore[attr-defined]
+        self.send(quoted + b".\r\n")
         self.data_sent = True
-        return self.getreply()  # type: ignore[attr-defined]
+        return self.getreply()
 
 
 class _SMTP(_KnowsWhenDataWasSent, smtplib.SMTP):
@@ -77,7 +81,7 @@ class _Ambiguous(Exception):  # noqa: N818 - internal: the message may have been
     pass
 
 
-class SmtpBackend:
+class SmtpBackend(NotCancellable):
     name = "smtp"
     idempotent = False
 
@@ -98,7 +102,7 @@ class SmtpBackend:
         self.host, self.port, self.security = host, port, security
         self.timeout = timeout
         self.workers, self.batch_size = workers, batch_size
-        self._credentials = (username, password) if username else None
+        self._credentials = (username, password or "") if username else None
         self._context = ssl.create_default_context(cafile=ca_file)
         self._limiter = RateLimiter(rate_limit)
         self._local = threading.local()
@@ -155,22 +159,29 @@ class SmtpBackend:
     def prepare(self, message: Message) -> Skeleton:
         return prepare_skeleton(message)
 
-    def send_batch(
-        self, prepared: Skeleton, recipients: Sequence[Recipient], *, batch_key: str
+    def send(
+        self,
+        prepared: Skeleton,
+        encoded: None,
+        recipients: Sequence[Recipient],
+        hooks: Hooks,
+        scheduled: object = None,
     ) -> dict[int, str]:
         """One message per recipient on this thread's connection. A dropped connection is
         reopened and the message tried again, unless it was lost after the end of DATA: that
         recipient is uncertain (UncertainError once the batch is done) and the others go on.
         If the server stays unreachable, the batch is retried whole only when nothing in it
         was accepted (or is in doubt) yet, otherwise the rest is recorded as failed and
-        retried by `publisher send --resume`."""
+        retried by `publisher send --resume`. Each message is `requested` right before it is
+        written and recorded as accepted right after the server's 250 (`hooks`), so a crash
+        leaves at most one message per connection in doubt."""
         failed: dict[int, str] = {}
         uncertain: list[int] = []
         problem = ""
         for index, recipient in enumerate(recipients):
             self._limiter.acquire()
             try:
-                error = self._send_one(prepared, recipient)
+                error = self._send_one(prepared, recipient, hooks)
             except _Ambiguous as exc:
                 uncertain.append(recipient.subscriber_id)
                 problem = str(exc)
@@ -187,19 +198,40 @@ class SmtpBackend:
             raise UncertainError(problem, uncertain=uncertain, failed=failed)
         return failed
 
-    def _send_one(self, prepared: Skeleton, recipient: Recipient, attempts: int = 3) -> str | None:
-        """None when accepted, the server's text when it refused this recipient."""
-        data = build_message(prepared, recipient)
+    def _send_one(
+        self, prepared: Skeleton, recipient: Recipient, hooks: Hooks, attempts: int = 3
+    ) -> str | None:
+        """None when accepted, the server's text when it refused this recipient (prefixed
+        BOUNCED when it refused the address for good: 5xx at RCPT)."""
+        try:
+            data = build_message(prepared, recipient)
+        except HeaderError as exc:
+            return str(exc)
         for attempt in range(attempts):
             smtp = None
             try:
                 smtp = self._connection()
-                smtp.data_sent = False  # type: ignore[union-attr]
-                smtp.sendmail(prepared.message.from_email, [recipient.email], data)
+                options = self._utf8_options(smtp, recipient)
+                if options is None:
+                    return "the address is not ASCII and the server does not offer SMTPUTF8"
+                smtp.data_sent = False  # type: ignore[attr-defined]
+                hooks.writing([recipient])
+                smtp.sendmail(
+                    prepared.message.from_email, [recipient.email], data, mail_options=options
+                )
+                hooks.accepted([recipient])
                 return None
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reason = exc.recipients.get(recipient.email, (550, b"refused"))
-                return f"{code} {_text(reason)}"
+                text = f"{code} {_text(reason)}"
+                return BOUNCED + text if code >= 500 else text
+            except ssl.SSLCertVerificationError as exc:
+                self._drop_connection()
+                raise PermanentError(
+                    f"the TLS certificate of {self.host}:{self.port} could not be verified "
+                    f"({exc.verify_message}); if the server uses a private CA, set "
+                    "delivery.smtp.ca_file to that CA's certificate (PEM)"
+                ) from None
             except smtplib.SMTPAuthenticationError as exc:
                 self._drop_connection()
                 raise PermanentError(f"SMTP authentication failed ({exc.smtp_code})") from None
@@ -218,8 +250,17 @@ class SmtpBackend:
             time.sleep(0.1 * (attempt + 1))
         raise TransientError(problem)
 
+    @staticmethod
+    def _utf8_options(smtp: smtplib.SMTP, recipient: Recipient) -> list[str] | None:
+        """[] for an ASCII address; SMTPUTF8 when the address needs it and the server
+        offers it; None when it cannot be sent to this server."""
+        if recipient.email.isascii():
+            return []
+        smtp.ehlo_or_helo_if_needed()
+        return ["SMTPUTF8"] if smtp.has_extn("smtputf8") else None
+
     def preview(self, prepared: Skeleton, recipient: Recipient) -> str:
-        return build_message(prepared, recipient).decode("ascii")
+        return build_message(prepared, recipient).decode("utf-8")
 
     def destination(self, message: Message) -> str:
         return f"SMTP {self.host}:{self.port}"

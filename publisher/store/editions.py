@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -65,7 +66,24 @@ class EditionSummary:
     subject: str
     status: str
     item_count: int
-    recipients: int  # deliveries with status 'sent'
+    recipients: int  # reached: sent + uncertain (assumed sent)
+    sent: int = 0
+    uncertain: int = 0
+    failed: int = 0  # failed or bounced
+    skipped: int = 0
+    uncertain_batches: tuple[int, ...] = ()  # batch numbers (`send --resend-batch N`)
+
+    @property
+    def outcome(self) -> str:
+        """The status in words: 'sent with 12 uncertain', 'partly failed'..."""
+        if self.status == "uncertain":
+            return f"sent with {self.uncertain} uncertain"
+        return {"partly_failed": "partly failed", "empty": "reached nobody"}.get(
+            self.status, self.status
+        )
+
+
+NOT_REACHED = ("failed", "empty")  # editions that reached nobody: never listed publicly
 
 
 def campaign_history(store: Store, campaign: str) -> EditionHistory:
@@ -143,7 +161,7 @@ def _to_stored(row: EditionRow, item_count: int) -> StoredEdition:
     )
 
 
-def _item_count(session, edition_id: int) -> int:  # type: ignore[no-untyped-def]
+def _item_count(session, edition_id: int) -> int:
     return (
         session.scalar(
             select(func.count())
@@ -173,40 +191,55 @@ def find_edition_by_slot(
 
 
 def list_editions(store: Store, campaign: str | None = None) -> list[EditionSummary]:
-    """Editions newest first, with item counts and recipients (deliveries marked 'sent')."""
+    """Editions newest first, with item counts and their ledger: sent, uncertain (counted
+    as reached, listed apart), failed or bounced, skipped, and the uncertain batches."""
     items = (
         select(EditionItemRow.edition_id, func.count().label("n"))
         .group_by(EditionItemRow.edition_id)
         .subquery()
     )
-    sent = (
-        select(DeliveryRow.edition_id, func.count().label("n"))
-        .where(DeliveryRow.status == "sent")
-        .group_by(DeliveryRow.edition_id)
-        .subquery()
-    )
     query = (
-        select(EditionRow, items.c.n, sent.c.n)
+        select(EditionRow, items.c.n)
         .outerjoin(items, items.c.edition_id == EditionRow.id)
-        .outerjoin(sent, sent.c.edition_id == EditionRow.id)
         .order_by(EditionRow.campaign, EditionRow.number.desc())
     )
     if campaign:
         query = query.where(EditionRow.campaign == campaign)
+    ledger_query = select(
+        DeliveryRow.edition_id, DeliveryRow.status, DeliveryRow.batch, func.count()
+    ).group_by(DeliveryRow.edition_id, DeliveryRow.status, DeliveryRow.batch)
     with store.session() as session:
+        counts: dict[int, dict[str, int]] = {}
+        uncertain: dict[int, list[int]] = {}
+        for edition_id, status, batch, n in session.execute(ledger_query):
+            per = counts.setdefault(edition_id, {})
+            per[status] = per.get(status, 0) + n
+            if status == "uncertain":
+                uncertain.setdefault(edition_id, []).append(batch or 0)
+        rows = [(cast(EditionRow, r), cast("int | None", n)) for r, n in session.execute(query)]
         return [
-            EditionSummary(
-                id=row.id,
-                campaign=row.campaign,
-                number=row.number,
-                composed_at=row.composed_at,
-                subject=row.subject,
-                status=row.status,
-                item_count=n_items or 0,
-                recipients=n_sent or 0,
-            )
-            for row, n_items, n_sent in session.execute(query)
+            _summary(row, n_items or 0, counts.get(row.id, {}), uncertain) for row, n_items in rows
         ]
+
+
+def _summary(
+    row: EditionRow, n_items: int, c: dict[str, int], uncertain: dict[int, list[int]]
+) -> EditionSummary:
+    return EditionSummary(
+        id=row.id,
+        campaign=row.campaign,
+        number=row.number,
+        composed_at=row.composed_at,
+        subject=row.subject,
+        status=row.status,
+        item_count=n_items,
+        recipients=c.get("sent", 0) + c.get("uncertain", 0),
+        sent=c.get("sent", 0),
+        uncertain=c.get("uncertain", 0),
+        failed=c.get("failed", 0) + c.get("bounced", 0),
+        skipped=c.get("skipped", 0),
+        uncertain_batches=tuple(sorted(uncertain.get(row.id, []))),
+    )
 
 
 def edition_item_list(store: Store, edition_id: int) -> list[tuple[str, Item]]:

@@ -6,9 +6,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from publisher.store import Store
+from publisher.store.editions import NOT_REACHED
 from publisher.store.models import EditionRow, ItemRow
 
 
@@ -39,11 +40,13 @@ class StoredBuildState:
 
 
 def sent_editions(store: Store, campaign: str) -> list[SentEdition]:
-    """A campaign's editions that went out, newest first (drafts are never published)."""
+    """A campaign's editions that reached someone, newest first: never drafts, never an
+    edition whose send failed for everyone or that had nobody to go to (sent_at is set
+    only when a send reached someone)."""
     query = (
         select(EditionRow)
         .where(EditionRow.campaign == campaign)
-        .where(or_(EditionRow.sent_at.is_not(None), EditionRow.status == "sent"))
+        .where(EditionRow.sent_at.is_not(None), EditionRow.status.not_in(NOT_REACHED))
         .order_by(EditionRow.number.desc())
     )
     with store.session() as session:

@@ -42,17 +42,30 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from publisher.errors import DeliveryError
 from publisher.store import Store
-from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow, UTCDateTime
+from publisher.store.models import (
+    DeliveryBatchRow,
+    DeliveryRow,
+    EditionRow,
+    SubscriberRow,
+    UTCDateTime,
+)
 from publisher.store.subscribers import follows
 
-PENDING, INFLIGHT, REQUESTED, SENT, FAILED, UNCERTAIN, SKIPPED = (
+# Core tables (typed as Table: the ORM declares __table__ as a plain FromClause)
+_DELIVERIES = cast(Table, DeliveryRow.__table__)
+_SUBSCRIBERS = cast(Table, SubscriberRow.__table__)
+_BATCHES = cast(Table, DeliveryBatchRow.__table__)
+
+PENDING, INFLIGHT, REQUESTED, SENT, FAILED, UNCERTAIN, SKIPPED, BOUNCED = (
     "pending",
     "inflight",
     "requested",
@@ -60,9 +73,11 @@ PENDING, INFLIGHT, REQUESTED, SENT, FAILED, UNCERTAIN, SKIPPED = (
     "failed",
     "uncertain",
     "skipped",
+    "bounced",
 )
 UNFINISHED = (INFLIGHT, REQUESTED)  # claimed by a send, outcome not recorded yet
-DONE = (SENT, UNCERTAIN)  # never sent again without --resend-uncertain
+DONE = (SENT, UNCERTAIN)  # never sent again without --resend-uncertain / --resend-batch
+RECIPIENT_ATTEMPTS = 3  # a recipient refused temporarily (4xx) is tried this often in all
 
 
 class Due(NamedTuple):
@@ -100,21 +115,38 @@ def reconcile(
         if resend_inflight:
             requeued += _move(session, edition_id, REQUESTED, PENDING, now)
         uncertain = _move(session, edition_id, REQUESTED, UNCERTAIN, now, error=note)
-        retried = _move(session, edition_id, FAILED, PENDING, now)
+        # a recipient refused temporarily is retried a bounded number of times
+        retried = _move(
+            session,
+            edition_id,
+            FAILED,
+            PENDING,
+            now,
+            where=[DeliveryRow.attempts < RECIPIENT_ATTEMPTS],
+        )
         resent = _move(session, edition_id, UNCERTAIN, PENDING, now) if resend_uncertain else 0
     return Reconciled(uncertain, requeued, retried, resent)
 
 
-def _move(session, edition_id, old, new, now, error=None) -> int:  # type: ignore[no-untyped-def]
-    values = {"status": new, "updated_at": now}
+def _move(
+    session: Session,
+    edition_id: int,
+    old: str,
+    new: str,
+    now: datetime,
+    error: str | None = None,
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> int:
+    values: dict[str, object] = {"status": new, "updated_at": now}
     if error is not None or new == PENDING:
         values["error"] = error
     result = session.execute(
         update(DeliveryRow)
-        .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status == old)
+        .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status == old, *where)
         .values(**values)
     )
-    return result.rowcount or 0
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def next_batch_number(store: Store, edition_id: int) -> int:
@@ -129,7 +161,7 @@ def iter_due(
     """Active subscribers following the campaign with no ledger row or a `pending` one, in
     subscriber-id order, read in chunks with their ledger state (one Core query per chunk;
     topics are only decoded when the campaign has an audience)."""
-    subscribers, deliveries = SubscriberRow.__table__.c, DeliveryRow.__table__.c
+    subscribers, deliveries = _SUBSCRIBERS.c, _DELIVERIES.c
     columns = [
         subscribers.id,
         subscribers.email,
@@ -144,7 +176,7 @@ def iter_due(
     while True:
         query = (
             select(*columns)
-            .select_from(SubscriberRow.__table__.outerjoin(DeliveryRow.__table__, join))
+            .select_from(_SUBSCRIBERS.outerjoin(_DELIVERIES, join))
             .where(subscribers.status == "active", subscribers.id > after)
             .order_by(subscribers.id)
             .limit(chunk)
@@ -152,7 +184,7 @@ def iter_due(
         with store.engine.connect() as connection:
             # plain tuples: the collector stops tracking them at once, while result rows kept
             # for a whole chunk would be promoted to the oldest generation (full collections)
-            rows = [tuple(row) for row in connection.execute(query)]
+            rows: list[tuple[Any, ...]] = [tuple(row) for row in connection.execute(query).all()]
         if not rows:
             return
         for row in rows:
@@ -184,7 +216,7 @@ def claim_batch(
 def _claim(
     store: Store, edition_id: int, batch: int, new: list[int], old: list[int], now: datetime
 ) -> None:
-    table, subscribers = DeliveryRow.__table__, SubscriberRow.__table__
+    table, subscribers = _DELIVERIES, _SUBSCRIBERS
     with store.engine.begin() as connection:
         if new:
             chosen = select(
@@ -222,14 +254,33 @@ def mark_range(
     status: str,
     *,
     now: datetime,
+    provider_id: str | None = None,
+    send_at: datetime | None = None,
+    sent: Sequence[int] = (),
+    batch_rows: bool = False,
 ) -> int:
-    """`requested` (from `inflight`) right before an attempt writes its request, `inflight`
-    (from `requested`) after the provider definitely refused it: one UPDATE for the rows of
-    the batch whose subscriber id is in [first, last] (a batch, or a half of one after 413:
-    recipients go out in subscriber-id order, so a part of a batch is a range)."""
+    """`requested` (from `inflight`) right before the backend writes the request, or
+    `inflight` (from `requested`) after the provider definitely refused it: one UPDATE for
+    the rows of the batch whose subscriber id is in [first, last] (a batch, or a half of
+    one after 413: recipients go out in subscriber-id order, so a part is a range).
+    `provider_id`/`send_at` (exactly-once mode, with `requested`): the provider batch id is
+    recorded in the same transaction, before any byte of the request is written. `sent`:
+    subscribers the backend reported accepted since its previous write (SMTP, one message
+    at a time), recorded `sent` in the same transaction. `batch_rows`: the send keeps
+    `delivery_batches` rows (exactly-once mode); a refused batch's is marked so."""
     old = INFLIGHT if status == REQUESTED else REQUESTED
-    table = DeliveryRow.__table__
+    table = _DELIVERIES
     with store.engine.begin() as connection:
+        if sent:
+            connection.execute(
+                update(table)
+                .where(
+                    table.c.edition_id == edition_id,
+                    table.c.subscriber_id.in_(list(sent)),
+                    table.c.status == REQUESTED,
+                )
+                .values(status=SENT, updated_at=now)
+            )
         result = connection.execute(
             update(table)
             .where(
@@ -241,7 +292,51 @@ def mark_range(
             )
             .values(status=status, updated_at=now)
         )
-    return result.rowcount or 0
+        if provider_id is not None:
+            _batch_row(connection, edition_id, batch, now, REQUESTED, provider_id, send_at)
+        elif status == INFLIGHT and batch_rows:
+            _batch_status(connection, edition_id, batch, "refused", now)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _batch_row(
+    connection: Connection,
+    edition_id: int,
+    number: int,
+    now: datetime,
+    status: str,
+    provider_id: str | None,
+    send_at: datetime | None,
+) -> None:
+    values: dict[str, object] = {"provider_id": provider_id, "send_at": send_at}
+    if not _batch_status(connection, edition_id, number, status, now, **values):
+        connection.execute(
+            insert(_BATCHES).values(
+                edition_id=edition_id,
+                number=number,
+                cancel_cleared=False,
+                status=status,
+                updated_at=now,
+                **values,
+            )
+        )
+
+
+def _batch_status(
+    connection: Connection,
+    edition_id: int,
+    number: int,
+    status: str,
+    now: datetime,
+    **values: object,
+) -> int:
+    table = _BATCHES
+    result = connection.execute(
+        update(table)
+        .where(table.c.edition_id == edition_id, table.c.number == number)
+        .values(**{"status": status, "updated_at": now, **values})
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def finish_batch(
@@ -250,24 +345,34 @@ def finish_batch(
     batch: int,
     *,
     failed: dict[int, str],
+    bounced: dict[int, str] | None = None,
     uncertain: Sequence[int] = (),
+    keep_requested: Sequence[int] = (),
+    batch_rows: bool = False,
     now: datetime,
 ) -> None:
     """Record a batch's outcome once the provider answered: `failed` rows with their error,
-    `uncertain` ones (no answer), every other row of the batch `sent`. One transaction."""
-    table = DeliveryRow.__table__
+    `bounced` ones (the address was refused for good: the subscriber becomes `bounced` with
+    the reason, never sent to again), `uncertain` ones (no answer), `keep_requested` ones
+    (exactly-once mode: outcome unknown, cancelled and resent later), every other row of
+    the batch `sent`. `batch_rows`: the send keeps `delivery_batches` rows (exactly-once
+    mode), mark this one accepted. One transaction."""
+    table = _DELIVERIES
     by_subscriber = and_(
         table.c.edition_id == edition_id, table.c.subscriber_id == bindparam("sid")
     )
     with store.session() as session:
         connection = session.connection()
-        if failed:
-            connection.execute(
-                update(table)
-                .where(by_subscriber)
-                .values(status=FAILED, error=bindparam("err"), updated_at=now),
-                [{"sid": sid, "err": err[:2000]} for sid, err in failed.items()],
-            )
+        for status, errors in ((FAILED, failed), (BOUNCED, bounced or {})):
+            if errors:
+                connection.execute(
+                    update(table)
+                    .where(by_subscriber)
+                    .values(status=status, error=bindparam("err"), updated_at=now),
+                    [{"sid": sid, "err": err[:2000]} for sid, err in errors.items()],
+                )
+        if bounced:
+            _bounce_subscribers(connection, bounced, now)
         if uncertain:
             connection.execute(
                 update(table)
@@ -285,9 +390,22 @@ def finish_batch(
                 table.c.edition_id == edition_id,
                 table.c.batch == batch,
                 table.c.status.in_(UNFINISHED),
+                table.c.subscriber_id.not_in(list(keep_requested)),
             )
             .values(status=SENT, error=None, updated_at=now)
         )
+        if batch_rows and not keep_requested:
+            _batch_status(connection, edition_id, batch, "accepted", now)
+
+
+def _bounce_subscribers(connection: Connection, bounced: dict[int, str], now: datetime) -> None:
+    subscribers = _SUBSCRIBERS
+    connection.execute(
+        update(subscribers)
+        .where(subscribers.c.id == bindparam("sid"), subscribers.c.status == "active")
+        .values(status="bounced", status_reason=bindparam("why"), updated_at=now),
+        [{"sid": sid, "why": f"bounced: {why}"[:2000]} for sid, why in bounced.items()],
+    )
 
 
 def skip_leftovers(store: Store, edition_id: int, *, now: datetime) -> int:
@@ -307,12 +425,12 @@ def counts(store: Store, edition_id: int) -> dict[str, int]:
 
 
 def failures(store: Store, edition_id: int, *, limit: int = 5) -> list[tuple[str, str]]:
-    """(email, error) of a few failed rows, for the summary."""
+    """(email, error) of a few failed or bounced rows, for the summary."""
     with store.session() as session:
         rows = session.execute(
             select(SubscriberRow.email, DeliveryRow.error)
             .join(SubscriberRow, SubscriberRow.id == DeliveryRow.subscriber_id)
-            .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status == FAILED)
+            .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_((FAILED, BOUNCED)))
             .limit(limit)
         ).all()
     return [(email, error or "") for email, error in rows]

@@ -140,6 +140,7 @@ class SubscriberRow(Base):
     topics: Mapped[list] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # e.g. a bounce
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -159,6 +160,29 @@ class DeliveryRow(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeliveryBatchRow(Base):
+    """One batch request of an edition: in exactly-once mode its provider batch id and
+    delivery time (recorded before the request is written), and what became of it:
+    'requested' (outcome unknown until answered), 'accepted', 'cancelled' (its recipients
+    were sent again under a new batch), 'uncertain' (too late to cancel), 'refused'."""
+
+    __tablename__ = "delivery_batches"
+    __table_args__ = (
+        UniqueConstraint("edition_id", "number", name="uq_delivery_batches_edition_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    # the provider's cancellation was deleted after send_at (it frees one of its 10 slots)
+    cancel_cleared: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -11,6 +11,7 @@ campaigns without an `audience` and campaigns whose audience shares a topic with
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -29,7 +30,7 @@ from publisher.config.models import control_characters
 from publisher.errors import PublisherError
 from publisher.slug import slugify
 from publisher.store import Store
-from publisher.store.models import SubscriberRow
+from publisher.store.models import SubscriberRow, SuppressionRow
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 CHUNK = 1000
@@ -65,7 +66,13 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     kept_inactive: int = 0  # rows that asked for `active` but the person had opted out
+    suppressed: int = 0  # new rows for an address that was erased or must never be mailed
     problems: list[str] = field(default_factory=list)
+
+
+def email_hash(email: str) -> str:
+    """What a suppression entry keeps of an address (see store/suppression.py)."""
+    return hashlib.sha256(normalise_email(email).encode("utf-8")).hexdigest()
 
 
 def new_token() -> str:
@@ -249,9 +256,19 @@ def _import_chunk(
                 ).where(SubscriberRow.email.in_([c.email for c in chunk]))
             )
         }
+        hashes = {email_hash(c.email): c.email for c in chunk if c.email not in existing}
+        suppressed = {
+            hashes[digest]
+            for digest in session.scalars(
+                select(SuppressionRow.email_hash).where(SuppressionRow.email_hash.in_(hashes))
+            )
+        }
         new_rows = []
         for row in chunk:
             old = existing.get(row.email)
+            if old is None and row.email in suppressed:
+                report.suppressed += 1  # an import never re-adds someone who was erased
+                continue
             if old is None:
                 new_rows.append(
                     dict(

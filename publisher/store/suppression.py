@@ -13,7 +13,6 @@ one) never offers them.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -27,17 +26,13 @@ from publisher.store.models import (
     SubscriberRow,
     SuppressionRow,
 )
-from publisher.store.subscribers import follows, normalise_email
+from publisher.store.subscribers import email_hash, follows
 
 SKIPPED = "skipped"  # the ledger's own word (publisher.store.ledger.SKIPPED)
 
 
 def table_of(model: type) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
-
-
-def email_hash(email: str) -> str:
-    return hashlib.sha256(normalise_email(email).encode("utf-8")).hexdigest()
 
 
 def suppress(store: Store, email: str, *, reason: str, source: str, now: datetime) -> None:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 
+from tests.servers.scheduled import ScheduledSends
 from tests.specs import spec_path
 
 SPEC = spec_path("sendgrid-v3-mail-send.fixed.openapi.json")
@@ -81,6 +82,8 @@ def limit_problems(body: dict[str, Any], now: float) -> list[str]:
 class Recorded:
     body: dict[str, Any]
     recipients: list[str]
+    batch_id: str | None = None
+    send_at: int | None = None
 
 
 @dataclass
@@ -96,12 +99,14 @@ class FakeSendGrid:
     hold_after: int | None = None  # accept but never answer once this many were accepted
     on_accept: Any = None  # callback(n) after request n (1-based) is recorded, before the 202
     keep_bodies: bool = True  # False (benchmarks): keep only the recipients
+    clock: Any = time.time  # the server's "now" (epoch seconds): tests move it
 
     def __post_init__(self) -> None:
         self.requests: list[Recorded] = []
         self.rejected: list[tuple[int, str]] = []
         self.seen_statuses: list[int | str] = []
         self.held = 0
+        self.scheduled = ScheduledSends()
         self._validator = request_validator() if self.validate != "none" else None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -109,8 +114,39 @@ class FakeSendGrid:
 
     @property
     def recipients(self) -> list[str]:
+        """Everyone of every accepted request (scheduled or not)."""
         with self._lock:
             return [r for req in self.requests for r in req.recipients]
+
+    def delivered(self) -> list[str]:
+        """Who receives a message once every send_at has passed: accepted requests minus
+        those whose batch was cancelled in time (tests/servers/scheduled.py)."""
+        with self._lock:
+            return [
+                r
+                for req in self.requests
+                if not (
+                    req.batch_id
+                    and req.send_at is not None
+                    and self.scheduled.discarded(req.batch_id, req.send_at)
+                )
+                for r in req.recipients
+            ]
+
+    def api(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        """The scheduled-sends endpoints (batch ids, cancellations), spec-checked both ways."""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError as exc:
+            return _error(400, f"invalid JSON: {exc}")
+        with self._lock:
+            status, answer, spec_path_, spec_method = self.scheduled.handle(
+                method, path, body, self.clock()
+            )
+        if spec_path_:
+            self.scheduled.spec.check_response(spec_path_, spec_method, status, answer)
+        data = b"" if answer is None else json.dumps(answer).encode()
+        return status, {"Content-Type": "application/json"} if data else {}, data
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -160,6 +196,8 @@ class FakeSendGrid:
         body = json.loads(raw)
         if self.too_large_over and len(body["personalizations"]) > self.too_large_over:
             return _error(413, "request entity too large")
+        if "batch_id" in body and body["batch_id"] not in self.scheduled.batches:
+            return _error(400, "invalid batch id")
         return self.accept(body)
 
     def check(self, raw: bytes) -> list[str]:
@@ -171,19 +209,20 @@ class FakeSendGrid:
             return [f"invalid JSON: {exc}"]
         with self._lock:
             validate = self._validator is not None and (self.validate == "all" or not self.requests)
-        if validate:
+        if validate and self._validator is not None:
             errors = sorted(self._validator.iter_errors(body), key=lambda e: list(e.path))
             if errors:
                 path = "/".join(str(p) for p in errors[0].absolute_path)
                 return [f"{path}: {errors[0].message}"]
         if self.validate == "all" or validate:
-            return limit_problems(body, time.time())
+            return limit_problems(body, self.clock())
         return []
 
     def accept(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         emails = [r["email"] for p in body["personalizations"] for r in p["to"]]
         with self._lock:
-            self.requests.append(Recorded(body if self.keep_bodies else {}, emails))
+            kept = body if self.keep_bodies else {}
+            self.requests.append(Recorded(kept, emails, body.get("batch_id"), body.get("send_at")))
             n = len(self.requests)
             hold = self.hold_after is not None and n > self.hold_after
             if hold:
@@ -196,7 +235,7 @@ class FakeSendGrid:
         return 202, {}, b""
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def _error(status: int, message: str, headers: dict[str, str] | None = None):
     body = json.dumps({"errors": [{"message": message, "field": None, "help": None}]}).encode()
     return status, {"Content-Type": "application/json", **(headers or {})}, body
 
@@ -208,7 +247,31 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
+    def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _api(self, method: str) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Authorization") != f"Bearer {self.fake.api_key}":
+            self._answer(*_error(401, "authorization required"))
+            return
+        self._answer(*self.fake.api(method, self.path, raw))
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._api("patch")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._api("delete")
+
     def do_GET(self) -> None:  # noqa: N802 - GET /stats, for benchmarks in another process
+        if self.path != "/stats":
+            self._api("get")
+            return
         recipients = self.fake.recipients
         body = json.dumps(
             {
@@ -225,20 +288,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path != "/v3/mail/send":
-            status, headers, body = _error(404, "not found")
-        else:
-            started = time.monotonic()
-            status, headers, body = self.fake.answer(self.headers, raw)
-            if status and self.fake.latency:
-                time.sleep(max(0.0, self.fake.latency - (time.monotonic() - started)))
+            self._api("post")
+            return
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        started = time.monotonic()
+        status, headers, body = self.fake.answer(self.headers, raw)
+        if status and self.fake.latency:
+            time.sleep(max(0.0, self.fake.latency - (time.monotonic() - started)))
         if not status:  # hang / hold: close without an answer
             self.close_connection = True
             return
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._answer(status, headers, body)

@@ -1,5 +1,6 @@
 """A local aiosmtpd server with STARTTLS (a trustme test certificate) and optional AUTH.
-Recipients starting with `reject` are refused at RCPT; for recipients starting with `drop`
+Recipients starting with `reject` are refused at RCPT (550), `later` temporarily (450); for
+recipients starting with `drop`
 the message is taken and the connection dropped before the answer to DATA."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trustme
 from aiosmtpd.controller import Controller
@@ -26,6 +28,7 @@ class Received:
 class RecordingHandler:
     reject_prefix: str = "reject"
     drop_prefix: str = "drop"  # take the message, then drop the connection before answering
+    defer_prefix: str = "later"  # refused temporarily at RCPT (450)
     messages: list[Received] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
@@ -33,6 +36,9 @@ class RecordingHandler:
         if address.startswith(self.reject_prefix):
             self.refused.append(address)
             return "550 5.1.1 mailbox unavailable"
+        if address.startswith(self.defer_prefix):
+            self.refused.append(address)
+            return "450 4.2.1 try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -59,7 +65,13 @@ def free_port() -> int:
 class SmtpServer:
     """`with SmtpServer(tmp_path) as server:`; trust `server.ca_file`."""
 
-    def __init__(self, folder: Path, *, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        credentials: tuple[str, str] | None = None,
+        smtputf8: bool = True,
+    ) -> None:
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
         self.ca_file = folder / "test-ca.pem"
@@ -69,7 +81,7 @@ class SmtpServer:
         self.handler = RecordingHandler()
         self.credentials = credentials
         self.port = free_port()
-        options = {}
+        options: dict[str, Any] = {}
         if credentials:
             options = dict(
                 authenticator=self._authenticate, auth_required=True, auth_require_tls=True
@@ -80,10 +92,11 @@ class SmtpServer:
             port=self.port,
             tls_context=context,
             require_starttls=True,
+            enable_SMTPUTF8=smtputf8,
             **options,
         )
 
-    def _authenticate(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = (
             isinstance(auth_data, LoginPassword)
             and (auth_data.login.decode(), auth_data.password.decode()) == self.credentials
