@@ -103,8 +103,12 @@ def seed_edition(store: Store) -> int:
             error = "HTTP 550 mailbox unavailable" if status == "failed" else None
             session.add(
                 DeliveryRow(
-                    edition_id=edition.id, subscriber_id=subscriber.id, status=status,
-                    attempts=1, error=error, updated_at=SENT_AT + timedelta(minutes=i),
+                    edition_id=edition.id,
+                    subscriber_id=subscriber.id,
+                    status=status,
+                    attempts=1,
+                    error=error,
+                    updated_at=SENT_AT + timedelta(minutes=i),
                 )  # fmt: skip
             )
         edition_id = edition.id

@@ -32,7 +32,12 @@ ENGAGEMENT: dict[str, tuple[str, ...]] = {
 }
 # over time, every open and click counts (not only a recipient's first)
 TIMELINE_NAMES = {"unique opens": "opens", "unique clicks": "clicks"}
-ACCEPTED = ("sent", "uncertain")  # the provider took them (or may have): the rates' base
+ACCEPTED = ("sent", "uncertain")
+REFUSED = ("failed", "bounced")
+OUTCOME_WORDS = {
+    "partly_failed": "partly failed",
+    "empty": "reached nobody",
+}  # the provider took them (or may have): the rates' base
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_BUCKETS = 72
 
@@ -57,6 +62,18 @@ class EditionLine:
     @property
     def accepted(self) -> int:
         return sum(self.counts.get(s, 0) for s in ACCEPTED)
+
+    @property
+    def failed(self) -> int:
+        """Refused for good: failed, or bounced at once by the provider."""
+        return sum(self.counts.get(s, 0) for s in REFUSED)
+
+    @property
+    def outcome(self) -> str:
+        """The edition's status in words, as `publisher editions` says it."""
+        if self.status == "uncertain":
+            return f"sent with {self.counts.get('uncertain', 0)} uncertain"
+        return OUTCOME_WORDS.get(self.status, self.status)
 
 
 def ledger_counts(store: Store, edition_ids: Sequence[int]) -> dict[int, dict[str, int]]:

@@ -50,9 +50,10 @@ def _alerts(w: Web, lines: dict[str, dashboard.EditionLine | None], now: datetim
         if line is None:
             continue
         link = f"admin/editions/{line.id}"
-        for status in ("failed", "uncertain"):
-            if line.counts.get(status):
-                alerts.append(Alert(f"{name} #{line.number}: {line.counts[status]} {status}", link))
+        uncertain = line.counts.get("uncertain", 0)
+        for count, status in ((line.failed, "failed or bounced"), (uncertain, "uncertain")):
+            if count:
+                alerts.append(Alert(f"{name} #{line.number}: {count} {status}", link))
         complained = dashboard.engagement(w.store, line.id)["complained"]
         if line.accepted and complained / line.accepted > COMPLAINT_ALERT:
             alerts.append(
