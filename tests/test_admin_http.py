@@ -122,11 +122,14 @@ def test_refusals_csrf_roles_and_lock_out(admin_server, store):
         log_in(http, STAFF["viewer"])
         page = http.get("/admin/campaigns/weekly").text
         assert "Pause" not in page and "Send a test" not in page
-        refused = http.post("/admin/campaigns/weekly/pause", data={"csrf": csrf_of(page)})
+        viewer_token = csrf_of(page)
+        refused = http.post("/admin/campaigns/weekly/pause", data={"csrf": viewer_token})
         assert refused.status_code == 403 and paused_campaigns(store) == set()
     with client(admin_server) as http:
         log_in(http, STAFF["editor"])
         assert http.post("/admin/campaigns/weekly/pause", data={}).status_code == 403  # no CSRF
+        another = http.post("/admin/campaigns/weekly/pause", data={"csrf": viewer_token})
+        assert another.status_code == 403  # a token of another session
         assert paused_campaigns(store) == set()
         token = csrf_of(http.get("/admin/").text)
         assert http.get("/admin/staff").status_code == 403
@@ -156,6 +159,9 @@ def test_owner_exports_and_manages_staff(admin_server, store):
         from publisher.store.models import SubscriberRow
 
         session.get(SubscriberRow, 1).name = '=HYPERLINK("http://evil")'
+    viewer = client(admin_server)
+    log_in(viewer, STAFF["viewer"])
+    assert viewer.get("/admin/").url.path == "/admin/"
     with client(admin_server) as http:
         log_in(http, STAFF["owner"])
         token = csrf_of(http.get("/admin/staff").text)
@@ -171,6 +177,8 @@ def test_owner_exports_and_manages_staff(admin_server, store):
         assert "Added new@example.org as editor" in page
         page = http.post("/admin/staff/remove", data={"csrf": token, "email": STAFF["viewer"]}).text
         assert re.search(r"Removed vera@example.org", page)
+        assert viewer.get("/admin/").url.path == "/admin/login"  # her session ended with it
+        viewer.close()
         audit_page = http.get("/admin/audit").text
     for action in ("export", "staff added", "staff removed", "login"):
         assert f'<td class="action">{action}</td>' in audit_page
