@@ -13,13 +13,7 @@ import typer
 from publisher.cli.base import console, state, utc_now
 from publisher.cli.delivery import email_address, subscribers_app
 from publisher.errors import PublisherError
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+from publisher.store.dashboard import spreadsheet_safe  # one helper, shared with /admin
 
 
 @subscribers_app.command("add")
