@@ -121,7 +121,7 @@ def serve(project: Path, store: Store, *, port: int | None = None) -> Iterator[S
     clock, keys, sent = Clock(), SendGridKeys(), []
 
     def send_email(config, message, recipient):  # the real path, counted
-        from publisher.deliver.transactional import send_one
+        from publisher.deliver.service import send_one
 
         sent.append(recipient.email)
         return send_one(config, message, recipient)
