@@ -5,8 +5,9 @@ it was answering at one time (and all hosts together).
 Paths say what a feed does: `/ok/N` is an RSS feed of two items with an ETag (a matching
 If-None-Match gets a 304), `/fail/N` is a 500, `/bad/N` is malformed XML, `/gone/N` a 410,
 `/moved/N` a 301 to `/ok/N` on the next host, `/slow/N` sends its headers and then a byte
-every `trickle` seconds for a minute (a source's deadline must cut it). A request counts as open from its arrival until its answer starts, so the count
-never includes a request the client already let go of.
+every `trickle` seconds for a minute (a source's deadline must cut it). A request counts
+as open from its arrival until its answer starts, so the count never includes a request
+the client already let go of.
 """
 
 from __future__ import annotations
