@@ -85,7 +85,9 @@ def test_two_hundred_feeds_collected_at_once(farm, make_config, store, fixed_now
     peaks = farm.peaks()
     assert all(peak <= PER_HOST for peak in peaks.values()), peaks
     assert sorted(peaks.values())[1:] == [PER_HOST] * (HOSTS - 1), peaks  # the limit binds
-    assert 2 < farm.everyone.peak <= CONCURRENCY, farm.everyone.peak
+    # The pool fills across hosts although the file lists 22 feeds of one host in a row (a
+    # pool blind to hosts would idle at about 2 to 4 while threads wait for one host).
+    assert CONCURRENCY // 2 <= farm.everyone.peak <= CONCURRENCY, farm.everyone.peak
 
     # Each source sent its own ETag back: every good feed answers 304, nothing is
     # written, and the same problems come out in the same order.
