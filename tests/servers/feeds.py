@@ -74,8 +74,7 @@ class FeedFarm:
             self.servers.append(_Server((address, 0), self._handler(k)))
 
     def url(self, host: int, path: str) -> str:
-        address, port = self.servers[host].server_address[:2]
-        return f"http://{address}:{port}{path}"
+        return f"http://127.0.0.{host + 2}:{self.servers[host].server_port}{path}"
 
     def start(self) -> FeedFarm:
         for server in self.servers:
