@@ -2,7 +2,8 @@
 
 A source that fails is reported and skipped; every other source is still collected. A
 source that can tell which of its files still exist (Markdown) has the items of deleted
-files retired.
+files retired. Remote sources are fetched at once (sources.pool); their results are stored
+here, in the calling thread, as each one completes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import httpx
 
 from publisher.config import PublisherConfig
 from publisher.items import Item
-from publisher.sources import CollectContext, Problem, Source, SourceResult, build_sources
+from publisher.sources import CollectContext, Problem, SourceResult, build_sources
+from publisher.sources.pool import PoolLimits, collect_concurrently, collect_isolated, is_remote
 from publisher.store import Store, UpsertResult
 from publisher.store.dashboard import record_source_run
 
@@ -68,54 +70,70 @@ def collect_all(
     now: datetime,
     http: httpx.Client | None = None,
 ) -> CollectReport:
-    report = CollectReport()
+    """Collect every source: local ones one after the other, remote ones at once (bounded
+    by `collect.concurrency` and `collect.per_host`). Each result is stored as it arrives,
+    in this thread; the report lists sources and problems in configuration order."""
+    sources = build_sources(config)
+    limits = PoolLimits(config.collect.concurrency, config.collect.per_host)
     owns_client = http is None
-    http = http or httpx.Client()
+    if http is None:  # enough connections for the pool: none waits for another's
+        size = httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=None)
+        http = httpx.Client(limits=size)
+    done: dict[int, tuple[SourceReport, list[Problem]]] = {}
     try:
-        for source in build_sources(config):
-            memory = store.get_source_memory(source.name)
-            result = _collect_one(source, CollectContext(now=now, memory=memory, http=http))
-            result.items = _first_of_each_id(source.name, result)
-            source_report = SourceReport(
-                name=source.name, found=len(result.items), not_modified=result.not_modified
-            )
-            if result.items:
-                source_report.upsert = store.upsert_items(result.items, now=now)
-            if result.present is not None:
-                source_report.retired = store.retire_missing(source.name, result.present, now=now)
-                for item_id in source_report.retired:
-                    log.info("retired %s: its file was deleted", item_id)
-            if result.memory is not None and result.memory != memory:
-                store.save_source_memory(source.name, result.memory, now=now)
-            for problem in result.problems:
-                log.warning("%s", problem)
-            failed = bool(result.problems) and not result.items and not result.not_modified
-            problems = [str(p) for p in result.problems]
-            record_source_run(store, source.name, problems, failed=failed, now=now)
-            report.problems.extend(result.problems)
-            report.sources.append(source_report)
-            log.info(
-                "collected %s: %d found, %d new, %d updated%s",
-                source.name,
-                source_report.found,
-                source_report.upsert.inserted,
-                source_report.upsert.updated,
-                " (not modified)" if result.not_modified else "",
-            )
+        contexts = [
+            CollectContext(now=now, memory=store.get_source_memory(s.name), http=http)
+            for s in sources
+        ]
+        remote = [i for i, source in enumerate(sources) if is_remote(source)]
+        for i, source in enumerate(sources):
+            if not is_remote(source):
+                result = collect_isolated(source, contexts[i])
+                done[i] = _store(store, source.name, contexts[i], result, now)
+        jobs = [(sources[i], contexts[i]) for i in remote]
+        for position, result in collect_concurrently(jobs, limits):
+            i = remote[position]
+            done[i] = _store(store, sources[i].name, contexts[i], result, now)
     finally:
         if owns_client:
             http.close()
+    report = CollectReport()
+    for i in sorted(done):  # configuration order, whatever order the fetches ended in
+        source_report, problems = done[i]
+        for problem in problems:
+            log.warning("%s", problem)
+        report.sources.append(source_report)
+        report.problems.extend(problems)
     return report
 
 
-def _collect_one(source: Source, ctx: CollectContext) -> SourceResult:
-    """A source's collect; a crash inside one (a bug, or input nothing anticipated) is that
-    source's problem, never the run's."""
-    try:
-        return source.collect(ctx)
-    except Exception as exc:  # noqa: BLE001 - isolation is the point
-        reason = f"collection failed ({exc.__class__.__name__}: {exc})"
-        return SourceResult(problems=[Problem(source.name, "source", reason)])
+def _store(
+    store: Store, name: str, ctx: CollectContext, result: SourceResult, now: datetime
+) -> tuple[SourceReport, list[Problem]]:
+    """One source's result into the store: its items, retirements and memory."""
+    result.items = _first_of_each_id(name, result)
+    report = SourceReport(name=name, found=len(result.items), not_modified=result.not_modified)
+    if result.items:
+        report.upsert = store.upsert_items(result.items, now=now)
+    if result.present is not None:
+        report.retired = store.retire_missing(name, result.present, now=now)
+        for item_id in report.retired:
+            log.info("retired %s: its file was deleted", item_id)
+    if result.memory is not None and result.memory != ctx.memory:
+        store.save_source_memory(name, result.memory, now=now)
+    # the dashboard's source health: failing = problems and nothing read
+    failed = bool(result.problems) and not result.items and not result.not_modified
+    problems = [str(p) for p in result.problems]
+    record_source_run(store, name, problems, failed=failed, now=now)
+    log.info(
+        "collected %s: %d found, %d new, %d updated%s",
+        name,
+        report.found,
+        report.upsert.inserted,
+        report.upsert.updated,
+        " (not modified)" if result.not_modified else "",
+    )
+    return report, result.problems
 
 
 def _first_of_each_id(name: str, result: SourceResult) -> list[Item]:

@@ -123,7 +123,7 @@ def serve(
     clock, keys, sent = Clock(), SendGridKeys(), []
 
     def send_email(config, message, recipient):  # the real path, counted
-        from publisher.deliver.transactional import send_one
+        from publisher.deliver.service import send_one
 
         sent.append(recipient.email)
         return send_one(config, message, recipient)

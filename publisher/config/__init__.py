@@ -9,6 +9,7 @@ from publisher.config.loader import load_config, parse_yaml_with_lines
 from publisher.config.models import (
     DEFAULT_CONFIG,
     CampaignConfig,
+    CollectSettings,
     Colours,
     DeliveryConfig,
     ExportSourceConfig,
@@ -27,6 +28,7 @@ from publisher.config.models import (
 __all__ = [
     "DEFAULT_CONFIG",
     "CampaignConfig",
+    "CollectSettings",
     "Colours",
     "DeliveryConfig",
     "ExportSourceConfig",

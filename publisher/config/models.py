@@ -206,6 +206,13 @@ class ExportSourceConfig(Strict):
     default_kind: str = "article"
 
 
+class CollectSettings(Strict):
+    """Top-level `collect:`: how many remote feeds are fetched at once, and from one host."""
+
+    concurrency: int = Field(default=16, ge=1, le=256)  # feeds fetched at once, all hosts
+    per_host: int = Field(default=2, ge=1, le=16)  # connections to one host at a time
+
+
 SourceConfig = Annotated[
     MarkdownSourceConfig | FeedSourceConfig | ExportSourceConfig,
     Field(discriminator="type"),
@@ -432,6 +439,7 @@ class PublisherConfig(Strict):
     organisation: Organisation
     database_url: str | None = None
     sources: list[SourceConfig] = []
+    collect: CollectSettings = CollectSettings()
     campaigns: list[CampaignConfig] = []
     schedule: ScheduleSettings = ScheduleSettings()
     feeds: FeedsConfig = FeedsConfig()

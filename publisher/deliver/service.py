@@ -294,12 +294,27 @@ def send_test_message(
         ).first()
     name, token = (known.name, known.token) if known else (None, "test-send")
     recipient = Recipient(0, address.strip(), name, token, message.public_url)
+    return send_one(config, message, recipient, backend=backend, batch_key=f"{edition.id}-test")
+
+
+def send_one(
+    config: PublisherConfig,
+    message: Message,
+    recipient: Recipient,
+    *,
+    backend: DeliveryBackend | None = None,
+    batch_key: str | None = None,
+) -> str | None:
+    """One message to one person outside the ledger (a test send, the sign-up confirmation),
+    through the configured backend. None on success, else the error (never raises for a
+    refused message: the caller decides what the person is told)."""
+    backend = backend or make_backend(config)
     try:
         outcome = send_with_retries(
             backend,
             backend.prepare(message),
             [recipient],
-            f"{edition.id}-test",
+            batch_key or f"{message.campaign}-{recipient.subscriber_id}",
             policy_from(config),
         )
     finally:

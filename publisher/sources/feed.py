@@ -52,6 +52,8 @@ SUMMARY_LIMIT = 280  # a feed's summary, like one derived from the body
 
 
 class FeedSource:
+    remote = True  # fetched in the pool with the other remote sources (sources.pool)
+
     def __init__(self, cfg: FeedSourceConfig, config: PublisherConfig) -> None:
         self.name = cfg.name
         self.url = cfg.url
@@ -59,12 +61,16 @@ class FeedSource:
         self.default_kind = cfg.default_kind
         self.topics = parse_topics(cfg.topics)  # "Labor Rights" -> labor-rights, like tags
 
+    def target(self, memory: SourceMemory) -> str:
+        """The URL fetched: the one a permanent redirect led to, once there was one."""
+        return memory.url or self.url
+
     def collect(self, ctx: CollectContext) -> SourceResult:
         memory = ctx.memory
         if memory.disabled:
             reason = memory.disabled_reason or "disabled"
             return SourceResult(problems=[Problem(self.name, self.url, f"skipped: {reason}")])
-        url = memory.url or self.url
+        url = self.target(memory)
         headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT}
         if memory.etag:
             headers["If-None-Match"] = memory.etag

@@ -173,7 +173,7 @@ def send_confirmation(w: Web, subscriber: Subscriber) -> None:
 
 
 def _default_send(config: PublisherConfig, message: Message, recipient: Recipient) -> str | None:
-    from publisher.deliver.transactional import send_one
+    from publisher.deliver.service import send_one
 
     return send_one(config, message, recipient)
 
