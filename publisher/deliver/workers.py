@@ -56,14 +56,13 @@ def claimed(
             what="claiming a batch",
         )
         if got is None:
-            if not wait or not _others_busy(store, lease, edition_id):
+            busy = partial(_others_busy, store, lease, edition_id)
+            if not wait or not store.retrying(busy, what="looking for work"):
                 return
             sleep(POLL)
             continue
         if got.taken_over:
-            LOG.warning(
-                "edition %s: batch %s taken over from a stopped worker", got.edition_id, got.number
-            )
+            LOG.warning("edition %s: batch %s taken over", got.edition_id, got.number)
         take = partial(_take, store, lease, got, audience, now, requested)
         rows = store.retrying(take, what=f"taking batch {got.number}")
         if not rows:  # everyone in it left meanwhile: nothing to send

@@ -43,9 +43,11 @@ def on_connect(engine: Engine) -> None:
         event.listen(engine, "connect", _sqlite_pragmas)
 
 
-def skip_locked(engine: Engine, query: Select[Any]) -> Select[Any]:
+def skip_locked(engine: Engine, query: Select[Any], of: Table) -> Select[Any]:
+    """Lock the rows of `of` the query picks (only those: a joined row stays free for other
+    claimers), skipping rows another transaction holds."""
     if engine.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
+        return query.with_for_update(skip_locked=True, of=of)
     return query
 
 

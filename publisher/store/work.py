@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, func, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from publisher.errors import DeliveryError
@@ -87,42 +87,38 @@ def complete(
 class Claim:
     edition_id: int
     number: int
-    taken_over: bool  # another process held it before (it died or lost its lease)
+    taken_over: bool  # claimed before (its holder died, lost its lease, or stopped)
 
 
 def claim(
     store: Store, lease: Lease, *, now: datetime, edition_id: int | None = None
 ) -> Claim | None:
     """Take the first open item (of an edition that is `sending`) nobody holds or whose lease
-    lapsed; None when there is none right now."""
+    lapsed; None when there is none right now. One UPDATE ... WHERE key IN (SELECT ... FOR
+    UPDATE SKIP LOCKED) ... RETURNING: on PostgreSQL concurrent claimers skip each other's
+    rows; on SQLite the statement takes the write lock before it reads."""
     w = _WORK.c
     free = or_(w.holder.is_(None), w.lease_until < lease.clock())
-    query = (
-        select(w.edition_id, w.number, w.holder)
+    chosen = (
+        select(w.edition_id, w.number)
         .join(EditionRow, EditionRow.id == w.edition_id)
         .where(w.status == OPEN, free, EditionRow.status == "sending")
         .order_by(w.edition_id, w.number)
         .limit(1)
     )
     if edition_id is not None:
-        query = query.where(w.edition_id == edition_id)
+        chosen = chosen.where(w.edition_id == edition_id)
+    statement = (
+        update(_WORK)
+        .where(tuple_(w.edition_id, w.number).in_(dialect.skip_locked(store.engine, chosen, _WORK)))
+        .values(holder=lease.holder, lease_until=lease.until(), claims=w.claims + 1, updated_at=now)
+        .returning(w.edition_id, w.number, w.claims)
+    )
     with store.engine.begin() as connection:
-        row = connection.execute(dialect.skip_locked(store.engine, query)).first()
-        if row is None:
-            return None
-        result = connection.execute(
-            update(_WORK)
-            .where(w.edition_id == row[0], w.number == row[1], w.status == OPEN, free)
-            .values(
-                holder=lease.holder,
-                lease_until=lease.until(),
-                claims=w.claims + 1,
-                updated_at=now,
-            )
-        )
-        if result.rowcount != 1:  # SQLite: another process took it between the two
-            return None
-    return Claim(row[0], row[1], taken_over=row[2] is not None)
+        row = connection.execute(statement).first()
+    if row is None:
+        return None
+    return Claim(row[0], row[1], taken_over=row[2] > 1)
 
 
 def heartbeat(store: Store, lease: Lease) -> int:
