@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from publisher.config import PublisherConfig
 from publisher.deliver.base import DeliveryBackend
@@ -63,8 +64,9 @@ def run_worker(
                 found = 0
                 editions = store.retrying(lambda: work.sending_editions(store), what="polling")
                 for edition_id in editions:
-                    found += _send_edition(config, store, backend, lease, edition_id, clock,
-                                           should_stop, report)  # fmt: skip
+                    send = partial(_send_edition, config, store, backend, lease, edition_id,
+                                   clock, should_stop, report)  # fmt: skip
+                    found += store.retrying(send, what=f"sending edition {edition_id}")
                 if found:
                     idle_since = time.monotonic()
                 elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:

@@ -4,7 +4,8 @@
 `batch_size` before anything is sent: each becomes ledger rows (`pending`, with the batch
 number) and one open work item (publisher.store.work), one transaction per batch, so a
 planner that dies half-way leaves whole batches that any worker can send. Planning again
-(a resume) only adds batches for due rows outside an open item.
+(a resume) only adds batches for due rows outside an open item. One process plans an
+edition (the one that holds its schedule slot, or `publisher send`).
 
 `take` is the claim of a batch's ledger rows by the process that holds its item. If the
 item was held before (the holder died, or lost its lease), its rows are first put in order
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, literal, select, update
+from sqlalchemy import Table, literal, select, update
 
-from publisher.errors import DeliveryError
 from publisher.store import Store, dialect, work
 from publisher.store.ledger import (
     INFLIGHT,
@@ -56,12 +57,19 @@ def plan(
             continue  # already in an open item
         batch.append((row[0], row[4] == PENDING))
         if len(batch) >= batch_size:
-            _write(store, edition_id, number, batch, now)
+            _write_again(store, edition_id, number, batch, now)
             number, written, batch = number + 1, written + 1, []
     if batch:
-        _write(store, edition_id, number, batch, now)
+        _write_again(store, edition_id, number, batch, now)
         written += 1
     return written
+
+
+def _write_again(
+    store: Store, edition_id: int, number: int, batch: list[tuple[int, bool]], now: datetime
+) -> None:
+    write = partial(_write, store, edition_id, number, batch, now)
+    store.retrying(write, what=f"planning batch {number}")
 
 
 def _write(
@@ -95,18 +103,12 @@ def _write(
                 )
                 .values(batch=number, updated_at=now)
             )
-        try:
-            connection.execute(
-                insert(_WORK).values(
-                    edition_id=edition_id, number=number, status=work.OPEN, claims=0, updated_at=now
-                )
+        # ignored if present: the same transaction repeated after its commit's answer was lost
+        connection.execute(
+            dialect.insert_ignore(store.engine, _WORK).values(
+                edition_id=edition_id, number=number, status=work.OPEN, claims=0, updated_at=now
             )
-        except Exception as exc:
-            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
-                raise DeliveryError(
-                    f"edition {edition_id}: another send of this edition is planning"
-                ) from None
-            raise
+        )
 
 
 def take(
