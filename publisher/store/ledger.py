@@ -42,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
@@ -212,10 +213,8 @@ def audience_rows(
             .order_by(subscribers.id)
             .limit(chunk)
         )
-        with store.engine.connect() as connection:
-            # plain tuples: the collector stops tracking them at once, while result rows kept
-            # for a whole chunk would be promoted to the oldest generation (full collections)
-            rows: list[tuple[Any, ...]] = [tuple(row) for row in connection.execute(query).all()]
+        # read again while the database is unreachable (a send planning its batches)
+        rows = store.retrying(partial(_rows, store, query), what="reading the audience")
         if not rows:
             return
         for row in rows:
@@ -226,6 +225,13 @@ def audience_rows(
                 continue  # a retry too: they may have unfollowed since (left pending: skipped)
             yield row
         after = rows[-1][0]
+
+
+def _rows(store: Store, query: Any) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as connection:
+        # plain tuples: the collector stops tracking them at once, while result rows kept
+        # for a whole chunk would be promoted to the oldest generation (full collections)
+        return [tuple(row) for row in connection.execute(query).all()]
 
 
 def claim_batch(
