@@ -105,8 +105,9 @@ def _cli(config: Path, url: str, *args: str, cwd: Path | None = None) -> subproc
     )
 
 
-def _workers(config: Path, url: str, count: int = 3) -> list[subprocess.Popen]:
-    return [_cli(config, url, "worker", "--idle-exit", "5", "--lease", "3") for _ in range(count)]
+def _workers(config: Path, url: str, count: int = 3, idle: int = 5) -> list[subprocess.Popen]:
+    command = ("worker", "--idle-exit", str(idle), "--lease", "3")
+    return [_cli(config, url, *command) for _ in range(count)]
 
 
 def _finish(process: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
@@ -270,7 +271,7 @@ def test_two_daemons_racing_for_a_slot_make_one_edition_sent_once(tmp_path, pg_u
     (tmp_path / "content").mkdir()
     config, slot = _slot_project(tmp_path, pg_url, server)
     daemons = [_cli(config, pg_url, "run", cwd=tmp_path) for _ in range(2)]
-    workers = _workers(config, pg_url)
+    workers = _workers(config, pg_url, idle=15)  # from before the slot until after its send
     store = open_store(pg_url)
     try:
         _wait(lambda: "sent" in [r.status for r in state.slot_records(store, "weekly")], 90)
@@ -279,10 +280,11 @@ def test_two_daemons_racing_for_a_slot_make_one_edition_sent_once(tmp_path, pg_u
         for daemon in daemons:
             daemon.send_signal(signal.SIGTERM)
     outputs = [_finish(d, 30) for d in daemons]
-    assert all(code == 0 for code, _ in outputs), outputs
-    assert all(_finish(w)[0] == 0 for w in workers)
+    assert all(code == 0 for code, _ in outputs), [out[-3000:] for _, out in outputs]
+    finished = [_finish(w) for w in workers]
+    assert all(code == 0 for code, _ in finished), [out[-3000:] for _, out in finished]
     logs = "".join(out for _, out in outputs)
-    assert logs.count("outcome=sent") == 1, logs
+    assert logs.count("outcome=sent") == 1, logs[-3000:]
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(EditionRow)) == 1
     _exactly_once(server, [f"person{i}@example.org" for i in range(SUBSCRIBERS)])
