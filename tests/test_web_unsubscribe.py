@@ -206,3 +206,13 @@ def test_an_unexpected_failure_is_a_plain_page_and_changes_nothing(served, store
     )
     assert answer.status_code == 500 and "Something went wrong" in answer.text
     assert "Traceback" not in answer.text and _status(store, person) == "active"
+
+
+@pytest.mark.parametrize("path", ["/unsubscribe", "/preferences", "/subscribe", "/confirm"])
+def test_a_form_over_the_size_limit_gets_a_413_page_and_changes_nothing(served, store, path):
+    person = _people(store)[0]
+    url = f"{served.url}{path}?token={person.token}"
+    body = {"List-Unsubscribe": "One-Click", "token": person.token, "pad": "x" * 70_000}
+    answer = httpx.post(url, data=body)
+    assert answer.status_code == 413 and "That request was too large." in answer.text
+    assert _status(store, person) == "active"

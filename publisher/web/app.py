@@ -27,6 +27,7 @@ from publisher.render.environment import render_template
 from publisher.store import Store
 from publisher.web import admin, signup, subscriber, webhook
 from publisher.web.context import Web, topics_of, web, web_environment
+from publisher.web.forms import FormTooLarge
 from publisher.web.security import Tokens
 
 access_log = logging.getLogger("publisher.web.access")
@@ -88,6 +89,11 @@ async def stylesheet(request: Request) -> Response:
     w = web(request)
     css = render_template(w.env, "web/web.css", {"colours": w.config.organisation.colours})
     return Response(css, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
+
+
+async def too_large(request: Request, exc: Exception) -> Response:
+    """Every form is read by forms.read_form; one answer for a body over its limit."""
+    return web(request).message("Too large", "That request was too large.", status=413)
 
 
 async def failure(request: Request, exc: Exception) -> Response:
@@ -166,7 +172,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders, frame_ancestors=f"'self' {website}")],
-        exception_handlers={Exception: failure},
+        exception_handlers={FormTooLarge: too_large, Exception: failure},
     )
     app.state.web = state
     app.state.staff_sessions = admin.Sessions(secret_key, now)

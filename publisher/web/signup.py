@@ -27,7 +27,7 @@ from publisher.render.mjml import compile_mjml
 from publisher.store import consent
 from publisher.store.subscribers import PENDING, Subscriber, find_subscriber
 from publisher.web.context import Web, client_ip, web
-from publisher.web.forms import FormTooLarge, read_form, text
+from publisher.web.forms import read_form, text
 from publisher.web.security import CONFIRM_MAX_AGE, fingerprint
 
 log = logging.getLogger("publisher.web")
@@ -71,10 +71,7 @@ def _sent_page(w: Web) -> Response:
 
 async def subscribe_post(request: Request) -> Response:
     w = web(request)
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        return w.message("Too large", "That request was too large.", status=413)
+    form = await read_form(request)  # too large: the app's FormTooLarge handler answers 413
     if not w.tokens.check_form(text(form, "csrf", 500), "subscribe"):
         return w.expired_form()
     if not w.ip_limit.allow(client_ip(request)):
@@ -206,10 +203,7 @@ async def confirm_page(request: Request) -> Response:
 
 async def confirm_post(request: Request) -> Response:
     w = web(request)
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        return w.message("Too large", "That request was too large.", status=413)
+    form = await read_form(request)  # too large: the app's FormTooLarge handler answers 413
     token = text(form, "token", 500)
     if not w.tokens.check_form(text(form, "csrf", 500), "confirm", token):
         return w.expired_form()
