@@ -6,6 +6,7 @@ a fresh MIME tree per message, and the SMTP backend to a local aiosmtpd server.
 
     python -m bench.dispatch [--subscribers 100000] [--workers 8] [--latency 0.15]
     python -m bench.dispatch --subscribers 1000000   # the streaming/peak-memory check
+    python -m bench.dispatch --processes 1,2,4       # several processes on PostgreSQL
 """
 
 from __future__ import annotations
@@ -385,7 +386,19 @@ def main() -> None:
         help="profile one send instead (first --workers value)",
     )
     parser.add_argument("--profile-top", type=int, default=20)
+    parser.add_argument(
+        "--processes",
+        type=lambda v: [int(p) for p in v.split(",")],
+        help="comma-separated sending-process counts on PostgreSQL (bench.processes)",
+    )
     args, _ = parser.parse_known_args()  # `python -m bench dispatch` passes module names too
+    if args.processes:
+        from bench.processes import bench_processes
+
+        if args.workers == [4, 6, 8]:
+            args.workers = [4]
+        bench_processes(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile:
             profile_sendgrid(args, Path(tmp))

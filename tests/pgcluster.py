@@ -59,12 +59,26 @@ class Cluster:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
-        options = (
+        options = self._options()
+        log = str(self.root / "server.log")
+        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", log, "-w", "start")
+
+    def _options(self) -> str:
+        return (
             f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
+
+    def restart(self, down_for: float = 1.0) -> None:
+        """Stop the server (every connection dropped), stay down `down_for` seconds, start
+        it again: what a database failover or restart looks like to its clients."""
+        import time
+
+        data = str(self.root / "data")
+        self._run("pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        time.sleep(down_for)
         log = str(self.root / "server.log")
-        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", log, "-w", "start")
+        self._run("pg_ctl", "-D", data, "-o", self._options(), "-l", log, "-w", "start")
 
     def stop(self) -> None:
         try:

@@ -3,6 +3,7 @@ so another daemon does not take over a send that has run for more than 2 hours."
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -11,7 +12,8 @@ from publisher.deliver import deliver_edition
 from publisher.deliver.dispatch import Dispatcher, RetryPolicy
 from publisher.deliver.registry import make_backend
 from publisher.deliver.service import build_message
-from publisher.store import ledger
+from publisher.deliver.workers import claimed
+from publisher.store import ledger, plan, work
 from publisher.store import schedule_state as state
 from publisher.store.editions import get_edition
 from publisher.store.models import DeliveryRow, EditionRow
@@ -54,6 +56,15 @@ def test_a_slot_without_any_progress_is_stale_after_2_hours(store, fixed_now):
     assert state.claim_slot(store, "weekly", slot, owner=me, now=slot + timedelta(hours=3))
 
 
+def _claimed(store, edition, dispatcher):
+    """The edition planned into work items and claimed as a send does."""
+    lease = work.Lease(work.new_holder(), 60.0, time.time)
+    dispatcher.lease = lease
+    ledger.set_edition_status(store, edition, "sending")
+    plan.plan(store, edition, [], batch_size=2, now=dispatcher.now)
+    return claimed(store, lease, edition, [], now=dispatcher.stamp, requested=None, wait=True)
+
+
 def test_ledger_rows_are_stamped_with_the_time_the_send_has_run(store, make_config, fixed_now):
     """The dispatcher writes `now` plus the seconds since it started, so the ledger moves
     forward during a long send (here: a fake clock, one hour per reading)."""
@@ -70,7 +81,7 @@ def test_ledger_rows_are_stamped_with_the_time_the_send_has_run(store, make_conf
         fixed_now,
         elapsed=lambda: float(next(hours)),
     )
-    result = dispatcher.run(ledger.iter_due(store, edition, []))
+    result = dispatcher.run(_claimed(store, edition, dispatcher))
     assert result.sent == 6
     with store.session() as session:
         latest = session.scalar(

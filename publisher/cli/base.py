@@ -55,9 +55,15 @@ class AppState:
         return self._config
 
     @property
+    def pool_size(self) -> int:
+        """Connections: the sending threads, the claiming thread, the heartbeat, one spare."""
+        delivery = self.config.delivery
+        return max(5, max(delivery.sendgrid.workers, delivery.smtp.workers) + 3)
+
+    @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.config.effective_database_url)
+            self._store = open_store(self.config.effective_database_url, pool_size=self.pool_size)
         return self._store
 
 

@@ -315,3 +315,43 @@ def check_delivery_backend(config: PublisherConfig) -> list[str]:
 
 
 CHECKS.append(check_delivery_backend)
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option("--idle-exit", help="Exit after this many seconds with nothing to send."),
+    ] = None,
+    lease: Annotated[
+        float,
+        typer.Option("--lease", min=3, max=3600, help="Seconds a claimed batch stays held."),
+    ] = 60.0,
+) -> None:
+    """Send batches of every edition being sent (beside the daemon, on any host), until
+    SIGTERM/Ctrl-C."""
+    import logging
+    import signal
+    import threading
+    import time
+
+    from publisher.deliver.worker_process import run_worker
+    from publisher.store import work
+
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    st = state(ctx)
+    publisher_logger = logging.getLogger("publisher")
+    if publisher_logger.getEffectiveLevel() > logging.INFO:
+        publisher_logger.setLevel(logging.INFO)
+    holder = work.Lease(work.new_holder(), lease, time.time)
+    report = run_worker(
+        st.config, st.store, holder, clock=utc_now, should_stop=stopping.is_set,
+        idle_exit=idle_exit,
+    )  # fmt: skip
+    console.print(f"worker {holder.holder}: {report.batches} batches, {report.sent} sent")

@@ -1,9 +1,9 @@
-"""The dispatcher: stream the audience in batches, claim each batch in the ledger, send the
-batches concurrently through a backend, retry what is worth retrying, record the outcome.
+"""The dispatcher: take claimed batches (work items, publisher.deliver.workers), send them
+concurrently through a backend, retry what is worth retrying, record the outcome.
 
-The calling thread is the producer: it claims batches (`inflight`), builds each one's
-recipients and request (`encode`: SendGrid serialises the body), and queues it for `workers`
-sending threads, a few batches ahead (`build_ahead * workers` claimed and unsent: memory
+The calling thread is the producer: it takes claimed batches (their rows `inflight`),
+builds each one's request (`encode`: SendGrid serialises the body), and queues it for
+`workers` sending threads, a few batches ahead (`build_ahead * workers` claimed and unsent: memory
 stays flat, and a worker never waits for body building). A worker's backend marks its batch
 `requested` (one UPDATE, through the hooks of publisher.deliver.retry) right before it writes
 the request, back to `inflight` when the provider definitely refused it (429, 5xx,
@@ -12,10 +12,13 @@ before it takes another batch: after a crash at most one batch per worker is `re
 the only rows that may have reached the provider unrecorded (see publisher.store.ledger).
 Batches still queued when the send stops (paused, Ctrl-C) were never requested: they stay
 `inflight` and the resume sends them. The producer counts outcomes and reports progress.
+Every ledger write is fenced by the work item's lease (publisher.store.work) and repeated
+while the database is unreachable (Store.retrying): each is safe to repeat.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -29,7 +32,9 @@ from publisher.deliver import killpoints
 from publisher.deliver.base import BOUNCED, DeliveryBackend, Message, Recipient, Scheduled
 from publisher.deliver.retry import Mark, Outcome, RetryPolicy, send_with_retries
 from publisher.store import Store, ledger
-from publisher.store.ledger import Due
+from publisher.store.work import Lease, LeaseLost
+
+LOG = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.001  # seconds: see Dispatcher.run
 
@@ -49,17 +54,6 @@ class DispatchResult:
     paused: bool = False
     stopped: bool = False  # asked to stop (daemon shutdown): the rest waits for a resume
     last_error: str | None = None
-
-
-def batched(items: Iterable[Due], size: int) -> Iterator[list[Due]]:
-    batch: list[Due] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class _Recipients(Sequence[Recipient]):
@@ -108,6 +102,7 @@ class Dispatcher:
     workers: int | None = None  # default backend.workers (exactly-once mode may use fewer)
     earliest: datetime | None = None  # exactly-once mode: never deliver before (--send-at)
     max_unknown: int = 1_000_000  # exactly-once mode: stop once this many batches are unknown
+    lease: Lease | None = None  # the work items' holder: fences every ledger write
     result: DispatchResult = field(default_factory=DispatchResult)
     _started: float = field(default=0.0, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -116,13 +111,18 @@ class Dispatcher:
     # other is done, where SQLite's busy handler would sleep (1, 2, 5, 10... ms) and retry.
     _writing: threading.Lock = field(default_factory=threading.Lock, init=False)
 
+    def __post_init__(self) -> None:
+        self._started = self.elapsed()
+
     def stamp(self) -> datetime:
         """The time ledger rows are written with: the caller's `now` advanced by the seconds
         this send has run (so the ledger shows progress: schedule_state reads it as liveness;
         the caller's clock stays the only source of the date)."""
         return self.now + timedelta(seconds=self.elapsed() - self._started)
 
-    def run(self, due: Iterable[Due]) -> DispatchResult:
+    def run(self, claimed: Iterable[tuple[int, list[tuple]]]) -> DispatchResult:
+        """Send `claimed`: (batch number, recipient rows (id, email, name, token) by id),
+        each already claimed (`inflight`) when the iterator yields it."""
         # The producer is CPU-bound (claiming, encoding) while the workers mostly wait on the
         # network; with Python's 5 ms switch interval a worker whose answer arrived waits up
         # to 5 ms for the interpreter at each of its many small steps. 1 ms lets the workers
@@ -130,14 +130,12 @@ class Dispatcher:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
         try:
-            return self._run(due)
+            return self._run(claimed)
         finally:
             sys.setswitchinterval(interval)
 
-    def _run(self, due: Iterable[Due]) -> DispatchResult:
-        self._started = self.elapsed()
+    def _run(self, claimed: Iterable[tuple[int, list[tuple]]]) -> DispatchResult:
         prepared = self.backend.prepare(self.message)
-        number = ledger.next_batch_number(self.store, self.message.edition_id)
         workers = max(1, self.workers or self.backend.workers)
         ahead = self.backend.build_ahead * workers  # `workers` sending, the rest queued
         ready: SimpleQueue[_Batch | None] = SimpleQueue()
@@ -159,8 +157,7 @@ class Dispatcher:
             error = self._record(*finished) or error
 
         try:
-            # plain tuples (see _Recipients): a Due waiting in a batch would be promoted too
-            for batch in batched(map(tuple, due), self.backend.batch_size):  # type: ignore[arg-type]
+            for number, rows in claimed:
                 while outstanding >= ahead:  # wait for a worker to finish one
                     record(block=True)
                 while not done.empty():  # record what finished meanwhile (liveness, progress)
@@ -170,9 +167,8 @@ class Dispatcher:
                     self._stop.set()
                 if self._stop.is_set():  # paused, stopped, or a worker failed
                     break
-                ready.put(self._prepare(prepared, number, batch))  # type: ignore[arg-type]
+                ready.put(self._prepare(prepared, number, rows))
                 killpoints.reached("claim.queued")
-                number += 1
                 outstanding += 1
         except BaseException:  # also on Ctrl-C: queued batches stay inflight, never requested
             self._stop.set()
@@ -190,25 +186,20 @@ class Dispatcher:
             self.result.paused = True
         return self.result
 
-    def _prepare(self, prepared: Any, number: int, batch: list[tuple]) -> _Batch:
-        """Claim the batch (`inflight`) and build its request, ahead of the workers."""
-        with self._writing:
-            ledger.claim_batch(
-                self.store,
-                self.message.edition_id,
-                number,
-                batch,  # type: ignore[arg-type]  # plain tuples in Due's field order
-                now=self.stamp(),
-            )
+    def _prepare(self, prepared: Any, number: int, rows: list[tuple]) -> _Batch:
+        """Build a claimed batch's request, ahead of the workers."""
         public_url = self.message.public_url
-        recipients = _Recipients(
-            sorted(  # by id: a part of a batch is a range (mark_range)
-                [(d[0], d[1], d[2], d[3], public_url) for d in batch]  # Due: id, email, name, token
-            )
-        )
+        # plain tuples (see _Recipients); by id: a part of a batch is a range (mark_range)
+        recipients = _Recipients([(r[0], r[1], r[2], r[3], public_url) for r in rows])
         return _Batch(
             number, recipients, self.backend.encode(prepared, recipients, self._key(number))
         )
+
+    def _write(self, what: str, action: Callable[[], object]) -> None:
+        """One ledger transaction of this send, one at a time, repeated while the database
+        is unreachable."""
+        with self._writing:
+            self.store.retrying(action, what=what, sleep=self.sleep)
 
     def _key(self, number: int) -> str:
         return f"{self.message.edition_id}-{number}"
@@ -230,14 +221,16 @@ class Dispatcher:
             accepted: Sequence[Recipient],
         ) -> None:
             first, last = part[0].subscriber_id, part[-1].subscriber_id
-            with self._writing:
-                ledger.mark_range(
+            self._write(
+                f"batch {number} ({status})",
+                lambda: ledger.mark_range(
                     self.store, edition, number, first, last, status, now=self.stamp(),
                     provider_id=scheduled.batch_id if scheduled else None,
                     send_at=scheduled.send_at if scheduled else None,
                     sent=[r.subscriber_id for r in accepted],
-                    batch_rows=self.backend.cancellable,
-                )  # fmt: skip
+                    batch_rows=self.backend.cancellable, lease=self.lease,
+                ),
+            )  # fmt: skip
 
         return mark
 
@@ -269,6 +262,10 @@ class Dispatcher:
                     send_at=self._send_at(),
                 )
                 self._finish(batch, outcome)
+            except LeaseLost as exc:  # taken over: the other holder records this batch
+                LOG.warning("%s; this worker leaves it", exc)
+                done.put((batch, None))
+                continue
             except BaseException as exc:  # noqa: BLE001 - re-raised by the producer
                 self._stop.set()
                 done.put((batch, exc))
@@ -289,8 +286,9 @@ class Dispatcher:
         failed, bounced = outcome.split_failed()
         unknown = self.backend.cancellable and outcome.uncertain and outcome.scheduled
         killpoints.reached("finish.before")
-        with self._writing:
-            ledger.finish_batch(
+        self._write(
+            f"the outcome of batch {batch.number}",
+            lambda: ledger.finish_batch(
                 self.store,
                 self.message.edition_id,
                 batch.number,
@@ -299,8 +297,10 @@ class Dispatcher:
                 uncertain=[] if unknown else outcome.uncertain,
                 keep_requested=outcome.uncertain if unknown else (),
                 batch_rows=self.backend.cancellable,
+                lease=self.lease,
                 now=self.stamp(),
-            )
+            ),
+        )
         killpoints.reached("finish.after")
         if unknown:
             with self._lock:

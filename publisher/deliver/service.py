@@ -20,8 +20,9 @@ from publisher.deliver.base import DeliveryBackend, Message, Recipient
 from publisher.deliver.dispatch import Dispatcher, DispatchResult, RetryPolicy, send_with_retries
 from publisher.deliver.registry import make_backend
 from publisher.deliver.report import DeliveryReport, final_status
+from publisher.deliver.workers import Heartbeat, claimed, requested_to
 from publisher.errors import DeliveryError
-from publisher.store import Store, batches, ledger
+from publisher.store import Store, batches, ledger, plan, work
 from publisher.store.editions import StoredEdition, get_edition
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 from publisher.store.subscribers import count_audience
@@ -78,6 +79,8 @@ class SendOptions:
     clock: Callable[[], float] | None = None
     should_stop: Callable[[], bool] | None = None
     elapsed: Callable[[], float] = time.monotonic  # the dispatcher's seconds since start
+    lease: work.Lease | None = None  # this process as the holder of work items
+    lease_seconds: float = 60.0
 
 
 def deliver_edition(
@@ -118,7 +121,8 @@ def _deliver(
     report = DeliveryReport(
         edition.id, edition.campaign, edition.number, backend.name, backend.destination(message)
     )
-    _reconcile(store, backend, edition.id, opts, now, report)
+    lease = opts.lease or work.Lease(work.new_holder(), opts.lease_seconds, time.time)
+    _reconcile(store, backend, edition.id, opts, now, report, lease)
     audience = config.campaign(edition.campaign).audience
     hold_back(store, edition.id, audience, now=now)  # paused/suppressed: `skipped`, with why
     before = ledger.counts(store, edition.id)
@@ -126,20 +130,39 @@ def _deliver(
     total = max(0, count_audience(store, audience) - report.skipped)
     ledger.set_edition_status(store, edition.id, "sending")
     started = opts.clock() if opts.clock else 0.0
-    for round_ in range(1, 6):
-        result = _dispatch(config, store, backend, message, opts, now, total)
-        _add(report, result)
-        if not (backend.cancellable and result.unknown_batches):
-            break
-        # exactly-once mode: cancel what became unknown (timeouts), then send it again
-        _cancel_unknown(store, backend, edition.id, now, report)
-        if result.paused or result.stopped or round_ == 5:
-            report.stopped = report.stopped or not result.paused  # the resume sends them
-            break
+    with Heartbeat(store, lease):
+        _rounds(config, store, backend, message, opts, now, total, lease, report)
     if opts.clock:
         report.seconds = opts.clock() - started
     _finish(store, edition, report, now)
     return report
+
+
+def _rounds(
+    config: PublisherConfig,
+    store: Store,
+    backend: DeliveryBackend,
+    message: Message,
+    opts: SendOptions,
+    now: datetime,
+    total: int,
+    lease: work.Lease,
+    report: DeliveryReport,
+) -> None:
+    """Plan the batches left, send them with whichever workers are running, and in
+    exactly-once mode cancel and send again what became unknown."""
+    edition_id, audience = message.edition_id, config.campaign(message.campaign).audience
+    for round_ in range(1, 6):
+        plan.plan(store, edition_id, audience, batch_size=backend.batch_size, now=now)
+        result = _dispatch(config, store, backend, message, opts, now, total, lease)
+        _add(report, result)
+        if not (backend.cancellable and result.unknown_batches):
+            break
+        # exactly-once mode: cancel what became unknown (timeouts), then send it again
+        _cancel_unknown(store, backend, edition_id, now, report)
+        if result.paused or result.stopped or round_ == 5:
+            report.stopped = report.stopped or not result.paused  # the resume sends them
+            break
 
 
 def _reconcile(
@@ -149,9 +172,13 @@ def _reconcile(
     opts: SendOptions,
     now: datetime,
     report: DeliveryReport,
+    lease: work.Lease,
 ) -> None:
     """Before sending: cancel unknown batches (exactly-once mode), put staff's resend
-    requests and the rows a killed run left behind in order (publisher.store.ledger)."""
+    requests and the rows a killed run left behind in order (publisher.store.ledger);
+    batches other live processes hold are theirs (publisher.store.work)."""
+    work.reap_dead(store, edition_id=edition_id)
+    live = work.live_numbers(store, edition_id, lease.clock)
     if backend.cancellable:
         _cancel_unknown(store, backend, edition_id, now, report)
     if opts.resend_batch is not None:
@@ -163,6 +190,7 @@ def _reconcile(
         now=now,
         resend_uncertain=opts.resend_uncertain,
         resend_inflight=backend.idempotent,
+        exclude=live,
     )
     report.recovered_uncertain = reconciled.uncertain
 
@@ -183,6 +211,7 @@ def _dispatch(
     opts: SendOptions,
     now: datetime,
     total: int,
+    lease: work.Lease,
 ) -> DispatchResult:
     workers, max_unknown = backend.workers, 1_000_000
     if backend.cancellable:
@@ -200,9 +229,19 @@ def _dispatch(
         workers=workers,
         earliest=opts.send_at,
         max_unknown=max_unknown,
+        lease=lease,
     )
     audience = config.campaign(message.campaign).audience
-    return dispatcher.run(ledger.iter_due(store, message.edition_id, audience))
+    batches_ = claimed(
+        store,
+        lease,
+        message.edition_id,
+        audience,
+        now=dispatcher.stamp,
+        requested=requested_to(backend.idempotent, backend.cancellable),
+        wait=True,
+    )
+    return dispatcher.run(batches_)
 
 
 def _add(report: DeliveryReport, result: DispatchResult) -> None:

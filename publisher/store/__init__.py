@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,9 +22,12 @@ from publisher.errors import PublisherError, StoreError
 from publisher.items import Item
 from publisher.slug import slugify
 from publisher.sources.base import SourceMemory
+from publisher.store import dialect
 from publisher.store.models import ItemRow, PublishStateRow, SourceStateRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ItemNotFound(PublisherError):
@@ -41,30 +46,20 @@ class UpsertResult:
         return self.inserted + self.updated
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, *, pool_size: int | None = None) -> Engine:
     """An engine for `url` (PUBLISHER_DATABASE_URL or database_url). Anything wrong with the
-    URL is one StoreError line with the password hidden, never a traceback."""
+    URL is one StoreError line with the password hidden, never a traceback. `pool_size`:
+    the connections the process's threads use at once (see publisher.store.dialect)."""
     try:
-        parsed = make_url(url)
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed = dialect.driver_url(make_url(url))
         database = parsed.database
         if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
             _create_private(Path(database))
-        engine = create_engine(parsed, future=True)
+        options = dialect.engine_options(parsed.get_backend_name(), pool_size)
+        engine = create_engine(parsed, future=True, **options)
     except (SQLAlchemyError, ImportError, ValueError, TypeError, OSError) as exc:
         raise StoreError(f"cannot open store {_redact(url)}: {_one_line(exc, url)}") from None
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+    dialect.on_connect(engine)
     return engine
 
 
@@ -102,10 +97,38 @@ def _one_line(exc: BaseException, url: str) -> str:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
         self.url = url
-        self.engine = create_store_engine(url)
+        self.engine = create_store_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def retrying(
+        self,
+        action: Callable[[], T],
+        *,
+        what: str,
+        sleep: Callable[[float], None] = time.sleep,
+        patience: float = 600.0,
+    ) -> T:
+        """Run one store transaction, again while the database is unreachable (a restart, a
+        network cut), logged on every try; gives up with StoreError after about `patience`
+        seconds. Only for transactions that are safe to repeat: a commit whose answer was
+        lost may have happened, so the caller's statements must find their work done."""
+        delay, waited = 0.5, 0.0
+        while True:
+            try:
+                return action()
+            except SQLAlchemyError as exc:
+                if not dialect.lost_connection(exc) or waited >= patience:
+                    raise
+                reason = _one_line(getattr(exc, "orig", None) or exc, self.url).split(" [")[0]
+                LOG.warning(
+                    "database connection lost during %s (%s); retrying in %.1f s",
+                    what, reason[:200], delay,
+                )  # fmt: skip
+                sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 10.0)
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest Alembic revision."""
@@ -304,8 +327,8 @@ def row_to_item(row: ItemRow) -> Item:
     )
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, pool_size: int | None = None) -> Store:
     """Open and migrate the store at url."""
-    store = Store(url)
+    store = Store(url, pool_size=pool_size)
     store.migrate()
     return store

@@ -39,18 +39,30 @@ States of a row::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from publisher.errors import DeliveryError
-from publisher.store import Store
+from publisher.store import Store, work
 from publisher.store.models import (
     DeliveryBatchRow,
     DeliveryRow,
@@ -59,6 +71,7 @@ from publisher.store.models import (
     UTCDateTime,
 )
 from publisher.store.subscribers import follows
+from publisher.store.work import Lease
 
 # Core tables (typed as Table: the ORM declares __table__ as a plain FromClause)
 _DELIVERIES = cast(Table, DeliveryRow.__table__)
@@ -105,16 +118,21 @@ def reconcile(
     now: datetime,
     resend_uncertain: bool = False,
     resend_inflight: bool = False,
+    exclude: Collection[int] = (),
 ) -> Reconciled:
     """Make the ledger consistent before (re)sending an edition; see the module docstring.
     `resend_inflight`: the backend is idempotent (the file outbox), so requested rows can
-    simply be sent again too."""
+    simply be sent again too. `exclude`: batches other processes hold under a live lease
+    (publisher.store.work): their rows are theirs to record."""
     note = "requested when the send stopped; may have been accepted, assumed sent"
+    mine = [or_(DeliveryRow.batch.is_(None), DeliveryRow.batch.not_in(list(exclude)))]
+    if not exclude:
+        mine = []
     with store.session() as session:
-        requeued = _move(session, edition_id, INFLIGHT, PENDING, now)
+        requeued = _move(session, edition_id, INFLIGHT, PENDING, now, where=mine)
         if resend_inflight:
-            requeued += _move(session, edition_id, REQUESTED, PENDING, now)
-        uncertain = _move(session, edition_id, REQUESTED, UNCERTAIN, now, error=note)
+            requeued += _move(session, edition_id, REQUESTED, PENDING, now, where=mine)
+        uncertain = _move(session, edition_id, REQUESTED, UNCERTAIN, now, error=note, where=mine)
         # a recipient refused temporarily is retried a bounded number of times
         retried = _move(
             session,
@@ -122,9 +140,13 @@ def reconcile(
             FAILED,
             PENDING,
             now,
-            where=[DeliveryRow.attempts < RECIPIENT_ATTEMPTS],
+            where=[DeliveryRow.attempts < RECIPIENT_ATTEMPTS, *mine],
         )
-        resent = _move(session, edition_id, UNCERTAIN, PENDING, now) if resend_uncertain else 0
+        resent = (
+            _move(session, edition_id, UNCERTAIN, PENDING, now, where=mine)
+            if resend_uncertain
+            else 0
+        )
     return Reconciled(uncertain, requeued, retried, resent)
 
 
@@ -161,6 +183,15 @@ def iter_due(
     """Active subscribers following the campaign with no ledger row or a `pending` one, in
     subscriber-id order, read in chunks with their ledger state (one Core query per chunk;
     topics are only decoded when the campaign has an audience)."""
+    for row in audience_rows(store, edition_id, audience, chunk=chunk):
+        yield Due(row[0], row[1], row[2], row[3], retry=row[4] == PENDING)
+
+
+def audience_rows(
+    store: Store, edition_id: int, audience: Sequence[str], *, chunk: int = 1000
+) -> Iterator[tuple[Any, ...]]:
+    """(id, email, name, token, ledger status or None, batch or None) of the active
+    subscribers following the campaign with no ledger row or a `pending` one."""
     subscribers, deliveries = _SUBSCRIBERS.c, _DELIVERIES.c
     columns = [
         subscribers.id,
@@ -168,6 +199,7 @@ def iter_due(
         subscribers.name,
         subscribers.token,
         deliveries.status,
+        deliveries.batch,
     ]
     if audience:
         columns.append(subscribers.topics)
@@ -181,20 +213,25 @@ def iter_due(
             .order_by(subscribers.id)
             .limit(chunk)
         )
-        with store.engine.connect() as connection:
-            # plain tuples: the collector stops tracking them at once, while result rows kept
-            # for a whole chunk would be promoted to the oldest generation (full collections)
-            rows: list[tuple[Any, ...]] = [tuple(row) for row in connection.execute(query).all()]
+        # read again while the database is unreachable (a send planning its batches)
+        rows = store.retrying(partial(_rows, store, query), what="reading the audience")
         if not rows:
             return
         for row in rows:
             status = row[4]
             if status is not None and status != PENDING:
                 continue  # already sent, failed in this run, or uncertain
-            if audience and not follows(row[5] or (), audience):
+            if audience and not follows(row[6] or (), audience):
                 continue  # a retry too: they may have unfollowed since (left pending: skipped)
-            yield Due(row[0], row[1], row[2], row[3], retry=status == PENDING)
+            yield row
         after = rows[-1][0]
+
+
+def _rows(store: Store, query: Any) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as connection:
+        # plain tuples: the collector stops tracking them at once, while result rows kept
+        # for a whole chunk would be promoted to the oldest generation (full collections)
+        return [tuple(row) for row in connection.execute(query).all()]
 
 
 def claim_batch(
@@ -258,6 +295,7 @@ def mark_range(
     send_at: datetime | None = None,
     sent: Sequence[int] = (),
     batch_rows: bool = False,
+    lease: Lease | None = None,
 ) -> int:
     """`requested` (from `inflight`) right before the backend writes the request, or
     `inflight` (from `requested`) after the provider definitely refused it: one UPDATE for
@@ -267,10 +305,14 @@ def mark_range(
     recorded in the same transaction, before any byte of the request is written. `sent`:
     subscribers the backend reported accepted since its previous write (SMTP, one message
     at a time), recorded `sent` in the same transaction. `batch_rows`: the send keeps
-    `delivery_batches` rows (exactly-once mode); a refused batch's is marked so."""
+    `delivery_batches` rows (exactly-once mode); a refused batch's is marked so. `lease`:
+    the batch is a work item this process must still hold (else LeaseLost, nothing
+    written: the batch is not sent)."""
     old = INFLIGHT if status == REQUESTED else REQUESTED
     table = _DELIVERIES
     with store.engine.begin() as connection:
+        if lease is not None:
+            work.fence(connection, lease, edition_id, batch)
         if sent:
             connection.execute(
                 update(table)
@@ -349,6 +391,7 @@ def finish_batch(
     uncertain: Sequence[int] = (),
     keep_requested: Sequence[int] = (),
     batch_rows: bool = False,
+    lease: Lease | None = None,
     now: datetime,
 ) -> None:
     """Record a batch's outcome once the provider answered: `failed` rows with their error,
@@ -356,13 +399,16 @@ def finish_batch(
     the reason, never sent to again), `uncertain` ones (no answer), `keep_requested` ones
     (exactly-once mode: outcome unknown, cancelled and resent later), every other row of
     the batch `sent`. `batch_rows`: the send keeps `delivery_batches` rows (exactly-once
-    mode), mark this one accepted. One transaction."""
+    mode), mark this one accepted. `lease`: the work item, done in the same transaction
+    (LeaseLost, nothing written, if another process took it over). One transaction."""
     table = _DELIVERIES
     by_subscriber = and_(
         table.c.edition_id == edition_id, table.c.subscriber_id == bindparam("sid")
     )
     with store.session() as session:
         connection = session.connection()
+        if lease is not None:
+            work.complete(connection, lease, edition_id, batch, now)
         for status, errors in ((FAILED, failed), (BOUNCED, bounced or {})):
             if errors:
                 connection.execute(

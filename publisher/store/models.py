@@ -10,7 +10,9 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -151,6 +153,7 @@ class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
+        Index("ix_deliveries_edition_batch", "edition_id", "batch"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -186,6 +189,41 @@ class DeliveryBatchRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class SendWorkRow(Base):
+    """One batch of an edition's send as a work item (publisher.store.work): `open` until
+    its outcome is recorded, then `done`; a worker holds it under a lease (`holder`,
+    `lease_until` in epoch seconds), renewed by its heartbeat and by every ledger write."""
+
+    __tablename__ = "send_work"
+    __table_args__ = (Index("ix_send_work_open", "status", "edition_id", "number"),)
+
+    edition_id: Mapped[int] = mapped_column(
+        ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(10))
+    holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SendPlanRow(Base):
+    """How far the claimers of an edition's send have read its audience (subscriber ids up
+    to `after_id` are in batches), the number the next batch gets, and whether the audience
+    is exhausted for this round (publisher.store.plan)."""
+
+    __tablename__ = "send_plans"
+
+    edition_id: Mapped[int] = mapped_column(
+        ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True
+    )
+    after_id: Mapped[int] = mapped_column(Integer)
+    next_number: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class CampaignStateRow(Base):
     """Staff-controlled state of a campaign that outlives a process (pause/resume)."""
 
@@ -214,6 +252,8 @@ class ScheduleSlotRow(Base):
     edition_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # a running claim lapses at this time (epoch seconds) unless its daemon renews it
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 # --- subscriber web (issue 11) ------------------------------------------------------------

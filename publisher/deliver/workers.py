@@ -1,0 +1,128 @@
+"""Send workers: the claiming loop every sending process runs (the daemon or `publisher
+send` for the edition it started, and any number of `publisher worker` processes for every
+edition being sent), and the heartbeat that keeps a process's leases.
+
+The store does the coordinating (publisher.store.work, publisher.store.plan): a batch is a
+work item claimed with `SELECT ... FOR UPDATE SKIP LOCKED` under a lease; a process that
+dies (SIGKILL, a host lost) stops renewing it and another one takes the batch over once the
+lease lapses (at once on the same host: a holder whose pid is gone has no lease). A process
+on SQLite runs the same loop; there one process sends at a time (SQLite has no row locks).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from functools import partial
+from types import TracebackType
+from typing import Any
+
+from publisher.store import Store, plan, work
+from publisher.store.ledger import PENDING, UNCERTAIN
+
+LOG = logging.getLogger(__name__)
+POLL = 0.2  # seconds between looks for work while other processes hold the rest
+
+
+def requested_to(idempotent: bool, cancellable: bool) -> str | None:
+    """What a taken-over batch's `requested` rows become (publisher.store.plan.take)."""
+    if cancellable:
+        return None  # cancelled and resent once the edition's batches are done
+    return PENDING if idempotent else UNCERTAIN
+
+
+def claimed(
+    store: Store,
+    lease: work.Lease,
+    edition_id: int,
+    audience: Sequence[str],
+    *,
+    now: Callable[[], datetime],
+    requested: str | None,
+    wait: bool,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """Claim the edition's open batches one after another, each taken (`inflight`) before
+    it is yielded. `wait`: when the rest is held by other live processes, wait until they
+    finish it or their leases lapse (the process that finishes the edition); otherwise stop.
+    """
+    store.retrying(lambda: work.reap_dead(store, edition_id=edition_id), what="looking for work")
+    while True:
+        got = store.retrying(
+            lambda: work.claim(store, lease, now=now(), edition_id=edition_id),
+            what="claiming a batch",
+        )
+        if got is None:
+            busy = partial(_others_busy, store, lease, edition_id)
+            if not wait or not store.retrying(busy, what="looking for work"):
+                return
+            sleep(POLL)
+            continue
+        if got.taken_over:
+            LOG.warning("edition %s: batch %s taken over", got.edition_id, got.number)
+        take = partial(_take, store, lease, got, audience, now, requested)
+        rows = store.retrying(take, what=f"taking batch {got.number}")
+        if not rows:  # everyone in it left meanwhile: nothing to send
+            store.retrying(partial(_done, store, lease, got, now()), what="an empty batch")
+            continue
+        yield got.number, rows
+
+
+def _take(
+    store: Store,
+    lease: work.Lease,
+    got: work.Claim,
+    audience: Sequence[str],
+    now: Callable[[], datetime],
+    requested: str | None,
+) -> list[tuple[Any, ...]]:
+    return plan.take(store, lease, got, audience, now=now(), requested_to=requested)
+
+
+def _done(store: Store, lease: work.Lease, got: work.Claim, now: datetime) -> None:
+    with store.engine.begin() as connection:
+        work.complete(connection, lease, got.edition_id, got.number, now)
+
+
+def _others_busy(store: Store, lease: work.Lease, edition_id: int) -> bool:
+    """Open items remain that other processes hold (or that a dead one's lapsing lease will
+    free): keep looking. Items this process holds are in its own queue."""
+    work.reap_dead(store, edition_id=edition_id)
+    return bool(work.open_items(store, edition_id) - work.held_by(store, lease, edition_id))
+
+
+class Heartbeat:
+    """A thread renewing this process's leases every third of the lease, while a send runs.
+    A lost database is logged and tried again at the next beat."""
+
+    def __init__(self, store: Store, lease: work.Lease) -> None:
+        self.store, self.lease = store, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease.seconds / 3):
+            try:
+                work.heartbeat(self.store, self.lease)
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                LOG.warning("lease heartbeat failed (%s); trying again", str(exc).split("\n")[0])
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:  # what is left (a stop, an error) is free for others at once
+            work.release(self.store, self.lease)
+        except Exception as error:  # noqa: BLE001 - the leases then lapse by themselves
+            LOG.warning("could not release this worker's batches: %s", error)

@@ -1,0 +1,92 @@
+"""Everything that differs between SQLite and PostgreSQL, in one place.
+
+* Claiming a work item: PostgreSQL locks the chosen row with `FOR UPDATE SKIP LOCKED`, so
+  workers on many hosts each take a different one without waiting; SQLite has no row locks
+  (a write locks the whole file, one writer at a time), so the same SELECT runs plain inside
+  the claiming transaction and the conditional UPDATE after it is the guard.
+* Insert-if-absent (`ON CONFLICT DO NOTHING`): both dialects have it, each in its own
+  SQLAlchemy module.
+* The connection pool: sized to the sending threads on PostgreSQL, checked before use
+  (`pool_pre_ping`) so a connection the server dropped (a restart) is replaced, not
+  handed out.
+* A lost connection: what counts as one (retried by publisher.store.retrying).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, Select, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+
+def driver_url(url: URL) -> URL:
+    """`postgresql://` means psycopg 3 (the driver the project installs)."""
+    if url.drivername == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def on_connect(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def skip_locked(engine: Engine, query: Select[Any], of: Table) -> Select[Any]:
+    """Lock the rows of `of` the query picks (only those: a joined row stays free for other
+    claimers), skipping rows another transaction holds."""
+    if engine.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True, of=of)
+    return query
+
+
+def insert_ignore(engine: Engine, table: Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for `table`."""
+    module: Any = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
+
+
+def engine_options(backend: str, pool_size: int | None) -> dict[str, Any]:
+    if backend != "postgresql":
+        return {}
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if pool_size:  # the sending threads, the claiming thread and the heartbeat
+        options.update(pool_size=pool_size, max_overflow=2)
+    return options
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """The database went away (restart, network): the statement may be retried once it is
+    back. Anything else (a constraint, a bug) is not retried."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc).lower()
+        return (
+            any(
+                phrase in text
+                for phrase in (
+                    "connection",
+                    "server closed",
+                    "terminating",
+                    "shutting down",
+                    "starting up",
+                    "could not receive",
+                    "could not send",
+                    "ssl syscall",
+                )
+            )
+            and "database is locked" not in text
+        )
+    return False

@@ -1,0 +1,237 @@
+"""Send work items (table `send_work`): an edition's batches as rows that any number of
+processes, on one host or several, claim under a lease.
+
+A work item is `open` until the outcome of its batch is recorded, then `done`. A process
+claims an open item nobody holds, or one whose lease lapsed (its holder died, or lost the
+database longer than the lease), with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL
+(publisher.store.dialect), and writes itself as `holder` with `lease_until` (epoch seconds,
+from the clock the caller passes in: hosts keep their clocks in step with NTP). The lease is
+renewed by a heartbeat and by every ledger write of the batch, and every such write first
+checks, in the same transaction, that the item is still held by the writer (`fence`): a
+holder whose lease was taken over can no longer mark its batch `requested`, so it never
+sends it, and the one who took it over finds its rows as the ledger says (see
+publisher.store.plan). The unique (edition, subscriber) ledger row stays the final guard.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, func, or_, select, tuple_, update
+from sqlalchemy.engine import Connection
+
+from publisher.errors import DeliveryError
+from publisher.store import Store, dialect
+from publisher.store.models import EditionRow, SendWorkRow
+
+_WORK = cast(Table, SendWorkRow.__table__)
+OPEN, DONE = "open", "done"
+
+
+class LeaseLost(DeliveryError):
+    """This process no longer holds the batch (its lease lapsed and another took it over)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    holder: str  # host:pid:random, unique to one process
+    seconds: float
+    clock: Callable[[], float]  # epoch seconds; time.time at the edge
+
+    def until(self) -> float:
+        return self.clock() + self.seconds
+
+
+def new_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _held(lease: Lease, edition_id: int, number: int) -> list:
+    w = _WORK.c
+    return [
+        w.edition_id == edition_id,
+        w.number == number,
+        w.holder == lease.holder,
+        w.status == OPEN,
+    ]
+
+
+def fence(connection: Connection, lease: Lease, edition_id: int, number: int) -> None:
+    """Inside a ledger transaction: renew the lease of the batch, or raise LeaseLost."""
+    result = connection.execute(
+        update(_WORK).where(*_held(lease, edition_id, number)).values(lease_until=lease.until())
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"edition {edition_id}: batch {number} was taken over by another worker")
+
+
+def complete(
+    connection: Connection, lease: Lease, edition_id: int, number: int, now: datetime
+) -> None:
+    """Inside the transaction recording the batch's outcome: the item is done."""
+    fence(connection, lease, edition_id, number)
+    connection.execute(
+        update(_WORK)
+        .where(*_held(lease, edition_id, number))
+        .values(status=DONE, holder=None, lease_until=None, updated_at=now)
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    edition_id: int
+    number: int
+    taken_over: bool  # claimed before (its holder died, lost its lease, or stopped)
+
+
+def claim(
+    store: Store, lease: Lease, *, now: datetime, edition_id: int | None = None
+) -> Claim | None:
+    """Take the first open item (of an edition that is `sending`) nobody holds or whose lease
+    lapsed; None when there is none right now. One UPDATE ... WHERE key IN (SELECT ... FOR
+    UPDATE SKIP LOCKED) ... RETURNING: on PostgreSQL concurrent claimers skip each other's
+    rows; on SQLite the statement takes the write lock before it reads."""
+    w = _WORK.c
+    free = or_(w.holder.is_(None), w.lease_until < lease.clock())
+    chosen = (
+        select(w.edition_id, w.number)
+        .join(EditionRow, EditionRow.id == w.edition_id)
+        .where(w.status == OPEN, free, EditionRow.status == "sending")
+        .order_by(w.edition_id, w.number)
+        .limit(1)
+    )
+    if edition_id is not None:
+        chosen = chosen.where(w.edition_id == edition_id)
+    statement = (
+        update(_WORK)
+        .where(tuple_(w.edition_id, w.number).in_(dialect.skip_locked(store.engine, chosen, _WORK)))
+        .values(holder=lease.holder, lease_until=lease.until(), claims=w.claims + 1, updated_at=now)
+        .returning(w.edition_id, w.number, w.claims)
+    )
+    with store.engine.begin() as connection:
+        row = connection.execute(statement).first()
+    if row is None:
+        return None
+    return Claim(row[0], row[1], taken_over=row[2] > 1)
+
+
+def heartbeat(store: Store, lease: Lease) -> int:
+    """Renew every item this process holds; the number renewed."""
+    w = _WORK.c
+    with store.engine.begin() as connection:
+        result = connection.execute(
+            update(_WORK)
+            .where(w.holder == lease.holder, w.status == OPEN)
+            .values(lease_until=lease.until())
+        )
+    return int(result.rowcount or 0)
+
+
+def release(store: Store, lease: Lease) -> int:
+    """Give back the items this process holds (a clean stop): another takes them at once."""
+    w = _WORK.c
+    with store.engine.begin() as connection:
+        result = connection.execute(
+            update(_WORK)
+            .where(w.holder == lease.holder, w.status == OPEN)
+            .values(holder=None, lease_until=None)
+        )
+    return int(result.rowcount or 0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead(store: Store, *, edition_id: int | None = None) -> int:
+    """Leases held by processes of this host that no longer exist lapse at once (a killed
+    `publisher send` resumed on the same host need not wait out its lease)."""
+    w = _WORK.c
+    query = select(w.holder).where(w.status == OPEN, w.holder.is_not(None)).distinct()
+    if edition_id is not None:
+        query = query.where(w.edition_id == edition_id)
+    host = socket.gethostname()
+    with store.engine.connect() as connection:
+        holders: list[str] = list(connection.scalars(query))
+    dead = []
+    for holder in holders:
+        parts = holder.rsplit(":", 2)
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
+            if not _alive(int(parts[1])):
+                dead.append(holder)
+    if not dead:
+        return 0
+    with store.engine.begin() as connection:
+        result = connection.execute(
+            update(_WORK).where(w.holder.in_(dead), w.status == OPEN).values(lease_until=0.0)
+        )
+    return int(result.rowcount or 0)
+
+
+def open_items(store: Store, edition_id: int) -> int:
+    w = _WORK.c
+    with store.engine.connect() as connection:
+        query = select(func.count()).where(w.edition_id == edition_id, w.status == OPEN)
+        return int(connection.scalar(query) or 0)
+
+
+def held_by(store: Store, lease: Lease, edition_id: int) -> int:
+    w = _WORK.c
+    query = select(func.count()).where(
+        w.edition_id == edition_id, w.status == OPEN, w.holder == lease.holder
+    )
+    with store.engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
+
+
+def open_numbers(store: Store, edition_id: int) -> set[int]:
+    w = _WORK.c
+    with store.engine.connect() as connection:
+        query = select(w.number).where(w.edition_id == edition_id, w.status == OPEN)
+        return set(connection.scalars(query))
+
+
+def live_numbers(store: Store, edition_id: int, clock: Callable[[], float]) -> set[int]:
+    """Open items of the edition under a lease that has not lapsed."""
+    w = _WORK.c
+    query = select(w.number).where(
+        w.edition_id == edition_id,
+        w.status == OPEN,
+        w.holder.is_not(None),
+        w.lease_until >= clock(),
+    )
+    with store.engine.connect() as connection:
+        return set(connection.scalars(query))
+
+
+def max_number(store: Store, edition_id: int) -> int:
+    w = _WORK.c
+    with store.engine.connect() as connection:
+        query = select(func.max(w.number)).where(w.edition_id == edition_id)
+        return int(connection.scalar(query) or 0)
+
+
+def sending_editions(store: Store) -> list[int]:
+    """Editions being sent that still have open items."""
+    w = _WORK.c
+    query = (
+        select(w.edition_id)
+        .join(EditionRow, EditionRow.id == w.edition_id)
+        .where(w.status == OPEN, EditionRow.status == "sending")
+        .distinct()
+        .order_by(w.edition_id)
+    )
+    with store.engine.connect() as connection:
+        return list(connection.scalars(query))
