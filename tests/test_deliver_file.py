@@ -6,7 +6,7 @@ import email
 from email.policy import default
 
 from publisher.deliver import deliver_edition, dry_run
-from publisher.store import ledger
+from publisher.store import ledger, plan, work
 from publisher.store.subscribers import SubscriberInput, import_subscribers, iter_subscribers
 from tests.servers.data import add_edition, add_subscribers, config_text
 
@@ -102,8 +102,9 @@ def test_resume_rewrites_batches_left_in_flight(store, make_config, project, fix
     config = make_config(config_text("file"))
     add_subscribers(store, fixed_now, 6)
     edition = add_edition(store, fixed_now)
-    due = list(ledger.iter_due(store, edition, []))[:4]
-    ledger.claim_batch(store, edition, 1, due, now=fixed_now)  # ... and then the crash
+    gone = work.Lease("elsewhere:1:gone", 60.0, lambda: 0.0)  # its lease lapsed long ago
+    plan.start_round(store, edition, now=fixed_now)
+    plan.cut_next(store, gone, edition, [], batch_size=4, now=fixed_now)  # ... and the crash
     report = deliver_edition(config, store, edition, now=fixed_now)
     assert report.sent == 6 and report.recovered_uncertain == 0
     assert len(list(_outbox(project).glob("*.eml"))) == 6

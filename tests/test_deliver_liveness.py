@@ -61,8 +61,10 @@ def _claimed(store, edition, dispatcher):
     lease = work.Lease(work.new_holder(), 60.0, time.time)
     dispatcher.lease = lease
     ledger.set_edition_status(store, edition, "sending")
-    plan.plan(store, edition, [], batch_size=2, now=dispatcher.now)
-    return claimed(store, lease, edition, [], now=dispatcher.stamp, requested=None, wait=True)
+    plan.start_round(store, edition, now=dispatcher.now)
+    return claimed(
+        store, lease, edition, [], batch_size=2, now=dispatcher.stamp, requested=None, wait=True
+    )
 
 
 def test_ledger_rows_are_stamped_with_the_time_the_send_has_run(store, make_config, fixed_now):

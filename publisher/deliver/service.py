@@ -151,9 +151,9 @@ def _rounds(
 ) -> None:
     """Plan the batches left, send them with whichever workers are running, and in
     exactly-once mode cancel and send again what became unknown."""
-    edition_id, audience = message.edition_id, config.campaign(message.campaign).audience
+    edition_id = message.edition_id
     for round_ in range(1, 6):
-        plan.plan(store, edition_id, audience, batch_size=backend.batch_size, now=now)
+        plan.start_round(store, edition_id, now=now)
         result = _dispatch(config, store, backend, message, opts, now, total, lease)
         _add(report, result)
         if not (backend.cancellable and result.unknown_batches):
@@ -237,6 +237,7 @@ def _dispatch(
         lease,
         message.edition_id,
         audience,
+        batch_size=backend.batch_size,
         now=dispatcher.stamp,
         requested=requested_to(backend.idempotent, backend.cancellable),
         wait=True,

@@ -107,6 +107,7 @@ def _send_edition(
         lease,
         edition_id,
         audience,
+        batch_size=backend.batch_size,
         now=dispatcher.stamp,
         requested=requested_to(backend.idempotent, backend.cancellable),
         wait=False,

@@ -40,20 +40,21 @@ def claimed(
     edition_id: int,
     audience: Sequence[str],
     *,
+    batch_size: int,
     now: Callable[[], datetime],
     requested: str | None,
     wait: bool,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
-    """Claim the edition's open batches one after another, each taken (`inflight`) before
-    it is yielded. `wait`: when the rest is held by other live processes, wait until they
-    finish it or their leases lapse (the process that finishes the edition); otherwise stop.
-    """
+    """Claim the edition's batches one after another (publisher.store.plan.claim_next),
+    each `inflight` before it is yielded. `wait`: when the rest is held by other live
+    processes, wait until they finish it or their leases lapse (the process that finishes
+    the edition); otherwise stop."""
     store.retrying(lambda: work.reap_dead(store, edition_id=edition_id), what="looking for work")
+    claim = partial(plan.claim_next, store, lease, edition_id, audience, batch_size=batch_size)
     while True:
         got = store.retrying(
-            lambda: work.claim(store, lease, now=now(), edition_id=edition_id),
-            what="claiming a batch",
+            lambda: claim(now=now(), requested_to=requested), what="claiming a batch"
         )
         if got is None:
             busy = partial(_others_busy, store, lease, edition_id)
@@ -62,29 +63,9 @@ def claimed(
             sleep(POLL)
             continue
         if got.taken_over:
-            LOG.warning("edition %s: batch %s taken over", got.edition_id, got.number)
-        take = partial(_take, store, lease, got, audience, now, requested)
-        rows = store.retrying(take, what=f"taking batch {got.number}")
-        if not rows:  # everyone in it left meanwhile: nothing to send
-            store.retrying(partial(_done, store, lease, got, now()), what="an empty batch")
-            continue
-        yield got.number, rows
-
-
-def _take(
-    store: Store,
-    lease: work.Lease,
-    got: work.Claim,
-    audience: Sequence[str],
-    now: Callable[[], datetime],
-    requested: str | None,
-) -> list[tuple[Any, ...]]:
-    return plan.take(store, lease, got, audience, now=now(), requested_to=requested)
-
-
-def _done(store: Store, lease: work.Lease, got: work.Claim, now: datetime) -> None:
-    with store.engine.begin() as connection:
-        work.complete(connection, lease, got.edition_id, got.number, now)
+            LOG.warning("edition %s: batch %s taken over", edition_id, got.number)
+        if got.rows:  # empty: everyone in a taken-over batch left meanwhile (now done)
+            yield got.number, got.rows
 
 
 def _others_busy(store: Store, lease: work.Lease, edition_id: int) -> bool:

@@ -33,8 +33,9 @@ States of a row::
 * `failed` rows go back to `pending` on resume and are retried if the subscriber is still
   active and still follows the campaign; the others are left unsent and marked `skipped`
   when the edition finishes.
-* At most one sender per edition: a claim that finds rows claimed meanwhile raises
-  DeliveryError instead of sending.
+* Any number of processes send one edition together: batches are cut from the audience
+  and claimed under a lease (publisher.store.plan, publisher.store.work); a claim only sends
+  the rows it wrote or moved itself, so nobody is in two batches.
 """
 
 from __future__ import annotations
@@ -52,23 +53,19 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from publisher.errors import DeliveryError
 from publisher.store import Store, work
 from publisher.store.models import (
     DeliveryBatchRow,
     DeliveryRow,
     EditionRow,
     SubscriberRow,
-    UTCDateTime,
 )
 from publisher.store.subscribers import follows
 from publisher.store.work import Lease
@@ -232,54 +229,6 @@ def _rows(store: Store, query: Any) -> list[tuple[Any, ...]]:
         # plain tuples: the collector stops tracking them at once, while result rows kept
         # for a whole chunk would be promoted to the oldest generation (full collections)
         return [tuple(row) for row in connection.execute(query).all()]
-
-
-def claim_batch(
-    store: Store, edition_id: int, batch: int, due: Sequence[Due], *, now: datetime
-) -> None:
-    """Write the batch's rows as `inflight` in one transaction, before anything is sent.
-    New rows are one INSERT ... SELECT (no per-row parameters to bind: the fastest here).
-    `due`: Due rows, or plain tuples in Due's field order."""
-    new = [d[0] for d in due if not d[4]]  # (subscriber_id, ..., retry)
-    old = [d[0] for d in due if d[4]]
-    try:
-        _claim(store, edition_id, batch, new, old, now)
-    except IntegrityError:  # a row exists now that did not when the batch was read
-        raise DeliveryError(
-            f"edition {edition_id}: another send of this edition is running"
-        ) from None
-
-
-def _claim(
-    store: Store, edition_id: int, batch: int, new: list[int], old: list[int], now: datetime
-) -> None:
-    table, subscribers = _DELIVERIES, _SUBSCRIBERS
-    with store.engine.begin() as connection:
-        if new:
-            chosen = select(
-                literal(edition_id),
-                subscribers.c.id,
-                literal(batch),
-                literal(INFLIGHT),
-                literal(1),
-                literal(now, UTCDateTime()),
-            ).where(subscribers.c.id.in_(new))
-            columns = ["edition_id", "subscriber_id", "batch", "status", "attempts", "updated_at"]
-            connection.execute(insert(table).from_select(columns, chosen))
-        if old:
-            result = connection.execute(
-                update(table)
-                .where(
-                    table.c.edition_id == edition_id,
-                    table.c.subscriber_id.in_(old),
-                    table.c.status == PENDING,
-                )
-                .values(status=INFLIGHT, batch=batch, attempts=table.c.attempts + 1, updated_at=now)
-            )
-            if result.rowcount != len(old):
-                raise DeliveryError(
-                    f"edition {edition_id}: another send of this edition is running"
-                )
 
 
 def mark_range(

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, or_, select, tuple_, update
+from sqlalchemy import Table, func, or_, select, tuple_, union, update
 from sqlalchemy.engine import Connection
 
 from publisher.errors import DeliveryError
 from publisher.store import Store, dialect
-from publisher.store.models import EditionRow, SendWorkRow
+from publisher.store.models import EditionRow, SendPlanRow, SendWorkRow
 
 _WORK = cast(Table, SendWorkRow.__table__)
+_PLANS = cast(Table, SendPlanRow.__table__)
 OPEN, DONE = "open", "done"
 
 
@@ -224,14 +225,17 @@ def max_number(store: Store, edition_id: int) -> int:
 
 
 def sending_editions(store: Store) -> list[int]:
-    """Editions being sent that still have open items."""
-    w = _WORK.c
+    """Editions being sent with work left: open items, or an audience not read to its end
+    (publisher.store.plan)."""
+    w, p = _WORK.c, _PLANS.c
+    left = union(
+        select(w.edition_id).where(w.status == OPEN),
+        select(p.edition_id).where(p.complete.is_(False)),
+    )
     query = (
-        select(w.edition_id)
-        .join(EditionRow, EditionRow.id == w.edition_id)
-        .where(w.status == OPEN, EditionRow.status == "sending")
-        .distinct()
-        .order_by(w.edition_id)
+        select(EditionRow.id)
+        .where(EditionRow.status == "sending", EditionRow.id.in_(left))
+        .order_by(EditionRow.id)
     )
     with store.engine.connect() as connection:
         return list(connection.scalars(query))
