@@ -104,7 +104,10 @@ def test_resume_rewrites_batches_left_in_flight(store, make_config, project, fix
     edition = add_edition(store, fixed_now)
     gone = work.Lease("elsewhere:1:gone", 60.0, lambda: 0.0)  # its lease lapsed long ago
     plan.start_round(store, edition, now=fixed_now)
-    plan.cut_next(store, gone, edition, [], batch_size=4, now=fixed_now)  # ... and the crash
+    claimed = plan.claim_next(
+        store, gone, edition, [], batch_size=4, now=fixed_now, requested_to=None
+    )
+    assert claimed is not None and len(claimed.rows) == 4  # ... and then the crash
     report = deliver_edition(config, store, edition, now=fixed_now)
     assert report.sent == 6 and report.recovered_uncertain == 0
     assert len(list(_outbox(project).glob("*.eml"))) == 6

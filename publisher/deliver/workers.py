@@ -52,9 +52,10 @@ def claimed(
     the edition); otherwise stop."""
     store.retrying(lambda: work.reap_dead(store, edition_id=edition_id), what="looking for work")
     claim = partial(plan.claim_next, store, lease, edition_id, audience, batch_size=batch_size)
+    mine: set[int] = set()  # yielded: being sent (or done) by this process
     while True:
         got = store.retrying(
-            lambda: claim(now=now(), requested_to=requested), what="claiming a batch"
+            lambda: claim(now=now(), requested_to=requested, mine=mine), what="claiming a batch"
         )
         if got is None:
             busy = partial(_others_busy, store, lease, edition_id)
@@ -64,8 +65,8 @@ def claimed(
             continue
         if got.taken_over:
             LOG.warning("edition %s: batch %s taken over", edition_id, got.number)
-        if got.rows:  # empty: everyone in a taken-over batch left meanwhile (now done)
-            yield got.number, got.rows
+        mine.add(got.number)
+        yield got.number, got.rows
 
 
 def _others_busy(store: Store, lease: work.Lease, edition_id: int) -> bool:

@@ -4,6 +4,7 @@
   workers on many hosts each take a different one without waiting; SQLite has no row locks
   (a write locks the whole file, one writer at a time), so the same SELECT runs plain inside
   the claiming transaction and the conditional UPDATE after it is the guard.
+* Storage: the ledger's pages keep room for updates on PostgreSQL (fillfactor).
 * A list of ids in a statement: PostgreSQL gets one array parameter (`= ANY(:ids)`), parsed
   and planned as one value; a thousand-item IN list costs it more than the rows it selects.
   SQLite compiles an IN list quickly (and has no arrays).
@@ -22,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Integer, Select, Table, any_, bindparam, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 
@@ -53,6 +54,14 @@ def skip_locked(engine: Engine, query: Select[Any], of: Table) -> Select[Any]:
     if engine.dialect.name == "postgresql":
         return query.with_for_update(skip_locked=True, of=of)
     return query
+
+
+def leave_room_for_updates(connection: Connection, table: str) -> None:
+    """A table whose rows change state several times (the ledger: inflight, requested,
+    sent): on PostgreSQL pages are left 40% free so an update can stay on its page and
+    leave the indexes alone (a HOT update) instead of adding an entry to each."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ALTER TABLE {table} SET (fillfactor = 60)")
 
 
 def in_ids(engine: Engine, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:

@@ -159,8 +159,8 @@ class DeliveryRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
-    batch: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    batch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -205,6 +205,9 @@ class SendWorkRow(Base):
     holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     claims: Mapped[int] = mapped_column(Integer, default=0)
+    # the subscriber ids the batch was cut from (its rows are written after the cut)
+    first_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

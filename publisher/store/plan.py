@@ -1,30 +1,32 @@
 """Claiming an edition's batches, planning included: every sending process (the one that
 started the send and any `publisher worker`) calls `claim_next`, which either takes over a
 work item nobody holds (its holder died or lost its lease) or cuts the next batch from the
-audience and claims it, in one transaction.
+audience and claims it.
 
-Planning is folded into claiming so a send writes each ledger row once, as `inflight` in
-the batch that sends it: the edition's `send_plans` row is the shared cursor (how far the
-audience has been read, the next batch number). A claimer locks it with a conditional
-UPDATE (a row lock on PostgreSQL, the write lock on SQLite), reads the next subscribers
-still due after it, writes their rows `inflight` with the batch number and the work item
-held by itself, and moves the cursor, all before it commits; the next claimer waits for
-that commit and goes on after it. Only rows this claimer actually wrote or moved are
-returned (INSERT ... ON CONFLICT DO NOTHING / UPDATE ... RETURNING), so a row written by
-anyone else meanwhile is never sent by two. The unique (edition, subscriber) ledger row
-remains the final guard.
+Planning is folded into claiming, so a send writes each ledger row once, `inflight` in the
+batch that sends it, and there is no pass over the audience before the first request. The
+edition's `send_plans` row is the shared cursor (how far the audience has been read, the
+next batch number). A cut locks it with a conditional UPDATE (a row lock on PostgreSQL,
+the write lock on SQLite), reads the next subscribers still due, writes the batch's work
+item (held by the cutter, with the range of subscriber ids it covers) and moves the cursor:
+one short transaction, so cutters on several hosts queue only for that. The batch's ledger
+rows are written in a second transaction, fenced by the lease; only rows it actually wrote
+or moved are sent (INSERT ... ON CONFLICT DO NOTHING / UPDATE ... RETURNING), so a row
+written by anyone else meanwhile is never sent by two. The unique (edition, subscriber)
+ledger row remains the final guard.
 
 `take_over` is the claim of an item a previous holder left: its rows are first put in
 order as `reconcile` does for a whole edition: `inflight` rows were never requested and are
-sent; `requested` rows may have reached the provider and become `uncertain` (the idempotent
-file outbox sends them again; exactly-once mode leaves them `requested` under their
-provider batch id, cancelled and resent by the process that owns the send). One
-transaction, fenced by the lease.
+sent, with the subscribers of its range that have no row yet (the holder died between the
+cut and the write); `requested` rows may have reached the provider and become `uncertain`
+(the idempotent file outbox sends them again; exactly-once mode leaves them `requested`
+under their provider batch id, cancelled and resent by the process that owns the send).
+One transaction, fenced by the lease.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -84,28 +86,38 @@ def claim_next(
     batch_size: int,
     now: datetime,
     requested_to: str | None,
+    mine: Collection[int] = (),
 ) -> Claimed | None:
     """The next batch this process sends, claimed (`inflight`, held under `lease`): an item
     left by another holder first, else a new one cut from the audience. None when there is
-    neither (the audience is read to its end; items others hold may still be open)."""
-    item = work.claim(store, lease, now=now, edition_id=edition_id)
-    if item is not None:
+    neither (the audience is read to its end; items others hold may still be open).
+    `mine`: the batches of the edition this process is sending (see work.claim)."""
+    while item := work.claim(store, lease, now=now, edition_id=edition_id, mine=mine):
         rows = take_over(store, lease, item, audience, now=now, requested_to=requested_to)
-        return Claimed(item.number, rows, taken_over=item.taken_over)
-    return cut_next(store, lease, edition_id, audience, batch_size=batch_size, now=now)
+        if rows:
+            return Claimed(item.number, rows, taken_over=item.taken_over)
+    while cut := _cut(store, lease, edition_id, audience, batch_size, now):
+        number, due = cut
+        rows = _write_rows(store, lease, edition_id, number, due, now)
+        if rows:
+            return Claimed(number, rows)
+    return None
 
 
-def cut_next(
+def _cut(
     store: Store,
     lease: work.Lease,
     edition_id: int,
     audience: Sequence[str],
-    *,
     batch_size: int,
     now: datetime,
-) -> Claimed | None:
-    """Cut the next batch from the audience and claim it: one transaction under the
-    edition's cursor (see the module docstring)."""
+) -> tuple[int, list[tuple[Any, ...]]] | None:
+    """Cut the next batch from the audience under the edition's cursor: its work item,
+    held by this process with the range of subscriber ids it covers, and the cursor moved
+    past it, in one short transaction (the rows are written after it, outside the lock,
+    so claimers on several hosts write their batches at the same time). The batch number
+    and its due subscribers (id, email, name, token, has a pending row); None when the
+    audience is read to its end."""
     p = _PLANS.c
     with store.engine.begin() as connection:
         cursor = connection.execute(
@@ -116,57 +128,76 @@ def cut_next(
         ).first()
         if cursor is None:
             return None
-        after, number = int(cursor[0]), int(cursor[1])
-        while True:
-            due, after, complete = _read_due(connection, edition_id, audience, after, batch_size)
-            rows = _write_claim(connection, store, lease, edition_id, number, due, now)
-            if rows or complete:
-                break  # else: every row read was written meanwhile; read on
+        start, number = int(cursor[0]), int(cursor[1])
+        due, after, complete = _read_due(connection, edition_id, audience, start, batch_size)
+        if due:
+            connection.execute(
+                _WORK.insert().values(
+                    edition_id=edition_id,
+                    number=number,
+                    status=work.OPEN,
+                    holder=lease.holder,
+                    lease_until=lease.until(),
+                    claims=1,
+                    first_id=start + 1,
+                    last_id=after,
+                    updated_at=now,
+                )
+            )
         connection.execute(
             update(_PLANS)
             .where(p.edition_id == edition_id)
-            .values(after_id=after, next_number=number + bool(rows), complete=complete)
+            .values(after_id=after, next_number=number + bool(due), complete=complete)
         )
-    return Claimed(number, rows) if rows else None
+    return (number, due) if due else None
 
 
 def _read_due(
-    connection: Connection, edition_id: int, audience: Sequence[str], after: int, size: int
+    connection: Connection,
+    edition_id: int,
+    audience: Sequence[str],
+    after: int,
+    size: int,
+    until: int | None = None,
 ) -> tuple[list[tuple[Any, ...]], int, bool]:
-    """Up to `size` subscribers after id `after` that the edition still has to reach:
-    (id, email, name, token, has a pending row), the last id read, and whether the audience
-    is read to its end."""
+    """Up to `size` subscribers after id `after` (up to `until`) that the edition still
+    has to reach: (id, email, name, token, has a pending row), the last id read, and
+    whether the audience (or the range) is read to its end."""
     s, d = _SUBSCRIBERS.c, _DELIVERIES.c
-    columns = [s.id, s.email, s.name, s.token, d.status]
-    if audience:
-        columns.append(s.topics)
-    join = (d.subscriber_id == s.id) & (d.edition_id == edition_id)
+    columns = [s.id, s.email, s.name, s.token, *([s.topics] if audience else [])]
     due: list[tuple[Any, ...]] = []
     while len(due) < size:
-        query = (
-            select(*columns)
-            .select_from(_SUBSCRIBERS.outerjoin(_DELIVERIES, join))
-            .where(s.status == "active", s.id > after)
-            .order_by(s.id)
-            .limit(min(READ_CHUNK, size - len(due)) if not audience else READ_CHUNK)
-        )
-        chunk = connection.execute(query).all()
+        query = select(*columns).where(s.status == "active", s.id > after)
+        if until is not None:
+            query = query.where(s.id <= until)
+        chunk = connection.execute(query.order_by(s.id).limit(READ_CHUNK)).all()
         if not chunk:
             return due, after, True
+        # the ledger rows of the chunk, as a range of the (edition, subscriber) index: two
+        # range scans whatever the planner's statistics say (a join can turn into a scan of
+        # the whole ledger per batch while a fresh table's statistics are not collected)
+        states: dict[int, str] = dict(
+            connection.execute(
+                select(d.subscriber_id, d.status).where(
+                    d.edition_id == edition_id,
+                    d.subscriber_id >= chunk[0][0],
+                    d.subscriber_id <= chunk[-1][0],
+                )
+            ).all()
+        )
         for row in chunk:
-            after = row[0]
-            if row[4] is not None and row[4] != PENDING:
+            after, status = row[0], states.get(row[0])
+            if status is not None and status != PENDING:
                 continue  # sent, failed in this round, uncertain, or in another's batch
-            if audience and not follows(row[5] or (), audience):
+            if audience and not follows(row[4] or (), audience):
                 continue  # left pending if a retry: skipped when the edition finishes
-            due.append((row[0], row[1], row[2], row[3], row[4] == PENDING))
+            due.append((row[0], row[1], row[2], row[3], status == PENDING))
             if len(due) >= size:
                 break
     return due, after, False
 
 
-def _write_claim(
-    connection: Connection,
+def _write_rows(
     store: Store,
     lease: work.Lease,
     edition_id: int,
@@ -174,8 +205,27 @@ def _write_claim(
     due: list[tuple[Any, ...]],
     now: datetime,
 ) -> list[tuple[Any, ...]]:
-    """Write `due` as batch `number`, `inflight`, and its work item held by this process;
-    the rows actually claimed (id, email, name, token)."""
+    """Write the ledger rows of a cut batch `inflight`, fenced by its lease; the rows
+    claimed (id, email, name, token). None claimed (all written by others meanwhile): the
+    item is done."""
+    with store.engine.begin() as connection:
+        work.fence(connection, lease, edition_id, number)
+        claimed = _claim_rows(connection, store, edition_id, number, due, now)
+        if not claimed:
+            work.complete(connection, lease, edition_id, number, now)
+    return [row[:4] for row in due if row[0] in claimed]
+
+
+def _claim_rows(
+    connection: Connection,
+    store: Store,
+    edition_id: int,
+    number: int,
+    due: list[tuple[Any, ...]],
+    now: datetime,
+) -> set[int]:
+    """Write `due` as batch `number`, `inflight`: new rows inserted, pending ones moved;
+    the subscriber ids actually written (a row written by another meanwhile is not)."""
     table, subscribers = _DELIVERIES, _SUBSCRIBERS
     new = [row[0] for row in due if not row[4]]
     old = [row[0] for row in due if row[4]]
@@ -204,20 +254,7 @@ def _write_claim(
             .returning(table.c.subscriber_id)
         )
         claimed.update(connection.scalars(statement))
-    if not claimed:
-        return []
-    connection.execute(
-        _WORK.insert().values(
-            edition_id=edition_id,
-            number=number,
-            status=work.OPEN,
-            holder=lease.holder,
-            lease_until=lease.until(),
-            claims=1,
-            updated_at=now,
-        )
-    )
-    return [row[:4] for row in due if row[0] in claimed]
+    return claimed
 
 
 def take_over(
@@ -230,10 +267,13 @@ def take_over(
     requested_to: str | None,
 ) -> list[tuple[Any, ...]]:
     """The recipients (id, email, name, token) of an item taken over, now `inflight`, by
-    id. `requested_to`: what a previous holder's `requested` rows become (UNCERTAIN, PENDING
-    for an idempotent backend, None to leave them: exactly-once mode)."""
+    id: its rows a previous holder left `inflight` (never requested), and the subscribers
+    of its range still due (its holder died between the cut and writing the rows).
+    `requested_to`: what the previous holder's `requested` rows become (UNCERTAIN, PENDING
+    for an idempotent backend, None to leave them: exactly-once mode). Empty: the item is
+    done. One transaction."""
     edition_id, number = claim.edition_id, claim.number
-    table, subscribers = _DELIVERIES, _SUBSCRIBERS
+    table = _DELIVERIES
     in_batch = [table.c.edition_id == edition_id, table.c.batch == number]
     with store.engine.begin() as connection:
         work.fence(connection, lease, edition_id, number)
@@ -249,28 +289,42 @@ def take_over(
                 .where(*in_batch, table.c.status == REQUESTED)
                 .values(status=requested_to, error=note, updated_at=now)
             )
-        columns = [subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.token]
-        query = (
-            select(*columns, subscribers.c.topics)
-            .join(subscribers, subscribers.c.id == table.c.subscriber_id)
-            .where(*in_batch, table.c.status == PENDING, subscribers.c.status == "active")
-            .order_by(subscribers.c.id)
-        )
-        rows = [
-            tuple(row[:4])
-            for row in connection.execute(query)
-            if not audience or follows(row[4] or (), audience)
-        ]
-        if rows:
-            connection.execute(
-                update(table)
-                .where(
-                    *in_batch,
-                    dialect.in_ids(store.engine, table.c.subscriber_id, [r[0] for r in rows]),
-                    table.c.status == PENDING,
-                )
-                .values(status=INFLIGHT, attempts=table.c.attempts + 1, updated_at=now)
-            )
-        else:  # everyone in it left, or the resume put its rows in a newer batch
+        due = _due_of(connection, claim, audience)
+        claimed = _claim_rows(connection, store, edition_id, number, due, now)
+        if not claimed:  # everyone in it left, or the resume put its rows in a newer batch
             work.complete(connection, lease, edition_id, number, now)
-    return rows
+    return [row[:4] for row in due if row[0] in claimed]
+
+
+def _due_of(
+    connection: Connection, claim: work.Claim, audience: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The subscribers an item taken over still has to reach, as _read_due gives them."""
+    if claim.first_id is not None and claim.last_id is not None:
+        due, _, _ = _read_due(
+            connection,
+            claim.edition_id,
+            audience,
+            claim.first_id - 1,
+            size=claim.last_id - claim.first_id + 1,
+            until=claim.last_id,
+        )
+        return due
+    table, subscribers = _DELIVERIES, _SUBSCRIBERS  # an item without a range: its rows
+    s = subscribers.c
+    query = (
+        select(s.id, s.email, s.name, s.token, s.topics)
+        .join(subscribers, s.id == table.c.subscriber_id)
+        .where(
+            table.c.edition_id == claim.edition_id,
+            table.c.batch == claim.number,
+            table.c.status == PENDING,
+            s.status == "active",
+        )
+        .order_by(s.id)
+    )
+    return [
+        (*row[:4], True)
+        for row in connection.execute(query)
+        if not audience or follows(row[4] or (), audience)
+    ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -89,17 +89,29 @@ class Claim:
     edition_id: int
     number: int
     taken_over: bool  # claimed before (its holder died, lost its lease, or stopped)
+    first_id: int | None = None  # the subscriber ids it was cut from (publisher.store.plan)
+    last_id: int | None = None
 
 
 def claim(
-    store: Store, lease: Lease, *, now: datetime, edition_id: int | None = None
+    store: Store,
+    lease: Lease,
+    *,
+    now: datetime,
+    edition_id: int | None = None,
+    mine: Collection[int] = (),
 ) -> Claim | None:
     """Take the first open item (of an edition that is `sending`) nobody holds or whose lease
     lapsed; None when there is none right now. One UPDATE ... WHERE key IN (SELECT ... FOR
     UPDATE SKIP LOCKED) ... RETURNING: on PostgreSQL concurrent claimers skip each other's
-    rows; on SQLite the statement takes the write lock before it reads."""
+    rows; on SQLite the statement takes the write lock before it reads. `mine`: the items
+    of `edition_id` this process is sending; one it holds but is not sending is free too (a
+    claim committed whose answer the lost connection took)."""
     w = _WORK.c
-    free = or_(w.holder.is_(None), w.lease_until < lease.clock())
+    orphan = w.holder == lease.holder
+    if mine:
+        orphan = orphan & ~dialect.in_ids(store.engine, w.number, list(mine))
+    free = or_(w.holder.is_(None), w.lease_until < lease.clock(), orphan)
     chosen = (
         select(w.edition_id, w.number)
         .join(EditionRow, EditionRow.id == w.edition_id)
@@ -113,13 +125,13 @@ def claim(
         update(_WORK)
         .where(tuple_(w.edition_id, w.number).in_(dialect.skip_locked(store.engine, chosen, _WORK)))
         .values(holder=lease.holder, lease_until=lease.until(), claims=w.claims + 1, updated_at=now)
-        .returning(w.edition_id, w.number, w.claims)
+        .returning(w.edition_id, w.number, w.claims, w.first_id, w.last_id)
     )
     with store.engine.begin() as connection:
         row = connection.execute(statement).first()
     if row is None:
         return None
-    return Claim(row[0], row[1], taken_over=row[2] > 1)
+    return Claim(row[0], row[1], row[2] > 1, row[3], row[4])
 
 
 def heartbeat(store: Store, lease: Lease) -> int:

@@ -9,6 +9,7 @@ Create Date: 2026-12-01
 import sqlalchemy as sa
 from alembic import op
 
+from publisher.store import dialect
 from publisher.store.models import UTCDateTime
 
 revision = "0006"
@@ -31,6 +32,8 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(200), nullable=True),
         sa.Column("lease_until", sa.Float, nullable=True),
         sa.Column("claims", sa.Integer, nullable=False),
+        sa.Column("first_id", sa.Integer, nullable=True),
+        sa.Column("last_id", sa.Integer, nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_send_work_open", "send_work", ["status", "edition_id", "number"])
@@ -51,11 +54,18 @@ def upgrade() -> None:
     # a daemon's claim on a slot lapses unless it renews it (epoch seconds)
     with op.batch_alter_table("schedule_slots") as batch:
         batch.add_column(sa.Column("lease_until", sa.Float, nullable=True))
-    # a batch's ledger rows are read and updated by (edition, batch)
+    # a batch's ledger rows are read and updated by (edition, batch); every query of the
+    # ledger names its edition, so the single-column indexes only cost: each status change
+    # of every row updated them (and kept PostgreSQL from updating rows in place, HOT)
     op.create_index("ix_deliveries_edition_batch", "deliveries", ["edition_id", "batch"])
+    op.drop_index("ix_deliveries_status", "deliveries")
+    op.drop_index("ix_deliveries_batch", "deliveries")
+    dialect.leave_room_for_updates(op.get_bind(), "deliveries")
 
 
 def downgrade() -> None:
+    op.create_index("ix_deliveries_batch", "deliveries", ["batch"])
+    op.create_index("ix_deliveries_status", "deliveries", ["status"])
     op.drop_index("ix_deliveries_edition_batch", "deliveries")
     with op.batch_alter_table("schedule_slots") as batch:
         batch.drop_column("lease_until")
