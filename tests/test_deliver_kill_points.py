@@ -1,5 +1,5 @@
 """Exactly-once mode killed with SIGKILL at 20+ exact points of a real `publisher send`
-(child processes; `PUBLISHER_KILL_AT`, publisher/deliver/killpoints.py, or the server
+(child processes; `PUBLISHER_KILL_AT`, publisher/killpoints.py, or the server
 killing the child between reading a request and answering it), then resumed, sometimes
 killed again during the resume's cancellations: every run ends with every recipient
 delivered exactly once by the local SendGrid-compatible server."""
@@ -27,6 +27,8 @@ API_KEY = "SG.kill-points-key"
 CASES = [
     ("claim.queued:1", None),
     ("claim.queued:4", None),
+    ("claim.cut:1", None),  # a batch cut (its work item written), its rows not yet
+    ("claim.cut:3", None),
     ("batch_id.before:1", None),
     ("batch_id.before:3", None),
     ("batch_id.created:1", None),  # batch id made at SendGrid, not yet recorded

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from queue import SimpleQueue
 from typing import Any
 
-from publisher.deliver import killpoints
+from publisher import killpoints
 from publisher.deliver.base import BOUNCED, DeliveryBackend, Message, Recipient, Scheduled
 from publisher.deliver.retry import Mark, Outcome, RetryPolicy, send_with_retries
 from publisher.store import Store, ledger

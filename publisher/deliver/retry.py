@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from publisher.deliver import killpoints
+from publisher import killpoints
 from publisher.deliver.base import (
     BOUNCED,
     DeliveryBackend,

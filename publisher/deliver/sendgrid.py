@@ -27,8 +27,8 @@ from typing import Any, NamedTuple
 import python_http_client.exceptions as http_errors
 import sendgrid as sendgrid_library
 
+from publisher import killpoints
 from publisher.config import PublisherConfig
-from publisher.deliver import killpoints
 from publisher.deliver.base import (
     ONE_CLICK,
     UNSAFE_HEADER,

@@ -1,7 +1,7 @@
 """Claiming an edition's batches, planning included: every sending process (the one that
-started the send and any `publisher worker`) calls `claim_next`, which either takes over a
-work item nobody holds (its holder died or lost its lease) or cuts the next batch from the
-audience and claims it.
+started the send and any `publisher worker`) calls `claim_next`, which cuts the next batch
+from the audience and claims it or, once the audience is read to its end, takes over a work
+item nobody holds (its holder died or lost its lease).
 
 Planning is folded into claiming, so a send writes each ledger row once, `inflight` in the
 batch that sends it, and there is no pass over the audience before the first request. The
@@ -34,6 +34,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, literal, select, update
 from sqlalchemy.engine import Connection
 
+from publisher import killpoints
 from publisher.store import Store, dialect, work
 from publisher.store.ledger import INFLIGHT, PENDING, REQUESTED, UNCERTAIN
 from publisher.store.models import (
@@ -88,19 +89,21 @@ def claim_next(
     requested_to: str | None,
     mine: Collection[int] = (),
 ) -> Claimed | None:
-    """The next batch this process sends, claimed (`inflight`, held under `lease`): an item
-    left by another holder first, else a new one cut from the audience. None when there is
-    neither (the audience is read to its end; items others hold may still be open).
-    `mine`: the batches of the edition this process is sending (see work.claim)."""
+    """The next batch this process sends, claimed (`inflight`, held under `lease`): a new
+    one cut from the audience, else, once the audience is read to its end, an item another
+    holder left (a lease lapses after a minute or so: the cut goes on meanwhile, and one
+    query per batch is saved). None when there is neither (items others hold may still be
+    open). `mine`: the batches of the edition this process is sending (see work.claim)."""
+    while cut := _cut(store, lease, edition_id, audience, batch_size, now):
+        number, due = cut
+        killpoints.reached("claim.cut")  # the item is written, its rows are not
+        rows = _write_rows(store, lease, edition_id, number, due, now)
+        if rows:
+            return Claimed(number, rows)
     while item := work.claim(store, lease, now=now, edition_id=edition_id, mine=mine):
         rows = take_over(store, lease, item, audience, now=now, requested_to=requested_to)
         if rows:
             return Claimed(item.number, rows, taken_over=item.taken_over)
-    while cut := _cut(store, lease, edition_id, audience, batch_size, now):
-        number, due = cut
-        rows = _write_rows(store, lease, edition_id, number, due, now)
-        if rows:
-            return Claimed(number, rows)
     return None
 
 

@@ -111,7 +111,9 @@ def claim(
     orphan = w.holder == lease.holder
     if mine:
         orphan = orphan & ~dialect.in_ids(store.engine, w.number, list(mine))
-    free = or_(w.holder.is_(None), w.lease_until < lease.clock(), orphan)
+    # never one of `mine`, even if its lease lapsed meanwhile: it is being sent right now
+    lapsed = (w.lease_until < lease.clock()) & (w.holder != lease.holder)
+    free = or_(w.holder.is_(None), lapsed, orphan)
     chosen = (
         select(w.edition_id, w.number)
         .join(EditionRow, EditionRow.id == w.edition_id)
