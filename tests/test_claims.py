@@ -13,7 +13,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from publisher.store import Store, ledger, plan, work
 from publisher.store.ledger import PENDING, REQUESTED, UNCERTAIN
@@ -184,3 +184,32 @@ def test_a_claim_whose_answer_was_lost_is_taken_back_by_its_holder(store, fixed_
     got = _drain(store, me, edition, fixed_now)  # `mine` never had the lost one
     assert [c.number for c in got] == [2, 3, 1]
     assert got[-1].rows == lost.rows
+
+
+def test_a_row_written_by_another_between_the_cut_and_the_write_stays_theirs(store, fixed_now):
+    edition = _sending_edition(store, fixed_now, 6)
+    me = work.Lease("here:1:me", 60.0, Clock())
+    cut = plan._cut(store, me, edition, (), 10, fixed_now)
+    assert cut is not None
+    number, due = cut
+    taken, moved = due[1][0], due[3][0]
+    with store.engine.begin() as connection:  # another claimer got there first
+        connection.execute(
+            insert(DeliveryRow).values(
+                edition_id=edition, subscriber_id=taken, batch=99, status="inflight",
+                attempts=1, updated_at=fixed_now,
+            )
+        )  # fmt: skip
+        connection.execute(
+            insert(DeliveryRow).values(
+                edition_id=edition, subscriber_id=moved, batch=98, status="sent",
+                attempts=1, updated_at=fixed_now,
+            )
+        )  # fmt: skip
+    rows = plan._write_rows(store, me, edition, number, due, fixed_now)
+    assert [row[0] for row in rows] == [d[0] for d in due if d[0] not in (taken, moved)]
+    statuses = _statuses(store, edition)
+    assert statuses[taken] == "inflight" and statuses[moved] == "sent"
+    with store.session() as session:
+        batches = dict(session.execute(select(DeliveryRow.subscriber_id, DeliveryRow.batch)).all())
+    assert batches[taken] == 99 and batches[moved] == 98  # left as the other wrote them

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, literal, select, update
+from sqlalchemy import Table, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from publisher import killpoints
 from publisher.store import Store, dialect, work
@@ -167,10 +168,13 @@ def _read_due(
     has to reach: (id, email, name, token, has a pending row), the last id read, and
     whether the audience (or the range) is read to its end."""
     s, d = _SUBSCRIBERS.c, _DELIVERIES.c
-    columns = [s.id, s.email, s.name, s.token, *([s.topics] if audience else [])]
+    # status is read, not filtered on: `status = 'active' AND id > n ORDER BY id` may be
+    # planned on the status index (every row matches) and a sort of the whole list, per
+    # batch; on id alone it is a range of the primary key
+    columns = [s.id, s.email, s.name, s.token, s.status, *([s.topics] if audience else [])]
     due: list[tuple[Any, ...]] = []
     while len(due) < size:
-        query = select(*columns).where(s.status == "active", s.id > after)
+        query = select(*columns).where(s.id > after)
         if until is not None:
             query = query.where(s.id <= until)
         chunk = connection.execute(query.order_by(s.id).limit(READ_CHUNK)).all()
@@ -190,9 +194,11 @@ def _read_due(
         )
         for row in chunk:
             after, status = row[0], states.get(row[0])
+            if row[4] != "active":
+                continue
             if status is not None and status != PENDING:
                 continue  # sent, failed in this round, uncertain, or in another's batch
-            if audience and not follows(row[4] or (), audience):
+            if audience and not follows(row[5] or (), audience):
                 continue  # left pending if a retry: skipped when the edition finishes
             due.append((row[0], row[1], row[2], row[3], status == PENDING))
             if len(due) >= size:
@@ -243,10 +249,16 @@ def _claim_rows(
             literal(now, UTCDateTime()),
         ).where(dialect.in_ids(store.engine, subscribers.c.id, new))
         columns = ["edition_id", "subscriber_id", "batch", "status", "attempts", "updated_at"]
-        statement = dialect.insert_ignore(store.engine, table).from_select(columns, chosen)
-        claimed.update(connection.scalars(statement.returning(table.c.subscriber_id)))
+        returned = table.c.subscriber_id
+        try:  # a plain INSERT first: ON CONFLICT's per-row speculative insertion costs more
+            with connection.begin_nested():
+                plain = insert(table).from_select(columns, chosen).returning(returned)
+                claimed.update(connection.scalars(plain))
+        except IntegrityError:  # a row was written by another meanwhile: leave it theirs
+            ignoring = dialect.insert_ignore(store.engine, table).from_select(columns, chosen)
+            claimed.update(connection.scalars(ignoring.returning(returned)))
     if old:
-        statement = (
+        moving = (
             update(table)
             .where(
                 table.c.edition_id == edition_id,
@@ -256,7 +268,7 @@ def _claim_rows(
             .values(status=INFLIGHT, batch=number, attempts=table.c.attempts + 1, updated_at=now)
             .returning(table.c.subscriber_id)
         )
-        claimed.update(connection.scalars(statement))
+        claimed.update(connection.scalars(moving))
     return claimed
 
 
