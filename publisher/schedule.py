@@ -365,8 +365,7 @@ class Daemon:
             for slot in lapsed:
                 if (name, slot) not in waiting and self._reserve(name, slot):
                     record = state.get_slot(self.store, name, slot)
-                    was = record.owner if record else "?"
-                    self._log(name, slot, f"taking over from {was} (lease lapsed or process gone)")
+                    self._log(name, slot, _takeover_note(record, now))
                     found.append((name, slot))
         return found
 
@@ -536,6 +535,18 @@ class Daemon:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _takeover_note(record: state.SlotRecord | None, now: datetime) -> str:
+    if record is None:
+        return "taking over (the claim just changed)"
+    if record.lease_until is None:
+        why = "a claim from before leases: its process is gone, or no progress for 2 hours"
+    elif record.lease_until < now.timestamp():
+        why = f"its lease lapsed at {_iso(datetime.fromtimestamp(record.lease_until, UTC))}"
+    else:
+        why = "its process is gone from this host"
+    return f"taking over from {record.owner} ({why})"
 
 
 # --- wiring and reporting (cli.py) --------------------------------------------------------

@@ -448,7 +448,7 @@ def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
         _kill(second)
     log = (project / "b.log").read_text()
     assert early == [], "B took the slot over before the lease lapsed"
-    assert f"taking over from {ELSEWHERE}" in log and "outcome=sent" in log
+    assert f"taking over from {ELSEWHERE} (its lease lapsed at" in log and "outcome=sent" in log
     seen = Counter(sendgrid.recipients)
     assert set(seen) == set(emails) and max(seen.values()) == 1, seen
     assert _editions(store) == 1
