@@ -423,7 +423,9 @@ def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
     # make A a daemon of another host (its pid cannot be checked) whose lease still holds
     with store.session() as session:
         session.execute(
-            update(ScheduleSlotRow).values(owner=ELSEWHERE, lease_until=time.time() + 3600)
+            update(ScheduleSlotRow)
+            .where(ScheduleSlotRow.id == claim.id)
+            .values(owner=ELSEWHERE, lease_until=time.time() + 3600)
         )
     second = _daemon(project, database_url, "b.log")
     try:
@@ -432,7 +434,11 @@ def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
         assert _row(store, claim.slot).owner == ELSEWHERE and len(sendgrid.recipients) == 8
         until = time.time() + 2  # A's last heartbeat, then nothing: the lease lapses in 2 s
         with store.session() as session:
-            session.execute(update(ScheduleSlotRow).values(lease_until=until))
+            session.execute(
+                update(ScheduleSlotRow)
+                .where(ScheduleSlotRow.id == claim.id)
+                .values(lease_until=until)
+            )
         early: list[str] = []
 
         def finished() -> bool:
