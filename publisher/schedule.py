@@ -356,17 +356,20 @@ class Daemon:
     def lapsed_claims(self, now: datetime) -> list[tuple[str, datetime]]:
         """Running claims another daemon left (its lease lapsed, or its process is gone from
         this host), reserved for this daemon to take over: `run_reserved` each one."""
-        found = []
         waiting = {(name, slot) for name, slot, _ in self.deferred}
-        for name in self.campaigns:
-            lapsed = state.unfinished_slots(
+        candidates = [  # read first: a database error leaves nothing reserved
+            (name, slot, state.get_slot(self.store, name, slot))
+            for name in self.campaigns
+            for slot in state.unfinished_slots(
                 self.store, name, owner=self.owner, now=now, failed=False
             )
-            for slot in lapsed:
-                if (name, slot) not in waiting and self._reserve(name, slot):
-                    record = state.get_slot(self.store, name, slot)
-                    self._log(name, slot, _takeover_note(record, now))
-                    found.append((name, slot))
+            if (name, slot) not in waiting
+        ]
+        found = []
+        for name, slot, record in candidates:
+            if self._reserve(name, slot):
+                self._log(name, slot, _takeover_note(record, now))
+                found.append((name, slot))
         return found
 
     def run_reserved(self, name: str, slot: datetime) -> str:
