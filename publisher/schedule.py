@@ -3,7 +3,10 @@
 The only module that imports APScheduler (3.11). Every run of a campaign belongs to a *slot*:
 the fire time of its cadence, in UTC. A slot is claimed in the store before it runs
 (publisher/store/schedule_state.py) and its edition is unique per (campaign, slot), so two
-daemons, a restart or a retry never produce two editions for one slot.
+daemons, a restart or a retry never produce two editions for one slot. Daemons on several
+hosts share nothing but the store: the claim is a lease that the running daemon renews
+(publisher/slot_heartbeat.py), and every daemon looks for lapsed claims every third of the
+lease (at most every 30 s) and takes them over, resuming the edition's send.
 
 Daylight saving (APScheduler's CronTrigger with a zoneinfo zone, checked in the tests):
 - a wall-clock time that exists keeps its wall-clock time across the change (09:00 stays 09:00);
@@ -32,6 +35,7 @@ from apscheduler.triggers.cron import CronTrigger
 from publisher.cadence import parse_cadence
 from publisher.config import CampaignConfig, PublisherConfig
 from publisher.pipeline import SlotOutcome
+from publisher.slot_heartbeat import SlotHeartbeat
 from publisher.store import Store
 from publisher.store import schedule_state as state
 
@@ -200,6 +204,7 @@ class Daemon:
         collect: IntervalJob | None = None,
         build_feeds: IntervalJob | None = None,
         owner: str | None = None,
+        lease: timedelta = state.DEFAULT_LEASE,
     ) -> None:
         self.config = config
         self.store = store
@@ -208,6 +213,7 @@ class Daemon:
         self.collect = collect
         self.build_feeds = build_feeds
         self.owner = owner or state.this_process()
+        self.lease = lease
         self.campaigns = {c.name: c for c in config.campaigns if c.cadence}
         self.triggers = {name: campaign_trigger(config, c) for name, c in self.campaigns.items()}
         self.stopping = threading.Event()
@@ -215,6 +221,11 @@ class Daemon:
         self._stopper: threading.Thread | None = None
         self._paused_seen: set[str] = set()
         self.deferred: list[tuple[str, datetime, datetime]] = []  # (campaign, slot, run at)
+        # slots this daemon is dispatching or running (a takeover scan must not take them
+        # again) and the heartbeats of the running ones
+        self._busy: set[tuple[str, datetime]] = set()
+        self._beats: dict[tuple[str, datetime], SlotHeartbeat] = {}
+        self._lock = threading.Lock()
 
     # --- decisions (tested with a fake clock) ---
 
@@ -256,6 +267,25 @@ class Daemon:
 
     def dispatch(self, name: str, slot: datetime, now: datetime) -> str:
         """Run one slot if it should run now; returns the outcome (also logged and recorded)."""
+        if not self._reserve(name, slot):
+            return self._log(name, slot, "already running in this daemon")
+        try:
+            return self._dispatch(name, slot, now)
+        finally:
+            self._release(name, slot)
+
+    def _reserve(self, name: str, slot: datetime) -> bool:
+        with self._lock:
+            if (name, slot) in self._busy:
+                return False
+            self._busy.add((name, slot))
+            return True
+
+    def _release(self, name: str, slot: datetime) -> None:
+        with self._lock:
+            self._busy.discard((name, slot))
+
+    def _dispatch(self, name: str, slot: datetime, now: datetime) -> str:
         campaign = self.campaigns[name]
         if self.stopping.is_set():
             return self._log(name, slot, "not started: daemon is stopping")
@@ -272,24 +302,39 @@ class Daemon:
                 return self._close(name, slot, "missed", now, "send window closed past grace")
             self._defer(name, slot, opening)
             return self._log(name, slot, f"deferred to {_iso(opening)} (send window)")
-        if not state.claim_slot(self.store, name, slot, owner=self.owner, now=now):
+        if not self._claim(name, slot, now):
             return self._log(name, slot, "already taken (another daemon, or done)")
         return self._run_claimed(name, slot, now)
 
+    def _claim(self, name: str, slot: datetime, now: datetime) -> bool:
+        return state.claim_slot(self.store, name, slot, owner=self.owner, now=now, lease=self.lease)
+
     def _close(self, name: str, slot: datetime, status: str, now: datetime, why: str) -> str:
         """End a slot without running it (unless it is finished or another daemon has it)."""
-        if state.claim_slot(self.store, name, slot, owner=self.owner, now=now):
-            state.finish_slot(self.store, name, slot, status, now=now, detail=why)
+        if self._claim(name, slot, now):
+            state.finish_slot(self.store, name, slot, status, now=now, detail=why, owner=self.owner)
         return self._log(name, slot, f"{status} ({why})")
 
     def _run_claimed(self, name: str, slot: datetime, now: datetime) -> str:
+        """Run a claimed slot under its heartbeat, then record the outcome (and end the lease)."""
+        beat = SlotHeartbeat(
+            self.store, name, slot, owner=self.owner, lease=self.lease, clock=self.clock
+        )
+        with self._lock:
+            self._beats[(name, slot)] = beat
         try:
-            outcome = self.run_slot_fn(name, slot, now)
+            with beat:
+                outcome = self.run_slot_fn(name, slot, now)
         except Exception as exc:  # noqa: BLE001 - one campaign's failure must not stop the daemon
             log.exception("campaign=%s slot=%s failed", name, _iso(slot))
-            state.finish_slot(self.store, name, slot, "failed", now=self.clock(), detail=str(exc))
-            return self._log(name, slot, f"failed: {exc}")
-        state.finish_slot(
+            return self._finish(name, slot, SlotOutcome("failed", None, str(exc)), f"failed: {exc}")
+        finally:
+            with self._lock:
+                self._beats.pop((name, slot), None)
+        return self._finish(name, slot, outcome, f"{outcome.status} {outcome.detail}".strip())
+
+    def _finish(self, name: str, slot: datetime, outcome: SlotOutcome, said: str) -> str:
+        if state.finish_slot(
             self.store,
             name,
             slot,
@@ -297,8 +342,42 @@ class Daemon:
             now=self.clock(),
             edition_id=outcome.edition_id,
             detail=outcome.detail,
-        )
-        return self._log(name, slot, f"{outcome.status} {outcome.detail}".strip())
+            owner=self.owner,
+        ):
+            return self._log(name, slot, said)
+        return self._log(name, slot, f"{said}; not recorded: another daemon took the slot over")
+
+    def should_stop(self, name: str, slot: datetime) -> bool:
+        """For the send of a running slot: stop between batches (SIGTERM, or the claim lost)."""
+        with self._lock:
+            beat = self._beats.get((name, slot))
+        return self.stopping.is_set() or (beat is not None and beat.lost.is_set())
+
+    def lapsed_claims(self, now: datetime) -> list[tuple[str, datetime]]:
+        """Running claims another daemon left (its lease lapsed, or its process is gone from
+        this host), reserved for this daemon to take over: `run_reserved` each one."""
+        waiting = {(name, slot) for name, slot, _ in self.deferred}
+        candidates = [  # read first: a database error leaves nothing reserved
+            (name, slot, state.get_slot(self.store, name, slot))
+            for name in self.campaigns
+            for slot in state.unfinished_slots(
+                self.store, name, owner=self.owner, now=now, failed=False
+            )
+            if (name, slot) not in waiting
+        ]
+        found = []
+        for name, slot, record in candidates:
+            if self._reserve(name, slot):
+                self._log(name, slot, _takeover_note(record, now))
+                found.append((name, slot))
+        return found
+
+    def run_reserved(self, name: str, slot: datetime) -> str:
+        """Dispatch a slot `lapsed_claims` reserved (the claim itself is taken in dispatch)."""
+        try:
+            return self._dispatch(name, slot, self.clock())
+        finally:
+            self._release(name, slot)
 
     def _log(self, name: str, slot: datetime, outcome: str) -> str:
         log.info("campaign=%s slot=%s outcome=%s", name, _iso(slot), outcome)
@@ -323,6 +402,28 @@ class Daemon:
 
     def _slot_job(self, name: str, slot: datetime) -> None:
         self.dispatch(name, slot, self.clock())
+
+    def _takeover_job(self) -> None:
+        """Each lapsed claim runs as a job of its own: a long send must not hold up the scan."""
+        if self.stopping.is_set() or self.scheduler is None:
+            return
+        try:
+            found = self.lapsed_claims(self.clock())
+        except Exception:  # noqa: BLE001 - e.g. the database is away: the next scan tries again
+            log.exception("looking for lapsed slot claims failed; trying again")
+            return
+        for name, slot in found:
+            self.scheduler.add_job(
+                self.run_reserved,
+                "date",
+                run_date=self.clock(),
+                args=[name, slot],
+                misfire_grace_time=None,
+            )
+
+    def takeover_every(self) -> timedelta:
+        """How often to look for lapsed claims: a third of the lease, at least every 30 s."""
+        return min(POLL_EVERY, self.lease / 3)
 
     def _interval_job(self, what: str, job: IntervalJob) -> None:
         if self.stopping.is_set():
@@ -362,6 +463,13 @@ class Daemon:
         self._add_interval(scheduler, "feeds", self.build_feeds, self.config.schedule.feeds_every)
         self.poll_paused()
         scheduler.add_job(self.poll_paused, "interval", seconds=POLL_EVERY.total_seconds())
+        scheduler.add_job(
+            self._takeover_job,
+            "interval",
+            seconds=self.takeover_every().total_seconds(),
+            coalesce=True,
+            max_instances=1,
+        )
         if self.stopping.is_set():
             return
         log.info("publisher daemon running (%d campaign(s))", len(self.campaigns))
@@ -432,17 +540,36 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _takeover_note(record: state.SlotRecord | None, now: datetime) -> str:
+    if record is None:
+        return "taking over (the claim just changed)"
+    if record.lease_until is None:
+        why = "a claim from before leases: its process is gone, or no progress for 2 hours"
+    elif record.lease_until < now.timestamp():
+        why = f"its lease lapsed at {_iso(datetime.fromtimestamp(record.lease_until, UTC))}"
+    else:
+        why = "its process is gone from this host"
+    return f"taking over from {record.owner} ({why})"
+
+
 # --- wiring and reporting (cli.py) --------------------------------------------------------
 
 
-def make_daemon(config: PublisherConfig, store: Store, *, clock: Callable[[], datetime]) -> Daemon:
+def make_daemon(
+    config: PublisherConfig,
+    store: Store,
+    *,
+    clock: Callable[[], datetime],
+    lease: timedelta = state.DEFAULT_LEASE,
+) -> Daemon:
     """The daemon of `publisher run`, with the pipeline's stages as its jobs."""
     from publisher import pipeline
 
     def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
-        # SIGTERM: the send stops between batches (the batch in flight finishes).
+        # SIGTERM or a lost claim: the send stops between batches (the batch in flight
+        # finishes).
         return pipeline.run_campaign_slot(
-            config, store, name, slot, now=now, should_stop=daemon.stopping.is_set
+            config, store, name, slot, now=now, should_stop=lambda: daemon.should_stop(name, slot)
         )
 
     daemon = Daemon(
@@ -452,6 +579,7 @@ def make_daemon(config: PublisherConfig, store: Store, *, clock: Callable[[], da
         clock=clock,
         collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
+        lease=lease,
     )
     return daemon
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from publisher.cli.base import (
 from publisher.cli.content import print_collect_report
 from publisher.config import PublisherConfig
 from publisher.errors import ScheduleError
+from publisher.store.schedule_state import DEFAULT_LEASE
 
 if TYPE_CHECKING:
     from publisher.schedule import CampaignOverview
@@ -31,11 +33,21 @@ def run(
     once: Annotated[
         bool, typer.Option("--once", help="Run the whole job once now, then exit.")
     ] = False,
+    lease: Annotated[
+        float,
+        typer.Option(
+            "--lease",
+            min=3,
+            max=3600,
+            help="Seconds a slot this daemon claimed stays held without renewal: a dead "
+            "daemon's slot is taken over by another after this long.",
+        ),
+    ] = DEFAULT_LEASE.total_seconds(),
 ) -> None:
     """Run the publisher: the scheduling daemon (until SIGTERM/Ctrl-C), or --once."""
     st = state(ctx)
     if not once:
-        run_daemon(st)
+        run_daemon(st, lease=timedelta(seconds=lease))
         return
     from publisher.pipeline import run_once
 
@@ -49,14 +61,14 @@ def run(
 # --- scheduling -----------------------------------------------------------------------------
 
 
-def run_daemon(st: AppState) -> None:
+def run_daemon(st: AppState, *, lease: timedelta = DEFAULT_LEASE) -> None:
     """`publisher run`: one log line per action; returns (exit 0) after SIGTERM/SIGINT."""
     from publisher.schedule import make_daemon
 
     publisher_logger = logging.getLogger("publisher")
     if publisher_logger.getEffectiveLevel() > logging.INFO:
         publisher_logger.setLevel(logging.INFO)
-    make_daemon(st.config, st.store, clock=utc_now).serve()
+    make_daemon(st.config, st.store, clock=utc_now, lease=lease).serve()
 
 
 @app.command()

@@ -1,13 +1,19 @@
 """Scheduling state in the store: pause/resume (`campaign_state`) and what happened to each
 slot (`schedule_slots`).
 
-A daemon *claims* a slot before running it (an insert under a unique constraint), so of two
-daemons on one store only one runs a slot; a claim left behind by a daemon that died is taken
-over on the next start. A claim is stale when its owner is gone, or when neither the slot nor
-the delivery ledger of the slot's edition changed for `stale_after` (2 h): a long send keeps
-its slot alive by writing ledger rows batch after batch, so another daemon does not take it
-over. Every statement runs in its own short transaction: SQLite allows one writer at a time
-and two daemons share the file.
+A daemon *claims* a slot before running it (an insert under a unique constraint), so of
+several daemons on one store, on one host or many, only one runs a slot. A claim is a lease:
+`owner` (host:pid) and `lease_until` (epoch seconds, `now` + the lease), renewed by the
+running daemon's heartbeat (`renew_slot`) while it composes and sends, cleared when the slot
+is finished. Another daemon takes a running claim over when its lease has lapsed, or at once
+when its owner is a process of this host that no longer exists; the takeover is one
+conditional UPDATE on the state the claimer read, so of two daemons taking over, one wins.
+
+Claims written before leases (`lease_until` NULL: a daemon of an older version, in the middle
+of a send during an upgrade) keep the old rule: taken over when the owner is gone, or when
+neither the slot nor the delivery ledger of its edition changed for `stale_after` (2 h; a
+long send writes ledger rows batch after batch). Every statement runs in its own short
+transaction: SQLite allows one writer at a time and several daemons share the file.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from publisher.store.models import CampaignStateRow, DeliveryRow, EditionRow, Sc
 
 # Outcomes that end a slot for good; 'running' (claimed) and 'failed' may be run again.
 FINAL = frozenset({"sent", "skipped", "paused", "missed", "coalesced"})
-DEFAULT_STALE_AFTER = timedelta(hours=2)
+DEFAULT_STALE_AFTER = timedelta(hours=2)  # claims without a lease only (see above)
+DEFAULT_LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class SlotRecord:
     edition_id: int | None
     detail: str
     updated_at: datetime
+    lease_until: float | None = None  # epoch seconds; None: finished, or an old claim
+    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,14 +120,23 @@ def claim_slot(
     *,
     owner: str,
     now: datetime,
+    lease: timedelta | None = None,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
 ) -> bool:
-    """Take the slot for this process; False if it is finished or another live daemon has it."""
+    """Take the slot for this process until `now + lease`; False if it is finished or another
+    daemon holds it. Without `lease` the claim is of the kind written before leases (the
+    daemon always passes one; the tests of the old rule do not)."""
+    until = _until(now, lease)
     try:
         with store.session() as session:
             session.add(
                 ScheduleSlotRow(
-                    campaign=campaign, slot=slot, status="running", owner=owner, updated_at=now
+                    campaign=campaign,
+                    slot=slot,
+                    status="running",
+                    owner=owner,
+                    updated_at=now,
+                    lease_until=until,
                 )
             )
         return True
@@ -129,19 +147,54 @@ def claim_slot(
         store, record, owner=owner, now=now, stale_after=stale_after
     ):
         return False
-    with store.session() as session:  # conditional: of two daemons taking over, one wins
+    return take_over(store, record, owner=owner, now=now, lease=lease)
+
+
+def take_over(
+    store: Store, record: SlotRecord, *, owner: str, now: datetime, lease: timedelta | None
+) -> bool:
+    """Claim a slot from the state `record` a claimer read: one conditional UPDATE, so when
+    several daemons read the same lapsed claim, exactly one of them takes it."""
+    row = ScheduleSlotRow
+    with store.session() as session:
         result = session.execute(
-            update(ScheduleSlotRow)
+            update(row)
             .where(
-                ScheduleSlotRow.campaign == campaign,
-                ScheduleSlotRow.slot == slot,
-                ScheduleSlotRow.status == record.status,
-                ScheduleSlotRow.updated_at == record.updated_at,
+                row.id == record.id,
+                row.status == record.status,
+                row.owner == record.owner,  # None compiles to IS NULL
+                row.lease_until == record.lease_until,
+                row.updated_at == record.updated_at,
             )
-            .values(status="running", owner=owner, updated_at=now)
+            .values(status="running", owner=owner, updated_at=now, lease_until=_until(now, lease))
         )
         assert isinstance(result, CursorResult)  # an UPDATE always gives a cursor result
         return result.rowcount == 1
+
+
+def renew_slot(
+    store: Store, campaign: str, slot: datetime, *, owner: str, now: datetime, lease: timedelta
+) -> bool:
+    """The heartbeat of a running slot: its lease now lasts until `now + lease`. False when
+    the claim is no longer this owner's (its lease lapsed and another daemon took it over)."""
+    row = ScheduleSlotRow
+    with store.session() as session:
+        result = session.execute(
+            update(row)
+            .where(
+                row.campaign == campaign,
+                row.slot == slot,
+                row.owner == owner,
+                row.status == "running",
+            )
+            .values(lease_until=_until(now, lease))
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+
+def _until(now: datetime, lease: timedelta | None) -> float | None:
+    return None if lease is None else now.timestamp() + lease.total_seconds()
 
 
 def _claimable(
@@ -151,7 +204,9 @@ def _claimable(
         return False
     if record.status == "failed" or record.owner == owner or _owner_gone(record.owner):
         return True
-    if now - record.updated_at <= stale_after:
+    if record.lease_until is not None:  # a renewed lease holds however long the send takes
+        return now.timestamp() > record.lease_until
+    if now - record.updated_at <= stale_after:  # a claim from before leases: the old rule
         return False
     progress = last_progress(store, record.campaign, record.slot)
     return progress is None or now - progress > stale_after
@@ -192,13 +247,29 @@ def finish_slot(
     now: datetime,
     edition_id: int | None = None,
     detail: str = "",
-) -> None:
+    owner: str | None = None,
+) -> bool:
+    """Record the slot's outcome and clear its lease. With `owner`, only while the claim is
+    still that owner's: a daemon whose slot was taken over leaves the outcome to the new
+    owner. False when nothing was written."""
+    row = ScheduleSlotRow
+    where = [row.campaign == campaign, row.slot == slot]
+    if owner is not None:
+        where.append(row.owner == owner)
     with store.session() as session:
-        session.execute(
-            update(ScheduleSlotRow)
-            .where(ScheduleSlotRow.campaign == campaign, ScheduleSlotRow.slot == slot)
-            .values(status=status, edition_id=edition_id, detail=detail, updated_at=now)
+        result = session.execute(
+            update(row)
+            .where(*where)
+            .values(
+                status=status,
+                edition_id=edition_id,
+                detail=detail,
+                updated_at=now,
+                lease_until=None,
+            )
         )
+        assert isinstance(result, CursorResult)
+        return result.rowcount >= 1
 
 
 def record_slots(
@@ -255,14 +326,18 @@ def unfinished_slots(
     owner: str,
     now: datetime,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
+    failed: bool = True,
 ) -> list[datetime]:
-    """Slots a crashed or failed run left behind, oldest first: resumed on start."""
+    """Slots a crashed or failed run left behind, oldest first: resumed on start. With
+    `failed=False` only the running claims another daemon left (lease lapsed, owner gone):
+    what a running daemon takes over (a failed slot waits for the next start)."""
+    statuses = ["running", "failed"] if failed else ["running"]
     with store.session() as session:
         rows = session.scalars(
             select(ScheduleSlotRow)
             .where(
                 ScheduleSlotRow.campaign == campaign,
-                ScheduleSlotRow.status.in_(["running", "failed"]),
+                ScheduleSlotRow.status.in_(statuses),
             )
             .order_by(ScheduleSlotRow.slot)
         )
@@ -304,6 +379,8 @@ def _record(row: ScheduleSlotRow) -> SlotRecord:
         edition_id=row.edition_id,
         detail=row.detail or "",
         updated_at=_aware(row.updated_at),
+        lease_until=row.lease_until,
+        id=row.id,
     )
 
 
