@@ -61,9 +61,17 @@ def upgrade() -> None:
     op.drop_index("ix_deliveries_status", "deliveries")
     op.drop_index("ix_deliveries_batch", "deliveries")
     dialect.leave_room_for_updates(op.get_bind(), "deliveries")
+    # the ledger's rows are written by INSERT ... SELECT from subscribers (the subscriber
+    # exists) for the edition being sent (editions are never deleted)
+    dialect.drop_foreign_keys(op.get_bind(), "deliveries")
 
 
 def downgrade() -> None:
+    dialect.restore_foreign_keys(
+        op,
+        "deliveries",
+        [("edition_id", "editions", "CASCADE"), ("subscriber_id", "subscribers", None)],
+    )
     op.create_index("ix_deliveries_batch", "deliveries", ["batch"])
     op.create_index("ix_deliveries_status", "deliveries", ["status"])
     op.drop_index("ix_deliveries_edition_batch", "deliveries")
