@@ -47,3 +47,24 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password():
         open_store("postgresql://staff:s3cret@127.0.0.1:9/publisher?connect_timeout=2")
     assert "s3cret" not in str(info.value)
     assert "cannot migrate store" in str(info.value)
+
+
+def test_the_ledger_keeps_room_for_updates_and_no_row_locks_on_postgresql(store):
+    """The ledger's storage (publisher.store.dialect): on PostgreSQL pages keep room for HOT
+    updates and no foreign key checks lock the edition and subscriber of every row written;
+    SQLite keeps its (lock-free) foreign keys. Either way no single-column index on status
+    or batch is left to update at every status change."""
+    inspector = inspect(store.engine)
+    keys = {tuple(k["constrained_columns"]) for k in inspector.get_foreign_keys("deliveries")}
+    indexes = {tuple(i["column_names"]) for i in inspector.get_indexes("deliveries")}
+    assert ("status",) not in indexes and ("batch",) not in indexes
+    assert ("edition_id", "batch") in indexes
+    if store.engine.dialect.name == "postgresql":
+        assert keys == set()
+        with store.engine.connect() as connection:
+            options = connection.execute(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'")
+            ).scalar()
+        assert options == ["fillfactor=60"]
+    else:
+        assert keys == {("edition_id",), ("subscriber_id",)}
