@@ -87,6 +87,7 @@ PENDING, INFLIGHT, REQUESTED, SENT, FAILED, UNCERTAIN, SKIPPED, BOUNCED = (
 )
 UNFINISHED = (INFLIGHT, REQUESTED)  # claimed by a send, outcome not recorded yet
 DONE = (SENT, UNCERTAIN)  # never sent again without --resend-uncertain / --resend-batch
+READ_CHUNK = 1000  # subscribers read per query while looking for the due ones
 RECIPIENT_ATTEMPTS = 3  # a recipient refused temporarily (4xx) is tried this often in all
 
 
@@ -178,57 +179,71 @@ def iter_due(
     store: Store, edition_id: int, audience: Sequence[str], *, chunk: int = 1000
 ) -> Iterator[Due]:
     """Active subscribers following the campaign with no ledger row or a `pending` one, in
-    subscriber-id order, read in chunks with their ledger state (one Core query per chunk;
-    topics are only decoded when the campaign has an audience)."""
-    for row in audience_rows(store, edition_id, audience, chunk=chunk):
-        yield Due(row[0], row[1], row[2], row[3], retry=row[4] == PENDING)
+    subscriber-id order (read_due, chunk after chunk, each read again while the database is
+    unreachable)."""
+    after, complete = 0, False
+    while not complete:
+        read = partial(_read_chunk, store, edition_id, audience, after, chunk)
+        due, after, complete = store.retrying(read, what="reading the audience")
+        for row in due:
+            yield Due(row[0], row[1], row[2], row[3], retry=row[4])
 
 
-def audience_rows(
-    store: Store, edition_id: int, audience: Sequence[str], *, chunk: int = 1000
-) -> Iterator[tuple[Any, ...]]:
-    """(id, email, name, token, ledger status or None, batch or None) of the active
-    subscribers following the campaign with no ledger row or a `pending` one."""
-    subscribers, deliveries = _SUBSCRIBERS.c, _DELIVERIES.c
-    columns = [
-        subscribers.id,
-        subscribers.email,
-        subscribers.name,
-        subscribers.token,
-        deliveries.status,
-        deliveries.batch,
-    ]
-    if audience:
-        columns.append(subscribers.topics)
-    join = and_(deliveries.subscriber_id == subscribers.id, deliveries.edition_id == edition_id)
-    after = 0
-    while True:
-        query = (
-            select(*columns)
-            .select_from(_SUBSCRIBERS.outerjoin(_DELIVERIES, join))
-            .where(subscribers.status == "active", subscribers.id > after)
-            .order_by(subscribers.id)
-            .limit(chunk)
-        )
-        # read again while the database is unreachable (a send planning its batches)
-        rows = store.retrying(partial(_rows, store, query), what="reading the audience")
-        if not rows:
-            return
-        for row in rows:
-            status = row[4]
-            if status is not None and status != PENDING:
-                continue  # already sent, failed in this run, or uncertain
-            if audience and not follows(row[6] or (), audience):
-                continue  # a retry too: they may have unfollowed since (left pending: skipped)
-            yield row
-        after = rows[-1][0]
-
-
-def _rows(store: Store, query: Any) -> list[tuple[Any, ...]]:
+def _read_chunk(
+    store: Store, edition_id: int, audience: Sequence[str], after: int, size: int
+) -> tuple[list[tuple[Any, ...]], int, bool]:
     with store.engine.connect() as connection:
-        # plain tuples: the collector stops tracking them at once, while result rows kept
-        # for a whole chunk would be promoted to the oldest generation (full collections)
-        return [tuple(row) for row in connection.execute(query).all()]
+        return read_due(connection, edition_id, audience, after, size)
+
+
+def read_due(
+    connection: Connection,
+    edition_id: int,
+    audience: Sequence[str],
+    after: int,
+    size: int,
+    until: int | None = None,
+) -> tuple[list[tuple[Any, ...]], int, bool]:
+    """Up to `size` subscribers after id `after` (up to `until`) that the edition still
+    has to reach: (id, email, name, token, has a pending row), the last id read, and
+    whether the audience (or the range) is read to its end."""
+    s, d = _SUBSCRIBERS.c, _DELIVERIES.c
+    # status is read, not filtered on: `status = 'active' AND id > n ORDER BY id` may be
+    # planned on the status index (every row matches) and a sort of the whole list, per
+    # batch; on id alone it is a range of the primary key
+    columns = [s.id, s.email, s.name, s.token, s.status, *([s.topics] if audience else [])]
+    due: list[tuple[Any, ...]] = []
+    while len(due) < size:
+        query = select(*columns).where(s.id > after)
+        if until is not None:
+            query = query.where(s.id <= until)
+        chunk = connection.execute(query.order_by(s.id).limit(READ_CHUNK)).all()
+        if not chunk:
+            return due, after, True
+        # the ledger rows of the chunk, as a range of the (edition, subscriber) index: two
+        # range scans whatever the planner's statistics say (a join can turn into a scan of
+        # the whole ledger per batch while a fresh table's statistics are not collected)
+        states: dict[int, str] = dict(
+            connection.execute(
+                select(d.subscriber_id, d.status).where(
+                    d.edition_id == edition_id,
+                    d.subscriber_id >= chunk[0][0],
+                    d.subscriber_id <= chunk[-1][0],
+                )
+            ).all()
+        )
+        for row in chunk:
+            after, status = row[0], states.get(row[0])
+            if row[4] != "active":
+                continue
+            if status is not None and status != PENDING:
+                continue  # sent, failed in this round, uncertain, or in another's batch
+            if audience and not follows(row[5] or (), audience):
+                continue  # left pending if a retry: skipped when the edition finishes
+            due.append((row[0], row[1], row[2], row[3], status == PENDING))
+            if len(due) >= size:
+                break
+    return due, after, False
 
 
 def mark_range(

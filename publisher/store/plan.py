@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from publisher import killpoints
-from publisher.store import Store, dialect, work
+from publisher.store import Store, dialect, ledger, work
 from publisher.store.ledger import INFLIGHT, PENDING, REQUESTED, UNCERTAIN
 from publisher.store.models import (
     DeliveryRow,
@@ -53,7 +53,6 @@ _WORK = cast(Table, SendWorkRow.__table__)
 _PLANS = cast(Table, SendPlanRow.__table__)
 
 TAKEN_OVER = "requested by a worker that stopped answering; may have been accepted, assumed sent"
-READ_CHUNK = 1000  # subscribers read per query while cutting a batch
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def _cut(
         if cursor is None:
             return None
         start, number = int(cursor[0]), int(cursor[1])
-        due, after, complete = _read_due(connection, edition_id, audience, start, batch_size)
+        due, after, complete = ledger.read_due(connection, edition_id, audience, start, batch_size)
         if due:
             connection.execute(
                 _WORK.insert().values(
@@ -154,56 +153,6 @@ def _cut(
             .values(after_id=after, next_number=number + bool(due), complete=complete)
         )
     return (number, due) if due else None
-
-
-def _read_due(
-    connection: Connection,
-    edition_id: int,
-    audience: Sequence[str],
-    after: int,
-    size: int,
-    until: int | None = None,
-) -> tuple[list[tuple[Any, ...]], int, bool]:
-    """Up to `size` subscribers after id `after` (up to `until`) that the edition still
-    has to reach: (id, email, name, token, has a pending row), the last id read, and
-    whether the audience (or the range) is read to its end."""
-    s, d = _SUBSCRIBERS.c, _DELIVERIES.c
-    # status is read, not filtered on: `status = 'active' AND id > n ORDER BY id` may be
-    # planned on the status index (every row matches) and a sort of the whole list, per
-    # batch; on id alone it is a range of the primary key
-    columns = [s.id, s.email, s.name, s.token, s.status, *([s.topics] if audience else [])]
-    due: list[tuple[Any, ...]] = []
-    while len(due) < size:
-        query = select(*columns).where(s.id > after)
-        if until is not None:
-            query = query.where(s.id <= until)
-        chunk = connection.execute(query.order_by(s.id).limit(READ_CHUNK)).all()
-        if not chunk:
-            return due, after, True
-        # the ledger rows of the chunk, as a range of the (edition, subscriber) index: two
-        # range scans whatever the planner's statistics say (a join can turn into a scan of
-        # the whole ledger per batch while a fresh table's statistics are not collected)
-        states: dict[int, str] = dict(
-            connection.execute(
-                select(d.subscriber_id, d.status).where(
-                    d.edition_id == edition_id,
-                    d.subscriber_id >= chunk[0][0],
-                    d.subscriber_id <= chunk[-1][0],
-                )
-            ).all()
-        )
-        for row in chunk:
-            after, status = row[0], states.get(row[0])
-            if row[4] != "active":
-                continue
-            if status is not None and status != PENDING:
-                continue  # sent, failed in this round, uncertain, or in another's batch
-            if audience and not follows(row[5] or (), audience):
-                continue  # left pending if a retry: skipped when the edition finishes
-            due.append((row[0], row[1], row[2], row[3], status == PENDING))
-            if len(due) >= size:
-                break
-    return due, after, False
 
 
 def _write_rows(
@@ -314,9 +263,9 @@ def take_over(
 def _due_of(
     connection: Connection, claim: work.Claim, audience: Sequence[str]
 ) -> list[tuple[Any, ...]]:
-    """The subscribers an item taken over still has to reach, as _read_due gives them."""
+    """The subscribers an item taken over still has to reach, as ledger.read_due gives them."""
     if claim.first_id is not None and claim.last_id is not None:
-        due, _, _ = _read_due(
+        due, _, _ = ledger.read_due(
             connection,
             claim.edition_id,
             audience,
