@@ -1,5 +1,7 @@
-"""A long send keeps its schedule slot alive: ledger progress counts as the slot's heartbeat,
-so another daemon does not take over a send that has run for more than 2 hours."""
+"""A long send keeps a claim without a lease alive (`lease_until` NULL: claimed before slot
+leases): ledger progress counts as the slot's heartbeat, so another daemon does not take over
+a send that has run for more than 2 hours. Claims with a lease are kept alive by the daemon's
+lease heartbeat instead (publisher/slot_heartbeat.py, tests/test_slot_leases.py)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ import pytest
 from publisher.config import load_config
 from publisher.errors import ConfigError
 from publisher.pipeline import SlotOutcome
-from publisher.schedule import (
-    Daemon,
+from publisher.schedule import Daemon
+from publisher.slots import (
     far_away_warnings,
     overview,
     plan_catch_up,

@@ -19,7 +19,7 @@ from publisher.items import Item
 from publisher.render.email import RenderedEdition
 from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
-from publisher.schedule import overview
+from publisher.slots import overview
 from publisher.store import audit, dashboard
 from publisher.store.schedule_state import set_paused
 from publisher.web.admin.auth import Admin, action, base_of, view
