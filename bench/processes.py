@@ -87,6 +87,12 @@ def one_run(config: Path, url: str, server_url: str, server_pid: int, processes:
     from tests.servers.data import add_edition
 
     store = open_store(url)
+    with store.engine.begin() as connection:  # each run on the same empty ledger
+        connection.exec_driver_sql("TRUNCATE deliveries, send_work, send_plans")
+    with store.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "VACUUM ANALYZE deliveries, subscribers"
+        )
     number = int(time.time() * 1000) % 1_000_000_000
     add_edition(store, NOW, number=number)
     store.close()
