@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from queue import SimpleQueue
@@ -194,6 +195,13 @@ class Dispatcher:
         return _Batch(
             number, recipients, self.backend.encode(prepared, recipients, self._key(number))
         )
+
+    def claiming(self) -> AbstractContextManager[object]:
+        """What the claims feeding this send hold while they write: on a store with one
+        writer (SQLite) the same lock as the sending threads' ledger writes, so none of them
+        waits in SQLite's busy handler; elsewhere nothing (claims of several processes
+        queue in the database, and this process's outcomes must not wait for them)."""
+        return self._writing if self.store.single_writer else nullcontext()
 
     def _write(self, what: str, action: Callable[[], object]) -> None:
         """One ledger transaction of this send, one at a time, repeated while the database

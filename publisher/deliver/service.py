@@ -239,6 +239,7 @@ def _dispatch(
         audience,
         batch_size=backend.batch_size,
         now=dispatcher.stamp,
+        lock=dispatcher.claiming(),
         requested=requested_to(backend.idempotent, backend.cancellable),
         wait=True,
     )

@@ -109,6 +109,7 @@ def _send_edition(
         audience,
         batch_size=backend.batch_size,
         now=dispatcher.stamp,
+        lock=dispatcher.claiming(),
         requested=requested_to(backend.idempotent, backend.cancellable),
         wait=False,
     )

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from functools import partial
 from types import TracebackType
@@ -45,18 +46,21 @@ def claimed(
     requested: str | None,
     wait: bool,
     sleep: Callable[[float], None] = time.sleep,
+    lock: AbstractContextManager[object] | None = None,
 ) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
     """Claim the edition's batches one after another (publisher.store.plan.claim_next),
     each `inflight` before it is yielded. `wait`: when the rest is held by other live
     processes, wait until they finish it or their leases lapse (the process that finishes
-    the edition); otherwise stop."""
+    the edition); otherwise stop. `lock`: held while claiming (Dispatcher.claiming)."""
     store.retrying(lambda: work.reap_dead(store, edition_id=edition_id), what="looking for work")
     claim = partial(plan.claim_next, store, lease, edition_id, audience, batch_size=batch_size)
     mine: set[int] = set()  # yielded: being sent (or done) by this process
     while True:
-        got = store.retrying(
-            lambda: claim(now=now(), requested_to=requested, mine=mine), what="claiming a batch"
-        )
+        with lock or nullcontext():
+            got = store.retrying(
+                lambda: claim(now=now(), requested_to=requested, mine=mine),
+                what="claiming a batch",
+            )
         if got is None:
             busy = partial(_others_busy, store, lease, edition_id)
             if not wait or not store.retrying(busy, what="looking for work"):

@@ -102,6 +102,11 @@ class Store:
         self.engine = create_store_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def single_writer(self) -> bool:
+        """One writer at a time for the whole database (SQLite)."""
+        return dialect.single_writer(self.engine)
+
     def retrying(
         self,
         action: Callable[[], T],

@@ -49,6 +49,11 @@ def on_connect(engine: Engine) -> None:
         event.listen(engine, "connect", _sqlite_pragmas)
 
 
+def single_writer(engine: Engine) -> bool:
+    """SQLite: a write locks the whole file; PostgreSQL: rows."""
+    return engine.dialect.name == "sqlite"
+
+
 def skip_locked(engine: Engine, query: Select[Any], of: Table) -> Select[Any]:
     """Lock the rows of `of` the query picks (only those: a joined row stays free for other
     claimers), skipping rows another transaction holds."""
