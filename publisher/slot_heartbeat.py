@@ -15,16 +15,17 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 
+from publisher.heartbeat import Heartbeat
 from publisher.store import Store
 from publisher.store import schedule_state as state
 
 log = logging.getLogger(__name__)
 
 
-class SlotHeartbeat:
-    """`with SlotHeartbeat(...):` around the run of a claimed slot."""
+class SlotHeartbeat(Heartbeat):
+    """`with SlotHeartbeat(...):` around the run of a claimed slot (joined before the slot
+    is finished: a beat after that would find the claim gone)."""
 
     def __init__(
         self,
@@ -36,51 +37,29 @@ class SlotHeartbeat:
         lease: timedelta,
         clock: Callable[[], datetime],
     ) -> None:
+        super().__init__(lease.total_seconds() / 3, "slot-heartbeat")
         self.store, self.campaign, self.slot = store, campaign, slot
         self.owner, self.lease, self.clock = owner, lease, clock
         self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="slot-heartbeat", daemon=True)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.lease.total_seconds() / 3):
-            try:
-                ours = state.renew_slot(
-                    self.store,
-                    self.campaign,
-                    self.slot,
-                    owner=self.owner,
-                    now=self.clock(),
-                    lease=self.lease,
-                )
-            except Exception as exc:  # noqa: BLE001 - the next beat tries again
-                first_line = str(exc).split("\n")[0]
-                log.warning("%s: renewing the lease failed (%s); trying again", self, first_line)
-                continue
-            if not ours:
-                log.error(
-                    "%s: the claim is no longer ours (%s): its lease lapsed and another daemon "
-                    "took the slot over; this daemon stops the run between batches",
-                    self,
-                    self.owner,
-                )
-                self.lost.set()
-                return
+    def beat(self) -> bool:
+        ours = state.renew_slot(
+            self.store, self.campaign, self.slot, owner=self.owner, now=self.clock(),
+            lease=self.lease,
+        )  # fmt: skip
+        if not ours:
+            log.error(
+                "%s: the claim is no longer ours (%s): its lease lapsed and another daemon "
+                "took the slot over; this daemon stops the run between batches",
+                self,
+                self.owner,
+            )
+            self.lost.set()
+        return ours
+
+    def failed(self, reason: str) -> None:
+        log.warning("%s: renewing the lease failed (%s); trying again", self, reason)
 
     def __str__(self) -> str:
         slot = self.slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"campaign={self.campaign} slot={slot}"
-
-    def __enter__(self) -> SlotHeartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # joined before the slot is finished: a beat after that would find the claim gone
-        self._stop.set()
-        self._thread.join()

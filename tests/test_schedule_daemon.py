@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from publisher.items import Item
 from publisher.store import open_store
 from publisher.store import schedule_state as state
 from publisher.store.models import DeliveryRow, EditionRow
 from publisher.store.subscribers import SubscriberInput, import_subscribers
 from tests.conftest import BASE_CONFIG
+from tests.servers.data import add_posts
 
 pytestmark = pytest.mark.slow
 SUBSCRIBERS = 3
@@ -71,20 +71,7 @@ def prepare(project: Path, cadence: str) -> str:
     url = f"sqlite:///{project}/publisher.db"
     store = open_store(url)
     now = utc_now()
-    store.upsert_items(
-        [
-            Item(
-                id=f"test:post-{n}",
-                title=f"Post {n}",
-                url=f"https://www.example.org/post-{n}",
-                published=now - timedelta(hours=n + 1),
-                source="test",
-                kind="article",
-            )
-            for n in range(2)
-        ],
-        now=now,
-    )
+    add_posts(store, now)
     people = [SubscriberInput(f"person{n}@example.org", f"Person {n}") for n in range(SUBSCRIBERS)]
     import_subscribers(store, people, now=now)
     # The daemons below may start after the slot on a slow machine: watching from now makes

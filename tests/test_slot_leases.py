@@ -20,14 +20,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from publisher.items import Item
 from publisher.pipeline import SlotOutcome
 from publisher.schedule import Daemon
 from publisher.store import Store
 from publisher.store import schedule_state as state
 from publisher.store.models import EditionRow, ScheduleSlotRow
 from tests.conftest import BASE_CONFIG, ROOT
-from tests.servers.data import add_subscribers
+from tests.servers.data import add_posts, add_subscribers
 from tests.servers.sendgrid import FakeSendGrid
 
 SLOT = datetime(2026, 11, 30, 14, tzinfo=UTC)  # a Monday, 09:00 in New York
@@ -358,20 +357,7 @@ def _prepare(project: Path, store: Store, server: FakeSendGrid) -> list[str]:
     cron = f"{slot.second} {slot.minute} {slot.hour} {slot.day} {slot.month} *"
     text = BASE_CONFIG + PROCESS_CAMPAIGN.format(cadence=cron, host=server.url)
     (project / "schedules.yaml").write_text(text, encoding="utf-8")
-    store.upsert_items(
-        [
-            Item(
-                id=f"test:post-{n}",
-                title=f"Post {n}",
-                url=f"https://www.example.org/post-{n}",
-                published=now - timedelta(hours=n + 1),
-                source="test",
-                kind="article",
-            )
-            for n in range(2)
-        ],
-        now=now,
-    )
+    add_posts(store, now)
     state.watched_since(store, "weekly", now=now - timedelta(minutes=1))
     return add_subscribers(store, now, SUBSCRIBERS)
 

@@ -20,13 +20,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from publisher.items import Item
 from publisher.store import Store, open_store
 from publisher.store import schedule_state as state
 from publisher.store.models import DeliveryRow, EditionRow, SendWorkRow
 from tests.conftest import ROOT, write_config
 from tests.pgcluster import Cluster
-from tests.servers.data import add_edition, add_subscribers, add_subscribers_fast, config_text
+from tests.servers.data import (
+    add_edition,
+    add_posts,
+    add_subscribers,
+    add_subscribers_fast,
+    config_text,
+)
 from tests.servers.sendgrid import FakeSendGrid
 
 API_KEY = "SG.workers-test-key"
@@ -252,20 +257,7 @@ def _slot_project(tmp_path: Path, url: str, server: FakeSendGrid) -> tuple[Path,
     cadence = f"{slot.second} {slot.minute} {slot.hour} {slot.day} {slot.month} *"
     config = write_config(tmp_path, SLOT_CAMPAIGN.format(cadence=cadence, host=server.url))
     store = open_store(url)
-    store.upsert_items(
-        [
-            Item(
-                id=f"test:post-{n}",
-                title=f"Post {n}",
-                url=f"https://www.example.org/post-{n}",
-                published=now - timedelta(hours=n + 1),
-                source="test",
-                kind="article",
-            )
-            for n in range(2)
-        ],
-        now=now,
-    )
+    add_posts(store, now)
     state.watched_since(store, "weekly", now=now)
     store.close()
     return config, slot

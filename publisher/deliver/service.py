@@ -20,7 +20,7 @@ from publisher.deliver.base import DeliveryBackend, Message, Recipient
 from publisher.deliver.dispatch import Dispatcher, DispatchResult, RetryPolicy, send_with_retries
 from publisher.deliver.registry import make_backend
 from publisher.deliver.report import DeliveryReport, final_status
-from publisher.deliver.workers import Heartbeat, claimed, requested_to
+from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import DeliveryError
 from publisher.store import Store, batches, ledger, plan, work
 from publisher.store.editions import StoredEdition, get_edition
@@ -130,7 +130,7 @@ def _deliver(
     total = max(0, count_audience(store, audience) - report.skipped)
     ledger.set_edition_status(store, edition.id, "sending")
     started = opts.clock() if opts.clock else 0.0
-    with Heartbeat(store, lease):
+    with LeaseHeartbeat(store, lease):
         _rounds(config, store, backend, message, opts, now, total, lease, report)
     if opts.clock:
         report.seconds = opts.clock() - started
@@ -232,17 +232,7 @@ def _dispatch(
         lease=lease,
     )
     audience = config.campaign(message.campaign).audience
-    batches_ = claimed(
-        store,
-        lease,
-        message.edition_id,
-        audience,
-        batch_size=backend.batch_size,
-        now=dispatcher.stamp,
-        lock=dispatcher.claiming(),
-        requested=requested_to(backend.idempotent, backend.cancellable),
-        wait=True,
-    )
+    batches_ = claims_for(dispatcher, audience, wait=True)
     return dispatcher.run(batches_)
 
 

@@ -22,7 +22,7 @@ from publisher.deliver.base import DeliveryBackend
 from publisher.deliver.dispatch import Dispatcher
 from publisher.deliver.registry import make_backend
 from publisher.deliver.service import build_message, policy_from
-from publisher.deliver.workers import Heartbeat, claimed, requested_to
+from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import DeliveryError
 from publisher.store import Store, work
 from publisher.store.editions import get_edition
@@ -59,7 +59,7 @@ def run_worker(
         )
     report, idle_since = WorkerReport(editions=set()), time.monotonic()
     try:
-        with Heartbeat(store, lease):
+        with LeaseHeartbeat(store, lease):
             while not should_stop():
                 found = 0
                 editions = store.retrying(lambda: work.sending_editions(store), what="polling")
@@ -102,17 +102,7 @@ def _send_edition(
         store, backend, message, policy_from(config), now, should_stop=should_stop, lease=lease
     )
     audience = config.campaign(edition.campaign).audience
-    batches = claimed(
-        store,
-        lease,
-        edition_id,
-        audience,
-        batch_size=backend.batch_size,
-        now=dispatcher.stamp,
-        lock=dispatcher.claiming(),
-        requested=requested_to(backend.idempotent, backend.cancellable),
-        wait=False,
-    )
+    batches = claims_for(dispatcher, audience, wait=False)
     result = dispatcher.run(batches)
     if result.batches:
         LOG.info(

@@ -12,15 +12,15 @@ on SQLite runs the same loop; there one process sends at a time (SQLite has no r
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from functools import partial
-from types import TracebackType
 from typing import Any
 
+from publisher.deliver.dispatch import Dispatcher
+from publisher.heartbeat import Heartbeat
 from publisher.store import Store, plan, work
 from publisher.store.ledger import PENDING, UNCERTAIN
 
@@ -80,35 +80,42 @@ def _others_busy(store: Store, lease: work.Lease, edition_id: int) -> bool:
     return bool(work.open_items(store, edition_id) - work.held_by(store, lease, edition_id))
 
 
-class Heartbeat:
-    """A thread renewing this process's leases every third of the lease, while a send runs.
-    A lost database is logged and tried again at the next beat."""
+class LeaseHeartbeat(Heartbeat):
+    """Renews this process's batch leases every third of the lease while a send runs; what
+    is left when it ends (a stop, an error) is given back, free for others at once."""
 
     def __init__(self, store: Store, lease: work.Lease) -> None:
+        super().__init__(lease.seconds / 3, "lease-heartbeat")
         self.store, self.lease = store, lease
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.lease.seconds / 3):
-            try:
-                work.heartbeat(self.store, self.lease)
-            except Exception as exc:  # noqa: BLE001 - the next beat tries again
-                LOG.warning("lease heartbeat failed (%s); trying again", str(exc).split("\n")[0])
+    def beat(self) -> bool:
+        work.heartbeat(self.store, self.lease)
+        return True
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
+    def failed(self, reason: str) -> None:
+        LOG.warning("lease heartbeat failed (%s); trying again", reason)
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-        try:  # what is left (a stop, an error) is free for others at once
+    def stopped(self) -> None:
+        try:
             work.release(self.store, self.lease)
         except Exception as error:  # noqa: BLE001 - the leases then lapse by themselves
             LOG.warning("could not release this worker's batches: %s", error)
+
+
+def claims_for(
+    dispatcher: Dispatcher, audience: Sequence[str], *, wait: bool
+) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """The batches `dispatcher` sends: claimed() with its store, lease, clock and lock."""
+    backend, lease = dispatcher.backend, dispatcher.lease
+    assert lease is not None  # a dispatcher fed by claims holds them under a lease
+    return claimed(
+        dispatcher.store,
+        lease,
+        dispatcher.message.edition_id,
+        audience,
+        batch_size=backend.batch_size,
+        now=dispatcher.stamp,
+        lock=dispatcher.claiming(),
+        requested=requested_to(backend.idempotent, backend.cancellable),
+        wait=wait,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from publisher.store import Store
 from publisher.store.models import EditionRow
@@ -103,3 +103,23 @@ def add_subscribers_fast(store: Store, now: datetime, count: int) -> list[str]:
         with store.session() as session:
             session.execute(insert(SubscriberRow), rows)
     return emails
+
+
+def add_posts(store: Store, now: datetime, count: int = 2) -> None:
+    """`count` articles published an hour apart before `now` (something for an edition)."""
+    from publisher.items import Item
+
+    store.upsert_items(
+        [
+            Item(
+                id=f"test:post-{n}",
+                title=f"Post {n}",
+                url=f"https://www.example.org/post-{n}",
+                published=now - timedelta(hours=n + 1),
+                source="test",
+                kind="article",
+            )
+            for n in range(count)
+        ],
+        now=now,
+    )
