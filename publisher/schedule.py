@@ -33,7 +33,7 @@ from publisher.slots import (
     plan_catch_up,
     window_opening,
 )
-from publisher.store import Store
+from publisher.store import Store, processes
 from publisher.store import schedule_state as state
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Daemon:
         self.clock = clock
         self.collect = collect
         self.build_feeds = build_feeds
-        self.owner = owner or state.this_process()
+        self.owner = owner or processes.this_process()
         self.lease = lease
         self.campaigns = {c.name: c for c in config.campaigns if c.cadence}
         self.triggers = {name: campaign_trigger(config, c) for name, c in self.campaigns.items()}

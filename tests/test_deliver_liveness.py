@@ -15,7 +15,7 @@ from publisher.deliver.dispatch import Dispatcher, RetryPolicy
 from publisher.deliver.registry import make_backend
 from publisher.deliver.service import build_message
 from publisher.deliver.workers import claimed
-from publisher.store import ledger, plan, work
+from publisher.store import ledger, plan, processes, work
 from publisher.store import schedule_state as state
 from publisher.store.editions import get_edition
 from publisher.store.models import DeliveryRow, EditionRow
@@ -40,7 +40,7 @@ def test_a_send_still_writing_the_ledger_keeps_its_slot(store, make_config, fixe
     deliver_edition(
         make_config(config_text("file")), store, edition, now=slot + timedelta(hours=2, minutes=30)
     )
-    me = state.this_process()
+    me = processes.this_process()
     three_hours = slot + timedelta(hours=3)
     assert not state.claim_slot(store, "weekly", slot, owner=me, now=three_hours)
     assert state.unfinished_slots(store, "weekly", owner=me, now=three_hours) == []
@@ -53,14 +53,14 @@ def test_a_slot_without_any_progress_is_stale_after_2_hours(store, fixed_now):
     slot = fixed_now
     assert state.claim_slot(store, "weekly", slot, owner=OTHER, now=slot)
     _edition_for_slot(store, fixed_now, slot)  # composed, nothing sent yet
-    me = state.this_process()
+    me = processes.this_process()
     assert not state.claim_slot(store, "weekly", slot, owner=me, now=slot + timedelta(hours=1))
     assert state.claim_slot(store, "weekly", slot, owner=me, now=slot + timedelta(hours=3))
 
 
 def _claimed(store, edition, dispatcher):
     """The edition planned into work items and claimed as a send does."""
-    lease = work.Lease(work.new_holder(), 60.0, time.time)
+    lease = work.Lease(processes.new_holder(), 60.0, time.time)
     dispatcher.lease = lease
     ledger.set_edition_status(store, edition, "sending")
     plan.start_round(store, edition, now=dispatcher.now)

@@ -19,6 +19,7 @@ from publisher.slots import (
     schedule_problems,
     window_opening,
 )
+from publisher.store import processes
 from publisher.store import schedule_state as state
 from tests.conftest import write_config
 
@@ -121,7 +122,7 @@ def test_interrupted_run_is_resumed_on_start(make_config, store):
     config = make_config(campaign_yaml())
     slot = ny(2026, 11, 30, 9)
     # a daemon (pid that no longer exists on this host) claimed the slot and died mid-send
-    dead = f"{state.this_process().rpartition(':')[0]}:999999999"
+    dead = f"{processes.this_process().rpartition(':')[0]}:999999999"
     assert state.claim_slot(store, "weekly", slot, owner=dead, now=slot)
     daemon, recorder = make_daemon(config, store, slot + timedelta(minutes=20))
     assert start_and_run(daemon, slot + timedelta(minutes=20)) == ["sent run 1"]
@@ -146,7 +147,7 @@ def test_interrupted_send_is_finished_even_after_grace(make_config, store):
                 status="sending",
             )
         )
-    dead = f"{state.this_process().rpartition(':')[0]}:999999999"
+    dead = f"{processes.this_process().rpartition(':')[0]}:999999999"
     assert state.claim_slot(store, "weekly", slot, owner=dead, now=slot)
     two_days_later = slot + timedelta(days=2)
     daemon, recorder = make_daemon(config, store, two_days_later)

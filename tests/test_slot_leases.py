@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 
 from publisher.pipeline import SlotOutcome
 from publisher.schedule import Daemon
-from publisher.store import Store
+from publisher.store import Store, processes
 from publisher.store import schedule_state as state
 from publisher.store.models import EditionRow, ScheduleSlotRow
 from tests.conftest import BASE_CONFIG, ROOT
@@ -105,7 +105,7 @@ def test_a_claim_writes_its_owner_and_lease_and_finishing_clears_it(store):
 
 def test_a_lapsed_lease_is_taken_over_and_a_renewed_one_is_not(store):
     assert state.claim_slot(store, "weekly", SLOT, owner=ELSEWHERE, now=SLOT, lease=LEASE)
-    me = state.this_process()
+    me = processes.this_process()
 
     def take(at: datetime) -> bool:
         return state.claim_slot(store, "weekly", SLOT, owner=me, now=at, lease=LEASE)
@@ -135,7 +135,7 @@ def test_a_claim_from_before_leases_keeps_the_old_rule(store):
     during the upgrade: the new daemons use the old rule (2 hours without progress)."""
     assert state.claim_slot(store, "weekly", SLOT, owner=ELSEWHERE, now=SLOT)
     assert _row(store).lease_until is None
-    me = state.this_process()
+    me = processes.this_process()
     an_hour = SLOT + timedelta(hours=1)
     assert not state.claim_slot(store, "weekly", SLOT, owner=me, now=an_hour, lease=LEASE)
     stale = SLOT + state.DEFAULT_STALE_AFTER + timedelta(seconds=1)
@@ -144,7 +144,7 @@ def test_a_claim_from_before_leases_keeps_the_old_rule(store):
 
 
 def test_a_dead_process_of_this_host_loses_its_claim_at_once(store):
-    dead = f"{state.this_process().rpartition(':')[0]}:999999999"
+    dead = f"{processes.this_process().rpartition(':')[0]}:999999999"
     assert state.claim_slot(store, "weekly", SLOT, owner=dead, now=SLOT, lease=LEASE)
     assert state.claim_slot(store, "weekly", SLOT, owner="host-a:1", now=SLOT, lease=LEASE)
 
@@ -403,7 +403,7 @@ def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
     claim = _row(store, state.slot_records(store, "weekly")[0].slot)
     assert (claim.status, claim.owner) == (
         "running",
-        f"{state.this_process().split(':')[0]}:{first.pid}",
+        f"{processes.this_process().split(':')[0]}:{first.pid}",
     )
     assert len(sendgrid.recipients) == 8
     # make A a daemon of another host (its pid cannot be checked) whose lease still holds

@@ -337,7 +337,7 @@ def worker(
     import time
 
     from publisher.deliver.worker_process import run_worker
-    from publisher.store import work
+    from publisher.store import processes, work
 
     stopping = threading.Event()
 
@@ -349,7 +349,7 @@ def worker(
     publisher_logger = logging.getLogger("publisher")
     if publisher_logger.getEffectiveLevel() > logging.INFO:
         publisher_logger.setLevel(logging.INFO)
-    holder = work.Lease(work.new_holder(), lease, time.time)
+    holder = work.Lease(processes.new_holder(), lease, time.time)
     report = run_worker(
         st.config, st.store, holder, clock=utc_now, should_stop=stopping.is_set,
         idle_exit=idle_exit,

@@ -22,7 +22,7 @@ from publisher.deliver.registry import make_backend
 from publisher.deliver.report import DeliveryReport, final_status
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import DeliveryError
-from publisher.store import Store, batches, ledger, plan, work
+from publisher.store import Store, batches, ledger, plan, processes, work
 from publisher.store.editions import StoredEdition, get_edition
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 from publisher.store.subscribers import count_audience
@@ -121,7 +121,7 @@ def _deliver(
     report = DeliveryReport(
         edition.id, edition.campaign, edition.number, backend.name, backend.destination(message)
     )
-    lease = opts.lease or work.Lease(work.new_holder(), opts.lease_seconds, time.time)
+    lease = opts.lease or work.Lease(processes.new_holder(), opts.lease_seconds, time.time)
     _reconcile(store, backend, edition.id, opts, now, report, lease)
     audience = config.campaign(edition.campaign).audience
     hold_back(store, edition.id, audience, now=now)  # paused/suppressed: `skipped`, with why

@@ -18,8 +18,6 @@ transaction: SQLite allows one writer at a time and several daemons share the fi
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from publisher.store import Store
+from publisher.store import Store, processes
 from publisher.store.models import CampaignStateRow, DeliveryRow, EditionRow, ScheduleSlotRow
 
 # Outcomes that end a slot for good; 'running' (claimed) and 'failed' may be run again.
@@ -56,11 +54,6 @@ class LastEdition:
     status: str
     composed_at: datetime
     sent_at: datetime | None
-
-
-def this_process() -> str:
-    """The owner name of claims made by this process: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # --- pause / resume -----------------------------------------------------------------------
@@ -202,7 +195,7 @@ def _claimable(
 ) -> bool:
     if record.status in FINAL:
         return False
-    if record.status == "failed" or record.owner == owner or _owner_gone(record.owner):
+    if record.status == "failed" or record.owner == owner or processes.gone(record.owner):
         return True
     if record.lease_until is not None:  # a renewed lease holds however long the send takes
         return now.timestamp() > record.lease_until
@@ -222,20 +215,6 @@ def last_progress(store: Store, campaign: str, slot: datetime) -> datetime | Non
             .where(EditionRow.campaign == campaign, EditionRow.slot == slot)
         )
     return _aware(latest) if latest is not None else None
-
-
-def _owner_gone(owner: str | None) -> bool:
-    """A claim made on this host by a process that no longer exists."""
-    host, _, pid = (owner or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def finish_slot(

@@ -15,9 +15,6 @@ publisher.store.plan). The unique (edition, subscriber) ledger row stays the fin
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +24,7 @@ from sqlalchemy import Table, func, or_, select, tuple_, union, update
 from sqlalchemy.engine import Connection
 
 from publisher.errors import DeliveryError
-from publisher.store import Store, dialect
+from publisher.store import Store, dialect, processes
 from publisher.store.models import EditionRow, SendPlanRow, SendWorkRow
 
 _WORK = cast(Table, SendWorkRow.__table__)
@@ -47,10 +44,6 @@ class Lease:
 
     def until(self) -> float:
         return self.clock() + self.seconds
-
-
-def new_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _held(lease: Lease, edition_id: int, number: int) -> list:
@@ -75,13 +68,15 @@ def fence(connection: Connection, lease: Lease, edition_id: int, number: int) ->
 def complete(
     connection: Connection, lease: Lease, edition_id: int, number: int, now: datetime
 ) -> None:
-    """Inside the transaction recording the batch's outcome: the item is done."""
-    fence(connection, lease, edition_id, number)
-    connection.execute(
+    """Inside the transaction recording the batch's outcome: the item is done (or
+    LeaseLost, if another process took it over)."""
+    result = connection.execute(
         update(_WORK)
         .where(*_held(lease, edition_id, number))
         .values(status=DONE, holder=None, lease_until=None, updated_at=now)
     )
+    if result.rowcount != 1:
+        raise LeaseLost(f"edition {edition_id}: batch {number} was taken over by another worker")
 
 
 @dataclass(frozen=True)
@@ -160,16 +155,6 @@ def release(store: Store, lease: Lease) -> int:
     return int(result.rowcount or 0)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead(store: Store, *, edition_id: int | None = None) -> int:
     """Leases held by processes of this host that no longer exist lapse at once (a killed
     `publisher send` resumed on the same host need not wait out its lease)."""
@@ -177,15 +162,9 @@ def reap_dead(store: Store, *, edition_id: int | None = None) -> int:
     query = select(w.holder).where(w.status == OPEN, w.holder.is_not(None)).distinct()
     if edition_id is not None:
         query = query.where(w.edition_id == edition_id)
-    host = socket.gethostname()
     with store.engine.connect() as connection:
         holders: list[str] = list(connection.scalars(query))
-    dead = []
-    for holder in holders:
-        parts = holder.rsplit(":", 2)
-        if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
-            if not _alive(int(parts[1])):
-                dead.append(holder)
+    dead = [holder for holder in holders if processes.gone(holder)]
     if not dead:
         return 0
     with store.engine.begin() as connection:
@@ -211,13 +190,6 @@ def held_by(store: Store, lease: Lease, edition_id: int) -> int:
         return int(connection.scalar(query) or 0)
 
 
-def open_numbers(store: Store, edition_id: int) -> set[int]:
-    w = _WORK.c
-    with store.engine.connect() as connection:
-        query = select(w.number).where(w.edition_id == edition_id, w.status == OPEN)
-        return set(connection.scalars(query))
-
-
 def live_numbers(store: Store, edition_id: int, clock: Callable[[], float]) -> set[int]:
     """Open items of the edition under a lease that has not lapsed."""
     w = _WORK.c
@@ -229,13 +201,6 @@ def live_numbers(store: Store, edition_id: int, clock: Callable[[], float]) -> s
     )
     with store.engine.connect() as connection:
         return set(connection.scalars(query))
-
-
-def max_number(store: Store, edition_id: int) -> int:
-    w = _WORK.c
-    with store.engine.connect() as connection:
-        query = select(func.max(w.number)).where(w.edition_id == edition_id)
-        return int(connection.scalar(query) or 0)
 
 
 def sending_editions(store: Store) -> list[int]:
