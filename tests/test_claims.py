@@ -213,3 +213,20 @@ def test_a_row_written_by_another_between_the_cut_and_the_write_stays_theirs(sto
     with store.session() as session:
         batches = dict(session.execute(select(DeliveryRow.subscriber_id, DeliveryRow.batch)).all())
     assert batches[taken] == 99 and batches[moved] == 98  # left as the other wrote them
+
+
+def test_a_process_that_stops_cleanly_gives_its_batches_back_at_once(store, fixed_now):
+    """LeaseHeartbeat's end (a SIGTERM'd worker, a stopped send) releases what the process
+    still holds: another claimer takes it with no lease to wait out."""
+    from publisher.deliver.workers import LeaseHeartbeat
+
+    edition = _sending_edition(store, fixed_now, 8)
+    clock = Clock()
+    stopping = work.Lease("here:1:stopping", 60.0, clock)
+    with LeaseHeartbeat(store, stopping):
+        held = plan.claim_next(store, stopping, edition, (), batch_size=10, now=fixed_now,
+                               requested_to=UNCERTAIN)  # fmt: skip
+    assert held is not None and len(held.rows) == 8
+    other = work.Lease("here:2:other", 60.0, clock)  # the clock has not moved
+    taken = _drain(store, other, edition, fixed_now)
+    assert [(c.number, c.rows) for c in taken] == [(held.number, held.rows)]

@@ -23,7 +23,7 @@ from publisher.deliver.dispatch import Dispatcher
 from publisher.deliver.registry import make_backend
 from publisher.deliver.service import build_message, policy_from
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
-from publisher.errors import DeliveryError
+from publisher.errors import ConfigError, DeliveryError
 from publisher.store import Store, work
 from publisher.store.editions import get_edition
 
@@ -120,6 +120,6 @@ def _send_edition(
 def _known(config: PublisherConfig, campaign: str) -> bool:
     try:
         config.campaign(campaign)
-    except Exception:  # noqa: BLE001 - a campaign removed from this host's file
+    except ConfigError:  # a campaign removed from this host's file
         return False
     return True

@@ -116,9 +116,10 @@ class Store:
         patience: float = 600.0,
     ) -> T:
         """Run one store transaction, again while the database is unreachable (a restart, a
-        network cut), logged on every try; gives up with StoreError after about `patience`
-        seconds. Only for transactions that are safe to repeat: a commit whose answer was
-        lost may have happened, so the caller's statements must find their work done."""
+        network cut), logged on every try; after about `patience` seconds the last error is
+        raised (the CLI says it in one line). Only for transactions that are safe to repeat:
+        a commit whose answer was lost may have happened, so the caller's statements must
+        find their work done."""
         delay, waited = 0.5, 0.0
         while True:
             try:

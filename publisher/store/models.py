@@ -206,8 +206,8 @@ class SendWorkRow(Base):
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     claims: Mapped[int] = mapped_column(Integer, default=0)
     # the subscriber ids the batch was cut from (its rows are written after the cut)
-    first_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    last_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    first_id: Mapped[int] = mapped_column(Integer)
+    last_id: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -45,7 +45,6 @@ from publisher.store.models import (
     SubscriberRow,
     UTCDateTime,
 )
-from publisher.store.subscribers import follows
 
 _DELIVERIES = cast(Table, DeliveryRow.__table__)
 _SUBSCRIBERS = cast(Table, SubscriberRow.__table__)
@@ -263,32 +262,13 @@ def take_over(
 def _due_of(
     connection: Connection, claim: work.Claim, audience: Sequence[str]
 ) -> list[tuple[Any, ...]]:
-    """The subscribers an item taken over still has to reach, as ledger.read_due gives them."""
-    if claim.first_id is not None and claim.last_id is not None:
-        due, _, _ = ledger.read_due(
-            connection,
-            claim.edition_id,
-            audience,
-            claim.first_id - 1,
-            size=claim.last_id - claim.first_id + 1,
-            until=claim.last_id,
-        )
-        return due
-    table, subscribers = _DELIVERIES, _SUBSCRIBERS  # an item without a range: its rows
-    s = subscribers.c
-    query = (
-        select(s.id, s.email, s.name, s.token, s.topics)
-        .join(subscribers, s.id == table.c.subscriber_id)
-        .where(
-            table.c.edition_id == claim.edition_id,
-            table.c.batch == claim.number,
-            table.c.status == PENDING,
-            s.status == "active",
-        )
-        .order_by(s.id)
+    """The subscribers of an item's range it still has to reach (ledger.read_due)."""
+    due, _, _ = ledger.read_due(
+        connection,
+        claim.edition_id,
+        audience,
+        claim.first_id - 1,
+        size=claim.last_id - claim.first_id + 1,
+        until=claim.last_id,
     )
-    return [
-        (*row[:4], True)
-        for row in connection.execute(query)
-        if not audience or follows(row[4] or (), audience)
-    ]
+    return due

@@ -84,8 +84,8 @@ class Claim:
     edition_id: int
     number: int
     taken_over: bool  # claimed before (its holder died, lost its lease, or stopped)
-    first_id: int | None = None  # the subscriber ids it was cut from (publisher.store.plan)
-    last_id: int | None = None
+    first_id: int  # the subscriber ids it was cut from (publisher.store.plan)
+    last_id: int
 
 
 def claim(

@@ -32,8 +32,8 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(200), nullable=True),
         sa.Column("lease_until", sa.Float, nullable=True),
         sa.Column("claims", sa.Integer, nullable=False),
-        sa.Column("first_id", sa.Integer, nullable=True),
-        sa.Column("last_id", sa.Integer, nullable=True),
+        sa.Column("first_id", sa.Integer, nullable=False),
+        sa.Column("last_id", sa.Integer, nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_send_work_open", "send_work", ["status", "edition_id", "number"])
