@@ -53,8 +53,8 @@ def config_text(bases: list[str], feeds: int, concurrency: int) -> str:
 
 def run(folder: Path, bases: list[str], feeds: int, concurrency: int) -> tuple[float, float, int]:
     """One cold collection into a fresh store: (seconds, peak RSS MiB, items stored)."""
-    from publisher.collect import collect_all
     from publisher.config import load_config
+    from publisher.sources.collect import collect_all
     from publisher.store import open_store
     from tests.conftest import write_config
 

@@ -228,7 +228,7 @@ def bare_httpx_floor(config, store, edition, url, args, workers) -> float:
     import httpx
 
     from publisher.deliver import make_backend
-    from publisher.deliver.sendgrid import SendGridBackend
+    from publisher.deliver.backends.sendgrid import SendGridBackend
     from publisher.deliver.service import build_message, load_edition
 
     message = build_message(config, load_edition(store, edition), now=NOW)

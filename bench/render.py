@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from bench.common import measure, row
-from publisher.compose import CampaignHistory, Edition, compose_edition
+from publisher.compose.edition import CampaignHistory, Edition, compose_edition
 from publisher.config import CampaignConfig, Organisation
 from publisher.items import Item
 from publisher.render import personalise

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from publisher.collect import CollectReport, collect_all
-from publisher.compose import Edition, compose_edition, window_start
+from publisher.compose.edition import Edition, compose_edition, window_start
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
 from publisher.render.email import RenderedEdition, archive_url, render_fitting
 from publisher.render.environment import search_path_for
+from publisher.sources.collect import CollectReport, collect_all
 from publisher.store import Store
 from publisher.store.editions import (
     NOT_REACHED,
@@ -292,7 +292,7 @@ def import_subscriber_file(config: PublisherConfig, store: Store, *, now: dateti
     return notes + [f"subscribers: skipped {problem}" for problem in problems]
 
 
-# --- scheduled runs (scheduling issue): publisher/schedule.py calls this per slot ---------
+# --- scheduled runs (scheduling issue): publisher/schedule/daemon.py calls this per slot ---------
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from publisher.collect import collect_all
-from publisher.schedule import Daemon
+from publisher.schedule.daemon import Daemon
+from publisher.sources.collect import collect_all
 from publisher.store import audit
 from publisher.store.consent import add_by_staff
 from publisher.store.schedule_state import get_slot, paused_campaigns

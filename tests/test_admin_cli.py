@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 from lxml import html as lxml_html
 
-from publisher.collect import collect_all
+from publisher.sources.collect import collect_all
 from publisher.store import audit, open_store
 from publisher.store.staff import check_login, list_staff
 from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts, log_in, write_posts

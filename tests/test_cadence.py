@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from publisher.cadence import parse_cadence, parse_duration, parse_time_of_day
-from publisher.slots import SlotTrigger, fire_times
+from publisher.config.cadence import parse_cadence, parse_duration, parse_time_of_day
+from publisher.schedule.slots import SlotTrigger, fire_times
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")

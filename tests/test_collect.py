@@ -6,10 +6,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from publisher.collect import collect_all
 from publisher.config import load_config
-from publisher.sanitize import sanitize_html
+from publisher.sources.collect import collect_all
 from publisher.store.models import ItemRow
+from publisher.support.sanitize import sanitize_html
 
 ROOT = Path(__file__).resolve().parent.parent
 

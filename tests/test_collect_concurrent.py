@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from publisher.collect import collect_all
 from publisher.config import load_config
 from publisher.errors import ConfigError
+from publisher.sources.collect import collect_all
 from publisher.store.models import ItemRow
 from tests.conftest import write_config
 from tests.servers.feeds import ITEMS_PER_FEED, FeedFarm

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 from test_render_fixtures import fixture_items, item, sample_campaign
 
-from publisher.compose import CampaignHistory, compose_edition
+from publisher.compose.edition import CampaignHistory, compose_edition
 from publisher.config import CampaignConfig, load_config
 from publisher.errors import ConfigError
 

@@ -1,7 +1,7 @@
 """A long send keeps a claim without a lease alive (`lease_until` NULL: claimed before slot
 leases): ledger progress counts as the slot's heartbeat, so another daemon does not take over
 a send that has run for more than 2 hours. Claims with a lease are kept alive by the daemon's
-lease heartbeat instead (publisher/slot_heartbeat.py, tests/test_slot_leases.py)."""
+lease heartbeat instead (publisher/schedule/slot_lease.py, tests/test_slot_leases.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from publisher.deliver import deliver_edition
+from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.dispatch import Dispatcher, RetryPolicy
-from publisher.deliver.registry import make_backend
 from publisher.deliver.service import build_message
 from publisher.deliver.workers import claimed
 from publisher.store import ledger, plan, processes, work

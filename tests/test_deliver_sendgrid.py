@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from publisher.deliver import deliver_edition, make_backend, send_test_message
-from publisher.deliver.sendgrid import HTML_NAME
+from publisher.deliver.backends.sendgrid import HTML_NAME
 from publisher.errors import DeliveryError
 from publisher.store import ledger
 from publisher.store.subscribers import iter_subscribers, set_status
@@ -372,7 +372,7 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     from publisher.deliver.service import build_message
     from publisher.store.editions import get_edition
 
-    monkeypatch.setattr("publisher.deliver.sendgrid.secrets.token_hex", lambda n: "ab" * n)
+    monkeypatch.setattr("publisher.deliver.backends.sendgrid.secrets.token_hex", lambda n: "ab" * n)
     config = sendgrid_config()
     edition = add_edition(store, fixed_now)
     backend = make_backend(config)

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from werkzeug import Response
 
-from publisher.collect import collect_all
 from publisher.sources import CollectContext, SourceMemory
+from publisher.sources.collect import collect_all
 from publisher.sources.feed import FeedSource
 
 RSS_HEAD = (

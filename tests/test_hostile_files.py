@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from test_render_fixtures import fixture_items, item, sample_campaign, sample_config
 
-from publisher.bounded import LimitError, load_json, load_yaml
-from publisher.compose import CampaignHistory, compose_edition
+from publisher.compose.edition import CampaignHistory, compose_edition
 from publisher.errors import TemplateError
-from publisher.files import write_atomic
 from publisher.pipeline import build_feeds
 from publisher.render.email import MAX_BYTES, render_fitting
 from publisher.store import ItemNotFound, open_store
 from publisher.store.feeds_queries import StoredBuildState
+from publisher.support.bounded import LimitError, load_json, load_yaml
+from publisher.support.files import write_atomic
 from tests.servers.data import add_edition, add_subscribers, config_text
 
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
@@ -213,7 +213,7 @@ def test_the_sqlite_file_is_created_readable_by_its_owner_only(tmp_path, fixed_n
 def test_a_crashing_source_is_reported_and_the_others_collected(
     make_config, project, store, fixed_now, monkeypatch
 ):
-    import publisher.collect
+    import publisher.sources.collect
     from publisher.sources import build_sources
 
     (project / "content" / "a.md").write_text("---\ntitle: A\ndate: 2026-11-20\n---\nbody\n")
@@ -226,9 +226,9 @@ def test_a_crashing_source_is_reported_and_the_others_collected(
             raise RecursionError("something nobody anticipated")
 
     monkeypatch.setattr(
-        publisher.collect, "build_sources", lambda cfg: [Exploding(), *build_sources(cfg)]
+        publisher.sources.collect, "build_sources", lambda cfg: [Exploding(), *build_sources(cfg)]
     )
-    report = publisher.collect.collect_all(config, store, now=fixed_now)
+    report = publisher.sources.collect.collect_all(config, store, now=fixed_now)
     [problem] = report.problems
     assert problem.source == "exploding" and "RecursionError" in problem.reason
     assert [i.id for i in store.list_items()] == ["posts:a"]
@@ -242,7 +242,7 @@ def test_two_files_with_one_id_keep_the_first_and_report_the_second(
             f"---\nid: same\ntitle: {name}\ndate: 2026-11-20\n---\nbody\n", encoding="utf-8"
         )
     config = make_config("sources:\n  - {name: posts, type: markdown, path: content}\n")
-    from publisher.collect import collect_all
+    from publisher.sources.collect import collect_all
 
     report = collect_all(config, store, now=fixed_now)
     assert [(i.id, i.title) for i in store.list_items()] == [("same", "a.md")]

@@ -8,8 +8,8 @@ from dataclasses import replace
 from test_render import render_sample
 from test_render_fixtures import fixture_items, item
 
+from publisher.deliver.backends.sendgrid import SendGridBackend
 from publisher.deliver.base import Recipient
-from publisher.deliver.sendgrid import SendGridBackend
 from publisher.render import PLACEHOLDERS, personalise, subscriber_url
 from publisher.render.personalise import NAME, UNSUBSCRIBE_URL, neutralise
 

@@ -15,7 +15,7 @@ from test_render_fixtures import (
 )
 
 import publisher.render.mjml as mjml_module
-from publisher.compose import CampaignHistory, compose_edition
+from publisher.compose.edition import CampaignHistory, compose_edition
 from publisher.config import CampaignConfig, Colours
 from publisher.errors import RenderError, TemplateError
 from publisher.render import PLACEHOLDERS, personalise, subscriber_url

@@ -11,8 +11,8 @@ import pytest
 from publisher.config import load_config
 from publisher.errors import ConfigError
 from publisher.pipeline import SlotOutcome
-from publisher.schedule import Daemon
-from publisher.slots import (
+from publisher.schedule.daemon import Daemon
+from publisher.schedule.slots import (
     far_away_warnings,
     overview,
     plan_catch_up,
@@ -324,7 +324,7 @@ def test_slot_before_the_window_is_deferred_to_its_opening(make_config, store):
 
 def test_three_missed_slots_with_the_real_pipeline_give_one_edition(make_config, store, project):
     from publisher.items import Item
-    from publisher.schedule import make_daemon as make_pipeline_daemon
+    from publisher.schedule.daemon import make_daemon as make_pipeline_daemon
     from publisher.store.models import DeliveryRow, EditionRow
     from publisher.store.subscribers import SubscriberInput, import_subscribers
 

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from publisher.pipeline import SlotOutcome
-from publisher.schedule import Daemon
+from publisher.schedule.daemon import Daemon
 from publisher.store import Store, processes
 from publisher.store import schedule_state as state
 from publisher.store.models import EditionRow, ScheduleSlotRow

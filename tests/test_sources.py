@@ -7,8 +7,8 @@ import json
 import pytest
 from werkzeug import Response
 
-from publisher.collect import collect_all
 from publisher.sources import CollectContext, SourceMemory
+from publisher.sources.collect import collect_all
 from publisher.sources.export import ExportSource
 from publisher.sources.feed import FeedSource
 from publisher.sources.markdown import MarkdownSource

@@ -18,13 +18,13 @@ from publisher.cli.base import (
 )
 
 if TYPE_CHECKING:
-    from publisher.collect import CollectReport
+    from publisher.sources.collect import CollectReport
 
 
 @app.command()
 def collect(ctx: typer.Context) -> None:
     """Collect items from every configured source into the store."""
-    from publisher.collect import collect_all
+    from publisher.sources.collect import collect_all
 
     st = state(ctx)
     report = collect_all(st.config, st.store, now=utc_now())

@@ -24,7 +24,7 @@ from publisher.errors import ScheduleError
 from publisher.store.schedule_state import DEFAULT_LEASE
 
 if TYPE_CHECKING:
-    from publisher.slots import CampaignOverview
+    from publisher.schedule.slots import CampaignOverview
 
 
 @app.command()
@@ -63,7 +63,7 @@ def run(
 
 def run_daemon(st: AppState, *, lease: timedelta = DEFAULT_LEASE) -> None:
     """`publisher run`: one log line per action; returns (exit 0) after SIGTERM/SIGINT."""
-    from publisher.schedule import make_daemon
+    from publisher.schedule.daemon import make_daemon
 
     publisher_logger = logging.getLogger("publisher")
     if publisher_logger.getEffectiveLevel() > logging.INFO:
@@ -74,7 +74,7 @@ def run_daemon(st: AppState, *, lease: timedelta = DEFAULT_LEASE) -> None:
 @app.command()
 def schedule(ctx: typer.Context) -> None:
     """Each campaign's cadence, next three runs (local and UTC), last edition, paused or not."""
-    from publisher.slots import far_away_warnings, overview
+    from publisher.schedule.slots import far_away_warnings, overview
 
     st = state(ctx)
     now = utc_now()
@@ -130,7 +130,7 @@ def resume(ctx: typer.Context, campaign: str) -> None:
 
 def check_schedules(config: PublisherConfig) -> list[str]:
     """Every cadence builds a trigger in its zone; far-away next runs are warnings."""
-    from publisher.slots import far_away_warnings, schedule_problems
+    from publisher.schedule.slots import far_away_warnings, schedule_problems
 
     for warning in far_away_warnings(config, now=utc_now()):
         warn(warning)

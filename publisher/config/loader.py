@@ -15,9 +15,9 @@ from pydantic import (
     ValidationError,
 )
 
-from publisher.bounded import LimitError, check_yaml_limits
 from publisher.config.models import DEFAULT_CONFIG, PublisherConfig, format_key_path
 from publisher.errors import ConfigError, ConfigErrors
+from publisher.support.bounded import LimitError, check_yaml_limits
 
 # --- loading with line numbers ------------------------------------------------------------
 

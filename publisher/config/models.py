@@ -23,14 +23,14 @@ from pydantic import (
     model_validator,
 )
 
-from publisher.cadence import (
+from publisher.config.cadence import (
     check_send_window,
     normalise_cadence,
     parse_time_of_day,
     positive_duration,
 )
 from publisher.errors import ConfigError
-from publisher.slug import slugify
+from publisher.support.slug import slugify
 
 DEFAULT_CONFIG = "schedules.yaml"
 # Longest campaign grace and collect/feeds interval: beyond these a value is a typo.
@@ -263,7 +263,7 @@ class CampaignConfig(Strict):
     lookback_days: int = Field(default=7, ge=1, le=366)
     # Why the reader gets this email (shown in the footer); a default names the organisation.
     reason: str | None = None
-    # scheduling (scheduling issue; forms in publisher/cadence.py): when editions go out
+    # scheduling (scheduling issue; forms in publisher/config/cadence.py): when editions go out
     cadence: str | None = None  # 'weekly: monday 09:00', 'daily: 07:30', cron '0 9 * * 1'...
     timezone: str | None = None  # IANA zone of the cadence; default organisation.timezone
     paused: bool = False  # `publisher pause/resume` also pause, in the store

@@ -1,7 +1,7 @@
 """Delivery: one backend protocol (file, smtp, sendgrid), a ledger-backed dispatcher."""
 
+from publisher.deliver.backends.registry import BACKENDS, check_delivery, make_backend
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
-from publisher.deliver.registry import BACKENDS, check_delivery, make_backend
 from publisher.deliver.report import DeliveryReport
 from publisher.deliver.service import (
     DryRun,

@@ -29,11 +29,11 @@ from datetime import datetime, timedelta
 from queue import SimpleQueue
 from typing import Any
 
-from publisher import killpoints
 from publisher.deliver.base import BOUNCED, DeliveryBackend, Message, Recipient, Scheduled
 from publisher.deliver.retry import Mark, Outcome, RetryPolicy, send_with_retries
 from publisher.store import Store, ledger
 from publisher.store.work import Lease, LeaseLost
+from publisher.support import killpoints
 
 LOG = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from publisher import killpoints
 from publisher.deliver.base import DeliveryBackend
 from publisher.errors import DeliveryError
 from publisher.store import Store, batches
+from publisher.support import killpoints
 
 
 @dataclass

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from publisher import killpoints
 from publisher.deliver.base import (
     BOUNCED,
     DeliveryBackend,
@@ -24,6 +23,7 @@ from publisher.deliver.base import (
     UncertainError,
 )
 from publisher.store.ledger import INFLIGHT, REQUESTED
+from publisher.support import killpoints
 
 # mark(recipients, status, scheduled, accepted): record in the ledger that a (part of a)
 # batch is about to be requested (exactly-once mode: under this provider batch), or was

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from publisher.config import PublisherConfig
 from publisher.deliver import exactly_once
+from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
 from publisher.deliver.dispatch import Dispatcher, DispatchResult, RetryPolicy, send_with_retries
-from publisher.deliver.registry import make_backend
 from publisher.deliver.report import DeliveryReport, final_status
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import DeliveryError

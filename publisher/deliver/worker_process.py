@@ -18,9 +18,9 @@ from datetime import datetime
 from functools import partial
 
 from publisher.config import PublisherConfig
+from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.base import DeliveryBackend
 from publisher.deliver.dispatch import Dispatcher
-from publisher.deliver.registry import make_backend
 from publisher.deliver.service import build_message, policy_from
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import ConfigError, DeliveryError

@@ -20,9 +20,9 @@ from functools import partial
 from typing import Any
 
 from publisher.deliver.dispatch import Dispatcher
-from publisher.heartbeat import Heartbeat
 from publisher.store import Store, plan, work
 from publisher.store.ledger import PENDING, UNCERTAIN
+from publisher.support.heartbeat import Heartbeat
 
 LOG = logging.getLogger(__name__)
 POLL = 0.2  # seconds between looks for work while other processes hold the rest

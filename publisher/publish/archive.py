@@ -3,7 +3,7 @@
     archive/<campaign>/<number>.html   the edition exactly as sent, minus per-recipient links
     archive/<campaign>/index.html      every edition of the campaign, newest first
 
-Pages are written by the one atomic writer (publisher.files), so a web server never serves
+Pages are written by the one atomic writer (publisher.support.files), so a web server never serves
 half a page and an unchanged page is not rewritten.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 from markupsafe import Markup
 
 from publisher.config import CampaignConfig, Organisation
-from publisher.files import write_atomic
 from publisher.render.environment import BUILTIN_TEMPLATES, render_template, template_environment
 from publisher.render.personalise import sample_copy
+from publisher.support.files import write_atomic
 
 ARCHIVE_DIR = "archive"
 INDEX_TEMPLATE = "archive_index.html"

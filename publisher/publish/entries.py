@@ -22,7 +22,7 @@ from feedgen.entry import FeedEntry
 from lxml import etree
 
 from publisher.items import Item
-from publisher.sanitize import strip_control_chars, summarise
+from publisher.support.sanitize import strip_control_chars, summarise
 
 DC_NS = "http://purl.org/dc/elements/1.1/"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"

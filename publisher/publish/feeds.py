@@ -3,7 +3,7 @@
 For each feed: select its items, cut them into pages (documents.plan_pages), and render a
 page only when its fingerprint (items' ids and content hashes, feed metadata, format
 version) differs from the one recorded at the last build; a rendered file is written
-(publisher.files) only when its bytes differ, so an unchanged file keeps its mtime and a
+(publisher.support.files) only when its bytes differ, so an unchanged file keeps its mtime and a
 web server's ETag/Last-Modified. Then index.opml, the alternate-link snippet, and a WebSub
 ping for every subscription document that changed.
 

@@ -2,7 +2,7 @@
 
 Writing a full build is mostly system calls (which release the GIL) while rendering is
 Python; writer threads let the two overlap. Each file is fsynced before it is renamed
-(publisher.files), and an fsync mostly waits for the disk: several writers let the file
+(publisher.support.files), and an fsync mostly waits for the disk: several writers let the file
 system commit their files together instead of one after the other. The queue is bounded so
 that at most a few rendered documents wait in memory.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from publisher.errors import PublisherError
-from publisher.files import write_atomic
+from publisher.support.files import write_atomic
 
 
 class FeedWriteError(PublisherError):

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from publisher.compose import ComposedSection, Edition
+from publisher.compose.edition import ComposedSection, Edition
 from publisher.config import CampaignConfig, Organisation
 from publisher.errors import RenderError, TemplateError
 from publisher.items import Item

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from publisher.compose import CampaignHistory, Edition, compose_edition
+from publisher.compose.edition import CampaignHistory, Edition, compose_edition
 from publisher.config import CampaignConfig
 from publisher.items import Item
 

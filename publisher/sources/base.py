@@ -9,7 +9,7 @@ from typing import Protocol
 import httpx
 
 from publisher.items import KINDS, Item
-from publisher.sanitize import (
+from publisher.support.sanitize import (
     ALT_MAX,
     AUTHOR_MAX,
     SUMMARY_MAX,
@@ -18,7 +18,7 @@ from publisher.sanitize import (
     plain_text,
     strip_control_chars,
 )
-from publisher.slug import slugify
+from publisher.support.slug import slugify
 
 # Dates outside this range are typing mistakes or hostile (year 9999 with an offset
 # overflows); the item is rejected, not the source.

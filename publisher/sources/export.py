@@ -6,10 +6,8 @@ import csv
 import json
 from collections.abc import Iterator
 
-from publisher.bounded import load_json
 from publisher.config import ExportSourceConfig, PublisherConfig
 from publisher.items import Item
-from publisher.sanitize import AUTHOR_MAX, TITLE_MAX, sanitize_html, summarise
 from publisher.sources.base import (
     CollectContext,
     Problem,
@@ -24,6 +22,8 @@ from publisher.sources.base import (
     untyped_text,
     vet_item,
 )
+from publisher.support.bounded import load_json
+from publisher.support.sanitize import AUTHOR_MAX, TITLE_MAX, sanitize_html, summarise
 
 
 class ExportSource:

@@ -20,18 +20,8 @@ import feedparser
 import httpx
 from pydantic import ValidationError
 
-from publisher.bounded import LimitError, load_json
 from publisher.config import FeedSourceConfig, PublisherConfig
 from publisher.items import Item
-from publisher.sanitize import (
-    AUTHOR_MAX,
-    TITLE_MAX,
-    markup_text,
-    plain_text,
-    sanitize_html,
-    summarise,
-    text_to_html,
-)
 from publisher.sources.base import (
     CollectContext,
     Problem,
@@ -46,6 +36,16 @@ from publisher.sources.base import (
 )
 from publisher.sources.fetch import FetchError, Limits, fetch
 from publisher.sources.jsonfeed import JsonFeedDocument, JsonItem, describe
+from publisher.support.bounded import LimitError, load_json
+from publisher.support.sanitize import (
+    AUTHOR_MAX,
+    TITLE_MAX,
+    markup_text,
+    plain_text,
+    sanitize_html,
+    summarise,
+    text_to_html,
+)
 
 USER_AGENT = "publisher/0.1 (+https://github.com/publisher; feed collector)"
 SUMMARY_LIMIT = 280  # a feed's summary, like one derived from the body

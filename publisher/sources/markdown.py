@@ -7,10 +7,8 @@ from pathlib import Path
 import yaml
 from markdown_it import MarkdownIt
 
-from publisher.bounded import LimitError, load_yaml
 from publisher.config import MarkdownSourceConfig, PublisherConfig
 from publisher.items import Item
-from publisher.sanitize import AUTHOR_MAX, TITLE_MAX, sanitize_html, strip_control_chars, summarise
 from publisher.sources.base import (
     CollectContext,
     Problem,
@@ -23,6 +21,14 @@ from publisher.sources.base import (
     parse_topics,
     untyped_text,
     vet_item,
+)
+from publisher.support.bounded import LimitError, load_yaml
+from publisher.support.sanitize import (
+    AUTHOR_MAX,
+    TITLE_MAX,
+    sanitize_html,
+    strip_control_chars,
+    summarise,
 )
 
 _md = MarkdownIt("commonmark", {"typographer": True}).enable(["table", "strikethrough"])

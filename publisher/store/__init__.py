@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from publisher.errors import PublisherError, StoreError
 from publisher.items import Item
-from publisher.slug import slugify
 from publisher.sources.base import SourceMemory
 from publisher.store import dialect
 from publisher.store.models import ItemRow, PublishStateRow, SourceStateRow
+from publisher.support.slug import slugify
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 LOG = logging.getLogger(__name__)

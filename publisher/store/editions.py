@@ -21,7 +21,7 @@ from publisher.store.models import DeliveryRow, EditionItemRow, EditionRow, Item
 
 @dataclass(frozen=True)
 class EditionHistory:
-    """A campaign's earlier editions as compose needs them (publisher.compose.History)."""
+    """A campaign's earlier editions as compose needs them (publisher.compose.edition.History)."""
 
     previous_at: datetime | None = None  # when the previous edition was composed
     carried: frozenset[str] = frozenset()  # item ids any earlier edition carried

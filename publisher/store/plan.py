@@ -35,7 +35,6 @@ from sqlalchemy import Table, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from publisher import killpoints
 from publisher.store import Store, dialect, ledger, work
 from publisher.store.ledger import INFLIGHT, PENDING, REQUESTED, UNCERTAIN
 from publisher.store.models import (
@@ -45,6 +44,7 @@ from publisher.store.models import (
     SubscriberRow,
     UTCDateTime,
 )
+from publisher.support import killpoints
 
 _DELIVERIES = cast(Table, DeliveryRow.__table__)
 _SUBSCRIBERS = cast(Table, SubscriberRow.__table__)

@@ -28,9 +28,9 @@ from sqlalchemy import CursorResult, func, insert, select, update
 
 from publisher.config.models import control_characters
 from publisher.errors import PublisherError
-from publisher.slug import slugify
 from publisher.store import Store
 from publisher.store.models import SubscriberRow, SuppressionRow
+from publisher.support.slug import slugify
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 CHUNK = 1000

@@ -12,14 +12,14 @@ from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from publisher.compose import Edition
+from publisher.compose.edition import Edition
 from publisher.config.models import CampaignConfig
 from publisher.errors import PublisherError
 from publisher.items import Item
 from publisher.render.email import RenderedEdition
 from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
-from publisher.slots import overview
+from publisher.schedule.slots import overview
 from publisher.store import audit, dashboard
 from publisher.store.schedule_state import set_paused
 from publisher.web.admin.auth import Admin, action, base_of, view
@@ -131,7 +131,7 @@ def _prepared(w: Web, name: str) -> tuple[Edition, RenderedEdition] | None:
 
 
 def _window_items(w: Web, name: str, chosen: set[str]) -> list[Item]:
-    from publisher.compose import window_start
+    from publisher.compose.edition import window_start
     from publisher.store.editions import campaign_history
 
     campaign = w.config.campaign(name)

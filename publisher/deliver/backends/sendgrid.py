@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 import python_http_client.exceptions as http_errors
 import sendgrid as sendgrid_library
 
-from publisher import killpoints
 from publisher.config import PublisherConfig
 from publisher.deliver.base import (
     ONE_CLICK,
@@ -54,6 +53,7 @@ from publisher.render.personalise import (
     UNSUBSCRIBE_URL,
     neutralise,
 )
+from publisher.support import killpoints
 
 # The library logs request headers (the Authorization header!) and bodies at DEBUG.
 logging.getLogger("python_http_client").setLevel(logging.WARNING)

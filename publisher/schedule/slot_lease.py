@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from publisher.heartbeat import Heartbeat
 from publisher.store import Store
 from publisher.store import schedule_state as state
+from publisher.support.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """A thread that renews a lease while a `with` block runs: the one loop behind a daemon's
-slot lease (publisher.slot_heartbeat) and a sending process's batch leases
+slot lease (publisher.schedule.slot_lease) and a sending process's batch leases
 (publisher.deliver.workers)."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every run of a campaign belongs to a *slot*: the fire time of its cadence, in UTC. Everything
 here is a pure function of the configuration and the time (no clock, no scheduler running),
 except `overview`, which only reads the store for `publisher schedule` and the admin
-overview. publisher/schedule.py runs the slots; together they are the only modules that
+overview. publisher/schedule/daemon.py runs the slots; together they are the only modules that
 import APScheduler (3.11).
 
 Daylight saving (APScheduler's CronTrigger with a zoneinfo zone, checked in the tests):
@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from publisher.cadence import parse_cadence
 from publisher.config import CampaignConfig, PublisherConfig
+from publisher.config.cadence import parse_cadence
 from publisher.store import Store
 from publisher.store import schedule_state as state
 

@@ -2,7 +2,7 @@
 
 Pure (no scheduler, no clock): this module turns the text staff write into the fields of a
 cron trigger, a sentence in words, and the checks that must fail at load time (an impossible
-date such as 31 February). publisher/slots.py builds the APScheduler trigger from
+date such as 31 February). publisher/schedule/slots.py builds the APScheduler trigger from
 `Cadence.trigger_fields()`; config.py validates with `parse_cadence`.
 
 Accepted forms:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from publisher.config import PublisherConfig
+from publisher.deliver.backends.file import FileBackend
+from publisher.deliver.backends.sendgrid import SendGridBackend
+from publisher.deliver.backends.smtp import SmtpBackend
 from publisher.deliver.base import DeliveryBackend
-from publisher.deliver.file import FileBackend
-from publisher.deliver.sendgrid import SendGridBackend
-from publisher.deliver.smtp import SmtpBackend
 from publisher.errors import DeliveryError
 
 BACKENDS: dict[str, Callable[[PublisherConfig], DeliveryBackend]] = {

@@ -20,7 +20,7 @@ from publisher.deliver.base import (
     Recipient,
 )
 from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
-from publisher.files import PRIVATE, write_atomic
+from publisher.support.files import PRIVATE, write_atomic
 
 
 class FileBackend(NotCancellable):

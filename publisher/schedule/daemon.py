@@ -1,11 +1,11 @@
 """When things run: the daemon of `publisher run` and the jobs it runs.
 
-When each slot falls (triggers, catch-up, send windows) is decided in publisher/slots.py;
+When each slot falls (triggers, catch-up, send windows) is decided in publisher/schedule/slots.py;
 this module runs them with APScheduler (3.11). A slot is claimed in the store before it runs
 (publisher/store/schedule_state.py) and its edition is unique per (campaign, slot), so two
 daemons, a restart or a retry never produce two editions for one slot. Daemons on several
 hosts share nothing but the store: the claim is a lease that the running daemon renews
-(publisher/slot_heartbeat.py), and every daemon looks for lapsed claims every third of the
+(publisher/schedule/slot_lease.py), and every daemon looks for lapsed claims every third of the
 lease (at most every 30 s) and takes them over, resuming the edition's send.
 """
 
@@ -23,8 +23,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from publisher.config import PublisherConfig
 from publisher.pipeline import SlotOutcome
-from publisher.slot_heartbeat import SlotHeartbeat
-from publisher.slots import (
+from publisher.schedule.slot_lease import SlotHeartbeat
+from publisher.schedule.slots import (
     campaign_trigger,
     campaign_zone,
     far_away_warnings,

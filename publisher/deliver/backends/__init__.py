@@ -1,0 +1,1 @@
+"""Delivery backends behind the DeliveryBackend protocol: file outbox, SMTP, SendGrid."""

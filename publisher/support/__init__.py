@@ -1,0 +1,2 @@
+"""Support: small helpers every stage may use (bounded parsing, atomic files, the heartbeat
+thread, kill points for tests, HTML sanitising, slugs). Nothing here imports a stage."""
