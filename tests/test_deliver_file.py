@@ -7,6 +7,7 @@ from email.policy import default
 
 from publisher.deliver import deliver_edition, dry_run
 from publisher.store import ledger, plan, work
+from publisher.store.editions import get_edition
 from publisher.store.subscribers import SubscriberInput, import_subscribers, iter_subscribers
 from tests.servers.data import add_edition, add_subscribers, config_text
 
@@ -76,7 +77,7 @@ def test_dry_run_sends_nothing_and_shows_a_sample(store, make_config, project, f
     config = make_config(config_text("file", delivery="  file:\n    batch_size: 2\n"))
     add_subscribers(store, fixed_now, 5)
     edition = add_edition(store, fixed_now)
-    plan = dry_run(config, store, edition, now=fixed_now)
+    plan = dry_run(config, store, get_edition(store, edition), now=fixed_now)
     assert (plan.recipients, plan.batches, plan.already_done) == (5, 3, 0)
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in plan.sample
     assert not list(_outbox(project).glob("*.eml"))
@@ -119,6 +120,7 @@ def test_test_send_is_kept_apart(store, make_config, project, fixed_now):
 
     config = make_config(config_text("file"))
     edition = add_edition(store, fixed_now)
-    assert send_test_message(config, store, edition, "Editor@example.net", now=fixed_now) is None
+    stored = get_edition(store, edition)
+    assert send_test_message(config, store, stored, "Editor@example.net", now=fixed_now) is None
     assert [p.name for p in _outbox(project).iterdir()] == ["test-Editor@example.net.eml"]
     assert ledger.counts(store, edition) == {}

@@ -10,6 +10,7 @@ from publisher.deliver import deliver_edition, make_backend, send_test_message
 from publisher.deliver.backends.sendgrid import HTML_NAME
 from publisher.errors import DeliveryError
 from publisher.store import ledger
+from publisher.store.editions import get_edition
 from publisher.store.subscribers import iter_subscribers, set_status
 from tests.servers.data import add_edition, add_subscribers, config_text
 from tests.servers.sendgrid import FakeSendGrid
@@ -213,7 +214,8 @@ def test_test_send_leaves_the_ledger_alone(store, sendgrid_config, server, fixed
     config = sendgrid_config()
     add_subscribers(store, fixed_now, 3)
     edition = add_edition(store, fixed_now)
-    assert send_test_message(config, store, edition, "editor@example.net", now=fixed_now) is None
+    stored = get_edition(store, edition)
+    assert send_test_message(config, store, stored, "editor@example.net", now=fixed_now) is None
     assert server.recipients == ["editor@example.net"]
     assert ledger.counts(store, edition) == {}
 

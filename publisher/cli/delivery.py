@@ -34,13 +34,16 @@ def _edition_to_send(
     st: AppState, campaign: str, *, resume: bool, resend_uncertain: bool, preview_only: bool
 ):
     """--resume: the unfinished edition; --dry-run/--to: the newest (or an unstored compose);
-    otherwise compose a new edition now. None: nothing new to send."""
+    otherwise compose a new edition now. None: nothing new to send. A send gets the
+    edition's id, a preview (--dry-run/--to) the edition itself."""
     from publisher.deliver import newest_edition, resumable_edition, unfinished_edition
+    from publisher.deliver.service import load_edition
     from publisher.pipeline import compose_campaign, prepare_edition, unstored_edition
 
     st.config.campaign(campaign)  # a clear error (exit 2) for an unknown campaign
     if resume or resend_uncertain:
-        return resumable_edition(st.store, campaign, resend_uncertain=resend_uncertain)
+        edition_id = resumable_edition(st.store, campaign, resend_uncertain=resend_uncertain)
+        return load_edition(st.store, edition_id) if preview_only else edition_id
     unfinished = unfinished_edition(st.store, campaign)
     if preview_only:
         edition = unfinished or newest_edition(st.store, campaign)
@@ -96,6 +99,7 @@ def send(
     Exit status: 0 sent, 1 paused or an error, 3 sent with uncertain recipients, 4 partly
     failed, 5 failed (reached nobody), 2 usage or configuration error."""
     from publisher.deliver import make_backend
+    from publisher.deliver.base import check_send_at
 
     st = state(ctx)
     when = (
@@ -104,7 +108,7 @@ def send(
     if when is not None:
         backend = make_backend(st.config)
         try:
-            backend.check_send_at(utc_now(), when)  # the provider's rule, in its module
+            check_send_at(backend, utc_now(), when)  # the provider's limit, in its settings
         finally:
             backend.close()
     edition = _edition_to_send(

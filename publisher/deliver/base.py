@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from functools import cached_property
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 from publisher.errors import DeliveryError
 from publisher.render import personalise, subscriber_url
+
+if TYPE_CHECKING:  # the capability's protocol lives with the code that uses it
+    from publisher.deliver.exactly_once import Cancellation
 
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
@@ -178,58 +181,64 @@ class Scheduled:
     send_at: datetime
 
 
-class DeliveryBackend(Protocol):
-    """One class per backend, registered by name in `publisher.deliver.BACKENDS`.
+@dataclass(frozen=True)
+class Settings:
+    """How a backend wants its sends shaped: numbers the dispatcher reads, no behaviour."""
 
-    Everything the dispatcher and the service call is declared here; capabilities are
-    attributes, so no caller compares names or probes for methods."""
-
-    name: str
     batch_size: int  # recipients per batch
     workers: int  # concurrent sends
-    idempotent: bool  # sending a message twice delivers it once (resume resends in-flight)
-    can_schedule: bool  # honours Message.send_at (check_send_at says how far ahead)
-    build_ahead: int  # batches per worker claimed and encoded ahead of the sending threads
-    # Exactly-once mode: every batch gets a provider batch id and a delivery time `hold`
-    # ahead, so a batch of unknown outcome can be cancelled and sent again (SendGrid).
-    cancellable: bool
-    hold: timedelta  # how far ahead a cancellable batch is scheduled
-    cancel_margin: timedelta  # a cancel is guaranteed only this long before delivery
-    max_cancelled: int  # batches the provider keeps cancelled at one time
+    idempotent: bool = False  # sending a message twice delivers it once (resume resends)
+    build_ahead: int = 3  # batches per worker claimed and encoded ahead of the sending threads
+    send_at_limit: timedelta | None = None  # honours Message.send_at this far ahead; None: never
 
-    def check_send_at(self, now: datetime, send_at: datetime) -> None:
-        """Raise DeliveryError when the provider would refuse this delivery time."""
 
-    def prepare(self, message: Message) -> Any:
+P = TypeVar("P")  # what `prepare` builds once per edition (a MIME skeleton, a request body)
+E = TypeVar("E")  # what `encode` builds per batch ahead of sending (None: nothing)
+
+
+class DeliveryBackend(Protocol[P, E]):
+    """One class per backend, registered by name in `publisher.deliver.BACKENDS`.
+
+    Everything the dispatcher and the service call is declared here. The one optional
+    capability, exactly-once mode, is an object of its own (`cancellation`), so no caller
+    compares names or probes for methods."""
+
+    @property
+    def name(self) -> str:
+        """The backend's name in the configuration ('file', 'smtp', 'sendgrid')."""
+
+    @property
+    def settings(self) -> Settings:
+        """Batch size, workers, build-ahead, idempotence, how far ahead it schedules."""
+
+    @property
+    def cancellation(self) -> Cancellation | None:
+        """Exactly-once mode (publisher.deliver.exactly_once): batch ids, delivery times
+        and cancels at the provider; None for a backend that cannot cancel a batch."""
+
+    def prepare(self, message: Message) -> P:
         """Per-edition work done once (a MIME skeleton, a request body), reused per batch."""
 
-    def encode(self, prepared: Any, recipients: Sequence[Recipient], batch_key: str) -> Any:
+    def encode(self, prepared: P, recipients: Sequence[Recipient], batch_key: str) -> E:
         """The batch's request built ahead, off the sending threads (SendGrid: the JSON
         body), or None when there is nothing to build ahead. Every attempt reuses it."""
 
     def send(
         self,
-        prepared: Any,
-        encoded: Any,
+        prepared: P,
+        encoded: E | None,
         recipients: Sequence[Recipient],
         hooks: Hooks,
         scheduled: Scheduled | None = None,
     ) -> dict[int, str]:
-        """Send one batch; return {subscriber_id: error} for recipients refused one by one
-        (an error starting with `BOUNCED` is a permanent refusal of the address). Raise
-        TransientError/PermanentError/TooLargeError/UncertainError for the batch. Calls
-        `hooks.writing` right before writing any bytes."""
+        """Send one batch (`encoded`: None when it was not built ahead); return
+        {subscriber_id: error} for recipients refused one by one (an error starting with
+        `BOUNCED` is a permanent refusal of the address). Raise TransientError/
+        PermanentError/TooLargeError/UncertainError for the batch. Calls `hooks.writing`
+        right before writing any bytes. `scheduled`: exactly-once mode, the batch id and
+        delivery time the request carries."""
 
-    def new_batch(self, send_at: datetime) -> Scheduled:
-        """Exactly-once mode: a new provider batch id (cancellable backends only)."""
-
-    def cancel(self, batch_id: str) -> None:
-        """Cancel a scheduled batch; an already cancelled one counts as done."""
-
-    def forget_cancel(self, batch_id: str) -> None:
-        """Delete a cancellation whose delivery time has passed (frees a cancel slot)."""
-
-    def preview(self, prepared: Any, recipient: Recipient) -> str:
+    def preview(self, prepared: P, recipient: Recipient) -> str:
         """What one recipient's message looks like on the wire (for --dry-run)."""
 
     def destination(self, message: Message) -> str:
@@ -242,34 +251,18 @@ class DeliveryBackend(Protocol):
 BOUNCED = "BOUNCED: "  # prefix of a per-recipient error that is a permanent refusal
 
 
-class NotCancellable:
-    """The defaults of a backend without scheduled sends (file, SMTP)."""
-
-    can_schedule = False
-    cancellable = False
-    build_ahead = 3
-    hold = timedelta(0)
-    cancel_margin = timedelta(0)
-    max_cancelled = 0
-
-    def check_send_at(self, now: datetime, send_at: datetime) -> None:
-        raise DeliveryError(f"--send-at needs a backend that schedules sends, not {self}")
-
-    def encode(self, prepared: Any, recipients: Sequence[Recipient], batch_key: str) -> Any:
-        return None
-
-    def new_batch(self, send_at: datetime) -> Scheduled:
-        raise DeliveryError("this backend cannot schedule cancellable batches")
-
-    def cancel(self, batch_id: str) -> None:
-        raise DeliveryError("this backend cannot cancel a batch")
-
-    def forget_cancel(self, batch_id: str) -> None:
-        raise DeliveryError("this backend cannot cancel a batch")
+def check_send_at(backend: DeliveryBackend[Any, Any], now: datetime, send_at: datetime) -> None:
+    """Raise DeliveryError when the backend would refuse this delivery time (--send-at)."""
+    limit = backend.settings.send_at_limit
+    if limit is None:
+        raise DeliveryError(f"--send-at needs a backend that schedules sends, not {backend.name}")
+    if not now <= send_at <= now + limit:
+        hours = limit / timedelta(hours=1)
+        raise DeliveryError(f"send_at must be in the future and at most {hours:g} hours ahead")
 
 
 def send_batch(
-    backend: DeliveryBackend, prepared: Any, recipients: Sequence[Recipient], batch_key: str
+    backend: DeliveryBackend[P, E], prepared: P, recipients: Sequence[Recipient], batch_key: str
 ) -> dict[int, str]:
     """One batch outside the ledger (test sends, benchmarks)."""
     encoded = backend.encode(prepared, recipients, batch_key)

@@ -26,11 +26,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from queue import SimpleQueue
-from typing import Any
+from typing import Generic, TypeVar
 
 from publisher.deliver.base import BOUNCED, DeliveryBackend, Message, Recipient, Scheduled
-from publisher.deliver.retry import Mark, Outcome, RetryPolicy, send_with_retries
+from publisher.deliver.exactly_once import Cancellation
+from publisher.deliver.retry import Mark, Outcome, RetryPolicy, Schedule, send_with_retries
 from publisher.store import Store, ledger
 from publisher.store.work import Lease, LeaseLost
 from publisher.support import killpoints
@@ -38,6 +40,8 @@ from publisher.support import killpoints
 LOG = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.001  # seconds: see Dispatcher.run
+P = TypeVar("P")  # the backend's prepared edition (DeliveryBackend)
+E = TypeVar("E")  # the backend's encoded batch
 
 __all__ = ["DispatchResult", "Dispatcher", "Outcome", "RetryPolicy", "send_with_retries"]
 
@@ -81,16 +85,16 @@ class _Recipients(Sequence[Recipient]):
 
 
 @dataclass
-class _Batch:
+class _Batch(Generic[E]):
     number: int
     recipients: _Recipients
-    encoded: Any  # the backend's prepared request (`encode`), or None
+    encoded: E  # the backend's request built ahead (`encode`)
 
 
 @dataclass
-class Dispatcher:
+class Dispatcher(Generic[P, E]):
     store: Store
-    backend: DeliveryBackend
+    backend: DeliveryBackend[P, E]
     message: Message
     policy: RetryPolicy
     now: datetime
@@ -100,7 +104,10 @@ class Dispatcher:
     should_stop: Callable[[], bool] | None = None
     sleep: Callable[[float], None] = time.sleep
     elapsed: Callable[[], float] = time.monotonic  # ledger times: `now` + time since start
-    workers: int | None = None  # default backend.workers (exactly-once mode may use fewer)
+    workers: int | None = None  # default settings.workers (exactly-once mode may use fewer)
+    # Exactly-once mode (publisher.deliver.exactly_once): the backend's capability, handed
+    # over by the send that chose the mode; None: the default mode.
+    cancellation: Cancellation | None = None
     earliest: datetime | None = None  # exactly-once mode: never deliver before (--send-at)
     max_unknown: int = 1_000_000  # exactly-once mode: stop once this many batches are unknown
     lease: Lease | None = None  # the work items' holder: fences every ledger write
@@ -137,10 +144,11 @@ class Dispatcher:
 
     def _run(self, claimed: Iterable[tuple[int, list[tuple]]]) -> DispatchResult:
         prepared = self.backend.prepare(self.message)
-        workers = max(1, self.workers or self.backend.workers)
-        ahead = self.backend.build_ahead * workers  # `workers` sending, the rest queued
-        ready: SimpleQueue[_Batch | None] = SimpleQueue()
-        done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]] = SimpleQueue()
+        settings = self.backend.settings
+        workers = max(1, self.workers or settings.workers)
+        ahead = settings.build_ahead * workers  # `workers` sending, the rest queued
+        ready: SimpleQueue[_Batch[E] | None] = SimpleQueue()
+        done: SimpleQueue[tuple[_Batch[E], Outcome | BaseException | None]] = SimpleQueue()
         threads = [
             threading.Thread(
                 target=self._work, args=(prepared, ready, done), name=f"deliver-{i}", daemon=True
@@ -187,7 +195,7 @@ class Dispatcher:
             self.result.paused = True
         return self.result
 
-    def _prepare(self, prepared: Any, number: int, rows: list[tuple]) -> _Batch:
+    def _prepare(self, prepared: P, number: int, rows: list[tuple]) -> _Batch[E]:
         """Build a claimed batch's request, ahead of the workers."""
         public_url = self.message.public_url
         # plain tuples (see _Recipients); by id: a part of a batch is a range (mark_range)
@@ -212,12 +220,18 @@ class Dispatcher:
     def _key(self, number: int) -> str:
         return f"{self.message.edition_id}-{number}"
 
-    def _send_at(self) -> datetime | None:
-        """Exactly-once mode: when the provider delivers a batch sent now (`hold` ahead)."""
-        if not self.backend.cancellable:
+    def _schedule(self) -> Schedule | None:
+        """Exactly-once mode: how a batch sent now gets its provider batch id, delivering
+        `hold` ahead (never before --send-at)."""
+        if self.cancellation is None:
             return None
-        at = self.stamp() + self.backend.hold
-        return max(at, self.earliest) if self.earliest else at
+        at = self.stamp() + self.cancellation.hold
+        return partial(self.cancellation.new_batch, max(at, self.earliest) if self.earliest else at)
+
+    @property
+    def _batch_rows(self) -> bool:
+        """The ledger keeps a row per provider batch (exactly-once mode)."""
+        return self.cancellation is not None
 
     def _mark(self, number: int) -> Mark:
         edition = self.message.edition_id
@@ -236,7 +250,7 @@ class Dispatcher:
                     provider_id=scheduled.batch_id if scheduled else None,
                     send_at=scheduled.send_at if scheduled else None,
                     sent=[r.subscriber_id for r in accepted],
-                    batch_rows=self.backend.cancellable, lease=self.lease,
+                    batch_rows=self._batch_rows, lease=self.lease,
                 ),
             )  # fmt: skip
 
@@ -244,9 +258,9 @@ class Dispatcher:
 
     def _work(
         self,
-        prepared: Any,
-        ready: SimpleQueue[_Batch | None],
-        done: SimpleQueue[tuple[_Batch, Outcome | BaseException | None]],
+        prepared: P,
+        ready: SimpleQueue[_Batch[E] | None],
+        done: SimpleQueue[tuple[_Batch[E], Outcome | BaseException | None]],
     ) -> None:
         """A sending thread: take the next prepared batch, send it, record its outcome in
         the ledger before taking another (so at most `workers` batches are ever
@@ -267,7 +281,7 @@ class Dispatcher:
                     sleep=self.sleep,
                     mark=self._mark(batch.number),
                     encoded=batch.encoded,
-                    send_at=self._send_at(),
+                    schedule=self._schedule(),
                 )
                 self._finish(batch, outcome)
             except LeaseLost as exc:  # taken over: the other holder records this batch
@@ -287,12 +301,12 @@ class Dispatcher:
                     self._stop.set()  # cancel (and resend) them before going on
             done.put((batch, outcome))
 
-    def _finish(self, batch: _Batch, outcome: Outcome) -> None:
+    def _finish(self, batch: _Batch[E], outcome: Outcome) -> None:
         """Write a batch's outcome to the ledger (in the worker, under the write lock). In
         exactly-once mode a batch of unknown outcome stays `requested` under its batch id:
         it is cancelled and sent again (publisher.deliver.exactly_once)."""
         failed, bounced = outcome.split_failed()
-        unknown = self.backend.cancellable and outcome.uncertain and outcome.scheduled
+        unknown = bool(outcome.uncertain) and outcome.scheduled is not None  # exactly-once
         killpoints.reached("finish.before")
         self._write(
             f"the outcome of batch {batch.number}",
@@ -304,7 +318,7 @@ class Dispatcher:
                 bounced=bounced,
                 uncertain=[] if unknown else outcome.uncertain,
                 keep_requested=outcome.uncertain if unknown else (),
-                batch_rows=self.backend.cancellable,
+                batch_rows=self._batch_rows,
                 lease=self.lease,
                 now=self.stamp(),
             ),
@@ -315,7 +329,7 @@ class Dispatcher:
                 self.result.unknown_batches += 1
 
     def _record(
-        self, batch: _Batch, outcome: Outcome | BaseException | None
+        self, batch: _Batch[E], outcome: Outcome | BaseException | None
     ) -> BaseException | None:
         """In the producer: count a batch the worker recorded."""
         if outcome is None:
@@ -326,7 +340,7 @@ class Dispatcher:
         return None
 
     def _count(self, outcome: Outcome, size: int) -> None:
-        unknown = len(outcome.uncertain) if self.backend.cancellable and outcome.scheduled else 0
+        unknown = len(outcome.uncertain) if outcome.scheduled is not None else 0  # exactly-once
         _, bounced = outcome.split_failed()
         self.result.sent += size - len(outcome.failed) - len(outcome.uncertain)
         if self.progress:

@@ -9,8 +9,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from publisher.deliver.base import (
     BOUNCED,
@@ -30,6 +29,12 @@ from publisher.support import killpoints
 # definitely refused; `accepted`: earlier parts the provider took meanwhile, recorded `sent`
 # in the same transaction. Called from worker threads.
 Mark = Callable[[Sequence[Recipient], str, Scheduled | None, Sequence[Recipient]], None]
+# Exactly-once mode: a new provider batch id for a batch (or a part of one) about to be sent
+# (a Cancellation's new_batch at the batch's delivery time, publisher.deliver.dispatch).
+Schedule = Callable[[], Scheduled]
+
+P = TypeVar("P")
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,8 @@ class Outcome:
 
 
 def send_with_retries(
-    backend: DeliveryBackend,
-    prepared: Any,
+    backend: DeliveryBackend[P, E],
+    prepared: P,
     recipients: Sequence[Recipient],
     batch_key: str,
     policy: RetryPolicy,
@@ -83,23 +88,23 @@ def send_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
     mark: Mark | None = None,
-    encoded: Any = None,
-    send_at: datetime | None = None,
+    encoded: E | None = None,
+    schedule: Schedule | None = None,
 ) -> Outcome:
     """One batch: retry transient errors, split on 413, fail on refusals, never resend an
     uncertain request. `mark` (the ledger) hears `requested` right before the backend
     writes the batch (through its hooks) and `inflight` after every definite refusal, so a
     crash during a backoff sleep resends. `encoded`: the batch's request, built beforehand
     by `backend.encode` (every attempt sends it; the halves of a 413 are built afresh).
-    `send_at`: exactly-once mode, the batch gets a provider batch id delivering then."""
+    `schedule`: exactly-once mode, the batch gets a provider batch id from it."""
     everyone = [r.subscriber_id for r in recipients]
     hooks = _Hooks(recipients, mark)
     scheduled: Scheduled | None = None
     for attempt in range(1, policy.max_attempts + 1):
         try:
-            if send_at is not None and scheduled is None:
+            if schedule is not None and scheduled is None:
                 killpoints.reached("batch_id.before")
-                scheduled = backend.new_batch(send_at)
+                scheduled = schedule()
                 killpoints.reached("batch_id.created")
             hooks.scheduled = scheduled
             if encoded is None:
@@ -125,7 +130,7 @@ def send_with_retries(
             parts = [
                 send_with_retries(
                     backend, prepared, part, batch_key, policy,
-                    sleep=sleep, rng=rng, mark=mark, send_at=send_at,
+                    sleep=sleep, rng=rng, mark=mark, schedule=schedule,
                 )
                 for part in (recipients[:half], recipients[half:])
             ]  # fmt: skip

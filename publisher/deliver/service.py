@@ -17,8 +17,9 @@ from sqlalchemy import select
 from publisher.config import PublisherConfig
 from publisher.deliver import exactly_once
 from publisher.deliver.backends.registry import make_backend
-from publisher.deliver.base import DeliveryBackend, Message, Recipient
+from publisher.deliver.base import DeliveryBackend, Message, Recipient, check_send_at
 from publisher.deliver.dispatch import Dispatcher, DispatchResult, RetryPolicy, send_with_retries
+from publisher.deliver.exactly_once import Cancellation
 from publisher.deliver.report import DeliveryReport, final_status
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import DeliveryError
@@ -34,10 +35,8 @@ def policy_from(config: PublisherConfig) -> RetryPolicy:
     return RetryPolicy(d.max_attempts, d.backoff_base, d.backoff_max, d.max_failed_batches)
 
 
-def load_edition(store: Store, edition_id: int | StoredEdition) -> StoredEdition:
-    """By id; an unstored StoredEdition (id 0, from a preview compose) is taken as it is."""
-    if isinstance(edition_id, StoredEdition):
-        return edition_id
+def load_edition(store: Store, edition_id: int) -> StoredEdition:
+    """The stored edition with this id (DeliveryError if there is none)."""
     edition = get_edition(store, edition_id)
     if edition is None:
         raise DeliveryError(f"no edition with id {edition_id}")
@@ -89,7 +88,7 @@ def deliver_edition(
     edition_id: int,
     *,
     now: datetime,
-    backend: DeliveryBackend | None = None,
+    backend: DeliveryBackend[Any, Any] | None = None,
     **options: Any,
 ) -> DeliveryReport:
     """Send (or finish sending) an edition to every active subscriber following its
@@ -108,21 +107,21 @@ def _deliver(
     config: PublisherConfig,
     store: Store,
     edition: StoredEdition,
-    backend: DeliveryBackend,
+    backend: DeliveryBackend[Any, Any],
     opts: SendOptions,
     now: datetime,
 ) -> DeliveryReport:
     if opts.send_at is not None:
-        backend.check_send_at(now, opts.send_at)  # the provider's rule, in its module
-    # exactly-once mode schedules every batch itself (never before --send-at)
-    message = build_message(
-        config, edition, now=now, send_at=None if backend.cancellable else opts.send_at
-    )
+        check_send_at(backend, now, opts.send_at)  # the provider's limit, in its settings
+    # The one place a send asks for exactly-once mode; the capability goes where it is used.
+    cancellation = backend.cancellation
+    send_at = None if cancellation else opts.send_at  # exactly-once: each batch is scheduled
+    message = build_message(config, edition, now=now, send_at=send_at)
     report = DeliveryReport(
         edition.id, edition.campaign, edition.number, backend.name, backend.destination(message)
     )
     lease = opts.lease or work.Lease(processes.new_holder(), opts.lease_seconds, time.time)
-    _reconcile(store, backend, edition.id, opts, now, report, lease)
+    _reconcile(store, backend, cancellation, edition.id, opts, now, report, lease)
     audience = config.campaign(edition.campaign).audience
     hold_back(store, edition.id, audience, now=now)  # paused/suppressed: `skipped`, with why
     before = ledger.counts(store, edition.id)
@@ -131,7 +130,7 @@ def _deliver(
     ledger.set_edition_status(store, edition.id, "sending")
     started = opts.clock() if opts.clock else 0.0
     with LeaseHeartbeat(store, lease):
-        _rounds(config, store, backend, message, opts, now, total, lease, report)
+        _rounds(config, store, backend, cancellation, message, opts, now, total, lease, report)
     if opts.clock:
         report.seconds = opts.clock() - started
     _finish(store, edition, report, now)
@@ -141,7 +140,8 @@ def _deliver(
 def _rounds(
     config: PublisherConfig,
     store: Store,
-    backend: DeliveryBackend,
+    backend: DeliveryBackend[Any, Any],
+    cancellation: Cancellation | None,
     message: Message,
     opts: SendOptions,
     now: datetime,
@@ -154,12 +154,12 @@ def _rounds(
     edition_id = message.edition_id
     for round_ in range(1, 6):
         plan.start_round(store, edition_id, now=now)
-        result = _dispatch(config, store, backend, message, opts, now, total, lease)
+        result = _dispatch(config, store, backend, cancellation, message, opts, now, total, lease)
         _add(report, result)
-        if not (backend.cancellable and result.unknown_batches):
+        if cancellation is None or not result.unknown_batches:
             break
         # exactly-once mode: cancel what became unknown (timeouts), then send it again
-        _cancel_unknown(store, backend, edition_id, now, report)
+        _note_recovery(report, exactly_once.recover(store, cancellation, edition_id, now=now))
         if result.paused or result.stopped or round_ == 5:
             report.stopped = report.stopped or not result.paused  # the resume sends them
             break
@@ -167,7 +167,8 @@ def _rounds(
 
 def _reconcile(
     store: Store,
-    backend: DeliveryBackend,
+    backend: DeliveryBackend[Any, Any],
+    cancellation: Cancellation | None,
     edition_id: int,
     opts: SendOptions,
     now: datetime,
@@ -179,8 +180,8 @@ def _reconcile(
     batches other live processes hold are theirs (publisher.store.work)."""
     work.reap_dead(store, edition_id=edition_id)
     live = work.live_numbers(store, edition_id, lease.clock)
-    if backend.cancellable:
-        _cancel_unknown(store, backend, edition_id, now, report)
+    if cancellation is not None:
+        _note_recovery(report, exactly_once.recover(store, cancellation, edition_id, now=now))
     if opts.resend_batch is not None:
         if not batches.resend_batch(store, edition_id, opts.resend_batch, now=now):
             raise DeliveryError(f"batch {opts.resend_batch} has no uncertain recipients")
@@ -189,16 +190,14 @@ def _reconcile(
         edition_id,
         now=now,
         resend_uncertain=opts.resend_uncertain,
-        resend_inflight=backend.idempotent,
+        resend_inflight=backend.settings.idempotent,
         exclude=live,
     )
     report.recovered_uncertain = reconciled.uncertain
 
 
-def _cancel_unknown(
-    store: Store, backend: DeliveryBackend, edition_id: int, now: datetime, report: DeliveryReport
-) -> None:
-    recovery = exactly_once.recover(store, backend, edition_id, now=now)
+def _note_recovery(report: DeliveryReport, recovery: exactly_once.Recovery) -> None:
+    """Exactly-once mode: the batches cancelled (sent again) and those too late to cancel."""
     report.cancelled.extend(recovery.cancelled)
     report.too_late.extend(recovery.too_late)
 
@@ -206,16 +205,17 @@ def _cancel_unknown(
 def _dispatch(
     config: PublisherConfig,
     store: Store,
-    backend: DeliveryBackend,
+    backend: DeliveryBackend[Any, Any],
+    cancellation: Cancellation | None,
     message: Message,
     opts: SendOptions,
     now: datetime,
     total: int,
     lease: work.Lease,
 ) -> DispatchResult:
-    workers, max_unknown = backend.workers, 1_000_000
-    if backend.cancellable:
-        workers, max_unknown = exactly_once.send_capacity(store, backend)
+    workers, max_unknown = backend.settings.workers, 1_000_000
+    if cancellation is not None:
+        workers, max_unknown = exactly_once.send_capacity(store, cancellation, workers)
     progress = opts.progress
     dispatcher = Dispatcher(
         store,
@@ -227,6 +227,7 @@ def _dispatch(
         should_stop=opts.should_stop,
         elapsed=opts.elapsed,
         workers=workers,
+        cancellation=cancellation,
         earliest=opts.send_at,
         max_unknown=max_unknown,
         lease=lease,
@@ -271,13 +272,13 @@ class DryRun:
 def dry_run(
     config: PublisherConfig,
     store: Store,
-    edition_id: int | StoredEdition,
+    edition: StoredEdition,
     *,
     now: datetime,
-    backend: DeliveryBackend | None = None,
+    backend: DeliveryBackend[Any, Any] | None = None,
 ) -> DryRun:
-    """Counts, batches and one sample message; nothing is sent and the ledger is untouched."""
-    edition = load_edition(store, edition_id)
+    """Counts, batches and one sample message; nothing is sent and the ledger is untouched.
+    `edition` may be unstored (id 0, from a preview compose)."""
     message = build_message(config, edition, now=now)
     backend = backend or make_backend(config)
     audience = config.campaign(edition.campaign).audience
@@ -298,7 +299,7 @@ def dry_run(
         backend.name,
         backend.destination(message),
         due,
-        math.ceil(due / backend.batch_size),
+        math.ceil(due / backend.settings.batch_size),
         sum(done.get(s, 0) for s in ledger.DONE),
         backend.preview(backend.prepare(message), sample_to),
     )
@@ -307,14 +308,14 @@ def dry_run(
 def send_test_message(
     config: PublisherConfig,
     store: Store,
-    edition_id: int | StoredEdition,
+    edition: StoredEdition,
     address: str,
     *,
     now: datetime,
-    backend: DeliveryBackend | None = None,
+    backend: DeliveryBackend[Any, Any] | None = None,
 ) -> str | None:
-    """Send the edition to one address, outside the ledger. None on success, else the error."""
-    edition = load_edition(store, edition_id)
+    """Send the edition (stored, or unstored from a preview compose) to one address,
+    outside the ledger. None on success, else the error."""
     message = build_message(config, edition, now=now)
     backend = backend or make_backend(config)
     with store.session() as session:
@@ -333,7 +334,7 @@ def send_one(
     message: Message,
     recipient: Recipient,
     *,
-    backend: DeliveryBackend | None = None,
+    backend: DeliveryBackend[Any, Any] | None = None,
     batch_key: str | None = None,
 ) -> str | None:
     """One message to one person outside the ledger (a test send, the sign-up confirmation),

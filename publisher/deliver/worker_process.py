@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from publisher.config import PublisherConfig
 from publisher.deliver.backends.registry import make_backend
@@ -51,7 +52,7 @@ def run_worker(
     """Send until `should_stop()`, or until nothing was there to send for `idle_exit`
     seconds (None: forever)."""
     backend = make_backend(config)
-    if backend.cancellable:
+    if backend.cancellation is not None:  # exactly-once mode
         backend.close()
         raise DeliveryError(
             "sendgrid.exactly_once: the daemon's own send does the cancelling; "
@@ -81,7 +82,7 @@ def run_worker(
 def _send_edition(
     config: PublisherConfig,
     store: Store,
-    backend: DeliveryBackend,
+    backend: DeliveryBackend[Any, Any],
     lease: work.Lease,
     edition_id: int,
     clock: Callable[[], datetime],

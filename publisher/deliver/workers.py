@@ -28,11 +28,11 @@ LOG = logging.getLogger(__name__)
 POLL = 0.2  # seconds between looks for work while other processes hold the rest
 
 
-def requested_to(idempotent: bool, cancellable: bool) -> str | None:
+def requested_to(dispatcher: Dispatcher[Any, Any]) -> str | None:
     """What a taken-over batch's `requested` rows become (publisher.store.plan.take)."""
-    if cancellable:
+    if dispatcher.cancellation is not None:  # exactly-once mode
         return None  # cancelled and resent once the edition's batches are done
-    return PENDING if idempotent else UNCERTAIN
+    return PENDING if dispatcher.backend.settings.idempotent else UNCERTAIN
 
 
 def claimed(
@@ -103,19 +103,19 @@ class LeaseHeartbeat(Heartbeat):
 
 
 def claims_for(
-    dispatcher: Dispatcher, audience: Sequence[str], *, wait: bool
+    dispatcher: Dispatcher[Any, Any], audience: Sequence[str], *, wait: bool
 ) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
     """The batches `dispatcher` sends: claimed() with its store, lease, clock and lock."""
-    backend, lease = dispatcher.backend, dispatcher.lease
+    lease = dispatcher.lease
     assert lease is not None  # a dispatcher fed by claims holds them under a lease
     return claimed(
         dispatcher.store,
         lease,
         dispatcher.message.edition_id,
         audience,
-        batch_size=backend.batch_size,
+        batch_size=dispatcher.backend.settings.batch_size,
         now=dispatcher.stamp,
         lock=dispatcher.claiming(),
-        requested=requested_to(backend.idempotent, backend.cancellable),
+        requested=requested_to(dispatcher),
         wait=wait,
     )

@@ -15,22 +15,24 @@ from publisher.deliver.base import (
     HeaderError,
     Hooks,
     Message,
-    NotCancellable,
     PermanentError,
     Recipient,
+    Scheduled,
+    Settings,
 )
 from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
 from publisher.support.files import PRIVATE, write_atomic
 
 
-class FileBackend(NotCancellable):
+class FileBackend:
     name = "file"
-    idempotent = True  # files are named by subscriber: a resend overwrites
-    workers = 1  # disk-bound and cheap: threads would only contend
+    cancellation = None  # no exactly-once mode needed: the outbox is exactly-once by itself
 
     def __init__(self, root: Path, *, batch_size: int = 500, display_root: Path | None = None):
         self.root = root
-        self.batch_size = batch_size
+        # idempotent: files are named by subscriber, a resend overwrites; one worker: the
+        # disk is cheap and threads would only contend
+        self.settings = Settings(batch_size=batch_size, workers=1, idempotent=True)
         self.display_root = display_root
 
     @classmethod
@@ -52,13 +54,16 @@ class FileBackend(NotCancellable):
             return "test-" + re.sub(r"[^A-Za-z0-9@._-]", "_", recipient.email) + ".eml"
         return f"{recipient.subscriber_id}.eml"
 
+    def encode(self, prepared: Skeleton, recipients: Sequence[Recipient], batch_key: str) -> None:
+        return None  # each message is built as it is written
+
     def send(
         self,
         prepared: Skeleton,
         encoded: None,
         recipients: Sequence[Recipient],
         hooks: Hooks,
-        scheduled: object = None,
+        scheduled: Scheduled | None = None,
     ) -> dict[int, str]:
         folder = self.folder(prepared.message)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from publisher.config import PublisherConfig
 from publisher.deliver.backends.file import FileBackend
@@ -11,7 +12,7 @@ from publisher.deliver.backends.smtp import SmtpBackend
 from publisher.deliver.base import DeliveryBackend
 from publisher.errors import DeliveryError
 
-BACKENDS: dict[str, Callable[[PublisherConfig], DeliveryBackend]] = {
+BACKENDS: dict[str, Callable[[PublisherConfig], DeliveryBackend[Any, Any]]] = {
     "file": FileBackend.from_config,
     "smtp": SmtpBackend.from_config,
     "sendgrid": SendGridBackend.from_config,
@@ -28,7 +29,7 @@ def backend_name(config: PublisherConfig) -> str:
     return name
 
 
-def make_backend(config: PublisherConfig, name: str | None = None) -> DeliveryBackend:
+def make_backend(config: PublisherConfig, name: str | None = None) -> DeliveryBackend[Any, Any]:
     return BACKENDS[name or backend_name(config)](config)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from http.client import HTTPException
 from json.encoder import encode_basestring_ascii
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import python_http_client.exceptions as http_errors
 import sendgrid as sendgrid_library
@@ -38,6 +38,7 @@ from publisher.deliver.base import (
     PermanentError,
     Recipient,
     Scheduled,
+    Settings,
     TooLargeError,
     TransientError,
     UncertainError,
@@ -54,6 +55,9 @@ from publisher.render.personalise import (
     neutralise,
 )
 from publisher.support import killpoints
+
+if TYPE_CHECKING:
+    from publisher.deliver.exactly_once import Cancellation
 
 # The library logs request headers (the Authorization header!) and bodies at DEBUG.
 logging.getLogger("python_http_client").setLevel(logging.WARNING)
@@ -79,10 +83,10 @@ class Encoded(NamedTuple):
 
 
 class SendGridBackend:
+    """The delivery backend; in exactly-once mode also its own `cancellation` capability
+    (new_batch, cancel, forget_cancel, hold: publisher.deliver.exactly_once)."""
+
     name = "sendgrid"
-    idempotent = False
-    can_schedule = True
-    build_ahead = 3
     cancel_margin = CANCEL_MARGIN
     max_cancelled = MAX_CANCELLED
 
@@ -103,17 +107,18 @@ class SendGridBackend:
             raise DeliveryError("sendgrid.hold must be at least 11 minutes (cancels need 10)")
         self._api_key = api_key
         self.host = host
-        self.workers = workers
-        self.batch_size = batch_size
+        self.settings = Settings(
+            batch_size=batch_size, workers=workers, send_at_limit=SEND_AT_LIMIT
+        )
         self.timeout = timeout
         self.asm_group_id = asm_group_id
         self.sandbox_mode = sandbox_mode
-        self.cancellable = exactly_once
+        self.cancellation: Cancellation | None = self if exactly_once else None
         self.hold = hold
         self._client = sendgrid_library.SendGridAPIClient(api_key=api_key, host=host)
 
     def __repr__(self) -> str:  # never show the key
-        return f"SendGridBackend(host={self.host!r}, workers={self.workers})"
+        return f"SendGridBackend(host={self.host!r}, workers={self.settings.workers})"
 
     @classmethod
     def from_config(cls, config: PublisherConfig) -> SendGridBackend:
@@ -132,10 +137,6 @@ class SendGridBackend:
             exactly_once=o.exactly_once,
             hold=timedelta(minutes=o.hold_minutes),
         )
-
-    def check_send_at(self, now: datetime, send_at: datetime) -> None:
-        if not now <= send_at <= now + SEND_AT_LIMIT:
-            raise DeliveryError("send_at must be in the future and at most 72 hours ahead")
 
     # --- request bodies -------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from publisher.config import PublisherConfig
 from publisher.deliver.base import (
@@ -21,13 +22,17 @@ from publisher.deliver.base import (
     HeaderError,
     Hooks,
     Message,
-    NotCancellable,
     PermanentError,
     Recipient,
+    Scheduled,
+    Settings,
     TransientError,
     UncertainError,
 )
 from publisher.deliver.mime import Skeleton, build_message, prepare_skeleton
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 class RateLimiter:
@@ -50,26 +55,33 @@ class RateLimiter:
             time.sleep(start - now)
 
 
-class _KnowsWhenDataWasSent:
-    """smtplib.SMTP.data(), noting when the message and its final '.' were written: an error
-    after that point may come after the server queued the message."""
+class _KnowsWhenDataWasSent(smtplib.SMTP):
+    """smtplib.SMTP noting when a message and its final '.' were written (`data_sent`): an
+    error after that point may come after the server queued the message.
+
+    Only smtplib's public methods are overridden: `data()` sends DATA, reads the server's
+    354 (the only reply that invites a message) and then writes the whole dot-stuffed
+    message with its final '.' in one `send()`. So the `send()` that follows a 354 is the
+    message; `data_sent` is set once it returned. (Were the message ever written in several
+    calls, `data_sent` would be set early: a lost connection would then count as
+    uncertain, never as surely not sent.)"""
 
     data_sent = False
+    _message_next = False  # the last reply was 354: the next send() is the message
 
-    def data(self, msg):
-        self.putcmd("data")
-        code, repl = self.getreply()
-        if code != 354:
-            raise smtplib.SMTPDataError(code, repl)
-        quoted = smtplib._quote_periods(msg)
-        if quoted[-2:] != b"\r\n":
-            quoted += b"\r\n"
-        self.send(quoted + b".\r\n")
-        self.data_sent = True
-        return self.getreply()
+    def getreply(self) -> tuple[int, bytes]:
+        code, text = super().getreply()
+        self._message_next = code == 354
+        return code, text
+
+    def send(self, s: ReadableBuffer | str) -> None:
+        message, self._message_next = self._message_next, False
+        super().send(s)
+        if message:
+            self.data_sent = True
 
 
-class _SMTP(_KnowsWhenDataWasSent, smtplib.SMTP):
+class _SMTP(_KnowsWhenDataWasSent):
     pass
 
 
@@ -81,9 +93,9 @@ class _Ambiguous(Exception):  # noqa: N818 - internal: the message may have been
     pass
 
 
-class SmtpBackend(NotCancellable):
+class SmtpBackend:
     name = "smtp"
-    idempotent = False
+    cancellation = None  # a message written cannot be called back
 
     def __init__(
         self,
@@ -101,12 +113,12 @@ class SmtpBackend(NotCancellable):
     ) -> None:
         self.host, self.port, self.security = host, port, security
         self.timeout = timeout
-        self.workers, self.batch_size = workers, batch_size
+        self.settings = Settings(batch_size=batch_size, workers=workers)
         self._credentials = (username, password or "") if username else None
         self._context = ssl.create_default_context(cafile=ca_file)
         self._limiter = RateLimiter(rate_limit)
         self._local = threading.local()
-        self._connections: list[smtplib.SMTP] = []
+        self._connections: list[_KnowsWhenDataWasSent] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -126,9 +138,9 @@ class SmtpBackend(NotCancellable):
             password=os.environ.get("SMTP_PASSWORD") or None,
         )
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _KnowsWhenDataWasSent:
         if self.security == "tls":
-            smtp: smtplib.SMTP = _SMTP_SSL(
+            smtp: _KnowsWhenDataWasSent = _SMTP_SSL(
                 self.host, self.port, timeout=self.timeout, context=self._context
             )
         else:
@@ -141,7 +153,7 @@ class SmtpBackend(NotCancellable):
             self._connections.append(smtp)
         return smtp
 
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self) -> _KnowsWhenDataWasSent:
         smtp = getattr(self._local, "smtp", None)
         if smtp is None:
             smtp = self._local.smtp = self._connect()
@@ -159,13 +171,16 @@ class SmtpBackend(NotCancellable):
     def prepare(self, message: Message) -> Skeleton:
         return prepare_skeleton(message)
 
+    def encode(self, prepared: Skeleton, recipients: Sequence[Recipient], batch_key: str) -> None:
+        return None  # each message is built as it is sent
+
     def send(
         self,
         prepared: Skeleton,
         encoded: None,
         recipients: Sequence[Recipient],
         hooks: Hooks,
-        scheduled: object = None,
+        scheduled: Scheduled | None = None,
     ) -> dict[int, str]:
         """One message per recipient on this thread's connection. A dropped connection is
         reopened and the message tried again, unless it was lost after the end of DATA: that
@@ -214,7 +229,7 @@ class SmtpBackend(NotCancellable):
                 options = self._utf8_options(smtp, recipient)
                 if options is None:
                     return "the address is not ASCII and the server does not offer SMTPUTF8"
-                smtp.data_sent = False  # type: ignore[attr-defined]
+                smtp.data_sent = False
                 hooks.writing([recipient])
                 smtp.sendmail(
                     prepared.message.from_email, [recipient.email], data, mail_options=options
@@ -241,7 +256,7 @@ class SmtpBackend(NotCancellable):
                 problem = f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}"
             except (smtplib.SMTPException, OSError) as exc:
                 problem = f"SMTP connection to {self.host}:{self.port}: {exc}"
-                if getattr(smtp, "data_sent", False):
+                if smtp is not None and smtp.data_sent:
                     self._drop_connection()
                     raise _Ambiguous(
                         f"{problem} (after the message was sent: it may have been accepted)"
