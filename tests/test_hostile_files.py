@@ -222,6 +222,9 @@ def test_a_crashing_source_is_reported_and_the_others_collected(
     class Exploding:
         name = "exploding"
 
+        def target(self, memory):
+            return None  # local
+
         def collect(self, ctx):
             raise RecursionError("something nobody anticipated")
 

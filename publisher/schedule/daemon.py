@@ -18,6 +18,7 @@ import time as clock_time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import Protocol
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -44,7 +45,16 @@ POLL_EVERY = timedelta(seconds=30)  # how soon a running daemon sees `publisher 
 # --- the daemon ---------------------------------------------------------------------------
 
 SlotRunner = Callable[[str, datetime, datetime], SlotOutcome]  # (campaign, slot, now)
-IntervalJob = Callable[[datetime], object]  # (now)
+
+
+class JobReport(Protocol):
+    """What an interval job returns (CollectReport, FeedsReport): one line for the log."""
+
+    @property
+    def note(self) -> str: ...
+
+
+IntervalJob = Callable[[datetime], JobReport]  # (now)
 
 
 class Daemon:
@@ -289,8 +299,7 @@ class Daemon:
         if self.stopping.is_set():
             return
         try:
-            result = job(self.clock())
-            log.info("%s", getattr(result, "note", f"{what}: done"))
+            log.info("%s", job(self.clock()).note)
         except Exception:  # noqa: BLE001 - the next interval tries again
             log.exception("%s failed; trying again at the next interval", what)
 

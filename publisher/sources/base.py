@@ -1,7 +1,9 @@
-"""The one seam every source plugs into."""
+"""The sources' two seams: `Source`, what every source type implements, and `ItemSink`,
+where collection puts what they found (the store, passed in by the pipeline)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Protocol
@@ -75,7 +77,51 @@ class Source(Protocol):
 
     name: str
 
+    def target(self, memory: SourceMemory) -> str | None:
+        """The URL `collect` will fetch (the one a permanent redirect led to, once there was
+        one), for a remote source: those are fetched at once in a pool, at most `per_host`
+        at a time to one host (sources.pool). None: a local source, read in the calling
+        thread."""
+
     def collect(self, ctx: CollectContext) -> SourceResult: ...
+
+
+class UpsertCounts(Protocol):
+    """What storing one source's items did (publisher.store.UpsertResult)."""
+
+    @property
+    def inserted(self) -> int: ...
+
+    @property
+    def updated(self) -> int: ...
+
+    @property
+    def unchanged(self) -> int: ...
+
+    @property
+    def retired(self) -> int:
+        """Collected again, but retired for good: left as it is."""
+
+
+class ItemSink(Protocol):
+    """Where collection (sources.collect) puts what the sources found, and what they
+    remember between runs: the store (publisher.store.Store), which collection never
+    imports."""
+
+    def get_source_memory(self, name: str) -> SourceMemory: ...
+
+    def save_source_memory(self, name: str, state: SourceMemory, *, now: datetime) -> None: ...
+
+    def upsert_items(self, items: Iterable[Item], *, now: datetime) -> UpsertCounts:
+        """Insert new items, update edited ones, leave the rest untouched."""
+
+    def retire_missing(self, source: str, present: set[str], *, now: datetime) -> list[str]:
+        """Retire the source's items whose origin is not in `present`; their ids."""
+
+    def record_source_run(
+        self, name: str, problems: list[str], *, failed: bool, now: datetime
+    ) -> None:
+        """A source's health for the dashboard: its problems, and whether it failed."""
 
 
 def parse_datetime(value: object, *, field_name: str = "date") -> datetime:

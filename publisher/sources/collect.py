@@ -1,4 +1,5 @@
-"""Collection: run every configured source and upsert what it found into the store.
+"""Collection: run every configured source and upsert what it found into an ItemSink (the
+store, passed in: collection never imports it).
 
 A source that fails is reported and skipped; every other source is still collected. A
 source that can tell which of its files still exist (Markdown) has the items of deleted
@@ -17,18 +18,27 @@ import httpx
 from publisher.config import PublisherConfig
 from publisher.items import Item
 from publisher.sources import CollectContext, Problem, SourceResult, build_sources
+from publisher.sources.base import ItemSink, UpsertCounts
 from publisher.sources.pool import PoolLimits, collect_concurrently, collect_isolated, is_remote
-from publisher.store import Store, UpsertResult
-from publisher.store.dashboard import record_source_run
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NothingStored:
+    """The upsert counts of a source whose result stored no items."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retired: int = 0
 
 
 @dataclass
 class SourceReport:
     name: str
     found: int = 0
-    upsert: UpsertResult = field(default_factory=UpsertResult)
+    upsert: UpsertCounts = field(default_factory=NothingStored)
     not_modified: bool = False
     retired: list[str] = field(default_factory=list)  # ids retired: their files are gone
 
@@ -65,7 +75,7 @@ class CollectReport:
 
 def collect_all(
     config: PublisherConfig,
-    store: Store,
+    store: ItemSink,
     *,
     now: datetime,
     http: httpx.Client | None = None,
@@ -85,9 +95,9 @@ def collect_all(
             CollectContext(now=now, memory=store.get_source_memory(s.name), http=http)
             for s in sources
         ]
-        remote = [i for i, source in enumerate(sources) if is_remote(source)]
+        remote = [i for i, source in enumerate(sources) if is_remote(source, contexts[i])]
         for i, source in enumerate(sources):
-            if not is_remote(source):
+            if not is_remote(source, contexts[i]):
                 result = collect_isolated(source, contexts[i])
                 done[i] = _store(store, source.name, contexts[i], result, now)
         jobs = [(sources[i], contexts[i]) for i in remote]
@@ -108,9 +118,9 @@ def collect_all(
 
 
 def _store(
-    store: Store, name: str, ctx: CollectContext, result: SourceResult, now: datetime
+    store: ItemSink, name: str, ctx: CollectContext, result: SourceResult, now: datetime
 ) -> tuple[SourceReport, list[Problem]]:
-    """One source's result into the store: its items, retirements and memory."""
+    """One source's result into the sink: its items, retirements, memory and health."""
     result.items = _first_of_each_id(name, result)
     report = SourceReport(name=name, found=len(result.items), not_modified=result.not_modified)
     if result.items:
@@ -124,7 +134,7 @@ def _store(
     # the dashboard's source health: failing = problems and nothing read
     failed = bool(result.problems) and not result.items and not result.not_modified
     problems = [str(p) for p in result.problems]
-    record_source_run(store, name, problems, failed=failed, now=now)
+    store.record_source_run(name, problems, failed=failed, now=now)
     log.info(
         "collected %s: %d found, %d new, %d updated%s",
         name,

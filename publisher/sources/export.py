@@ -11,6 +11,7 @@ from publisher.items import Item
 from publisher.sources.base import (
     CollectContext,
     Problem,
+    SourceMemory,
     SourceResult,
     check_kind,
     item_url,
@@ -33,6 +34,9 @@ class ExportSource:
         self.format = cfg.format or self.path.suffix.lstrip(".").lower()
         self.base_url = (cfg.base_url or config.organisation.website).rstrip("/") + "/"
         self.default_kind = cfg.default_kind
+
+    def target(self, memory: SourceMemory) -> None:
+        return None  # local: read in the calling thread
 
     def collect(self, ctx: CollectContext) -> SourceResult:
         result = SourceResult()

@@ -52,8 +52,6 @@ SUMMARY_LIMIT = 280  # a feed's summary, like one derived from the body
 
 
 class FeedSource:
-    remote = True  # fetched in the pool with the other remote sources (sources.pool)
-
     def __init__(self, cfg: FeedSourceConfig, config: PublisherConfig) -> None:
         self.name = cfg.name
         self.url = cfg.url
@@ -62,7 +60,8 @@ class FeedSource:
         self.topics = parse_topics(cfg.topics)  # "Labor Rights" -> labor-rights, like tags
 
     def target(self, memory: SourceMemory) -> str:
-        """The URL fetched: the one a permanent redirect led to, once there was one."""
+        """The URL fetched: the one a permanent redirect led to, once there was one. A feed
+        is remote: fetched in the pool with the other remote sources (sources.pool)."""
         return memory.url or self.url
 
     def collect(self, ctx: CollectContext) -> SourceResult:

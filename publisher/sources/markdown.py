@@ -12,6 +12,7 @@ from publisher.items import Item
 from publisher.sources.base import (
     CollectContext,
     Problem,
+    SourceMemory,
     SourceResult,
     check_kind,
     item_url,
@@ -77,6 +78,9 @@ class MarkdownSource:
         self.folder = config.resolve(cfg.path)
         self.base_url = (cfg.base_url or config.organisation.website).rstrip("/") + "/"
         self.default_kind = cfg.default_kind
+
+    def target(self, memory: SourceMemory) -> None:
+        return None  # local: read in the calling thread
 
     def collect(self, ctx: CollectContext) -> SourceResult:
         result = SourceResult()

@@ -25,9 +25,9 @@ class PoolLimits:
     per_host: int  # fetches at once to one host
 
 
-def is_remote(source: Source) -> bool:
+def is_remote(source: Source, ctx: CollectContext) -> bool:
     """A source that waits on the network (fetched in the pool); the others are local."""
-    return bool(getattr(source, "remote", False))
+    return source.target(ctx.memory) is not None
 
 
 def collect_isolated(source: Source, ctx: CollectContext) -> SourceResult:
@@ -43,7 +43,7 @@ def collect_isolated(source: Source, ctx: CollectContext) -> SourceResult:
 def host_of(source: Source, ctx: CollectContext) -> str:
     """The host a remote source will connect to (its remembered URL after a permanent
     redirect, else its own); the per-host limit counts fetches by this name."""
-    url = getattr(source, "target", lambda memory: "")(ctx.memory)
+    url = source.target(ctx.memory) or ""
     try:
         return httpx.URL(url).host.lower() or url
     except (httpx.InvalidURL, TypeError):

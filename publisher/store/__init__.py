@@ -294,6 +294,14 @@ class Store:
             row.checked_at = now
             session.add(row)
 
+    def record_source_run(
+        self, name: str, problems: list[str], *, failed: bool, now: datetime
+    ) -> None:
+        """dashboard.record_source_run as a method, so the Store is an ItemSink."""
+        from publisher.store import dashboard  # it imports this module
+
+        dashboard.record_source_run(self, name, problems, failed=failed, now=now)
+
 
 def _fill_row(row: ItemRow, item: Item, digest: str, now: datetime) -> None:
     row.source = item.source
