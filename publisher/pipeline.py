@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from publisher.compose.edition import Edition, compose_edition, window_start
 from publisher.config import PublisherConfig
@@ -258,7 +258,7 @@ def send_edition(
     edition_id: int,
     *,
     now: datetime,
-    backend: DeliveryBackend | None = None,
+    backend: DeliveryBackend[Any, Any] | None = None,
     **options: object,
 ) -> DeliveryReport:
     """Send an edition (or finish an interrupted send) to its campaign's active audience,
