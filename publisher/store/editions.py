@@ -178,6 +178,19 @@ def get_edition(store: Store, edition_id: int) -> StoredEdition | None:
         return None if row is None else _to_stored(row, _item_count(session, row.id))
 
 
+def newest_edition(store: Store, campaign: str) -> StoredEdition | None:
+    """The campaign's edition with the highest number."""
+    query = (
+        select(EditionRow.id)
+        .where(EditionRow.campaign == campaign)
+        .order_by(EditionRow.number.desc())
+        .limit(1)
+    )
+    with store.session() as session:
+        newest = session.scalar(query)
+    return None if newest is None else get_edition(store, newest)
+
+
 def find_edition_by_slot(
     store: Store, campaign: str, slot: datetime | None
 ) -> StoredEdition | None:

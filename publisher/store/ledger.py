@@ -434,6 +434,17 @@ def counts(store: Store, edition_id: int) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
+def has_rows(store: Store, edition_id: int, statuses: Sequence[str]) -> bool:
+    """Whether any of the edition's ledger rows has one of `statuses`."""
+    query = (
+        select(DeliveryRow.id)
+        .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(list(statuses)))
+        .limit(1)
+    )
+    with store.session() as session:
+        return session.scalar(query) is not None
+
+
 def failures(store: Store, edition_id: int, *, limit: int = 5) -> list[tuple[str, str]]:
     """(email, error) of a few failed or bounced rows, for the summary."""
     with store.session() as session:

@@ -323,6 +323,16 @@ def set_status(store: Store, *, token: str, status: str, now: datetime) -> bool:
 # --- reading ------------------------------------------------------------------------------
 
 
+_COLUMNS = (
+    SubscriberRow.id,
+    SubscriberRow.email,
+    SubscriberRow.name,
+    SubscriberRow.topics,
+    SubscriberRow.status,
+    SubscriberRow.token,
+)
+
+
 def _to_subscriber(row: Any) -> Subscriber:
     return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), row.status, row.token)
 
@@ -331,16 +341,8 @@ def iter_subscribers(
     store: Store, *, status: str | None = None, after_id: int = 0, chunk: int = CHUNK
 ) -> Iterator[Subscriber]:
     """Every subscriber by id, fetched in chunks (keyset pagination, never the whole list)."""
-    columns = (
-        SubscriberRow.id,
-        SubscriberRow.email,
-        SubscriberRow.name,
-        SubscriberRow.topics,
-        SubscriberRow.status,
-        SubscriberRow.token,
-    )
     while True:
-        query = select(*columns).where(SubscriberRow.id > after_id)
+        query = select(*_COLUMNS).where(SubscriberRow.id > after_id)
         if status:
             query = query.where(SubscriberRow.status == status)
         with store.session() as session:
@@ -400,4 +402,13 @@ def find_subscriber(
         return None
     with store.engine.connect() as connection:
         row = connection.execute(query.limit(1)).first()
+    return None if row is None else _to_subscriber(row)
+
+
+def subscriber_at(store: Store, email: str) -> Subscriber | None:
+    """The subscriber stored under exactly this address (not validated or normalised: a
+    test send's address need not be one a subscriber could have)."""
+    query = select(*_COLUMNS).where(SubscriberRow.email == email).limit(1)
+    with store.session() as session:
+        row = session.execute(query).first()
     return None if row is None else _to_subscriber(row)
