@@ -13,7 +13,7 @@ import typer
 from publisher.cli.base import console, state, utc_now
 from publisher.cli.delivery import email_address, subscribers_app
 from publisher.errors import PublisherError
-from publisher.store.dashboard import spreadsheet_safe  # one helper, shared with /admin
+from publisher.support.screen import spreadsheet_safe  # one helper, shared with /admin
 
 
 @subscribers_app.command("add")

@@ -1,6 +1,8 @@
 """Read-only queries of the staff dashboard over editions, the delivery ledger, webhook
 events and subscribers (kept here, apart from the delivery code, so a change there is a
-local change here), plus the source health record `collect` writes after each source."""
+local change here), plus the source health record `collect` writes after each source.
+Everything returned is a dataclass or plain values; the wording is the edges' own
+(publisher.support.screen)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from publisher.store.models import (
     SubscriberRow,
     WebhookEventRow,
 )
+from publisher.store.subscribers import Subscriber
 
 # which webhook events count as what, per recipient (unique: one address counts once)
 ENGAGEMENT: dict[str, tuple[str, ...]] = {
@@ -32,19 +35,9 @@ ENGAGEMENT: dict[str, tuple[str, ...]] = {
 }
 # over time, every open and click counts (not only a recipient's first)
 TIMELINE_NAMES = {"unique opens": "opens", "unique clicks": "clicks"}
-ACCEPTED = ("sent", "uncertain")
+ACCEPTED = ("sent", "uncertain")  # the provider took them (or may have): the rates' base
 REFUSED = ("failed", "bounced")
-OUTCOME_WORDS = {
-    "partly_failed": "partly failed",
-    "empty": "reached nobody",
-}  # the provider took them (or may have): the rates' base
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_BUCKETS = 72
-
-
-def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
-    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 @dataclass(frozen=True)
@@ -69,11 +62,8 @@ class EditionLine:
         return sum(self.counts.get(s, 0) for s in REFUSED)
 
     @property
-    def outcome(self) -> str:
-        """The edition's status in words, as `publisher editions` says it."""
-        if self.status == "uncertain":
-            return f"sent with {self.counts.get('uncertain', 0)} uncertain"
-        return OUTCOME_WORDS.get(self.status, self.status)
+    def uncertain(self) -> int:
+        return self.counts.get("uncertain", 0)
 
 
 def ledger_counts(store: Store, edition_ids: Sequence[int]) -> dict[int, dict[str, int]]:
@@ -257,7 +247,8 @@ def growth(store: Store, *, now: datetime, days: int = 30) -> list[tuple[datetim
     return out
 
 
-def search_subscribers(store: Store, text: str, *, limit: int = 50) -> list[SubscriberRow]:
+def search_subscribers(store: Store, text: str, *, limit: int = 50) -> list[Subscriber]:
+    """Subscribers whose address or name contains `text` (erased ones never), by address."""
     pattern = "%" + text.strip().lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
     query = (
         select(SubscriberRow)
@@ -267,11 +258,16 @@ def search_subscribers(store: Store, text: str, *, limit: int = 50) -> list[Subs
         .limit(limit)
     )
     with store.session() as session:
-        return list(session.scalars(query))
+        return [_subscriber(row) for row in session.scalars(query)]
+
+
+def _subscriber(row: SubscriberRow) -> Subscriber:
+    return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), row.status, row.token)
 
 
 def export_rows(store: Store) -> Iterator[list[str]]:
-    """The subscriber CSV (header first), every cell spreadsheet-safe; erased rows left out."""
+    """The subscriber CSV's cells (header first) as stored; erased rows left out. The
+    caller writing a file makes them spreadsheet-safe (publisher.support.screen)."""
     yield ["email", "name", "topics", "status", "created_at"]
     query = select(SubscriberRow).order_by(SubscriberRow.id)
     with store.session() as session:
@@ -279,7 +275,7 @@ def export_rows(store: Store) -> Iterator[list[str]]:
             if s.email.endswith("@erased.invalid"):
                 continue
             row = [s.email, s.name or "", ";".join(s.topics or []), s.status]
-            yield [spreadsheet_safe(v) for v in row] + [s.created_at.isoformat()]
+            yield [*row, s.created_at.isoformat()]
 
 
 # --- source health ----------------------------------------------------------------------
@@ -301,9 +297,25 @@ def record_source_run(
         session.add(row)
 
 
-def source_runs(store: Store) -> dict[str, SourceRunRow]:
+@dataclass(frozen=True)
+class SourceRun:
+    """A source's health as `collect` last recorded it."""
+
+    name: str
+    last_run_at: datetime
+    last_ok_at: datetime | None
+    failing_since: datetime | None
+    problems: tuple[str, ...]
+
+
+def source_runs(store: Store) -> dict[str, SourceRun]:
     with store.session() as session:
-        return {r.name: r for r in session.scalars(select(SourceRunRow))}
+        return {
+            r.name: SourceRun(
+                r.name, r.last_run_at, r.last_ok_at, r.failing_since, tuple(r.problems or ())
+            )
+            for r in session.scalars(select(SourceRunRow))
+        }
 
 
 def feeds_built_at(store: Store) -> datetime | None:

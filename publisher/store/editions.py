@@ -73,15 +73,6 @@ class EditionSummary:
     skipped: int = 0
     uncertain_batches: tuple[int, ...] = ()  # batch numbers (`send --resend-batch N`)
 
-    @property
-    def outcome(self) -> str:
-        """The status in words: 'sent with 12 uncertain', 'partly failed'..."""
-        if self.status == "uncertain":
-            return f"sent with {self.uncertain} uncertain"
-        return {"partly_failed": "partly failed", "empty": "reached nobody"}.get(
-            self.status, self.status
-        )
-
 
 NOT_REACHED = ("failed", "empty")  # editions that reached nobody: never listed publicly
 
