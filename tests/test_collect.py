@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from publisher.config import load_config
 from publisher.sources.collect import collect_all
+from publisher.store.items import list_items
 from publisher.store.models import ItemRow
 from publisher.support.sanitize import sanitize_html
 
@@ -56,7 +57,7 @@ def test_edited_item_is_updated_not_duplicated(project, make_config, store, fixe
     write_item(project, "a", title="Edited title")
     report = collect_all(config, store, now=fixed_now)
     assert (report.inserted, report.updated) == (0, 1)
-    items = store.list_items()
+    items = list_items(store)
     assert [(i.id, i.title) for i in items] == [("posts:a", "Edited title")]
 
 
@@ -71,7 +72,7 @@ def test_hostile_html_is_sanitised(project, make_config, store, fixed_now):
         ),
     )
     collect_all(config_for(make_config), store, now=fixed_now)
-    [item] = store.list_items()
+    [item] = list_items(store)
     html = item.body_html
     for bad in ("<script", "alert(1)", "onerror", "javascript:", "onclick", "<iframe", "style="):
         assert bad not in html
@@ -91,9 +92,9 @@ def test_list_items_filters_newest_first(project, make_config, store, fixed_now)
         "---\ntitle: Y\ndate: 2026-11-02\nkind: article\ntopics: [a, b]\n---\n", encoding="utf-8"
     )
     collect_all(config_for(make_config), store, now=fixed_now)
-    assert [i.title for i in store.list_items()] == ["Y", "X"]
-    assert [i.title for i in store.list_items(topic="b")] == ["Y"]
-    assert [i.title for i in store.list_items(kind="news")] == ["X"]
+    assert [i.title for i in list_items(store)] == ["Y", "X"]
+    assert [i.title for i in list_items(store, topic="b")] == ["Y"]
+    assert [i.title for i in list_items(store, kind="news")] == ["X"]
 
 
 def test_sample_content_collects_without_problems(store, fixed_now):
@@ -101,5 +102,5 @@ def test_sample_content_collects_without_problems(store, fixed_now):
     report = collect_all(config, store, now=fixed_now)
     assert report.problems == []
     assert 10 <= report.inserted <= 15
-    kinds = {i.kind for i in store.list_items()}
+    kinds = {i.kind for i in list_items(store)}
     assert kinds == {"article", "resource", "news", "action", "event"}

@@ -16,6 +16,7 @@ from publisher.config import load_config
 from publisher.errors import ConfigError
 from publisher.sources.collect import collect_all
 from publisher.store.models import ItemRow
+from publisher.store.state import get_source_memory
 from tests.conftest import write_config
 from tests.servers.feeds import ITEMS_PER_FEED, FeedFarm
 
@@ -120,7 +121,7 @@ def test_local_sources_retirements_gone_and_moved_feeds(
     assert [s.name for s in first.sources] == names
     assert [p.source for p in first.problems] == ["gone", "broken"]
     assert "410 Gone" in first.problems[0].reason
-    assert store.get_source_memory("moved").url == moved_to
+    assert get_source_memory(store, "moved").url == moved_to
     assert max(farm.peaks().values()) == 1
 
     (project / "content" / "b.md").unlink()

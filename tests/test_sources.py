@@ -12,6 +12,8 @@ from publisher.sources.collect import collect_all
 from publisher.sources.export import ExportSource
 from publisher.sources.feed import FeedSource
 from publisher.sources.markdown import MarkdownSource
+from publisher.store.items import list_items
+from publisher.store.state import get_source_memory
 
 GOOD_MD = """\
 ---
@@ -189,7 +191,7 @@ def test_410_gone_disables_the_source(httpserver, make_config, fixed_now, store)
     config = feed_config(make_config, httpserver.url_for("/gone"))
     report = collect_all(config, store, now=fixed_now)
     assert "410 Gone" in report.problems[0].reason
-    assert store.get_source_memory("partner").disabled
+    assert get_source_memory(store, "partner").disabled
     # A later run does not even ask the server again.
     httpserver.clear()
     again = collect_all(config, store, now=fixed_now)
@@ -290,7 +292,7 @@ def test_bad_front_matter_values_skip_the_file_not_the_collection(
     )
     config = make_config("sources:\n  - {name: posts, type: markdown, path: content}\n")
     report = collect_all(config, store, now=fixed_now)
-    assert [i.id for i in store.list_items()] == ["posts:good"]
+    assert [i.id for i in list_items(store)] == ["posts:good"]
     [problem] = report.problems
     assert problem.where.startswith(str(project / "content" / "bad.md"))
     assert reason in problem.reason

@@ -16,6 +16,7 @@ from publisher.cli.base import (
     utc_now,
     warn,
 )
+from publisher.store.items import list_items, retire_item
 
 if TYPE_CHECKING:
     from publisher.sources.collect import CollectReport
@@ -72,7 +73,7 @@ def items(
     if ctx.invoked_subcommand is not None:
         return
     st = state(ctx)
-    rows = st.store.list_items(topic=topic, kind=kind, limit=limit)
+    rows = list_items(st.store, topic=topic, kind=kind, limit=limit)
     zone = ZoneInfo(st.config.organisation.timezone)
     table = Table(caption=f"times in {zone.key}")
     for column in ("published", "kind", "title", "topics", "source", "id"):
@@ -97,7 +98,7 @@ def retire(
 ) -> None:
     """Retire an item: it never appears in an edition or a feed again."""
     st = state(ctx)
-    item = st.store.retire_item(item_id, now=utc_now())
+    item = retire_item(st.store, item_id, now=utc_now())
     console.print(
         f"retired {item.id} ('{item.title}'): left out of every future edition and feed "
         "from the next build (`publisher feeds build`)",

@@ -18,8 +18,10 @@ from publisher.config import PublisherConfig
 from publisher.items import Item
 from publisher.sources import CollectContext, Problem, SourceResult, build_sources
 from publisher.sources.pool import PoolLimits, collect_concurrently, collect_isolated, is_remote
-from publisher.store import Store, UpsertResult
+from publisher.store import Store
 from publisher.store.dashboard import record_source_run
+from publisher.store.items import UpsertResult, retire_missing, upsert_items
+from publisher.store.state import get_source_memory, save_source_memory
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ def collect_all(
     done: dict[int, tuple[SourceReport, list[Problem]]] = {}
     try:
         contexts = [
-            CollectContext(now=now, memory=store.get_source_memory(s.name), http=http)
+            CollectContext(now=now, memory=get_source_memory(store, s.name), http=http)
             for s in sources
         ]
         remote = [i for i, source in enumerate(sources) if is_remote(source)]
@@ -114,13 +116,13 @@ def _store(
     result.items = _first_of_each_id(name, result)
     report = SourceReport(name=name, found=len(result.items), not_modified=result.not_modified)
     if result.items:
-        report.upsert = store.upsert_items(result.items, now=now)
+        report.upsert = upsert_items(store, result.items, now=now)
     if result.present is not None:
-        report.retired = store.retire_missing(name, result.present, now=now)
+        report.retired = retire_missing(store, name, result.present, now=now)
         for item_id in report.retired:
             log.info("retired %s: its file was deleted", item_id)
     if result.memory is not None and result.memory != ctx.memory:
-        store.save_source_memory(name, result.memory, now=now)
+        save_source_memory(store, name, result.memory, now=now)
     # the dashboard's source health: failing = problems and nothing read
     failed = bool(result.problems) and not result.items and not result.not_modified
     problems = [str(p) for p in result.problems]

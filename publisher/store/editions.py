@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import StoreError
 from publisher.items import Item
-from publisher.store import Store, row_to_item
+from publisher.store import Store
+from publisher.store.items import row_to_item
 from publisher.store.models import DeliveryRow, EditionItemRow, EditionRow, ItemRow
 
 

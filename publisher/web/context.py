@@ -102,7 +102,7 @@ def topics_of(config: PublisherConfig) -> list[Topic]:
 def web_environment(config: PublisherConfig) -> Environment:
     # no freshness check of every template file on every request (restart to see edits)
     env = template_environment(search_path_for(config.root)).overlay(auto_reload=False)
-    env.filters = {**env.filters, "outcome": edition_outcome}  # an edition's status in words
+    env.globals = {**env.globals, "edition_outcome": edition_outcome}  # a status in words
     return env
 
 

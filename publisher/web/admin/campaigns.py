@@ -21,7 +21,9 @@ from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
 from publisher.schedule.slots import overview
 from publisher.store import audit, dashboard
+from publisher.store.items import list_items
 from publisher.store.schedule_state import set_paused
+from publisher.store.state import get_source_memory
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.context import Web, client_ip
@@ -90,7 +92,7 @@ def _sources(w: Web) -> list[dict[str, Any]]:
     runs = dashboard.source_runs(w.store)
     out = []
     for source in w.config.sources:
-        memory, run = w.store.get_source_memory(source.name), runs.get(source.name)
+        memory, run = get_source_memory(w.store, source.name), runs.get(source.name)
         status = "not collected yet"
         if run is not None:
             status = (
@@ -136,7 +138,7 @@ def _window_items(w: Web, name: str, chosen: set[str]) -> list[Item]:
 
     campaign = w.config.campaign(name)
     since = window_start(campaign, campaign_history(w.store, name), w.now())
-    return [i for i in w.store.list_items(since=since, limit=200) if i.id not in chosen]
+    return [i for i in list_items(w.store, since=since, limit=200) if i.id not in chosen]
 
 
 @view("viewer")
