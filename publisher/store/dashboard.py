@@ -24,6 +24,30 @@ from publisher.store.models import (
 )
 from publisher.store.subscribers import Subscriber
 
+__all__ = [
+    "ACCEPTED",
+    "ENGAGEMENT",
+    "MAX_BUCKETS",
+    "REFUSED",
+    "TIMELINE_NAMES",
+    "EditionLine",
+    "SourceRun",
+    "campaign_editions",
+    "clicks_per_link",
+    "edition_line",
+    "engagement",
+    "export_rows",
+    "feeds_built_at",
+    "growth",
+    "ledger_counts",
+    "recipients",
+    "record_source_run",
+    "search_subscribers",
+    "source_runs",
+    "subscriber_counts",
+    "timeline",
+]
+
 # which webhook events count as what, per recipient (unique: one address counts once)
 ENGAGEMENT: dict[str, tuple[str, ...]] = {
     "delivered": ("delivered",),

@@ -19,6 +19,21 @@ from publisher.store import Store
 from publisher.store.items import row_to_item
 from publisher.store.models import DeliveryRow, EditionItemRow, EditionRow, ItemRow
 
+__all__ = [
+    "NOT_REACHED",
+    "EditionHistory",
+    "EditionSummary",
+    "NewEdition",
+    "StoredEdition",
+    "campaign_history",
+    "edition_item_list",
+    "find_edition_by_slot",
+    "get_edition",
+    "list_editions",
+    "newest_edition",
+    "save_edition",
+]
+
 
 @dataclass(frozen=True)
 class EditionHistory:

@@ -13,6 +13,8 @@ from publisher.store.editions import NOT_REACHED
 from publisher.store.models import EditionRow, ItemRow
 from publisher.store.state import load_publish_state, save_publish_state
 
+__all__ = ["SentEdition", "StoredBuildState", "content_signature", "sent_editions"]
+
 
 @dataclass(frozen=True)
 class SentEdition:

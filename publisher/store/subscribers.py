@@ -20,11 +20,33 @@ from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import CursorResult, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
-from publisher.store import Store
+from publisher.store import Store, dialect
 from publisher.store.models import SubscriberRow, SuppressionRow
 from publisher.support.slug import slugify
+
+__all__ = [
+    "CHUNK",
+    "PENDING",
+    "STATUSES",
+    "ImportReport",
+    "Subscriber",
+    "SubscriberInput",
+    "count_audience",
+    "count_by_status",
+    "email_hash",
+    "find_subscriber",
+    "follows",
+    "import_subscribers",
+    "iter_audience",
+    "iter_subscribers",
+    "new_token",
+    "normalise_email",
+    "set_status",
+    "subscriber_at",
+    "topic_slug",
+]
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 CHUNK = 1000
@@ -191,8 +213,7 @@ def set_status(store: Store, *, token: str, status: str, now: datetime) -> bool:
             .where(SubscriberRow.token == token)
             .values(status=status, updated_at=now)
         )
-        assert isinstance(result, CursorResult)  # an UPDATE always gives a cursor result
-        return result.rowcount > 0
+        return dialect.rowcount(result) > 0
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -254,7 +275,7 @@ def count_by_status(store: Store) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-# --- the subscriber web (issue 11): lookups; status changes live in store/consent.py -------
+# --- the subscriber web (issue 11): lookups; status changes: store/consent.py -----------
 
 PENDING = "pending"  # signed up, confirmation not yet clicked: receives nothing
 
