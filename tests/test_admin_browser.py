@@ -18,8 +18,8 @@ import pytest
 from publisher.schedule.daemon import Daemon
 from publisher.sources.collect import collect_all
 from publisher.store import audit
-from publisher.store.consent import add_by_staff
 from publisher.store.schedule_state import get_slot, paused_campaigns
+from publisher.subscribers.consent import add_by_staff
 from tests.admin_support import (
     ADMIN_CONFIG,
     PASSWORD,

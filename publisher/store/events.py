@@ -20,7 +20,14 @@ from publisher.store.models import (
 )
 from publisher.store.suppression import email_hash, table_of
 
-__all__ = ["StatusMove", "apply_outcomes", "edition_clicks", "edition_counts", "insert_new"]
+__all__ = [
+    "StatusMove",
+    "apply_outcomes",
+    "count_stored",
+    "edition_clicks",
+    "edition_counts",
+    "insert_new",
+]
 
 # an outcome -> (the status it gives, the statuses it may move a subscriber from)
 StatusMove = tuple[str, tuple[str, ...]]
@@ -164,3 +171,9 @@ def edition_clicks(store: Store, edition_id: int) -> dict[str, int]:
             .group_by(WebhookEventRow.url)
         ).all()
     return {url: count for url, count in rows if url}
+
+
+def count_stored(store: Store) -> int:
+    """Webhook events stored, of every edition (a benchmark checks nothing was lost)."""
+    with store.session() as session:
+        return session.scalar(select(func.count()).select_from(WebhookEventRow)) or 0
