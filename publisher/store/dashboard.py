@@ -26,42 +26,30 @@ from publisher.store.subscribers import Subscriber
 
 __all__ = [
     "ACCEPTED",
-    "ENGAGEMENT",
-    "MAX_BUCKETS",
     "REFUSED",
-    "TIMELINE_NAMES",
     "EditionLine",
     "SourceRun",
+    "accepted_times",
     "campaign_editions",
     "clicks_per_link",
     "edition_line",
-    "engagement",
+    "event_times",
     "export_rows",
     "feeds_built_at",
     "growth",
     "ledger_counts",
     "recipients",
+    "recipients_per_event",
+    "recipients_with_any",
     "record_source_run",
     "search_subscribers",
     "source_runs",
     "subscriber_counts",
-    "timeline",
 ]
 
-# which webhook events count as what, per recipient (unique: one address counts once)
-ENGAGEMENT: dict[str, tuple[str, ...]] = {
-    "delivered": ("delivered",),
-    "bounced": ("bounce", "dropped"),
-    "complained": ("spamreport",),
-    "unsubscribed": ("unsubscribe", "group_unsubscribe"),
-    "unique opens": ("open",),
-    "unique clicks": ("click",),
-}
-# over time, every open and click counts (not only a recipient's first)
-TIMELINE_NAMES = {"unique opens": "opens", "unique clicks": "clicks"}
 ACCEPTED = ("sent", "uncertain")  # the provider took them (or may have): the rates' base
 REFUSED = ("failed", "bounced")
-MAX_BUCKETS = 72
+_WHO = func.coalesce(WebhookEventRow.email, WebhookEventRow.sg_event_id)  # one recipient
 
 
 @dataclass(frozen=True)
@@ -149,37 +137,30 @@ def recipients(store: Store, edition_id: int, *, limit: int = 1000) -> list[tupl
         return [(e, s, r or "") for e, s, r in session.execute(query)]
 
 
-def engagement(store: Store, edition_id: int) -> dict[str, int]:
-    """Unique recipients per outcome (ENGAGEMENT) from the webhook events of an edition."""
-    who = func.coalesce(WebhookEventRow.email, WebhookEventRow.sg_event_id)
+def recipients_per_event(store: Store, edition_id: int) -> dict[str, int]:
+    """Unique recipients (one address counts once) per webhook event name of an edition."""
     query = (
-        select(WebhookEventRow.event, func.count(distinct(who)))
+        select(WebhookEventRow.event, func.count(distinct(_WHO)))
         .where(WebhookEventRow.edition_id == edition_id)
         .group_by(WebhookEventRow.event)
     )
     with store.session() as session:
-        per_event = dict(session.execute(query).all())
-        out = {}
-        for name, events in ENGAGEMENT.items():
-            if len(events) == 1:
-                out[name] = per_event.get(events[0], 0)
-                continue
-            out[name] = (
-                session.scalar(
-                    select(func.count(distinct(who))).where(
-                        WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(events)
-                    )
-                )
-                or 0
-            )
-    return out
+        return {str(event): count for event, count in session.execute(query)}
+
+
+def recipients_with_any(store: Store, edition_id: int, events: Sequence[str]) -> int:
+    """Unique recipients of an edition with at least one of these webhook events."""
+    query = select(func.count(distinct(_WHO))).where(
+        WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(list(events))
+    )
+    with store.session() as session:
+        return session.scalar(query) or 0
 
 
 def clicks_per_link(store: Store, edition_id: int) -> list[tuple[str, int, int]]:
     """(url, clicks, unique clickers), most clicked first."""
-    who = func.coalesce(WebhookEventRow.email, WebhookEventRow.sg_event_id)
     query = (
-        select(WebhookEventRow.url, func.count(), func.count(distinct(who)))
+        select(WebhookEventRow.url, func.count(), func.count(distinct(_WHO)))
         .where(WebhookEventRow.edition_id == edition_id, WebhookEventRow.event == "click")
         .where(WebhookEventRow.url.is_not(None))
         .group_by(WebhookEventRow.url)
@@ -189,48 +170,23 @@ def clicks_per_link(store: Store, edition_id: int) -> list[tuple[str, int, int]]
         return [(str(u), c, d) for u, c, d in session.execute(query)]
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def timeline(store: Store, edition_id: int) -> tuple[list[datetime], dict[str, list[int]]]:
-    """Per hour (UTC, from the first to the last, at most MAX_BUCKETS hours; later ones go
-    into the last hour): recipients accepted (ledger, by the time their row was last
-    written) and the events of each outcome (by when SendGrid says they happened)."""
-    stamps: dict[str, list[datetime]] = {"accepted": []}
+def accepted_times(store: Store, edition_id: int) -> list[datetime]:
+    """When each recipient the provider took (or may have) had its ledger row last written."""
+    query = select(DeliveryRow.updated_at).where(
+        DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(ACCEPTED)
+    )
     with store.session() as session:
-        stamps["accepted"] = list(
-            session.scalars(
-                select(DeliveryRow.updated_at).where(
-                    DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(ACCEPTED)
-                )
-            )
-        )
-        events = session.execute(
-            select(
-                WebhookEventRow.event,
-                func.coalesce(WebhookEventRow.occurred_at, WebhookEventRow.received_at),
-            ).where(WebhookEventRow.edition_id == edition_id)
-        ).all()
-    names = {e: TIMELINE_NAMES.get(n, n) for n, group in ENGAGEMENT.items() for e in group}
-    for name in names.values():
-        stamps[name] = []
-    for event, at in events:
-        if event in names:
-            stamps[names[event]].append(at)
-    everything = [_hour(t) for times in stamps.values() for t in times]
-    if not everything:
-        return [], {}
-    first = min(everything)
-    span = min(int((max(everything) - first).total_seconds() // 3600) + 1, MAX_BUCKETS)
-    hours = [first + timedelta(hours=i) for i in range(span)]
-    series = {}
-    for name, times in stamps.items():
-        counts = [0] * span
-        for t in times:
-            counts[min(int((_hour(t) - first).total_seconds() // 3600), span - 1)] += 1
-        series[name] = counts
-    return hours, series
+        return list(session.scalars(query))
+
+
+def event_times(store: Store, edition_id: int) -> list[tuple[str, datetime]]:
+    """(event, when SendGrid says it happened, else when it arrived) of an edition."""
+    query = select(
+        WebhookEventRow.event,
+        func.coalesce(WebhookEventRow.occurred_at, WebhookEventRow.received_at),
+    ).where(WebhookEventRow.edition_id == edition_id)
+    with store.session() as session:
+        return [(str(event), at) for event, at in session.execute(query)]
 
 
 # --- subscribers ------------------------------------------------------------------------

@@ -12,14 +12,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from publisher.store import Store
+from publisher.store.dashboard import (
+    accepted_times,
+    event_times,
+    recipients_per_event,
+    recipients_with_any,
+)
 from publisher.store.events import StatusMove, apply_outcomes, insert_new
 from publisher.store.subscribers import normalise_email
 
-__all__ = ["INVALID_DROP", "OUTCOMES", "EventReport", "event_row", "outcome_of", "record_events"]
+__all__ = [
+    "ENGAGEMENT",
+    "INVALID_DROP",
+    "MAX_BUCKETS",
+    "OUTCOMES",
+    "TIMELINE_NAMES",
+    "EventReport",
+    "engagement",
+    "event_row",
+    "outcome_of",
+    "record_events",
+    "timeline",
+]
 
 # which statuses an event may move a subscriber from: a complaint outranks everything, a
 # bounce never hides a complaint or an unsubscribe
@@ -28,6 +46,18 @@ OUTCOMES: dict[str, StatusMove] = {
     "complained": ("complained", ("active", "pending", "unsubscribed", "bounced")),
     "unsubscribed": ("unsubscribed", ("active", "pending")),
 }
+# which webhook events count as what, per recipient (unique: one address counts once)
+ENGAGEMENT: dict[str, tuple[str, ...]] = {
+    "delivered": ("delivered",),
+    "bounced": ("bounce", "dropped"),
+    "complained": ("spamreport",),
+    "unsubscribed": ("unsubscribe", "group_unsubscribe"),
+    "unique opens": ("open",),
+    "unique clicks": ("click",),
+}
+# over time, every open and click counts (not only a recipient's first)
+TIMELINE_NAMES = {"unique opens": "opens", "unique clicks": "clicks"}
+MAX_BUCKETS = 72
 INVALID_DROP = ("invalid", "bounced address", "unsubscribed address", "spam reporting address")
 
 
@@ -98,3 +128,45 @@ def record_events(store: Store, events: Sequence[Any], *, now: datetime) -> Even
     if acting:
         report.status_changes = apply_outcomes(store, acting, OUTCOMES, now=now)
     return report
+
+
+def engagement(store: Store, edition_id: int) -> dict[str, int]:
+    """Unique recipients per outcome (ENGAGEMENT) from the webhook events of an edition."""
+    per_event = recipients_per_event(store, edition_id)
+    out = {}
+    for name, events in ENGAGEMENT.items():
+        if len(events) == 1:
+            out[name] = per_event.get(events[0], 0)
+        else:
+            out[name] = recipients_with_any(store, edition_id, events)
+    return out
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def timeline(store: Store, edition_id: int) -> tuple[list[datetime], dict[str, list[int]]]:
+    """Per hour (UTC, from the first to the last, at most MAX_BUCKETS hours; later ones go
+    into the last hour): recipients accepted (ledger, by the time their row was last
+    written) and the events of each outcome (by when SendGrid says they happened)."""
+    stamps: dict[str, list[datetime]] = {"accepted": accepted_times(store, edition_id)}
+    names = {e: TIMELINE_NAMES.get(n, n) for n, group in ENGAGEMENT.items() for e in group}
+    for name in names.values():
+        stamps[name] = []
+    for event, at in event_times(store, edition_id):
+        if event in names:
+            stamps[names[event]].append(at)
+    everything = [_hour(t) for times in stamps.values() for t in times]
+    if not everything:
+        return [], {}
+    first = min(everything)
+    span = min(int((max(everything) - first).total_seconds() // 3600) + 1, MAX_BUCKETS)
+    hours = [first + timedelta(hours=i) for i in range(span)]
+    series = {}
+    for name, times in stamps.items():
+        counts = [0] * span
+        for t in times:
+            counts[min(int((_hour(t) - first).total_seconds() // 3600), span - 1)] += 1
+        series[name] = counts
+    return hours, series

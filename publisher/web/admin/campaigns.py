@@ -24,6 +24,7 @@ from publisher.store import audit, dashboard
 from publisher.store.items import list_items
 from publisher.store.schedule_state import set_paused
 from publisher.store.state import get_source_memory
+from publisher.subscribers.events import engagement, timeline
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.context import Web, client_ip
@@ -56,7 +57,7 @@ def _alerts(w: Web, lines: dict[str, dashboard.EditionLine | None], now: datetim
         for count, status in ((line.failed, "failed or bounced"), (uncertain, "uncertain")):
             if count:
                 alerts.append(Alert(f"{name} #{line.number}: {count} {status}", link))
-        complained = dashboard.engagement(w.store, line.id)["complained"]
+        complained = engagement(w.store, line.id)["complained"]
         if line.accepted and complained / line.accepted > COMPLAINT_ALERT:
             alerts.append(
                 Alert(
@@ -246,8 +247,8 @@ async def edition_page(request: Request, admin: Admin) -> Response:
     if found is None:
         return admin.page("message.html", "No such edition", status=404, paragraphs=[])
     line, _html = found
-    outcomes = dashboard.engagement(w.store, line.id)
-    hours, series = dashboard.timeline(w.store, line.id)
+    outcomes = engagement(w.store, line.id)
+    hours, series = timeline(w.store, line.id)
     labels = [f"{h:%d %H}h" for h in hours]
     charts = [
         (name, bar_chart(f"chart-{i}", f"{name} per hour (UTC)", labels, values), values)
