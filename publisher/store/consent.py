@@ -26,11 +26,12 @@ from publisher.store.models import (
     UTCDateTime,
     WebhookEventRow,
 )
-from publisher.store.subscribers import PENDING, Subscriber, new_token, normalise_email
+from publisher.store.subscribers import PENDING, Subscriber, new_token
 
 __all__ = [
     "CLI",
     "Context",
+    "add_pending",
     "clear_pause",
     "count_history",
     "email_events",
@@ -38,8 +39,9 @@ __all__ = [
     "history",
     "pause",
     "paused_until",
+    "record_history",
+    "reopen_pending",
     "set_subscriber_status",
-    "sign_up",
     "subscribed_since",
     "unsubscribe_token",
     "update_preferences",
@@ -168,44 +170,69 @@ def clear_pause(store: Store, subscriber_id: int) -> None:
         )
 
 
-def sign_up(
+def add_pending(
     store: Store,
-    email: str,
+    address: str,
     *,
     name: str | None,
     topics: Sequence[str],
     ctx: Context,
     now: datetime,
-) -> tuple[Subscriber, bool]:
-    """Record a sign-up with its consent. Returns the subscriber and whether a confirmation
-    must be sent (new, still pending, or opted out and asking again); an active subscriber
-    is left as they are."""
-    address = normalise_email(email)
+) -> Subscriber:
+    """A new subscriber, `pending` until they confirm, with the sign-up in their history.
+    `address` as normalise_email gives it."""
     with store.session() as session:
-        row = session.scalars(select(SubscriberRow).where(SubscriberRow.email == address)).first()
-        if row is None:
-            row = SubscriberRow(
-                email=address,
-                name=name,
-                topics=sorted(set(topics)),
-                status=PENDING,
-                token=new_token(),
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            session.flush()
-        elif row.status != "active":
-            previous = row.status
-            row.status, row.updated_at = PENDING, now
-            row.name, row.topics = name or row.name, sorted(set(topics))
-            _record(session, row.id, "signup", ctx, now, PENDING, f"was {previous}")
-            return _subscriber(row), True
-        else:
-            _record(session, row.id, "signup", ctx, now, "active", "already active: unchanged")
-            return _subscriber(row), False
+        row = SubscriberRow(
+            email=address,
+            name=name,
+            topics=sorted(set(topics)),
+            status=PENDING,
+            token=new_token(),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
         _record(session, row.id, "signup", ctx, now, PENDING)
-        return _subscriber(row), True
+        return _subscriber(row)
+
+
+def reopen_pending(
+    store: Store,
+    subscriber_id: int,
+    *,
+    only_from: str,
+    name: str | None,
+    topics: Sequence[str],
+    ctx: Context,
+    now: datetime,
+) -> Subscriber | None:
+    """A known subscriber signs up again: `pending` with the new topics (and name, if
+    given), recorded as a sign-up. None, and nothing changed, if their status is no longer
+    `only_from` (it changed since the caller read it)."""
+    with store.session() as session:
+        row = session.get(SubscriberRow, subscriber_id)
+        if row is None or row.status != only_from:
+            return None
+        row.status, row.updated_at = PENDING, now
+        row.name, row.topics = name or row.name, sorted(set(topics))
+        _record(session, row.id, "signup", ctx, now, PENDING, f"was {only_from}")
+        return _subscriber(row)
+
+
+def record_history(
+    store: Store,
+    subscriber_id: int,
+    action: str,
+    *,
+    ctx: Context,
+    now: datetime,
+    status: str | None,
+    detail: str | None = None,
+) -> None:
+    """A history row only (a request that changed nothing is recorded too)."""
+    with store.session() as session:
+        _record(session, subscriber_id, action, ctx, now, status, detail)
 
 
 def _subscriber(row: SubscriberRow) -> Subscriber:

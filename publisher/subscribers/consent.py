@@ -1,5 +1,7 @@
 """What a subscriber's request means, on top of the store's transactions
-(publisher.store.consent): unsubscribing stops everything from `active` or `pending`,
+(publisher.store.consent): a sign-up leaves an active subscriber as they are and makes
+anyone else `pending` until they confirm, unsubscribing stops everything from `active` or
+`pending`,
 confirming activates and clears the pause and the suppression, staff add people active at
 once, "download my data" gathers everything kept, "delete me" suppresses the address and
 erases the rest."""
@@ -14,19 +16,51 @@ from publisher.store import Store
 from publisher.store.consent import (
     CLI,
     Context,
+    add_pending,
     clear_pause,
     email_events,
     erase_personal_data,
     history,
     paused_until,
+    record_history,
+    reopen_pending,
     set_subscriber_status,
-    sign_up,
     subscribed_since,
 )
-from publisher.store.subscribers import PENDING, Subscriber
+from publisher.store.subscribers import PENDING, Subscriber, normalise_email, subscriber_at
 from publisher.store.suppression import suppress, unsuppress
 
-__all__ = ["activate", "add_by_staff", "erase", "export_data", "unsubscribe"]
+__all__ = ["activate", "add_by_staff", "erase", "export_data", "sign_up", "unsubscribe"]
+
+
+def sign_up(
+    store: Store,
+    email: str,
+    *,
+    name: str | None,
+    topics: Sequence[str],
+    ctx: Context,
+    now: datetime,
+) -> tuple[Subscriber, bool]:
+    """Record a sign-up with its consent. Returns the subscriber and whether a confirmation
+    must be sent (new, still pending, or opted out and asking again); an active subscriber
+    is left as they are. ValueError for an address that is not one."""
+    address = normalise_email(email)
+    while True:  # again only if the status changed between reading and writing it
+        known = subscriber_at(store, address)
+        if known is None:
+            return add_pending(store, address, name=name, topics=topics, ctx=ctx, now=now), True
+        if known.status == "active":
+            detail = "already active: unchanged"
+            record_history(
+                store, known.id, "signup", ctx=ctx, now=now, status="active", detail=detail
+            )
+            return known, False
+        reopened = reopen_pending(
+            store, known.id, only_from=known.status, name=name, topics=topics, ctx=ctx, now=now
+        )
+        if reopened is not None:
+            return reopened, True
 
 
 def unsubscribe(store: Store, subscriber_id: int, *, ctx: Context, now: datetime) -> bool:

@@ -26,7 +26,7 @@ from publisher.render.environment import render_template, wrap_text
 from publisher.render.mjml import compile_mjml
 from publisher.store import consent
 from publisher.store.subscribers import PENDING, Subscriber, find_subscriber
-from publisher.subscribers.consent import activate
+from publisher.subscribers.consent import activate, sign_up
 from publisher.web.context import Web, client_ip, web
 from publisher.web.forms import read_form, text
 from publisher.web.security import CONFIRM_MAX_AGE, fingerprint
@@ -103,7 +103,7 @@ async def subscribe_post(request: Request) -> Response:
         form=text(form, "form", 100) or "subscribe-page",
         consent_text=w.consent_text,
     )
-    subscriber, confirm = consent.sign_up(
+    subscriber, confirm = sign_up(
         w.store, address, name=values["name"] or None, topics=values["topics"], ctx=ctx, now=w.now()
     )
     if confirm and w.address_limit.allow(subscriber.email):
