@@ -21,6 +21,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
 
 from publisher.store import Store, dialect
 from publisher.store.models import SubscriberRow, SuppressionRow
@@ -141,66 +142,77 @@ def _import_chunk(
     store: Store, chunk: list[SubscriberInput], now: datetime, report: ImportReport
 ) -> None:
     with store.session() as session:
-        existing = {
-            r.email: r
-            for r in session.execute(
-                select(
-                    SubscriberRow.id,
-                    SubscriberRow.email,
-                    SubscriberRow.name,
-                    SubscriberRow.topics,
-                    SubscriberRow.status,
-                ).where(SubscriberRow.email.in_([c.email for c in chunk]))
-            )
-        }
-        hashes = {email_hash(c.email): c.email for c in chunk if c.email not in existing}
-        suppressed = {
-            hashes[digest]
-            for digest in session.scalars(
-                select(SuppressionRow.email_hash).where(SuppressionRow.email_hash.in_(hashes))
-            )
-        }
+        existing, suppressed = _known(session, chunk)
         new_rows = []
         for row in chunk:
             old = existing.get(row.email)
             if old is None and row.email in suppressed:
                 report.suppressed += 1  # an import never re-adds someone who was erased
-                continue
-            if old is None:
-                new_rows.append(
-                    dict(
-                        email=row.email,
-                        name=row.name,
-                        topics=list(row.topics),
-                        status=row.status or "active",
-                        token=new_token(),
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                continue
-            status = old.status
-            if row.status and row.status != "active":
-                status = row.status
-            elif row.status == "active" and old.status != "active":
-                report.kept_inactive += 1
-            changes = dict(name=row.name, topics=list(row.topics), status=status)
-            if (old.name, list(old.topics or []), old.status) == (
-                row.name,
-                list(row.topics),
-                status,
-            ):
-                report.unchanged += 1
-                continue
-            session.execute(
-                update(SubscriberRow)
-                .where(SubscriberRow.id == old.id)
-                .values(**changes, updated_at=now)
-            )
-            report.updated += 1
+            elif old is None:
+                new_rows.append(_new_row(row, now))
+            else:
+                _update(session, old, row, now, report)
         if new_rows:
             session.execute(insert(SubscriberRow), new_rows)
             report.inserted += len(new_rows)
+
+
+def _known(session: Session, chunk: list[SubscriberInput]) -> tuple[dict[str, Any], set[str]]:
+    """The chunk's stored subscribers by address, and which of its new addresses are on the
+    suppression list."""
+    existing = {
+        r.email: r
+        for r in session.execute(
+            select(
+                SubscriberRow.id,
+                SubscriberRow.email,
+                SubscriberRow.name,
+                SubscriberRow.topics,
+                SubscriberRow.status,
+            ).where(SubscriberRow.email.in_([c.email for c in chunk]))
+        )
+    }
+    hashes = {email_hash(c.email): c.email for c in chunk if c.email not in existing}
+    suppressed = {
+        hashes[digest]
+        for digest in session.scalars(
+            select(SuppressionRow.email_hash).where(SuppressionRow.email_hash.in_(hashes))
+        )
+    }
+    return existing, suppressed
+
+
+def _new_row(row: SubscriberInput, now: datetime) -> dict[str, Any]:
+    return dict(
+        email=row.email,
+        name=row.name,
+        topics=list(row.topics),
+        status=row.status or "active",
+        token=new_token(),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _update(
+    session: Session, old: Any, row: SubscriberInput, now: datetime, report: ImportReport
+) -> None:
+    """A row over a stored subscriber: a status other than `active` is taken, `active` never
+    re-activates anyone (only counted); a row that changes nothing is not written."""
+    status = old.status
+    if row.status and row.status != "active":
+        status = row.status
+    elif row.status == "active" and old.status != "active":
+        report.kept_inactive += 1
+    if (old.name, list(old.topics or []), old.status) == (row.name, list(row.topics), status):
+        report.unchanged += 1
+        return
+    session.execute(
+        update(SubscriberRow)
+        .where(SubscriberRow.id == old.id)
+        .values(name=row.name, topics=list(row.topics), status=status, updated_at=now)
+    )
+    report.updated += 1
 
 
 def set_status(store: Store, *, token: str, status: str, now: datetime) -> bool:
