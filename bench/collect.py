@@ -56,6 +56,7 @@ def run(folder: Path, bases: list[str], feeds: int, concurrency: int) -> tuple[f
     from publisher.config import load_config
     from publisher.sources.collect import collect_all
     from publisher.store import open_store
+    from publisher.store.sink import StoreSink
     from tests.conftest import write_config
 
     where = folder / f"c{concurrency}"
@@ -64,7 +65,7 @@ def run(folder: Path, bases: list[str], feeds: int, concurrency: int) -> tuple[f
     store = open_store(f"sqlite:///{where}/bench.db")
     reset_peak()
     started = time.perf_counter()
-    report = collect_all(config, store, now=NOW)
+    report = collect_all(config, StoreSink(store), now=NOW)
     seconds = time.perf_counter() - started
     if report.problems:
         raise SystemExit(f"bench.collect: unexpected problems: {report.problems[:3]}")

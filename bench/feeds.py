@@ -27,6 +27,7 @@ from publisher.items import KINDS, Item
 from publisher.pipeline import build_feeds
 from publisher.publish import MemoryState, publish_feeds
 from publisher.store import open_store
+from publisher.store.items import upsert_items
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -119,7 +120,7 @@ def main() -> None:
         publish_feeds(config_for(fresh(run, "full")), items, {}, now=NOW)
 
     store = open_store(f"sqlite:///{work}/bench.db")
-    store.upsert_items(items, now=NOW)
+    upsert_items(store, items, now=NOW)
     stored = config_for(work / "stored")
 
     try:

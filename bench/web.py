@@ -29,11 +29,16 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, select
 
 from publisher.store import Store, open_store
-from publisher.store.models import SubscriberHistoryRow, SubscriberRow, WebhookEventRow
-from publisher.store.subscribers import SubscriberInput, import_subscribers
+from publisher.store.consent import count_history
+from publisher.store.events import count_stored
+from publisher.store.subscribers import (
+    SubscriberInput,
+    count_by_status,
+    import_subscribers,
+    iter_subscribers,
+)
 
 CONFIG = """\
 organisation:
@@ -180,8 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     now = datetime.now(UTC)
     emails = [f"person{i}@example.org" for i in range(args.subscribers)]
     import_subscribers(store, (SubscriberInput(e) for e in emails), now=now)
-    with store.session() as session:
-        tokens = list(session.scalars(select(SubscriberRow.token)))
+    tokens = [subscriber.token for subscriber in iter_subscribers(store)]
     key = ec.generate_private_key(ec.SECP256R1())
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -209,12 +213,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _verify(store: Store, unsubscribes: int, events: int) -> None:
     """Every request's effect is in the store: nothing lost."""
-    with store.session() as session:
-        unsubscribed = (
-            session.scalar(select(func.count()).where(SubscriberRow.status == "unsubscribed")) or 0
-        )
-        recorded = session.scalar(select(func.count()).select_from(SubscriberHistoryRow)) or 0
-        stored = session.scalar(select(func.count()).select_from(WebhookEventRow)) or 0
+    unsubscribed = count_by_status(store).get("unsubscribed", 0)
+    recorded, stored = count_history(store), count_stored(store)
     lost = (unsubscribes - unsubscribed) + (unsubscribes - recorded) + (events - stored)
     print(
         f"store afterwards: {unsubscribed}/{unsubscribes} unsubscribed, {recorded} history rows, "

@@ -29,6 +29,8 @@ from publisher.store.editions import (
     list_editions,
     save_edition,
 )
+from publisher.store.items import list_items
+from publisher.store.sink import StoreSink
 
 if TYPE_CHECKING:
     import httpx
@@ -63,7 +65,7 @@ def refresh_inputs(
 ) -> tuple[CollectReport, list[str]]:
     """Collect every source and import the subscriber file: what the daemon's collect job
     and `run --once` both do before anything is composed."""
-    report = collect_all(config, store, now=now)
+    report = collect_all(config, StoreSink(store), now=now)
     return report, import_subscriber_file(config, store, now=now)
 
 
@@ -87,7 +89,7 @@ def build_feeds(
     if unchanged is not None:
         return unchanged
     editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
-    items = store.list_items()  # retired items are not among them
+    items = list_items(store)  # retired items are not among them
     return publish_feeds(
         config, items, editions, now=now, http=http, signature=signature, state=state
     )
@@ -119,7 +121,7 @@ def prepare_edition(
     """Compose and render a campaign's next edition without storing it (preview uses this)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
-    items = store.list_items(since=window_start(campaign, history, now))
+    items = list_items(store, since=window_start(campaign, history, now))
     edition = compose_edition(items, campaign, now=now, history=history)
     if edition is None:
         return None
@@ -272,11 +274,8 @@ def send_edition(
 
 def import_subscriber_file(config: PublisherConfig, store: Store, *, now: datetime) -> list[str]:
     """Upsert `subscribers.file` (if configured) into the store; never re-subscribes anyone."""
-    from publisher.store.subscribers import (
-        SubscriberFileError,
-        import_subscribers,
-        read_subscriber_file,
-    )
+    from publisher.store.subscribers import import_subscribers
+    from publisher.subscribers.files import SubscriberFileError, read_subscriber_file
 
     if not config.subscribers.file:
         return []

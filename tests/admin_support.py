@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 
 from publisher.store import Store
-from publisher.store.events import record_events
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 from publisher.store.staff import add_staff
+from publisher.subscribers.events import record_events
 from tests.conftest import FIXED_NOW
 
 PASSWORD = "correct horse battery staple"

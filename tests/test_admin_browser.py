@@ -18,8 +18,9 @@ import pytest
 from publisher.schedule.daemon import Daemon
 from publisher.sources.collect import collect_all
 from publisher.store import audit
-from publisher.store.consent import add_by_staff
 from publisher.store.schedule_state import get_slot, paused_campaigns
+from publisher.store.sink import StoreSink
+from publisher.subscribers.consent import add_by_staff
 from tests.admin_support import (
     ADMIN_CONFIG,
     PASSWORD,
@@ -74,7 +75,7 @@ def test_editor_previews_tests_pauses_and_resumes(browser, project, store, tmp_p
     page = new_page(browser)
     pages = Checked(page, shots)
     with serve(project, store, config_text=ADMIN_CONFIG) as served:
-        collect_all(served.config, store, now=served.clock.now)
+        collect_all(served.config, StoreSink(store), now=served.clock.now)
         add_by_staff(store, "ana@example.org", name=None, topics=["labor"], now=served.clock.now)
         page.goto(f"{served.url}/admin/")
         assert page.url.endswith("/admin/login")

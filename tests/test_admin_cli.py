@@ -10,6 +10,7 @@ from lxml import html as lxml_html
 
 from publisher.sources.collect import collect_all
 from publisher.store import audit, open_store
+from publisher.store.sink import StoreSink
 from publisher.store.staff import check_login, list_staff
 from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts, log_in, write_posts
 from tests.test_web_cli import _cli
@@ -68,16 +69,16 @@ def test_a_source_failing_for_a_day_is_an_alert(project, store):
     add_accounts(store)
     write_posts(project)
     with serve(project, store, config_text=ADMIN_CONFIG) as served:
-        collect_all(served.config, store, now=served.clock.now)
+        collect_all(served.config, StoreSink(store), now=served.clock.now)
         shutil.rmtree(project / "content")  # the source cannot be read any more
-        collect_all(served.config, store, now=served.clock.now)
+        collect_all(served.config, StoreSink(store), now=served.clock.now)
         with httpx.Client(base_url=served.url, follow_redirects=True) as http:
             log_in(http, STAFF["viewer"])
             page = lxml_html.fromstring(http.get("/admin/").text)
             status = page.xpath('//tr[@data-source="posts"]/td[@class="status"]/text()')
             assert status[0].startswith("failing since") and not page.xpath("//ul[@class]")
             served.clock.advance(days=1)
-            collect_all(served.config, store, now=served.clock.now)
+            collect_all(served.config, StoreSink(store), now=served.clock.now)
             assert http.get("/admin/").url.path == "/admin/login"  # sessions last 12 hours
             log_in(http, STAFF["viewer"])
             page = lxml_html.fromstring(http.get("/admin/").text)
@@ -85,6 +86,6 @@ def test_a_source_failing_for_a_day_is_an_alert(project, store):
             assert alerts == ["source posts failing since 2026-11-25 12:00 UTC"]
             (project / "content").mkdir()
             write_posts(project)
-            collect_all(served.config, store, now=served.clock.now + timedelta(hours=1))
+            collect_all(served.config, StoreSink(store), now=served.clock.now + timedelta(hours=1))
             page = lxml_html.fromstring(http.get("/admin/").text)
             assert page.xpath('//tr[@data-source="posts"]/td[@class="status"]/text()') == ["ok"]

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from lxml import html as lxml_html
 
-from publisher.store import audit, dashboard
+from publisher.store import audit
 from publisher.store.schedule_state import paused_campaigns
 from publisher.store.subscribers import count_by_status
+from publisher.subscribers.events import engagement, timeline
 from tests.admin_support import (
     ACCEPTED,
     ADMIN_CONFIG,
@@ -57,14 +58,14 @@ def test_edition_numbers_equal_the_store(admin_server, store):
         row = f'//tr[@data-outcome="{name}"]'
         assert cells(page, f"{row}/td[1]/text()") == [str(count)]
         assert cells(page, f"{row}/td[2]/text()") == [f"{100 * count / ACCEPTED:.1f}%"]
-    assert dashboard.engagement(store, edition_id) == EXPECTED  # the store says the same
+    assert engagement(store, edition_id) == EXPECTED  # the store says the same
     for status, count in LEDGER.items():
         assert cells(page, f'//tr[@data-status="{status}"]/td/text()') == [str(count)]
     clicks = cells(page, '//table[@id="clicks-table"]/tbody/tr/td/text()')
     assert clicks == ["https://www.example.org/a", "3", "2", "https://www.example.org/b", "1", "1"]
     assert "HTTP 550 mailbox unavailable" in page  # the failed recipient's reason
     # the chart's bars carry the store's numbers per hour, and the table fallback too
-    hours, series = dashboard.timeline(store, edition_id)
+    hours, series = timeline(store, edition_id)
     assert series["accepted"] == [ACCEPTED, 0, 0] and series["opens"] == [0, 5, 0]
     assert series["clicks"] == [0, 1, 3] and series["complained"] == [0, 0, 1]
     tree = lxml_html.fromstring(page)

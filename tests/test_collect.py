@@ -8,7 +8,9 @@ from sqlalchemy import select
 
 from publisher.config import load_config
 from publisher.sources.collect import collect_all
+from publisher.store.items import list_items
 from publisher.store.models import ItemRow
+from publisher.store.sink import StoreSink
 from publisher.support.sanitize import sanitize_html
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +40,11 @@ def test_recollection_without_changes_writes_nothing(project, make_config, store
     write_item(project, "a")
     write_item(project, "b", title="Other")
     config = config_for(make_config)
-    first = collect_all(config, store, now=fixed_now)
+    first = collect_all(config, StoreSink(store), now=fixed_now)
     assert (first.inserted, first.updated) == (2, 0)
     with store.session() as session:
         before = {r.id: r.last_changed for r in session.scalars(select(ItemRow))}
-    second = collect_all(config, store, now=fixed_now.replace(hour=13))
+    second = collect_all(config, StoreSink(store), now=fixed_now.replace(hour=13))
     assert (second.inserted, second.updated, second.unchanged) == (0, 0, 2)
     with store.session() as session:
         after = {r.id: r.last_changed for r in session.scalars(select(ItemRow))}
@@ -52,11 +54,11 @@ def test_recollection_without_changes_writes_nothing(project, make_config, store
 def test_edited_item_is_updated_not_duplicated(project, make_config, store, fixed_now):
     write_item(project, "a")
     config = config_for(make_config)
-    collect_all(config, store, now=fixed_now)
+    collect_all(config, StoreSink(store), now=fixed_now)
     write_item(project, "a", title="Edited title")
-    report = collect_all(config, store, now=fixed_now)
+    report = collect_all(config, StoreSink(store), now=fixed_now)
     assert (report.inserted, report.updated) == (0, 1)
-    items = store.list_items()
+    items = list_items(store)
     assert [(i.id, i.title) for i in items] == [("posts:a", "Edited title")]
 
 
@@ -70,8 +72,8 @@ def test_hostile_html_is_sanitised(project, make_config, store, fixed_now):
             '<p style="color:red" onclick="x()">text</p><iframe src="https://e.vil"></iframe>'
         ),
     )
-    collect_all(config_for(make_config), store, now=fixed_now)
-    [item] = store.list_items()
+    collect_all(config_for(make_config), StoreSink(store), now=fixed_now)
+    [item] = list_items(store)
     html = item.body_html
     for bad in ("<script", "alert(1)", "onerror", "javascript:", "onclick", "<iframe", "style="):
         assert bad not in html
@@ -90,16 +92,16 @@ def test_list_items_filters_newest_first(project, make_config, store, fixed_now)
     (project / "content" / "y.md").write_text(
         "---\ntitle: Y\ndate: 2026-11-02\nkind: article\ntopics: [a, b]\n---\n", encoding="utf-8"
     )
-    collect_all(config_for(make_config), store, now=fixed_now)
-    assert [i.title for i in store.list_items()] == ["Y", "X"]
-    assert [i.title for i in store.list_items(topic="b")] == ["Y"]
-    assert [i.title for i in store.list_items(kind="news")] == ["X"]
+    collect_all(config_for(make_config), StoreSink(store), now=fixed_now)
+    assert [i.title for i in list_items(store)] == ["Y", "X"]
+    assert [i.title for i in list_items(store, topic="b")] == ["Y"]
+    assert [i.title for i in list_items(store, kind="news")] == ["X"]
 
 
 def test_sample_content_collects_without_problems(store, fixed_now):
     config = load_config(ROOT / "schedules.yaml")
-    report = collect_all(config, store, now=fixed_now)
+    report = collect_all(config, StoreSink(store), now=fixed_now)
     assert report.problems == []
     assert 10 <= report.inserted <= 15
-    kinds = {i.kind for i in store.list_items()}
+    kinds = {i.kind for i in list_items(store)}
     assert kinds == {"article", "resource", "news", "action", "event"}

@@ -16,6 +16,8 @@ from publisher.config import load_config
 from publisher.errors import ConfigError
 from publisher.sources.collect import collect_all
 from publisher.store.models import ItemRow
+from publisher.store.sink import StoreSink
+from publisher.store.state import get_source_memory
 from tests.conftest import write_config
 from tests.servers.feeds import ITEMS_PER_FEED, FeedFarm
 
@@ -58,7 +60,7 @@ def test_two_hundred_feeds_collected_at_once(farm, make_config, store, fixed_now
     feeds = layout(farm)
     config = make_config(config_text(feeds))
     started = time.monotonic()
-    report = collect_all(config, store, now=fixed_now)
+    report = collect_all(config, StoreSink(store), now=fixed_now)
     elapsed = time.monotonic() - started
     # One after the other this takes 200 x 0.3 s = 60 s, and the slow feeds a minute each:
     # the bound is wide (a loaded machine), yet only met with fetches in parallel and the
@@ -91,7 +93,7 @@ def test_two_hundred_feeds_collected_at_once(farm, make_config, store, fixed_now
 
     # Each source sent its own ETag back: every good feed answers 304, nothing is
     # written, and the same problems come out in the same order.
-    again = collect_all(config, store, now=fixed_now)
+    again = collect_all(config, StoreSink(store), now=fixed_now)
     assert [s.name for s in again.sources if s.not_modified] == [name for name, _ in good]
     assert (again.inserted, again.updated) == (0, 0)
     assert [(p.source, p.where) for p in again.problems] == [(s, w) for s, w, _ in expected]
@@ -115,17 +117,17 @@ def test_local_sources_retirements_gone_and_moved_feeds(
         f'  - {{name: moved, type: feed, url: "{farm.url(0, "/moved/3")}"}}\n'
         f'  - {{name: broken, type: feed, url: "{farm.url(1, "/fail/4")}"}}\n'
     )
-    first = collect_all(config, store, now=fixed_now)
+    first = collect_all(config, StoreSink(store), now=fixed_now)
     names = ["first", "posts", "gone", "moved", "broken"]
     assert [s.name for s in first.sources] == names
     assert [p.source for p in first.problems] == ["gone", "broken"]
     assert "410 Gone" in first.problems[0].reason
-    assert store.get_source_memory("moved").url == moved_to
+    assert get_source_memory(store, "moved").url == moved_to
     assert max(farm.peaks().values()) == 1
 
     (project / "content" / "b.md").unlink()
     host0_before = farm.per_host["127.0.0.2"].total
-    second = collect_all(config, store, now=fixed_now)
+    second = collect_all(config, StoreSink(store), now=fixed_now)
     assert [s.name for s in second.sources] == names
     assert second.sources[1].retired == ["posts:b"]
     assert [(p.source, p.reason.split(":")[0]) for p in second.problems] == [

@@ -15,6 +15,7 @@ from test_render_fixtures import fixture_items, item
 from publisher.config import PublisherConfig, load_config
 from publisher.pipeline import compose_campaign, run_once
 from publisher.store.editions import campaign_history, get_edition, list_editions
+from publisher.store.items import upsert_items
 from publisher.store.models import DeliveryRow, EditionItemRow, SubscriberRow
 
 CAMPAIGN = """
@@ -42,7 +43,7 @@ def config(make_config) -> PublisherConfig:
 
 
 def test_composes_stores_and_archives_an_edition(config, store, fixed_now):
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     record = compose_campaign(config, store, "weekly", now=fixed_now)
     assert record is not None and record.created
     assert (record.number, record.item_count) == (1, 5)
@@ -61,7 +62,7 @@ def test_composes_stores_and_archives_an_edition(config, store, fixed_now):
 
 
 def test_the_archive_page_has_no_personal_links(config, store, fixed_now):
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     compose_campaign(config, store, "weekly", now=fixed_now)
     page = (config.root / "archive" / "weekly" / "1.html").read_text()
     assert "%%" not in page and "token=" not in page
@@ -82,7 +83,7 @@ feeds:
 
 def test_archive_pages_link_the_edition_feed(make_config, store, fixed_now):
     config = make_config(CAMPAIGN + EDITION_FEED)
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     compose_campaign(config, store, "weekly", now=fixed_now)
     feed = "https://www.example.org/news/feeds/editions/weekly"
     for page in ("1.html", "index.html"):
@@ -93,9 +94,9 @@ def test_archive_pages_link_the_edition_feed(make_config, store, fixed_now):
 
 
 def test_same_slot_twice_returns_the_existing_edition(config, store, fixed_now):
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     first = compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now)
-    store.upsert_items([item("late", days_ago=0.1)], now=fixed_now)
+    upsert_items(store, [item("late", days_ago=0.1)], now=fixed_now)
     again = compose_campaign(
         config, store, "weekly", now=fixed_now + timedelta(minutes=5), slot=fixed_now
     )
@@ -109,7 +110,7 @@ def test_a_racing_second_insert_for_the_slot_finds_the_first(config, store, fixe
     (campaign, slot) constraint makes the loser return the winner's edition."""
     from publisher.store.editions import NewEdition, save_edition
 
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     first = compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now)
     loser = NewEdition("weekly", 2, fixed_now, fixed_now, "s", "", "<html>", "t", [])
     stored, created = save_edition(store, loser)
@@ -117,12 +118,12 @@ def test_a_racing_second_insert_for_the_slot_finds_the_first(config, store, fixe
 
 
 def test_never_twice_and_the_window_moves_on(config, store, fixed_now):
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     first = compose_campaign(config, store, "weekly", now=fixed_now)
     # nothing new twelve hours later: skip_if_empty gives no edition
     assert compose_campaign(config, store, "weekly", now=fixed_now + timedelta(hours=12)) is None
     later = fixed_now + timedelta(days=7)
-    store.upsert_items([item("next-week", days_ago=-3, kind="news")], now=later)
+    upsert_items(store, [item("next-week", days_ago=-3, kind="news")], now=later)
     second = compose_campaign(config, store, "weekly", now=later)
     # the item dated tomorrow and the new one; none of the first edition's items again
     assert (second.number, second.item_count) == (2, 2)
@@ -134,7 +135,7 @@ def test_never_twice_and_the_window_moves_on(config, store, fixed_now):
 
 
 def test_list_editions_counts_items_and_sent_deliveries(config, store, fixed_now):
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     record = compose_campaign(config, store, "weekly", now=fixed_now)
     with store.session() as session:
         for n, status in enumerate(["sent", "sent", "failed", "pending"]):
@@ -157,7 +158,7 @@ def test_list_editions_counts_items_and_sent_deliveries(config, store, fixed_now
 
 
 def test_run_once_composes_every_campaign(config, store, fixed_now):
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     report = run_once(config, store, now=fixed_now)
     assert "weekly: edition 1 composed, 5 items" in report.notes
 
@@ -185,7 +186,7 @@ def test_cli_preview_editions_and_check(config, fixed_now):
     from publisher.store import open_store
 
     store = open_store(f"sqlite:///{project}/p.db")
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     store.close()
     result = run_cli(project, "preview", "weekly", "--at", "2026-11-25T07:00")
     assert result.returncode == 0, result.stderr
@@ -232,7 +233,7 @@ def test_load_config_keeps_sample_campaign_valid():
 def test_edition_items_in_reading_order(config, store, fixed_now):
     from publisher.store.editions import edition_item_list
 
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     record = compose_campaign(config, store, "weekly", now=fixed_now)
     placed = [(section, i.id) for section, i in edition_item_list(store, record.id)]
     assert [s for s, _ in placed] == ["featured", "posts", "posts", "news", "news"]

@@ -12,8 +12,8 @@ from publisher.store.subscribers import (
     import_subscribers,
     iter_audience,
     iter_subscribers,
-    read_subscriber_file,
 )
+from publisher.subscribers.files import read_subscriber_file
 from tests.conftest import ROOT
 
 

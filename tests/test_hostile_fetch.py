@@ -17,6 +17,8 @@ from werkzeug import Response
 from publisher.sources import CollectContext, SourceMemory
 from publisher.sources.collect import collect_all
 from publisher.sources.feed import FeedSource
+from publisher.store.sink import StoreSink
+from publisher.store.state import get_source_memory
 
 RSS_HEAD = (
     '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
@@ -118,10 +120,10 @@ def test_validators_are_kept_when_every_entry_is_rejected(
     config = make_config(
         f'sources:\n  - {{name: p, type: feed, url: "{httpserver.url_for("/f")}"}}\n'
     )
-    first = collect_all(config, store, now=fixed_now)
+    first = collect_all(config, StoreSink(store), now=fixed_now)
     assert [p.reason for p in first.problems] == ["entry has no title"]
-    assert store.get_source_memory("p").etag == '"v1"'
-    second = collect_all(config, store, now=fixed_now)
+    assert get_source_memory(store, "p").etag == '"v1"'
+    second = collect_all(config, StoreSink(store), now=fixed_now)
     assert calls == [None, '"v1"']
     assert second.problems == [] and second.sources[0].not_modified
 

@@ -16,8 +16,10 @@ from publisher.compose.edition import CampaignHistory, compose_edition
 from publisher.errors import TemplateError
 from publisher.pipeline import build_feeds
 from publisher.render.email import MAX_BYTES, render_fitting
-from publisher.store import ItemNotFound, open_store
+from publisher.store import open_store
 from publisher.store.feeds_queries import StoredBuildState
+from publisher.store.items import ItemNotFound, list_items, retire_item, upsert_items
+from publisher.store.sink import StoreSink
 from publisher.support.bounded import LimitError, load_json, load_yaml
 from publisher.support.files import write_atomic
 from tests.servers.data import add_edition, add_subscribers, config_text
@@ -126,7 +128,7 @@ def test_feed_state_lives_in_the_store_and_is_never_trusted_as_a_path(
     make_config, project, store, fixed_now
 ):
     config = make_config(FEEDS)
-    store.upsert_items(fixture_items(), now=fixed_now)
+    upsert_items(store, fixture_items(), now=fixed_now)
     outside = project / "precious.rss"
     outside.write_text("keep me")
     legacy = project / "feeds" / ".publisher-feeds-state.json"
@@ -147,7 +149,7 @@ def test_feed_state_lives_in_the_store_and_is_never_trusted_as_a_path(
     )
     memory["empty_since"] = {"everything": ["not", "a", "date"]}
     state.save(memory)
-    store.upsert_items([item("one-more", days_ago=0.1)], now=fixed_now)
+    upsert_items(store, [item("one-more", days_ago=0.1)], now=fixed_now)
     report = build_feeds(config, store, now=fixed_now)
     assert outside.read_text() == "keep me" and report.removed == 0
     assert (project / "feeds" / "everything.rss").is_file()
@@ -199,13 +201,13 @@ def test_the_sqlite_file_is_created_readable_by_its_owner_only(tmp_path, fixed_n
     path = tmp_path / "var" / "publisher.db"
     store = open_store(f"sqlite:///{path}")
     try:
-        store.upsert_items(fixture_items()[:1], now=fixed_now)
+        upsert_items(store, fixture_items()[:1], now=fixed_now)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         for side in (Path(f"{path}-wal"), Path(f"{path}-shm")):
             if side.exists():
                 assert stat.S_IMODE(side.stat().st_mode) == 0o600, side
         with pytest.raises(ItemNotFound, match="no item 'nope'"):
-            store.retire_item("nope", now=fixed_now)
+            retire_item(store, "nope", now=fixed_now)
     finally:
         store.close()
 
@@ -231,10 +233,10 @@ def test_a_crashing_source_is_reported_and_the_others_collected(
     monkeypatch.setattr(
         publisher.sources.collect, "build_sources", lambda cfg: [Exploding(), *build_sources(cfg)]
     )
-    report = publisher.sources.collect.collect_all(config, store, now=fixed_now)
+    report = publisher.sources.collect.collect_all(config, StoreSink(store), now=fixed_now)
     [problem] = report.problems
     assert problem.source == "exploding" and "RecursionError" in problem.reason
-    assert [i.id for i in store.list_items()] == ["posts:a"]
+    assert [i.id for i in list_items(store)] == ["posts:a"]
 
 
 def test_two_files_with_one_id_keep_the_first_and_report_the_second(
@@ -247,7 +249,7 @@ def test_two_files_with_one_id_keep_the_first_and_report_the_second(
     config = make_config("sources:\n  - {name: posts, type: markdown, path: content}\n")
     from publisher.sources.collect import collect_all
 
-    report = collect_all(config, store, now=fixed_now)
-    assert [(i.id, i.title) for i in store.list_items()] == [("same", "a.md")]
+    report = collect_all(config, StoreSink(store), now=fixed_now)
+    assert [(i.id, i.title) for i in list_items(store)] == [("same", "a.md")]
     [problem] = report.problems
     assert problem.where == "b.md" and "duplicate id 'same' (also a.md)" in problem.reason

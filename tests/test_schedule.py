@@ -21,6 +21,7 @@ from publisher.schedule.slots import (
 )
 from publisher.store import processes
 from publisher.store import schedule_state as state
+from publisher.store.items import upsert_items
 from tests.conftest import write_config
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -334,7 +335,8 @@ def test_three_missed_slots_with_the_real_pipeline_give_one_edition(make_config,
     )
     first_start, restart = ny(2026, 11, 25, 12), ny(2026, 11, 28, 8)
     make_pipeline_daemon(config, store, clock=lambda: first_start).start_up(first_start)
-    store.upsert_items(
+    upsert_items(
+        store,
         [
             Item(
                 id=f"t:{n}",

@@ -12,6 +12,9 @@ from publisher.sources.collect import collect_all
 from publisher.sources.export import ExportSource
 from publisher.sources.feed import FeedSource
 from publisher.sources.markdown import MarkdownSource
+from publisher.store.items import list_items
+from publisher.store.sink import StoreSink
+from publisher.store.state import get_source_memory
 
 GOOD_MD = """\
 ---
@@ -187,12 +190,12 @@ def test_redirects_are_followed_and_permanent_ones_remembered(httpserver, make_c
 def test_410_gone_disables_the_source(httpserver, make_config, fixed_now, store):
     httpserver.expect_request("/gone").respond_with_data("", status=410)
     config = feed_config(make_config, httpserver.url_for("/gone"))
-    report = collect_all(config, store, now=fixed_now)
+    report = collect_all(config, StoreSink(store), now=fixed_now)
     assert "410 Gone" in report.problems[0].reason
-    assert store.get_source_memory("partner").disabled
+    assert get_source_memory(store, "partner").disabled
     # A later run does not even ask the server again.
     httpserver.clear()
-    again = collect_all(config, store, now=fixed_now)
+    again = collect_all(config, StoreSink(store), now=fixed_now)
     assert "skipped" in again.problems[0].reason
     assert len(httpserver.log) == 0
 
@@ -217,7 +220,7 @@ def test_malformed_or_failing_feed_is_reported_and_other_sources_collected(
           - {{name: posts, type: markdown, path: content}}
         """
     )
-    report = collect_all(config, store, now=fixed_now)
+    report = collect_all(config, StoreSink(store), now=fixed_now)
     assert report.inserted == 1
     problem = report.problems[0]
     assert problem.source == "partner" and reason in problem.reason
@@ -289,8 +292,8 @@ def test_bad_front_matter_values_skip_the_file_not_the_collection(
         f"---\ntitle: Bad\ndate: 2026-11-01\n{front}\n---\nbody\n", encoding="utf-8"
     )
     config = make_config("sources:\n  - {name: posts, type: markdown, path: content}\n")
-    report = collect_all(config, store, now=fixed_now)
-    assert [i.id for i in store.list_items()] == ["posts:good"]
+    report = collect_all(config, StoreSink(store), now=fixed_now)
+    assert [i.id for i in list_items(store)] == ["posts:good"]
     [problem] = report.problems
     assert problem.where.startswith(str(project / "content" / "bad.md"))
     assert reason in problem.reason

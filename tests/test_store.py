@@ -11,6 +11,7 @@ from sqlalchemy.exc import StatementError
 from publisher.errors import StoreError
 from publisher.items import Item
 from publisher.store import open_store
+from publisher.store.items import list_items, upsert_items
 
 
 def test_sqlite_store_uses_wal_and_is_at_the_newest_migration(tmp_path):
@@ -28,8 +29,8 @@ def test_sqlite_store_uses_wal_and_is_at_the_newest_migration(tmp_path):
 def test_times_come_back_aware_in_utc(store, fixed_now):
     local = fixed_now.astimezone(timezone(timedelta(hours=-5)))
     item = Item(id="t:1", title="T", url="https://e.org/1", published=local, source="t")
-    store.upsert_items([item], now=fixed_now)
-    [back] = store.list_items()
+    upsert_items(store, [item], now=fixed_now)
+    [back] = list_items(store)
     assert back.published == fixed_now and back.published.tzinfo is not None
     assert back.published.utcoffset() == timedelta(0)
 
@@ -39,7 +40,7 @@ def test_naive_times_are_refused(store, fixed_now):
         id="t:1", title="T", url="https://e.org/1", published=datetime(2026, 1, 1), source="t"
     )
     with pytest.raises(StatementError, match="timezone-aware"):
-        store.upsert_items([item], now=fixed_now)
+        upsert_items(store, [item], now=fixed_now)
 
 
 def test_an_unreachable_database_is_a_clear_error_without_the_password():

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from publisher.store.subscribers import (
-    SubscriberFileError,
     follows,
     import_subscribers,
     iter_subscribers,
     normalise_email,
-    read_subscriber_file,
 )
+from publisher.subscribers.files import SubscriberFileError, read_subscriber_file
 from tests.hostile_project import make_project, run_cli
 
 

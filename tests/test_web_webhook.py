@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from publisher.deliver import deliver_edition
 from publisher.store import ledger
-from publisher.store.consent import CLI, erase, pause
+from publisher.store.consent import CLI, pause
 from publisher.store.events import edition_clicks, edition_counts
 from publisher.store.models import DeliveryRow, WebhookEventRow
 from publisher.store.subscribers import (
@@ -21,6 +21,7 @@ from publisher.store.subscribers import (
     iter_subscribers,
 )
 from publisher.store.suppression import suppress, suppression_reason
+from publisher.subscribers.consent import erase
 from tests.servers.data import add_edition, add_subscribers
 from tests.web_support import SendGridKeys, serve
 

@@ -16,6 +16,8 @@ from publisher.cli.base import (
     utc_now,
     warn,
 )
+from publisher.store.items import list_items, retire_item
+from publisher.store.sink import StoreSink
 
 if TYPE_CHECKING:
     from publisher.sources.collect import CollectReport
@@ -27,7 +29,7 @@ def collect(ctx: typer.Context) -> None:
     from publisher.sources.collect import collect_all
 
     st = state(ctx)
-    report = collect_all(st.config, st.store, now=utc_now())
+    report = collect_all(st.config, StoreSink(st.store), now=utc_now())
     print_collect_report(report)
 
 
@@ -72,7 +74,7 @@ def items(
     if ctx.invoked_subcommand is not None:
         return
     st = state(ctx)
-    rows = st.store.list_items(topic=topic, kind=kind, limit=limit)
+    rows = list_items(st.store, topic=topic, kind=kind, limit=limit)
     zone = ZoneInfo(st.config.organisation.timezone)
     table = Table(caption=f"times in {zone.key}")
     for column in ("published", "kind", "title", "topics", "source", "id"):
@@ -97,7 +99,7 @@ def retire(
 ) -> None:
     """Retire an item: it never appears in an edition or a feed again."""
     st = state(ctx)
-    item = st.store.retire_item(item_id, now=utc_now())
+    item = retire_item(st.store, item_id, now=utc_now())
     console.print(
         f"retired {item.id} ('{item.title}'): left out of every future edition and feed "
         "from the next build (`publisher feeds build`)",

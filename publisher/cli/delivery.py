@@ -275,7 +275,8 @@ def subscribers_import(
     file: Annotated[Path, typer.Argument(help="CSV (email,name,topics[,status]) or JSON.")],
 ) -> None:
     """Add or update subscribers; never re-subscribes anyone who opted out."""
-    from publisher.store.subscribers import import_subscribers, read_subscriber_file
+    from publisher.store.subscribers import import_subscribers
+    from publisher.subscribers.files import read_subscriber_file
 
     st = state(ctx)
     rows, problems = read_subscriber_file(file)

@@ -76,6 +76,7 @@ def editions(
 ) -> None:
     """List stored editions with their item and recipient counts."""
     from publisher.store.editions import list_editions
+    from publisher.support.screen import edition_outcome
 
     st = state(ctx)
     if campaign:
@@ -91,7 +92,7 @@ def editions(
             e.campaign,
             str(e.number),
             f"{e.composed_at:%Y-%m-%d %H:%M}",
-            e.outcome,
+            edition_outcome(e.status, e.uncertain),
             str(e.item_count),
             str(e.sent),
             str(e.uncertain),

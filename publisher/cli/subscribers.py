@@ -1,5 +1,6 @@
 """`publisher subscribers add|remove|export|show` (import and list live in cli/delivery.py).
-Every change goes through publisher.store.consent, like the web's."""
+Every change goes through publisher.subscribers.consent and publisher.store.consent, like
+the web's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import typer
 from publisher.cli.base import console, state, utc_now
 from publisher.cli.delivery import email_address, subscribers_app
 from publisher.errors import PublisherError
-from publisher.store.dashboard import spreadsheet_safe  # one helper, shared with /admin
+from publisher.support.screen import spreadsheet_safe  # one helper, shared with /admin
 
 
 @subscribers_app.command("add")
@@ -24,7 +25,7 @@ def subscribers_add(
     topic: Annotated[list[str] | None, typer.Option(help="A topic (repeat for several).")] = None,
 ) -> None:
     """Add (or re-activate) a subscriber who gave consent to staff; active at once."""
-    from publisher.store.consent import add_by_staff
+    from publisher.subscribers.consent import add_by_staff
 
     subscriber, created = add_by_staff(
         state(ctx).store, email, name=name, topics=topic or [], now=utc_now()
@@ -38,8 +39,9 @@ def subscribers_remove(
     email: Annotated[str, typer.Argument(help="Address.")],
 ) -> None:
     """Unsubscribe an address (kept, with its history, so no import re-adds it)."""
-    from publisher.store.consent import CLI, unsubscribe
+    from publisher.store.consent import CLI
     from publisher.store.subscribers import find_subscriber
+    from publisher.subscribers.consent import unsubscribe
 
     st = state(ctx)
     subscriber = find_subscriber(st.store, email=email)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from publisher.config import PublisherConfig
 from publisher.deliver import exactly_once
 from publisher.deliver.backends.registry import make_backend
@@ -24,9 +22,8 @@ from publisher.deliver.report import DeliveryReport, final_status
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import DeliveryError
 from publisher.store import Store, batches, ledger, plan, processes, work
-from publisher.store.editions import StoredEdition, get_edition
-from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
-from publisher.store.subscribers import count_audience
+from publisher.store.editions import StoredEdition, get_edition, newest_edition
+from publisher.store.subscribers import count_audience, subscriber_at
 from publisher.store.suppression import hold_back
 
 
@@ -318,12 +315,7 @@ def send_test_message(
     outside the ledger. None on success, else the error."""
     message = build_message(config, edition, now=now)
     backend = backend or make_backend(config)
-    with store.session() as session:
-        known = session.execute(
-            select(SubscriberRow.name, SubscriberRow.token).where(
-                SubscriberRow.email == address.strip().lower()
-            )
-        ).first()
+    known = subscriber_at(store, address.strip().lower())
     name, token = (known.name, known.token) if known else (None, "test-send")
     recipient = Recipient(0, address.strip(), name, token, message.public_url)
     return send_one(config, message, recipient, backend=backend, batch_key=f"{edition.id}-test")
@@ -363,34 +355,13 @@ def resumable_edition(store: Store, campaign: str, *, resend_uncertain: bool = F
     leftover = [ledger.FAILED, ledger.PENDING, ledger.INFLIGHT, ledger.REQUESTED]
     if resend_uncertain:
         leftover.append(ledger.UNCERTAIN)
-    with store.session() as session:
-        newest = session.execute(
-            select(EditionRow.id, EditionRow.number, EditionRow.status)
-            .where(EditionRow.campaign == campaign)
-            .order_by(EditionRow.number.desc())
-            .limit(1)
-        ).first()
-        if newest is None:
-            raise DeliveryError(f"{campaign}: no edition to resume")
-        left = session.scalar(
-            select(DeliveryRow.id)
-            .where(DeliveryRow.edition_id == newest.id, DeliveryRow.status.in_(leftover))
-            .limit(1)
-        )
-    if newest.status in unfinished or left is not None:
+    newest = newest_edition(store, campaign)
+    if newest is None:
+        raise DeliveryError(f"{campaign}: no edition to resume")
+    left = ledger.has_rows(store, newest.id, leftover)
+    if newest.status in unfinished or left:
         return newest.id
     raise DeliveryError(f"{campaign}: edition {newest.number} has nothing left to send")
-
-
-def newest_edition(store: Store, campaign: str) -> StoredEdition | None:
-    with store.session() as session:
-        newest = session.scalar(
-            select(EditionRow.id)
-            .where(EditionRow.campaign == campaign)
-            .order_by(EditionRow.number.desc())
-            .limit(1)
-        )
-    return None if newest is None else get_edition(store, newest)
 
 
 def unfinished_edition(store: Store, campaign: str) -> StoredEdition | None:

@@ -105,12 +105,12 @@ class UpsertCounts(Protocol):
 
 class ItemSink(Protocol):
     """Where collection (sources.collect) puts what the sources found, and what they
-    remember between runs: the store (publisher.store.Store), which collection never
+    remember between runs: the store (publisher.store.sink.StoreSink), which collection never
     imports."""
 
     def get_source_memory(self, name: str) -> SourceMemory: ...
 
-    def save_source_memory(self, name: str, state: SourceMemory, *, now: datetime) -> None: ...
+    def save_source_memory(self, name: str, memory: SourceMemory, *, now: datetime) -> None: ...
 
     def upsert_items(self, items: Iterable[Item], *, now: datetime) -> UpsertCounts:
         """Insert new items, update edited ones, leave the rest untouched."""

@@ -10,6 +10,8 @@ from sqlalchemy import select
 from publisher.store import Store
 from publisher.store.models import AuditRow
 
+__all__ = ["AuditEntry", "recent", "record"]
+
 
 @dataclass(frozen=True)
 class AuditEntry:

@@ -14,6 +14,17 @@ from publisher.store import Store
 from publisher.store.ledger import PENDING, REQUESTED, UNCERTAIN, _batch_status, _move
 from publisher.store.models import DeliveryBatchRow, DeliveryRow
 
+__all__ = [
+    "BatchInfo",
+    "cancelled",
+    "cleared",
+    "open_cancellations",
+    "resend_batch",
+    "too_late",
+    "uncertain_batches",
+    "unknown_batches",
+]
+
 
 @dataclass(frozen=True)
 class BatchInfo:

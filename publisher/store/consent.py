@@ -1,5 +1,7 @@
-"""Subscriber status changes and their history: the one way the web, the webhook and the CLI
-change who receives what. Every change writes a history row (when, how, from where).
+"""Subscriber status changes and their history in the store: the transactions through
+which the web, the webhook and the CLI change who receives what. Every change writes a
+history row (when, how, from where). Which change a request means (unsubscribe, confirm,
+erase...) is publisher.subscribers.consent.
 
 Statuses: `pending` (signed up, not confirmed), `active`, `unsubscribed`, `bounced`,
 `complained`; a pause (`subscriber_pauses`) holds an active subscriber back until a date.
@@ -13,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import JSON, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from publisher.errors import PublisherError
-from publisher.store import Store
+from publisher.store import Store, dialect
 from publisher.store.models import (
     SubscriberHistoryRow,
     SubscriberPauseRow,
@@ -25,14 +26,26 @@ from publisher.store.models import (
     UTCDateTime,
     WebhookEventRow,
 )
-from publisher.store.subscribers import PENDING, Subscriber, new_token, normalise_email
-from publisher.store.suppression import suppress, unsuppress
+from publisher.store.subscribers import PENDING, Subscriber, new_token
 
-OPTED_OUT = ("unsubscribed", "bounced", "complained")
-
-
-class SubscriberNotFound(PublisherError):
-    """No subscriber with that address (the CLI says so, exit 1)."""
+__all__ = [
+    "CLI",
+    "Context",
+    "add_pending",
+    "clear_pause",
+    "count_history",
+    "email_events",
+    "erase_personal_data",
+    "history",
+    "pause",
+    "paused_until",
+    "record_history",
+    "reopen_pending",
+    "set_subscriber_status",
+    "subscribed_since",
+    "unsubscribe_token",
+    "update_preferences",
+]
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,9 @@ def set_subscriber_status(
     if only_from is not None:
         query = query.where(table.c.status.in_(list(only_from)))
     with store.engine.begin() as connection:
-        changed = connection.execute(query.values(status=status, updated_at=now)).rowcount > 0
+        changed = (
+            dialect.rowcount(connection.execute(query.values(status=status, updated_at=now))) > 0
+        )
         if changed:
             connection.execute(
                 insert(SubscriberHistoryRow),
@@ -139,7 +154,7 @@ def unsubscribe_token(
         if row is None or row.email.endswith("@erased.invalid"):
             return None
         if row.status in ("active", PENDING):
-            changed = connection.execute(_UNSUBSCRIBE, {"now": now, "id": row.id}).rowcount
+            changed = dialect.rowcount(connection.execute(_UNSUBSCRIBE, {"now": now, "id": row.id}))
             if changed:
                 agent = (ctx.user_agent or "")[:500] or None
                 values = {"id": row.id, "now": now, "via": ctx.via, "ip": ctx.ip}
@@ -147,72 +162,77 @@ def unsubscribe_token(
     return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), row.status, row.token)
 
 
-def unsubscribe(store: Store, subscriber_id: int, *, ctx: Context, now: datetime) -> bool:
-    """Stop everything (one-click, the preference centre, `subscribers remove`)."""
-    return set_subscriber_status(
-        store,
-        subscriber_id,
-        "unsubscribed",
-        action="unsubscribe",
-        ctx=ctx,
-        now=now,
-        only_from=("active", PENDING),
-    )
+def clear_pause(store: Store, subscriber_id: int) -> None:
+    """Drop a subscriber's pause, without a history row (activating does this)."""
+    with store.session() as session:
+        session.execute(
+            delete(SubscriberPauseRow).where(SubscriberPauseRow.subscriber_id == subscriber_id)
+        )
 
 
-def activate(
-    store: Store, subscriber: Subscriber, *, action: str, ctx: Context, now: datetime
-) -> bool:
-    """Confirmed by the person (confirmation link, resubscribe with their own token) or added
-    by staff: active again, off the suppression list."""
-    changed = set_subscriber_status(store, subscriber.id, "active", action=action, ctx=ctx, now=now)
-    if changed:
-        with store.session() as session:
-            session.execute(
-                delete(SubscriberPauseRow).where(SubscriberPauseRow.subscriber_id == subscriber.id)
-            )
-    unsuppress(store, subscriber.email)
-    return changed
-
-
-def sign_up(
+def add_pending(
     store: Store,
-    email: str,
+    address: str,
     *,
     name: str | None,
     topics: Sequence[str],
     ctx: Context,
     now: datetime,
-) -> tuple[Subscriber, bool]:
-    """Record a sign-up with its consent. Returns the subscriber and whether a confirmation
-    must be sent (new, still pending, or opted out and asking again); an active subscriber
-    is left as they are."""
-    address = normalise_email(email)
+) -> Subscriber:
+    """A new subscriber, `pending` until they confirm, with the sign-up in their history.
+    `address` as normalise_email gives it."""
     with store.session() as session:
-        row = session.scalars(select(SubscriberRow).where(SubscriberRow.email == address)).first()
-        if row is None:
-            row = SubscriberRow(
-                email=address,
-                name=name,
-                topics=sorted(set(topics)),
-                status=PENDING,
-                token=new_token(),
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            session.flush()
-        elif row.status != "active":
-            previous = row.status
-            row.status, row.updated_at = PENDING, now
-            row.name, row.topics = name or row.name, sorted(set(topics))
-            _record(session, row.id, "signup", ctx, now, PENDING, f"was {previous}")
-            return _subscriber(row), True
-        else:
-            _record(session, row.id, "signup", ctx, now, "active", "already active: unchanged")
-            return _subscriber(row), False
+        row = SubscriberRow(
+            email=address,
+            name=name,
+            topics=sorted(set(topics)),
+            status=PENDING,
+            token=new_token(),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
         _record(session, row.id, "signup", ctx, now, PENDING)
-        return _subscriber(row), True
+        return _subscriber(row)
+
+
+def reopen_pending(
+    store: Store,
+    subscriber_id: int,
+    *,
+    only_from: str,
+    name: str | None,
+    topics: Sequence[str],
+    ctx: Context,
+    now: datetime,
+) -> Subscriber | None:
+    """A known subscriber signs up again: `pending` with the new topics (and name, if
+    given), recorded as a sign-up. None, and nothing changed, if their status is no longer
+    `only_from` (it changed since the caller read it)."""
+    with store.session() as session:
+        row = session.get(SubscriberRow, subscriber_id)
+        if row is None or row.status != only_from:
+            return None
+        row.status, row.updated_at = PENDING, now
+        row.name, row.topics = name or row.name, sorted(set(topics))
+        _record(session, row.id, "signup", ctx, now, PENDING, f"was {only_from}")
+        return _subscriber(row)
+
+
+def record_history(
+    store: Store,
+    subscriber_id: int,
+    action: str,
+    *,
+    ctx: Context,
+    now: datetime,
+    status: str | None,
+    detail: str | None = None,
+) -> None:
+    """A history row only (a request that changed nothing is recorded too)."""
+    with store.session() as session:
+        _record(session, subscriber_id, action, ctx, now, status, detail)
 
 
 def _subscriber(row: SubscriberRow) -> Subscriber:
@@ -262,16 +282,6 @@ def paused_until(store: Store, subscriber_id: int, *, now: datetime) -> datetime
     return until if until is not None and until > now else None
 
 
-def add_by_staff(
-    store: Store, email: str, *, name: str | None, topics: Sequence[str], now: datetime
-) -> tuple[Subscriber, bool]:
-    """`subscribers add`: active at once (staff vouch for the consent). (subscriber, created)"""
-    subscriber, _ = sign_up(store, email, name=name, topics=topics, ctx=CLI, now=now)
-    created = subscriber.status == PENDING
-    activate(store, subscriber, action="added", ctx=CLI, now=now)
-    return subscriber, created
-
-
 def history(store: Store, subscriber_id: int) -> list[dict[str, Any]]:
     columns = (
         "at",
@@ -296,36 +306,35 @@ def history(store: Store, subscriber_id: int) -> list[dict[str, Any]]:
         ]
 
 
-def export_data(store: Store, subscriber: Subscriber, *, now: datetime) -> dict[str, Any]:
-    """Everything we keep about the person ("download my data")."""
-    until = paused_until(store, subscriber.id, now=now)
+def count_history(store: Store) -> int:
+    """History rows of every subscriber together (a benchmark checks nothing was lost)."""
     with store.session() as session:
-        row = session.get(SubscriberRow, subscriber.id)
-        created = row.created_at.isoformat() if row else None
+        return session.scalar(select(func.count()).select_from(SubscriberHistoryRow)) or 0
+
+
+def subscribed_since(store: Store, subscriber_id: int) -> datetime | None:
+    with store.session() as session:
+        row = session.get(SubscriberRow, subscriber_id)
+        return row.created_at if row else None
+
+
+def email_events(
+    store: Store, email: str, *, limit: int = 10_000
+) -> list[tuple[str, datetime | None, str | None]]:
+    """(event, when, url) of the webhook events kept for an address, oldest first."""
+    with store.session() as session:
         events = session.execute(
             select(WebhookEventRow.event, WebhookEventRow.occurred_at, WebhookEventRow.url)
-            .where(WebhookEventRow.email == subscriber.email)
+            .where(WebhookEventRow.email == email)
             .order_by(WebhookEventRow.occurred_at)
-            .limit(10_000)
+            .limit(limit)
         ).all()
-    return {
-        "email": subscriber.email,
-        "name": subscriber.name,
-        "status": subscriber.status,
-        "topics": list(subscriber.topics),
-        "paused_until": until.isoformat() if until else None,
-        "subscribed_since": created,
-        "history": history(store, subscriber.id),
-        "email_events": [
-            {"event": e, "at": at.isoformat() if at else None, "url": url} for e, at, url in events
-        ],
-    }
+    return [(e, at, url) for e, at, url in events]
 
 
-def erase(store: Store, subscriber: Subscriber, *, now: datetime, source: str = "web") -> None:
-    """ "Delete me": every personal datum goes; the row stays (anonymised) only because the
-    delivery ledger points at it, and the address survives as a suppression hash."""
-    suppress(store, subscriber.email, reason="erased", source=source, now=now)
+def erase_personal_data(store: Store, subscriber: Subscriber, *, now: datetime) -> None:
+    """One transaction: the person's events, history and pause go, and the row is
+    anonymised (kept only because the delivery ledger points at it)."""
     with store.session() as session:
         session.execute(delete(WebhookEventRow).where(WebhookEventRow.email == subscriber.email))
         session.execute(

@@ -1,6 +1,8 @@
 """Read-only queries of the staff dashboard over editions, the delivery ledger, webhook
 events and subscribers (kept here, apart from the delivery code, so a change there is a
-local change here), plus the source health record `collect` writes after each source."""
+local change here), plus the source health record `collect` writes after each source.
+Everything returned is a dataclass or plain values; the wording is the edges' own
+(publisher.support.screen)."""
 
 from __future__ import annotations
 
@@ -20,31 +22,34 @@ from publisher.store.models import (
     SubscriberRow,
     WebhookEventRow,
 )
+from publisher.store.subscribers import Subscriber
 
-# which webhook events count as what, per recipient (unique: one address counts once)
-ENGAGEMENT: dict[str, tuple[str, ...]] = {
-    "delivered": ("delivered",),
-    "bounced": ("bounce", "dropped"),
-    "complained": ("spamreport",),
-    "unsubscribed": ("unsubscribe", "group_unsubscribe"),
-    "unique opens": ("open",),
-    "unique clicks": ("click",),
-}
-# over time, every open and click counts (not only a recipient's first)
-TIMELINE_NAMES = {"unique opens": "opens", "unique clicks": "clicks"}
-ACCEPTED = ("sent", "uncertain")
+__all__ = [
+    "ACCEPTED",
+    "REFUSED",
+    "EditionLine",
+    "SourceRun",
+    "accepted_times",
+    "campaign_editions",
+    "clicks_per_link",
+    "edition_line",
+    "event_times",
+    "export_rows",
+    "feeds_built_at",
+    "growth",
+    "ledger_counts",
+    "recipients",
+    "recipients_per_event",
+    "recipients_with_any",
+    "record_source_run",
+    "search_subscribers",
+    "source_runs",
+    "subscriber_counts",
+]
+
+ACCEPTED = ("sent", "uncertain")  # the provider took them (or may have): the rates' base
 REFUSED = ("failed", "bounced")
-OUTCOME_WORDS = {
-    "partly_failed": "partly failed",
-    "empty": "reached nobody",
-}  # the provider took them (or may have): the rates' base
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-MAX_BUCKETS = 72
-
-
-def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+_WHO = func.coalesce(WebhookEventRow.email, WebhookEventRow.sg_event_id)  # one recipient
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,8 @@ class EditionLine:
         return sum(self.counts.get(s, 0) for s in REFUSED)
 
     @property
-    def outcome(self) -> str:
-        """The edition's status in words, as `publisher editions` says it."""
-        if self.status == "uncertain":
-            return f"sent with {self.counts.get('uncertain', 0)} uncertain"
-        return OUTCOME_WORDS.get(self.status, self.status)
+    def uncertain(self) -> int:
+        return self.counts.get("uncertain", 0)
 
 
 def ledger_counts(store: Store, edition_ids: Sequence[int]) -> dict[int, dict[str, int]]:
@@ -135,37 +137,30 @@ def recipients(store: Store, edition_id: int, *, limit: int = 1000) -> list[tupl
         return [(e, s, r or "") for e, s, r in session.execute(query)]
 
 
-def engagement(store: Store, edition_id: int) -> dict[str, int]:
-    """Unique recipients per outcome (ENGAGEMENT) from the webhook events of an edition."""
-    who = func.coalesce(WebhookEventRow.email, WebhookEventRow.sg_event_id)
+def recipients_per_event(store: Store, edition_id: int) -> dict[str, int]:
+    """Unique recipients (one address counts once) per webhook event name of an edition."""
     query = (
-        select(WebhookEventRow.event, func.count(distinct(who)))
+        select(WebhookEventRow.event, func.count(distinct(_WHO)))
         .where(WebhookEventRow.edition_id == edition_id)
         .group_by(WebhookEventRow.event)
     )
     with store.session() as session:
-        per_event = dict(session.execute(query).all())
-        out = {}
-        for name, events in ENGAGEMENT.items():
-            if len(events) == 1:
-                out[name] = per_event.get(events[0], 0)
-                continue
-            out[name] = (
-                session.scalar(
-                    select(func.count(distinct(who))).where(
-                        WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(events)
-                    )
-                )
-                or 0
-            )
-    return out
+        return {str(event): count for event, count in session.execute(query)}
+
+
+def recipients_with_any(store: Store, edition_id: int, events: Sequence[str]) -> int:
+    """Unique recipients of an edition with at least one of these webhook events."""
+    query = select(func.count(distinct(_WHO))).where(
+        WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(list(events))
+    )
+    with store.session() as session:
+        return session.scalar(query) or 0
 
 
 def clicks_per_link(store: Store, edition_id: int) -> list[tuple[str, int, int]]:
     """(url, clicks, unique clickers), most clicked first."""
-    who = func.coalesce(WebhookEventRow.email, WebhookEventRow.sg_event_id)
     query = (
-        select(WebhookEventRow.url, func.count(), func.count(distinct(who)))
+        select(WebhookEventRow.url, func.count(), func.count(distinct(_WHO)))
         .where(WebhookEventRow.edition_id == edition_id, WebhookEventRow.event == "click")
         .where(WebhookEventRow.url.is_not(None))
         .group_by(WebhookEventRow.url)
@@ -175,48 +170,23 @@ def clicks_per_link(store: Store, edition_id: int) -> list[tuple[str, int, int]]
         return [(str(u), c, d) for u, c, d in session.execute(query)]
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def timeline(store: Store, edition_id: int) -> tuple[list[datetime], dict[str, list[int]]]:
-    """Per hour (UTC, from the first to the last, at most MAX_BUCKETS hours; later ones go
-    into the last hour): recipients accepted (ledger, by the time their row was last
-    written) and the events of each outcome (by when SendGrid says they happened)."""
-    stamps: dict[str, list[datetime]] = {"accepted": []}
+def accepted_times(store: Store, edition_id: int) -> list[datetime]:
+    """When each recipient the provider took (or may have) had its ledger row last written."""
+    query = select(DeliveryRow.updated_at).where(
+        DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(ACCEPTED)
+    )
     with store.session() as session:
-        stamps["accepted"] = list(
-            session.scalars(
-                select(DeliveryRow.updated_at).where(
-                    DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(ACCEPTED)
-                )
-            )
-        )
-        events = session.execute(
-            select(
-                WebhookEventRow.event,
-                func.coalesce(WebhookEventRow.occurred_at, WebhookEventRow.received_at),
-            ).where(WebhookEventRow.edition_id == edition_id)
-        ).all()
-    names = {e: TIMELINE_NAMES.get(n, n) for n, group in ENGAGEMENT.items() for e in group}
-    for name in names.values():
-        stamps[name] = []
-    for event, at in events:
-        if event in names:
-            stamps[names[event]].append(at)
-    everything = [_hour(t) for times in stamps.values() for t in times]
-    if not everything:
-        return [], {}
-    first = min(everything)
-    span = min(int((max(everything) - first).total_seconds() // 3600) + 1, MAX_BUCKETS)
-    hours = [first + timedelta(hours=i) for i in range(span)]
-    series = {}
-    for name, times in stamps.items():
-        counts = [0] * span
-        for t in times:
-            counts[min(int((_hour(t) - first).total_seconds() // 3600), span - 1)] += 1
-        series[name] = counts
-    return hours, series
+        return list(session.scalars(query))
+
+
+def event_times(store: Store, edition_id: int) -> list[tuple[str, datetime]]:
+    """(event, when SendGrid says it happened, else when it arrived) of an edition."""
+    query = select(
+        WebhookEventRow.event,
+        func.coalesce(WebhookEventRow.occurred_at, WebhookEventRow.received_at),
+    ).where(WebhookEventRow.edition_id == edition_id)
+    with store.session() as session:
+        return [(str(event), at) for event, at in session.execute(query)]
 
 
 # --- subscribers ------------------------------------------------------------------------
@@ -257,7 +227,8 @@ def growth(store: Store, *, now: datetime, days: int = 30) -> list[tuple[datetim
     return out
 
 
-def search_subscribers(store: Store, text: str, *, limit: int = 50) -> list[SubscriberRow]:
+def search_subscribers(store: Store, text: str, *, limit: int = 50) -> list[Subscriber]:
+    """Subscribers whose address or name contains `text` (erased ones never), by address."""
     pattern = "%" + text.strip().lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
     query = (
         select(SubscriberRow)
@@ -267,11 +238,16 @@ def search_subscribers(store: Store, text: str, *, limit: int = 50) -> list[Subs
         .limit(limit)
     )
     with store.session() as session:
-        return list(session.scalars(query))
+        return [_subscriber(row) for row in session.scalars(query)]
+
+
+def _subscriber(row: SubscriberRow) -> Subscriber:
+    return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), row.status, row.token)
 
 
 def export_rows(store: Store) -> Iterator[list[str]]:
-    """The subscriber CSV (header first), every cell spreadsheet-safe; erased rows left out."""
+    """The subscriber CSV's cells (header first) as stored; erased rows left out. The
+    caller writing a file makes them spreadsheet-safe (publisher.support.screen)."""
     yield ["email", "name", "topics", "status", "created_at"]
     query = select(SubscriberRow).order_by(SubscriberRow.id)
     with store.session() as session:
@@ -279,7 +255,7 @@ def export_rows(store: Store) -> Iterator[list[str]]:
             if s.email.endswith("@erased.invalid"):
                 continue
             row = [s.email, s.name or "", ";".join(s.topics or []), s.status]
-            yield [spreadsheet_safe(v) for v in row] + [s.created_at.isoformat()]
+            yield [*row, s.created_at.isoformat()]
 
 
 # --- source health ----------------------------------------------------------------------
@@ -301,9 +277,25 @@ def record_source_run(
         session.add(row)
 
 
-def source_runs(store: Store) -> dict[str, SourceRunRow]:
+@dataclass(frozen=True)
+class SourceRun:
+    """A source's health as `collect` last recorded it."""
+
+    name: str
+    last_run_at: datetime
+    last_ok_at: datetime | None
+    failing_since: datetime | None
+    problems: tuple[str, ...]
+
+
+def source_runs(store: Store) -> dict[str, SourceRun]:
     with store.session() as session:
-        return {r.name: r for r in session.scalars(select(SourceRunRow))}
+        return {
+            r.name: SourceRun(
+                r.name, r.last_run_at, r.last_ok_at, r.failing_since, tuple(r.problems or ())
+            )
+            for r in session.scalars(select(SourceRunRow))
+        }
 
 
 def feeds_built_at(store: Store) -> datetime | None:

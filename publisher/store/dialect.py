@@ -15,6 +15,7 @@
   (`pool_pre_ping`) so a connection the server dropped (a restart) is replaced, not
   handed out.
 * A lost connection: what counts as one (retried by publisher.store.retrying).
+* The rows an UPDATE or DELETE changed: `rowcount(result)`, the one way the store reads it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Integer, Select, Table, any_, bindparam, event
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Integer,
+    Result,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    event,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -146,3 +158,10 @@ def lost_connection(exc: BaseException) -> bool:
             and "database is locked" not in text
         )
     return False
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE changed, run by a Session or a Connection (SQLAlchemy
+    gives either a CursorResult for them; its type says only Result)."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

@@ -15,8 +15,24 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import StoreError
 from publisher.items import Item
-from publisher.store import Store, row_to_item
+from publisher.store import Store
+from publisher.store.items import row_to_item
 from publisher.store.models import DeliveryRow, EditionItemRow, EditionRow, ItemRow
+
+__all__ = [
+    "NOT_REACHED",
+    "EditionHistory",
+    "EditionSummary",
+    "NewEdition",
+    "StoredEdition",
+    "campaign_history",
+    "edition_item_list",
+    "find_edition_by_slot",
+    "get_edition",
+    "list_editions",
+    "newest_edition",
+    "save_edition",
+]
 
 
 @dataclass(frozen=True)
@@ -72,15 +88,6 @@ class EditionSummary:
     failed: int = 0  # failed or bounced
     skipped: int = 0
     uncertain_batches: tuple[int, ...] = ()  # batch numbers (`send --resend-batch N`)
-
-    @property
-    def outcome(self) -> str:
-        """The status in words: 'sent with 12 uncertain', 'partly failed'..."""
-        if self.status == "uncertain":
-            return f"sent with {self.uncertain} uncertain"
-        return {"partly_failed": "partly failed", "empty": "reached nobody"}.get(
-            self.status, self.status
-        )
 
 
 NOT_REACHED = ("failed", "empty")  # editions that reached nobody: never listed publicly
@@ -176,6 +183,19 @@ def get_edition(store: Store, edition_id: int) -> StoredEdition | None:
     with store.session() as session:
         row = session.get(EditionRow, edition_id)
         return None if row is None else _to_stored(row, _item_count(session, row.id))
+
+
+def newest_edition(store: Store, campaign: str) -> StoredEdition | None:
+    """The campaign's edition with the highest number."""
+    query = (
+        select(EditionRow.id)
+        .where(EditionRow.campaign == campaign)
+        .order_by(EditionRow.number.desc())
+        .limit(1)
+    )
+    with store.session() as session:
+        newest = session.scalar(query)
+    return None if newest is None else get_edition(store, newest)
 
 
 def find_edition_by_slot(

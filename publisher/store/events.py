@@ -1,17 +1,12 @@
-"""SendGrid events: stored once each (by `sg_event_id`), then acted on.
-
-`bounce` (type `bounce`, a hard bounce; `blocked` is not the address's fault) and `dropped`
-for an invalid address make the subscriber `bounced`; `spamreport` makes it `complained`
-(kept apart from bounces); `unsubscribe` / `group_unsubscribe` make it `unsubscribed`.
-Bounces and complaints also put the address on the suppression list. `delivered`, `open`
-and `click` are counted per edition (the `edition_id` we put in `custom_args`).
+"""Webhook events in the store: each stored once (by `sg_event_id`), then their outcomes
+applied in one transaction per batch, and counted per edition. What an event means (which
+outcome, which status moves are allowed) is publisher.subscribers.events; the rows given
+here are that module's (dicts of webhook_events columns, plus `_outcome`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select, update
@@ -23,89 +18,23 @@ from publisher.store.models import (
     SuppressionRow,
     WebhookEventRow,
 )
-from publisher.store.subscribers import normalise_email
 from publisher.store.suppression import email_hash, table_of
 
-# which statuses an event may move a subscriber from: a complaint outranks everything, a
-# bounce never hides a complaint or an unsubscribe
-OUTCOMES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "bounced": ("bounced", ("active", "pending")),
-    "complained": ("complained", ("active", "pending", "unsubscribed", "bounced")),
-    "unsubscribed": ("unsubscribed", ("active", "pending")),
-}
-INVALID_DROP = ("invalid", "bounced address", "unsubscribed address", "spam reporting address")
+__all__ = [
+    "StatusMove",
+    "apply_outcomes",
+    "count_stored",
+    "edition_clicks",
+    "edition_counts",
+    "insert_new",
+]
+
+# an outcome -> (the status it gives, the statuses it may move a subscriber from)
+StatusMove = tuple[str, tuple[str, ...]]
 
 
-@dataclass
-class EventReport:
-    received: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    status_changes: int = 0
-    problems: list[str] = field(default_factory=list)
-
-
-def outcome_of(event: dict[str, Any]) -> str | None:
-    kind = event.get("event")
-    if kind == "bounce":
-        return "bounced" if str(event.get("type", "bounce")) == "bounce" else None
-    if kind == "dropped":
-        reason = str(event.get("reason", "")).lower()
-        return "bounced" if any(word in reason for word in INVALID_DROP) else None
-    if kind == "spamreport":
-        return "complained"
-    if kind in ("unsubscribe", "group_unsubscribe"):
-        return "unsubscribed"
-    return None
-
-
-def _row(event: dict[str, Any], now: datetime) -> dict[str, Any]:
-    edition = event.get("edition_id")
-    try:
-        edition_id = int(edition) if edition is not None else None
-    except (TypeError, ValueError):
-        edition_id = None
-    stamp = event.get("timestamp")
-    occurred = (
-        datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int | float) and stamp > 0 else None
-    )
-    detail = event.get("reason") or event.get("type") or event.get("response")
-    return dict(
-        sg_event_id=str(event["sg_event_id"])[:100],
-        event=str(event.get("event", ""))[:40],
-        email=normalise_email(str(event["email"]))[:320] if event.get("email") else None,
-        edition_id=edition_id,
-        url=str(event["url"]) if event.get("event") == "click" and event.get("url") else None,
-        detail=str(detail)[:500] if detail else None,
-        occurred_at=occurred,
-        received_at=now,
-    )
-
-
-def record_events(store: Store, events: Sequence[Any], *, now: datetime) -> EventReport:
-    """Store new events (duplicates ignored), then apply their outcomes. A malformed event is
-    reported and skipped; the rest of the batch goes on."""
-    report = EventReport(received=len(events))
-    rows: dict[str, dict[str, Any]] = {}
-    for index, event in enumerate(events):
-        if not isinstance(event, dict) or not event.get("sg_event_id") or not event.get("event"):
-            report.problems.append(f"event {index}: no sg_event_id or event; skipped")
-            continue
-        row = _row(event, now)
-        if row["sg_event_id"] in rows:
-            report.duplicates += 1
-            continue
-        rows[row["sg_event_id"]] = row | {"_outcome": outcome_of(event)}
-    fresh = _insert_new(store, rows)
-    report.stored = len(fresh)
-    report.duplicates += len(rows) - len(fresh)
-    acting = [row for row in fresh if row["_outcome"] and row["email"]]
-    if acting:
-        report.status_changes = _apply(store, acting, now)
-    return report
-
-
-def _insert_new(store: Store, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def insert_new(store: Store, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store the rows (by sg_event_id) not stored before; returns those, in order."""
     if not rows:
         return []
     table = table_of(WebhookEventRow)
@@ -128,9 +57,12 @@ def _insert_new(store: Store, rows: dict[str, dict[str, Any]]) -> list[dict[str,
     return fresh
 
 
-def _apply(store: Store, rows: list[dict[str, Any]], now: datetime) -> int:
-    """Suppress bounced and complained addresses and change the subscribers' statuses for a
-    whole batch in one transaction (a batch of 1,000 bounces must still be answered fast)."""
+def apply_outcomes(
+    store: Store, rows: list[dict[str, Any]], moves: dict[str, StatusMove], *, now: datetime
+) -> int:
+    """Suppress bounced and complained addresses and change the subscribers' statuses (by
+    `moves`, per outcome) for a whole batch in one transaction (a batch of 1,000 bounces
+    must still be answered fast); the number of status changes."""
     subscribers, history = table_of(SubscriberRow), table_of(SubscriberHistoryRow)
     suppressions = table_of(SuppressionRow)
     changed = 0
@@ -143,7 +75,7 @@ def _apply(store: Store, rows: list[dict[str, Any]], now: datetime) -> int:
                 subscribers.c.email.in_(emails[start : start + 500])
             )
             current.update({r[0]: (r[1], r[2]) for r in connection.execute(query)})
-        changes = _changes(rows, current, now)
+        changes = _changes(rows, current, moves, now)
         for change in changes:
             connection.execute(
                 update(subscribers)
@@ -157,7 +89,10 @@ def _apply(store: Store, rows: list[dict[str, Any]], now: datetime) -> int:
 
 
 def _changes(
-    rows: list[dict[str, Any]], current: dict[str, tuple[int, str]], now: datetime
+    rows: list[dict[str, Any]],
+    current: dict[str, tuple[int, str]],
+    moves: dict[str, StatusMove],
+    now: datetime,
 ) -> list[dict[str, Any]]:
     """History rows of the status changes, in event order: a later event of the batch sees
     the result of an earlier one."""
@@ -166,7 +101,7 @@ def _changes(
         if row["email"] not in current:
             continue
         subscriber_id, status = current[row["email"]]
-        new, allowed = OUTCOMES[row["_outcome"]]
+        new, allowed = moves[row["_outcome"]]
         if status == new or status not in allowed:
             continue
         current[row["email"]] = (subscriber_id, new)
@@ -236,3 +171,9 @@ def edition_clicks(store: Store, edition_id: int) -> dict[str, int]:
             .group_by(WebhookEventRow.url)
         ).all()
     return {url: count for url, count in rows if url}
+
+
+def count_stored(store: Store) -> int:
+    """Webhook events stored, of every edition (a benchmark checks nothing was lost)."""
+    with store.session() as session:
+        return session.scalar(select(func.count()).select_from(WebhookEventRow)) or 0

@@ -1,4 +1,4 @@
-"""Read-only queries the feed publisher needs beyond `Store.list_items`."""
+"""Read-only queries the feed publisher needs beyond `store.items.list_items`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from sqlalchemy import select
 from publisher.store import Store
 from publisher.store.editions import NOT_REACHED
 from publisher.store.models import EditionRow, ItemRow
+from publisher.store.state import load_publish_state, save_publish_state
+
+__all__ = ["SentEdition", "StoredBuildState", "content_signature", "sent_editions"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,10 @@ class StoredBuildState:
         self.now = now
 
     def load(self) -> dict:
-        return self.store.load_publish_state(self.NAME)
+        return load_publish_state(self.store, self.NAME)
 
     def save(self, state: dict) -> None:
-        self.store.save_publish_state(self.NAME, state, now=self.now)
+        save_publish_state(self.store, self.NAME, state, now=self.now)
 
 
 def sent_editions(store: Store, campaign: str) -> list[SentEdition]:

@@ -60,7 +60,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from publisher.store import Store, work
+from publisher.store import Store, dialect, work
 from publisher.store.models import (
     DeliveryBatchRow,
     DeliveryRow,
@@ -69,6 +69,33 @@ from publisher.store.models import (
 )
 from publisher.store.subscribers import follows
 from publisher.store.work import Lease
+
+__all__ = [
+    "BOUNCED",
+    "DONE",
+    "FAILED",
+    "INFLIGHT",
+    "PENDING",
+    "READ_CHUNK",
+    "RECIPIENT_ATTEMPTS",
+    "REQUESTED",
+    "SENT",
+    "SKIPPED",
+    "UNCERTAIN",
+    "UNFINISHED",
+    "Due",
+    "Reconciled",
+    "counts",
+    "failures",
+    "finish_batch",
+    "has_rows",
+    "iter_due",
+    "mark_range",
+    "next_batch_number",
+    "reconcile",
+    "set_edition_status",
+    "skip_leftovers",
+]
 
 # Core tables (typed as Table: the ORM declares __table__ as a plain FromClause)
 _DELIVERIES = cast(Table, DeliveryRow.__table__)
@@ -166,7 +193,7 @@ def _move(
         .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status == old, *where)
         .values(**values)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return dialect.rowcount(result)
 
 
 def next_batch_number(store: Store, edition_id: int) -> int:
@@ -302,7 +329,7 @@ def mark_range(
             _batch_row(connection, edition_id, batch, now, REQUESTED, provider_id, send_at)
         elif status == INFLIGHT and batch_rows:
             _batch_status(connection, edition_id, batch, "refused", now)
-    return int(getattr(result, "rowcount", 0) or 0)
+    return dialect.rowcount(result)
 
 
 def _batch_row(
@@ -342,7 +369,7 @@ def _batch_status(
         .where(table.c.edition_id == edition_id, table.c.number == number)
         .values(**{"status": status, "updated_at": now, **values})
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return dialect.rowcount(result)
 
 
 def finish_batch(
@@ -432,6 +459,17 @@ def counts(store: Store, edition_id: int) -> dict[str, int]:
             .group_by(DeliveryRow.status)
         ).all()
     return {status: count for status, count in rows}
+
+
+def has_rows(store: Store, edition_id: int, statuses: Sequence[str]) -> bool:
+    """Whether any of the edition's ledger rows has one of `statuses`."""
+    query = (
+        select(DeliveryRow.id)
+        .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(list(statuses)))
+        .limit(1)
+    )
+    with store.session() as session:
+        return session.scalar(query) is not None
 
 
 def failures(store: Store, edition_id: int, *, limit: int = 5) -> list[tuple[str, str]]:

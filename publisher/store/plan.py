@@ -46,6 +46,8 @@ from publisher.store.models import (
 )
 from publisher.support import killpoints
 
+__all__ = ["TAKEN_OVER", "Claimed", "claim_next", "start_round", "take_over"]
+
 _DELIVERIES = cast(Table, DeliveryRow.__table__)
 _SUBSCRIBERS = cast(Table, SubscriberRow.__table__)
 _WORK = cast(Table, SendWorkRow.__table__)
@@ -73,7 +75,7 @@ def start_round(store: Store, edition_id: int, *, now: datetime) -> None:
         )
         values = {"after_id": 0, "next_number": used + 1, "complete": False, "updated_at": now}
         moved = connection.execute(update(_PLANS).where(p.edition_id == edition_id).values(values))
-        if not moved.rowcount:
+        if not dialect.rowcount(moved):
             connection.execute(_PLANS.insert().values(edition_id=edition_id, **values))
 
 

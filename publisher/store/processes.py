@@ -8,6 +8,8 @@ import os
 import secrets
 import socket
 
+__all__ = ["gone", "new_holder", "this_process"]
+
 
 def this_process() -> str:
     """A daemon's name in its slot claims: host and pid."""

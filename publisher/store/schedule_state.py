@@ -22,11 +22,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from publisher.store import Store, processes
+from publisher.store import Store, dialect, processes
 from publisher.store.models import CampaignStateRow, DeliveryRow, EditionRow, ScheduleSlotRow
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_STALE_AFTER",
+    "FINAL",
+    "LastEdition",
+    "SlotRecord",
+    "claim_slot",
+    "finish_slot",
+    "get_slot",
+    "has_edition",
+    "last_edition",
+    "last_progress",
+    "last_slot",
+    "paused_campaigns",
+    "record_slots",
+    "renew_slot",
+    "set_paused",
+    "slot_records",
+    "take_over",
+    "unfinished_slots",
+    "watched_since",
+]
 
 # Outcomes that end a slot for good; 'running' (claimed) and 'failed' may be run again.
 FINAL = frozenset({"sent", "skipped", "paused", "missed", "coalesced"})
@@ -161,8 +184,7 @@ def take_over(
             )
             .values(status="running", owner=owner, updated_at=now, lease_until=_until(now, lease))
         )
-        assert isinstance(result, CursorResult)  # an UPDATE always gives a cursor result
-        return result.rowcount == 1
+        return dialect.rowcount(result) == 1
 
 
 def renew_slot(
@@ -182,8 +204,7 @@ def renew_slot(
             )
             .values(lease_until=_until(now, lease))
         )
-        assert isinstance(result, CursorResult)
-        return result.rowcount == 1
+        return dialect.rowcount(result) == 1
 
 
 def _until(now: datetime, lease: timedelta | None) -> float | None:
@@ -247,8 +268,7 @@ def finish_slot(
                 lease_until=None,
             )
         )
-        assert isinstance(result, CursorResult)
-        return result.rowcount >= 1
+        return dialect.rowcount(result) >= 1
 
 
 def record_slots(

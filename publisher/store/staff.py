@@ -15,6 +15,23 @@ from publisher.store import Store
 from publisher.store.models import LoginFailureRow, StaffRow
 from publisher.store.subscribers import normalise_email
 
+__all__ = [
+    "LOCK_WINDOW",
+    "MAX_FAILURES",
+    "MIN_PASSWORD",
+    "ROLES",
+    "LockedOut",
+    "Staff",
+    "StaffError",
+    "add_staff",
+    "check_login",
+    "failure_keys",
+    "get_staff",
+    "list_staff",
+    "locked_out",
+    "remove_staff",
+]
+
 # what each role may do, in order: a role may do everything a lower one may
 ROLES = ("viewer", "editor", "owner")
 MAX_FAILURES = 5

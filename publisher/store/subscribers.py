@@ -1,4 +1,5 @@
-"""Subscribers: import (upsert) from CSV/JSON, stream in chunks, statuses and tokens.
+"""Subscribers: import (upsert) rows read by publisher.subscribers.files, stream in chunks,
+statuses and tokens.
 
 Statuses: `active`, `unsubscribed`, `bounced`, `complained`. Only `active` subscribers are
 ever sent anything. An import never re-activates someone who unsubscribed, bounced or
@@ -10,36 +11,46 @@ campaigns without an `audience` and campaigns whose audience shares a topic with
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
-import re
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import CursorResult, func, insert, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
 
-from publisher.config.models import control_characters
-from publisher.errors import PublisherError
-from publisher.store import Store
+from publisher.store import Store, dialect
 from publisher.store.models import SubscriberRow, SuppressionRow
 from publisher.support.slug import slugify
 
+__all__ = [
+    "CHUNK",
+    "PENDING",
+    "STATUSES",
+    "ImportReport",
+    "Subscriber",
+    "SubscriberInput",
+    "count_audience",
+    "count_by_status",
+    "email_hash",
+    "find_subscriber",
+    "follows",
+    "import_subscribers",
+    "iter_audience",
+    "iter_subscribers",
+    "new_token",
+    "normalise_email",
+    "set_status",
+    "subscriber_at",
+    "topic_slug",
+]
+
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 CHUNK = 1000
-MAX_NAME = 200  # characters; a display name, not a paragraph
-MAX_FILE = 200 * 1024 * 1024  # bytes: a subscriber file bigger than this is a mistake
-
-
-class SubscriberFileError(PublisherError):
-    """The subscribers file cannot be read at all (rows with problems are only skipped)."""
 
 
 @dataclass(frozen=True)
@@ -108,119 +119,6 @@ def follows(subscriber_topics: Sequence[str], audience: Sequence[str]) -> bool:
     return not set(audience).isdisjoint(topic_slug(t) for t in subscriber_topics)
 
 
-# --- reading files ------------------------------------------------------------------------
-
-
-def _text(value: object, what: str) -> str:
-    """A text cell; JSON may hold anything there (a number is accepted, a list is not)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"'{what}' must be text, got {type(value).__name__}")
-    return str(value)
-
-
-def _split_topics(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, list):
-        parts = [_text(p, "topics") for p in value]
-    else:
-        parts = re.split(r"[;|,]", _text(value, "topics"))
-    return tuple(sorted({slug for p in parts if (slug := topic_slug(p))}))
-
-
-def _clean_name(value: object) -> str | None:
-    """A display name goes into the To header: a control character (CR/LF would start a
-    header of its own) makes the row a problem, reported and skipped, never cleaned up."""
-    name = _text(value, "name").strip()
-    bad = control_characters(name)
-    if bad:
-        raise ValueError(f"name contains control characters ({', '.join(bad)})")
-    if len(name) > MAX_NAME:
-        raise ValueError(f"name is longer than {MAX_NAME} characters")
-    return name or None
-
-
-def _parse_row(data: dict[str, Any], where: str) -> SubscriberInput:
-    try:
-        email = normalise_email(_text(data.get("email"), "email"))
-        status = _text(data.get("status"), "status").strip().lower() or None
-        if status is not None and status not in STATUSES:
-            raise ValueError(f"unknown status {status!r} (allowed: {', '.join(STATUSES)})")
-        return SubscriberInput(
-            email, _clean_name(data.get("name")), _split_topics(data.get("topics")), status
-        )
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-
-
-def _json_records(path: Path, text: str) -> list[tuple[str, object]]:
-    """A JSON list of objects, or {"subscribers": [...]}; any other shape is an error."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SubscriberFileError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise SubscriberFileError(f"{path}: invalid JSON: nested too deeply") from None
-    records = data.get("subscribers") if isinstance(data, dict) else data
-    if not isinstance(records, list):
-        raise SubscriberFileError(
-            f'{path}: expected a list of subscribers or {{"subscribers": [...]}}, '
-            f"got {type(records).__name__ if records is not None else 'null'}"
-        )
-    return [(f"{path}: entry {i + 1}", r) for i, r in enumerate(records)]
-
-
-def _csv_records(path: Path, text: str) -> list[tuple[str, object]]:
-    """Rows with the line each starts on. Records are split on line breaks only as CSV
-    does (a quoted name may hold one: the row is then reported, not glued together)."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        fieldnames = reader.fieldnames
-        if not fieldnames or "email" not in fieldnames:
-            raise SubscriberFileError(f"{path}:1: the CSV header needs an 'email' column")
-        records: list[tuple[str, object]] = []
-        start = reader.line_num + 1
-        for record in reader:
-            records.append((f"{path}:{start}", record))
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise SubscriberFileError(f"{path}:{reader.line_num}: invalid CSV: {exc}") from None
-    return records
-
-
-def read_subscriber_file(path: Path) -> tuple[list[SubscriberInput], list[str]]:
-    """Rows of a CSV (header: email,name,topics[,status]) or JSON list; problems per row."""
-    try:
-        if path.stat().st_size > MAX_FILE:
-            raise SubscriberFileError(f"{path}: larger than {MAX_FILE // 2**20} MB")
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SubscriberFileError(f"{path}: cannot read subscribers: {exc}") from None
-    if path.suffix.lower() == ".json":
-        numbered = _json_records(path, text)
-    else:
-        numbered = _csv_records(path, text)
-    rows, problems, seen = [], [], set()
-    for where, record in numbered:
-        try:
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected an object with 'email'")
-            if None in record:  # csv.DictReader puts extra cells under the key None
-                raise ValueError(f"{where}: more cells than the header has columns")
-            row = _parse_row(record, where)
-        except ValueError as exc:
-            problems.append(str(exc))
-            continue
-        if row.email in seen:
-            problems.append(f"{where}: duplicate address {row.email} (first one kept)")
-            continue
-        seen.add(row.email)
-        rows.append(row)
-    return rows, problems
-
-
 # --- writing ------------------------------------------------------------------------------
 
 
@@ -244,66 +142,77 @@ def _import_chunk(
     store: Store, chunk: list[SubscriberInput], now: datetime, report: ImportReport
 ) -> None:
     with store.session() as session:
-        existing = {
-            r.email: r
-            for r in session.execute(
-                select(
-                    SubscriberRow.id,
-                    SubscriberRow.email,
-                    SubscriberRow.name,
-                    SubscriberRow.topics,
-                    SubscriberRow.status,
-                ).where(SubscriberRow.email.in_([c.email for c in chunk]))
-            )
-        }
-        hashes = {email_hash(c.email): c.email for c in chunk if c.email not in existing}
-        suppressed = {
-            hashes[digest]
-            for digest in session.scalars(
-                select(SuppressionRow.email_hash).where(SuppressionRow.email_hash.in_(hashes))
-            )
-        }
+        existing, suppressed = _known(session, chunk)
         new_rows = []
         for row in chunk:
             old = existing.get(row.email)
             if old is None and row.email in suppressed:
                 report.suppressed += 1  # an import never re-adds someone who was erased
-                continue
-            if old is None:
-                new_rows.append(
-                    dict(
-                        email=row.email,
-                        name=row.name,
-                        topics=list(row.topics),
-                        status=row.status or "active",
-                        token=new_token(),
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                continue
-            status = old.status
-            if row.status and row.status != "active":
-                status = row.status
-            elif row.status == "active" and old.status != "active":
-                report.kept_inactive += 1
-            changes = dict(name=row.name, topics=list(row.topics), status=status)
-            if (old.name, list(old.topics or []), old.status) == (
-                row.name,
-                list(row.topics),
-                status,
-            ):
-                report.unchanged += 1
-                continue
-            session.execute(
-                update(SubscriberRow)
-                .where(SubscriberRow.id == old.id)
-                .values(**changes, updated_at=now)
-            )
-            report.updated += 1
+            elif old is None:
+                new_rows.append(_new_row(row, now))
+            else:
+                _update(session, old, row, now, report)
         if new_rows:
             session.execute(insert(SubscriberRow), new_rows)
             report.inserted += len(new_rows)
+
+
+def _known(session: Session, chunk: list[SubscriberInput]) -> tuple[dict[str, Any], set[str]]:
+    """The chunk's stored subscribers by address, and which of its new addresses are on the
+    suppression list."""
+    existing = {
+        r.email: r
+        for r in session.execute(
+            select(
+                SubscriberRow.id,
+                SubscriberRow.email,
+                SubscriberRow.name,
+                SubscriberRow.topics,
+                SubscriberRow.status,
+            ).where(SubscriberRow.email.in_([c.email for c in chunk]))
+        )
+    }
+    hashes = {email_hash(c.email): c.email for c in chunk if c.email not in existing}
+    suppressed = {
+        hashes[digest]
+        for digest in session.scalars(
+            select(SuppressionRow.email_hash).where(SuppressionRow.email_hash.in_(hashes))
+        )
+    }
+    return existing, suppressed
+
+
+def _new_row(row: SubscriberInput, now: datetime) -> dict[str, Any]:
+    return dict(
+        email=row.email,
+        name=row.name,
+        topics=list(row.topics),
+        status=row.status or "active",
+        token=new_token(),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _update(
+    session: Session, old: Any, row: SubscriberInput, now: datetime, report: ImportReport
+) -> None:
+    """A row over a stored subscriber: a status other than `active` is taken, `active` never
+    re-activates anyone (only counted); a row that changes nothing is not written."""
+    status = old.status
+    if row.status and row.status != "active":
+        status = row.status
+    elif row.status == "active" and old.status != "active":
+        report.kept_inactive += 1
+    if (old.name, list(old.topics or []), old.status) == (row.name, list(row.topics), status):
+        report.unchanged += 1
+        return
+    session.execute(
+        update(SubscriberRow)
+        .where(SubscriberRow.id == old.id)
+        .values(name=row.name, topics=list(row.topics), status=status, updated_at=now)
+    )
+    report.updated += 1
 
 
 def set_status(store: Store, *, token: str, status: str, now: datetime) -> bool:
@@ -316,11 +225,20 @@ def set_status(store: Store, *, token: str, status: str, now: datetime) -> bool:
             .where(SubscriberRow.token == token)
             .values(status=status, updated_at=now)
         )
-        assert isinstance(result, CursorResult)  # an UPDATE always gives a cursor result
-        return result.rowcount > 0
+        return dialect.rowcount(result) > 0
 
 
 # --- reading ------------------------------------------------------------------------------
+
+
+_COLUMNS = (
+    SubscriberRow.id,
+    SubscriberRow.email,
+    SubscriberRow.name,
+    SubscriberRow.topics,
+    SubscriberRow.status,
+    SubscriberRow.token,
+)
 
 
 def _to_subscriber(row: Any) -> Subscriber:
@@ -331,16 +249,8 @@ def iter_subscribers(
     store: Store, *, status: str | None = None, after_id: int = 0, chunk: int = CHUNK
 ) -> Iterator[Subscriber]:
     """Every subscriber by id, fetched in chunks (keyset pagination, never the whole list)."""
-    columns = (
-        SubscriberRow.id,
-        SubscriberRow.email,
-        SubscriberRow.name,
-        SubscriberRow.topics,
-        SubscriberRow.status,
-        SubscriberRow.token,
-    )
     while True:
-        query = select(*columns).where(SubscriberRow.id > after_id)
+        query = select(*_COLUMNS).where(SubscriberRow.id > after_id)
         if status:
             query = query.where(SubscriberRow.status == status)
         with store.session() as session:
@@ -377,7 +287,7 @@ def count_by_status(store: Store) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-# --- the subscriber web (issue 11): lookups; status changes live in store/consent.py -------
+# --- the subscriber web (issue 11): lookups; status changes: store/consent.py -----------
 
 PENDING = "pending"  # signed up, confirmation not yet clicked: receives nothing
 
@@ -400,4 +310,13 @@ def find_subscriber(
         return None
     with store.engine.connect() as connection:
         row = connection.execute(query.limit(1)).first()
+    return None if row is None else _to_subscriber(row)
+
+
+def subscriber_at(store: Store, email: str) -> Subscriber | None:
+    """The subscriber stored under exactly this address (not validated or normalised: a
+    test send's address need not be one a subscriber could have)."""
+    query = select(*_COLUMNS).where(SubscriberRow.email == email).limit(1)
+    with store.session() as session:
+        row = session.execute(query).first()
     return None if row is None else _to_subscriber(row)

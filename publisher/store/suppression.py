@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, insert, select, update
 
-from publisher.store import Store
+from publisher.store import Store, dialect
 from publisher.store.models import (
     DeliveryRow,
     SubscriberPauseRow,
@@ -27,6 +27,8 @@ from publisher.store.models import (
     SuppressionRow,
 )
 from publisher.store.subscribers import email_hash, follows
+
+__all__ = ["SKIPPED", "hold_back", "suppress", "suppression_reason", "unsuppress"]
 
 SKIPPED = "skipped"  # the ledger's own word (publisher.store.ledger.SKIPPED)
 
@@ -54,7 +56,7 @@ def unsuppress(store: Store, email: str) -> bool:
         result = session.execute(
             delete(SuppressionRow).where(SuppressionRow.email_hash == email_hash(email))
         )
-        return bool(getattr(result, "rowcount", 0))
+        return dialect.rowcount(result) > 0
 
 
 def suppression_reason(store: Store, email: str) -> str | None:

@@ -27,6 +27,20 @@ from publisher.errors import DeliveryError
 from publisher.store import Store, dialect, processes
 from publisher.store.models import EditionRow, SendPlanRow, SendWorkRow
 
+__all__ = [
+    "Claim",
+    "Lease",
+    "LeaseLost",
+    "claim",
+    "heartbeat",
+    "held_by",
+    "live_numbers",
+    "open_items",
+    "reap_dead",
+    "release",
+    "sending_editions",
+]
+
 _WORK = cast(Table, SendWorkRow.__table__)
 _PLANS = cast(Table, SendPlanRow.__table__)
 OPEN, DONE = "open", "done"
@@ -61,7 +75,7 @@ def fence(connection: Connection, lease: Lease, edition_id: int, number: int) ->
     result = connection.execute(
         update(_WORK).where(*_held(lease, edition_id, number)).values(lease_until=lease.until())
     )
-    if result.rowcount != 1:
+    if dialect.rowcount(result) != 1:
         raise LeaseLost(f"edition {edition_id}: batch {number} was taken over by another worker")
 
 
@@ -75,7 +89,7 @@ def complete(
         .where(*_held(lease, edition_id, number))
         .values(status=DONE, holder=None, lease_until=None, updated_at=now)
     )
-    if result.rowcount != 1:
+    if dialect.rowcount(result) != 1:
         raise LeaseLost(f"edition {edition_id}: batch {number} was taken over by another worker")
 
 
@@ -140,7 +154,7 @@ def heartbeat(store: Store, lease: Lease) -> int:
             .where(w.holder == lease.holder, w.status == OPEN)
             .values(lease_until=lease.until())
         )
-    return int(result.rowcount or 0)
+    return dialect.rowcount(result)
 
 
 def release(store: Store, lease: Lease) -> int:
@@ -152,7 +166,7 @@ def release(store: Store, lease: Lease) -> int:
             .where(w.holder == lease.holder, w.status == OPEN)
             .values(holder=None, lease_until=None)
         )
-    return int(result.rowcount or 0)
+    return dialect.rowcount(result)
 
 
 def reap_dead(store: Store, *, edition_id: int | None = None) -> int:
@@ -171,7 +185,7 @@ def reap_dead(store: Store, *, edition_id: int | None = None) -> int:
         result = connection.execute(
             update(_WORK).where(w.holder.in_(dead), w.status == OPEN).values(lease_until=0.0)
         )
-    return int(result.rowcount or 0)
+    return dialect.rowcount(result)
 
 
 def open_items(store: Store, edition_id: int) -> int:

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 from publisher.config import PublisherConfig
 from publisher.render.environment import render_template, search_path_for, template_environment
 from publisher.store import Store
+from publisher.support.screen import edition_outcome
 from publisher.web.security import RateLimiter, Tokens
 
 CONSENT_TEXT = (
@@ -100,7 +101,9 @@ def topics_of(config: PublisherConfig) -> list[Topic]:
 
 def web_environment(config: PublisherConfig) -> Environment:
     # no freshness check of every template file on every request (restart to see edits)
-    return template_environment(search_path_for(config.root)).overlay(auto_reload=False)
+    env = template_environment(search_path_for(config.root)).overlay(auto_reload=False)
+    env.globals = {**env.globals, "edition_outcome": edition_outcome}  # a status in words
+    return env
 
 
 def web(request: Request) -> Web:

@@ -26,6 +26,7 @@ from publisher.render.environment import render_template, wrap_text
 from publisher.render.mjml import compile_mjml
 from publisher.store import consent
 from publisher.store.subscribers import PENDING, Subscriber, find_subscriber
+from publisher.subscribers.consent import activate, sign_up
 from publisher.web.context import Web, client_ip, web
 from publisher.web.forms import read_form, text
 from publisher.web.security import CONFIRM_MAX_AGE, fingerprint
@@ -102,7 +103,7 @@ async def subscribe_post(request: Request) -> Response:
         form=text(form, "form", 100) or "subscribe-page",
         consent_text=w.consent_text,
     )
-    subscriber, confirm = consent.sign_up(
+    subscriber, confirm = sign_up(
         w.store, address, name=values["name"] or None, topics=values["topics"], ctx=ctx, now=w.now()
     )
     if confirm and w.address_limit.allow(subscriber.email):
@@ -214,7 +215,7 @@ async def confirm_post(request: Request) -> Response:
         ctx = consent.Context(
             via="web", ip=client_ip(request), user_agent=request.headers.get("user-agent")
         )
-        consent.activate(w.store, subscriber, action="confirm", ctx=ctx, now=w.now())
+        activate(w.store, subscriber, action="confirm", ctx=ctx, now=w.now())
     elif subscriber.status != "active":  # unsubscribed since: the old link does not undo it
         return w.invalid_link()
     return _confirmed(w, subscriber)

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from publisher.render import subscriber_url
 from publisher.store import consent
 from publisher.store.subscribers import Subscriber, find_subscriber
+from publisher.subscribers.consent import activate, erase, export_data, unsubscribe
 from publisher.web.context import Web, client_ip, web
 from publisher.web.forms import read_form, text
 
@@ -124,15 +125,15 @@ async def preferences_post(request: Request) -> Response:
         _save(w, subscriber, form, ctx, now)
         notice = "Your preferences are saved."
     elif action == "unsubscribe":
-        consent.unsubscribe(w.store, subscriber.id, ctx=ctx, now=now)
+        unsubscribe(w.store, subscriber.id, ctx=ctx, now=now)
         notice = "You are unsubscribed from everything."
     elif action == "resubscribe" and subscriber.status != "active":
-        consent.activate(w.store, subscriber, action="resubscribe", ctx=ctx, now=now)
+        activate(w.store, subscriber, action="resubscribe", ctx=ctx, now=now)
         notice = "Welcome back: you are subscribed again."
     elif action == "export":
         return _export(w, subscriber)
     elif action == "erase" and text(form, "confirm") == "yes":
-        consent.erase(w.store, subscriber, now=now)
+        erase(w.store, subscriber, now=now)
         return w.message(
             "Your data is deleted",
             "We deleted your address, name, preferences and history. We keep only a one-way "
@@ -160,7 +161,7 @@ def _save(
 
 
 def _export(w: Web, subscriber: Subscriber) -> Response:
-    data = consent.export_data(w.store, subscriber, now=w.now())
+    data = export_data(w.store, subscriber, now=w.now())
     data["preferences_url"] = subscriber_url(
         w.config.organisation.public_url, "preferences", subscriber.token
     )

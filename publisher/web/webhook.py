@@ -3,7 +3,8 @@
 The signature (ECDSA P-256 over the timestamp header followed by the raw body) is checked
 with the official library's `sendgrid.helpers.eventwebhook` over the body exactly as
 received; a missing or bad signature, or a timestamp more than 10 minutes away, is refused
-(403) and nothing is stored. Events are stored once each and acted on (publisher.store.events).
+(403) and nothing is stored. Events are stored once each and acted on
+(publisher.subscribers.events).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from publisher.store.events import record_events
+from publisher.subscribers.events import record_events
 from publisher.web.context import web
 
 log = logging.getLogger("publisher.web")

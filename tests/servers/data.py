@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from publisher.store import Store
+from publisher.store.items import upsert_items
 from publisher.store.models import EditionRow
 from publisher.store.subscribers import SubscriberInput, import_subscribers
 
@@ -109,7 +110,8 @@ def add_posts(store: Store, now: datetime, count: int = 2) -> None:
     """`count` articles published an hour apart before `now` (something for an edition)."""
     from publisher.items import Item
 
-    store.upsert_items(
+    upsert_items(
+        store,
         [
             Item(
                 id=f"test:post-{n}",

@@ -21,7 +21,10 @@ from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
 from publisher.schedule.slots import overview
 from publisher.store import audit, dashboard
+from publisher.store.items import list_items
 from publisher.store.schedule_state import set_paused
+from publisher.store.state import get_source_memory
+from publisher.subscribers.events import engagement, timeline
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.context import Web, client_ip
@@ -54,7 +57,7 @@ def _alerts(w: Web, lines: dict[str, dashboard.EditionLine | None], now: datetim
         for count, status in ((line.failed, "failed or bounced"), (uncertain, "uncertain")):
             if count:
                 alerts.append(Alert(f"{name} #{line.number}: {count} {status}", link))
-        complained = dashboard.engagement(w.store, line.id)["complained"]
+        complained = engagement(w.store, line.id)["complained"]
         if line.accepted and complained / line.accepted > COMPLAINT_ALERT:
             alerts.append(
                 Alert(
@@ -90,7 +93,7 @@ def _sources(w: Web) -> list[dict[str, Any]]:
     runs = dashboard.source_runs(w.store)
     out = []
     for source in w.config.sources:
-        memory, run = w.store.get_source_memory(source.name), runs.get(source.name)
+        memory, run = get_source_memory(w.store, source.name), runs.get(source.name)
         status = "not collected yet"
         if run is not None:
             status = (
@@ -136,7 +139,7 @@ def _window_items(w: Web, name: str, chosen: set[str]) -> list[Item]:
 
     campaign = w.config.campaign(name)
     since = window_start(campaign, campaign_history(w.store, name), w.now())
-    return [i for i in w.store.list_items(since=since, limit=200) if i.id not in chosen]
+    return [i for i in list_items(w.store, since=since, limit=200) if i.id not in chosen]
 
 
 @view("viewer")
@@ -244,8 +247,8 @@ async def edition_page(request: Request, admin: Admin) -> Response:
     if found is None:
         return admin.page("message.html", "No such edition", status=404, paragraphs=[])
     line, _html = found
-    outcomes = dashboard.engagement(w.store, line.id)
-    hours, series = dashboard.timeline(w.store, line.id)
+    outcomes = engagement(w.store, line.id)
+    hours, series = timeline(w.store, line.id)
     labels = [f"{h:%d %H}h" for h in hours]
     charts = [
         (name, bar_chart(f"chart-{i}", f"{name} per hour (UTC)", labels, values), values)

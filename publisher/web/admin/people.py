@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from publisher.store import audit, consent, dashboard
 from publisher.store.staff import ROLES, StaffError, add_staff, list_staff, remove_staff
 from publisher.store.subscribers import find_subscriber
+from publisher.support.screen import spreadsheet_safe
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.context import client_ip
@@ -59,7 +60,7 @@ async def export_post(request: Request, admin: Admin, form: FormData) -> Respons
     writer = csv.writer(buffer)
     rows = 0
     for row in dashboard.export_rows(w.store):
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
         rows += 1
     audit.record(
         w.store, admin.staff.email, "export", f"{rows - 1} subscribers", ip=client_ip(request),
