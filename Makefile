@@ -7,7 +7,7 @@ AXE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test bench lint clean postgres-server
+.PHONY: run test bench lint clean postgres-server docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -45,6 +45,11 @@ postgres-server:
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
+
+# docs/cli.md and docs/configuration.md are generated from the code; tests/test_docs_reference.py
+# fails when they drift.
+docs: $(STAMP)
+	$(BIN)/python -m publisher.cli.reference
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check publisher tests bench

@@ -297,7 +297,9 @@ def import_subscriber_file(config: PublisherConfig, store: Store, *, now: dateti
 
 @dataclass(frozen=True)
 class SlotOutcome:
-    status: str  # 'sent' or 'skipped' (nothing new); failures raise
+    # 'sent', 'skipped' (nothing new) or 'failed' (paused by backend errors, stopped between
+    # batches, or reached nobody: the next daemon start resumes it); other errors raise
+    status: str
     edition_id: int | None = None
     detail: str = ""
 

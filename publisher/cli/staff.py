@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli.base import app, console, state, utc_now
-from publisher.cli.delivery import email_address
+from publisher.cli.base import command_group, console, email_address, state, utc_now
 
 PASSWORD_VARIABLE = "PUBLISHER_STAFF_PASSWORD"
-staff_app = typer.Typer(help="Staff accounts of the dashboard under /admin.", no_args_is_help=True)
-app.add_typer(staff_app, name="staff")
+staff_app = command_group(
+    "staff", "Staff accounts of the dashboard under /admin.", no_args_is_help=True
+)
 
 
 def _password() -> str:
@@ -30,11 +30,16 @@ def _password() -> str:
 def staff_add(
     ctx: typer.Context,
     email: Annotated[
-        str, typer.Argument(help="The staff member's address.", callback=email_address)
+        str,
+        typer.Argument(metavar="EMAIL", help="The staff member's address.", callback=email_address),
     ],
-    role: Annotated[str, typer.Option(help="owner, editor or viewer.")] = "viewer",
+    role: Annotated[str, typer.Option(metavar="ROLE", help="owner, editor or viewer.")] = "viewer",
 ) -> None:
-    """Add a staff account (the password from PUBLISHER_STAFF_PASSWORD, a prompt or stdin)."""
+    """Add a staff account.
+
+    The password comes from PUBLISHER_STAFF_PASSWORD, else a prompt (twice), else the first
+    line of stdin; never from the command line.
+    """
     from publisher.store import audit
     from publisher.store.staff import add_staff
 
@@ -59,9 +64,13 @@ def staff_list(ctx: typer.Context) -> None:
 
 @staff_app.command("remove")
 def staff_remove(
-    ctx: typer.Context, email: Annotated[str, typer.Argument(help="The staff member's address.")]
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The staff member's address.")],
 ) -> None:
-    """Remove a staff account (its sessions end at once). The last owner cannot be removed."""
+    """Remove a staff account; its sessions end at once.
+
+    The last owner cannot be removed.
+    """
     from publisher.store import audit
     from publisher.store.staff import remove_staff
 
