@@ -1,6 +1,6 @@
 """The whole job, stage by stage: collect -> store -> compose -> render -> deliver, publish.
 
-This is the top of the flow (like cli.py): it may import every stage; no stage imports it.
+This is the top of the flow (like cli/): it may import every stage; no stage imports it.
 The CLI and the scheduler both call these functions; `run_once` is what `make run` does.
 """
 

@@ -242,7 +242,7 @@ def _print_delivery_report(report: DeliveryReport) -> None:
     if report.recovered_uncertain:
         err_console.print(
             f"{report.recovered_uncertain} recipient(s) were in flight when the last send "
-            "stopped: assumed sent, not resent (see README: interrupted sends)"
+            "stopped: assumed sent, not resent (see docs/operators.md: interrupted sends)"
         )
     if report.cancelled:
         err_console.print(

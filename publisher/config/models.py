@@ -465,8 +465,9 @@ class SendGridDeliveryConfig(Strict):
     asm_group_id: int | None = None
     # SendGrid validates requests and delivers nothing
     sandbox_mode: bool = False
-    # Exactly-once mode (README "Interrupted sends"): every batch is scheduled `hold_minutes`
-    # ahead under its own batch id, so a batch of unknown outcome can be cancelled and resent.
+    # Exactly-once mode (docs/operators.md "Interrupted sends"): every batch is scheduled
+    # `hold_minutes` ahead under its own batch id, so a batch of unknown outcome can be
+    # cancelled and resent.
     exactly_once: bool = False
     # exactly_once: how far ahead each batch is scheduled
     hold_minutes: int = Field(default=15, ge=11, le=24 * 60)
