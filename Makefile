@@ -34,8 +34,9 @@ $(AXE_STAMP): package.json package-lock.json
 	touch $@
 
 
-# The suite runs every store test on SQLite and on a throwaway PostgreSQL cluster that the
-# tests start themselves (tests/pgcluster.py); here they must never skip.
+# Tests that take the `store`/`database_url` fixture run on SQLite and on a throwaway
+# PostgreSQL cluster that the tests start themselves (tests/pgcluster.py); here they must
+# never skip.
 test: $(TEST_STAMP) $(CHROMIUM) $(AXE_STAMP) postgres-server
 	PUBLISHER_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
