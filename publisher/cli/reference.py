@@ -174,10 +174,11 @@ def _section(key: str, model: type[BaseModel]) -> Iterator[str]:
         )
         yield "| " + " | ".join(cells) + " |\n"
         is_list = get_origin(field.annotation) is list
-        for variant in _variants(field.annotation):
+        variants = _variants(field.annotation)
+        for variant in variants:
             label = f"{key}.{name}" + ("[]" if is_list else "")
             kind = variant.model_fields.get("type")
-            if kind is not None and get_origin(kind.annotation) is Literal:
+            if len(variants) > 1 and kind is not None:  # one section per `type:` of a union
                 label += f" (type: {get_args(kind.annotation)[0]})"
             nested.append((label, variant))
     for label, variant in nested:
