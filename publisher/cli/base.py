@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
+from typer.core import TyperCommand
 
 from publisher.config import DEFAULT_CONFIG, PublisherConfig, load_config
 from publisher.errors import ConfigErrors
@@ -32,6 +33,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help lists each argument by its name alone (`CAMPAIGN  Campaign
+    name.`): typer writes a type placeholder (`<str>`) beside it. Every command uses it
+    (`@app.command(cls=PlainCommand)`)."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((param.metavar or record[0], record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 def command_group(name: str, help: str, **options: Any) -> typer.Typer:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from publisher.cli.base import (
+    PlainCommand,
     app,
     command_group,
     console,
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from publisher.sources.collect import CollectReport
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def collect(ctx: typer.Context) -> None:
     """Collect items from every configured source into the store."""
     from publisher.sources.collect import collect_all
@@ -93,7 +94,7 @@ def items(
     console.print(f"{len(rows)} item(s)")
 
 
-@items_app.command("retire")
+@items_app.command("retire", cls=PlainCommand)
 def retire(
     ctx: typer.Context,
     item_id: Annotated[str, typer.Argument(metavar="ID", help="The item's id (see `items`).")],
@@ -109,7 +110,7 @@ def retire(
     )
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def check(ctx: typer.Context) -> None:
     """Validate the configuration and templates.
 

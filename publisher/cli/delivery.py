@@ -10,6 +10,7 @@ from rich.table import Table
 
 from publisher.cli.base import (
     AppState,
+    PlainCommand,
     app,
     console,
     email_address,
@@ -53,7 +54,7 @@ def _edition_to_send(
     return record.id if record else None
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def send(
     ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
@@ -272,7 +273,7 @@ def check_delivery_backend(config: PublisherConfig) -> list[str]:
     return check_delivery(config)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def worker(
     ctx: typer.Context,
     idle_exit: Annotated[

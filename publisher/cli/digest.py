@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from publisher.cli.base import (
+    PlainCommand,
     app,
     console,
     parse_at,
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 # --- digest editions ------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def preview(
     ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
@@ -77,7 +78,7 @@ def preview(
         webbrowser.open((folder / f"{campaign}.html").resolve().as_uri())
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def editions(
     ctx: typer.Context,
     campaign: Annotated[

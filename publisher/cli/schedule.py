@@ -11,6 +11,7 @@ import typer
 
 from publisher.cli.base import (
     AppState,
+    PlainCommand,
     app,
     console,
     state,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from publisher.schedule.slots import CampaignOverview
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def run(
     ctx: typer.Context,
     once: Annotated[
@@ -75,7 +76,7 @@ def run_daemon(st: AppState, *, lease: timedelta = DEFAULT_LEASE) -> None:
     make_daemon(st.config, st.store, clock=utc_now, lease=lease).serve()
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def schedule(ctx: typer.Context) -> None:
     """Show each campaign's schedule.
 
@@ -108,7 +109,7 @@ def describe_last(row: CampaignOverview) -> str:
     return "; ".join(parts) or "no edition yet"
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def pause(
     ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
@@ -126,7 +127,7 @@ def pause(
     console.print(f"{name}: {what} (a running daemon sees it within a minute)")
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def resume(
     ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli.base import command_group, console, email_address, state, utc_now
+from publisher.cli.base import PlainCommand, command_group, console, email_address, state, utc_now
 
 PASSWORD_VARIABLE = "PUBLISHER_STAFF_PASSWORD"
 staff_app = command_group(
@@ -26,7 +26,7 @@ def _password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-@staff_app.command("add")
+@staff_app.command("add", cls=PlainCommand)
 def staff_add(
     ctx: typer.Context,
     email: Annotated[
@@ -51,7 +51,7 @@ def staff_add(
     console.print(f"added {added.email} as {added.role}", highlight=False)
 
 
-@staff_app.command("list")
+@staff_app.command("list", cls=PlainCommand)
 def staff_list(ctx: typer.Context) -> None:
     """Every staff account with its role."""
     from publisher.store.staff import list_staff
@@ -62,7 +62,7 @@ def staff_list(ctx: typer.Context) -> None:
         )
 
 
-@staff_app.command("remove")
+@staff_app.command("remove", cls=PlainCommand)
 def staff_remove(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="The staff member's address.")],

@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from publisher.cli.base import command_group, console, email_address, state, utc_now, warn
+from publisher.cli.base import (
+    PlainCommand,
+    command_group,
+    console,
+    email_address,
+    state,
+    utc_now,
+    warn,
+)
 from publisher.errors import PublisherError
 from publisher.store.dashboard import spreadsheet_safe  # one helper, shared with /admin
 
@@ -21,7 +29,7 @@ subscribers_app = command_group(
 )
 
 
-@subscribers_app.command("import")
+@subscribers_app.command("import", cls=PlainCommand)
 def subscribers_import(
     ctx: typer.Context,
     file: Annotated[
@@ -46,7 +54,7 @@ def subscribers_import(
     )
 
 
-@subscribers_app.command("list")
+@subscribers_app.command("list", cls=PlainCommand)
 def subscribers_list(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(metavar="STATUS", help="Only this status.")] = None,
@@ -71,7 +79,7 @@ def subscribers_list(
     console.print(", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "none")
 
 
-@subscribers_app.command("add")
+@subscribers_app.command("add", cls=PlainCommand)
 def subscribers_add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.", callback=email_address)],
@@ -92,7 +100,7 @@ def subscribers_add(
     console.print(f"{subscriber.email}: {'added' if created else 'active'}", highlight=False)
 
 
-@subscribers_app.command("remove")
+@subscribers_app.command("remove", cls=PlainCommand)
 def subscribers_remove(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.")],
@@ -115,7 +123,7 @@ def subscribers_remove(
     )
 
 
-@subscribers_app.command("export")
+@subscribers_app.command("export", cls=PlainCommand)
 def subscribers_export(
     ctx: typer.Context,
     output: Annotated[
@@ -145,7 +153,7 @@ def subscribers_export(
             handle.close()
 
 
-@subscribers_app.command("show")
+@subscribers_app.command("show", cls=PlainCommand)
 def subscribers_show(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.")],

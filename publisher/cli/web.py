@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli.base import app, err_console, state, utc_now, warn
+from publisher.cli.base import PlainCommand, app, err_console, state, utc_now, warn
 from publisher.config import PublisherConfig
 from publisher.errors import PublisherError
 
@@ -50,7 +50,7 @@ def _signing_key(dev: bool) -> str:
     return secrets.token_urlsafe(32)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def serve(
     ctx: typer.Context,
     host: Annotated[
