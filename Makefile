@@ -7,7 +7,7 @@ AXE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test bench lint clean postgres-server
+.PHONY: run test bench lint clean postgres-server docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,8 +34,9 @@ $(AXE_STAMP): package.json package-lock.json
 	touch $@
 
 
-# The suite runs every store test on SQLite and on a throwaway PostgreSQL cluster that the
-# tests start themselves (tests/pgcluster.py); here they must never skip.
+# Tests that take the `store`/`database_url` fixture run on SQLite and on a throwaway
+# PostgreSQL cluster that the tests start themselves (tests/pgcluster.py); here they must
+# never skip.
 test: $(TEST_STAMP) $(CHROMIUM) $(AXE_STAMP) postgres-server
 	PUBLISHER_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
@@ -45,6 +46,11 @@ postgres-server:
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
+
+# docs/cli.md and docs/configuration.md are generated from the code; tests/test_docs_reference.py
+# fails when they drift.
+docs: $(STAMP)
+	$(BIN)/python -m publisher.cli.reference
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check publisher tests bench

@@ -1,5 +1,5 @@
-"""Several sending processes on one PostgreSQL store: `publisher send` (which plans the
-edition into batches and sends too) plus N-1 `publisher worker` processes, against the
+"""Several sending processes on one PostgreSQL store: `publisher send` (which starts the
+edition's send and sends too) plus N-1 `publisher worker` processes, against the
 local SendGrid-compatible server (its own process, 150 ms latency per request), on a
 throwaway PostgreSQL cluster (tests/pgcluster.py). Prints recipients/s per process count,
 each process's peak RSS, and the CPU the server and PostgreSQL used (which is the limit).

@@ -1,5 +1,5 @@
-"""Every error the inner code raises is a PublisherError; only cli.py turns them into
-messages and exit codes."""
+"""Every error the inner code raises is a PublisherError; only the CLI
+(publisher/cli/__init__.py) turns them into messages and exit codes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The whole job, stage by stage: collect -> store -> compose -> render -> deliver, publish.
 
-This is the top of the flow (like cli.py): it may import every stage; no stage imports it.
+This is the top of the flow (like cli/): it may import every stage; no stage imports it.
 The CLI and the scheduler both call these functions; `run_once` is what `make run` does.
 """
 
@@ -296,7 +296,9 @@ def import_subscriber_file(config: PublisherConfig, store: Store, *, now: dateti
 
 @dataclass(frozen=True)
 class SlotOutcome:
-    status: str  # 'sent' or 'skipped' (nothing new); failures raise
+    # 'sent', 'skipped' (nothing new) or 'failed' (paused by backend errors, stopped between
+    # batches, or reached nobody: the next daemon start resumes it); other errors raise
+    status: str
     edition_id: int | None = None
     detail: str = ""
 

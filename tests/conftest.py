@@ -72,8 +72,9 @@ def pg_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every test that uses the store runs on SQLite and on PostgreSQL, each time on a
-    database of its own."""
+    """Every test that takes this fixture (or `store`) runs on SQLite and on PostgreSQL,
+    each time on a database of its own. (The kill-point, resume and daemon tests run real
+    processes on a SQLite file instead.)"""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/test.db"
         return

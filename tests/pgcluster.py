@@ -3,7 +3,8 @@
 Debian's server binaries live in /usr/lib/postgresql/<version>/bin (not on PATH); initdb
 refuses to run as root, so as root the cluster belongs to the `postgres` user. Durability is
 switched off: the cluster lives for one test session only. Each test gets its own database
-(`fresh_database`), so no test sees another's rows.
+(`Cluster.create_database`, through the `database_url` fixture in tests/conftest.py), so no
+test sees another's rows.
 """
 
 from __future__ import annotations

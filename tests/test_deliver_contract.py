@@ -174,7 +174,7 @@ def test_a_stop_between_batches_then_resume_reaches_everyone_once(rig, store, fi
 def test_kill_9_mid_send_then_resume_reaches_everyone_exactly_once(rig, store, fixed_now):
     """A real child process killed right after its second batch was recorded, then
     resumed: nobody twice, nobody missing, for every backend. One worker: with more, a
-    kill can land while another worker's message is on the wire, the window the README
+    kill can land while another worker's message is on the wire, the window docs/operators.md
     describes (at most one batch per worker, one message per SMTP connection)."""
     emails = add_subscribers(store, fixed_now, 24)
     edition = add_edition(store, fixed_now)

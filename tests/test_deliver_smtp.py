@@ -160,8 +160,8 @@ def test_killed_mid_batch_at_most_one_message_per_connection_is_in_doubt(
     assert resumed.returncode in (0, 3), resumed.stdout  # 3: the ones in doubt
     received = [r for m in smtp_server.messages for r in m.recipients]
     assert len(received) == len(set(received))  # nobody twice
-    # the messages in doubt are assumed sent (README): the 7th had not been written yet; the
-    # other connection's may have been (accepted, recorded at its next message)
+    # the messages in doubt are assumed sent (docs/operators.md): the 7th had not been written
+    # yet; the other connection's may have been (accepted, recorded at its next message)
     missing = set(emails) - set(received)
     assert 1 <= len(missing) <= counts["requested"] == ledger.counts(store, edition)["uncertain"]
     assert len(received) + len(missing) == len(emails)

@@ -1,7 +1,8 @@
 """The `publisher` command. The only place a PublisherError becomes a message and exit code.
 
-Commands live in one module per stage (content, feeds, digest, delivery, schedule); importing
-them registers them on the shared typer app.
+Commands live in one module per stage (content, delivery, digest, feeds, schedule, staff,
+subscribers, web); importing them registers them on the shared typer app. What `publisher
+check` runs is one tuple in cli/checks.py.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """What every command module shares: the typer app, consoles, per-invocation state, the clock
-and the list of `publisher check` checks."""
+and the option parsers (addresses, --at)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -15,17 +15,55 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
+from typer.core import TyperCommand
 
 from publisher.config import DEFAULT_CONFIG, PublisherConfig, load_config
 from publisher.errors import ConfigErrors
 from publisher.store import Store, open_store
 
+# Help is click's plain text (rich_markup_mode=None): typer's rich panels print a `<bool>`
+# placeholder beside every flag, keep a docstring's line breaks in the command list, and
+# squeeze options into a narrow column at 80. Plain help re-flows each docstring paragraph
+# (a paragraph starting with a line holding only \b is kept as written) and lists each
+# command by its first sentence: keep that sentence short.
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Collect content, publish feeds and send email digests.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help lists each argument by its name alone (`CAMPAIGN  Campaign
+    name.`): typer writes a type placeholder (`<str>`) beside it. Every command uses it
+    (`@app.command(cls=PlainCommand)`)."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((param.metavar or record[0], record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def command_group(name: str, help: str, **options: Any) -> typer.Typer:
+    """A `publisher NAME ...` group with the same plain help as the app."""
+    group = typer.Typer(help=help, rich_markup_mode=None, **options)
+    app.add_typer(group, name=name)
+    return group
+
+
 console = Console(soft_wrap=True)
 # Lines are never re-wrapped: a `file:line: key`, a path or a header split over two lines
 # would mislead, and scripts read the output line by line. (Tables size themselves.)
@@ -80,9 +118,9 @@ def utc_now() -> datetime:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Option("--config", "-c", help="Configuration file.")] = Path(
-        DEFAULT_CONFIG
-    ),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", metavar="PATH", help="Configuration file.")
+    ] = Path(DEFAULT_CONFIG),
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="Log what happens (-vv: debug).")
     ] = 0,
@@ -149,14 +187,17 @@ def _takes_value(command: Any, token: str) -> bool:
     return False
 
 
-# Later stages add their own checks here (templates, cadences...): each takes the validated
-# configuration and returns a list of human-readable problems.
-CHECKS: list[Callable[[PublisherConfig], list[str]]] = []
-
-
 def warn(message: str, label: str = "warning", style: str = "yellow") -> None:
     """One labelled line on stderr; markup off, since messages quote user input."""
     err_console.print(Text.assemble((f"{label}: ", style), str(message)), highlight=False)
+
+
+def email_address(value: str) -> str:
+    """A plain address (user@domain.tld); anything else is a usage error (exit 2)."""
+    address = value.strip()
+    if not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\".]+", address):
+        raise typer.BadParameter(f"'{value}' is not an email address")
+    return address
 
 
 # --at and --send-at: any time the tool can reason about (lookbacks, windows, a year of

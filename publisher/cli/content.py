@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from publisher.cli.base import (
-    CHECKS,
+    PlainCommand,
     app,
+    command_group,
     console,
     state,
     utc_now,
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from publisher.sources.collect import CollectReport
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def collect(ctx: typer.Context) -> None:
     """Collect items from every configured source into the store."""
     from publisher.sources.collect import collect_all
@@ -57,18 +58,21 @@ def print_collect_report(report: CollectReport) -> None:
     )
 
 
-items_app = typer.Typer(
-    invoke_without_command=True, help="Stored items: list them, or retire one for good."
+items_app = command_group(
+    "items", "Stored items: list them, or retire one for good.", invoke_without_command=True
 )
-app.add_typer(items_app, name="items")
 
 
 @items_app.callback()
 def items(
     ctx: typer.Context,
-    topic: Annotated[str | None, typer.Option(help="Only items with this topic.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Only items of this kind.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.", min=1)] = 50,
+    topic: Annotated[
+        str | None, typer.Option(metavar="TOPIC", help="Only items with this topic.")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(metavar="KIND", help="Only items of this kind.")
+    ] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many rows.", min=1)] = 50,
 ) -> None:
     """List stored items, newest first (retired items are not listed)."""
     if ctx.invoked_subcommand is not None:
@@ -92,7 +96,7 @@ def items(
     console.print(f"{len(rows)} item(s)")
 
 
-@items_app.command("retire")
+@items_app.command("retire", cls=PlainCommand)
 def retire(
     ctx: typer.Context,
     item_id: Annotated[str, typer.Argument(metavar="ID", help="The item's id (see `items`).")],
@@ -108,9 +112,14 @@ def retire(
     )
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def check(ctx: typer.Context) -> None:
-    """Validate the configuration and templates; list every problem found."""
+    """Validate the configuration and templates.
+
+    Lists every problem found (exit 2); the configuration itself is checked first.
+    """
+    from publisher.cli.checks import CHECKS  # here: it imports the other command modules
+
     st = state(ctx)
     problems: list[str] = []
     config = st.config  # raises ConfigError(s) with file, line and key

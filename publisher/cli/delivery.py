@@ -1,20 +1,19 @@
-"""Delivery commands: send, subscribers."""
+"""Delivery commands: send, worker."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from publisher.cli.base import (
-    CHECKS,
     AppState,
+    PlainCommand,
     app,
     console,
+    email_address,
     err_console,
     parse_at,
     state,
@@ -26,8 +25,6 @@ from publisher.errors import PublisherError
 
 if TYPE_CHECKING:
     from publisher.deliver import DeliveryReport
-
-# --- delivery and subscribers ---------------------------------------------------------------
 
 
 def _edition_to_send(
@@ -60,10 +57,10 @@ def _edition_to_send(
     return record.id if record else None
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def send(
     ctx: typer.Context,
-    campaign: Annotated[str, typer.Argument(help="Campaign name.")],
+    campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Counts, batches and a sample; send nothing.")
     ] = False,
@@ -71,6 +68,7 @@ def send(
         str | None,
         typer.Option(
             "--to",
+            metavar="ADDRESS",
             help="Test-send the edition to this address only.",
             callback=lambda value: email_address(value) if value is not None else None,
         ),
@@ -86,18 +84,33 @@ def send(
         int | None,
         typer.Option(
             "--resend-batch",
+            metavar="N",
             help="Resend one uncertain batch (after checking the provider's activity feed).",
             min=1,
         ),
     ] = None,
     send_at: Annotated[
         str | None,
-        typer.Option("--send-at", help="sendgrid: deliver at this ISO time (<= 72 h ahead)."),
+        typer.Option(
+            "--send-at",
+            metavar="DATETIME",
+            help="sendgrid: deliver at this ISO time (<= 72 h ahead).",
+        ),
     ] = None,
 ) -> None:
-    """Compose a campaign's next edition and send it now (exactly once per subscriber).
-    Exit status: 0 sent, 1 paused or an error, 3 sent with uncertain recipients, 4 partly
-    failed, 5 failed (reached nobody), 2 usage or configuration error."""
+    """Compose a campaign's next edition and send it now.
+
+    Each subscriber is sent the edition once at most. Exit status:
+
+    \b
+      0    sent
+      1    paused, or an error
+      2    usage or configuration error
+      3    sent with uncertain recipients
+      4    partly failed
+      5    failed (reached nobody)
+      130  interrupted
+    """
     from publisher.deliver import make_backend
     from publisher.deliver.base import check_send_at
 
@@ -147,14 +160,6 @@ def _print_dry_run(st: AppState, edition) -> None:
         f"{plan.already_done} already sent; nothing was sent",
         highlight=False,
     )
-
-
-def email_address(value: str) -> str:
-    """A plain address (user@domain.tld); anything else is a usage error (exit 2)."""
-    address = value.strip()
-    if not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\".]+", address):
-        raise typer.BadParameter(f"'{value}' is not an email address")
-    return address
 
 
 def _send_to_one(st: AppState, edition, address: str) -> None:
@@ -242,7 +247,7 @@ def _print_delivery_report(report: DeliveryReport) -> None:
     if report.recovered_uncertain:
         err_console.print(
             f"{report.recovered_uncertain} recipient(s) were in flight when the last send "
-            "stopped: assumed sent, not resent (see README: interrupted sends)"
+            "stopped: assumed sent, not resent (see docs/operators.md: interrupted sends)"
         )
     if report.cancelled:
         err_console.print(
@@ -265,53 +270,6 @@ def _print_delivery_report(report: DeliveryReport) -> None:
         raise typer.Exit(report.exit_code)
 
 
-subscribers_app = typer.Typer(no_args_is_help=True, help="Subscribers of the mailing list.")
-app.add_typer(subscribers_app, name="subscribers")
-
-
-@subscribers_app.command("import")
-def subscribers_import(
-    ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV (email,name,topics[,status]) or JSON.")],
-) -> None:
-    """Add or update subscribers; never re-subscribes anyone who opted out."""
-    from publisher.store.subscribers import import_subscribers
-    from publisher.subscribers.files import read_subscriber_file
-
-    st = state(ctx)
-    rows, problems = read_subscriber_file(file)
-    for problem in problems:
-        warn(problem, "skipped")
-    result = import_subscribers(st.store, rows, now=utc_now())
-    console.print(
-        f"{result.inserted} new, {result.updated} updated, {result.unchanged} "
-        f"unchanged, {result.kept_inactive} kept opted out, {result.suppressed} suppressed, "
-        f"{len(problems)} skipped"
-    )
-
-
-@subscribers_app.command("list")
-def subscribers_list(
-    ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    limit: Annotated[int, typer.Option(min=0, help="At most this many rows.")] = 50,
-) -> None:
-    """Subscribers by id with status and topics, and a count per status."""
-    from itertools import islice
-
-    from publisher.store.subscribers import count_by_status, iter_subscribers
-
-    st = state(ctx)
-    table = Table()
-    for column in ("id", "email", "name", "status", "topics"):
-        table.add_column(column)
-    for s in islice(iter_subscribers(st.store, status=status), limit):
-        table.add_row(str(s.id), s.email, s.name or "", s.status, ", ".join(s.topics) or "(all)")
-    console.print(table)
-    counts = count_by_status(st.store)
-    console.print(", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "none")
-
-
 def check_delivery_backend(config: PublisherConfig) -> list[str]:
     """The delivery backend exists and its secrets are in the environment."""
     from publisher.deliver import check_delivery
@@ -319,23 +277,32 @@ def check_delivery_backend(config: PublisherConfig) -> list[str]:
     return check_delivery(config)
 
 
-CHECKS.append(check_delivery_backend)
-
-
-@app.command()
+@app.command(cls=PlainCommand)
 def worker(
     ctx: typer.Context,
     idle_exit: Annotated[
         float | None,
-        typer.Option("--idle-exit", help="Exit after this many seconds with nothing to send."),
+        typer.Option(
+            "--idle-exit",
+            metavar="SECONDS",
+            help="Exit after this many seconds with nothing to send.",
+        ),
     ] = None,
     lease: Annotated[
         float,
-        typer.Option("--lease", min=3, max=3600, help="Seconds a claimed batch stays held."),
+        typer.Option(
+            "--lease",
+            metavar="SECONDS",
+            min=3,
+            max=3600,
+            help="Seconds a claimed batch stays held.",
+        ),
     ] = 60.0,
 ) -> None:
-    """Send batches of every edition being sent (beside the daemon, on any host), until
-    SIGTERM/Ctrl-C."""
+    """Send batches of every edition being sent.
+
+    Runs beside the daemon, on any host, until SIGTERM or Ctrl-C.
+    """
     import logging
     import signal
     import threading

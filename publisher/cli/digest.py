@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import textwrap
+from datetime import UTC
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from publisher.cli.base import (
-    CHECKS,
+    PlainCommand,
     app,
     console,
     parse_at,
@@ -16,22 +18,30 @@ from publisher.cli.base import (
     warn,
 )
 from publisher.config import PublisherConfig
+from publisher.support.screen import edition_outcome
+
+if TYPE_CHECKING:
+    from publisher.store.editions import EditionSummary
 
 # --- digest editions ------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def preview(
     ctx: typer.Context,
-    campaign: Annotated[str, typer.Argument(help="Campaign name.")],
+    campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
     at: Annotated[
-        str | None, typer.Option("--at", help="Compose as if at this ISO date/time.")
+        str | None,
+        typer.Option("--at", metavar="DATETIME", help="Compose as if at this ISO date/time."),
     ] = None,
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the HTML preview in a browser.")
     ] = False,
 ) -> None:
-    """Compose a campaign's next edition without storing it; write preview/ files."""
+    """Compose a campaign's next edition without storing it.
+
+    Writes preview/CAMPAIGN.html, .txt and .eml.
+    """
     from publisher.pipeline import prepare_edition, preview_email, unstored_edition
     from publisher.render.preview import preview_documents
 
@@ -69,40 +79,43 @@ def preview(
         webbrowser.open((folder / f"{campaign}.html").resolve().as_uri())
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def editions(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Argument(help="Only this campaign.")] = None,
+    campaign: Annotated[
+        str | None, typer.Argument(metavar="CAMPAIGN", help="Only this campaign.")
+    ] = None,
 ) -> None:
-    """List stored editions with their item and recipient counts."""
+    """List stored editions with their item and recipient counts.
+
+    Recipients: sent, uncertain (assumed sent), failed or bounced, skipped; and the numbers of
+    the uncertain batches (`publisher send CAMPAIGN --resend-batch N`).
+    """
     from publisher.store.editions import list_editions
-    from publisher.support.screen import edition_outcome
 
     st = state(ctx)
     if campaign:
         st.config.campaign(campaign)  # an unknown name is an error, not an empty table
     rows = list_editions(st.store, campaign)
-    table = Table()
-    counted = ("no.", "items", "sent", "uncertain", "failed", "skipped")
-    columns = ("campaign", "no.", "composed", "status", "items", "sent", "uncertain", "failed")
-    for column in (*columns, "skipped", "uncertain batches", "subject"):
-        table.add_column(column, justify="right" if column in counted else "left")
-    for e in rows:
-        table.add_row(
-            e.campaign,
-            str(e.number),
-            f"{e.composed_at:%Y-%m-%d %H:%M}",
-            edition_outcome(e.status, e.uncertain),
-            str(e.item_count),
-            str(e.sent),
-            str(e.uncertain),
-            str(e.failed),
-            str(e.skipped),
-            ", ".join(map(str, e.uncertain_batches)),
-            e.subject,
-        )
-    console.print(table)
+    # A few short lines per edition rather than an 11-column table: readable at 80 columns,
+    # and each line says what its numbers are.
+    console.file.write("".join(edition_lines(e, width=max(console.width, 40)) for e in rows))
     console.print(f"{len(rows)} edition(s)")
+
+
+def edition_lines(e: EditionSummary, *, width: int) -> str:
+    """One edition for `publisher editions`: its header line, its counts, its subject."""
+    lines = [
+        f"{e.campaign} #{e.number}: {edition_outcome(e.status, e.uncertain)}",
+        f"  composed {e.composed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, {e.item_count} item(s)",
+        f"  sent {e.sent}, uncertain {e.uncertain}, failed {e.failed}, skipped {e.skipped}",
+    ]
+    if e.uncertain_batches:
+        lines.append("  uncertain batches: " + ", ".join(map(str, e.uncertain_batches)))
+    lines += textwrap.wrap(
+        f"subject: {e.subject}", width, initial_indent="  ", subsequent_indent="    "
+    )
+    return "\n".join(lines) + "\n"
 
 
 def check_digest_templates(config: PublisherConfig) -> list[str]:
@@ -110,6 +123,3 @@ def check_digest_templates(config: PublisherConfig) -> list[str]:
     from publisher.render.checks import check_templates
 
     return check_templates(config)
-
-
-CHECKS.append(check_digest_templates)

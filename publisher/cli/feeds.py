@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from publisher.cli.base import app, console, state, utc_now, warn
+from publisher.cli.base import PlainCommand, command_group, console, state, utc_now, warn
 
 # --- feeds ----------------------------------------------------------------------------------
 
-feeds_app = typer.Typer(no_args_is_help=True, help="Static RSS, Atom and JSON feeds.")
-app.add_typer(feeds_app, name="feeds")
+feeds_app = command_group("feeds", "Static RSS, Atom and JSON feeds.", no_args_is_help=True)
 
 
-@feeds_app.command("build")
+@feeds_app.command("build", cls=PlainCommand)
 def feeds_build(ctx: typer.Context) -> None:
     """Write every configured feed (unchanged files are left untouched)."""
     from publisher.pipeline import build_feeds

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import typer
 
 from publisher.cli.base import (
-    CHECKS,
     AppState,
+    PlainCommand,
     app,
     console,
     state,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from publisher.schedule.slots import CampaignOverview
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def run(
     ctx: typer.Context,
     once: Annotated[
@@ -37,6 +37,7 @@ def run(
         float,
         typer.Option(
             "--lease",
+            metavar="SECONDS",
             min=3,
             max=3600,
             help="Seconds a slot this daemon claimed stays held without renewal: a dead "
@@ -44,7 +45,11 @@ def run(
         ),
     ] = DEFAULT_LEASE.total_seconds(),
 ) -> None:
-    """Run the publisher: the scheduling daemon (until SIGTERM/Ctrl-C), or --once."""
+    """Run the scheduling daemon, or the whole job once.
+
+    The daemon runs until SIGTERM or Ctrl-C; --once collects, composes, sends and publishes
+    once, then exits.
+    """
     st = state(ctx)
     if not once:
         run_daemon(st, lease=timedelta(seconds=lease))
@@ -71,9 +76,13 @@ def run_daemon(st: AppState, *, lease: timedelta = DEFAULT_LEASE) -> None:
     make_daemon(st.config, st.store, clock=utc_now, lease=lease).serve()
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def schedule(ctx: typer.Context) -> None:
-    """Each campaign's cadence, next three runs (local and UTC), last edition, paused or not."""
+    """Show each campaign's schedule.
+
+    The cadence in words, the next three runs (local and UTC), the last edition and slot
+    outcome, paused or not.
+    """
     from publisher.schedule.slots import far_away_warnings, overview
 
     st = state(ctx)
@@ -100,9 +109,15 @@ def describe_last(row: CampaignOverview) -> str:
     return "; ".join(parts) or "no edition yet"
 
 
-@app.command()
-def pause(ctx: typer.Context, campaign: str) -> None:
-    """Pause a campaign: no edition is composed or sent until `publisher resume`."""
+@app.command(cls=PlainCommand)
+def pause(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
+) -> None:
+    """Pause a campaign until `publisher resume`.
+
+    No edition is composed or sent meanwhile. Kept in the store: a running daemon sees it.
+    """
     from publisher.store.schedule_state import set_paused
 
     st = state(ctx)
@@ -112,9 +127,15 @@ def pause(ctx: typer.Context, campaign: str) -> None:
     console.print(f"{name}: {what} (a running daemon sees it within a minute)")
 
 
-@app.command()
-def resume(ctx: typer.Context, campaign: str) -> None:
-    """Resume a paused campaign from its next slot (slots while paused are not caught up)."""
+@app.command(cls=PlainCommand)
+def resume(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
+) -> None:
+    """Resume a paused campaign from its next slot.
+
+    Slots that fell while it was paused are not caught up.
+    """
     from publisher.store.schedule_state import set_paused
 
     st = state(ctx)
@@ -135,6 +156,3 @@ def check_schedules(config: PublisherConfig) -> list[str]:
     for warning in far_away_warnings(config, now=utc_now()):
         warn(warning)
     return [f"{config.file}: {problem}" for problem in schedule_problems(config)]
-
-
-CHECKS.append(check_schedules)

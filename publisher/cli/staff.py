@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli.base import app, console, state, utc_now
-from publisher.cli.delivery import email_address
+from publisher.cli.base import PlainCommand, command_group, console, email_address, state, utc_now
 
 PASSWORD_VARIABLE = "PUBLISHER_STAFF_PASSWORD"
-staff_app = typer.Typer(help="Staff accounts of the dashboard under /admin.", no_args_is_help=True)
-app.add_typer(staff_app, name="staff")
+staff_app = command_group(
+    "staff", "Staff accounts of the dashboard under /admin.", no_args_is_help=True
+)
 
 
 def _password() -> str:
@@ -26,15 +26,20 @@ def _password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-@staff_app.command("add")
+@staff_app.command("add", cls=PlainCommand)
 def staff_add(
     ctx: typer.Context,
     email: Annotated[
-        str, typer.Argument(help="The staff member's address.", callback=email_address)
+        str,
+        typer.Argument(metavar="EMAIL", help="The staff member's address.", callback=email_address),
     ],
-    role: Annotated[str, typer.Option(help="owner, editor or viewer.")] = "viewer",
+    role: Annotated[str, typer.Option(metavar="ROLE", help="owner, editor or viewer.")] = "viewer",
 ) -> None:
-    """Add a staff account (the password from PUBLISHER_STAFF_PASSWORD, a prompt or stdin)."""
+    """Add a staff account.
+
+    The password comes from PUBLISHER_STAFF_PASSWORD, else a prompt (twice), else the first
+    line of stdin; never from the command line.
+    """
     from publisher.store import audit
     from publisher.store.staff import add_staff
 
@@ -46,7 +51,7 @@ def staff_add(
     console.print(f"added {added.email} as {added.role}", highlight=False)
 
 
-@staff_app.command("list")
+@staff_app.command("list", cls=PlainCommand)
 def staff_list(ctx: typer.Context) -> None:
     """Every staff account with its role."""
     from publisher.store.staff import list_staff
@@ -57,11 +62,15 @@ def staff_list(ctx: typer.Context) -> None:
         )
 
 
-@staff_app.command("remove")
+@staff_app.command("remove", cls=PlainCommand)
 def staff_remove(
-    ctx: typer.Context, email: Annotated[str, typer.Argument(help="The staff member's address.")]
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The staff member's address.")],
 ) -> None:
-    """Remove a staff account (its sessions end at once). The last owner cannot be removed."""
+    """Remove a staff account; its sessions end at once.
+
+    The last owner cannot be removed.
+    """
     from publisher.store import audit
     from publisher.store.staff import remove_staff
 

@@ -1,6 +1,6 @@
-"""`publisher subscribers add|remove|export|show` (import and list live in cli/delivery.py).
-Every change goes through publisher.subscribers.consent and publisher.store.consent, like
-the web's."""
+"""`publisher subscribers import|list|add|remove|export|show`: the whole group. Every change
+by hand goes through publisher.subscribers.consent, like the web's; imports are read by
+publisher.subscribers.files and written by publisher.store.subscribers."""
 
 from __future__ import annotations
 
@@ -10,21 +10,89 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from publisher.cli.base import console, state, utc_now
-from publisher.cli.delivery import email_address, subscribers_app
+from publisher.cli.base import (
+    PlainCommand,
+    command_group,
+    console,
+    email_address,
+    state,
+    utc_now,
+    warn,
+)
 from publisher.errors import PublisherError
 from publisher.support.screen import spreadsheet_safe  # one helper, shared with /admin
 
+subscribers_app = command_group(
+    "subscribers", "Subscribers of the mailing list.", no_args_is_help=True
+)
 
-@subscribers_app.command("add")
+
+@subscribers_app.command("import", cls=PlainCommand)
+def subscribers_import(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="CSV (email,name,topics[,status]) or JSON.")
+    ],
+) -> None:
+    """Add or update subscribers from a file.
+
+    Never re-subscribes anyone who opted out; bad rows are reported and skipped.
+    """
+    from publisher.store.subscribers import import_subscribers
+    from publisher.subscribers.files import read_subscriber_file
+
+    st = state(ctx)
+    rows, problems = read_subscriber_file(file)
+    for problem in problems:
+        warn(problem, "skipped")
+    result = import_subscribers(st.store, rows, now=utc_now())
+    console.print(
+        f"{result.inserted} new, {result.updated} updated, {result.unchanged} "
+        f"unchanged, {result.kept_inactive} kept opted out, {result.suppressed} suppressed, "
+        f"{len(problems)} skipped"
+    )
+
+
+@subscribers_app.command("list", cls=PlainCommand)
+def subscribers_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", min=0, help="At most this many rows.")] = 50,
+) -> None:
+    """List subscribers by id, then a count per status.
+
+    Each with their status and topics.
+    """
+    from itertools import islice
+
+    from publisher.store.subscribers import count_by_status, iter_subscribers
+
+    st = state(ctx)
+    table = Table()
+    for column in ("id", "email", "name", "status", "topics"):
+        table.add_column(column)
+    for s in islice(iter_subscribers(st.store, status=status), limit):
+        table.add_row(str(s.id), s.email, s.name or "", s.status, ", ".join(s.topics) or "(all)")
+    console.print(table)
+    counts = count_by_status(st.store)
+    console.print(", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "none")
+
+
+@subscribers_app.command("add", cls=PlainCommand)
 def subscribers_add(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Address.", callback=email_address)],
-    name: Annotated[str | None, typer.Option(help="Name.")] = None,
-    topic: Annotated[list[str] | None, typer.Option(help="A topic (repeat for several).")] = None,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.", callback=email_address)],
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="Name.")] = None,
+    topic: Annotated[
+        list[str] | None, typer.Option(metavar="TOPIC", help="A topic (repeat for several).")
+    ] = None,
 ) -> None:
-    """Add (or re-activate) a subscriber who gave consent to staff; active at once."""
+    """Add or re-activate a subscriber, active at once.
+
+    For someone who gave their consent to staff.
+    """
     from publisher.subscribers.consent import add_by_staff
 
     subscriber, created = add_by_staff(
@@ -33,12 +101,15 @@ def subscribers_add(
     console.print(f"{subscriber.email}: {'added' if created else 'active'}", highlight=False)
 
 
-@subscribers_app.command("remove")
+@subscribers_app.command("remove", cls=PlainCommand)
 def subscribers_remove(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.")],
 ) -> None:
-    """Unsubscribe an address (kept, with its history, so no import re-adds it)."""
+    """Unsubscribe an address.
+
+    The address is kept, with its history, so no import re-adds it.
+    """
     from publisher.store.consent import CLI
     from publisher.store.subscribers import find_subscriber
     from publisher.subscribers.consent import unsubscribe
@@ -54,15 +125,19 @@ def subscribers_remove(
     )
 
 
-@subscribers_app.command("export")
+@subscribers_app.command("export", cls=PlainCommand)
 def subscribers_export(
     ctx: typer.Context,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="CSV file (default stdout).")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="CSV file (default stdout)."),
     ] = None,
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="Only this status.")] = None,
 ) -> None:
-    """CSV (email,name,topics,status), safe to open in a spreadsheet."""
+    """Export subscribers as CSV, safe to open in a spreadsheet.
+
+    Columns email,name,topics,status.
+    """
     from publisher.store.subscribers import iter_subscribers
 
     st = state(ctx)
@@ -80,12 +155,15 @@ def subscribers_export(
             handle.close()
 
 
-@subscribers_app.command("show")
+@subscribers_app.command("show", cls=PlainCommand)
 def subscribers_show(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.")],
 ) -> None:
-    """A subscriber's status, topics, pause, suppression and consent/status history."""
+    """Show one subscriber and their history.
+
+    Status, topics, pause, suppression and every consent or status change.
+    """
     from publisher.store.consent import history, paused_until
     from publisher.store.subscribers import find_subscriber
     from publisher.store.suppression import suppression_reason

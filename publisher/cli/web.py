@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli.base import CHECKS, app, err_console, state, utc_now, warn
+from publisher.cli.base import PlainCommand, app, err_console, state, utc_now, warn
 from publisher.config import PublisherConfig
 from publisher.errors import PublisherError
 
@@ -50,19 +50,26 @@ def _signing_key(dev: bool) -> str:
     return secrets.token_urlsafe(32)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
     dev: Annotated[
         bool, typer.Option("--dev", help="Allow a throwaway signing key (INSECURE).")
     ] = False,
     forwarded_allow_ips: Annotated[
-        str, typer.Option(help="Proxies whose X-Forwarded-For/-Proto are trusted.")
+        str,
+        typer.Option(metavar="ADDRESSES", help="Proxies whose X-Forwarded-For/-Proto are trusted."),
     ] = "127.0.0.1",
 ) -> None:
-    """Serve sign-up, unsubscribe, preferences and the SendGrid webhook (and archive/feeds)."""
+    """Serve the subscriber pages and the staff dashboard.
+
+    Sign-up, unsubscribe, preferences, the SendGrid webhook, archive/ and feeds/, and the
+    dashboard under /admin/. Needs PUBLISHER_SECRET_KEY unless --dev.
+    """
     import uvicorn
 
     from publisher.web import create_app
@@ -104,6 +111,3 @@ def check_web_templates(config: PublisherConfig) -> list[str]:
     except TemplateError as exc:
         return [f"confirmation email: {exc}"]
     return []
-
-
-CHECKS.append(check_web_templates)

@@ -142,30 +142,47 @@ Colour = Annotated[str, Field(pattern=r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")]
 
 
 class Colours(Strict):
+    # headings, links and buttons (`publisher check` checks WCAG AA contrast)
     primary: Colour = "#1d4f91"
+    # the second colour of the email and the web pages
     accent: Colour = "#b3261e"
+    # body text
     text: Colour = "#1a1a1a"
+    # secondary text (dates, the footer)
     muted: Colour = "#595959"
+    # the background around the email
     background: Colour = "#f4f4f4"
+    # the background of the email's content
     surface: Colour = "#ffffff"
 
 
 class Organisation(Strict):
     _multiline = frozenset({"postal_address"})
 
+    # the organisation's name (in From, footers and feeds; one line)
     name: OneLine
+    # the organisation's site: the default feed link, and the only site allowed to frame /subscribe
     website: str
     public_url: str = Field(
         description="Where feeds/ and archive/ are served; links in feeds and emails use it."
     )
+    # shown in every email's footer (may span lines)
     postal_address: str
+    # sender address of every email
     from_email: EmailAddress
+    # the sender name shown in From (without it, the bare address)
     from_name: OneLine | None = None
+    # Reply-To address, when replies go elsewhere
     reply_to: EmailAddress | None = None
+    # https URL of the logo shown in emails
     logo: str | None = Field(default=None, pattern=r"^https://\S+$")
+    # language of emails, pages and feeds (`lang`, `xml:lang`)
     language: str = "en"
+    # text direction of emails and pages
     direction: Literal["ltr", "rtl"] = "ltr"
+    # IANA zone: default for campaigns, and times shown by the CLI
     timezone: str = "UTC"
+    # the colours of the emails and the web pages
     colours: Colours = Colours()
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: check_timezone(v)))
@@ -179,30 +196,45 @@ class Organisation(Strict):
 
 class MarkdownSourceConfig(Strict):
     type: Literal["markdown"]
+    # unique source name (item ids start with it)
     name: str
+    # folder of .md files (subfolders included)
     path: str
+    # a post's default URL is this plus its file name
     base_url: str | None = None
+    # kind of posts whose front matter names none
     default_kind: str = "article"
 
 
 class FeedSourceConfig(Strict):
     type: Literal["feed"]
+    # unique source name
     name: str
+    # RSS 2.0, Atom or JSON Feed URL, fetched with conditional GET
     url: str
+    # seconds for each connect or read
     timeout: float = 10.0
-    # Total time for one fetch (connect, redirects, every read) and the largest body read.
+    # Total seconds for one fetch: connect, redirects and every read together.
     deadline: float = Field(default=30.0, gt=0)
+    # the largest body read, in bytes (counted as it is decompressed)
     max_bytes: int = Field(default=10_000_000, gt=0)
+    # kind of the feed's items
     default_kind: str = "news"
+    # topics added to every item of the feed
     topics: list[str] = []
 
 
 class ExportSourceConfig(Strict):
     type: Literal["export"]
+    # unique source name
     name: str
+    # JSON (a list, or {"items": [...]}) or CSV file
     path: str
+    # default: from the file's extension
     format: Literal["json", "csv"] | None = None
+    # relative item URLs resolve against it
     base_url: str | None = None
+    # kind of items that name none
     default_kind: str = "article"
 
 
@@ -227,15 +259,23 @@ class SectionConfig(Strict):
 
     _multiline = frozenset({"text"})
 
+    # unique within the campaign
     name: str
+    # featured: image cards; list: a compact list; cta: a call to action
     type: Literal["featured", "list", "cta"] = "list"
+    # heading shown above the section
     title: str | None = None
+    # items with one of these topics (empty: any)
     topics: list[Topic] = []
+    # items of one of these kinds (empty: any)
     kinds: list[str] = []
+    # at most this many items
     max: int = Field(default=5, ge=1, le=50)
     # cta only
     text: str | None = None
+    # cta only: the button's text
     button_label: str | None = None
+    # cta only: the button's https link
     button_url: str | None = None
 
     @model_validator(mode="after")
@@ -252,14 +292,21 @@ class SectionConfig(Strict):
 class CampaignConfig(Strict):
     _multiline = frozenset({"reason"})
 
+    # unique; used in commands, paths and the editions feed
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: OneLine  # also the List-Id header's phrase
+    # Jinja in a sandbox: {{ edition.date | date }}, {{ edition.number }}
     subject: OneLine
+    # the preview line mail clients show; Jinja like subject
     preheader: OneLine = ""
     audience: list[Topic] = []  # topics a subscriber must follow; empty: every subscriber
+    # templates/<template>.mjml and .txt
     template: str = "digest"
+    # the digest's blocks, in order
     sections: list[SectionConfig] = []
+    # no edition when no item is new
     skip_if_empty: bool = True
+    # how far back the first edition looks for items
     lookback_days: int = Field(default=7, ge=1, le=366)
     # Why the reader gets this email (shown in the footer); a default names the organisation.
     reason: str | None = None
@@ -268,6 +315,7 @@ class CampaignConfig(Strict):
     timezone: str | None = None  # IANA zone of the cadence; default organisation.timezone
     paused: bool = False  # `publisher pause/resume` also pause, in the store
     not_before: time | None = None  # send window, local times of day in the campaign's zone
+    # end of the send window
     not_after: time | None = None
     grace: timedelta = timedelta(hours=6)  # how late a slot missed during downtime may still run
 
@@ -296,7 +344,9 @@ class CampaignConfig(Strict):
 class ScheduleSettings(Strict):
     """Top-level `schedule:`: how often the daemon collects and rebuilds feeds ('off': never)."""
 
+    # how often the daemon collects the sources, or "off"
     collect_every: timedelta | None = timedelta(hours=1)
+    # how often the daemon rebuilds the feeds, or "off"
     feeds_every: timedelta | None = timedelta(hours=1)
 
     _every = field_validator("collect_every", "feeds_every", mode="before")(
@@ -316,16 +366,25 @@ class FeedConfig(Strict):
 
     _multiline = frozenset({"description"})
 
+    # unique feed name
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # the feed's title in readers
     title: str = Field(min_length=1)
+    # the feed's description (may span lines)
     description: str = Field(min_length=1)
     link: str | None = None  # the site page the feed describes; default organisation.website
     language: str | None = None  # default organisation.language
+    # files at <output_dir>/<path>.rss, .atom and .json
     path: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$")
+    # entries per document; older ones move into archive documents
     limit: int = Field(default=50, ge=1, le=1000)
+    # selector: every item
     everything: bool = False
+    # selector: items with one of these topics
     topics: list[Topic] = []
+    # selector: items of one of these kinds
     kinds: list[str] = []
+    # selector: that campaign's sent editions
     campaign: str | None = None
 
     _link = field_validator("link")(
@@ -354,6 +413,7 @@ class FeedConfig(Strict):
 class FeedsConfig(Strict):
     output_dir: str = "feeds"  # served at <organisation.public_url>/feeds/
     websub_hub: str | None = None  # advertised in every feed and pinged when one changes
+    # the published feeds
     feeds: list[FeedConfig] = []
 
     _hub = field_validator("websub_hub")(
@@ -368,17 +428,23 @@ class FeedsConfig(Strict):
 class FileDeliveryConfig(Strict):
     """`file` backend: one RFC 5322 .eml per recipient in <path>/<campaign>/<edition>/."""
 
+    # the outbox folder
     path: str = "outbox"
+    # messages per ledger batch
     batch_size: int = Field(default=500, ge=1, le=10_000)
 
 
 class SmtpDeliveryConfig(Strict):
     """`smtp` backend. Credentials only from SMTP_USERNAME / SMTP_PASSWORD (environment)."""
 
+    # SMTP server
     host: str = "localhost"
+    # SMTP port (465 with security: tls)
     port: int = Field(default=587, ge=1, le=65535)
+    # STARTTLS, implicit TLS, or none
     security: Literal["starttls", "tls", "none"] = "starttls"
     ca_file: str | None = None  # extra CA bundle to trust (a private relay, tests)
+    # seconds for each connect or reply
     timeout: float = Field(default=30.0, gt=0, le=600)
     rate_limit: float | None = Field(default=None, gt=0, le=100_000)  # messages/s, all workers
     workers: int = Field(default=2, ge=1, le=32)  # connections, each reused for many messages
@@ -390,14 +456,20 @@ class SendGridDeliveryConfig(Strict):
     """`sendgrid` backend. The API key only from SENDGRID_API_KEY (environment)."""
 
     host: str = "https://api.sendgrid.com"  # EU region: https://api.eu.sendgrid.com
+    # concurrent requests (at most 8 with exactly_once)
     workers: int = Field(default=4, ge=1, le=64)
     batch_size: int = Field(default=1000, ge=1, le=1000)  # personalizations per request
+    # seconds for each request
     timeout: float = Field(default=30.0, gt=0, le=600)
+    # SendGrid unsubscribe group of the emails
     asm_group_id: int | None = None
+    # SendGrid validates requests and delivers nothing
     sandbox_mode: bool = False
-    # Exactly-once mode (README "Interrupted sends"): every batch is scheduled `hold_minutes`
-    # ahead under its own batch id, so a batch of unknown outcome can be cancelled and resent.
+    # Exactly-once mode (docs/operators.md "Interrupted sends"): every batch is scheduled
+    # `hold_minutes` ahead under its own batch id, so a batch of unknown outcome can be
+    # cancelled and resent.
     exactly_once: bool = False
+    # exactly_once: how far ahead each batch is scheduled
     hold_minutes: int = Field(default=15, ge=11, le=24 * 60)
 
     _host = field_validator("host")(classmethod(lambda cls, v: check_absolute_url(v)))
@@ -417,10 +489,14 @@ class DeliveryConfig(Strict):
     unsubscribe_mailto: EmailAddress | None = None
     max_attempts: int = Field(default=5, ge=1, le=20)  # per batch, on 429/5xx/connection errors
     backoff_base: float = Field(default=0.5, ge=0, le=600)  # seconds; doubled per attempt
+    # seconds; the longest wait between attempts
     backoff_max: float = Field(default=60.0, ge=0, le=3600)
     max_failed_batches: int = Field(default=3, ge=1, le=1000)  # then the edition is paused
+    # settings of the `file` backend
     file: FileDeliveryConfig = FileDeliveryConfig()
+    # settings of the `smtp` backend
     smtp: SmtpDeliveryConfig = SmtpDeliveryConfig()
+    # settings of the `sendgrid` backend
     sendgrid: SendGridDeliveryConfig = SendGridDeliveryConfig()
 
     @property
@@ -436,14 +512,23 @@ class SubscribersConfig(Strict):
 
 
 class PublisherConfig(Strict):
+    # who sends: name, addresses, site, colours
     organisation: Organisation
+    # store URL; PUBLISHER_DATABASE_URL wins; default sqlite:///var/publisher.db
     database_url: str | None = None
+    # where items come from (markdown, feed, export)
     sources: list[SourceConfig] = []
+    # how remote feeds are fetched
     collect: CollectSettings = CollectSettings()
+    # the email digests
     campaigns: list[CampaignConfig] = []
+    # how often the daemon collects and rebuilds feeds
     schedule: ScheduleSettings = ScheduleSettings()
+    # the static feeds
     feeds: FeedsConfig = FeedsConfig()
+    # how email is sent
     delivery: DeliveryConfig = DeliveryConfig()
+    # the subscriber file imported by each run
     subscribers: SubscribersConfig = SubscribersConfig()
 
     # Set by load_config, not by the file: the directory relative paths are resolved from,

@@ -1,5 +1,5 @@
 """What a send reports: counts of this run, the edition's status afterwards and the exit
-status `publisher send` gives for it (README "Sending email")."""
+status `publisher send` gives for it (docs/operators.md "Outcomes and exit codes")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from publisher.store import ledger
 
-# Exit status of `publisher send` for each outcome (README "Sending email").
+# Exit status of `publisher send` for each outcome (docs/operators.md "Outcomes and exit codes").
 EXIT_CODES = {"sent": 0, "empty": 0, "paused": 1, "sending": 1, "uncertain": 3}
 EXIT_CODES.update({"partly_failed": 4, "failed": 5})
 

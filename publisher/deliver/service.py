@@ -1,6 +1,9 @@
 """Sending an edition: choose the backend, build the message, reconcile the ledger, dispatch.
 
-`publisher.pipeline.send_edition` and the CLI call these; nothing here reads the clock.
+`publisher.pipeline.send_edition` and the CLI call these. The send's time is the `now` it is
+given; elapsed seconds come from `SendOptions.elapsed` (time.monotonic unless a test gives
+its own); a lease not given in SendOptions counts epoch seconds with time.time (leases are
+compared across processes and hosts).
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ class Daemon:
     """The jobs of `publisher run`: one per campaign, collect, feeds, and the pause poll.
 
     The work itself is injected (`run_slot`, `collect`, `build_feeds`), so the slot logic is
-    tested with a fake clock and a recording runner; cli.py wires the pipeline in.
+    tested with a fake clock and a recording runner; make_daemon (below, called by
+    publisher/cli/schedule.py) wires the pipeline in.
     """
 
     def __init__(
@@ -421,7 +422,7 @@ def _takeover_note(record: state.SlotRecord | None, now: datetime) -> str:
     return f"taking over from {record.owner} ({why})"
 
 
-# --- wiring and reporting (cli.py) --------------------------------------------------------
+# --- wiring and reporting (for publisher/cli/schedule.py) ---------------------------------
 
 
 def make_daemon(

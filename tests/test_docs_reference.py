@@ -1,0 +1,40 @@
+"""docs/cli.md and docs/configuration.md are generated from the code (publisher/cli/reference.py).
+This fails when a command, an option, a help text or a configuration key changed and the
+committed files were not regenerated."""
+
+from __future__ import annotations
+
+import difflib
+
+from publisher.cli import reference
+
+
+def test_the_generated_references_match_the_code():
+    stale = []
+    for path, text in reference.generated().items():
+        committed = path.read_text(encoding="utf-8") if path.exists() else ""
+        if committed != text:
+            diff = difflib.unified_diff(
+                committed.splitlines(), text.splitlines(), str(path), "generated", lineterm=""
+            )
+            stale.append("\n".join(list(diff)[:40]))
+    assert not stale, (
+        f"{len(stale)} generated doc(s) out of date: run `{reference.REGENERATE}` "
+        "(python -m publisher.cli.reference) and commit the result\n\n" + "\n\n".join(stale)
+    )
+
+
+def test_the_references_cover_every_command_and_section():
+    cli = reference.cli_reference()
+    for command in ("publisher send", "publisher worker", "publisher subscribers import"):
+        assert f"## `{command}`" in cli
+    configuration = reference.configuration_reference()
+    for section in ("organisation", "campaigns[]", "delivery.sendgrid", "sources[] (type: feed)"):
+        assert f"## `{section}`" in configuration
+
+
+def test_the_check_mode_names_what_drifted(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reference, "DOCS", tmp_path)
+    assert reference.main(["--check"]) == 1
+    assert "out of date: run `make docs`" in capsys.readouterr().err
+    assert reference.main([]) == 0 and reference.main(["--check"]) == 0
