@@ -47,8 +47,8 @@ postgres-server:
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
 
-# docs/cli.md and docs/configuration.md are generated from the code; tests/test_docs_reference.py
-# fails when they drift.
+# docs/cli.md, docs/configuration.md and docs/store.md are generated from the code;
+# tests/test_docs_reference.py fails when they drift.
 docs: $(STAMP)
 	$(BIN)/python -m publisher.cli.reference
 

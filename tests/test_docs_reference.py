@@ -1,4 +1,5 @@
-"""docs/cli.md and docs/configuration.md are generated from the code (publisher/cli/reference.py).
+"""docs/cli.md, docs/configuration.md and docs/store.md are generated from the code
+(publisher/cli/reference.py).
 This fails when a command, an option, a help text or a configuration key changed and the
 committed files were not regenerated."""
 
@@ -31,6 +32,10 @@ def test_the_references_cover_every_command_and_section():
     configuration = reference.configuration_reference()
     for section in ("organisation", "campaigns[]", "delivery.sendgrid", "sources[] (type: feed)"):
         assert f"## `{section}`" in configuration
+    store = reference.store_reference()
+    for module in ("publisher.store", "publisher.store.items", "publisher.subscribers.consent"):
+        assert f"## `{module}`" in store
+    assert "- `upsert_items(store: Store, items: Iterable[Item], *, now: datetime)" in store
 
 
 def test_the_check_mode_names_what_drifted(tmp_path, monkeypatch, capsys):

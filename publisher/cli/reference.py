@@ -1,13 +1,16 @@
-"""Write docs/cli.md and docs/configuration.md from the code: the Typer app and the pydantic
-models of schedules.yaml. Nothing in the package imports this module; `make docs` runs it,
-and tests/test_docs_reference.py fails when the committed files differ from what it writes.
+"""Write docs/cli.md, docs/configuration.md and docs/store.md from the code: the Typer app,
+the pydantic models of schedules.yaml, and the declared surface (`__all__`) of the store's
+public modules and of the rules kept outside it. Nothing in the package imports this module;
+`make docs` runs it, and tests/test_docs_reference.py fails when the committed files differ
+from what it writes.
 
-    python -m publisher.cli.reference           # rewrite both files
+    python -m publisher.cli.reference           # rewrite the three files
     python -m publisher.cli.reference --check   # exit 1 and name the files that drifted
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import io
 import re
@@ -201,6 +204,117 @@ def configuration_reference() -> str:
     return "".join(parts + top).replace("## `top level.", "## `")
 
 
+# --- the store's surface -------------------------------------------------------------------
+
+STORE_INTERNAL = ("models", "dialect")  # and migrations/: only publisher/store imports them
+OUTSIDE_THE_STORE = (
+    "publisher.subscribers.files",
+    "publisher.subscribers.consent",
+    "publisher.subscribers.events",
+    "publisher.support.screen",
+)
+
+
+class _Written:
+    """An annotation as the source writes it (they are strings: `from __future__ import
+    annotations`), shown without quotes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _written(annotation: Any) -> Any:
+    if annotation is inspect.Parameter.empty:
+        return annotation
+    if isinstance(annotation, str):
+        return _Written(annotation)
+    if isinstance(annotation, typing.ForwardRef):  # a NamedTuple's fields
+        return _Written(annotation.__forward_arg__)
+    return _Written(inspect.formatannotation(annotation))
+
+
+def _signature(value: Any) -> str:
+    """`(store: Store, *, now: datetime) -> int`, as written in the source."""
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):
+        return ""
+    parameters = [
+        p.replace(annotation=_written(p.annotation)) for p in signature.parameters.values()
+    ]
+    return str(
+        signature.replace(
+            parameters=parameters, return_annotation=_written(signature.return_annotation)
+        )
+    )
+
+
+def _first_line(value: Any) -> str:
+    """The first line of the object's own docstring (never one inherited or generated)."""
+    doc = vars(value).get("__doc__") if isinstance(value, type) else getattr(value, "__doc__", None)
+    if not doc or (isinstance(value, type) and doc.startswith(f"{value.__name__}(")):
+        return ""
+    return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+
+
+def _constant(value: Any) -> str:
+    if isinstance(value, (set, frozenset)):
+        text = "{" + ", ".join(repr(v) for v in sorted(value)) + "}"
+    else:
+        text = repr(value)
+    return f" = {text}" if len(text) <= 60 else f": {type(value).__name__}"
+
+
+def _surface(module_name: str) -> Iterator[str]:
+    module = importlib.import_module(module_name)
+    yield f"\n## `{module_name}`\n\n"
+    doc = inspect.cleandoc(module.__doc__ or "").split("\n\n")[0]
+    if doc:
+        yield " ".join(doc.split()) + "\n\n"
+    for name in module.__all__:
+        value = getattr(module, name)
+        if get_origin(value) is not None:  # a type alias
+            line = f"- `{name} = {inspect.formatannotation(value)}`"
+        elif isinstance(value, type):
+            line = f"- class `{name}{_signature(value).removesuffix(' -> None')}`"
+        elif callable(value):
+            line = f"- `{name}{_signature(value)}`"
+        else:
+            line = f"- `{name}{_constant(value)}`"
+        note = _first_line(value) if callable(value) and get_origin(value) is None else ""
+        yield line + (f": {note}" if note else "") + "\n"
+
+
+def store_modules() -> list[str]:
+    """publisher.store and each of its public modules, by name."""
+    folder = Path(__file__).resolve().parents[1] / "store"
+    names = sorted(p.stem for p in folder.glob("*.py") if p.stem not in STORE_INTERNAL)
+    return ["publisher.store" if n == "__init__" else f"publisher.store.{n}" for n in names]
+
+
+def store_reference() -> str:
+    parts = [
+        "# Store reference\n\n",
+        HEADER.format(how=REGENERATE, source="the `__all__` of each module listed"),
+        "The store's declared surface: every public module of `publisher.store` and the names "
+        "its `__all__` lists, with their signatures as written and the first line of their "
+        "docstrings; then the rules kept outside the store. Nothing outside `publisher/store/` "
+        "may use another name of these modules, nor `publisher.store.models`, "
+        "`publisher.store.dialect` or `publisher.store.migrations` "
+        "(tests/test_store_surface.py). See [architecture.md](architecture.md#the-store-surface) "
+        "for the rules.\n",
+    ]
+    for module in store_modules():
+        parts.extend(_surface(module))
+    parts.append("\n# Outside the store\n")
+    for module in OUTSIDE_THE_STORE:
+        parts.extend(_surface(module))
+    return "".join(parts)
+
+
 # --- writing and checking -------------------------------------------------------------------
 
 
@@ -208,6 +322,7 @@ def generated() -> dict[Path, str]:
     return {
         DOCS / "cli.md": cli_reference(),
         DOCS / "configuration.md": configuration_reference(),
+        DOCS / "store.md": store_reference(),
     }
 
 
