@@ -29,7 +29,7 @@ POLL = 0.2  # seconds between looks for work while other processes hold the rest
 
 
 def requested_to(dispatcher: Dispatcher[Any, Any]) -> str | None:
-    """What a taken-over batch's `requested` rows become (publisher.store.plan.take)."""
+    """What a taken-over batch's `requested` rows become (publisher.store.plan.take_over)."""
     if dispatcher.cancellation is not None:  # exactly-once mode
         return None  # cancelled and resent once the edition's batches are done
     return PENDING if dispatcher.backend.settings.idempotent else UNCERTAIN

@@ -87,7 +87,7 @@ class Source(Protocol):
 
 
 class UpsertCounts(Protocol):
-    """What storing one source's items did (publisher.store.UpsertResult)."""
+    """What storing one source's items did (publisher.store.items.UpsertResult)."""
 
     @property
     def inserted(self) -> int: ...
