@@ -14,7 +14,7 @@
 * The connection pool: sized to the sending threads on PostgreSQL, checked before use
   (`pool_pre_ping`) so a connection the server dropped (a restart) is replaced, not
   handed out.
-* A lost connection: what counts as one (retried by publisher.store.retrying).
+* A lost connection: what counts as one (retried by publisher.store.Store.retrying).
 * The rows an UPDATE or DELETE changed: `rowcount(result)`, the one way the store reads it.
 """
 

@@ -1,4 +1,5 @@
-"""Alembic environment: run programmatically by publisher.store.migrate (no alembic.ini needed)."""
+"""Alembic environment: run programmatically by publisher.store.Store.migrate (no alembic.ini
+needed)."""
 
 from __future__ import annotations
 
