@@ -43,3 +43,28 @@ def test_the_check_mode_names_what_drifted(tmp_path, monkeypatch, capsys):
     assert reference.main(["--check"]) == 1
     assert "out of date: run `make docs`" in capsys.readouterr().err
     assert reference.main([]) == 0 and reference.main(["--check"]) == 0
+
+
+def test_the_architecture_page_names_every_module_and_rank():
+    """docs/architecture.md's tree lists every module of the package, and its import-graph
+    table gives each part of the tree the rank tests/test_layers.py holds it to."""
+    import re
+
+    from tests.test_layers import LAYERS, PACKAGE
+
+    page = (reference.DOCS / "architecture.md").read_text(encoding="utf-8")
+    tree = page.split("## The tree", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "versions" not in path.parts
+        and path.name != "__init__.py"
+        and (path.name not in tree or f"{path.parent.name}/" not in tree)
+    ]
+    assert missing == []
+    graph = page.split("### The import graph", 1)[1].split("\n#", 1)[0]
+    ranks = {}
+    for rank, parts in re.findall(r"^\| (\d+) \| ([^|]+) \|", graph, flags=re.M):
+        for part in re.findall(r"`(\w+)(?:/|\.py)`", parts):
+            ranks[part] = int(rank)
+    assert ranks == LAYERS
