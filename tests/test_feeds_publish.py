@@ -386,8 +386,8 @@ def test_an_unwritable_output_is_a_clear_error_and_leaves_no_temporary_files(con
         path.unlink()
     blocked.rmdir()
     blocked.write_text("not a directory")  # feeds/topics/labor.* cannot be written now
-    # Writes run on several threads: whichever of the topic's three files fails first is named.
-    expected = r"cannot (read|write) .*topics/labor\.(rss|atom|json): Not a directory"
+    # Writes run on several threads: whichever of the topic's files fails first is named.
+    expected = r"cannot (read|write) .*/topics/labor\S*: Not a directory"
     with pytest.raises(FeedWriteError, match=expected):
         publish_feeds(config, items(4), {}, now=NOW)
     leftovers = [p.name for p in (project / "feeds").rglob(".*")]
