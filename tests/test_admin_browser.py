@@ -32,6 +32,8 @@ from tests.test_schedule import Recorder
 from tests.test_web_browser import ARGS, AXE, CHROMIUM, Checked
 from tests.web_support import serve
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture
 def browser():

@@ -171,6 +171,7 @@ def test_a_stop_between_batches_then_resume_reaches_everyone_once(rig, store, fi
     assert sorted(received) == sorted(emails) and {len(v) for v in received.values()} == {1}
 
 
+@pytest.mark.slow
 def test_kill_9_mid_send_then_resume_reaches_everyone_exactly_once(rig, store, fixed_now):
     """A real child process killed right after its second batch was recorded, then
     resumed: nobody twice, nobody missing, for every backend. One worker: with more, a

@@ -19,6 +19,7 @@ from publisher.store import schedule_state as state
 from publisher.store.models import DeliveryRow, EditionRow
 from publisher.store.subscribers import SubscriberInput, import_subscribers
 from tests.conftest import BASE_CONFIG
+from tests.daemon_logs import dealt_with
 from tests.servers.data import add_posts
 
 pytestmark = pytest.mark.slow
@@ -175,7 +176,11 @@ def test_two_daemons_on_one_store_make_one_edition_and_one_message_each(project)
     second = start_daemon(project, url, "second.log")
     try:
         wait_for(lambda: "sent" in slot_statuses(url), what="the slot to be sent")
-        time.sleep(1.0)  # give the other daemon its chance to (wrongly) send again
+        # the other daemon's chance to (wrongly) send again: both have dealt with the slot
+        wait_for(
+            lambda: all(dealt_with(log.read_text(), slot) for log in (first[1], second[1])),
+            what="both daemons to deal with the slot",
+        )
     finally:
         stop(*first)
         stop(*second)

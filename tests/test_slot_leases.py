@@ -362,7 +362,9 @@ def _prepare(project: Path, store: Store, server: FakeSendGrid) -> list[str]:
     return add_subscribers(store, now, SUBSCRIBERS)
 
 
-def _daemon(project: Path, url: str, log: str, kill_at: str | None = None) -> subprocess.Popen:
+def _daemon(
+    project: Path, url: str, log: str, kill_at: str | None = None, verbose: bool = False
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "PUBLISHER_DATABASE_URL": url,
@@ -374,7 +376,15 @@ def _daemon(project: Path, url: str, log: str, kill_at: str | None = None) -> su
     if kill_at:
         env["PUBLISHER_KILL_AT"] = kill_at
     return subprocess.Popen(
-        [sys.executable, "-m", "publisher.cli", "run", "--lease", "3"],
+        [
+            sys.executable,
+            "-m",
+            "publisher.cli",
+            *(["-v"] if verbose else []),
+            "run",
+            "--lease",
+            "3",
+        ],
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -413,10 +423,16 @@ def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
             .where(ScheduleSlotRow.id == claim.id)
             .values(owner=ELSEWHERE, lease_until=time.time() + 3600)
         )
-    second = _daemon(project, database_url, "b.log")
+    second = _daemon(project, database_url, "b.log", verbose=True)  # -v: its scans are logged
     try:
         _wait(lambda: "daemon running" in (project / "b.log").read_text(), "B to start", 30)
-        time.sleep(1.5)  # B scans for lapsed claims every second: this one is not lapsed
+
+        def scans() -> int:  # B's completed looks for lapsed claims (APScheduler's own log)
+            lines = (project / "b.log").read_text().splitlines()
+            return sum("_takeover_job" in x and "executed successfully" in x for x in lines)
+
+        # B looked at start-up and twice more since (every second): this one is not lapsed
+        _wait(lambda: scans() >= 2, "two of B's scans for lapsed claims", 30)
         assert _row(store, claim.slot).owner == ELSEWHERE and len(sendgrid.recipients) == 8
         until = time.time() + 2  # A's last heartbeat, then nothing: the lease lapses in 2 s
         with store.session() as session:

@@ -19,6 +19,8 @@ from publisher.store.subscribers import find_subscriber
 from tests.conftest import ROOT
 from tests.web_support import serve
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARGS = [
