@@ -6,12 +6,12 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from conftest import ROOT
-from test_render_fixtures import fixture_items, item, sample_campaign
 
 from publisher.compose.edition import CampaignHistory, compose_edition
 from publisher.config import CampaignConfig, load_config
 from publisher.errors import ConfigError
+from tests.conftest import ROOT
+from tests.test_render_fixtures import fixture_items, item, sample_campaign
 
 
 def campaign(**overrides) -> CampaignConfig:

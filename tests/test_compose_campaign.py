@@ -10,12 +10,12 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from test_render_fixtures import fixture_items, item
 
 from publisher.config import PublisherConfig, load_config
 from publisher.pipeline import compose_campaign, run_once
 from publisher.store.editions import campaign_history, get_edition, list_editions
 from publisher.store.models import DeliveryRow, EditionItemRow, SubscriberRow
+from tests.test_render_fixtures import fixture_items, item
 
 CAMPAIGN = """
 campaigns:
@@ -223,7 +223,7 @@ def test_check_rejects_an_unknown_mjml_element_in_a_template(config):
 
 
 def test_load_config_keeps_sample_campaign_valid():
-    from conftest import ROOT
+    from tests.conftest import ROOT
 
     config = load_config(ROOT / "schedules.yaml")
     assert any(c.name == "economic-justice-weekly" for c in config.campaigns)

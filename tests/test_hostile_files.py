@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from test_render_fixtures import fixture_items, item, sample_campaign, sample_config
 
 from publisher.compose.edition import CampaignHistory, compose_edition
 from publisher.errors import TemplateError
@@ -21,6 +20,7 @@ from publisher.store.feeds_queries import StoredBuildState
 from publisher.support.bounded import LimitError, load_json, load_yaml
 from publisher.support.files import write_atomic
 from tests.servers.data import add_edition, add_subscribers, config_text
+from tests.test_render_fixtures import fixture_items, item, sample_campaign, sample_config
 
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8)

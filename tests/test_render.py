@@ -6,13 +6,6 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from test_render_fixtures import (
-    assert_golden,
-    fixture_items,
-    item,
-    sample_campaign,
-    sample_config,
-)
 
 import publisher.render.mjml as mjml_module
 from publisher.compose.edition import CampaignHistory, compose_edition
@@ -22,6 +15,13 @@ from publisher.render import PLACEHOLDERS, personalise, subscriber_url
 from publisher.render.checks import colour_pairs, contrast_ratio
 from publisher.render.email import KB, archive_url, render_edition
 from publisher.render.environment import BUILTIN_TEMPLATES
+from tests.test_render_fixtures import (
+    assert_golden,
+    fixture_items,
+    item,
+    sample_campaign,
+    sample_config,
+)
 
 WEB_URL = "https://www.example.org/news/archive/economic-justice-weekly/1.html"
 

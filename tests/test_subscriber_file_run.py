@@ -3,14 +3,13 @@ and an import never re-adds an address that was erased or must not be mailed."""
 
 from __future__ import annotations
 
-from hostile_project import CONFIG, make_project, run_cli
-
 from publisher.store.subscribers import (
     SubscriberInput,
     import_subscribers,
     iter_subscribers,
 )
 from publisher.store.suppression import suppress
+from tests.hostile_project import CONFIG, make_project, run_cli
 
 
 def test_an_unreadable_subscriber_file_is_reported_and_the_run_goes_on(tmp_path):
