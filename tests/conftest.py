@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -26,6 +27,15 @@ organisation:
   from_email: news@example.org
   timezone: America/New_York
 """
+
+
+T = TypeVar("T")
+
+
+def present(value: T | None) -> T:
+    """`value`, asserted to be there (a lookup the test expects to find something)."""
+    assert value is not None
+    return value
 
 
 def write_config(directory: Path, extra: str = "") -> Path:

@@ -28,7 +28,7 @@ from werkzeug import Response
 from publisher.config import load_config
 from publisher.pipeline import run_once
 from publisher.store.models import SubscriberRow
-from tests.conftest import BASE_CONFIG, FIXED_NOW
+from tests.conftest import BASE_CONFIG, FIXED_NOW, present
 
 CORPUS = Path(__file__).parent / "hostile"
 PUBLIC = "https://www.example.org/news"
@@ -139,7 +139,7 @@ def test_hostile_corpus_runs_through_the_whole_pipeline(hostile, store):
     assert time.monotonic() - started < 60  # bombs and deep nesting are refused, not expanded
     assert "hostile: edition 1 composed" in " ".join(report.notes), report.notes
 
-    problems = [str(p) for p in report.collect.problems]
+    problems = [str(p) for p in present(report.collect).problems]
     for where, why in [
         ("far-future.md", "out of range"),
         ("alias-bomb.md:", "aliases"),
@@ -228,7 +228,8 @@ def test_deleted_files_and_retired_items_never_come_back(hostile, store):
     assert "Traceback" not in missing.stderr
     later = FIXED_NOW + timedelta(days=1)
     report = run_once(config, store, now=later)
-    assert report.collect.retired == 1 and "1 retired" in report.collect.note
+    collected = present(report.collect)
+    assert collected.retired == 1 and "1 retired" in collected.note
     titles = {item.title for item in store.list_items()}
     assert "Deleted later" not in titles and "Good post" not in titles
     for path in (root / "feeds").rglob("*"):
@@ -241,7 +242,7 @@ def test_deleted_files_and_retired_items_never_come_back(hostile, store):
     )
     again = run_once(config, store, now=later + timedelta(days=1))
     assert "Deleted later" not in {item.title for item in store.list_items()}
-    assert sum(s.upsert.retired for s in again.collect.sources) == 2
+    assert sum(s.upsert.retired for s in present(again.collect).sources) == 2
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -268,13 +269,13 @@ def _check_message(raw: bytes, tokens: dict[str, tuple[str, str]]) -> str:
         names.append(name.decode())
     assert sorted(names) == sorted(EXPECTED_HEADERS), names
     recipient = re.search(rb"^To: .*<([^>]+)>", head, re.M) or re.search(rb"^To: (\S+)", head, re.M)
-    token, name = tokens[recipient.group(1).decode()]
-    boundary = re.search(rb'boundary="([^"]+)"', head).group(1)
+    token, shown = tokens[present(recipient).group(1).decode()]
+    boundary = present(re.search(rb'boundary="([^"]+)"', head)).group(1)
     text, html = _parts(body, boundary)
     for document in (text, html):
         # A name that spells placeholders is shown as written (html-escaped or not), never
         # expanded; apart from it, no placeholder is left, live or not.
-        rest = document.replace(name, "")
+        rest = document.replace(shown, "")
         for placeholder in ("%%UNSUBSCRIBE_URL%%", "%%NAME%%", "%%PREFERENCES_URL%%"):
             assert placeholder not in rest, placeholder
         for found in re.finditer(re.escape(token), document):

@@ -19,6 +19,7 @@ from publisher.store import ItemNotFound, open_store
 from publisher.store.feeds_queries import StoredBuildState
 from publisher.support.bounded import LimitError, load_json, load_yaml
 from publisher.support.files import write_atomic
+from tests.conftest import present
 from tests.servers.data import add_edition, add_subscribers, config_text
 from tests.test_render_fixtures import fixture_items, item, sample_campaign, sample_config
 
@@ -62,11 +63,13 @@ def test_an_item_that_cannot_be_rendered_is_left_out_and_the_edition_goes_out(fi
     # Stored by an older version before collection removed control characters.
     broken = item("broken", days_ago=0.2, title="Broken\x01title\x0b", kind="article")
     config = sample_config()
-    edition = compose_edition(
-        [*fixture_items(), broken],
-        sample_campaign(config),
-        now=fixed_now,
-        history=CampaignHistory(),
+    edition = present(
+        compose_edition(
+            [*fixture_items(), broken],
+            sample_campaign(config),
+            now=fixed_now,
+            history=CampaignHistory(),
+        )
     )
     kept, rendered = render_fitting(
         edition, config.organisation, web_url="https://www.example.org/news/archive/x/1.html"
@@ -87,7 +90,7 @@ def test_items_that_make_the_email_too_large_are_left_out(fixed_now):
         item(f"long-{n}", days_ago=0.01 * (n + 1), summary="word " * 80, kind="article")
         for n in range(250)
     ]
-    edition = compose_edition(many, campaign, now=fixed_now, history=CampaignHistory())
+    edition = present(compose_edition(many, campaign, now=fixed_now, history=CampaignHistory()))
     kept, rendered = render_fitting(edition, config.organisation, web_url="https://e.org/1")
     assert rendered.size <= MAX_BYTES
     assert 0 < len(kept.left_out) < len(many)
@@ -98,8 +101,10 @@ def test_items_that_make_the_email_too_large_are_left_out(fixed_now):
 def test_a_template_error_is_not_blamed_on_items(fixed_now, tmp_path):
     (tmp_path / "digest.mjml").write_text("<mjml><mj-body><mj-nonsense/></mj-body></mjml>")
     config = sample_config()
-    edition = compose_edition(
-        fixture_items(), sample_campaign(config), now=fixed_now, history=CampaignHistory()
+    edition = present(
+        compose_edition(
+            fixture_items(), sample_campaign(config), now=fixed_now, history=CampaignHistory()
+        )
     )
     from publisher.render.environment import BUILTIN_TEMPLATES
 

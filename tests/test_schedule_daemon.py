@@ -114,7 +114,7 @@ def cli(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def wait_for(condition, *, timeout: float = 30.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition, *, timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

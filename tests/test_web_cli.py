@@ -15,6 +15,7 @@ import pytest
 
 from publisher.store import open_store
 from publisher.store.subscribers import find_subscriber
+from tests.conftest import present
 from tests.servers.data import add_subscribers
 from tests.web_support import free_port, write_web_config
 
@@ -51,7 +52,7 @@ def test_serve_answers_one_click_and_logs_paths_only(project, database_url, fixe
     write_web_config(project, port)
     store = open_store(database_url)
     add_subscribers(store, fixed_now, 1)
-    person = find_subscriber(store, email="person0@example.org")
+    person = present(find_subscriber(store, email="person0@example.org"))
     server = subprocess.Popen(
         [
             *PUBLISHER,
@@ -100,7 +101,7 @@ def test_serve_answers_one_click_and_logs_paths_only(project, database_url, fixe
         server.wait(timeout=10)
         reader.join(timeout=10)
     stderr = "".join(lines)
-    assert find_subscriber(store, id=person.id).status == "unsubscribed"
+    assert present(find_subscriber(store, id=person.id)).status == "unsubscribed"
     assert "INSECURE" in stderr and "SENDGRID_WEBHOOK_PUBLIC_KEY" in stderr
     assert '"POST /unsubscribe" 200' in stderr and person.token not in stderr
     store.close()

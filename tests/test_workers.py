@@ -181,7 +181,7 @@ def _held_by(store: Store, pid: int) -> int:
         )
 
 
-def _wait(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def _wait(condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

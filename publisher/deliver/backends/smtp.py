@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from publisher.config import PublisherConfig
 from publisher.deliver.base import (
@@ -50,7 +51,14 @@ class RateLimiter:
             time.sleep(start - now)
 
 
-class _KnowsWhenDataWasSent:
+# The mixin's methods are smtplib.SMTP's (it is only ever mixed into SMTP classes).
+if TYPE_CHECKING:
+    _SMTPBase = smtplib.SMTP
+else:
+    _SMTPBase = object
+
+
+class _KnowsWhenDataWasSent(_SMTPBase):
     """smtplib.SMTP.data(), noting when the message and its final '.' were written: an error
     after that point may come after the server queued the message."""
 
@@ -61,7 +69,7 @@ class _KnowsWhenDataWasSent:
         code, repl = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, repl)
-        quoted = smtplib._quote_periods(msg)
+        quoted = smtplib._quote_periods(msg)  # type: ignore[attr-defined]  # private, untyped
         if quoted[-2:] != b"\r\n":
             quoted += b"\r\n"
         self.send(quoted + b".\r\n")
