@@ -370,11 +370,13 @@ def test_sigterm_lets_the_slot_in_flight_finish_and_takes_no_new_work(make_confi
     import threading
 
     config = make_config(campaign_yaml("* * * * * *", timezone="UTC"))  # a slot every second
-    started, finished = threading.Event(), []
+    started = threading.Event()
+    finished: list[datetime] = []
 
     def slow_run(name, slot, now):
         started.set()
-        threading.Event().wait(1.5)  # the "batch in flight"
+        # the "batch in flight" lasts until the SIGTERM has reached the daemon, however slow
+        assert daemon.stopping.wait(30), "no SIGTERM reached the daemon"
         finished.append(slot)
         return SlotOutcome("sent", None, "slow")
 
