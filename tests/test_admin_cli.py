@@ -6,6 +6,7 @@ import shutil
 from datetime import timedelta
 
 import httpx
+import pytest
 from lxml import html as lxml_html
 
 from publisher.sources.collect import collect_all
@@ -25,6 +26,7 @@ from tests.web_support import serve, write_web_config
 SECRET = "a long enough staff password"
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_staff_add_list_remove(project, database_url, fixed_now):
     write_web_config(project, 1)
     added = _cli(

@@ -183,6 +183,7 @@ def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_cli_preview_editions_and_check(config, fixed_now):
     project = config.root
     from publisher.store import open_store
@@ -212,6 +213,7 @@ def test_cli_preview_editions_and_check(config, fixed_now):
     assert run_cli(project, "check").returncode == 0
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_check_rejects_an_unknown_mjml_element_in_a_template(config):
     project = config.root
     (project / "templates" / "sections").mkdir(parents=True)

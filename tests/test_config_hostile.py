@@ -172,6 +172,7 @@ def _expected_line(text: str, needle: str) -> int:
     return line_of(text, needle)
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 @pytest.mark.parametrize(
     ("edit", "needle", "key", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
@@ -207,6 +208,7 @@ def test_run_refuses_exactly_what_check_refuses(tmp_path, capsys, edit, needle, 
     assert written(tmp_path) == []
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_the_unmodified_project_runs_and_writes(tmp_path):
     """The control for the tests above: the same project, unedited, runs and writes."""
     make_project(tmp_path)

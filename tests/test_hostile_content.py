@@ -203,6 +203,7 @@ def test_hostile_corpus_runs_through_the_whole_pipeline(hostile, store):
     assert not (root / "feeds" / ".publisher-feeds-state.json").exists()
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_deleted_files_and_retired_items_never_come_back(hostile, store):
     from publisher.cli import app
 

@@ -306,6 +306,7 @@ def test_a_running_daemon_takes_over_a_lapsed_claim(make_config, store):
     assert daemon.lapsed_claims(clock.now) == []
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_the_lease_option_is_bounded(project):
     (project / "schedules.yaml").write_text(BASE_CONFIG + CAMPAIGN, encoding="utf-8")
     for value in ("2", "3601"):

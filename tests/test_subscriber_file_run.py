@@ -3,6 +3,8 @@ and an import never re-adds an address that was erased or must not be mailed."""
 
 from __future__ import annotations
 
+import pytest
+
 from publisher.store.subscribers import (
     SubscriberInput,
     import_subscribers,
@@ -12,6 +14,7 @@ from publisher.store.suppression import suppress
 from tests.hostile_project import CONFIG, make_project, run_cli
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_an_unreadable_subscriber_file_is_reported_and_the_run_goes_on(tmp_path):
     make_project(tmp_path, CONFIG.replace("subscribers.csv", "subscribers.json"))
     assert run_cli("run", "--once", cwd=tmp_path).returncode == 0  # no file yet: nobody

@@ -37,6 +37,7 @@ def _cli(project, database_url, *args, **env):
     )
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_serve_refuses_to_start_without_a_secret_key(project, database_url):
     write_web_config(project, 1)
     result = _cli(project, database_url, "serve", "--port", str(free_port()))
@@ -107,6 +108,7 @@ def test_serve_answers_one_click_and_logs_paths_only(project, database_url, fixe
     store.close()
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_subscribers_add_remove_show_export(project, database_url):
     write_web_config(project, 1)
     added = _cli(
@@ -138,6 +140,7 @@ def test_subscribers_add_remove_show_export(project, database_url):
     assert bad.returncode == 2
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_check_renders_the_confirmation_email(project, database_url):
     write_web_config(project, 1)
     assert "confirmation email" not in _cli(project, database_url, "check").stderr
