@@ -91,10 +91,13 @@ def environment(url: str) -> dict[str, str]:
     }
 
 
-def start_daemon(project: Path, url: str, log_name: str) -> tuple[subprocess.Popen, Path]:
+def start_daemon(
+    project: Path, url: str, log_name: str, *, verbose: bool = False
+) -> tuple[subprocess.Popen, Path]:
+    """`publisher run` (-v: also the scheduler's own lines, see tests/daemon_logs.py)."""
     log_path = project / log_name
     process = subprocess.Popen(
-        [sys.executable, "-m", "publisher.cli", "run"],
+        [sys.executable, "-m", "publisher.cli", *(["-v"] if verbose else []), "run"],
         cwd=project,
         env=environment(url),
         stdout=subprocess.DEVNULL,
@@ -172,13 +175,14 @@ def test_daemon_sends_the_slot_then_exits_0_on_sigterm(project):
 def test_two_daemons_on_one_store_make_one_edition_and_one_message_each(project):
     slot = (utc_now() + timedelta(seconds=7)).replace(microsecond=0)
     url = prepare(project, slot_cron(slot))
-    first = start_daemon(project, url, "first.log")
-    second = start_daemon(project, url, "second.log")
+    first = start_daemon(project, url, "first.log", verbose=True)
+    second = start_daemon(project, url, "second.log", verbose=True)
     try:
         wait_for(lambda: "sent" in slot_statuses(url), what="the slot to be sent")
         # the other daemon's chance to (wrongly) send again: both have dealt with the slot
         wait_for(
             lambda: all(dealt_with(log.read_text(), slot) for log in (first[1], second[1])),
+            timeout=60,
             what="both daemons to deal with the slot",
         )
     finally:

@@ -273,7 +273,8 @@ def test_two_daemons_racing_for_a_slot_make_one_edition_sent_once(tmp_path, pg_u
     (tmp_path / "content").mkdir()
     config, slot = _slot_project(tmp_path, pg_url, server)
     log_paths = [tmp_path / f"daemon{i}.log" for i in range(2)]
-    daemons = [_cli(config, pg_url, "run", cwd=tmp_path, log=log) for log in log_paths]
+    # -v: the scheduler's own lines too (tests/daemon_logs.py)
+    daemons = [_cli(config, pg_url, "-v", "run", cwd=tmp_path, log=log) for log in log_paths]
     workers = _workers(config, pg_url, idle=15)  # from before the slot until after its send
     store = open_store(pg_url)
     try:
