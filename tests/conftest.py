@@ -80,6 +80,7 @@ def pg_cluster() -> Iterator[Cluster]:
     cluster.stop()
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses the PostgreSQL cluster directly is a `postgres` test too (the store
     fixture's PostgreSQL parameter carries the mark itself)."""
