@@ -36,10 +36,10 @@ BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".jo
     ],
 )
 def test_yaml_bombs_and_deep_nesting_are_refused_fast(text, why):
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: other processes' load aside
     with pytest.raises(LimitError, match=why):
         load_yaml(text)
-    assert time.monotonic() - started < 10  # a hang guard: the bounds make it milliseconds
+    assert time.process_time() - started < 10  # a hang guard: the bounds make it milliseconds
 
 
 def test_ordinary_yaml_and_json_still_load():
