@@ -7,7 +7,7 @@ AXE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test bench lint clean postgres-server docs
+.PHONY: run test test-fast bench lint clean postgres-server docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -40,6 +40,13 @@ $(AXE_STAMP): package.json package-lock.json
 test: $(TEST_STAMP) $(CHROMIUM) $(AXE_STAMP) postgres-server
 	PUBLISHER_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
+# The fast loop for development (docs/testing-notes.md): everything but the PostgreSQL
+# repeats, the tests that start and kill real processes, and the browser tests. It needs
+# neither PostgreSQL nor Chromium; `make test` (CI) still runs every test.
+FAST := not postgres and not slow and not browser
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m "$(FAST)"
+
 postgres-server:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
@@ -55,7 +62,7 @@ docs: $(STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check publisher tests bench
 	$(BIN)/ruff format --check publisher tests bench
-	$(BIN)/mypy publisher bench
+	$(BIN)/mypy publisher bench tests
 
 clean:
 	rm -rf $(VENV) node_modules var/*.db* feeds/* feeds/.publisher-feeds-state.json archive preview outbox

@@ -8,12 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from lxml import html as lxml_html
 
 from publisher.store import Store
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 from publisher.store.staff import add_staff
 from publisher.subscribers.events import record_events
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, present
 
 PASSWORD = "correct horse battery staple"
 STAFF = {"owner": "olga@example.org", "editor": "edu@example.org", "viewer": "vera@example.org"}
@@ -68,12 +69,12 @@ def write_posts(project: Path) -> None:
 
 def log_in(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
     page = client.get("/admin/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    csrf = present(re.search(r'name="csrf" value="([^"]+)"', page.text)).group(1)
     return client.post("/admin/login", data={"email": email, "password": password, "csrf": csrf})
 
 
 def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    return present(re.search(r'name="csrf" value="([^"]+)"', html)).group(1)
 
 
 # --- a sent edition with known ledger rows and events ---------------------------------------
@@ -141,3 +142,18 @@ EXPECTED = {
     "unique opens": 3, "unique clicks": 2,
 }  # fmt: skip
 ACCEPTED = LEDGER["sent"] + LEDGER["uncertain"]
+
+
+def xpath_list(tree: lxml_html.HtmlElement, xpath: str) -> list:
+    """The nodes or strings an XPath that selects a node-set finds."""
+    found = tree.xpath(xpath)
+    assert isinstance(found, list), found
+    return found
+
+
+def xpath_strings(tree: lxml_html.HtmlElement, xpath: str) -> list[str]:
+    """The strings a text() or @attribute XPath finds."""
+    found = xpath_list(tree, xpath)
+    strings = [x for x in found if isinstance(x, str)]
+    assert len(strings) == len(found), found
+    return strings

@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -26,6 +27,15 @@ organisation:
   from_email: news@example.org
   timezone: America/New_York
 """
+
+
+T = TypeVar("T")
+
+
+def present(value: T | None) -> T:
+    """`value`, asserted to be there (a lookup the test expects to find something)."""
+    assert value is not None
+    return value
 
 
 def write_config(directory: Path, extra: str = "") -> Path:
@@ -70,7 +80,16 @@ def pg_cluster() -> Iterator[Cluster]:
     cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the PostgreSQL cluster directly is a `postgres` test too (the store
+    fixture's PostgreSQL parameter carries the mark itself)."""
+    for item in items:
+        if "pg_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Every test that takes this fixture (or `store`) runs on SQLite and on PostgreSQL,
     each time on a database of its own. (The kill-point, resume and daemon tests run real

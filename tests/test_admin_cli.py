@@ -6,19 +6,28 @@ import shutil
 from datetime import timedelta
 
 import httpx
+import pytest
 from lxml import html as lxml_html
 
 from publisher.sources.collect import collect_all
 from publisher.store import audit, open_store
 from publisher.store.sink import StoreSink
 from publisher.store.staff import check_login, list_staff
-from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts, log_in, write_posts
+from tests.admin_support import (
+    ADMIN_CONFIG,
+    STAFF,
+    add_accounts,
+    log_in,
+    write_posts,
+    xpath_strings,
+)
 from tests.test_web_cli import _cli
 from tests.web_support import serve, write_web_config
 
 SECRET = "a long enough staff password"
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_staff_add_list_remove(project, database_url, fixed_now):
     write_web_config(project, 1)
     added = _cli(
@@ -53,7 +62,7 @@ def test_staff_add_list_remove(project, database_url, fixed_now):
         store.close()
 
 
-def subprocess_input(project, database_url, email, role, password):  # type: ignore[no-untyped-def]
+def subprocess_input(project, database_url, email, role, password):
     import subprocess
 
     from tests.test_web_cli import PUBLISHER, _env
@@ -75,7 +84,7 @@ def test_a_source_failing_for_a_day_is_an_alert(project, store):
         with httpx.Client(base_url=served.url, follow_redirects=True) as http:
             log_in(http, STAFF["viewer"])
             page = lxml_html.fromstring(http.get("/admin/").text)
-            status = page.xpath('//tr[@data-source="posts"]/td[@class="status"]/text()')
+            status = xpath_strings(page, '//tr[@data-source="posts"]/td[@class="status"]/text()')
             assert status[0].startswith("failing since") and not page.xpath("//ul[@class]")
             served.clock.advance(days=1)
             collect_all(served.config, StoreSink(store), now=served.clock.now)

@@ -27,6 +27,8 @@ from tests.admin_support import (
     csrf_of,
     log_in,
     seed_edition,
+    xpath_list,
+    xpath_strings,
 )
 from tests.web_support import serve
 
@@ -43,7 +45,7 @@ def client(served) -> httpx.Client:
 
 
 def cells(page: str, xpath: str) -> list[str]:
-    return [" ".join(t.split()) for t in lxml_html.fromstring(page).xpath(xpath)]
+    return [" ".join(t.split()) for t in xpath_strings(lxml_html.fromstring(page), xpath)]
 
 
 def test_edition_numbers_equal_the_store(admin_server, store):
@@ -70,9 +72,9 @@ def test_edition_numbers_equal_the_store(admin_server, store):
     assert series["clicks"] == [0, 1, 3] and series["complained"] == [0, 0, 1]
     tree = lxml_html.fromstring(page)
     for index, values in enumerate(series.values()):
-        bars = tree.xpath(f'//*[@id="chart-{index}"]//*[local-name()="rect"]/@data-value')
+        bars = xpath_strings(tree, f'//*[@id="chart-{index}"]//*[local-name()="rect"]/@data-value')
         assert [int(v) for v in bars] == values
-    assert len(tree.xpath("//figure//details//table")) == len(series)
+    assert len(xpath_list(tree, "//figure//details//table")) == len(series)
 
 
 def test_overview_and_subscriber_numbers_equal_the_store(admin_server, store):
@@ -93,8 +95,9 @@ def test_overview_and_subscriber_numbers_equal_the_store(admin_server, store):
     for status, count in count_by_status(store).items():
         assert cells(subscribers, f'//tr[@data-status="{status}"]/td/text()') == [str(count)]
     assert cells(subscribers, '//tr[@data-topic="labor"]/td/text()') == ["8"]  # active ones
-    totals = lxml_html.fromstring(subscribers).xpath(
-        '//*[@id="growth-total"]//*[local-name()="rect"]/@data-value'
+    totals = xpath_strings(
+        lxml_html.fromstring(subscribers),
+        '//*[@id="growth-total"]//*[local-name()="rect"]/@data-value',
     )
     assert int(totals[-1]) == sum(count_by_status(store).values())
     assert cells(found, '//ul[@class="found"]/li/a/text()') == ["r3@example.org"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from test_render_fixtures import sample_campaign, sample_config
-
 from publisher.publish.archive import ArchiveEntry, web_copy, write_edition_page, write_index_page
+from tests.test_render_fixtures import sample_campaign, sample_config
 
 
 def test_edition_page_replaces_every_placeholder(tmp_path):

@@ -145,7 +145,8 @@ def test_bad_cadences_say_what_is_wrong(text, message):
 
 def test_february_29_is_possible_but_rare():
     cadence = parse_cadence("0 9 29 2 *")
-    assert cadence.first_day_on_or_after(datetime(2026, 11, 25).date()).isoformat() == "2028-02-29"
+    first = cadence.first_day_on_or_after(datetime(2026, 11, 25).date())
+    assert first is not None and first.isoformat() == "2028-02-29"
 
 
 def test_durations_and_times():

@@ -74,7 +74,7 @@ def _statuses(store: Store, edition: int) -> dict[int, str]:
                 DeliveryRow.edition_id == edition
             )
         )
-        return dict(rows.all())  # type: ignore[arg-type]
+        return dict(rows.all())
 
 
 def test_concurrent_claimers_cut_disjoint_batches_covering_the_audience_once(store, fixed_now):
@@ -133,7 +133,7 @@ def test_batches_of_a_holder_that_died_are_taken_over_when_its_lease_lapsed(
     first_id, last_id = third.rows[0][0], third.rows[-1][0]
     ledger.mark_range(store, edition, third.number, first_id, last_id, REQUESTED,
                       now=fixed_now, lease=dead)  # fmt: skip  # ... and the request was written
-    me, mine = work.Lease("here:2:me", 60.0, clock), set()
+    me, mine = work.Lease("here:2:me", 60.0, clock), set[int]()
     early = _drain(store, me, edition, fixed_now, requested_to=requested_to, mine=mine)
     assert [c.number for c in early] == [4, 5]  # the rest; the dead one's are still held
     clock.now += 61  # the dead holder's leases lapse; ours are in `mine`: never taken back

@@ -26,6 +26,7 @@ def assert_clean_failure(result, code: int, says: str) -> None:
     assert "Traceback" not in output and "internal error" not in output
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -41,6 +42,7 @@ def test_bad_option_values_are_usage_errors(project_dir, args, says):
     assert_clean_failure(run_cli(*args, cwd=project_dir), 2, says)
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 @pytest.mark.parametrize(
     ("url", "says"),
     [
@@ -57,6 +59,7 @@ def test_a_malformed_database_url_is_one_line_without_the_password(project_dir, 
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 @pytest.mark.parametrize("content", ["5", "null", '{"subscribers": 5}', "[" * 50_000])
 def test_subscriber_json_of_the_wrong_shape_is_one_error(project_dir, content):
     (project_dir / "people.json").write_text(content, encoding="utf-8")
@@ -65,6 +68,7 @@ def test_subscriber_json_of_the_wrong_shape_is_one_error(project_dir, content):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_subscriber_rows_of_the_wrong_shape_are_skipped_by_the_command(project_dir):
     rows = [5, None, {"email": "ann@example.org", "name": "A\r\nBcc: x@example.net"}]
     rows.append({"email": "bo@example.org", "name": "Bo"})
@@ -75,6 +79,7 @@ def test_subscriber_rows_of_the_wrong_shape_are_skipped_by_the_command(project_d
     assert "entry 3: name contains control characters" in result.stderr
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_options_work_after_the_subcommand(project_dir):
     other = project_dir / "elsewhere"
     other.mkdir()
@@ -93,6 +98,7 @@ def test_options_work_after_the_subcommand(project_dir):
     assert run_cli("check", cwd=project_dir).returncode == 2
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_verbose_after_the_subcommand_logs(project_dir):
     quiet = run_cli("feeds", "build", cwd=project_dir)
     loud = run_cli("feeds", "build", "-v", cwd=project_dir)
@@ -130,6 +136,7 @@ def test_hoisting_leaves_option_values_and_arguments_alone():
     ]
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_an_option_value_that_looks_like_a_global_option_stays_with_its_option(project_dir):
     result = run_cli("send", "weekly", "--to", "-v", cwd=project_dir)
     assert_clean_failure(result, 2, "'-v' is not an email address")

@@ -6,12 +6,12 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from conftest import ROOT
-from test_render_fixtures import fixture_items, item, sample_campaign
 
 from publisher.compose.edition import CampaignHistory, compose_edition
 from publisher.config import CampaignConfig, load_config
 from publisher.errors import ConfigError
+from tests.conftest import ROOT, present
+from tests.test_render_fixtures import fixture_items, item, sample_campaign
 
 
 def campaign(**overrides) -> CampaignConfig:
@@ -43,7 +43,9 @@ def ids(edition, section: str) -> list[str]:
 
 
 def test_first_edition_takes_the_lookback_window_newest_first(fixed_now):
-    edition = compose_edition(fixture_items(), campaign(), now=fixed_now, history=CampaignHistory())
+    edition = present(
+        compose_edition(fixture_items(), campaign(), now=fixed_now, history=CampaignHistory())
+    )
     assert edition.number == 1
     assert edition.since == fixed_now - timedelta(days=14)
     # the newest resource is featured; the older one is not repeated in another section
@@ -56,7 +58,7 @@ def test_first_edition_takes_the_lookback_window_newest_first(fixed_now):
 
 def test_window_starts_at_the_previous_edition(fixed_now):
     history = CampaignHistory(previous_at=fixed_now - timedelta(days=6.5), next_number=4)
-    edition = compose_edition(fixture_items(), campaign(), now=fixed_now, history=history)
+    edition = present(compose_edition(fixture_items(), campaign(), now=fixed_now, history=history))
     assert edition.number == 4
     assert ids(edition, "featured") == ["cba-toolkit"]
     assert ids(edition, "posts") == ["sign-on-letter"]
@@ -66,7 +68,7 @@ def test_window_starts_at_the_previous_edition(fixed_now):
 def test_an_item_carried_before_is_never_selected_again(fixed_now):
     # even when the window would include it (a late edit re-dated it, or a longer lookback)
     history = CampaignHistory(carried=frozenset({"test:cba-toolkit", "test:recap"}))
-    edition = compose_edition(fixture_items(), campaign(), now=fixed_now, history=history)
+    edition = present(compose_edition(fixture_items(), campaign(), now=fixed_now, history=history))
     assert ids(edition, "featured") == ["older-guide"]
     assert ids(edition, "news") == ["fair-workweek"]
     assert "test:recap" not in {i.id for i in edition.items}
@@ -80,14 +82,16 @@ def test_section_limits_and_no_item_in_two_sections(fixed_now):
             {"name": "rest", "kinds": ["article"], "max": 4},
         ]
     )
-    edition = compose_edition(items, config, now=fixed_now, history=CampaignHistory())
+    edition = present(compose_edition(items, config, now=fixed_now, history=CampaignHistory()))
     assert ids(edition, "top") == ["post-0", "post-1", "post-2"]
     assert ids(edition, "rest") == ["post-3", "post-4", "post-5", "post-6"]
 
 
 def test_topic_filter(fixed_now):
     config = campaign(sections=[{"name": "labor", "topics": ["labor"], "max": 5}])
-    edition = compose_edition(fixture_items(), config, now=fixed_now, history=CampaignHistory())
+    edition = present(
+        compose_edition(fixture_items(), config, now=fixed_now, history=CampaignHistory())
+    )
     assert ids(edition, "labor") == ["recap"]
 
 
@@ -98,8 +102,8 @@ def test_skip_if_empty_gives_no_edition(fixed_now):
 
 
 def test_without_skip_if_empty_an_edition_with_only_the_cta(fixed_now):
-    edition = compose_edition(
-        [], campaign(skip_if_empty=False), now=fixed_now, history=CampaignHistory()
+    edition = present(
+        compose_edition([], campaign(skip_if_empty=False), now=fixed_now, history=CampaignHistory())
     )
     assert edition is not None and edition.items == []
     assert [s.name for s in edition.sections if s.type == "cta"] == ["join"]
@@ -134,8 +138,10 @@ def test_items_an_email_cannot_link_to_are_left_out_and_reported(fixed_now):
     http_image = dataclasses.replace(
         item("img", days_ago=1), image="http://partner.example/i.png", image_alt="alt"
     )
-    edition = compose_edition(
-        [http_item, http_image], campaign(), now=fixed_now, history=CampaignHistory()
+    edition = present(
+        compose_edition(
+            [http_item, http_image], campaign(), now=fixed_now, history=CampaignHistory()
+        )
     )
     assert [i.id for i in edition.items] == [http_image.id]
     assert edition.items[0].image is None

@@ -10,13 +10,14 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from test_render_fixtures import fixture_items, item
 
 from publisher.config import PublisherConfig, load_config
 from publisher.pipeline import compose_campaign, run_once
 from publisher.store.editions import campaign_history, get_edition, list_editions
 from publisher.store.items import upsert_items
 from publisher.store.models import DeliveryRow, EditionItemRow, SubscriberRow
+from tests.conftest import present
+from tests.test_render_fixtures import fixture_items, item
 
 CAMPAIGN = """
 campaigns:
@@ -44,11 +45,11 @@ def config(make_config) -> PublisherConfig:
 
 def test_composes_stores_and_archives_an_edition(config, store, fixed_now):
     upsert_items(store, fixture_items(), now=fixed_now)
-    record = compose_campaign(config, store, "weekly", now=fixed_now)
+    record = present(compose_campaign(config, store, "weekly", now=fixed_now))
     assert record is not None and record.created
     assert (record.number, record.item_count) == (1, 5)
     assert record.subject == "The Weekly #1 — 25 November 2026"
-    stored = get_edition(store, record.id)
+    stored = present(get_edition(store, record.id))
     assert stored.status == "composed" and stored.composed_at == fixed_now
     assert "%%UNSUBSCRIBE_URL%%" in stored.html and "%%UNSUBSCRIBE_URL%%" in stored.text
     with store.session() as session:
@@ -95,10 +96,12 @@ def test_archive_pages_link_the_edition_feed(make_config, store, fixed_now):
 
 def test_same_slot_twice_returns_the_existing_edition(config, store, fixed_now):
     upsert_items(store, fixture_items(), now=fixed_now)
-    first = compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now)
+    first = present(compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now))
     upsert_items(store, [item("late", days_ago=0.1)], now=fixed_now)
-    again = compose_campaign(
-        config, store, "weekly", now=fixed_now + timedelta(minutes=5), slot=fixed_now
+    again = present(
+        compose_campaign(
+            config, store, "weekly", now=fixed_now + timedelta(minutes=5), slot=fixed_now
+        )
     )
     assert first.created and not again.created
     assert again.id == first.id and again.number == 1
@@ -111,7 +114,7 @@ def test_a_racing_second_insert_for_the_slot_finds_the_first(config, store, fixe
     from publisher.store.editions import NewEdition, save_edition
 
     upsert_items(store, fixture_items(), now=fixed_now)
-    first = compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now)
+    first = present(compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now))
     loser = NewEdition("weekly", 2, fixed_now, fixed_now, "s", "", "<html>", "t", [])
     stored, created = save_edition(store, loser)
     assert not created and stored.id == first.id
@@ -119,12 +122,12 @@ def test_a_racing_second_insert_for_the_slot_finds_the_first(config, store, fixe
 
 def test_never_twice_and_the_window_moves_on(config, store, fixed_now):
     upsert_items(store, fixture_items(), now=fixed_now)
-    first = compose_campaign(config, store, "weekly", now=fixed_now)
+    first = present(compose_campaign(config, store, "weekly", now=fixed_now))
     # nothing new twelve hours later: skip_if_empty gives no edition
     assert compose_campaign(config, store, "weekly", now=fixed_now + timedelta(hours=12)) is None
     later = fixed_now + timedelta(days=7)
     upsert_items(store, [item("next-week", days_ago=-3, kind="news")], now=later)
-    second = compose_campaign(config, store, "weekly", now=later)
+    second = present(compose_campaign(config, store, "weekly", now=later))
     # the item dated tomorrow and the new one; none of the first edition's items again
     assert (second.number, second.item_count) == (2, 2)
     history = campaign_history(store, "weekly")
@@ -136,7 +139,7 @@ def test_never_twice_and_the_window_moves_on(config, store, fixed_now):
 
 def test_list_editions_counts_items_and_sent_deliveries(config, store, fixed_now):
     upsert_items(store, fixture_items(), now=fixed_now)
-    record = compose_campaign(config, store, "weekly", now=fixed_now)
+    record = present(compose_campaign(config, store, "weekly", now=fixed_now))
     with store.session() as session:
         for n, status in enumerate(["sent", "sent", "failed", "pending"]):
             sub = SubscriberRow(
@@ -181,6 +184,7 @@ def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_cli_preview_editions_and_check(config, fixed_now):
     project = config.root
     from publisher.store import open_store
@@ -199,7 +203,7 @@ def test_cli_preview_editions_and_check(config, fixed_now):
     )
     assert message["Subject"] == "The Weekly #1 — 25 November 2026"
     assert message.get_body(("plain",)) and message.get_body(("html",))
-    assert "token=preview" in message.get_body(("html",)).get_content()
+    assert "token=preview" in present(message.get_body(("html",))).get_content()
     # the headers a real send carries, so the preview shows what clients will see
     assert message["List-Unsubscribe"].startswith("<https://www.example.org/news/unsubscribe?")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -210,6 +214,7 @@ def test_cli_preview_editions_and_check(config, fixed_now):
     assert run_cli(project, "check").returncode == 0
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_check_rejects_an_unknown_mjml_element_in_a_template(config):
     project = config.root
     (project / "templates" / "sections").mkdir(parents=True)
@@ -224,7 +229,7 @@ def test_check_rejects_an_unknown_mjml_element_in_a_template(config):
 
 
 def test_load_config_keeps_sample_campaign_valid():
-    from conftest import ROOT
+    from tests.conftest import ROOT
 
     config = load_config(ROOT / "schedules.yaml")
     assert any(c.name == "economic-justice-weekly" for c in config.campaigns)
@@ -234,7 +239,7 @@ def test_edition_items_in_reading_order(config, store, fixed_now):
     from publisher.store.editions import edition_item_list
 
     upsert_items(store, fixture_items(), now=fixed_now)
-    record = compose_campaign(config, store, "weekly", now=fixed_now)
+    record = present(compose_campaign(config, store, "weekly", now=fixed_now))
     placed = [(section, i.id) for section, i in edition_item_list(store, record.id)]
     assert [s for s, _ in placed] == ["featured", "posts", "posts", "news", "news"]
     assert placed[0] == ("featured", "test:cba-toolkit")

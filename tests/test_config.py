@@ -98,6 +98,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_cli_on_malformed_config_exits_2_without_traceback(tmp_path):
     write_config(
         tmp_path,
@@ -116,6 +117,7 @@ def test_cli_on_malformed_config_exits_2_without_traceback(tmp_path):
     assert "sources[0].colour" in result.stderr
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_cli_on_missing_config_exits_2(tmp_path):
     result = run_cli("--config", "nope.yaml", "collect", cwd=tmp_path)
     assert result.returncode == 2
@@ -124,6 +126,7 @@ def test_cli_on_missing_config_exits_2(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 @pytest.mark.parametrize(
     "args",
     [("nosuchcmd",), ("preview",), ("items", "--limit", "many"), ("run", "--bogus")],
@@ -152,6 +155,7 @@ def test_internal_attributes_are_not_configuration_keys(tmp_path, key):
         load_config(path)
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_send_to_something_that_is_not_an_address_is_a_usage_error(tmp_path):
     write_config(tmp_path)
     result = run_cli("send", "weekly", "--to", "not-an-address", cwd=tmp_path)

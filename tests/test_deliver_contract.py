@@ -22,7 +22,7 @@ from publisher.deliver import deliver_edition
 from publisher.deliver.base import list_unsubscribe
 from publisher.store import ledger
 from publisher.store.models import SubscriberRow
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, present, write_config
 from tests.servers.data import add_edition, add_subscribers, config_text
 from tests.servers.sendgrid import FakeSendGrid
 from tests.servers.smtp import SmtpServer
@@ -96,7 +96,7 @@ def test_headers_arrive_exactly_as_written(rig, store, fixed_now):
     from publisher.deliver.service import build_message
     from publisher.store.editions import get_edition
 
-    message = build_message(config, get_edition(store, edition), now=fixed_now)
+    message = build_message(config, present(get_edition(store, edition)), now=fixed_now)
     for address, [wire] in rig.received().items():
         person = people[address]
         recipient = Recipient(person.id, address, person.name, person.token, message.public_url)
@@ -171,6 +171,7 @@ def test_a_stop_between_batches_then_resume_reaches_everyone_once(rig, store, fi
     assert sorted(received) == sorted(emails) and {len(v) for v in received.values()} == {1}
 
 
+@pytest.mark.slow
 def test_kill_9_mid_send_then_resume_reaches_everyone_exactly_once(rig, store, fixed_now):
     """A real child process killed right after its second batch was recorded, then
     resumed: nobody twice, nobody missing, for every backend. One worker: with more, a

@@ -9,6 +9,7 @@ from publisher.deliver import deliver_edition, dry_run
 from publisher.store import ledger, plan, work
 from publisher.store.editions import get_edition
 from publisher.store.subscribers import SubscriberInput, import_subscribers, iter_subscribers
+from tests.conftest import present
 from tests.servers.data import add_edition, add_subscribers, config_text
 
 
@@ -39,8 +40,8 @@ def test_eml_files_parse_with_parts_and_exact_headers(store, make_config, projec
     assert message["To"] == "María González <maria@example.org>"
     assert message["Subject"] == "Weekly — for María González"
     assert message["From"] == "news@example.org"
-    text = message.get_body(("plain",)).get_content()
-    html = message.get_body(("html",)).get_content()
+    text = present(message.get_body(("plain",))).get_content()
+    html = present(message.get_body(("html",))).get_content()
     assert "Hello, María González!" in text and unsubscribe in text
     assert "Hello, María González!" in html and f'href="{unsubscribe}"' in html
     assert "café" in html and "%%" not in html + text
@@ -58,8 +59,8 @@ def test_message_ids_are_unique_and_html_escaped_names(store, make_config, proje
     ]
     assert len({m["Message-ID"] for m in messages}) == 21
     ann = next(m for m in messages if "ann@" in m["To"])
-    assert "Hello, Ann &amp; &lt;Bob&gt;!" in ann.get_body(("html",)).get_content()
-    assert "Hello, Ann & <Bob>!" in ann.get_body(("plain",)).get_content()
+    assert "Hello, Ann &amp; &lt;Bob&gt;!" in present(ann.get_body(("html",))).get_content()
+    assert "Hello, Ann & <Bob>!" in present(ann.get_body(("plain",))).get_content()
 
 
 def test_second_send_writes_nothing_new(store, make_config, project, fixed_now):
@@ -77,7 +78,7 @@ def test_dry_run_sends_nothing_and_shows_a_sample(store, make_config, project, f
     config = make_config(config_text("file", delivery="  file:\n    batch_size: 2\n"))
     add_subscribers(store, fixed_now, 5)
     edition = add_edition(store, fixed_now)
-    plan = dry_run(config, store, get_edition(store, edition), now=fixed_now)
+    plan = dry_run(config, store, present(get_edition(store, edition)), now=fixed_now)
     assert (plan.recipients, plan.batches, plan.already_done) == (5, 3, 0)
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in plan.sample
     assert not list(_outbox(project).glob("*.eml"))
@@ -120,7 +121,7 @@ def test_test_send_is_kept_apart(store, make_config, project, fixed_now):
 
     config = make_config(config_text("file"))
     edition = add_edition(store, fixed_now)
-    stored = get_edition(store, edition)
+    stored = present(get_edition(store, edition))
     assert send_test_message(config, store, stored, "Editor@example.net", now=fixed_now) is None
     assert [p.name for p in _outbox(project).iterdir()] == ["test-Editor@example.net.eml"]
     assert ledger.counts(store, edition) == {}

@@ -20,6 +20,8 @@ from tests.conftest import ROOT, write_config
 from tests.servers.data import add_edition, add_subscribers, config_text
 from tests.servers.sendgrid import FakeSendGrid
 
+pytestmark = pytest.mark.slow  # real `publisher` processes, killed with SIGKILL
+
 API_KEY = "SG.kill-points-key"
 
 # (kill points of the first run, of the first resume): "name:n" is the n-th time the process
@@ -75,7 +77,7 @@ def _run(server: FakeSendGrid, config: Path, db: Path, kill: str | None) -> tupl
         seen, target = [0], int(kill.split(":")[1])
         child: list[subprocess.Popen] = []
 
-        def kill_child(_n: int) -> None:  # request read and recorded, no 202 yet
+        def kill_child(_n: int, _recorded: object) -> None:  # request read and recorded, no 202 yet
             seen[0] += 1
             if seen[0] == target:
                 os.kill(child[0].pid, signal.SIGKILL)

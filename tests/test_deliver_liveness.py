@@ -19,6 +19,7 @@ from publisher.store import ledger, plan, processes, work
 from publisher.store import schedule_state as state
 from publisher.store.editions import get_edition
 from publisher.store.models import DeliveryRow, EditionRow
+from tests.conftest import present
 from tests.servers.data import add_edition, add_subscribers, config_text
 
 OTHER = "another-host:4242"  # a daemon on another machine: its pid cannot be checked
@@ -76,7 +77,7 @@ def test_ledger_rows_are_stamped_with_the_time_the_send_has_run(store, make_conf
     add_subscribers(store, fixed_now, 6)
     edition = add_edition(store, fixed_now)
     hours = iter(range(0, 3600 * 100, 3600))
-    message = build_message(config, get_edition(store, edition), now=fixed_now)
+    message = build_message(config, present(get_edition(store, edition)), now=fixed_now)
     dispatcher = Dispatcher(
         store,
         make_backend(config),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from publisher.store import open_store
 from publisher.store.models import DeliveryRow
 from tests.conftest import ROOT, write_config
 from tests.servers.data import add_edition, add_subscribers, config_text
-from tests.servers.sendgrid import FakeSendGrid
+from tests.servers.sendgrid import FakeSendGrid, Recorded
 
 API_KEY = "SG.resume-test-key"
 SUBSCRIBERS = 20_000
@@ -54,20 +55,15 @@ def _send(config: Path, db: Path) -> subprocess.Popen:
     )
 
 
-def _wait_until(condition, timeout: float = 20.0) -> None:
+def _wait_until(
+    condition: Callable[[], object], what: str, timeout: float = 30.0, state=lambda: ""
+) -> None:
+    """Poll `condition` (a state of the server or of the store, never a guess of how long
+    something takes) until it holds; past the deadline, fail saying what was awaited."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out waiting for {what} {state()}"
         time.sleep(0.02)
-
-
-def _wait_quiet(server: FakeSendGrid, quiet: float = 0.7) -> None:
-    """Until no new request arrived for `quiet` seconds: every claimed batch has gone out."""
-    count, since = len(server.requests), time.monotonic()
-    while time.monotonic() - since < quiet:
-        time.sleep(0.05)
-        if len(server.requests) != count:
-            count, since = len(server.requests), time.monotonic()
 
 
 def _statuses(store, edition: int) -> Counter:
@@ -88,12 +84,24 @@ def _resume_and_check(store, db, emails, edition, server, config) -> None:
     assert _statuses(store, edition)["sent"] + _statuses(store, edition)["uncertain"] == len(emails)
 
 
+@pytest.mark.slow
 def test_kill_mid_way_then_resume(setup):
     store, db, emails, edition, server, config = setup
     server.hold_after = 6  # from the 7th request on: accepted, never answered
     child = _send(config, db)
-    _wait_until(lambda: server.held >= 1)
-    _wait_quiet(server)
+
+    def stuck() -> bool:
+        """Every worker waits for an answer that never comes, and the child has recorded
+        the six 202s it got: nothing more can happen until the kill."""
+        answered = server.answered()
+        recorded = _statuses(store, edition)["sent"]
+        return server.held >= 4 and len(answered) == 6 and recorded == 6 * 1000
+
+    _wait_until(
+        stuck,
+        "four held requests and six recorded 202s",
+        state=lambda: (server.held, len(server.answered()), _statuses(store, edition)),
+    )
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     assert 0 < len(server.recipients) < len(emails)
@@ -102,26 +110,26 @@ def test_kill_mid_way_then_resume(setup):
     _resume_and_check(store, db, emails, edition, server, config)
 
 
+@pytest.mark.slow
 def test_kill_between_202_and_ledger_update_then_resume(setup):
     store, db, emails, edition, server, config = setup
     lock = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    accepted_batch: list[str] = []
+    accepted: list[Recorded] = []
 
-    def before_202(n: int) -> None:
+    def before_202(n: int, recorded: Recorded) -> None:
         if n == 5:  # hold the store's write lock: the child cannot record this 202
             lock.execute("BEGIN IMMEDIATE")
-            accepted_batch.append(server.requests[-1].body["custom_args"]["batch"])
+            accepted.append(recorded)  # request 5 itself, not whichever came in last
             server.hold_after = 5
 
     server.on_accept = before_202
     child = _send(config, db)
-    _wait_until(lambda: accepted_batch)
-    _wait_quiet(server)
+    _wait_until(lambda: accepted and accepted[0].answered.is_set(), "the 5th 202 to go out")
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     lock.execute("ROLLBACK")
     lock.close()
-    number = int(accepted_batch[0].split("-")[1])
+    number = int(accepted[0].body["custom_args"]["batch"].split("-")[1])
     with store.session() as session:
         states = {
             s
@@ -134,6 +142,7 @@ def test_kill_between_202_and_ledger_update_then_resume(setup):
     _resume_and_check(store, db, emails, edition, server, config)
 
 
+@pytest.mark.slow
 def test_kill_during_a_retry_after_wait_then_resume_sends_the_refused_batch(setup):
     """A batch refused with 429 + a long Retry-After was never accepted: killed while it
     sleeps, it is `inflight` (not `requested`), so the resume sends it, and nobody twice."""
@@ -141,9 +150,18 @@ def test_kill_during_a_retry_after_wait_then_resume_sends_the_refused_batch(setu
     server.retry_after = 600
     server.plan = [429]
     child = _send(config, db)
-    _wait_until(lambda: server.seen_statuses[:1] == [429])
-    _wait_until(lambda: len(server.recipients) == len(emails) - 1000)  # the others went out
-    _wait_quiet(server)
+    _wait_until(lambda: server.seen_statuses[:1] == [429], "the 429")
+    # the others went out and were recorded, and the refused batch is no longer `requested`
+    # (its worker marks it `inflight` again, then waits out the Retry-After)
+    others = len(emails) - 1000
+    _wait_until(
+        lambda: (
+            _statuses(store, edition)["sent"] == others
+            and _statuses(store, edition)["requested"] == 0
+        ),
+        "every other batch sent and recorded, the refused one given back",
+        state=lambda: _statuses(store, edition),
+    )
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     statuses = _statuses(store, edition)

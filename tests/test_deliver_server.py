@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -17,15 +18,24 @@ KEY = "SG.server-key"
 T0 = 1_800_000_000.0  # the server's clock, set by the test
 
 
+class Clock:
+    """The server's clock (epoch seconds), moved by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def server():
-    with FakeSendGrid(api_key=KEY) as s:
-        s.clock = lambda: s.now
-        s.now = T0
+    with FakeSendGrid(api_key=KEY, clock=Clock(T0)) as s:
         yield s
 
 
-def call(server, method: str, path: str, body=None) -> tuple[int, object]:
+def call(server, method: str, path: str, body=None) -> tuple[int, Any]:
+    """The status and the decoded JSON answer (None when empty)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(server.url + path, data=data, method=method)
     request.add_header("Authorization", f"Bearer {KEY}")
@@ -69,12 +79,12 @@ def test_a_batch_cancelled_in_time_is_discarded_at_send_at(server):
             == 201
         )
     assert call(server, "DELETE", f"/v3/user/scheduled_sends/{deleted_early}")[0] == 204
-    server.now = at - 300  # 5 minutes before send_at: a cancel is no longer guaranteed
+    server.clock.now = at - 300  # 5 minutes before send_at: a cancel is no longer guaranteed
     assert (
         call(server, "POST", "/v3/user/scheduled_sends", {"batch_id": late, "status": "cancel"})[0]
         == 201
     )
-    server.now = at + 60
+    server.clock.now = at + 60
     assert call(server, "DELETE", f"/v3/user/scheduled_sends/{deleted_late}")[0] == 204
     # late: cancelled too late, delivered; deleted_early: its cancel was removed in time
     assert sorted(server.delivered()) == ["p1@example.org", "p2@example.org"]

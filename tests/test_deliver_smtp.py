@@ -125,6 +125,7 @@ def test_connection_lost_after_data_is_uncertain_and_never_resent(
     assert len(smtp_server.messages) == 6
 
 
+@pytest.mark.slow
 def test_killed_mid_batch_at_most_one_message_per_connection_is_in_doubt(
     store, smtp_server, fixed_now, project
 ):

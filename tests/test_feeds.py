@@ -17,6 +17,7 @@ from lxml import etree
 from publisher.items import Item
 from publisher.publish.documents import FORMATS, FeedMeta, plan_pages
 from publisher.publish.entries import EntryCache
+from tests.conftest import present
 from tests.specs import spec_path
 
 GOLDEN = Path(__file__).parent / "golden" / "feeds"
@@ -127,14 +128,15 @@ def test_feedparser_round_trip(name):
     assert [e.title for e in parsed.entries] == [item.title for item in newest_first]
     assert [e.link for e in parsed.entries] == [item.url for item in newest_first]
     for entry, item in zip(parsed.entries, newest_first, strict=True):
-        published = datetime(*entry.published_parsed[:6], tzinfo=UTC)
+        year, month, day, hour, minute, second = entry.published_parsed[:6]
+        published = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
         assert published == item.published
         assert [tag.term for tag in entry.tags] == list(item.topics)
         assert "a link" in entry.content[0].value
 
 
 def test_json_feed_is_valid_against_the_schema():
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]
 
     schema = json.loads(JSONFEED_SCHEMA.read_text(encoding="utf-8"))
     documents = render_all([make_item(n) for n in range(1, 6)], limit=2)
@@ -150,25 +152,25 @@ def test_validator_rules_a_reader_expects():
     """What the W3C Feed Validation Service warns about, checked rule by rule."""
     documents = render_all([make_item(n) for n in range(1, 6)], limit=50)
     rss = etree.fromstring(documents["rss"])
-    channel = rss.find("channel")
-    assert channel.find(f"{ATOM}link[@rel='self']").get("href") == META.url("rss")
-    assert channel.find(f"{ATOM}link[@rel='hub']").get("href") == META.hub
+    channel = present(rss.find("channel"))
+    assert present(channel.find(f"{ATOM}link[@rel='self']")).get("href") == META.url("rss")
+    assert present(channel.find(f"{ATOM}link[@rel='hub']")).get("href") == META.hub
     for item in channel.iter("item"):
-        assert item.find("guid").get("isPermaLink") == "false"
-        assert item.find("description").text  # content:encoded always has a description
+        assert present(item.find("guid")).get("isPermaLink") == "false"
+        assert present(item.find("description")).text  # content:encoded always has a description
         assert item.find("author") is None  # names go to dc:creator, RSS wants an email
-        assert 2000 < parsedate_to_datetime(item.find("pubDate").text).year < 2100
-    newest = parsedate_to_datetime(channel.find("lastBuildDate").text)
+        assert 2000 < parsedate_to_datetime(present(present(item.find("pubDate")).text)).year < 2100
+    newest = parsedate_to_datetime(present(present(channel.find("lastBuildDate")).text))
     assert newest == make_item(5).published  # the newest item, not the build time
     atom = etree.fromstring(documents["atom"])
     assert atom.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
-    assert atom.find(f"{ATOM}link[@rel='self']").get("href") == META.url("atom")
-    assert atom.find(f"{ATOM}updated").text == make_item(5).published.isoformat()
-    assert atom.find(f"{ATOM}author/{ATOM}name").text == "Test Org"
+    assert present(atom.find(f"{ATOM}link[@rel='self']")).get("href") == META.url("atom")
+    assert present(atom.find(f"{ATOM}updated")).text == make_item(5).published.isoformat()
+    assert present(atom.find(f"{ATOM}author/{ATOM}name")).text == "Test Org"
     for entry in atom.iter(f"{ATOM}entry"):
         author = entry.find(f"{ATOM}author")
-        assert author is None or author.find(f"{ATOM}name").text
-    enclosure = atom.find(f"{ATOM}entry/{ATOM}link[@rel='enclosure']")
+        assert author is None or present(author.find(f"{ATOM}name")).text
+    enclosure = present(atom.find(f"{ATOM}entry/{ATOM}link[@rel='enclosure']"))
     assert enclosure.get("type") == "image/jpeg"
     for document in documents.values():  # every URL in every document is absolute
         for url in _urls(document):
@@ -180,8 +182,8 @@ def _urls(document: bytes) -> list[str]:
         text = json.dumps(json.loads(document))
         return [part.split('"')[0] for part in text.split('url": "')[1:]]
     root = etree.fromstring(document)
-    found = [el.get(attr) for el in root.iter() for attr in ("href", "url") if el.get(attr)]
-    found += [el.text for el in root.iter("link", "url") if el.text]
+    found = [url for el in root.iter() for attr in ("href", "url") if (url := el.get(attr))]
+    found += [value for el in root.iter("link", "url") if (value := el.text)]
     return found
 
 
@@ -229,7 +231,7 @@ def test_empty_feed_is_still_a_valid_document():
     for name, document in documents.items():
         assert not parse_feed(document).bozo, name
     assert json.loads(documents["json"])["items"] == []
-    updated = etree.fromstring(documents["atom"]).find(f"{ATOM}updated").text
+    updated = present(etree.fromstring(documents["atom"]).find(f"{ATOM}updated")).text
     assert updated == NOW.isoformat()
 
 

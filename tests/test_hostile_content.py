@@ -29,7 +29,7 @@ from publisher.config import load_config
 from publisher.pipeline import run_once
 from publisher.store.items import list_items
 from publisher.store.models import SubscriberRow
-from tests.conftest import BASE_CONFIG, FIXED_NOW
+from tests.conftest import BASE_CONFIG, FIXED_NOW, present
 
 CORPUS = Path(__file__).parent / "hostile"
 PUBLIC = "https://www.example.org/news"
@@ -140,7 +140,7 @@ def test_hostile_corpus_runs_through_the_whole_pipeline(hostile, store):
     assert time.monotonic() - started < 60  # bombs and deep nesting are refused, not expanded
     assert "hostile: edition 1 composed" in " ".join(report.notes), report.notes
 
-    problems = [str(p) for p in report.collect.problems]
+    problems = [str(p) for p in present(report.collect).problems]
     for where, why in [
         ("far-future.md", "out of range"),
         ("alias-bomb.md:", "aliases"),
@@ -204,6 +204,7 @@ def test_hostile_corpus_runs_through_the_whole_pipeline(hostile, store):
     assert not (root / "feeds" / ".publisher-feeds-state.json").exists()
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_deleted_files_and_retired_items_never_come_back(hostile, store):
     from publisher.cli import app
 
@@ -229,7 +230,8 @@ def test_deleted_files_and_retired_items_never_come_back(hostile, store):
     assert "Traceback" not in missing.stderr
     later = FIXED_NOW + timedelta(days=1)
     report = run_once(config, store, now=later)
-    assert report.collect.retired == 1 and "1 retired" in report.collect.note
+    collected = present(report.collect)
+    assert collected.retired == 1 and "1 retired" in collected.note
     titles = {item.title for item in list_items(store)}
     assert "Deleted later" not in titles and "Good post" not in titles
     for path in (root / "feeds").rglob("*"):
@@ -242,7 +244,7 @@ def test_deleted_files_and_retired_items_never_come_back(hostile, store):
     )
     again = run_once(config, store, now=later + timedelta(days=1))
     assert "Deleted later" not in {item.title for item in list_items(store)}
-    assert sum(s.upsert.retired for s in again.collect.sources) == 2
+    assert sum(s.upsert.retired for s in present(again.collect).sources) == 2
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -269,13 +271,13 @@ def _check_message(raw: bytes, tokens: dict[str, tuple[str, str]]) -> str:
         names.append(name.decode())
     assert sorted(names) == sorted(EXPECTED_HEADERS), names
     recipient = re.search(rb"^To: .*<([^>]+)>", head, re.M) or re.search(rb"^To: (\S+)", head, re.M)
-    token, name = tokens[recipient.group(1).decode()]
-    boundary = re.search(rb'boundary="([^"]+)"', head).group(1)
+    token, shown = tokens[present(recipient).group(1).decode()]
+    boundary = present(re.search(rb'boundary="([^"]+)"', head)).group(1)
     text, html = _parts(body, boundary)
     for document in (text, html):
         # A name that spells placeholders is shown as written (html-escaped or not), never
         # expanded; apart from it, no placeholder is left, live or not.
-        rest = document.replace(name, "")
+        rest = document.replace(shown, "")
         for placeholder in ("%%UNSUBSCRIBE_URL%%", "%%NAME%%", "%%PREFERENCES_URL%%"):
             assert placeholder not in rest, placeholder
         for found in re.finditer(re.escape(token), document):

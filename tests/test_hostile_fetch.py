@@ -203,11 +203,11 @@ def test_a_server_that_stalls_mid_body_is_cut_at_the_deadline(make_config, fixed
     # Two bytes, then nothing: the read in flight would wait for the whole 10 s timeout.
     _Trickle.limit = 0
     original = _Trickle.stop.wait
-    calls = []
+    calls: list[float | None] = []
 
-    def stall(seconds):
-        calls.append(seconds)
-        return original(30 if len(calls) > 1 else seconds)
+    def stall(timeout: float | None = None) -> bool:
+        calls.append(timeout)
+        return original(30 if len(calls) > 1 else timeout)
 
     _Trickle.stop.wait = stall  # type: ignore[method-assign]
     url = f"http://127.0.0.1:{trickle.server_address[1]}/feed"

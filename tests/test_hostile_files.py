@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from test_render_fixtures import fixture_items, item, sample_campaign, sample_config
 
 from publisher.compose.edition import CampaignHistory, compose_edition
 from publisher.errors import TemplateError
@@ -22,7 +21,9 @@ from publisher.store.items import ItemNotFound, list_items, retire_item, upsert_
 from publisher.store.sink import StoreSink
 from publisher.support.bounded import LimitError, load_json, load_yaml
 from publisher.support.files import write_atomic
+from tests.conftest import present
 from tests.servers.data import add_edition, add_subscribers, config_text
+from tests.test_render_fixtures import fixture_items, item, sample_campaign, sample_config
 
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8)
@@ -37,10 +38,10 @@ BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".jo
     ],
 )
 def test_yaml_bombs_and_deep_nesting_are_refused_fast(text, why):
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: other processes' load aside
     with pytest.raises(LimitError, match=why):
         load_yaml(text)
-    assert time.monotonic() - started < 10  # a hang guard: the bounds make it milliseconds
+    assert time.process_time() - started < 10  # a hang guard: the bounds make it milliseconds
 
 
 def test_ordinary_yaml_and_json_still_load():
@@ -64,11 +65,13 @@ def test_an_item_that_cannot_be_rendered_is_left_out_and_the_edition_goes_out(fi
     # Stored by an older version before collection removed control characters.
     broken = item("broken", days_ago=0.2, title="Broken\x01title\x0b", kind="article")
     config = sample_config()
-    edition = compose_edition(
-        [*fixture_items(), broken],
-        sample_campaign(config),
-        now=fixed_now,
-        history=CampaignHistory(),
+    edition = present(
+        compose_edition(
+            [*fixture_items(), broken],
+            sample_campaign(config),
+            now=fixed_now,
+            history=CampaignHistory(),
+        )
     )
     kept, rendered = render_fitting(
         edition, config.organisation, web_url="https://www.example.org/news/archive/x/1.html"
@@ -89,7 +92,7 @@ def test_items_that_make_the_email_too_large_are_left_out(fixed_now):
         item(f"long-{n}", days_ago=0.01 * (n + 1), summary="word " * 80, kind="article")
         for n in range(250)
     ]
-    edition = compose_edition(many, campaign, now=fixed_now, history=CampaignHistory())
+    edition = present(compose_edition(many, campaign, now=fixed_now, history=CampaignHistory()))
     kept, rendered = render_fitting(edition, config.organisation, web_url="https://e.org/1")
     assert rendered.size <= MAX_BYTES
     assert 0 < len(kept.left_out) < len(many)
@@ -100,8 +103,10 @@ def test_items_that_make_the_email_too_large_are_left_out(fixed_now):
 def test_a_template_error_is_not_blamed_on_items(fixed_now, tmp_path):
     (tmp_path / "digest.mjml").write_text("<mjml><mj-body><mj-nonsense/></mj-body></mjml>")
     config = sample_config()
-    edition = compose_edition(
-        fixture_items(), sample_campaign(config), now=fixed_now, history=CampaignHistory()
+    edition = present(
+        compose_edition(
+            fixture_items(), sample_campaign(config), now=fixed_now, history=CampaignHistory()
+        )
     )
     from publisher.render.environment import BUILTIN_TEMPLATES
 

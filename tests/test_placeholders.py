@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from test_render import render_sample
-from test_render_fixtures import fixture_items, item
-
 from publisher.deliver.backends.sendgrid import SendGridBackend
 from publisher.deliver.base import Recipient
 from publisher.render import PLACEHOLDERS, personalise, subscriber_url
 from publisher.render.personalise import NAME, UNSUBSCRIBE_URL, neutralise
+from tests.test_render import render_sample
+from tests.test_render_fixtures import fixture_items, item
 
 TOKEN = "tok-SECRET-0123456789"
 EVIL = "https://evil.example"

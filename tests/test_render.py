@@ -6,13 +6,6 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from test_render_fixtures import (
-    assert_golden,
-    fixture_items,
-    item,
-    sample_campaign,
-    sample_config,
-)
 
 import publisher.render.mjml as mjml_module
 from publisher.compose.edition import CampaignHistory, compose_edition
@@ -22,6 +15,14 @@ from publisher.render import PLACEHOLDERS, personalise, subscriber_url
 from publisher.render.checks import colour_pairs, contrast_ratio
 from publisher.render.email import KB, archive_url, render_edition
 from publisher.render.environment import BUILTIN_TEMPLATES
+from tests.conftest import present
+from tests.test_render_fixtures import (
+    assert_golden,
+    fixture_items,
+    item,
+    sample_campaign,
+    sample_config,
+)
 
 WEB_URL = "https://www.example.org/news/archive/economic-justice-weekly/1.html"
 
@@ -49,11 +50,13 @@ def parse(html: str) -> Tags:
 def render_sample(fixed_now, items=None, campaign=None):
     config = sample_config()
     campaign = campaign or sample_campaign(config)
-    edition = compose_edition(
-        fixture_items() if items is None else items,
-        campaign,
-        now=fixed_now,
-        history=CampaignHistory(),
+    edition = present(
+        compose_edition(
+            fixture_items() if items is None else items,
+            campaign,
+            now=fixed_now,
+            history=CampaignHistory(),
+        )
     )
     return edition, render_edition(edition, config.organisation, web_url=WEB_URL)
 
@@ -118,7 +121,7 @@ def test_styles_arrive_inline(fixed_now):
     assert meta and all("color: #595959" in (a.get("style") or "") for a in meta)
     # the button's own colours win over the generic link rule
     buttons = [a for tag, a in doc.tags if tag == "a" and "background" in (a.get("style") or "")]
-    assert buttons and "color: #ffffff" in buttons[0]["style"]
+    assert buttons and "color: #ffffff" in (buttons[0]["style"] or "")
 
 
 def test_text_part_is_wrapped_with_links_listed(fixed_now):
@@ -239,11 +242,13 @@ def render_with(tmp_path, fixed_now, files: dict[str, str], items=None):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(source, encoding="utf-8")
     config = sample_config()
-    edition = compose_edition(
-        fixture_items() if items is None else items,
-        sample_campaign(config),
-        now=fixed_now,
-        history=CampaignHistory(),
+    edition = present(
+        compose_edition(
+            fixture_items() if items is None else items,
+            sample_campaign(config),
+            now=fixed_now,
+            history=CampaignHistory(),
+        )
     )
     return render_edition(
         edition, config.organisation, web_url=WEB_URL, search_path=(folder, BUILTIN_TEMPLATES)

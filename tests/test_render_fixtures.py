@@ -7,10 +7,9 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from conftest import FIXED_NOW, ROOT
-
 from publisher.config import CampaignConfig, PublisherConfig, load_config
 from publisher.items import Item
+from tests.conftest import FIXED_NOW, ROOT
 
 GOLDEN = Path(__file__).parent / "golden" / "email"
 

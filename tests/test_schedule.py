@@ -22,7 +22,7 @@ from publisher.schedule.slots import (
 from publisher.store import processes
 from publisher.store import schedule_state as state
 from publisher.store.items import upsert_items
-from tests.conftest import write_config
+from tests.conftest import present, write_config
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -38,8 +38,8 @@ def campaign_yaml(cadence: str = "weekly: monday 09:00", **extra: str) -> str:
     )
 
 
-def ny(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NEW_YORK).astimezone(UTC)
+def ny(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=NEW_YORK).astimezone(UTC)
 
 
 class Recorder:
@@ -53,7 +53,7 @@ class Recorder:
         return SlotOutcome("sent", None, f"run {len(self.runs)}")
 
 
-def make_daemon(config, store, now, owner="host-a:1"):  # type: ignore[no-untyped-def]
+def make_daemon(config, store, now, owner="host-a:1"):
     recorder = Recorder()
     daemon = Daemon(config, store, run_slot=recorder, clock=lambda: now, owner=owner)
     return daemon, recorder
@@ -84,7 +84,7 @@ def test_down_over_a_slot_runs_it_once_on_start_within_grace(make_config, store)
     # a second restart (or a second daemon) does not run it again
     daemon, recorder = make_daemon(config, store, restart + timedelta(minutes=5), owner="b:2")
     assert start_and_run(daemon, restart + timedelta(minutes=5)) == []
-    assert state.get_slot(store, "weekly", ny(2026, 11, 30, 9)).status == "sent"
+    assert present(state.get_slot(store, "weekly", ny(2026, 11, 30, 9))).status == "sent"
 
 
 def test_down_beyond_grace_records_the_slot_as_missed(make_config, store):
@@ -94,7 +94,7 @@ def test_down_beyond_grace_records_the_slot_as_missed(make_config, store):
     daemon, recorder = make_daemon(config, store, late)
     assert start_and_run(daemon, late) == []
     assert recorder.runs == []
-    record = state.get_slot(store, "weekly", ny(2026, 11, 30, 9))
+    record = present(state.get_slot(store, "weekly", ny(2026, 11, 30, 9)))
     assert record.status == "missed" and "down" in record.detail
 
 
@@ -162,7 +162,7 @@ def test_failed_slot_beyond_grace_is_closed_as_missed(make_config, store):
     state.finish_slot(store, "weekly", slot, "failed", now=slot, detail="boom")
     daemon, recorder = make_daemon(config, store, slot + timedelta(days=1))
     assert [o.split(" ")[0] for o in start_and_run(daemon, slot + timedelta(days=1))] == ["missed"]
-    assert state.get_slot(store, "weekly", slot).status == "missed"
+    assert present(state.get_slot(store, "weekly", slot)).status == "missed"
     assert start_and_run(daemon, slot + timedelta(days=1, hours=1)) == []  # not retried forever
 
 
@@ -170,12 +170,12 @@ def test_failed_run_is_recorded_and_retried_on_next_start(make_config, store):
     config = make_config(campaign_yaml())
     slot = ny(2026, 11, 30, 9)
 
-    def broken(name, slot, now):  # type: ignore[no-untyped-def]
+    def broken(name, slot, now):
         raise RuntimeError("template exploded")
 
     daemon = Daemon(config, store, run_slot=broken, clock=lambda: slot, owner="a:1")
     assert daemon.dispatch("weekly", slot, slot).startswith("failed: template exploded")
-    assert state.get_slot(store, "weekly", slot).status == "failed"
+    assert present(state.get_slot(store, "weekly", slot)).status == "failed"
     daemon, recorder = make_daemon(config, store, slot + timedelta(hours=1), owner="a:2")
     assert start_and_run(daemon, slot + timedelta(hours=1)) == ["sent run 1"]
 
@@ -213,7 +213,7 @@ def test_pause_and_resume_through_the_store(make_config, store):
     assert daemon.dispatch("weekly", ny(2026, 12, 1, 9), ny(2026, 12, 1, 9)) == "sent run 1"
     assert recorder.runs == [("weekly", ny(2026, 12, 1, 9))]
     # the slot skipped while paused is recorded, so a restart does not catch it up
-    assert state.get_slot(store, "weekly", ny(2026, 11, 30, 9)).status == "paused"
+    assert present(state.get_slot(store, "weekly", ny(2026, 11, 30, 9))).status == "paused"
 
 
 def test_paused_in_config_never_runs(make_config, store):
@@ -282,7 +282,7 @@ def test_bad_schedule_configuration_names_file_line_and_key(tmp_path, extra, key
         load_config(path)
     found = [e for e in errors_of(info.value) if message in e.reason]
     assert found, [str(e) for e in errors_of(info.value)]
-    assert found[0].key == key and found[0].file == str(path) and found[0].line >= 8
+    assert found[0].key == key and found[0].file == str(path) and (found[0].line or 0) >= 8
 
 
 def test_cadence_as_a_yaml_mapping_and_schedule_section(make_config):
@@ -372,19 +372,24 @@ def test_sigterm_lets_the_slot_in_flight_finish_and_takes_no_new_work(make_confi
     import threading
 
     config = make_config(campaign_yaml("* * * * * *", timezone="UTC"))  # a slot every second
-    started, finished = threading.Event(), []
+    started = threading.Event()
+    finished: list[datetime] = []
 
-    def slow_run(name, slot, now):  # type: ignore[no-untyped-def]
+    def slow_run(name, slot, now):
         started.set()
-        threading.Event().wait(1.5)  # the "batch in flight"
+        # the "batch in flight" lasts until the SIGTERM has reached the daemon, however slow
+        assert daemon.stopping.wait(30), "no SIGTERM reached the daemon"
         finished.append(slot)
         return SlotOutcome("sent", None, "slow")
 
     daemon = Daemon(config, store, run_slot=slow_run, clock=lambda: datetime.now(UTC))
     state.watched_since(store, "weekly", now=datetime.now(UTC))
-    kill = threading.Thread(
-        target=lambda: started.wait(10) and os.kill(os.getpid(), signal.SIGTERM)
-    )
+
+    def kill_once_started() -> None:
+        if started.wait(10):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    kill = threading.Thread(target=kill_once_started)
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     kill.start()
     try:

@@ -19,6 +19,7 @@ from publisher.store import schedule_state as state
 from publisher.store.models import DeliveryRow, EditionRow
 from publisher.store.subscribers import SubscriberInput, import_subscribers
 from tests.conftest import BASE_CONFIG
+from tests.daemon_logs import dealt_with
 from tests.servers.data import add_posts
 
 pytestmark = pytest.mark.slow
@@ -90,10 +91,13 @@ def environment(url: str) -> dict[str, str]:
     }
 
 
-def start_daemon(project: Path, url: str, log_name: str) -> tuple[subprocess.Popen, Path]:
+def start_daemon(
+    project: Path, url: str, log_name: str, *, verbose: bool = False
+) -> tuple[subprocess.Popen, Path]:
+    """`publisher run` (-v: also the scheduler's own lines, see tests/daemon_logs.py)."""
     log_path = project / log_name
     process = subprocess.Popen(
-        [sys.executable, "-m", "publisher.cli", "run"],
+        [sys.executable, "-m", "publisher.cli", *(["-v"] if verbose else []), "run"],
         cwd=project,
         env=environment(url),
         stdout=subprocess.DEVNULL,
@@ -113,7 +117,7 @@ def cli(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def wait_for(condition, *, timeout: float = 30.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition, *, timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -171,11 +175,16 @@ def test_daemon_sends_the_slot_then_exits_0_on_sigterm(project):
 def test_two_daemons_on_one_store_make_one_edition_and_one_message_each(project):
     slot = (utc_now() + timedelta(seconds=7)).replace(microsecond=0)
     url = prepare(project, slot_cron(slot))
-    first = start_daemon(project, url, "first.log")
-    second = start_daemon(project, url, "second.log")
+    first = start_daemon(project, url, "first.log", verbose=True)
+    second = start_daemon(project, url, "second.log", verbose=True)
     try:
         wait_for(lambda: "sent" in slot_statuses(url), what="the slot to be sent")
-        time.sleep(1.0)  # give the other daemon its chance to (wrongly) send again
+        # the other daemon's chance to (wrongly) send again: both have dealt with the slot
+        wait_for(
+            lambda: all(dealt_with(log.read_text(), slot) for log in (first[1], second[1])),
+            timeout=60,
+            what="both daemons to deal with the slot",
+        )
     finally:
         stop(*first)
         stop(*second)

@@ -170,7 +170,7 @@ def test_conditional_get_304_means_nothing_to_do(httpserver, make_config, fixed_
     source = FeedSource(config.sources[0], config)
     first = source.collect(ctx(fixed_now))
     assert len(first.items) == 2
-    assert first.memory.etag == '"v1"'
+    assert first.memory is not None and first.memory.etag == '"v1"'
     second = source.collect(ctx(fixed_now, memory=first.memory))
     assert second.not_modified and second.items == [] and second.problems == []
     httpserver.check_assertions()
@@ -184,7 +184,7 @@ def test_redirects_are_followed_and_permanent_ones_remembered(httpserver, make_c
     config = feed_config(make_config, httpserver.url_for("/old"))
     result = FeedSource(config.sources[0], config).collect(ctx(fixed_now))
     assert len(result.items) == 2
-    assert result.memory.url == httpserver.url_for("/new")
+    assert result.memory is not None and result.memory.url == httpserver.url_for("/new")
 
 
 def test_410_gone_disables_the_source(httpserver, make_config, fixed_now, store):

@@ -3,7 +3,7 @@ and an import never re-adds an address that was erased or must not be mailed."""
 
 from __future__ import annotations
 
-from hostile_project import CONFIG, make_project, run_cli
+import pytest
 
 from publisher.store.subscribers import (
     SubscriberInput,
@@ -11,8 +11,10 @@ from publisher.store.subscribers import (
     iter_subscribers,
 )
 from publisher.store.suppression import suppress
+from tests.hostile_project import CONFIG, make_project, run_cli
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_an_unreadable_subscriber_file_is_reported_and_the_run_goes_on(tmp_path):
     make_project(tmp_path, CONFIG.replace("subscribers.csv", "subscribers.json"))
     assert run_cli("run", "--once", cwd=tmp_path).returncode == 0  # no file yet: nobody

@@ -155,6 +155,7 @@ def _raw_headers(eml: bytes) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_topic_slugging_end_to_end_and_hostile_names_never_reach_a_header(tmp_path):
     """`run --once` imports the file: 'Workers Rights' follows audience workers-rights and
     gets the edition; the hostile rows are reported and skipped; the raw .eml bytes carry

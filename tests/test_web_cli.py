@@ -7,12 +7,15 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
+import pytest
 
 from publisher.store import open_store
 from publisher.store.subscribers import find_subscriber
+from tests.conftest import present
 from tests.servers.data import add_subscribers
 from tests.web_support import free_port, write_web_config
 
@@ -34,6 +37,7 @@ def _cli(project, database_url, *args, **env):
     )
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_serve_refuses_to_start_without_a_secret_key(project, database_url):
     write_web_config(project, 1)
     result = _cli(project, database_url, "serve", "--port", str(free_port()))
@@ -43,12 +47,13 @@ def test_serve_refuses_to_start_without_a_secret_key(project, database_url):
     assert short.returncode == 1 and "too short" in short.stderr
 
 
+@pytest.mark.slow
 def test_serve_answers_one_click_and_logs_paths_only(project, database_url, fixed_now):
     port = free_port()
     write_web_config(project, port)
     store = open_store(database_url)
     add_subscribers(store, fixed_now, 1)
-    person = find_subscriber(store, email="person0@example.org")
+    person = present(find_subscriber(store, email="person0@example.org"))
     server = subprocess.Popen(
         [
             *PUBLISHER,
@@ -63,28 +68,47 @@ def test_serve_answers_one_click_and_logs_paths_only(project, database_url, fixe
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert server.stderr is not None
+        for line in server.stderr:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 30
+        while True:  # until the server answers (it is starting)
             try:
                 httpx.get(f"http://127.0.0.1:{port}/healthz")
                 break
             except httpx.TransportError:
+                assert server.poll() is None, "".join(lines)
+                assert time.monotonic() < deadline, "serve did not start:\n" + "".join(lines)
                 time.sleep(0.1)
         answer = httpx.post(
             f"http://127.0.0.1:{port}/unsubscribe?token={person.token}",
             data={"List-Unsubscribe": "One-Click"},
         )
         assert answer.status_code == 200
-        time.sleep(0.5)  # the access line is written just after the answer went out
+        # the access line is written just after the answer went out: wait for that line
+        deadline = time.monotonic() + 30
+        while not any('"POST /unsubscribe"' in line for line in list(lines)):
+            assert time.monotonic() < deadline, "no access line:\n" + "".join(lines)
+            time.sleep(0.02)
     finally:
         server.terminate()
-        _, stderr = server.communicate(timeout=10)
-    assert find_subscriber(store, id=person.id).status == "unsubscribed"
+        server.wait(timeout=10)
+        reader.join(timeout=10)
+    stderr = "".join(lines)
+    assert present(find_subscriber(store, id=person.id)).status == "unsubscribed"
     assert "INSECURE" in stderr and "SENDGRID_WEBHOOK_PUBLIC_KEY" in stderr
     assert '"POST /unsubscribe" 200' in stderr and person.token not in stderr
     store.close()
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_subscribers_add_remove_show_export(project, database_url):
     write_web_config(project, 1)
     added = _cli(
@@ -116,6 +140,7 @@ def test_subscribers_add_remove_show_export(project, database_url):
     assert bad.returncode == 2
 
 
+@pytest.mark.slow  # starts the real `publisher` command
 def test_check_renders_the_confirmation_email(project, database_url):
     write_web_config(project, 1)
     assert "confirmation email" not in _cli(project, database_url, "check").stderr

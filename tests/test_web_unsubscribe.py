@@ -13,6 +13,7 @@ import pytest
 
 from publisher.store.consent import history, paused_until
 from publisher.store.subscribers import find_subscriber, iter_subscribers
+from tests.conftest import present
 from tests.servers.data import add_subscribers
 from tests.web_support import serve
 
@@ -29,11 +30,11 @@ def _people(store):
 
 
 def _csrf(page: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    return present(re.search(r'name="csrf" value="([^"]+)"', page)).group(1)
 
 
 def _status(store, subscriber):
-    return find_subscriber(store, id=subscriber.id).status
+    return present(find_subscriber(store, id=subscriber.id)).status
 
 
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
@@ -108,7 +109,7 @@ def test_preferences_change_topics_name_and_pause(served, store, fixed_now):
     }
     answer = httpx.post(f"{served.url}/preferences", data=form)
     assert answer.status_code == 200 and "Your preferences are saved." in answer.text
-    changed = find_subscriber(store, id=person.id)
+    changed = present(find_subscriber(store, id=person.id))
     assert changed.name == "Renamed" and changed.topics == ("housing",)
     assert paused_until(store, person.id, now=fixed_now) == fixed_now + timedelta(weeks=4)
     assert "paused until 2026-12-23" in answer.text
@@ -145,7 +146,7 @@ def test_download_my_data_and_delete_me(served, store, fixed_now):
     assert "Your data is deleted" in erased.text
     assert find_subscriber(store, email=person.email) is None
     assert suppression_reason(store, person.email) == "erased"
-    row = find_subscriber(store, id=person.id)
+    row = present(find_subscriber(store, id=person.id))
     assert row.name is None and row.status == "unsubscribed" and row.token != person.token
     assert httpx.get(f"{url}?token={person.token}").status_code == 404
 

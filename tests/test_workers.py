@@ -24,6 +24,7 @@ from publisher.store import Store, open_store
 from publisher.store import schedule_state as state
 from publisher.store.models import DeliveryRow, EditionRow, SendWorkRow
 from tests.conftest import ROOT, write_config
+from tests.daemon_logs import dealt_with
 from tests.pgcluster import Cluster
 from tests.servers.data import (
     add_edition,
@@ -33,6 +34,8 @@ from tests.servers.data import (
     config_text,
 )
 from tests.servers.sendgrid import FakeSendGrid
+
+pytestmark = pytest.mark.slow  # real `publisher` processes, killed with SIGKILL
 
 API_KEY = "SG.workers-test-key"
 SUBSCRIBERS = 50_000
@@ -99,12 +102,15 @@ def _env(url: str) -> dict[str, str]:
     }
 
 
-def _cli(config: Path, url: str, *args: str, cwd: Path | None = None) -> subprocess.Popen:
+def _cli(
+    config: Path, url: str, *args: str, cwd: Path | None = None, log: Path | None = None
+) -> subprocess.Popen:
+    """A `publisher` child; its output to a pipe, or to `log` (read while it runs)."""
     return subprocess.Popen(
         [sys.executable, "-m", "publisher.cli", "-c", str(config), *args],
         env=_env(url),
         cwd=cwd,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE if log is None else log.open("w"),
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -175,7 +181,7 @@ def _held_by(store: Store, pid: int) -> int:
         )
 
 
-def _wait(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def _wait(condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -266,16 +272,20 @@ def _slot_project(tmp_path: Path, url: str, server: FakeSendGrid) -> tuple[Path,
 def test_two_daemons_racing_for_a_slot_make_one_edition_sent_once(tmp_path, pg_url, server):
     (tmp_path / "content").mkdir()
     config, slot = _slot_project(tmp_path, pg_url, server)
-    daemons = [_cli(config, pg_url, "run", cwd=tmp_path) for _ in range(2)]
+    log_paths = [tmp_path / f"daemon{i}.log" for i in range(2)]
+    # -v: the scheduler's own lines too (tests/daemon_logs.py)
+    daemons = [_cli(config, pg_url, "-v", "run", cwd=tmp_path, log=log) for log in log_paths]
     workers = _workers(config, pg_url, idle=15)  # from before the slot until after its send
     store = open_store(pg_url)
     try:
         _wait(lambda: "sent" in [r.status for r in state.slot_records(store, "weekly")], 90)
-        time.sleep(1.0)  # the other daemon's chance to (wrongly) send again
+        # the other daemon's chance to (wrongly) send again: both have dealt with the slot
+        _wait(lambda: all(dealt_with(log.read_text(), slot) for log in log_paths))
     finally:
         for daemon in daemons:
             daemon.send_signal(signal.SIGTERM)
-    outputs = [_finish(d, 30) for d in daemons]
+    codes = [daemon.wait(30) for daemon in daemons]
+    outputs = [(code, log.read_text()) for code, log in zip(codes, log_paths, strict=True)]
     assert all(code == 0 for code, _ in outputs), [out[-3000:] for _, out in outputs]
     finished = [_finish(w) for w in workers]
     assert all(code == 0 for code, _ in finished), [out[-3000:] for _, out in finished]

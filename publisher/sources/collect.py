@@ -75,7 +75,7 @@ class CollectReport:
 
 def collect_all(
     config: PublisherConfig,
-    store: ItemSink,
+    sink: ItemSink,
     *,
     now: datetime,
     http: httpx.Client | None = None,
@@ -92,18 +92,18 @@ def collect_all(
     done: dict[int, tuple[SourceReport, list[Problem]]] = {}
     try:
         contexts = [
-            CollectContext(now=now, memory=store.get_source_memory(s.name), http=http)
+            CollectContext(now=now, memory=sink.get_source_memory(s.name), http=http)
             for s in sources
         ]
         remote = [i for i, source in enumerate(sources) if is_remote(source, contexts[i])]
         for i, source in enumerate(sources):
             if not is_remote(source, contexts[i]):
                 result = collect_isolated(source, contexts[i])
-                done[i] = _store(store, source.name, contexts[i], result, now)
+                done[i] = _store(sink, source.name, contexts[i], result, now)
         jobs = [(sources[i], contexts[i]) for i in remote]
         for position, result in collect_concurrently(jobs, limits):
             i = remote[position]
-            done[i] = _store(store, sources[i].name, contexts[i], result, now)
+            done[i] = _store(sink, sources[i].name, contexts[i], result, now)
     finally:
         if owns_client:
             http.close()
@@ -118,23 +118,23 @@ def collect_all(
 
 
 def _store(
-    store: ItemSink, name: str, ctx: CollectContext, result: SourceResult, now: datetime
+    sink: ItemSink, name: str, ctx: CollectContext, result: SourceResult, now: datetime
 ) -> tuple[SourceReport, list[Problem]]:
     """One source's result into the sink: its items, retirements, memory and health."""
     result.items = _first_of_each_id(name, result)
     report = SourceReport(name=name, found=len(result.items), not_modified=result.not_modified)
     if result.items:
-        report.upsert = store.upsert_items(result.items, now=now)
+        report.upsert = sink.upsert_items(result.items, now=now)
     if result.present is not None:
-        report.retired = store.retire_missing(name, result.present, now=now)
+        report.retired = sink.retire_missing(name, result.present, now=now)
         for item_id in report.retired:
             log.info("retired %s: its file was deleted", item_id)
     if result.memory is not None and result.memory != ctx.memory:
-        store.save_source_memory(name, result.memory, now=now)
+        sink.save_source_memory(name, result.memory, now=now)
     # the dashboard's source health: failing = problems and nothing read
     failed = bool(result.problems) and not result.items and not result.not_modified
     problems = [str(p) for p in result.problems]
-    store.record_source_run(name, problems, failed=failed, now=now)
+    sink.record_source_run(name, problems, failed=failed, now=now)
     log.info(
         "collected %s: %d found, %d new, %d updated%s",
         name,

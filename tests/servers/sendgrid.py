@@ -84,6 +84,7 @@ class Recorded:
     recipients: list[str]
     batch_id: str | None = None
     send_at: int | None = None
+    answered: threading.Event = field(default_factory=threading.Event)  # its 202 went out
 
 
 @dataclass
@@ -97,7 +98,8 @@ class FakeSendGrid:
     plan: list[Any] = field(default_factory=list)  # next: 429, 500, 400, 401, 'hang', 'drop'
     retry_after: int = 1
     hold_after: int | None = None  # accept but never answer once this many were accepted
-    on_accept: Any = None  # callback(n) after request n (1-based) is recorded, before the 202
+    # callback(n, recorded) after request n (1-based) is recorded, before its 202 (if any)
+    on_accept: Any = None
     keep_bodies: bool = True  # False (benchmarks): keep only the recipients
     clock: Any = time.time  # the server's "now" (epoch seconds): tests move it
 
@@ -132,6 +134,11 @@ class FakeSendGrid:
                 )
                 for r in req.recipients
             ]
+
+    def answered(self) -> list[Recorded]:
+        """The accepted requests whose 202 has been written back to the client."""
+        with self._lock:
+            return [req for req in self.requests if req.answered.is_set()]
 
     def api(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
         """The scheduled-sends endpoints (batch ids, cancellations), spec-checked both ways."""
@@ -173,31 +180,37 @@ class FakeSendGrid:
 
     # --- request handling ---------------------------------------------------------------
 
-    def answer(self, headers: Any, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    def answer(
+        self, headers: Any, raw: bytes
+    ) -> tuple[int, dict[str, str], bytes, Recorded | None]:
+        """The status, headers and body to answer with (status 0: none, close the
+        connection), and the request recorded as accepted, if it was."""
         if headers.get("Authorization") != f"Bearer {self.api_key}":
-            return _error(401, "The provided authorization grant is invalid, expired, or revoked")
+            message = "The provided authorization grant is invalid, expired, or revoked"
+            return *_error(401, message), None
         with self._lock:
             planned = self.plan.pop(0) if self.plan else None
         self.seen_statuses.append(planned or 202)
         if planned == "hang":
             self._stopping.wait(30)
-            return 0, {}, b""
+            return 0, {}, b"", None
         if planned == 429:
-            return _error(429, "too many requests", {"Retry-After": str(self.retry_after)})
+            headers_ = {"Retry-After": str(self.retry_after)}
+            return *_error(429, "too many requests", headers_), None
         if planned in (400, 401, 403, 500, 503):
-            return _error(planned, f"planned failure {planned}")
+            return *_error(planned, f"planned failure {planned}"), None
         if planned == "drop":  # accepted, then the connection is lost before the answer
             self.accept(json.loads(raw))
-            return 0, {}, b""
+            return 0, {}, b"", None
         problems = self.check(raw)
         if problems:
             self.rejected.append((400, problems[0]))
-            return _error(400, problems[0])
+            return *_error(400, problems[0]), None
         body = json.loads(raw)
         if self.too_large_over and len(body["personalizations"]) > self.too_large_over:
-            return _error(413, "request entity too large")
+            return *_error(413, "request entity too large"), None
         if "batch_id" in body and body["batch_id"] not in self.scheduled.batches:
-            return _error(400, "invalid batch id")
+            return *_error(400, "invalid batch id"), None
         return self.accept(body)
 
     def check(self, raw: bytes) -> list[str]:
@@ -218,21 +231,22 @@ class FakeSendGrid:
             return limit_problems(body, self.clock())
         return []
 
-    def accept(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    def accept(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes, Recorded | None]:
         emails = [r["email"] for p in body["personalizations"] for r in p["to"]]
         with self._lock:
             kept = body if self.keep_bodies else {}
-            self.requests.append(Recorded(kept, emails, body.get("batch_id"), body.get("send_at")))
+            recorded = Recorded(kept, emails, body.get("batch_id"), body.get("send_at"))
+            self.requests.append(recorded)
             n = len(self.requests)
             hold = self.hold_after is not None and n > self.hold_after
             if hold:
                 self.held += 1
         if self.on_accept:
-            self.on_accept(n)
+            self.on_accept(n, recorded)  # this request's own record, whatever came after it
         if hold:
             self._stopping.wait(60)
-            return 0, {}, b""
-        return 202, {}, b""
+            return 0, {}, b"", None
+        return 202, {}, b"", recorded
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None):
@@ -293,10 +307,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         started = time.monotonic()
-        status, headers, body = self.fake.answer(self.headers, raw)
-        if status and self.fake.latency:
+        status, headers, body, recorded = self.fake.answer(self.headers, raw)
+        if status and self.fake.latency:  # the provider's own latency, not synchronisation
             time.sleep(max(0.0, self.fake.latency - (time.monotonic() - started)))
         if not status:  # hang / hold: close without an answer
             self.close_connection = True
             return
         self._answer(status, headers, body)
+        if recorded is not None:
+            recorded.answered.set()
