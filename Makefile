@@ -40,7 +40,7 @@ $(AXE_STAMP): package.json package-lock.json
 test: $(TEST_STAMP) $(CHROMIUM) $(AXE_STAMP) postgres-server
 	PUBLISHER_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
-# The fast loop for development (docs/testing-notes.md): everything but the PostgreSQL
+# The fast loop for development (docs/testing.md): everything but the PostgreSQL
 # repeats, the tests that start and kill real processes, and the browser tests. It needs
 # neither PostgreSQL nor Chromium; `make test` (CI) still runs every test.
 FAST := not postgres and not slow and not browser
