@@ -63,6 +63,19 @@ def start_and_run(daemon: Daemon, now: datetime) -> list[str]:
     return [daemon.dispatch(name, slot, now) for name, slot in daemon.start_up(now)]
 
 
+def test_a_slot_between_start_up_and_the_scheduler_start_is_the_jobs_first_run(make_config, store):
+    """Start-up catches up to `now`; the campaign's job is first due at the next slot after
+    it, whenever the scheduler itself starts (a slot in between is not lost)."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    now = ny(2026, 11, 30, 8, 59)  # one minute before Monday's 09:00 slot
+    daemon, _ = make_daemon(make_config(campaign_yaml()), store, now)
+    scheduler = BlockingScheduler(timezone=UTC)
+    daemon._add_campaign_job(scheduler, "weekly", now)
+    [job] = scheduler.get_jobs()
+    assert job.next_run_time == ny(2026, 11, 30, 9)
+
+
 # --- catch-up -----------------------------------------------------------------------------
 
 

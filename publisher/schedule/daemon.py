@@ -351,6 +351,11 @@ class Daemon:
         log.info("publisher daemon stopped")
 
     def _add_campaign_job(self, scheduler: BlockingScheduler, name: str, now: datetime) -> None:
+        """The campaign's recurring job, first due at the first slot after `now` (the moment
+        start-up caught up to): left to itself APScheduler would compute the first run when
+        the scheduler starts, a little later, and a slot falling in between would be lost."""
+        upcoming = fire_times(self.triggers[name], after=now, count=1)
+        first = {"next_run_time": upcoming[0]} if upcoming else {}  # none: the trigger's own
         scheduler.add_job(
             self._cron_job,
             self.triggers[name],
@@ -359,8 +364,8 @@ class Daemon:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=int(self.campaigns[name].grace.total_seconds()),
+            **first,
         )
-        upcoming = fire_times(self.triggers[name], after=now, count=1)
         log.info("campaign=%s next slot %s", name, _iso(upcoming[0]) if upcoming else "never")
 
     def _add_interval(
