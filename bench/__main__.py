@@ -1,4 +1,5 @@
-"""Run every benchmark module in bench/ (each has a `main()`), one after the other."""
+"""Run every benchmark module in bench/ (each has a `main()`), one after the other, or the
+ones named on the command line."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def main() -> None:
         if not m.name.startswith("_") and m.name != "common"
     )
     wanted = sys.argv[1:] or names
+    unknown = [name for name in wanted if name not in names]
+    if unknown:  # `--help` included: say what there is rather than fail to import it
+        sys.exit(f"usage: python -m bench [{' '.join(names)}]  (unknown: {' '.join(unknown)})")
     for name in wanted:
         print(f"== bench.{name} ==", flush=True)
         importlib.import_module(f"bench.{name}").main()
