@@ -300,7 +300,7 @@ def store_reference() -> str:
         "# Store reference\n\n",
         HEADER.format(how=REGENERATE, source="the `__all__` of each module listed"),
         "The store's declared surface: every public module of `publisher.store` and the names "
-        "its `__all__` lists, with their signatures as written and the first line of their "
+        "its `__all__` lists, with their signatures as written and the first paragraph of their "
         "docstrings; then the rules kept outside the store. Nothing outside `publisher/store/` "
         "may use another name of these modules, nor `publisher.store.models`, "
         "`publisher.store.dialect` or `publisher.store.migrations` "
