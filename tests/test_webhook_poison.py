@@ -29,12 +29,13 @@ def served(project, store, fixed_now):
 
 
 def _post_body(served, body: bytes, stamp: str | None = None) -> httpx.Response:
-    headers: dict[str, str | bytes] = dict(served.keys.headers(body, served.clock.now))
+    headers = served.keys.headers(body, served.clock.now)
     if stamp is not None:  # a timestamp header of our choosing, signed as SendGrid would
-        # header bytes are read as Latin-1 (Starlette): b"\xb2" arrives as "²"
-        headers["X-Twilio-Email-Event-Webhook-Timestamp"] = stamp.encode("latin-1")
+        headers["X-Twilio-Email-Event-Webhook-Timestamp"] = stamp
         headers["X-Twilio-Email-Event-Webhook-Signature"] = served.keys.sign(body, stamp)
-    return httpx.post(served.url + URL, content=body, headers=headers)
+    # header bytes are read as Latin-1 (Starlette): b"\xb2" arrives as "²"
+    raw = [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
+    return httpx.post(served.url + URL, content=body, headers=raw)
 
 
 def _stored_ids(store) -> set[str]:
@@ -42,7 +43,7 @@ def _stored_ids(store) -> set[str]:
         return set(session.scalars(select(WebhookEventRow.sg_event_id)))
 
 
-POISON = {
+POISON: dict[str, tuple[dict[str, object], str]] = {
     # another app on the same SendGrid account: an address our validator refuses
     "internationalised address": ({"email": "jürgen@example.org"}, "email is not an address"),
     "timestamp 1e20": ({"timestamp": 1e20}, "timestamp Input should be less than"),
@@ -81,7 +82,13 @@ def test_a_poison_event_beside_an_unsubscribe_is_skipped_and_logged(served, stor
 
 def test_events_that_are_not_objects_are_skipped(served, store):
     good = next(iter_subscribers(store))
-    events = ["open", 42, None, [1], {"sg_event_id": "u", "event": "unsubscribe", "email": good.email}]
+    events = [
+        "open",
+        42,
+        None,
+        [1],
+        {"sg_event_id": "u", "event": "unsubscribe", "email": good.email},
+    ]
     answer = _post_body(served, json.dumps(events).encode())
     assert answer.status_code == 200
     assert (answer.json()["skipped"], answer.json()["stored"]) == (4, 1)
@@ -101,7 +108,9 @@ def test_a_timestamp_header_of_other_digits_is_refused_not_a_crash(served, store
     good = next(iter_subscribers(store))
     body = json.dumps([{"sg_event_id": "u", "event": "unsubscribe", "email": good.email}]).encode()
     answer = _post_body(served, body, stamp=stamp)
-    assert answer.status_code == 403 and answer.json() == {"error": "missing signature or timestamp"}
+    assert answer.status_code == 403 and answer.json() == {
+        "error": "missing signature or timestamp"
+    }
     assert present(find_subscriber(store, id=good.id)).status == "active"
 
 
