@@ -80,6 +80,20 @@ def test_a_poison_event_beside_an_unsubscribe_is_skipped_and_logged(served, stor
     assert "jürgen" not in line and other.email not in line  # why, never the address
 
 
+def test_a_number_too_long_for_python_spoils_only_its_own_event(served, store):
+    good, other = list(iter_subscribers(store))
+    events = [
+        {"sg_event_id": "p", "event": "spamreport", "email": other.email, "edition_id": 0},
+        {"sg_event_id": "u", "event": "unsubscribe", "email": good.email},
+    ]
+    # 5,000 digits: more than int() reads (4,300) and json.dumps could write
+    body = json.dumps(events).replace('"edition_id": 0', '"edition_id": ' + "9" * 5000).encode()
+    answer = _post_body(served, body)
+    assert answer.status_code == 200 and answer.json()["skipped"] == 1
+    assert present(find_subscriber(store, id=good.id)).status == "unsubscribed"
+    assert present(find_subscriber(store, id=other.id)).status == "active"
+
+
 def test_events_that_are_not_objects_are_skipped(served, store):
     good = next(iter_subscribers(store))
     events = [
