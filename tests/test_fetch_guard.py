@@ -19,7 +19,13 @@ import httpx
 import pytest
 
 from publisher.sources.collect import collect_all
-from publisher.sources.network import ClientOptions, Network, guarded_client
+from publisher.sources.network import (
+    ClientOptions,
+    Network,
+    guarded_client,
+    is_public,
+    names_private_host,
+)
 from publisher.store.sink import StoreSink
 from publisher.store.state import get_source_memory
 
@@ -257,3 +263,43 @@ def test_a_source_configured_on_loopback_keeps_working_through_redirects(
         report = _collect(make_config, store, fixed_now, first.url(), http=http)
     assert report.problems == [] and report.inserted == 1
     assert get_source_memory(store, "p").url == inside.url()  # permanent: remembered
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True),
+        ("127.0.0.1", False),
+        ("0.0.0.0", False),  # connects to this machine on Linux
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # AWS, GCP, Azure metadata
+        ("100.100.100.200", False),  # Alibaba metadata, in the shared 100.64/10
+        ("fd00:ec2::254", False),  # AWS metadata over IPv6
+        ("::1", False),
+        ("::ffff:169.254.169.254", False),
+        ("fe80::1", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_which_addresses_count_as_public(address, public):
+    assert is_public(ipaddress.ip_address(address)) is public
+
+
+@pytest.mark.parametrize(
+    ("url", "private"),
+    [
+        ("http://127.0.0.1:8080/feed", True),
+        ("http://localhost:8080/feed", True),
+        ("http://feeds.localhost/feed", True),
+        ("http://[::1]/feed", True),
+        ("http://10.0.0.5/feed", True),
+        ("https://partner.example/feed.xml", False),
+        ("https://93.184.215.14/feed", False),
+        ("https://localhost.example.org/feed", False),
+    ],
+)
+def test_which_configured_urls_are_the_staffs_explicit_choice(url, private):
+    assert names_private_host(url) is private
