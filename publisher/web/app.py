@@ -37,6 +37,10 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' https:; form-action 'self'; "
     "base-uri 'none'"
 )
+# The published pages (an edition's web copy is an email: inline styles throughout) keep
+# their styles; still no script, no form, no framing.
+PUBLISHED = ("/archive", "/feeds")
+PUBLISHED_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
 class SecurityHeaders:
@@ -60,7 +64,8 @@ class SecurityHeaders:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 if not any(k == b"content-security-policy" for k, _ in headers):  # /admin's own
-                    policy = f"{CSP}; frame-ancestors {framing}".encode()
+                    base = PUBLISHED_CSP if path.startswith(PUBLISHED) else CSP
+                    policy = f"{base}; frame-ancestors {framing}".encode()
                     headers.append((b"content-security-policy", policy))
                 headers += [
                     (b"referrer-policy", b"no-referrer"),  # token URLs never leak onwards
