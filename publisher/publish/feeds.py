@@ -31,13 +31,21 @@ import httpx
 
 from publisher.config import FeedConfig, PublisherConfig
 from publisher.items import Item
-from publisher.publish.documents import FORMAT_VERSION, FORMATS, FeedMeta, Page, plan_pages
+from publisher.publish.documents import (
+    FORMAT_VERSION,
+    FORMATS,
+    STYLESHEET_FILE,
+    FeedMeta,
+    Page,
+    plan_pages,
+)
 from publisher.publish.entries import EntryCache, clean, item_digest
 from publisher.publish.listing import (
     ALTERNATE_LINKS_FILE,
     INDEX_FILE,
     OPML_FILE,
     alternate_links,
+    feed_stylesheet,
     feeds_index,
     opml_document,
 )
@@ -215,6 +223,7 @@ def publish_feeds(
         writer.submit(ALTERNATE_LINKS_FILE, alternate_links(metas))
         search_path = search_path_for(config.root)
         writer.submit(INDEX_FILE, feeds_index(config.organisation, metas, search_path=search_path))
+        writer.submit(STYLESHEET_FILE, feed_stylesheet(config.organisation, search_path))
     report.written += len(writer.changed)
     report.unchanged += len(writer.unchanged)
     _remove_stale(build)
@@ -283,7 +292,8 @@ def feeds_up_to_date(
         return None  # the build removes it
     if memory.get("inputs") != _inputs_fingerprint(config, signature) or memory["unpinged"]:
         return None  # something changed, or the hub still has to hear of an earlier change
-    paths = [output / OPML_FILE, output / ALTERNATE_LINKS_FILE, output / INDEX_FILE] + [
+    listing = (OPML_FILE, ALTERNATE_LINKS_FILE, INDEX_FILE, STYLESHEET_FILE)
+    paths = [output / name for name in listing] + [
         output / key.format(ext=fmt.extension)
         for key in memory["documents"]
         for fmt in FORMATS.values()

@@ -20,6 +20,7 @@ OPML_FILE = "index.opml"
 ALTERNATE_LINKS_FILE = "alternate-links.html"
 INDEX_FILE = "index.html"
 INDEX_TEMPLATE = "archive/feeds.html"
+STYLESHEET_TEMPLATE = "archive/feed.xsl"
 
 
 def opml_document(title: str, feeds: Sequence[FeedMeta]) -> bytes:
@@ -88,3 +89,13 @@ def feeds_index(
     }
     env = template_environment(search_path)
     return render_template(env, INDEX_TEMPLATE, context).encode("utf-8")
+
+
+def feed_stylesheet(
+    org: Organisation, search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,)
+) -> bytes:
+    """feed.xsl: how a browser shows a feed (links resolve against the feed, so the link to
+    the feed list is absolute)."""
+    context = {"colours": org.colours, "feeds_url": f"{org.public_url.rstrip('/')}/feeds/"}
+    env = template_environment(search_path)
+    return render_template(env, STYLESHEET_TEMPLATE, context).encode("utf-8")

@@ -38,7 +38,7 @@ from publisher.render.personalise import finalize, neutralise
 # Templates shipped with the project; an organisation may override any file by putting one
 # with the same name in a `templates/` folder beside its schedules.yaml.
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-TEMPLATE_SUFFIXES = (".mjml", ".txt", ".html")
+TEMPLATE_SUFFIXES = (".mjml", ".txt", ".html", ".xsl")
 TEXT_WIDTH = 78
 _ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 
