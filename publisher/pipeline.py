@@ -214,6 +214,15 @@ def compose_campaign(
         log.info("%s: nothing new since the previous edition", campaign_name)
         return None
     edition, rendered = prepared
+    org = config.organisation
+    # The public copy is rendered before anything is stored: a template that fails for it
+    # fails the edition, never leaves it stored without its archive page.
+    public = render_public(
+        edition,
+        org,
+        web_url=archive_url(org.public_url, campaign_name, edition.number),
+        search_path=search_path_for(config.root),
+    )
     stored, created = save_edition(
         store,
         NewEdition(
@@ -229,7 +238,7 @@ def compose_campaign(
         ),
     )
     if created:
-        _write_archive(config, store, edition, stored)
+        _write_archive(config, store, stored, public)
     return _edition_record(stored, created=created)
 
 
@@ -245,19 +254,13 @@ def _edition_record(stored: StoredEdition, *, created: bool) -> EditionRecord:
 
 
 def _write_archive(
-    config: PublisherConfig, store: Store, edition: Edition, stored: StoredEdition
+    config: PublisherConfig, store: Store, stored: StoredEdition, public: str
 ) -> None:
-    """The edition's public copy (rendered from the same edition, for nobody) and the
+    """The edition's public copy (render_public: the same edition, for nobody) and the
     indexes."""
     from publisher.publish.listing import alternate_link_tags
 
     org = config.organisation
-    public = render_public(
-        edition,
-        org,
-        web_url=archive_url(org.public_url, stored.campaign, stored.number),
-        search_path=search_path_for(config.root),
-    )
     links = alternate_link_tags(_edition_feeds(config, stored.campaign))
     write_edition_page(config.root, org, stored.campaign, stored.number, public, links)
     _write_index(config, store, stored.campaign)
