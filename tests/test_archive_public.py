@@ -10,10 +10,11 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import httpx
+import pytest
 
 from publisher.pipeline import build_feeds, compose_campaign, send_edition
 from publisher.store.items import upsert_items
-from tests.conftest import present
+from tests.conftest import ROOT, present
 from tests.servers.data import add_subscribers
 from tests.test_render_fixtures import item
 from tests.web_support import serve
@@ -152,3 +153,25 @@ def test_the_archive_and_feed_indexes_are_pages(project, store, fixed_now):
             assert expected in "".join(Links(answer.text).text)
             assert f"{PUBLIC}/subscribe" in Links(answer.text).links
         assert httpx.get(served.url + "/feeds", follow_redirects=True).status_code == 200
+
+
+def test_a_template_broken_only_for_the_public_copy_is_caught_before_storing(
+    project, store, fixed_now
+):
+    from publisher.config import load_config
+    from publisher.errors import TemplateError
+    from publisher.render.checks import check_templates
+    from publisher.store.editions import list_editions
+
+    (project / "schedules.yaml").write_text(CONFIG, encoding="utf-8")
+    (project / "templates").mkdir()
+    builtin = (ROOT / "templates" / "digest.mjml").read_text(encoding="utf-8")
+    broken = builtin.replace("{% if not public %}", "{% if not public %}{% else %}{{ nope }}", 1)
+    (project / "templates" / "digest.mjml").write_text(broken, encoding="utf-8")
+    config = load_config(project / "schedules.yaml")
+    problems = check_templates(config)
+    assert [p for p in problems if "nope" in p], problems
+    _publish(project, store, fixed_now)
+    with pytest.raises(TemplateError, match="nope"):
+        compose_campaign(config, store, "weekly", now=fixed_now)
+    assert list_editions(store, "weekly") == []
