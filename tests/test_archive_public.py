@@ -175,3 +175,12 @@ def test_a_template_broken_only_for_the_public_copy_is_caught_before_storing(
     with pytest.raises(TemplateError, match="nope"):
         compose_campaign(config, store, "weekly", now=fixed_now)
     assert list_editions(store, "weekly") == []
+
+
+def test_nothing_published_yet_is_a_page_not_plain_text(project, store):
+    with serve(project, store, config_text=CONFIG) as served:
+        for path in ("/archive/", "/feeds/", "/archive/weekly/9.html"):
+            answer = httpx.get(served.url + path)
+            assert answer.status_code == 404, path
+            assert answer.headers["content-type"].startswith("text/html"), path
+            assert "Nothing is published at this address." in answer.text

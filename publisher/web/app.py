@@ -134,6 +134,17 @@ XML_FEEDS = {".rss": "application/xml; charset=utf-8", ".atom": "application/xml
 class PublishedFiles(StaticFiles):
     """A folder the publisher writes (it may not exist yet: 404 until the first build)."""
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except HTTPException as exc:  # a page, not Starlette's plain-text "Not Found"
+            if exc.status_code != 404:
+                raise
+            answer = scope["app"].state.web.message(
+                "Not found", "Nothing is published at this address.", status=404
+            )
+            await answer(scope, receive, send)
+
     async def check_config(self) -> None:
         if self.directory is None or not Path(self.directory).is_dir():
             raise HTTPException(404)
