@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from publisher.compose.edition import Edition, compose_edition, window_start
+from publisher.compose.edition import Edition, Selection, compose_edition, select_items
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
@@ -29,7 +29,7 @@ from publisher.store.editions import (
     list_editions,
     save_edition,
 )
-from publisher.store.items import list_items
+from publisher.store.items import list_items, list_retired
 from publisher.store.sink import StoreSink
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunRepo
         report.notes.append(describe_edition(campaign.name, record))
         if record is not None:
             report.notes.append(send_edition(config, store, record.id, now=now).note)
+        else:
+            report.notes.append(describe_left_out(config, store, campaign.name, now=now))
     report.notes.append(build_feeds(config, store, now=now).note)
     return report
 
@@ -115,18 +117,48 @@ def describe_edition(campaign: str, record: EditionRecord | None) -> str:
     return f"{campaign}: edition {record.number} {verb}, {record.item_count} items"
 
 
+def next_selection(
+    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+) -> Selection:
+    """What the campaign's next edition would carry and every stored item it leaves out,
+    with why, without rendering (the preview and the dashboard list it even when nothing
+    would go out)."""
+    campaign = config.campaign(campaign_name)
+    history = campaign_history(store, campaign.name)
+    return select_items(
+        list_items(store), campaign, now=now, history=history, retired=list_retired(store)
+    )
+
+
+def describe_left_out(
+    config: PublisherConfig, store: Store, campaign: str, *, now: datetime
+) -> str:
+    """Why nothing went out: the stored items the campaign has not sent, counted by reason."""
+    left_out = next_selection(config, store, campaign, now=now).left_out
+    if not left_out:
+        return f"{campaign}: every stored item went out in an earlier edition"
+    reasons: dict[str, int] = {}
+    for _item, reason in left_out:
+        key = reason.split(":")[0].split(",")[0]  # 'held until its date', 'retired'...
+        reasons[key] = reasons.get(key, 0) + 1
+    counted = "; ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+    return f"{campaign}: left out {counted} (`publisher preview {campaign}` lists them)"
+
+
 def prepare_edition(
     config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
 ) -> tuple[Edition, RenderedEdition] | None:
     """Compose and render a campaign's next edition without storing it (preview uses this)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
-    items = list_items(store, since=window_start(campaign, history, now))
-    edition = compose_edition(items, campaign, now=now, history=history)
+    # Every stored item is a candidate: an item enters by what the campaign has not sent
+    # yet and its lookback, never by a window after the previous edition (late items).
+    items, retired = list_items(store), list_retired(store)
+    edition = compose_edition(items, campaign, now=now, history=history, retired=retired)
     if edition is None:
         return None
     for item, reason in edition.left_out:
-        log.warning("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
+        log.info("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
     org = config.organisation
     # An item that cannot be rendered, or makes the email too large, is left out (logged
     # with the reason) and the edition goes out without it.

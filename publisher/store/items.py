@@ -19,6 +19,7 @@ __all__ = [
     "ItemNotFound",
     "UpsertResult",
     "list_items",
+    "list_retired",
     "retire_item",
     "retire_missing",
     "upsert_items",
@@ -136,6 +137,15 @@ def list_items(
             if limit and len(out) >= limit:
                 break
         return out
+
+
+def list_retired(store: Store) -> list[tuple[Item, str]]:
+    """Retired items with why they were retired (compose reports them as left out)."""
+    query = select(ItemRow).where(ItemRow.retired_at.is_not(None)).order_by(ItemRow.id)
+    with store.session() as session:
+        return [
+            (row_to_item(row), row.retired_reason or "retired") for row in session.scalars(query)
+        ]
 
 
 def _fill_row(row: ItemRow, item: Item, digest: str, now: datetime) -> None:
