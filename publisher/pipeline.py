@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.compose.edition import Edition, Selection, compose_edition, select_items
 from publisher.config import PublisherConfig
+from publisher.errors import PublisherError
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
 from publisher.render.email import RenderedEdition, archive_url, render_fitting
@@ -343,18 +344,39 @@ def run_campaign_slot(
     *,
     now: datetime,
     should_stop: Callable[[], bool] | None = None,
+    collect_first: bool = False,
 ) -> SlotOutcome:
-    """One scheduled slot: compose its edition (or find it), send it, rebuild the feeds.
+    """One scheduled slot: collect (with `collect_first`, the daemon's way), compose its
+    edition (or find it), send it, rebuild the feeds.
 
     Safe to repeat: the edition is unique per (campaign, slot) and sending is exactly-once
     per subscriber, so a retry or a restart resumes an interrupted send.
     """
+    collected = ""
+    if collect_first and find_edition_by_slot(store, campaign, slot) is None:
+        collected = collect_before_slot(config, store, now=now) + "; "
     record = compose_campaign(config, store, campaign, now=now, slot=slot)
     if record is None:
-        return SlotOutcome("skipped", None, "nothing new")
+        return SlotOutcome("skipped", None, f"{collected}nothing new")
     delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
     feeds = build_feeds(config, store, now=now)
     # A send paused by backend errors, stopped by a shutdown between batches, or that
     # reached nobody is 'failed': the next daemon start resumes it.
     status = "failed" if delivery.status in ("paused", "sending", "failed") else "sent"
-    return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}")
+    return SlotOutcome(status, record.id, f"{collected}{delivery.note}; {feeds.note}")
+
+
+def collect_before_slot(config: PublisherConfig, store: Store, *, now: datetime) -> str:
+    """Collect every source (and the subscriber file) right before a slot is composed, so
+    an edit made minutes before it is what goes out. Each remote source is bounded by its
+    own deadline; a failing source is reported (logged, and in the returned note) and the
+    slot goes on with what is stored."""
+    try:
+        report, _subscriber_notes = refresh_inputs(config, store, now=now)
+    except PublisherError as exc:  # e.g. an unreadable content folder: compose what is stored
+        log.warning("collect before the slot failed, composing what is stored: %s", exc)
+        return f"collect before the slot failed ({exc}); composed what was stored"
+    failing = sorted({problem.source for problem in report.problems})
+    if failing:
+        return f"{report.note} (problems: {', '.join(failing)}; composed with what was stored)"
+    return report.note
