@@ -203,3 +203,100 @@ def test_a_post_fixed_just_before_a_slot_is_what_the_slot_sends(project, store, 
     message = message_from_bytes(eml.read_bytes(), policy=policy.default)
     text = present(message.get_body(("plain",))).get_content()
     assert "Wage theft webinar on Thursday" in text and "webnar" not in text
+
+
+# --- why each stored item is left out: the preview and the dashboard --------------------------
+
+LEFT_OUT_CONFIG = """\
+organisation:
+  name: Test Org
+  website: https://www.example.org
+  public_url: {public_url}
+  postal_address: 1 Main St, Springfield
+  from_email: news@example.org
+sources:
+  - {{name: posts, type: markdown, path: content, base_url: 'https://www.example.org/'}}
+campaigns:
+  - name: weekly
+    title: Weekly
+    subject: "Weekly #{{{{ edition.number }}}}"
+    lookback_days: 14
+    sections:
+      - {{name: posts, kinds: [article], max: 1, title: Posts}}
+delivery:
+  backend: file
+"""
+REASONS = {
+    "Second article": "over the max of section 'posts' (1)",
+    "A toolkit": "no section takes it (its kind or topics)",
+    "Old article": "older than the lookback (14 days)",
+    "Embargoed article": "held until its date, 2026-11-28 12:00 UTC",
+    "Withdrawn article": "retired: retired by hand",
+}
+
+
+def stock_every_reason(project: Path, store: Store, public_url: str) -> PublisherConfig:
+    """Posts that the next edition at T0 leaves out for each reason, and one it carries."""
+    from publisher.store.items import list_items, retire_item
+
+    (project / "schedules.yaml").write_text(LEFT_OUT_CONFIG.format(public_url=public_url))
+    config = load_config(project / "schedules.yaml")
+    write_post(project, "old", "Old article", T0 - 41 * DAY)
+    collect(config, store, T0 - 40 * DAY)  # seen 40 days ago: older than the lookback
+    write_post(project, "newest", "Newest article", T0 - HOUR)
+    write_post(project, "second", "Second article", T0 - 2 * HOUR)
+    write_post(project, "toolkit", "A toolkit", T0 - 3 * HOUR, kind="resource")
+    write_post(project, "embargoed", "Embargoed article", T0 + 3 * DAY)
+    write_post(project, "withdrawn", "Withdrawn article", T0 - 4 * HOUR)
+    collect(config, store, T0 - HOUR)
+    [withdrawn] = [i for i in list_items(store) if i.title == "Withdrawn article"]
+    retire_item(store, withdrawn.id, now=T0 - HOUR)
+    return config
+
+
+def test_the_preview_lists_every_item_left_out_and_why(
+    project, store, database_url, capsys, monkeypatch
+):
+    from publisher.cli import main
+
+    stock_every_reason(project, store, "https://www.example.org/news")
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", database_url)
+    main(["preview", "weekly", "--at", T0.isoformat(), "--config", str(project / "schedules.yaml")])
+    out = capsys.readouterr().out
+    assert "Newest article" in out and "left out: 5 item(s)" in out
+    for title, reason in REASONS.items():
+        assert f"{title} (posts:" in out and f"): {reason}" in out, title
+
+
+def test_the_dashboard_lists_what_is_left_out_even_when_nothing_would_go_out(project, store):
+    """Edition 1 carried the newest article, edition 2 the second: nothing would go out
+    now, and the campaign page still says why each other stored item is not in it."""
+    from lxml import html as lxml_html
+
+    from tests.admin_support import STAFF, add_accounts, log_in
+    from tests.web_support import serve
+
+    add_accounts(store)
+    with serve(project, store, config_text=LEFT_OUT_CONFIG) as served:
+        stock_every_reason(project, store, served.config.organisation.public_url)
+        # editions link to the archive: composed with an https public URL
+        https = project / "https.yaml"
+        https.write_text(LEFT_OUT_CONFIG.format(public_url="https://www.example.org/news"))
+        config = load_config(https)
+        for number in (1, 2):
+            edition = present(compose_campaign(config, store, "weekly", now=T0 - HOUR / 2))
+            assert edition.number == number
+        import httpx
+
+        with httpx.Client(base_url=served.url, follow_redirects=True, timeout=30) as http:
+            log_in(http, STAFF["editor"])
+            page = http.get("/admin/campaigns/weekly").text
+    assert "Nothing new: no edition would go out now." in page
+    listed = [
+        " ".join(li.text_content().split())
+        for li in lxml_html.fromstring(page).xpath('//li[@class="left-out"]')
+    ]
+    expected = {k: v for k, v in REASONS.items() if k != "Second article"}  # it went out
+    assert len(listed) == len(expected)
+    for title, reason in expected.items():
+        assert any(line.startswith(title) and line.endswith(reason) for line in listed), title
