@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.compose.edition import Edition, Selection, compose_edition, select_items
 from publisher.config import PublisherConfig
-from publisher.errors import PublisherError
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
+from publisher.errors import PublisherError
 from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
 from publisher.render.email import RenderedEdition, archive_url, render_fitting
 from publisher.render.environment import search_path_for
@@ -354,16 +354,16 @@ def run_campaign_slot(
     """
     collected = ""
     if collect_first and find_edition_by_slot(store, campaign, slot) is None:
-        collected = collect_before_slot(config, store, now=now) + "; "
+        collected = "; " + collect_before_slot(config, store, now=now)
     record = compose_campaign(config, store, campaign, now=now, slot=slot)
     if record is None:
-        return SlotOutcome("skipped", None, f"{collected}nothing new")
+        return SlotOutcome("skipped", None, f"nothing new{collected}")
     delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
     feeds = build_feeds(config, store, now=now)
     # A send paused by backend errors, stopped by a shutdown between batches, or that
     # reached nobody is 'failed': the next daemon start resumes it.
     status = "failed" if delivery.status in ("paused", "sending", "failed") else "sent"
-    return SlotOutcome(status, record.id, f"{collected}{delivery.note}; {feeds.note}")
+    return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}{collected}")
 
 
 def collect_before_slot(config: PublisherConfig, store: Store, *, now: datetime) -> str:

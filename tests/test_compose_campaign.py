@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from publisher.config import PublisherConfig, load_config
+from publisher.items import Item
 from publisher.pipeline import compose_campaign, run_once
 from publisher.store.editions import campaign_history, get_edition, list_editions
 from publisher.store.items import upsert_items
 from publisher.store.models import DeliveryRow, EditionItemRow, SubscriberRow
-from publisher.items import Item
 from tests.conftest import present
 from tests.test_render_fixtures import fixture_items, item
 
