@@ -101,9 +101,17 @@ def project_config(project: Path, feed_url: str | None = None, cadence: str = ""
     )
 
 
-def write_post(project: Path, slug: str, title: str, date: datetime, kind: str = "article") -> None:
+def write_post(
+    project: Path,
+    slug: str,
+    title: str,
+    date: datetime,
+    kind: str = "article",
+    topics: str = "[labor]",
+) -> None:
     (project / "content" / f"{slug}.md").write_text(
-        f"---\ntitle: {title}\ndate: {date.isoformat()}\nkind: {kind}\n---\n{title}, in full.\n",
+        f"---\ntitle: {title}\ndate: {date.isoformat()}\nkind: {kind}\ntopics: {topics}\n---\n"
+        f"{title}, in full.\n",
         encoding="utf-8",
     )
 
@@ -220,6 +228,7 @@ campaigns:
   - name: weekly
     title: Weekly
     subject: "Weekly #{{{{ edition.number }}}}"
+    audience: [labor, housing]
     lookback_days: 14
     sections:
       - {{name: posts, kinds: [article], max: 1, title: Posts}}
@@ -232,6 +241,7 @@ REASONS = {
     "Old article": "older than the lookback (14 days)",
     "Embargoed article": "held until its date, 2026-11-28 12:00 UTC",
     "Withdrawn article": "retired: retired by hand",
+    "A garden story": "not in the audience's topics (labor, housing)",
 }
 
 
@@ -248,6 +258,7 @@ def stock_every_reason(project: Path, store: Store, public_url: str) -> Publishe
     write_post(project, "toolkit", "A toolkit", T0 - 3 * HOUR, kind="resource")
     write_post(project, "embargoed", "Embargoed article", T0 + 3 * DAY)
     write_post(project, "withdrawn", "Withdrawn article", T0 - 4 * HOUR)
+    write_post(project, "garden", "A garden story", T0 - 5 * HOUR, topics="[gardens]")
     collect(config, store, T0 - HOUR)
     [withdrawn] = [i for i in list_items(store) if i.title == "Withdrawn article"]
     retire_item(store, withdrawn.id, now=T0 - HOUR)
@@ -263,7 +274,7 @@ def test_the_preview_lists_every_item_left_out_and_why(
     monkeypatch.setenv("PUBLISHER_DATABASE_URL", database_url)
     main(["preview", "weekly", "--at", T0.isoformat(), "--config", str(project / "schedules.yaml")])
     out = capsys.readouterr().out
-    assert "Newest article" in out and "left out: 5 item(s)" in out
+    assert "Newest article" in out and "left out: 6 item(s)" in out
     for title, reason in REASONS.items():
         assert f"{title} (posts:" in out and f"): {reason}" in out, title
 

@@ -8,7 +8,8 @@ recent enough; everything else stored is left out with the reason (preview, dash
 - the lookback: an item counts as recent from the later of its own date and the moment the
   store first saw it, so a post dated yesterday but collected after an edition still goes
   into the next one; older than `lookback_days` before `now`, it is left out;
-- retired items (given apart by the caller) are left out;
+- retired items (given apart by the caller) are left out, and so is an item that shares
+  no topic with the campaign's `audience` (when it has one: those readers did not ask for it);
 - sections in configured order, each taking the newest (by the item's date) matching items
   up to its `max`; an item lands in the first section that wants it and has room, so no
   item appears twice in one edition; the rest are over a section's max or in no section;
@@ -149,6 +150,10 @@ def select_items(
             left_out.append((item, f"held until its date, {_utc(item.published)}"))
         elif seen_at(item) < cutoff:
             left_out.append((item, f"older than the lookback ({campaign.lookback_days} days)"))
+        elif campaign.audience and not set(campaign.audience) & set(item.topics):
+            left_out.append(
+                (item, f"not in the audience's topics ({', '.join(campaign.audience)})")
+            )
         else:
             candidates.append(item)
     fresh, unsafe = _email_safe(candidates)
