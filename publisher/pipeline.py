@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from publisher.compose.edition import Edition, Selection, compose_edition, select_items
+from publisher.compose.edition import (
+    Edition,
+    Selection,
+    compose_edition,
+    report_since,
+    select_items,
+)
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.errors import PublisherError
@@ -30,7 +36,7 @@ from publisher.store.editions import (
     list_editions,
     save_edition,
 )
-from publisher.store.items import list_items, list_retired
+from publisher.store.items import list_items, selection_items
 from publisher.store.sink import StoreSink
 
 if TYPE_CHECKING:
@@ -126,9 +132,8 @@ def next_selection(
     would go out)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
-    return select_items(
-        list_items(store), campaign, now=now, history=history, retired=list_retired(store)
-    )
+    items, retired = selection_items(store, seen_since=report_since(campaign, now))
+    return select_items(items, campaign, now=now, history=history, retired=retired)
 
 
 def describe_left_out(
@@ -152,9 +157,9 @@ def prepare_edition(
     """Compose and render a campaign's next edition without storing it (preview uses this)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
-    # Every stored item is a candidate: an item enters by what the campaign has not sent
-    # yet and its lookback, never by a window after the previous edition (late items).
-    items, retired = list_items(store), list_retired(store)
+    # An item enters by what the campaign has not sent yet and its lookback, never by a
+    # window after the previous edition: a late (backdated) item is still a candidate.
+    items, retired = selection_items(store, seen_since=report_since(campaign, now))
     edition = compose_edition(items, campaign, now=now, history=history, retired=retired)
     if edition is None:
         return None

@@ -251,8 +251,10 @@ def stock_every_reason(project: Path, store: Store, public_url: str) -> Publishe
 
     (project / "schedules.yaml").write_text(LEFT_OUT_CONFIG.format(public_url=public_url))
     config = load_config(project / "schedules.yaml")
-    write_post(project, "old", "Old article", T0 - 41 * DAY)
-    collect(config, store, T0 - 40 * DAY)  # seen 40 days ago: older than the lookback
+    write_post(project, "ancient", "Ancient article", T0 - 41 * DAY)
+    collect(config, store, T0 - 40 * DAY)  # beyond twice the lookback: not even listed
+    write_post(project, "old", "Old article", T0 - 21 * DAY)
+    collect(config, store, T0 - 20 * DAY)  # seen 20 days ago: older than the lookback
     write_post(project, "newest", "Newest article", T0 - HOUR)
     write_post(project, "second", "Second article", T0 - 2 * HOUR)
     write_post(project, "toolkit", "A toolkit", T0 - 3 * HOUR, kind="resource")

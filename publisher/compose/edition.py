@@ -101,6 +101,13 @@ def recent_since(campaign: CampaignConfig, now: datetime) -> datetime:
     return now - timedelta(days=campaign.lookback_days)
 
 
+def report_since(campaign: CampaignConfig, now: datetime) -> datetime:
+    """How far back the stored items given to compose reach: twice the lookback. Items that
+    grew older than the lookback within the last lookback period are reported as such; older
+    ones cannot be new and are not loaded (a store of years of items stays fast)."""
+    return now - 2 * timedelta(days=campaign.lookback_days)
+
+
 def seen_at(item: Item) -> datetime:
     """When the item became news for our readers: the later of its date and when the store
     first saw it (a backdated late item counts from its arrival)."""
