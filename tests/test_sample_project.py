@@ -98,3 +98,15 @@ def test_make_run_shows_a_full_digest_years_ahead(tmp_path):
     everything = (tmp_path / "feeds" / "everything.rss").read_text(encoding="utf-8")
     assert everything.count("<item>") == 12
     assert (tmp_path / "feeds" / "editions" / f"{CAMPAIGN}.atom").is_file()
+
+
+def test_an_unreadable_fixed_clock_is_refused_with_how_to_fix_it(tmp_path, capsys, monkeypatch):
+    copy_sample(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PUBLISHER_NOW", "next tuesday")
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--once", "--config", str(tmp_path / "schedules.yaml")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "PUBLISHER_NOW='next tuesday' is not an ISO 8601 date/time" in err
+    assert "Traceback" not in err and not (tmp_path / "outbox").exists()
