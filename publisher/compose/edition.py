@@ -73,8 +73,9 @@ class Edition:
     composed_at: datetime
     since: datetime
     sections: tuple[ComposedSection, ...] = field(default_factory=tuple)
-    # Every stored item not carried, with the reason (held, older than the lookback, retired,
-    # over a section's max, in no section, a link that is not https, could not be rendered).
+    # Every stored item not carried, with the reason (held, older than the lookback, not in
+    # the audience's topics, retired, over a section's max, in no section, a link that is not
+    # https, could not be rendered).
     left_out: tuple[tuple[Item, str], ...] = ()
 
     @property
