@@ -9,8 +9,11 @@ from __future__ import annotations
 import email
 import logging
 import re
+import statistics
+import threading
+import time
+from datetime import timedelta
 from email.policy import default
-from pathlib import Path
 
 import httpx
 import pyotp
@@ -18,8 +21,30 @@ import pytest
 from sqlalchemy import func, select
 
 from publisher.store import audit
-from publisher.store.models import LoginFailureRow
-from publisher.store.staff import StaffError, add_staff, set_second_factor_policy
+from publisher.store.models import (
+    AuditRow,
+    LoginFailureRow,
+    RecoveryCodeRow,
+    StaffLinkRow,
+    StaffSessionRow,
+)
+from publisher.store.staff import (
+    StaffError,
+    add_staff,
+    check_login,
+    find_staff,
+    set_second_factor_policy,
+)
+from publisher.store.staff_access import (
+    accept_invitation,
+    create_link,
+    new_recovery_codes,
+    open_session,
+    peek_link,
+    prune_access,
+    session_of,
+    use_recovery_code,
+)
 from tests.admin_support import ADMIN_CONFIG, PASSWORD, STAFF, add_accounts, csrf_of, log_in
 from tests.conftest import FIXED_NOW, present
 from tests.web_support import serve
@@ -185,15 +210,15 @@ def test_invitation_links_work_once_and_expire(served, store):
     with client(served, "192.0.2.77") as invitee:
         form = invitee.get(link)
         assert "ina@example.org" in form.text
+        token = link.split("token=")[1]
         differ = post_form(invitee, "/admin/invitation", form.text,
-                           token=link.split("token=")[1], password=NEW_PASSWORD, confirm="x")  # fmt: skip
+                           token=token, password=NEW_PASSWORD, confirm="x")  # fmt: skip
         assert differ.status_code == 400
         accepted = post_form(invitee, "/admin/invitation", form.text,
-                             token=link.split("token=")[1], password=NEW_PASSWORD,
-                             confirm=NEW_PASSWORD)  # fmt: skip
+                             token=token, password=NEW_PASSWORD, confirm=NEW_PASSWORD)  # fmt: skip
         assert "Your account is ready" in accepted.text
         again = post_form(invitee, "/admin/invitation", form.text,
-                          token=link.split("token=")[1], password=PASSWORD, confirm=PASSWORD)  # fmt: skip
+                          token=token, password=PASSWORD, confirm=PASSWORD)  # fmt: skip
         assert again.status_code == 404 and invitee.get(link).status_code == 404
         assert log_in(invitee, "ina@example.org", NEW_PASSWORD).url.path == "/admin/"
         assert log_in(invitee, "ina@example.org", PASSWORD).status_code == 401
@@ -288,4 +313,64 @@ def test_the_owners_can_require_a_second_factor_of_senders(served, store):
         log_in(owner, STAFF["owner"])
         page = owner.get("/admin/staff")
         assert page.url.path == "/admin/account"  # owners can send too
-        assert Path  # (typing aid)
+
+
+def test_password_checks_do_not_stall_the_event_loop(served):
+    """4 clients posting wrong passwords at once: argon2 runs in worker threads, so /healthz
+    answers in a small part of the time one log-in takes (it waited for them all before)."""
+    stop, logins = threading.Event(), []
+
+    def flood(worker: int) -> None:
+        with client(served, f"203.0.113.{worker}") as http:
+            token = csrf_of(http.get("/admin/login").text)
+            n = 0
+            while not stop.is_set():
+                n += 1  # a new account each time: no throttling shortcut
+                data = {"csrf": token, "email": f"w{worker}n{n}@example.org", "password": "wrong"}
+                started = time.perf_counter()
+                assert http.post("/admin/login", data=data).status_code == 401
+                logins.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    health = []
+    with httpx.Client(base_url=served.url, timeout=60) as probe:
+        while len(logins) < 8:  # the flood is under way
+            time.sleep(0.01)  # polling, not synchronisation: the condition is checked
+        for _ in range(30):
+            started = time.perf_counter()
+            assert probe.get("/healthz").status_code == 200
+            health.append(time.perf_counter() - started)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    assert statistics.median(health) < statistics.median(logins) / 4, (health, logins)
+
+
+def test_every_staff_table_is_pruned(store):
+    add_accounts(store)
+    editor = present(find_staff(store, STAFF["editor"]))
+    later = FIXED_NOW + timedelta(days=401)
+    open_session(store, editor.id, ip="192.0.2.1", user_agent="b", now=FIXED_NOW)
+    fresh = open_session(store, editor.id, ip="192.0.2.1", user_agent="b", now=later)
+    create_link(store, "invite", "old@example.org", role="viewer", now=FIXED_NOW)
+    used = create_link(store, "invite", "used@example.org", role="viewer", now=later)
+    accept_invitation(store, used, PASSWORD, now=later)
+    waiting = create_link(store, "reset", STAFF["viewer"], now=later)
+    codes = new_recovery_codes(store, editor.id)
+    assert use_recovery_code(store, editor.id, codes[0], now=later)
+    check_login(store, STAFF["owner"], "wrong wrong wrong", "192.0.2.9", now=FIXED_NOW)
+    check_login(store, STAFF["owner"], "wrong wrong wrong", "192.0.2.9", now=later)
+    audit.record(store, "cli", "staff added", ip=None, now=FIXED_NOW)
+    audit.record(store, "cli", "staff removed", ip=None, now=later)
+    prune_access(store, now=later)
+    with store.session() as session:
+        count = {
+            table.__tablename__: session.scalar(select(func.count()).select_from(table))
+            for table in (StaffSessionRow, StaffLinkRow, RecoveryCodeRow, LoginFailureRow, AuditRow)
+        }
+    assert count == {"staff_sessions": 1, "staff_links": 1, "staff_recovery_codes": 9,
+                     "login_failures": 2, "audit_log": 1}  # fmt: skip
+    assert session_of(store, fresh, now=later) is not None
+    assert peek_link(store, waiting, "reset", now=later) is not None
