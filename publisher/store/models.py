@@ -410,6 +410,21 @@ class RecoveryCodeRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class PasskeyRow(Base):
+    """A staff member's passkey (WebAuthn credential, issue 19): its id, COSE public key and
+    signature counter; the private key never leaves the authenticator."""
+
+    __tablename__ = "staff_passkeys"
+
+    id: Mapped[str] = mapped_column(String(400), primary_key=True)  # base64url credential id
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(Text)  # base64url COSE key
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class StaffSettingRow(Base):
     """An owner's setting of the dashboard (issue 19), e.g. require_second_factor."""
 

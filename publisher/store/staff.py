@@ -18,11 +18,18 @@ from datetime import datetime, timedelta
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.orm import object_session
 
 from publisher.errors import PublisherError
 from publisher.store import Store
-from publisher.store.models import LoginFailureRow, StaffRow, StaffSessionRow, StaffSettingRow
+from publisher.store.models import (
+    LoginFailureRow,
+    PasskeyRow,
+    StaffRow,
+    StaffSessionRow,
+    StaffSettingRow,
+)
 from publisher.store.subscribers import normalise_email
 
 __all__ = [
@@ -82,15 +89,25 @@ class Staff:
     password_hash: str
     created_at: datetime
     has_totp: bool = False
+    has_passkey: bool = False
 
     def may(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
 
+    @property
+    def has_second_factor(self) -> bool:
+        return self.has_totp or self.has_passkey
+
 
 def _staff(row: StaffRow) -> Staff:
-    return Staff(
-        row.id, row.email, row.role, row.password_hash, row.created_at, row.totp_secret is not None
+    session = object_session(row)
+    passkey = session is not None and bool(
+        session.scalar(select(exists().where(PasskeyRow.staff_id == row.id)))
     )
+    return Staff(
+        row.id, row.email, row.role, row.password_hash, row.created_at,
+        row.totp_secret is not None, passkey,
+    )  # fmt: skip
 
 
 def account_address(email: str) -> str:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import account, campaigns, links, login, people
+from publisher.web.admin import account, campaigns, links, login, passkeys, people
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
 
@@ -28,7 +28,11 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/admin.css", stylesheet, methods=["GET"]),
     Route("/admin/login", login.login_page, methods=["GET"]),
     Route("/admin/login", login.login_post, methods=["POST"]),
+    Route("/admin/passkey.js", passkeys.script, methods=["GET"]),
     Route("/admin/login/second-factor", login.second_factor_post, methods=["POST"]),
+    Route("/admin/login/passkey", login.passkey_post, methods=["POST"]),
+    Route("/admin/account/passkey", passkeys.register_post, methods=["POST"]),
+    Route("/admin/account/passkey/remove", passkeys.remove_post, methods=["POST"]),
     Route("/admin/logout", login.logout, methods=["POST"]),
     Route("/admin/account", account.account_page, methods=["GET"]),
     Route("/admin/account/password", account.password_post, methods=["POST"]),

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from publisher.store import audit
+from publisher.store.passkeys import list_passkeys
 from publisher.store.staff import (
     StaffError,
     check_totp,
@@ -41,6 +42,7 @@ from publisher.web.admin.auth import (
     to,
     view,
 )
+from publisher.web.admin.passkeys import registration
 from publisher.web.context import client_ip
 from publisher.web.forms import text
 
@@ -50,6 +52,8 @@ NOTICES = {
     "password": "Your password was changed; your other sessions were ended.",
     "ended": "That session was ended.",
     "totp-off": "The authenticator app was turned off.",
+    "passkey": "The passkey was added.",
+    "passkey-removed": "The passkey was removed.",
 }
 
 
@@ -57,10 +61,12 @@ NOTICES = {
 async def account_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     notice = NOTICES.get(request.query_params.get("notice", ""), "")
+    options, challenge = registration(admin)
     return admin.page(
-        "account.html", "Your account", notice=notice,
+        "account.html", "Your account", notice=notice, script=True,
         sessions=list_sessions(w.store, admin.staff.id, now=w.now()),
-        current=admin.session.id,
+        current=admin.session.id, passkeys=list_passkeys(w.store, admin.staff.id),
+        options=options, challenge=challenge,
         required=needs_second_factor(second_factor_policy(w.store), admin.staff),
     )  # fmt: skip
 
@@ -136,7 +142,7 @@ async def totp_confirm(request: Request, admin: Admin, form: FormData) -> Respon
 
 @action("viewer", enrol_ok=True)
 async def codes_post(request: Request, admin: Admin, form: FormData) -> Response:
-    if not admin.staff.has_totp:
+    if not admin.staff.has_second_factor:
         return to(request, "admin/account")
     codes = new_recovery_codes(admin.w.store, admin.staff.id)
     audit.record(admin.w.store, admin.staff.email, "recovery codes renewed",
@@ -147,7 +153,8 @@ async def codes_post(request: Request, admin: Admin, form: FormData) -> Response
 @action("viewer", enrol_ok=True)
 async def totp_off(request: Request, admin: Admin, form: FormData) -> Response:
     w = admin.w
-    if needs_second_factor(second_factor_policy(w.store), admin.staff):
+    policy = second_factor_policy(w.store)
+    if needs_second_factor(policy, admin.staff) and not admin.staff.has_passkey:
         return admin.refuse("The owners require a second factor for your account.")
     set_totp(w.store, admin.staff.id, None)
     audit.record(w.store, admin.staff.email, "second factor removed", "authenticator app",

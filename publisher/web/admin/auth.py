@@ -85,8 +85,13 @@ class Admin:
     def csrf(self) -> str:
         return self.w.tokens.form_token("staff", self.nonce)
 
-    def page(self, template: str, title: str, *, status: int = 200, **context: Any) -> Response:
-        return render(self.request, template, title, status=status, admin=self, **context)
+    def page(
+        self, template: str, title: str, *, status: int = 200, script: bool = False,
+        **context: Any,
+    ) -> Response:  # fmt: skip
+        return render(
+            self.request, template, title, status=status, script=script, admin=self, **context
+        )
 
     def refuse(self, why: str) -> Response:
         return self.page("message.html", "Not allowed", status=403, paragraphs=[why])
@@ -101,12 +106,21 @@ def base_of(request: Request) -> str:
 
 
 def render(
-    request: Request, template: str, title: str, *, status: int = 200, **context: Any
+    request: Request,
+    template: str,
+    title: str,
+    *,
+    status: int = 200,
+    script: bool = False,
+    **context: Any,
 ) -> HTMLResponse:
+    """An admin page; `script`: it loads passkey.js, the only script /admin allows."""
     response = web(request).page(
-        f"admin/{template}", title, status=status, base=base_of(request), **context
-    )
-    response.headers["content-security-policy"] = ADMIN_CSP
+        f"admin/{template}", title, status=status, base=base_of(request), script=script,
+        **context,
+    )  # fmt: skip
+    policy = ADMIN_CSP + ("; script-src 'self'" if script else "")
+    response.headers["content-security-policy"] = policy
     return response
 
 
@@ -143,7 +157,7 @@ def _gate(request: Request, role: str, enrol_ok: bool) -> Admin | Response:
     admin = signed_in(request)
     if admin is None:
         return to_login(request)
-    if not enrol_ok and not admin.staff.has_totp:
+    if not enrol_ok and not admin.staff.has_second_factor:
         if needs_second_factor(second_factor_policy(admin.w.store), admin.staff):
             return to(request, "admin/account?notice=second-factor")
     return admin

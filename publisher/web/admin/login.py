@@ -44,6 +44,7 @@ from publisher.web.admin.auth import (
     set_cookie,
     to,
 )
+from publisher.web.admin.passkeys import authentication, check_assertion
 from publisher.web.context import client_ip, web
 from publisher.web.forms import FormTooLarge, read_form, text
 from publisher.web.security import RateLimiter, fingerprint
@@ -62,13 +63,20 @@ def actor_of(email: str) -> str:
 
 
 def _login_page(
-    request: Request, error: str = "", status: int = 200, template: str = "login.html", **extra: str
+    request: Request,
+    error: str = "",
+    status: int = 200,
+    template: str = "login.html",
+    staff: Staff | None = None,
+    **extra: str,
 ) -> Response:
     w = web(request)
     nonce = request.cookies.get(LOGIN_COOKIE) or new_nonce()
+    options, challenge = authentication(request, nonce, staff)
     response = render(
-        request, template, "Staff log-in", status=status, error=error,
-        csrf=w.tokens.form_token("staff-login", nonce), **extra,
+        request, template, "Staff log-in", status=status, error=error, script=True,
+        csrf=w.tokens.form_token("staff-login", nonce), options=options, challenge=challenge,
+        passkey=staff is None or staff.has_passkey, **extra,
     )  # fmt: skip
     set_cookie(request, response, LOGIN_COOKIE, nonce, 3 * 3600)
     return response
@@ -105,7 +113,7 @@ async def login_post(request: Request) -> Response:
         pending = sessions_of(request).sign(
             "pending", staff.id, fingerprint(staff.password_hash), nonce
         )
-        return _login_page(request, template="second_factor.html", pending=pending)
+        return _login_page(request, template="second_factor.html", staff=staff, pending=pending)
     return _signed_in(request, staff)
 
 
@@ -140,11 +148,10 @@ async def second_factor_post(request: Request) -> Response:
         return _login_page(request, "That request was too large.", 413)
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     pending = text(form, "pending", 1000)
-    data = sessions_of(request).read("pending", pending, PENDING_MAX_AGE)
-    if not w.tokens.check_form(text(form, "csrf", 500), "staff-login", nonce) or not data:
+    if not w.tokens.check_form(text(form, "csrf", 500), "staff-login", nonce):
         return _login_page(request, "The form was too old: please log in again.", 403)
-    staff = get_staff(w.store, int(data[0]))
-    if staff is None or fingerprint(staff.password_hash) != data[1] or data[2] != nonce:
+    staff = _pending_staff(request, pending, nonce)
+    if staff is None:
         return _login_page(request, "The form was too old: please log in again.", 403)
     limiter = _code_limiter(request)
     if not limiter.allow(str(staff.id)) or not _check_code(request, staff.id, text(form, "code")):
@@ -152,8 +159,40 @@ async def second_factor_post(request: Request) -> Response:
                      aggregate=True)  # fmt: skip
         return _login_page(
             request, "That code is wrong or was used already.", 401,
-            template="second_factor.html", pending=pending,
+            template="second_factor.html", staff=staff, pending=pending,
         )  # fmt: skip
+    return _signed_in(request, staff)
+
+
+def _pending_staff(request: Request, pending: str, nonce: str) -> Staff | None:
+    """The account whose password this browser gave for the step now due, if still valid."""
+    data = sessions_of(request).read("pending", pending, PENDING_MAX_AGE)
+    if not data or len(data) != 3 or data[2] != nonce:
+        return None
+    staff = get_staff(web(request).store, int(data[0]))
+    if staff is None or fingerprint(staff.password_hash) != data[1]:
+        return None
+    return staff
+
+
+async def passkey_post(request: Request) -> Response:
+    """A passkey log-in: alone (from the log-in page), or as the step after a password
+    (then only a passkey of that account)."""
+    w, ip = web(request), client_ip(request)
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        return _login_page(request, "That request was too large.", 413)
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not nonce or not w.tokens.check_form(text(form, "csrf", 500), "staff-login", nonce):
+        return _login_page(request, "The form was too old: please try again.", 403)
+    pending = text(form, "pending", 1000)
+    expected = _pending_staff(request, pending, nonce) if pending else None
+    staff = check_assertion(request, form, nonce)
+    if staff is None or (pending and (expected is None or expected.id != staff.id)):
+        audit.record(w.store, expected.email if expected else "(passkey)", "failed passkey",
+                     ip=ip, now=w.now(), aggregate=True)  # fmt: skip
+        return _login_page(request, "That passkey was not accepted.", 401)
     return _signed_in(request, staff)
 
 

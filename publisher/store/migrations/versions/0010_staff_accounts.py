@@ -1,5 +1,5 @@
 """Staff accounts worth trusting (issue 19): server-side sessions, single-use emailed links
-(invitations, resets), TOTP and recovery codes, owner settings, aggregated audit rows.
+(invitations, resets), passkeys, TOTP and recovery codes, owner settings, aggregated audit rows.
 
 Revision ID: 0010
 Revises: 0006
@@ -63,6 +63,22 @@ def upgrade() -> None:
         sa.Column("used_at", UTCDateTime()),
     )
     op.create_table(
+        "staff_passkeys",
+        sa.Column("id", sa.String(400), primary_key=True),
+        sa.Column(
+            "staff_id",
+            sa.Integer,
+            sa.ForeignKey("staff.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("public_key", sa.Text, nullable=False),
+        sa.Column("sign_count", sa.Integer, nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", UTCDateTime()),
+    )
+    op.create_table(
         "staff_settings",
         sa.Column("name", sa.String(60), primary_key=True),
         sa.Column("value", sa.String(200), nullable=False),
@@ -72,7 +88,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_login_failures_at", "login_failures")
-    for table in ("staff_settings", "staff_recovery_codes", "staff_links", "staff_sessions"):
+    for table in (
+        "staff_settings",
+        "staff_passkeys",
+        "staff_recovery_codes",
+        "staff_links",
+        "staff_sessions",
+    ):
         op.drop_table(table)
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_column("repeats")
