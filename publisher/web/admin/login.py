@@ -109,7 +109,7 @@ async def login_post(request: Request) -> Response:
     if staff is None:
         audit.record(w.store, actor_of(email), "failed login", ip=ip, now=now, aggregate=True)
         return _login_page(request, "The address or the password is wrong.", 401)
-    if staff.has_totp:
+    if staff.has_second_factor:
         pending = sessions_of(request).sign(
             "pending", staff.id, fingerprint(staff.password_hash), nonce
         )

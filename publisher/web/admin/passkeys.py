@@ -1,5 +1,5 @@
 """Passkeys (WebAuthn, issue 19) with the `webauthn` library: each staff member registers
-passkeys on their account page; the log-in page offers "Log in with a passkey" (a
+passkeys on their account page; the log-in page offers "Use a passkey" (a
 discoverable credential with user verification is a whole log-in by itself), and the
 second step after a password accepts one of the account's passkeys.
 
