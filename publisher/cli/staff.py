@@ -37,9 +37,10 @@ def staff_add(
 ) -> None:
     """Add a staff account (the first owner).
 
-    Owners invite everyone else from /admin/staff. The password comes from PUBLISHER_STAFF_PASSWORD, else a prompt (twice), else the first
-    line of stdin; never from the command line. It is used exactly as typed, surrounding
-    spaces included, as on the web.
+    Owners invite everyone else from /admin/staff. The password comes from
+    PUBLISHER_STAFF_PASSWORD, else a prompt (twice), else the first line of stdin; never
+    from the command line. It is used exactly as typed, surrounding spaces included, as on
+    the web.
     """
     from publisher.store import audit
     from publisher.store.staff import add_staff
