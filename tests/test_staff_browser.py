@@ -8,6 +8,7 @@ secure context: the pages are opened on http://localhost (the relying party)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pyotp
 import pytest
@@ -27,7 +28,7 @@ INVITEE = "ina@example.org"
 CHOSEN = "my own chosen password"
 
 
-def authenticator(page) -> object:
+def authenticator(page) -> tuple[Any, str]:
     """A virtual platform authenticator with user verification for this page."""
     cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
@@ -36,7 +37,7 @@ def authenticator(page) -> object:
         {"options": {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
                      "hasUserVerification": True, "isUserVerified": True}},
     )  # fmt: skip
-    return cdp, found["authenticatorId"]
+    return cdp, str(found["authenticatorId"])
 
 
 def log_out(page) -> None:
