@@ -152,6 +152,14 @@ def test_a_flood_cannot_lock_the_owner_out_nor_bury_the_audit_log(served, store)
     flood = {e.action: e.repeats for e in entries if e.ip == "198.51.100.66"}
     assert flood == {"failed login": 5, "login refused (too many failures)": 496, "login": 1}
     assert sum(e.action == "pause" for e in entries) == 150  # nothing pushed off the page
+    with client(served, "198.51.100.77") as sprayer:  # many addresses from one place
+        for i in range(60):
+            assert log_in(sprayer, f"guess{i}@example.org", "guess").status_code in (401, 429)
+    sprayed = [e for e in audit.recent(store) if e.ip == "198.51.100.77"]
+    assert [(e.actor, e.action, e.repeats) for e in sprayed] == [
+        ("(several addresses)", "login refused (too many failures)", 30),
+        ("(several addresses)", "failed login", 30),
+    ]
     served.clock.advance(minutes=16)
     with client(served, "192.0.2.1") as later:
         log_in(later, STAFF["viewer"])  # every log-in prunes what no longer counts

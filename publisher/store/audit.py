@@ -12,9 +12,10 @@ from sqlalchemy import select
 from publisher.store import Store
 from publisher.store.models import AuditRow
 
-__all__ = ["AGGREGATE_WINDOW", "AuditEntry", "recent", "record"]
+__all__ = ["AGGREGATE_WINDOW", "SEVERAL", "AuditEntry", "recent", "record"]
 
 AGGREGATE_WINDOW = timedelta(hours=1)
+SEVERAL = "(several addresses)"
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,22 @@ def record(
     now: datetime,
     aggregate: bool = False,
 ) -> None:
-    """One row; with `aggregate`, a repeat of the same actor's same action from the same
-    address within AGGREGATE_WINDOW counts on that row instead (its time moves on)."""
+    """One row; with `aggregate`, a repeat of the same action from the same address within
+    AGGREGATE_WINDOW counts on that row instead (its time moves on; attempts at several
+    accounts name SEVERAL as the actor), so trying many addresses adds no rows either."""
     with store.session() as session:
         if aggregate:
             same = session.scalar(
                 select(AuditRow)
-                .where(AuditRow.action == action, AuditRow.ip == ip, AuditRow.actor == actor[:320])
+                .where(AuditRow.action == action, AuditRow.ip == ip)
                 .where(AuditRow.at > now - AGGREGATE_WINDOW)
                 .order_by(AuditRow.id.desc())
                 .limit(1)
             )
             if same is not None:
                 same.repeats, same.at = same.repeats + 1, now
+                if same.actor != actor[:320]:
+                    same.actor = SEVERAL
                 return
         session.add(
             AuditRow(at=now, actor=actor[:320], action=action, target=target, ip=ip, repeats=1)
