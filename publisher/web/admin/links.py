@@ -33,7 +33,7 @@ from publisher.web.security import RateLimiter
 log = logging.getLogger("publisher.web")
 
 
-def staff_message(w: Web, to_email: str, subject: str, paragraphs: list[str], url: str) -> Message:
+def staff_message(w: Web, subject: str, paragraphs: list[str], url: str) -> Message:
     org = w.config.organisation
     body = "\n\n".join([*paragraphs, url])
     page = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
@@ -70,7 +70,7 @@ async def send_invitation(w: Web, email: str, role: str) -> str | None:
     days = INVITATION_LIFETIME.days
     org = w.config.organisation.name
     message = staff_message(
-        w, email, f"You are invited to the {org} staff dashboard",
+        w, f"You are invited to the {org} staff dashboard",
         [f"You are invited to the {org} staff dashboard as {role}.",
          f"Open this link within {days} days to choose your password. It works once."],
         link_url(w, "invitation", token),
@@ -174,7 +174,7 @@ async def reset_post(request: Request) -> Response:
         token = create_link(w.store, "reset", staff.email, now=w.now())
         minutes = int(RESET_LIFETIME.total_seconds() // 60)
         message = staff_message(
-            w, staff.email, f"Reset your {w.config.organisation.name} staff password",
+            w, f"Reset your {w.config.organisation.name} staff password",
             ["Someone (we hope you) asked to reset your staff dashboard password.",
              f"Open this link within {minutes} minutes to choose a new one. It works once. "
              "If it was not you, ignore this email: nothing changes."],
