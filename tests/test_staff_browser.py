@@ -16,7 +16,7 @@ import pytest
 from publisher.store import audit
 from publisher.store.passkeys import list_passkeys
 from publisher.store.staff import find_staff
-from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts
+from tests.admin_support import ADMIN_CONFIG, PASSWORD, STAFF, add_accounts
 from tests.conftest import present
 from tests.test_admin_browser import browser, log_in, new_page, status_of  # noqa: F401
 from tests.test_staff_accounts import staff_mail
@@ -115,3 +115,56 @@ def test_invitation_passkey_and_authenticator_app(browser, project, store, tmp_p
     assert actions.count("second factor added") == 2 and "invitation accepted" in actions
     assert len(list(shots.glob("*.png"))) == len(pages.seen) == 8
     assert re.match(r"\$argon2id\$", ina.password_hash)
+
+
+def test_password_change_reset_sessions_and_policy(browser, project, store, tmp_path):  # noqa: F811
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    add_accounts(store)
+    with serve(project, store, config_text=ADMIN_CONFIG) as served:
+        url = served.url
+        laptop, phone = new_page(browser), new_page(browser, 390)
+        pages = Checked(laptop, shots)
+        log_in(laptop, url, STAFF["editor"])
+        log_in(phone, url, STAFF["editor"])
+        laptop.get_by_role("link", name="Your account").click()
+        assert laptop.locator("#sessions-table tbody tr").count() == 2
+        laptop.get_by_label("Current password").fill(PASSWORD)
+        laptop.get_by_label("New password (at least 12 characters)").fill(CHOSEN)
+        laptop.get_by_label("New password again").fill(CHOSEN)
+        laptop.get_by_role("button", name="Change password").click()
+        assert status_of(laptop) == "Your password was changed; your other sessions were ended."
+        assert laptop.locator("#sessions-table tbody tr").count() == 1
+        pages.check("password-changed")
+        phone.goto(f"{url}/admin/")
+        assert phone.url.endswith("/admin/login")  # the other session ended
+
+        phone.get_by_role("link", name="Forgot your password?").click()
+        phone.get_by_label("Email address").fill(STAFF["editor"])
+        phone.get_by_role("button", name="Email me a link").click()
+        assert status_of(phone).startswith("If this address has a staff account")
+        _, link = staff_mail(served, STAFF["editor"])
+        phone.goto(url + link)
+        phone.get_by_label("New password", exact=True).fill(PASSWORD)
+        phone.get_by_label("New password again").fill(PASSWORD)
+        phone.get_by_role("button", name="Set password").click()
+        assert status_of(phone) == "Your password was changed: log in with the new one."
+        laptop.goto(f"{url}/admin/")
+        assert laptop.url.endswith("/admin/login")  # a reset ends every session
+        log_in(phone, url, STAFF["editor"])
+        assert phone.get_by_role("heading", name="Overview").is_visible()
+
+        owner = new_page(browser)
+        pages.page = owner
+        log_in(owner, url, STAFF["owner"])
+        owner.get_by_role("link", name="Staff", exact=True).click()
+        owner.get_by_role("button", name=f"End the sessions of {STAFF['editor']}").click()
+        assert status_of(owner) == f"Ended 1 session(s) of {STAFF['editor']}."
+        phone.goto(f"{url}/admin/")
+        assert phone.url.endswith("/admin/login")
+        owner.get_by_label("Who must use a second factor").select_option("senders")
+        owner.get_by_role("button", name="Save").click()
+        assert owner.get_by_role("heading", name="Your account").is_visible()  # owners send
+        assert "The owners require a second factor" in owner.locator("main").inner_text()
+        pages.check("second-factor-required")
+    assert len(list(shots.glob("*.png"))) == len(pages.seen) == 2
