@@ -260,6 +260,9 @@ def check_login(
         if address is not None:
             row = session.scalar(select(StaffRow).where(StaffRow.email == address))
         if not _verify(row.password_hash if row else _DUMMY_HASH, password) or row is None:
+            # failures that no longer count go as new ones come: a flood without a single
+            # successful log-in (which prunes everything) does not grow the table either
+            session.execute(delete(LoginFailureRow).where(LoginFailureRow.at <= now - LOCK_WINDOW))
             session.add_all(LoginFailureRow(key=key, at=now) for key in keys)
             return None
         if _hasher.check_needs_rehash(row.password_hash):
