@@ -98,3 +98,27 @@ def test_a_source_failing_for_a_day_is_an_alert(project, store):
             collect_all(served.config, StoreSink(store), now=served.clock.now + timedelta(hours=1))
             page = lxml_html.fromstring(http.get("/admin/").text)
             assert page.xpath('//tr[@data-source="posts"]/td[@class="status"]/text()') == ["ok"]
+
+
+@pytest.mark.slow  # starts the real `publisher` command
+def test_the_cli_keeps_a_password_exactly_as_typed(project, database_url, fixed_now):
+    """One rule for the CLI and the web (issue 19): surrounding spaces are part of the
+    password; control characters in an address are refused, without a traceback."""
+    write_web_config(project, 1)
+    spaced = "  spaced staff password  "
+    added = _cli(project, database_url, "staff", "add", "sam@example.org", "--role", "owner",
+                 PUBLISHER_STAFF_PASSWORD=spaced)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    piped = subprocess_input(project, database_url, "pia@example.org", "viewer", spaced + "\n")
+    assert piped.returncode == 0, piped.stderr
+    bell = _cli(project, database_url, "staff", "add", "e\x07ve@example.org",
+                PUBLISHER_STAFF_PASSWORD=SECRET)  # fmt: skip
+    assert bell.returncode == 1 and "control characters" in bell.stderr
+    assert "Traceback" not in bell.stderr
+    store = open_store(database_url)
+    try:
+        for address in ("sam@example.org", "pia@example.org"):
+            assert check_login(store, address, spaced, "192.0.2.1", now=fixed_now)
+            assert check_login(store, address, spaced.strip(), "192.0.2.2", now=fixed_now) is None
+    finally:
+        store.close()

@@ -35,10 +35,12 @@ def staff_add(
     ],
     role: Annotated[str, typer.Option(metavar="ROLE", help="owner, editor or viewer.")] = "viewer",
 ) -> None:
-    """Add a staff account.
+    """Add a staff account (the first owner).
 
-    The password comes from PUBLISHER_STAFF_PASSWORD, else a prompt (twice), else the first
-    line of stdin; never from the command line.
+    Owners invite everyone else from /admin/staff. The password comes from
+    PUBLISHER_STAFF_PASSWORD, else a prompt (twice), else the first line of stdin; never
+    from the command line. It is used exactly as typed, surrounding spaces included, as on
+    the web.
     """
     from publisher.store import audit
     from publisher.store.staff import add_staff

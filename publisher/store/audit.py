@@ -1,16 +1,21 @@
-"""The audit log: every staff action with who, when and from where."""
+"""The audit log: every staff action with who, when and from where. Repeated failures
+(failed log-ins, throttled attempts) from one address are one row counting them, so a
+flood cannot push the real entries off the page."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from publisher.store import Store
 from publisher.store.models import AuditRow
 
-__all__ = ["AuditEntry", "recent", "record"]
+__all__ = ["AGGREGATE_WINDOW", "SEVERAL", "AuditEntry", "recent", "record"]
+
+AGGREGATE_WINDOW = timedelta(hours=1)
+SEVERAL = "(several addresses)"
 
 
 @dataclass(frozen=True)
@@ -20,17 +25,46 @@ class AuditEntry:
     action: str
     target: str
     ip: str | None
+    repeats: int = 1
 
 
 def record(
-    store: Store, actor: str, action: str, target: str = "", *, ip: str | None, now: datetime
+    store: Store,
+    actor: str,
+    action: str,
+    target: str = "",
+    *,
+    ip: str | None,
+    now: datetime,
+    aggregate: bool = False,
 ) -> None:
+    """One row; with `aggregate`, a repeat of the same action from the same address within
+    AGGREGATE_WINDOW counts on that row instead (its time moves on; attempts at several
+    accounts name SEVERAL as the actor), so trying many addresses adds no rows either."""
     with store.session() as session:
-        session.add(AuditRow(at=now, actor=actor[:320], action=action, target=target, ip=ip))
+        if aggregate:
+            same = session.scalar(
+                select(AuditRow)
+                .where(AuditRow.action == action, AuditRow.ip == ip)
+                .where(AuditRow.at > now - AGGREGATE_WINDOW)
+                .order_by(AuditRow.id.desc())
+                .limit(1)
+            )
+            if same is not None:
+                same.repeats, same.at = same.repeats + 1, now
+                if same.actor != actor[:320]:
+                    same.actor = SEVERAL
+                return
+        session.add(
+            AuditRow(at=now, actor=actor[:320], action=action, target=target, ip=ip, repeats=1)
+        )
 
 
 def recent(store: Store, *, limit: int = 200) -> list[AuditEntry]:
-    """Newest first."""
-    query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+    """Newest first (an aggregated row by the time of its latest repeat)."""
+    query = select(AuditRow).order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
     with store.session() as session:
-        return [AuditEntry(r.at, r.actor, r.action, r.target, r.ip) for r in session.scalars(query)]
+        return [
+            AuditEntry(r.at, r.actor, r.action, r.target, r.ip, r.repeats)
+            for r in session.scalars(query)
+        ]

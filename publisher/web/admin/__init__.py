@@ -1,5 +1,6 @@
 """The staff dashboard under /admin of `publisher serve` (issue 13): staff log in (argon2
-hashes, signed session cookie, CSRF token tied to the session on every form, lock-out);
+hashes, server-side sessions, a TOTP second factor, CSRF token tied to the session on every
+form, throttling; issue 19);
 viewers see, editors also preview, test-send, pause and resume, owners also manage staff
 and export subscribers. Every action goes into the audit log."""
 
@@ -10,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import campaigns, login, people
+from publisher.web.admin import account, campaigns, links, login, passkeys, people
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
 
@@ -27,7 +28,25 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/admin.css", stylesheet, methods=["GET"]),
     Route("/admin/login", login.login_page, methods=["GET"]),
     Route("/admin/login", login.login_post, methods=["POST"]),
+    Route("/admin/passkey.js", passkeys.script, methods=["GET"]),
+    Route("/admin/login/second-factor", login.second_factor_post, methods=["POST"]),
+    Route("/admin/login/passkey", login.passkey_post, methods=["POST"]),
+    Route("/admin/account/passkey", passkeys.register_post, methods=["POST"]),
+    Route("/admin/account/passkey/remove", passkeys.remove_post, methods=["POST"]),
     Route("/admin/logout", login.logout, methods=["POST"]),
+    Route("/admin/account", account.account_page, methods=["GET"]),
+    Route("/admin/account/password", account.password_post, methods=["POST"]),
+    Route("/admin/account/sessions/end", account.end_session_post, methods=["POST"]),
+    Route("/admin/account/totp", account.totp_start, methods=["POST"]),
+    Route("/admin/account/totp/confirm", account.totp_confirm, methods=["POST"]),
+    Route("/admin/account/totp/off", account.totp_off, methods=["POST"]),
+    Route("/admin/account/codes", account.codes_post, methods=["POST"]),
+    Route("/admin/invitation", links.invitation_page, methods=["GET"]),
+    Route("/admin/invitation", links.invitation_post, methods=["POST"]),
+    Route("/admin/reset", links.reset_page, methods=["GET"]),
+    Route("/admin/reset", links.reset_post, methods=["POST"]),
+    Route("/admin/reset/new", links.reset_new_page, methods=["GET"]),
+    Route("/admin/reset/new", links.reset_new_post, methods=["POST"]),
     Route("/admin/", campaigns.overview_page, methods=["GET"]),
     Route("/admin/campaigns/{name}", campaigns.campaign_page, methods=["GET"]),
     Route("/admin/campaigns/{name}/preview", campaigns.preview_frame, methods=["GET"]),
@@ -41,6 +60,8 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/subscribers/{id:int}", people.subscriber_page, methods=["GET"]),
     Route("/admin/audit", people.audit_page, methods=["GET"]),
     Route("/admin/staff", people.staff_page, methods=["GET"]),
-    Route("/admin/staff/add", people.staff_add, methods=["POST"]),
+    Route("/admin/staff/invite", people.staff_invite, methods=["POST"]),
     Route("/admin/staff/remove", people.staff_remove, methods=["POST"]),
+    Route("/admin/staff/sessions/end", people.staff_end_sessions, methods=["POST"]),
+    Route("/admin/staff/policy", people.staff_policy, methods=["POST"]),
 ]

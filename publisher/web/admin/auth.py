@@ -1,6 +1,11 @@
-"""Staff sessions: a signed cookie (itsdangerous; HttpOnly, SameSite=Strict, Secure over
-https, 12 hours) naming the account, bound to its password hash (changing or removing the
-account ends its sessions) and to a random nonce the CSRF token of every form is tied to."""
+"""Staff sessions (issue 19): the cookie (HttpOnly, SameSite=Strict, Secure over https)
+holds a random token whose digest names a row of the store's staff_sessions; log-out, a
+password change, an owner or the account's removal deletes the row, and a copied cookie is
+dead with it. Every form's CSRF token is tied to the session's token.
+
+`Sessions` signs what the browser carries between steps: the known-device cookie (the
+lock-out exemption of an account's usual browser), the half-done log-in waiting for its
+second factor, and a TOTP secret being set up."""
 
 from __future__ import annotations
 
@@ -15,14 +20,18 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from publisher.store.staff import Staff, get_staff
+from publisher.store.staff import Staff, second_factor_policy
+from publisher.store.staff_access import SESSION_LIFETIME, StaffSession, session_of
 from publisher.web.context import Web, web
 from publisher.web.forms import FormTooLarge, read_form, text
 from publisher.web.security import fingerprint
 
 COOKIE = "publisher_staff"
-SESSION_MAX_AGE = 12 * 3600
-# the admin pages: no script; they frame only our own sandboxed previews
+DEVICE_COOKIE = "publisher_device"
+LOGIN_COOKIE = "publisher_login"  # binds the log-in form's CSRF token to this browser
+SESSION_MAX_AGE = int(SESSION_LIFETIME.total_seconds())
+DEVICE_MAX_AGE = 400 * 86400
+# the admin pages: no script but the passkey one; they frame only our own sandboxed previews
 ADMIN_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -30,47 +39,65 @@ ADMIN_CSP = (
 
 
 class Sessions:
+    """Signed, expiring values of the staff pages (time from the injected clock)."""
+
     def __init__(self, secret: str, clock: Callable[[], datetime]) -> None:
         class _Signer(TimestampSigner):
             def get_timestamp(self) -> int:
                 return int(clock().timestamp())
 
-        self._serializer = URLSafeTimedSerializer(secret, salt="staff-session", signer=_Signer)
+        self._serializer = URLSafeTimedSerializer(secret, salt="staff", signer=_Signer)
 
-    def issue(self, staff: Staff) -> tuple[str, str]:
-        nonce = secrets.token_urlsafe(16)
-        return str(
-            self._serializer.dumps([staff.id, fingerprint(staff.password_hash), nonce])
-        ), nonce
+    def sign(self, purpose: str, *values: str | int) -> str:
+        return str(self._serializer.dumps([purpose, *values]))
 
-    def read(self, cookie: str | None) -> tuple[int, str, str] | None:
+    def read(self, purpose: str, value: str | None, max_age: int) -> list[Any] | None:
         try:
-            data = self._serializer.loads(cookie or "", max_age=SESSION_MAX_AGE)
+            data = self._serializer.loads(value or "", max_age=max_age)
         except BadData:
             return None
-        if isinstance(data, list) and len(data) == 3 and isinstance(data[0], int):
-            return data[0], str(data[1]), str(data[2])
+        if isinstance(data, list) and data and data[0] == purpose:
+            return data[1:]
         return None
+
+
+def sessions_of(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.staff_sessions
+    return sessions
+
+
+def needs_second_factor(policy: str, staff: Staff) -> bool:
+    """The owners' policy: "everyone", or "senders" (those who may send: editors, owners)."""
+    return policy == "everyone" or (policy == "senders" and staff.may("editor"))
 
 
 @dataclass
 class Admin:
-    """The request's web state, signed-in staff member and CSRF token."""
+    """The request's web state, signed-in staff member and session."""
 
     w: Web
     staff: Staff
-    nonce: str
+    nonce: str  # the session's token: the CSRF binding
     request: Request
+    session: StaffSession
 
     @property
     def csrf(self) -> str:
         return self.w.tokens.form_token("staff", self.nonce)
 
-    def page(self, template: str, title: str, *, status: int = 200, **context: Any) -> Response:
-        return render(self.request, template, title, status=status, admin=self, **context)
+    def page(
+        self, template: str, title: str, *, status: int = 200, script: bool = False,
+        **context: Any,
+    ) -> Response:  # fmt: skip
+        return render(
+            self.request, template, title, status=status, script=script, admin=self, **context
+        )
 
     def refuse(self, why: str) -> Response:
         return self.page("message.html", "Not allowed", status=403, paragraphs=[why])
+
+    def message(self, title: str, *paragraphs: str, status: int = 200) -> Response:
+        return self.page("message.html", title, status=status, paragraphs=list(paragraphs))
 
 
 def base_of(request: Request) -> str:
@@ -79,42 +106,74 @@ def base_of(request: Request) -> str:
 
 
 def render(
-    request: Request, template: str, title: str, *, status: int = 200, **context: Any
+    request: Request,
+    template: str,
+    title: str,
+    *,
+    status: int = 200,
+    script: bool = False,
+    **context: Any,
 ) -> HTMLResponse:
+    """An admin page; `script`: it loads passkey.js, the only script /admin allows."""
     response = web(request).page(
-        f"admin/{template}", title, status=status, base=base_of(request), **context
-    )
-    response.headers["content-security-policy"] = ADMIN_CSP
+        f"admin/{template}", title, status=status, base=base_of(request), script=script,
+        **context,
+    )  # fmt: skip
+    policy = ADMIN_CSP + ("; script-src 'self'" if script else "")
+    response.headers["content-security-policy"] = policy
     return response
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    """HttpOnly, SameSite=Strict; Secure over https (behind a proxy: X-Forwarded-Proto),
+    except the log-in form's binding, which opens nothing by itself."""
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", httponly=True, samesite="strict",
+        secure=request.url.scheme == "https" and name != LOGIN_COOKIE,
+    )  # fmt: skip
 
 
 def signed_in(request: Request) -> Admin | None:
     w = web(request)
-    sessions: Sessions = request.app.state.staff_sessions
-    data = sessions.read(request.cookies.get(COOKIE))
-    if data is None:
+    token = request.cookies.get(COOKIE, "")
+    found = session_of(w.store, token, now=w.now()) if token else None
+    if found is None:
         return None
-    staff = get_staff(w.store, data[0])
-    if staff is None or fingerprint(staff.password_hash) != data[1]:
-        return None
-    return Admin(w, staff, data[2], request)
+    return Admin(w, found[0], token, request, found[1])
 
 
 Handler = Callable[..., Awaitable[Response]]
 
 
+def to(request: Request, path: str) -> Response:
+    return RedirectResponse(base_of(request) + path, status_code=303)
+
+
 def to_login(request: Request) -> Response:
-    return RedirectResponse(base_of(request) + "admin/login", status_code=303)
+    return to(request, "admin/login")
 
 
-def view(role: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """A GET page for `role` and above; others are sent to log in, or refused."""
+def _gate(request: Request, role: str, enrol_ok: bool) -> Admin | Response:
+    admin = signed_in(request)
+    if admin is None:
+        return to_login(request)
+    if not enrol_ok and not admin.staff.has_second_factor:
+        if needs_second_factor(second_factor_policy(admin.w.store), admin.staff):
+            return to(request, "admin/account?notice=second-factor")
+    return admin
+
+
+def view(
+    role: str, *, enrol_ok: bool = False
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """A GET page for `role` and above; others are sent to log in, or refused. Staff the
+    owners' policy requires a second factor of are sent to set one up first."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            admin = signed_in(request)
-            if admin is None:
-                return to_login(request)
+            admin = _gate(request, role, enrol_ok)
+            if not isinstance(admin, Admin):
+                return admin
             if not admin.staff.may(role):
                 return admin.refuse(f"Your role ({admin.staff.role}) may not see this page.")
             return await handler(request, admin)
@@ -124,14 +183,16 @@ def view(role: str) -> Callable[[Handler], Callable[[Request], Awaitable[Respons
     return wrap
 
 
-def action(role: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+def action(
+    role: str, *, enrol_ok: bool = False
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """A POST for `role` and above, carrying the session's CSRF token, or refused (403)."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            admin = signed_in(request)
-            if admin is None:
-                return to_login(request)
+            admin = _gate(request, role, enrol_ok)
+            if not isinstance(admin, Admin):
+                return admin
             try:
                 form: FormData = await read_form(request)
             except FormTooLarge:
@@ -148,3 +209,46 @@ def action(role: str) -> Callable[[Handler], Callable[[Request], Awaitable[Respo
         return endpoint
 
     return wrap
+
+
+def raw(form: FormData, name: str, limit: int = 1000) -> str:
+    """A password exactly as typed (no stripping: surrounding spaces are part of it)."""
+    value = form.get(name)
+    return value[: limit + 1] if isinstance(value, str) else ""
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def device_of(request: Request, email: str) -> str | None:
+    """The known-device token of this browser for this account, if it has one."""
+    data = sessions_of(request).read("device", request.cookies.get(DEVICE_COOKIE), DEVICE_MAX_AGE)
+    if data and len(data) == 2 and data[0] == fingerprint(email.strip().lower()):
+        return str(data[1])
+    return None
+
+
+__all__ = [
+    "ADMIN_CSP",
+    "COOKIE",
+    "DEVICE_COOKIE",
+    "DEVICE_MAX_AGE",
+    "LOGIN_COOKIE",
+    "SESSION_MAX_AGE",
+    "Admin",
+    "Sessions",
+    "action",
+    "base_of",
+    "device_of",
+    "needs_second_factor",
+    "new_nonce",
+    "raw",
+    "render",
+    "sessions_of",
+    "set_cookie",
+    "signed_in",
+    "to",
+    "to_login",
+    "view",
+]

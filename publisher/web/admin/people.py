@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import quote
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from publisher.store import audit, consent, dashboard
-from publisher.store.staff import ROLES, StaffError, add_staff, list_staff, remove_staff
+from publisher.store.staff import (
+    POLICIES,
+    ROLES,
+    StaffError,
+    account_address,
+    find_staff,
+    list_staff,
+    remove_staff,
+    second_factor_policy,
+    set_second_factor_policy,
+)
+from publisher.store.staff_access import end_sessions, list_sessions
 from publisher.store.subscribers import find_subscriber
 from publisher.support.screen import spreadsheet_safe
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
+from publisher.web.admin.links import send_invitation
 from publisher.web.context import client_ip
 from publisher.web.forms import text
 
@@ -80,32 +93,37 @@ async def audit_page(request: Request, admin: Admin) -> Response:
 
 @view("owner")
 async def staff_page(request: Request, admin: Admin) -> Response:
+    w = admin.w
     notice = request.query_params.get("notice", "")[:300]
+    accounts = list_staff(w.store)
+    sessions = {a.id: len(list_sessions(w.store, a.id, now=w.now())) for a in accounts}
     return admin.page(
-        "staff.html", "Staff", accounts=list_staff(admin.w.store), roles=ROLES, notice=notice
-    )
+        "staff.html", "Staff", accounts=accounts, roles=ROLES, notice=notice,
+        sessions=sessions, policy=second_factor_policy(w.store), policies=POLICIES,
+    )  # fmt: skip
 
 
 def _to_staff(request: Request, notice: str) -> Response:
-    from urllib.parse import quote
-
     return RedirectResponse(
         f"{base_of(request)}admin/staff?notice={quote(notice)}", status_code=303
     )
 
 
 @action("owner")
-async def staff_add(request: Request, admin: Admin, form: FormData) -> Response:
+async def staff_invite(request: Request, admin: Admin, form: FormData) -> Response:
+    """Owners invite; the invitee chooses their own password through the emailed link."""
     w, email, role = admin.w, text(form, "email"), text(form, "role", 20)
     try:
-        added = add_staff(w.store, email, role, text(form, "password", 1000), now=w.now())
+        problem = await send_invitation(w, email, role)
     except StaffError as exc:
-        return _to_staff(request, f"Not added: {exc}")
-    target = f"{added.email} as {added.role}"
+        return _to_staff(request, f"Not invited: {exc}")
+    target = f"{account_address(email)} as {role}"
     audit.record(
-        w.store, admin.staff.email, "staff added", target, ip=client_ip(request), now=w.now()
+        w.store, admin.staff.email, "staff invited", target, ip=client_ip(request), now=w.now()
     )
-    return _to_staff(request, f"Added {target}.")
+    if problem:
+        return _to_staff(request, f"The invitation of {target} could not be sent: {problem}")
+    return _to_staff(request, f"Invited {target}: the link works for 3 days.")
 
 
 @action("owner")
@@ -116,11 +134,39 @@ async def staff_remove(request: Request, admin: Admin, form: FormData) -> Respon
     except StaffError as exc:
         return _to_staff(request, f"Not removed: {exc}")
     audit.record(
-        w.store,
-        admin.staff.email,
-        "staff removed",
-        removed.email,
-        ip=client_ip(request),
+        w.store, admin.staff.email, "staff removed", removed.email, ip=client_ip(request),
         now=w.now(),
-    )
+    )  # fmt: skip
     return _to_staff(request, f"Removed {removed.email}.")
+
+
+@action("owner")
+async def staff_end_sessions(request: Request, admin: Admin, form: FormData) -> Response:
+    """Owners end anyone's sessions (their own included: then they log in again)."""
+    w = admin.w
+    target = find_staff(w.store, text(form, "email"))
+    if target is None:
+        return _to_staff(request, "No such staff account.")
+    ended = end_sessions(w.store, target.id)
+    audit.record(
+        w.store, admin.staff.email, "sessions ended", f"{target.email}: {ended}",
+        ip=client_ip(request), now=w.now(),
+    )  # fmt: skip
+    return _to_staff(request, f"Ended {ended} session(s) of {target.email}.")
+
+
+@action("owner")
+async def staff_policy(request: Request, admin: Admin, form: FormData) -> Response:
+    w, policy = admin.w, text(form, "policy", 20)
+    try:
+        set_second_factor_policy(w.store, policy)
+    except StaffError as exc:
+        return _to_staff(request, f"Not changed: {exc}")
+    audit.record(
+        w.store, admin.staff.email, "second factor policy", policy, ip=client_ip(request),
+        now=w.now(),
+    )  # fmt: skip
+    return _to_staff(request, f"Second factor required: {POLICY_WORDS[policy]}.")
+
+
+POLICY_WORDS = {"off": "of nobody", "senders": "of editors and owners", "everyone": "of everyone"}

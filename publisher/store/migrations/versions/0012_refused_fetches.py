@@ -2,7 +2,7 @@
 address), so it is not fetched again on every collect (issue 19).
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from publisher.store.models import UTCDateTime
 
 revision = "0012"
-down_revision = "0006"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
