@@ -105,8 +105,19 @@ class Served:
     keys: SendGridKeys
     outbox: Path
     sent: list = field(default_factory=list)
+    mailed: threading.Condition = field(default_factory=threading.Condition)
 
-    def confirmation_emails(self) -> list[Path]:
+    def wait_for_mail(self, count: int, timeout: float = 30) -> list[str]:
+        """The addresses mailed once `count` emails went out (they go after the answer)."""
+        with self.mailed:
+            if not self.mailed.wait_for(lambda: len(self.sent) >= count, timeout):
+                raise AssertionError(f"{len(self.sent)} emails sent, expected {count}")
+        return list(self.sent)
+
+    def confirmation_emails(self, count: int = 0) -> list[Path]:
+        """The confirmation files, once `count` emails have been sent."""
+        if count:
+            self.wait_for_mail(count)
         return sorted((self.outbox / "confirmations" / "0").glob("*.eml"))
 
     def events(self, events: list[dict]) -> tuple[bytes, dict[str, str]]:
@@ -120,13 +131,16 @@ def serve(
 ) -> Iterator[Served]:
     port = port or free_port()
     config = write_web_config(project, port, config_text)
-    clock, keys, sent = Clock(), SendGridKeys(), []
+    clock, keys, sent, mailed = Clock(), SendGridKeys(), [], threading.Condition()
 
-    def send_email(config, message, recipient):  # the real path, counted
+    def send_email(config, message, recipient):  # the real path, counted once written
         from publisher.deliver.service import send_one
 
-        sent.append(recipient.email)
-        return send_one(config, message, recipient)
+        problem = send_one(config, message, recipient)
+        with mailed:
+            sent.append(recipient.email)
+            mailed.notify_all()
+        return problem
 
     app = create_app(
         config,
@@ -148,7 +162,8 @@ def serve(
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield Served(f"http://127.0.0.1:{port}", config, clock, keys, project / "outbox", sent)
+        url = f"http://127.0.0.1:{port}"
+        yield Served(url, config, clock, keys, project / "outbox", sent, mailed)
     finally:
         server.should_exit = True
         thread.join(10)

@@ -87,7 +87,8 @@ class Recipient(NamedTuple):  # a tuple: a batch creates a thousand of them
 
 
 def message_id(message: Message, recipient: Recipient, nonce: str) -> str:
-    return f"<{message.edition_id}.{recipient.subscriber_id}.{nonce}@{message.domain}>"
+    # no subscriber id: a sequential number would tell readers how many subscribers there are
+    return f"<{message.edition_id}.{nonce}@{message.domain}>"
 
 
 def list_unsubscribe(message: Message, recipient: Recipient) -> str:
