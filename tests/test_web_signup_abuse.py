@@ -78,7 +78,8 @@ def test_sign_up_timing_is_the_same_for_new_and_active_addresses(served, store, 
     hits both alike); the medians must be close. Before the fix the new address waited for
     its confirmation email: twice as slow or more."""
     actives = add_subscribers(store, fixed_now, 5)
-    new, active = [], []
+    new: list[float] = []
+    active: list[float] = []
     with httpx.Client() as client:
         for i in range(60):
             if i % 4 == 0:
