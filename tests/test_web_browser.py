@@ -101,6 +101,7 @@ def test_sign_up_confirm_preferences_pause_unsubscribe(browser_page, project, st
         pages.check("check-inbox")
         assert present(find_subscriber(store, email="ana@example.org")).status == "pending"
 
+        served.wait_for_mail(1)  # mailed after the answer
         page.goto(_confirm_link(served.outbox))
         pages.check("confirm")
         assert present(find_subscriber(store, email="ana@example.org")).status == "pending"
@@ -133,3 +134,26 @@ def test_sign_up_confirm_preferences_pause_unsubscribe(browser_page, project, st
         page.goto(f"{served.url}/preferences?token=tampered")
         pages.check("invalid-link")
     assert len(list(shots.glob("*.png"))) == len(pages.seen) == 10
+
+
+def test_the_proof_of_work_is_solved_by_the_browser_under_our_policy(project, store):
+    """`subscribers.proof_of_work`: our own script, allowed by the page's policy (no
+    bypass here), solves the challenge before the form goes."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.web_support import WEB_CONFIG
+
+    config = WEB_CONFIG + "subscribers:\n  proof_of_work: true\n"
+    with serve(project, store, config_text=config) as served, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context().new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{served.url}/subscribe")
+        page.get_by_label("Email address").fill("ana@example.org")
+        page.get_by_label("I agree to receive email").check()
+        page.get_by_role("button", name="Subscribe").click()
+        page.get_by_role("heading", name="Check your inbox").wait_for(timeout=60_000)
+        browser.close()
+    assert errors == []  # no script refused by the policy
+    assert present(find_subscriber(store, email="ana@example.org")).status == "pending"

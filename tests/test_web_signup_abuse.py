@@ -222,3 +222,57 @@ def test_confirmation_emails_are_limited_per_mailbox_not_per_spelling(served, st
         "ana@gmail.com",
         "sentinel@example.org",
     ]
+
+
+PROOF_CONFIG = "subscribers:\n  proof_of_work: true\n"
+
+
+def _solution(page: str) -> str:
+    """What the page's script does, in Python: solve the page's ALTCHA challenge."""
+    import html
+
+    import altcha
+
+    task = json.loads(html.unescape(present(re.search(r'data-altcha="([^"]+)"', page)).group(1)))
+    found = present(
+        altcha.solve_challenge_v1(task["challenge"], task["salt"], "SHA-256", task["maxnumber"])
+    )
+    payload = {k: task[k] for k in ("algorithm", "challenge", "salt", "signature")}
+    return base64.b64encode(json.dumps(payload | {"number": found.number}).encode()).decode()
+
+
+def test_the_optional_proof_of_work_is_needed_once_per_challenge(project, store):
+    from tests.web_support import WEB_CONFIG
+
+    with serve(project, store, config_text=WEB_CONFIG + PROOF_CONFIG) as served:
+        page = httpx.get(f"{served.url}/subscribe")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert (
+            "frame-ancestors 'self' https://www.example.org"
+            in page.headers["content-security-policy"]
+        )
+        assert httpx.get(f"{served.url}/altcha.js").status_code == 200
+        form = {"csrf": _csrf(page.text), "email": "ana@example.org", "consent": "yes"}
+        missing = httpx.post(f"{served.url}/subscribe", data=form)
+        assert missing.status_code == 400 and 'id="altcha-error"' in missing.text
+        wrong = httpx.post(f"{served.url}/subscribe", data=form | {"altcha": "e30="})
+        assert wrong.status_code == 400
+        assert find_subscriber(store, email="ana@example.org") is None
+        solved = form | {"altcha": _solution(page.text)}
+        assert httpx.post(f"{served.url}/subscribe", data=solved).status_code == 200
+        assert find_subscriber(store, email="ana@example.org") is not None
+        replay = httpx.post(f"{served.url}/subscribe", data=solved | {"email": "bo@example.org"})
+        assert replay.status_code == 400 and find_subscriber(store, email="bo@example.org") is None
+        served.clock.advance(hours=2, seconds=1)  # the challenge expires with the form
+        late = _solution(httpx.get(f"{served.url}/subscribe").text)
+        served.clock.advance(hours=2, seconds=1)
+        fresh_form = form | {"csrf": _csrf(httpx.get(f"{served.url}/subscribe").text)}
+        expired = httpx.post(
+            f"{served.url}/subscribe", data=fresh_form | {"email": "cy@example.org", "altcha": late}
+        )
+        assert expired.status_code == 400 and find_subscriber(store, email="cy@example.org") is None
+
+
+def test_without_the_option_the_form_has_no_script(served):
+    page = httpx.get(f"{served.url}/subscribe")
+    assert "altcha" not in page.text and "script-src" not in page.headers["content-security-policy"]

@@ -51,6 +51,10 @@ class Tokens:
             return False
         return self._loads("form", token, FORM_MAX_AGE) == [form, fingerprint(binding)]
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A key of its own for another signing scheme (the sign-up's proof of work)."""
+        return bytes(self._serializer.make_signer(purpose).derive_key())
+
     def link_token(self, purpose: str, ref: str, email: str, token: str) -> str:
         """A link for one purpose (confirm, data), naming the subscriber by their opaque
         reference and bound to their address and current token."""

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from publisher.render.environment import render_template
 from publisher.store import consent
 from publisher.store.subscribers import PENDING, Subscriber, find_subscriber
 from publisher.subscribers.consent import activate, sign_up
@@ -30,9 +31,15 @@ from publisher.web.context import Web, client_ip, web
 from publisher.web.forms import name_problem, read_form, text
 from publisher.web.limits import allow_client
 from publisher.web.notices import mail_later
+from publisher.web.proof import challenge_json, solved
 from publisher.web.security import CONFIRM_MAX_AGE, fingerprint
 
 log = logging.getLogger("publisher.web")
+# the app's policy (publisher/web/app.py) with our own script, for the proof of work only
+PROOF_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' https:; form-action 'self'; "
+    "base-uri 'none'; script-src 'self'; frame-ancestors 'self' {website}"
+)
 
 
 def _origin(url: str) -> str:
@@ -60,7 +67,8 @@ def _form_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    return w.page(
+    proof = w.config.subscribers.proof_of_work
+    page = w.page(
         "subscribe.html",
         f"Subscribe to {w.config.organisation.name}",
         status=status,
@@ -70,7 +78,12 @@ def _form_page(
         errors=errors or {},
         chosen=(values or {}).get("topics", ()),
         consent_text=w.consent_text,
+        altcha=challenge_json(w) if proof else None,
     )
+    if proof:
+        website = w.config.organisation.website.rstrip("/")
+        page.headers["content-security-policy"] = PROOF_CSP.format(website=website)
+    return page
 
 
 async def subscribe_page(request: Request) -> Response:
@@ -106,6 +119,10 @@ def _read_values(w: Web, form: Any) -> tuple[dict[str, Any], dict[str, str], str
         errors["name"] = problem
     if text(form, "consent") != "yes":
         errors["consent"] = "Tick this box to agree, or we cannot send you anything."
+    if w.config.subscribers.proof_of_work and not solved(
+        w, text(form, "altcha", 2000), now=w.now()
+    ):
+        errors["altcha"] = "Your browser did not finish its check. Please submit the form again."
     return values, errors, address
 
 
@@ -197,6 +214,12 @@ async def confirm_post(request: Request) -> Response:
     )
 
 
+async def proof_script(request: Request) -> Response:
+    w = web(request)
+    script = render_template(w.env, "web/altcha.js", {})
+    return Response(script, media_type="text/javascript", headers={"cache-control": "no-cache"})
+
+
 async def home(request: Request) -> Response:
     return RedirectResponse("subscribe", status_code=303)
 
@@ -205,6 +228,7 @@ ROUTES = [
     Route("/", home, methods=["GET"]),
     Route("/subscribe", subscribe_page, methods=["GET"]),
     Route("/subscribe", subscribe_post, methods=["POST"]),
+    Route("/altcha.js", proof_script, methods=["GET"]),
     Route("/confirm", confirm_page, methods=["GET"]),
     Route("/confirm", confirm_post, methods=["POST"]),
 ]
