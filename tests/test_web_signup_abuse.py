@@ -276,3 +276,13 @@ def test_the_optional_proof_of_work_is_needed_once_per_challenge(project, store)
 def test_without_the_option_the_form_has_no_script(served):
     page = httpx.get(f"{served.url}/subscribe")
     assert "altcha" not in page.text and "script-src" not in page.headers["content-security-policy"]
+
+
+def test_someone_who_unsubscribed_comes_back_through_staff(store, fixed_now):
+    from publisher.subscribers.consent import add_by_staff
+
+    (address,) = add_subscribers(store, fixed_now, 1, status="unsubscribed")
+    person, created = add_by_staff(store, address, name=None, topics=(), now=fixed_now)
+    assert not created and present(find_subscriber(store, id=person.id)).status == "active"
+    fresh, created = add_by_staff(store, "new@example.org", name="N", topics=(), now=fixed_now)
+    assert created and present(find_subscriber(store, id=fresh.id)).status == "active"
