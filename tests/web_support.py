@@ -106,6 +106,13 @@ class Served:
     outbox: Path
     sent: list = field(default_factory=list)
     mailed: threading.Condition = field(default_factory=threading.Condition)
+    jobs: list = field(default_factory=list)
+
+    def wait_for_jobs(self, count: int, timeout: float = 30) -> None:
+        """Until `count` pieces of work done after an answer (sign-ups, emails) finished."""
+        with self.mailed:
+            if not self.mailed.wait_for(lambda: len(self.jobs) >= count, timeout):
+                raise AssertionError(f"{len(self.jobs)} jobs done, expected {count}")
 
     def wait_for_mail(self, count: int, timeout: float = 30) -> list[str]:
         """The addresses mailed once `count` emails went out (they go after the answer)."""
@@ -151,6 +158,14 @@ def serve(
         webhook_key=load_key(keys.public_b64),
         send_email=send_email,
     )
+    jobs: list = []
+
+    def job_done() -> None:
+        with mailed:
+            jobs.append(1)
+            mailed.notify_all()
+
+    app.state.web.after_job = job_done
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
@@ -163,7 +178,7 @@ def serve(
         time.sleep(0.02)
     try:
         url = f"http://127.0.0.1:{port}"
-        yield Served(url, config, clock, keys, project / "outbox", sent, mailed)
+        yield Served(url, config, clock, keys, project / "outbox", sent, mailed, jobs)
     finally:
         server.should_exit = True
         thread.join(10)

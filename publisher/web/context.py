@@ -43,6 +43,8 @@ class Web:
     monotonic: Callable[[], float] = time.monotonic
     send_email: Callable[..., str | None] | None = None  # (config, message, recipient)
     # sign-up limits live in the store, shared by every process: publisher/web/limits.py
+    # called when work done after an answer (notices.later) has finished (tests wait on it)
+    after_job: Callable[[], None] | None = None
 
     @property
     def consent_text(self) -> str:

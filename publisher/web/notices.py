@@ -11,6 +11,7 @@ the List-Unsubscribe header (every message has it) still stops a pending sign-up
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -107,16 +108,32 @@ def send(w: Web, subscriber: Subscriber, message: Message) -> None:
         log.warning("%s to subscriber %s not sent: %s", message.subject, subscriber.ref, problem)
 
 
-def _mail(w: Web, subscriber: Subscriber, kind: str) -> None:
+def mail(w: Web, subscriber: Subscriber, kind: str) -> None:
+    """`kind` ("confirm" or "data") mailed, within the mailbox's limit."""
     if not allow_mail(w.store, subscriber.email, now=w.now()):
         return  # this mailbox had its share: the person already has a recent link
     build = confirmation_message if kind == "confirm" else data_message
     send(w, subscriber, build(w, subscriber))
 
 
+def _job(w: Web, work: Callable[[], None]) -> None:
+    try:
+        work()
+    except Exception as exc:  # the answer is gone: log it (the kind only: it may hold data)
+        log.error("work after answering failed: %s", type(exc).__name__)
+    finally:
+        if w.after_job is not None:
+            w.after_job()
+
+
+def later(w: Web, work: Callable[[], None]) -> BackgroundTask:
+    """`work` done after the answer has gone out (in a worker thread)."""
+    return BackgroundTask(_job, w, work)
+
+
 def mail_later(w: Web, subscriber: Subscriber, kind: str) -> BackgroundTask:
     """`kind` ("confirm" or "data") mailed after the answer, within the mailbox's limit."""
-    return BackgroundTask(_mail, w, subscriber, kind)
+    return later(w, lambda: mail(w, subscriber, kind))
 
 
 def _default_send(config: PublisherConfig, message: Message, recipient: Recipient) -> str | None:

@@ -30,7 +30,7 @@ from publisher.subscribers.consent import activate, sign_up
 from publisher.web.context import Web, client_ip, web
 from publisher.web.forms import name_problem, read_form, text
 from publisher.web.limits import allow_client
-from publisher.web.notices import mail_later
+from publisher.web.notices import later, mail
 from publisher.web.proof import challenge_json, solved
 from publisher.web.security import CONFIRM_MAX_AGE, fingerprint
 
@@ -147,13 +147,19 @@ async def subscribe_post(request: Request) -> Response:
         form=text(form, "form", 100) or "subscribe-page",
         consent_text=w.consent_text,
     )
+    answer = _sent_page(w)
+    # everything that depends on who the address is happens after the answer has gone out
+    answer.background = later(w, lambda: _record(w, address, values, ctx))
+    return answer
+
+
+def _record(w: Web, address: str, values: dict[str, Any], ctx: consent.Context) -> None:
+    """The sign-up stored, and the confirmation mailed when it may be."""
     subscriber, confirm = sign_up(
         w.store, address, name=values["name"] or None, topics=values["topics"], ctx=ctx, now=w.now()
     )
-    answer = _sent_page(w)
     if confirm and subscriber is not None:
-        answer.background = mail_later(w, subscriber, "confirm")
-    return answer
+        mail(w, subscriber, "confirm")
 
 
 def _confirm_target(w: Web, token: str) -> tuple[Subscriber | None, bool]:
