@@ -176,7 +176,7 @@ def test_confirmation_links_and_message_ids_carry_no_sequential_id(served, store
     assert decoded[0] == ana.ref and isinstance(ana.ref, str) and len(ana.ref) >= 16
     assert ana.id == 4 and str(ana.id) not in decoded
     message_id = _message(mail)["Message-ID"]
-    assert re.fullmatch(r"<0\.[0-9a-f]{16}@127\.0\.0\.1>", message_id)
+    assert re.fullmatch(r"<0\.[0-9a-f]{16}\.[0-9a-f]{16}@127\.0\.0\.1>", message_id)
 
 
 @pytest.mark.parametrize("name", ["Ana\r\nBcc: x@example.org", "Ana\nB", "Ana\x00", "A\u2028B"])
