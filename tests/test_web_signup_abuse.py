@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import email
+import gc
 import json
 import random
 import re
@@ -87,7 +88,7 @@ def test_sign_up_timing_is_the_same_for_new_and_active_addresses(served, store, 
     new: list[float] = []
     active: list[float] = []
     with httpx.Client() as client:
-        for i in range(60):
+        for i in range(40):
             if i % 4 == 0:
                 served.clock.advance(minutes=11)  # stay under the per-IP limit
             pair = [("new", f"new{i}@example.org"), ("active", actives[i % 5])]
@@ -99,9 +100,12 @@ def test_sign_up_timing_is_the_same_for_new_and_active_addresses(served, store, 
                 elapsed = time.perf_counter() - started
                 assert answer.status_code == 200 and "Check your inbox" in answer.text
                 (new if kind == "new" else active).append(elapsed)
-                # what it does after answering is done before the next sample starts
+                # what it does after answering is done before the next sample starts, and
+                # its garbage collected (an email's rendering would otherwise be paid for by
+                # whichever request comes next: noise that follows the order, not the address)
                 served.wait_for_jobs(len(new) + len(active))
-    assert served.sent == [f"new{i}@example.org" for i in range(60)]
+                gc.collect()
+    assert served.sent == [f"new{i}@example.org" for i in range(40)]
     ratio = statistics.median(new) / statistics.median(active)
     assert 0.7 < ratio < 1.4, (ratio, statistics.median(new), statistics.median(active))
 
