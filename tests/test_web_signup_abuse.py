@@ -205,6 +205,12 @@ def test_cross_site_posts_are_refused_unless_from_the_organisations_website(serv
     embed = _sign_up(served, "bo@example.org", headers={"Origin": "https://www.example.org"})
     own = _sign_up(served, "cy@example.org", headers={"Origin": served.url})
     assert embed.status_code == own.status_code == 200
+    # what browsers send: Sec-Fetch-Site, and Origin null from our no-referrer pages
+    framed = {"Origin": "null", "Sec-Fetch-Site": "cross-site"}
+    assert _sign_up(served, "dee@example.org", headers=framed).status_code == 403
+    ours = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    assert _sign_up(served, "eve@example.org", headers=ours).status_code == 200
+    assert find_subscriber(store, email="dee@example.org") is None
     assert find_subscriber(store, email="bo@example.org") is not None
     assert find_subscriber(store, email="cy@example.org") is not None
 

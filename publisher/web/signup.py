@@ -48,15 +48,21 @@ def _origin(url: str) -> str:
 
 
 def same_site(w: Web, request: Request) -> bool:
-    """False for a form posted from another site's page: browsers name the page's origin
-    in `Origin` on every POST. Our own pages and the organisation's website (which may
-    embed the form) pass; so does a client that sends no Origin (not a browser: it cannot
-    carry a visitor's browser along, and still needs a valid form token)."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
+    """False for a form posted from another site's page. Browsers say where a post comes
+    from in `Sec-Fetch-Site`; our own pages (framed on the organisation's site or not) post
+    `same-origin`. A post from another page passes only if its `Origin` is ours or the
+    organisation's website (a copy of the form there). `Origin` alone cannot tell our own
+    pages apart: with their `Referrer-Policy: no-referrer` browsers send `Origin: null`, so a
+    browser too old for `Sec-Fetch-Site` is let through on it. A client sending neither
+    header is no browser (it cannot carry a visitor's browser along) and still needs a valid
+    form token."""
+    origin, fetch_site = request.headers.get("origin"), request.headers.get("sec-fetch-site")
     org = w.config.organisation
-    return origin.lower() in {_origin(org.public_url), _origin(org.website)}
+    if origin is not None and origin.lower() in {_origin(org.public_url), _origin(org.website)}:
+        return True
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    return origin is None or origin == "null"
 
 
 def _form_page(
