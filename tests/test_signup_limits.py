@@ -79,3 +79,31 @@ def test_counters_are_pruned_so_the_table_stays_bounded(store, fixed_now):
     assert count_limits(store) <= 1 + 2 * 11
     allow_client(store, "10.9.9.9", now=fixed_now + timedelta(days=1))
     assert count_limits(store) == 3
+
+
+def test_migration_0009_gives_existing_subscribers_an_opaque_reference(tmp_path, fixed_now):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from publisher.store import MIGRATIONS
+
+    engine = create_engine(f"sqlite:///{tmp_path}/old.db")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0006")
+        for i in range(3):
+            connection.execute(
+                text(
+                    "INSERT INTO subscribers (email, topics, status, token, created_at, "
+                    "updated_at) VALUES (:e, '[]', 'active', :t, :now, :now)"
+                ),
+                {"e": f"p{i}@example.org", "t": f"tok{i}", "now": fixed_now.isoformat()},
+            )
+        command.upgrade(cfg, "0009")
+        refs = connection.execute(text("SELECT ref FROM subscribers")).scalars().all()
+        assert len(set(refs)) == 3 and all(r and len(r) == 16 for r in refs)
+        command.downgrade(cfg, "0006")
+        assert connection.execute(text("SELECT count(*) FROM subscribers")).scalar() == 3
