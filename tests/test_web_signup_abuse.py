@@ -299,8 +299,12 @@ def test_without_the_option_the_form_has_no_script(served):
 def test_someone_who_unsubscribed_comes_back_through_staff(store, fixed_now):
     from publisher.subscribers.consent import add_by_staff
 
+    from publisher.store.suppression import suppression_reason
+
     (address,) = add_subscribers(store, fixed_now, 1, status="unsubscribed")
+    suppress(store, address, reason="bounced", source="webhook", now=fixed_now)
     person, created = add_by_staff(store, address, name=None, topics=(), now=fixed_now)
     assert not created and present(find_subscriber(store, id=person.id)).status == "active"
+    assert suppression_reason(store, address) is None  # they asked again
     fresh, created = add_by_staff(store, "new@example.org", name="N", topics=(), now=fixed_now)
     assert created and present(find_subscriber(store, id=fresh.id)).status == "active"
