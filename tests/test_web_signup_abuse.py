@@ -297,9 +297,8 @@ def test_without_the_option_the_form_has_no_script(served):
 
 
 def test_someone_who_unsubscribed_comes_back_through_staff(store, fixed_now):
-    from publisher.subscribers.consent import add_by_staff
-
     from publisher.store.suppression import suppression_reason
+    from publisher.subscribers.consent import add_by_staff
 
     (address,) = add_subscribers(store, fixed_now, 1, status="unsubscribed")
     suppress(store, address, reason="bounced", source="webhook", now=fixed_now)
