@@ -103,7 +103,7 @@ def test_migration_0009_gives_existing_subscribers_an_opaque_reference(tmp_path,
                 {"e": f"p{i}@example.org", "t": f"tok{i}", "now": fixed_now.isoformat()},
             )
         command.upgrade(cfg, "0009")
-        refs = connection.execute(text("SELECT ref FROM subscribers")).scalars().all()
+        refs: list[str] = list(connection.execute(text("SELECT ref FROM subscribers")).scalars())
         assert len(set(refs)) == 3 and all(r and len(r) == 16 for r in refs)
         command.downgrade(cfg, "0006")
         assert connection.execute(text("SELECT count(*) FROM subscribers")).scalar() == 3
