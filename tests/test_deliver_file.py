@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 from email.policy import default
 
 from publisher.deliver import deliver_edition, dry_run
@@ -35,7 +36,9 @@ def test_eml_files_parse_with_parts_and_exact_headers(store, make_config, projec
     assert f"List-Unsubscribe: {expected}\r\n".encode() in raw  # one line, not folded
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == '"Economic Justice Weekly" <weekly.www.example.org>'
-    assert message["Message-ID"].startswith(f"<{edition}.{maria.id}.")
+    assert re.fullmatch(
+        rf"<{edition}\.[0-9a-f]{{16}}\.[0-9a-f]{{16}}@www\.example\.org>", message["Message-ID"]
+    )
     assert message["Date"] == "Wed, 25 Nov 2026 12:00:00 +0000"
     assert message["To"] == "María González <maria@example.org>"
     assert message["Subject"] == "Weekly — for María González"

@@ -99,6 +99,7 @@ def test_sign_up_confirm_preferences_pause_unsubscribe(browser_page, project, st
         page.get_by_role("button", name="Subscribe").click()
         assert page.get_by_role("heading", name="Check your inbox").is_visible()
         pages.check("check-inbox")
+        served.wait_for_mail(1)  # stored and mailed after the answer
         assert present(find_subscriber(store, email="ana@example.org")).status == "pending"
 
         page.goto(_confirm_link(served.outbox))
@@ -133,3 +134,66 @@ def test_sign_up_confirm_preferences_pause_unsubscribe(browser_page, project, st
         page.goto(f"{served.url}/preferences?token=tampered")
         pages.check("invalid-link")
     assert len(list(shots.glob("*.png"))) == len(pages.seen) == 10
+
+
+def test_the_proof_of_work_is_solved_by_the_browser_under_our_policy(project, store):
+    """`subscribers.proof_of_work`: our own script, allowed by the page's policy (no
+    bypass here), solves the challenge before the form goes."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.web_support import WEB_CONFIG
+
+    config = WEB_CONFIG + "subscribers:\n  proof_of_work: true\n"
+    with serve(project, store, config_text=config) as served, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context().new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{served.url}/subscribe")
+        page.get_by_label("Email address").fill("ana@example.org")
+        page.get_by_label("I agree to receive email").check()
+        page.get_by_role("button", name="Subscribe").click()
+        page.get_by_role("heading", name="Check your inbox").wait_for(timeout=60_000)
+        browser.close()
+        served.wait_for_mail(1)  # stored and mailed after the answer
+    assert [e for e in errors if "Content Security Policy" in e] == []  # (a favicon 404 is)
+    assert present(find_subscriber(store, email="ana@example.org")).status == "pending"
+
+
+def test_the_form_framed_on_the_organisations_site_still_signs_up(project, store, tmp_path):
+    """The embed of staff.md: our page in an iframe on the website (another origin here:
+    localhost beside 127.0.0.1). The Origin check must let its posts through."""
+    import functools
+    import http.server
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.web_support import WEB_CONFIG, free_port
+
+    site = tmp_path / "site"
+    site.mkdir()
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    website = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=website.serve_forever, daemon=True).start()
+    config = WEB_CONFIG.replace("https://www.example.org", f"http://localhost:{port}")
+    try:
+        with serve(project, store, config_text=config) as served, sync_playwright() as p:
+            (site / "index.html").write_text(
+                f'<!doctype html><title>Org</title><iframe title="Subscribe" '
+                f'src="{served.url}/subscribe?form=homepage" style="height:900px"></iframe>'
+            )
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_context().new_page()
+            page.goto(f"http://localhost:{port}/index.html")
+            frame = page.frame_locator("iframe")
+            frame.get_by_label("Email address").fill("ana@example.org")
+            frame.get_by_label("I agree to receive email").check()
+            frame.get_by_role("button", name="Subscribe").click()
+            frame.get_by_role("heading", name="Check your inbox").wait_for(timeout=30_000)
+            browser.close()
+            served.wait_for_mail(1)  # stored and mailed after the answer
+    finally:
+        website.shutdown()
+    assert present(find_subscriber(store, email="ana@example.org")).status == "pending"

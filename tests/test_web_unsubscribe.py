@@ -4,9 +4,11 @@ without a valid form token are refused."""
 
 from __future__ import annotations
 
+import email
 import re
 import time
 from datetime import timedelta
+from email.policy import default
 
 import httpx
 import pytest
@@ -31,6 +33,10 @@ def _people(store):
 
 def _csrf(page: str) -> str:
     return present(re.search(r'name="csrf" value="([^"]+)"', page)).group(1)
+
+
+def _token(page: str) -> str:
+    return present(re.search(r'name="token" value="([^"]+)"', page)).group(1)
 
 
 def _status(store, subscriber):
@@ -123,10 +129,23 @@ def test_unsubscribe_everything_then_resubscribe_from_the_preference_centre(serv
     csrf = _csrf(httpx.get(f"{url}?token={person.token}").text)
     gone = httpx.post(url, data={"csrf": csrf, "token": person.token, "action": "unsubscribe"})
     assert "Resubscribe" in gone.text and _status(store, person) == "unsubscribed"
-    back = httpx.post(url, data={"csrf": csrf, "token": person.token, "action": "resubscribe"})
+    # unsubscribing rotated the token: the old one (in every email sent) opens nothing more
+    stale = httpx.post(url, data={"csrf": csrf, "token": person.token, "action": "resubscribe"})
+    assert stale.status_code == 404 and _status(store, person) == "unsubscribed"
+    token = _token(gone.text)
+    assert token == present(find_subscriber(store, id=person.id)).token != person.token
+    csrf = _csrf(gone.text)
+    back = httpx.post(url, data={"csrf": csrf, "token": token, "action": "resubscribe"})
     assert "subscribed again" in back.text and _status(store, person) == "active"
     actions = [h["action"] for h in history(store, person.id)]
     assert actions == ["unsubscribe", "resubscribe"]
+
+
+def _data_link(served) -> str:
+    (path,) = sorted((served.outbox / "data-links" / "0").glob("*.eml"))
+    message = email.message_from_bytes(path.read_bytes(), policy=default)
+    text = present(message.get_body(("plain",))).get_content()
+    return present(re.search(r"(http://\S+/my-data\?token=\S+)", text)).group(1)
 
 
 def test_download_my_data_and_delete_me(served, store, fixed_now):
@@ -135,9 +154,15 @@ def test_download_my_data_and_delete_me(served, store, fixed_now):
     person = _people(store)[0]
     url = f"{served.url}/preferences"
     csrf = _csrf(httpx.get(f"{url}?token={person.token}").text)
-    data = httpx.post(url, data={"csrf": csrf, "token": person.token, "action": "export"})
+    asked = httpx.post(url, data={"csrf": csrf, "token": person.token, "action": "export"})
+    # the answer holds no data: a newsletter's token may be forwarded; the address gets a link
+    assert asked.headers["content-type"].startswith("text/html") and "127.0.0.1" not in asked.text
+    assert served.wait_for_mail(1) == [person.email]
+    data = httpx.get(_data_link(served))
     assert data.headers["content-type"] == "application/json"
     assert data.json()["email"] == person.email and data.json()["topics"] == ["labor"]
+    served.clock.advance(hours=1, seconds=1)
+    assert httpx.get(_data_link(served)).status_code == 404  # short-lived
     kept = httpx.post(url, data={"csrf": csrf, "token": person.token, "action": "erase"})
     assert "Nothing was changed" in kept.text  # the box was not ticked
     erased = httpx.post(

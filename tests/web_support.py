@@ -105,8 +105,26 @@ class Served:
     keys: SendGridKeys
     outbox: Path
     sent: list = field(default_factory=list)
+    mailed: threading.Condition = field(default_factory=threading.Condition)
+    jobs: list = field(default_factory=list)
 
-    def confirmation_emails(self) -> list[Path]:
+    def wait_for_jobs(self, count: int, timeout: float = 30) -> None:
+        """Until `count` pieces of work done after an answer (sign-ups, emails) finished."""
+        with self.mailed:
+            if not self.mailed.wait_for(lambda: len(self.jobs) >= count, timeout):
+                raise AssertionError(f"{len(self.jobs)} jobs done, expected {count}")
+
+    def wait_for_mail(self, count: int, timeout: float = 30) -> list[str]:
+        """The addresses mailed once `count` emails went out (they go after the answer)."""
+        with self.mailed:
+            if not self.mailed.wait_for(lambda: len(self.sent) >= count, timeout):
+                raise AssertionError(f"{len(self.sent)} emails sent, expected {count}")
+        return list(self.sent)
+
+    def confirmation_emails(self, count: int = 0) -> list[Path]:
+        """The confirmation files, once `count` emails have been sent."""
+        if count:
+            self.wait_for_mail(count)
         return sorted((self.outbox / "confirmations" / "0").glob("*.eml"))
 
     def events(self, events: list[dict]) -> tuple[bytes, dict[str, str]]:
@@ -120,13 +138,16 @@ def serve(
 ) -> Iterator[Served]:
     port = port or free_port()
     config = write_web_config(project, port, config_text)
-    clock, keys, sent = Clock(), SendGridKeys(), []
+    clock, keys, sent, mailed = Clock(), SendGridKeys(), [], threading.Condition()
 
-    def send_email(config, message, recipient):  # the real path, counted
+    def send_email(config, message, recipient):  # the real path, counted once written
         from publisher.deliver.service import send_one
 
-        sent.append(recipient.email)
-        return send_one(config, message, recipient)
+        problem = send_one(config, message, recipient)
+        with mailed:
+            sent.append(recipient.email)
+            mailed.notify_all()
+        return problem
 
     app = create_app(
         config,
@@ -137,6 +158,14 @@ def serve(
         webhook_key=load_key(keys.public_b64),
         send_email=send_email,
     )
+    jobs: list = []
+
+    def job_done() -> None:
+        with mailed:
+            jobs.append(1)
+            mailed.notify_all()
+
+    app.state.web.after_job = job_done
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
@@ -148,7 +177,8 @@ def serve(
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield Served(f"http://127.0.0.1:{port}", config, clock, keys, project / "outbox", sent)
+        url = f"http://127.0.0.1:{port}"
+        yield Served(url, config, clock, keys, project / "outbox", sent, mailed, jobs)
     finally:
         server.should_exit = True
         thread.join(10)

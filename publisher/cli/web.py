@@ -102,12 +102,12 @@ def check_web_templates(config: PublisherConfig) -> list[str]:
     """`publisher check`: the confirmation email and the web pages render."""
     from publisher.errors import TemplateError
     from publisher.web.context import web_environment
-    from publisher.web.signup import render_confirmation
+    from publisher.web.notices import render_confirmation
 
     env = web_environment(config)
     sample = f"{config.organisation.public_url.rstrip('/')}/confirm?token=sample"
     try:
-        render_confirmation(config, env, sample, None, now=utc_now())
+        render_confirmation(config, env, sample, now=utc_now())
     except TemplateError as exc:
         return [f"confirmation email: {exc}"]
     return []

@@ -510,6 +510,8 @@ class DeliveryConfig(Strict):
 
 class SubscribersConfig(Strict):
     file: str | None = None  # CSV or JSON imported (upserted) before each run's sends
+    # the sign-up form asks the browser for a proof of work (ALTCHA, self-hosted; needs JavaScript)
+    proof_of_work: bool = False
 
 
 # --- the whole file -----------------------------------------------------------------------

@@ -7,7 +7,9 @@ their values; it never sees a template or the store.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,8 +88,17 @@ class Recipient(NamedTuple):  # a tuple: a batch creates a thousand of them
         )
 
 
+_ID_KEY = secrets.token_bytes(16)  # per process: the stand-ins below are never readable
+
+
+def opaque_id(subscriber_id: int) -> str:
+    """A subscriber's stand-in in Message-IDs (unique within a batch, as the id is): the
+    sequential id itself would tell every reader how many subscribers there are."""
+    return hashlib.blake2b(str(subscriber_id).encode(), key=_ID_KEY, digest_size=8).hexdigest()
+
+
 def message_id(message: Message, recipient: Recipient, nonce: str) -> str:
-    return f"<{message.edition_id}.{recipient.subscriber_id}.{nonce}@{message.domain}>"
+    return f"<{message.edition_id}.{opaque_id(recipient.subscriber_id)}.{nonce}@{message.domain}>"
 
 
 def list_unsubscribe(message: Message, recipient: Recipient) -> str:

@@ -40,7 +40,7 @@ __all__ = [
     "pause",
     "paused_until",
     "record_history",
-    "reopen_pending",
+    "renew_pending",
     "set_subscriber_status",
     "subscribed_since",
     "unsubscribe_token",
@@ -107,18 +107,22 @@ def set_subscriber_status(
     ctx: Context,
     now: datetime,
     only_from: Sequence[str] | None = None,
+    rotate: bool = False,
 ) -> bool:
     """Change a status (idempotent: the same status again changes nothing and records
-    nothing). `only_from`: change only from these statuses. True if it changed. One
-    transaction in SQLAlchemy Core: one-click unsubscribes and webhook batches run it a lot."""
+    nothing). `only_from`: change only from these statuses. `rotate`: the subscriber gets a
+    new token with the change (the old one becomes `retired_token`), so links in earlier
+    emails (and forwarded copies) stop working. True if it changed. One transaction in
+    SQLAlchemy Core: one-click unsubscribes and webhook batches run it a lot."""
     table = cast(Table, SubscriberRow.__table__)
     query = update(table).where(table.c.id == subscriber_id, table.c.status != status)
     if only_from is not None:
         query = query.where(table.c.status.in_(list(only_from)))
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if rotate:
+        values |= {"retired_token": table.c.token, "token": new_token()}
     with store.engine.begin() as connection:
-        changed = (
-            dialect.rowcount(connection.execute(query.values(status=status, updated_at=now))) > 0
-        )
+        changed = dialect.rowcount(connection.execute(query.values(**values))) > 0
         if changed:
             connection.execute(
                 insert(SubscriberHistoryRow),
@@ -134,9 +138,12 @@ def set_subscriber_status(
 _BY_TOKEN = text(
     "SELECT id, email, name, topics, status, token FROM subscribers WHERE token = :token"
 ).columns(topics=JSON)
+_BY_RETIRED = text(
+    "SELECT id, email, name, topics, status FROM subscribers WHERE retired_token = :token"
+).columns(topics=JSON)
 _UNSUBSCRIBE = text(
-    "UPDATE subscribers SET status = 'unsubscribed', updated_at = :now "
-    "WHERE id = :id AND status IN ('active', 'pending')"
+    "UPDATE subscribers SET status = 'unsubscribed', updated_at = :now, "
+    "retired_token = token, token = :new WHERE id = :id AND status IN ('active', 'pending')"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 _HISTORY = text(
     "INSERT INTO subscriber_history (subscriber_id, at, action, via, status, ip, user_agent) "
@@ -147,19 +154,31 @@ _HISTORY = text(
 def unsubscribe_token(
     store: Store, token: str, *, ctx: Context, now: datetime
 ) -> Subscriber | None:
-    """The one-click path: look the token up and unsubscribe in one transaction (the
-    subscriber as it was, or None for an unknown token)."""
+    """The one-click path: look the token up and unsubscribe in one transaction, rotating
+    the token. Returns the subscriber with their new token, or None for an unknown token. A
+    token retired by an earlier unsubscribe answers again (RFC 8058 wants the repeat to work)
+    but changes nothing and comes back with an empty token: it opens nothing else."""
     with store.engine.begin() as connection:
         row = connection.execute(_BY_TOKEN, {"token": token}).first()
-        if row is None or row.email.endswith("@erased.invalid"):
+        if row is None:
+            old = connection.execute(_BY_RETIRED, {"token": token}).first()
+            if old is None or old.status in ("active", PENDING):
+                return None  # a retired token never unsubscribes someone who came back
+            return Subscriber(old.id, old.email, old.name, tuple(old.topics or ()), old.status, "")
+        if row.email.endswith("@erased.invalid"):
             return None
+        current = row.token
         if row.status in ("active", PENDING):
-            changed = dialect.rowcount(connection.execute(_UNSUBSCRIBE, {"now": now, "id": row.id}))
-            if changed:
+            current = new_token()
+            values = {"now": now, "id": row.id, "new": current}
+            if dialect.rowcount(connection.execute(_UNSUBSCRIBE, values)):
                 agent = (ctx.user_agent or "")[:500] or None
                 values = {"id": row.id, "now": now, "via": ctx.via, "ip": ctx.ip}
                 connection.execute(_HISTORY, values | {"user_agent": agent})
-    return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), row.status, row.token)
+            else:
+                current = row.token
+    status = "unsubscribed" if current != row.token else row.status
+    return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), status, current)
 
 
 def clear_pause(store: Store, subscriber_id: int) -> None:
@@ -197,26 +216,25 @@ def add_pending(
         return _subscriber(row)
 
 
-def reopen_pending(
+def renew_pending(
     store: Store,
     subscriber_id: int,
     *,
-    only_from: str,
     name: str | None,
     topics: Sequence[str],
     ctx: Context,
     now: datetime,
 ) -> Subscriber | None:
-    """A known subscriber signs up again: `pending` with the new topics (and name, if
-    given), recorded as a sign-up. None, and nothing changed, if their status is no longer
-    `only_from` (it changed since the caller read it)."""
+    """A `pending` subscriber signs up again: the newest request's topics (and name, if
+    given) replace the older one's, recorded as a sign-up (neither is confirmed yet). None,
+    and nothing changed, if they are no longer `pending`."""
     with store.session() as session:
         row = session.get(SubscriberRow, subscriber_id)
-        if row is None or row.status != only_from:
+        if row is None or row.status != PENDING:
             return None
-        row.status, row.updated_at = PENDING, now
+        row.updated_at = now
         row.name, row.topics = name or row.name, sorted(set(topics))
-        _record(session, row.id, "signup", ctx, now, PENDING, f"was {only_from}")
+        _record(session, row.id, "signup", ctx, now, PENDING, "again while pending")
         return _subscriber(row)
 
 
@@ -236,7 +254,8 @@ def record_history(
 
 
 def _subscriber(row: SubscriberRow) -> Subscriber:
-    return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), row.status, row.token)
+    topics = tuple(row.topics or ())
+    return Subscriber(row.id, row.email, row.name, topics, row.status, row.token, row.ref)
 
 
 def update_preferences(
@@ -352,6 +371,8 @@ def erase_personal_data(store: Store, subscriber: Subscriber, *, now: datetime) 
                 topics=[],
                 status="unsubscribed",
                 token=new_token(),
+                retired_token=None,
+                ref=secrets.token_urlsafe(12),
                 updated_at=now,
             )
         )

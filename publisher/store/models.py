@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,6 +150,12 @@ class SubscriberRow(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # e.g. a bounce
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # opaque, for confirmation links (never the sequential id); set on insert
+    ref: Mapped[str | None] = mapped_column(
+        String(32), nullable=True, unique=True, default=lambda: secrets.token_urlsafe(12)
+    )
+    # the token before the last rotation: it still answers a repeated one-click unsubscribe
+    retired_token: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class DeliveryRow(Base):
@@ -449,3 +456,15 @@ class SourceRunRow(Base):
     last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     problems: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class RateLimitRow(Base):
+    """A fixed-window counter of the sign-up limits (per mailbox, IP, network, and the
+    global ceiling), shared by every web process; a row goes once its window has ended."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[int] = mapped_column(Integer)
+    expires: Mapped[int] = mapped_column(Integer, index=True)
+    hits: Mapped[int] = mapped_column(Integer)

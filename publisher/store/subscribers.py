@@ -69,6 +69,7 @@ class Subscriber:
     topics: tuple[str, ...]
     status: str
     token: str
+    ref: str | None = None  # opaque: what confirmation links name (never the id)
 
 
 @dataclass
@@ -242,7 +243,8 @@ _COLUMNS = (
 
 
 def _to_subscriber(row: Any) -> Subscriber:
-    return Subscriber(row.id, row.email, row.name, tuple(row.topics or ()), row.status, row.token)
+    topics, ref = tuple(row.topics or ()), getattr(row, "ref", None)
+    return Subscriber(row.id, row.email, row.name, topics, row.status, row.token, ref)
 
 
 def iter_subscribers(
@@ -293,15 +295,22 @@ PENDING = "pending"  # signed up, confirmation not yet clicked: receives nothing
 
 
 def find_subscriber(
-    store: Store, *, token: str | None = None, email: str | None = None, id: int | None = None
+    store: Store,
+    *,
+    token: str | None = None,
+    email: str | None = None,
+    id: int | None = None,
+    ref: str | None = None,
 ) -> Subscriber | None:
-    """One subscriber by token, address (normalised here) or id; None if unknown.
-    (Core, not the ORM: the unsubscribe endpoint calls it for every request.)"""
+    """One subscriber by token, address (normalised here), id or opaque reference; None if
+    unknown. (Core, not the ORM: the unsubscribe endpoint calls it for every request.)"""
     table = SubscriberRow.__table__
     query = select(table.c.id, table.c.email, table.c.name, table.c.topics, table.c.status)
-    query = query.add_columns(table.c.token)
+    query = query.add_columns(table.c.token, table.c.ref)
     if token is not None:
         query = query.where(table.c.token == token)
+    elif ref is not None:
+        query = query.where(table.c.ref == ref)
     elif email is not None:
         query = query.where(table.c.email == normalise_email(email))
     elif id is not None:
@@ -316,7 +325,7 @@ def find_subscriber(
 def subscriber_at(store: Store, email: str) -> Subscriber | None:
     """The subscriber stored under exactly this address (not validated or normalised: a
     test send's address need not be one a subscriber could have)."""
-    query = select(*_COLUMNS).where(SubscriberRow.email == email).limit(1)
+    query = select(*_COLUMNS, SubscriberRow.ref).where(SubscriberRow.email == email).limit(1)
     with store.session() as session:
         row = session.execute(query).first()
     return None if row is None else _to_subscriber(row)

@@ -1,10 +1,11 @@
 """What a subscriber's request means, on top of the store's transactions
-(publisher.store.consent): a sign-up leaves an active subscriber as they are and makes
-anyone else `pending` until they confirm, unsubscribing stops everything from `active` or
-`pending`,
-confirming activates and clears the pause and the suppression, staff add people active at
-once, "download my data" gathers everything kept, "delete me" suppresses the address and
-erases the rest."""
+(publisher.store.consent): a sign-up makes a new address `pending` until they confirm and
+changes nobody else (an active, unsubscribed, bounced or complained person, or an erased
+or suppressed address, stays exactly as it is and is not mailed: a stranger can type any
+address), unsubscribing stops everything from `active` or `pending`, confirming activates
+and clears the pause and the suppression, staff add people active at once, "download my
+data" gathers everything kept, "delete me" suppresses the address and erases the rest.
+Unsubscribing and confirming give the person a new token."""
 
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ from publisher.store.consent import (
     history,
     paused_until,
     record_history,
-    reopen_pending,
+    renew_pending,
     set_subscriber_status,
     subscribed_since,
 )
 from publisher.store.subscribers import PENDING, Subscriber, normalise_email, subscriber_at
-from publisher.store.suppression import suppress, unsuppress
+from publisher.store.suppression import suppress, suppression_reason, unsuppress
 
 __all__ = ["activate", "add_by_staff", "erase", "export_data", "sign_up", "unsubscribe"]
 
@@ -41,26 +42,25 @@ def sign_up(
     topics: Sequence[str],
     ctx: Context,
     now: datetime,
-) -> tuple[Subscriber, bool]:
-    """Record a sign-up with its consent. Returns the subscriber and whether a confirmation
-    must be sent (new, still pending, or opted out and asking again); an active subscriber
-    is left as they are. ValueError for an address that is not one."""
+) -> tuple[Subscriber | None, bool]:
+    """Record a sign-up with its consent. Returns the subscriber (None: nobody was stored,
+    the address is suppressed) and whether a confirmation may be mailed (new or still
+    pending). Anyone else is left exactly as they are, with the request in their history.
+    ValueError for an address that is not one."""
     address = normalise_email(email)
-    while True:  # again only if the status changed between reading and writing it
-        known = subscriber_at(store, address)
-        if known is None:
-            return add_pending(store, address, name=name, topics=topics, ctx=ctx, now=now), True
-        if known.status == "active":
-            detail = "already active: unchanged"
-            record_history(
-                store, known.id, "signup", ctx=ctx, now=now, status="active", detail=detail
-            )
-            return known, False
-        reopened = reopen_pending(
-            store, known.id, only_from=known.status, name=name, topics=topics, ctx=ctx, now=now
-        )
-        if reopened is not None:
-            return reopened, True
+    known = subscriber_at(store, address)
+    if suppression_reason(store, address) is not None:  # erased, or never to be mailed
+        return known, False
+    if known is None:
+        return add_pending(store, address, name=name, topics=topics, ctx=ctx, now=now), True
+    if known.status == PENDING:
+        renewed = renew_pending(store, known.id, name=name, topics=topics, ctx=ctx, now=now)
+        if renewed is not None:
+            return renewed, True
+        known = subscriber_at(store, address) or known  # confirmed or left meanwhile
+    detail = f"already {known.status}: unchanged"
+    record_history(store, known.id, "signup", ctx=ctx, now=now, status=known.status, detail=detail)
+    return known, False
 
 
 def unsubscribe(store: Store, subscriber_id: int, *, ctx: Context, now: datetime) -> bool:
@@ -73,6 +73,7 @@ def unsubscribe(store: Store, subscriber_id: int, *, ctx: Context, now: datetime
         ctx=ctx,
         now=now,
         only_from=("active", PENDING),
+        rotate=True,  # links in earlier (and forwarded) emails stop working
     )
 
 
@@ -80,8 +81,12 @@ def activate(
     store: Store, subscriber: Subscriber, *, action: str, ctx: Context, now: datetime
 ) -> bool:
     """Confirmed by the person (confirmation link, resubscribe with their own token) or added
-    by staff: active again, off the suppression list."""
-    changed = set_subscriber_status(store, subscriber.id, "active", action=action, ctx=ctx, now=now)
+    by staff: active again, off the suppression list. Confirming rotates the token: the
+    confirmation link (bound to it) then opens nothing more."""
+    rotate = action == "confirm"
+    changed = set_subscriber_status(
+        store, subscriber.id, "active", action=action, ctx=ctx, now=now, rotate=rotate
+    )
     if changed:
         clear_pause(store, subscriber.id)
     unsuppress(store, subscriber.email)
@@ -92,10 +97,12 @@ def add_by_staff(
     store: Store, email: str, *, name: str | None, topics: Sequence[str], now: datetime
 ) -> tuple[Subscriber, bool]:
     """`subscribers add`: active at once (staff vouch for the consent). (subscriber, created)"""
-    subscriber, _ = sign_up(store, email, name=name, topics=topics, ctx=CLI, now=now)
-    created = subscriber.status == PENDING
-    activate(store, subscriber, action="added", ctx=CLI, now=now)
-    return subscriber, created
+    address = normalise_email(email)
+    known = subscriber_at(store, address)
+    if known is None:
+        known = add_pending(store, address, name=name, topics=topics, ctx=CLI, now=now)
+    activate(store, known, action="added", ctx=CLI, now=now)
+    return known, known.status == PENDING
 
 
 def export_data(store: Store, subscriber: Subscriber, *, now: datetime) -> dict[str, Any]:

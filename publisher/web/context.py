@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from publisher.config import PublisherConfig
 from publisher.render.environment import render_template, search_path_for, template_environment
 from publisher.store import Store
 from publisher.support.screen import edition_outcome
-from publisher.web.security import RateLimiter, Tokens
+from publisher.web.security import Tokens
 
 CONSENT_TEXT = (
     "I agree to receive email from {org} about the topics I chose. I can unsubscribe at any "
@@ -42,13 +42,9 @@ class Web:
     webhook_key: Any = None  # an EllipticCurvePublicKey, or None: the webhook refuses all
     monotonic: Callable[[], float] = time.monotonic
     send_email: Callable[..., str | None] | None = None  # (config, message, recipient)
-    ip_limit: RateLimiter = field(init=False)
-    address_limit: RateLimiter = field(init=False)
-
-    def __post_init__(self) -> None:
-        # sign-ups: 10 per IP per 10 minutes; 3 confirmation emails per address per hour
-        self.ip_limit = RateLimiter(10, 600, self.monotonic)
-        self.address_limit = RateLimiter(3, 3600, self.monotonic)
+    # sign-up limits live in the store, shared by every process: publisher/web/limits.py
+    # called when work done after an answer (notices.later) has finished (tests wait on it)
+    after_job: Callable[[], None] | None = None
 
     @property
     def consent_text(self) -> str:

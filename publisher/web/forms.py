@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 MAX_FORM_BYTES = 64 * 1024
+BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class FormTooLarge(Exception):
@@ -37,3 +39,12 @@ def text(form: FormData, name: str, limit: int = 320) -> str:
 
 def many(form: FormData, name: str) -> list[str]:
     return [v for v in form.getlist(name) if isinstance(v, str)]
+
+
+def name_problem(value: str) -> str | None:
+    """Why a person's name cannot be kept, or None. A line break or other control character
+    would break every email header the name is written into (the `To:` display name)."""
+    # Cf is allowed but for the bidirectional overrides: Persian names need U+200C (ZWNJ)
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI for c in value):
+        return "Use letters, spaces and punctuation only: no line breaks or control characters."
+    return None

@@ -51,15 +51,19 @@ class Tokens:
             return False
         return self._loads("form", token, FORM_MAX_AGE) == [form, fingerprint(binding)]
 
-    def confirm_token(self, subscriber_id: int, email: str, token: str) -> str:
-        return self._dumps("confirm", [subscriber_id, fingerprint(f"{email}|{token}")])
+    def derived_key(self, purpose: str) -> bytes:
+        """A key of its own for another signing scheme (the sign-up's proof of work)."""
+        return bytes(self._serializer.make_signer(purpose).derive_key())
 
-    def check_confirm(
-        self, value: str | None, max_age: int = CONFIRM_MAX_AGE
-    ) -> tuple[int, str] | None:
-        """(subscriber id, binding) of a valid confirmation token, else None."""
-        data = self._loads("confirm", value or "", max_age)
-        if isinstance(data, list) and len(data) == 2 and isinstance(data[0], int):
+    def link_token(self, purpose: str, ref: str, email: str, token: str) -> str:
+        """A link for one purpose (confirm, data), naming the subscriber by their opaque
+        reference and bound to their address and current token."""
+        return self._dumps(purpose, [ref, fingerprint(f"{email}|{token}")])
+
+    def check_link(self, purpose: str, value: str | None, max_age: int) -> tuple[str, str] | None:
+        """(reference, binding) of a valid link token for this purpose, else None."""
+        data = self._loads(purpose, value or "", max_age)
+        if isinstance(data, list) and len(data) == 2 and isinstance(data[0], str):
             return data[0], str(data[1])
         return None
 

@@ -2,7 +2,11 @@
 RFC 8058 one-click POST), the preference centre, download my data, delete me.
 
 Link scanners in mail gateways open every link: a GET only ever shows a page; changes need
-a POST (one-click, or a form carrying a valid signed form token)."""
+a POST (one-click, or a form carrying a valid signed form token). Unsubscribing gives the
+person a new token, so an old or forwarded email's links open nothing after it (a repeated
+one-click still answers). "Download my data" does not answer with the data: a newsletter's
+token may be in anyone's hands (forwarded), so it mails a fresh link, valid for an hour and
+bound to the current token, to the address itself."""
 
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from publisher.store import consent
 from publisher.store.subscribers import Subscriber, find_subscriber
 from publisher.subscribers.consent import activate, erase, export_data, unsubscribe
 from publisher.web.context import Web, client_ip, web
-from publisher.web.forms import read_form, text
+from publisher.web.forms import name_problem, read_form, text
+from publisher.web.notices import DATA_MAX_AGE, mail_later
+from publisher.web.security import fingerprint
 
 PAUSE_WEEKS = {"2": 2, "4": 4, "8": 8}
 STATUS_TEXT = {
@@ -45,10 +51,11 @@ def _lookup(w: Web, token: str) -> Subscriber | None:
 
 
 def _unsubscribed_page(w: Web, subscriber: Subscriber) -> HTMLResponse:
+    """With the person's current token only (an empty one, from a retired link: none)."""
+    token = subscriber.token
+    link = {"url": f"preferences?token={token}", "label": "Changed your mind?"} if token else None
     return w.message(
-        "You are unsubscribed",
-        f"We will send no more email to {subscriber.email}.",
-        link={"url": f"preferences?token={subscriber.token}", "label": "Changed your mind?"},
+        "You are unsubscribed", f"We will send no more email to {subscriber.email}.", link=link
     )
 
 
@@ -122,6 +129,9 @@ async def preferences_post(request: Request) -> Response:
         return w.invalid_link()
     action, ctx, now = text(form, "action", 20), _ctx(request, "web"), w.now()
     if action == "save" and subscriber.status == "active":
+        problem = name_problem(text(form, "name", 200))
+        if problem:
+            return _preferences(w, subscriber, f"Nothing was changed. {problem}")
         _save(w, subscriber, form, ctx, now)
         notice = "Your preferences are saved."
     elif action == "unsubscribe":
@@ -131,7 +141,14 @@ async def preferences_post(request: Request) -> Response:
         activate(w.store, subscriber, action="resubscribe", ctx=ctx, now=now)
         notice = "Welcome back: you are subscribed again."
     elif action == "export":
-        return _export(w, subscriber)
+        answer = _preferences(
+            w,
+            subscriber,
+            f"We emailed a link to {subscriber.email}: it downloads your data for the next "
+            f"{DATA_MAX_AGE // 60} minutes.",
+        )
+        answer.background = mail_later(w, subscriber, "data")
+        return answer
     elif action == "erase" and text(form, "confirm") == "yes":
         erase(w.store, subscriber, now=now)
         return w.message(
@@ -160,7 +177,16 @@ def _save(
         consent.pause(w.store, subscriber.id, until, ctx=ctx, now=now)
 
 
-def _export(w: Web, subscriber: Subscriber) -> Response:
+async def my_data(request: Request) -> Response:
+    """The link of the "download my data" email: everything kept, as a JSON download. Only
+    reads: a link scanner opening it gives the data to the person's own mail provider."""
+    w = web(request)
+    found = w.tokens.check_link("data", request.query_params.get("token"), DATA_MAX_AGE)
+    subscriber = find_subscriber(w.store, ref=found[0]) if found and found[0] else None
+    if found is None or subscriber is None:
+        return w.invalid_link()
+    if fingerprint(f"{subscriber.email}|{subscriber.token}") != found[1]:
+        return w.invalid_link()  # unsubscribed or erased since: a new token
     data = export_data(w.store, subscriber, now=w.now())
     data["preferences_url"] = subscriber_url(
         w.config.organisation.public_url, "preferences", subscriber.token
@@ -177,4 +203,5 @@ ROUTES = [
     Route("/unsubscribe", unsubscribe_post, methods=["POST"]),
     Route("/preferences", preferences_page, methods=["GET"]),
     Route("/preferences", preferences_post, methods=["POST"]),
+    Route("/my-data", my_data, methods=["GET"]),
 ]

@@ -45,6 +45,7 @@ from publisher.deliver.base import (
     check_header,
     list_unsubscribe,
     message_id,
+    opaque_id,
 )
 from publisher.errors import DeliveryError
 from publisher.render.personalise import (
@@ -253,7 +254,7 @@ class SendGridBackend:
                 _json(unsubscribe),
                 _json(preferences_at + token),
                 _json(f"<{unsubscribe}>, <{mailto}{token}>"),
-                _json(f"{id_head}{sid}{id_tail}"),
+                _json(f"{id_head}{opaque_id(sid)}{id_tail}"),
             )
 
     @staticmethod

@@ -2,7 +2,7 @@
 (invitations, resets), passkeys, TOTP and recovery codes, owner settings, aggregated audit rows.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from publisher.store.models import UTCDateTime
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
