@@ -3,9 +3,9 @@ where collection puts what they found (the store, passed in by the pipeline)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-import re
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Protocol
 
@@ -17,8 +17,8 @@ from publisher.support.sanitize import (
     AUTHOR_MAX,
     SUMMARY_MAX,
     TITLE_MAX,
-    markup_text,
     iri,
+    markup_text,
     plain_text,
     strip_control_chars,
 )

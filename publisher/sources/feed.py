@@ -10,11 +10,10 @@ reported with its index, the others are kept.
 
 from __future__ import annotations
 
-import calendar
-import time
+import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import feedparser
 import httpx
@@ -30,10 +29,11 @@ from publisher.sources.base import (
     check_kind,
     item_url,
     optional_url,
-    parse_datetime,
     parse_topics,
+    parse_when,
     vet_item,
 )
+from publisher.sources.dates import entry_dates
 from publisher.sources.fetch import FetchError, Limits, fetch
 from publisher.sources.jsonfeed import JsonFeedDocument, JsonItem, describe
 from publisher.support.bounded import LimitError, load_json
@@ -58,6 +58,8 @@ class FeedSource:
         self.limits = Limits(timeout=cfg.timeout, deadline=cfg.deadline, max_bytes=cfg.max_bytes)
         self.default_kind = cfg.default_kind
         self.topics = parse_topics(cfg.topics)  # "Labor Rights" -> labor-rights, like tags
+        self.zone = ZoneInfo(config.organisation.timezone)  # what a date-only date means
+        self.language: str | None = None  # the feed's, for dates feedparser cannot read
 
     def target(self, memory: SourceMemory) -> str:
         """The URL fetched: the one a permanent redirect led to, once there was one. A feed
@@ -127,6 +129,7 @@ class FeedSource:
         if not parsed.get("version") and not parsed.entries:
             result.problems.append(Problem(self.name, url, "not an RSS, Atom or JSON feed"))
             return result
+        self.language = parsed.feed.get("language") if parsed.get("feed") else None
         self._add_entries(result, url, parsed.entries, self._from_entry, "entry")
         return result
 
@@ -161,15 +164,16 @@ class FeedSource:
         title = _typed_text(entry, "title", TITLE_MAX)
         if not title:
             raise ValueError("entry has no title")
-        link = _entry_link(entry, feed_url, title)
-        guid = entry.get("id") or link
-        published, updated = _entry_dates(entry, title)
-        body_html = _entry_body(entry, link)
+        link = _entry_link(entry, feed_url)
+        guid = entry.get("id") or link or _fallback_id(title, entry)
+        (published, day), updated = entry_dates(entry, self.zone, self.language)
+        body_html = _entry_body(entry, link or feed_url)
         summary = _typed_text(entry, "summary", SUMMARY_LIMIT) or summarise(body_html)
         image = None
         for enclosure in entry.get("enclosures", []) or entry.get("media_content", []):
             if str(enclosure.get("type", "")).startswith("image/"):
-                image = optional_url(enclosure.get("href") or enclosure.get("url"), link, "image")
+                href = enclosure.get("href") or enclosure.get("url")
+                image = optional_url(href, link or feed_url, "image")
                 break
         terms = [str(t.get("term") or "") for t in entry.get("tags", []) if isinstance(t, dict)]
         topics = self.topics + parse_topics(terms)
@@ -180,6 +184,7 @@ class FeedSource:
             url=link,
             published=published,
             updated=updated,
+            day=day,
             source=self.name,
             kind=self.default_kind,
             summary=summary,
@@ -219,29 +224,30 @@ class FeedSource:
         if not title:
             raise ValueError("item has no title")
         guid = str(entry.id) if entry.id is not None else None
-        link = _link_or_guid(entry.url, guid, feed_url, title)
-        published = parse_datetime(
-            entry.date_published or entry.date_modified, field_name="date_published"
+        link = item_url(entry.url, feed_url, "url") if entry.url else _guid_link(guid)
+        published, day = parse_when(
+            entry.date_published or entry.date_modified, self.zone, field_name="date_published"
         )
         if entry.content_html:
-            body_html = sanitize_html(entry.content_html, base_url=link)
+            body_html = sanitize_html(entry.content_html, base_url=link or feed_url)
         else:
             body_html = text_to_html(entry.content_text or "")
         return Item(
-            id=f"{self.name}:{guid or link}",
+            id=f"{self.name}:{guid or link or _fallback_id(title, {})}",
             title=title,
             url=link,
             published=published,
-            updated=parse_datetime(entry.date_modified, field_name="date_modified")
+            updated=parse_when(entry.date_modified, self.zone, field_name="date_modified")[0]
             if entry.date_modified
             else None,
+            day=day,
             source=self.name,
             kind=check_kind(None, self.default_kind),
             summary=markup_text(entry.summary, SUMMARY_LIMIT) or summarise(body_html),
             body_html=body_html,
             author=markup_text(entry.author_name, AUTHOR_MAX) or None,
             topics=tuple(dict.fromkeys(self.topics + parse_topics(entry.tags))),
-            image=optional_url(entry.image or entry.banner_image, link, "image"),
+            image=optional_url(entry.image or entry.banner_image, link or feed_url, "image"),
         )
 
 
@@ -255,42 +261,36 @@ def _typed_text(entry: feedparser.FeedParserDict, key: str, limit: int) -> str:
     return markup_text(value, limit)
 
 
-def _entry_link(entry: feedparser.FeedParserDict, feed_url: str, title: str) -> str:
-    """The entry's link, relative ones resolved against the feed; without one, the guid if
-    it is an absolute http(s) URL (feedparser copies an RSS guid into `link`, unresolved)."""
-    # An RSS guid copied into `link` leaves `links` empty: only real link elements count.
-    links = [x for x in entry.get("links") or [] if x.get("rel", "alternate") == "alternate"]
-    link = entry.get("link")
-    if link and links:
-        return item_url(link, feed_url, "link")
-    return _link_or_guid(None, entry.get("id"), feed_url, title)
+def _entry_link(entry: feedparser.FeedParserDict, feed_url: str) -> str:
+    """The best http(s) alternate among the entry's links (an HTML page before a PDF or an
+    audio file), relative ones resolved against the feed; without one, the guid if it is
+    an http(s) URL (feedparser copies an RSS guid into `link`, but not into `links`);
+    without either, "": the item has no link."""
+    candidates = []
+    for link in entry.get("links") or []:
+        if link.get("rel", "alternate") != "alternate":
+            continue
+        try:
+            url = item_url(link.get("href"), feed_url, "link")
+        except ValueError:
+            continue
+        candidates.append((0 if link.get("type") in _PAGE_TYPES else 1, url))
+    if candidates:
+        return min(candidates, key=lambda candidate: candidate[0])[1]
+    return _guid_link(entry.get("id"))
 
 
-def _link_or_guid(link: str | None, guid: str | None, feed_url: str, title: str) -> str:
-    if link:
-        return item_url(link, feed_url, "link")
-    if guid and guid.startswith(("https://", "http://")):
+def _guid_link(guid: object) -> str:
+    if isinstance(guid, str) and guid.startswith(("https://", "http://")):
         return item_url(guid, None, "id")
-    shown = f"'{guid[:80]}'" if guid else "none"
-    raise ValueError(
-        f"'{title[:80]}' has no link and its id ({shown}) is not an http(s) URL; skipped"
-    )
+    return ""
 
 
-def _entry_dates(entry: feedparser.FeedParserDict, title: str) -> tuple[datetime, datetime | None]:
-    # Look keys up explicitly: feedparser's published/updated fallback mapping warns.
-    updated = entry["updated_parsed"] if "updated_parsed" in entry else None
-    stamp = (entry["published_parsed"] if "published_parsed" in entry else None) or updated
-    if not stamp:
-        raise ValueError(f"entry '{title[:80]}' has no (readable) date")
-    return _from_struct(stamp), _from_struct(updated) if updated else None
-
-
-def _from_struct(stamp: time.struct_time) -> datetime:
-    try:
-        return datetime.fromtimestamp(calendar.timegm(stamp), UTC)
-    except (OverflowError, ValueError, OSError):
-        raise ValueError(f"date {time.strftime('%Y-%m-%d', stamp)} is out of range") from None
+def _fallback_id(title: str, entry: Any) -> str:
+    """An id for an entry with neither guid nor link: nothing else about it is stable, so
+    its title and date (an edit to either makes it a new item, as in rss2email)."""
+    raw = f"{title}\x1f{dict.get(entry, 'published') or dict.get(entry, 'updated') or ''}"
+    return "sha1:" + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
 
 
 def _entry_body(entry: feedparser.FeedParserDict, link: str) -> str:
@@ -303,6 +303,8 @@ def _entry_body(entry: feedparser.FeedParserDict, link: str) -> str:
 
 
 # feedparser flags these, but the document itself parsed fine.
+# Alternate links a reader opens as a page (absent type: a page too).
+_PAGE_TYPES = {None, "", "text/html", "application/xhtml+xml"}
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 _ACCEPT = (
     "application/feed+json, application/atom+xml, application/rss+xml, "

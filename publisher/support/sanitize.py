@@ -35,9 +35,7 @@ DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "noscript",
 # discourages them, and in real feeds they are mis-decoded Windows-1252 punctuation that no
 # reader shows); the non-characters XML forbids; and lone surrogates (JSON can spell them,
 # UTF-8 cannot encode them).
-_CONTROL_CHARS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]"
-)
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
 # ASCII that may not appear in a URI (RFC 3986): space, controls, "<>\\^`{|}; and a '%' that
 # does not start an escape.
 _NOT_IN_URI = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f]|%(?![0-9A-Fa-f]{2})')
