@@ -143,7 +143,7 @@ def test_a_timestamp_is_not_a_day_and_a_bad_day_is_refused():
 def test_a_day_keeps_the_hash_of_items_stored_before_days_existed():
     """Items stored before `day` existed are not all 'edited' by the upgrade."""
     item = Item(id="a", title="T", url="", published=FIXED_NOW, source="s")
-    before = {  # what Item.content_hash hashed before the field existed
+    before: dict[str, object] = {  # what Item.content_hash hashed before the field existed
         "id": "a", "title": "T", "url": "", "published": FIXED_NOW.isoformat(), "source": "s",
         "kind": "article", "summary": "", "body_html": "", "author": None, "updated": None,
         "topics": [], "image": None, "image_alt": None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import feedparser
@@ -97,9 +97,9 @@ def test_a_link_with_spaces_is_percent_encoded_and_readable_where_the_format_all
     iri = "https://odd.example/news/a%20story%20über%20ü.html"
     uri = "https://odd.example/news/a%20story%20%C3%BCber%20%C3%BC.html"
     rss = etree.fromstring(docs["everything.rss"])
-    assert uri in rss.xpath("//item/link/text()")  # RSS <link> takes a URI only
+    assert uri in [link.text for link in rss.iter("link")]  # RSS <link> takes a URI only
     atom = etree.fromstring(docs["everything.atom"])
-    assert iri in atom.xpath("//a:entry/a:link/@href", namespaces={"a": ATOM[1:-1]})
+    assert iri in [link.get("href") for link in atom.iter(f"{ATOM}link")]
     assert uri in [i.get("url") for i in json.loads(docs["everything.json"])["items"]]
     for data in docs.values():
         assert b"a story" not in data  # no raw space in any link
@@ -123,7 +123,7 @@ def test_a_status_feed_without_links_is_kept_whole(tmp_path, httpserver, store):
     assert len(entries) == 10
     for entry in entries:
         assert entry.find("link") is None
-        assert entry.find("guid").get("isPermaLink") == "false"
+        assert present(entry.find("guid")).get("isPermaLink") == "false"
     atom = etree.fromstring(documents(tmp_path)["everything.atom"])
     assert not atom.findall(f"{ATOM}entry/{ATOM}link")
     parsed = json.loads(documents(tmp_path)["everything.json"])
@@ -144,7 +144,7 @@ def test_a_portuguese_feed_with_dates_feedparser_cannot_read(tmp_path, httpserve
     assert first.published == datetime(2018, 9, 10, 13, 30, tzinfo=UTC) and first.day is None
     assert dates["Notícia 15"].published == datetime(2018, 9, 24, 13, 30, tzinfo=UTC)
     day_only = dates["Notícia só com dia"]  # 'Seg, 24 Set 2018': that day in New York
-    assert day_only.day.isoformat() == "2018-09-24"
+    assert day_only.day == date(2018, 9, 24)
     assert day_only.published == datetime(2018, 9, 24, 4, 0, tzinfo=UTC)
 
 
@@ -227,7 +227,7 @@ def test_an_rss_date_that_is_only_a_day_is_that_day_in_the_feeds(
     )
     run_once(config, store, now=FIXED_NOW)
     item = {item.title: item for item in list_items(store)}["Only a day"]
-    assert item.published == utc and item.day.isoformat() == "2026-11-20"
+    assert item.published == utc and item.day == date(2026, 11, 20)
     feed = json.loads(documents(tmp_path)["everything.json"])
     entry = [i for i in feed["items"] if i["title"] == "Only a day"][0]
     assert entry["date_published"] == f"2026-11-20T00:00:00{offset}"

@@ -129,13 +129,13 @@ def test_migration_reslugs_stored_topics_without_losing_a_choice(database_url):
             (3, "cy@example.org", '["!!!"]', "c" * 64),  # no letter: kept, never "all"
             (4, "di@example.org", '["labor", "LABOR"]', "d" * 64),
         ]
-        for row_id, email, topics, token in rows:
+        for row_id, email, chosen, token in rows:
             connection.execute(
                 text(
                     "INSERT INTO subscribers (id, email, topics, status, token, created_at,"
                     " updated_at) VALUES (:id, :email, :topics, 'active', :token, :now, :now)"
                 ),
-                {"id": row_id, "email": email, "topics": topics, "token": token, "now": now},
+                {"id": row_id, "email": email, "topics": chosen, "token": token, "now": now},
             )
         connection.execute(
             text(
