@@ -4,6 +4,7 @@ feeds. Nothing is lost that rss2email delivers, and what is published is valid."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, date, datetime
@@ -234,3 +235,34 @@ def test_an_rss_date_that_is_only_a_day_is_that_day_in_the_feeds(
     rss = documents(tmp_path)["everything.rss"].decode()
     assert f"Fri, 20 Nov 2026 00:00:00 {offset.replace(':', '')}" in rss
     assert "Only a day (20 November 2026)" in edition_text(store)
+
+
+def test_an_item_without_a_link_is_shown_whole_in_every_section_without_read_more():
+    """Featured and list sections, HTML and text: the title is not a link, the text is the
+    body's whole text (not an excerpt), and there is no "Read more"."""
+    from publisher.compose.edition import CampaignHistory, compose_edition
+    from publisher.render.email import render_edition
+    from tests.test_render_fixtures import item, sample_campaign, sample_config
+
+    config = sample_config()
+    words = " ".join(f"word{k}" for k in range(300))  # longer than any excerpt
+    linkless = [
+        dataclasses.replace(
+            item(slug, days_ago=2, kind=kind, image=False),
+            url="",
+            summary="Short summary.",
+            body_html=f"<p>{slug} {words} end.</p>",
+        )
+        for slug, kind in (("featured-notice", "resource"), ("listed-notice", "article"))
+    ]
+    edition = present(
+        compose_edition(linkless, sample_campaign(config), now=FIXED_NOW, history=CampaignHistory())
+    )
+    assert {i.id for i in edition.items} == {"test:featured-notice", "test:listed-notice"}
+    rendered = render_edition(edition, config.organisation, web_url="https://www.example.org/a")
+    for shown in (rendered.html, rendered.text.replace("\n", " ")):
+        assert "Read more" not in shown
+        for slug in ("featured-notice", "listed-notice"):
+            assert f"{slug} {words[:200]}" in " ".join(shown.split())
+            assert "word299 end." in shown
+    assert 'href=""' not in rendered.html
