@@ -235,7 +235,7 @@ def feed_entry(entry: Entry) -> FeedEntry:
     if entry.url:  # an item without a link has none; its guid is never a permalink
         out.link(href=uri(entry.url))
     if entry.image:
-        out.link(href=entry.image, rel="enclosure", type=image_type(entry.image))
+        out.link(href=uri(entry.image), rel="enclosure", type=image_type(entry.image))
     out.published(entry.published)
     out.updated(entry.updated)
     if entry.author:
@@ -259,7 +259,7 @@ def json_item(entry: Entry) -> dict:
         "summary": entry.summary,
     }
     if entry.image:
-        out["image"] = entry.image
+        out["image"] = uri(entry.image)
     out["date_published"] = entry.published.isoformat()  # UTC, or a day's start (shown_moment)
     if entry.updated != entry.published:
         out["date_modified"] = utc_iso(entry.updated)

@@ -10,6 +10,7 @@ reported with its index, the others are kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -59,7 +60,6 @@ class FeedSource:
         self.default_kind = cfg.default_kind
         self.topics = parse_topics(cfg.topics)  # "Labor Rights" -> labor-rights, like tags
         self.zone = ZoneInfo(config.organisation.timezone)  # what a date-only date means
-        self.language: str | None = None  # the feed's, for dates feedparser cannot read
 
     def target(self, memory: SourceMemory) -> str:
         """The URL fetched: the one a permanent redirect led to, once there was one. A feed
@@ -129,8 +129,10 @@ class FeedSource:
         if not parsed.get("version") and not parsed.entries:
             result.problems.append(Problem(self.name, url, "not an RSS, Atom or JSON feed"))
             return result
-        self.language = parsed.feed.get("language") if parsed.get("feed") else None
-        self._add_entries(result, url, parsed.entries, self._from_entry, "entry")
+        # the feed's language reads the dates feedparser cannot (sources.dates)
+        language = parsed.feed.get("language") if parsed.get("feed") else None
+        convert = functools.partial(self._from_entry, language=language)
+        self._add_entries(result, url, parsed.entries, convert, "entry")
         return result
 
     def _add_entries(
@@ -160,13 +162,15 @@ class FeedSource:
             seen[item.id] = index
             result.items.append(item)
 
-    def _from_entry(self, entry: feedparser.FeedParserDict, feed_url: str) -> Item:
+    def _from_entry(
+        self, entry: feedparser.FeedParserDict, feed_url: str, language: str | None = None
+    ) -> Item:
         title = _typed_text(entry, "title", TITLE_MAX)
         if not title:
             raise ValueError("entry has no title")
         link = _entry_link(entry, feed_url)
         guid = entry.get("id") or link or _fallback_id(title, entry)
-        (published, day), updated = entry_dates(entry, self.zone, self.language)
+        (published, day), updated = entry_dates(entry, self.zone, language)
         body_html = _entry_body(entry, link or feed_url)
         summary = _typed_text(entry, "summary", SUMMARY_LIMIT) or summarise(body_html)
         image = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _APOSTROPHES = re.compile(r"['\u2019\u02bc]")
 MAX_SLUG = 100
@@ -60,6 +61,7 @@ def _cut(slug: str) -> str:
     return slug[:end].strip("-")
 
 
+@lru_cache(maxsize=4096)  # called for every subscriber of an audience
 def legacy_slug(slug: str) -> str:
     """The slug an earlier version made of the same words: it treated combining marks as
     separators ('आर्थिक-न्याय' was 'आरथ-क-नय-य'). Only for matching choices stored
