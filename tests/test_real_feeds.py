@@ -266,3 +266,15 @@ def test_an_item_without_a_link_is_shown_whole_in_every_section_without_read_mor
             assert f"{slug} {words[:200]}" in " ".join(shown.split())
             assert "word299 end." in shown
     assert 'href=""' not in rendered.html
+
+
+def test_foreign_dates_are_read_in_a_known_language_only():
+    from publisher.sources.dates import foreign_date
+
+    moment = datetime(2018, 9, 24, 13, 30, tzinfo=UTC)
+    assert foreign_date("Seg, 24 Set 2018 10:30:00 -0300", "pt-BR") == moment
+    assert foreign_date("lun., 24 sept. 2018 15:30:00 +0200", "fr") == moment
+    assert foreign_date("Seg, 24 Set 2018 10:30:00 -0300", "xx") is None  # unknown: no guess
+    assert foreign_date("Seg, 24 Set 2018 10:30:00 -0300", None) is None
+    assert foreign_date("ontem", "pt") is None  # relative: never against the real clock
+    assert foreign_date("24 Set", "pt") is None  # no year: never the current one

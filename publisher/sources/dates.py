@@ -1,16 +1,19 @@
 """Dates as RSS and Atom entries write them: feedparser's reading first; a date it cannot
-read ('Seg, 24 Set 2018', Portuguese) by dateparser in the feed's language; a date that is
-only a day ('2026-12-04', 'Fri, 04 Dec 2026') means that day in the organisation's zone."""
+read ('Seg, 24 Set 2018', Portuguese) by dateparser in the feed's language (the
+organisation's when the feed names none); a date that is only a day ('2026-12-04',
+'Fri, 04 Dec 2026') means that day in the organisation's zone."""
 
 from __future__ import annotations
 
 import calendar
+import functools
 import re
+import threading
 import time
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-import dateparser
+from dateparser.date import DateDataParser
 
 from publisher.sources.base import day_start
 
@@ -23,6 +26,7 @@ _SETTINGS: Any = {
     "TO_TIMEZONE": "UTC",
     "RETURN_AS_TIMEZONE_AWARE": True,
 }
+_LOCK = threading.Lock()
 _HAS_TIME = re.compile(r"\d:\d\d|T\d\d")
 
 When = tuple[datetime, date | None]  # the moment, and the day when only a day was given
@@ -54,19 +58,33 @@ def entry_date(entry: Any, key: str, zone: tzinfo, language: str | None) -> When
 
 
 def foreign_date(raw: object, language: str | None) -> datetime | None:
-    """A date feedparser could not read, read by dateparser in the feed's language (any
-    language it knows, when the feed names none or one it does not know)."""
+    """A date feedparser could not read, read by dateparser in the feed's language (else
+    the organisation's); None when neither is a language dateparser knows."""
     if not isinstance(raw, str) or not raw.strip():
         return None
-    code = (language or "").split("-")[0].strip().lower()
-    try:
-        found = dateparser.parse(raw[:100], languages=[code] if code else None, settings=_SETTINGS)
-    except ValueError:  # a language dateparser does not know
-        found = dateparser.parse(raw[:100], settings=_SETTINGS)
+    parser = _parser((language or "").split("-")[0].strip().lower())
+    if parser is None:
+        return None
+    with _LOCK:  # one parser per language, shared by the pool's threads
+        found = parser.get_date_data(raw[:100]).date_obj
     try:
         return found.astimezone(UTC) if found else None
     except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
         raise ValueError(f"date '{raw[:60]}' is out of range") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _parser(code: str) -> DateDataParser | None:
+    """Made once per language (making one costs a second; a date then takes milliseconds).
+    Never one that guesses the language: that takes about two seconds a date."""
+    if not code:
+        return None
+    try:
+        parser = DateDataParser(languages=[code], settings=_SETTINGS)
+        parser.get_date_data("2000-01-01")  # its languages are only loaded, and checked, here
+    except ValueError:  # a language dateparser does not know
+        return None
+    return parser
 
 
 def from_struct(stamp: time.struct_time) -> datetime:

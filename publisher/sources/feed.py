@@ -60,6 +60,7 @@ class FeedSource:
         self.default_kind = cfg.default_kind
         self.topics = parse_topics(cfg.topics)  # "Labor Rights" -> labor-rights, like tags
         self.zone = ZoneInfo(config.organisation.timezone)  # what a date-only date means
+        self.language = config.organisation.language  # for a feed that names none
 
     def target(self, memory: SourceMemory) -> str:
         """The URL fetched: the one a permanent redirect led to, once there was one. A feed
@@ -130,7 +131,7 @@ class FeedSource:
             result.problems.append(Problem(self.name, url, "not an RSS, Atom or JSON feed"))
             return result
         # the feed's language reads the dates feedparser cannot (sources.dates)
-        language = parsed.feed.get("language") if parsed.get("feed") else None
+        language = (parsed.feed.get("language") if parsed.get("feed") else None) or self.language
         convert = functools.partial(self._from_entry, language=language)
         self._add_entries(result, url, parsed.entries, convert, "entry")
         return result
