@@ -17,7 +17,7 @@ KINDS = ("article", "resource", "news", "action", "event")
 class Item:
     id: str  # stable for the life of the item: never derived from title, body or URL edits
     title: str
-    url: str
+    url: str  # http(s), as an IRI ('a%20b', letters of any script kept); "": no link at all
     published: datetime  # timezone-aware, UTC
     source: str
     kind: str = "article"
