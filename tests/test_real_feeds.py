@@ -278,3 +278,29 @@ def test_foreign_dates_are_read_in_a_known_language_only():
     assert foreign_date("Seg, 24 Set 2018 10:30:00 -0300", None) is None
     assert foreign_date("ontem", "pt") is None  # relative: never against the real clock
     assert foreign_date("24 Set", "pt") is None  # no year: never the current one
+
+
+def test_json_feed_items_without_an_http_link_are_kept(make_config):
+    from publisher.sources.feed import FeedSource
+
+    config = make_config('sources:\n  - {name: j, type: feed, url: "https://j.example/f"}\n')
+    source = FeedSource(config.sources[0], config)
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "J",
+        "items": [
+            {"title": "No link, no id", "content_text": "t", "date_published": "2026-11-20"},
+            {"id": "https://j.example/2", "url": "ftp://j.example/2", "title": "Ftp link"},
+            {"id": "opaque-3", "url": "/3", "title": "Relative", "date_published": "2026-11-20"},
+        ],
+    }
+    doc["items"][1]["date_published"] = "2026-11-20T10:00:00Z"
+    result = source.parse(json.dumps(doc).encode(), "https://j.example/f", {})
+    assert result.problems == []
+    urls = {item.title: item.url for item in result.items}
+    assert urls == {
+        "No link, no id": "",
+        "Ftp link": "https://j.example/2",  # not ftp: the id, an http(s) URL
+        "Relative": "https://j.example/3",
+    }
+    assert result.items[0].id.startswith("j:sha1:")

@@ -3,8 +3,9 @@ conditional GET, redirects followed (permanent ones remembered), 410 Gone disabl
 
 Each entry is read as the feed declares it: a text/plain field stays text, an HTML one is
 sanitised; links (item links, and links inside the content, `#comments` too) resolve against
-the item's own URL; an item without a link uses its id when that is an http(s) URL and is
-reported otherwise; a second entry with an id already seen is reported. One bad entry is
+the item's own URL; of several alternate links the best http(s) one is taken; an item
+without a link uses its id when that is an http(s) URL and is kept without a link otherwise
+(a status feed); a second entry with an id already seen is reported. One bad entry is
 reported with its index, the others are kept.
 """
 
@@ -229,7 +230,8 @@ class FeedSource:
         if not title:
             raise ValueError("item has no title")
         guid = str(entry.id) if entry.id is not None else None
-        link = item_url(entry.url, feed_url, "url") if entry.url else _guid_link(guid)
+        link = _json_link(entry.url, guid, feed_url)
+        dated = {"published": entry.date_published}  # for an id, if it has neither
         published, day = parse_when(
             entry.date_published or entry.date_modified, self.zone, field_name="date_published"
         )
@@ -238,7 +240,7 @@ class FeedSource:
         else:
             body_html = text_to_html(entry.content_text or "")
         return Item(
-            id=f"{self.name}:{guid or link or _fallback_id(title, {})}",
+            id=f"{self.name}:{guid or link or _fallback_id(title, dated)}",
             title=title,
             url=link,
             published=published,
@@ -283,6 +285,14 @@ def _entry_link(entry: feedparser.FeedParserDict, feed_url: str) -> str:
     if candidates:
         return min(candidates, key=lambda candidate: candidate[0])[1]
     return _guid_link(entry.get("id"))
+
+
+def _json_link(url: str | None, guid: str | None, feed_url: str) -> str:
+    """A JSON Feed item's url if it is http(s), else its id if that is, else "" (none)."""
+    try:
+        return item_url(url, feed_url, "url") if url else _guid_link(guid)
+    except ValueError:  # not http(s): as an RSS/Atom link that is not, never used
+        return _guid_link(guid)
 
 
 def _guid_link(guid: object) -> str:
