@@ -290,11 +290,15 @@ def test_json_feed_items_without_an_http_link_are_kept(make_config):
         "title": "J",
         "items": [
             {"title": "No link, no id", "content_text": "t", "date_published": "2026-11-20"},
-            {"id": "https://j.example/2", "url": "ftp://j.example/2", "title": "Ftp link"},
+            {
+                "id": "https://j.example/2",
+                "url": "ftp://j.example/2",
+                "title": "Ftp link",
+                "date_published": "2026-11-20T10:00:00Z",
+            },
             {"id": "opaque-3", "url": "/3", "title": "Relative", "date_published": "2026-11-20"},
         ],
     }
-    doc["items"][1]["date_published"] = "2026-11-20T10:00:00Z"
     result = source.parse(json.dumps(doc).encode(), "https://j.example/f", {})
     assert result.problems == []
     urls = {item.title: item.url for item in result.items}
