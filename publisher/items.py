@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime
 
 KINDS = ("article", "resource", "news", "action", "event")
 
@@ -17,7 +17,7 @@ KINDS = ("article", "resource", "news", "action", "event")
 class Item:
     id: str  # stable for the life of the item: never derived from title, body or URL edits
     title: str
-    url: str
+    url: str  # http(s), as an IRI ('a%20b', letters of any script kept); "": no link at all
     published: datetime  # timezone-aware, UTC
     source: str
     kind: str = "article"
@@ -28,6 +28,10 @@ class Item:
     topics: tuple[str, ...] = ()
     image: str | None = None
     image_alt: str | None = None
+    # The calendar day, when the source gave only a day ('date: 2026-12-04'): `published` is
+    # then that day's start in the organisation's time zone, and every display shows this day
+    # (in any zone). None: `published` is a full timestamp.
+    day: date | None = None
     # When the store first saw the item (None before it is stored). Feed archives are cut in
     # this order, so an item that arrives backdated never reshuffles archives already written.
     first_seen: datetime | None = field(default=None, compare=False, hash=False)
@@ -43,13 +47,15 @@ class Item:
             f.name: _jsonable(getattr(self, f.name))
             for f in fields(self)
             if f.name not in ("extra", "first_seen", "origin")
+            # absent rather than null: items stored before `day` existed keep their hash
+            and not (f.name == "day" and self.day is None)
         }
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(raw).hexdigest()
 
 
 def _jsonable(value: object) -> object:
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # datetime too
         return value.isoformat()
     if isinstance(value, tuple):
         return list(value)

@@ -150,7 +150,7 @@ def test_feed_text_types_topics_anchors_links_and_guids(make_config, fixed_now, 
     result = feed_source(make_config, url).collect(
         CollectContext(now=fixed_now, memory=SourceMemory())
     )
-    first, second = result.items
+    first, second, opaque = result.items
     assert first.title == "std::vector<int> explained"
     assert second.title == "Compare a<b and b>c"
     assert first.topics == ("劳工", "труд")
@@ -158,8 +158,8 @@ def test_feed_text_types_topics_anchors_links_and_guids(make_config, fixed_now, 
     assert f'href="{first.url}#comments"' in first.body_html  # ...anchors to the item's
     assert f'href="{httpserver.url_for("/up")}"' in first.body_html
     assert second.url == "https://p.example/s/2"  # no link: the guid is a URL
+    assert (opaque.url, opaque.id) == ("", "p:tag-3")  # no link at all: kept without one
     assert [(p.where, p.reason.split(";")[0]) for p in result.problems] == [
-        (f"{url} entry 3", "'Opaque' has no link and its id ('tag-3') is not an http(s) URL"),
         (f"{url} entry 4", "duplicate id 'p:urn:1' (entry 1 has it too)"),
     ]
 

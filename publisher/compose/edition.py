@@ -223,10 +223,11 @@ def _utc(moment: datetime) -> str:
 
 def _email_safe(items: list[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
     """Emails link only to https: an item whose own link is not https is left out (and
-    reported); an image that is not https is dropped, the item kept."""
+    reported); an image that is not https is dropped, the item kept. An item without a link
+    (url "") is kept: the digest shows it whole, with no "read more"."""
     kept, left_out = [], []
     for item in items:
-        if not item.url.startswith("https://"):
+        if item.url and not item.url.startswith("https://"):
             left_out.append((item, f"its link {item.url} is not https"))
             continue
         if item.image and not item.image.startswith("https://"):

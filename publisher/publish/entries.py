@@ -16,19 +16,24 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timezone
 
 from feedgen.entry import FeedEntry
 from lxml import etree
 
 from publisher.items import Item
-from publisher.support.sanitize import strip_control_chars, summarise
+from publisher.support.sanitize import iri, strip_control_chars, summarise, uri
 
 DC_NS = "http://purl.org/dc/elements/1.1/"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 # feedgen builds each RSS item detached from the document: without a registered prefix
 # lxml would call content:encoded "ns0:encoded" there.
 etree.register_namespace("content", CONTENT_NS)
+# An item's full text goes into the feeds up to this size (UTF-8 bytes of its HTML); a
+# longer one is replaced by its summary and a link to the whole text, so that one huge item
+# cannot carry every document it is in past a validator's or reader's limit (the W3C
+# validator takes 5 MB; 50 entries of 50 KB, escaped in RSS, stay well under that).
+FEED_BODY_MAX = 50_000
 RSS_INDENT = "    "  # entries sit in <rss><channel>
 ATOM_INDENT = "  "  # entries sit in <feed>
 
@@ -59,13 +64,38 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def shown_moment(item: Item) -> datetime:
+    """When the feeds say the item was published: a date-only item (Item.day) as the start
+    of its day with the offset of the organisation's zone that day ('2026-12-04T00:00:00
+    -05:00'), so a reader shows that calendar day; any other item in UTC."""
+    if item.day is not None:
+        offset = datetime.combine(item.day, time(0), UTC) - item.published
+        try:
+            return item.published.astimezone(timezone(offset))
+        except ValueError:  # not a day start after all (an offset of a day or more)
+            pass
+    return item.published.astimezone(UTC)
+
+
+def feed_content(body_html: str, summary: str, url: str) -> str:
+    """The HTML a feed carries for an item: its body up to FEED_BODY_MAX, else its summary
+    and a link to the whole text."""
+    body = clean(body_html)
+    if body and len(body.encode("utf-8", "surrogatepass")) <= FEED_BODY_MAX:
+        return body
+    shown = f"<p>{html.escape(summary)}</p>"
+    if body and url:
+        shown += f'<p><a href="{html.escape(url)}">Read the whole text</a></p>'
+    return shown
+
+
 @dataclass(frozen=True)
 class Entry:
     """An item as every format shows it: cleaned once, whatever the number of feeds."""
 
     guid: str
     title: str
-    url: str
+    url: str  # an IRI (Atom keeps it readable; RSS and JSON Feed get it as a URI); "": none
     summary: str  # plain text
     content: str  # sanitised HTML
     published: datetime
@@ -77,14 +107,15 @@ class Entry:
 
 def prepare_entry(item: Item, guid: str) -> Entry:
     summary = summary_text(item)
+    published = shown_moment(item)
     return Entry(
         guid=guid,
         title=clean(item.title),
         url=item.url,
         summary=summary,
-        content=clean(item.body_html) or f"<p>{html.escape(summary)}</p>",
-        published=item.published,
-        updated=item_updated(item),
+        content=feed_content(item.body_html, summary, item.url),
+        published=published,
+        updated=max(published, item.updated or published),
         author=clean(item.author) or None,
         topics=tuple(topic for topic in map(clean, item.topics) if topic),
         image=item.image or None,
@@ -134,6 +165,8 @@ class EntryCache:
             element = self._feedgen_entry(item).atom_entry()
             if item.image:
                 _fix_enclosure(element, item.image)
+            if item.url:  # Atom takes IRIs: the link as written, not escaped for RSS
+                element.findall("link")[0].set("href", iri(item.url))
             cached = self._atom[item.id] = _fragment(element, ATOM_INDENT)
         return cached
 
@@ -199,9 +232,10 @@ def feed_entry(entry: Entry) -> FeedEntry:
     out = FeedEntry()
     out.guid(entry.guid, permalink=False)
     out.title(entry.title)
-    out.link(href=entry.url)
+    if entry.url:  # an item without a link has none; its guid is never a permalink
+        out.link(href=uri(entry.url))
     if entry.image:
-        out.link(href=entry.image, rel="enclosure", type=image_type(entry.image))
+        out.link(href=uri(entry.image), rel="enclosure", type=image_type(entry.image))
     out.published(entry.published)
     out.updated(entry.updated)
     if entry.author:
@@ -216,16 +250,17 @@ def feed_entry(entry: Entry) -> FeedEntry:
 
 
 def json_item(entry: Entry) -> dict:
-    out: dict = {
-        "id": entry.guid,
-        "url": entry.url,
+    out: dict = {"id": entry.guid}
+    if entry.url:
+        out["url"] = uri(entry.url)
+    out |= {
         "title": entry.title,
         "content_html": entry.content,
         "summary": entry.summary,
     }
     if entry.image:
-        out["image"] = entry.image
-    out["date_published"] = utc_iso(entry.published)
+        out["image"] = uri(entry.image)
+    out["date_published"] = entry.published.isoformat()  # UTC, or a day's start (shown_moment)
     if entry.updated != entry.published:
         out["date_modified"] = utc_iso(entry.updated)
     if entry.author:
@@ -244,6 +279,7 @@ def item_digest(item: Item) -> str:
         item.url,
         item.published.isoformat(),
         item.updated.isoformat() if item.updated else "",
+        item.day.isoformat() if item.day else "",
         item.kind,
         item.summary,
         item.body_html,

@@ -23,8 +23,8 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -55,6 +55,7 @@ from publisher.render.environment import search_path_for
 from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
+FUTURE_SLACK = timedelta(days=1)  # how far ahead of the build an item's date is trusted
 
 
 @dataclass
@@ -100,8 +101,9 @@ def feed_meta(config: PublisherConfig, feed: FeedConfig) -> FeedMeta:
     )
 
 
-def publishable(items: Iterable[Item], report: FeedsReport) -> list[Item]:
-    """Leave out (and report) items a validator or reader would reject."""
+def publishable(items: Iterable[Item], report: FeedsReport, now: datetime) -> list[Item]:
+    """Leave out (and report) items a validator or reader would reject; untrusted dates
+    (see trusted_dates) replaced."""
     out = []
     for item in items:
         reason = _unpublishable_reason(item)
@@ -110,8 +112,20 @@ def publishable(items: Iterable[Item], report: FeedsReport) -> list[Item]:
             log.warning(message)
             report.left_out.append(message)
         else:
-            out.append(item)
+            out.append(trusted_dates(item, now))
     return out
+
+
+def trusted_dates(item: Item, now: datetime) -> Item:
+    """A date more than FUTURE_SLACK after `now` (a typo, a clock years off: '2103') is not
+    trusted: it would sort first and date the whole feed. The item is shown as published
+    when the store first saw it, until its date is near."""
+    limit = now + FUTURE_SLACK
+    if item.published <= limit and (item.updated is None or item.updated <= limit):
+        return item
+    seen = min(item.first_seen or now, now)
+    published = item.published if item.published <= limit else seen
+    return replace(item, published=published, updated=None, day=None)
 
 
 def _unpublishable_reason(item: Item) -> str | None:
@@ -119,7 +133,7 @@ def _unpublishable_reason(item: Item) -> str | None:
         return "no title"
     if not isinstance(item.published, datetime) or item.published.tzinfo is None:
         return "no date (or a date without time zone)"
-    if not (item.url or "").startswith(("https://", "http://")):
+    if item.url and not item.url.startswith(("https://", "http://")):  # "": no link
         return f"link '{item.url}' is not an absolute http(s) URL"
     return None
 
@@ -257,7 +271,7 @@ def _plan(
     titles: Mapping[tuple[str, int], Sequence[str]] | None = None,
 ) -> tuple[list[FeedMeta], list[tuple[FeedMeta, Page]], dict[str, str]]:
     """Every feed's metadata, the pages that need rendering, and the dates of empty feeds."""
-    items = publishable(items, build.report)
+    items = publishable(items, build.report, now)
     metas: list[FeedMeta] = []
     pending: list[tuple[FeedMeta, Page]] = []
     empty_since: dict[str, str] = {}
@@ -266,7 +280,7 @@ def _plan(
         metas.append(meta)
         chosen = (
             publishable(
-                edition_items(config, editions.get(feed.campaign, ()), titles), build.report
+                edition_items(config, editions.get(feed.campaign, ()), titles), build.report, now
             )
             if feed.campaign
             else select_items(feed, items)

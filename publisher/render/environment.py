@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -33,7 +33,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from publisher.config.models import control_characters
 from publisher.errors import TemplateError
+from publisher.items import Item
 from publisher.render.personalise import finalize, neutralise
+from publisher.support.sanitize import html_to_text
 
 # Templates shipped with the project; an organisation may override any file by putting one
 # with the same name in a `templates/` folder beside its schedules.yaml.
@@ -41,13 +43,25 @@ BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 TEMPLATE_SUFFIXES = (".mjml", ".txt", ".html", ".xsl")
 TEXT_WIDTH = 78
 _ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
+WHOLE_TEXT_MAX = 5000  # an item without a link: its text in the digest, at most this
 
 
 @pass_context
-def format_date(context: Context, value: datetime, fmt: str = "%-d %B %Y") -> str:
-    """A date in the campaign's time zone (the template context carries `tz`)."""
+def format_date(context: Context, value: datetime | date | Item, fmt: str = "%-d %B %Y") -> str:
+    """A date in the campaign's time zone (the template context carries `tz`). Given an item
+    (`item | date`), an item dated with a day only shows that day, whatever the zone."""
+    if isinstance(value, Item):
+        value = value.day or value.published
+    if not isinstance(value, datetime):
+        return value.strftime(fmt)
     tz = ZoneInfo(context.get("tz") or "UTC")
     return value.astimezone(tz).strftime(fmt)
+
+
+def whole_text(value: str, length: int = WHOLE_TEXT_MAX) -> str:
+    """The text of an item's HTML body, for an item without a link: the digest shows it
+    whole (up to `length` characters) since there is nothing to "read more" of."""
+    return excerpt(html_to_text(value), length)
 
 
 def excerpt(value: str, length: int = 220) -> str:
@@ -75,6 +89,7 @@ def template_environment(search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,)) -
     )
     env.filters["date"] = format_date
     env.filters["excerpt"] = excerpt
+    env.filters["whole_text"] = whole_text
     return env
 
 

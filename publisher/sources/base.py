@@ -3,9 +3,10 @@ where collection puts what they found (the store, passed in by the pipeline)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Protocol
 
 import httpx
@@ -16,6 +17,7 @@ from publisher.support.sanitize import (
     AUTHOR_MAX,
     SUMMARY_MAX,
     TITLE_MAX,
+    iri,
     markup_text,
     plain_text,
     strip_control_chars,
@@ -152,6 +154,35 @@ def parse_datetime(value: object, *, field_name: str = "date") -> datetime:
         raise ValueError(f"{field_name} '{value}' is out of range") from None
 
 
+_DAY_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """The first moment of a calendar day in a zone (the organisation's), as UTC."""
+    try:
+        return datetime.combine(day, time(0), zone).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"date {day.isoformat()} is out of range") from None
+
+
+def parse_when(
+    value: object, zone: tzinfo, *, field_name: str = "date"
+) -> tuple[datetime, date | None]:
+    """Like parse_datetime, but a date without a time ('2026-12-04', YAML's date) means that
+    day in `zone`: (its start there, the day). A full timestamp gives (it, None)."""
+    day = None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        day = value
+    elif isinstance(value, str) and _DAY_ONLY.fullmatch(value.strip()):
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{field_name} '{value[:60]}' is not a date") from None
+    if day is None:
+        return parse_datetime(value, field_name=field_name), None
+    return check_date(day_start(day, zone), field_name), day
+
+
 def check_date(dt: datetime, field_name: str = "date") -> datetime:
     if not EARLIEST <= dt <= LATEST:
         raise ValueError(
@@ -167,6 +198,7 @@ def vet_item(item: Item) -> Item:
     ValueError (the source reports it with where the item came from)."""
     if len(item.id) > MAX_ID:
         raise ValueError(f"id is {len(item.id)} characters long (at most {MAX_ID})")
+    # An item may have no link (item.url ""): it is shown whole, without "read more".
     for name, url in (("url", item.url), ("image", item.image)):
         if url and len(url) > MAX_URL:
             raise ValueError(f"{name} is {len(url)} characters long (at most {MAX_URL})")
@@ -237,7 +269,7 @@ def item_url(value: object, base_url: str | None, field_name: str = "url") -> st
     url = urljoin(base_url, text) if base_url else text
     if not url.startswith(("https://", "http://")):
         raise ValueError(f"{field_name} '{text}' is not an http(s) URL")
-    return url
+    return iri(url)  # 'a b' -> 'a%20b'; non-ASCII letters kept readable
 
 
 def optional_url(value: object, base_url: str | None, field_name: str) -> str | None:

@@ -152,8 +152,8 @@ def _first_of_each_id(name: str, result: SourceResult) -> list[Item]:
     seen: dict[str, Item] = {}
     for item in result.items:
         if item.id in seen:
-            first = seen[item.id].origin or seen[item.id].url
-            where = item.origin or item.url
+            first = seen[item.id].origin or seen[item.id].url or seen[item.id].title
+            where = item.origin or item.url or item.title  # an item may have no link
             reason = f"duplicate id '{item.id}' (also {first}); skipped"
             result.problems.append(Problem(name, where, reason))
         else:

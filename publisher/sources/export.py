@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 from publisher.config import ExportSourceConfig, PublisherConfig
 from publisher.items import Item
@@ -17,8 +18,8 @@ from publisher.sources.base import (
     item_url,
     optional_text,
     optional_url,
-    parse_datetime,
     parse_topics,
+    parse_when,
     slugify,
     untyped_text,
     vet_item,
@@ -34,6 +35,7 @@ class ExportSource:
         self.format = cfg.format or self.path.suffix.lstrip(".").lower()
         self.base_url = (cfg.base_url or config.organisation.website).rstrip("/") + "/"
         self.default_kind = cfg.default_kind
+        self.zone = ZoneInfo(config.organisation.timezone)  # what a date-only date means
 
     def target(self, memory: SourceMemory) -> None:
         return None  # local: read in the calling thread
@@ -81,13 +83,15 @@ class ExportSource:
         url = item_url(record.get("url") or f"{slug}/", self.base_url)
         body = optional_text(record.get("body_html") or record.get("body"), "body_html") or ""
         body_html = sanitize_html(body, url)
+        published, day = parse_when(record.get("published") or record.get("date"), self.zone)
         return vet_item(
             Item(
                 id=f"{self.name}:{optional_text(record.get('id'), 'id') or slug}",
                 title=title,
                 url=url,
-                published=parse_datetime(record.get("published") or record.get("date")),
-                updated=parse_datetime(record["updated"], field_name="updated")
+                published=published,
+                day=day,
+                updated=parse_when(record["updated"], self.zone, field_name="updated")[0]
                 if record.get("updated")
                 else None,
                 source=self.name,

@@ -3,18 +3,19 @@ conditional GET, redirects followed (permanent ones remembered), 410 Gone disabl
 
 Each entry is read as the feed declares it: a text/plain field stays text, an HTML one is
 sanitised; links (item links, and links inside the content, `#comments` too) resolve against
-the item's own URL; an item without a link uses its id when that is an http(s) URL and is
-reported otherwise; a second entry with an id already seen is reported. One bad entry is
+the item's own URL; of several alternate links the best http(s) one is taken; an item
+without a link uses its id when that is an http(s) URL and is kept without a link otherwise
+(a status feed); a second entry with an id already seen is reported. One bad entry is
 reported with its index, the others are kept.
 """
 
 from __future__ import annotations
 
-import calendar
-import time
+import functools
+import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import feedparser
 import httpx
@@ -30,10 +31,11 @@ from publisher.sources.base import (
     check_kind,
     item_url,
     optional_url,
-    parse_datetime,
     parse_topics,
+    parse_when,
     vet_item,
 )
+from publisher.sources.dates import entry_dates
 from publisher.sources.fetch import (
     FetchError,
     Refused,
@@ -68,6 +70,8 @@ class FeedSource:
         self.fetch_key = fetch_key(cfg)  # a refused fetch is not repeated while this holds
         self.default_kind = cfg.default_kind
         self.topics = parse_topics(cfg.topics)  # "Labor Rights" -> labor-rights, like tags
+        self.zone = ZoneInfo(config.organisation.timezone)  # what a date-only date means
+        self.language = config.organisation.language  # for a feed that names none
 
     def target(self, memory: SourceMemory) -> str:
         """The URL fetched: the one a permanent redirect led to, once there was one. A feed
@@ -143,7 +147,10 @@ class FeedSource:
         if not parsed.get("version") and not parsed.entries:
             result.problems.append(Problem(self.name, url, "not an RSS, Atom or JSON feed"))
             return result
-        self._add_entries(result, url, parsed.entries, self._from_entry, "entry")
+        # the feed's language reads the dates feedparser cannot (sources.dates)
+        language = (parsed.feed.get("language") if parsed.get("feed") else None) or self.language
+        convert = functools.partial(self._from_entry, language=language)
+        self._add_entries(result, url, parsed.entries, convert, "entry")
         return result
 
     def _add_entries(
@@ -173,19 +180,22 @@ class FeedSource:
             seen[item.id] = index
             result.items.append(item)
 
-    def _from_entry(self, entry: feedparser.FeedParserDict, feed_url: str) -> Item:
+    def _from_entry(
+        self, entry: feedparser.FeedParserDict, feed_url: str, language: str | None = None
+    ) -> Item:
         title = _typed_text(entry, "title", TITLE_MAX)
         if not title:
             raise ValueError("entry has no title")
-        link = _entry_link(entry, feed_url, title)
-        guid = entry.get("id") or link
-        published, updated = _entry_dates(entry, title)
-        body_html = _entry_body(entry, link)
+        link = _entry_link(entry, feed_url)
+        guid = entry.get("id") or link or _fallback_id(title, entry)
+        (published, day), updated = entry_dates(entry, self.zone, language)
+        body_html = _entry_body(entry, link or feed_url)
         summary = _typed_text(entry, "summary", SUMMARY_LIMIT) or summarise(body_html)
         image = None
         for enclosure in entry.get("enclosures", []) or entry.get("media_content", []):
             if str(enclosure.get("type", "")).startswith("image/"):
-                image = optional_url(enclosure.get("href") or enclosure.get("url"), link, "image")
+                href = enclosure.get("href") or enclosure.get("url")
+                image = optional_url(href, link or feed_url, "image")
                 break
         terms = [str(t.get("term") or "") for t in entry.get("tags", []) if isinstance(t, dict)]
         topics = self.topics + parse_topics(terms)
@@ -196,6 +206,7 @@ class FeedSource:
             url=link,
             published=published,
             updated=updated,
+            day=day,
             source=self.name,
             kind=self.default_kind,
             summary=summary,
@@ -235,29 +246,31 @@ class FeedSource:
         if not title:
             raise ValueError("item has no title")
         guid = str(entry.id) if entry.id is not None else None
-        link = _link_or_guid(entry.url, guid, feed_url, title)
-        published = parse_datetime(
-            entry.date_published or entry.date_modified, field_name="date_published"
+        link = _json_link(entry.url, guid, feed_url)
+        dated = {"published": entry.date_published}  # for an id, if it has neither
+        published, day = parse_when(
+            entry.date_published or entry.date_modified, self.zone, field_name="date_published"
         )
         if entry.content_html:
-            body_html = sanitize_html(entry.content_html, base_url=link)
+            body_html = sanitize_html(entry.content_html, base_url=link or feed_url)
         else:
             body_html = text_to_html(entry.content_text or "")
         return Item(
-            id=f"{self.name}:{guid or link}",
+            id=f"{self.name}:{guid or link or _fallback_id(title, dated)}",
             title=title,
             url=link,
             published=published,
-            updated=parse_datetime(entry.date_modified, field_name="date_modified")
+            updated=parse_when(entry.date_modified, self.zone, field_name="date_modified")[0]
             if entry.date_modified
             else None,
+            day=day,
             source=self.name,
             kind=check_kind(None, self.default_kind),
             summary=markup_text(entry.summary, SUMMARY_LIMIT) or summarise(body_html),
             body_html=body_html,
             author=markup_text(entry.author_name, AUTHOR_MAX) or None,
             topics=tuple(dict.fromkeys(self.topics + parse_topics(entry.tags))),
-            image=optional_url(entry.image or entry.banner_image, link, "image"),
+            image=optional_url(entry.image or entry.banner_image, link or feed_url, "image"),
         )
 
 
@@ -271,42 +284,44 @@ def _typed_text(entry: feedparser.FeedParserDict, key: str, limit: int) -> str:
     return markup_text(value, limit)
 
 
-def _entry_link(entry: feedparser.FeedParserDict, feed_url: str, title: str) -> str:
-    """The entry's link, relative ones resolved against the feed; without one, the guid if
-    it is an absolute http(s) URL (feedparser copies an RSS guid into `link`, unresolved)."""
-    # An RSS guid copied into `link` leaves `links` empty: only real link elements count.
-    links = [x for x in entry.get("links") or [] if x.get("rel", "alternate") == "alternate"]
-    link = entry.get("link")
-    if link and links:
-        return item_url(link, feed_url, "link")
-    return _link_or_guid(None, entry.get("id"), feed_url, title)
+def _entry_link(entry: feedparser.FeedParserDict, feed_url: str) -> str:
+    """The best http(s) alternate among the entry's links (an HTML page before a PDF or an
+    audio file), relative ones resolved against the feed; without one, the guid if it is
+    an http(s) URL (feedparser copies an RSS guid into `link`, but not into `links`);
+    without either, "": the item has no link."""
+    candidates = []
+    for link in entry.get("links") or []:
+        if link.get("rel", "alternate") != "alternate":
+            continue
+        try:
+            url = item_url(link.get("href"), feed_url, "link")
+        except ValueError:
+            continue
+        candidates.append((0 if link.get("type") in _PAGE_TYPES else 1, url))
+    if candidates:
+        return min(candidates, key=lambda candidate: candidate[0])[1]
+    return _guid_link(entry.get("id"))
 
 
-def _link_or_guid(link: str | None, guid: str | None, feed_url: str, title: str) -> str:
-    if link:
-        return item_url(link, feed_url, "link")
-    if guid and guid.startswith(("https://", "http://")):
-        return item_url(guid, None, "id")
-    shown = f"'{guid[:80]}'" if guid else "none"
-    raise ValueError(
-        f"'{title[:80]}' has no link and its id ({shown}) is not an http(s) URL; skipped"
-    )
-
-
-def _entry_dates(entry: feedparser.FeedParserDict, title: str) -> tuple[datetime, datetime | None]:
-    # Look keys up explicitly: feedparser's published/updated fallback mapping warns.
-    updated = entry["updated_parsed"] if "updated_parsed" in entry else None
-    stamp = (entry["published_parsed"] if "published_parsed" in entry else None) or updated
-    if not stamp:
-        raise ValueError(f"entry '{title[:80]}' has no (readable) date")
-    return _from_struct(stamp), _from_struct(updated) if updated else None
-
-
-def _from_struct(stamp: time.struct_time) -> datetime:
+def _json_link(url: str | None, guid: str | None, feed_url: str) -> str:
+    """A JSON Feed item's url if it is http(s), else its id if that is, else "" (none)."""
     try:
-        return datetime.fromtimestamp(calendar.timegm(stamp), UTC)
-    except (OverflowError, ValueError, OSError):
-        raise ValueError(f"date {time.strftime('%Y-%m-%d', stamp)} is out of range") from None
+        return item_url(url, feed_url, "url") if url else _guid_link(guid)
+    except ValueError:  # not http(s): as an RSS/Atom link that is not, never used
+        return _guid_link(guid)
+
+
+def _guid_link(guid: object) -> str:
+    if isinstance(guid, str) and guid.startswith(("https://", "http://")):
+        return item_url(guid, None, "id")
+    return ""
+
+
+def _fallback_id(title: str, entry: Any) -> str:
+    """An id for an entry with neither guid nor link: nothing else about it is stable, so
+    its title and date (an edit to either makes it a new item, as in rss2email)."""
+    raw = f"{title}\x1f{dict.get(entry, 'published') or dict.get(entry, 'updated') or ''}"
+    return "sha1:" + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
 
 
 def _entry_body(entry: feedparser.FeedParserDict, link: str) -> str:
@@ -319,6 +334,8 @@ def _entry_body(entry: feedparser.FeedParserDict, link: str) -> str:
 
 
 # feedparser flags these, but the document itself parsed fine.
+# Alternate links a reader opens as a page (absent type: a page too).
+_PAGE_TYPES = {None, "", "text/html", "application/xhtml+xml"}
 _HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 _ACCEPT = (
     "application/feed+json, application/atom+xml, application/rss+xml, "

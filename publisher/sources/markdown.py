@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 from markdown_it import MarkdownIt
@@ -18,8 +19,8 @@ from publisher.sources.base import (
     item_url,
     optional_text,
     optional_url,
-    parse_datetime,
     parse_topics,
+    parse_when,
     untyped_text,
     vet_item,
 )
@@ -78,6 +79,7 @@ class MarkdownSource:
         self.folder = config.resolve(cfg.path)
         self.base_url = (cfg.base_url or config.organisation.website).rstrip("/") + "/"
         self.default_kind = cfg.default_kind
+        self.zone = ZoneInfo(config.organisation.timezone)  # what a date-only date means
 
     def target(self, memory: SourceMemory) -> None:
         return None  # local: read in the calling thread
@@ -127,12 +129,14 @@ class MarkdownSource:
         slug = path.relative_to(self.folder).with_suffix("").as_posix()
         url = item_url(meta.get("url") or f"{slug}/", self.base_url)
         body_html = sanitize_html(_md.render(body), base_url=url)
+        published, day = parse_when(meta.get("date"), self.zone)
         item = Item(
             id=optional_text(meta.get("id"), "id") or f"{self.name}:{slug}",
             title=title,
             url=url,
-            published=parse_datetime(meta.get("date")),
-            updated=parse_datetime(meta["updated"], field_name="updated")
+            published=published,
+            day=day,
+            updated=parse_when(meta["updated"], self.zone, field_name="updated")[0]
             if meta.get("updated")
             else None,
             source=self.name,

@@ -167,6 +167,7 @@ def _fill_row(row: ItemRow, item: Item, digest: str, now: datetime) -> None:
     row.author = item.author
     row.published = item.published
     row.updated = item.updated
+    row.day = item.day
     row.kind = item.kind
     row.topics = list(item.topics)
     row.image = item.image
@@ -191,6 +192,7 @@ def row_to_item(row: ItemRow) -> Item:
         topics=tuple(row.topics or ()),
         image=row.image,
         image_alt=row.image_alt,
+        day=row.day,
         first_seen=row.first_seen,
         origin=row.origin,
     )

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -60,6 +61,8 @@ class ItemRow(Base):
     author: Mapped[str | None] = mapped_column(Text, nullable=True)
     published: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     updated: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the calendar day of an item dated without a time (Item.day); None otherwise
+    day: Mapped[date | None] = mapped_column(Date, nullable=True)
     kind: Mapped[str] = mapped_column(String(40), index=True)
     topics: Mapped[list] = mapped_column(JSON, default=list)
     image: Mapped[str | None] = mapped_column(Text, nullable=True)

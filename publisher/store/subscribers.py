@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from publisher.store import Store, dialect
 from publisher.store.models import SubscriberRow, SuppressionRow
-from publisher.support.slug import slugify
+from publisher.support.slug import legacy_slug, slugify
 
 __all__ = [
     "CHUNK",
@@ -114,10 +114,13 @@ def topic_slug(topic: str) -> str:
 def follows(subscriber_topics: Sequence[str], audience: Sequence[str]) -> bool:
     """A campaign without audience reaches everyone; no topic list means 'everything'.
     Audiences are slugs (config); stored topics are slugged again in case an older import
-    kept them as written."""
+    kept them as written. A topic stored as an earlier version slugged it (combining marks
+    as separators: 'आरथ-क-नय-य') still follows its audience, so nobody loses a choice; where
+    that old slug merged two words (दिन, दान), it follows both."""
     if not audience or not subscriber_topics:
         return True
-    return not set(audience).isdisjoint(topic_slug(t) for t in subscriber_topics)
+    chosen = {topic_slug(t) for t in subscriber_topics}
+    return any(a in chosen or legacy_slug(a) in chosen for a in audience)
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ from __future__ import annotations
 import html
 import re
 from typing import Literal
+from urllib.parse import quote
 
+import httpx
 import nh3
 
 ALLOWED_TAGS = {
@@ -24,13 +26,19 @@ ALLOWED_ATTRIBUTES = {
     "blockquote": {"cite"},
     "q": {"cite"},
 }
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"  # with letters, digits and -._: what quote() keeps
 URL_SCHEMES = {"http", "https", "mailto"}
 # Removed with their content, not just unwrapped: their text is never meant for readers.
 DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "noscript", "template"}
 
-# C0 controls but tab, newline and carriage return; DEL; the non-characters XML forbids;
-# and lone surrogates (JSON can spell them, UTF-8 cannot encode them).
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+# C0 controls but tab, newline and carriage return; DEL and the C1 controls (XML 1.0
+# discourages them, and in real feeds they are mis-decoded Windows-1252 punctuation that no
+# reader shows); the non-characters XML forbids; and lone surrogates (JSON can spell them,
+# UTF-8 cannot encode them).
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+# ASCII that may not appear in a URI (RFC 3986): space, controls, "<>\\^`{|}; and a '%' that
+# does not start an escape.
+_NOT_IN_URI = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f]|%(?![0-9A-Fa-f]{2})')
 
 # How long the text fields of an item may be once collected: longer ones are trimmed (a
 # 150 KB title would otherwise make every edition and feed carrying it fail or bloat).
@@ -43,6 +51,23 @@ ALT_MAX = 300
 def strip_control_chars(text: str) -> str:
     """Remove characters XML 1.0 forbids (YAML, MJML and feeds reject them too)."""
     return _CONTROL_CHARS.sub("", text)
+
+
+def iri(url: str) -> str:
+    """A link as an IRI: characters no URI may hold percent-encoded ('a b' -> 'a%20b'),
+    letters of other scripts kept readable (Atom and HTML take IRIs)."""
+    return _NOT_IN_URI.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), url)
+
+
+def uri(url: str) -> str:
+    """A link as a URI, for formats that take nothing else (RSS, JSON Feed): an IRI's
+    non-ASCII encoded as UTF-8 escapes, its host in IDNA form (httpx does both)."""
+    if iri(url).isascii():
+        return iri(url)
+    try:
+        return str(httpx.URL(iri(url)))
+    except (httpx.InvalidURL, UnicodeError):
+        return quote(iri(url), safe=_URI_SAFE)
 
 
 def trim(text: str, limit: int) -> str:

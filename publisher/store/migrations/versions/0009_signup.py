@@ -3,7 +3,7 @@ by every `publisher serve` process, pruned as their windows end), an opaque refe
 subscriber for confirmation links, and the token a subscriber had before the last rotation.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
