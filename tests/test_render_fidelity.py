@@ -25,6 +25,7 @@ from publisher.render.email import render_edition
 from publisher.render.mjml import compile_mjml
 from publisher.render.personalise import neutralise
 from publisher.render.preview import PREVIEW_TOKEN
+from publisher.support.sanitize import iri, uri
 from tests.conftest import present
 from tests.test_render_fixtures import assert_golden, item, sample_campaign, sample_config
 
@@ -225,5 +226,7 @@ def test_feeds_carry_every_character():
             urls = [e.link for e in parsed.entries]
             summaries = [e.summary for e in parsed.entries]
         assert TITLE in titles, name
-        assert URL in urls, name
+        # The same link in the form the format takes: a URI in RSS and JSON Feed, an IRI in
+        # Atom (a stray % is escaped as %25 in both: it could not stand in a URI).
+        assert (iri(URL) if name == "atom" else uri(URL)) in urls, name
         assert any("Wage\u00adearners\u2028next line" in s for s in summaries), name
