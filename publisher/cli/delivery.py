@@ -31,10 +31,11 @@ def _edition_to_send(
     st: AppState, campaign: str, *, resume: bool, resend_uncertain: bool, preview_only: bool
 ):
     """--resume: the unfinished edition; --dry-run/--to: the newest (or an unstored compose);
-    otherwise compose a new edition now. None: nothing new to send. A send gets the
-    edition's id, a preview (--dry-run/--to) the edition itself."""
+    otherwise the edition composed earlier and never sent, or else a new edition composed
+    now (one whose send started and did not finish stops it: --resume). None: nothing new.
+    A send gets the edition's id, a preview (--dry-run/--to) the edition itself."""
     from publisher.deliver import newest_edition, resumable_edition, unfinished_edition
-    from publisher.deliver.service import load_edition
+    from publisher.deliver.service import UNSENT, load_edition
     from publisher.pipeline import compose_campaign, prepare_edition, unstored_edition
 
     st.config.campaign(campaign)  # a clear error (exit 2) for an unknown campaign
@@ -48,6 +49,13 @@ def _edition_to_send(
             prepared = prepare_edition(st.config, st.store, campaign, now=utc_now())
             edition = prepared and unstored_edition(campaign, *prepared, now=utc_now())
         return edition
+    if unfinished is not None and unfinished.status == UNSENT:
+        console.print(
+            f"{campaign}: edition {unfinished.number} was composed earlier and never sent; "
+            "sending it now",
+            highlight=False,
+        )
+        return unfinished.id
     if unfinished is not None:
         raise PublisherError(
             f"{campaign}: edition {unfinished.number} was not fully sent; "
