@@ -33,6 +33,7 @@ from publisher.store.editions import (
 )
 from publisher.store.items import list_items
 from publisher.store.sink import StoreSink
+from publisher.support.screen import count
 
 if TYPE_CHECKING:
     import httpx
@@ -143,7 +144,7 @@ def describe_edition(campaign: str, record: EditionRecord | None) -> str:
     if record is None:
         return f"{campaign}: nothing new, no edition"
     verb = "composed" if record.created else "already composed for this slot"
-    return f"{campaign}: edition {record.number} {verb}, {record.item_count} items"
+    return f"{campaign}: edition {record.number} {verb}, {count(record.item_count, 'item')}"
 
 
 def prepare_edition(

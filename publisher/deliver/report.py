@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from publisher.store import ledger
+from publisher.support.screen import count
 
 # Exit status of `publisher send` for each outcome (docs/operators.md "Outcomes and exit codes").
 EXIT_CODES = {"sent": 0, "empty": 0, "paused": 1, "sending": 1, "uncertain": 3}
@@ -43,6 +44,12 @@ class DeliveryReport:
         return EXIT_CODES.get(self.status, 1)
 
     @property
+    def unlisted_failures(self) -> int:
+        """Failed or bounced recipients of the edition beyond those in `failures`."""
+        missed = self.totals.get(ledger.FAILED, 0) + self.totals.get(ledger.BOUNCED, 0)
+        return max(0, missed - len(self.failures))
+
+    @property
     def note(self) -> str:
         line = (
             f"{self.campaign} #{self.number}: {self.sent} sent to {self.destination}, "
@@ -54,7 +61,8 @@ class DeliveryReport:
             line += f", {self.uncertain} uncertain"
         if self.paused:
             line += (
-                f"; PAUSED after {self.batches} batches ({self.last_error}); fix it and "
+                f"; PAUSED after {count(self.batches, 'batch', 'batches')} ({self.last_error}); "
+                "fix it and "
                 f"run `publisher send {self.campaign} --resume`"
             )
         elif self.stopped:

@@ -23,6 +23,7 @@ from publisher.deliver.base import (
 )
 from publisher.store.ledger import INFLIGHT, REQUESTED
 from publisher.support import killpoints
+from publisher.support.screen import count
 
 # mark(recipients, status, scheduled, accepted): record in the ledger that a (part of a)
 # batch is about to be requested (exactly-once mode: under this provider batch), or was
@@ -117,7 +118,7 @@ def send_with_retries(
             if mark:
                 mark(recipients, INFLIGHT, None, ())  # refused: nothing of it was accepted
             if attempt == policy.max_attempts:
-                message = f"{exc} (gave up after {attempt} attempts)"
+                message = f"{exc} (gave up after {count(attempt, 'attempt')})"
                 return Outcome(
                     dict.fromkeys(everyone, message), batch_error=message, requests=attempt
                 )
