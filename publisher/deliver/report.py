@@ -59,6 +59,7 @@ class DeliveryReport:
             line += f", {self.bounced} bounced"
         if self.uncertain:
             line += f", {self.uncertain} uncertain"
+        line += self._whole_edition()
         if self.paused:
             line += (
                 f"; PAUSED after {count(self.batches, 'batch', 'batches')} ({self.last_error}); "
@@ -72,6 +73,29 @@ class DeliveryReport:
             if self.status in ("failed", "partly_failed") and self.failed:
                 line += f"; `publisher send {self.campaign} --resume` retries the failed ones"
         return line
+
+    def _whole_edition(self) -> str:
+        """The edition's ledger, when it says more than this run's counts: `publisher
+        worker` processes sent part of it, or earlier runs did."""
+        whole = {name: self.totals.get(name, 0) for name in WHOLE_EDITION}
+        ours = {ledger.SENT: self.sent, ledger.FAILED: self.failed}
+        ours |= {ledger.BOUNCED: self.bounced, ledger.UNCERTAIN: self.uncertain}
+        if all(whole[name] == ours.get(name, 0) for name in WHOLE_EDITION):
+            return ""
+        listed = ", ".join(
+            f"{n} {WHOLE_EDITION[name]}" for name, n in whole.items() if n or name == ledger.SENT
+        )
+        return f" (the whole edition: {listed})"
+
+
+# The edition's ledger as the note gives it, in this order (pending rows are not listed).
+WHOLE_EDITION = {
+    ledger.SENT: "sent",
+    ledger.UNCERTAIN: "uncertain",
+    ledger.FAILED: "failed",
+    ledger.BOUNCED: "bounced",
+    ledger.SKIPPED: "held back",  # paused or suppressed subscribers
+}
 
 
 def describe_status(status: str, totals: dict[str, int]) -> str:
