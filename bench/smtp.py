@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -104,50 +105,73 @@ def backend_only(config, store, edition: int, port: int, ca_file: str, *, nodela
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.smtp")
     parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--baseline-messages", type=int, default=150, help="TCP_NODELAY off")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kb", type=float, default=18.0)
     args, _ = parser.parse_known_args()  # `python -m bench smtp`: the name is left over
-    from bench.dispatch import make_config, make_store
-
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
         server = context.Process(target=_serve, args=(tmp, queue), daemon=True)
         server.start()
         port, ca_file = queue.get(timeout=30)
-        store, _ = make_store(folder, args.messages)
-        options = f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    ca_file: {ca_file}\n"
-        config = make_config(folder, "smtp", options + "    workers: 1\n")
-        html = _html(args.kb)
-        rates: dict[tuple[str, bool], list[float]] = {}
-        size = 0
-        number = 1
-        for _ in range(args.repeat):
-            for nodelay in (True, False):
-                number += 1
-                edition = _edition(store, number, html)
-                rates.setdefault(("whole", nodelay), []).append(
-                    whole_path(config, store, edition, port, ca_file, nodelay=nodelay)
-                )
-                rate, size = backend_only(
-                    config, store, edition, port, ca_file, nodelay=nodelay, n=args.messages
-                )
-                rates.setdefault(("backend", nodelay), []).append(rate)
+        assert server.pid is not None
+        rates, size, cpu = _runs(Path(tmp), args, port, ca_file, server.pid)
         server.terminate()
-    _print(rates, size, args)
+    _print(rates, size, cpu, args)
 
 
-def _print(rates: dict[tuple[str, bool], list[float]], size: int, args) -> None:
+def _runs(folder: Path, args, port: int, ca_file: str, server_pid: int):
+    """Every run, NODELAY on and off alternating; (rates, message size, CPU ms per message
+    of this process and of the server in the backend-alone runs with NODELAY on)."""
+    from bench.dispatch import make_config, make_store
+
+    html, size, number = _html(args.kb), 0, 1
+    rates: dict[tuple[str, bool], list[float]] = {}
+    cpu: dict[str, list[float]] = {"ours": [], "server": []}
+    options = f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    ca_file: {ca_file}\n"
+    for nodelay, n in ((True, args.messages), (False, args.baseline_messages)):
+        sub = folder / ("on" if nodelay else "off")
+        sub.mkdir()
+        store, _ = make_store(sub, n)
+        config = make_config(sub, "smtp", options + "    workers: 1\n")
+        for _ in range(args.repeat):
+            number += 1
+            edition = _edition(store, number, html)
+            rate = whole_path(config, store, edition, port, ca_file, nodelay=nodelay)
+            rates.setdefault(("whole", nodelay), []).append(rate)
+            ours, theirs = time.process_time(), _cpu_seconds(server_pid)
+            rate, size = backend_only(config, store, edition, port, ca_file, nodelay=nodelay, n=n)
+            rates.setdefault(("backend", nodelay), []).append(rate)
+            if nodelay:
+                cpu["ours"].append((time.process_time() - ours) / n * 1000)
+                cpu["server"].append((_cpu_seconds(server_pid) - theirs) / n * 1000)
+    return rates, size, cpu
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _print(rates, size: int, cpu: dict[str, list[float]], args) -> None:
     print(
         f"SMTP, STARTTLS, one connection, local aiosmtpd, {size / 1024:.1f} KB messages, "
-        f"{args.messages} a run, medians of {args.repeat}:"
+        f"{args.messages} a run ({args.baseline_messages} with TCP_NODELAY off), "
+        f"medians of {args.repeat}:"
     )
-    print(f"  {'path':<34}{'TCP_NODELAY':>14}{'baseline (off)':>16}{'ratio':>8}")
+    print(f"  {'path':<28}{'TCP_NODELAY':>14}{'baseline (off)':>16}{'ratio':>8}")
     for path, label in (("whole", "whole send (ledger)"), ("backend", "backend alone")):
         on = statistics.median(rates[(path, True)])
         off = statistics.median(rates[(path, False)])
-        print(f"  {label:<34}{on:>10,.0f}/s{off:>12,.0f}/s{on / off:>7.1f}x")
+        print(f"  {label:<28}{on:>12,.0f}/s{off:>14,.0f}/s{on / off:>7.1f}x")
+    ours, theirs = statistics.median(cpu["ours"]), statistics.median(cpu["server"])
+    print(
+        f"  CPU per message (backend alone): ours {ours:.2f} ms, the aiosmtpd server "
+        f"{theirs:.2f} ms; one connection alternates them: at most "
+        f"{1000 / (ours + theirs):,.0f}/s on idle cores"
+    )
 
 
 if __name__ == "__main__":

@@ -313,10 +313,10 @@ def _with_next_step(exc: PublisherError, store: Store, edition_id: int) -> Publi
     from publisher.store.editions import get_edition
 
     edition = get_edition(store, edition_id)
-    if edition is None:
-        return exc
+    if edition is None or edition.status not in (UNSENT, *STARTED):
+        return exc  # nothing of it is left to send (e.g. a --resend-batch refused)
     command = f"publisher send {edition.campaign}"
-    if edition.status != "composed":
+    if edition.status != UNSENT:
         command += " --resume"
     error = DeliveryError(
         f"{exc}\n{edition.campaign}: edition {edition.number} is stored and not fully sent; "
