@@ -112,6 +112,12 @@ def test_run_once_reports_an_edition_whose_send_did_not_finish(
         assert "`publisher send weekly --resume` finishes it" in run.output
         assert "nothing new" not in run.output
         assert [e.number for e in list_editions(store, "weekly")] == [1]  # none behind it
+        monkeypatch.delenv("SENDGRID_API_KEY")
+        stopped = cli("send", "weekly", "--resume")
+        assert "SENDGRID_API_KEY" in str(stopped.exception)
+        assert "once this is fixed, `publisher send weekly --resume` sends it" in str(
+            stopped.exception
+        )
 
 
 def test_a_daemon_slot_sends_an_edition_composed_earlier(store, fixed_now, make_config):
