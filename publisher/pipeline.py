@@ -69,7 +69,7 @@ def _run_campaign(
     notes: list[str] = []
     earlier = unfinished_edition(store, campaign)
     if earlier is not None and earlier.status in STARTED:
-        return [unfinished_note(earlier)]
+        return [f"{unfinished_note(earlier)}; no new edition composed"]
     if earlier is not None:
         notes.append(f"{campaign}: edition {earlier.number} was composed earlier and never sent")
         delivery = send_edition(config, store, earlier.id, now=now)
@@ -88,7 +88,7 @@ def unfinished_note(edition: StoredEdition) -> str:
     """What `run --once` says of an edition whose send started and did not finish."""
     return (
         f"{edition.campaign}: edition {edition.number} was not fully sent ({edition.status}); "
-        f"`publisher send {edition.campaign} --resume` finishes it, no new edition composed"
+        f"`publisher send {edition.campaign} --resume` finishes it"
     )
 
 
@@ -379,7 +379,9 @@ def run_campaign_slot(
             return SlotOutcome("failed", earlier.id, notes[0])
     record = compose_campaign(config, store, campaign, now=now, slot=slot)
     if record is None and earlier is None:
-        return SlotOutcome("skipped", None, "nothing new")
+        unfinished = unfinished_edition(store, campaign)  # paused, say, by `publisher send`
+        said = f"nothing new; {unfinished_note(unfinished)}" if unfinished else "nothing new"
+        return SlotOutcome("skipped", None, said)
     if record is not None:
         delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
         notes.append(delivery.note)
