@@ -115,3 +115,18 @@ def test_failures_beyond_the_first_five_are_counted(
     assert len(listed) == 5
     assert "failed: and 3 more" in result.output
     assert "0 sent" in result.output and "8 failed" in result.output
+
+
+def test_counts_read_as_words():
+    from publisher.pipeline import EditionRecord, describe_edition
+    from publisher.publish.feeds import FeedsReport
+    from publisher.support.screen import count
+
+    assert [count(n, "batch", "batches") for n in (0, 1, 2)] == [
+        "0 batches",
+        "1 batch",
+        "2 batches",
+    ]
+    record = EditionRecord(1, "weekly", 3, "Subject", 1, created=True)
+    assert describe_edition("weekly", record) == "weekly: edition 3 composed, 1 item"
+    assert FeedsReport(written=1).note.startswith("feeds: 1 file written, 0 unchanged")

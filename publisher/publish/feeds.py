@@ -42,6 +42,7 @@ from publisher.publish.listing import (
 from publisher.publish.state import LEGACY_STATE_FILE, BuildState, MemoryState, checked
 from publisher.publish.writer import BackgroundWriter
 from publisher.store.feeds_queries import SentEdition
+from publisher.support.screen import count
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class FeedsReport:
 
     @property
     def note(self) -> str:
-        parts = [f"feeds: {self.written} files written, {self.unchanged} unchanged"]
+        parts = [f"feeds: {count(self.written, 'file')} written, {self.unchanged} unchanged"]
         if self.removed:
             parts.append(f"{self.removed} removed")
         if self.left_out:
