@@ -102,6 +102,10 @@ def backend_only(config, store, edition: int, port: int, ca_file: str, *, nodela
     return n / elapsed, size
 
 
+# (label, TCP_NODELAY); the first is the baseline
+SETUPS = (("baseline: TCP_NODELAY off", False), ("TCP_NODELAY", True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.smtp")
     parser.add_argument("--messages", type=int, default=600)
@@ -116,36 +120,40 @@ def main() -> None:
         server.start()
         port, ca_file = queue.get(timeout=30)
         assert server.pid is not None
-        rates, size, cpu = _runs(Path(tmp), args, port, ca_file, server.pid)
+        rates, size, cpu = _runs(Path(tmp), args, (port, ca_file, server.pid))
         server.terminate()
     _print(rates, size, cpu, args)
 
 
-def _runs(folder: Path, args, port: int, ca_file: str, server_pid: int):
-    """Every run, NODELAY on and off alternating; (rates, message size, CPU ms per message
-    of this process and of the server in the backend-alone runs with NODELAY on)."""
+def _runs(folder: Path, args, server: tuple[int, str, int]):
+    """`repeat` runs of every setup; (rates by (setup, path), the message size, CPU ms per
+    message of this process and of the server in the backend-alone runs)."""
     from bench.dispatch import make_config, make_store
 
     html, size, number = _html(args.kb), 0, 1
-    rates: dict[tuple[str, bool], list[float]] = {}
-    cpu: dict[str, list[float]] = {"ours": [], "server": []}
-    options = f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    ca_file: {ca_file}\n"
-    for nodelay, n in ((True, args.messages), (False, args.baseline_messages)):
-        sub = folder / ("on" if nodelay else "off")
+    rates: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    prepared = []
+    port, ca_file, pid = server
+    for label, nodelay in SETUPS:
+        n = args.messages if nodelay else args.baseline_messages
+        sub = folder / f"nodelay-{nodelay}"
         sub.mkdir()
         store, _ = make_store(sub, n)
+        options = f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    ca_file: {ca_file}\n"
         config = make_config(sub, "smtp", options + "    workers: 1\n")
-        for _ in range(args.repeat):
+        prepared.append((label, nodelay, n, store, config))
+    for _ in range(args.repeat):  # setups interleaved: a change of load hits them all
+        for label, nodelay, n, store, config in prepared:
             number += 1
             edition = _edition(store, number, html)
             rate = whole_path(config, store, edition, port, ca_file, nodelay=nodelay)
-            rates.setdefault(("whole", nodelay), []).append(rate)
-            ours, theirs = time.process_time(), _cpu_seconds(server_pid)
+            rates.setdefault((label, "whole"), []).append(rate)
+            ours, theirs = time.process_time(), _cpu_seconds(pid)
             rate, size = backend_only(config, store, edition, port, ca_file, nodelay=nodelay, n=n)
-            rates.setdefault(("backend", nodelay), []).append(rate)
-            if nodelay:
-                cpu["ours"].append((time.process_time() - ours) / n * 1000)
-                cpu["server"].append((_cpu_seconds(server_pid) - theirs) / n * 1000)
+            rates.setdefault((label, "backend"), []).append(rate)
+            cpu.setdefault((label, "ours"), []).append((time.process_time() - ours) / n * 1e3)
+            cpu.setdefault((label, "server"), []).append((_cpu_seconds(pid) - theirs) / n * 1e3)
     return rates, size, cpu
 
 
@@ -155,23 +163,24 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _print(rates, size: int, cpu: dict[str, list[float]], args) -> None:
+def _print(rates, size: int, cpu, args) -> None:
     print(
         f"SMTP, STARTTLS, one connection, local aiosmtpd, {size / 1024:.1f} KB messages, "
         f"{args.messages} a run ({args.baseline_messages} with TCP_NODELAY off), "
-        f"medians of {args.repeat}:"
+        f"medians of {args.repeat}; CPU ms per message in the backend-alone runs:"
     )
-    print(f"  {'path':<28}{'TCP_NODELAY':>14}{'baseline (off)':>16}{'ratio':>8}")
-    for path, label in (("whole", "whole send (ledger)"), ("backend", "backend alone")):
-        on = statistics.median(rates[(path, True)])
-        off = statistics.median(rates[(path, False)])
-        print(f"  {label:<28}{on:>12,.0f}/s{off:>14,.0f}/s{on / off:>7.1f}x")
-    ours, theirs = statistics.median(cpu["ours"]), statistics.median(cpu["server"])
     print(
-        f"  CPU per message (backend alone): ours {ours:.2f} ms, the aiosmtpd server "
-        f"{theirs:.2f} ms; one connection alternates them: at most "
-        f"{1000 / (ours + theirs):,.0f}/s on idle cores"
+        f"  {'':<27}{'whole send':>12}{'ratio':>7}{'backend':>11}{'ratio':>7}"
+        f"{'CPU ours':>10}{'server':>8}"
     )
+    base = {path: statistics.median(rates[(SETUPS[0][0], path)]) for path in ("whole", "backend")}
+    for label, _ in SETUPS:
+        cells = []
+        for path in ("whole", "backend"):
+            rate = statistics.median(rates[(label, path)])
+            cells.append(f"{rate:>10,.0f}/s{rate / base[path]:>6.1f}x")
+        ours, theirs = (statistics.median(cpu[(label, who)]) for who in ("ours", "server"))
+        print(f"  {label:<27}{cells[0]} {cells[1]}{ours:>10.2f}{theirs:>8.2f}")
 
 
 if __name__ == "__main__":
