@@ -161,7 +161,7 @@ class SmtpBackend:
     def _no_delay(self, smtp: smtplib.SMTP) -> None:
         """TCP_NODELAY: a message over TLS larger than one 16 KiB record is written as two
         or more segments, and without it the last one waits for the ACK of the first, which
-        the server delays (~40 ms a message: 6x slower; bench/README.md "SMTP")."""
+        the server delays (~40 ms a message: 3-8x slower at 18 KB, bench/README.md "SMTP")."""
         if self.tcp_nodelay and smtp.sock is not None:
             smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
