@@ -7,18 +7,29 @@ The CLI and the scheduler both call these functions; `run_once` is what `make ru
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from publisher.compose.edition import Edition, compose_edition, window_start
+from publisher.compose.edition import (
+    Edition,
+    Selection,
+    compose_edition,
+    report_since,
+    select_items,
+)
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
 from publisher.errors import DeliveryError, PublisherError
-from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
-from publisher.render.email import RenderedEdition, archive_url, render_fitting
+from publisher.publish.archive import (
+    ArchiveEntry,
+    write_edition_page,
+    write_home_page,
+    write_index_page,
+)
+from publisher.render.email import RenderedEdition, archive_url, render_fitting, render_public
 from publisher.render.environment import search_path_for
 from publisher.sources.collect import CollectReport, collect_all
 from publisher.store import Store
@@ -27,11 +38,12 @@ from publisher.store.editions import (
     NewEdition,
     StoredEdition,
     campaign_history,
+    edition_item_list,
     find_edition_by_slot,
     list_editions,
     save_edition,
 )
-from publisher.store.items import list_items
+from publisher.store.items import list_items, selection_items
 from publisher.store.sink import StoreSink
 from publisher.support.screen import count
 
@@ -39,6 +51,8 @@ if TYPE_CHECKING:
     import httpx
 
     from publisher.publish import FeedsReport
+    from publisher.publish.documents import FeedMeta
+    from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +91,12 @@ def _run_campaign(
         if delivery.status in STARTED:  # paused or stopped: its note says how to go on
             return notes
     record = compose_campaign(config, store, campaign, now=now)
-    if record is not None or earlier is None:
-        notes.append(describe_edition(campaign, record))
     if record is not None:
+        notes.append(describe_edition(campaign, record))
         notes.append(send_edition(config, store, record.id, now=now).note)
+    elif earlier is None:  # nothing sent at all: say why
+        notes.append(describe_edition(campaign, record))
+        notes.append(describe_left_out(config, store, campaign, now=now))
     return notes
 
 
@@ -108,7 +124,6 @@ def build_feeds(
     loading items, when nothing feeds are made of changed since the last build)."""
     from publisher.publish import feeds_up_to_date, publish_feeds
     from publisher.store.feeds_queries import (
-        SentEdition,
         StoredBuildState,
         content_signature,
         sent_editions,
@@ -123,8 +138,29 @@ def build_feeds(
     editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
     items = list_items(store)  # retired items are not among them
     return publish_feeds(
-        config, items, editions, now=now, http=http, signature=signature, state=state
+        config,
+        items,
+        editions,
+        now=now,
+        http=http,
+        signature=signature,
+        state=state,
+        edition_titles=_edition_titles(store, editions),
     )
+
+
+def _edition_titles(
+    store: Store, editions: Mapping[str, Sequence[SentEdition]]
+) -> dict[tuple[str, int], list[str]]:
+    """(campaign, number) -> the titles of the items each sent edition carried."""
+    titles: dict[tuple[str, int], list[str]] = {}
+    for campaign, sent in editions.items():
+        numbers = {e.number for e in sent}
+        for summary in list_editions(store, campaign):
+            if summary.number in numbers:
+                carried = edition_item_list(store, summary.id)
+                titles[(campaign, summary.number)] = [i.title for _, i in carried]
+    return titles
 
 
 # --- digest editions: compose -> render -> store -> archive -------------------------------
@@ -147,18 +183,47 @@ def describe_edition(campaign: str, record: EditionRecord | None) -> str:
     return f"{campaign}: edition {record.number} {verb}, {count(record.item_count, 'item')}"
 
 
+def next_selection(
+    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+) -> Selection:
+    """What the campaign's next edition would carry and every stored item it leaves out,
+    with why, without rendering (the preview and the dashboard list it even when nothing
+    would go out)."""
+    campaign = config.campaign(campaign_name)
+    history = campaign_history(store, campaign.name)
+    items, retired = selection_items(store, seen_since=report_since(campaign, now))
+    return select_items(items, campaign, now=now, history=history, retired=retired)
+
+
+def describe_left_out(
+    config: PublisherConfig, store: Store, campaign: str, *, now: datetime
+) -> str:
+    """Why nothing went out: the stored items the campaign has not sent, counted by reason."""
+    left_out = next_selection(config, store, campaign, now=now).left_out
+    if not left_out:
+        return f"{campaign}: every stored item went out in an earlier edition"
+    reasons: dict[str, int] = {}
+    for _item, reason in left_out:
+        key = reason.split(":")[0].split(",")[0]  # 'held until its date', 'retired'...
+        reasons[key] = reasons.get(key, 0) + 1
+    counted = "; ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+    return f"{campaign}: left out {counted} (`publisher preview {campaign}` lists them)"
+
+
 def prepare_edition(
     config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
 ) -> tuple[Edition, RenderedEdition] | None:
     """Compose and render a campaign's next edition without storing it (preview uses this)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
-    items = list_items(store, since=window_start(campaign, history, now))
-    edition = compose_edition(items, campaign, now=now, history=history)
+    # An item enters by what the campaign has not sent yet and its lookback, never by a
+    # window after the previous edition: a late (backdated) item is still a candidate.
+    items, retired = selection_items(store, seen_since=report_since(campaign, now))
+    edition = compose_edition(items, campaign, now=now, history=history, retired=retired)
     if edition is None:
         return None
     for item, reason in edition.left_out:
-        log.warning("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
+        log.info("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
     org = config.organisation
     # An item that cannot be rendered, or makes the email too large, is left out (logged
     # with the reason) and the edition goes out without it.
@@ -218,6 +283,15 @@ def compose_campaign(
         log.info("%s: nothing new since the previous edition", campaign_name)
         return None
     edition, rendered = prepared
+    org = config.organisation
+    # The public copy is rendered before anything is stored: a template that fails for it
+    # fails the edition, never leaves it stored without its archive page.
+    public = render_public(
+        edition,
+        org,
+        web_url=archive_url(org.public_url, campaign_name, edition.number),
+        search_path=search_path_for(config.root),
+    )
     stored, created = save_edition(
         store,
         NewEdition(
@@ -233,7 +307,7 @@ def compose_campaign(
         ),
     )
     if created:
-        _write_archive(config, store, edition, stored)
+        _write_archive(config, store, stored, public)
     return _edition_record(stored, created=created)
 
 
@@ -249,38 +323,47 @@ def _edition_record(stored: StoredEdition, *, created: bool) -> EditionRecord:
 
 
 def _write_archive(
-    config: PublisherConfig, store: Store, edition: Edition, stored: StoredEdition
+    config: PublisherConfig, store: Store, stored: StoredEdition, public: str
 ) -> None:
-    links = _edition_feed_links(config, stored.campaign)
+    """The edition's public copy (render_public: the same edition, for nobody) and the
+    indexes."""
+    from publisher.publish.listing import alternate_link_tags
+
     org = config.organisation
-    write_edition_page(config.root, org, stored.campaign, stored.number, stored.html, links)
+    links = alternate_link_tags(_edition_feeds(config, stored.campaign))
+    write_edition_page(config.root, org, stored.campaign, stored.number, public, links)
     _write_index(config, store, stored.campaign)
 
 
-def _edition_feed_links(config: PublisherConfig, campaign: str) -> list[str]:
-    """<link rel="alternate"> tags of the campaign's edition feeds, for its archive pages."""
+def _edition_feeds(config: PublisherConfig, campaign: str) -> list[FeedMeta]:
+    """The campaign's edition feeds, for its archive pages."""
     from publisher.publish.feeds import feed_meta  # feedgen and lxml: only when needed
-    from publisher.publish.listing import alternate_link_tags
 
-    feeds = [feed_meta(config, f) for f in config.feeds.feeds if f.campaign == campaign]
-    return alternate_link_tags(feeds)
+    return [feed_meta(config, f) for f in config.feeds.feeds if f.campaign == campaign]
 
 
 def _write_index(config: PublisherConfig, store: Store, campaign: str) -> None:
-    """The campaign's archive index: every edition but those that reached nobody."""
+    """The campaign's archive index (every edition but those that reached nobody), then
+    the archive's home page."""
+    from publisher.publish.listing import alternate_link_tags, feed_links
+
     entries = [
         ArchiveEntry(e.number, e.subject, e.composed_at, e.item_count)
         for e in list_editions(store, campaign)
         if e.status not in NOT_REACHED
     ]
+    feeds = _edition_feeds(config, campaign)
+    search_path = search_path_for(config.root)
     write_index_page(
         config.root,
         config.organisation,
         config.campaign(campaign),
         entries,
-        head_links=_edition_feed_links(config, campaign),
-        search_path=search_path_for(config.root),
+        head_links=alternate_link_tags(feeds),
+        feed_links=[link for meta in feeds for link in feed_links(meta)],
+        search_path=search_path,
     )
+    write_home_page(config.root, config.organisation, config.campaigns, search_path=search_path)
 
 
 # --- delivery (delivery issue): subscribers -> ledger -> backend ---------------------------
@@ -365,23 +448,28 @@ def run_campaign_slot(
     *,
     now: datetime,
     should_stop: Callable[[], bool] | None = None,
+    collect_first: bool = False,
 ) -> SlotOutcome:
-    """One scheduled slot: compose its edition (or find it), send it, rebuild the feeds.
+    """One scheduled slot: collect (with `collect_first`, the daemon's way), compose its
+    edition (or find it), send it, rebuild the feeds.
 
     Safe to repeat: the edition is unique per (campaign, slot) and sending is exactly-once
     per subscriber, so a retry or a restart resumes an interrupted send.
     """
+    collected = ""
+    if collect_first and find_edition_by_slot(store, campaign, slot) is None:
+        collected = "; " + collect_before_slot(config, store, now=now)
     earlier, notes = _unsent_before(store, campaign, slot), []
     if earlier is not None:  # composed by a send or slot that stopped before sending
         delivery = send_edition(config, store, earlier.id, now=now, should_stop=should_stop)
         notes.append(f"edition {earlier.number}, composed earlier and never sent: {delivery.note}")
         if delivery.status in STARTED:
-            return SlotOutcome("failed", earlier.id, notes[0])
+            return SlotOutcome("failed", earlier.id, notes[0] + collected)
     record = compose_campaign(config, store, campaign, now=now, slot=slot)
     if record is None and earlier is None:
         unfinished = unfinished_edition(store, campaign)  # paused, say, by `publisher send`
         said = f"nothing new; {unfinished_note(unfinished)}" if unfinished else "nothing new"
-        return SlotOutcome("skipped", None, said)
+        return SlotOutcome("skipped", None, said + collected)
     if record is not None:
         delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
         notes.append(delivery.note)
@@ -390,7 +478,7 @@ def run_campaign_slot(
     # reached nobody is 'failed': the next daemon start resumes it.
     status = "failed" if delivery.status in STARTED else "sent"
     edition_id = record.id if record else earlier.id if earlier else None
-    return SlotOutcome(status, edition_id, "; ".join(notes))
+    return SlotOutcome(status, edition_id, "; ".join(notes) + collected)
 
 
 def _unsent_before(store: Store, campaign: str, slot: datetime) -> StoredEdition | None:
@@ -400,3 +488,19 @@ def _unsent_before(store: Store, campaign: str, slot: datetime) -> StoredEdition
     if edition is None or edition.status != UNSENT or edition.slot == slot:
         return None
     return edition
+
+
+def collect_before_slot(config: PublisherConfig, store: Store, *, now: datetime) -> str:
+    """Collect every source (and the subscriber file) right before a slot is composed, so
+    an edit made minutes before it is what goes out. Each remote source is bounded by its
+    own deadline; a failing source is reported (logged, and in the returned note) and the
+    slot goes on with what is stored."""
+    try:
+        report, _subscriber_notes = refresh_inputs(config, store, now=now)
+    except PublisherError as exc:  # e.g. an unreadable content folder: compose what is stored
+        log.warning("collect before the slot failed, composing what is stored: %s", exc)
+        return f"collect before the slot failed ({exc}); composed what was stored"
+    failing = sorted({problem.source for problem in report.problems})
+    if failing:
+        return f"{report.note} (problems: {', '.join(failing)}; composed with what was stored)"
+    return report.note

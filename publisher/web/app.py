@@ -5,6 +5,7 @@ security headers, and our own access log that never contains a query string (tok
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -37,6 +38,18 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' https:; form-action 'self'; "
     "base-uri 'none'"
 )
+# The published pages (an edition's web copy is an email: inline styles throughout) keep
+# their styles; still no script, no form, no framing.
+PUBLISHED = ("/archive", "/feeds")
+PUBLISHED_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# An RSS or Atom document loads its feed.xsl, which browsers check as a script.
+FEED_CSP = f"{PUBLISHED_CSP}; script-src 'self'"
+
+
+def _policy(path: str) -> str:
+    if not path.startswith(PUBLISHED):
+        return CSP
+    return FEED_CSP if path.endswith((".rss", ".atom")) else PUBLISHED_CSP
 
 
 class SecurityHeaders:
@@ -60,7 +73,7 @@ class SecurityHeaders:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 if not any(k == b"content-security-policy" for k, _ in headers):  # /admin's own
-                    policy = f"{CSP}; frame-ancestors {framing}".encode()
+                    policy = f"{_policy(path)}; frame-ancestors {framing}".encode()
                     headers.append((b"content-security-policy", policy))
                 headers += [
                     (b"referrer-policy", b"no-referrer"),  # token URLs never leak onwards
@@ -113,13 +126,38 @@ async def health(request: Request) -> Response:
     return Response("ok\n", media_type="text/plain")
 
 
+# RSS and Atom as XML: a browser then shows them through their feed.xsl (under their own
+# types it offers a download instead); feed readers accept either.
+XML_FEEDS = {".rss": "application/xml; charset=utf-8", ".atom": "application/xml; charset=utf-8"}
+
+
 class PublishedFiles(StaticFiles):
     """A folder the publisher writes (it may not exist yet: 404 until the first build)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except HTTPException as exc:  # a page, not Starlette's plain-text "Not Found"
+            if exc.status_code != 404:
+                raise
+            answer = scope["app"].state.web.message(
+                "Not found", "Nothing is published at this address.", status=404
+            )
+            await answer(scope, receive, send)
 
     async def check_config(self) -> None:
         if self.directory is None or not Path(self.directory).is_dir():
             raise HTTPException(404)
         await super().check_config()
+
+    def file_response(
+        self, full_path: Any, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        media_type = XML_FEEDS.get(Path(full_path).suffix)
+        if media_type:
+            response.headers["content-type"] = media_type
+        return response
 
 
 def _static(config: PublisherConfig) -> list[BaseRoute]:
