@@ -21,7 +21,8 @@ from publisher.compose.edition import (
 )
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
-from publisher.errors import PublisherError
+from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
+from publisher.errors import DeliveryError, PublisherError
 from publisher.publish.archive import (
     ArchiveEntry,
     write_edition_page,
@@ -44,6 +45,7 @@ from publisher.store.editions import (
 )
 from publisher.store.items import list_items, selection_items
 from publisher.store.sink import StoreSink
+from publisher.support.screen import count
 
 if TYPE_CHECKING:
     import httpx
@@ -67,14 +69,43 @@ def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunRepo
     report.collect, subscriber_notes = refresh_inputs(config, store, now=now)
     report.notes.extend(subscriber_notes)
     for campaign in config.campaigns:
-        record = compose_campaign(config, store, campaign.name, now=now)
-        report.notes.append(describe_edition(campaign.name, record))
-        if record is not None:
-            report.notes.append(send_edition(config, store, record.id, now=now).note)
-        else:
-            report.notes.append(describe_left_out(config, store, campaign.name, now=now))
+        report.notes.extend(_run_campaign(config, store, campaign.name, now=now))
     report.notes.append(build_feeds(config, store, now=now).note)
     return report
+
+
+def _run_campaign(
+    config: PublisherConfig, store: Store, campaign: str, *, now: datetime
+) -> list[str]:
+    """One campaign of `run --once`: an edition composed earlier and never sent is sent
+    first; one whose send started and did not finish is reported with how to finish it, and
+    nothing new is composed behind it (as `publisher send` does)."""
+    notes: list[str] = []
+    earlier = unfinished_edition(store, campaign)
+    if earlier is not None and earlier.status in STARTED:
+        return [f"{unfinished_note(earlier)}; no new edition composed"]
+    if earlier is not None:
+        notes.append(f"{campaign}: edition {earlier.number} was composed earlier and never sent")
+        delivery = send_edition(config, store, earlier.id, now=now)
+        notes.append(delivery.note)
+        if delivery.status in STARTED:  # paused or stopped: its note says how to go on
+            return notes
+    record = compose_campaign(config, store, campaign, now=now)
+    if record is not None:
+        notes.append(describe_edition(campaign, record))
+        notes.append(send_edition(config, store, record.id, now=now).note)
+    elif earlier is None:  # nothing sent at all: say why
+        notes.append(describe_edition(campaign, record))
+        notes.append(describe_left_out(config, store, campaign, now=now))
+    return notes
+
+
+def unfinished_note(edition: StoredEdition) -> str:
+    """What `run --once` says of an edition whose send started and did not finish."""
+    return (
+        f"{edition.campaign}: edition {edition.number} was not fully sent ({edition.status}); "
+        f"`publisher send {edition.campaign} --resume` finishes it"
+    )
 
 
 def refresh_inputs(
@@ -149,7 +180,7 @@ def describe_edition(campaign: str, record: EditionRecord | None) -> str:
     if record is None:
         return f"{campaign}: nothing new, no edition"
     verb = "composed" if record.created else "already composed for this slot"
-    return f"{campaign}: edition {record.number} {verb}, {record.item_count} items"
+    return f"{campaign}: edition {record.number} {verb}, {count(record.item_count, 'item')}"
 
 
 def next_selection(
@@ -350,10 +381,32 @@ def send_edition(
     """Send an edition (or finish an interrupted send) to its campaign's active audience,
     exactly once per subscriber. Options: publisher.deliver.service.SendOptions. An
     edition that reached nobody leaves the archive index (it was listed when composed)."""
-    report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+    try:
+        report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+    except PublisherError as exc:  # the edition stays stored: say how to send it
+        raise _with_next_step(exc, store, edition_id) from exc
     if report.status in NOT_REACHED:
         _write_index(config, store, report.campaign)
     return report
+
+
+def _with_next_step(exc: PublisherError, store: Store, edition_id: int) -> PublisherError:
+    """The error that stopped a send, with the command that continues it once fixed (the
+    same exit status)."""
+    from publisher.store.editions import get_edition
+
+    edition = get_edition(store, edition_id)
+    if edition is None or edition.status not in (UNSENT, *STARTED):
+        return exc  # nothing of it is left to send (e.g. a --resend-batch refused)
+    command = f"publisher send {edition.campaign}"
+    if edition.status != UNSENT:
+        command += " --resume"
+    error = DeliveryError(
+        f"{exc}\n{edition.campaign}: edition {edition.number} is stored and not fully sent; "
+        f"once this is fixed, `{command}` sends it"
+    )
+    error.exit_code = exc.exit_code
+    return error
 
 
 def import_subscriber_file(config: PublisherConfig, store: Store, *, now: datetime) -> list[str]:
@@ -406,15 +459,35 @@ def run_campaign_slot(
     collected = ""
     if collect_first and find_edition_by_slot(store, campaign, slot) is None:
         collected = "; " + collect_before_slot(config, store, now=now)
+    earlier, notes = _unsent_before(store, campaign, slot), []
+    if earlier is not None:  # composed by a send or slot that stopped before sending
+        delivery = send_edition(config, store, earlier.id, now=now, should_stop=should_stop)
+        notes.append(f"edition {earlier.number}, composed earlier and never sent: {delivery.note}")
+        if delivery.status in STARTED:
+            return SlotOutcome("failed", earlier.id, notes[0] + collected)
     record = compose_campaign(config, store, campaign, now=now, slot=slot)
-    if record is None:
-        return SlotOutcome("skipped", None, f"nothing new{collected}")
-    delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
-    feeds = build_feeds(config, store, now=now)
+    if record is None and earlier is None:
+        unfinished = unfinished_edition(store, campaign)  # paused, say, by `publisher send`
+        said = f"nothing new; {unfinished_note(unfinished)}" if unfinished else "nothing new"
+        return SlotOutcome("skipped", None, said + collected)
+    if record is not None:
+        delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
+        notes.append(delivery.note)
+    notes.append(build_feeds(config, store, now=now).note)
     # A send paused by backend errors, stopped by a shutdown between batches, or that
     # reached nobody is 'failed': the next daemon start resumes it.
-    status = "failed" if delivery.status in ("paused", "sending", "failed") else "sent"
-    return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}{collected}")
+    status = "failed" if delivery.status in STARTED else "sent"
+    edition_id = record.id if record else earlier.id if earlier else None
+    return SlotOutcome(status, edition_id, "; ".join(notes) + collected)
+
+
+def _unsent_before(store: Store, campaign: str, slot: datetime) -> StoredEdition | None:
+    """The campaign's newest edition if it was composed and never sent, for another slot
+    (or for none: `publisher send`); this slot's own edition is found by compose."""
+    edition = unfinished_edition(store, campaign)
+    if edition is None or edition.status != UNSENT or edition.slot == slot:
+        return None
+    return edition
 
 
 def collect_before_slot(config: PublisherConfig, store: Store, *, now: datetime) -> str:

@@ -81,7 +81,7 @@ def test_editions_lines_fit_80_columns_and_name_their_numbers():
     assert (
         lines[0] == "economic-justice-weekly-for-the-whole-coalition #128: sent with 2000 uncertain"
     )
-    assert "  composed 2026-11-30 14:00 UTC, 12 item(s)" in lines
+    assert "  composed 2026-11-30 14:00 UTC, 12 items" in lines
     assert "  sent 118000, uncertain 2000, failed 10, skipped 5" in lines
     assert "  uncertain batches: 3, 17" in lines
     assert "".join(lines[4:]).replace("    ", " ").startswith("  subject: Economic Justice")

@@ -226,7 +226,7 @@ def test_cli_preview_editions_and_check(config, fixed_now):
     assert message["List-Id"] and message["Message-ID"] and message["Date"]
     # preview stores nothing
     listing = run_cli(project, "editions")
-    assert listing.returncode == 0 and "0 edition(s)" in listing.stdout
+    assert listing.returncode == 0 and "0 editions" in listing.stdout
     assert run_cli(project, "check").returncode == 0
 
 

@@ -40,8 +40,12 @@ def test_send_resume_dry_run_and_test_send(cli, store, project, fixed_now):
     add_subscribers(store, fixed_now, 4)
     add_edition(store, fixed_now)
     plan = cli("send", "weekly", "--dry-run")
-    assert "4 recipient(s) in 1 batch(es)" in plan.output
-    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in plan.output
+    assert plan.output.startswith("dry run: weekly #1 via file")  # the summary, no message
+    assert "4 recipients in 1 batch," in plan.output
+    assert "List-Unsubscribe" not in plan.output and len(plan.output.splitlines()) <= 3
+    sample = cli("send", "weekly", "--dry-run", "--sample")
+    assert sample.output.startswith("dry run: weekly #1 via file")  # the summary first
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in sample.output
     assert not (project / "outbox").exists() or not any((project / "outbox").rglob("*.eml"))
     test = cli("send", "weekly", "--to", "editor@example.net")
     assert "test message sent to editor@example.net" in test.output
@@ -87,3 +91,42 @@ def test_check_reports_a_missing_sendgrid_key(cli, monkeypatch):
     result = cli("check")
     assert result.return_value == 2
     assert "SENDGRID_API_KEY" in result.output
+
+
+def test_failures_beyond_the_first_five_are_counted(
+    cli, store, fixed_now, monkeypatch, make_config
+):
+    with FakeSendGrid(api_key="SG.k", plan=[400] * 8) as server:
+        make_config(
+            config_text(
+                "sendgrid",
+                delivery=(
+                    f"  max_failed_batches: 20\n  sendgrid:\n    host: {server.url}\n"
+                    "    workers: 1\n    batch_size: 1\n"
+                ),
+            )
+        )
+        monkeypatch.setenv("SENDGRID_API_KEY", "SG.k")
+        add_subscribers(store, fixed_now, 8)
+        add_edition(store, fixed_now)
+        result = cli("send", "weekly", "--resume")
+    assert result.return_value == 5, result.output  # reached nobody
+    listed = [line for line in result.output.splitlines() if line.startswith("failed: person")]
+    assert len(listed) == 5
+    assert "failed: and 3 more" in result.output
+    assert "0 sent" in result.output and "8 failed" in result.output
+
+
+def test_counts_read_as_words():
+    from publisher.pipeline import EditionRecord, describe_edition
+    from publisher.publish.feeds import FeedsReport
+    from publisher.support.screen import count
+
+    assert [count(n, "batch", "batches") for n in (0, 1, 2)] == [
+        "0 batches",
+        "1 batch",
+        "2 batches",
+    ]
+    record = EditionRecord(1, "weekly", 3, "Subject", 1, created=True)
+    assert describe_edition("weekly", record) == "weekly: edition 3 composed, 1 item"
+    assert FeedsReport(written=1).note.startswith("feeds: 1 file written, 0 unchanged")

@@ -160,3 +160,15 @@ def test_a_subject_with_a_line_break_refuses_the_edition(make_config, store, fix
     with pytest.raises(DeliveryError, match="control character"):
         deliver_edition(config, store, edition, now=fixed_now)
     assert not (config.root / "outbox").exists() or not any((config.root / "outbox").rglob("*"))
+
+
+def test_the_summary_counts_the_whole_edition_beside_this_run(make_config, store, fixed_now):
+    config = make_config(config_text("file"))
+    add_subscribers(store, fixed_now, 4)
+    edition = add_edition(store, fixed_now)
+    first = deliver_edition(config, store, edition, now=fixed_now)
+    assert first.note.startswith("weekly #1: 4 sent to ") and "whole edition" not in first.note
+    add_subscribers(store, fixed_now, 2, start=4)  # joined since: a second run reaches them
+    second = deliver_edition(config, store, edition, now=fixed_now)
+    assert "2 sent to " in second.note and "4 skipped" in second.note
+    assert "(the whole edition: 6 sent)" in second.note

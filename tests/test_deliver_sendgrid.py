@@ -14,7 +14,7 @@ from publisher.store import ledger
 from publisher.store.editions import get_edition
 from publisher.store.subscribers import iter_subscribers, set_status
 from tests.conftest import present
-from tests.servers.data import add_edition, add_subscribers, config_text
+from tests.servers.data import add_edition, add_subscribers, add_subscribers_fast, config_text
 from tests.servers.sendgrid import FakeSendGrid
 
 API_KEY = "SG.test-key-never-print-me"
@@ -141,6 +141,26 @@ def test_413_splits_the_batch(store, sendgrid_config, server, fixed_now):
     assert report.sent == 1000 and report.failed == 0
     assert sorted(server.recipients) == sorted(emails)
     assert all(len(r.body["personalizations"]) <= 300 for r in server.requests)
+
+
+def test_a_413_at_every_batch_size_pauses_after_a_bounded_number_of_requests(
+    store, sendgrid_config, server, fixed_now
+):
+    server.too_large_over = 0  # the message itself is too large: 413 even for one recipient
+    config = sendgrid_config(extra="    workers: 2\n")  # batches of 1,000
+    emails = add_subscribers_fast(store, fixed_now, 5000)
+    edition = add_edition(store, fixed_now)
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    assert report.paused and report.sent == 0, report.note
+    assert "413" in report.note and "--resume" in report.note
+    # Each failed batch halves down to one recipient once (1,000 -> 1: 10 requests), not
+    # 1,999 times; three failed batches pause, and the two workers had at most one more each.
+    assert len(server.seen_statuses) == report.requests <= 5 * 11, report.requests
+    assert ledger.counts(store, edition).get("sent", 0) == 0
+    server.too_large_over = None  # fixed (a smaller message): the resume sends everyone once
+    again = deliver_edition(config, store, edition, now=fixed_now)
+    assert again.sent == 5000 and not again.paused
+    assert sorted(server.recipients) == sorted(emails)
 
 
 def test_failed_batches_pause_the_edition(store, sendgrid_config, server, fixed_now):

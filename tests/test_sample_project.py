@@ -50,7 +50,7 @@ def test_a_second_run_of_the_sample_project_duplicates_nothing(tmp_path, capsys,
     for number in (2, 3):
         again = run_once(capsys, tmp_path)
         assert "0 new, 0 updated" in again  # no new items
-        assert f"{CAMPAIGN}: edition {number} composed, 1 items" in again
+        assert f"{CAMPAIGN}: edition {number} composed, 1 item" in again
     outbox, feeds = files_under(tmp_path / "outbox"), files_under(tmp_path / "feeds")
     last = run_once(capsys, tmp_path)
     assert "nothing new, no edition" in last  # every item went out once: no fourth edition

@@ -310,6 +310,8 @@ def test_on_sqlite_one_worker_process_shares_the_send(tmp_path, server, fixed_no
     worker_code, worker_output = _finish(worker)
     assert worker_code == 0, worker_output
     assert _sent_batches(worker_output) > 0, worker_output
+    # the summary counts the whole edition, not only what this process sent
+    assert "(the whole edition: 5000 sent)" in output, output
     _exactly_once(server, emails)
     assert _statuses(store) == Counter({"sent": 5_000})
     store.close()

@@ -22,6 +22,7 @@ from publisher.cli.base import (
 )
 from publisher.config import PublisherConfig
 from publisher.errors import PublisherError
+from publisher.support.screen import count
 
 if TYPE_CHECKING:
     from publisher.deliver import DeliveryReport
@@ -31,10 +32,11 @@ def _edition_to_send(
     st: AppState, campaign: str, *, resume: bool, resend_uncertain: bool, preview_only: bool
 ):
     """--resume: the unfinished edition; --dry-run/--to: the newest (or an unstored compose);
-    otherwise compose a new edition now. None: nothing new to send. A send gets the
-    edition's id, a preview (--dry-run/--to) the edition itself."""
+    otherwise the edition composed earlier and never sent, or else a new edition composed
+    now (one whose send started and did not finish stops it: --resume). None: nothing new.
+    A send gets the edition's id, a preview (--dry-run/--to) the edition itself."""
     from publisher.deliver import newest_edition, resumable_edition, unfinished_edition
-    from publisher.deliver.service import load_edition
+    from publisher.deliver.service import UNSENT, load_edition
     from publisher.pipeline import compose_campaign, prepare_edition, unstored_edition
 
     st.config.campaign(campaign)  # a clear error (exit 2) for an unknown campaign
@@ -48,6 +50,13 @@ def _edition_to_send(
             prepared = prepare_edition(st.config, st.store, campaign, now=utc_now())
             edition = prepared and unstored_edition(campaign, *prepared, now=utc_now())
         return edition
+    if unfinished is not None and unfinished.status == UNSENT:
+        console.print(
+            f"{campaign}: edition {unfinished.number} was composed earlier and never sent; "
+            "sending it now",
+            highlight=False,
+        )
+        return unfinished.id
     if unfinished is not None:
         raise PublisherError(
             f"{campaign}: edition {unfinished.number} was not fully sent; "
@@ -62,7 +71,11 @@ def send(
     ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Counts, batches and a sample; send nothing.")
+        bool, typer.Option("--dry-run", help="Counts and batches; send nothing.")
+    ] = False,
+    sample: Annotated[
+        bool,
+        typer.Option("--sample", help="With --dry-run: also print one message as it would go."),
     ] = False,
     to: Annotated[
         str | None,
@@ -85,7 +98,7 @@ def send(
         typer.Option(
             "--resend-batch",
             metavar="N",
-            help="Resend one uncertain batch (after checking the provider's activity feed).",
+            help="Resend one uncertain batch (after checking that it never arrived).",
             min=1,
         ),
     ] = None,
@@ -135,7 +148,7 @@ def send(
         console.print(f"{campaign}: nothing new, nothing sent")
         return
     if dry_run:
-        _print_dry_run(st, edition)
+        _print_dry_run(st, edition, sample=sample)
     elif to:
         _send_to_one(st, edition, to)
     else:
@@ -148,18 +161,21 @@ def send(
         )
 
 
-def _print_dry_run(st: AppState, edition) -> None:
+def _print_dry_run(st: AppState, edition, *, sample: bool) -> None:
     from publisher.deliver import dry_run
 
     plan = dry_run(st.config, st.store, edition, now=utc_now())
-    # The sample message verbatim: headers exactly as they would be sent, never re-wrapped.
-    console.file.write(plan.sample.rstrip("\n") + "\n\n")
     console.print(
         f"dry run: {plan.campaign} #{plan.number} via {plan.backend} to {plan.destination}: "
-        f"{plan.recipients} recipient(s) in {plan.batches} batch(es), "
+        f"{count(plan.recipients, 'recipient')} in {count(plan.batches, 'batch', 'batches')}, "
         f"{plan.already_done} already sent; nothing was sent",
         highlight=False,
     )
+    if not sample:
+        console.print("(--sample shows the first recipient's message as it would be sent)")
+        return
+    # The sample message verbatim: headers exactly as they would be sent, never re-wrapped.
+    console.file.write("\n" + plan.sample.rstrip("\n") + "\n")
 
 
 def _send_to_one(st: AppState, edition, address: str) -> None:
@@ -244,15 +260,19 @@ def _print_delivery_report(report: DeliveryReport) -> None:
     console.print(table)
     for email, error in report.failures:
         warn(f"{email}: {error}", "failed", "red")
+    if report.unlisted_failures:
+        warn(f"and {report.unlisted_failures} more", "failed", "red")
     if report.recovered_uncertain:
+        was = "was" if report.recovered_uncertain == 1 else "were"
         err_console.print(
-            f"{report.recovered_uncertain} recipient(s) were in flight when the last send "
-            "stopped: assumed sent, not resent (see docs/operators.md: interrupted sends)"
+            f"{count(report.recovered_uncertain, 'recipient')} {was} in flight when the last "
+            "send stopped: assumed sent, not resent (see docs/operators.md: interrupted sends)"
         )
     if report.cancelled:
+        batches = count(len(report.cancelled), "batch", "batches")
         err_console.print(
-            f"exactly once: {len(report.cancelled)} batch(es) of unknown outcome were "
-            "cancelled at the provider and their recipients sent again"
+            f"exactly once: {batches} of unknown outcome cancelled at the provider and "
+            "their recipients sent again"
         )
     for number in report.too_late:
         err_console.print(
@@ -262,8 +282,9 @@ def _print_delivery_report(report: DeliveryReport) -> None:
     if report.uncertain_batches:
         listed = ", ".join(f"{n} ({c})" for n, c in report.uncertain_batches.items())
         err_console.print(
-            f"uncertain batches (recipients): {listed}; after checking the provider's "
-            f"activity feed, `publisher send {report.campaign} --resend-batch N` resends one"
+            f"uncertain batches (recipients): {listed}; once the provider or mail server "
+            f"shows a batch never arrived, `publisher send {report.campaign} --resend-batch N` "
+            "resends it"
         )
     console.print(report.note, highlight=False)
     if report.exit_code:
@@ -326,4 +347,5 @@ def worker(
         st.config, st.store, holder, clock=utc_now, should_stop=stopping.is_set,
         idle_exit=idle_exit,
     )  # fmt: skip
-    console.print(f"worker {holder.holder}: {report.batches} batches, {report.sent} sent")
+    batches = count(report.batches, "batch", "batches")
+    console.print(f"worker {holder.holder}: {batches}, {report.sent} sent")

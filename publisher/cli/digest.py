@@ -18,7 +18,7 @@ from publisher.cli.base import (
     warn,
 )
 from publisher.config import PublisherConfig
-from publisher.support.screen import edition_outcome
+from publisher.support.screen import count, edition_outcome
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -74,7 +74,7 @@ def preview(
         path = folder / f"{campaign}{suffix}"
         path.write_bytes(content)
         console.print(f"wrote {path}", highlight=False)
-    console.print(f"{len(edition.items)} item(s), HTML {rendered.size / 1024:.1f} KB")
+    console.print(f"{count(len(edition.items), 'item')}, HTML {rendered.size / 1024:.1f} KB")
     print_left_out(edition.left_out)
     for warning in rendered.warnings:
         warn(warning)
@@ -117,14 +117,15 @@ def editions(
     # A few short lines per edition rather than an 11-column table: readable at 80 columns,
     # and each line says what its numbers are.
     console.file.write("".join(edition_lines(e, width=max(console.width, 40)) for e in rows))
-    console.print(f"{len(rows)} edition(s)")
+    console.print(count(len(rows), "edition"))
 
 
 def edition_lines(e: EditionSummary, *, width: int) -> str:
     """One edition for `publisher editions`: its header line, its counts, its subject."""
     lines = [
         f"{e.campaign} #{e.number}: {edition_outcome(e.status, e.uncertain)}",
-        f"  composed {e.composed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, {e.item_count} item(s)",
+        f"  composed {e.composed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
+        + count(e.item_count, "item"),
         f"  sent {e.sent}, uncertain {e.uncertain}, failed {e.failed}, skipped {e.skipped}",
     ]
     if e.uncertain_batches:

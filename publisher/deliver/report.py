@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from publisher.store import ledger
+from publisher.support.screen import count
 
 # Exit status of `publisher send` for each outcome (docs/operators.md "Outcomes and exit codes").
 EXIT_CODES = {"sent": 0, "empty": 0, "paused": 1, "sending": 1, "uncertain": 3}
@@ -43,6 +44,12 @@ class DeliveryReport:
         return EXIT_CODES.get(self.status, 1)
 
     @property
+    def unlisted_failures(self) -> int:
+        """Failed or bounced recipients of the edition beyond those in `failures`."""
+        missed = self.totals.get(ledger.FAILED, 0) + self.totals.get(ledger.BOUNCED, 0)
+        return max(0, missed - len(self.failures))
+
+    @property
     def note(self) -> str:
         line = (
             f"{self.campaign} #{self.number}: {self.sent} sent to {self.destination}, "
@@ -52,9 +59,11 @@ class DeliveryReport:
             line += f", {self.bounced} bounced"
         if self.uncertain:
             line += f", {self.uncertain} uncertain"
+        line += self._whole_edition()
         if self.paused:
             line += (
-                f"; PAUSED after {self.batches} batches ({self.last_error}); fix it and "
+                f"; PAUSED after {count(self.batches, 'batch', 'batches')} ({self.last_error}); "
+                "fix it and "
                 f"run `publisher send {self.campaign} --resume`"
             )
         elif self.stopped:
@@ -64,6 +73,29 @@ class DeliveryReport:
             if self.status in ("failed", "partly_failed") and self.failed:
                 line += f"; `publisher send {self.campaign} --resume` retries the failed ones"
         return line
+
+    def _whole_edition(self) -> str:
+        """The edition's ledger, when it says more than this run's counts: `publisher
+        worker` processes sent part of it, or earlier runs did."""
+        whole = {name: self.totals.get(name, 0) for name in WHOLE_EDITION}
+        ours = {ledger.SENT: self.sent, ledger.FAILED: self.failed}
+        ours |= {ledger.BOUNCED: self.bounced, ledger.UNCERTAIN: self.uncertain}
+        if all(whole[name] == ours.get(name, 0) for name in WHOLE_EDITION):
+            return ""
+        listed = ", ".join(
+            f"{n} {WHOLE_EDITION[name]}" for name, n in whole.items() if n or name == ledger.SENT
+        )
+        return f" (the whole edition: {listed})"
+
+
+# The edition's ledger as the note gives it, in this order (pending rows are not listed).
+WHOLE_EDITION = {
+    ledger.SENT: "sent",
+    ledger.UNCERTAIN: "uncertain",
+    ledger.FAILED: "failed",
+    ledger.BOUNCED: "bounced",
+    ledger.SKIPPED: "held back",  # paused or suppressed subscribers
+}
 
 
 def describe_status(status: str, totals: dict[str, int]) -> str:

@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from publisher.deliver.base import (
     BOUNCED,
@@ -23,6 +23,7 @@ from publisher.deliver.base import (
 )
 from publisher.store.ledger import INFLIGHT, REQUESTED
 from publisher.support import killpoints
+from publisher.support.screen import count
 
 # mark(recipients, status, scheduled, accepted): record in the ledger that a (part of a)
 # batch is about to be requested (exactly-once mode: under this provider batch), or was
@@ -58,8 +59,10 @@ class Outcome:
     batch_error: str | None = None  # the whole batch failed (counts towards pausing)
     requests: int = 0
     scheduled: Scheduled | None = None  # exactly-once mode: the batch's provider batch id
+    too_large: bool = False  # refused as too large even for one recipient
 
     def merge(self, other: Outcome) -> Outcome:
+        self.too_large = self.too_large or other.too_large
         self.failed.update(other.failed)
         self.uncertain.extend(other.uncertain)
         self.batch_error = self.batch_error or other.batch_error
@@ -115,7 +118,7 @@ def send_with_retries(
             if mark:
                 mark(recipients, INFLIGHT, None, ())  # refused: nothing of it was accepted
             if attempt == policy.max_attempts:
-                message = f"{exc} (gave up after {attempt} attempts)"
+                message = f"{exc} (gave up after {count(attempt, 'attempt')})"
                 return Outcome(
                     dict.fromkeys(everyone, message), batch_error=message, requests=attempt
                 )
@@ -124,17 +127,13 @@ def send_with_retries(
         except TooLargeError as exc:
             if mark:
                 mark(recipients, INFLIGHT, None, ())
-            if len(recipients) == 1:
-                return Outcome({everyone[0]: str(exc)}, requests=attempt)
-            half = len(recipients) // 2
-            parts = [
-                send_with_retries(
-                    backend, prepared, part, batch_key, policy,
-                    sleep=sleep, rng=rng, mark=mark, schedule=schedule,
+            if len(recipients) == 1:  # the message itself is too large: like any refusal
+                message = f"{exc} (even for one recipient)"  # of the provider, it counts
+                return Outcome(  # towards pausing the send
+                    {everyone[0]: message}, batch_error=message, requests=attempt, too_large=True
                 )
-                for part in (recipients[:half], recipients[half:])
-            ]  # fmt: skip
-            return parts[0].merge(parts[1]).merge(Outcome(requests=attempt))
+            return _halves(backend, prepared, recipients, batch_key, policy, attempt,
+                           sleep=sleep, rng=rng, mark=mark, schedule=schedule)  # fmt: skip
         except PermanentError as exc:
             if mark:
                 mark(
@@ -149,6 +148,29 @@ def send_with_retries(
                 failed=exc.failed, uncertain=uncertain, requests=attempt, scheduled=scheduled
             )
     raise AssertionError("unreachable")
+
+
+def _halves(
+    backend: DeliveryBackend[P, E],
+    prepared: P,
+    recipients: Sequence[Recipient],
+    batch_key: str,
+    policy: RetryPolicy,
+    attempt: int,
+    **options: Any,
+) -> Outcome:
+    """A batch refused as too large (413), sent as two halves. When the first half came
+    down to one recipient still too large, the second is not tried (each try would split
+    down to one recipient again): it fails unsent, for `--resume`, after about
+    log2(batch size) requests instead of twice the batch size."""
+    half = len(recipients) // 2
+    first = send_with_retries(backend, prepared, recipients[:half], batch_key, policy, **options)
+    if first.too_large:
+        error = first.batch_error or "too large"
+        rest = dict.fromkeys((r.subscriber_id for r in recipients[half:]), error)
+        return first.merge(Outcome(rest, requests=attempt))
+    second = send_with_retries(backend, prepared, recipients[half:], batch_key, policy, **options)
+    return first.merge(second).merge(Outcome(requests=attempt))
 
 
 class _Hooks:

@@ -354,7 +354,7 @@ def send_one(
 
 def resumable_edition(store: Store, campaign: str, *, resend_uncertain: bool = False) -> int:
     """The campaign's newest edition, if it has something left to send."""
-    unfinished = ("composed", "sending", "paused", "failed")
+    unfinished = (UNSENT, *STARTED)
     leftover = [ledger.FAILED, ledger.PENDING, ledger.INFLIGHT, ledger.REQUESTED]
     if resend_uncertain:
         leftover.append(ledger.UNCERTAIN)
@@ -367,7 +367,13 @@ def resumable_edition(store: Store, campaign: str, *, resend_uncertain: bool = F
     raise DeliveryError(f"{campaign}: edition {newest.number} has nothing left to send")
 
 
+UNSENT = "composed"  # stored, its send never started (stopped by an error, a crash)
+STARTED = ("sending", "paused", "failed")  # its send started and did not finish
+
+
 def unfinished_edition(store: Store, campaign: str) -> StoredEdition | None:
-    """The newest edition if its send was started or composed but never finished."""
+    """The newest edition if it was composed and never sent (status `composed`: the next
+    plain send sends it) or its send was started but never finished (`sending`, `paused`,
+    `failed`: `publisher send --resume` finishes it)."""
     newest = newest_edition(store, campaign)
-    return newest if newest and newest.status in ("sending", "paused", "failed") else None
+    return newest if newest and newest.status in (UNSENT, *STARTED) else None

@@ -53,6 +53,7 @@ from publisher.publish.state import LEGACY_STATE_FILE, BuildState, MemoryState, 
 from publisher.publish.writer import BackgroundWriter
 from publisher.render.environment import search_path_for
 from publisher.store.feeds_queries import SentEdition
+from publisher.support.screen import count
 
 log = logging.getLogger(__name__)
 FUTURE_SLACK = timedelta(days=1)  # how far ahead of the build an item's date is trusted
@@ -69,7 +70,7 @@ class FeedsReport:
 
     @property
     def note(self) -> str:
-        parts = [f"feeds: {self.written} files written, {self.unchanged} unchanged"]
+        parts = [f"feeds: {count(self.written, 'file')} written, {self.unchanged} unchanged"]
         if self.removed:
             parts.append(f"{self.removed} removed")
         if self.left_out:

@@ -95,6 +95,7 @@ class FakeSendGrid:
     latency: float = 0.0  # seconds before answering
     validate: str = "all"  # 'all' | 'first' (schema and limits on the first body only)
     too_large_over: int | None = None  # answer 413 when a request has more personalizations
+    # (0: every request, the message itself too large)
     plan: list[Any] = field(default_factory=list)  # next: 429, 500, 400, 401, 'hang', 'drop'
     retry_after: int = 1
     hold_after: int | None = None  # accept but never answer once this many were accepted
@@ -207,7 +208,7 @@ class FakeSendGrid:
             self.rejected.append((400, problems[0]))
             return *_error(400, problems[0]), None
         body = json.loads(raw)
-        if self.too_large_over and len(body["personalizations"]) > self.too_large_over:
+        if self.too_large_over is not None and len(body["personalizations"]) > self.too_large_over:
             return *_error(413, "request entity too large"), None
         if "batch_id" in body and body["batch_id"] not in self.scheduled.batches:
             return *_error(400, "invalid batch id"), None
