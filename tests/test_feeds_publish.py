@@ -217,7 +217,7 @@ def test_bad_items_are_reported_and_left_out(config, project):
     assert len(report.left_out) == 3
     assert "posts:untitled" in report.left_out[0] and "no title" in report.left_out[0]
     assert "no date" in report.left_out[1]
-    assert "3 item(s) left out" in report.note
+    assert "3 items left out" in report.note
     document = feedparser.parse((project / "feeds/everything.atom").read_bytes())
     assert not document.bozo and len(document.entries) == 3
 

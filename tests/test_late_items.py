@@ -276,7 +276,7 @@ def test_the_preview_lists_every_item_left_out_and_why(
     monkeypatch.setenv("PUBLISHER_DATABASE_URL", database_url)
     main(["preview", "weekly", "--at", T0.isoformat(), "--config", str(project / "schedules.yaml")])
     out = capsys.readouterr().out
-    assert "Newest article" in out and "left out: 6 item(s)" in out
+    assert "Newest article" in out and "left out: 6 items" in out
     for title, reason in REASONS.items():
         assert f"{title} (posts:" in out and f"): {reason}" in out, title
 

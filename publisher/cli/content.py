@@ -19,6 +19,7 @@ from publisher.cli.base import (
 )
 from publisher.store.items import list_items, retire_item
 from publisher.store.sink import StoreSink
+from publisher.support.screen import count
 
 if TYPE_CHECKING:
     from publisher.sources.collect import CollectReport
@@ -52,7 +53,7 @@ def print_collect_report(report: CollectReport) -> None:
     retired = f", {report.retired} retired (file deleted)" if report.retired else ""
     console.print(
         f"{report.inserted} new, {report.updated} updated, {report.unchanged} unchanged"
-        f"{retired}, {len(report.problems)} problem(s)",
+        f"{retired}, {count(len(report.problems), 'problem')}",
         markup=False,
         highlight=False,
     )
@@ -93,7 +94,7 @@ def items(
             item.id,
         )
     console.print(table)
-    console.print(f"{len(rows)} item(s)")
+    console.print(count(len(rows), "item"))
 
 
 @items_app.command("retire", cls=PlainCommand)

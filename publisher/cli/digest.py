@@ -90,7 +90,7 @@ def print_left_out(left_out: Sequence[tuple[Item, str]]) -> None:
     if not left_out:
         console.print("left out: none (every stored item is in it or went out before)")
         return
-    console.print(f"left out: {len(left_out)} item(s)")
+    console.print(f"left out: {count(len(left_out), 'item')}")
     for item, reason in sorted(left_out, key=lambda entry: entry[0].published, reverse=True):
         line = f"  {item.published:%Y-%m-%d}  {item.title} ({item.id}): {reason}"
         console.print(line, highlight=False, markup=False)

@@ -74,11 +74,11 @@ class FeedsReport:
         if self.removed:
             parts.append(f"{self.removed} removed")
         if self.left_out:
-            parts.append(f"{len(self.left_out)} item(s) left out")
+            parts.append(f"{count(len(self.left_out), 'item')} left out")
         if self.pinged:
-            parts.append(f"{len(self.pinged)} hub ping(s)")
+            parts.append(count(len(self.pinged), "hub ping"))
         if self.problems:
-            parts.append(f"{len(self.problems)} problem(s)")
+            parts.append(count(len(self.problems), "problem"))
         return ", ".join(parts)
 
 

@@ -25,7 +25,7 @@ from publisher.store.staff import (
 )
 from publisher.store.staff_access import end_sessions, list_sessions
 from publisher.store.subscribers import find_subscriber
-from publisher.support.screen import spreadsheet_safe
+from publisher.support.screen import count, spreadsheet_safe
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.admin.links import send_invitation
@@ -152,7 +152,7 @@ async def staff_end_sessions(request: Request, admin: Admin, form: FormData) -> 
         w.store, admin.staff.email, "sessions ended", f"{target.email}: {ended}",
         ip=client_ip(request), now=w.now(),
     )  # fmt: skip
-    return _to_staff(request, f"Ended {ended} session(s) of {target.email}.")
+    return _to_staff(request, f"Ended {count(ended, 'session')} of {target.email}.")
 
 
 @action("owner")
