@@ -206,7 +206,7 @@ def test_a_post_fixed_just_before_a_slot_is_what_the_slot_sends(project, store, 
     clock = slot + timedelta(seconds=5)
     daemon = make_daemon(config, store, clock=lambda: clock)
     said = daemon.dispatch("weekly", slot, clock)
-    assert said.startswith("sent weekly #1: 1 sent") and "1 problem(s) (problems: partner" in said
+    assert said.startswith("sent weekly #1: 1 sent") and "1 problem (problems: partner" in said
     [eml] = (project / "outbox" / "weekly" / "1").glob("*.eml")
     message = message_from_bytes(eml.read_bytes(), policy=policy.default)
     text = present(message.get_body(("plain",))).get_content()

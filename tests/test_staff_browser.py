@@ -159,7 +159,7 @@ def test_password_change_reset_sessions_and_policy(browser, project, store, tmp_
         log_in(owner, url, STAFF["owner"])
         owner.get_by_role("link", name="Staff", exact=True).click()
         owner.get_by_role("button", name=f"End the sessions of {STAFF['editor']}").click()
-        assert status_of(owner) == f"Ended 1 session(s) of {STAFF['editor']}."
+        assert status_of(owner) == f"Ended 1 session of {STAFF['editor']}."
         phone.goto(f"{url}/admin/")
         assert phone.url.endswith("/admin/login")
         owner.get_by_label("Who must use a second factor").select_option("senders")

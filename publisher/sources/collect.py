@@ -21,6 +21,7 @@ from publisher.sources import CollectContext, Problem, SourceResult, build_sourc
 from publisher.sources.base import ItemSink, UpsertCounts
 from publisher.sources.network import ClientOptions, guarded_client
 from publisher.sources.pool import PoolLimits, collect_concurrently, collect_isolated, is_remote
+from publisher.support.screen import count
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class CollectReport:
         retired = f", {self.retired} retired" if self.retired else ""
         return (
             f"collect: {self.inserted} new, {self.updated} updated, {self.unchanged} unchanged"
-            f"{retired}, {len(self.problems)} problem(s)"
+            f"{retired}, {count(len(self.problems), 'problem')}"
         )
 
 
