@@ -3,12 +3,17 @@ limits, the page renderer. Built once by `create_app`; routes reach it as `web(r
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -18,6 +23,13 @@ from publisher.render.environment import render_template, search_path_for, templ
 from publisher.store import Store
 from publisher.support.screen import edition_outcome
 from publisher.web.security import RateLimiter, Tokens
+
+T = TypeVar("T")
+# password hashing takes ~200 ms of CPU: one at a time (per event loop: tests run several),
+# so logins queue on the loop instead of taking both cores or every worker thread
+_HASHING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
 
 CONSENT_TEXT = (
     "I agree to receive email from {org} about the topics I chose. I can unsubscribe at any "
@@ -113,3 +125,24 @@ def web(request: Request) -> Web:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def off_loop(fn: Callable[..., T], *args: Any, hashing: bool = False, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` in a worker thread: store, compose and render work (and
+    password hashing, `hashing=True`) never holds the event loop, so /healthz and the
+    one-click unsubscribe keep their latency while a preview or a login runs."""
+    call = functools.partial(fn, *args, **kwargs)
+    limiter = None
+    if hashing:
+        limiter = _HASHING.setdefault(asyncio.get_running_loop(), CapacityLimiter(1))
+    return await anyio.to_thread.run_sync(call, limiter=limiter)
+
+
+def in_thread(handler: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """A plain (blocking) route handler made an async one running in a worker thread."""
+
+    @functools.wraps(handler)
+    async def run(*args: Any, **kwargs: Any) -> T:
+        return await off_loop(handler, *args, **kwargs)
+
+    return run

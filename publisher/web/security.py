@@ -10,6 +10,7 @@ Time comes from the injected clock, never from the signing library's own.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +18,10 @@ from datetime import datetime
 
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
+SECRET_MIN_LENGTH = 32
+# estimated from the key's own characters: secrets.token_hex(16) gives 94-125 (100,000
+# tries), token_urlsafe(32) about 200; "abcd" repeated 8 times 64, "aaaa…" 0
+SECRET_MIN_BITS = 80
 FORM_MAX_AGE = 2 * 3600  # a page left open for two hours still submits
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 
@@ -24,6 +29,22 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600
 def fingerprint(value: str) -> str:
     """A short one-way binding: a signed payload is readable, so never put a token in it."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def secret_key_problem(secret: str) -> str | None:
+    """Why `secret` is too weak to sign links and forms, or None. Length alone lets
+    "aaaa…" through, so the key's entropy is estimated from how its characters spread
+    (Shannon): a random key passes, a repeated or patterned one does not."""
+    if len(secret) < SECRET_MIN_LENGTH:
+        return f"is too short: use at least {SECRET_MIN_LENGTH} random characters"
+    counts = [secret.count(c) for c in set(secret)]
+    bits = 0.0 - sum(n / len(secret) * math.log2(n / len(secret)) for n in counts) * len(secret)
+    if bits < SECRET_MIN_BITS:
+        return (
+            f"is not random enough ({bits:.0f} bits estimated, {SECRET_MIN_BITS} needed): use a "
+            "random value, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return None
 
 
 class Tokens:

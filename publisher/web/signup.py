@@ -15,6 +15,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -27,7 +28,7 @@ from publisher.render.mjml import compile_mjml
 from publisher.store import consent
 from publisher.store.subscribers import PENDING, Subscriber, find_subscriber
 from publisher.subscribers.consent import activate, sign_up
-from publisher.web.context import Web, client_ip, web
+from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.forms import read_form, text
 from publisher.web.security import CONFIRM_MAX_AGE, fingerprint
 
@@ -103,8 +104,14 @@ async def subscribe_post(request: Request) -> Response:
         form=text(form, "form", 100) or "subscribe-page",
         consent_text=w.consent_text,
     )
-    subscriber, confirm = sign_up(
-        w.store, address, name=values["name"] or None, topics=values["topics"], ctx=ctx, now=w.now()
+    subscriber, confirm = await off_loop(
+        sign_up,
+        w.store,
+        address,
+        name=values["name"] or None,
+        topics=values["topics"],
+        ctx=ctx,
+        now=w.now(),
     )
     if confirm and w.address_limit.allow(subscriber.email):
         await run_in_threadpool(send_confirmation, w, subscriber)
@@ -186,7 +193,7 @@ def _confirm_target(w: Web, token: str) -> Subscriber | None:
     return subscriber
 
 
-async def confirm_page(request: Request) -> Response:
+def confirm_page(request: Request) -> Response:  # plain: Starlette runs it in a thread
     w, token = web(request), request.query_params.get("token", "")
     subscriber = _confirm_target(w, token)
     if subscriber is None:
@@ -205,6 +212,10 @@ async def confirm_page(request: Request) -> Response:
 async def confirm_post(request: Request) -> Response:
     w = web(request)
     form = await read_form(request)  # too large: the app's FormTooLarge handler answers 413
+    return await off_loop(_confirm_post, request, w, form)
+
+
+def _confirm_post(request: Request, w: Web, form: FormData) -> Response:
     token = text(form, "token", 500)
     if not w.tokens.check_form(text(form, "csrf", 500), "confirm", token):
         return w.expired_form()

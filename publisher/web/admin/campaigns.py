@@ -27,7 +27,7 @@ from publisher.store.state import get_source_memory
 from publisher.subscribers.events import engagement, timeline
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
-from publisher.web.context import Web, client_ip
+from publisher.web.context import Web, client_ip, in_thread
 
 # the previewed email: its own inline styles and https images, nothing else, and sandboxed
 PREVIEW_CSP = (
@@ -108,7 +108,8 @@ def _sources(w: Web) -> list[dict[str, Any]]:
 
 
 @view("viewer")
-async def overview_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def overview_page(request: Request, admin: Admin) -> Response:
     w, now = admin.w, admin.w.now()
     campaigns = overview(w.config, w.store, now=now)
     lines = {}
@@ -143,7 +144,8 @@ def _window_items(w: Web, name: str, chosen: set[str]) -> list[Item]:
 
 
 @view("viewer")
-async def campaign_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def campaign_page(request: Request, admin: Admin) -> Response:
     name, notice = request.path_params["name"], request.query_params.get("notice", "")[:300]
     campaign = _campaign(admin, name)
     if campaign is None:
@@ -174,7 +176,8 @@ def _sandboxed(html: str) -> Response:
 
 
 @view("editor")
-async def preview_frame(request: Request, admin: Admin) -> Response:
+@in_thread
+def preview_frame(request: Request, admin: Admin) -> Response:
     try:
         prepared = _prepared(admin.w, request.path_params["name"])
     except PublisherError as exc:
@@ -193,7 +196,7 @@ def _back(request: Request, name: str, notice: str) -> Response:
     )
 
 
-async def _steer(request: Request, admin: Admin, paused: bool) -> Response:
+def _steer(request: Request, admin: Admin, paused: bool) -> Response:
     name = request.path_params["name"]
     if _campaign(admin, name) is None:
         return admin.page("message.html", "No such campaign", status=404, paragraphs=[name])
@@ -206,17 +209,20 @@ async def _steer(request: Request, admin: Admin, paused: bool) -> Response:
 
 
 @action("editor")
-async def pause_post(request: Request, admin: Admin, form: object) -> Response:
-    return await _steer(request, admin, True)
+@in_thread
+def pause_post(request: Request, admin: Admin, form: object) -> Response:
+    return _steer(request, admin, True)
 
 
 @action("editor")
-async def resume_post(request: Request, admin: Admin, form: object) -> Response:
-    return await _steer(request, admin, False)
+@in_thread
+def resume_post(request: Request, admin: Admin, form: object) -> Response:
+    return _steer(request, admin, False)
 
 
 @action("editor")
-async def test_post(request: Request, admin: Admin, form: object) -> Response:
+@in_thread
+def test_post(request: Request, admin: Admin, form: object) -> Response:
     from publisher.deliver import send_test_message
     from publisher.pipeline import unstored_edition
 
@@ -241,7 +247,8 @@ async def test_post(request: Request, admin: Admin, form: object) -> Response:
 
 
 @view("viewer")
-async def edition_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def edition_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     found = dashboard.edition_line(w.store, int(request.path_params["id"]))
     if found is None:
@@ -263,7 +270,8 @@ async def edition_page(request: Request, admin: Admin) -> Response:
 
 
 @view("viewer")
-async def edition_email(request: Request, admin: Admin) -> Response:
+@in_thread
+def edition_email(request: Request, admin: Admin) -> Response:
     found = dashboard.edition_line(admin.w.store, int(request.path_params["id"]))
     if found is None:
         return _sandboxed("<p>No such edition.</p>")

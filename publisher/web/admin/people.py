@@ -16,12 +16,13 @@ from publisher.store.subscribers import find_subscriber
 from publisher.support.screen import spreadsheet_safe
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
-from publisher.web.context import client_ip
+from publisher.web.context import client_ip, in_thread
 from publisher.web.forms import text
 
 
 @view("viewer")
-async def subscribers_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def subscribers_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     statuses, topics = dashboard.subscriber_counts(w.store)
     growth = dashboard.growth(w.store, now=w.now())
@@ -41,7 +42,8 @@ async def subscribers_page(request: Request, admin: Admin) -> Response:
 
 
 @view("viewer")
-async def subscriber_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def subscriber_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     subscriber = find_subscriber(w.store, id=int(request.path_params["id"]))
     if subscriber is None or subscriber.email.endswith("@erased.invalid"):
@@ -54,7 +56,8 @@ async def subscriber_page(request: Request, admin: Admin) -> Response:
 
 
 @action("owner")
-async def export_post(request: Request, admin: Admin, form: FormData) -> Response:
+@in_thread
+def export_post(request: Request, admin: Admin, form: FormData) -> Response:
     w = admin.w
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -74,12 +77,14 @@ async def export_post(request: Request, admin: Admin, form: FormData) -> Respons
 
 
 @view("editor")
-async def audit_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def audit_page(request: Request, admin: Admin) -> Response:
     return admin.page("audit.html", "Audit log", entries=audit.recent(admin.w.store))
 
 
 @view("owner")
-async def staff_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def staff_page(request: Request, admin: Admin) -> Response:
     notice = request.query_params.get("notice", "")[:300]
     return admin.page(
         "staff.html", "Staff", accounts=list_staff(admin.w.store), roles=ROLES, notice=notice
@@ -95,7 +100,8 @@ def _to_staff(request: Request, notice: str) -> Response:
 
 
 @action("owner")
-async def staff_add(request: Request, admin: Admin, form: FormData) -> Response:
+@in_thread
+def staff_add(request: Request, admin: Admin, form: FormData) -> Response:
     w, email, role = admin.w, text(form, "email"), text(form, "role", 20)
     try:
         added = add_staff(w.store, email, role, text(form, "password", 1000), now=w.now())
@@ -109,7 +115,8 @@ async def staff_add(request: Request, admin: Admin, form: FormData) -> Response:
 
 
 @action("owner")
-async def staff_remove(request: Request, admin: Admin, form: FormData) -> Response:
+@in_thread
+def staff_remove(request: Request, admin: Admin, form: FormData) -> Response:
     w = admin.w
     try:
         removed = remove_staff(w.store, text(form, "email"))
