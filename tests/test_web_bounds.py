@@ -250,3 +250,40 @@ def test_healthz_keeps_its_latency_while_8_clients_log_in_with_wrong_passwords(p
         f"/healthz p99 {p99(loaded) * 1000:.0f} ms with logins running "
         f"(idle p99 {p99(idle) * 1000:.0f} ms, median {statistics.median(loaded) * 1000:.0f} ms)"
     )
+
+
+def test_a_slow_preview_does_not_hold_other_requests(project, store, monkeypatch):
+    """The preview's compose and render run in a worker thread: while one is stuck,
+    /healthz and the subscriber pages still answer."""
+    import publisher.pipeline
+    from publisher.store.staff import add_staff
+    from tests.conftest import FIXED_NOW
+
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_preview(*args: object, **kwargs: object) -> None:
+        entered.set()
+        release.wait(60)
+        return None  # "nothing new"
+
+    monkeypatch.setattr(publisher.pipeline, "prepare_edition", stuck_preview)
+    add_staff(store, "edu@example.org", "editor", "correct horse battery staple", now=FIXED_NOW)
+    with serve(project, store) as served, httpx.Client(base_url=served.url, timeout=60) as staff:
+        page = staff.get("/admin/login").text
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        form = {"email": "edu@example.org", "password": "correct horse battery staple"}
+        assert staff.post("/admin/login", data=form | {"csrf": csrf}).status_code == 303
+        answers: list[int] = []
+        preview = threading.Thread(
+            target=lambda: answers.append(staff.get("/admin/campaigns/weekly/preview").status_code)
+        )
+        preview.start()
+        try:
+            assert entered.wait(30)
+            assert httpx.get(served.url + "/healthz", timeout=10).status_code == 200
+            assert httpx.get(served.url + "/subscribe", timeout=10).status_code == 200
+            assert not answers  # the preview is still stuck
+        finally:
+            release.set()
+            preview.join(60)
+    assert answers == [200]
