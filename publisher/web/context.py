@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from anyio import CapacityLimiter
 from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -25,11 +26,20 @@ from publisher.support.screen import edition_outcome
 from publisher.web.security import RateLimiter, Tokens
 
 T = TypeVar("T")
-# password hashing takes ~200 ms of CPU: one at a time (per event loop: tests run several),
-# so logins queue on the loop instead of taking both cores or every worker thread
-_HASHING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
+
+
+def _lower_priority() -> None:
+    """The hashing thread yields the CPU to everything else (Linux: a thread's own nice
+    value); a flood of log-ins then slows log-ins, not the other pages."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux: the one thread is the bound
+        pass
+
+
+# password hashing takes ~200 ms of CPU: one at a time, on one low-priority thread, so
+# log-ins never take both cores nor the worker threads the pages need
+HASHING = ThreadPoolExecutor(1, "publisher-hashing", initializer=_lower_priority)
 
 CONSENT_TEXT = (
     "I agree to receive email from {org} about the topics I chose. I can unsubscribe at any "
@@ -132,10 +142,9 @@ async def off_loop(fn: Callable[..., T], *args: Any, hashing: bool = False, **kw
     password hashing, `hashing=True`) never holds the event loop, so /healthz and the
     one-click unsubscribe keep their latency while a preview or a login runs."""
     call = functools.partial(fn, *args, **kwargs)
-    limiter = None
     if hashing:
-        limiter = _HASHING.setdefault(asyncio.get_running_loop(), CapacityLimiter(1))
-    return await anyio.to_thread.run_sync(call, limiter=limiter)
+        return await asyncio.get_running_loop().run_in_executor(HASHING, call)
+    return await anyio.to_thread.run_sync(call)
 
 
 def in_thread(handler: Callable[..., T]) -> Callable[..., Awaitable[T]]:
