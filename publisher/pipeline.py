@@ -7,7 +7,7 @@ The CLI and the scheduler both call these functions; `run_once` is what `make ru
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,8 +15,13 @@ from typing import TYPE_CHECKING, Any
 from publisher.compose.edition import Edition, compose_edition, window_start
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
-from publisher.publish.archive import ArchiveEntry, write_edition_page, write_index_page
-from publisher.render.email import RenderedEdition, archive_url, render_fitting
+from publisher.publish.archive import (
+    ArchiveEntry,
+    write_edition_page,
+    write_home_page,
+    write_index_page,
+)
+from publisher.render.email import RenderedEdition, archive_url, render_fitting, render_public
 from publisher.render.environment import search_path_for
 from publisher.sources.collect import CollectReport, collect_all
 from publisher.store import Store
@@ -25,6 +30,7 @@ from publisher.store.editions import (
     NewEdition,
     StoredEdition,
     campaign_history,
+    edition_item_list,
     find_edition_by_slot,
     list_editions,
     save_edition,
@@ -36,6 +42,8 @@ if TYPE_CHECKING:
     import httpx
 
     from publisher.publish import FeedsReport
+    from publisher.publish.documents import FeedMeta
+    from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +84,6 @@ def build_feeds(
     loading items, when nothing feeds are made of changed since the last build)."""
     from publisher.publish import feeds_up_to_date, publish_feeds
     from publisher.store.feeds_queries import (
-        SentEdition,
         StoredBuildState,
         content_signature,
         sent_editions,
@@ -91,8 +98,29 @@ def build_feeds(
     editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
     items = list_items(store)  # retired items are not among them
     return publish_feeds(
-        config, items, editions, now=now, http=http, signature=signature, state=state
+        config,
+        items,
+        editions,
+        now=now,
+        http=http,
+        signature=signature,
+        state=state,
+        edition_titles=_edition_titles(store, editions),
     )
+
+
+def _edition_titles(
+    store: Store, editions: Mapping[str, Sequence[SentEdition]]
+) -> dict[tuple[str, int], list[str]]:
+    """(campaign, number) -> the titles of the items each sent edition carried."""
+    titles: dict[tuple[str, int], list[str]] = {}
+    for campaign, sent in editions.items():
+        numbers = {e.number for e in sent}
+        for summary in list_editions(store, campaign):
+            if summary.number in numbers:
+                carried = edition_item_list(store, summary.id)
+                titles[(campaign, summary.number)] = [i.title for _, i in carried]
+    return titles
 
 
 # --- digest editions: compose -> render -> store -> archive -------------------------------
@@ -186,6 +214,15 @@ def compose_campaign(
         log.info("%s: nothing new since the previous edition", campaign_name)
         return None
     edition, rendered = prepared
+    org = config.organisation
+    # The public copy is rendered before anything is stored: a template that fails for it
+    # fails the edition, never leaves it stored without its archive page.
+    public = render_public(
+        edition,
+        org,
+        web_url=archive_url(org.public_url, campaign_name, edition.number),
+        search_path=search_path_for(config.root),
+    )
     stored, created = save_edition(
         store,
         NewEdition(
@@ -201,7 +238,7 @@ def compose_campaign(
         ),
     )
     if created:
-        _write_archive(config, store, edition, stored)
+        _write_archive(config, store, stored, public)
     return _edition_record(stored, created=created)
 
 
@@ -217,38 +254,47 @@ def _edition_record(stored: StoredEdition, *, created: bool) -> EditionRecord:
 
 
 def _write_archive(
-    config: PublisherConfig, store: Store, edition: Edition, stored: StoredEdition
+    config: PublisherConfig, store: Store, stored: StoredEdition, public: str
 ) -> None:
-    links = _edition_feed_links(config, stored.campaign)
+    """The edition's public copy (render_public: the same edition, for nobody) and the
+    indexes."""
+    from publisher.publish.listing import alternate_link_tags
+
     org = config.organisation
-    write_edition_page(config.root, org, stored.campaign, stored.number, stored.html, links)
+    links = alternate_link_tags(_edition_feeds(config, stored.campaign))
+    write_edition_page(config.root, org, stored.campaign, stored.number, public, links)
     _write_index(config, store, stored.campaign)
 
 
-def _edition_feed_links(config: PublisherConfig, campaign: str) -> list[str]:
-    """<link rel="alternate"> tags of the campaign's edition feeds, for its archive pages."""
+def _edition_feeds(config: PublisherConfig, campaign: str) -> list[FeedMeta]:
+    """The campaign's edition feeds, for its archive pages."""
     from publisher.publish.feeds import feed_meta  # feedgen and lxml: only when needed
-    from publisher.publish.listing import alternate_link_tags
 
-    feeds = [feed_meta(config, f) for f in config.feeds.feeds if f.campaign == campaign]
-    return alternate_link_tags(feeds)
+    return [feed_meta(config, f) for f in config.feeds.feeds if f.campaign == campaign]
 
 
 def _write_index(config: PublisherConfig, store: Store, campaign: str) -> None:
-    """The campaign's archive index: every edition but those that reached nobody."""
+    """The campaign's archive index (every edition but those that reached nobody), then
+    the archive's home page."""
+    from publisher.publish.listing import alternate_link_tags, feed_links
+
     entries = [
         ArchiveEntry(e.number, e.subject, e.composed_at, e.item_count)
         for e in list_editions(store, campaign)
         if e.status not in NOT_REACHED
     ]
+    feeds = _edition_feeds(config, campaign)
+    search_path = search_path_for(config.root)
     write_index_page(
         config.root,
         config.organisation,
         config.campaign(campaign),
         entries,
-        head_links=_edition_feed_links(config, campaign),
-        search_path=search_path_for(config.root),
+        head_links=alternate_link_tags(feeds),
+        feed_links=[link for meta in feeds for link in feed_links(meta)],
+        search_path=search_path,
     )
+    write_home_page(config.root, config.organisation, config.campaigns, search_path=search_path)
 
 
 # --- delivery (delivery issue): subscribers -> ledger -> backend ---------------------------

@@ -67,8 +67,9 @@ def test_the_archive_page_has_no_personal_links(config, store, fixed_now):
     compose_campaign(config, store, "weekly", now=fixed_now)
     page = (config.root / "archive" / "weekly" / "1.html").read_text()
     assert "%%" not in page and "token=" not in page
-    assert "https://www.example.org/news/preferences" in page
-    assert "Hello friend," in page
+    assert "/preferences" not in page and "/unsubscribe" not in page  # the public copy
+    assert "Hello" not in page and "View this email" not in page
+    assert 'href="https://www.example.org/news/subscribe"' in page
 
 
 EDITION_FEED = """

@@ -358,16 +358,16 @@ def test_cli_builds_feeds_and_loading_refuses_unknown_campaigns(project, make_co
         app, ["--config", str(config.file), "feeds", "build"], env=env, catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
-    assert "feeds: 14 files written, 0 unchanged" in result.output
+    assert "feeds: 16 files written, 0 unchanged" in result.output  # index.html, feed.xsl
     assert (project / "feeds/everything.rss").is_file()
 
 
 def test_pipeline_skips_an_unchanged_store_and_notices_any_edit(config, project, store):
     upsert_items(store, items(6), now=NOW)
     first = build_feeds(config, store, now=NOW)
-    assert first.written == 17  # 4 feeds + 1 archive, 3 formats each; OPML; links
+    assert first.written == 19  # 4 feeds + 1 archive, 3 formats each; OPML; links; index; xsl
     again = build_feeds(config, store, now=NOW)  # nothing changed: no item is even loaded
-    assert again.written == 0 and again.unchanged == 17
+    assert again.written == 0 and again.unchanged == 19
     edited = dataclasses.replace(items(6)[5], title="Post 5, corrected")
     upsert_items(store, [edited], now=NOW)  # same clock: only the content hash tells
     after = build_feeds(config, store, now=NOW)

@@ -143,7 +143,7 @@ def test_feed_state_lives_in_the_store_and_is_never_trusted_as_a_path(
     assert not legacy.exists() and outside.read_text() == "keep me"  # removed, not obeyed
     assert sorted(p.name for p in (project / "feeds").iterdir()) == [
         "alternate-links.html", "everything.atom", "everything.json", "everything.rss",
-        "index.opml",
+        "feed.xsl", "index.html", "index.opml",
     ]  # fmt: skip
     state = StoredBuildState(store, now=fixed_now)
     memory = state.load()

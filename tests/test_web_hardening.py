@@ -133,7 +133,7 @@ def test_archive_pages_may_use_their_inline_styles_and_nothing_else(project, sto
         other = httpx.get(served.url + "/subscribe").headers["content-security-policy"]
     assert "style-src 'self' 'unsafe-inline'" in policy
     assert "default-src 'none'" in policy and "script-src" not in policy
-    assert "'unsafe-inline'" not in other  # only the archive's pages
+    assert "'unsafe-inline'" not in other  # only the published pages
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,13 @@ def test_valid_batch_changes_statuses_suppresses_and_counts(served, store):
     ]
     answer = _post(served, events)
     assert answer.status_code == 200
-    assert answer.json() == {"received": 10, "stored": 9, "duplicates": 0, "status_changes": 4}
+    assert answer.json() == {
+        "received": 10,
+        "stored": 9,
+        "duplicates": 0,
+        "skipped": 1,
+        "status_changes": 4,
+    }
     statuses = [present(find_subscriber(store, email=e)).status for e in emails]
     assert statuses == ["bounced", "active", "complained", "unsubscribed", "bounced", "active"]
     assert suppression_reason(store, emails[0]) == "bounced"

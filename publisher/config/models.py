@@ -218,6 +218,9 @@ class FeedSourceConfig(Strict):
     deadline: float = Field(default=30.0, gt=0)
     # the largest body read, in bytes (counted as it is decompressed)
     max_bytes: int = Field(default=10_000_000, gt=0)
+    # May connect to loopback, private, link-local (cloud metadata) addresses, through
+    # redirects too; a url that is itself such an address (or localhost) may anyway.
+    allow_private_addresses: bool = False
     # kind of the feed's items
     default_kind: str = "news"
     # topics added to every item of the feed

@@ -165,19 +165,34 @@ def _splice(skeleton: bytes, closing: bytes, extra: bytes, entries: list[bytes])
     return head.rstrip(b" ") + extra + b"".join(entries) + indent + closing + tail
 
 
+STYLESHEET_FILE = "feed.xsl"  # at the top of the output folder (publish.feeds writes it)
+
+
+def _with_stylesheet(document: bytes, meta: FeedMeta, page: Page, extension: str) -> bytes:
+    """The xml-stylesheet instruction after the declaration: a browser shows the feed as a
+    page, a feed reader ignores it. Relative, so it works wherever feeds/ is served."""
+    depth = meta.relpath(extension, page.number).count("/")
+    href = "../" * depth + STYLESHEET_FILE
+    declaration, newline, rest = document.partition(b"\n")
+    instruction = f'<?xml-stylesheet type="text/xsl" href="{href}"?>'.encode()
+    return declaration + newline + instruction + newline + rest
+
+
 def render_rss(meta: FeedMeta, page: Page, cache: EntryCache) -> bytes:
     generator = _header(meta, page, "rss", FORMATS["rss"].mime)
     generator.register_extension("dc", _DcNamespace, _DcNamespace, atom=False)
     extra = _header_extra(meta, page, "rss", "    ")
     entries = [cache.rss(item) for item in page.items]
-    return _splice(generator.rss_str(pretty=True), b"</channel>", extra, entries)
+    document = _splice(generator.rss_str(pretty=True), b"</channel>", extra, entries)
+    return _with_stylesheet(document, meta, page, "rss")
 
 
 def render_atom(meta: FeedMeta, page: Page, cache: EntryCache) -> bytes:
     generator = _header(meta, page, "atom", FORMATS["atom"].mime)
     extra = _header_extra(meta, page, "atom", "  ")
     entries = [cache.atom(item) for item in page.items]
-    return _splice(generator.atom_str(pretty=True), b"</feed>", extra, entries)
+    document = _splice(generator.atom_str(pretty=True), b"</feed>", extra, entries)
+    return _with_stylesheet(document, meta, page, "atom")
 
 
 def render_json(meta: FeedMeta, page: Page, cache: EntryCache) -> bytes:

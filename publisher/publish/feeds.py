@@ -31,16 +31,27 @@ import httpx
 
 from publisher.config import FeedConfig, PublisherConfig
 from publisher.items import Item
-from publisher.publish.documents import FORMAT_VERSION, FORMATS, FeedMeta, Page, plan_pages
+from publisher.publish.documents import (
+    FORMAT_VERSION,
+    FORMATS,
+    STYLESHEET_FILE,
+    FeedMeta,
+    Page,
+    plan_pages,
+)
 from publisher.publish.entries import EntryCache, clean, item_digest
 from publisher.publish.listing import (
     ALTERNATE_LINKS_FILE,
+    INDEX_FILE,
     OPML_FILE,
     alternate_links,
+    feed_stylesheet,
+    feeds_index,
     opml_document,
 )
 from publisher.publish.state import LEGACY_STATE_FILE, BuildState, MemoryState, checked
 from publisher.publish.writer import BackgroundWriter
+from publisher.render.environment import search_path_for
 from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
@@ -124,13 +135,21 @@ def select_items(feed: FeedConfig, items: Sequence[Item]) -> list[Item]:
     ]
 
 
-def edition_items(config: PublisherConfig, editions: Sequence[SentEdition]) -> list[Item]:
-    """A campaign's sent editions as feed entries linking to their web pages."""
+def edition_items(
+    config: PublisherConfig,
+    editions: Sequence[SentEdition],
+    titles: Mapping[tuple[str, int], Sequence[str]] | None = None,
+) -> list[Item]:
+    """A campaign's sent editions as feed entries linking to their web pages, each
+    described by what it carried: `titles[(campaign, number)]`, its items' titles."""
     base = config.organisation.public_url.rstrip("/")
     out = []
     for edition in editions:
         url = f"{base}/archive/{edition.campaign}/{edition.number}.html"
-        intro = f"<p>{html.escape(edition.preheader)}</p>" if edition.preheader else ""
+        carried = [clean(t) for t in (titles or {}).get((edition.campaign, edition.number), ())]
+        summary = "In this edition: " + "; ".join(carried) if carried else edition.subject
+        listed = "".join(f"<li>{html.escape(t)}</li>" for t in carried)
+        read = f'<p><a href="{html.escape(url)}">Read edition {edition.number} on the web</a></p>'
         out.append(
             Item(
                 id=f"edition:{edition.campaign}:{edition.number}",
@@ -139,9 +158,10 @@ def edition_items(config: PublisherConfig, editions: Sequence[SentEdition]) -> l
                 published=edition.sent_at,
                 source=f"campaign {edition.campaign}",
                 kind="edition",
-                summary=edition.preheader,
-                body_html=f'{intro}<p><a href="{html.escape(url)}">Read edition '
-                f"{edition.number} on the web</a></p>",
+                summary=summary,
+                body_html=f"<p>{html.escape(edition.subject)}</p>"
+                + (f"<ul>{listed}</ul>" if listed else "")
+                + read,
             )
         )
     return out
@@ -175,8 +195,10 @@ def publish_feeds(
     http: httpx.Client | None = None,
     signature: str | None = None,
     state: BuildState | None = None,
+    edition_titles: Mapping[tuple[str, int], Sequence[str]] | None = None,
 ) -> FeedsReport:
     """Write every configured feed under the output directory; `now` only dates empty feeds.
+    `edition_titles` ((campaign, number) -> the titles it carried) describes edition entries.
 
     `signature` (store.feeds_queries.content_signature) is recorded in `state` so that the
     next build can be skipped by `feeds_up_to_date` without loading any item.
@@ -188,7 +210,7 @@ def publish_feeds(
     build = _Build(
         output, checked(state.load()), {}, EntryCache(config.organisation.public_url), report
     )
-    metas, pending, empty_since = _plan(build, config, items, editions, now)
+    metas, pending, empty_since = _plan(build, config, items, editions, now, edition_titles)
     # A first build renders thousands of entries: share that work between processes.
     changed_items = [item for _, page in pending for item in page.items]
     build.cache.warm(changed_items, workers=min(2, os.cpu_count() or 1))
@@ -199,6 +221,9 @@ def publish_feeds(
                 writer.submit(meta.relpath(fmt.extension, page.number), rendered)
         writer.submit(OPML_FILE, opml_document(f"{config.organisation.name} feeds", metas))
         writer.submit(ALTERNATE_LINKS_FILE, alternate_links(metas))
+        search_path = search_path_for(config.root)
+        writer.submit(INDEX_FILE, feeds_index(config.organisation, metas, search_path=search_path))
+        writer.submit(STYLESHEET_FILE, feed_stylesheet(config.organisation, search_path))
     report.written += len(writer.changed)
     report.unchanged += len(writer.unchanged)
     _remove_stale(build)
@@ -229,6 +254,7 @@ def _plan(
     items: Sequence[Item],
     editions: Mapping[str, Sequence[SentEdition]],
     now: datetime,
+    titles: Mapping[tuple[str, int], Sequence[str]] | None = None,
 ) -> tuple[list[FeedMeta], list[tuple[FeedMeta, Page]], dict[str, str]]:
     """Every feed's metadata, the pages that need rendering, and the dates of empty feeds."""
     items = publishable(items, build.report)
@@ -239,7 +265,9 @@ def _plan(
         meta = feed_meta(config, feed)
         metas.append(meta)
         chosen = (
-            publishable(edition_items(config, editions.get(feed.campaign, ())), build.report)
+            publishable(
+                edition_items(config, editions.get(feed.campaign, ()), titles), build.report
+            )
             if feed.campaign
             else select_items(feed, items)
         )
@@ -264,7 +292,8 @@ def feeds_up_to_date(
         return None  # the build removes it
     if memory.get("inputs") != _inputs_fingerprint(config, signature) or memory["unpinged"]:
         return None  # something changed, or the hub still has to hear of an earlier change
-    paths = [output / OPML_FILE, output / ALTERNATE_LINKS_FILE] + [
+    listing = (OPML_FILE, ALTERNATE_LINKS_FILE, INDEX_FILE, STYLESHEET_FILE)
+    paths = [output / name for name in listing] + [
         output / key.format(ext=fmt.extension)
         for key in memory["documents"]
         for fmt in FORMATS.values()

@@ -10,7 +10,7 @@ from jinja2 import TemplateSyntaxError
 
 from publisher.config import CampaignConfig, Colours, PublisherConfig
 from publisher.errors import ConfigError, PublisherError, TemplateError
-from publisher.render.email import archive_url, edition_context, render_edition
+from publisher.render.email import archive_url, edition_context, render_edition, render_public
 from publisher.render.environment import (
     TEMPLATE_SUFFIXES,
     render_string,
@@ -84,16 +84,15 @@ def check_template_files(search_path: tuple[Path, ...]) -> list[str]:
 
 
 def check_campaign(config: PublisherConfig, campaign: CampaignConfig) -> list[str]:
-    """Render the campaign with sample items filling every section."""
+    """Render the campaign with sample items filling every section: the email and its
+    public copy (the archive page)."""
     org = config.organisation
     edition = sample_edition(campaign, now=SAMPLE_NOW)
+    web_url = archive_url(org.public_url, campaign.name, edition.number)
+    search_path = search_path_for(config.root)
     try:
-        render_edition(
-            edition,
-            org,
-            web_url=archive_url(org.public_url, campaign.name, edition.number),
-            search_path=search_path_for(config.root),
-        )
+        render_edition(edition, org, web_url=web_url, search_path=search_path)
+        render_public(edition, org, web_url=web_url, search_path=search_path)
     except PublisherError as exc:
         return [f"campaign '{campaign.name}': {exc}"]
     return []

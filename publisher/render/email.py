@@ -35,6 +35,7 @@ from publisher.render.personalise import (
     UNSUBSCRIBE_URL,
     Trusted,
     personalise,
+    sample_copy,
     subscriber_url,
 )
 
@@ -82,8 +83,21 @@ def _section_view(section: ComposedSection) -> SimpleNamespace:
     )
 
 
-def edition_context(edition: Edition, org: Organisation, *, web_url: str) -> dict[str, Any]:
-    """Everything the templates see. Per-recipient values are placeholders."""
+def public_links(public_url: str, campaign: str) -> dict[str, str]:
+    """The links of a copy that belongs to nobody: sign up, the campaign's editions, the feeds."""
+    base = public_url.rstrip("/")
+    return {
+        "subscribe": f"{base}/subscribe",
+        "archive": f"{base}/archive/{campaign}/",
+        "feeds": f"{base}/feeds/",
+    }
+
+
+def edition_context(
+    edition: Edition, org: Organisation, *, web_url: str, public: bool = False
+) -> dict[str, Any]:
+    """Everything the templates see. Per-recipient values are placeholders; `public` is the
+    web archive copy (templates leave out the greeting and the personal links)."""
     campaign = edition.campaign
     context: dict[str, Any] = {
         "org": org,
@@ -97,7 +111,9 @@ def edition_context(edition: Edition, org: Organisation, *, web_url: str) -> dic
             sections=[_section_view(s) for s in edition.sections],
             items=edition.items,
         ),
+        "public": public,
         "links": {
+            **public_links(org.public_url, campaign.name),
             "web": web_url,
             "unsubscribe": Trusted(UNSUBSCRIBE_URL),
             "preferences": Trusted(PREFERENCES_URL),
@@ -142,6 +158,22 @@ def render_edition(
         size=size,
         warnings=warnings,
     )
+
+
+def render_public(
+    edition: Edition,
+    org: Organisation,
+    *,
+    web_url: str,
+    search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,),
+) -> str:
+    """The edition's public copy (the web archive page) from the same templates with
+    `public` set; a placeholder a custom template still uses gets nobody's value."""
+    env = template_environment(search_path)
+    context = edition_context(edition, org, web_url=web_url, public=True)
+    mjml_name = f"{edition.campaign.template}.mjml"
+    html = compile_mjml(render_template(env, mjml_name, context), template=mjml_name)
+    return sample_copy(html, org.public_url)
 
 
 class _LinkCollector(HTMLParser):

@@ -7,6 +7,7 @@ sending an email with a blank where a title should be.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import datetime
 from functools import lru_cache
@@ -32,13 +33,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from publisher.config.models import control_characters
 from publisher.errors import TemplateError
-from publisher.render.personalise import neutralise
+from publisher.render.personalise import finalize, neutralise
 
 # Templates shipped with the project; an organisation may override any file by putting one
 # with the same name in a `templates/` folder beside its schedules.yaml.
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-TEMPLATE_SUFFIXES = (".mjml", ".txt", ".html")
+TEMPLATE_SUFFIXES = (".mjml", ".txt", ".html", ".xsl")
 TEXT_WIDTH = 78
+_ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 
 
 @pass_context
@@ -49,8 +51,9 @@ def format_date(context: Context, value: datetime, fmt: str = "%-d %B %Y") -> st
 
 
 def excerpt(value: str, length: int = 220) -> str:
-    """Shorten a summary at a word boundary: list entries must stay small (Gmail clips)."""
-    value = " ".join((value or "").split())
+    """Shorten a summary at a word boundary: list entries must stay small (Gmail clips).
+    Only ASCII whitespace is collapsed: a no-break space or a line separator is content."""
+    value = _ASCII_SPACE.sub(" ", value or "").strip(" ")
     if len(value) <= length:
         return value
     return value[:length].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
@@ -68,7 +71,7 @@ def template_environment(search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,)) -
         lstrip_blocks=True,
         keep_trailing_newline=True,
         # Content can never spell a per-recipient placeholder (see render.personalise).
-        finalize=neutralise,
+        finalize=finalize,
     )
     env.filters["date"] = format_date
     env.filters["excerpt"] = excerpt
@@ -168,7 +171,8 @@ def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
     """Wrap every line of the plain-text part at `width` columns, keeping indentation and
     list markers as a hanging indent and never breaking a URL (clients would not link it)."""
     out: list[str] = []
-    for line in text.splitlines():
+    # split("\n"), not splitlines(): a line separator (U+2028) in a title is text, not a line
+    for line in text.split("\n"):
         stripped = line.lstrip()
         if len(line) <= width or " " not in stripped:
             out.append(line.rstrip())

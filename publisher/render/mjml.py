@@ -4,11 +4,19 @@ mjml-python (a Rust port of MJML) neither validates (an unknown element or attri
 silently dropped, so a typo quietly loses content) nor applies `<mj-style inline="inline">`.
 This module does both: `validate_mjml` rejects what MJML would not know, and the inline
 styles are extracted before compiling and applied with css-inline afterwards.
+
+It also writes some characters in attribute values as Rust escapes (`\\u{200c}` for a
+zero-width non-joiner, a soft hyphen, a line separator, a combining mark...), so every
+non-ASCII character is handed to it as a character reference, which it keeps as it is, and
+css-inline's HTML serialiser turns back into the character. `&#37;` (a `%` that must not
+spell a placeholder, see render.personalise) is the one reference that must stay one: it
+crosses both as an unguessable stand-in.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from html.parser import HTMLParser
 
 import css_inline
@@ -182,6 +190,23 @@ _INLINE_STYLE = re.compile(
 )
 
 
+_STYLE_BLOCK = re.compile(r"(<mj-style\b.*?</mj-style>)", re.DOTALL | re.IGNORECASE)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_PERCENT_REF = re.compile(r"&#(?:37|[xX]0*25);")
+# Per process and never in any output: content cannot spell it.
+_PERCENT_STAND_IN = f"pct{secrets.token_hex(12)}pct"
+
+
+def _protect(source: str) -> str:
+    """Non-ASCII characters as references and `&#37;` as its stand-in, outside <mj-style>
+    (CSS knows no character references)."""
+    parts = _STYLE_BLOCK.split(source)
+    for index in range(0, len(parts), 2):  # odd indices are the style blocks
+        part = _PERCENT_REF.sub(_PERCENT_STAND_IN, parts[index])
+        parts[index] = _NON_ASCII.sub(lambda m: f"&#x{ord(m.group(0)):X};", part)
+    return "".join(parts)
+
+
 def compile_mjml(source: str, *, template: str) -> str:
     """Validate and compile MJML to HTML, then apply the `inline="inline"` styles.
 
@@ -191,18 +216,18 @@ def compile_mjml(source: str, *, template: str) -> str:
     if problems:
         raise TemplateError(f"{template} (rendered MJML): " + "; ".join(problems))
     inline_css = "\n".join(match.group(1) for match in _INLINE_STYLE.finditer(source))
-    source = _INLINE_STYLE.sub("", source)
+    source = _protect(_INLINE_STYLE.sub("", source))
     try:
         # fonts={}: no web font <link> to Google; the layout uses system fonts.
         html = mjml2html(source, disable_comments=True, fonts={})
     except ValueError as exc:
         raise TemplateError(f"{template}: MJML does not compile: {exc}") from None
-    if inline_css.strip():
-        html = inline_styles(html, inline_css)
-    return html
+    # Always through css-inline: its serialiser turns the references back into characters.
+    html = inline_styles(html, inline_css if inline_css.strip() else None)
+    return html.replace(_PERCENT_STAND_IN, "&#37;")
 
 
-def inline_styles(html: str, css: str) -> str:
+def inline_styles(html: str, css: str | None) -> str:
     """Apply `css` as inline style attributes; keep MJML's own <style> blocks (media queries)
     and never fetch a remote stylesheet."""
     inliner = css_inline.CSSInliner(

@@ -45,13 +45,17 @@ class Problem:
 
 @dataclass
 class SourceMemory:
-    """What a source remembers between runs (conditional-GET validators, disabled flag)."""
+    """What a source remembers between runs (conditional-GET validators, disabled flag,
+    a refused fetch: sources.fetch.remember_refusal)."""
 
     etag: str | None = None
     last_modified: str | None = None
     url: str | None = None
     disabled: bool = False
     disabled_reason: str | None = None
+    refused_key: str | None = None  # what was fetched (url and limits) when refused
+    refused_reason: str | None = None
+    refused_at: datetime | None = None
 
 
 @dataclass

@@ -19,6 +19,7 @@ from publisher.config import PublisherConfig
 from publisher.items import Item
 from publisher.sources import CollectContext, Problem, SourceResult, build_sources
 from publisher.sources.base import ItemSink, UpsertCounts
+from publisher.sources.network import ClientOptions, guarded_client
 from publisher.sources.pool import PoolLimits, collect_concurrently, collect_isolated, is_remote
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,7 @@ def collect_all(
     limits = PoolLimits(config.collect.concurrency, config.collect.per_host)
     owns_client = http is None
     if http is None:  # enough connections for the pool: none waits for another's
-        size = httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=None)
-        http = httpx.Client(limits=size)
+        http = guarded_client(ClientOptions(connections=limits.concurrency))
     done: dict[int, tuple[SourceReport, list[Problem]]] = {}
     try:
         contexts = [

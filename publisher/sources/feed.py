@@ -34,8 +34,17 @@ from publisher.sources.base import (
     parse_topics,
     vet_item,
 )
-from publisher.sources.fetch import FetchError, Limits, fetch
+from publisher.sources.fetch import (
+    FetchError,
+    Refused,
+    fetch,
+    fetch_key,
+    limits_of,
+    refusal_in_force,
+    remember_refusal,
+)
 from publisher.sources.jsonfeed import JsonFeedDocument, JsonItem, describe
+from publisher.sources.network import guarded_client
 from publisher.support.bounded import LimitError, load_json
 from publisher.support.sanitize import (
     AUTHOR_MAX,
@@ -55,7 +64,8 @@ class FeedSource:
     def __init__(self, cfg: FeedSourceConfig, config: PublisherConfig) -> None:
         self.name = cfg.name
         self.url = cfg.url
-        self.limits = Limits(timeout=cfg.timeout, deadline=cfg.deadline, max_bytes=cfg.max_bytes)
+        self.limits = limits_of(cfg)
+        self.fetch_key = fetch_key(cfg)  # a refused fetch is not repeated while this holds
         self.default_kind = cfg.default_kind
         self.topics = parse_topics(cfg.topics)  # "Labor Rights" -> labor-rights, like tags
 
@@ -70,14 +80,20 @@ class FeedSource:
             reason = memory.disabled_reason or "disabled"
             return SourceResult(problems=[Problem(self.name, self.url, f"skipped: {reason}")])
         url = self.target(memory)
+        skipped = refusal_in_force(memory, self.fetch_key, ctx.now)
+        if skipped:
+            return SourceResult(problems=[Problem(self.name, url, skipped)])
         headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT}
         if memory.etag:
             headers["If-None-Match"] = memory.etag
         if memory.last_modified:
             headers["If-Modified-Since"] = memory.last_modified
-        client = ctx.http or httpx.Client()
+        client = ctx.http or guarded_client()
         try:
             response = fetch(client, url, headers, self.limits)
+        except Refused as exc:  # would be refused again: remembered for a while
+            refused = remember_refusal(memory, self.fetch_key, str(exc), ctx.now)
+            return SourceResult(memory=refused, problems=[Problem(self.name, url, str(exc))])
         except FetchError as exc:
             return SourceResult(problems=[Problem(self.name, url, str(exc))])
         finally:

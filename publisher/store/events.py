@@ -1,11 +1,12 @@
-"""Webhook events in the store: each stored once (by `sg_event_id`), then their outcomes
-applied in one transaction per batch, and counted per edition. What an event means (which
+"""Webhook events in the store: each stored once (by `sg_event_id`) and their outcomes
+applied, in one transaction per batch, and counted per edition. What an event means (which
 outcome, which status moves are allowed) is publisher.subscribers.events; the rows given
 here are that module's (dicts of webhook_events columns, plus `_outcome`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,71 +22,87 @@ from publisher.store.models import (
 from publisher.store.suppression import email_hash, table_of
 
 __all__ = [
+    "Recorded",
     "StatusMove",
-    "apply_outcomes",
     "count_stored",
     "edition_clicks",
     "edition_counts",
-    "insert_new",
+    "record",
 ]
 
 # an outcome -> (the status it gives, the statuses it may move a subscriber from)
 StatusMove = tuple[str, tuple[str, ...]]
 
 
-def insert_new(store: Store, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Store the rows (by sg_event_id) not stored before; returns those, in order."""
+@dataclass(frozen=True)
+class Recorded:
+    """What `record` did: the rows not stored before (in order) and the status changes."""
+
+    stored: list[dict[str, Any]]
+    status_changes: int
+
+
+def record(
+    store: Store, rows: dict[str, dict[str, Any]], moves: dict[str, StatusMove], *, now: datetime
+) -> Recorded:
+    """Store the rows (by sg_event_id) not stored before, then suppress bounced and
+    complained addresses and change the subscribers' statuses (by `moves`, per `_outcome`)
+    for those with an outcome and an email, all in one transaction. Together, because a
+    failure between the two would leave the events stored and SendGrid's retry would find
+    them duplicates: their outcomes never applied. A batch of 1,000 bounces must still be
+    answered fast, hence one transaction, not one per event."""
     if not rows:
-        return []
-    table = table_of(WebhookEventRow)
+        return Recorded([], 0)
     with store.engine.begin() as connection:
-        known: set[str] = set()
-        ids = list(rows)
-        for start in range(0, len(ids), 500):
-            known.update(
-                connection.execute(
-                    select(table.c.sg_event_id).where(
-                        table.c.sg_event_id.in_(ids[start : start + 500])
-                    )
-                ).scalars()
-            )
-        fresh = [row for key, row in rows.items() if key not in known]
-        if fresh:
+        fresh = _insert_new(connection, rows)
+        acting = [row for row in fresh if row["_outcome"] and row["email"]]
+        changed = _apply_outcomes(connection, acting, moves, now) if acting else 0
+    return Recorded(fresh, changed)
+
+
+def _insert_new(connection: Connection, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    table = table_of(WebhookEventRow)
+    known: set[str] = set()
+    ids = list(rows)
+    for start in range(0, len(ids), 500):
+        known.update(
             connection.execute(
-                insert(table), [{k: v for k, v in r.items() if k != "_outcome"} for r in fresh]
-            )
+                select(table.c.sg_event_id).where(table.c.sg_event_id.in_(ids[start : start + 500]))
+            ).scalars()
+        )
+    fresh = [row for key, row in rows.items() if key not in known]
+    if fresh:
+        connection.execute(
+            insert(table), [{k: v for k, v in r.items() if k != "_outcome"} for r in fresh]
+        )
     return fresh
 
 
-def apply_outcomes(
-    store: Store, rows: list[dict[str, Any]], moves: dict[str, StatusMove], *, now: datetime
+def _apply_outcomes(
+    connection: Connection,
+    rows: list[dict[str, Any]],
+    moves: dict[str, StatusMove],
+    now: datetime,
 ) -> int:
-    """Suppress bounced and complained addresses and change the subscribers' statuses (by
-    `moves`, per outcome) for a whole batch in one transaction (a batch of 1,000 bounces
-    must still be answered fast); the number of status changes."""
     subscribers, history = table_of(SubscriberRow), table_of(SubscriberHistoryRow)
-    suppressions = table_of(SuppressionRow)
-    changed = 0
-    with store.engine.begin() as connection:
-        _suppress_all(connection, suppressions, rows, now)
-        emails = sorted({row["email"] for row in rows})
-        current: dict[str, tuple[int, str]] = {}
-        for start in range(0, len(emails), 500):
-            query = select(subscribers.c.email, subscribers.c.id, subscribers.c.status).where(
-                subscribers.c.email.in_(emails[start : start + 500])
-            )
-            current.update({r[0]: (r[1], r[2]) for r in connection.execute(query)})
-        changes = _changes(rows, current, moves, now)
-        for change in changes:
-            connection.execute(
-                update(subscribers)
-                .where(subscribers.c.id == change["subscriber_id"])
-                .values(status=change["status"], updated_at=now)
-            )
-        if changes:
-            connection.execute(insert(history), changes)
-        changed = len(changes)
-    return changed
+    _suppress_all(connection, table_of(SuppressionRow), rows, now)
+    emails = sorted({row["email"] for row in rows})
+    current: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(emails), 500):
+        query = select(subscribers.c.email, subscribers.c.id, subscribers.c.status).where(
+            subscribers.c.email.in_(emails[start : start + 500])
+        )
+        current.update({r[0]: (r[1], r[2]) for r in connection.execute(query)})
+    changes = _changes(rows, current, moves, now)
+    for change in changes:
+        connection.execute(
+            update(subscribers)
+            .where(subscribers.c.id == change["subscriber_id"])
+            .values(status=change["status"], updated_at=now)
+        )
+    if changes:
+        connection.execute(insert(history), changes)
+    return len(changes)
 
 
 def _changes(

@@ -86,7 +86,8 @@ class PublishStateRow(Base):
 
 
 class SourceStateRow(Base):
-    """Per-source memory between runs: conditional-GET validators, disabled flag."""
+    """Per-source memory between runs: conditional-GET validators, disabled flag, the last
+    refused fetch (not repeated for a while: sources.fetch)."""
 
     __tablename__ = "source_state"
 
@@ -97,6 +98,9 @@ class SourceStateRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    refused_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class EditionRow(Base):

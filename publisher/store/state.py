@@ -42,6 +42,9 @@ def get_source_memory(store: Store, name: str) -> SourceMemory:
             url=row.url,
             disabled=row.disabled,
             disabled_reason=row.disabled_reason,
+            refused_key=row.refused_key,
+            refused_reason=row.refused_reason,
+            refused_at=row.refused_at,
         )
 
 
@@ -53,5 +56,8 @@ def save_source_memory(store: Store, name: str, state: SourceMemory, *, now: dat
         row.url = state.url
         row.disabled = state.disabled
         row.disabled_reason = state.disabled_reason
+        row.refused_key = state.refused_key
+        row.refused_reason = state.refused_reason
+        row.refused_at = state.refused_at
         row.checked_at = now
         session.add(row)

@@ -6,6 +6,12 @@ for an invalid address make the subscriber `bounced`; `spamreport` makes it `com
 Bounces and complaints also put the address on the suppression list. `delivered`, `open`
 and `click` are counted per edition (the `edition_id` we put in `custom_args`). Storing and
 applying them is publisher.store.events.
+
+Each event is validated on its own (`WebhookEvent`): one that cannot be stored as it is (an
+address we refuse, a timestamp or `edition_id` out of range, a NUL character) is skipped with
+the reason, and the rest of the batch is stored and applied together. One odd event must
+never fail a batch: SendGrid would retry it for 24 hours and then drop the unsubscribes and
+complaints beside it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from publisher.store import Store
 from publisher.store.dashboard import (
@@ -22,7 +30,7 @@ from publisher.store.dashboard import (
     recipients_per_event,
     recipients_with_any,
 )
-from publisher.store.events import StatusMove, apply_outcomes, insert_new
+from publisher.store.events import StatusMove, record
 from publisher.store.subscribers import normalise_email
 
 __all__ = [
@@ -32,9 +40,11 @@ __all__ = [
     "OUTCOMES",
     "TIMELINE_NAMES",
     "EventReport",
+    "WebhookEvent",
     "engagement",
     "event_row",
     "outcome_of",
+    "read_event",
     "record_events",
     "timeline",
 ]
@@ -61,21 +71,91 @@ MAX_BUCKETS = 72
 INVALID_DROP = ("invalid", "bounced address", "unsubscribed address", "spam reporting address")
 
 
+# the webhook_events column is a 32-bit INTEGER on PostgreSQL; our edition ids are far below
+MAX_EDITION_ID = 2**31 - 1
+# SendGrid's timestamps are Unix seconds of events that happened: later than 2200 is garbage
+LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
+
+
 @dataclass
 class EventReport:
     received: int = 0
     stored: int = 0
     duplicates: int = 0
+    skipped: int = 0  # events that could not be read: each has its problem
     status_changes: int = 0
     problems: list[str] = field(default_factory=list)
 
 
-def outcome_of(event: dict[str, Any]) -> str | None:
-    kind = event.get("event")
+class WebhookEvent(BaseModel):
+    """One SendGrid event as it is stored. Unknown keys are allowed and ignored: SendGrid
+    sends many more fields (ip, useragent, category...) and adds new ones without notice,
+    and our own custom_args come back as top-level keys too."""
+
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, allow_inf_nan=False, coerce_numbers_to_str=True
+    )
+
+    sg_event_id: str = Field(min_length=1)
+    event: str = Field(min_length=1)
+    email: str | None = None
+    timestamp: Annotated[float, Field(gt=0, lt=LATEST_TIMESTAMP, strict=True)] | None = None
+    edition_id: Annotated[int, Field(ge=1, le=MAX_EDITION_ID)] | None = None
+    url: str | None = None
+    type: str | None = None
+    reason: str | None = None
+    response: str | None = None
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        # Neither database stores a NUL character, nor a lone surrogate (JSON allows
+        # "\ud800"): one such string would fail the whole batch's transaction.
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("contains a NUL character")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("is not valid Unicode text") from None
+        return value
+
+    @field_validator("email", mode="after")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        # The message of normalise_email names the address: say why without it (logged).
+        if not value:
+            return None
+        try:
+            return normalise_email(value)
+        except ValueError:
+            raise ValueError("is not an address we can store") from None
+
+
+def read_event(event: object) -> WebhookEvent:
+    """One event validated on its own; ValueError says why it cannot be stored (naming
+    fields, never their values: the log must not carry addresses)."""
+    if not isinstance(event, dict):
+        raise ValueError(f"not an object but {type(event).__name__}")
+    try:
+        return WebhookEvent.model_validate(event)
+    except ValidationError as exc:
+        reasons = [_reason(error) for error in exc.errors()]
+        raise ValueError("; ".join(reasons[:5])) from None
+
+
+def _reason(error: Any) -> str:
+    """A pydantic error as 'field message' (its input value left out)."""
+    where = ".".join(map(str, error["loc"])) or "event"
+    return f"{where} {str(error['msg']).removeprefix('Value error, ')}"
+
+
+def outcome_of(event: WebhookEvent) -> str | None:
+    kind = event.event
     if kind == "bounce":
-        return "bounced" if str(event.get("type", "bounce")) == "bounce" else None
+        return "bounced" if (event.type or "bounce") == "bounce" else None
     if kind == "dropped":
-        reason = str(event.get("reason", "")).lower()
+        reason = (event.reason or "").lower()
         return "bounced" if any(word in reason for word in INVALID_DROP) else None
     if kind == "spamreport":
         return "complained"
@@ -84,49 +164,47 @@ def outcome_of(event: dict[str, Any]) -> str | None:
     return None
 
 
-def event_row(event: dict[str, Any], now: datetime) -> dict[str, Any]:
-    edition = event.get("edition_id")
-    try:
-        edition_id = int(edition) if edition is not None else None
-    except (TypeError, ValueError):
-        edition_id = None
-    stamp = event.get("timestamp")
-    occurred = (
-        datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int | float) and stamp > 0 else None
-    )
-    detail = event.get("reason") or event.get("type") or event.get("response")
+def event_row(event: WebhookEvent, now: datetime) -> dict[str, Any]:
+    """The webhook_events row of a validated event (plus `_outcome`)."""
+    stamp = event.timestamp
+    detail = event.reason or event.type or event.response
     return dict(
-        sg_event_id=str(event["sg_event_id"])[:100],
-        event=str(event.get("event", ""))[:40],
-        email=normalise_email(str(event["email"]))[:320] if event.get("email") else None,
-        edition_id=edition_id,
-        url=str(event["url"]) if event.get("event") == "click" and event.get("url") else None,
-        detail=str(detail)[:500] if detail else None,
-        occurred_at=occurred,
+        sg_event_id=event.sg_event_id[:100],
+        event=event.event[:40],
+        email=event.email,
+        edition_id=event.edition_id,
+        url=event.url if event.event == "click" and event.url else None,
+        detail=detail[:500] if detail else None,
+        occurred_at=datetime.fromtimestamp(stamp, UTC) if stamp is not None else None,
         received_at=now,
+        _outcome=outcome_of(event),
     )
 
 
 def record_events(store: Store, events: Sequence[Any], *, now: datetime) -> EventReport:
-    """Store new events (duplicates ignored), then apply their outcomes. A malformed event is
-    reported and skipped; the rest of the batch goes on."""
+    """Store new events (duplicates ignored) and apply their outcomes, in one transaction.
+    An event that cannot be read is reported (`problems`, with why) and skipped; the rest
+    of the batch goes on."""
     report = EventReport(received=len(events))
     rows: dict[str, dict[str, Any]] = {}
-    for index, event in enumerate(events):
-        if not isinstance(event, dict) or not event.get("sg_event_id") or not event.get("event"):
-            report.problems.append(f"event {index}: no sg_event_id or event; skipped")
+    for index, raw in enumerate(events):
+        try:
+            event = read_event(raw)
+        except ValueError as exc:
+            event_id = raw.get("sg_event_id") if isinstance(raw, dict) else None
+            named = f" ({str(event_id)[:100]!r})" if isinstance(event_id, str | int) else ""
+            report.problems.append(f"event {index}{named}: {exc}; skipped")
+            report.skipped += 1
             continue
         row = event_row(event, now)
         if row["sg_event_id"] in rows:
             report.duplicates += 1
             continue
-        rows[row["sg_event_id"]] = row | {"_outcome": outcome_of(event)}
-    fresh = insert_new(store, rows)
-    report.stored = len(fresh)
-    report.duplicates += len(rows) - len(fresh)
-    acting = [row for row in fresh if row["_outcome"] and row["email"]]
-    if acting:
-        report.status_changes = apply_outcomes(store, acting, OUTCOMES, now=now)
+        rows[row["sg_event_id"]] = row
+    recorded = record(store, rows, OUTCOMES, now=now)
+    report.stored = len(recorded.stored)
+    report.duplicates += len(rows) - len(recorded.stored)
+    report.status_changes = recorded.status_changes
     return report
 
 

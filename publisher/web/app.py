@@ -5,6 +5,7 @@ security headers, and our own access log that never contains a query string (tok
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -40,8 +41,20 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' https:; form-action 'self'; "
     "base-uri 'none'"
 )
-# the archive's pages are emails: their styles are inline (still no script, nothing remote)
-ARCHIVE_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# The published pages (an edition's web copy is an email: inline styles throughout) keep
+# their styles; still no script, no form, no framing.
+PUBLISHED = ("/archive", "/feeds")
+PUBLISHED_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# An RSS or Atom document loads its feed.xsl, which browsers check as a script.
+FEED_CSP = f"{PUBLISHED_CSP}; script-src 'self'"
+
+
+def _policy(path: str) -> str:
+    if not path.startswith(PUBLISHED):
+        return CSP
+    return FEED_CSP if path.endswith((".rss", ".atom")) else PUBLISHED_CSP
+
+
 HSTS = b"max-age=31536000"  # a year; not includeSubDomains: the organisation's other sites
 # control characters (and the quote that ends the logged field) never reach a log line raw
 UNPRINTABLE = re.compile('[\x00-\x1f"\x7f-\x9f\u2028\u2029]')
@@ -84,8 +97,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 policy = next((v for k, v in headers if k == b"content-security-policy"), None)
                 if policy is None:  # /admin sets its own
-                    base = ARCHIVE_CSP if path.startswith("/archive/") else CSP
-                    policy = f"{base}; frame-ancestors {framing}".encode()
+                    policy = f"{_policy(path)}; frame-ancestors {framing}".encode()
                     headers.append((b"content-security-policy", policy))
                 if (framed := frame_options(policy)) is not None:
                     headers.append((b"x-frame-options", framed))
@@ -142,14 +154,39 @@ async def health(request: Request) -> Response:
     return Response("ok\n", media_type="text/plain")
 
 
+# RSS and Atom as XML: a browser then shows them through their feed.xsl (under their own
+# types it offers a download instead); feed readers accept either.
+XML_FEEDS = {".rss": "application/xml; charset=utf-8", ".atom": "application/xml; charset=utf-8"}
+
+
 class PublishedFiles(StaticFiles):
     """A folder the publisher writes (it may not exist yet: 404 until the first build).
     Dotfiles (.git, .htpasswd, a build's state) are never served."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except HTTPException as exc:  # a page, not Starlette's plain-text "Not Found"
+            if exc.status_code != 404:
+                raise
+            answer = scope["app"].state.web.message(
+                "Not found", "Nothing is published at this address.", status=404
+            )
+            await answer(scope, receive, send)
 
     async def check_config(self) -> None:
         if self.directory is None or not Path(self.directory).is_dir():
             raise HTTPException(404)
         await super().check_config()
+
+    def file_response(
+        self, full_path: Any, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        media_type = XML_FEEDS.get(Path(full_path).suffix)
+        if media_type:
+            response.headers["content-type"] = media_type
+        return response
 
     def lookup_path(self, path: str) -> tuple[str, Any]:
         if any(part.startswith(".") for part in PurePosixPath(path.replace("\\", "/")).parts):
