@@ -19,8 +19,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from publisher.web.forms import MAX_FORM_BYTES
 
-# SendGrid posts its events in batches of at most 768 KB (or every 30 s); room to spare.
+# SendGrid posts its events in batches: 1,000 events with every field it sends are a few
+# hundred KB; room to spare. At most WEBHOOK_AT_ONCE bodies are read at one time, so even a
+# flood of junk-signed posts holds no more than 8 MiB.
 WEBHOOK_MAX_BYTES = 2 * 1024 * 1024
+WEBHOOK_AT_ONCE = 4
 WEBHOOK_PATH = "/webhooks/sendgrid"
 
 
@@ -46,12 +49,20 @@ class BoundedBodies:
 
     def __init__(self, app: ASGIApp, limits: Limits) -> None:
         self.app, self.limits = app, limits
+        self._webhooks = asyncio.Semaphore(WEBHOOK_AT_ONCE)  # bound to the app's loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _route_path(scope) == WEBHOOK_PATH:
+            async with self._webhooks:  # SendGrid waits (and retries): its batches keep
+                await self._bounded(scope, receive, send)
+        else:
+            await self._bounded(scope, receive, send)
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"].removeprefix(scope.get("root_path", ""))
+        path = _route_path(scope)
         limit = self.limits.body_limit(path)
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -99,6 +110,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()  # afterwards: the disconnect, as Starlette expects
 
     return replay
+
+
+def _route_path(scope: Scope) -> str:
+    return str(scope["path"]).removeprefix(scope.get("root_path", ""))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
