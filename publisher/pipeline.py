@@ -12,9 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from publisher.compose.edition import Edition, compose_edition, window_start
+from publisher.compose.edition import (
+    Edition,
+    Selection,
+    compose_edition,
+    report_since,
+    select_items,
+)
 from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
+from publisher.errors import PublisherError
 from publisher.publish.archive import (
     ArchiveEntry,
     write_edition_page,
@@ -35,7 +42,7 @@ from publisher.store.editions import (
     list_editions,
     save_edition,
 )
-from publisher.store.items import list_items
+from publisher.store.items import list_items, selection_items
 from publisher.store.sink import StoreSink
 
 if TYPE_CHECKING:
@@ -64,6 +71,8 @@ def run_once(config: PublisherConfig, store: Store, *, now: datetime) -> RunRepo
         report.notes.append(describe_edition(campaign.name, record))
         if record is not None:
             report.notes.append(send_edition(config, store, record.id, now=now).note)
+        else:
+            report.notes.append(describe_left_out(config, store, campaign.name, now=now))
     report.notes.append(build_feeds(config, store, now=now).note)
     return report
 
@@ -143,18 +152,47 @@ def describe_edition(campaign: str, record: EditionRecord | None) -> str:
     return f"{campaign}: edition {record.number} {verb}, {record.item_count} items"
 
 
+def next_selection(
+    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+) -> Selection:
+    """What the campaign's next edition would carry and every stored item it leaves out,
+    with why, without rendering (the preview and the dashboard list it even when nothing
+    would go out)."""
+    campaign = config.campaign(campaign_name)
+    history = campaign_history(store, campaign.name)
+    items, retired = selection_items(store, seen_since=report_since(campaign, now))
+    return select_items(items, campaign, now=now, history=history, retired=retired)
+
+
+def describe_left_out(
+    config: PublisherConfig, store: Store, campaign: str, *, now: datetime
+) -> str:
+    """Why nothing went out: the stored items the campaign has not sent, counted by reason."""
+    left_out = next_selection(config, store, campaign, now=now).left_out
+    if not left_out:
+        return f"{campaign}: every stored item went out in an earlier edition"
+    reasons: dict[str, int] = {}
+    for _item, reason in left_out:
+        key = reason.split(":")[0].split(",")[0]  # 'held until its date', 'retired'...
+        reasons[key] = reasons.get(key, 0) + 1
+    counted = "; ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+    return f"{campaign}: left out {counted} (`publisher preview {campaign}` lists them)"
+
+
 def prepare_edition(
     config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
 ) -> tuple[Edition, RenderedEdition] | None:
     """Compose and render a campaign's next edition without storing it (preview uses this)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
-    items = list_items(store, since=window_start(campaign, history, now))
-    edition = compose_edition(items, campaign, now=now, history=history)
+    # An item enters by what the campaign has not sent yet and its lookback, never by a
+    # window after the previous edition: a late (backdated) item is still a candidate.
+    items, retired = selection_items(store, seen_since=report_since(campaign, now))
+    edition = compose_edition(items, campaign, now=now, history=history, retired=retired)
     if edition is None:
         return None
     for item, reason in edition.left_out:
-        log.warning("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
+        log.info("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
     org = config.organisation
     # An item that cannot be rendered, or makes the email too large, is left out (logged
     # with the reason) and the edition goes out without it.
@@ -357,18 +395,39 @@ def run_campaign_slot(
     *,
     now: datetime,
     should_stop: Callable[[], bool] | None = None,
+    collect_first: bool = False,
 ) -> SlotOutcome:
-    """One scheduled slot: compose its edition (or find it), send it, rebuild the feeds.
+    """One scheduled slot: collect (with `collect_first`, the daemon's way), compose its
+    edition (or find it), send it, rebuild the feeds.
 
     Safe to repeat: the edition is unique per (campaign, slot) and sending is exactly-once
     per subscriber, so a retry or a restart resumes an interrupted send.
     """
+    collected = ""
+    if collect_first and find_edition_by_slot(store, campaign, slot) is None:
+        collected = "; " + collect_before_slot(config, store, now=now)
     record = compose_campaign(config, store, campaign, now=now, slot=slot)
     if record is None:
-        return SlotOutcome("skipped", None, "nothing new")
+        return SlotOutcome("skipped", None, f"nothing new{collected}")
     delivery = send_edition(config, store, record.id, now=now, should_stop=should_stop)
     feeds = build_feeds(config, store, now=now)
     # A send paused by backend errors, stopped by a shutdown between batches, or that
     # reached nobody is 'failed': the next daemon start resumes it.
     status = "failed" if delivery.status in ("paused", "sending", "failed") else "sent"
-    return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}")
+    return SlotOutcome(status, record.id, f"{delivery.note}; {feeds.note}{collected}")
+
+
+def collect_before_slot(config: PublisherConfig, store: Store, *, now: datetime) -> str:
+    """Collect every source (and the subscriber file) right before a slot is composed, so
+    an edit made minutes before it is what goes out. Each remote source is bounded by its
+    own deadline; a failing source is reported (logged, and in the returned note) and the
+    slot goes on with what is stored."""
+    try:
+        report, _subscriber_notes = refresh_inputs(config, store, now=now)
+    except PublisherError as exc:  # e.g. an unreadable content folder: compose what is stored
+        log.warning("collect before the slot failed, composing what is stored: %s", exc)
+        return f"collect before the slot failed ({exc}); composed what was stored"
+    failing = sorted({problem.source for problem in report.problems})
+    if failing:
+        return f"{report.note} (problems: {', '.join(failing)}; composed with what was stored)"
+    return report.note

@@ -56,13 +56,19 @@ def test_first_edition_takes_the_lookback_window_newest_first(fixed_now):
     assert [s.name for s in edition.sections] == ["featured", "posts", "news", "join"]
 
 
-def test_window_starts_at_the_previous_edition(fixed_now):
-    history = CampaignHistory(previous_at=fixed_now - timedelta(days=6.5), next_number=4)
+def test_an_item_dated_before_the_previous_edition_still_enters_the_next(fixed_now):
+    # Selection is by what the campaign has not sent: an item dated before the previous
+    # edition that no edition carried (it arrived late) is in the next one, within the
+    # lookback; the edition still says it covers the time since the previous edition.
+    history = CampaignHistory(
+        previous_at=fixed_now - timedelta(days=6.5),
+        carried=frozenset({"test:sign-on-letter"}),
+        next_number=4,
+    )
     edition = present(compose_edition(fixture_items(), campaign(), now=fixed_now, history=history))
     assert edition.number == 4
-    assert ids(edition, "featured") == ["cba-toolkit"]
-    assert ids(edition, "posts") == ["sign-on-letter"]
-    assert ids(edition, "news") == ["recap"]
+    assert edition.since == fixed_now - timedelta(days=6.5)
+    assert ids(edition, "posts") == ["wages-and-benefits"]  # dated 11.5 days ago, never sent
 
 
 def test_an_item_carried_before_is_never_selected_again(fixed_now):
@@ -146,3 +152,36 @@ def test_items_an_email_cannot_link_to_are_left_out_and_reported(fixed_now):
     assert [i.id for i in edition.items] == [http_image.id]
     assert edition.items[0].image is None
     assert [(i.id, "not https" in why) for i, why in edition.left_out] == [(http_item.id, True)]
+
+
+def test_every_item_not_chosen_is_left_out_with_its_reason(fixed_now):
+    retired = item("withdrawn", days_ago=1)
+    history = CampaignHistory(carried=frozenset({"test:sign-on-letter"}))
+    config = campaign(audience=["economic-justice", "labor"])
+    items = [*fixture_items(), item("gardens", days_ago=1, topics=("gardens",))]
+    edition = present(
+        compose_edition(items, config, now=fixed_now, history=history, retired=[(retired, "why")])
+    )
+    reasons = {i.id.removeprefix("test:"): why for i, why in edition.left_out}
+    assert reasons == {
+        "withdrawn": "retired: why",
+        "older-guide": "over the max of section 'featured' (1)",
+        "ancient-news": "older than the lookback (14 days)",
+        "tomorrow": "held until its date, 2026-11-26 12:00 UTC",
+        "gardens": "not in the audience's topics (economic-justice, labor)",
+    }  # sign-on-letter went out before: not reported
+
+
+def test_the_lookback_counts_from_when_an_item_was_first_seen(fixed_now):
+    # dated 40 days ago, first collected two days ago: still new; seen 20 days ago: too old
+    late = dataclasses.replace(item("late", days_ago=40), first_seen=fixed_now - timedelta(days=2))
+    stale = dataclasses.replace(
+        item("stale", days_ago=40), first_seen=fixed_now - timedelta(days=20)
+    )
+    edition = present(
+        compose_edition([late, stale], campaign(), now=fixed_now, history=CampaignHistory())
+    )
+    assert [i.id for i in edition.items] == [late.id]
+    assert [(i.id, why) for i, why in edition.left_out] == [
+        (stale.id, "older than the lookback (14 days)")
+    ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 
 from publisher.config import PublisherConfig, load_config
+from publisher.items import Item
 from publisher.pipeline import compose_campaign, run_once
 from publisher.store.editions import campaign_history, get_edition, list_editions
 from publisher.store.items import upsert_items
@@ -38,13 +39,20 @@ campaigns:
 """
 
 
+def collect_as_dated(store, items: list[Item], now: datetime) -> None:
+    """Store each item as if collected when it was published (first_seen = its date, or
+    `now` for one dated later): how a store running for weeks holds them."""
+    for one in items:
+        upsert_items(store, [one], now=min(one.published, now))
+
+
 @pytest.fixture
 def config(make_config) -> PublisherConfig:
     return make_config(CAMPAIGN)
 
 
 def test_composes_stores_and_archives_an_edition(config, store, fixed_now):
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     record = present(compose_campaign(config, store, "weekly", now=fixed_now))
     assert record is not None and record.created
     assert (record.number, record.item_count) == (1, 5)
@@ -63,7 +71,7 @@ def test_composes_stores_and_archives_an_edition(config, store, fixed_now):
 
 
 def test_the_archive_page_has_no_personal_links(config, store, fixed_now):
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     compose_campaign(config, store, "weekly", now=fixed_now)
     page = (config.root / "archive" / "weekly" / "1.html").read_text()
     assert "%%" not in page and "token=" not in page
@@ -85,7 +93,7 @@ feeds:
 
 def test_archive_pages_link_the_edition_feed(make_config, store, fixed_now):
     config = make_config(CAMPAIGN + EDITION_FEED)
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     compose_campaign(config, store, "weekly", now=fixed_now)
     feed = "https://www.example.org/news/feeds/editions/weekly"
     for page in ("1.html", "index.html"):
@@ -96,7 +104,7 @@ def test_archive_pages_link_the_edition_feed(make_config, store, fixed_now):
 
 
 def test_same_slot_twice_returns_the_existing_edition(config, store, fixed_now):
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     first = present(compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now))
     upsert_items(store, [item("late", days_ago=0.1)], now=fixed_now)
     again = present(
@@ -114,7 +122,7 @@ def test_a_racing_second_insert_for_the_slot_finds_the_first(config, store, fixe
     (campaign, slot) constraint makes the loser return the winner's edition."""
     from publisher.store.editions import NewEdition, save_edition
 
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     first = present(compose_campaign(config, store, "weekly", now=fixed_now, slot=fixed_now))
     loser = NewEdition("weekly", 2, fixed_now, fixed_now, "s", "", "<html>", "t", [])
     stored, created = save_edition(store, loser)
@@ -122,24 +130,31 @@ def test_a_racing_second_insert_for_the_slot_finds_the_first(config, store, fixe
 
 
 def test_never_twice_and_the_window_moves_on(config, store, fixed_now):
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     first = present(compose_campaign(config, store, "weekly", now=fixed_now))
-    # nothing new twelve hours later: skip_if_empty gives no edition
-    assert compose_campaign(config, store, "weekly", now=fixed_now + timedelta(hours=12)) is None
+    # twelve hours later: only the resource the featured section had no room for
+    leftover = present(
+        compose_campaign(config, store, "weekly", now=fixed_now + timedelta(hours=12))
+    )
+    assert (leftover.number, leftover.item_count) == (2, 1)
+    # nothing new six hours after that: skip_if_empty gives no edition
+    assert compose_campaign(config, store, "weekly", now=fixed_now + timedelta(hours=18)) is None
     later = fixed_now + timedelta(days=7)
     upsert_items(store, [item("next-week", days_ago=-3, kind="news")], now=later)
     second = present(compose_campaign(config, store, "weekly", now=later))
-    # the item dated tomorrow and the new one; none of the first edition's items again
-    assert (second.number, second.item_count) == (2, 2)
+    # the item dated tomorrow and the new one; none of the earlier editions' items again
+    assert (second.number, second.item_count) == (3, 2)
     history = campaign_history(store, "weekly")
-    assert history.previous_at == later and history.next_number == 3
-    assert len(history.carried) == first.item_count + 2
+    assert history.previous_at == later and history.next_number == 4
+    assert len(history.carried) == first.item_count + 1 + 2
     index = (config.root / "archive" / "weekly" / "index.html").read_text()
-    assert index.index('href="2.html"') < index.index('href="1.html"')
+    assert (
+        index.index('href="3.html"') < index.index('href="2.html"') < index.index('href="1.html"')
+    )
 
 
 def test_list_editions_counts_items_and_sent_deliveries(config, store, fixed_now):
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     record = present(compose_campaign(config, store, "weekly", now=fixed_now))
     with store.session() as session:
         for n, status in enumerate(["sent", "sent", "failed", "pending"]):
@@ -162,7 +177,7 @@ def test_list_editions_counts_items_and_sent_deliveries(config, store, fixed_now
 
 
 def test_run_once_composes_every_campaign(config, store, fixed_now):
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     report = run_once(config, store, now=fixed_now)
     assert "weekly: edition 1 composed, 5 items" in report.notes
 
@@ -191,7 +206,7 @@ def test_cli_preview_editions_and_check(config, fixed_now):
     from publisher.store import open_store
 
     store = open_store(f"sqlite:///{project}/p.db")
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     store.close()
     result = run_cli(project, "preview", "weekly", "--at", "2026-11-25T07:00")
     assert result.returncode == 0, result.stderr
@@ -239,7 +254,7 @@ def test_load_config_keeps_sample_campaign_valid():
 def test_edition_items_in_reading_order(config, store, fixed_now):
     from publisher.store.editions import edition_item_list
 
-    upsert_items(store, fixture_items(), now=fixed_now)
+    collect_as_dated(store, fixture_items(), fixed_now)
     record = present(compose_campaign(config, store, "weekly", now=fixed_now))
     placed = [(section, i.id) for section, i in edition_item_list(store, record.id)]
     assert [s for s, _ in placed] == ["featured", "posts", "posts", "news", "news"]

@@ -53,7 +53,7 @@ def fixture_items() -> list[Item]:
             title='Wages & <Benefits>: a "fair" fall',
         ),
         item("fair-workweek", days_ago=7, kind="news", image=False),
-        item("recap", days_ago=1, kind="news", topics=("labor",)),
+        item("recap", days_ago=1, kind="news", topics=("economic-justice", "labor")),
         item("ancient-news", days_ago=40, kind="news"),
         item("tomorrow", days_ago=-1, kind="news"),
     ]

@@ -4,6 +4,7 @@ and the option parsers (addresses, --at)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from publisher.config import DEFAULT_CONFIG, PublisherConfig, load_config
-from publisher.errors import ConfigErrors
+from publisher.errors import ConfigError, ConfigErrors
 from publisher.store import Store, open_store
 
 # Help is click's plain text (rich_markup_mode=None): typer's rich panels print a `<bool>`
@@ -110,9 +111,24 @@ def state(ctx: typer.Context) -> AppState:
     return found
 
 
+CLOCK_VARIABLE = "PUBLISHER_NOW"
+
+
 def utc_now() -> datetime:
-    """The one clock of the CLI: inner code is always given `now`."""
-    return datetime.now(UTC)
+    """The one clock of the CLI: inner code is always given `now`. PUBLISHER_NOW (an ISO
+    8601 date/time; without an offset, UTC) fixes it, for tests and demos of another day:
+    every command then works as if it were that moment. Never set it in production."""
+    fixed = os.environ.get(CLOCK_VARIABLE, "").strip()
+    if not fixed:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(fixed)
+    except ValueError:
+        raise ConfigError(
+            f"{CLOCK_VARIABLE}='{fixed}' is not an ISO 8601 date/time "
+            "(e.g. 2031-06-02T09:00:00Z); unset it to use the real clock"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 @app.callback()

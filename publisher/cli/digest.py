@@ -21,6 +21,9 @@ from publisher.config import PublisherConfig
 from publisher.support.screen import edition_outcome
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from publisher.items import Item
     from publisher.store.editions import EditionSummary
 
 # --- digest editions ------------------------------------------------------------------------
@@ -42,7 +45,7 @@ def preview(
 
     Writes preview/CAMPAIGN.html, .txt and .eml.
     """
-    from publisher.pipeline import prepare_edition, preview_email, unstored_edition
+    from publisher.pipeline import next_selection, prepare_edition, preview_email, unstored_edition
     from publisher.render.preview import preview_documents
 
     st = state(ctx)
@@ -52,6 +55,7 @@ def preview(
     prepared = prepare_edition(config, st.store, campaign, now=now)
     if prepared is None:
         console.print(f"{campaign}: nothing new to compose at {now:%Y-%m-%d %H:%M} UTC")
+        print_left_out(next_selection(config, st.store, campaign, now=now).left_out)
         return
     edition, rendered = prepared
     folder = config.resolve("preview")
@@ -71,12 +75,25 @@ def preview(
         path.write_bytes(content)
         console.print(f"wrote {path}", highlight=False)
     console.print(f"{len(edition.items)} item(s), HTML {rendered.size / 1024:.1f} KB")
+    print_left_out(edition.left_out)
     for warning in rendered.warnings:
         warn(warning)
     if open_browser:
         import webbrowser
 
         webbrowser.open((folder / f"{campaign}.html").resolve().as_uri())
+
+
+def print_left_out(left_out: Sequence[tuple[Item, str]]) -> None:
+    """Every stored item the next edition leaves out and why, newest first: a late or
+    future-dated item is never silently missing."""
+    if not left_out:
+        console.print("left out: none (every stored item is in it or went out before)")
+        return
+    console.print(f"left out: {len(left_out)} item(s)")
+    for item, reason in sorted(left_out, key=lambda entry: entry[0].published, reverse=True):
+        line = f"  {item.published:%Y-%m-%d}  {item.title} ({item.id}): {reason}"
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command(cls=PlainCommand)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import os
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
 from publisher.cli.base import (
+    CLOCK_VARIABLE,
     AppState,
     PlainCommand,
     app,
@@ -56,11 +58,31 @@ def run(
         return
     from publisher.pipeline import run_once
 
-    report = run_once(st.config, st.store, now=utc_now())
+    now = utc_now()
+    report = run_once(st.config, st.store, now=now)
     if report.collect:
         print_collect_report(report.collect)
     for note in report.notes:
         console.print(note, highlight=False)
+    for line in where_to_look(st.config, now=now):
+        console.print(line, highlight=False, markup=False)
+
+
+def where_to_look(config: PublisherConfig, *, now: datetime) -> list[str]:
+    """What `run --once` (`make run`) tells a newcomer after the notes: the moment it ran
+    as (PUBLISHER_NOW or the real clock) and the folders it wrote, if they exist."""
+    from publisher.publish.archive import ARCHIVE_DIR
+
+    fixed = os.environ.get(CLOCK_VARIABLE, "").strip()
+    how = f"{CLOCK_VARIABLE} fixed the clock" if fixed else "the real clock"
+    lines = [f"ran as of {now:%Y-%m-%d %H:%M} UTC ({how})", "where to look:"]
+    folders = [
+        (config.resolve(config.delivery.file.path), "the emails (.eml), one per subscriber"),
+        (config.root / ARCHIVE_DIR, "the editions' web pages and each campaign's index"),
+        (config.resolve(config.feeds.output_dir), "the RSS, Atom and JSON feeds"),
+    ]
+    lines += [f"  {path}/  {what}" for path, what in folders if path.is_dir()]
+    return lines if len(lines) > 2 else lines[:1]
 
 
 # --- scheduling -----------------------------------------------------------------------------

@@ -1,11 +1,18 @@
 """Compose: choose which items go into a campaign's next edition. Pure: no I/O, no clock.
 
-Rules, applied in this order:
-- the window: items published after the previous edition (first edition: `lookback_days`
-  before `now`) and not after `now`;
-- never twice: an item a previous edition of this campaign carried is never selected again;
-- sections in configured order, each taking the newest matching items up to its `max`; an
-  item lands in the first section that wants it, so no item appears twice in one edition;
+An item enters the next edition when no edition of the campaign has carried it and it is
+recent enough; everything else stored is left out with the reason (preview, dashboard):
+- never twice: an item an earlier edition of this campaign carried is never selected again
+  (and not reported: it went out);
+- held: an item dated after `now` waits until its date;
+- the lookback: an item counts as recent from the later of its own date and the moment the
+  store first saw it, so a post dated yesterday but collected after an edition still goes
+  into the next one; older than `lookback_days` before `now`, it is left out;
+- retired items (given apart by the caller) are left out, and so is an item that shares
+  no topic with the campaign's `audience` (when it has one: those readers did not ask for it);
+- sections in configured order, each taking the newest (by the item's date) matching items
+  up to its `max`; an item lands in the first section that wants it and has room, so no
+  item appears twice in one edition; the rest are over a section's max or in no section;
 - `skip_if_empty`: no edition when no item section has anything.
 """
 
@@ -13,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from publisher.config import CampaignConfig, SectionConfig
@@ -66,7 +73,9 @@ class Edition:
     composed_at: datetime
     since: datetime
     sections: tuple[ComposedSection, ...] = field(default_factory=tuple)
-    # New items an email cannot carry (a link that is not https), with the reason: reported.
+    # Every stored item not carried, with the reason (held, older than the lookback, not in
+    # the audience's topics, retired, over a section's max, in no section, a link that is not
+    # https, could not be rendered).
     left_out: tuple[tuple[Item, str], ...] = ()
 
     @property
@@ -81,9 +90,31 @@ class Edition:
 
 
 def window_start(campaign: CampaignConfig, history: History, now: datetime) -> datetime:
+    """The period an edition is said to cover (the previous edition, or the lookback):
+    what the email shows. Selection itself is by `recent_since` and what was carried."""
     if history.previous_at is not None:
         return history.previous_at
     return now - timedelta(days=campaign.lookback_days)
+
+
+def recent_since(campaign: CampaignConfig, now: datetime) -> datetime:
+    """An item seen (or dated) before this is older than the campaign's lookback."""
+    return now - timedelta(days=campaign.lookback_days)
+
+
+def report_since(campaign: CampaignConfig, now: datetime) -> datetime:
+    """How far back the stored items given to compose reach: twice the lookback. Items that
+    grew older than the lookback within the last lookback period are reported as such; older
+    ones cannot be new and are not loaded (a store of years of items stays fast)."""
+    return now - 2 * timedelta(days=campaign.lookback_days)
+
+
+def seen_at(item: Item) -> datetime:
+    """When the item became news for our readers: the later of its date and when the store
+    first saw it (a backdated late item counts from its arrival)."""
+    if item.first_seen is None:
+        return item.published
+    return max(item.published, item.first_seen)
 
 
 def _wants(section: SectionConfig, item: Item) -> bool:
@@ -94,40 +125,100 @@ def _wants(section: SectionConfig, item: Item) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The items of the next edition by section, and every other stored item with why."""
+
+    sections: tuple[ComposedSection, ...]
+    left_out: tuple[tuple[Item, str], ...]
+
+    @property
+    def chosen(self) -> int:
+        return sum(len(section.items) for section in self.sections)
+
+
+def select_items(
+    items: Iterable[Item],
+    campaign: CampaignConfig,
+    *,
+    now: datetime,
+    history: History,
+    retired: Iterable[tuple[Item, str]] = (),
+) -> Selection:
+    """Choose the next edition's items; `retired` (item, why) are only reported."""
+    left_out = [
+        (item, f"retired: {why}") for item, why in retired if item.id not in history.carried
+    ]
+    candidates: list[Item] = []
+    cutoff = recent_since(campaign, now)
+    for item in items:
+        if item.id in history.carried:
+            continue
+        if item.published > now:
+            left_out.append((item, f"held until its date, {_utc(item.published)}"))
+        elif seen_at(item) < cutoff:
+            left_out.append((item, f"older than the lookback ({campaign.lookback_days} days)"))
+        elif campaign.audience and not set(campaign.audience) & set(item.topics):
+            left_out.append(
+                (item, f"not in the audience's topics ({', '.join(campaign.audience)})")
+            )
+        else:
+            candidates.append(item)
+    fresh, unsafe = _email_safe(candidates)
+    fresh.sort(key=lambda item: (item.published, item.id), reverse=True)
+    sections, overflow = _fill_sections(campaign, fresh)
+    left_out += unsafe + overflow
+    left_out.sort(key=lambda entry: (entry[0].published, entry[0].id), reverse=True)
+    return Selection(tuple(sections), tuple(left_out))
+
+
+def _fill_sections(
+    campaign: CampaignConfig, fresh: list[Item]
+) -> tuple[list[ComposedSection], list[tuple[Item, str]]]:
+    """Each section in order takes the newest items it wants up to its max; the items left
+    over say which section was full, or that no section takes them."""
+    taken: set[str] = set()
+    full: dict[str, str] = {}  # item id -> the first section that wanted it but was full
+    sections: list[ComposedSection] = []
+    for section in campaign.sections:
+        if section.type == "cta":
+            sections.append(ComposedSection(section))
+            continue
+        wanted = [item for item in fresh if item.id not in taken and _wants(section, item)]
+        chosen = wanted[: section.max]
+        for item in wanted[section.max :]:
+            full.setdefault(item.id, f"over the max of section '{section.name}' ({section.max})")
+        taken.update(item.id for item in chosen)
+        sections.append(ComposedSection(section, tuple(chosen)))
+    nowhere = "no section takes it (its kind or topics)"
+    overflow = [(item, full.get(item.id, nowhere)) for item in fresh if item.id not in taken]
+    return sections, overflow
+
+
 def compose_edition(
     items: Iterable[Item],
     campaign: CampaignConfig,
     *,
     now: datetime,
     history: History,
+    retired: Iterable[tuple[Item, str]] = (),
 ) -> Edition | None:
     """Select the items of the next edition, or None when `skip_if_empty` and nothing is new."""
-    since = window_start(campaign, history, now)
-    new_items = [
-        item for item in items if since < item.published <= now and item.id not in history.carried
-    ]
-    fresh, left_out = _email_safe(new_items)
-    fresh.sort(key=lambda item: (item.published, item.id), reverse=True)
-    taken: set[str] = set()
-    sections: list[ComposedSection] = []
-    for section in campaign.sections:
-        if section.type == "cta":
-            sections.append(ComposedSection(section))
-            continue
-        chosen = [item for item in fresh if item.id not in taken and _wants(section, item)]
-        chosen = chosen[: section.max]
-        taken.update(item.id for item in chosen)
-        sections.append(ComposedSection(section, tuple(chosen)))
-    if not taken and campaign.skip_if_empty:
+    selection = select_items(items, campaign, now=now, history=history, retired=retired)
+    if not selection.chosen and campaign.skip_if_empty:
         return None
     return Edition(
         campaign=campaign,
         number=history.next_number,
         composed_at=now,
-        since=since,
-        sections=tuple(sections),
-        left_out=tuple(left_out),
+        since=window_start(campaign, history, now),
+        sections=selection.sections,
+        left_out=selection.left_out,
     )
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _email_safe(items: list[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:

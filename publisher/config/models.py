@@ -309,7 +309,8 @@ class CampaignConfig(Strict):
     sections: list[SectionConfig] = []
     # no edition when no item is new
     skip_if_empty: bool = True
-    # how far back the first edition looks for items
+    # an item not yet sent is still new this many days after its date or its arrival
+    # (whichever is later)
     lookback_days: int = Field(default=7, ge=1, le=366)
     # Why the reader gets this email (shown in the footer); a default names the organisation.
     reason: str | None = None

@@ -441,10 +441,16 @@ def make_daemon(
     from publisher import pipeline
 
     def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
-        # SIGTERM or a lost claim: the send stops between batches (the batch in flight
-        # finishes).
+        # Collect first: a post fixed minutes before the slot is what goes out. SIGTERM or a
+        # lost claim: the send stops between batches (the batch in flight finishes).
         return pipeline.run_campaign_slot(
-            config, store, name, slot, now=now, should_stop=lambda: daemon.should_stop(name, slot)
+            config,
+            store,
+            name,
+            slot,
+            now=now,
+            should_stop=lambda: daemon.should_stop(name, slot),
+            collect_first=True,
         )
 
     daemon = Daemon(

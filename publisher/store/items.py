@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from publisher.errors import PublisherError
 from publisher.items import Item
@@ -21,6 +21,7 @@ __all__ = [
     "list_items",
     "retire_item",
     "retire_missing",
+    "selection_items",
     "upsert_items",
 ]
 
@@ -136,6 +137,25 @@ def list_items(
             if limit and len(out) >= limit:
                 break
         return out
+
+
+def selection_items(
+    store: Store, *, seen_since: datetime
+) -> tuple[list[Item], list[tuple[Item, str]]]:
+    """What composing a campaign's next edition looks at: the items dated or first seen at
+    or after `seen_since` (an older one cannot be new), and apart from them the retired ones
+    among those with why they were retired (only reported, never selected)."""
+    recent = or_(ItemRow.published >= seen_since, ItemRow.first_seen >= seen_since)
+    query = select(ItemRow).where(recent).order_by(ItemRow.published.desc(), ItemRow.id)
+    live: list[Item] = []
+    retired: list[tuple[Item, str]] = []
+    with store.session() as session:
+        for row in session.scalars(query):
+            if row.retired_at is None:
+                live.append(row_to_item(row))
+            else:
+                retired.append((row_to_item(row), row.retired_reason or "retired"))
+    return live, retired
 
 
 def _fill_row(row: ItemRow, item: Item, digest: str, now: datetime) -> None:

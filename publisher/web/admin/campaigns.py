@@ -21,7 +21,6 @@ from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
 from publisher.schedule.slots import overview
 from publisher.store import audit, dashboard
-from publisher.store.items import list_items
 from publisher.store.schedule_state import set_paused
 from publisher.store.state import get_source_memory
 from publisher.subscribers.events import engagement, timeline
@@ -134,13 +133,17 @@ def _prepared(w: Web, name: str) -> tuple[Edition, RenderedEdition] | None:
     return prepare_edition(w.config, w.store, name, now=w.now())
 
 
-def _window_items(w: Web, name: str, chosen: set[str]) -> list[Item]:
-    from publisher.compose.edition import window_start
-    from publisher.store.editions import campaign_history
+def _left_out(w: Web, name: str, edition: Edition | None) -> list[tuple[Item, str]]:
+    """Every stored item the next edition leaves out, with why: the edition's own list
+    (it includes items rendering dropped), or the selection's when nothing would go out."""
+    from publisher.pipeline import next_selection
 
-    campaign = w.config.campaign(name)
-    since = window_start(campaign, campaign_history(w.store, name), w.now())
-    return [i for i in list_items(w.store, since=since, limit=200) if i.id not in chosen]
+    left = (
+        edition.left_out
+        if edition
+        else next_selection(w.config, w.store, name, now=w.now()).left_out
+    )
+    return sorted(left, key=lambda entry: entry[0].published, reverse=True)
 
 
 @view("viewer")
@@ -162,12 +165,11 @@ def campaign_page(request: Request, admin: Admin) -> Response:
         if prepared is not None:
             edition, rendered = prepared
             docs = preview_documents(rendered, w.config.organisation)
-            left = {item.id for item, _ in edition.left_out}
-            chosen = {item.id for item in edition.items}
             context |= {
                 "edition": edition, "rendered": rendered, "text_part": docs[".txt"].decode(),
-                "not_chosen": [i for i in _window_items(w, name, chosen) if i.id not in left],
             }  # fmt: skip
+        if "problem" not in context:
+            context["left_out"] = _left_out(w, name, prepared[0] if prepared else None)
     return admin.page("campaign.html", f"Campaign {name}", **context)
 
 
