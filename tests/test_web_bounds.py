@@ -287,3 +287,22 @@ def test_a_slow_preview_does_not_hold_other_requests(project, store, monkeypatch
             release.set()
             preview.join(60)
     assert answers == [200]
+
+
+def test_at_most_4_webhook_bodies_are_read_at_once(project, store):
+    with serve(project, store, limits=SHORT) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        holders = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(4)]
+        for holder in holders:  # 4 bodies announced and never sent: cut at the 1 s deadline
+            holder.sendall(_head(port, "/webhooks/sendgrid", "Content-Length: 100\r\n"))
+        # once a later request is answered, the loop has started the 4 earlier ones
+        assert httpx.get(served.url + "/healthz").status_code == 200
+        started = time.monotonic()
+        fifth = httpx.post(served.url + "/webhooks/sendgrid", content=b"[]", timeout=30)
+        waited = time.monotonic() - started
+        statuses = [_status(holder) for holder in holders]
+        for holder in holders:
+            holder.close()
+    assert statuses == [408] * 4
+    assert fifth.status_code == 403  # read (no signature) once a holder was cut
+    assert waited > 0.5, f"the fifth body was read after {waited:.2f} s"
