@@ -2,11 +2,14 @@
 
 * one-click unsubscribes (RFC 8058 POST) per second from 50 concurrent clients;
 * SendGrid webhook events per second, signed batches of 1,000;
+* the same unsubscribes, and /healthz, while 8 clients hammer the staff log-in with wrong
+  passwords (argon2) and an editor reloads a campaign preview (compose, render, MJML);
+* the server's memory under a flood of 300 MB chunked uploads (each answered 413);
 
 with p50/p99 latency, and afterwards the store is checked: every request's effect is there
 (no error, nothing lost, no "database is locked").
 
-    .venv/bin/python -m bench.web [--subscribers 5000] [--batches 20]
+    .venv/bin/python -m bench.web [--subscribers 5000] [--batches 20] [--uploads 8]
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ import asyncio
 import base64
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from publisher.store import Store, open_store
 from publisher.store.consent import count_history
 from publisher.store.events import count_stored
+from publisher.store.staff import add_staff
 from publisher.store.subscribers import (
     SubscriberInput,
     count_by_status,
@@ -47,8 +54,25 @@ organisation:
   public_url: http://127.0.0.1:{port}
   postal_address: 1 Main St
   from_email: news@example.org
+sources:
+  - name: posts
+    type: markdown
+    path: content
+campaigns:
+  - name: weekly
+    title: Weekly
+    subject: This week
+    audience: [labor]
+    lookback_days: 30
+    sections:
+      - name: news
+        type: list
+        topics: [labor]
 """
 CLIENTS = 50
+LOGINS = 8
+Request = tuple[str, str, bytes, str]  # method, path, body, extra header lines
+STAFF, PASSWORD = "edu@example.org", "bench password of the editor"
 
 
 def _free_port() -> int:
@@ -65,15 +89,21 @@ def _percentiles(latencies: list[float]) -> str:
 
 
 async def _post(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int, path: str, body: bytes
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    port: int,
+    path: str,
+    body: bytes,
+    headers: str = "",
+    method: str = "POST",
 ) -> int:
-    """One keep-alive HTTP/1.1 POST on an open connection; returns the status. A minimal
+    """One keep-alive HTTP/1.1 request on an open connection; returns the status. A minimal
     client on purpose: httpx would spend more CPU per request than the server does, and on
     two cores the client's CPU is taken from the server's."""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n{headers}\r\n"
     )
     writer.write(head.encode() + body)
     status_line = await reader.readline()
@@ -106,6 +136,147 @@ async def _unsubscribe_all(port: int, tokens: list[str]) -> tuple[float, list[fl
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
     return time.perf_counter() - started, latencies, errors
+
+
+async def _loop_requests(
+    port: int, stop: asyncio.Event, out: list[tuple[int, float]], make: Callable[[int], Request]
+) -> None:
+    """Requests from `make(i)` one after the other on one connection until `stop`:
+    (status, seconds) each."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = 0
+    while not stop.is_set():
+        i += 1
+        method, path, body, headers = make(i)
+        started = time.perf_counter()
+        status = await _post(reader, writer, port, path, body, headers, method)
+        out.append((status, time.perf_counter() - started))
+        if method == "GET":  # /healthz is a probe, and an editor reloads once a second
+            await asyncio.sleep(0.02 if path == "/healthz" else 1.0)
+    writer.close()
+
+
+async def _under_load(
+    port: int, tokens: list[str], csrf: str, cookie: str
+) -> tuple[tuple[float, list[float], int], list[list[tuple[int, float]]]]:
+    """The unsubscribes while 8 clients log in with wrong passwords (a new address and IP
+    each time: no lock-out cuts in), an editor reloads the preview every second, /healthz
+    is probed."""
+    stop = asyncio.Event()
+    logins: list[tuple[int, float]] = []
+    previews: list[tuple[int, float]] = []
+    health: list[tuple[int, float]] = []
+
+    def login(n: int) -> Callable[[int], Request]:
+        def make(i: int) -> Request:
+            form = {"email": f"x{n}-{i}@example.org", "password": "wrong", "csrf": csrf}
+            return (
+                "POST",
+                "/admin/login",
+                urlencode(form).encode(),
+                f"X-Forwarded-For: 10.{n}.{i // 250 % 250}.{i % 250}\r\n",
+            )
+
+        return make
+
+    tasks = [
+        asyncio.create_task(_loop_requests(port, stop, logins, login(n))) for n in range(LOGINS)
+    ]
+    preview = (
+        "GET",
+        "/admin/campaigns/weekly/preview",
+        b"",
+        f"Cookie: publisher_staff={cookie}\r\n",
+    )
+    tasks.append(asyncio.create_task(_loop_requests(port, stop, previews, lambda i: preview)))
+    probe = ("GET", "/healthz", b"", "")
+    tasks.append(asyncio.create_task(_loop_requests(port, stop, health, lambda i: probe)))
+    while len(logins) < LOGINS:  # the logins are under way
+        await asyncio.sleep(0.05)
+    result = await _unsubscribe_all(port, tokens)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return result, [logins, previews, health]
+
+
+def _staff_session(url: str) -> tuple[str, str]:
+    """The log-in form's token and a session cookie of the editor."""
+    with httpx.Client(base_url=url) as http:
+        page = http.get("/admin/login").text
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        csrf = found.group(1) if found else ""
+        http.post("/admin/login", data={"email": STAFF, "password": PASSWORD, "csrf": csrf})
+        return csrf, http.cookies["publisher_staff"]
+
+
+def _rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(found.group(1)) / 1024 if found else 0.0
+
+
+def _upload(port: int, path: str, mib: int) -> int:
+    """`mib` MiB chunked to `path`, all of it (a client ignoring the early answer)."""
+    frame = b"100000\r\n" + b"a" * 2**20 + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=300) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        sock.sendall(head.encode())
+        try:
+            for _ in range(mib):
+                sock.sendall(frame)
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass
+        answer = sock.recv(64)
+        return int(answer.split()[1]) if answer.startswith(b"HTTP/") else 0
+
+
+def _flood(port: int, pid: int, uploads: int, mib: int) -> str:
+    """`uploads` parallel chunked uploads of `mib` MiB to the forms and the webhook, while
+    the server's resident memory is sampled every 10 ms."""
+    before, peak, statuses = _rss_mib(pid), [0.0], [0] * uploads
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mib(pid))
+            done.wait(0.01)
+
+    def upload(n: int) -> None:
+        statuses[n] = _upload(port, ("/subscribe", "/webhooks/sendgrid")[n % 2], mib)
+
+    threads = [threading.Thread(target=sample)]
+    threads += [threading.Thread(target=upload, args=(n,)) for n in range(uploads)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads[1:]:
+        thread.join()
+    done.set()
+    threads[0].join()
+    answered = sum(status == 413 for status in statuses)
+    return (
+        f"flood of {uploads} parallel {mib} MB chunked uploads ({uploads * mib / 1024:.1f} GB "
+        f"in {time.perf_counter() - started:.1f} s): {answered}/{uploads} answered 413; server "
+        f"RSS {before:.0f} MiB before, peak {peak[0]:.0f} MiB (+{peak[0] - before:.0f} MiB)"
+    )
+
+
+def _report_load(
+    result: tuple[float, list[float], int], background: list[list[tuple[int, float]]]
+) -> None:
+    (seconds, latencies, errors), (logins, previews, health) = result, background
+    print(
+        f"one-click unsubscribe while {LOGINS} clients log in and a preview reloads: "
+        f"{len(latencies) / seconds:,.0f}/s, {_percentiles(latencies)}, {errors} errors"
+    )
+    for name, rows, ok in (("log-ins", logins, 401), ("previews", previews, 200)):
+        bad = sum(status != ok for status, _ in rows)
+        print(
+            f"  meanwhile {len(rows)} {name} ({len(rows) / seconds:.1f}/s), "
+            f"{_percentiles([t for _, t in rows])}, {bad} unexpected answers"
+        )
+    print(f"  /healthz, {len(health)} probes: {_percentiles([t for _, t in health])}")
 
 
 def _signed_batches(
@@ -158,6 +329,7 @@ def _start(folder: Path, port: int, public_key: str) -> subprocess.Popen[bytes]:
         "PUBLISHER_DATABASE_URL": f"sqlite:///{folder}/bench.db",
     }
     command = [sys.executable, "-m", "publisher.cli", "--config", str(folder / "schedules.yaml")]
+    subprocess.run([*command, "collect"], env=env, check=True, capture_output=True)
     server = subprocess.Popen(
         [*command, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
     )
@@ -176,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.web")
     parser.add_argument("--subscribers", type=int, default=5000)
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--uploads", type=int, default=8, help="parallel 300 MB uploads")
+    parser.add_argument("--upload-mib", type=int, default=300)
     args = parser.parse_args(
         argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["web"] else sys.argv[1:]
     )
@@ -183,9 +357,12 @@ def main(argv: list[str] | None = None) -> None:
     (folder / "schedules.yaml").write_text(CONFIG.format(port=port), encoding="utf-8")
     store = open_store(f"sqlite:///{folder}/bench.db")
     now = datetime.now(UTC)
-    emails = [f"person{i}@example.org" for i in range(args.subscribers)]
+    _write_posts(folder / "content", now)
+    add_staff(store, STAFF, "editor", PASSWORD, now=now)
+    emails = [f"person{i}@example.org" for i in range(2 * args.subscribers)]
     import_subscribers(store, (SubscriberInput(e) for e in emails), now=now)
-    tokens = [subscriber.token for subscriber in iter_subscribers(store)]
+    everyone = [subscriber.token for subscriber in iter_subscribers(store)]
+    tokens, loaded = everyone[: args.subscribers], everyone[args.subscribers :]
     key = ec.generate_private_key(ec.SECP256R1())
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -205,10 +382,25 @@ def main(argv: list[str] | None = None) -> None:
             f"webhook, batches of 1,000: {events / seconds:,.0f} events/s "
             f"({events} in {seconds:.2f} s), per batch {_percentiles(latencies)}, {errors} errors"
         )
+        csrf, cookie = _staff_session(url)
+        _report_load(*asyncio.run(_under_load(port, loaded, csrf, cookie)))
+        print(_flood(port, server.pid, args.uploads, args.upload_mib))
     finally:
         server.terminate()
         server.wait(10)
-    _verify(store, len(tokens), events)
+    _verify(store, len(everyone), events)
+
+
+def _write_posts(folder: Path, now: datetime) -> None:
+    """Twenty posts of the last days: the preview composes and renders an edition."""
+    folder.mkdir()
+    for n in range(20):
+        day = (now - timedelta(days=1 + n % 10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        (folder / f"post-{n}.md").write_text(
+            f"---\ntitle: Post number {n}\ndate: {day}\nkind: news\ntopics: [labor]\n---\n"
+            + f"The story of post {n}, told at some length. " * 20,
+            encoding="utf-8",
+        )
 
 
 def _verify(store: Store, unsubscribes: int, events: int) -> None:

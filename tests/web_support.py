@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from publisher.config import PublisherConfig, load_config
 from publisher.store import Store
 from publisher.web import create_app
+from publisher.web.bounds import Limits, server_options
 from publisher.web.webhook import load_key
 from tests.conftest import FIXED_NOW
 
@@ -134,7 +135,12 @@ class Served:
 
 @contextmanager
 def serve(
-    project: Path, store: Store, *, port: int | None = None, config_text: str = WEB_CONFIG
+    project: Path,
+    store: Store,
+    *,
+    port: int | None = None,
+    config_text: str = WEB_CONFIG,
+    limits: Limits | None = None,
 ) -> Iterator[Served]:
     port = port or free_port()
     config = write_web_config(project, port, config_text)
@@ -157,6 +163,7 @@ def serve(
         monotonic=clock.monotonic,
         webhook_key=load_key(keys.public_b64),
         send_email=send_email,
+        limits=limits or Limits(),
     )
     jobs: list = []
 
@@ -166,8 +173,11 @@ def serve(
             mailed.notify_all()
 
     app.state.web.after_job = job_done
+    options = server_options(limits or Limits())  # the bounds `publisher serve` runs with
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **options
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -31,9 +31,11 @@ def _access_log() -> None:
 def _signing_key(dev: bool) -> str:
     import secrets
 
+    from publisher.web.security import secret_key_problem
+
     secret = os.environ.get(SECRET_VARIABLE, "")
-    if secret and len(secret) < 16:
-        raise PublisherError(f"{SECRET_VARIABLE} is too short: use at least 32 random characters")
+    if secret and (problem := secret_key_problem(secret)):
+        raise PublisherError(f"{SECRET_VARIABLE} {problem}")
     if secret:
         return secret
     if not dev:
@@ -64,6 +66,12 @@ def serve(
         str,
         typer.Option(metavar="ADDRESSES", help="Proxies whose X-Forwarded-For/-Proto are trusted."),
     ] = "127.0.0.1",
+    root_path: Annotated[
+        str,
+        typer.Option(
+            metavar="PREFIX", help="The path prefix a proxy strips (/news): staff cookies' Path."
+        ),
+    ] = "",
 ) -> None:
     """Serve the subscriber pages and the staff dashboard.
 
@@ -73,6 +81,7 @@ def serve(
     import uvicorn
 
     from publisher.web import create_app
+    from publisher.web.bounds import Limits, server_options
     from publisher.web.webhook import KEY_VARIABLE, load_key
 
     secret = _signing_key(dev)
@@ -83,10 +92,14 @@ def serve(
     if key is None:
         warn(f"{KEY_VARIABLE} is not set: the SendGrid webhook refuses every request", "warning")
     st = state(ctx)
-    application = create_app(st.config, st.store, secret_key=secret, now=utc_now, webhook_key=key)
+    limits = Limits()
+    application = create_app(
+        st.config, st.store, secret_key=secret, now=utc_now, webhook_key=key, limits=limits
+    )
     _access_log()
     err_console.print(f"serving on http://{host}:{port}/ (Ctrl-C stops)")
     # uvicorn's own access log prints query strings (tokens): off; ours logs paths only.
+    # server_options: header deadline and size, keep-alive, at most so many connections.
     uvicorn.run(
         application,
         host=host,
@@ -94,7 +107,9 @@ def serve(
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
+        root_path=root_path.rstrip("/"),
         log_level="warning",
+        **server_options(limits),
     )
 
 

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +29,7 @@ from publisher.publish.archive import ARCHIVE_DIR
 from publisher.render.environment import render_template
 from publisher.store import Store
 from publisher.web import admin, signup, subscriber, webhook
+from publisher.web.bounds import BoundedBodies, Limits
 from publisher.web.context import Web, topics_of, web, web_environment
 from publisher.web.forms import FormTooLarge
 from publisher.web.security import Tokens
@@ -52,6 +55,26 @@ def _policy(path: str) -> str:
     return FEED_CSP if path.endswith((".rss", ".atom")) else PUBLISHED_CSP
 
 
+HSTS = b"max-age=31536000"  # a year; not includeSubDomains: the organisation's other sites
+# control characters (and the quote that ends the logged field) never reach a log line raw
+UNPRINTABLE = re.compile('[\x00-\x1f"\x7f-\x9f\u2028\u2029]')
+
+
+def printable(value: str) -> str:
+    """`value` with control characters escaped: a %0A in a path cannot forge a log line."""
+    return UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+def frame_options(policy: bytes) -> bytes | None:
+    """X-Frame-Options saying what the policy's frame-ancestors says, for browsers that
+    ignore CSP; none when it names other sites (X-Frame-Options cannot)."""
+    for directive in policy.split(b";"):
+        name, _, value = directive.strip().partition(b" ")
+        if name == b"frame-ancestors":
+            return {b"'none'": b"DENY", b"'self'": b"SAMEORIGIN"}.get(value.strip())
+    return None
+
+
 class SecurityHeaders:
     """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): headers on every answer and
     one access-log line with the path only, never the query string."""
@@ -72,9 +95,14 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                if not any(k == b"content-security-policy" for k, _ in headers):  # /admin's own
+                policy = next((v for k, v in headers if k == b"content-security-policy"), None)
+                if policy is None:  # /admin sets its own
                     policy = f"{_policy(path)}; frame-ancestors {framing}".encode()
                     headers.append((b"content-security-policy", policy))
+                if (framed := frame_options(policy)) is not None:
+                    headers.append((b"x-frame-options", framed))
+                if scope["scheme"] == "https":  # behind a proxy: its X-Forwarded-Proto
+                    headers.append((b"strict-transport-security", HSTS))
                 headers += [
                     (b"referrer-policy", b"no-referrer"),  # token URLs never leak onwards
                     (b"x-content-type-options", b"nosniff"),
@@ -91,8 +119,8 @@ class SecurityHeaders:
             access_log.info(
                 '%s "%s %s" %s %.1fms',
                 client[0],
-                scope["method"],
-                path,
+                printable(scope["method"]),
+                printable(path),
                 status,
                 (time.perf_counter() - started) * 1000,
             )
@@ -132,7 +160,8 @@ XML_FEEDS = {".rss": "application/xml; charset=utf-8", ".atom": "application/xml
 
 
 class PublishedFiles(StaticFiles):
-    """A folder the publisher writes (it may not exist yet: 404 until the first build)."""
+    """A folder the publisher writes (it may not exist yet: 404 until the first build).
+    Dotfiles (.git, .htpasswd, a build's state) are never served."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -159,6 +188,32 @@ class PublishedFiles(StaticFiles):
             response.headers["content-type"] = media_type
         return response
 
+    def lookup_path(self, path: str) -> tuple[str, Any]:
+        if any(part.startswith(".") for part in PurePosixPath(path.replace("\\", "/")).parts):
+            return "", None
+        return super().lookup_path(path)
+
+
+def slash_redirects(router: Router) -> Callable[[Scope, Receive, Send], Any]:
+    """Starlette's redirect between /path and /path/ is absolute and built from the Host
+    header; this one is relative, so it stays on the host (and the prefix) it came on."""
+
+    async def redirect_or_404(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"].removeprefix(scope.get("root_path", ""))
+        if scope["type"] == "http" and path != "/" and not path.endswith("//"):
+            other = path[:-1] if path.endswith("/") else path + "/"
+            probe = dict(scope, path=scope["path"][: -len(path)] + other)
+            if any(route.matches(probe)[0] is not Match.NONE for route in router.routes):
+                last = quote(other.rstrip("/").rsplit("/", 1)[-1])
+                target = f"../{last}" if path.endswith("/") else f"./{last}/"
+                query = scope.get("query_string", b"").decode("latin-1")
+                location = f"{target}?{query}" if query else target
+                await RedirectResponse(location, status_code=307)(scope, receive, send)
+                return
+        await router.not_found(scope, receive, send)
+
+    return redirect_or_404
+
 
 def _static(config: PublisherConfig) -> list[BaseRoute]:
     """archive/ and feeds/ as written by the publisher, with ETag, Last-Modified and 304
@@ -183,6 +238,7 @@ def create_app(
     webhook_key: Any = None,
     monotonic: Callable[[], float] = time.monotonic,
     send_email: Callable[..., str | None] | None = None,
+    limits: Limits | None = None,
 ) -> Starlette:
     if not secret_key:
         raise PublisherError("the subscriber web needs a secret key (PUBLISHER_SECRET_KEY)")
@@ -209,9 +265,14 @@ def create_app(
     website = config.organisation.website.rstrip("/")
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders, frame_ancestors=f"'self' {website}")],
+        middleware=[
+            Middleware(SecurityHeaders, frame_ancestors=f"'self' {website}"),
+            Middleware(BoundedBodies, limits=limits or Limits()),
+        ],
         exception_handlers={FormTooLarge: too_large, Exception: failure},
     )
+    app.router.redirect_slashes = False
+    app.router.default = slash_redirects(app.router)
     app.state.web = state
     app.state.staff_sessions = admin.Sessions(secret_key, now)
     return app

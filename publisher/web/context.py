@@ -3,12 +3,18 @@ limits, the page renderer. Built once by `create_app`; routes reach it as `web(r
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import os
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -18,6 +24,22 @@ from publisher.render.environment import render_template, search_path_for, templ
 from publisher.store import Store
 from publisher.support.screen import edition_outcome
 from publisher.web.security import Tokens
+
+T = TypeVar("T")
+
+
+def _lower_priority() -> None:
+    """The hashing thread yields the CPU to everything else (Linux: a thread's own nice
+    value); a flood of log-ins then slows log-ins, not the other pages."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux: the one thread is the bound
+        pass
+
+
+# password hashing takes ~200 ms of CPU: one at a time, on one low-priority thread, so
+# log-ins never take both cores nor the worker threads the pages need
+HASHING = ThreadPoolExecutor(1, "publisher-hashing", initializer=_lower_priority)
 
 CONSENT_TEXT = (
     "I agree to receive email from {org} about the topics I chose. I can unsubscribe at any "
@@ -109,3 +131,23 @@ def web(request: Request) -> Web:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def off_loop(fn: Callable[..., T], *args: Any, hashing: bool = False, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` in a worker thread: store, compose and render work (and
+    password hashing, `hashing=True`) never holds the event loop, so /healthz and the
+    one-click unsubscribe keep their latency while a preview or a login runs."""
+    call = functools.partial(fn, *args, **kwargs)
+    if hashing:
+        return await asyncio.get_running_loop().run_in_executor(HASHING, call)
+    return await anyio.to_thread.run_sync(call)
+
+
+def in_thread(handler: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """A plain (blocking) route handler made an async one running in a worker thread."""
+
+    @functools.wraps(handler)
+    async def run(*args: Any, **kwargs: Any) -> T:
+        return await off_loop(handler, *args, **kwargs)
+
+    return run

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -27,7 +28,7 @@ from publisher.render.environment import render_template
 from publisher.store import consent
 from publisher.store.subscribers import PENDING, Subscriber, find_subscriber
 from publisher.subscribers.consent import activate, sign_up
-from publisher.web.context import Web, client_ip, web
+from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.forms import name_problem, read_form, text
 from publisher.web.limits import allow_client
 from publisher.web.notices import later, mail
@@ -185,7 +186,7 @@ def _already_confirmed(w: Web) -> Response:
     return w.message("You are subscribed", "This subscription is already confirmed.")
 
 
-async def confirm_page(request: Request) -> Response:
+def confirm_page(request: Request) -> Response:  # plain: Starlette runs it in a thread
     w, token = web(request), request.query_params.get("token", "")
     subscriber, current = _confirm_target(w, token)
     if subscriber is None or (not current and subscriber.status != "active"):
@@ -206,6 +207,10 @@ async def confirm_page(request: Request) -> Response:
 async def confirm_post(request: Request) -> Response:
     w = web(request)
     form = await read_form(request)  # too large: the app's FormTooLarge handler answers 413
+    return await off_loop(_confirm_post, request, w, form)
+
+
+def _confirm_post(request: Request, w: Web, form: FormData) -> Response:
     token = text(form, "token", 500)
     if not w.tokens.check_form(text(form, "csrf", 500), "confirm", token):
         return w.expired_form()

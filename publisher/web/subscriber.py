@@ -22,7 +22,7 @@ from publisher.render import subscriber_url
 from publisher.store import consent
 from publisher.store.subscribers import Subscriber, find_subscriber
 from publisher.subscribers.consent import activate, erase, export_data, unsubscribe
-from publisher.web.context import Web, client_ip, web
+from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.forms import name_problem, read_form, text
 from publisher.web.notices import DATA_MAX_AGE, mail_later
 from publisher.web.security import fingerprint
@@ -59,7 +59,7 @@ def _unsubscribed_page(w: Web, subscriber: Subscriber) -> HTMLResponse:
     )
 
 
-async def unsubscribe_page(request: Request) -> Response:
+def unsubscribe_page(request: Request) -> Response:  # plain: Starlette runs it in a thread
     w, token = web(request), request.query_params.get("token", "")
     subscriber = _lookup(w, token)
     if subscriber is None:
@@ -88,7 +88,7 @@ async def unsubscribe_post(request: Request) -> Response:
     if not token or len(token) > 200:
         return w.invalid_link()
     ctx = _ctx(request, "one-click" if one_click else "web")
-    subscriber = consent.unsubscribe_token(w.store, token, ctx=ctx, now=w.now())
+    subscriber = await off_loop(consent.unsubscribe_token, w.store, token, ctx=ctx, now=w.now())
     return w.invalid_link() if subscriber is None else _unsubscribed_page(w, subscriber)
 
 
@@ -112,7 +112,7 @@ def _preferences(w: Web, subscriber: Subscriber, notice: str | None = None) -> H
     )
 
 
-async def preferences_page(request: Request) -> Response:
+def preferences_page(request: Request) -> Response:  # plain: Starlette runs it in a thread
     w = web(request)
     subscriber = _lookup(w, request.query_params.get("token", ""))
     return w.invalid_link() if subscriber is None else _preferences(w, subscriber)
@@ -121,6 +121,10 @@ async def preferences_page(request: Request) -> Response:
 async def preferences_post(request: Request) -> Response:
     w = web(request)
     form = await read_form(request)  # too large: the app's FormTooLarge handler answers 413
+    return await off_loop(_preferences_post, request, w, form)
+
+
+def _preferences_post(request: Request, w: Web, form: FormData) -> Response:
     token = text(form, "token", 200)
     if not w.tokens.check_form(text(form, "csrf", 500), "preferences", token):
         return w.expired_form()

@@ -124,11 +124,17 @@ def render(
     return response
 
 
+def cookie_path(request: Request) -> str:
+    """The staff cookies' Path: the dashboard's folder under the prefix the app is mounted
+    at (`publisher serve --root-path /news`: /news/admin), never the whole host."""
+    return request.scope.get("root_path", "").rstrip("/") + "/admin"
+
+
 def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
     """HttpOnly, SameSite=Strict; Secure over https (behind a proxy: X-Forwarded-Proto),
     except the log-in form's binding, which opens nothing by itself."""
     response.set_cookie(
-        name, value, max_age=max_age, path="/", httponly=True, samesite="strict",
+        name, value, max_age=max_age, path=cookie_path(request), httponly=True, samesite="strict",
         secure=request.url.scheme == "https" and name != LOGIN_COOKIE,
     )  # fmt: skip
 
@@ -247,6 +253,7 @@ __all__ = [
     "render",
     "sessions_of",
     "set_cookie",
+    "cookie_path",
     "signed_in",
     "to",
     "to_login",

@@ -26,7 +26,7 @@ from publisher.store.state import get_source_memory
 from publisher.subscribers.events import engagement, timeline
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
-from publisher.web.context import Web, client_ip
+from publisher.web.context import Web, client_ip, in_thread
 
 # the previewed email: its own inline styles and https images, nothing else, and sandboxed
 PREVIEW_CSP = (
@@ -107,7 +107,8 @@ def _sources(w: Web) -> list[dict[str, Any]]:
 
 
 @view("viewer")
-async def overview_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def overview_page(request: Request, admin: Admin) -> Response:
     w, now = admin.w, admin.w.now()
     campaigns = overview(w.config, w.store, now=now)
     lines = {}
@@ -146,7 +147,8 @@ def _left_out(w: Web, name: str, edition: Edition | None) -> list[tuple[Item, st
 
 
 @view("viewer")
-async def campaign_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def campaign_page(request: Request, admin: Admin) -> Response:
     name, notice = request.path_params["name"], request.query_params.get("notice", "")[:300]
     campaign = _campaign(admin, name)
     if campaign is None:
@@ -176,7 +178,8 @@ def _sandboxed(html: str) -> Response:
 
 
 @view("editor")
-async def preview_frame(request: Request, admin: Admin) -> Response:
+@in_thread
+def preview_frame(request: Request, admin: Admin) -> Response:
     try:
         prepared = _prepared(admin.w, request.path_params["name"])
     except PublisherError as exc:
@@ -195,7 +198,7 @@ def _back(request: Request, name: str, notice: str) -> Response:
     )
 
 
-async def _steer(request: Request, admin: Admin, paused: bool) -> Response:
+def _steer(request: Request, admin: Admin, paused: bool) -> Response:
     name = request.path_params["name"]
     if _campaign(admin, name) is None:
         return admin.page("message.html", "No such campaign", status=404, paragraphs=[name])
@@ -208,17 +211,20 @@ async def _steer(request: Request, admin: Admin, paused: bool) -> Response:
 
 
 @action("editor")
-async def pause_post(request: Request, admin: Admin, form: object) -> Response:
-    return await _steer(request, admin, True)
+@in_thread
+def pause_post(request: Request, admin: Admin, form: object) -> Response:
+    return _steer(request, admin, True)
 
 
 @action("editor")
-async def resume_post(request: Request, admin: Admin, form: object) -> Response:
-    return await _steer(request, admin, False)
+@in_thread
+def resume_post(request: Request, admin: Admin, form: object) -> Response:
+    return _steer(request, admin, False)
 
 
 @action("editor")
-async def test_post(request: Request, admin: Admin, form: object) -> Response:
+@in_thread
+def test_post(request: Request, admin: Admin, form: object) -> Response:
     from publisher.deliver import send_test_message
     from publisher.pipeline import unstored_edition
 
@@ -243,7 +249,8 @@ async def test_post(request: Request, admin: Admin, form: object) -> Response:
 
 
 @view("viewer")
-async def edition_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def edition_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     found = dashboard.edition_line(w.store, int(request.path_params["id"]))
     if found is None:
@@ -265,7 +272,8 @@ async def edition_page(request: Request, admin: Admin) -> Response:
 
 
 @view("viewer")
-async def edition_email(request: Request, admin: Admin) -> Response:
+@in_thread
+def edition_email(request: Request, admin: Admin) -> Response:
     found = dashboard.edition_line(admin.w.store, int(request.path_params["id"]))
     if found is None:
         return _sandboxed("<p>No such edition.</p>")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import unicodedata
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -36,6 +35,7 @@ from publisher.web.admin.auth import (
     SESSION_MAX_AGE,
     Admin,
     action,
+    cookie_path,
     device_of,
     new_nonce,
     raw,
@@ -45,7 +45,7 @@ from publisher.web.admin.auth import (
     to,
 )
 from publisher.web.admin.passkeys import authentication, check_assertion
-from publisher.web.context import client_ip, web
+from publisher.web.context import client_ip, off_loop, web
 from publisher.web.forms import FormTooLarge, read_form, text
 from publisher.web.security import RateLimiter, fingerprint
 
@@ -99,8 +99,15 @@ async def login_post(request: Request) -> Response:
         return _login_page(request, "The form was too old: please try again.", 403)
     email, password, now = text(form, "email"), raw(form, "password"), w.now()
     try:
-        staff = await run_in_threadpool(
-            check_login, w.store, email, password, ip, now=now, device=device_of(request, email)
+        staff = await off_loop(
+            check_login,
+            w.store,
+            email,
+            password,
+            ip,
+            now=now,
+            device=device_of(request, email),
+            hashing=True,
         )
     except LockedOut:
         audit.record(w.store, actor_of(email), "login refused (too many failures)", ip=ip,
@@ -128,7 +135,7 @@ def _signed_in(request: Request, staff: Staff) -> Response:
     set_cookie(request, response, COOKIE, token, SESSION_MAX_AGE)
     device = sessions_of(request).sign("device", fingerprint(staff.email), new_nonce())
     set_cookie(request, response, DEVICE_COOKIE, device, DEVICE_MAX_AGE)
-    response.delete_cookie(LOGIN_COOKIE, path="/")
+    response.delete_cookie(LOGIN_COOKIE, path=cookie_path(request))
     return response
 
 
@@ -211,5 +218,5 @@ async def logout(request: Request, admin: Admin, form: object) -> Response:
         admin.w.store, admin.staff.email, "logout", ip=client_ip(request), now=admin.w.now()
     )
     response = to(request, "admin/login")
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(COOKIE, path=cookie_path(request), httponly=True, samesite="strict")
     return response

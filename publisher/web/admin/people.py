@@ -29,12 +29,13 @@ from publisher.support.screen import count, spreadsheet_safe
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.admin.links import send_invitation
-from publisher.web.context import client_ip
+from publisher.web.context import client_ip, in_thread
 from publisher.web.forms import text
 
 
 @view("viewer")
-async def subscribers_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def subscribers_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     statuses, topics = dashboard.subscriber_counts(w.store)
     growth = dashboard.growth(w.store, now=w.now())
@@ -54,7 +55,8 @@ async def subscribers_page(request: Request, admin: Admin) -> Response:
 
 
 @view("viewer")
-async def subscriber_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def subscriber_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     subscriber = find_subscriber(w.store, id=int(request.path_params["id"]))
     if subscriber is None or subscriber.email.endswith("@erased.invalid"):
@@ -67,7 +69,8 @@ async def subscriber_page(request: Request, admin: Admin) -> Response:
 
 
 @action("owner")
-async def export_post(request: Request, admin: Admin, form: FormData) -> Response:
+@in_thread
+def export_post(request: Request, admin: Admin, form: FormData) -> Response:
     w = admin.w
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -87,12 +90,14 @@ async def export_post(request: Request, admin: Admin, form: FormData) -> Respons
 
 
 @view("editor")
-async def audit_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def audit_page(request: Request, admin: Admin) -> Response:
     return admin.page("audit.html", "Audit log", entries=audit.recent(admin.w.store))
 
 
 @view("owner")
-async def staff_page(request: Request, admin: Admin) -> Response:
+@in_thread
+def staff_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     notice = request.query_params.get("notice", "")[:300]
     accounts = list_staff(w.store)
@@ -127,7 +132,8 @@ async def staff_invite(request: Request, admin: Admin, form: FormData) -> Respon
 
 
 @action("owner")
-async def staff_remove(request: Request, admin: Admin, form: FormData) -> Response:
+@in_thread
+def staff_remove(request: Request, admin: Admin, form: FormData) -> Response:
     w = admin.w
     try:
         removed = remove_staff(w.store, text(form, "email"))
