@@ -12,6 +12,7 @@ from typing import Any
 
 import pyotp
 import pytest
+from playwright.sync_api import expect
 
 from publisher.store import audit
 from publisher.store.passkeys import list_passkeys
@@ -72,14 +73,14 @@ def test_invitation_passkey_and_authenticator_app(browser, project, store, tmp_p
         assert status_of(page) == "Your account is ready: log in."
         pages.check("login-after-invitation")
         log_in(page, url, INVITEE, CHOSEN)
-        assert page.get_by_role("heading", name="Overview").is_visible()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
         cdp, authenticator_id = authenticator(page)
         page.get_by_role("link", name="Your account").click()
         pages.check("account")
         page.get_by_label("Name of the new passkey").fill("Laptop")
         page.get_by_role("button", name="Add a passkey").click()
-        assert page.get_by_role("heading", name="Your recovery codes").is_visible()
+        expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
         assert page.get_by_role("status").inner_text().startswith("The passkey was added.")
         assert len(page.locator("#recovery-codes li").all()) == 10
         pages.check("recovery-codes")
@@ -91,17 +92,19 @@ def test_invitation_passkey_and_authenticator_app(browser, project, store, tmp_p
         page.goto(f"{url}/admin/")
         log_out(page)
         page.get_by_role("button", name="Use a passkey").click()  # no password at all
-        assert page.get_by_role("heading", name="Overview").is_visible()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
         log_out(page)
         log_in(page, url, INVITEE, CHOSEN)  # a password alone is not enough any more
-        assert page.get_by_label("Code from your authenticator app, or a recovery code")
+        expect(
+            page.get_by_label("Code from your authenticator app, or a recovery code")
+        ).to_be_visible()
         pages.check("second-factor")
         page.get_by_role("button", name="Use your passkey").click()
-        assert page.get_by_role("heading", name="Overview").is_visible()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
         page.get_by_role("link", name="Your account").click()
         page.get_by_role("button", name="Set up an authenticator app").click()
-        assert page.get_by_role("img", name="QR code of the authenticator key").is_visible()
+        expect(page.get_by_role("img", name="QR code of the authenticator key")).to_be_visible()
         pages.check("authenticator-app")
         key = page.locator("#totp-key").inner_text()
         page.get_by_label("Code shown by the app").fill(pyotp.TOTP(key).at(served.clock.now))
@@ -152,7 +155,7 @@ def test_password_change_reset_sessions_and_policy(browser, project, store, tmp_
         laptop.goto(f"{url}/admin/")
         assert laptop.url.endswith("/admin/login")  # a reset ends every session
         log_in(phone, url, STAFF["editor"])
-        assert phone.get_by_role("heading", name="Overview").is_visible()
+        expect(phone.get_by_role("heading", name="Overview")).to_be_visible()
 
         owner = new_page(browser)
         pages.page = owner
@@ -164,7 +167,7 @@ def test_password_change_reset_sessions_and_policy(browser, project, store, tmp_
         assert phone.url.endswith("/admin/login")
         owner.get_by_label("Who must use a second factor").select_option("senders")
         owner.get_by_role("button", name="Save").click()
-        assert owner.get_by_role("heading", name="Your account").is_visible()  # owners send
+        expect(owner.get_by_role("heading", name="Your account")).to_be_visible()  # owners send
         assert "The owners require a second factor" in owner.locator("main").inner_text()
         pages.check("second-factor-required")
     assert len(list(shots.glob("*.png"))) == len(pages.seen) == 2
