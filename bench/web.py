@@ -1,6 +1,7 @@
 """The subscriber web under load: a real `publisher serve` process on SQLite (WAL).
 
-* one-click unsubscribes (RFC 8058 POST) per second from 50 concurrent clients;
+* one-click unsubscribes (RFC 8058 POST) per second from `--clients` concurrent clients
+  (8: each waits for its answer, so more clients only lengthen the queue, not the rate);
 * SendGrid webhook events per second, signed batches of 1,000;
 * the same unsubscribes, and /healthz, while 8 clients hammer the staff log-in with wrong
   passwords (argon2) and an editor reloads a campaign preview (compose, render, MJML);
@@ -9,7 +10,7 @@
 with p50/p99 latency, and afterwards the store is checked: every request's effect is there
 (no error, nothing lost, no "database is locked").
 
-    .venv/bin/python -m bench.web [--subscribers 5000] [--batches 20] [--uploads 8]
+    .venv/bin/python -m bench.web [--subscribers 5000] [--batches 20] [--uploads 8] [--clients 8]
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ campaigns:
         type: list
         topics: [labor]
 """
-CLIENTS = 50
+CLIENTS = 8
 LOGINS = 8
 Request = tuple[str, str, bytes, str]  # method, path, body, extra header lines
 STAFF, PASSWORD = "edu@example.org", "bench password of the editor"
@@ -116,7 +117,9 @@ async def _post(
     return int(status_line.split()[1])
 
 
-async def _unsubscribe_all(port: int, tokens: list[str]) -> tuple[float, list[float], int]:
+async def _unsubscribe_all(
+    port: int, tokens: list[str], clients: int = CLIENTS
+) -> tuple[float, list[float], int]:
     pending = list(reversed(tokens))
     latencies: list[float] = []
     errors = 0
@@ -134,7 +137,7 @@ async def _unsubscribe_all(port: int, tokens: list[str]) -> tuple[float, list[fl
         writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     return time.perf_counter() - started, latencies, errors
 
 
@@ -157,7 +160,7 @@ async def _loop_requests(
 
 
 async def _under_load(
-    port: int, tokens: list[str], csrf: str, cookie: str
+    port: int, tokens: list[str], csrf: str, cookie: str, clients: int = CLIENTS
 ) -> tuple[tuple[float, list[float], int], list[list[tuple[int, float]]]]:
     """The unsubscribes while 8 clients log in with wrong passwords (a new address and IP
     each time: no lock-out cuts in), an editor reloads the preview every second, /healthz
@@ -167,14 +170,16 @@ async def _under_load(
     previews: list[tuple[int, float]] = []
     health: list[tuple[int, float]] = []
 
+    token, binding = csrf.split("\n")
+
     def login(n: int) -> Callable[[int], Request]:
         def make(i: int) -> Request:
-            form = {"email": f"x{n}-{i}@example.org", "password": "wrong", "csrf": csrf}
+            form = {"email": f"x{n}-{i}@example.org", "password": "wrong", "csrf": token}
             return (
                 "POST",
                 "/admin/login",
                 urlencode(form).encode(),
-                f"X-Forwarded-For: 10.{n}.{i // 250 % 250}.{i % 250}\r\n",
+                f"X-Forwarded-For: 10.{n}.{i // 250 % 250}.{i % 250}\r\nCookie: {binding}\r\n",
             )
 
         return make
@@ -193,20 +198,23 @@ async def _under_load(
     tasks.append(asyncio.create_task(_loop_requests(port, stop, health, lambda i: probe)))
     while len(logins) < LOGINS:  # the logins are under way
         await asyncio.sleep(0.05)
-    result = await _unsubscribe_all(port, tokens)
+    result = await _unsubscribe_all(port, tokens, clients)
     stop.set()
     await asyncio.gather(*tasks)
     return result, [logins, previews, health]
 
 
 def _staff_session(url: str) -> tuple[str, str]:
-    """The log-in form's token and a session cookie of the editor."""
+    """The log-in form's token with the cookie it is bound to (the wrong-password clients
+    send both, so each attempt reaches the password check), and a session cookie of the
+    editor."""
     with httpx.Client(base_url=url) as http:
         page = http.get("/admin/login").text
         found = re.search(r'name="csrf" value="([^"]+)"', page)
         csrf = found.group(1) if found else ""
+        binding = f"publisher_login={http.cookies['publisher_login']}"
         http.post("/admin/login", data={"email": STAFF, "password": PASSWORD, "csrf": csrf})
-        return csrf, http.cookies["publisher_staff"]
+        return f"{csrf}\n{binding}", http.cookies["publisher_staff"]
 
 
 def _rss_mib(pid: int) -> float:
@@ -350,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=8, help="parallel 300 MB uploads")
     parser.add_argument("--upload-mib", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=CLIENTS, help="concurrent unsubscribers")
     args = parser.parse_args(
         argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["web"] else sys.argv[1:]
     )
@@ -370,9 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     server = _start(folder, port, base64.b64encode(public).decode())
     url = f"http://127.0.0.1:{port}"
     try:
-        seconds, latencies, errors = asyncio.run(_unsubscribe_all(port, tokens))
+        seconds, latencies, errors = asyncio.run(_unsubscribe_all(port, tokens, args.clients))
         print(
-            f"one-click unsubscribe, {CLIENTS} clients: {len(tokens) / seconds:,.0f}/s "
+            f"one-click unsubscribe, {args.clients} clients: {len(tokens) / seconds:,.0f}/s "
             f"({len(tokens)} in {seconds:.2f} s), {_percentiles(latencies)}, {errors} errors"
         )
         batches = list(_signed_batches(key, emails, args.batches))
@@ -383,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
             f"({events} in {seconds:.2f} s), per batch {_percentiles(latencies)}, {errors} errors"
         )
         csrf, cookie = _staff_session(url)
-        _report_load(*asyncio.run(_under_load(port, loaded, csrf, cookie)))
+        _report_load(*asyncio.run(_under_load(port, loaded, csrf, cookie, args.clients)))
         print(_flood(port, server.pid, args.uploads, args.upload_mib))
     finally:
         server.terminate()
