@@ -69,6 +69,9 @@ class _KnowsWhenDataWasSent(smtplib.SMTP):
 
     data_sent = False
     _message_next = False  # the last reply was 354: the next send() is the message
+    # called once the message is written, before its reply is read: the server reads the
+    # message meanwhile (SmtpBackend builds the next one then, on the other core)
+    while_waiting: Callable[[], None] | None = None
 
     def getreply(self) -> tuple[int, bytes]:
         code, text = super().getreply()
@@ -80,6 +83,8 @@ class _KnowsWhenDataWasSent(smtplib.SMTP):
         super().send(s)
         if message:
             self.data_sent = True
+            if self.while_waiting is not None:
+                self.while_waiting()
 
 
 class _SMTP(_KnowsWhenDataWasSent):
@@ -88,6 +93,38 @@ class _SMTP(_KnowsWhenDataWasSent):
 
 class _SMTP_SSL(_KnowsWhenDataWasSent, smtplib.SMTP_SSL):  # noqa: N801
     pass
+
+
+class _Ahead:
+    """The recipients' messages, each built while the server reads the one before (instead
+    of after its reply: the two ends take turns otherwise, bench/README.md "SMTP at 18 KB").
+    What building one raises is raised when that message is due, as if built then."""
+
+    def __init__(self, prepared: Skeleton, recipients: Sequence[Recipient]) -> None:
+        self.prepared, self.recipients = prepared, recipients
+        self.current = 0
+        self._built: dict[int, bytes | Exception] = {}
+
+    def message(self, index: int) -> bytes:
+        self.current = index
+        built = self._built.pop(index, None)
+        if built is None:
+            built = self._build(index)
+        if isinstance(built, Exception):
+            raise built
+        return built
+
+    def build_next(self) -> None:
+        """Never raises: it runs between writing a message and reading the server's reply."""
+        following = self.current + 1
+        if following < len(self.recipients) and following not in self._built:
+            self._built[following] = self._build(following)
+
+    def _build(self, index: int) -> bytes | Exception:
+        try:
+            return build_message(self.prepared, self.recipients[index])
+        except Exception as exc:  # noqa: BLE001 - raised by message() when it is due
+            return exc
 
 
 class _Ambiguous(Exception):  # noqa: N818 - internal: the message may have been accepted
@@ -205,10 +242,11 @@ class SmtpBackend:
         failed: dict[int, str] = {}
         uncertain: list[int] = []
         problem = ""
+        ahead = _Ahead(prepared, recipients)
         for index, recipient in enumerate(recipients):
             self._limiter.acquire()
             try:
-                error = self._send_one(prepared, recipient, hooks)
+                error = self._send_one(ahead, index, hooks)
             except _Ambiguous as exc:
                 uncertain.append(recipient.subscriber_id)
                 problem = str(exc)
@@ -225,13 +263,12 @@ class SmtpBackend:
             raise UncertainError(problem, uncertain=uncertain, failed=failed)
         return failed
 
-    def _send_one(
-        self, prepared: Skeleton, recipient: Recipient, hooks: Hooks, attempts: int = 3
-    ) -> str | None:
+    def _send_one(self, ahead: _Ahead, index: int, hooks: Hooks, attempts: int = 3) -> str | None:
         """None when accepted, the server's text when it refused this recipient (prefixed
         BOUNCED when it refused the address for good: 5xx at RCPT)."""
+        prepared, recipient = ahead.prepared, ahead.recipients[index]
         try:
-            data = build_message(prepared, recipient)
+            data = ahead.message(index)
         except HeaderError as exc:
             return str(exc)
         for attempt in range(attempts):
@@ -243,9 +280,13 @@ class SmtpBackend:
                     return "the address is not ASCII and the server does not offer SMTPUTF8"
                 smtp.data_sent = False
                 hooks.writing([recipient])
-                smtp.sendmail(
-                    prepared.message.from_email, [recipient.email], data, mail_options=options
-                )
+                smtp.while_waiting = ahead.build_next
+                try:
+                    smtp.sendmail(
+                        prepared.message.from_email, [recipient.email], data, mail_options=options
+                    )
+                finally:
+                    smtp.while_waiting = None
                 hooks.accepted([recipient])
                 return None
             except smtplib.SMTPRecipientsRefused as exc:
