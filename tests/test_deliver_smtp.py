@@ -215,3 +215,25 @@ def test_each_message_built_ahead_goes_to_its_own_recipient(
         assert parsed["To"].addresses[0].addr_spec == person.email
         assert person.unsubscribe_url in parsed["List-Unsubscribe"]
     assert b"victim" not in b"".join(m.data for m in smtp_server.messages)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Subject: x\r\n\r\n.starts with a dot\r\n.\r\n..\r\nend\r\n",
+        b".first line\r\n\r\n.\r\nno final line end",
+        b"Subject: y\r\n\r\nnothing to stuff\r\n",
+    ],
+)
+def test_lines_starting_with_a_dot_arrive_as_written(smtp_server, body):
+    """The dot-stuffing (RFC 5321 4.5.2) of our data(): the server gets the message back
+    unchanged, a line of a single '.' inside it included (quoted-printable leaves a
+    leading '.' as it is)."""
+    from publisher.deliver.backends.smtp import SmtpBackend
+
+    backend = SmtpBackend("127.0.0.1", smtp_server.port, ca_file=str(smtp_server.ca_file))
+    backend._connection().sendmail("news@example.org", ["a@example.org"], body)
+    backend.close()
+    [received] = smtp_server.messages
+    expected = body if body.endswith(b"\r\n") else body + b"\r\n"
+    assert received.data == expected
