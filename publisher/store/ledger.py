@@ -333,11 +333,8 @@ def mark_range(
             connection.execute(
                 _MARK_SENT, {"e": edition_id, "ids": list(sent), "was": REQUESTED, "now": now}
             )
-        result = connection.execute(
-            _MARK_RANGE,
-            {"e": edition_id, "lo": first, "hi": last, "n": batch, "was": old, "to": status}
-            | {"now": now},
-        )
+        where = {"e": edition_id, "lo": first, "hi": last, "n": batch, "was": old}
+        result = connection.execute(_MARK_RANGE, {**where, "to": status, "now": now})
         if provider_id is not None:
             _batch_row(connection, edition_id, batch, now, REQUESTED, provider_id, send_at)
         elif status == INFLIGHT and batch_rows:
