@@ -184,3 +184,56 @@ def test_connections_send_without_nagle_delay(smtp_server):
         flag = connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert bool(flag) is nodelay
         backend.close()
+
+
+def test_each_message_built_ahead_goes_to_its_own_recipient(
+    store, make_config, smtp_server, fixed_now
+):
+    """The next message is built while the server reads the current one: each still carries
+    its own recipient's To and unsubscribe link, and one that cannot be built (a line break
+    in the name) fails alone, in its turn, with the reason."""
+    from publisher.deliver.backends.smtp import SmtpBackend
+    from publisher.deliver.base import Recipient, send_batch
+    from publisher.deliver.service import build_message, load_edition
+
+    config = make_config(config_text("smtp", delivery=smtp_options(smtp_server)))
+    edition = load_edition(store, add_edition(store, fixed_now))
+    message = build_message(config, edition, now=fixed_now)
+    names = ["Ann", "Eve\r\nBcc: victim@example.net", "Bo", "Cy"]
+    people = [
+        Recipient(i, f"p{i}@example.org", name, f"token{i:027d}", message.public_url)
+        for i, name in enumerate(names)
+    ]
+    backend = SmtpBackend("127.0.0.1", smtp_server.port, ca_file=str(smtp_server.ca_file))
+    failed = send_batch(backend, backend.prepare(message), people, "batch")
+    backend.close()
+    assert list(failed) == [1] and "control character" in failed[1]
+    sent = [p for p in people if p.subscriber_id != 1]
+    assert [m.recipients for m in smtp_server.messages] == [[p.email] for p in sent]
+    for received, person in zip(smtp_server.messages, sent, strict=True):
+        parsed = email.message_from_bytes(received.data, policy=default)
+        assert parsed["To"].addresses[0].addr_spec == person.email
+        assert person.unsubscribe_url in parsed["List-Unsubscribe"]
+    assert b"victim" not in b"".join(m.data for m in smtp_server.messages)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Subject: x\r\n\r\n.starts with a dot\r\n.\r\n..\r\nend\r\n",
+        b".first line\r\n\r\n.\r\nno final line end",
+        b"Subject: y\r\n\r\nnothing to stuff\r\n",
+    ],
+)
+def test_lines_starting_with_a_dot_arrive_as_written(smtp_server, body):
+    """The dot-stuffing (RFC 5321 4.5.2) of our data(): the server gets the message back
+    unchanged, a line of a single '.' inside it included (quoted-printable leaves a
+    leading '.' as it is)."""
+    from publisher.deliver.backends.smtp import SmtpBackend
+
+    backend = SmtpBackend("127.0.0.1", smtp_server.port, ca_file=str(smtp_server.ca_file))
+    backend._connection().sendmail("news@example.org", ["a@example.org"], body)
+    backend.close()
+    [received] = smtp_server.messages
+    expected = body if body.endswith(b"\r\n") else body + b"\r\n"
+    assert received.data == expected
