@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -88,15 +89,27 @@ async def login_page(request: Request) -> Response:
     return _login_page(request, notice=notice.get(request.query_params.get("notice", ""), ""))
 
 
-async def login_post(request: Request) -> Response:
-    w, ip = web(request), client_ip(request)
+async def _login_form(request: Request, too_old: str) -> tuple[FormData, str] | Response:
+    """The posted log-in form and the nonce its CSRF token is bound to (the browser's
+    log-in cookie), or the page that refuses it: too large (413) or too old (403)."""
     try:
         form = await read_form(request)
     except FormTooLarge:
         return _login_page(request, "That request was too large.", 413)
     nonce = request.cookies.get(LOGIN_COOKIE, "")
-    if not nonce or not w.tokens.check_form(text(form, "csrf", 500), "staff-login", nonce):
-        return _login_page(request, "The form was too old: please try again.", 403)
+    if not nonce or not web(request).tokens.check_form(
+        text(form, "csrf", 500), "staff-login", nonce
+    ):
+        return _login_page(request, too_old, 403)
+    return form, nonce
+
+
+async def login_post(request: Request) -> Response:
+    w, ip = web(request), client_ip(request)
+    read = await _login_form(request, "The form was too old: please try again.")
+    if isinstance(read, Response):
+        return read
+    form, nonce = read
     email, password, now = text(form, "email"), raw(form, "password"), w.now()
     try:
         staff = await off_loop(
@@ -149,14 +162,11 @@ def _check_code(request: Request, staff_id: int, code: str) -> bool:
 
 async def second_factor_post(request: Request) -> Response:
     w, ip = web(request), client_ip(request)
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        return _login_page(request, "That request was too large.", 413)
-    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    read = await _login_form(request, "The form was too old: please log in again.")
+    if isinstance(read, Response):
+        return read
+    form, nonce = read
     pending = text(form, "pending", 1000)
-    if not w.tokens.check_form(text(form, "csrf", 500), "staff-login", nonce):
-        return _login_page(request, "The form was too old: please log in again.", 403)
     staff = _pending_staff(request, pending, nonce)
     if staff is None:
         return _login_page(request, "The form was too old: please log in again.", 403)
@@ -186,13 +196,10 @@ async def passkey_post(request: Request) -> Response:
     """A passkey log-in: alone (from the log-in page), or as the step after a password
     (then only a passkey of that account)."""
     w, ip = web(request), client_ip(request)
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        return _login_page(request, "That request was too large.", 413)
-    nonce = request.cookies.get(LOGIN_COOKIE, "")
-    if not nonce or not w.tokens.check_form(text(form, "csrf", 500), "staff-login", nonce):
-        return _login_page(request, "The form was too old: please try again.", 403)
+    read = await _login_form(request, "The form was too old: please try again.")
+    if isinstance(read, Response):
+        return read
+    form, nonce = read
     pending = text(form, "pending", 1000)
     expected = _pending_staff(request, pending, nonce) if pending else None
     staff = check_assertion(request, form, nonce)
