@@ -64,6 +64,16 @@ def allow_client(store: Store, ip: str, *, now: datetime) -> bool:
     return take(store, client_limits(ip), now=now) is None
 
 
+STAFF_RESET_LIMIT = 3  # password-reset emails per staff address per hour
+
+
+def allow_staff_reset(store: Store, address: str, *, now: datetime) -> bool:
+    """Count a password-reset email to this staff address: False if it had its share (in
+    the store like every other limit, so all `publisher serve` processes share it)."""
+    limit = Limit(_hashed("staff-reset", address.lower()), STAFF_RESET_LIMIT, HOUR)
+    return take(store, [limit], now=now) is None
+
+
 def allow_mail(store: Store, address: str, *, now: datetime) -> bool:
     """Count a confirmation email to this address's mailbox: False if it had its share."""
     limit = Limit(_hashed("mailbox", mailbox(address)), MAILBOX_LIMIT, HOUR)

@@ -28,7 +28,7 @@ from publisher.store.staff_access import (
 from publisher.web.admin.auth import raw, render, to
 from publisher.web.context import Web, client_ip, web
 from publisher.web.forms import FormTooLarge, read_form, text
-from publisher.web.security import RateLimiter
+from publisher.web.limits import allow_staff_reset
 
 log = logging.getLogger("publisher.web")
 
@@ -152,15 +152,6 @@ async def reset_page(request: Request) -> Response:
     return _reset_form(request)
 
 
-def _reset_limit(request: Request) -> RateLimiter:
-    """3 reset emails per address per hour (in memory), so nobody floods a mailbox."""
-    state = request.app.state
-    if not hasattr(state, "staff_reset_limit"):
-        state.staff_reset_limit = RateLimiter(3, 3600, web(request).monotonic)
-    limiter: RateLimiter = state.staff_reset_limit
-    return limiter
-
-
 async def reset_post(request: Request) -> Response:
     w = web(request)
     try:
@@ -170,7 +161,7 @@ async def reset_post(request: Request) -> Response:
     if not w.tokens.check_form(text(form, "csrf", 500), "staff-reset-ask"):
         return _reset_form(request, "The form was too old: please try again.", 403)
     staff = find_staff(w.store, text(form, "email"))
-    if staff is not None and _reset_limit(request).allow(staff.email):
+    if staff is not None and allow_staff_reset(w.store, staff.email, now=w.now()):
         token = create_link(w.store, "reset", staff.email, now=w.now())
         minutes = int(RESET_LIFETIME.total_seconds() // 60)
         message = staff_message(
