@@ -14,6 +14,7 @@ from email.policy import default
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from publisher.schedule.daemon import Daemon
 from publisher.sources.collect import collect_all
@@ -86,7 +87,7 @@ def test_editor_previews_tests_pauses_and_resumes(browser, project, store, tmp_p
         assert page.get_by_role("alert").inner_text() == "The address or the password is wrong."
         pages.check("login-wrong-password")
         log_in(page, served.url, STAFF["editor"])
-        assert page.get_by_role("heading", name="Overview").is_visible()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
         row = page.locator('tr[data-campaign="weekly"]')
         assert row.locator("td.state").inner_text() == "active"
         assert "every day at 09:00" in row.inner_text()
@@ -97,7 +98,7 @@ def test_editor_previews_tests_pauses_and_resumes(browser, project, store, tmp_p
         assert page.locator("li.chosen").all_inner_texts()[0].startswith("Nurses win their strike")
         assert page.locator("li.left-out").all_inner_texts()[0].startswith("Rent board meets")
         frame = page.frame_locator("iframe.preview")
-        assert frame.get_by_text("Nurses win their strike").first.is_visible()
+        expect(frame.get_by_text("Nurses win their strike").first).to_be_visible()
         assert "Nurses win their strike" in page.locator("pre.text-part").text_content()
         pages.check("campaign")
 
@@ -175,7 +176,7 @@ def test_refusals_lock_out_and_owner_pages(browser, project, store, tmp_path):
         assert no_csrf.status == 403 and paused_campaigns(store) == set()
         answer = editor.goto(f"{served.url}/admin/staff")
         assert answer.status == 403
-        assert editor.get_by_role("heading", name="Not allowed").is_visible()
+        expect(editor.get_by_role("heading", name="Not allowed")).to_be_visible()
         checked.check("staff-refused-to-editor")
 
         owner = new_page(browser)

@@ -13,6 +13,7 @@ from email.policy import default
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from publisher.store.consent import paused_until
 from publisher.store.subscribers import find_subscriber
@@ -90,14 +91,14 @@ def test_sign_up_confirm_preferences_pause_unsubscribe(browser_page, project, st
         pages.check("subscribe")
         page.get_by_label("Email address").fill("not an address")
         page.get_by_role("button", name="Subscribe").click()
-        assert page.get_by_text("Enter an email address like").is_visible()
+        expect(page.get_by_text("Enter an email address like")).to_be_visible()
         pages.check("subscribe-errors")
         page.get_by_label("Name (optional)").fill("Ana Lima")
         page.get_by_label("Email address").fill("ana@example.org")
         page.get_by_label("Labor").check()
         page.get_by_label("I agree to receive email").check()
         page.get_by_role("button", name="Subscribe").click()
-        assert page.get_by_role("heading", name="Check your inbox").is_visible()
+        expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
         pages.check("check-inbox")
         served.wait_for_mail(1)  # stored and mailed after the answer
         assert present(find_subscriber(store, email="ana@example.org")).status == "pending"
@@ -106,7 +107,7 @@ def test_sign_up_confirm_preferences_pause_unsubscribe(browser_page, project, st
         pages.check("confirm")
         assert present(find_subscriber(store, email="ana@example.org")).status == "pending"
         page.get_by_role("button", name="Confirm my subscription").click()
-        assert page.get_by_role("heading", name="You are subscribed").is_visible()
+        expect(page.get_by_role("heading", name="You are subscribed")).to_be_visible()
         pages.check("subscribed")
         assert present(find_subscriber(store, email="ana@example.org")).status == "active"
 
@@ -127,7 +128,7 @@ def test_sign_up_confirm_preferences_pause_unsubscribe(browser_page, project, st
         page.goto(f"{served.url}/unsubscribe?token={ana.token}")
         pages.check("unsubscribe")
         page.get_by_role("button", name="Unsubscribe").click()
-        assert page.get_by_role("heading", name="You are unsubscribed").is_visible()
+        expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
         pages.check("unsubscribed")
         assert present(find_subscriber(store, email="ana@example.org")).status == "unsubscribed"
 
