@@ -7,7 +7,7 @@ AXE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test test-fast bench lint clean postgres-server docs
+.PHONY: run test test-fast bench lint clean postgres-server docs guide-screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -50,6 +50,11 @@ test-fast: $(TEST_STAMP)
 postgres-server:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
+# The staff guide's screenshots (docs/staff/images/) are made by the browser tests' walks,
+# on SQLite, with the fixed clock.
+guide-screenshots: $(TEST_STAMP) $(CHROMIUM) $(AXE_STAMP)
+	PUBLISHER_GUIDE_SHOTS=1 $(BIN)/python -m pytest -q -m browser -k "not postgresql"
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench

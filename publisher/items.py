@@ -12,6 +12,10 @@ from datetime import date, datetime
 
 KINDS = ("article", "resource", "news", "action", "event")
 
+# The built-in source of the posts staff write in /admin (issue 20): it needs no entry in
+# schedules.yaml, and no configured source may take its name.
+NEWSROOM = "newsroom"
+
 
 @dataclass(frozen=True)
 class Item:

@@ -108,3 +108,22 @@ def store(database_url: str) -> Iterator[Store]:
     s = open_store(database_url)
     yield s
     s.close()
+
+
+GUIDE_IMAGES = ROOT / "docs" / "staff" / "images"
+
+
+@pytest.fixture
+def guide_shot(tmp_path: Path):
+    """`guide_shot(page, "posts-editor")`: a screenshot for the staff guide (docs/staff/).
+    Written into docs/staff/images/ by `make guide-screenshots` (PUBLISHER_GUIDE_SHOTS=1),
+    into the test's temp folder otherwise, so an ordinary run never changes the tree."""
+    folder = GUIDE_IMAGES if os.environ.get("PUBLISHER_GUIDE_SHOTS") else tmp_path / "guide"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shot(page, name: str, *, full_page: bool = False) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    return shot

@@ -11,11 +11,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 from jinja2 import Environment
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -121,7 +123,32 @@ def web_environment(config: PublisherConfig) -> Environment:
     # no freshness check of every template file on every request (restart to see edits)
     env = template_environment(search_path_for(config.root)).overlay(auto_reload=False)
     env.globals = {**env.globals, "edition_outcome": edition_outcome}  # a status in words
+    env.filters = {**env.filters, "when": moment_filter(ZoneInfo(config.organisation.timezone))}
     return env
+
+
+def moment_filter(zone: ZoneInfo) -> Callable[..., Markup]:
+    """`{{ moment | when }}`: every time in /admin in one zone (the organisation's) and one
+    format, the UTC time on hover; `{{ moment | when("day") }}` for a date alone. A naive
+    datetime is UTC (how the store keeps them); None is a dash."""
+
+    def when(moment: datetime | None, style: str = "minute") -> Markup:
+        if moment is None:
+            return Markup("–")
+        utc = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        local = utc.astimezone(zone)
+        shown = local.strftime(DAY_FORMAT if style == "day" else MINUTE_FORMAT)
+        return Markup('<time datetime="{}" title="{}">{}</time>').format(
+            utc.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            utc.strftime("%Y-%m-%d %H:%M UTC"),
+            shown if style == "day" else f"{shown} {local.tzname()}",
+        )
+
+    return when
+
+
+MINUTE_FORMAT = "%a %-d %b %Y, %H:%M"  # Mon 7 Dec 2026, 09:00 EST
+DAY_FORMAT = "%a %-d %b %Y"
 
 
 def web(request: Request) -> Web:
