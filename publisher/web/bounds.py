@@ -26,6 +26,17 @@ WEBHOOK_MAX_BYTES = 2 * 1024 * 1024
 WEBHOOK_AT_ONCE = 4
 WEBHOOK_PATH = "/webhooks/sendgrid"
 
+# The newsroom's bigger bodies (issue 20), by path prefix: an image upload (10 MB of image
+# plus the multipart framing), a CSV of people, a post's Markdown. At most UPLOADS_AT_ONCE
+# such bodies are read at one time, so uploads hold at most ~2 x 11 MiB.
+MiB = 1024 * 1024
+UPLOAD_LIMITS = {
+    "/admin/media": 10 * MiB + 64 * 1024,
+    "/admin/subscribers/import": 10 * MiB + 64 * 1024,
+    "/admin/posts": 1 * MiB,
+}
+UPLOADS_AT_ONCE = 2
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -40,7 +51,17 @@ class Limits:
     max_connections: int = 1000  # beyond: 503 at once (uvicorn's limit_concurrency)
 
     def body_limit(self, path: str) -> int:
-        return self.webhook_bytes if path == WEBHOOK_PATH else self.form_bytes
+        if path == WEBHOOK_PATH:
+            return self.webhook_bytes
+        return upload_limit(path) or self.form_bytes
+
+
+def upload_limit(path: str) -> int | None:
+    """The body limit of a newsroom route that takes more than a form (None: a form)."""
+    for prefix, limit in UPLOAD_LIMITS.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return limit
+    return None
 
 
 class BoundedBodies:
@@ -50,10 +71,15 @@ class BoundedBodies:
     def __init__(self, app: ASGIApp, limits: Limits) -> None:
         self.app, self.limits = app, limits
         self._webhooks = asyncio.Semaphore(WEBHOOK_AT_ONCE)  # bound to the app's loop
+        self._uploads = asyncio.Semaphore(UPLOADS_AT_ONCE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _route_path(scope) == WEBHOOK_PATH:
+        path = _route_path(scope) if scope["type"] == "http" else ""
+        if path == WEBHOOK_PATH:
             async with self._webhooks:  # SendGrid waits (and retries): its batches keep
+                await self._bounded(scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "POST" and upload_limit(path):
+            async with self._uploads:
                 await self._bounded(scope, receive, send)
         else:
             await self._bounded(scope, receive, send)
@@ -197,4 +223,4 @@ def server_options(limits: Limits) -> dict[str, Any]:
     }
 
 
-__all__ = ["BoundedBodies", "Limits", "protocol_for", "server_options"]
+__all__ = ["BoundedBodies", "Limits", "protocol_for", "server_options", "upload_limit"]

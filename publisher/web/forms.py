@@ -16,20 +16,23 @@ class FormTooLarge(Exception):
     pass
 
 
-async def read_form(request: Request) -> FormData:
+async def read_form(request: Request, *, limit: int = MAX_FORM_BYTES, files: int = 0) -> FormData:
+    """The posted form, at most `limit` bytes; `files`: how many uploaded files it may hold
+    (the newsroom's uploads; their body limits are publisher.web.bounds.UPLOAD_LIMITS)."""
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+    if length is not None and (not length.isdigit() or int(length) > limit):
         raise FormTooLarge
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         # the common case (browsers, one-click): the standard library parses it faster
         body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > limit:
             raise FormTooLarge
         pairs: list[tuple[str, str | UploadFile]] = []
         pairs += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         return FormData(pairs[:100])
-    # multipart (some mail providers' one-click): small limits, nothing here takes a file
-    return await request.form(max_files=0, max_fields=100, max_part_size=MAX_FORM_BYTES)
+    # multipart (some mail providers' one-click; the newsroom's uploads): a file part is
+    # bounded by `limit` through the body limit, every other part by the form's limit
+    return await request.form(max_files=files, max_fields=100, max_part_size=MAX_FORM_BYTES)
 
 
 def text(form: FormData, name: str, limit: int = 320) -> str:

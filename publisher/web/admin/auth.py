@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from publisher.store.staff import Staff, second_factor_policy
 from publisher.store.staff_access import SESSION_LIFETIME, StaffSession, session_of
 from publisher.web.context import Web, web
-from publisher.web.forms import FormTooLarge, read_form, text
+from publisher.web.forms import MAX_FORM_BYTES, FormTooLarge, read_form, text
 from publisher.web.security import fingerprint
 
 COOKIE = "publisher_staff"
@@ -190,9 +190,11 @@ def view(
 
 
 def action(
-    role: str, *, enrol_ok: bool = False
+    role: str, *, enrol_ok: bool = False, form_bytes: int = MAX_FORM_BYTES, files: int = 0
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """A POST for `role` and above, carrying the session's CSRF token, or refused (403)."""
+    """A POST for `role` and above, carrying the session's CSRF token, or refused (403).
+    `form_bytes`, `files`: a form bigger than 64 KiB or carrying uploads (the route's
+    prefix must be in publisher.web.bounds.UPLOAD_LIMITS too)."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -200,7 +202,7 @@ def action(
             if not isinstance(admin, Admin):
                 return admin
             try:
-                form: FormData = await read_form(request)
+                form: FormData = await read_form(request, limit=form_bytes, files=files)
             except FormTooLarge:
                 return admin.refuse("That request was too large.")
             if not admin.w.tokens.check_form(text(form, "csrf", 500), "staff", admin.nonce):
