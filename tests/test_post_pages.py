@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import expect
 
 from publisher.config import load_config
 from publisher.items import NEWSROOM, Item
@@ -31,7 +32,9 @@ from publisher.publish.posts import write_post_pages
 from publisher.store.items import retire_item, upsert_items
 from publisher.web import create_app
 from tests.conftest import FIXED_NOW
+from tests.test_admin_browser import browser, new_page  # noqa: F401
 from tests.test_archive_public import Links
+from tests.test_web_browser import Checked
 from tests.web_support import SECRET, Clock, free_port, serve
 
 PUBLIC = "https://news.example.org/letters"
@@ -65,6 +68,10 @@ delivery:
   backend: file
 """
 HOSTILE = '"><script>alert(1)</script> & <b>bold</b>'
+PHOTO = (  # an image the served folder holds (the newsroom's media are part A's)
+    '<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="630">'
+    '<rect width="1200" height="630" fill="#1d4f91"/></svg>'
+)
 GOLDEN = Path(__file__).parent / "golden" / "posts"
 
 
@@ -158,7 +165,7 @@ def test_the_page_head_describes_the_post_for_sharing_and_feed_readers(config, p
     assert html.count("&lt;script&gt;") >= 3  # <title>, <h1> and the index's link
     assert f'href="{PUBLIC}/subscribe"' in html
     assert '<time datetime="2026-11-24">24 November 2026</time>' in html
-    assert "<bdi>Ana Díaz</bdi>" in html and "<li>labor</li>" in html
+    assert "<bdi>Ana Díaz</bdi>" in html and "Topics: labor<" in html
 
 
 def test_a_post_without_an_image_is_a_summary_card(config, project):
@@ -352,3 +359,56 @@ def test_a_post_page_matches_its_golden_file(config, project):
     feeds = [(feed_meta(config, f), select_items(f, items)) for f in config.feeds.feeds]
     write_post_pages(config, items, now=FIXED_NOW, feeds=feeds)
     assert_golden("rent-vote.html", page_of(project, "rent-vote"))
+
+
+@pytest.mark.browser
+def test_a_post_page_in_a_browser_on_a_phone_and_a_desktop(
+    browser,  # noqa: F811
+    project,
+    store,
+    tmp_path,
+    guide_shot,
+):
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with serve(project, store, config_text=CONFIG.replace(PUBLIC, "{public_url}")) as served:
+        base = f"{served.url}/posts"
+        body = "".join(
+            f"<p>Paragraph {n} of what the council decided, and why.</p>" for n in (1, 2)
+        )
+        items = [
+            replace(post("rent-vote", title="The council votes on rents", body=body),
+                    url=f"{base}/rent-vote", image=f"{base}/rent-vote/photo.svg",
+                    image_alt="Tenants fill the council chamber"),
+            replace(post("older-news", days_ago=3, image=False), url=f"{base}/older-news"),
+        ]  # fmt: skip
+        upsert_items(store, items, now=FIXED_NOW)
+        build_feeds(served.config, store, now=FIXED_NOW)
+        (project / "posts" / "rent-vote" / "photo.svg").write_text(PHOTO, encoding="utf-8")
+
+        strict = browser.new_context().new_page()  # the server's CSP applies: no bypass
+        strict.goto(f"{base}/rent-vote")
+        expect(strict.get_by_role("heading", name="The council votes on rents")).to_be_visible()
+        assert strict.locator("main").evaluate("m => getComputedStyle(m).maxWidth") == "600px"
+        image = strict.get_by_role("img", name="Tenants fill the council chamber")
+        expect(image).to_be_visible()
+        assert image.evaluate("i => i.naturalWidth") == 1200  # loaded under img-src 'self'
+
+        for width, name in ((375, "phone"), (1280, "desktop")):
+            page = new_page(browser, width)
+            pages = Checked(page, shots)
+            page.goto(f"{base}/rent-vote")
+            expect(page.get_by_role("link", name="Subscribe")).to_be_visible()
+            overflow = page.evaluate("document.documentElement.scrollWidth")
+            assert overflow <= width, f"{name}: {overflow}px wide"
+            shown = page.get_by_role("img", name="Tenants fill the council chamber")
+            assert shown.evaluate("i => i.getBoundingClientRect().width") <= width
+            pages.check(f"post-{name}")
+            guide_shot(page, f"post-page-{name}", full_page=True)
+            page.get_by_role("link", name="Older news").click()
+            expect(page.get_by_role("heading", name="Older news")).to_be_visible()
+            page.get_by_role("link", name="All posts").first.click()
+            expect(page.get_by_role("heading", name="Posts")).to_be_visible()
+            pages.check(f"posts-{name}")
+            if name == "desktop":
+                guide_shot(page, "posts-index")
