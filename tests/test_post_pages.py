@@ -181,10 +181,12 @@ def test_the_body_is_sanitised_again(config, project):
         '<p>Kept <a href="javascript:alert(1)">link</a></p><script>alert(2)</script>'
         '<img src="x.jpg" onerror="alert(3)" alt="x"><iframe src="https://evil.example"></iframe>'
         '<p style="color:red" onclick="alert(4)">styled</p>'
+        '<form action="https://evil.example/"><input name="password"></form>'
     )
     write_post_pages(config, [post("hostile", body=hostile)], now=FIXED_NOW)
     html = page_of(project, "hostile")
-    for bad in ("javascript:", "<script", "alert(", "onerror", "<iframe", "onclick", "color:red"):
+    for bad in ("javascript:", "<script", "alert(", "onerror", "<iframe", "onclick", "color:red",
+                "<form", "<input", "evil.example"):  # fmt: skip
         assert bad not in html, bad
     assert "<p>Kept <a" in html and "<p>styled</p>" in html
     assert 'src="https://news.example.org/letters/posts/x.jpg"' in html  # made absolute
