@@ -254,7 +254,11 @@ def test_the_index_lists_posts_newest_first_a_page_at_a_time(config, project, mo
 
 def test_every_link_of_the_posts_answers_through_publisher_serve(project, store):
     with serve(project, store, config_text=CONFIG) as served:
-        items = [post("rent-vote", days_ago=1), post("housing-win", topics=("housing",))]
+        items = [
+            post("rent-vote", days_ago=1),
+            post("housing-win", topics=("housing",)),
+            post("تصويت-الإيجارات", days_ago=3),  # an address in another script (an IRI)
+        ]
         upsert_items(store, items, now=FIXED_NOW)
         build_feeds(served.config, store, now=FIXED_NOW)  # writes the posts' pages too
 
@@ -268,6 +272,8 @@ def test_every_link_of_the_posts_answers_through_publisher_serve(project, store)
         assert "'unsafe-inline'" in answer.headers["content-security-policy"]  # its style
         assert "script-src" not in answer.headers["content-security-policy"]
         assert "no-store" not in answer.headers.get("cache-control", "")
+        answer = httpx.get(local(f"{PUBLIC}/posts/تصويت-الإيجارات"), follow_redirects=True)
+        assert answer.status_code == 200 and len(answer.history) == 1  # one relative redirect
         seen: dict[str, int] = {}
         queue = [f"{PUBLIC}/posts/", f"{PUBLIC}/posts/rent-vote"]
         while queue:
@@ -285,6 +291,7 @@ def test_every_link_of_the_posts_answers_through_publisher_serve(project, store)
                         assert urlsplit(absolute).netloc != urlsplit(PUBLIC).netloc, absolute
         assert {u: s for u, s in seen.items() if s != 200} == {}
         for path in ("/subscribe", "/archive/", "/feeds/", "/posts/housing-win/",
+                     "/posts/تصويت-الإيجارات/",
                      "/feeds/everything.json", "/feeds/housing.atom"):  # fmt: skip
             assert f"{PUBLIC}{path}" in seen, path
         home = httpx.get(local(f"{PUBLIC}/archive/")).text
