@@ -29,7 +29,7 @@ from markupsafe import Markup
 from publisher.config import PublisherConfig
 from publisher.items import NEWSROOM, Item
 from publisher.publish.archive import page_links
-from publisher.publish.writer import write_if_changed
+from publisher.publish.writer import BackgroundWriter
 from publisher.render.environment import BUILTIN_TEMPLATES, render_template, template_environment
 from publisher.support.sanitize import sanitize_html, summarise
 from publisher.support.screen import count
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from publisher.publish.documents import FeedMeta
 
 log = logging.getLogger(__name__)
+# (feed, the ids of the items it selects): which feeds carry a post
+Carried = Sequence[tuple["FeedMeta", frozenset[str]]]
 
 POSTS_DIR = "posts"
 PAGE_TEMPLATE = "posts/page.html"
@@ -124,16 +126,19 @@ def write_post_pages(
     if not posts and not folder.is_dir():
         return report
     env = template_environment(search_path)
-    for number, post in enumerate(posts):
-        newer = posts[number - 1] if number else None
-        older = posts[number + 1] if number + 1 < len(posts) else None
-        context = page_context(config, post, newer, older, feeds)
-        _write(folder / post.slug / PAGE_FILE, render_template(env, PAGE_TEMPLATE, context), report)
+    carried = [(meta, frozenset(i.id for i in selected)) for meta, selected in feeds]
     pages = max(1, math.ceil(len(posts) / PER_PAGE))
-    for page in range(1, pages + 1):
-        context = index_context(config, posts, page, pages, feeds)
-        path = folder / index_file(page)
-        _write(path, render_template(env, INDEX_TEMPLATE, context), report)
+    with BackgroundWriter(folder) as writer:  # fsyncs overlap rendering (see writer.py)
+        for number, post in enumerate(posts):
+            newer = posts[number - 1] if number else None
+            older = posts[number + 1] if number + 1 < len(posts) else None
+            context = page_context(config, post, newer, older, carried)
+            html = render_template(env, PAGE_TEMPLATE, context)
+            writer.submit(f"{post.slug}/{PAGE_FILE}", html.encode("utf-8"))
+        for page in range(1, pages + 1):
+            html = render_template(env, INDEX_TEMPLATE, index_context(config, posts, page, carried))
+            writer.submit(index_file(page), html.encode("utf-8"))
+    report.written, report.unchanged = len(writer.changed), len(writer.unchanged)
     _remove_retired(folder, {p.slug for p in posts}, pages, report)
     return report
 
@@ -145,13 +150,6 @@ def index_file(page: int) -> str:
 def index_href(posts_url: str, page: int) -> str:
     """The address of index page `page` (the first is the folder: posts/)."""
     return posts_url if page == 1 else posts_url + index_file(page)
-
-
-def _write(path: Path, html: str, report: PostsReport) -> None:
-    if write_if_changed(path, html.encode("utf-8")):
-        report.written += 1
-    else:
-        report.unchanged += 1
 
 
 def _remove_retired(folder: Path, slugs: set[str], pages: int, report: PostsReport) -> None:
@@ -181,14 +179,14 @@ def _links(config: PublisherConfig) -> dict[str, str]:
 
 
 def _feed_tags(
-    feeds: Sequence[tuple[FeedMeta, Sequence[Item]]], posts: Sequence[Item]
+    carried: Carried, posts: Sequence[Item]
 ) -> tuple[list[Markup], list[tuple[str, str]]]:
     """The <link rel="alternate"> tags and (label, URL) links of the feeds that carry one
     of `posts`: a reader given the page's address finds the feed the post is in."""
     from publisher.publish.listing import alternate_link_tags, feed_links
 
     ids = {item.id for item in posts}
-    carrying = [meta for meta, selected in feeds if ids & {item.id for item in selected}]
+    carrying = [meta for meta, selected in carried if not ids.isdisjoint(selected)]
     tags = [Markup(tag) for tag in alternate_link_tags(carrying)]
     return tags, [link for meta in carrying[:1] for link in feed_links(meta)]
 
@@ -204,14 +202,14 @@ def page_context(
     post: Post,
     newer: Post | None,
     older: Post | None,
-    feeds: Sequence[tuple[FeedMeta, Sequence[Item]]],
+    carried: Carried,
 ) -> dict[str, Any]:
     """What templates/posts/page.html is given. The body is sanitised again (the one
     allow-list sanitiser): the store's copy already was, and a page is published for all."""
     org, item = config.organisation, post.item
     body = Markup(sanitize_html(item.body_html, item.url)) if item.body_html else None
     description = summarise(item.summary or item.body_html or item.title, DESCRIPTION_MAX)
-    head_links, feed_links = _feed_tags(feeds, [item])
+    head_links, feed_links = _feed_tags(carried, [item])
     return {
         "org": org,
         "colours": org.colours,
@@ -235,20 +233,19 @@ def index_context(
     config: PublisherConfig,
     posts: Sequence[Post],
     page: int,
-    pages: int,
-    feeds: Sequence[tuple[FeedMeta, Sequence[Item]]],
+    carried: Carried,
 ) -> dict[str, Any]:
-    """What templates/posts/index.html is given for index page `page` of `pages`."""
+    """What templates/posts/index.html is given for index page `page`."""
     org, links = config.organisation, _links(config)
     shown = posts[(page - 1) * PER_PAGE : page * PER_PAGE]
-    head_links, feed_links = _feed_tags(feeds, [p.item for p in posts])
+    head_links, feed_links = _feed_tags(carried, [p.item for p in posts])
+    pages = max(1, math.ceil(len(posts) / PER_PAGE))
     return {
         "org": org,
         "colours": org.colours,
         "tz": org.timezone,
         "posts": shown,
         "page": page,
-        "pages": pages,
         "canonical": index_href(links["posts"], page),
         "newer_page": index_href(links["posts"], page - 1) if page > 1 else None,
         "older_page": index_href(links["posts"], page + 1) if page < pages else None,
