@@ -199,8 +199,9 @@ def test_posts_that_link_elsewhere_or_nowhere_get_no_page(config, project):
         post("other-source", source="blog"),  # another source's item under posts/
         post("escape", url=f"{PUBLIC}/posts/../secrets"),
         post("nested", url=f"{PUBLIC}/posts/a/b"),
+        replace(post("real"), id="newsroom:copy"),  # the same address twice: the first wins
     ]
-    report = write_post_pages(config, items, now=FIXED_NOW)
+    report = write_post_pages(config, items[:-1], now=FIXED_NOW)
     assert report.written == 0
     assert not (project / "posts").exists()  # never a post: no folder at all
     assert sorted(report.left_out) == [
@@ -208,7 +209,9 @@ def test_posts_that_link_elsewhere_or_nowhere_get_no_page(config, project):
         f"item 'newsroom:nested': '{PUBLIC}/posts/a/b' is not a post address",
     ]
     assert not (project / "secrets").exists()
-    write_post_pages(config, [*items, post("real")], now=FIXED_NOW)
+    report = write_post_pages(config, [post("real"), *items], now=FIXED_NOW)
+    copy = f"item 'newsroom:copy': '{PUBLIC}/posts/real' is another post's address"
+    assert report.left_out[-1] == copy
     assert sorted(p.name for p in (project / "posts").iterdir()) == ["index.html", "real"]
 
 

@@ -89,17 +89,19 @@ def post_slug(item: Item, public_url: str) -> str | None:
 
 
 def posts_of(items: Sequence[Item], public_url: str, report: PostsReport) -> list[Post]:
-    """The items that get a page, newest first; a newsroom item under posts/ whose slug
-    is not one is reported, the others (external or no link) have no page by design."""
+    """The items that get a page; a newsroom item under posts/ whose slug is not one, or
+    is another's, is reported; the others (external or no link) have no page by design."""
     base = public_url.rstrip("/") + f"/{POSTS_DIR}/"
-    posts = []
+    posts: dict[str, Post] = {}
     for item in items:
         slug = post_slug(item, public_url)
-        if slug is not None:
-            posts.append(Post(item, slug, f"{base}{slug}/"))
+        if slug is not None and slug not in posts:
+            posts[slug] = Post(item, slug, f"{base}{slug}/")
         elif item.source == NEWSROOM and item.url.startswith(base):
-            report.left_out.append(f"item '{item.id}': '{item.url}' is not a post address")
-    return sorted(posts, key=lambda p: (p.item.published, p.item.id), reverse=True)
+            problem = "is another post's address" if slug else "is not a post address"
+            report.left_out.append(f"item '{item.id}': '{item.url}' {problem}")
+            log.warning("posts: item '%s': '%s' %s; no page", item.id, item.url, problem)
+    return list(posts.values())
 
 
 def write_post_pages(
@@ -123,6 +125,7 @@ def write_post_pages(
     for post in posts_of(items, config.organisation.public_url, report):
         item = trusted_dates(post.item, now)  # as the feeds date it
         posts.append(replace(post, item=item, day=item.day or item.published.astimezone(tz).date()))
+    posts.sort(key=lambda p: (p.item.published, p.item.id), reverse=True)  # newest first
     if not posts and not folder.is_dir():
         return report
     env = template_environment(search_path)
