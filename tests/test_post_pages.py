@@ -232,6 +232,18 @@ def test_a_retired_post_loses_its_page_on_the_next_build(config, project, store)
     assert (again.written, again.unchanged, again.removed) == (0, 2, 0)  # change-only
 
 
+def test_every_feed_build_writes_the_pages_even_when_the_feeds_are_unchanged(
+    config, project, store
+):
+    upsert_items(store, [post("rent-vote")], now=FIXED_NOW)
+    build_feeds(config, store, now=FIXED_NOW)
+    assert page_of(project, "rent-vote")
+    (project / "posts" / "rent-vote" / "index.html").unlink()
+    again = build_feeds(config, store, now=FIXED_NOW)
+    assert again.written == 0  # the feeds were up to date: skipped
+    assert "Rent vote" in page_of(project, "rent-vote")
+
+
 def titles_in(html: str) -> list[str]:
     """The titles an index page lists, in its order."""
     return re.findall(r'<li><a href="[^"]*" dir="auto">([^<]*)</a>', html)
