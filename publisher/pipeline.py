@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
     from publisher.publish import FeedsReport
     from publisher.publish.documents import FeedMeta
+    from publisher.publish.posts import PostsReport
     from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def build_feeds(
         sent_editions,
     )
 
+    log.info("%s", write_newsroom_pages(config, store, now=now).note)  # change-only writes
     campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
     signature = content_signature(store, campaigns)
     state = StoredBuildState(store, now=now)
@@ -147,6 +149,26 @@ def build_feeds(
         state=state,
         edition_titles=_edition_titles(store, editions),
     )
+
+
+def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime) -> PostsReport:
+    """The newsroom's public pages (posts/) from its stored items, then the archive's home
+    page (it links to the posts); the web calls this after a post is saved or retired."""
+    from publisher.items import NEWSROOM
+    from publisher.publish.feeds import feed_meta, select_items
+    from publisher.publish.posts import POSTS_DIR, write_post_pages
+
+    items = list_items(store, source=NEWSROOM)  # retired items are not among them
+    feeds = [
+        (feed_meta(config, feed), select_items(feed, items))
+        for feed in config.feeds.feeds
+        if not feed.campaign
+    ]
+    search_path = search_path_for(config.root)
+    report = write_post_pages(config, items, now=now, feeds=feeds, search_path=search_path)
+    if config.resolve(POSTS_DIR).joinpath("index.html").is_file():
+        write_home_page(config.root, config.organisation, config.campaigns, search_path=search_path)
+    return report
 
 
 def _edition_titles(
