@@ -34,6 +34,7 @@ from publisher.render.email import RenderedEdition, archive_url, render_fitting,
 from publisher.render.environment import search_path_for
 from publisher.sources.collect import CollectReport, collect_all
 from publisher.store import Store
+from publisher.store.curation import SavedCuration, get_curation
 from publisher.store.editions import (
     NOT_REACHED,
     NewEdition,
@@ -44,7 +45,6 @@ from publisher.store.editions import (
     list_editions,
     save_edition,
 )
-from publisher.store.curation import SavedCuration, get_curation
 from publisher.store.items import list_items, selection_items
 from publisher.store.sink import StoreSink
 from publisher.support.screen import count
