@@ -12,6 +12,7 @@ from email.policy import default
 import pytest
 from playwright.sync_api import expect
 
+from publisher.pipeline import compose_campaign
 from publisher.sources.collect import collect_all
 from publisher.store import audit
 from publisher.store.curation import get_curation
@@ -91,8 +92,13 @@ def test_editor_curates_the_next_edition_and_sends_a_test(
         expect(page.get_by_role("status")).to_have_text("Moved up: Nurses win their strike.")
         order = ["Rent board meets Tuesday", "Nurses win their strike", "Teachers vote to strike"]
         assert chosen(page) == order
+        page.get_by_role("button", name="Move down Rent board meets Tuesday").click()
+        expect(page.get_by_role("status")).to_have_text("Moved down: Rent board meets Tuesday.")
+        order = ["Nurses win their strike", "Rent board meets Tuesday", "Teachers vote to strike"]
+        assert chosen(page) == order
         text_part = page.locator("pre.text-part").text_content() or ""
-        assert text_part.index("Nurses win") < text_part.index("Teachers vote")
+        assert text_part.index("Nurses win") < text_part.index("Rent board")
+        assert text_part.index("Rent board") < text_part.index("Teachers vote")
         pages.check("curated")
         guide_shot(page, "next-edition-items", full_page=True)
 
@@ -116,15 +122,43 @@ def test_editor_curates_the_next_edition_and_sends_a_test(
         html = present(message.get_body(("html",))).get_content()
         assert "<strong>Big week</strong>" in html
         guide_shot(page, "next-edition-test-sent")
+        saved = get_curation(store, "weekly")
+        assert saved.choices.subject == "Strike special {{ 7*7 }} %%NAME%%"
+        assert saved.changed_by == STAFF["editor"] and saved.revision == 6
 
-    saved = get_curation(store, "weekly")
-    assert saved.choices.subject == "Strike special {{ 7*7 }} %%NAME%%"
-    assert saved.changed_by == STAFF["editor"] and saved.revision == 5
-    targets = {e.action: e.target for e in audit.recent(store)}
-    assert targets["pin"] == "weekly: Rent board meets Tuesday"
-    assert targets["exclude"] == "weekly: Bakers unionise"
+        # the slot comes: the edition goes out with the choices, which are then used up
+        record = present(compose_campaign(served.config, store, "weekly", now=served.clock.now))
+        page.goto(f"{served.url}/admin/editions/{record.id}")
+        choices = page.locator("dl.choices")
+        expect(choices).to_contain_text("**Big week** for labor")
+        expect(choices).to_contain_text("Rent board meets Tuesday")  # pinned, by its title
+        expect(choices).to_contain_text(STAFF["editor"])
+        pages.check("edition-with-choices")
+        page.goto(f"{served.url}/admin/campaigns/weekly")
+        expect(page.locator("p.curated")).to_contain_text("No editor's choices")
+        assert chosen(page) == ["Bakers unionise"]  # the others went out in #1
+
+        # exclude, pin back, unpin, exclude again, then clear every choice
+        page.get_by_role("button", name="Exclude Bakers unionise").click()
+        expect(page.locator("li.left-out", has_text="Bakers unionise")).to_be_visible()
+        page.get_by_role("button", name="Pin Bakers unionise").click()
+        expect(page.locator("li.chosen", has_text="Bakers unionise")).to_contain_text("pinned")
+        page.get_by_role("button", name="Unpin Bakers unionise").click()
+        expect(page.get_by_role("status")).to_have_text("Unpinned: Bakers unionise.")
+        expect(page.locator("li.chosen", has_text="Bakers unionise")).not_to_contain_text("pinned")
+        page.get_by_role("button", name="Exclude Bakers unionise").click()
+        expect(page.locator("li.left-out", has_text="Bakers unionise")).to_be_visible()
+        page.get_by_role("button", name="Clear choices").click()
+        expect(page.get_by_role("status")).to_contain_text("Choices cleared")
+        assert chosen(page) == ["Bakers unionise"]
+        assert get_curation(store, "weekly").revision == 0
+
+    targets = {e.action: e.target for e in reversed(audit.recent(store))}  # the latest wins
+    assert targets["pin"] == "weekly: Bakers unionise"
     assert targets["move up"] == "weekly: Nurses win their strike"
-    assert len(pages.seen) == 3
+    assert targets["compose with choices"].startswith("weekly #1: choices of edu@example.org")
+    assert "clear choices" in targets
+    assert len(pages.seen) == 4
 
 
 def test_a_viewer_sees_the_choices_and_no_controls(browser, project, store, tmp_path):  # noqa: F811

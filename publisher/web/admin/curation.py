@@ -9,6 +9,7 @@ with the item's title.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -132,7 +133,9 @@ def move_post(request: Request, admin: Admin, form: FormData) -> Response:
 
 
 def _one_line(value: str) -> bool:
-    return value.isprintable()  # no line break, tab or other control or separator character
+    """No line break, tab, other control character or line/paragraph separator: a
+    header must stay one line (a no-break space or an emoji is fine)."""
+    return not any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value)
 
 
 @action("editor")
