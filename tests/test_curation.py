@@ -208,3 +208,32 @@ def test_composing_records_the_choices_clears_them_and_audits(make_config, store
     assert entry.target.startswith("weekly #1: choices of edu@example.org (note, 1 pinned")
     archive = (config.root / "archive" / "weekly" / "1.html").read_text(encoding="utf-8")
     assert "A note" in archive
+
+
+def test_the_edge_refuses_a_multi_line_subject_an_unknown_item_and_no_csrf(project, store):
+    import httpx
+
+    from publisher.sources.collect import collect_all
+    from publisher.store.sink import StoreSink
+    from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts, csrf_of, log_in, write_posts
+    from tests.web_support import serve
+
+    add_accounts(store)
+    write_posts(project)
+    with serve(project, store, config_text=ADMIN_CONFIG) as served:
+        collect_all(served.config, StoreSink(store), now=served.clock.now)
+        with httpx.Client(base_url=served.url, follow_redirects=True, timeout=30) as http:
+            log_in(http, STAFF["editor"])
+            token = csrf_of(http.get("/admin/campaigns/weekly").text)
+            url = "/admin/campaigns/weekly"
+            page = http.post(f"{url}/subject", data={"csrf": token, "subject": "Hi\nBcc: x@y.z"})
+            assert "A subject is one line of at most 200 characters." in page.text
+            page = http.post(f"{url}/subject", data={"csrf": token, "subject": "x" * 201})
+            assert "A subject is one line" in page.text
+            page = http.post(f"{url}/pin", data={"csrf": token, "item": "posts:nothing"})
+            assert "That item is no longer stored or went out already." in page.text
+            assert http.post(f"{url}/note", data={"note": "no token"}).status_code == 403
+            assert get_curation(store, "weekly").revision == 0  # nothing was stored
+            page = http.post(f"{url}/pin", data={"csrf": token, "item": "posts:rent"})
+            assert "Pinned: Rent board meets Tuesday." in page.text
+    assert get_curation(store, "weekly").choices.pinned == ("posts:rent",)
