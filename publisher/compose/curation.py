@@ -8,7 +8,9 @@ compose as a `Curation`. The rules, decided here once:
   else the first item section; pinned items come first in their section and count against
   its max, pushing unpinned ones out, but are never left out for the max themselves.
   A pin cannot bring in what must not go out: an item held until its date, a retired item,
-  a link that is not https, or one an earlier edition carried;
+  a link that is not https, or one an earlier edition carried; nor an item older than
+  twice the lookback (the store does not load those for compose, and the campaign page
+  offers no pin for them);
 - the editor's order (item ids) sorts a section: ordered items first, in that order, the
   others after them newest first;
 - the note (Markdown) is rendered by the Markdown files' renderer and sanitiser, and only
