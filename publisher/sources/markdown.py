@@ -40,6 +40,12 @@ FRONT_MATTER_KEYS = {
 }  # fmt: skip
 
 
+def markdown_html(body: str, base_url: str | None) -> str:
+    """A Markdown body as sanitised HTML, links made absolute against `base_url`: the one
+    renderer of Markdown files, posts written in /admin and the editor's preview."""
+    return sanitize_html(_md.render(strip_control_chars(body)), base_url=base_url)
+
+
 class FrontMatterError(ValueError):
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
@@ -128,7 +134,7 @@ class MarkdownSource:
             raise FrontMatterError("front matter has no 'title'", 2)
         slug = path.relative_to(self.folder).with_suffix("").as_posix()
         url = item_url(meta.get("url") or f"{slug}/", self.base_url)
-        body_html = sanitize_html(_md.render(body), base_url=url)
+        body_html = markdown_html(body, url)
         published, day = parse_when(meta.get("date"), self.zone)
         item = Item(
             id=optional_text(meta.get("id"), "id") or f"{self.name}:{slug}",
