@@ -6,7 +6,6 @@ once (pipeline.publish_posts), so the next digest's preview shows it."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +16,7 @@ from starlette.responses import HTMLResponse, Response
 
 from publisher.items import KINDS
 from publisher.pipeline import publish_posts
+from publisher.render.environment import render_template
 from publisher.sources.newsroom import post_url, preview_html
 from publisher.store import audit, posts
 from publisher.web.admin.auth import COOKIE, Admin, action, render, signed_in, to, view
@@ -30,11 +30,10 @@ from publisher.web.admin.post_form import (
     local,
 )
 from publisher.web.bounds import UPLOAD_LIMITS
-from publisher.web.context import Topic, client_ip, in_thread, off_loop
+from publisher.web.context import Topic, client_ip, in_thread, off_loop, web
 from publisher.web.forms import FormTooLarge, read_form, text
 
 FORM_BYTES = UPLOAD_LIMITS["/admin/posts"]
-SCRIPT = Path(__file__).parents[3] / "templates" / "web" / "admin" / "editor.js"
 DONE = {
     "draft": "Saved as a draft.",
     "published": "Published: it is in the next digest's preview and the feeds now.",
@@ -231,8 +230,9 @@ async def preview_post(request: Request, admin: Admin, form: FormData) -> Respon
 
 
 async def script(request: Request) -> Response:
+    body = render_template(web(request).env, "web/admin/editor.js", {})
     return Response(
-        SCRIPT.read_text(encoding="utf-8"), media_type="text/javascript",
+        body, media_type="text/javascript",
         headers={"cache-control": "public, max-age=3600"},
     )  # fmt: skip
 
