@@ -56,6 +56,7 @@ def editor(admin: Admin, draft: Draft, post: posts.Post | None, **extra: Any) ->
     configured = [t.slug for t in admin.w.topics]
     topics = admin.w.topics + [Topic(s, s) for s in draft.topics if s not in configured]
     title = f"Edit: {post.fields.title}" if post else "Write a post"
+    extra = {"conflict": None, "changes": [], "conflict_from": None, "preview": None} | extra
     response = admin.page(
         "post.html", title, status=extra.pop("status", 200), script=True,
         script_src="posts/editor.js", draft=draft, post=post, kinds=KINDS, topics_offered=topics,
