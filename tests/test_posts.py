@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from publisher.config import load_config
+from publisher.config import MarkdownSourceConfig, load_config
 from publisher.errors import ConfigError
 from publisher.items import NEWSROOM
 from publisher.pipeline import publish_posts, refresh_inputs
@@ -121,7 +121,9 @@ def test_post_item_fields_and_url_rule(project):
     )
     config = load_config(write_config(project, "sources:\n  - {name: md, type: markdown, "
                                                "path: content}\n"))  # fmt: skip
-    from_file = MarkdownSource(config.sources[0], config).read_file(project / "content/nurses.md")
+    source = config.sources[0]
+    assert isinstance(source, MarkdownSourceConfig)
+    from_file = MarkdownSource(source, config).read_file(project / "content/nurses.md")
     assert from_file is not None and from_file.body_html == item.body_html
     assert preview_html(BODY, public, "nurses") == item.body_html
 
