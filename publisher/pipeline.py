@@ -120,10 +120,11 @@ def unfinished_note(edition: StoredEdition) -> str:
 def refresh_inputs(
     config: PublisherConfig, store: Store, *, now: datetime
 ) -> tuple[CollectReport, list[str]]:
-    """Collect every source and import the subscriber file: what the daemon's collect job
-    and `run --once` both do before anything is composed."""
-    report = collect_all(config, StoreSink(store), now=now)
+    """Publish the posts that have come due, collect every source and import the subscriber
+    file: what the daemon's collect job and `run --once` both do before anything is
+    composed."""
     publish_posts(config, store, now=now)  # a scheduled post goes live at its date
+    report = collect_all(config, StoreSink(store), now=now)
     return report, import_subscriber_file(config, store, now=now)
 
 

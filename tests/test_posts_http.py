@@ -75,7 +75,13 @@ def test_a_viewer_reads_and_is_refused_every_write(admin_server, store):
 def test_editor_writes_previews_and_is_refused_a_stale_save(admin_server, store):
     with client(admin_server) as http:
         log_in(http, STAFF["editor"])
-        csrf = csrf_of(http.get("/admin/posts/new").text)
+        editor = http.get("/admin/posts/new")
+        policy = editor.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+        assert "unsafe-inline" not in policy and 'admin/posts/editor.js" defer' in editor.text
+        script = http.get("/admin/posts/editor.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        csrf = csrf_of(editor.text)
         fragment = http.post(
             "/admin/posts/preview", data={"csrf": csrf, "body": "# Hi\n<script>x()</script>"}
         )
