@@ -127,6 +127,8 @@ def test_a_save_after_the_session_ended_keeps_the_text(admin_server, store):
         assert held.status_code == 401
         assert "Typed while away." in held.text and "Log in again" in held.text
         assert posts.get_post(store, post.id).version == 1  # nothing written
+        again = http.post("/admin/posts/held", data={**data, "csrf": ""})  # not logged in yet
+        assert again.status_code == 401 and "Typed while away." in again.text
         log_in(http, STAFF["editor"])
         back = http.post("/admin/posts/held", data={**data, "csrf": ""})
         assert back.status_code == 200 and "Typed while away." in back.text

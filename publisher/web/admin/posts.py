@@ -127,11 +127,18 @@ async def session_ended(request: Request) -> Response:
     )  # fmt: skip
 
 
-@view("editor")
-async def held_post(request: Request, admin: Admin) -> Response:
+async def held_post(request: Request) -> Response:
     """Back from logging in again: the editor with the text posted before, nothing saved.
-    It writes nothing, so it needs no form token; the session cookie is SameSite=Strict,
-    so no other site can post here in a signed-in browser."""
+    Still logged out: the same page again, so the text is never lost."""
+    if request.cookies.get(COOKIE) and await off_loop(signed_in, request) is None:
+        return await session_ended(request)
+    return await _held_editor(request)
+
+
+@view("editor")
+async def _held_editor(request: Request, admin: Admin) -> Response:
+    # It writes nothing, so it needs no form token; the session cookie is SameSite=Strict,
+    # so no other site can post here in a signed-in browser.
     try:
         form = await read_form(request, limit=FORM_BYTES)
     except FormTooLarge:
