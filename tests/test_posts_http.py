@@ -139,3 +139,18 @@ def test_a_save_after_the_session_ended_keeps_the_text(admin_server, store):
     with httpx.Client(base_url=admin_server.url, timeout=30) as anonymous:
         answer = anonymous.post(f"/admin/posts/{post.id}", data=data)
         assert answer.status_code == 303  # no staff cookie at all: to the log-in page
+
+
+def test_a_future_date_schedules_the_post(admin_server, store):
+    with client(admin_server) as http:
+        log_in(http, STAFF["editor"])
+        csrf = csrf_of(http.get("/admin/posts/new").text)
+        data = form(csrf, do="preview", date="2026-11-27T09:00")  # New York time
+        assert ">Schedule</button>" in http.post("/admin/posts/new", data=data).text
+        saved = http.post("/admin/posts/new", data={**data, "do": "publish"})
+        assert "Scheduled: it goes live at its date." in saved.text
+        assert ">Schedule</button>" in saved.text and ">Unpublish</button>" in saved.text
+    (post,) = posts.list_posts(store)
+    assert post.status == "scheduled"
+    assert post.fields.date == FIXED_NOW.replace(day=27, hour=14)  # 09:00 EST is 14:00 UTC
+    assert list_items(store) == []
