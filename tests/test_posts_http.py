@@ -154,3 +154,18 @@ def test_a_future_date_schedules_the_post(admin_server, store):
     assert post.status == "scheduled"
     assert post.fields.date == FIXED_NOW.replace(day=27, hour=14)  # 09:00 EST is 14:00 UTC
     assert list_items(store) == []
+
+
+def test_a_body_over_the_limit_is_refused_and_nothing_stored(admin_server, store):
+    with client(admin_server) as http:
+        log_in(http, STAFF["editor"])
+        csrf = csrf_of(http.get("/admin/posts/new").text)
+        huge = http.post("/admin/posts/new", data=form(csrf, do="publish", body="x" * 1_100_000))
+        assert huge.status_code == 413
+        hostile = form(csrf, do="publish", title="<b>Bold</b> & co", body="<iframe src=x></iframe>")
+        page = http.post("/admin/posts/new", data=hostile).text
+        assert "&lt;b&gt;Bold&lt;/b&gt; &amp; co" in page and "<b>Bold</b>" not in page
+    (post,) = posts.list_posts(store)
+    assert post.fields.title == "<b>Bold</b> & co"
+    (item,) = list_items(store)
+    assert item.title == "<b>Bold</b> & co" and "iframe" not in item.body_html
