@@ -59,6 +59,10 @@ def test_editor_writes_previews_publishes_and_fixes_a_typo(
         expect(live.get_by_role("heading", name="Strike news")).to_be_visible()
         expect(live.locator("em")).to_have_text("won")
         pages.check("post-new")
+        page.get_by_label("Date").fill("2026-12-01T09:00")  # later: the button schedules
+        expect(page.get_by_role("button", name="Schedule")).to_be_visible()
+        page.get_by_label("Date").fill("2026-11-25T06:30")
+        expect(page.get_by_role("button", name="Publish", exact=True)).to_be_visible()
         # the Preview button: the page again, the rendered body beside the form, nothing saved
         page.get_by_role("button", name="Preview").click()
         expect(live.get_by_role("heading", name="Strike news")).to_be_visible()

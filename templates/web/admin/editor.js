@@ -28,4 +28,11 @@ document.addEventListener("DOMContentLoaded", () => {
     timer = setTimeout(update, 300);
   });
   update();
+  // "Schedule" for a date after the page's now (both in the organisation's zone, written
+  // YYYY-MM-DDTHH:MM, so they compare as text); the server decides again on saving
+  const publish = form.querySelector("button[data-publish]");
+  form.elements.date.addEventListener("input", () => {
+    const later = form.elements.date.value > form.dataset.now;
+    publish.textContent = later ? "Schedule" : "Publish";
+  });
 });
