@@ -60,7 +60,8 @@ def editor(admin: Admin, draft: Draft, post: posts.Post | None, **extra: Any) ->
     response = admin.page(
         "post.html", title, status=extra.pop("status", 200), script=True,
         script_src="posts/editor.js", draft=draft, post=post, kinds=KINDS, topics_offered=topics,
-        schedule=bool(fields and fields.date > now), now_local=local(now, zone), problems=extra.pop("problems", {}),
+        schedule=bool(fields and fields.date > now), now_local=local(now, zone),
+        problems=extra.pop("problems", {}),
         action_url=f"admin/posts/{post.id}" if post else "admin/posts/new", **extra,
     )  # fmt: skip
     response.headers["content-security-policy"] += "; connect-src 'self'"  # the live preview
