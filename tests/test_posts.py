@@ -4,6 +4,7 @@ posts into items at once (scheduled ones at their date); the reserved source nam
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -71,6 +72,30 @@ def test_a_stale_save_is_refused_with_the_current_post(store):
     assert refused.value.started_from == 1
     assert posts.get_post(store, post.id).fields.body == "Their fix."
     assert len(posts.post_revisions(store, post.id)) == 2  # the refused save left none
+
+
+def test_of_two_saves_racing_from_one_version_one_wins(store):
+    post = posts.create_post(store, fields(), by=EDITOR, now=FIXED_NOW)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def save(who: str) -> None:
+        start.wait()
+        try:
+            posts.save_post(store, post.id, fields(body=who), version=1, by=who, now=FIXED_NOW)
+            outcomes.append("saved")
+        except posts.PostConflict:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=save, args=(who,)) for who in (EDITOR, OTHER)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused", "saved"]
+    current = posts.get_post(store, post.id)
+    assert current.version == 2 and current.fields.body == current.updated_by
+    assert len(posts.post_revisions(store, post.id)) == 2
 
 
 def test_slugs_are_unique_and_values_checked(store):

@@ -9,11 +9,12 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from publisher.errors import PublisherError
 from publisher.items import NEWSROOM
 from publisher.store import Store
+from publisher.store.dialect import rowcount
 from publisher.store.models import ItemRow, PostRevisionRow, PostRow
 from publisher.support.slug import slugify
 
@@ -117,7 +118,7 @@ def create_post(
     """A new post (version 1) and its first revision."""
     _check(fields, status)
     with store.session() as session:
-        row = PostRow(version=0, created_by=by, created_at=now)
+        row = PostRow(version=1, created_by=by, created_at=now)
         _fill(session, row, fields, status, by, now)
         session.add(row)
         session.flush()
@@ -139,9 +140,12 @@ def save_post(
     """Save `fields` (and `status`, if given) over version `version`; raises PostConflict
     when the post has moved on since, PostNotFound when there is no such post."""
     with store.session() as session:
-        row = _row(session, post_id, lock=True)
-        if row.version != version:
-            raise PostConflict(_post(row), version)
+        # compare and set in one statement: of two saves from one version, one wins (on
+        # SQLite too, where a read takes no lock)
+        claim = update(PostRow).where(PostRow.id == post_id, PostRow.version == version)
+        if rowcount(session.execute(claim.values(version=version + 1))) == 0:
+            raise PostConflict(_post(_row(session, post_id)), version)
+        row = _row(session, post_id)
         status = status or row.status
         _check(fields, status)
         _fill(session, row, fields, status, by, now)
@@ -236,9 +240,8 @@ def _check(fields: PostFields, status: str) -> None:
         raise PostInvalid("an image needs its description (alt text)")
 
 
-def _row(session: Any, post_id: int, *, lock: bool = False) -> PostRow:
-    query = select(PostRow).where(PostRow.id == post_id)
-    row = session.scalars(query.with_for_update() if lock else query).first()
+def _row(session: Any, post_id: int) -> PostRow:
+    row = session.scalars(select(PostRow).where(PostRow.id == post_id)).first()
     if row is None:
         raise PostNotFound(f"no post {post_id}")
     return row
@@ -267,7 +270,6 @@ def _fill(
     row.kind, row.topics, row.date = fields.kind, list(fields.topics), utc(fields.date)
     row.author, row.image, row.image_alt = fields.author, fields.image, fields.image_alt
     row.external_url, row.status = fields.external_url, status
-    row.version = (row.version or 0) + 1
     row.updated_by, row.updated_at = by, now
 
 
