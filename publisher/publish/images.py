@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,9 +89,15 @@ def clean_image(data: bytes) -> CleanImage:
 def _opened(data: bytes) -> Iterator[Image.Image]:
     """The image with its header read; every decoding failure becomes an ImageError."""
     try:
-        with Image.open(io.BytesIO(data), formats=OPENED) as image:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_PIXELS and twice that: a refusal here too. (Not
+            # thread-safe before Python 3.14: at worst this filter outlives the block, and
+            # then means what it means here: an image over the limit is refused.)
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data), formats=OPENED)
+        with opened as image:
             yield image
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         declared = re.search(r"\((\d+) pixels\)", str(exc))
         raise ImageError(_too_many(int(declared.group(1)) if declared else None)) from None
     except UnidentifiedImageError:

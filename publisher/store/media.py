@@ -127,7 +127,7 @@ def save_image(store: Store, image: NewImage, *, now: datetime) -> tuple[StoredI
     if found is not None:
         return found, False
     row = MediaRow(
-        sha256=image.sha256, name=image.name[:200], slug=slugify(image.name)[:60] or "image",
+        sha256=image.sha256, name=image.name[:200], slug=slugify(image.name.rsplit(".", 1)[0])[:60] or "image",
         media_type=image.media_type, extension=image.extension, width=image.width,
         height=image.height, size=len(image.data), email_width=image.email_width,
         email_height=image.email_height, email_size=len(image.email_data), alt=image.alt,
