@@ -44,6 +44,12 @@ OPENED = ["JPEG", "PNG", "WEBP", "GIF"]  # the decoders tried (JPEG's opens MPO 
 NOT_AN_IMAGE = "This file is not a JPEG, PNG, WebP or GIF image"
 DAMAGED = "This image is incomplete or damaged: upload the original file again"
 SRGB = ImageCms.createProfile("sRGB")
+ENCODING: dict[str, dict[str, object]] = {
+    "JPEG": {"quality": 85, "optimize": True, "progressive": True},
+    "WEBP": {"quality": 85, "method": 4},
+    "PNG": {"optimize": False},
+    "GIF": {"optimize": False},
+}
 
 
 class ImageError(PublisherError):
@@ -216,12 +222,7 @@ def _encode(
 ) -> Rendition:
     """Written from the pixels only: no exif, icc_profile, xmp or comment is passed."""
     first = frames[0]
-    options: dict[str, object] = {
-        "JPEG": {"quality": 85, "optimize": True, "progressive": True},
-        "WEBP": {"quality": 85, "method": 4},
-        "PNG": {"optimize": False},
-        "GIF": {"optimize": False},
-    }[written]
+    options: dict[str, object] = dict(ENCODING[written])
     if len(frames) > 1:
         options |= {"save_all": True, "append_images": frames[1:], "duration": durations}
         options |= {"loop": loop} | ({"disposal": 2} if written == "GIF" else {})

@@ -126,8 +126,9 @@ def save_image(store: Store, image: NewImage, *, now: datetime) -> tuple[StoredI
     found = _by_sha(store, image.sha256)
     if found is not None:
         return found, False
+    slug = slugify(image.name.rsplit(".", 1)[0])[:60].strip("-") or "image"
     row = MediaRow(
-        sha256=image.sha256, name=image.name[:200], slug=slugify(image.name.rsplit(".", 1)[0])[:60] or "image",
+        sha256=image.sha256, name=image.name[:200], slug=slug,
         media_type=image.media_type, extension=image.extension, width=image.width,
         height=image.height, size=len(image.data), email_width=image.email_width,
         email_height=image.email_height, email_size=len(image.email_data), alt=image.alt,
@@ -201,8 +202,8 @@ def image_usage(store: Store) -> dict[int, list[Usage]]:
         .order_by(ItemRow.published.desc(), ItemRow.id)
     )
     with store.session() as session:
-        for item_id, title, url, source, retired, image, body in session.execute(query):
-            named = _ADDRESS.findall(f"{image or ''} {body or ''}")
+        for item_id, title, url, source, retired, picture, body in session.execute(query):
+            named = _ADDRESS.findall(f"{picture or ''} {body or ''}")
             for image_id in sorted({files[f] for f in named if f in files}):
                 usage = Usage(item_id, title, url, source, retired is not None)
                 used.setdefault(image_id, []).append(usage)
