@@ -363,7 +363,7 @@ def test_an_upload_over_10_mb_is_cut_while_streaming_and_nothing_is_stored(proje
     assert "image uploaded" not in [e.action for e in audit.recent(store)]
 
 
-def test_a_viewer_cannot_upload_or_delete(project, store):
+def test_a_viewer_cannot_upload_or_delete_nor_anyone_without_the_form_token(project, store):
     add_accounts(store)
     image, _ = save_image(store, new_image(png((400, 300))), now=FIXED_NOW)
     with serve(project, store, config_text=ADMIN_CONFIG) as served:
@@ -377,6 +377,8 @@ def test_a_viewer_cannot_upload_or_delete(project, store):
         assert refused.status_code == 403
         gone = client.post("/admin/media/delete", data={"csrf": csrf, "image": str(image.id)})
         assert gone.status_code == 403
+        editor, _ = editor_client(served.url)
+        assert upload(editor, "", photo(), "no-token.jpg").status_code == 403  # no CSRF token
     assert [i.id for i in list_images(store)] == [image.id]
 
 

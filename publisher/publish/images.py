@@ -47,7 +47,7 @@ SRGB = ImageCms.createProfile("sRGB")
 ENCODING: dict[str, dict[str, object]] = {
     "JPEG": {"quality": 85, "optimize": True, "progressive": True},
     "WEBP": {"quality": 85, "method": 4},
-    "PNG": {"optimize": False},
+    "PNG": {"compress_level": 3},  # a photo saved as PNG: level 6 is 2.7x slower, no smaller
     "GIF": {"optimize": False},
 }
 
@@ -193,8 +193,10 @@ def _to_srgb(image: Image.Image, mode: str) -> Image.Image:
 
 def _still(image: Image.Image, written: str) -> tuple[Rendition, Rendition]:
     clean = _pixels(image, written)
-    original = clean.resize(_bounded(clean.size, MAX_SIDE), Image.Resampling.LANCZOS)
-    email = original.resize(_email_size(original.size), Image.Resampling.LANCZOS)
+    original = clean.resize(
+        _bounded(clean.size, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0
+    )
+    email = original.resize(_email_size(original.size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return _encode([original], written), _encode([email], written)
 
 
@@ -208,8 +210,8 @@ def _animation(image: Image.Image, written: str, frames: int) -> tuple[Rendition
     for frame in ImageSequence.Iterator(image):
         durations.append(int(frame.info.get("duration", 100)))
         rgba = frame.convert("RGBA")
-        big.append(rgba.resize(size, Image.Resampling.LANCZOS))
-        small.append(rgba.resize(email_size, Image.Resampling.LANCZOS))
+        big.append(rgba.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+        small.append(rgba.resize(email_size, Image.Resampling.LANCZOS, reducing_gap=3.0))
     loop = int(image.info.get("loop", 0))
     return (
         _encode(big, written, durations=durations, loop=loop),
