@@ -210,6 +210,8 @@ def test_usage_lists_the_items_that_reference_an_image_and_delete_is_refused_mea
         delete_image(store, used.id)
     assert get_image(store, used.id) is not None
     assert delete_image(store, unused.id).id == unused.id and get_image(store, unused.id) is None
+    later, _ = save_image(store, new_image(png((300, 200)), "other.png"), now=FIXED_NOW)
+    assert later.id > unused.id  # a deleted image's id (and cached file names) never come back
 
 
 def test_stored_images_are_written_under_media_when_feeds_are_built(store, make_config):

@@ -480,6 +480,9 @@ class MediaRow(Base):
     same upload twice (its sha256) is one image. The bytes are loaded only when asked for."""
 
     __tablename__ = "media"
+    # an id is never reused (SQLite reuses the highest one otherwise): a file name is cached
+    # for a year, and must never name another image after a delete
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the upload as sent

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("uploaded_at", UTCDateTime(), nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
         sa.Column("email_data", sa.LargeBinary, nullable=False),
+        sqlite_autoincrement=True,  # ids never reused: file names are cached for a year
     )
     op.create_index("ix_media_uploaded_at", "media", ["uploaded_at"])
 
