@@ -132,19 +132,38 @@ def _check_size(size: tuple[int, int]) -> None:
 
 
 def _frame_count(image: Image.Image) -> int:
-    """Frames of an animation (1 for a still; an MPO's extra pictures are dropped)."""
+    """Frames of an animation (1 for a still; an MPO's extra pictures are dropped), refused
+    beyond MAX_FRAMES or MAX_ANIMATION_PIXELS in all. Counted only up to the bound: a GIF's
+    frames are found by reading through them (a 10 MB GIF can hold 600,000 tiny ones)."""
     if image.format == "MPO" or not getattr(image, "is_animated", False):
         return 1
-    frames = int(getattr(image, "n_frames", 1))
+    width, height = image.size
+    most = max(1, min(MAX_FRAMES, MAX_ANIMATION_PIXELS // (width * height)))
+    frames = _count_up_to(image, most + 1)
     if frames > MAX_FRAMES:
-        raise ImageError(f"This animation is too long: {frames} frames (at most {MAX_FRAMES})")
-    pixels = frames * image.size[0] * image.size[1]
-    if pixels > MAX_ANIMATION_PIXELS:
+        raise ImageError(f"This animation is too long: more than {MAX_FRAMES} frames")
+    if frames > most:
         raise ImageError(
-            f"This animation is too large: {frames} frames of {image.size[0]} x "
-            f"{image.size[1]} pixels (at most {MAX_ANIMATION_PIXELS:,} pixels in all)"
+            f"This animation is too large: more than {most} frames of {width} x {height} "
+            f"pixels (at most {MAX_ANIMATION_PIXELS:,} pixels in all)"
         )
     return frames
+
+
+def _count_up_to(image: Image.Image, limit: int) -> int:
+    """min(frames, limit); a WebP or PNG animation declares its count in its header."""
+    if image.format != "GIF":
+        return min(int(getattr(image, "n_frames", 1)), limit)
+    count = 1
+    try:
+        while count < limit:  # reads (and decodes) at most `limit` bounded frames
+            image.seek(count)
+            count += 1
+    except EOFError:
+        pass
+    finally:
+        image.seek(0)
+    return count
 
 
 def _bounded(size: tuple[int, int], longest: int) -> tuple[int, int]:
