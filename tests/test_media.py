@@ -300,6 +300,14 @@ def test_an_upload_is_stripped_stored_served_with_caching_and_written(project, s
         assert again.status_code == 303 and "uploaded%20already" in again.headers["location"]
         assert len(list_images(store)) == 1
 
+        noise = Image.frombytes("RGB", (2600, 1800), random.Random(1).randbytes(2600 * 1800 * 3))
+        buffer = io.BytesIO()
+        noise.save(buffer, "JPEG", quality=95)
+        assert 4 * MiB < len(buffer.getvalue()) < 10 * MiB  # a big photo: well over 1 MB
+        assert upload(client, csrf, buffer.getvalue(), "big.jpg").status_code == 303
+        big = next(i for i in list_images(store) if i.name == "big.jpg")
+        assert (big.width, big.height, big.email_width) == (2400, 1662, 1200)
+
         post = Item(
             id="newsroom:march", title="The march", url="https://e.org/march",
             published=FIXED_NOW, source="newsroom",
@@ -310,7 +318,7 @@ def test_an_upload_is_stripped_stored_served_with_caching_and_written(project, s
         assert '<a href="https://e.org/march">The march</a> (newsroom)' in listed
         assert "Delete IMG_0001.JPG" not in listed  # in use: no delete button
     actions = [e.action for e in audit.recent(store)]
-    assert actions.count("image uploaded") == 1
+    assert actions.count("image uploaded") == 2  # the same photo again is not a new upload
 
 
 @pytest.mark.parametrize(
