@@ -1,0 +1,160 @@
+"""The welcome email's ledger: sent once per person, whatever happens.
+
+Each version of the welcome (its subject, preheader, HTML and text as rendered) is stored
+once as an edition of the reserved campaign key `WELCOME` (no configured campaign can be
+named so: campaign names are slugs). A person's welcome is a delivery ledger row of such an
+edition, inserted (`inflight`) before anything is sent: the row is the claim. The unique
+(edition, subscriber) key refuses a second claim of the same version (confirm clicked twice,
+two processes), and the claim transaction refuses a person who has a row in any welcome
+version (the configuration changed between two confirmations). The row then moves through
+the ledger's states like any digest recipient's (publisher.store.ledger: `requested` right
+before the bytes are written, then `sent`, `failed` or `uncertain`); nothing here ever
+sends a row again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from publisher.store import Store
+from publisher.store.ledger import FAILED, INFLIGHT, REQUESTED, SENT, UNCERTAIN
+from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
+
+__all__ = [
+    "WELCOME",
+    "WelcomeCounts",
+    "claim_welcome",
+    "has_welcome",
+    "welcome_counts",
+    "welcome_edition",
+]
+
+WELCOME = "~welcome"  # the editions' campaign key; "~" is never in a campaign's name
+
+
+@dataclass(frozen=True)
+class WelcomeCounts:
+    sent: int = 0
+    uncertain: int = 0  # no answer from the provider: may have arrived, never resent
+    failed: int = 0  # refused (failed or bounced)
+    sending: int = 0  # claimed, outcome not recorded yet (or the sender stopped)
+    versions: int = 0  # how many different welcomes went out (configuration changes)
+    last_sent_at: datetime | None = None
+
+
+def welcome_edition(
+    store: Store, *, subject: str, preheader: str, html: str, text: str, now: datetime
+) -> int:
+    """The id of the stored welcome with exactly this content, stored now if it is new."""
+    for _ in range(3):  # two processes storing the same new version: one number wins
+        found = _find_version(store, subject, preheader, html, text)
+        if found is not None:
+            return found
+        try:
+            with store.session() as session:
+                number = session.scalar(
+                    select(func.max(EditionRow.number)).where(EditionRow.campaign == WELCOME)
+                )
+                row = EditionRow(
+                    campaign=WELCOME,
+                    number=(number or 0) + 1,
+                    slot=None,
+                    composed_at=now,
+                    subject=subject,
+                    preheader=preheader,
+                    html=html,
+                    text=text,
+                    status="sending",  # open for as long as people confirm
+                )
+                session.add(row)
+                session.flush()
+                return row.id
+        except IntegrityError:
+            continue
+    raise RuntimeError("the welcome email could not be stored")  # pragma: no cover
+
+
+def _find_version(store: Store, subject: str, preheader: str, html: str, text: str) -> int | None:
+    query = select(EditionRow.id).where(
+        EditionRow.campaign == WELCOME,
+        EditionRow.subject == subject,
+        EditionRow.preheader == preheader,
+        EditionRow.html == html,
+        EditionRow.text == text,
+    )
+    with store.session() as session:
+        return session.scalar(query.limit(1))
+
+
+def _welcomed(subscriber_id: int) -> Select[int]:
+    return (
+        select(DeliveryRow.id)
+        .join(EditionRow, EditionRow.id == DeliveryRow.edition_id)
+        .where(EditionRow.campaign == WELCOME, DeliveryRow.subscriber_id == subscriber_id)
+        .limit(1)
+    )
+
+
+def has_welcome(store: Store, subscriber_id: int) -> bool:
+    """Whether the person was ever claimed for a welcome (sent, failed or in doubt)."""
+    with store.session() as session:
+        return session.scalar(_welcomed(subscriber_id)) is not None
+
+
+def claim_welcome(store: Store, edition_id: int, subscriber_id: int, *, now: datetime) -> bool:
+    """Claim the person's welcome: True when this call wrote the ledger row (`inflight`,
+    batch = the subscriber id, so ledger.mark_range and ledger.finish_batch address it),
+    False when the person has a welcome row already, in any version."""
+    try:
+        with store.session() as session:
+            # PostgreSQL: claims of one person queue on their row, so the check below sees
+            # a concurrent claim of another version (SQLite writes one at a time anyway)
+            session.execute(
+                select(SubscriberRow.id).where(SubscriberRow.id == subscriber_id).with_for_update()
+            )
+            if session.scalar(_welcomed(subscriber_id)) is not None:
+                return False
+            session.execute(
+                insert(DeliveryRow).values(
+                    edition_id=edition_id,
+                    subscriber_id=subscriber_id,
+                    batch=subscriber_id,
+                    status=INFLIGHT,
+                    attempts=1,
+                    updated_at=now,
+                )
+            )
+        return True
+    except IntegrityError:  # the same version claimed concurrently: theirs
+        return False
+
+
+def welcome_counts(store: Store) -> WelcomeCounts:
+    """Every welcome's ledger rows by outcome, across versions."""
+    with store.session() as session:
+        rows = session.execute(
+            select(DeliveryRow.status, func.count(), func.max(DeliveryRow.updated_at))
+            .join(EditionRow, EditionRow.id == DeliveryRow.edition_id)
+            .where(EditionRow.campaign == WELCOME)
+            .group_by(DeliveryRow.status)
+        ).all()
+        versions = session.scalar(
+            select(func.count()).select_from(EditionRow).where(EditionRow.campaign == WELCOME)
+        )
+    by_status = {status: (count, last) for status, count, last in rows}
+
+    def n(*statuses: str) -> int:
+        return sum(by_status.get(s, (0, None))[0] for s in statuses)
+
+    return WelcomeCounts(
+        sent=n(SENT),
+        uncertain=n(UNCERTAIN),
+        failed=n(FAILED, "bounced"),
+        sending=n(INFLIGHT, REQUESTED, "pending"),
+        versions=versions or 0,
+        last_sent_at=by_status.get(SENT, (0, None))[1],
+    )
