@@ -14,10 +14,11 @@ sends a row again.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.store import Store
@@ -49,45 +50,46 @@ class WelcomeCounts:
 def welcome_edition(
     store: Store, *, subject: str, preheader: str, html: str, text: str, now: datetime
 ) -> int:
-    """The id of the stored welcome with exactly this content, stored now if it is new."""
-    for _ in range(3):  # two processes storing the same new version: one number wins
-        found = _find_version(store, subject, preheader, html, text)
-        if found is not None:
-            return found
-        try:
-            with store.session() as session:
-                number = session.scalar(
-                    select(func.max(EditionRow.number)).where(EditionRow.campaign == WELCOME)
-                )
-                row = EditionRow(
-                    campaign=WELCOME,
-                    number=(number or 0) + 1,
-                    slot=None,
-                    composed_at=now,
-                    subject=subject,
-                    preheader=preheader,
-                    html=html,
-                    text=text,
-                    status="sending",  # open for as long as people confirm
-                )
-                session.add(row)
-                session.flush()
-                return row.id
-        except IntegrityError:
-            continue
-    raise RuntimeError("the welcome email could not be stored")  # pragma: no cover
+    """The id of the stored welcome with exactly this content, stored now if it is new. Its
+    number is drawn from the content, so processes storing the same new version at once
+    store it once (the unique (campaign, number) key; the loser finds the winner's)."""
+    number = version_number(subject, preheader, html, text)
+    found = _find_version(store, number)
+    if found is not None:
+        return found
+    try:
+        with store.session() as session:
+            row = EditionRow(
+                campaign=WELCOME,
+                number=number,
+                slot=None,
+                composed_at=now,
+                subject=subject,
+                preheader=preheader,
+                html=html,
+                text=text,
+                status="sending",  # open for as long as people confirm
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+    except IntegrityError:
+        found = _find_version(store, number)
+        if found is None:  # pragma: no cover - an integrity error of another kind
+            raise
+        return found
 
 
-def _find_version(store: Store, subject: str, preheader: str, html: str, text: str) -> int | None:
-    query = select(EditionRow.id).where(
-        EditionRow.campaign == WELCOME,
-        EditionRow.subject == subject,
-        EditionRow.preheader == preheader,
-        EditionRow.html == html,
-        EditionRow.text == text,
-    )
+def version_number(subject: str, preheader: str, html: str, text: str) -> int:
+    """28 bits of the content's SHA-256: the edition number of this welcome's version."""
+    digest = hashlib.sha256("\x00".join((subject, preheader, html, text)).encode()).hexdigest()
+    return int(digest[:7], 16)
+
+
+def _find_version(store: Store, number: int) -> int | None:
+    query = select(EditionRow.id).where(EditionRow.campaign == WELCOME, EditionRow.number == number)
     with store.session() as session:
-        return session.scalar(query.limit(1))
+        return session.scalar(query)
 
 
 def _welcomed(subscriber_id: int) -> Select[int]:
@@ -111,10 +113,13 @@ def claim_welcome(store: Store, edition_id: int, subscriber_id: int, *, now: dat
     False when the person has a welcome row already, in any version."""
     try:
         with store.session() as session:
-            # PostgreSQL: claims of one person queue on their row, so the check below sees
-            # a concurrent claim of another version (SQLite writes one at a time anyway)
+            # A write first: claims of one person queue here (PostgreSQL: on their row;
+            # SQLite: on the database's write lock) until the one before commits, so the
+            # check below sees a concurrent claim, even of another version
             session.execute(
-                select(SubscriberRow.id).where(SubscriberRow.id == subscriber_id).with_for_update()
+                update(SubscriberRow)
+                .where(SubscriberRow.id == subscriber_id)
+                .values(updated_at=SubscriberRow.updated_at)
             )
             if session.scalar(_welcomed(subscriber_id)) is not None:
                 return False
