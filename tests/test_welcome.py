@@ -116,6 +116,8 @@ def test_confirming_once_sends_one_welcome_whose_unsubscribe_link_works(project,
         html = present(message.get_body(("html",))).get_content()
         assert f"unsubscribe?token={ana.token}" in html and "%%" not in html
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        preferences = present(re.search(r"(http://\S+/preferences\?token=\S+)", text)).group(1)
+        assert "Your email preferences" in httpx.get(preferences).text
         answer = httpx.post(link, data={"List-Unsubscribe": "One-Click"})
         assert answer.status_code == 200 and "You are unsubscribed" in answer.text
         assert present(find_subscriber(store, id=ana.id)).status == "unsubscribed"
@@ -124,11 +126,16 @@ def test_confirming_once_sends_one_welcome_whose_unsubscribe_link_works(project,
 
 
 def test_not_configured_sends_none(project, store):
+    add_accounts(store)
     with serve(project, store) as served:
         sign_up(served, "ana@example.org")
         confirm(served, confirm_form(served, store, "ana@example.org"), job=False)
         assert present(find_subscriber(store, email="ana@example.org")).status == "active"
         served.wait_for_mail(1)  # the confirmation alone
+        with httpx.Client(base_url=served.url) as client:
+            log_in(client, STAFF["viewer"])
+            page = client.get("/admin/welcome").text
+    assert "No welcome email is configured" in page and 'data-count="sent">0<' in page
     assert welcomes(served.outbox) == [] and welcome_counts(store).versions == 0
 
 
