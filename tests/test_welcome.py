@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import re
 import threading
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -17,11 +18,11 @@ import pytest
 from lxml import html as lxml_html
 
 from publisher.config import load_config
-from publisher.deliver.welcome import send_welcome
+from publisher.deliver.welcome import prepare_welcome, resume_welcomes, send_welcome
 from publisher.errors import ConfigError
 from publisher.store import ledger
 from publisher.store.subscribers import find_subscriber
-from publisher.store.welcome import welcome_counts
+from publisher.store.welcome import claim_welcome, welcome_counts
 from publisher.web.security import Tokens
 from tests.admin_support import STAFF, add_accounts, log_in
 from tests.conftest import present, write_config
@@ -284,3 +285,44 @@ def test_configuration_refuses_unknown_keys_and_campaigns(project):
         load_config(write_config(project, WELCOME + "  sender: someone@example.org\n"))
     with pytest.raises(ConfigError, match="unknown campaign 'weekyl'"):
         load_config(write_config(project, WELCOME + "  latest_edition: weekyl\n"))
+
+
+def test_what_a_stopped_sender_left_is_finished_once_and_never_twice(
+    project, store, smtp_server, fixed_now
+):
+    add_subscribers(store, fixed_now, 3)
+    delivery = SMTP_DELIVERY.format(port=smtp_server.port, ca_file=smtp_server.ca_file)
+    config = load_config(write_config(project, delivery + WELCOME))
+    welcome = present(prepare_welcome(config, store, now=fixed_now))
+    people = [present(find_subscriber(store, email=f"person{i}@example.org")) for i in range(3)]
+    claimed, written, busy = (p.id for p in people)
+    # killed after claiming (nothing written), killed after writing, still sending
+    assert claim_welcome(store, welcome.edition_id, claimed, now=fixed_now)
+    assert claim_welcome(store, welcome.edition_id, written, now=fixed_now)
+    ledger.mark_range(
+        store, welcome.edition_id, written, written, written, ledger.REQUESTED, now=fixed_now
+    )
+    later = fixed_now + timedelta(minutes=10)
+    assert claim_welcome(store, welcome.edition_id, busy, now=later)
+    outcomes: list[dict[str, int]] = []
+    start = threading.Barrier(2)
+
+    def resume() -> None:  # two processes confirming someone at once
+        start.wait()
+        outcomes.append(resume_welcomes(config, store, now=fixed_now + timedelta(minutes=20)))
+
+    threads = [threading.Thread(target=resume) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(str(m["To"]) for m in welcomes_received(smtp_server)) == [
+        "Person 0 <person0@example.org>"
+    ]
+    assert sum(o.get("sent", 0) for o in outcomes) == 1
+    counts = welcome_counts(store)
+    assert (counts.sent, counts.uncertain, counts.sending) == (1, 1, 1)
+    assert send_welcome(config, store, claimed, now=fixed_now) == "already"
+    assert resume_welcomes(config, store, now=later + timedelta(minutes=16)) == {"sent": 1}
+    assert len(welcomes_received(smtp_server)) == 2  # the busy one, once its sender was gone
+    assert resume_welcomes(config, store, now=later + timedelta(hours=1)) == {}

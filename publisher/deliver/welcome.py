@@ -6,17 +6,18 @@ The welcome is rendered (publisher.render.welcome), stored once per version
 before anything is sent: a second confirmation, a second process or a retry finds it and
 sends nothing), then sent as a one-recipient batch by the same retry loop as every digest
 batch (`send_with_retries`), whose hooks mark the row `requested` right before the bytes
-are written; the outcome is recorded by `ledger.finish_batch`. A row is never sent again:
-the welcome is at most once, and a crash between `requested` and the outcome leaves it
-for staff to see (`sending` on the admin page), never resent.
+are written; the outcome is recorded by `ledger.finish_batch`. The welcome is at most
+once: after a sender died (`resume_welcomes`, run after each confirmation's welcome), a
+row it left `requested` becomes `uncertain` (never resent), one it left `inflight`
+(nothing written) or `failed` (attempts left) is taken over by one process and sent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from publisher.config import PublisherConfig
@@ -28,11 +29,19 @@ from publisher.render.email import archive_url
 from publisher.render.environment import search_path_for
 from publisher.render.welcome import LatestEdition, RenderedWelcome, render_welcome
 from publisher.store import Store, ledger
+from publisher.store.editions import get_edition
 from publisher.store.feeds_queries import sent_editions
 from publisher.store.subscribers import find_subscriber
-from publisher.store.welcome import claim_welcome, welcome_edition
+from publisher.store.welcome import claim_welcome, take_stale, welcome_edition
 
-__all__ = ["CAMPAIGN", "Welcome", "prepare_welcome", "send_welcome"]
+__all__ = [
+    "CAMPAIGN",
+    "STALE_AFTER",
+    "Welcome",
+    "prepare_welcome",
+    "resume_welcomes",
+    "send_welcome",
+]
 
 log = logging.getLogger(__name__)
 CAMPAIGN = "welcome"  # the file outbox's folder and the List-Id's name
@@ -84,15 +93,22 @@ def prepare_welcome(config: PublisherConfig, store: Store, *, now: datetime) -> 
         text=rendered.text,
         now=now,
     )
+    message = _message(config, edition_id, rendered.subject, rendered.html, rendered.text, now)
+    return Welcome(edition_id, rendered, message)
+
+
+def _message(
+    config: PublisherConfig, edition_id: int, subject: str, html: str, text: str, now: datetime
+) -> Message:
     org = config.organisation
-    message = Message(
+    return Message(
         edition_id=edition_id,
         campaign=CAMPAIGN,
         number=0,
         title=f"Welcome to {org.name}",
-        subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
+        subject=subject,
+        html=html,
+        text=text,
         from_email=org.from_email,
         from_name=org.from_name,
         reply_to=org.reply_to,
@@ -100,7 +116,6 @@ def prepare_welcome(config: PublisherConfig, store: Store, *, now: datetime) -> 
         unsubscribe_mailto=config.delivery.unsubscribe_mailto or org.from_email,
         date=now,
     )
-    return Welcome(edition_id, rendered, message)
 
 
 def send_welcome(
@@ -173,3 +188,32 @@ def _send(
         log.warning("welcome to subscriber %s refused", recipient.subscriber_id)
         return f"failed: {why}"
     return "uncertain" if outcome.uncertain else "sent"
+
+
+STALE_AFTER = timedelta(minutes=15)  # far beyond one message's retries: its sender died
+
+
+def resume_welcomes(
+    config: PublisherConfig,
+    store: Store,
+    *,
+    now: datetime,
+    stale_after: timedelta = STALE_AFTER,
+    backend_for: Callable[[], DeliveryBackend[Any, Any]] | None = None,
+) -> dict[str, int]:
+    """Finish the welcomes a stopped sender left (publisher.store.welcome.take_stale): each
+    taken row is sent, as the version it was claimed with, by this call only. The count of
+    each outcome."""
+    outcomes: dict[str, int] = {}
+    for edition_id, subscriber_id in take_stale(store, before=now - stale_after, now=now):
+        edition, person = get_edition(store, edition_id), find_subscriber(store, id=subscriber_id)
+        if edition is None or person is None:  # pragma: no cover - rows keep both
+            continue
+        message = _message(config, edition.id, edition.subject, edition.html, edition.text, now)
+        recipient = Recipient(
+            person.id, person.email, person.name, person.token, message.public_url
+        )
+        backend = backend_for() if backend_for else make_backend(config)
+        outcome = _send(config, store, message, recipient, backend, now).split(":")[0]
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes

@@ -22,7 +22,16 @@ from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.store import Store
-from publisher.store.ledger import FAILED, INFLIGHT, REQUESTED, SENT, UNCERTAIN
+from publisher.store.dialect import rowcount
+from publisher.store.ledger import (
+    FAILED,
+    INFLIGHT,
+    RECIPIENT_ATTEMPTS,
+    REQUESTED,
+    SENT,
+    SKIPPED,
+    UNCERTAIN,
+)
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 
 __all__ = [
@@ -30,6 +39,7 @@ __all__ = [
     "WelcomeCounts",
     "claim_welcome",
     "has_welcome",
+    "take_stale",
     "welcome_counts",
     "welcome_edition",
 ]
@@ -163,3 +173,56 @@ def welcome_counts(store: Store) -> WelcomeCounts:
         versions=versions or 0,
         last_sent_at=by_status.get(SENT, (0, None))[1],
     )
+
+
+def take_stale(
+    store: Store, *, before: datetime, now: datetime, limit: int = 100
+) -> list[tuple[int, int]]:
+    """Welcome rows whose sender stopped before recording an outcome (its process died),
+    last touched before `before`: `requested` ones become `uncertain` (the bytes may have
+    gone out: never resent); `inflight` ones (nothing was written) and `failed` ones with
+    attempts left, of people still active, are taken over by this call and returned as
+    (edition id, subscriber id) to be sent; those of people no longer active are `skipped`.
+    A row is taken by one caller only (its attempts compared and counted up)."""
+    welcome_rows = select(EditionRow.id).where(EditionRow.campaign == WELCOME)
+    mine = (DeliveryRow.edition_id.in_(welcome_rows), DeliveryRow.updated_at < before)
+    with store.session() as session:
+        session.execute(
+            update(DeliveryRow)
+            .where(*mine, DeliveryRow.status == REQUESTED)
+            .values(
+                status=UNCERTAIN,
+                updated_at=now,
+                error="requested when its sender stopped; may have been accepted, assumed sent",
+            )
+        )
+        left = session.execute(
+            select(DeliveryRow.id, DeliveryRow.edition_id, DeliveryRow.subscriber_id,
+                   DeliveryRow.status, DeliveryRow.attempts, SubscriberRow.status)
+            .join(SubscriberRow, SubscriberRow.id == DeliveryRow.subscriber_id)
+            .where(*mine, DeliveryRow.status.in_((INFLIGHT, FAILED)),
+                   DeliveryRow.attempts < RECIPIENT_ATTEMPTS)
+            .order_by(DeliveryRow.id)
+            .limit(limit)
+        ).all()  # fmt: skip
+    taken = []
+    for row_id, edition_id, subscriber_id, status, attempts, person in left:
+        active = person == "active"
+        values = (
+            {"status": INFLIGHT, "attempts": attempts + 1, "error": None}
+            if active
+            else {"status": SKIPPED, "error": "no longer active"}
+        )
+        with store.session() as session:
+            result = session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.id == row_id,
+                    DeliveryRow.status == status,
+                    DeliveryRow.attempts == attempts,
+                )
+                .values(updated_at=now, **values)
+            )
+            if rowcount(result) and active:
+                taken.append((edition_id, subscriber_id))
+    return taken

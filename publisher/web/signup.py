@@ -235,9 +235,10 @@ def _confirm_post(request: Request, w: Web, form: FormData) -> Response:
 
 
 def _welcome(w: Web, subscriber_id: int) -> None:
-    from publisher.deliver.welcome import send_welcome
+    from publisher.deliver.welcome import resume_welcomes, send_welcome
 
     send_welcome(w.config, w.store, subscriber_id, now=w.now())
+    resume_welcomes(w.config, w.store, now=w.now())  # what a stopped process left
 
 
 async def proof_script(request: Request) -> Response:
