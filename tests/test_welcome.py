@@ -326,3 +326,19 @@ def test_what_a_stopped_sender_left_is_finished_once_and_never_twice(
     assert resume_welcomes(config, store, now=later + timedelta(minutes=16)) == {"sent": 1}
     assert len(welcomes_received(smtp_server)) == 2  # the busy one, once its sender was gone
     assert resume_welcomes(config, store, now=later + timedelta(hours=1)) == {}
+
+
+def test_the_next_confirmation_finishes_a_welcome_a_stopped_server_left(project, store, fixed_now):
+    add_subscribers(store, fixed_now, 1)
+    person = present(find_subscriber(store, email="person0@example.org"))
+    with serve(project, store, config_text=welcome_config()) as served:
+        welcome = present(prepare_welcome(served.config, store, now=served.clock()))
+        assert claim_welcome(store, welcome.edition_id, person.id, now=served.clock())
+        served.clock.advance(minutes=16)  # the server stopped right after claiming
+        sign_up(served, "ana@example.org")
+        confirm(served, confirm_form(served, store, "ana@example.org"))
+        ana = present(find_subscriber(store, email="ana@example.org"))
+        assert [p.name for p in welcomes(served.outbox)] == sorted(
+            [f"{person.id}.eml", f"{ana.id}.eml"]
+        )
+    assert welcome_counts(store).sent == 2
