@@ -38,7 +38,6 @@ __all__ = [
     "WELCOME",
     "WelcomeCounts",
     "claim_welcome",
-    "has_welcome",
     "take_stale",
     "welcome_counts",
     "welcome_edition",
@@ -109,12 +108,6 @@ def _welcomed(subscriber_id: int) -> Select[int]:
         .where(EditionRow.campaign == WELCOME, DeliveryRow.subscriber_id == subscriber_id)
         .limit(1)
     )
-
-
-def has_welcome(store: Store, subscriber_id: int) -> bool:
-    """Whether the person was ever claimed for a welcome (sent, failed or in doubt)."""
-    with store.session() as session:
-        return session.scalar(_welcomed(subscriber_id)) is not None
 
 
 def claim_welcome(store: Store, edition_id: int, subscriber_id: int, *, now: datetime) -> bool:
