@@ -20,6 +20,7 @@ from lxml import html as lxml_html
 from publisher.config import load_config
 from publisher.deliver.welcome import prepare_welcome, resume_welcomes, send_welcome
 from publisher.errors import ConfigError
+from publisher.render.checks import check_templates
 from publisher.store import ledger
 from publisher.store.subscribers import find_subscriber
 from publisher.store.welcome import claim_welcome, welcome_counts
@@ -342,3 +343,12 @@ def test_the_next_confirmation_finishes_a_welcome_a_stopped_server_left(project,
             [f"{person.id}.eml", f"{ana.id}.eml"]
         )
     assert welcome_counts(store).sent == 2
+
+
+def test_publisher_check_renders_the_welcome(project):
+    linked = WELCOME + "  latest_edition: weekly\n"
+    campaign = "campaigns:\n  - name: weekly\n    title: Weekly\n    subject: This week\n"
+    assert check_templates(load_config(write_config(project, campaign + linked))) == []
+    missing = load_config(write_config(project, WELCOME + "  template: farewell\n"))
+    (problem,) = check_templates(missing)
+    assert problem.startswith("welcome: ") and "farewell.mjml" in problem
