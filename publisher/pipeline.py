@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from publisher.compose.curation import Curation
 from publisher.compose.edition import (
     Edition,
     Selection,
@@ -23,6 +24,7 @@ from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
 from publisher.errors import DeliveryError, PublisherError
+from publisher.items import Item
 from publisher.publish.archive import (
     ArchiveEntry,
     write_edition_page,
@@ -31,8 +33,10 @@ from publisher.publish.archive import (
 )
 from publisher.render.email import RenderedEdition, archive_url, render_fitting, render_public
 from publisher.render.environment import search_path_for
+from publisher.sources import newsroom
 from publisher.sources.collect import CollectReport, collect_all
-from publisher.store import Store
+from publisher.store import Store, posts
+from publisher.store.curation import SavedCuration, get_curation
 from publisher.store.editions import (
     NOT_REACHED,
     NewEdition,
@@ -43,7 +47,14 @@ from publisher.store.editions import (
     list_editions,
     save_edition,
 )
-from publisher.store.items import list_items, selection_items
+from publisher.store.items import (
+    UpsertResult,
+    list_items,
+    retire_item,
+    selection_items,
+    unretire_item,
+    upsert_items,
+)
 from publisher.store.sink import StoreSink
 from publisher.support.screen import count
 
@@ -112,10 +123,56 @@ def unfinished_note(edition: StoredEdition) -> str:
 def refresh_inputs(
     config: PublisherConfig, store: Store, *, now: datetime
 ) -> tuple[CollectReport, list[str]]:
-    """Collect every source and import the subscriber file: what the daemon's collect job
-    and `run --once` both do before anything is composed."""
+    """Publish the posts that have come due, collect every source and import the subscriber
+    file: what the daemon's collect job and `run --once` both do before anything is
+    composed."""
+    publish_posts(config, store, now=now)  # a scheduled post goes live at its date
     report = collect_all(config, StoreSink(store), now=now)
     return report, import_subscriber_file(config, store, now=now)
+
+
+def publish_posts(
+    config: PublisherConfig, store: Store, *, now: datetime, pages: bool = False
+) -> UpsertResult:
+    """The newsroom's posts into items at once (no collect needed): published posts dated
+    up to `now` are upserted; the items of drafts, retired posts and posts moved into the
+    future are retired (and brought back when the post is published again). `pages`: also
+    rewrite the public post pages when an item changed (the web, after a save; the daemon's
+    feed build writes them otherwise)."""
+    posts.mark_due_published(store, now=now)
+    changed = False
+    stored = posts.newsroom_items(store)
+    live = []
+    for post in posts.list_posts(store):
+        key = newsroom.item_id(post.id)
+        if post.status in posts.LIVE and post.fields.date <= now:
+            if (stored.get(key) or "").startswith(POST_RETIRED):
+                unretire_item(store, key, now=now)  # not one an editor retired by hand
+                changed = True
+            try:
+                live.append(_post_item(config, post))
+            except ValueError as exc:  # e.g. a date no item may have: the others go on
+                log.warning("post %s is not published: %s", post.id, exc)
+        elif key in stored and stored[key] is None:
+            retire_item(store, key, now=now, reason=f"{POST_RETIRED} {post.status}")
+            changed = True
+    result = upsert_items(store, live, now=now)
+    if pages and (changed or result.written):
+        write_newsroom_pages(config, store, now=now)
+    return result
+
+
+POST_RETIRED = "the post is"  # the reason of an item retired because of its post
+
+
+def _post_item(config: PublisherConfig, post: posts.Post) -> Item:
+    f = post.fields
+    return newsroom.post_item(
+        post_id=post.id, slug=f.slug, title=f.title, body=f.body, published=f.date,
+        public_url=config.organisation.public_url, summary=f.summary, kind=f.kind,
+        topics=f.topics, author=f.author, image=f.image, image_alt=f.image_alt,
+        external_url=f.external_url,
+    )  # fmt: skip
 
 
 def build_feeds(
@@ -214,7 +271,10 @@ def next_selection(
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
     items, retired = selection_items(store, seen_since=report_since(campaign, now))
-    return select_items(items, campaign, now=now, history=history, retired=retired)
+    curation = for_compose(get_curation(store, campaign.name))
+    return select_items(
+        items, campaign, now=now, history=history, retired=retired, curation=curation
+    )
 
 
 def describe_left_out(
@@ -233,15 +293,24 @@ def describe_left_out(
 
 
 def prepare_edition(
-    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+    config: PublisherConfig,
+    store: Store,
+    campaign_name: str,
+    *,
+    now: datetime,
+    curation: SavedCuration | None = None,
 ) -> tuple[Edition, RenderedEdition] | None:
-    """Compose and render a campaign's next edition without storing it (preview uses this)."""
+    """Compose and render a campaign's next edition without storing it (preview uses this),
+    with the editor's saved choices (`curation`, else the stored ones)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
     # An item enters by what the campaign has not sent yet and its lookback, never by a
     # window after the previous edition: a late (backdated) item is still a candidate.
     items, retired = selection_items(store, seen_since=report_since(campaign, now))
-    edition = compose_edition(items, campaign, now=now, history=history, retired=retired)
+    chosen = for_compose(curation or get_curation(store, campaign.name))
+    edition = compose_edition(
+        items, campaign, now=now, history=history, retired=retired, curation=chosen
+    )
     if edition is None:
         return None
     for item, reason in edition.left_out:
@@ -300,7 +369,8 @@ def compose_campaign(
     existing = find_edition_by_slot(store, campaign_name, slot)
     if existing is not None:
         return _edition_record(existing, created=False)
-    prepared = prepare_edition(config, store, campaign_name, now=now)
+    saved = get_curation(store, campaign_name)  # composed with these, then they are cleared
+    prepared = prepare_edition(config, store, campaign_name, now=now, curation=saved)
     if prepared is None:
         log.info("%s: nothing new since the previous edition", campaign_name)
         return None
@@ -326,10 +396,13 @@ def compose_campaign(
             html=rendered.html,
             text=rendered.text,
             placements=[(s, pos, item.id) for s, pos, item in edition.placements()],
+            curation=saved.record() if saved.revision else None,
         ),
     )
     if created:
         _write_archive(config, store, stored, public)
+        if saved.revision:
+            audit_composed(store, saved, stored.number, now=now)
     return _edition_record(stored, created=created)
 
 
@@ -526,3 +599,29 @@ def collect_before_slot(config: PublisherConfig, store: Store, *, now: datetime)
     if failing:
         return f"{report.note} (problems: {', '.join(failing)}; composed with what was stored)"
     return report.note
+
+
+# --- the next edition, curated (issue 20): the editor's saved choices, as compose reads them
+
+
+def for_compose(saved: SavedCuration) -> Curation:
+    """The stored choices as compose's plain Curation."""
+    c = saved.choices
+    return Curation(c.note, frozenset(c.pinned), frozenset(c.excluded), c.order, c.subject)
+
+
+def audit_composed(store: Store, saved: SavedCuration, number: int, *, now: datetime) -> None:
+    """The audit log says which edition an editor's choices went into (they are cleared)."""
+    from publisher.store import audit
+
+    c = saved.choices
+    parts = [
+        "note" if c.note else "",
+        f"{len(c.pinned)} pinned" if c.pinned else "",
+        f"{len(c.excluded)} excluded" if c.excluded else "",
+        "order" if c.order else "",
+        f"subject '{c.subject}'" if c.subject else "",
+    ]
+    chosen = ", ".join(part for part in parts if part) or "none"
+    target = f"{saved.campaign} #{number}: choices of {saved.changed_by} ({chosen})"
+    audit.record(store, "publisher", "compose with choices", target, ip=None, now=now)

@@ -22,6 +22,7 @@ __all__ = [
     "retire_item",
     "retire_missing",
     "selection_items",
+    "unretire_item",
     "upsert_items",
 ]
 
@@ -85,6 +86,17 @@ def retire_item(
             raise ItemNotFound(f"no item '{item_id}' in the store; `publisher items` lists ids")
         if row.retired_at is None:
             row.retired_at, row.retired_reason = now, reason
+        return row_to_item(row)
+
+
+def unretire_item(store: Store, item_id: str, *, now: datetime) -> Item:
+    """Bring a retired item back (a retired post published again): it may appear again."""
+    with store.session() as session:
+        row = session.get(ItemRow, item_id)
+        if row is None:
+            raise ItemNotFound(f"no item '{item_id}' in the store; `publisher items` lists ids")
+        if row.retired_at is not None:
+            row.retired_at, row.retired_reason, row.last_changed = None, None, now
         return row_to_item(row)
 
 

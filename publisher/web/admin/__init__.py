@@ -11,7 +11,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import account, campaigns, links, login, passkeys, people, welcome
+from publisher.web.admin import account, campaigns, links, login, passkeys, people, posts, welcome
+from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
 
@@ -53,6 +54,12 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/campaigns/{name}/pause", campaigns.pause_post, methods=["POST"]),
     Route("/admin/campaigns/{name}/resume", campaigns.resume_post, methods=["POST"]),
     Route("/admin/campaigns/{name}/test", campaigns.test_post, methods=["POST"]),
+    *[
+        Route(
+            f"/admin/campaigns/{{name}}/{verb}", getattr(curate, f"{verb}_post"), methods=["POST"]
+        )
+        for verb in ("note", "subject", "pin", "unpin", "exclude", "move", "clear")
+    ],
     Route("/admin/editions/{id:int}", campaigns.edition_page, methods=["GET"]),
     Route("/admin/editions/{id:int}/email", campaigns.edition_email, methods=["GET"]),
     Route("/admin/subscribers", people.subscribers_page, methods=["GET"]),
@@ -64,6 +71,18 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/staff/remove", people.staff_remove, methods=["POST"]),
     Route("/admin/staff/sessions/end", people.staff_end_sessions, methods=["POST"]),
     Route("/admin/staff/policy", people.staff_policy, methods=["POST"]),
+    Route("/admin/posts", posts.posts_page, methods=["GET"]),
+    Route("/admin/posts/editor.js", posts.script, methods=["GET"]),
+    Route("/admin/posts/new", posts.new_page, methods=["GET"]),
+    Route("/admin/posts/new", posts.new_post, methods=["POST"]),
+    Route("/admin/posts/preview", posts.preview_post, methods=["POST"]),
+    Route("/admin/posts/held", posts.held_post, methods=["POST"]),
+    Route("/admin/posts/{id:int}", posts.post_page, methods=["GET"]),
+    Route("/admin/posts/{id:int}", posts.save_post, methods=["POST"]),
+    Route("/admin/posts/{id:int}/revisions", posts.revisions_page, methods=["GET"]),
+    Route(
+        "/admin/posts/{id:int}/revisions/{rev:int}/restore", posts.restore_post, methods=["POST"]
+    ),
     Route("/admin/welcome", welcome.welcome_page, methods=["GET"]),
     Route("/admin/welcome/preview", welcome.welcome_preview, methods=["GET"]),
 ]
