@@ -77,6 +77,8 @@ def _type_name(annotation: Any) -> str:
     if origin is Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin in (Union, types.UnionType) and _variants(annotation):
+        if len(args) == 2 and type(None) in args:  # an optional section (`welcome:`)
+            return "section (below) or none"
         return "one of the sections below, by `type`"
     if origin in (Union, types.UnionType):
         names = [_type_name(a) for a in args if a is not type(None)]

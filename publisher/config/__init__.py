@@ -22,6 +22,7 @@ from publisher.config.models import (
     ScheduleSettings,
     SectionConfig,
     SubscribersConfig,
+    WelcomeConfig,
     check_timezone,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "ScheduleSettings",
     "SectionConfig",
     "SubscribersConfig",
+    "WelcomeConfig",
     "check_timezone",
     "load_config",
     "parse_yaml_with_lines",

@@ -239,4 +239,14 @@ def cross_reference_errors(config: PublisherConfig) -> list[ConfigError]:
                     f"unknown campaign '{feed.campaign}'{hint}",
                 )
             )
+    welcome = config.welcome
+    if welcome and welcome.latest_edition and welcome.latest_edition not in campaigns:
+        errors.append(
+            config.error_at(
+                ("welcome", "latest_edition"),
+                f"unknown campaign '{welcome.latest_edition}' (campaigns: "
+                + (", ".join(sorted(campaigns)) or "none configured")
+                + ")",
+            )
+        )
     return errors

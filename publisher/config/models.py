@@ -515,6 +515,23 @@ class SubscribersConfig(Strict):
     proof_of_work: bool = False
 
 
+# --- the welcome email (issue 21) --------------------------------------------------------
+
+
+class WelcomeConfig(Strict):
+    """Top-level `welcome:`: the email a person gets once, when they confirm their
+    subscription. Without this block nobody gets one."""
+
+    # the subject, as written (no template syntax: what is here is what people read)
+    subject: OneLine = Field(min_length=1)
+    # the preview line mail clients show, as written
+    preheader: OneLine = ""
+    # templates/<template>.mjml and .txt (a file in your templates/ folder wins)
+    template: str = Field(default="welcome", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    # a campaign whose latest sent edition the welcome links to (its web copy)
+    latest_edition: str | None = None
+
+
 # --- the whole file -----------------------------------------------------------------------
 
 
@@ -537,6 +554,8 @@ class PublisherConfig(Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     # the subscriber file imported by each run
     subscribers: SubscribersConfig = SubscribersConfig()
+    # the welcome email sent once when a person confirms (none without this block)
+    welcome: WelcomeConfig | None = None
 
     # Set by load_config, not by the file: the directory relative paths are resolved from,
     # and the line of every key (so later checks can name file:line: key too).

@@ -19,6 +19,7 @@ from publisher.render.environment import (
 )
 from publisher.render.mjml import mjml_problems
 from publisher.render.sample import sample_edition
+from publisher.render.welcome import LatestEdition, render_welcome
 
 # A fixed time keeps `publisher check` deterministic; any date would do.
 SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -108,7 +109,26 @@ def check_templates(config: PublisherConfig) -> list[str]:
     problems += check_colours(config.organisation.colours)
     for campaign in config.campaigns:
         problems += check_campaign(config, campaign)
-    return problems
+    return problems + check_welcome(config)
+
+
+def check_welcome(config: PublisherConfig) -> list[str]:
+    """Render the welcome email, when one is configured (with a sample latest edition
+    when it links one)."""
+    welcome = config.welcome
+    if welcome is None:
+        return []
+    latest = None
+    if welcome.latest_edition:
+        url = archive_url(config.organisation.public_url, welcome.latest_edition, 1)
+        latest = LatestEdition(config.campaign(welcome.latest_edition).title, "Sample", url)
+    try:
+        render_welcome(
+            welcome, config.organisation, latest=latest, search_path=search_path_for(config.root)
+        )
+    except PublisherError as exc:
+        return [f"welcome: {exc}"]
+    return []
 
 
 def config_string_errors(config: PublisherConfig) -> list[ConfigError]:

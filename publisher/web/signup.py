@@ -222,13 +222,23 @@ def _confirm_post(request: Request, w: Web, form: FormData) -> Response:
     ctx = consent.Context(
         via="web", ip=client_ip(request), user_agent=request.headers.get("user-agent")
     )
-    activate(w.store, subscriber, action="confirm", ctx=ctx, now=w.now())
+    changed = activate(w.store, subscriber, action="confirm", ctx=ctx, now=w.now())
     confirmed = find_subscriber(w.store, id=subscriber.id) or subscriber  # its new token
-    return w.message(
+    answer = w.message(
         "You are subscribed",
         f"Thank you: {confirmed.email} will receive our email.",
         link={"url": f"preferences?token={confirmed.token}", "label": "Choose your topics"},
     )
+    if changed and w.config.welcome is not None:  # once per person: the ledger decides
+        answer.background = later(w, lambda: _welcome(w, subscriber.id))
+    return answer
+
+
+def _welcome(w: Web, subscriber_id: int) -> None:
+    from publisher.deliver.welcome import resume_welcomes, send_welcome
+
+    send_welcome(w.config, w.store, subscriber_id, now=w.now())
+    resume_welcomes(w.config, w.store, now=w.now())  # what a stopped process left
 
 
 async def proof_script(request: Request) -> Response:

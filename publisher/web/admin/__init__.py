@@ -11,7 +11,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import account, campaigns, links, login, media, passkeys, people, posts
+from publisher.web.admin import (
+    account,
+    campaigns,
+    links,
+    login,
+    media,
+    passkeys,
+    people,
+    posts,
+    welcome,
+)  # fmt: skip
 from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
@@ -86,4 +96,6 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/media", media.media_page, methods=["GET"]),
     Route("/admin/media/upload", media.upload_post, methods=["POST"]),
     Route("/admin/media/delete", media.delete_post, methods=["POST"]),
+    Route("/admin/welcome", welcome.welcome_page, methods=["GET"]),
+    Route("/admin/welcome/preview", welcome.welcome_preview, methods=["GET"]),
 ]
