@@ -71,12 +71,15 @@ def content_signature(store: Store, campaigns: set[str]) -> str:
     short columns instead of whole items, so it costs a fraction of `list_items`."""
     digest = hashlib.sha256()
     with store.session() as session:
-        for item_id, content_hash in session.execute(
-            select(ItemRow.id, ItemRow.content_hash)
+        for item_id, content_hash, override in session.execute(
+            select(ItemRow.id, ItemRow.content_hash, ItemRow.topics_override)
             .where(ItemRow.retired_at.is_(None))
             .order_by(ItemRow.id)
         ):
-            digest.update(f"{item_id}\x1f{content_hash}\x1e".encode())
+            # staff's topics change which topic feeds carry the item (the content hash is
+            # of the source's copy)
+            topics = "" if override is None else "\x1f" + "\x1d".join(override)
+            digest.update(f"{item_id}\x1f{content_hash}{topics}\x1e".encode())
         if campaigns:
             editions = select(
                 EditionRow.campaign,

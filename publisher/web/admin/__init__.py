@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import account, campaigns, links, login, passkeys, people
+from publisher.web.admin import account, campaigns, items, links, login, passkeys, people
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
 
@@ -64,4 +64,9 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/staff/remove", people.staff_remove, methods=["POST"]),
     Route("/admin/staff/sessions/end", people.staff_end_sessions, methods=["POST"]),
     Route("/admin/staff/policy", people.staff_policy, methods=["POST"]),
+    Route("/admin/items", items.items_page, methods=["GET"]),
+    Route("/admin/items/retire", items.retire_post, methods=["POST"]),
+    Route("/admin/items/unretire", items.unretire_post, methods=["POST"]),
+    Route("/admin/items/topics", items.topics_post, methods=["POST"]),
+    Route("/admin/items/{id:path}", items.item_page, methods=["GET"]),
 ]
