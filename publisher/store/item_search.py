@@ -24,7 +24,6 @@ from publisher.store.models import EditionItemRow, EditionRow, ItemRow
 from publisher.support.slug import slugify
 
 __all__ = [
-    "STATUSES",
     "Cursor",
     "EditionRef",
     "ItemEntry",
@@ -36,7 +35,6 @@ __all__ = [
     "search_items",
 ]
 
-STATUSES = ("live", "retired")
 PAGE_SIZE = 50
 
 

@@ -1,4 +1,5 @@
-"""Collected items in the store: upsert by content hash, retire, list newest first.
+"""Collected items in the store: upsert by content hash, retire and bring back, staff's
+topics (kept across collects), list newest first.
 Every function takes the store first and returns Items or plain values."""
 
 from __future__ import annotations
