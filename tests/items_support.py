@@ -22,7 +22,7 @@ ITEMS_CONFIG = """\
 organisation:
   name: Test Org
   website: https://www.example.org
-  public_url: {public_url}
+  public_url: https://www.example.org/news
   postal_address: 1 Main St, Springfield
   from_email: news@example.org
   timezone: America/New_York
