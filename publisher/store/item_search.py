@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Select, Text, and_, cast, exists, func, or_, select
+from sqlalchemy.orm import defer
 
 from publisher.items import Item
 from publisher.store import Store
@@ -85,7 +86,7 @@ class ItemEntry:
 
 @dataclass(frozen=True)
 class ItemPage:
-    entries: list[ItemEntry]
+    entries: list[ItemEntry]  # their items' bodies left empty (item_entry has them)
     next: Cursor | None  # None: this was the last page
 
 
@@ -93,7 +94,8 @@ def search_items(store: Store, query: ItemQuery) -> ItemPage:
     """A page of the items matching `query`, newest first (published, then id, both
     descending), starting after `query.after`; one row more is read to know whether
     another page follows."""
-    statement = _filtered(select(ItemRow), query)
+    # a page lists no bodies: a long post's body is never read for it
+    statement = _filtered(select(ItemRow).options(defer(ItemRow.body_html, raiseload=True)), query)
     if query.after is not None:
         p, i = query.after.published, query.after.id
         statement = statement.where(
@@ -106,7 +108,7 @@ def search_items(store: Store, query: ItemQuery) -> ItemPage:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         editions = _editions_of(session, [row.id for row in rows])
-        entries = [_entry(row, editions.get(row.id, ())) for row in rows]
+        entries = [_entry(row, editions.get(row.id, ()), body=False) for row in rows]
     last = entries[-1].item if more and entries else None
     return ItemPage(entries, Cursor(last.published, last.id) if last else None)
 
@@ -170,9 +172,9 @@ def _editions_of(session: Any, item_ids: list[str]) -> dict[str, tuple[EditionRe
     return {item_id: tuple(refs) for item_id, refs in found.items()}
 
 
-def _entry(row: ItemRow, editions: tuple[EditionRef, ...]) -> ItemEntry:
+def _entry(row: ItemRow, editions: tuple[EditionRef, ...], *, body: bool = True) -> ItemEntry:
     return ItemEntry(
-        item=row_to_item(row),
+        item=row_to_item(row, body=body),
         source_topics=tuple(row.topics or ()),
         overridden=row.topics_override is not None,
         override_by=row.topics_override_by,

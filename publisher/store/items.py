@@ -187,9 +187,10 @@ def effective_topics(row: ItemRow) -> tuple[str, ...]:
     return tuple(chosen or ())
 
 
-def row_to_item(row: ItemRow) -> Item:
+def row_to_item(row: ItemRow, *, body: bool = True) -> Item:
     """The one conversion of a stored item (compose, feeds, the archive and the previews all
-    read items through it): its topics are the effective ones."""
+    read items through it): its topics are the effective ones. `body=False`: the body is
+    left empty (a listing that deferred loading it)."""
     return Item(
         id=row.id,
         title=row.title,
@@ -198,7 +199,7 @@ def row_to_item(row: ItemRow) -> Item:
         source=row.source,
         kind=row.kind,
         summary=row.summary,
-        body_html=row.body_html,
+        body_html=row.body_html if body else "",
         author=row.author,
         updated=row.updated,
         topics=effective_topics(row),
