@@ -295,6 +295,11 @@ def test_an_editor_retires_brings_back_and_corrects_topics_of_an_id_with_slashes
         assert http.get(urljoin(str(page.url), back)).url.path == "/admin/items"
         (css,) = xpath_strings(tree, '//link[contains(@href, "admin.css")]/@href')
         assert http.get(urljoin(str(page.url), css)).status_code == 200
+        typed = http.get(f"/admin/items/{item_id}")  # the id typed in, slashes and all
+        (back,) = xpath_strings(
+            lxml_html.fromstring(typed.text), '//a[text()="Back to the items"]/@href'
+        )
+        assert urljoin(str(typed.url), back) == f"{served.url}/admin/items"
         csrf = csrf_of(page.text)
         done = http.post("/admin/items/retire", data={"csrf": csrf, "item": item_id})
         assert "Retired" in done.text and done.url.path == page.url.path

@@ -166,10 +166,12 @@ def _problem(exc: Exception) -> str:
 
 def _item_page(admin: Admin, item_id: str, **context: Any) -> Response:
     """An item's page, its links relative to where the browser is: the id is one quoted
-    segment in the address bar but the decoded path the base is counted from may hold
-    more slashes."""
+    segment in the address bar, but the decoded path the base is counted from holds its
+    slashes too (as many more as the raw path has fewer)."""
     request = admin.request
-    base = "../" * (request.url.path.count("/") - 1 - item_id.count("/"))
+    raw = request.scope.get("raw_path")
+    extra = request.scope["path"].count("/") - raw.count(b"/") if raw else item_id.count("/")
+    base = "../" * (request.url.path.count("/") - 1 - extra)
     response = web(request).page(
         "admin/item.html", context.pop("title"), status=context.pop("status", 200), base=base,
         script=False, admin=admin, **context,
