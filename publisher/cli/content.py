@@ -118,8 +118,10 @@ def unretire(
     ctx: typer.Context,
     item_id: Annotated[str, typer.Argument(metavar="ID", help="The item's id (see `items`).")],
 ) -> None:
-    """Bring a retired item back: editions and feeds may carry it again, and the next
-    collect updates it like any other."""
+    """Bring a retired item back into editions and feeds.
+
+    The next collect updates it like any other item.
+    """
     st = state(ctx)
     item = unretire_item(st.store, item_id, now=utc_now())
     console.print(
