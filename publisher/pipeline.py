@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from publisher.compose.curation import Curation
 from publisher.compose.edition import (
     Edition,
     Selection,
@@ -33,6 +34,7 @@ from publisher.render.email import RenderedEdition, archive_url, render_fitting,
 from publisher.render.environment import search_path_for
 from publisher.sources.collect import CollectReport, collect_all
 from publisher.store import Store
+from publisher.store.curation import SavedCuration, get_curation
 from publisher.store.editions import (
     NOT_REACHED,
     NewEdition,
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 
     from publisher.publish import FeedsReport
     from publisher.publish.documents import FeedMeta
+    from publisher.publish.posts import PostsReport
     from publisher.store.feeds_queries import SentEdition
 
 log = logging.getLogger(__name__)
@@ -129,6 +132,7 @@ def build_feeds(
         sent_editions,
     )
 
+    log.info("%s", write_newsroom_pages(config, store, now=now).note)  # change-only writes
     campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
     signature = content_signature(store, campaigns)
     state = StoredBuildState(store, now=now)
@@ -147,6 +151,26 @@ def build_feeds(
         state=state,
         edition_titles=_edition_titles(store, editions),
     )
+
+
+def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime) -> PostsReport:
+    """The newsroom's public pages (posts/) from its stored items, then the archive's home
+    page (it links to the posts); the web calls this after a post is saved or retired."""
+    from publisher.items import NEWSROOM
+    from publisher.publish.feeds import feed_meta, select_items
+    from publisher.publish.posts import POSTS_DIR, write_post_pages
+
+    items = list_items(store, source=NEWSROOM)  # retired items are not among them
+    feeds = [
+        (feed_meta(config, feed), select_items(feed, items))
+        for feed in config.feeds.feeds
+        if not feed.campaign
+    ]
+    search_path = search_path_for(config.root)
+    report = write_post_pages(config, items, now=now, feeds=feeds, search_path=search_path)
+    if config.resolve(POSTS_DIR).joinpath("index.html").is_file():
+        write_home_page(config.root, config.organisation, config.campaigns, search_path=search_path)
+    return report
 
 
 def _edition_titles(
@@ -192,7 +216,10 @@ def next_selection(
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
     items, retired = selection_items(store, seen_since=report_since(campaign, now))
-    return select_items(items, campaign, now=now, history=history, retired=retired)
+    curation = for_compose(get_curation(store, campaign.name))
+    return select_items(
+        items, campaign, now=now, history=history, retired=retired, curation=curation
+    )
 
 
 def describe_left_out(
@@ -211,15 +238,24 @@ def describe_left_out(
 
 
 def prepare_edition(
-    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+    config: PublisherConfig,
+    store: Store,
+    campaign_name: str,
+    *,
+    now: datetime,
+    curation: SavedCuration | None = None,
 ) -> tuple[Edition, RenderedEdition] | None:
-    """Compose and render a campaign's next edition without storing it (preview uses this)."""
+    """Compose and render a campaign's next edition without storing it (preview uses this),
+    with the editor's saved choices (`curation`, else the stored ones)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
     # An item enters by what the campaign has not sent yet and its lookback, never by a
     # window after the previous edition: a late (backdated) item is still a candidate.
     items, retired = selection_items(store, seen_since=report_since(campaign, now))
-    edition = compose_edition(items, campaign, now=now, history=history, retired=retired)
+    chosen = for_compose(curation or get_curation(store, campaign.name))
+    edition = compose_edition(
+        items, campaign, now=now, history=history, retired=retired, curation=chosen
+    )
     if edition is None:
         return None
     for item, reason in edition.left_out:
@@ -278,7 +314,8 @@ def compose_campaign(
     existing = find_edition_by_slot(store, campaign_name, slot)
     if existing is not None:
         return _edition_record(existing, created=False)
-    prepared = prepare_edition(config, store, campaign_name, now=now)
+    saved = get_curation(store, campaign_name)  # composed with these, then they are cleared
+    prepared = prepare_edition(config, store, campaign_name, now=now, curation=saved)
     if prepared is None:
         log.info("%s: nothing new since the previous edition", campaign_name)
         return None
@@ -304,10 +341,13 @@ def compose_campaign(
             html=rendered.html,
             text=rendered.text,
             placements=[(s, pos, item.id) for s, pos, item in edition.placements()],
+            curation=saved.record() if saved.revision else None,
         ),
     )
     if created:
         _write_archive(config, store, stored, public)
+        if saved.revision:
+            audit_composed(store, saved, stored.number, now=now)
     return _edition_record(stored, created=created)
 
 
@@ -504,3 +544,29 @@ def collect_before_slot(config: PublisherConfig, store: Store, *, now: datetime)
     if failing:
         return f"{report.note} (problems: {', '.join(failing)}; composed with what was stored)"
     return report.note
+
+
+# --- the next edition, curated (issue 20): the editor's saved choices, as compose reads them
+
+
+def for_compose(saved: SavedCuration) -> Curation:
+    """The stored choices as compose's plain Curation."""
+    c = saved.choices
+    return Curation(c.note, frozenset(c.pinned), frozenset(c.excluded), c.order, c.subject)
+
+
+def audit_composed(store: Store, saved: SavedCuration, number: int, *, now: datetime) -> None:
+    """The audit log says which edition an editor's choices went into (they are cleared)."""
+    from publisher.store import audit
+
+    c = saved.choices
+    parts = [
+        "note" if c.note else "",
+        f"{len(c.pinned)} pinned" if c.pinned else "",
+        f"{len(c.excluded)} excluded" if c.excluded else "",
+        "order" if c.order else "",
+        f"subject '{c.subject}'" if c.subject else "",
+    ]
+    chosen = ", ".join(part for part in parts if part) or "none"
+    target = f"{saved.campaign} #{number}: choices of {saved.changed_by} ({chosen})"
+    audit.record(store, "publisher", "compose with choices", target, ip=None, now=now)

@@ -75,8 +75,8 @@ def serve(
 ) -> None:
     """Serve the subscriber pages and the staff dashboard.
 
-    Sign-up, unsubscribe, preferences, the SendGrid webhook, archive/ and feeds/, and the
-    dashboard under /admin/. Needs PUBLISHER_SECRET_KEY unless --dev.
+    Sign-up, unsubscribe, preferences, the SendGrid webhook, archive/, feeds/ and posts/,
+    and the dashboard under /admin/. Needs PUBLISHER_SECRET_KEY unless --dev.
     """
     import uvicorn
 

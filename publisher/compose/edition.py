@@ -13,7 +13,9 @@ recent enough; everything else stored is left out with the reason (preview, dash
 - sections in configured order, each taking the newest (by the item's date) matching items
   up to its `max`; an item lands in the first section that wants it and has room, so no
   item appears twice in one edition; the rest are over a section's max or in no section;
-- `skip_if_empty`: no edition when no item section has anything.
+- `skip_if_empty`: no edition when no item section has anything;
+- an editor's choices (pinned, excluded, order, note, one-time subject) come as a
+  `Curation`; publisher/compose/curation.py says what each does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from publisher.compose.curation import EXCLUDED, NO_CURATION, Curation, in_order, note_html
 from publisher.config import CampaignConfig, SectionConfig
 from publisher.items import Item
 
@@ -77,6 +80,9 @@ class Edition:
     # the audience's topics, retired, over a section's max, in no section, a link that is not
     # https, could not be rendered).
     left_out: tuple[tuple[Item, str], ...] = ()
+    # What an editor chose (publisher.compose.curation), and the note it renders to.
+    curation: Curation = NO_CURATION
+    note_html: str = ""
 
     @property
     def items(self) -> list[Item]:
@@ -144,8 +150,10 @@ def select_items(
     now: datetime,
     history: History,
     retired: Iterable[tuple[Item, str]] = (),
+    curation: Curation = NO_CURATION,
 ) -> Selection:
-    """Choose the next edition's items; `retired` (item, why) are only reported."""
+    """Choose the next edition's items; `retired` (item, why) are only reported; an
+    editor's `curation` excludes, pins and orders (rules: publisher.compose.curation)."""
     left_out = [
         (item, f"retired: {why}") for item, why in retired if item.id not in history.carried
     ]
@@ -154,8 +162,12 @@ def select_items(
     for item in items:
         if item.id in history.carried:
             continue
-        if item.published > now:
+        if item.id in curation.excluded:
+            left_out.append((item, EXCLUDED))
+        elif item.published > now:
             left_out.append((item, f"held until its date, {_utc(item.published)}"))
+        elif item.id in curation.pinned:  # the editor's pin overrides lookback and audience
+            candidates.append(item)
         elif seen_at(item) < cutoff:
             left_out.append((item, f"older than the lookback ({campaign.lookback_days} days)"))
         elif campaign.audience and not set(campaign.audience) & set(item.topics):
@@ -166,30 +178,47 @@ def select_items(
             candidates.append(item)
     fresh, unsafe = _email_safe(candidates)
     fresh.sort(key=lambda item: (item.published, item.id), reverse=True)
-    sections, overflow = _fill_sections(campaign, fresh)
+    sections, overflow = _fill_sections(campaign, fresh, curation)
     left_out += unsafe + overflow
     left_out.sort(key=lambda entry: (entry[0].published, entry[0].id), reverse=True)
     return Selection(tuple(sections), tuple(left_out))
 
 
+def _pinned_homes(campaign: CampaignConfig, pinned: list[Item]) -> dict[str, str]:
+    """Pinned item id -> its section: the first that wants it, else the first item section."""
+    item_sections = [s for s in campaign.sections if s.type != "cta"]
+    homes: dict[str, str] = {}
+    for item in pinned:
+        home = next((s for s in item_sections if _wants(s, item)), None)
+        home = home or (item_sections[0] if item_sections else None)
+        if home is not None:
+            homes[item.id] = home.name
+    return homes
+
+
 def _fill_sections(
-    campaign: CampaignConfig, fresh: list[Item]
+    campaign: CampaignConfig, fresh: list[Item], curation: Curation = NO_CURATION
 ) -> tuple[list[ComposedSection], list[tuple[Item, str]]]:
-    """Each section in order takes the newest items it wants up to its max; the items left
-    over say which section was full, or that no section takes them."""
-    taken: set[str] = set()
+    """Each section in order takes its pinned items, then the newest items it wants up to
+    its max, in the editor's order; the items left over say which section was full, or that
+    no section takes them."""
+    pinned = [item for item in fresh if item.id in curation.pinned]
+    homes = _pinned_homes(campaign, pinned)
+    taken: set[str] = set(homes)
     full: dict[str, str] = {}  # item id -> the first section that wanted it but was full
     sections: list[ComposedSection] = []
     for section in campaign.sections:
         if section.type == "cta":
             sections.append(ComposedSection(section))
             continue
+        mine = [item for item in pinned if homes.get(item.id) == section.name]
         wanted = [item for item in fresh if item.id not in taken and _wants(section, item)]
-        chosen = wanted[: section.max]
-        for item in wanted[section.max :]:
+        room = max(section.max - len(mine), 0)
+        chosen = mine + wanted[:room]
+        for item in wanted[room:]:
             full.setdefault(item.id, f"over the max of section '{section.name}' ({section.max})")
         taken.update(item.id for item in chosen)
-        sections.append(ComposedSection(section, tuple(chosen)))
+        sections.append(ComposedSection(section, tuple(in_order(chosen, curation.order))))
     nowhere = "no section takes it (its kind or topics)"
     overflow = [(item, full.get(item.id, nowhere)) for item in fresh if item.id not in taken]
     return sections, overflow
@@ -202,9 +231,13 @@ def compose_edition(
     now: datetime,
     history: History,
     retired: Iterable[tuple[Item, str]] = (),
+    curation: Curation = NO_CURATION,
 ) -> Edition | None:
-    """Select the items of the next edition, or None when `skip_if_empty` and nothing is new."""
-    selection = select_items(items, campaign, now=now, history=history, retired=retired)
+    """Select the items of the next edition, or None when `skip_if_empty` and nothing is new;
+    an editor's `curation` shapes it (publisher.compose.curation)."""
+    selection = select_items(
+        items, campaign, now=now, history=history, retired=retired, curation=curation
+    )
     if not selection.chosen and campaign.skip_if_empty:
         return None
     return Edition(
@@ -214,6 +247,8 @@ def compose_edition(
         since=window_start(campaign, history, now),
         sections=selection.sections,
         left_out=selection.left_out,
+        curation=curation,
+        note_html=note_html(curation.note),
     )
 
 

@@ -113,10 +113,16 @@ def write_home_page(
     search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,),
 ) -> Path:
     """Write archive/index.html: the campaigns among `campaigns` whose index page exists
-    (no link leads nowhere), a call to subscribe and the feed list; return its path."""
+    (no link leads nowhere), the posts when they have an index, a call to subscribe and
+    the feed list; return its path."""
+    from publisher.publish.posts import POSTS_DIR  # it builds on this module
+
     listed = [c for c in campaigns if (root / ARCHIVE_DIR / c.name / "index.html").is_file()]
     env = template_environment(search_path)
-    context = {"org": org, "colours": org.colours, "campaigns": listed, "links": page_links(org)}
+    links = page_links(org)
+    if (root / POSTS_DIR / "index.html").is_file():  # the newsroom's posts, once there are
+        links["posts"] = f"{org.public_url.rstrip('/')}/{POSTS_DIR}/"
+    context = {"org": org, "colours": org.colours, "campaigns": listed, "links": links}
     path = root / ARCHIVE_DIR / "index.html"
     write_atomic(path, render_template(env, HOME_TEMPLATE, context).encode("utf-8"))
     return path

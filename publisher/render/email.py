@@ -16,6 +16,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from markupsafe import Markup
+
+from publisher.compose.curation import clean_subject, note_text
 from publisher.compose.edition import ComposedSection, Edition
 from publisher.config import CampaignConfig, Organisation
 from publisher.errors import RenderError, TemplateError
@@ -34,6 +37,7 @@ from publisher.render.personalise import (
     PREFERENCES_URL,
     UNSUBSCRIBE_URL,
     Trusted,
+    neutralise,
     personalise,
     sample_copy,
     subscriber_url,
@@ -127,6 +131,12 @@ def edition_context(
     context["subject"] = Trusted(
         render_string(campaign.subject, context, what=f"campaign '{campaign.name}' subject")
     )
+    if edition.curation.subject:  # an editor's one-time subject: plain text, never a template
+        context["subject"] = neutralise(clean_subject(edition.curation.subject))
+    # the editor's note: sanitised HTML (Markup, so it is not escaped; its `%%` are still
+    # neutralised by finalize), and its text for the plain part
+    context["note"] = Markup(edition.note_html)
+    context["note_text"] = note_text(edition.note_html)
     context["preheader"] = Trusted(
         render_string(campaign.preheader, context, what=f"campaign '{campaign.name}' preheader")
     )

@@ -34,6 +34,13 @@ from publisher.support.sanitize import (
 )
 
 _md = MarkdownIt("commonmark", {"typographer": True}).enable(["table", "strikethrough"])
+
+
+def render_markdown(text: str, base_url: str | None = None) -> str:
+    """Markdown as sanitised HTML: the renderer of Markdown files, used for editors' notes."""
+    return sanitize_html(_md.render(text), base_url=base_url)
+
+
 FRONT_MATTER_KEYS = {
     "id", "title", "date", "updated", "url", "summary", "kind", "topics", "tags", "author",
     "image", "image_alt", "draft",

@@ -10,14 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import StoreError
 from publisher.items import Item
 from publisher.store import Store
 from publisher.store.items import row_to_item
-from publisher.store.models import DeliveryRow, EditionItemRow, EditionRow, ItemRow
+from publisher.store.models import (
+    CurationRow,
+    DeliveryRow,
+    EditionItemRow,
+    EditionRow,
+    ItemRow,
+)
 
 __all__ = [
     "NOT_REACHED",
@@ -55,6 +61,9 @@ class NewEdition:
     html: str
     text: str
     placements: list[tuple[str, int, str]]  # (section, position, item id)
+    # the editor's choices it was composed with (publisher.store.curation.SavedCuration's
+    # record()); saving clears that revision of the campaign's choices in the same transaction
+    curation: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class StoredEdition:
     status: str
     sent_at: datetime | None
     item_count: int
+    curation: dict | None = None  # the editor's choices it was composed with, if any
 
 
 @dataclass(frozen=True)
@@ -128,9 +138,17 @@ def save_edition(store: Store, edition: NewEdition) -> tuple[StoredEdition, bool
                 html=edition.html,
                 text=edition.text,
                 status="composed",
+                curation=edition.curation,
             )
             session.add(row)
             session.flush()
+            if edition.curation and edition.curation.get("revision"):
+                session.execute(
+                    delete(CurationRow).where(
+                        CurationRow.campaign == edition.campaign,
+                        CurationRow.revision == edition.curation["revision"],
+                    )
+                )
             for section, position, item_id in edition.placements:
                 session.add(
                     EditionItemRow(
@@ -165,6 +183,7 @@ def _to_stored(row: EditionRow, item_count: int) -> StoredEdition:
         status=row.status,
         sent_at=row.sent_at,
         item_count=item_count,
+        curation=row.curation,
     )
 
 

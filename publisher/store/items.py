@@ -117,9 +117,11 @@ def list_items(
     kind: str | None = None,
     since: datetime | None = None,
     limit: int | None = None,
+    source: str | None = None,
 ) -> list[Item]:
     """Items newest first (never a retired one), optionally filtered; `topic` goes
-    through the one slug function, so "Workers Rights" finds `workers-rights`."""
+    through the one slug function, so "Workers Rights" finds `workers-rights`; `source`
+    keeps one source's items (the newsroom's, for its pages)."""
     topic = slugify(topic) if topic else None
     query = (
         select(ItemRow)
@@ -130,6 +132,8 @@ def list_items(
         query = query.where(ItemRow.kind == kind)
     if since:
         query = query.where(ItemRow.published >= since)
+    if source:
+        query = query.where(ItemRow.source == source)
     with store.session() as session:
         rows = session.scalars(query)
         out = []

@@ -136,6 +136,7 @@ class EditionRow(Base):
     text: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="composed")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    curation: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # an editor's choices
 
 
 class EditionItemRow(Base):
@@ -482,3 +483,20 @@ class RateLimitRow(Base):
     window_start: Mapped[int] = mapped_column(Integer)
     expires: Mapped[int] = mapped_column(Integer, index=True)
     hits: Mapped[int] = mapped_column(Integer)
+
+
+class CurationRow(Base):
+    """An editor's choices for a campaign's next edition (publisher/store/curation.py);
+    `revision` counts changes, so composing clears only the choices it was composed with."""
+
+    __tablename__ = "curations"
+
+    campaign: Mapped[str] = mapped_column(String(200), primary_key=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    pinned: Mapped[list] = mapped_column(JSON, default=list)
+    excluded: Mapped[list] = mapped_column(JSON, default=list)
+    item_order: Mapped[list] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    changed_by: Mapped[str] = mapped_column(String(320))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from publisher.config import PublisherConfig
 from publisher.errors import PublisherError
 from publisher.publish.archive import ARCHIVE_DIR
+from publisher.publish.posts import POSTS_DIR
 from publisher.render.environment import render_template
 from publisher.store import Store
 from publisher.web import admin, signup, subscriber, webhook
@@ -43,7 +44,7 @@ CSP = (
 )
 # The published pages (an edition's web copy is an email: inline styles throughout) keep
 # their styles; still no script, no form, no framing.
-PUBLISHED = ("/archive", "/feeds")
+PUBLISHED = ("/archive", "/feeds", "/posts")
 PUBLISHED_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 # An RSS or Atom document loads its feed.xsl, which browsers check as a script.
 FEED_CSP = f"{PUBLISHED_CSP}; script-src 'self'"
@@ -87,8 +88,11 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         started, path = time.perf_counter(), scope["path"]
+        # under --root-path the path carries the prefix (uvicorn adds it): policies go by
+        # the app's own path, so /news/posts/ is a published page like /posts/
+        local = path.removeprefix(scope.get("root_path", ""))
         status = 500
-        framing = self.frame_ancestors if path == "/subscribe" else "'none'"
+        framing = self.frame_ancestors if local == "/subscribe" else "'none'"
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -97,7 +101,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 policy = next((v for k, v in headers if k == b"content-security-policy"), None)
                 if policy is None:  # /admin sets its own
-                    policy = f"{_policy(path)}; frame-ancestors {framing}".encode()
+                    policy = f"{_policy(local)}; frame-ancestors {framing}".encode()
                     headers.append((b"content-security-policy", policy))
                 if (framed := frame_options(policy)) is not None:
                     headers.append((b"x-frame-options", framed))
@@ -107,7 +111,7 @@ class SecurityHeaders:
                     (b"referrer-policy", b"no-referrer"),  # token URLs never leak onwards
                     (b"x-content-type-options", b"nosniff"),
                 ]
-                if not path.startswith(("/archive", "/feeds", "/web.css")):
+                if not local.startswith((*PUBLISHED, "/web.css")):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
@@ -188,6 +192,15 @@ class PublishedFiles(StaticFiles):
             response.headers["content-type"] = media_type
         return response
 
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if isinstance(response, RedirectResponse):  # a folder without its slash (posts/<slug>)
+            # Starlette's redirect is absolute, built from the Host header; this one is
+            # relative, so it stays on the host (and the prefix) it came on
+            last = quote(scope["path"].rstrip("/").rsplit("/", 1)[-1])
+            response.headers["location"] = f"./{last}/"
+        return response
+
     def lookup_path(self, path: str) -> tuple[str, Any]:
         if any(part.startswith(".") for part in PurePosixPath(path.replace("\\", "/")).parts):
             return "", None
@@ -216,12 +229,13 @@ def slash_redirects(router: Router) -> Callable[[Scope, Receive, Send], Any]:
 
 
 def _static(config: PublisherConfig) -> list[BaseRoute]:
-    """archive/ and feeds/ as written by the publisher, with ETag, Last-Modified and 304
+    """archive/, feeds/ and posts/ as written by the publisher, with ETag, Last-Modified and 304
     (Starlette's StaticFiles); in production let nginx or Caddy serve them instead."""
     mounts: list[BaseRoute] = []
     folders = {
         "archive": config.resolve(ARCHIVE_DIR),
         "feeds": config.resolve(config.feeds.output_dir),
+        "posts": config.resolve(POSTS_DIR),
     }
     for name, folder in folders.items():  # check_dir=False: the folder may appear later
         files = PublishedFiles(directory=Path(folder), html=True, check_dir=False)

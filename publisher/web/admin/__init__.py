@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
 from publisher.web.admin import account, campaigns, items, links, login, passkeys, people
+from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
 
@@ -53,6 +54,12 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/campaigns/{name}/pause", campaigns.pause_post, methods=["POST"]),
     Route("/admin/campaigns/{name}/resume", campaigns.resume_post, methods=["POST"]),
     Route("/admin/campaigns/{name}/test", campaigns.test_post, methods=["POST"]),
+    *[
+        Route(
+            f"/admin/campaigns/{{name}}/{verb}", getattr(curate, f"{verb}_post"), methods=["POST"]
+        )
+        for verb in ("note", "subject", "pin", "unpin", "exclude", "move", "clear")
+    ],
     Route("/admin/editions/{id:int}", campaigns.edition_page, methods=["GET"]),
     Route("/admin/editions/{id:int}/email", campaigns.edition_email, methods=["GET"]),
     Route("/admin/subscribers", people.subscribers_page, methods=["GET"]),

@@ -12,6 +12,7 @@ from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from publisher.compose.curation import pinnable
 from publisher.compose.edition import Edition
 from publisher.config.models import CampaignConfig
 from publisher.errors import PublisherError
@@ -21,6 +22,7 @@ from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
 from publisher.schedule.slots import overview
 from publisher.store import audit, dashboard
+from publisher.store.curation import get_curation
 from publisher.store.schedule_state import set_paused
 from publisher.store.state import get_source_memory
 from publisher.subscribers.events import engagement, timeline
@@ -157,6 +159,7 @@ def campaign_page(request: Request, admin: Admin) -> Response:
     row = next(r for r in overview(w.config, w.store, now=w.now()) if r.name == name)
     context: dict[str, Any] = {"campaign": campaign, "row": row, "notice": notice}
     context["editions"] = dashboard.campaign_editions(w.store, name)
+    context["curation"] = get_curation(w.store, name)
     if admin.staff.may("editor"):
         try:
             prepared = _prepared(w, name)
@@ -170,6 +173,7 @@ def campaign_page(request: Request, admin: Admin) -> Response:
             }  # fmt: skip
         if "problem" not in context:
             context["left_out"] = _left_out(w, name, prepared[0] if prepared else None)
+    context["pinnable"] = pinnable
     return admin.page("campaign.html", f"Campaign {name}", **context)
 
 
@@ -267,8 +271,26 @@ def edition_page(request: Request, admin: Admin) -> Response:
         "edition.html", f"{line.campaign} #{line.number}", line=line, outcomes=outcomes,
         rate=rate, clicks=dashboard.clicks_per_link(w.store, line.id),
         recipients=dashboard.recipients(w.store, line.id), charts=charts,
-        hour_labels=[f"{h:%Y-%m-%d %H}:00" for h in hours],
+        hour_labels=[f"{h:%Y-%m-%d %H}:00" for h in hours], choices=_choices(w, line.id),
     )  # fmt: skip
+
+
+def _choices(w: Web, edition_id: int) -> dict[str, Any] | None:
+    """The editor's choices the edition was composed with (titles for the ids it carried)."""
+    from datetime import datetime as moment
+
+    from publisher.store.editions import edition_item_list, get_edition
+
+    stored = get_edition(w.store, edition_id)
+    if stored is None or not stored.curation:
+        return None
+    choices = dict(stored.curation)
+    titles = {item.id: item.title for _section, item in edition_item_list(w.store, edition_id)}
+    for key in ("pinned", "order"):
+        choices[key] = [titles.get(i, i) for i in choices.get(key, [])]
+    when = choices.get("changed_at")
+    choices["changed_at"] = moment.fromisoformat(when) if isinstance(when, str) else None
+    return choices
 
 
 @view("viewer")

@@ -4,7 +4,7 @@ stay in `topics`, updated by each collect); who set it and when. Indexes for the
 page: newest first by (published, id) for its keyset pages, and the editions an item was in.
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from publisher.store.models import UTCDateTime
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
