@@ -95,7 +95,8 @@ def test_an_editor_searches_retires_brings_back_and_corrects_topics(
         expect(page.locator("dd.status")).to_contain_text("retired")
         pages.check("item-retired")
         item_url = page.url.split("?")[0]
-        page.goto(f"{served.url}/admin/campaigns/weekly")
+        page.get_by_role("link", name="weekly", exact=True).click()  # its campaign
+        expect(page.get_by_role("heading", name="Campaign weekly")).to_be_visible()
         assert "Nurses win their strike" not in section_items(page, "labor")
         expect(
             page.locator("li.left-out").filter(has_text="Nurses win their strike")
