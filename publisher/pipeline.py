@@ -24,6 +24,7 @@ from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
 from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
 from publisher.errors import DeliveryError, PublisherError
+from publisher.items import Item
 from publisher.publish.archive import (
     ArchiveEntry,
     write_edition_page,
@@ -32,8 +33,9 @@ from publisher.publish.archive import (
 )
 from publisher.render.email import RenderedEdition, archive_url, render_fitting, render_public
 from publisher.render.environment import search_path_for
+from publisher.sources import newsroom
 from publisher.sources.collect import CollectReport, collect_all
-from publisher.store import Store
+from publisher.store import Store, posts
 from publisher.store.curation import SavedCuration, get_curation
 from publisher.store.editions import (
     NOT_REACHED,
@@ -45,7 +47,14 @@ from publisher.store.editions import (
     list_editions,
     save_edition,
 )
-from publisher.store.items import list_items, selection_items
+from publisher.store.items import (
+    UpsertResult,
+    list_items,
+    retire_item,
+    selection_items,
+    unretire_item,
+    upsert_items,
+)
 from publisher.store.sink import StoreSink
 from publisher.support.screen import count
 
@@ -114,10 +123,56 @@ def unfinished_note(edition: StoredEdition) -> str:
 def refresh_inputs(
     config: PublisherConfig, store: Store, *, now: datetime
 ) -> tuple[CollectReport, list[str]]:
-    """Collect every source and import the subscriber file: what the daemon's collect job
-    and `run --once` both do before anything is composed."""
+    """Publish the posts that have come due, collect every source and import the subscriber
+    file: what the daemon's collect job and `run --once` both do before anything is
+    composed."""
+    publish_posts(config, store, now=now)  # a scheduled post goes live at its date
     report = collect_all(config, StoreSink(store), now=now)
     return report, import_subscriber_file(config, store, now=now)
+
+
+def publish_posts(
+    config: PublisherConfig, store: Store, *, now: datetime, pages: bool = False
+) -> UpsertResult:
+    """The newsroom's posts into items at once (no collect needed): published posts dated
+    up to `now` are upserted; the items of drafts, retired posts and posts moved into the
+    future are retired (and brought back when the post is published again). `pages`: also
+    rewrite the public post pages when an item changed (the web, after a save; the daemon's
+    feed build writes them otherwise)."""
+    posts.mark_due_published(store, now=now)
+    changed = False
+    stored = posts.newsroom_items(store)
+    live = []
+    for post in posts.list_posts(store):
+        key = newsroom.item_id(post.id)
+        if post.status in posts.LIVE and post.fields.date <= now:
+            if (stored.get(key) or "").startswith(POST_RETIRED):
+                unretire_item(store, key, now=now)  # not one an editor retired by hand
+                changed = True
+            try:
+                live.append(_post_item(config, post))
+            except ValueError as exc:  # e.g. a date no item may have: the others go on
+                log.warning("post %s is not published: %s", post.id, exc)
+        elif key in stored and stored[key] is None:
+            retire_item(store, key, now=now, reason=f"{POST_RETIRED} {post.status}")
+            changed = True
+    result = upsert_items(store, live, now=now)
+    if pages and (changed or result.written):
+        write_newsroom_pages(config, store, now=now)
+    return result
+
+
+POST_RETIRED = "the post is"  # the reason of an item retired because of its post
+
+
+def _post_item(config: PublisherConfig, post: posts.Post) -> Item:
+    f = post.fields
+    return newsroom.post_item(
+        post_id=post.id, slug=f.slug, title=f.title, body=f.body, published=f.date,
+        public_url=config.organisation.public_url, summary=f.summary, kind=f.kind,
+        topics=f.topics, author=f.author, image=f.image, image_alt=f.image_alt,
+        external_url=f.external_url,
+    )  # fmt: skip
 
 
 def build_feeds(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import nh3
 
-from publisher.sources.markdown import render_markdown
+from publisher.sources.markdown import markdown_html
 from publisher.support.sanitize import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_TAGS,
@@ -77,7 +77,7 @@ def note_html(note: str) -> str:
     (a relative or http link would make the email refuse to render)."""
     if not note.strip():
         return ""
-    html = render_markdown(note[:NOTE_MAX])
+    html = markdown_html(note[:NOTE_MAX])
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

@@ -30,6 +30,7 @@ from publisher.config.cadence import (
     positive_duration,
 )
 from publisher.errors import ConfigError
+from publisher.items import NEWSROOM
 from publisher.support.slug import slugify
 
 DEFAULT_CONFIG = "schedules.yaml"
@@ -542,6 +543,17 @@ class PublisherConfig(Strict):
     _root: Path = PrivateAttr(default=Path("."))
     _file: Path = PrivateAttr(default=Path(DEFAULT_CONFIG))
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("sources")
+    @classmethod
+    def _newsroom_is_built_in(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        # posts written in /admin are the items of a built-in source of this name
+        if any(source.name == NEWSROOM for source in sources):
+            raise ValueError(
+                f"no source may be named '{NEWSROOM}': that is the built-in source of the "
+                "posts written in /admin; rename this one"
+            )
+        return sources
 
     @property
     def root(self) -> Path:

@@ -36,15 +36,17 @@ from publisher.support.sanitize import (
 _md = MarkdownIt("commonmark", {"typographer": True}).enable(["table", "strikethrough"])
 
 
-def render_markdown(text: str, base_url: str | None = None) -> str:
-    """Markdown as sanitised HTML: the renderer of Markdown files, used for editors' notes."""
-    return sanitize_html(_md.render(text), base_url=base_url)
-
-
 FRONT_MATTER_KEYS = {
     "id", "title", "date", "updated", "url", "summary", "kind", "topics", "tags", "author",
     "image", "image_alt", "draft",
 }  # fmt: skip
+
+
+def markdown_html(body: str, base_url: str | None = None) -> str:
+    """A Markdown body as sanitised HTML, links made absolute against `base_url`: the one
+    renderer of Markdown files, posts written in /admin, the editor's preview and the
+    editor's note of an edition."""
+    return sanitize_html(_md.render(strip_control_chars(body)), base_url=base_url)
 
 
 class FrontMatterError(ValueError):
@@ -135,7 +137,7 @@ class MarkdownSource:
             raise FrontMatterError("front matter has no 'title'", 2)
         slug = path.relative_to(self.folder).with_suffix("").as_posix()
         url = item_url(meta.get("url") or f"{slug}/", self.base_url)
-        body_html = sanitize_html(_md.render(body), base_url=url)
+        body_html = markdown_html(body, url)
         published, day = parse_when(meta.get("date"), self.zone)
         item = Item(
             id=optional_text(meta.get("id"), "id") or f"{self.name}:{slug}",

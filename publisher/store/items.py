@@ -91,6 +91,19 @@ def retire_item(
         return row_to_item(row)
 
 
+def unretire_item(store: Store, item_id: str, *, now: datetime) -> Item:
+    """Bring a retired item back (a retired post published again, or staff on the items
+    page): it may appear in editions and feeds again, and the next collect updates it like
+    any other (a retired item's stored copy is never updated)."""
+    with store.session() as session:
+        row = session.get(ItemRow, item_id)
+        if row is None:
+            raise ItemNotFound(f"no item '{item_id}' in the store; `publisher items` lists ids")
+        if row.retired_at is not None:
+            row.retired_at, row.retired_reason, row.last_changed = None, None, now
+        return row_to_item(row)
+
+
 def retire_missing(store: Store, source: str, present: set[str], *, now: datetime) -> list[str]:
     """Retire the items of `source` whose origin (a file) is no longer among `present`;
     returns their ids. Items without an origin are never retired this way."""
@@ -213,19 +226,6 @@ def row_to_item(row: ItemRow, *, body: bool = True) -> Item:
         first_seen=row.first_seen,
         origin=row.origin,
     )
-
-
-def unretire_item(store: Store, item_id: str, *, now: datetime) -> Item:
-    """Bring a retired item back: it may appear in editions and feeds again, and the next
-    collect updates it like any other (a retired item's stored copy is never updated)."""
-    with store.session() as session:
-        row = session.get(ItemRow, item_id)
-        if row is None:
-            raise ItemNotFound(f"no item '{item_id}' in the store; `publisher items` lists ids")
-        if row.retired_at is not None:
-            row.retired_at, row.retired_reason = None, None
-            row.last_changed = now
-        return row_to_item(row)
 
 
 def set_topics_override(

@@ -500,3 +500,43 @@ class CurationRow(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     changed_by: Mapped[str] = mapped_column(String(320))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PostRow(Base):
+    """A post written in /admin (issue 20): the built-in `newsroom` source turns the
+    published ones into items. `version` grows with every save (optimistic locking)."""
+
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(40))
+    topics: Mapped[list] = mapped_column(JSON, default=list)
+    date: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    author: Mapped[str] = mapped_column(Text, default="")
+    image: Mapped[str | None] = mapped_column(Text, nullable=True)
+    image_alt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    external_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PostRevisionRow(Base):
+    """Every save of a post: who, when, and the full values it saved (JSON)."""
+
+    __tablename__ = "post_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    saved_by: Mapped[str] = mapped_column(String(320))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str] = mapped_column(Text, default="")
+    values: Mapped[dict] = mapped_column(JSON)

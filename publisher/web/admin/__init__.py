@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import account, campaigns, items, links, login, passkeys, people
+from publisher.web.admin import account, campaigns, items, links, login, passkeys, people, posts
 from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
@@ -71,6 +71,18 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/staff/remove", people.staff_remove, methods=["POST"]),
     Route("/admin/staff/sessions/end", people.staff_end_sessions, methods=["POST"]),
     Route("/admin/staff/policy", people.staff_policy, methods=["POST"]),
+    Route("/admin/posts", posts.posts_page, methods=["GET"]),
+    Route("/admin/posts/editor.js", posts.script, methods=["GET"]),
+    Route("/admin/posts/new", posts.new_page, methods=["GET"]),
+    Route("/admin/posts/new", posts.new_post, methods=["POST"]),
+    Route("/admin/posts/preview", posts.preview_post, methods=["POST"]),
+    Route("/admin/posts/held", posts.held_post, methods=["POST"]),
+    Route("/admin/posts/{id:int}", posts.post_page, methods=["GET"]),
+    Route("/admin/posts/{id:int}", posts.save_post, methods=["POST"]),
+    Route("/admin/posts/{id:int}/revisions", posts.revisions_page, methods=["GET"]),
+    Route(
+        "/admin/posts/{id:int}/revisions/{rev:int}/restore", posts.restore_post, methods=["POST"]
+    ),
     Route("/admin/items", items.items_page, methods=["GET"]),
     Route("/admin/items/retire", items.retire_post, methods=["POST"]),
     Route("/admin/items/unretire", items.unretire_post, methods=["POST"]),
