@@ -31,6 +31,7 @@ from publisher.publish.archive import (
     write_home_page,
     write_index_page,
 )
+from publisher.publish.media import write_media
 from publisher.render.email import RenderedEdition, archive_url, render_fitting, render_public
 from publisher.render.environment import search_path_for
 from publisher.sources import newsroom
@@ -188,6 +189,7 @@ def build_feeds(
     )
 
     log.info("%s", write_newsroom_pages(config, store, now=now).note)  # change-only writes
+    write_media(config, store)  # images beside the archive: the missing ones (issue 20)
     campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
     signature = content_signature(store, campaigns)
     state = StoredBuildState(store, now=now)
@@ -428,6 +430,7 @@ def _write_archive(
     links = alternate_link_tags(_edition_feeds(config, stored.campaign))
     write_edition_page(config.root, org, stored.campaign, stored.number, public, links)
     _write_index(config, store, stored.campaign)
+    write_media(config, store)  # the images its page may show, for static hosting
 
 
 def _edition_feeds(config: PublisherConfig, campaign: str) -> list[FeedMeta]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -540,3 +541,32 @@ class PostRevisionRow(Base):
     saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
     note: Mapped[str] = mapped_column(Text, default="")
     values: Mapped[dict] = mapped_column(JSON)
+
+
+class MediaRow(Base):
+    """An uploaded image (issue 20), kept in the store so every host of a several-host setup
+    has it: the bounded original and the email size, both re-encoded (no metadata). The
+    same upload twice (its sha256) is one image. The bytes are loaded only when asked for."""
+
+    __tablename__ = "media"
+    # an id is never reused (SQLite reuses the highest one otherwise): a file name is cached
+    # for a year, and must never name another image after a delete
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the upload as sent
+    name: Mapped[str] = mapped_column(String(200))  # the uploaded file's name
+    slug: Mapped[str] = mapped_column(String(60))
+    media_type: Mapped[str] = mapped_column(String(40))
+    extension: Mapped[str] = mapped_column(String(8))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    email_width: Mapped[int] = mapped_column(Integer)
+    email_height: Mapped[int] = mapped_column(Integer)
+    email_size: Mapped[int] = mapped_column(Integer)
+    alt: Mapped[str] = mapped_column(Text)  # the default alt text
+    uploaded_by: Mapped[str] = mapped_column(String(320))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    email_data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

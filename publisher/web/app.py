@@ -29,7 +29,7 @@ from publisher.publish.archive import ARCHIVE_DIR
 from publisher.publish.posts import POSTS_DIR
 from publisher.render.environment import render_template
 from publisher.store import Store
-from publisher.web import admin, signup, subscriber, webhook
+from publisher.web import admin, media, signup, subscriber, webhook
 from publisher.web.bounds import BoundedBodies, Limits
 from publisher.web.context import Web, topics_of, web, web_environment
 from publisher.web.forms import FormTooLarge
@@ -111,7 +111,7 @@ class SecurityHeaders:
                     (b"referrer-policy", b"no-referrer"),  # token URLs never leak onwards
                     (b"x-content-type-options", b"nosniff"),
                 ]
-                if not local.startswith((*PUBLISHED, "/web.css")):
+                if not local.startswith((*PUBLISHED, "/web.css", "/media/")):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
@@ -274,6 +274,7 @@ def create_app(
         *subscriber.ROUTES,
         *webhook.ROUTES,
         *admin.ROUTES,
+        *media.ROUTES,
         *_static(config),
     ]
     website = config.organisation.website.rstrip("/")

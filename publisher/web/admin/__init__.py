@@ -11,7 +11,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import account, campaigns, items, links, login, passkeys, people, posts
+from publisher.web.admin import account, campaigns, items, links, login, media, passkeys
+from publisher.web.admin import people, posts
 from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
@@ -83,6 +84,9 @@ ROUTES: list[BaseRoute] = [
     Route(
         "/admin/posts/{id:int}/revisions/{rev:int}/restore", posts.restore_post, methods=["POST"]
     ),
+    Route("/admin/media", media.media_page, methods=["GET"]),
+    Route("/admin/media/upload", media.upload_post, methods=["POST"]),
+    Route("/admin/media/delete", media.delete_post, methods=["POST"]),
     Route("/admin/items", items.items_page, methods=["GET"]),
     Route("/admin/items/retire", items.retire_post, methods=["POST"]),
     Route("/admin/items/unretire", items.unretire_post, methods=["POST"]),

@@ -19,6 +19,7 @@ from publisher.pipeline import publish_posts
 from publisher.render.environment import render_template
 from publisher.sources.newsroom import post_url, preview_html
 from publisher.store import audit, posts
+from publisher.store.media import list_images, media_url
 from publisher.web.admin.auth import COOKIE, Admin, action, render, signed_in, to, view
 from publisher.web.admin.post_form import (
     Draft,
@@ -49,6 +50,19 @@ def zone_of(admin: Admin) -> ZoneInfo:
     return ZoneInfo(admin.w.config.organisation.timezone)
 
 
+def image_library(admin: Admin) -> list[tuple[str, str]]:
+    """The uploaded images offered in the "Image" field: (email-size address, label); the
+    email size (1,200 px wide at most) is what digests, feeds and the post page show."""
+    public_url = admin.w.config.organisation.public_url
+    return [
+        (media_url(public_url, image.email_file), f"{image.name}: {image.alt}"[:200])
+        for image in list_images(admin.w.store)[:LIBRARY_MAX]
+    ]
+
+
+LIBRARY_MAX = 200  # the newest uploads; any other is typed or pasted as its address
+
+
 def editor(admin: Admin, draft: Draft, post: posts.Post | None, **extra: Any) -> Response:
     """The editor page with `draft` in the form (a new post's when `post` is None)."""
     zone, now = zone_of(admin), admin.w.now()
@@ -62,7 +76,8 @@ def editor(admin: Admin, draft: Draft, post: posts.Post | None, **extra: Any) ->
         script_src="posts/editor.js", draft=draft, post=post, kinds=KINDS, topics_offered=topics,
         schedule=bool(fields and fields.date > now), now_local=local(now, zone),
         problems=extra.pop("problems", {}),
-        action_url=f"admin/posts/{post.id}" if post else "admin/posts/new", **extra,
+        action_url=f"admin/posts/{post.id}" if post else "admin/posts/new",
+        library=image_library(admin), **extra,
     )  # fmt: skip
     response.headers["content-security-policy"] += "; connect-src 'self'"  # the live preview
     return response
