@@ -11,8 +11,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import account, campaigns, items, links, login, media, passkeys
-from publisher.web.admin import people, posts
+from publisher.web.admin import (
+    account,
+    campaigns,
+    items,
+    links,
+    login,
+    media,
+    passkeys,
+    people,
+    posts,
+)
 from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
