@@ -17,7 +17,7 @@ from publisher.cli.base import (
     utc_now,
     warn,
 )
-from publisher.store.items import list_items, retire_item
+from publisher.store.items import list_items, retire_item, unretire_item
 from publisher.store.sink import StoreSink
 from publisher.support.screen import count
 
@@ -60,7 +60,7 @@ def print_collect_report(report: CollectReport) -> None:
 
 
 items_app = command_group(
-    "items", "Stored items: list them, or retire one for good.", invoke_without_command=True
+    "items", "Stored items: list them, retire one, or bring one back.", invoke_without_command=True
 )
 
 
@@ -108,6 +108,24 @@ def retire(
     console.print(
         f"retired {item.id} ('{item.title}'): left out of every future edition and feed "
         "from the next build (`publisher feeds build`)",
+        markup=False,
+        highlight=False,
+    )
+
+
+@items_app.command("unretire", cls=PlainCommand)
+def unretire(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID", help="The item's id (see `items`).")],
+) -> None:
+    """Bring a retired item back into editions and feeds.
+
+    The next collect updates it like any other item.
+    """
+    st = state(ctx)
+    item = unretire_item(st.store, item_id, now=utc_now())
+    console.print(
+        f"brought back {item.id} ('{item.title}'): the next edition and feed build may carry it",
         markup=False,
         highlight=False,
     )

@@ -66,17 +66,21 @@ def sent_editions(store: Store, campaign: str) -> list[SentEdition]:
 
 
 def content_signature(store: Store, campaigns: set[str]) -> str:
-    """A digest of everything feeds are made from (every item's id and content hash, the
-    campaigns' sent editions): equal signatures mean the feeds need no rebuild. Reads two
-    short columns instead of whole items, so it costs a fraction of `list_items`."""
+    """A digest of everything feeds are made from (every item's id and content hash and
+    staff's topics, the campaigns' sent editions): equal signatures mean the feeds need no
+    rebuild. Reads short columns instead of whole items, so it costs a fraction of
+    `list_items`."""
     digest = hashlib.sha256()
     with store.session() as session:
-        for item_id, content_hash in session.execute(
-            select(ItemRow.id, ItemRow.content_hash)
+        for item_id, content_hash, override in session.execute(
+            select(ItemRow.id, ItemRow.content_hash, ItemRow.topics_override)
             .where(ItemRow.retired_at.is_(None))
             .order_by(ItemRow.id)
         ):
-            digest.update(f"{item_id}\x1f{content_hash}\x1e".encode())
+            # staff's topics change which topic feeds carry the item (the content hash is
+            # of the source's copy)
+            topics = "" if override is None else f"\x1f{override}"
+            digest.update(f"{item_id}\x1f{content_hash}{topics}\x1e".encode())
         if campaigns:
             editions = select(
                 EditionRow.campaign,

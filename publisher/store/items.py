@@ -1,4 +1,5 @@
-"""Collected items in the store: upsert by content hash, retire, list newest first.
+"""Collected items in the store: upsert by content hash, retire and bring back, staff's
+topics (kept across collects), list newest first.
 Every function takes the store first and returns Items or plain values."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "retire_item",
     "retire_missing",
     "selection_items",
+    "set_topics_override",
     "unretire_item",
     "upsert_items",
 ]
@@ -90,7 +92,9 @@ def retire_item(
 
 
 def unretire_item(store: Store, item_id: str, *, now: datetime) -> Item:
-    """Bring a retired item back (a retired post published again): it may appear again."""
+    """Bring a retired item back (a retired post published again, or staff on the items
+    page): it may appear in editions and feeds again, and the next collect updates it like
+    any other (a retired item's stored copy is never updated)."""
     with store.session() as session:
         row = session.get(ItemRow, item_id)
         if row is None:
@@ -147,7 +151,7 @@ def list_items(
         rows = session.scalars(query)
         out = []
         for row in rows:
-            if topic and topic not in (row.topics or []):
+            if topic and topic not in effective_topics(row):
                 continue
             out.append(row_to_item(row))
             if limit and len(out) >= limit:
@@ -193,7 +197,17 @@ def _fill_row(row: ItemRow, item: Item, digest: str, now: datetime) -> None:
     row.origin = item.origin
 
 
-def row_to_item(row: ItemRow) -> Item:
+def effective_topics(row: ItemRow) -> tuple[str, ...]:
+    """The topics every later stage sees: staff's override when there is one (the items
+    page), else the source's own."""
+    chosen = row.topics if row.topics_override is None else row.topics_override
+    return tuple(chosen or ())
+
+
+def row_to_item(row: ItemRow, *, body: bool = True) -> Item:
+    """The one conversion of a stored item (compose, feeds, the archive and the previews all
+    read items through it): its topics are the effective ones. `body=False`: the body is
+    left empty (a listing that deferred loading it)."""
     return Item(
         id=row.id,
         title=row.title,
@@ -202,13 +216,31 @@ def row_to_item(row: ItemRow) -> Item:
         source=row.source,
         kind=row.kind,
         summary=row.summary,
-        body_html=row.body_html,
+        body_html=row.body_html if body else "",
         author=row.author,
         updated=row.updated,
-        topics=tuple(row.topics or ()),
+        topics=effective_topics(row),
         image=row.image,
         image_alt=row.image_alt,
         day=row.day,
         first_seen=row.first_seen,
         origin=row.origin,
     )
+
+
+def set_topics_override(
+    store: Store, item_id: str, topics: Iterable[str] | None, *, by: str, now: datetime
+) -> Item:
+    """Staff's topics for an item, kept across collects (each topic through the one slug
+    function, empty ones dropped); None goes back to the source's own topics. Returns the
+    item as every later stage will see it."""
+    chosen = None if topics is None else list(dict.fromkeys(filter(None, map(slugify, topics))))
+    with store.session() as session:
+        row = session.get(ItemRow, item_id)
+        if row is None:
+            raise ItemNotFound(f"no item '{item_id}' in the store; `publisher items` lists ids")
+        row.topics_override = chosen
+        row.topics_override_by = None if chosen is None else by
+        row.topics_override_at = None if chosen is None else now
+        row.last_changed = now
+        return row_to_item(row)

@@ -77,6 +77,14 @@ class ItemRow(Base):
     # A retired item never appears in an edition or a feed again (and is never revived).
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     retired_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Staff's correction of the topics (the items page, issue 20): what every later stage
+    # reads instead of `topics` (the source's own, still updated by each collect), kept
+    # across collects; None: the source's topics apply. Who set it and when.
+    topics_override: Mapped[list | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    topics_override_by: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    topics_override_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_items_published_id", "published", "id"),)
 
 
 class PublishStateRow(Base):
@@ -141,6 +149,9 @@ class EditionItemRow(Base):
     item_id: Mapped[str] = mapped_column(String(512), primary_key=True)
     section: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(Integer)
+
+    # the items page lists the editions each item was in (issue 20)
+    __table_args__ = (Index("ix_edition_items_item_id", "item_id"),)
 
 
 class SubscriberRow(Base):

@@ -14,6 +14,7 @@ from publisher.render.environment import render_template
 from publisher.web.admin import (
     account,
     campaigns,
+    items,
     links,
     login,
     media,
@@ -21,7 +22,7 @@ from publisher.web.admin import (
     people,
     posts,
     welcome,
-)  # fmt: skip
+)
 from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
@@ -98,4 +99,9 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/media/delete", media.delete_post, methods=["POST"]),
     Route("/admin/welcome", welcome.welcome_page, methods=["GET"]),
     Route("/admin/welcome/preview", welcome.welcome_preview, methods=["GET"]),
+    Route("/admin/items", items.items_page, methods=["GET"]),
+    Route("/admin/items/retire", items.retire_post, methods=["POST"]),
+    Route("/admin/items/unretire", items.unretire_post, methods=["POST"]),
+    Route("/admin/items/topics", items.topics_post, methods=["POST"]),
+    Route("/admin/items/{id:path}", items.item_page, methods=["GET"]),
 ]
