@@ -19,6 +19,7 @@ from publisher.items import Item
 from publisher.render.email import RenderedEdition
 from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
+from publisher.schedule.presence import daemon_running, late_slot, scheduler_status
 from publisher.schedule.slots import overview
 from publisher.store import audit, dashboard
 from publisher.store.schedule_state import set_paused
@@ -119,7 +120,7 @@ def overview_page(request: Request, admin: Admin) -> Response:
     return admin.page(
         "overview.html", "Overview", campaigns=campaigns, lines=lines, zones=zones,
         sources=_sources(w), feeds=_feeds(w), built=dashboard.feeds_built_at(w.store),
-        alerts=_alerts(w, lines, now),
+        alerts=_alerts(w, lines, now), scheduler=scheduler_status(w.config, w.store, now=now),
     )  # fmt: skip
 
 
@@ -156,6 +157,8 @@ def campaign_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     row = next(r for r in overview(w.config, w.store, now=w.now()) if r.name == name)
     context: dict[str, Any] = {"campaign": campaign, "row": row, "notice": notice}
+    if not daemon_running(w.store, now=w.now()):  # then nothing sends a due slot
+        context["late"] = late_slot(w.config, w.store, campaign, now=w.now())
     context["editions"] = dashboard.campaign_editions(w.store, name)
     if admin.staff.may("editor"):
         try:
