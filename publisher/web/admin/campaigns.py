@@ -157,8 +157,11 @@ def campaign_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     row = next(r for r in overview(w.config, w.store, now=w.now()) if r.name == name)
     context: dict[str, Any] = {"campaign": campaign, "row": row, "notice": notice}
-    if not daemon_running(w.store, now=w.now()):  # then nothing sends a due slot
-        context["late"] = late_slot(w.config, w.store, campaign, now=w.now())
+    context["late"] = (  # a due slot nothing will send: no daemon is running
+        None
+        if daemon_running(w.store, now=w.now())
+        else late_slot(w.config, w.store, campaign, now=w.now())
+    )
     context["editions"] = dashboard.campaign_editions(w.store, name)
     if admin.staff.may("editor"):
         try:
