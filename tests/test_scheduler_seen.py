@@ -16,10 +16,12 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 from lxml import html as lxml_html
+from sqlalchemy import Table
 
 import publisher
 from publisher.store import Store, processes_seen
@@ -80,7 +82,7 @@ def test_the_heartbeat_thread_renews_the_row_with_the_given_clock(store):
 
 
 def test_a_beat_without_its_table_never_raises_and_the_next_one_writes(store, caplog):
-    table = ProcessHeartbeatRow.__table__
+    table = cast(Table, ProcessHeartbeatRow.__table__)
     table.drop(store.engine)  # every statement fails, as with a lost database
     caplog.set_level(logging.WARNING, logger="publisher.store.processes_seen")
     with Presence(store, "daemon", clock=Clock(), every=3600, pid=5) as presence:

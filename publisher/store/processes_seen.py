@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Self
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 
 import publisher
 from publisher.store import Store, dialect
@@ -84,7 +84,7 @@ def record_seen(
         row.last_seen = now
 
 
-def _select_one(host: str, pid: int, started: datetime):  # type: ignore[no-untyped-def]
+def _select_one(host: str, pid: int, started: datetime) -> Select[ProcessHeartbeatRow]:
     return select(ProcessHeartbeatRow).where(
         ProcessHeartbeatRow.host == host,
         ProcessHeartbeatRow.pid == pid,
