@@ -93,6 +93,24 @@ def test_a_beat_without_its_table_never_raises_and_the_next_one_writes(store, ca
     assert rows(store) == []
 
 
+def test_a_sending_worker_is_seen_while_it_runs_and_gone_when_it_stops(store, make_config):
+    from publisher.deliver.worker_process import run_worker
+    from publisher.store.work import Lease
+
+    config = make_config("delivery:\n  backend: file\n")
+    seen_while_running: list[list[SeenProcess]] = []
+
+    def should_stop() -> bool:  # asked before each look for work: look once, then stop
+        seen_while_running.append(rows(store))
+        return len(seen_while_running) > 1
+
+    lease = Lease("test:1:ab", 60, clock=lambda: FIXED_NOW.timestamp())
+    run_worker(config, store, lease, clock=Clock(), should_stop=should_stop, sleep=lambda _: None)
+    (worker,) = seen_while_running[0]
+    assert (worker.kind, worker.started, worker.last_seen) == ("worker", FIXED_NOW, FIXED_NOW)
+    assert rows(store) == []
+
+
 def test_rows_older_than_a_day_are_pruned_by_the_next_beat(store):
     beat(store, "daemon", FIXED_NOW - timedelta(days=2), pid=1)
     beat(store, "worker", FIXED_NOW - timedelta(hours=3), pid=2)
