@@ -320,3 +320,10 @@ def test_real_daemons_seen_running_stopped_and_killed(served, store, project):
     tree = page(served)
     assert present(process_states(tree).get(key)).startswith("stopped or killed (last seen")
     assert warning(tree).startswith("Nothing will be sent")
+
+
+def test_publisher_check_knows_the_web_filter_the_scheduler_templates_use():
+    from publisher.render.checks import check_template_files
+    from publisher.render.environment import BUILTIN_TEMPLATES
+
+    assert check_template_files((BUILTIN_TEMPLATES,)) == []
