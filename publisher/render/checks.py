@@ -70,9 +70,6 @@ def check_colours(colours: Colours) -> list[str]:
 def check_template_files(search_path: tuple[Path, ...]) -> list[str]:
     """Jinja syntax of every template and MJML elements/attributes of every .mjml file."""
     env = template_environment(search_path)
-    # the filters only the web's environment adds (publisher.web.context): their use is
-    # checked here, their output is not
-    env.filters = {**env.filters, "when": str}
     problems = []
     for name in env.list_templates(extensions=[s.lstrip(".") for s in TEMPLATE_SUFFIXES]):
         try:
