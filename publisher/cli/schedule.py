@@ -26,6 +26,7 @@ from publisher.errors import ScheduleError
 from publisher.store.schedule_state import DEFAULT_LEASE
 
 if TYPE_CHECKING:
+    from publisher.schedule.presence import SchedulerStatus
     from publisher.schedule.slots import CampaignOverview
 
 
@@ -100,11 +101,13 @@ def run_daemon(st: AppState, *, lease: timedelta = DEFAULT_LEASE) -> None:
 
 @app.command(cls=PlainCommand)
 def schedule(ctx: typer.Context) -> None:
-    """Show each campaign's schedule.
+    """Show each campaign's schedule and the daemons and workers running.
 
     The cadence in words, the next three runs (local and UTC), the last edition and slot
-    outcome, paused or not.
+    outcome, paused or not, late when no daemon is running; then every daemon and worker
+    seen in the last day (running, or stopped or killed).
     """
+    from publisher.schedule.presence import scheduler_status
     from publisher.schedule.slots import far_away_warnings, overview
 
     st = state(ctx)
@@ -118,6 +121,28 @@ def schedule(ctx: typer.Context) -> None:
         for t in row.next_runs:
             console.print(f"  next  {t.astimezone(zone):%a %Y-%m-%d %H:%M %Z}  ({t:%H:%M} UTC)")
         console.print(f"  last  {describe_last(row)}", highlight=False)
+    print_scheduler(scheduler_status(st.config, st.store, now=now))
+
+
+def print_scheduler(status: SchedulerStatus) -> None:
+    """The late campaigns and the processes the store has seen, as the dashboard shows them."""
+    for name, slot in status.late.items():
+        warn(f"{name}: the slot of {slot:%Y-%m-%d %H:%M} UTC is due and not sent", "late")
+    if not status.running:
+        warn(
+            "no daemon seen for two minutes: nothing is sent until `publisher run` runs "
+            "(docs/operators.md, Scheduling)"
+        )
+    console.print("[bold]processes[/]" if status.processes else "processes: none seen today")
+    for line in status.processes:
+        p = line.process
+        state_words = "stopped or killed" if line.stale else "running"
+        console.print(
+            f"  {p.kind:<6}  {p.host}:{p.pid}  {p.version}  started {p.started:%Y-%m-%d %H:%M}"
+            f" UTC  last seen {p.last_seen:%Y-%m-%d %H:%M:%S} UTC  {state_words}",
+            highlight=False,
+            markup=False,
+        )
 
 
 def describe_last(row: CampaignOverview) -> str:

@@ -27,6 +27,7 @@ from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import ConfigError, DeliveryError
 from publisher.store import Store, work
 from publisher.store.editions import get_edition
+from publisher.store.processes_seen import Presence
 
 LOG = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def run_worker(
         )
     report, idle_since = WorkerReport(editions=set()), time.monotonic()
     try:
-        with LeaseHeartbeat(store, lease):
+        # the store sees this worker alive while it runs (the dashboard lists it)
+        with LeaseHeartbeat(store, lease), Presence(store, "worker", clock=clock):
             while not should_stop():
                 found = 0
                 editions = store.retrying(lambda: work.sending_editions(store), what="polling")

@@ -36,6 +36,7 @@ from publisher.schedule.slots import (
 )
 from publisher.store import Store, processes
 from publisher.store import schedule_state as state
+from publisher.store.processes_seen import BEAT_EVERY, Presence
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,10 @@ class Daemon:
         build_feeds: IntervalJob | None = None,
         owner: str | None = None,
         lease: timedelta = state.DEFAULT_LEASE,
+        beat_every: float = BEAT_EVERY,
     ) -> None:
         self.config = config
+        self.beat_every = beat_every  # the daemon's heartbeat row (the dashboard shows it)
         self.store = store
         self.run_slot_fn = run_slot
         self.clock = clock
@@ -314,9 +317,14 @@ class Daemon:
         self._paused_seen = paused
 
     def serve(self) -> None:
-        """Run until SIGTERM/SIGINT; then finish the work in flight and return."""
-        self.scheduler = scheduler = BlockingScheduler(timezone=UTC)
-        self._install_signal_handlers()
+        """Run until SIGTERM/SIGINT; then finish the work in flight and return. Meanwhile
+        the store sees the daemon alive (its heartbeat row, deleted on the way out)."""
+        self.scheduler = BlockingScheduler(timezone=UTC)
+        self._install_signal_handlers()  # first: a SIGTERM at start-up removes the row too
+        with Presence(self.store, "daemon", clock=self.clock, every=self.beat_every):
+            self._serve(self.scheduler)
+
+    def _serve(self, scheduler: BlockingScheduler) -> None:
         now = self.clock()
         for warning in far_away_warnings(self.config, now=now):
             log.warning(warning)

@@ -570,3 +570,18 @@ class MediaRow(Base):
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     email_data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+class ProcessHeartbeatRow(Base):
+    """A running `publisher run` daemon or `publisher worker` as it last said it was alive
+    (issue 21): renewed every 30 s, deleted on a clean stop; a killed one's row stays
+    behind until it is a day old."""
+
+    __tablename__ = "process_heartbeats"
+    __table_args__ = (UniqueConstraint("host", "pid", "started"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))  # daemon, worker
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(40))
+    started: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

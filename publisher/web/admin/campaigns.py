@@ -20,6 +20,7 @@ from publisher.items import Item
 from publisher.render.email import RenderedEdition
 from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
+from publisher.schedule.presence import daemon_running, late_slot, scheduler_status
 from publisher.schedule.slots import overview
 from publisher.store import audit, dashboard
 from publisher.store.curation import get_curation
@@ -121,7 +122,7 @@ def overview_page(request: Request, admin: Admin) -> Response:
     return admin.page(
         "overview.html", "Overview", campaigns=campaigns, lines=lines, zones=zones,
         sources=_sources(w), feeds=_feeds(w), built=dashboard.feeds_built_at(w.store),
-        alerts=_alerts(w, lines, now),
+        alerts=_alerts(w, lines, now), scheduler=scheduler_status(w.config, w.store, now=now),
     )  # fmt: skip
 
 
@@ -158,6 +159,11 @@ def campaign_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     row = next(r for r in overview(w.config, w.store, now=w.now()) if r.name == name)
     context: dict[str, Any] = {"campaign": campaign, "row": row, "notice": notice}
+    context["late"] = (  # a due slot nothing will send: no daemon is running
+        None
+        if daemon_running(w.store, now=w.now())
+        else late_slot(w.config, w.store, campaign, now=w.now())
+    )
     context["editions"] = dashboard.campaign_editions(w.store, name)
     context["curation"] = get_curation(w.store, name)
     if admin.staff.may("editor"):
