@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.render.environment import render_template
-from publisher.web.admin import account, campaigns, links, login, passkeys, people
+from publisher.web.admin import account, campaigns, imports, links, login, passkeys, people, roster
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
 
@@ -64,4 +64,14 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/staff/remove", people.staff_remove, methods=["POST"]),
     Route("/admin/staff/sessions/end", people.staff_end_sessions, methods=["POST"]),
     Route("/admin/staff/policy", people.staff_policy, methods=["POST"]),
+    Route("/admin/staff/export-policy", people.staff_export_policy, methods=["POST"]),
+    Route("/admin/subscribers/new", roster.new_page, methods=["GET"]),
+    Route("/admin/subscribers/new", roster.new_post, methods=["POST"]),
+    Route("/admin/subscribers/{id:int}/edit", roster.edit_post, methods=["POST"]),
+    Route("/admin/subscribers/{id:int}/unsubscribe", roster.unsubscribe_post, methods=["POST"]),
+    Route("/admin/subscribers/{id:int}/resubscribe", roster.resubscribe_post, methods=["POST"]),
+    Route("/admin/subscribers/import", imports.import_page, methods=["GET"]),
+    Route("/admin/subscribers/import", imports.import_post, methods=["POST"]),
+    Route("/admin/subscribers/import/{id:int}", imports.preview_page, methods=["GET"]),
+    Route("/admin/subscribers/import/{id:int}/confirm", imports.confirm_post, methods=["POST"]),
 ]
