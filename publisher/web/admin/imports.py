@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from typing import IO
 
@@ -105,7 +106,8 @@ def import_post(request: Request, admin: Admin, form: FormData) -> Response:
     try:
         staged = _stage(admin, upload.file, upload.filename or "upload.csv", note)
     except SubscriberFileError as exc:
-        errors["file"] = f"This file cannot be read as a list of people: {exc}"
+        where = re.sub(r"^line:(\d+): ", r"line \1: ", str(exc))
+        errors["file"] = f"This file cannot be read as a list of people: {where}"
     except UnicodeDecodeError:
         errors["file"] = "This file is not UTF-8 text: save it as “CSV UTF-8” and try again."
     except ImportTooLarge:
