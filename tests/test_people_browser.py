@@ -42,7 +42,7 @@ def addresses(store) -> dict[str, str]:
 
 WIDE = """() => [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
-  .map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)} ${e.textContent.slice(0, 40)} in ${e.closest("div") ? e.closest("div").className + "/" + getComputedStyle(e.closest("div")).overflowX : "-"}`)
+  .map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)
   .slice(0, 10)"""
 
 
