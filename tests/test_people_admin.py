@@ -23,7 +23,15 @@ from publisher.store.consent import CLI as CTX
 from publisher.store.consent import history, set_subscriber_status
 from publisher.store.subscribers import count_by_status, find_subscriber, iter_subscribers
 from publisher.subscribers.consent import add_by_staff, erase
-from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts, csrf_of, log_in, xpath_strings
+from tests.admin_support import (
+    ADMIN_CONFIG,
+    STAFF,
+    add_accounts,
+    csrf_of,
+    log_in,
+    xpath_list,
+    xpath_strings,
+)
 from tests.conftest import FIXED_NOW, present
 from tests.web_support import serve
 
@@ -226,21 +234,24 @@ def upload(http: httpx.Client, csrf: str, data: bytes, note: str = NOTE) -> http
     )
 
 
+def cell_texts(row: lxml_html.HtmlElement) -> list[str]:
+    return [" ".join(td.text_content().split()) for td in xpath_list(row, "td")]
+
+
 def preview_rows(page: str) -> dict[int, tuple[str, str]]:
-    tree = lxml_html.fromstring(page)
+    """line -> (the address as shown, the outcome and its reason)"""
     rows = {}
-    for tr in tree.xpath('//table[@id="import-rows"]/tbody/tr'):
-        cells = [" ".join(td.text_content().split()) for td in tr.xpath("td")]
+    for tr in xpath_list(lxml_html.fromstring(page), '//table[@id="import-rows"]/tbody/tr'):
+        cells = cell_texts(tr)
         rows[int(tr.get("data-line"))] = (cells[1], cells[4])
     return rows
 
 
 def totals(page: str) -> dict[str, int]:
-    tree = lxml_html.fromstring(page)
-    return {
-        tr.get("data-outcome"): int(tr.xpath("td")[0].text_content())
-        for tr in tree.xpath('//table[@id="import-totals"]//tr[@data-outcome]')
-    }
+    found = xpath_list(
+        lxml_html.fromstring(page), '//table[@id="import-totals"]//tr[@data-outcome]'
+    )
+    return {tr.get("data-outcome"): int(cell_texts(tr)[0]) for tr in found}
 
 
 def test_import_previews_every_row_writes_nothing_then_confirms_once(served, store):
@@ -299,6 +310,10 @@ def test_an_import_is_its_owners_and_needs_a_consent_note(served, store):
             bad_header.status_code == 400
             and "line 1: the CSV header needs an &#39;email&#39; column" in bad_header.text
         )
+        huge_cell = upload(
+            http, csrf, b'email,name\r\nana@example.org,"' + b"x" * 200_000 + b'"\r\n'
+        )
+        assert huge_cell.status_code == 400 and "invalid CSV: field larger than" in huge_cell.text
         latin = upload(http, csrf, "email,name\r\nana@example.org,Zo\xeb\r\n".encode("latin-1"))
         assert latin.status_code == 400 and "not UTF-8 text" in latin.text
         preview = upload(http, csrf, CSV_TEXT.encode())

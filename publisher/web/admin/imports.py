@@ -61,8 +61,11 @@ def _text_of(upload: IO[bytes]) -> io.TextIOWrapper:
 def _count_records(upload: IO[bytes]) -> int:
     """Records after the header, counted in one cheap pass before anything is checked."""
     handle = _text_of(upload)
+    reader = csv.reader(handle)
     try:
-        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+        return max(sum(1 for _ in reader) - 1, 0)
+    except csv.Error as exc:  # e.g. a cell over csv's field limit: the file is refused
+        raise SubscriberFileError(f"line:{reader.line_num}: invalid CSV: {exc}") from None
     finally:
         handle.detach()  # the upload stays open for the second pass
 
@@ -146,7 +149,7 @@ def preview_page(request: Request, admin: Admin) -> Response:
     )  # fmt: skip
 
 
-@action("editor", form_bytes=UPLOAD_LIMITS["/admin/subscribers/import"])
+@action("editor")
 @in_thread
 def confirm_post(request: Request, admin: Admin, form: FormData) -> Response:
     w, import_id = admin.w, request.path_params["id"]
