@@ -570,6 +570,8 @@ class MediaRow(Base):
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     email_data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+
 class ProcessHeartbeatRow(Base):
     """A running `publisher run` daemon or `publisher worker` as it last said it was alive
     (issue 21): renewed every 30 s, deleted on a clean stop; a killed one's row stays
@@ -585,3 +587,38 @@ class ProcessHeartbeatRow(Base):
     version: Mapped[str] = mapped_column(String(40))
     started: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class PendingImportRow(Base):
+    """A CSV of people uploaded in /admin, read and checked but not yet written (issue 20):
+    the preview's totals, owned by one staff member, expiring; confirming writes its rows
+    once (`confirmed_at` claims it)."""
+
+    __tablename__ = "pending_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text)  # where consent came from, for every row
+    totals: Mapped[dict] = mapped_column(JSON, default=dict)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class PendingImportLineRow(Base):
+    """One row of a pending import as the preview showed it: what confirming will do."""
+
+    __tablename__ = "pending_import_lines"
+
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("pending_imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(Text)  # as written when it is not an address
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    topics: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(20))  # add, update, unchanged, skip
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)

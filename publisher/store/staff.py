@@ -56,6 +56,8 @@ __all__ = [
     "second_factor_policy",
     "set_password",
     "set_second_factor_policy",
+    "editors_may_export",
+    "set_editors_may_export",
     "set_totp",
     "totp_secret",
 ]
@@ -324,3 +326,19 @@ def set_second_factor_policy(store: Store, policy: str) -> None:
         raise StaffError(f"unknown policy '{policy}': use one of {', '.join(POLICIES)}")
     with store.session() as session:
         session.merge(StaffSettingRow(name=_SETTING_2FA, value=policy))
+
+
+_SETTING_EXPORT = "editors_may_export"
+
+
+def editors_may_export(store: Store) -> bool:
+    """The owners' setting: may editors download the list of subscribers (owners always
+    may)? Off until an owner turns it on."""
+    with store.session() as session:
+        row = session.get(StaffSettingRow, _SETTING_EXPORT)
+        return row is not None and row.value == "yes"
+
+
+def set_editors_may_export(store: Store, allowed: bool) -> None:
+    with store.session() as session:
+        session.merge(StaffSettingRow(name=_SETTING_EXPORT, value="yes" if allowed else "no"))

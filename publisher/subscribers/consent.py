@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from publisher.errors import PublisherError
 from publisher.store import Store
 from publisher.store.consent import (
     CLI,
@@ -31,7 +32,17 @@ from publisher.store.consent import (
 from publisher.store.subscribers import PENDING, Subscriber, normalise_email, subscriber_at
 from publisher.store.suppression import suppress, suppression_reason, unsuppress
 
-__all__ = ["activate", "add_by_staff", "erase", "export_data", "sign_up", "unsubscribe"]
+__all__ = [
+    "StaffRefused",
+    "activate",
+    "add_by_staff",
+    "add_person",
+    "erase",
+    "export_data",
+    "resubscribe_refusal",
+    "sign_up",
+    "unsubscribe",
+]
 
 
 def sign_up(
@@ -103,6 +114,57 @@ def add_by_staff(
         known = add_pending(store, address, name=name, topics=topics, ctx=CLI, now=now)
     activate(store, known, action="added", ctx=CLI, now=now)
     return known, known.status == PENDING
+
+
+class StaffRefused(PublisherError):
+    """What staff asked for cannot be done to this person; the message says why."""
+
+
+def add_person(
+    store: Store,
+    email: str,
+    *,
+    name: str | None,
+    topics: Sequence[str],
+    ctx: Context,
+    now: datetime,
+) -> Subscriber:
+    """/admin's "Add a person": someone new, active at once, the note on where their consent
+    came from in `ctx.consent_text`. Nobody already on the list is added twice or changed, and
+    an erased or never-to-be-mailed address is never re-added: StaffRefused says why.
+    ValueError for an address that is not one."""
+    address = normalise_email(email)
+    known = subscriber_at(store, address)
+    if known is not None:
+        raise StaffRefused(f"{address} is already on the list ({known.status}): not added again.")
+    reason = suppression_reason(store, address)
+    if reason is not None:
+        why = "was erased at the person's request" if reason == "erased" else "is never mailed"
+        raise StaffRefused(f"{address} {why} ({reason}): staff cannot add it back.")
+    person = add_pending(store, address, name=name, topics=topics, ctx=ctx, now=now)
+    activate(store, person, action="added", ctx=ctx, now=now)
+    return subscriber_at(store, address) or person
+
+
+def resubscribe_refusal(store: Store, subscriber: Subscriber) -> str | None:
+    """Why staff may not mail this person a confirmation to come back, or None: only
+    someone who unsubscribed may be asked. A complaint or an erasure is final: staff never
+    write to them again; an active or pending person needs nothing."""
+    if (
+        subscriber.email.endswith("@erased.invalid")
+        or suppression_reason(store, subscriber.email) == "erased"
+    ):
+        return "This person asked for their data to be erased: they cannot be re-added."
+    if subscriber.status == "complained":
+        return (
+            "This person marked our email as spam: staff cannot re-add them. Only a new "
+            "sign-up of their own can."
+        )
+    if subscriber.status == "bounced":
+        return "Mail to this address bounced: it cannot receive a confirmation."
+    if subscriber.status != "unsubscribed":
+        return f"This person is {subscriber.status}: there is nothing to resubscribe."
+    return None
 
 
 def export_data(store: Store, subscriber: Subscriber, *, now: datetime) -> dict[str, Any]:

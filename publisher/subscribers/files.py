@@ -10,15 +10,25 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from publisher.config.models import control_characters
 from publisher.errors import PublisherError
 from publisher.store.subscribers import STATUSES, SubscriberInput, normalise_email, topic_slug
 from publisher.support import bounded
 
-__all__ = ["MAX_FILE", "MAX_NAME", "SubscriberFileError", "read_subscriber_file"]
+__all__ = [
+    "MAX_FILE",
+    "MAX_NAME",
+    "FileRow",
+    "SubscriberFileError",
+    "csv_records",
+    "file_rows",
+    "read_subscriber_file",
+]
 
 MAX_NAME = 200  # characters; a display name, not a paragraph
 MAX_FILE = 200 * 1024 * 1024  # bytes: a subscriber file bigger than this is a mistake
@@ -59,20 +69,31 @@ def _clean_name(value: object) -> str | None:
     return name or None
 
 
-def _parse_row(data: dict[str, Any], where: str) -> SubscriberInput:
-    try:
-        email = normalise_email(_text(data.get("email"), "email"))
-        status = _text(data.get("status"), "status").strip().lower() or None
-        if status is not None and status not in STATUSES:
-            raise ValueError(f"unknown status {status!r} (allowed: {', '.join(STATUSES)})")
-        return SubscriberInput(
-            email, _clean_name(data.get("name")), _split_topics(data.get("topics")), status
-        )
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+def _parse_row(data: dict[str, Any]) -> SubscriberInput:
+    """One record as a row; ValueError says what is wrong with it."""
+    email = normalise_email(_text(data.get("email"), "email"))
+    status = _text(data.get("status"), "status").strip().lower() or None
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status {status!r} (allowed: {', '.join(STATUSES)})")
+    return SubscriberInput(
+        email, _clean_name(data.get("name")), _split_topics(data.get("topics")), status
+    )
 
 
-def _json_records(path: Path, text: str) -> list[tuple[str, object]]:
+@dataclass(frozen=True)
+class FileRow:
+    """One record of a subscriber file: where it is (`line`: the CSV line it starts on, or
+    the JSON entry's number; `where`: the same for a message), the row read from it, or the
+    problem that has it skipped (without the `where`)."""
+
+    line: int
+    where: str
+    email: str  # as written (a bad address is shown as it was)
+    row: SubscriberInput | None
+    problem: str | None
+
+
+def _json_records(path: Path, text: str) -> list[tuple[str, int, object]]:
     """A JSON list of objects, or {"subscribers": [...]}; any other shape is an error."""
     try:
         data = bounded.load_json(text)
@@ -88,25 +109,47 @@ def _json_records(path: Path, text: str) -> list[tuple[str, object]]:
             f'{path}: expected a list of subscribers or {{"subscribers": [...]}}, '
             f"got {type(records).__name__ if records is not None else 'null'}"
         )
-    return [(f"{path}: entry {i + 1}", r) for i, r in enumerate(records)]
+    return [(f"{path}: entry {i + 1}", i + 1, r) for i, r in enumerate(records)]
 
 
-def _csv_records(path: Path, text: str) -> list[tuple[str, object]]:
-    """Rows with the line each starts on. Records are split on line breaks only as CSV
-    does (a quoted name may hold one: the row is then reported, not glued together)."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+def csv_records(handle: TextIO, name: str) -> Iterator[tuple[str, int, object]]:
+    """Rows with the line each starts on, read as they come (a file of any size is never
+    held whole). Records are split on line breaks only as CSV does (a quoted name may hold
+    one: the row is then reported, not glued together)."""
+    reader = csv.DictReader(handle)
     try:
         fieldnames = reader.fieldnames
         if not fieldnames or "email" not in fieldnames:
-            raise SubscriberFileError(f"{path}:1: the CSV header needs an 'email' column")
-        records: list[tuple[str, object]] = []
+            raise SubscriberFileError(f"{name}:1: the CSV header needs an 'email' column")
         start = reader.line_num + 1
         for record in reader:
-            records.append((f"{path}:{start}", record))
+            yield f"{name}:{start}", start, record
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise SubscriberFileError(f"{path}:{reader.line_num}: invalid CSV: {exc}") from None
-    return records
+        raise SubscriberFileError(f"{name}:{reader.line_num}: invalid CSV: {exc}") from None
+
+
+def file_rows(records: Iterable[tuple[str, int, object]]) -> Iterator[FileRow]:
+    """Every record read and checked, duplicates of an earlier row's address reported."""
+    seen: set[str] = set()
+    for where, line, record in records:
+        raw = record.get("email") if isinstance(record, dict) else None
+        shown = raw if isinstance(raw, str) else ""
+        try:
+            if not isinstance(record, dict):
+                raise ValueError("expected an object with 'email'")
+            if None in record:  # csv.DictReader puts extra cells under the key None
+                raise ValueError("more cells than the header has columns")
+            row = _parse_row(record)
+        except ValueError as exc:
+            yield FileRow(line, where, shown, None, str(exc))
+            continue
+        if row.email in seen:
+            problem = f"duplicate address {row.email} (first one kept)"
+            yield FileRow(line, where, shown, None, problem)
+            continue
+        seen.add(row.email)
+        yield FileRow(line, where, shown, row, None)
 
 
 def read_subscriber_file(path: Path) -> tuple[list[SubscriberInput], list[str]]:
@@ -118,23 +161,13 @@ def read_subscriber_file(path: Path) -> tuple[list[SubscriberInput], list[str]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SubscriberFileError(f"{path}: cannot read subscribers: {exc}") from None
     if path.suffix.lower() == ".json":
-        numbered = _json_records(path, text)
+        numbered: Iterable[tuple[str, int, object]] = _json_records(path, text)
     else:
-        numbered = _csv_records(path, text)
-    rows, problems, seen = [], [], set()
-    for where, record in numbered:
-        try:
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected an object with 'email'")
-            if None in record:  # csv.DictReader puts extra cells under the key None
-                raise ValueError(f"{where}: more cells than the header has columns")
-            row = _parse_row(record, where)
-        except ValueError as exc:
-            problems.append(str(exc))
-            continue
-        if row.email in seen:
-            problems.append(f"{where}: duplicate address {row.email} (first one kept)")
-            continue
-        seen.add(row.email)
-        rows.append(row)
+        numbered = csv_records(io.StringIO(text, newline=""), str(path))
+    rows, problems = [], []
+    for found in file_rows(numbered):
+        if found.row is None:
+            problems.append(f"{found.where}: {found.problem}")
+        else:
+            rows.append(found.row)
     return rows, problems

@@ -87,6 +87,13 @@ def confirmation_message(w: Web, subscriber: Subscriber) -> Message:
     return render_confirmation(w.config, w.env, url, now=w.now())
 
 
+def reconfirmation_message(w: Web, subscriber: Subscriber) -> Message:
+    """The same confirmation email for someone who unsubscribed and whom staff asked back:
+    its link ("reconfirm") may activate an unsubscribed person, and nothing else does."""
+    url = _link(w, "confirm", "reconfirm", subscriber)
+    return render_confirmation(w.config, w.env, url, now=w.now())
+
+
 def data_message(w: Web, subscriber: Subscriber) -> Message:
     """The email with a fresh link to download everything kept about the person."""
     subject = DATA_SUBJECT.format(org=w.config.organisation.name)
@@ -108,12 +115,14 @@ def send(w: Web, subscriber: Subscriber, message: Message) -> None:
         log.warning("%s to subscriber %s not sent: %s", message.subject, subscriber.ref, problem)
 
 
-def mail(w: Web, subscriber: Subscriber, kind: str) -> None:
-    """`kind` ("confirm" or "data") mailed, within the mailbox's limit."""
+def mail(w: Web, subscriber: Subscriber, kind: str) -> bool:
+    """`kind` ("confirm", "reconfirm" or "data") mailed, within the mailbox's limit (False:
+    over it, nothing sent)."""
     if not allow_mail(w.store, subscriber.email, now=w.now()):
-        return  # this mailbox had its share: the person already has a recent link
-    build = confirmation_message if kind == "confirm" else data_message
-    send(w, subscriber, build(w, subscriber))
+        return False  # this mailbox had its share: the person already has a recent link
+    builders = {"reconfirm": reconfirmation_message, "data": data_message}
+    send(w, subscriber, builders.get(kind, confirmation_message)(w, subscriber))
+    return True
 
 
 def _job(w: Web, work: Callable[[], None]) -> None:
@@ -133,7 +142,11 @@ def later(w: Web, work: Callable[[], None]) -> BackgroundTask:
 
 def mail_later(w: Web, subscriber: Subscriber, kind: str) -> BackgroundTask:
     """`kind` ("confirm" or "data") mailed after the answer, within the mailbox's limit."""
-    return later(w, lambda: mail(w, subscriber, kind))
+
+    def work() -> None:
+        mail(w, subscriber, kind)
+
+    return later(w, work)
 
 
 def _default_send(config: PublisherConfig, message: Message, recipient: Recipient) -> str | None:

@@ -169,16 +169,28 @@ def _record(w: Web, address: str, values: dict[str, Any], ctx: consent.Context) 
         mail(w, subscriber, "confirm")
 
 
-def _confirm_target(w: Web, token: str) -> tuple[Subscriber | None, bool]:
-    """The subscriber a confirmation link names, and whether the link is still theirs (it
-    is bound to their token, which confirming rotates). (None, False) for a bad link."""
+def _confirm_target(w: Web, token: str) -> tuple[Subscriber | None, bool, bool]:
+    """The subscriber a confirmation link names, whether the link is still theirs (it is
+    bound to their token, which confirming rotates), and whether it is a staff-requested
+    comeback (a "reconfirm" link mailed to someone who had unsubscribed: see
+    publisher/web/admin/roster.py). (None, False, False) for a bad link."""
+    comeback = False
     found = w.tokens.check_link("confirm", token, CONFIRM_MAX_AGE)
+    if found is None:
+        found, comeback = w.tokens.check_link("reconfirm", token, CONFIRM_MAX_AGE), True
     if found is None or not found[0]:
-        return None, False
+        return None, False, False
     subscriber = find_subscriber(w.store, ref=found[0])
     if subscriber is None:
-        return None, False  # erased (a new reference), or never ours
-    return subscriber, fingerprint(f"{subscriber.email}|{subscriber.token}") == found[1]
+        return None, False, False  # erased (a new reference), or never ours
+    current = fingerprint(f"{subscriber.email}|{subscriber.token}") == found[1]
+    return subscriber, current, comeback
+
+
+def _waiting(subscriber: Subscriber, comeback: bool) -> bool:
+    """Whether the person may confirm: a pending sign-up, or someone who unsubscribed and
+    was mailed a comeback link (bound to their token since: nothing older opens it)."""
+    return subscriber.status == PENDING or (comeback and subscriber.status == "unsubscribed")
 
 
 def _already_confirmed(w: Web) -> Response:
@@ -188,12 +200,12 @@ def _already_confirmed(w: Web) -> Response:
 
 def confirm_page(request: Request) -> Response:  # plain: Starlette runs it in a thread
     w, token = web(request), request.query_params.get("token", "")
-    subscriber, current = _confirm_target(w, token)
+    subscriber, current, comeback = _confirm_target(w, token)
     if subscriber is None or (not current and subscriber.status != "active"):
         return w.invalid_link()
     if subscriber.status == "active":
         return _already_confirmed(w)
-    if subscriber.status != PENDING:  # unsubscribed since: the old link does not undo it
+    if not _waiting(subscriber, comeback):  # unsubscribed since: the old link does not undo it
         return w.invalid_link()
     return w.page(
         "confirm.html",
@@ -214,10 +226,10 @@ def _confirm_post(request: Request, w: Web, form: FormData) -> Response:
     token = text(form, "token", 500)
     if not w.tokens.check_form(text(form, "csrf", 500), "confirm", token):
         return w.expired_form()
-    subscriber, current = _confirm_target(w, token)
+    subscriber, current, comeback = _confirm_target(w, token)
     if subscriber is not None and subscriber.status == "active":
         return _already_confirmed(w)  # a second press, or a link used before
-    if subscriber is None or not current or subscriber.status != PENDING:
+    if subscriber is None or not current or not _waiting(subscriber, comeback):
         return w.invalid_link()
     ctx = consent.Context(
         via="web", ip=client_ip(request), user_agent=request.headers.get("user-agent")

@@ -14,6 +14,7 @@ from publisher.render.environment import render_template
 from publisher.web.admin import (
     account,
     campaigns,
+    imports,
     items,
     links,
     login,
@@ -21,6 +22,7 @@ from publisher.web.admin import (
     passkeys,
     people,
     posts,
+    roster,
     welcome,
 )
 from publisher.web.admin import curation as curate
@@ -104,4 +106,14 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/items/unretire", items.unretire_post, methods=["POST"]),
     Route("/admin/items/topics", items.topics_post, methods=["POST"]),
     Route("/admin/items/{id:path}", items.item_page, methods=["GET"]),
+    Route("/admin/staff/export-policy", people.staff_export_policy, methods=["POST"]),
+    Route("/admin/subscribers/new", roster.new_page, methods=["GET"]),
+    Route("/admin/subscribers/new", roster.new_post, methods=["POST"]),
+    Route("/admin/subscribers/{id:int}/edit", roster.edit_post, methods=["POST"]),
+    Route("/admin/subscribers/{id:int}/unsubscribe", roster.unsubscribe_post, methods=["POST"]),
+    Route("/admin/subscribers/{id:int}/resubscribe", roster.resubscribe_post, methods=["POST"]),
+    Route("/admin/subscribers/import", imports.import_page, methods=["GET"]),
+    Route("/admin/subscribers/import", imports.import_post, methods=["POST"]),
+    Route("/admin/subscribers/import/{id:int}", imports.preview_page, methods=["GET"]),
+    Route("/admin/subscribers/import/{id:int}/confirm", imports.confirm_post, methods=["POST"]),
 ]

@@ -17,18 +17,22 @@ from publisher.store.staff import (
     ROLES,
     StaffError,
     account_address,
+    editors_may_export,
     find_staff,
     list_staff,
     remove_staff,
     second_factor_policy,
+    set_editors_may_export,
     set_second_factor_policy,
 )
 from publisher.store.staff_access import end_sessions, list_sessions
 from publisher.store.subscribers import find_subscriber
+from publisher.subscribers.consent import resubscribe_refusal
 from publisher.support.screen import count, spreadsheet_safe
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.admin.links import send_invitation
+from publisher.web.admin.roster import offered_topics
 from publisher.web.context import client_ip, in_thread
 from publisher.web.forms import text
 
@@ -51,7 +55,15 @@ def subscribers_page(request: Request, admin: Admin) -> Response:
         "subscribers.html", "Subscribers", statuses=statuses, topics=topics, growth=growth,
         charts=charts, query=query, found=found, total=sum(statuses.values()),
         growth_labels=[f"{day:%Y-%m-%d}" for day, _, _ in growth],
+        may_export=may_export(admin),
     )  # fmt: skip
+
+
+def may_export(admin: Admin) -> bool:
+    """Owners export; editors too once an owner allows it (the staff page)."""
+    return admin.staff.may("owner") or (
+        admin.staff.may("editor") and editors_may_export(admin.w.store)
+    )
 
 
 @view("viewer")
@@ -63,15 +75,20 @@ def subscriber_page(request: Request, admin: Admin) -> Response:
         return admin.page("message.html", "No such subscriber", status=404, paragraphs=[])
     return admin.page(
         "subscriber.html", subscriber.email, subscriber=subscriber,
+        notice=request.query_params.get("notice", "")[:300],
+        refusal=resubscribe_refusal(w.store, subscriber),
+        choices=offered_topics(w.topics, subscriber),
         history=consent.history(w.store, subscriber.id),
         paused_until=consent.paused_until(w.store, subscriber.id, now=w.now()),
     )  # fmt: skip
 
 
-@action("owner")
+@action("editor")
 @in_thread
 def export_post(request: Request, admin: Admin, form: FormData) -> Response:
     w = admin.w
+    if not may_export(admin):
+        return admin.refuse("Only owners may export subscribers, unless an owner allows editors.")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     rows = 0
@@ -105,6 +122,7 @@ def staff_page(request: Request, admin: Admin) -> Response:
     return admin.page(
         "staff.html", "Staff", accounts=accounts, roles=ROLES, notice=notice,
         sessions=sessions, policy=second_factor_policy(w.store), policies=POLICIES,
+        editors_export=editors_may_export(w.store),
     )  # fmt: skip
 
 
@@ -176,3 +194,17 @@ async def staff_policy(request: Request, admin: Admin, form: FormData) -> Respon
 
 
 POLICY_WORDS = {"off": "of nobody", "senders": "of editors and owners", "everyone": "of everyone"}
+
+
+@action("owner")
+@in_thread
+def staff_export_policy(request: Request, admin: Admin, form: FormData) -> Response:
+    w, allowed = admin.w, text(form, "editors_export", 10) == "yes"
+    set_editors_may_export(w.store, allowed)
+    audit.record(
+        w.store, admin.staff.email, "export policy", "editors may export" if allowed else
+        "owners only", ip=client_ip(request), now=w.now(),
+    )  # fmt: skip
+    return _to_staff(
+        request, "Editors may now export subscribers." if allowed else "Only owners may export."
+    )
