@@ -124,10 +124,14 @@ def unfinished_note(edition: StoredEdition) -> str:
 def refresh_inputs(
     config: PublisherConfig, store: Store, *, now: datetime
 ) -> tuple[CollectReport, list[str]]:
-    """Publish the posts that have come due, collect every source and import the subscriber
-    file: what the daemon's collect job and `run --once` both do before anything is
-    composed."""
+    """Publish the posts that have come due, finish the welcome emails a stopped sender
+    left, collect every source and import the subscriber file: what the daemon's collect job
+    and `run --once` both do before anything is composed."""
     publish_posts(config, store, now=now)  # a scheduled post goes live at its date
+    if config.welcome is not None:  # the welcomes a stopped sender left, finished once
+        from publisher.deliver.welcome import resume_welcomes
+
+        resume_welcomes(config, store, now=now)
     report = collect_all(config, StoreSink(store), now=now)
     return report, import_subscriber_file(config, store, now=now)
 

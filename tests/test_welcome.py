@@ -20,6 +20,7 @@ from lxml import html as lxml_html
 from publisher.config import load_config
 from publisher.deliver.welcome import prepare_welcome, resume_welcomes, send_welcome
 from publisher.errors import ConfigError
+from publisher.pipeline import refresh_inputs
 from publisher.render.checks import check_templates
 from publisher.store import ledger
 from publisher.store.subscribers import find_subscriber
@@ -29,7 +30,7 @@ from tests.admin_support import STAFF, add_accounts, log_in
 from tests.conftest import present, write_config
 from tests.servers.data import add_edition, add_subscribers
 from tests.servers.smtp import SmtpServer
-from tests.web_support import SECRET, WEB_CONFIG, serve
+from tests.web_support import SECRET, WEB_CONFIG, free_port, serve, write_web_config
 
 WELCOME = """\
 welcome:
@@ -343,6 +344,22 @@ def test_the_next_confirmation_finishes_a_welcome_a_stopped_server_left(project,
             [f"{person.id}.eml", f"{ana.id}.eml"]
         )
     assert welcome_counts(store).sent == 2
+
+
+def test_the_daemons_collect_finishes_a_welcome_a_stopped_server_left(project, store, fixed_now):
+    """No further confirmation needed: every collect (refresh_inputs: the daemon's collect
+    job, `run --once`) finishes what a stopped sender left, once."""
+    add_subscribers(store, fixed_now, 1)
+    person = present(find_subscriber(store, email="person0@example.org"))
+    config = write_web_config(project, free_port(), welcome_config())
+    welcome = present(prepare_welcome(config, store, now=fixed_now))
+    assert claim_welcome(store, welcome.edition_id, person.id, now=fixed_now)
+    refresh_inputs(config, store, now=fixed_now + timedelta(minutes=1))  # not stale yet
+    assert welcome_counts(store).sent == 0
+    for _ in range(2):
+        refresh_inputs(config, store, now=fixed_now + timedelta(minutes=16))
+    assert [p.name for p in welcomes(project / "outbox")] == [f"{person.id}.eml"]
+    assert welcome_counts(store).sent == 1
 
 
 def test_publisher_check_renders_the_welcome(project):
