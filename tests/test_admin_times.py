@@ -138,8 +138,12 @@ def test_growth_counts_the_zones_days(store):
         for i, at in enumerate(joined):
             session.add(
                 SubscriberRow(
-                    email=f"g{i}@example.org", topics=[], status="active", token=f"g{i}",
-                    created_at=at, updated_at=at,
+                    email=f"g{i}@example.org",
+                    topics=[],
+                    status="active",
+                    token=f"g{i}",
+                    created_at=at,
+                    updated_at=at,
                 )  # fmt: skip
             )
     rows = growth(store, now=now, zone=zone)
@@ -170,7 +174,9 @@ def _bars(svg: str) -> list[Box]:
     tree = lxml_html.fromstring(svg)
     return [
         Box(
-            float(r.get("x")), float(r.get("y")), float(r.get("x")) + float(r.get("width")),
+            float(r.get("x")),
+            float(r.get("y")),
+            float(r.get("x")) + float(r.get("width")),
             float(r.get("y")) + float(r.get("height")),
         )  # fmt: skip
         for r in xpath_list(tree, "//*[local-name()='rect']")

@@ -18,7 +18,7 @@
 * The rows an UPDATE or DELETE changed: `rowcount(result)`, the one way the store reads it.
 * A time as whole seconds since the epoch (`epoch_seconds`), so the dashboard counts per
   hour in SQL: SQLite keeps times as text, PostgreSQL as timestamptz.
-* The topics of subscribers counted in SQL (`topic_counts`): a JSON array is unnested by
+* The elements of a JSON array in SQL (`json_elements`): a JSON array is unnested by
   `json_each` on SQLite, by `json_array_elements_text` on PostgreSQL.
 """
 
@@ -131,6 +131,13 @@ def epoch_seconds(engine: Engine, column: Any) -> ColumnElement[int]:
     if engine.dialect.name == "postgresql":
         return func.floor(func.extract("epoch", column)).cast(BigInteger)
     return func.strftime("%s", column).cast(Integer)
+
+
+def json_elements(engine: Engine, column: Any) -> Any:
+    """The elements of a JSON array column as a table of text `value`s, one row each, to
+    join with the column's own row."""
+    name = "json_array_elements_text" if engine.dialect.name == "postgresql" else "json_each"
+    return getattr(func, name)(column).table_valued("value")
 
 
 def insert_ignore(engine: Engine, table: Table) -> Any:

@@ -471,3 +471,19 @@ class RateLimitRow(Base):
     window_start: Mapped[int] = mapped_column(Integer)
     expires: Mapped[int] = mapped_column(Integer, index=True)
     hits: Mapped[int] = mapped_column(Integer)
+
+
+# --- the dashboard's counts at scale (issue 20, migration 0018) ---------------------------
+Index("ix_subscribers_created_at", SubscriberRow.created_at)
+Index(
+    "ix_deliveries_edition_status",
+    DeliveryRow.edition_id,
+    DeliveryRow.status,
+    DeliveryRow.updated_at,
+)
+Index(
+    "ix_webhook_events_edition_event",
+    WebhookEventRow.edition_id,
+    WebhookEventRow.event,
+    WebhookEventRow.email,
+)

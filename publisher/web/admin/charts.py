@@ -78,7 +78,8 @@ def _labels(
     order = sorted(range(len(values)), key=lambda i: (values[i] != peak, i))
     for index in order:
         value = values[index]
-        centre = LEFT + index * step + width / 2
+        half = len(str(value)) * CHAR * FONT / 2 + 1  # inside the chart at either end
+        centre = min(max(LEFT + index * step + width / 2, half), WIDTH - half)
         y = HEIGHT - BOTTOM - plot * value / peak - 4
         box = text_box(centre, y, str(value), "middle")
         # a number may come close to a bar (it sits just above its own), never onto one
