@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import case, distinct, func, or_, select, true
 
@@ -278,7 +279,8 @@ def subscriber_counts(store: Store) -> tuple[dict[str, int], dict[str, int]]:
                 select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)
             ).all()
         )
-        topics = {str(topic): int(n) for topic, n in session.execute(per_topic)}
+        found: list[Any] = list(session.execute(per_topic))
+        topics: dict[str, int] = {str(topic): int(n) for topic, n in found}
         everything = session.scalar(no_topics) or 0
     if everything:
         topics["(all topics)"] = everything
@@ -312,7 +314,8 @@ def growth(
     )
     with store.session() as session:
         total = session.scalar(select(func.count()).where(created < starts[0])) or 0
-        per_day = {int(i): int(n) for i, n in session.execute(query)}
+        rows: list[Any] = list(session.execute(query))
+    per_day: dict[int, int] = {int(i): int(n) for i, n in rows}
     out = []
     for index in range(days):
         total += per_day.get(index, 0)
