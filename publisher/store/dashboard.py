@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, distinct, func, or_, select, true
+from sqlalchemy import case, distinct, func, literal, or_, select, true
 
 from publisher.store import Store
 from publisher.store.dialect import epoch_seconds, json_elements
@@ -306,7 +306,8 @@ def growth(
     the window's rows: never the whole table in Python."""
     starts = _day_starts(now, days, zone)
     created = SubscriberRow.created_at
-    bucket = case(*((created < at, i) for i, at in enumerate(starts[1:-1])), else_=days - 1)
+    whens = [(created < at, i) for i, at in enumerate(starts[1:-1])]
+    bucket = case(*whens, else_=days - 1) if whens else literal(0)
     query = (
         select(bucket, func.count())
         .where(created >= starts[0], created < starts[-1], created <= now)
