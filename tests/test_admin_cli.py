@@ -19,6 +19,7 @@ from tests.admin_support import (
     add_accounts,
     log_in,
     write_posts,
+    xpath_list,
     xpath_strings,
 )
 from tests.test_web_cli import _cli
@@ -91,8 +92,9 @@ def test_a_source_failing_for_a_day_is_an_alert(project, store):
             assert http.get("/admin/").url.path == "/admin/login"  # sessions last 12 hours
             log_in(http, STAFF["viewer"])
             page = lxml_html.fromstring(http.get("/admin/").text)
-            alerts = page.xpath('//ul[@class="alerts"]/li/a/text()')
-            assert alerts == ["source posts failing since 2026-11-25 12:00 UTC"]
+            alerts = [a.text_content() for a in xpath_list(page, '//ul[@class="alerts"]/li/a')]
+            assert alerts == ["source posts failing since Wed 25 Nov 2026, 07:00 EST"]
+            assert page.xpath('//ul[@class="alerts"]//time/@title') == ["2026-11-25 12:00 UTC"]
             (project / "content").mkdir()
             write_posts(project)
             collect_all(served.config, StoreSink(store), now=served.clock.now + timedelta(hours=1))

@@ -6,14 +6,15 @@ Everything returned is a dataclass or plain values; the wording is the edges' ow
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
 
-from sqlalchemy import distinct, func, or_, select
+from sqlalchemy import case, distinct, func, literal, or_, select, true
 
 from publisher.store import Store
+from publisher.store.dialect import epoch_seconds, json_elements
 from publisher.store.models import (
     DeliveryRow,
     EditionRow,
@@ -29,11 +30,14 @@ __all__ = [
     "REFUSED",
     "EditionLine",
     "SourceRun",
+    "accepted_per_hour",
     "accepted_times",
+    "activity_span",
     "campaign_editions",
     "clicks_per_link",
     "edition_line",
     "event_times",
+    "events_per_hour",
     "export_rows",
     "feeds_built_at",
     "growth",
@@ -189,41 +193,134 @@ def event_times(store: Store, edition_id: int) -> list[tuple[str, datetime]]:
         return [(str(event), at) for event, at in session.execute(query)]
 
 
+_EVENT_AT = func.coalesce(WebhookEventRow.occurred_at, WebhookEventRow.received_at)
+
+
+def activity_span(
+    store: Store, edition_id: int, events: Sequence[str]
+) -> tuple[datetime, datetime] | None:
+    """The first and last time of an edition's accepted ledger rows (when last written) and
+    of its webhook events named in `events` (when SendGrid says they happened); None when
+    there are none."""
+    accepted = select(func.min(DeliveryRow.updated_at), func.max(DeliveryRow.updated_at)).where(
+        DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(ACCEPTED)
+    )
+    happened = select(func.min(_EVENT_AT), func.max(_EVENT_AT)).where(
+        WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(list(events))
+    )
+    with store.session() as session:
+        found = [*session.execute(accepted).one(), *session.execute(happened).one()]
+    times = [_aware(t) for t in found if t is not None]
+    return (min(times), max(times)) if times else None
+
+
+def _aware(moment: datetime | str) -> datetime:
+    """min()/max() of a time column come back as text on SQLite (the function's result has
+    no column type): read them as the UTC times they are."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def accepted_per_hour(store: Store, edition_id: int, start: datetime) -> dict[int, int]:
+    """Accepted ledger rows of an edition per whole hour since `start` (by when each row was
+    last written), counted in SQL."""
+    # whole seconds, integer division: exact on both databases (never negative here)
+    bucket = (epoch_seconds(store.engine, DeliveryRow.updated_at) - int(start.timestamp())) // 3600
+    query = (
+        select(bucket, func.count())
+        .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(ACCEPTED))
+        .group_by(bucket)
+    )
+    with store.session() as session:
+        return {int(h): int(n) for h, n in session.execute(query)}
+
+
+def events_per_hour(
+    store: Store, edition_id: int, events: Sequence[str], start: datetime
+) -> dict[str, dict[int, int]]:
+    """An edition's webhook events named in `events`, per event and whole hour since `start`
+    (by when SendGrid says they happened, else when they arrived), counted in SQL."""
+    # whole seconds, integer division: exact on both databases (never negative here)
+    bucket = (epoch_seconds(store.engine, _EVENT_AT) - int(start.timestamp())) // 3600
+    query = (
+        select(WebhookEventRow.event, bucket, func.count())
+        .where(WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(list(events)))
+        .group_by(WebhookEventRow.event, bucket)
+    )
+    out: dict[str, dict[int, int]] = {}
+    with store.session() as session:
+        for event, h, n in session.execute(query):
+            out.setdefault(str(event), {})[int(h)] = int(n)
+    return out
+
+
 # --- subscribers ------------------------------------------------------------------------
 
 
 def subscriber_counts(store: Store) -> tuple[dict[str, int], dict[str, int]]:
-    """Subscribers by status, and active subscribers by topic ('(all topics)' when none)."""
+    """Subscribers by status, and active subscribers by topic ('(all topics)' when none):
+    both counted in SQL (the topics unnested from their JSON arrays), never row by row."""
+    active = SubscriberRow.status == "active"
+    elements = json_elements(store.engine, SubscriberRow.topics)
+    per_topic = (
+        select(elements.c.value, func.count())
+        .select_from(SubscriberRow)
+        .join(elements, true())  # each row with its own array's elements (LATERAL)
+        .where(active)
+        .group_by(elements.c.value)
+    )
+    no_topics = select(func.count()).where(
+        active, func.coalesce(func.json_array_length(SubscriberRow.topics), 0) == 0
+    )
     with store.session() as session:
         statuses = dict(
             session.execute(
                 select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)
             ).all()
         )
-        topics: Counter[str] = Counter()
-        chosen: list[str]
-        for chosen in session.scalars(
-            select(SubscriberRow.topics).where(SubscriberRow.status == "active")
-        ):
-            topics.update(chosen or ["(all topics)"])
+        found: list[Any] = list(session.execute(per_topic))
+        topics: dict[str, int] = {str(topic): int(n) for topic, n in found}
+        everything = session.scalar(no_topics) or 0
+    if everything:
+        topics["(all topics)"] = everything
     return statuses, dict(sorted(topics.items()))
 
 
-def growth(store: Store, *, now: datetime, days: int = 30) -> list[tuple[datetime, int, int]]:
-    """(day, new that day, total by the end of it) for the last `days` days (UTC)."""
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
+def _day_starts(now: datetime, days: int, zone: tzinfo) -> list[datetime]:
+    """The UTC instants the last `days` days of `zone`'s calendar begin at, and the end of
+    today: local midnights, so a day with a clock change has 23 or 25 hours."""
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    return [
+        datetime.combine(first + timedelta(days=i), time(), zone).astimezone(UTC)
+        for i in range(days + 1)
+    ]
+
+
+def growth(
+    store: Store, *, now: datetime, days: int = 30, zone: tzinfo = UTC
+) -> list[tuple[datetime, int, int]]:
+    """(day, new that day, total by the end of it) for the last `days` days of `zone`'s
+    calendar (the day as its local midnight). Two indexed range counts and one GROUP BY over
+    the window's rows: never the whole table in Python."""
+    starts = _day_starts(now, days, zone)
+    created = SubscriberRow.created_at
+    whens = [(created < at, i) for i, at in enumerate(starts[1:-1])]
+    bucket = case(*whens, else_=days - 1) if whens else literal(0)
+    query = (
+        select(bucket, func.count())
+        .where(created >= starts[0], created < starts[-1], created <= now)
+        .group_by(bucket)
+    )
     with store.session() as session:
-        before = session.scalar(select(func.count()).where(SubscriberRow.created_at < start)) or 0
-        created = list(
-            session.scalars(
-                select(SubscriberRow.created_at).where(SubscriberRow.created_at >= start)
-            )
-        )
-    per_day = Counter((t - start).days for t in created if t <= now)
-    out, total = [], before
+        total = session.scalar(select(func.count()).where(created < starts[0])) or 0
+        rows: list[Any] = list(session.execute(query))
+    per_day: dict[int, int] = {int(i): int(n) for i, n in rows}
+    out = []
     for index in range(days):
         total += per_day.get(index, 0)
-        out.append((start + timedelta(days=index), per_day.get(index, 0), total))
+        out.append((starts[index].astimezone(zone), per_day.get(index, 0), total))
     return out
 
 

@@ -16,6 +16,10 @@
   handed out.
 * A lost connection: what counts as one (retried by publisher.store.Store.retrying).
 * The rows an UPDATE or DELETE changed: `rowcount(result)`, the one way the store reads it.
+* A time as whole seconds since the epoch (`epoch_seconds`), so the dashboard counts per
+  hour in SQL: SQLite keeps times as text, PostgreSQL as timestamptz.
+* The elements of a JSON array in SQL (`json_elements`): a JSON array is unnested by
+  `json_each` on SQLite, by `json_array_elements_text` on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     CursorResult,
     Engine,
@@ -34,6 +39,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     event,
+    func,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection
@@ -117,6 +123,21 @@ def in_ids(engine: Engine, column: Any, ids: Sequence[int]) -> ColumnElement[boo
         return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(Integer)))
     result: ColumnElement[bool] = column.in_(list(ids))
     return result
+
+
+def epoch_seconds(engine: Engine, column: Any) -> ColumnElement[int]:
+    """`column` (a UTC time) as integer seconds since 1970: exact, so hour buckets computed
+    from it never drift by a float's rounding."""
+    if engine.dialect.name == "postgresql":
+        return func.floor(func.extract("epoch", column)).cast(BigInteger)
+    return func.strftime("%s", column).cast(Integer)
+
+
+def json_elements(engine: Engine, column: Any) -> Any:
+    """The elements of a JSON array column as a table of text `value`s, one row each, to
+    join with the column's own row."""
+    name = "json_array_elements_text" if engine.dialect.name == "postgresql" else "json_each"
+    return getattr(func, name)(column).table_valued("value")
 
 
 def insert_ignore(engine: Engine, table: Table) -> Any:

@@ -622,3 +622,19 @@ class PendingImportLineRow(Base):
     status: Mapped[str | None] = mapped_column(String(20), nullable=True)
     outcome: Mapped[str] = mapped_column(String(20))  # add, update, unchanged, skip
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# --- the dashboard's counts at scale (issue 20, migration 0018) ---------------------------
+Index("ix_subscribers_created_at", SubscriberRow.created_at)
+Index(
+    "ix_deliveries_edition_status",
+    DeliveryRow.edition_id,
+    DeliveryRow.status,
+    DeliveryRow.updated_at,
+)
+Index(
+    "ix_webhook_events_edition_event",
+    WebhookEventRow.edition_id,
+    WebhookEventRow.event,
+    WebhookEventRow.email,
+)

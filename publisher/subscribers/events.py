@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from publisher.store import Store
 from publisher.store.dashboard import (
-    accepted_times,
-    event_times,
+    accepted_per_hour,
+    activity_span,
+    events_per_hour,
     recipients_per_event,
     recipients_with_any,
 )
@@ -220,31 +221,32 @@ def engagement(store: Store, edition_id: int) -> dict[str, int]:
     return out
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+def _hour(moment: datetime, zone: tzinfo) -> datetime:
+    """The start of the hour of `zone` that `moment` falls in (a zone half an hour off UTC
+    has its hours start at :30 UTC)."""
+    local = moment.astimezone(zone)
+    return (local - timedelta(minutes=local.minute, seconds=local.second,
+                              microseconds=local.microsecond)).astimezone(UTC)  # fmt: skip
 
 
-def timeline(store: Store, edition_id: int) -> tuple[list[datetime], dict[str, list[int]]]:
-    """Per hour (UTC, from the first to the last, at most MAX_BUCKETS hours; later ones go
-    into the last hour): recipients accepted (ledger, by the time their row was last
-    written) and the events of each outcome (by when SendGrid says they happened)."""
-    stamps: dict[str, list[datetime]] = {"accepted": accepted_times(store, edition_id)}
+def timeline(
+    store: Store, edition_id: int, zone: tzinfo = UTC
+) -> tuple[list[datetime], dict[str, list[int]]]:
+    """Per hour of `zone` (from the first to the last, at most MAX_BUCKETS hours; later ones
+    go into the last hour; each hour as its start in `zone`): recipients accepted (ledger,
+    by the time their row was last written) and the events of each outcome (by when
+    SendGrid says they happened). Counted per hour in SQL, not row by row here."""
     names = {e: TIMELINE_NAMES.get(n, n) for n, group in ENGAGEMENT.items() for e in group}
-    for name in names.values():
-        stamps[name] = []
-    for event, at in event_times(store, edition_id):
-        if event in names:
-            stamps[names[event]].append(at)
-    everything = [_hour(t) for times in stamps.values() for t in times]
-    if not everything:
+    span = activity_span(store, edition_id, list(names))
+    if span is None:
         return [], {}
-    first = min(everything)
-    span = min(int((max(everything) - first).total_seconds() // 3600) + 1, MAX_BUCKETS)
-    hours = [first + timedelta(hours=i) for i in range(span)]
-    series = {}
-    for name, times in stamps.items():
-        counts = [0] * span
-        for t in times:
-            counts[min(int((_hour(t) - first).total_seconds() // 3600), span - 1)] += 1
-        series[name] = counts
+    first = _hour(span[0], zone)
+    count = min(int((span[1] - first).total_seconds() // 3600) + 1, MAX_BUCKETS)
+    hours = [(first + timedelta(hours=i)).astimezone(zone) for i in range(count)]
+    series = {"accepted": [0] * count} | {name: [0] * count for name in names.values()}
+    for hour, n in accepted_per_hour(store, edition_id, first).items():
+        series["accepted"][min(max(hour, 0), count - 1)] += n
+    for event, per_hour in events_per_hour(store, edition_id, list(names), first).items():
+        for hour, n in per_hour.items():
+            series[names[event]][min(max(hour, 0), count - 1)] += n
     return hours, series

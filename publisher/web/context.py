@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -132,9 +132,15 @@ def moment_filter(zone: ZoneInfo) -> Callable[..., Markup]:
     format, the UTC time on hover; `{{ moment | when("day") }}` for a date alone. A naive
     datetime is UTC (how the store keeps them); None is a dash."""
 
-    def when(moment: datetime | None, style: str = "minute") -> Markup:
+    def when(moment: datetime | date | str | None, style: str = "minute") -> Markup:
         if moment is None:
             return Markup("–")
+        if isinstance(moment, str):  # ISO text (a history row as the store returns it)
+            moment = datetime.fromisoformat(moment)
+        if not isinstance(moment, datetime):  # a calendar day (an item dated without a time)
+            return Markup('<time datetime="{}">{}</time>').format(
+                moment.isoformat(), moment.strftime(DAY_FORMAT)
+            )
         utc = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
         local = utc.astimezone(zone)
         shown = local.strftime(DAY_FORMAT if style == "day" else MINUTE_FORMAT)

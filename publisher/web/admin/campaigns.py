@@ -47,6 +47,7 @@ def rate(count: int, base: int) -> str:
 class Alert:
     text: str
     link: str
+    since: datetime | None = None  # shown after the text in the organisation's zone
 
 
 def _alerts(w: Web, lines: dict[str, dashboard.EditionLine | None], now: datetime) -> list[Alert]:
@@ -70,11 +71,7 @@ def _alerts(w: Web, lines: dict[str, dashboard.EditionLine | None], now: datetim
             )
     for name, run in dashboard.source_runs(w.store).items():
         if run.failing_since and now - run.failing_since >= timedelta(days=1):
-            alerts.append(
-                Alert(
-                    f"source {name} failing since {run.failing_since:%Y-%m-%d %H:%M} UTC", "admin/"
-                )
-            )
+            alerts.append(Alert(f"source {name} failing since", "admin/", run.failing_since))
     return alerts
 
 
@@ -96,16 +93,14 @@ def _sources(w: Web) -> list[dict[str, Any]]:
     out = []
     for source in w.config.sources:
         memory, run = get_source_memory(w.store, source.name), runs.get(source.name)
-        status = "not collected yet"
+        status, since = "not collected yet", None
         if run is not None:
-            status = (
-                f"failing since {run.failing_since:%Y-%m-%d %H:%M} UTC"
-                if run.failing_since
-                else "ok"
+            status, since = (
+                ("failing since", run.failing_since) if run.failing_since else ("ok", None)
             )
         if memory.disabled:
-            status = f"disabled: {memory.disabled_reason or ''}"
-        out.append({"name": source.name, "status": status, "run": run})
+            status, since = f"disabled: {memory.disabled_reason or ''}", None
+        out.append({"name": source.name, "status": status, "since": since, "run": run})
     return out
 
 
@@ -118,9 +113,8 @@ def overview_page(request: Request, admin: Admin) -> Response:
     for row in campaigns:
         found = dashboard.campaign_editions(w.store, row.name, limit=1)
         lines[row.name] = found[0] if found else None
-    zones = {row.name: ZoneInfo(row.zone) for row in campaigns}
     return admin.page(
-        "overview.html", "Overview", campaigns=campaigns, lines=lines, zones=zones,
+        "overview.html", "Overview", campaigns=campaigns, lines=lines,
         sources=_sources(w), feeds=_feeds(w), built=dashboard.feeds_built_at(w.store),
         alerts=_alerts(w, lines, now), scheduler=scheduler_status(w.config, w.store, now=now),
     )  # fmt: skip
@@ -267,17 +261,18 @@ def edition_page(request: Request, admin: Admin) -> Response:
         return admin.page("message.html", "No such edition", status=404, paragraphs=[])
     line, _html = found
     outcomes = engagement(w.store, line.id)
-    hours, series = timeline(w.store, line.id)
+    zone = w.config.organisation.timezone  # hours of the organisation's clock
+    hours, series = timeline(w.store, line.id, ZoneInfo(zone))
     labels = [f"{h:%d %H}h" for h in hours]
     charts = [
-        (name, bar_chart(f"chart-{i}", f"{name} per hour (UTC)", labels, values), values)
+        (name, bar_chart(f"chart-{i}", f"{name} per hour ({zone})", labels, values), values)
         for i, (name, values) in enumerate(series.items())
     ]
     return admin.page(
         "edition.html", f"{line.campaign} #{line.number}", line=line, outcomes=outcomes,
         rate=rate, clicks=dashboard.clicks_per_link(w.store, line.id),
         recipients=dashboard.recipients(w.store, line.id), charts=charts,
-        hour_labels=[f"{h:%Y-%m-%d %H}:00" for h in hours], choices=_choices(w, line.id),
+        hours=hours, zone_name=zone, choices=_choices(w, line.id),
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -42,19 +43,25 @@ from publisher.web.forms import text
 def subscribers_page(request: Request, admin: Admin) -> Response:
     w = admin.w
     statuses, topics = dashboard.subscriber_counts(w.store)
-    growth = dashboard.growth(w.store, now=w.now())
+    zone = w.config.organisation.timezone  # the days are the organisation's, not UTC's
+    growth = dashboard.growth(w.store, now=w.now(), zone=ZoneInfo(zone))
     labels = [f"{day:%m-%d}" for day, _, _ in growth]
     new, totals = [n for _, n, _ in growth], [t for _, _, t in growth]
+    per_day = f"New subscribers per day ({zone})"
     charts = [
-        ("New subscribers per day (UTC)", bar_chart("growth-new", "New per day", labels, new), new),
-        ("Subscribers in total", bar_chart("growth-total", "In total", labels, totals), totals),
+        (per_day, bar_chart("growth-new", per_day, labels, new), new),
+        (
+            "Subscribers in total",
+            bar_chart("growth-total", "Subscribers in total", labels, totals),
+            totals,
+        ),
     ]
     query = request.query_params.get("q", "")[:200]
     found = dashboard.search_subscribers(w.store, query) if query.strip() else None
     return admin.page(
         "subscribers.html", "Subscribers", statuses=statuses, topics=topics, growth=growth,
         charts=charts, query=query, found=found, total=sum(statuses.values()),
-        growth_labels=[f"{day:%Y-%m-%d}" for day, _, _ in growth],
+        growth_days=[day for day, _, _ in growth],
         may_export=may_export(admin),
     )  # fmt: skip
 
