@@ -97,7 +97,7 @@ PAGES: list[tuple[str, str]] = [
     ("images", "/admin/media"),
     ("items", "/admin/items"),
     ("items search", "/admin/items?q=number+4242"),
-    ("item", "/admin/items/item-4242"),
+    ("item", "/admin/items/item-{item}"),
     ("welcome email", "/admin/welcome"),
     ("welcome preview", "/admin/welcome/preview"),
     ("add a person", "/admin/subscribers/new"),
@@ -241,7 +241,10 @@ async def _time(client: httpx.AsyncClient, url: str, repeat: int) -> tuple[float
 
 async def _time_pages(store: Store, project: Path, repeat: int) -> list[Timing]:
     sizes = _sizes()
-    fill = {"edition": str(sizes.editions), "subscriber": str(sizes.subscribers // 2)}
+    fill = {
+        "edition": str(sizes.editions), "subscriber": str(sizes.subscribers // 2),
+        "item": str(sizes.items // 2),
+    }  # fmt: skip
     async with _client(store, project) as client:
         await _log_in(client)
         out = [Timing("/healthz (floor)", *await _time(client, "/healthz", repeat))]
