@@ -400,7 +400,6 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     from publisher.deliver import Recipient
     from publisher.deliver.service import build_message
     from publisher.store.editions import get_edition
-from publisher.store.numbers import link_key
 
     monkeypatch.setattr("publisher.deliver.backends.sendgrid.secrets.token_hex", lambda n: "ab" * n)
     config = sendgrid_config()
@@ -412,7 +411,14 @@ from publisher.store.numbers import link_key
     )
     names = ["Ann", None, 'Zoë "Z" <z@x>', "ü" * 20_000, "%%NAME%% x", "y" * 1500]  # 4th: too long
     recipients = [
-        Recipient(n, f"p{n}@example.org", name, f"tok{n}", "https://www.example.org/news")
+        Recipient(
+            n,
+            f"p{n}@example.org",
+            name,
+            f"tok{n}",
+            "https://www.example.org/news",
+            f"7.{n:016d}" if n % 2 else "",  # with an edition mark, and without
+        )  # fmt: skip
         for n, name in enumerate(names, start=1)
     ]
     body, refused = backend.build_body(prepared, recipients, "7-1")
@@ -420,4 +426,7 @@ from publisher.store.numbers import link_key
     assert json.loads(present(encoded.body)) == body
     assert encoded.body == json.dumps(body)  # the same text, written without json.dumps
     assert dict(encoded.refused) == refused and list(refused) == [4]
+    assert body["personalizations"][0]["headers"]["List-Unsubscribe"].startswith(
+        "<https://www.example.org/news/unsubscribe?token=tok1&e=7.0000000000000001>, "
+    )
     backend.close()
