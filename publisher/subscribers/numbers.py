@@ -31,6 +31,7 @@ __all__ = [
     "SENDGRID",
     "SMTP",
     "Number",
+    "backend_name",
     "edition_numbers",
     "email_links",
     "probable_scanners",
@@ -47,6 +48,14 @@ OPENS_NOTE = (
 )
 
 
+BACKEND_NAMES = {"smtp": "SMTP", "sendgrid": "SendGrid"}
+
+
+def backend_name(backend: str) -> str:
+    """A backend as staff read it: "SMTP", "SendGrid", "file"."""
+    return BACKEND_NAMES.get(backend, backend)
+
+
 @dataclass(frozen=True)
 class Number:
     name: str
@@ -61,10 +70,10 @@ class _Links(HTMLParser):
         self.found: set[str] = set()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        href = dict(attrs).get("href") if tag == "a" else None
+        href = (dict(attrs).get("href") or "").strip() if tag == "a" else ""
         # placeholders are the person's own pages (unsubscribe, preferences), never counted
-        if href and href.startswith(("http://", "https://")) and "%%" not in href:
-            self.found.add(href.strip())
+        if href.startswith(("http://", "https://")) and "%%" not in href:
+            self.found.add(href)
 
 
 def email_links(html: str) -> set[str]:
@@ -100,7 +109,7 @@ def probable_scanners(
 
 
 def _needs_sendgrid(name: str, backend: str, note: str = "") -> Number:
-    why = f"needs SendGrid's event webhook: not available with the {backend} backend"
+    why = f"needs SendGrid's event webhook: not available with the {backend_name(backend)} backend"
     return Number(name, None, (SENDGRID,), f"{why}; {note}" if note else why)
 
 
@@ -111,7 +120,7 @@ def _bounced(store: Store, edition_id: int, backend: str, events: int | None) ->
         return Number(
             "bounced", None, (SMTP, SENDGRID),
             f"comes from an SMTP server's answers or SendGrid's events: not available with "
-            f"the {backend} backend",
+            f"the {backend_name(backend)} backend",
         )  # fmt: skip
     return Number("bounced", refused + (events or 0), sources or (SENDGRID,))
 

@@ -261,7 +261,6 @@ def edition_page(request: Request, admin: Admin) -> Response:
     if found is None:
         return admin.page("message.html", "No such edition", status=404, paragraphs=[])
     line, html = found
-    backend = w.config.delivery.effective_backend
     hours, series = timeline(w.store, line.id)
     labels = [f"{h:%d %H}h" for h in hours]
     charts = [
@@ -270,7 +269,7 @@ def edition_page(request: Request, admin: Admin) -> Response:
     ]
     return admin.page(
         "edition.html", f"{line.campaign} #{line.number}", line=line,
-        **numbers_context(w.store, backend, line.id, html), rate=rate,
+        **numbers_context(w, line.id, html), rate=rate,
         clicks=dashboard.clicks_per_link(w.store, line.id),
         recipients=dashboard.recipients(w.store, line.id), charts=charts,
         hour_labels=[f"{h:%Y-%m-%d %H}:00" for h in hours], choices=_choices(w, line.id),

@@ -3,11 +3,10 @@ can and cannot count (publisher.subscribers.numbers gives the numbers; the words
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from publisher.store import Store
-from publisher.subscribers.numbers import edition_numbers
+from publisher.subscribers.numbers import backend_name, edition_numbers
+from publisher.web.context import Web
 from publisher.web.webhook import KEY_VARIABLE
 
 SENDGRID_NUMBERS = "Delivered, complaints, opens and clicks"
@@ -33,16 +32,19 @@ def backend_note(backend: str, webhook_ready: bool) -> str:
             f"server's answers (a permanent refusal). {SENDGRID_NUMBERS} need SendGrid's "
             "event webhook: they are not available with the SMTP backend."
         )
+    name = backend_name(backend)
     return (
-        f"This site sends with the {backend} backend. {ours} Bounces need an SMTP server's "
+        f"This site sends with the {name} backend. {ours} Bounces need an SMTP server's "
         f"answers or SendGrid's events, and {SENDGRID_NUMBERS.lower()} need SendGrid's event "
-        f"webhook: they are not available with the {backend} backend."
+        f"webhook: they are not available with the {name} backend."
     )
 
 
-def numbers_context(store: Store, backend: str, edition_id: int, html: str) -> dict[str, Any]:
-    """The template values of the edition page's numbers."""
+def numbers_context(w: Web, edition_id: int, html: str) -> dict[str, Any]:
+    """The template values of the edition page's numbers, for the backend this site sends
+    with (PUBLISHER_DELIVERY wins over the file's, as for a send)."""
+    backend = w.config.delivery.effective_backend
     return {
-        "numbers": edition_numbers(store, edition_id, backend=backend, html=html),
-        "backend_note": backend_note(backend, bool(os.environ.get(KEY_VARIABLE))),
+        "numbers": edition_numbers(w.store, edition_id, backend=backend, html=html),
+        "backend_note": backend_note(backend, w.webhook_key is not None),
     }
