@@ -119,8 +119,7 @@ def _bounced(store: Store, edition_id: int, backend: str, events: int | None) ->
     if events is None and not sources:
         return Number(
             "bounced", None, (SMTP, SENDGRID),
-            f"comes from an SMTP server's answers or SendGrid's events: not available with "
-            f"the {backend_name(backend)} backend",
+            f"not available with the {backend_name(backend)} backend",
         )  # fmt: skip
     return Number("bounced", refused + (events or 0), sources or (SENDGRID,))
 
