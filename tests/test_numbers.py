@@ -33,7 +33,7 @@ from publisher.subscribers.numbers import (
 )
 from publisher.support.marks import edition_mark, mark_maker, read_mark
 from publisher.web.admin.numbers import backend_note
-from tests.admin_support import STAFF, add_accounts, csrf_of, log_in
+from tests.admin_support import STAFF, add_accounts, csrf_of, log_in, xpath_strings
 from tests.conftest import FIXED_NOW, present
 from tests.servers.data import add_edition, add_subscribers, config_text
 from tests.servers.smtp import SmtpServer
@@ -66,7 +66,7 @@ def test_a_mark_names_its_edition_only_for_its_person_and_key():
 
 def _eml(outbox: Path, edition: int, subscriber_id: int) -> email.message.EmailMessage:
     raw = (outbox / "weekly" / str(edition) / f"{subscriber_id}.eml").read_bytes()
-    return email.message_from_bytes(raw, policy=default)  # type: ignore[return-value]
+    return email.message_from_bytes(raw, policy=default)
 
 
 def _links(outbox: Path, edition: int, subscriber_id: int) -> tuple[str, str]:
@@ -97,11 +97,15 @@ def _ids(store, count: int) -> list[int]:
     return [present(subscriber_at(store, f"person{i}@example.org")).id for i in range(count)]
 
 
+def _text(page: str, xpath: str) -> str:
+    """The words of what `xpath` finds, spaces collapsed."""
+    return " ".join(" ".join(xpath_strings(lxml_html.fromstring(page), xpath)).split())
+
+
 def _row(page: str, name: str) -> tuple[str, str]:
-    tree = lxml_html.fromstring(page)
-    row = tree.xpath(f'//table[@id="outcome-table"]//tr[@data-outcome="{name}"]')[0]
-    count = " ".join(row.xpath("td[1]")[0].text_content().split())
-    return count, " ".join(row.xpath('td[@class="source"]')[0].text_content().split())
+    """(count, where it comes from) of a number on the edition page."""
+    row = f'//table[@id="outcome-table"]//tr[@data-outcome="{name}"]'
+    return _text(page, f"{row}/td[1]//text()"), _text(page, f'{row}/td[@class="source"]//text()')
 
 
 def test_our_pages_count_unsubscribes_and_preferences_per_edition(project, store, monkeypatch):
@@ -154,8 +158,7 @@ def test_our_pages_count_unsubscribes_and_preferences_per_edition(project, store
             assert "needs SendGrid's event webhook: not available with the file backend" in source
             assert "unreliable" in source and "Apple Mail Privacy Protection" in source
             assert _row(page, "bounced")[0] == "not available"
-            note = lxml_html.fromstring(page).get_element_by_id("numbers-backend")
-            assert " ".join(note.text_content().split()).startswith(
+            assert _text(page, '//*[@id="numbers-backend"]//text()').startswith(
                 "This site sends with the file backend."
             )
             page = http.get(f"/admin/editions/{second}").text

@@ -121,7 +121,7 @@ def click_times(store: Store, edition_id: int) -> list[tuple[str, str, datetime]
         WebhookEventRow.occurred_at.is_not(None),
     )
     with store.session() as session:
-        return [(str(e), str(u), at) for e, u, at in session.execute(query)]
+        return [(str(e), str(u), at) for e, u, at in session.execute(query) if at is not None]
 
 
 def delivered_times(store: Store, edition_id: int) -> dict[str, datetime]:
@@ -137,4 +137,4 @@ def delivered_times(store: Store, edition_id: int) -> dict[str, datetime]:
         .group_by(WebhookEventRow.email)
     )
     with store.session() as session:
-        return {str(e): at for e, at in session.execute(query)}
+        return {str(e): at for e, at in session.execute(query) if at is not None}
