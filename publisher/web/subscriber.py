@@ -111,12 +111,17 @@ async def unsubscribe_post(request: Request) -> Response:
     if not token or len(token) > 200:
         return w.invalid_link()
     ctx = _ctx(request, "one-click" if one_click else "web")
-    subscriber = await off_loop(consent.unsubscribe_token, w.store, token, ctx=ctx, now=w.now())
-    if subscriber is None:
-        return w.invalid_link()
-    if subscriber.status == "unsubscribed":  # a repeat counts once (record_page_event)
-        await off_loop(_credit, w, subscriber.id, _mark(request, form), "unsubscribe")
-    return _unsubscribed_page(w, subscriber)
+    subscriber = await off_loop(_unsubscribe, w, token, _mark(request, form), ctx)
+    return w.invalid_link() if subscriber is None else _unsubscribed_page(w, subscriber)
+
+
+def _unsubscribe(w: Web, token: str, mark: str, ctx: consent.Context) -> Subscriber | None:
+    """The one-click transaction, then the count for the edition the link came from (a
+    repeat counts once: record_page_event), in one trip off the event loop."""
+    subscriber = consent.unsubscribe_token(w.store, token, ctx=ctx, now=w.now())
+    if subscriber is not None and subscriber.status == "unsubscribed":
+        _credit(w, subscriber.id, mark, "unsubscribe")
+    return subscriber
 
 
 def _preferences(
