@@ -31,7 +31,7 @@ from publisher.subscribers.numbers import (
     email_links,
     probable_scanners,
 )
-from publisher.support.marks import edition_mark, mark_maker, read_mark
+from publisher.support.marks import edition_mark, mark_maker, read_mark, well_formed
 from publisher.web.admin.numbers import backend_note
 from tests.admin_support import STAFF, add_accounts, csrf_of, log_in, xpath_strings
 from tests.conftest import FIXED_NOW, present
@@ -59,6 +59,9 @@ def test_a_mark_names_its_edition_only_for_its_person_and_key():
     for broken in ("", "7", "7.", "x.AAAAAAAAAAAAAAAA", mark + "A", "0." + mark[2:], None):
         assert read_mark(key, broken, 12) is None
     assert mark_maker("", 7)(12) == "" and mark_maker(key, 0)(12) == ""  # test sends, previews
+    assert well_formed(mark) == mark and well_formed(forged) == forged  # the form, not the key
+    for odd in ("7.AAAAAAAAAAAAAAAA&token=x", '7.AAAAAAAAAAAAAAA"', "", None):
+        assert well_formed(odd) == ""
 
 
 # --- through the real app -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import hmac
 import re
 from collections.abc import Callable
 
-__all__ = ["MARK_MAX", "edition_mark", "mark_maker", "read_mark"]
+__all__ = ["MARK_MAX", "edition_mark", "mark_maker", "read_mark", "well_formed"]
 
 MARK_MAX = 40  # characters: an edition id (at most 10 digits), a dot, 16 of signature
 _MARK = re.compile(r"([1-9][0-9]{0,9})\.([A-Za-z0-9_-]{16})")
@@ -45,6 +45,11 @@ def mark_maker(key: str, edition_id: int) -> Callable[[int], str]:
         return lambda _subscriber_id: ""
     mac_key, head = _mac_key(key), f"{edition_id}."
     return lambda subscriber_id: head + _signature(mac_key, edition_id, subscriber_id)
+
+
+def well_formed(mark: str | None) -> str:
+    """`mark` if it has a mark's form (safe to carry into a link or a form), else ""."""
+    return mark if mark and len(mark) <= MARK_MAX and _MARK.fullmatch(mark) else ""
 
 
 def read_mark(key: str, mark: str | None, subscriber_id: int) -> int | None:

@@ -27,7 +27,7 @@ from publisher.store import consent
 from publisher.store.numbers import link_key, record_page_event
 from publisher.store.subscribers import Subscriber, find_subscriber
 from publisher.subscribers.consent import activate, erase, export_data, unsubscribe
-from publisher.support.marks import MARK_MAX, read_mark
+from publisher.support.marks import MARK_MAX, read_mark, well_formed
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.forms import name_problem, read_form, text
 from publisher.web.notices import DATA_MAX_AGE, mail_later
@@ -57,9 +57,9 @@ def _lookup(w: Web, token: str) -> Subscriber | None:
 
 
 def _mark(request: Request, form: FormData | None = None) -> str:
-    """The edition mark of the link (query) or of the page's form, as given."""
-    found = request.query_params.get("e") or (text(form, "e", MARK_MAX) if form else "")
-    return found if len(found) <= MARK_MAX else ""
+    """The edition mark of the link (query) or of the page's form, if it has a mark's form
+    (only such a mark is carried on into the page's links and forms)."""
+    return well_formed(request.query_params.get("e") or (text(form, "e", MARK_MAX) if form else ""))
 
 
 def _credit(w: Web, subscriber_id: int, mark: str, kind: str) -> None:
