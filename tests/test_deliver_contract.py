@@ -95,11 +95,18 @@ def test_headers_arrive_exactly_as_written(rig, store, fixed_now):
     from publisher.deliver.base import Recipient
     from publisher.deliver.service import build_message
     from publisher.store.editions import get_edition
+    from publisher.store.numbers import link_key
 
-    message = build_message(config, present(get_edition(store, edition)), now=fixed_now)
+    key = link_key(store, now=fixed_now)  # the links say which edition they came from
+    stored = present(get_edition(store, edition))
+    message = build_message(config, stored, now=fixed_now, link_key=key)
     for address, [wire] in rig.received().items():
         person = people[address]
-        recipient = Recipient(person.id, address, person.name, person.token, message.public_url)
+        recipient = Recipient(
+            person.id, address, person.name, person.token, message.public_url,
+            message.mark(person.id),
+        )  # fmt: skip
+        assert f"&e={edition}." in recipient.unsubscribe_url
         expected = list_unsubscribe(message, recipient)
         if rig.name == "sendgrid":
             body, p = wire

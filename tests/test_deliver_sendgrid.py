@@ -12,7 +12,9 @@ from publisher.deliver.backends.sendgrid import HTML_NAME, SendGridBackend
 from publisher.errors import DeliveryError
 from publisher.store import ledger
 from publisher.store.editions import get_edition
+from publisher.store.numbers import link_key
 from publisher.store.subscribers import iter_subscribers, set_status
+from publisher.support.marks import edition_mark
 from tests.conftest import present
 from tests.servers.data import add_edition, add_subscribers, add_subscribers_fast, config_text
 from tests.servers.sendgrid import FakeSendGrid
@@ -74,10 +76,13 @@ def test_request_body_carries_substitutions_headers_and_ids(
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert body["headers"]["List-Id"] == '"Economic Justice Weekly" <weekly.www.example.org>'
     first = body["personalizations"][0]
-    token = first["substitutions"]["%%UNSUBSCRIBE_URL%%"].split("token=")[1]
+    token, mark = first["substitutions"]["%%UNSUBSCRIBE_URL%%"].split("token=")[1].split("&e=")
+    person = next(s for s in iter_subscribers(store) if s.token == token)
+    assert mark == edition_mark(link_key(store, now=fixed_now), edition, person.id)
+    assert first["substitutions"]["%%PREFERENCES_URL%%"].endswith(f"?token={token}&e={mark}")
     assert first["substitutions"]["%%NAME%%"] == "Person 0"
     assert first["headers"]["List-Unsubscribe"] == (
-        f"<https://www.example.org/news/unsubscribe?token={token}>, "
+        f"<https://www.example.org/news/unsubscribe?token={token}&e={mark}>, "
         f"<mailto:news@example.org?subject=unsubscribe%20{token}>"
     )
     ids = {p["headers"]["Message-ID"] for p in body["personalizations"]}
@@ -406,7 +411,14 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     )
     names = ["Ann", None, 'Zoë "Z" <z@x>', "ü" * 20_000, "%%NAME%% x", "y" * 1500]  # 4th: too long
     recipients = [
-        Recipient(n, f"p{n}@example.org", name, f"tok{n}", "https://www.example.org/news")
+        Recipient(
+            n,
+            f"p{n}@example.org",
+            name,
+            f"tok{n}",
+            "https://www.example.org/news",
+            f"7.{n:016d}" if n % 2 else "",  # with an edition mark, and without
+        )  # fmt: skip
         for n, name in enumerate(names, start=1)
     ]
     body, refused = backend.build_body(prepared, recipients, "7-1")
@@ -414,4 +426,7 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     assert json.loads(present(encoded.body)) == body
     assert encoded.body == json.dumps(body)  # the same text, written without json.dumps
     assert dict(encoded.refused) == refused and list(refused) == [4]
+    assert body["personalizations"][0]["headers"]["List-Unsubscribe"].startswith(
+        "<https://www.example.org/news/unsubscribe?token=tok1&e=7.0000000000000001>, "
+    )
     backend.close()

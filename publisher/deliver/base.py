@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from publisher.errors import DeliveryError
 from publisher.render import personalise, subscriber_url
+from publisher.support.marks import mark_maker
 
 if TYPE_CHECKING:  # the capability's protocol lives with the code that uses it
     from publisher.deliver.exactly_once import Cancellation
@@ -44,6 +45,12 @@ class Message:
     unsubscribe_mailto: str
     date: datetime  # the Date header (the send's `now`)
     send_at: datetime | None = None  # SendGrid only: deliver later (at most 72 h ahead)
+    link_key: str = ""  # the store's link key: links say which edition they came from
+
+    @cached_property
+    def mark(self) -> Callable[[int], str]:
+        """A recipient's edition mark, by subscriber id (empty without a link key)."""
+        return mark_maker(self.link_key, self.edition_id)
 
     @cached_property
     def domain(self) -> str:
@@ -70,14 +77,15 @@ class Recipient(NamedTuple):  # a tuple: a batch creates a thousand of them
     name: str | None
     token: str
     public_url: str
+    mark: str = ""  # which edition the links came from (publisher.support.marks)
 
     @property
     def unsubscribe_url(self) -> str:
-        return subscriber_url(self.public_url, "unsubscribe", self.token)
+        return subscriber_url(self.public_url, "unsubscribe", self.token, self.mark)
 
     @property
     def preferences_url(self) -> str:
-        return subscriber_url(self.public_url, "preferences", self.token)
+        return subscriber_url(self.public_url, "preferences", self.token, self.mark)
 
     def personalise(self, document: str) -> str:
         return personalise(

@@ -69,7 +69,7 @@ class _Recipients(Sequence[Recipient]):
     or in flight would be promoted to the oldest generation and bring on a full collection
     every few batches (~50 ms each here), a pause of every sending thread."""
 
-    def __init__(self, rows: list[tuple[int, str, str | None, str, str]]) -> None:
+    def __init__(self, rows: list[tuple[int, str, str | None, str, str, str]]) -> None:
         self._rows = rows
 
     def __len__(self) -> int:
@@ -197,9 +197,9 @@ class Dispatcher(Generic[P, E]):
 
     def _prepare(self, prepared: P, number: int, rows: list[tuple]) -> _Batch[E]:
         """Build a claimed batch's request, ahead of the workers."""
-        public_url = self.message.public_url
+        public_url, mark = self.message.public_url, self.message.mark
         # plain tuples (see _Recipients); by id: a part of a batch is a range (mark_range)
-        recipients = _Recipients([(r[0], r[1], r[2], r[3], public_url) for r in rows])
+        recipients = _Recipients([(r[0], r[1], r[2], r[3], public_url, mark(r[0])) for r in rows])
         return _Batch(
             number, recipients, self.backend.encode(prepared, recipients, self._key(number))
         )

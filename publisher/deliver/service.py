@@ -24,7 +24,7 @@ from publisher.deliver.exactly_once import Cancellation
 from publisher.deliver.report import DeliveryReport, final_status
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import DeliveryError
-from publisher.store import Store, batches, ledger, plan, processes, work
+from publisher.store import Store, batches, ledger, numbers, plan, processes, work
 from publisher.store.editions import StoredEdition, get_edition, newest_edition
 from publisher.store.subscribers import count_audience, subscriber_at
 from publisher.store.suppression import hold_back
@@ -49,7 +49,10 @@ def build_message(
     *,
     now: datetime,
     send_at: datetime | None = None,
+    link_key: str = "",
 ) -> Message:
+    """The edition as a message; `link_key` (the store's, for a real send): its subscriber
+    links say which edition they came from (publisher.support.marks)."""
     org, campaign = config.organisation, config.campaign(edition.campaign)
     return Message(
         edition_id=edition.id,
@@ -66,6 +69,7 @@ def build_message(
         unsubscribe_mailto=config.delivery.unsubscribe_mailto or org.from_email,
         date=now,
         send_at=send_at,
+        link_key=link_key,
     )
 
 
@@ -116,7 +120,8 @@ def _deliver(
     # The one place a send asks for exactly-once mode; the capability goes where it is used.
     cancellation = backend.cancellation
     send_at = None if cancellation else opts.send_at  # exactly-once: each batch is scheduled
-    message = build_message(config, edition, now=now, send_at=send_at)
+    key = numbers.link_key(store, now=now)
+    message = build_message(config, edition, now=now, send_at=send_at, link_key=key)
     report = DeliveryReport(
         edition.id, edition.campaign, edition.number, backend.name, backend.destination(message)
     )

@@ -25,7 +25,7 @@ from publisher.deliver.dispatch import Dispatcher
 from publisher.deliver.service import build_message, policy_from
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import ConfigError, DeliveryError
-from publisher.store import Store, work
+from publisher.store import Store, numbers, work
 from publisher.store.editions import get_edition
 from publisher.store.processes_seen import Presence
 
@@ -100,7 +100,7 @@ def _send_edition(
         )
         return 0
     now = clock()
-    message = build_message(config, edition, now=now)
+    message = build_message(config, edition, now=now, link_key=numbers.link_key(store, now=now))
     dispatcher = Dispatcher(
         store, backend, message, policy_from(config), now, should_stop=should_stop, lease=lease
     )

@@ -79,11 +79,14 @@ def finalize(eval_ctx: EvalContext, value: Any) -> Any:
     return neutralise_html(value) if eval_ctx.autoescape else neutralise(value)
 
 
-def subscriber_url(public_url: str, page: str, token: str | None = None) -> str:
+def subscriber_url(public_url: str, page: str, token: str | None = None, mark: str = "") -> str:
     """A subscriber page ('unsubscribe' or 'preferences') under the organisation's public
-    URL; without a token it is the generic page (web archive copies publish no token)."""
+    URL; without a token it is the generic page (web archive copies publish no token).
+    `mark`: which edition the link came from (publisher.support.marks), as `e=`."""
     url = f"{public_url.rstrip('/')}/{page}"
-    return f"{url}?token={token}" if token else url
+    if not token:
+        return url
+    return f"{url}?token={token}&e={mark}" if mark else f"{url}?token={token}"
 
 
 def _is_html(document: str) -> bool:

@@ -638,3 +638,31 @@ Index(
     WebhookEventRow.event,
     WebhookEventRow.email,
 )
+# --- numbers from every backend (issue 21) --------------------------------------------------
+
+
+class PageEventRow(Base):
+    """What a person did through an edition's own links (unsubscribe, preferences): once
+    per person, edition and kind (publisher/store/numbers.py)."""
+
+    __tablename__ = "page_events"
+    __table_args__ = (
+        UniqueConstraint("edition_id", "subscriber_id", "kind", name="uq_page_events_once"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LinkKeyRow(Base):
+    """The store's one key (id 1) signing which edition a subscriber link came from: made
+    on first use, so every sending process and every web process read the same."""
+
+    __tablename__ = "link_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

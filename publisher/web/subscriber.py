@@ -6,7 +6,11 @@ a POST (one-click, or a form carrying a valid signed form token). Unsubscribing 
 person a new token, so an old or forwarded email's links open nothing after it (a repeated
 one-click still answers). "Download my data" does not answer with the data: a newsletter's
 token may be in anyone's hands (forwarded), so it mails a fresh link, valid for an hour and
-bound to the current token, to the address itself."""
+bound to the current token, to the address itself.
+
+A link of an email also carries which edition it came from (`e`, publisher.support.marks,
+signed for that person): an unsubscribe or a preference change made through it is counted
+for that edition, once per person (the edition page's numbers, on every backend)."""
 
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ from starlette.routing import Route
 
 from publisher.render import subscriber_url
 from publisher.store import consent
+from publisher.store.numbers import link_key, record_page_event
 from publisher.store.subscribers import Subscriber, find_subscriber
 from publisher.subscribers.consent import activate, erase, export_data, unsubscribe
+from publisher.support.marks import MARK_MAX, read_mark, well_formed
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.forms import name_problem, read_form, text
 from publisher.web.notices import DATA_MAX_AGE, mail_later
@@ -50,6 +56,22 @@ def _lookup(w: Web, token: str) -> Subscriber | None:
     return found if found and not found.email.endswith("@erased.invalid") else None
 
 
+def _mark(request: Request, form: FormData | None = None) -> str:
+    """The edition mark of the link (query) or of the page's form, if it has a mark's form
+    (only such a mark is carried on into the page's links and forms)."""
+    return well_formed(request.query_params.get("e") or (text(form, "e", MARK_MAX) if form else ""))
+
+
+def _credit(w: Web, subscriber_id: int, mark: str, kind: str) -> None:
+    """Count the change for the edition whose link it came through, if the mark is that
+    edition's for this very person (anything else counts nothing, and changes nothing)."""
+    if not mark:
+        return
+    edition_id = read_mark(link_key(w.store, now=w.now()), mark, subscriber_id)
+    if edition_id is not None:
+        record_page_event(w.store, edition_id, subscriber_id, kind, now=w.now())
+
+
 def _unsubscribed_page(w: Web, subscriber: Subscriber) -> HTMLResponse:
     """With the person's current token only (an empty one, from a retired link: none)."""
     token = subscriber.token
@@ -60,7 +82,7 @@ def _unsubscribed_page(w: Web, subscriber: Subscriber) -> HTMLResponse:
 
 
 def unsubscribe_page(request: Request) -> Response:  # plain: Starlette runs it in a thread
-    w, token = web(request), request.query_params.get("token", "")
+    w, token, mark = web(request), request.query_params.get("token", ""), _mark(request)
     subscriber = _lookup(w, token)
     if subscriber is None:
         return w.invalid_link()
@@ -72,7 +94,8 @@ def unsubscribe_page(request: Request) -> Response:  # plain: Starlette runs it 
         email=subscriber.email,
         token=token,
         csrf=w.tokens.form_token("unsubscribe", token),
-        preferences_url=f"preferences?token={token}",
+        mark=mark,
+        preferences_url=f"preferences?token={token}" + (f"&e={mark}" if mark else ""),
     )
 
 
@@ -88,11 +111,22 @@ async def unsubscribe_post(request: Request) -> Response:
     if not token or len(token) > 200:
         return w.invalid_link()
     ctx = _ctx(request, "one-click" if one_click else "web")
-    subscriber = await off_loop(consent.unsubscribe_token, w.store, token, ctx=ctx, now=w.now())
+    subscriber = await off_loop(_unsubscribe, w, token, _mark(request, form), ctx)
     return w.invalid_link() if subscriber is None else _unsubscribed_page(w, subscriber)
 
 
-def _preferences(w: Web, subscriber: Subscriber, notice: str | None = None) -> HTMLResponse:
+def _unsubscribe(w: Web, token: str, mark: str, ctx: consent.Context) -> Subscriber | None:
+    """The one-click transaction, then the count for the edition the link came from (a
+    repeat counts once: record_page_event), in one trip off the event loop."""
+    subscriber = consent.unsubscribe_token(w.store, token, ctx=ctx, now=w.now())
+    if subscriber is not None and subscriber.status == "unsubscribed":
+        _credit(w, subscriber.id, mark, "unsubscribe")
+    return subscriber
+
+
+def _preferences(
+    w: Web, subscriber: Subscriber, notice: str | None = None, mark: str = ""
+) -> HTMLResponse:
     until = consent.paused_until(w.store, subscriber.id, now=w.now())
     status_text = STATUS_TEXT.get(subscriber.status, subscriber.status)
     if until and subscriber.status == "active":
@@ -108,6 +142,7 @@ def _preferences(w: Web, subscriber: Subscriber, notice: str | None = None) -> H
         chosen=subscriber.topics,
         paused_until=until.date().isoformat() if until else None,
         token=subscriber.token,
+        mark=mark,
         csrf=w.tokens.form_token("preferences", subscriber.token),
     )
 
@@ -115,7 +150,9 @@ def _preferences(w: Web, subscriber: Subscriber, notice: str | None = None) -> H
 def preferences_page(request: Request) -> Response:  # plain: Starlette runs it in a thread
     w = web(request)
     subscriber = _lookup(w, request.query_params.get("token", ""))
-    return w.invalid_link() if subscriber is None else _preferences(w, subscriber)
+    if subscriber is None:
+        return w.invalid_link()
+    return _preferences(w, subscriber, mark=_mark(request))
 
 
 async def preferences_post(request: Request) -> Response:
@@ -132,14 +169,17 @@ def _preferences_post(request: Request, w: Web, form: FormData) -> Response:
     if subscriber is None:
         return w.invalid_link()
     action, ctx, now = text(form, "action", 20), _ctx(request, "web"), w.now()
+    mark = _mark(request, form)
     if action == "save" and subscriber.status == "active":
         problem = name_problem(text(form, "name", 200))
         if problem:
-            return _preferences(w, subscriber, f"Nothing was changed. {problem}")
+            return _preferences(w, subscriber, f"Nothing was changed. {problem}", mark)
         _save(w, subscriber, form, ctx, now)
+        _credit(w, subscriber.id, mark, "preferences")
         notice = "Your preferences are saved."
     elif action == "unsubscribe":
-        unsubscribe(w.store, subscriber.id, ctx=ctx, now=now)
+        if unsubscribe(w.store, subscriber.id, ctx=ctx, now=now):
+            _credit(w, subscriber.id, mark, "unsubscribe")
         notice = "You are unsubscribed from everything."
     elif action == "resubscribe" and subscriber.status != "active":
         activate(w.store, subscriber, action="resubscribe", ctx=ctx, now=now)
@@ -163,7 +203,7 @@ def _preferences_post(request: Request, w: Web, form: FormData) -> Response:
     else:
         return _preferences(w, subscriber, "Nothing was changed.")
     refreshed = find_subscriber(w.store, id=subscriber.id) or subscriber
-    return _preferences(w, refreshed, notice)
+    return _preferences(w, refreshed, notice, mark)
 
 
 def _save(

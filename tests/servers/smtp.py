@@ -1,7 +1,8 @@
 """A local aiosmtpd server with STARTTLS (a trustme test certificate) and optional AUTH.
 Recipients starting with `reject` are refused at RCPT (550), `later` temporarily (450); for
 recipients starting with `drop`
-the message is taken and the connection dropped before the answer to DATA."""
+the message is taken and the connection dropped before the answer to DATA; for recipients
+starting with `nodata` the message is refused for good at DATA (554)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class RecordingHandler:
     reject_prefix: str = "reject"
     drop_prefix: str = "drop"  # take the message, then drop the connection before answering
     defer_prefix: str = "later"  # refused temporarily at RCPT (450)
+    refuse_data_prefix: str = "nodata"  # refused for good at DATA (554)
     messages: list[Received] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
@@ -43,6 +45,9 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if any(r.startswith(self.refuse_data_prefix) for r in envelope.rcpt_tos):
+            self.refused.extend(envelope.rcpt_tos)
+            return "554 5.7.1 message refused"
         self.messages.append(
             Received(
                 envelope.mail_from,

@@ -234,7 +234,7 @@ class SendGridBackend:
             _PERSONALIZATION,
         )
         for r in recipients:
-            sid, email, name, token, public_url = r
+            sid, email, name, token, public_url, mark = r
             if (
                 public_url.rstrip("/") != root
                 or not url_safe(token)
@@ -246,13 +246,14 @@ class SendGridBackend:
                     yield json.dumps(p)
                 continue
             display = (name or "").strip() or NAME_FALLBACK
-            unsubscribe = unsubscribe_at + token
+            tail = f"&e={mark}" if mark else ""
+            unsubscribe = unsubscribe_at + token + tail
             yield fmt % (
                 _json(email) if not name else f'{_json(email)}, "name": {_json(name)}',
                 _json(display),
                 _json(escape(display, quote=True)),
                 _json(unsubscribe),
-                _json(preferences_at + token),
+                _json(preferences_at + token + tail),
                 _json(f"<{unsubscribe}>, <{mailto}{token}>"),
                 _json(f"{id_head}{opaque_id(sid)}{id_tail}"),
             )

@@ -29,6 +29,7 @@ from publisher.store.state import get_source_memory
 from publisher.subscribers.events import engagement, timeline
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
+from publisher.web.admin.numbers import numbers_context
 from publisher.web.context import Web, client_ip, in_thread
 
 # the previewed email: its own inline styles and https images, nothing else, and sandboxed
@@ -259,8 +260,7 @@ def edition_page(request: Request, admin: Admin) -> Response:
     found = dashboard.edition_line(w.store, int(request.path_params["id"]))
     if found is None:
         return admin.page("message.html", "No such edition", status=404, paragraphs=[])
-    line, _html = found
-    outcomes = engagement(w.store, line.id)
+    line, html = found
     zone = w.config.organisation.timezone  # hours of the organisation's clock
     hours, series = timeline(w.store, line.id, ZoneInfo(zone))
     labels = [f"{h:%d %H}h" for h in hours]
@@ -269,8 +269,9 @@ def edition_page(request: Request, admin: Admin) -> Response:
         for i, (name, values) in enumerate(series.items())
     ]
     return admin.page(
-        "edition.html", f"{line.campaign} #{line.number}", line=line, outcomes=outcomes,
-        rate=rate, clicks=dashboard.clicks_per_link(w.store, line.id),
+        "edition.html", f"{line.campaign} #{line.number}", line=line,
+        **numbers_context(w, line.id, html), rate=rate,
+        clicks=dashboard.clicks_per_link(w.store, line.id),
         recipients=dashboard.recipients(w.store, line.id), charts=charts,
         hours=hours, zone_name=zone, choices=_choices(w, line.id),
     )  # fmt: skip
