@@ -101,7 +101,7 @@ def run_daemon(st: AppState, *, lease: timedelta = DEFAULT_LEASE) -> None:
 
 @app.command(cls=PlainCommand)
 def schedule(ctx: typer.Context) -> None:
-    """Show each campaign's schedule and the daemons and workers running.
+    """Show each campaign's schedule and the processes running it.
 
     The cadence in words, the next three runs (local and UTC), the last edition and slot
     outcome, paused or not, late when no daemon is running; then every daemon and worker
