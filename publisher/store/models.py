@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -666,3 +667,19 @@ class LinkKeyRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- subscriber counts kept by the database (issue 20, /admin at 1,000,000) -----------------
+
+
+class SubscriberTallyRow(Base):
+    """Subscribers per status (kind 'all', topic ''), per status and topic (kind 'topic'),
+    and per status with no topic (kind 'none'): written ONLY by the triggers of migration
+    0022 on `subscribers`, read by dashboard.subscriber_counts."""
+
+    __tablename__ = "subscriber_tallies"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,146 @@
+"""Subscriber counts kept by the database itself (issue 20: /admin at 1,000,000
+subscribers): `subscriber_tallies` holds, per status, the number of subscribers (kind
+'all'), of those with each topic (kind 'topic'), and of those with no topic (kind 'none').
+Triggers on `subscribers` keep it exact on every write path (sign-up, import, staff,
+webhook events, erasure, delete) without touching any of them; it is filled from the
+existing rows here.
+
+Each trigger writes its changes in ONE upsert, grouped and ordered by key, so two
+transactions lock the tally rows in the same order (no deadlock between two single-row
+writes on PostgreSQL) and an array with a repeated topic never updates a row twice.
+
+Revision ID: 0022
+Revises: 0021
+Create Date: 2026-12-06
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0022"
+down_revision = "0021"
+branch_labels = None
+depends_on = None
+
+_UPSERT = """INSERT INTO subscriber_tallies (status, kind, topic, n)
+SELECT status, kind, topic, SUM(d) FROM ({rows}) AS changes
+GROUP BY status, kind, topic HAVING SUM(d) <> 0 ORDER BY status, kind, topic
+ON CONFLICT (status, kind, topic) DO UPDATE SET n = subscriber_tallies.n + excluded.n"""
+
+# the tally rows of one subscriber (status s, topics t), each weighing d
+_SQLITE_ROWS = """SELECT {s} AS status, 'all' AS kind, '' AS topic, {d} AS d
+UNION ALL SELECT {s}, 'topic', value, {d} FROM json_each({t})
+UNION ALL SELECT {s}, 'none', '', {d} WHERE json_array_length({t}) = 0"""
+_SQLITE_ARRAY = "CASE WHEN json_type({v}.topics) = 'array' THEN {v}.topics ELSE '[]' END"
+
+_PG_ROWS = """SELECT {s} AS status, 'all' AS kind, '' AS topic, {d} AS d WHERE {s} IS NOT NULL
+UNION ALL SELECT {s}, 'topic', value, {d} FROM json_array_elements_text({t}) WHERE {s} IS NOT NULL
+UNION ALL SELECT {s}, 'none', '', {d} WHERE {s} IS NOT NULL AND json_array_length({t}) = 0"""
+_PG_ARRAY = "CASE WHEN json_typeof({v}::json) = 'array' THEN {v}::json ELSE '[]'::json END"
+
+_SQLITE_TRIGGERS = {
+    "insert": ("AFTER INSERT", ["NEW"]),
+    "update": (
+        "AFTER UPDATE OF status, topics",
+        ["OLD", "NEW"],
+        "WHEN OLD.status IS NOT NEW.status OR OLD.topics IS NOT NEW.topics",
+    ),
+    "delete": ("AFTER DELETE", ["OLD"]),
+}
+
+
+def _sqlite_rows(which: list[str]) -> str:
+    return "\nUNION ALL ".join(
+        _SQLITE_ROWS.format(
+            s=f"{v}.status", t=_SQLITE_ARRAY.format(v=v), d="-1" if v == "OLD" else "1"
+        )
+        for v in which
+    )
+
+
+def _sqlite() -> None:
+    for name, (when, which, *condition) in _SQLITE_TRIGGERS.items():
+        op.execute(
+            f"CREATE TRIGGER subscriber_tallies_{name} {when} ON subscribers FOR EACH ROW "
+            f"{' '.join(condition)} BEGIN {_UPSERT.format(rows=_sqlite_rows(which))}; END"
+        )
+
+
+def _postgresql() -> None:
+    rows = "\nUNION ALL ".join(
+        _PG_ROWS.format(s=f"{v}_status", t=_PG_ARRAY.format(v=f"{v}_topics"), d=d)
+        for v, d in (("old", "-1"), ("new", "1"))
+    )
+    op.execute(f"""
+CREATE FUNCTION subscriber_tallies_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  old_status text; old_topics json; new_status text; new_topics json;
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    old_status := OLD.status; old_topics := OLD.topics::json;
+  END IF;
+  IF TG_OP IN ('UPDATE', 'INSERT') THEN
+    new_status := NEW.status; new_topics := NEW.topics::json;
+  END IF;
+  {_UPSERT.format(rows=rows)};
+  RETURN NULL;
+END $$""")
+    op.execute(
+        "CREATE TRIGGER subscriber_tallies_write AFTER INSERT OR DELETE ON subscribers "
+        "FOR EACH ROW EXECUTE FUNCTION subscriber_tallies_apply()"
+    )
+    op.execute(
+        "CREATE TRIGGER subscriber_tallies_update AFTER UPDATE OF status, topics ON subscribers "
+        "FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status "
+        "OR OLD.topics::text IS DISTINCT FROM NEW.topics::text) "
+        "EXECUTE FUNCTION subscriber_tallies_apply()"
+    )
+
+
+def _fill(sqlite: bool) -> None:
+    array = _SQLITE_ARRAY.format(v="s") if sqlite else _PG_ARRAY.format(v="s.topics")
+    elements = "json_each" if sqlite else "json_array_elements_text"
+    op.execute(
+        "INSERT INTO subscriber_tallies (status, kind, topic, n) "
+        "SELECT status, 'all', '', COUNT(*) FROM subscribers GROUP BY status"
+    )
+    op.execute(
+        "INSERT INTO subscriber_tallies (status, kind, topic, n) "
+        f"SELECT s.status, 'topic', e.value, COUNT(*) FROM subscribers s, {elements}({array}) e "
+        "GROUP BY s.status, e.value"
+    )
+    op.execute(
+        "INSERT INTO subscriber_tallies (status, kind, topic, n) "
+        f"SELECT s.status, 'none', '', COUNT(*) FROM subscribers s "
+        f"WHERE json_array_length({array}) = 0 GROUP BY s.status"
+    )
+
+
+def upgrade() -> None:
+    op.create_table(
+        "subscriber_tallies",
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("n", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("status", "kind", "topic"),
+    )
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if not sqlite:  # no write may land between the fill and the triggers
+        op.execute("LOCK TABLE subscribers IN SHARE ROW EXCLUSIVE MODE")
+    _fill(sqlite)  # before the triggers, in the migration's own transaction
+    if sqlite:
+        _sqlite()
+    else:
+        _postgresql()
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for name in _SQLITE_TRIGGERS:
+            op.execute(f"DROP TRIGGER subscriber_tallies_{name}")
+    else:
+        op.execute("DROP TRIGGER subscriber_tallies_update ON subscribers")
+        op.execute("DROP TRIGGER subscriber_tallies_write ON subscribers")
+        op.execute("DROP FUNCTION subscriber_tallies_apply()")
+    op.drop_table("subscriber_tallies")
