@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -31,10 +32,8 @@ TOPICS = ("climate", "housing", "transit", "schools")
 def recount(store: Store) -> tuple[dict[str, int], dict[str, int]]:
     """The counts the page shows, counted the slow way: every row read in Python."""
     with store.session() as session:
-        rows = [
-            (s, list(t or []))
-            for s, t in session.execute(select(SubscriberRow.status, SubscriberRow.topics))
-        ]
+        found: list[Any] = list(session.execute(select(SubscriberRow.status, SubscriberRow.topics)))
+    rows = [(str(s), [str(x) for x in t or []]) for s, t in found]
     statuses = Counter(status for status, _ in rows)
     topics: Counter[str] = Counter()
     for status, chosen in rows:

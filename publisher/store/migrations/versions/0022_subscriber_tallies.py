@@ -38,18 +38,19 @@ UNION ALL SELECT {s}, 'topic', value, {d} FROM json_array_elements_text({t}) WHE
 UNION ALL SELECT {s}, 'none', '', {d} WHERE {s} IS NOT NULL AND json_array_length({t}) = 0"""
 _PG_ARRAY = "CASE WHEN json_typeof({v}::json) = 'array' THEN {v}::json ELSE '[]'::json END"
 
-_SQLITE_TRIGGERS = {
-    "insert": ("AFTER INSERT", ["NEW"]),
+# name: (when, the row versions it counts (OLD taken away, NEW added), condition)
+_SQLITE_TRIGGERS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "insert": ("AFTER INSERT", ("NEW",), ""),
     "update": (
         "AFTER UPDATE OF status, topics",
-        ["OLD", "NEW"],
+        ("OLD", "NEW"),
         "WHEN OLD.status IS NOT NEW.status OR OLD.topics IS NOT NEW.topics",
     ),
-    "delete": ("AFTER DELETE", ["OLD"]),
+    "delete": ("AFTER DELETE", ("OLD",), ""),
 }
 
 
-def _sqlite_rows(which: list[str]) -> str:
+def _sqlite_rows(which: tuple[str, ...]) -> str:
     return "\nUNION ALL ".join(
         _SQLITE_ROWS.format(
             s=f"{v}.status", t=_SQLITE_ARRAY.format(v=v), d="-1" if v == "OLD" else "1"
@@ -59,10 +60,10 @@ def _sqlite_rows(which: list[str]) -> str:
 
 
 def _sqlite() -> None:
-    for name, (when, which, *condition) in _SQLITE_TRIGGERS.items():
+    for name, (when, which, condition) in _SQLITE_TRIGGERS.items():
         op.execute(
             f"CREATE TRIGGER subscriber_tallies_{name} {when} ON subscribers FOR EACH ROW "
-            f"{' '.join(condition)} BEGIN {_UPSERT.format(rows=_sqlite_rows(which))}; END"
+            f"{condition} BEGIN {_UPSERT.format(rows=_sqlite_rows(which))}; END"
         )
 
 
