@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, distinct, func, literal, or_, select
+from sqlalchemy import case, distinct, func, literal, or_, select, tuple_
 
 from publisher.store import Store
 from publisher.store.dialect import epoch_seconds
@@ -105,18 +105,21 @@ def _line(row: EditionRow, counts: dict[str, int]) -> EditionLine:
     )  # fmt: skip
 
 
-def campaign_editions(store: Store, campaign: str, *, limit: int = 50) -> list[EditionLine]:
-    """A campaign's editions, newest first, each with its ledger counts."""
-    query = (
-        select(EditionRow)
-        .where(EditionRow.campaign == campaign)
-        .order_by(EditionRow.number.desc())
-        .limit(limit)
-    )
+def campaign_editions(
+    store: Store, campaign: str, *, limit: int = 10, before: int | None = None
+) -> tuple[list[EditionLine], bool]:
+    """A page of a campaign's editions, newest first (numbered below `before` when given),
+    each with its ledger counts, and whether older editions follow: the ledger is counted
+    for this page's editions only (keyset on the edition number, indexed)."""
+    query = select(EditionRow).where(EditionRow.campaign == campaign)
+    if before is not None:
+        query = query.where(EditionRow.number < before)
+    query = query.order_by(EditionRow.number.desc()).limit(limit + 1)
     with store.session() as session:
         rows = list(session.scalars(query))
+    rows, older = rows[:limit], len(rows) > limit
     counts = ledger_counts(store, [r.id for r in rows])
-    return [_line(r, counts[r.id]) for r in rows]
+    return [_line(r, counts[r.id]) for r in rows], older
 
 
 def edition_line(store: Store, edition_id: int) -> tuple[EditionLine, str] | None:
@@ -129,17 +132,28 @@ def edition_line(store: Store, edition_id: int) -> tuple[EditionLine, str] | Non
     return _line(row, ledger_counts(store, [edition_id])[edition_id]), html
 
 
-def recipients(store: Store, edition_id: int, *, limit: int = 1000) -> list[tuple[str, str, str]]:
-    """(email, ledger status, reason) of an edition's recipients, by status then address."""
+def recipients(
+    store: Store, edition_id: int, *, limit: int = 100, after: tuple[str, int] | None = None
+) -> tuple[list[tuple[str, str, str]], tuple[str, int] | None]:
+    """A page of (email, ledger status, reason) of an edition's recipients, by status then
+    subscriber (keyset: the rows after `after`, read along ix_deliveries_edition_recipient),
+    and the key of the next page (None on the last)."""
     query = (
-        select(SubscriberRow.email, DeliveryRow.status, DeliveryRow.error)
+        select(
+            SubscriberRow.email, DeliveryRow.status, DeliveryRow.error, DeliveryRow.subscriber_id
+        )
         .join(SubscriberRow, SubscriberRow.id == DeliveryRow.subscriber_id)
         .where(DeliveryRow.edition_id == edition_id)
-        .order_by(DeliveryRow.status, SubscriberRow.email)
-        .limit(limit)
+        .order_by(DeliveryRow.status, DeliveryRow.subscriber_id)
+        .limit(limit + 1)
     )
+    if after is not None:  # a row comparison: an index range on both databases
+        query = query.where(tuple_(DeliveryRow.status, DeliveryRow.subscriber_id) > tuple_(*after))
     with store.session() as session:
-        return [(e, s, r or "") for e, s, r in session.execute(query)]
+        rows: list[Any] = list(session.execute(query))
+    page = [(str(e), str(s), r or "") for e, s, r, _ in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return page, (str(last[1]), int(last[3])) if last is not None else None
 
 
 def recipients_per_event(store: Store, edition_id: int) -> dict[str, int]:
