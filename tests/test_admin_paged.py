@@ -9,12 +9,16 @@ from datetime import timedelta
 import httpx
 import pytest
 from lxml import html as lxml_html
+from playwright.sync_api import expect
 from sqlalchemy import insert
 
 from publisher.store import Store
 from publisher.store.dashboard import ledger_counts, recipients
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 from tests.admin_support import ADMIN_CONFIG, SENT_AT, STAFF, add_accounts, log_in
+from tests.test_admin_browser import browser, new_page  # noqa: F401 (a fixture)
+from tests.test_admin_browser import log_in as browser_log_in
+from tests.test_web_browser import Checked
 from tests.web_support import serve
 
 STATUSES = ("failed", "sent", "skipped", "uncertain")
@@ -137,3 +141,31 @@ def test_the_edition_page_lists_recipients_a_hundred_at_a_time(admin_server, sto
             url = following[0] if following else ""
         assert len(shown) == 250 == len(set(shown))
         assert http.get(f"/admin/editions/{edition_id}?after=nonsense").status_code == 200
+
+
+@pytest.mark.browser
+def test_paging_in_a_browser(browser, admin_server, store, tmp_path, guide_shot):  # noqa: F811
+    edition_id = seed(store, 23, 250)
+    page = new_page(browser)
+    pages = Checked(page, tmp_path)
+    browser_log_in(page, admin_server.url, STAFF["viewer"])
+    page.goto(f"{admin_server.url}/admin/campaigns/weekly")
+    history = page.locator('section[aria-labelledby="history"] tr[data-edition]')
+    expect(history).to_have_count(10)
+    expect(history.first.get_by_role("link")).to_have_text("#23")
+    pages.check("history-newest")
+    guide_shot(page, "paged-history", full_page=True)
+    page.get_by_role("link", name="Older editions").click()
+    expect(history.first.get_by_role("link")).to_have_text("#13")
+    expect(page.get_by_role("link", name="Newest editions")).to_be_visible()
+    pages.check("history-older")
+    page.goto(f"{admin_server.url}/admin/editions/{edition_id}")
+    page.get_by_text("Every recipient (250) with the reason").click()
+    rows = page.locator("#recipients tbody tr")
+    expect(rows).to_have_count(100)
+    expect(rows.first.locator("td").nth(1)).to_have_text("failed")
+    page.get_by_role("link", name="Next recipients").click()
+    expect(page.get_by_role("link", name="First recipients")).to_be_visible()
+    expect(rows).to_have_count(100)
+    pages.check("recipients-next")
+    guide_shot(page, "paged-recipients", full_page=True)
