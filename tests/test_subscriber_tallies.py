@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, select, text, update
 
 from publisher.store import MIGRATIONS, Store
 from publisher.store.consent import erase_personal_data
-from publisher.store.dashboard import subscriber_counts
+from publisher.store.dashboard import _aware, growth, subscriber_counts
 from publisher.store.models import SubscriberRow, SubscriberTallyRow
 from publisher.store.subscribers import (
     STATUSES,
@@ -89,6 +89,15 @@ def test_tallies_equal_a_recount_after_random_writes(store, fixed_now):
         assert subscriber_counts(store) == recount(store), f"after step {serial}"
     statuses, topics = subscriber_counts(store)
     assert sum(statuses.values()) > 0 and topics  # the walk did leave people to count
+    # growth's totals start from the tallies: each day's total is a recount by created_at
+    later = fixed_now + timedelta(minutes=30)
+    with store.session() as session:
+        made = [_aware(t) for t in session.scalars(select(SubscriberRow.created_at))]
+    days = growth(store, now=later, days=3)
+    assert [total for _, _, total in days] == [
+        sum(t < day + timedelta(days=1) and t <= later for t in made) for day, _, _ in days
+    ]
+    assert days[-1][1] > 0
 
 
 def test_a_repeated_topic_and_odd_topics_values_are_counted_like_a_recount(store, fixed_now):

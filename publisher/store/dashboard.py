@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from itertools import pairwise as pairs
 from typing import Any
 
-from sqlalchemy import case, distinct, func, literal, or_, select, tuple_
+from sqlalchemy import distinct, func, or_, select, tuple_
 
 from publisher.store import Store
 from publisher.store.dialect import epoch_seconds
@@ -307,25 +308,26 @@ def growth(
     store: Store, *, now: datetime, days: int = 30, zone: tzinfo = UTC
 ) -> list[tuple[datetime, int, int]]:
     """(day, new that day, total by the end of it) for the last `days` days of `zone`'s
-    calendar (the day as its local midnight). Two indexed range counts and one GROUP BY over
-    the window's rows: never the whole table in Python."""
+    calendar (the day as its local midnight). One statement of indexed range counts over
+    the window's days; the total before it is the triggers' tally of every subscriber
+    less those created since the window began (never a count over the whole table)."""
     starts = _day_starts(now, days, zone)
     created = SubscriberRow.created_at
-    whens = [(created < at, i) for i, at in enumerate(starts[1:-1])]
-    bucket = case(*whens, else_=days - 1) if whens else literal(0)
-    query = (
-        select(bucket, func.count())
-        .where(created >= starts[0], created < starts[-1], created <= now)
-        .group_by(bucket)
+
+    def count(*where: Any) -> Any:
+        return select(func.count()).where(*where).scalar_subquery()
+
+    per_day = [count(created >= a, created < b, created <= now) for a, b in pairs(starts)]
+    everyone = select(func.coalesce(func.sum(SubscriberTallyRow.n), 0)).where(
+        SubscriberTallyRow.kind == "all"
     )
     with store.session() as session:
-        total = session.scalar(select(func.count()).where(created < starts[0])) or 0
-        rows: list[Any] = list(session.execute(query))
-    per_day: dict[int, int] = {int(i): int(n) for i, n in rows}
+        since: Any = session.execute(select(count(created >= starts[0]), *per_day)).one()
+        total = int(session.scalar(everyone) or 0) - int(since[0])
     out = []
     for index in range(days):
-        total += per_day.get(index, 0)
-        out.append((starts[index].astimezone(zone), per_day.get(index, 0), total))
+        total += int(since[index + 1])
+        out.append((starts[index].astimezone(zone), int(since[index + 1]), total))
     return out
 
 
