@@ -34,9 +34,6 @@ UNION ALL SELECT {s}, 'topic', value, {d} FROM json_each({t})
 UNION ALL SELECT {s}, 'none', '', {d} WHERE json_array_length({t}) = 0"""
 _SQLITE_ARRAY = "CASE WHEN json_type({v}.topics) = 'array' THEN {v}.topics ELSE '[]' END"
 
-_PG_ROWS = """SELECT {s} AS status, 'all' AS kind, '' AS topic, {d} AS d WHERE {s} IS NOT NULL
-UNION ALL SELECT {s}, 'topic', value, {d} FROM json_array_elements_text({t}) WHERE {s} IS NOT NULL
-UNION ALL SELECT {s}, 'none', '', {d} WHERE {s} IS NOT NULL AND json_array_length({t}) = 0"""
 _PG_ARRAY = "CASE WHEN json_typeof({v}::json) = 'array' THEN {v}::json ELSE '[]'::json END"
 
 # name: (when, the row versions it counts (OLD taken away, NEW added), condition)
@@ -68,35 +65,46 @@ def _sqlite() -> None:
         )
 
 
+def _pg_rows(table: str, d: str) -> str:
+    """The tally rows of every subscriber in a transition table, each weighing d."""
+    t = _PG_ARRAY.format(v="r.topics")
+    return (
+        f"SELECT r.status AS status, 'all' AS kind, '' AS topic, {d} AS d FROM {table} r "
+        f"UNION ALL SELECT r.status, 'topic', e.value, {d} FROM {table} r, "
+        f"json_array_elements_text({t}) e "
+        f"UNION ALL SELECT r.status, 'none', '', {d} FROM {table} r "
+        f"WHERE json_array_length({t}) = 0"
+    )
+
+
+# PostgreSQL: statement-level triggers over transition tables, ONE upsert a statement. A
+# per-row upsert would rewrite the same tally row once per subscriber, and in one big
+# transaction (a COPY, an UPDATE of many rows) each rewrite walks the chain of the row's
+# earlier versions: quadratic. (Transition tables allow no column list: every UPDATE fires
+# it, and the HAVING of the upsert drops a statement that changed no status or topics.)
+_PG_TRIGGERS = {
+    "insert": ("INSERT", "NEW TABLE AS new_rows", [("new_rows", "1")]),
+    "update": (
+        "UPDATE",
+        "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        [("old_rows", "-1"), ("new_rows", "1")],
+    ),
+    "delete": ("DELETE", "OLD TABLE AS old_rows", [("old_rows", "-1")]),
+}
+
+
 def _postgresql() -> None:
-    rows = "\nUNION ALL ".join(
-        _PG_ROWS.format(s=f"{v}_status", t=_PG_ARRAY.format(v=f"{v}_topics"), d=d)
-        for v, d in (("old", "-1"), ("new", "1"))
-    )
-    op.execute(f"""
-CREATE FUNCTION subscriber_tallies_apply() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  old_status text; old_topics json; new_status text; new_topics json;
-BEGIN
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    old_status := OLD.status; old_topics := OLD.topics::json;
-  END IF;
-  IF TG_OP IN ('UPDATE', 'INSERT') THEN
-    new_status := NEW.status; new_topics := NEW.topics::json;
-  END IF;
-  {_UPSERT.format(rows=rows)};
-  RETURN NULL;
-END $$""")
-    op.execute(
-        "CREATE TRIGGER subscriber_tallies_write AFTER INSERT OR DELETE ON subscribers "
-        "FOR EACH ROW EXECUTE FUNCTION subscriber_tallies_apply()"
-    )
-    op.execute(
-        "CREATE TRIGGER subscriber_tallies_update AFTER UPDATE OF status, topics ON subscribers "
-        "FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status "
-        "OR OLD.topics::text IS DISTINCT FROM NEW.topics::text) "
-        "EXECUTE FUNCTION subscriber_tallies_apply()"
-    )
+    for name, (event, referencing, tables) in _PG_TRIGGERS.items():
+        rows = " UNION ALL ".join(_pg_rows(table, d) for table, d in tables)
+        op.execute(
+            f"CREATE FUNCTION subscriber_tallies_{name}() RETURNS trigger LANGUAGE plpgsql "
+            f"AS $$ BEGIN {_UPSERT.format(rows=rows)}; RETURN NULL; END $$"
+        )
+        op.execute(
+            f"CREATE TRIGGER subscriber_tallies_{name} AFTER {event} ON subscribers "
+            f"REFERENCING {referencing} FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION subscriber_tallies_{name}()"
+        )
 
 
 def _fill(sqlite: bool) -> None:
@@ -154,9 +162,9 @@ def downgrade() -> None:
         for name in _SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER subscriber_tallies_{name}")
     else:
-        op.execute("DROP TRIGGER subscriber_tallies_update ON subscribers")
-        op.execute("DROP TRIGGER subscriber_tallies_write ON subscribers")
-        op.execute("DROP FUNCTION subscriber_tallies_apply()")
+        for name in _PG_TRIGGERS:
+            op.execute(f"DROP TRIGGER subscriber_tallies_{name} ON subscribers")
+            op.execute(f"DROP FUNCTION subscriber_tallies_{name}()")
     op.drop_table("subscriber_tallies")
     op.create_index(
         "ix_deliveries_edition_status", "deliveries", ["edition_id", "status", "updated_at"]
