@@ -9,18 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from itertools import pairwise as pairs
 from typing import Any
 
-from sqlalchemy import case, distinct, func, literal, or_, select, true
+from sqlalchemy import distinct, func, or_, select, tuple_
 
 from publisher.store import Store
-from publisher.store.dialect import epoch_seconds, json_elements
+from publisher.store.dialect import epoch_seconds
 from publisher.store.models import (
     DeliveryRow,
     EditionRow,
     PublishStateRow,
     SourceRunRow,
     SubscriberRow,
+    SubscriberTallyRow,
     WebhookEventRow,
 )
 from publisher.store.subscribers import Subscriber
@@ -104,18 +106,21 @@ def _line(row: EditionRow, counts: dict[str, int]) -> EditionLine:
     )  # fmt: skip
 
 
-def campaign_editions(store: Store, campaign: str, *, limit: int = 50) -> list[EditionLine]:
-    """A campaign's editions, newest first, each with its ledger counts."""
-    query = (
-        select(EditionRow)
-        .where(EditionRow.campaign == campaign)
-        .order_by(EditionRow.number.desc())
-        .limit(limit)
-    )
+def campaign_editions(
+    store: Store, campaign: str, *, limit: int = 10, before: int | None = None
+) -> tuple[list[EditionLine], bool]:
+    """A page of a campaign's editions, newest first (numbered below `before` when given),
+    each with its ledger counts, and whether older editions follow: the ledger is counted
+    for this page's editions only (keyset on the edition number, indexed)."""
+    query = select(EditionRow).where(EditionRow.campaign == campaign)
+    if before is not None:
+        query = query.where(EditionRow.number < before)
+    query = query.order_by(EditionRow.number.desc()).limit(limit + 1)
     with store.session() as session:
         rows = list(session.scalars(query))
+    rows, older = rows[:limit], len(rows) > limit
     counts = ledger_counts(store, [r.id for r in rows])
-    return [_line(r, counts[r.id]) for r in rows]
+    return [_line(r, counts[r.id]) for r in rows], older
 
 
 def edition_line(store: Store, edition_id: int) -> tuple[EditionLine, str] | None:
@@ -128,17 +133,28 @@ def edition_line(store: Store, edition_id: int) -> tuple[EditionLine, str] | Non
     return _line(row, ledger_counts(store, [edition_id])[edition_id]), html
 
 
-def recipients(store: Store, edition_id: int, *, limit: int = 1000) -> list[tuple[str, str, str]]:
-    """(email, ledger status, reason) of an edition's recipients, by status then address."""
+def recipients(
+    store: Store, edition_id: int, *, limit: int = 100, after: tuple[str, int] | None = None
+) -> tuple[list[tuple[str, str, str]], tuple[str, int] | None]:
+    """A page of (email, ledger status, reason) of an edition's recipients, by status then
+    subscriber (keyset: the rows after `after`, read along ix_deliveries_edition_recipient),
+    and the key of the next page (None on the last)."""
     query = (
-        select(SubscriberRow.email, DeliveryRow.status, DeliveryRow.error)
+        select(
+            SubscriberRow.email, DeliveryRow.status, DeliveryRow.error, DeliveryRow.subscriber_id
+        )
         .join(SubscriberRow, SubscriberRow.id == DeliveryRow.subscriber_id)
         .where(DeliveryRow.edition_id == edition_id)
-        .order_by(DeliveryRow.status, SubscriberRow.email)
-        .limit(limit)
+        .order_by(DeliveryRow.status, DeliveryRow.subscriber_id)
+        .limit(limit + 1)
     )
+    if after is not None:  # a row comparison: an index range on both databases
+        query = query.where(tuple_(DeliveryRow.status, DeliveryRow.subscriber_id) > tuple_(*after))
     with store.session() as session:
-        return [(e, s, r or "") for e, s, r in session.execute(query)]
+        rows: list[Any] = list(session.execute(query))
+    page = [(str(e), str(s), r or "") for e, s, r, _ in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return page, (str(last[1]), int(last[3])) if last is not None else None
 
 
 def recipients_per_event(store: Store, edition_id: int) -> dict[str, int]:
@@ -260,30 +276,20 @@ def events_per_hour(
 
 def subscriber_counts(store: Store) -> tuple[dict[str, int], dict[str, int]]:
     """Subscribers by status, and active subscribers by topic ('(all topics)' when none):
-    both counted in SQL (the topics unnested from their JSON arrays), never row by row."""
-    active = SubscriberRow.status == "active"
-    elements = json_elements(store.engine, SubscriberRow.topics)
-    per_topic = (
-        select(elements.c.value, func.count())
-        .select_from(SubscriberRow)
-        .join(elements, true())  # each row with its own array's elements (LATERAL)
-        .where(active)
-        .group_by(elements.c.value)
-    )
-    no_topics = select(func.count()).where(
-        active, func.coalesce(func.json_array_length(SubscriberRow.topics), 0) == 0
-    )
+    read from the tallies the database's own triggers keep exact (migration 0022), a few
+    dozen rows whatever the number of subscribers."""
+    query = select(
+        SubscriberTallyRow.status, SubscriberTallyRow.kind, SubscriberTallyRow.topic,
+        SubscriberTallyRow.n,
+    ).where(SubscriberTallyRow.n != 0)  # fmt: skip
+    statuses: dict[str, int] = {}
+    topics: dict[str, int] = {}
     with store.session() as session:
-        statuses = dict(
-            session.execute(
-                select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)
-            ).all()
-        )
-        found: list[Any] = list(session.execute(per_topic))
-        topics: dict[str, int] = {str(topic): int(n) for topic, n in found}
-        everything = session.scalar(no_topics) or 0
-    if everything:
-        topics["(all topics)"] = everything
+        for status, kind, topic, n in session.execute(query):
+            if kind == "all":
+                statuses[str(status)] = int(n)
+            elif status == "active":
+                topics["(all topics)" if kind == "none" else str(topic)] = int(n)
     return statuses, dict(sorted(topics.items()))
 
 
@@ -302,25 +308,26 @@ def growth(
     store: Store, *, now: datetime, days: int = 30, zone: tzinfo = UTC
 ) -> list[tuple[datetime, int, int]]:
     """(day, new that day, total by the end of it) for the last `days` days of `zone`'s
-    calendar (the day as its local midnight). Two indexed range counts and one GROUP BY over
-    the window's rows: never the whole table in Python."""
+    calendar (the day as its local midnight). One statement of indexed range counts over
+    the window's days; the total before it is the triggers' tally of every subscriber
+    less those created since the window began (never a count over the whole table)."""
     starts = _day_starts(now, days, zone)
     created = SubscriberRow.created_at
-    whens = [(created < at, i) for i, at in enumerate(starts[1:-1])]
-    bucket = case(*whens, else_=days - 1) if whens else literal(0)
-    query = (
-        select(bucket, func.count())
-        .where(created >= starts[0], created < starts[-1], created <= now)
-        .group_by(bucket)
+
+    def count(*where: Any) -> Any:
+        return select(func.count()).where(*where).scalar_subquery()
+
+    per_day = [count(created >= a, created < b, created <= now) for a, b in pairs(starts)]
+    everyone = select(func.coalesce(func.sum(SubscriberTallyRow.n), 0)).where(
+        SubscriberTallyRow.kind == "all"
     )
     with store.session() as session:
-        total = session.scalar(select(func.count()).where(created < starts[0])) or 0
-        rows: list[Any] = list(session.execute(query))
-    per_day: dict[int, int] = {int(i): int(n) for i, n in rows}
+        since: Any = session.execute(select(count(created >= starts[0]), *per_day)).one()
+        total = int(session.scalar(everyone) or 0) - int(since[0])
     out = []
     for index in range(days):
-        total += per_day.get(index, 0)
-        out.append((starts[index].astimezone(zone), per_day.get(index, 0), total))
+        total += int(since[index + 1])
+        out.append((starts[index].astimezone(zone), int(since[index + 1]), total))
     return out
 
 

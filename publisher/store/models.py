@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -627,12 +628,6 @@ class PendingImportLineRow(Base):
 # --- the dashboard's counts at scale (issue 20, migration 0018) ---------------------------
 Index("ix_subscribers_created_at", SubscriberRow.created_at)
 Index(
-    "ix_deliveries_edition_status",
-    DeliveryRow.edition_id,
-    DeliveryRow.status,
-    DeliveryRow.updated_at,
-)
-Index(
     "ix_webhook_events_edition_event",
     WebhookEventRow.edition_id,
     WebhookEventRow.event,
@@ -666,3 +661,31 @@ class LinkKeyRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- subscriber counts kept by the database (issue 20, /admin at 1,000,000) -----------------
+
+
+class SubscriberTallyRow(Base):
+    """Subscribers per status (kind 'all', topic ''), per status and topic (kind 'topic'),
+    and per status with no topic (kind 'none'): written ONLY by the triggers of migration
+    0022 on `subscribers`, read by dashboard.subscriber_counts."""
+
+    __tablename__ = "subscriber_tallies"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+# an edition's ledger by status then subscriber (the recipients list's keyset), and when each
+# row was last written (the hourly chart, from the index alone); replaces 0018's
+# ix_deliveries_edition_status, so the ledger's writes keep the same number of indexes
+Index(
+    "ix_deliveries_edition_recipient",
+    DeliveryRow.edition_id,
+    DeliveryRow.status,
+    DeliveryRow.subscriber_id,
+    DeliveryRow.updated_at,
+)

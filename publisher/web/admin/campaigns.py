@@ -112,13 +112,19 @@ def overview_page(request: Request, admin: Admin) -> Response:
     campaigns = overview(w.config, w.store, now=now)
     lines = {}
     for row in campaigns:
-        found = dashboard.campaign_editions(w.store, row.name, limit=1)
+        found, _ = dashboard.campaign_editions(w.store, row.name, limit=1)
         lines[row.name] = found[0] if found else None
     return admin.page(
         "overview.html", "Overview", campaigns=campaigns, lines=lines,
         sources=_sources(w), feeds=_feeds(w), built=dashboard.feeds_built_at(w.store),
         alerts=_alerts(w, lines, now), scheduler=scheduler_status(w.config, w.store, now=now),
     )  # fmt: skip
+
+
+def _page_key(request: Request, name: str) -> int | None:
+    """A page's keyset bound from the query string: a whole number, else the first page."""
+    raw = request.query_params.get(name, "")
+    return int(raw) if raw.isdigit() and len(raw) < 12 else None
 
 
 def _campaign(admin: Admin, name: str) -> CampaignConfig | None:
@@ -159,7 +165,11 @@ def campaign_page(request: Request, admin: Admin) -> Response:
         if daemon_running(w.store, now=w.now())
         else late_slot(w.config, w.store, campaign, now=w.now())
     )
-    context["editions"] = dashboard.campaign_editions(w.store, name)
+    before = _page_key(request, "before")
+    context["editions"], context["older"] = dashboard.campaign_editions(
+        w.store, name, before=before
+    )
+    context["before"] = before
     context["curation"] = get_curation(w.store, name)
     if admin.staff.may("editor"):
         try:
@@ -272,9 +282,18 @@ def edition_page(request: Request, admin: Admin) -> Response:
         "edition.html", f"{line.campaign} #{line.number}", line=line,
         **numbers_context(w, line.id, html), rate=rate,
         clicks=dashboard.clicks_per_link(w.store, line.id),
-        recipients=dashboard.recipients(w.store, line.id), charts=charts,
+        **_recipients_page(request, w, line.id), charts=charts,
         hours=hours, zone_name=zone, choices=_choices(w, line.id),
     )  # fmt: skip
+
+
+def _recipients_page(request: Request, w: Web, edition_id: int) -> dict[str, Any]:
+    """A page of the recipients list: `?after=<status>:<subscriber id>` (the key of the
+    last row shown) reads the next one; anything else is the first page."""
+    status, _, number = request.query_params.get("after", "")[:40].partition(":")
+    after = (status, int(number)) if status and number.isdigit() and len(number) < 12 else None
+    found, following = dashboard.recipients(w.store, edition_id, after=after)
+    return {"recipients": found, "recipients_after": after, "recipients_next": following}
 
 
 def _choices(w: Web, edition_id: int) -> dict[str, Any] | None:
