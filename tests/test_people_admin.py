@@ -21,6 +21,8 @@ from lxml import html as lxml_html
 from publisher.store import audit
 from publisher.store.consent import CLI as CTX
 from publisher.store.consent import history, set_subscriber_status
+from publisher.store.imports import pending_import
+from publisher.store.staff import find_staff
 from publisher.store.subscribers import count_by_status, find_subscriber, iter_subscribers
 from publisher.subscribers.consent import add_by_staff, erase
 from tests.admin_support import (
@@ -226,11 +228,13 @@ def seed_list(store) -> None:
             set_subscriber_status(store, person.id, status, action="x", ctx=CTX, now=FIXED_NOW)
 
 
-def upload(http: httpx.Client, csrf: str, data: bytes, note: str = NOTE) -> httpx.Response:
+def upload(
+    http: httpx.Client, csrf: str, data: bytes, note: str = NOTE, name: str = "town-hall.csv"
+) -> httpx.Response:
     return http.post(
         "/admin/subscribers/import",
         data={"csrf": csrf, "note": note},
-        files={"file": ("town-hall.csv", data, "text/csv")},
+        files={"file": (name, data, "text/csv")},
     )
 
 
@@ -316,6 +320,13 @@ def test_an_import_is_its_owners_and_needs_a_consent_note(served, store):
         assert huge_cell.status_code == 400 and "invalid CSV: field larger than" in huge_cell.text
         latin = upload(http, csrf, "email,name\r\nana@example.org,Zo\xeb\r\n".encode("latin-1"))
         assert latin.status_code == 400 and "not UTF-8 text" in latin.text
+        # a file's own name is kept bounded (the store's column holds 200 characters): a
+        # 300-character name is a preview, not a server error
+        long_name = upload(http, csrf, CSV_TEXT.encode(), name="b" * 300 + ".csv")
+        assert long_name.status_code == 200
+        editor = present(find_staff(store, STAFF["editor"]))
+        kept = pending_import(store, int(long_name.url.path.rsplit("/", 1)[1]), staff_id=editor.id)
+        assert present(kept).filename == "b" * 200
         preview = upload(http, csrf, CSV_TEXT.encode())
     owner, owner_csrf = staff_client(served, "owner")
     with closing(owner):  # another staff member sees nothing of it and cannot confirm it

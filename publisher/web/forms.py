@@ -35,6 +35,14 @@ async def read_form(request: Request, *, limit: int = MAX_FORM_BYTES, files: int
     return await request.form(max_files=files, max_fields=100, max_part_size=MAX_FORM_BYTES)
 
 
+def upload_name(upload: UploadFile, default: str) -> str:
+    """An uploaded file's own name, as shown and kept: no folders, no control characters, at
+    most 200 characters (`default` when nothing is left)."""
+    name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    return name[:200] or default
+
+
 def text(form: FormData, name: str, limit: int = 320) -> str:
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""

@@ -33,7 +33,7 @@ from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.roster import MAX_NOTE, note_problem, staff_context
 from publisher.web.bounds import UPLOAD_LIMITS
 from publisher.web.context import client_ip, in_thread
-from publisher.web.forms import text
+from publisher.web.forms import text, upload_name
 
 SHOWN = 2000  # rows in the preview table (the totals count them all)
 
@@ -107,7 +107,7 @@ def import_post(request: Request, admin: Admin, form: FormData) -> Response:
     if errors or not isinstance(upload, UploadFile):
         return _upload_page(admin, errors, note, status=400)
     try:
-        staged = _stage(admin, upload.file, upload.filename or "upload.csv", note)
+        staged = _stage(admin, upload.file, upload_name(upload, "upload.csv"), note)
     except SubscriberFileError as exc:
         where = re.sub(r"^line:(\d+): ", r"line \1: ", str(exc))
         errors["file"] = f"This file cannot be read as a list of people: {where}"

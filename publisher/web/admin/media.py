@@ -7,7 +7,6 @@ no location or other metadata is ever published."""
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from urllib.parse import quote
 
 from starlette.datastructures import FormData, UploadFile
@@ -29,7 +28,7 @@ from publisher.store.media import (
 from publisher.web.admin.auth import Admin, action, to, view
 from publisher.web.bounds import UPLOAD_LIMITS
 from publisher.web.context import client_ip, in_thread
-from publisher.web.forms import text
+from publisher.web.forms import text, upload_name
 
 UPLOAD_FORM_BYTES = UPLOAD_LIMITS["/admin/media"]
 MAX_ALT = 1000
@@ -56,13 +55,6 @@ def media_page(request: Request, admin: Admin) -> Response:
     return _listing(admin, notice=request.query_params.get("notice", "")[:300])
 
 
-def file_name(upload: UploadFile) -> str:
-    """The uploaded file's own name, without folders or control characters."""
-    name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
-    return name[:200] or "image"
-
-
 def _new_image(data: bytes, clean: CleanImage, name: str, alt: str, by: str) -> NewImage:
     return NewImage(
         sha256=hashlib.sha256(data).hexdigest(), name=name, media_type=clean.media_type,
@@ -81,7 +73,7 @@ def upload_post(request: Request, admin: Admin, form: FormData) -> Response:
     if not alt or len(alt) > MAX_ALT:
         problem = f"Describe the image for people who cannot see it (up to {MAX_ALT} characters)."
         return _listing(admin, problem=problem, alt=alt[:MAX_ALT], status=400)
-    name, data = file_name(upload), upload.file.read(MAX_BYTES + 1)
+    name, data = upload_name(upload, "image"), upload.file.read(MAX_BYTES + 1)
     try:
         clean = clean_image(data)
     except ImageError as exc:
