@@ -211,3 +211,27 @@ def test_no_configured_source_may_be_named_newsroom(project):
     path = write_config(project, "sources:\n  - {name: newsroom, type: markdown, path: c}\n")
     with pytest.raises(ConfigError, match="no source may be named 'newsroom'"):
         load_config(path)
+
+
+def test_publisher_collect_publishes_the_posts_that_came_due(
+    project, make_config, store, database_url
+):
+    from typer.testing import CliRunner
+
+    from publisher.cli import app
+
+    make_config()
+    due = posts.create_post(
+        store, fields(title="Rally on Friday", date=FIXED_NOW + timedelta(hours=1)),
+        status="scheduled", by=EDITOR, now=FIXED_NOW,
+    )  # fmt: skip
+    env = {
+        "PUBLISHER_DATABASE_URL": database_url,
+        "PUBLISHER_NOW": (FIXED_NOW + timedelta(hours=2)).isoformat(),
+    }
+    args = ["--config", str(project / "schedules.yaml"), "collect"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert posts.get_post(store, due.id).status == "published"
+    assert item_id(due.id) in {i.id for i in list_items(store)}
+    assert (project / "posts" / "rally-on-friday" / "index.html").is_file()

@@ -28,10 +28,14 @@ if TYPE_CHECKING:
 @app.command(cls=PlainCommand)
 def collect(ctx: typer.Context) -> None:
     """Collect items from every configured source into the store."""
+    from publisher.pipeline import publish_posts
     from publisher.sources.collect import collect_all
 
     st = state(ctx)
-    report = collect_all(st.config, StoreSink(st.store), now=utc_now())
+    now = utc_now()
+    # The newsroom's posts that came due go live first, as the daemon's collect does.
+    publish_posts(st.config, st.store, now=now, pages=True)
+    report = collect_all(st.config, StoreSink(st.store), now=now)
     print_collect_report(report)
 
 
