@@ -14,6 +14,13 @@ number, subject, items and their content, the editor's note), so a change after 
 Editions can be approved AHEAD of their slot: the campaign page fingerprints the preview it
 shows, and the slot sends the edition it composes only if that fingerprint was approved.
 Every step is in the audit log.
+
+How an edge uses it (the broadcast page, say):
+    current = broadcast_version(store, broadcast_id)      # None: no such broadcast
+    state = settle(store, current, now=now)               # voids older versions; None: not asked
+    ask(store, current, staff, now=now, ip=ip)            # "Ask for approval"
+    approve(store, current, staff, now=now, ip=ip)        # MayNotSend / SelfApproval
+    refuse(store, current, staff, now=now, ip=ip, reason=why)
 """
 
 from __future__ import annotations
