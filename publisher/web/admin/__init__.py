@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from publisher.render.environment import render_template
 from publisher.web.admin import (
     account,
+    approvals,
     campaigns,
     imports,
     items,
@@ -116,4 +117,7 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/subscribers/import", imports.import_post, methods=["POST"]),
     Route("/admin/subscribers/import/{id:int}", imports.preview_page, methods=["GET"]),
     Route("/admin/subscribers/import/{id:int}/confirm", imports.confirm_post, methods=["POST"]),
+    Route("/admin/approvals", approvals.approvals_page, methods=["GET"]),
+    Route("/admin/campaigns/{name}/approve", approvals.approve_edition_post, methods=["POST"]),
+    Route("/admin/staff/send-permission", approvals.send_permission_post, methods=["POST"]),
 ]
