@@ -170,3 +170,36 @@ def test_local_time_is_in_the_campaign_zone_and_refuses_a_time_the_clocks_skip(m
     assert steering.local_time(config, "weekly", "2026-11-30 15:30") == ny(2026, 11, 30, 15, 30)
     with pytest.raises(ScheduleError, match="does not exist"):
         steering.local_time(config, "weekly", "2027-03-14 02:30")
+
+
+def test_publisher_skip_move_and_undo_from_the_command_line(project, config, store, monkeypatch):
+    from typer.testing import CliRunner
+
+    from publisher.cli import app
+    from publisher.store.audit import recent
+
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", store.url)
+    monkeypatch.setattr("publisher.cli.schedule.utc_now", lambda: SUNDAY)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(app, ["-c", str(project / "schedules.yaml"), *args])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    out = run("move", "weekly", "--to", "2026-11-30 15:30")  # the campaign's zone: New York
+    assert "moved to Mon 30 Nov 2026 15:30 EST" in out
+    assert present(slot_overrides.get_override(store, "weekly", MONDAY)).moved_to == ny(
+        2026, 11, 30, 15, 30
+    )
+    out = run("schedule")
+    assert "next Mon 2026-11-30 15:30 EST (20:30 UTC)" in out
+    assert "slot Mon 30 Nov 2026 09:00 EST: moved to Mon 30 Nov 2026 15:30 EST (by cli)" in out
+    assert "skipped" in run("skip", "weekly")
+    assert "undone" in run("skip", "weekly", "--undo")
+    assert slot_overrides.get_override(store, "weekly", MONDAY) is None
+    actions = [e.action for e in recent(store)]
+    assert {"move slot", "skip slot", "undo slot change"} <= set(actions)
+    refused = CliRunner().invoke(
+        app, ["-c", str(project / "schedules.yaml"), "move", "weekly", "--to", "2026-12-08 09:00"]
+    )
+    assert "before the following slot" in str(refused.exception)  # main() makes it exit 1
