@@ -140,3 +140,68 @@ def describe(change: SlotOverride, config: PublisherConfig) -> str:
         return f"{own}: skipped (by {change.by})"
     new = change.moved_to.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z")
     return f"{own}: moved to {new} (by {change.by})"
+
+
+# --- sending the next edition now (the campaign page's "Send now") ---------------------------
+
+
+@dataclass(frozen=True)
+class NextEdition:
+    """What "Send now" would send: the edition composed earlier and never sent, else the one
+    composed now (as `publisher send` does)."""
+
+    campaign: str
+    title: str
+    number: int
+    stored_id: int | None  # composed earlier, never sent
+    reach: int  # active followers, less paused and suppressed ones
+    audience: list[str]
+
+
+def next_to_send(
+    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+) -> NextEdition | None:
+    """The edition "Send now" sends (None: nothing new); a send that started and did not
+    finish is refused: it is resumed, not sent again."""
+    from publisher.deliver.service import UNSENT, unfinished_edition
+    from publisher.pipeline import prepare_edition
+    from publisher.store.subscribers import count_audience
+    from publisher.store.suppression import count_held
+
+    campaign = config.campaign(campaign_name)
+    unfinished = unfinished_edition(store, campaign.name)
+    if unfinished is not None and unfinished.status != UNSENT:
+        raise ScheduleError(
+            f"{campaign.name} #{unfinished.number} was not fully sent: resume it first"
+        )
+    if unfinished is not None:
+        number, stored_id = unfinished.number, unfinished.id
+    else:
+        prepared = prepare_edition(config, store, campaign.name, now=now)
+        if prepared is None:
+            return None
+        number, stored_id = prepared[0].number, None
+    audience = list(campaign.audience)
+    reach = count_audience(store, audience) - count_held(store, audience, now=now)
+    return NextEdition(campaign.name, campaign.title, number, stored_id, reach, audience)
+
+
+def edition_to_send(
+    config: PublisherConfig, store: Store, campaign_name: str, number: int, *, now: datetime
+) -> int:
+    """Compose (with the editor's choices) or find the edition staff confirmed as #`number`;
+    its id. Refused when it is no longer that edition (someone sent meanwhile)."""
+    from publisher.pipeline import compose_campaign
+
+    found = next_to_send(config, store, campaign_name, now=now)
+    if found is None or found.number != number:
+        raise ScheduleError(
+            f"{campaign_name} #{number} is no longer the next edition (it was sent, or "
+            "there is nothing new): nothing was sent; look again"
+        )
+    if found.stored_id is not None:
+        return found.stored_id
+    record = compose_campaign(config, store, campaign_name, now=now)
+    if record is None or record.number != number:
+        raise ScheduleError(f"{campaign_name}: the edition could not be composed as confirmed")
+    return record.id

@@ -23,6 +23,7 @@ from publisher.web.admin import (
     people,
     posts,
     roster,
+    steer,
     welcome,
 )
 from publisher.web.admin import curation as curate
@@ -116,4 +117,5 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/subscribers/import", imports.import_post, methods=["POST"]),
     Route("/admin/subscribers/import/{id:int}", imports.preview_page, methods=["GET"]),
     Route("/admin/subscribers/import/{id:int}/confirm", imports.confirm_post, methods=["POST"]),
+    *steer.ROUTES,
 ]
