@@ -203,3 +203,17 @@ def test_publisher_skip_move_and_undo_from_the_command_line(project, config, sto
         app, ["-c", str(project / "schedules.yaml"), "move", "weekly", "--to", "2026-12-08 09:00"]
     )
     assert "before the following slot" in str(refused.exception)  # main() makes it exit 1
+
+
+def test_a_skipped_or_later_moved_slot_is_not_late_without_a_daemon(config, store):
+    from publisher.schedule.presence import late_slot
+
+    campaign = config.campaign("weekly")
+    due = MONDAY + timedelta(minutes=30)
+    assert late_slot(config, store, campaign, now=due) == MONDAY  # no daemon: late
+    steering.skip_next(config, store, "weekly", by=STAFF, now=SUNDAY)
+    assert late_slot(config, store, campaign, now=due) is None
+    moved_to = ny(2026, 11, 30, 12)  # within grace (6 h) of its own time
+    steering.move_next(config, store, "weekly", moved_to, by=STAFF, now=SUNDAY)
+    assert late_slot(config, store, campaign, now=due) is None  # its new time is to come
+    assert late_slot(config, store, campaign, now=moved_to + timedelta(minutes=5)) == MONDAY
