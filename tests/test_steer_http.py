@@ -78,11 +78,11 @@ def test_send_now_confirms_the_count_then_sends_each_person_once(served, store):
         )
         assert "Sending #1 now" in answer.text
         wait_for_send()
-        page = http.get("/admin/campaigns/weekly").text
-        assert '#1</a>, <span class="outcome">sent</span>' in page
+        campaign = http.get("/admin/campaigns/weekly").text
+        assert '#1</a>, <span class="outcome">sent</span>' in campaign
         # a second confirmation of the same number (a reload, a double click) sends nothing
         again = http.post(
-            "/admin/campaigns/weekly/send-now", data={"csrf": csrf_of(page), "number": "1"}
+            "/admin/campaigns/weekly/send-now", data={"csrf": csrf_of(campaign), "number": "1"}
         )
         assert "is no longer the next edition" in again.text
     wait_for_send()
