@@ -217,3 +217,43 @@ def test_a_skipped_or_later_moved_slot_is_not_late_without_a_daemon(config, stor
     steering.move_next(config, store, "weekly", moved_to, by=STAFF, now=SUNDAY)
     assert late_slot(config, store, campaign, now=due) is None  # its new time is to come
     assert late_slot(config, store, campaign, now=moved_to + timedelta(minutes=5)) == MONDAY
+
+
+def test_a_moved_slot_with_the_real_pipeline_makes_one_edition_sent_once(
+    make_config, store, project
+):
+    """The real slot runner (collect, compose, the file backend), a fixed clock: nothing at
+    the slot's own time, one edition at its new time after a daemon restart, and a second
+    restart sends nothing more."""
+    from publisher.items import Item
+    from publisher.schedule.daemon import make_daemon as make_pipeline_daemon
+    from publisher.store.items import upsert_items
+    from publisher.store.models import DeliveryRow, EditionRow
+    from publisher.store.subscribers import SubscriberInput, import_subscribers
+
+    config = make_config(
+        campaign_yaml(grace="6h") + "    sections:\n      - {name: posts, kinds: [article]}\n"
+    )
+    make_pipeline_daemon(config, store, clock=lambda: SUNDAY).start_up(SUNDAY)
+    items = [
+        Item(id=f"t:{n}", title=f"Post {n}", url=f"https://www.example.org/{n}",
+             published=SUNDAY - timedelta(days=n + 1), source="t", kind="article")
+        for n in range(2)
+    ]  # fmt: skip
+    upsert_items(store, items, now=SUNDAY)
+    import_subscribers(store, [SubscriberInput(f"p{n}@example.org") for n in range(2)], now=SUNDAY)
+    moved_to = ny(2026, 11, 30, 15, 30)
+    steering.move_next(config, store, "weekly", moved_to, by=STAFF, now=SUNDAY)
+    daemon = make_pipeline_daemon(config, store, clock=lambda: MONDAY)
+    assert daemon.dispatch("weekly", MONDAY, MONDAY).startswith("moved to")
+    restarted = make_pipeline_daemon(config, store, clock=lambda: moved_to)
+    outcomes = [restarted.dispatch(n, s, moved_to) for n, s in restarted.start_up(moved_to)]
+    assert len(outcomes) == 1 and outcomes[0].startswith("sent weekly #1: 2 sent")
+    later = moved_to + timedelta(minutes=10)
+    again = make_pipeline_daemon(config, store, clock=lambda: later)
+    assert again.start_up(later) == []
+    assert again.dispatch("weekly", MONDAY, later).startswith("already taken")
+    with store.session() as session:
+        assert session.query(EditionRow).count() == 1
+        assert session.query(DeliveryRow).count() == 2
+    assert len(list((project / "outbox" / "weekly").glob("*/*.eml"))) == 2
