@@ -64,7 +64,10 @@ def context(admin: Admin, campaign: CampaignConfig) -> dict[str, Any]:
     )
     out["steer_uncertain"] = line.uncertain if line else 0
     if campaign.cadence:
-        out["steer_next"] = steering.next_slot(w.config, w.store, campaign.name, now=now)
+        try:
+            out["steer_next"] = steering.next_slot(w.config, w.store, campaign.name, now=now)
+        except PublisherError:  # a cadence that never fires again: nothing to skip or move
+            pass
     return out
 
 
