@@ -28,6 +28,7 @@ from publisher.store.schedule_state import DEFAULT_LEASE
 if TYPE_CHECKING:
     from publisher.schedule.presence import SchedulerStatus
     from publisher.schedule.slots import CampaignOverview
+    from publisher.store.slot_overrides import SlotOverride
 
 
 @app.command(cls=PlainCommand)
@@ -109,6 +110,7 @@ def schedule(ctx: typer.Context) -> None:
     """
     from publisher.schedule.presence import scheduler_status
     from publisher.schedule.slots import far_away_warnings, overview
+    from publisher.schedule.steering import describe
 
     st = state(ctx)
     now = utc_now()
@@ -120,6 +122,8 @@ def schedule(ctx: typer.Context) -> None:
         zone = ZoneInfo(row.zone)
         for t in row.next_runs:
             console.print(f"  next  {t.astimezone(zone):%a %Y-%m-%d %H:%M %Z}  ({t:%H:%M} UTC)")
+        for change in row.changes:  # skipped or moved by staff (`publisher skip/move`)
+            console.print(f"  slot  {describe(change, st.config)}", highlight=False)
         console.print(f"  last  {describe_last(row)}", highlight=False)
     print_scheduler(scheduler_status(st.config, st.store, now=now))
 
@@ -203,3 +207,64 @@ def check_schedules(config: PublisherConfig) -> list[str]:
     for warning in far_away_warnings(config, now=utc_now()):
         warn(warning)
     return [f"{config.file}: {problem}" for problem in schedule_problems(config)]
+
+
+# --- steering one slot (issue 21): the CLI side of the campaign page's skip and move ---------
+
+
+@app.command(cls=PlainCommand)
+def skip(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Undo the skip or move of the next slot.")
+    ] = False,
+) -> None:
+    """Skip a campaign's next slot, once.
+
+    The slot after it is normal. Kept in the store: a running daemon sees it.
+    """
+    from publisher.schedule import steering
+    from publisher.store import audit
+
+    st = state(ctx)
+    name, now = st.config.campaign(campaign).name, utc_now()
+    if undo:
+        target = steering.next_slot(st.config, st.store, name, now=now).slot
+        change = steering.undo(st.config, st.store, name, target, now=now)
+        audit.record(st.store, "cli", "undo slot change", _said(st, change), ip=None, now=now)
+        console.print(f"{name}: undone, {_said(st, change)}", highlight=False)
+        return
+    change = steering.skip_next(st.config, st.store, name, by="cli", now=now)
+    audit.record(st.store, "cli", "skip slot", _said(st, change), ip=None, now=now)
+    console.print(f"{name}: {_said(st, change)}", highlight=False)
+
+
+@app.command(cls=PlainCommand)
+def move(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign name.")],
+    to: Annotated[
+        str,
+        typer.Option("--to", metavar="'YYYY-MM-DD HH:MM'", help="New time, campaign's zone."),
+    ],
+) -> None:
+    """Move a campaign's next slot to another time, once.
+
+    Before the slot after it; the cadence stays in schedules.yaml.
+    """
+    from publisher.schedule import steering
+    from publisher.store import audit
+
+    st = state(ctx)
+    name, now = st.config.campaign(campaign).name, utc_now()
+    moment = steering.local_time(st.config, name, to)
+    change = steering.move_next(st.config, st.store, name, moment, by="cli", now=now)
+    audit.record(st.store, "cli", "move slot", _said(st, change), ip=None, now=now)
+    console.print(f"{name}: {_said(st, change)}", highlight=False)
+
+
+def _said(st: AppState, change: SlotOverride) -> str:
+    from publisher.schedule.steering import describe
+
+    return f"{change.campaign} {describe(change, st.config)}"

@@ -25,6 +25,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from publisher.config import PublisherConfig
 from publisher.deliver import approval
 from publisher.pipeline import SlotOutcome
+from publisher.schedule import steering
 from publisher.schedule.slot_lease import SlotHeartbeat
 from publisher.schedule.slots import (
     campaign_trigger,
@@ -35,7 +36,7 @@ from publisher.schedule.slots import (
     plan_catch_up,
     window_opening,
 )
-from publisher.store import Store, processes
+from publisher.store import Store, processes, slot_overrides
 from publisher.store import schedule_state as state
 from publisher.store.processes_seen import BEAT_EVERY, Presence
 
@@ -118,7 +119,13 @@ class Daemon:
             since = state.watched_since(self.store, name, now=now)
             last = state.last_slot(self.store, name)
             start = max(since, last) if last else since
-            slots = fire_times(self.triggers[name], after=start, until=now)
+            moved = {
+                c.slot: c for c in steering.pending(self.store, campaign, now=now) if c.moved_to
+            }  # staff moved these: they run at their new time, never at their own
+            due.extend((name, s) for s in self._catch_up_moved(name, moved, resumed, now))
+            slots = [
+                s for s in fire_times(self.triggers[name], after=start, until=now) if s not in moved
+            ]
             plan = plan_catch_up(slots, now=now, grace=campaign.grace)
             self._record(
                 name, plan.missed, "missed", now, f"daemon was down; grace {campaign.grace}"
@@ -132,6 +139,42 @@ class Daemon:
             if plan.run not in resumed:
                 due.append((name, plan.run))
         return due
+
+    def _catch_up_moved(
+        self,
+        name: str,
+        moved: dict[datetime, slot_overrides.SlotOverride],
+        resumed: list[datetime],
+        now: datetime,
+    ) -> list[datetime]:
+        """Moved slots at start-up: those whose new time has come (within grace) run now,
+        later ones wait for their new time, older ones are missed."""
+        run = []
+        for slot, change in moved.items():
+            assert change.moved_to is not None
+            if slot in resumed:
+                continue
+            if change.moved_to > now:
+                self._defer_once(name, slot, change.moved_to, now)
+            elif now - change.moved_to > self.campaigns[name].grace:
+                why = f"moved to {_iso(change.moved_to)}; daemon was down"
+                self._record(name, [slot], "missed", now, why)
+            else:
+                run.append(slot)
+        return run
+
+    def poll_overrides(self, now: datetime) -> None:
+        """Slots staff moved while the daemon runs: each runs at its new time (a slot moved
+        later is also deferred when its own time fires; one moved earlier only from here)."""
+        for name, campaign in self.campaigns.items():
+            for change in steering.pending(self.store, campaign, now=now):
+                if change.moved_to is not None and now - change.moved_to <= campaign.grace:
+                    self._defer_once(name, change.slot, change.moved_to, now)
+
+    def _defer_once(self, name: str, slot: datetime, when: datetime, now: datetime) -> None:
+        if not any((n, s, w) == (name, slot, when) for n, s, w in self.deferred):
+            self._defer(name, slot, max(when, now))
+            self.deferred[-1] = (name, slot, when)
 
     def _record(
         self, name: str, slots: list[datetime], status: str, now: datetime, why: str
@@ -166,14 +209,21 @@ class Daemon:
             return self._log(name, slot, "not started: daemon is stopping")
         if self.is_paused(name):
             return self._close(name, slot, "paused", now, "campaign paused")
+        change = slot_overrides.get_override(self.store, name, slot)
+        if change is not None and change.action == "skip":
+            return self._close(name, slot, "skipped", now, f"skipped by {change.by}")
+        due = change.moved_to if change is not None and change.moved_to else slot
+        if due > now:  # moved later by staff: it runs at its new time, not now
+            self._defer_once(name, slot, due, now)
+            return self._log(name, slot, f"moved to {_iso(due)}")
         # An edition already composed for the slot is an interrupted send: always finish it.
         grace = timedelta.max if state.has_edition(self.store, name, slot) else campaign.grace
-        if now - slot > grace:
+        if now - due > grace:
             return self._close(name, slot, "missed", now, f"more than {grace} late")
         zone = campaign_zone(self.config, campaign)
         opening = window_opening(now, zone, campaign.not_before, campaign.not_after)
         if opening > now:
-            if opening - slot > grace:
+            if opening - due > grace:
                 return self._close(name, slot, "missed", now, "send window closed past grace")
             self._defer(name, slot, opening)
             return self._log(name, slot, f"deferred to {_iso(opening)} (send window)")
@@ -343,6 +393,10 @@ class Daemon:
         for name in sorted(self._paused_seen - paused):
             log.info("campaign=%s resumed", name)
         self._paused_seen = paused
+        try:
+            self.poll_overrides(self.clock())
+        except Exception:  # noqa: BLE001 - e.g. the database is away: the next poll tries again
+            log.exception("reading moved slots failed; trying again")
 
     def serve(self) -> None:
         """Run until SIGTERM/SIGINT; then finish the work in flight and return. Meanwhile

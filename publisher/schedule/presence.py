@@ -15,6 +15,7 @@ from publisher.schedule.slots import campaign_trigger, latest_slot
 from publisher.store import Store
 from publisher.store import schedule_state as state
 from publisher.store.processes_seen import KEEP_FOR, SeenProcess, seen_processes
+from publisher.store.slot_overrides import get_override
 
 STALE_AFTER = timedelta(minutes=2)
 START_COMMAND = "publisher run"
@@ -67,5 +68,8 @@ def late_slot(
     due = latest_slot(campaign_trigger(config, campaign), now, within=campaign.grace)
     if due is None or campaign.name in state.paused_campaigns(store):
         return None
+    change = get_override(store, campaign.name, due)
+    if change is not None and (change.runs_at is None or change.runs_at > now):
+        return None  # staff skipped it, or moved it to a time still to come
     record = state.get_slot(store, campaign.name, due)
     return due if record is None or record.status not in state.FINAL else None

@@ -27,6 +27,7 @@ from publisher.config import CampaignConfig, PublisherConfig
 from publisher.config.cadence import parse_cadence
 from publisher.store import Store
 from publisher.store import schedule_state as state
+from publisher.store.slot_overrides import SlotOverride
 
 FAR_AWAY = timedelta(days=365)
 
@@ -179,12 +180,16 @@ class CampaignOverview:
     paused: str  # '' or why ('schedules.yaml', 'publisher pause')
     last_edition: state.LastEdition | None
     last_slot: state.SlotRecord | None
+    changes: list[SlotOverride] = field(default_factory=list)  # skipped/moved slots to come
 
 
 def overview(
     config: PublisherConfig, store: Store, *, now: datetime, count: int = 3
 ) -> list[CampaignOverview]:
-    """What `publisher schedule` shows for each campaign."""
+    """What `publisher schedule` shows for each campaign (slots staff skipped or moved
+    included: publisher/schedule/steering.py)."""
+    from publisher.schedule.steering import apply_overrides, pending
+
     paused_in_store = state.paused_campaigns(store)
     out = []
     for campaign in config.campaigns:
@@ -192,9 +197,14 @@ def overview(
         if campaign.name in paused_in_store:
             paused = "publisher pause"
         runs: list[datetime] = []
+        changes: list[SlotOverride] = []
         words = "no cadence (only `publisher send` / `run --once`)"
         if campaign.cadence:
-            runs = fire_times(campaign_trigger(config, campaign), after=now, count=count)
+            changes = pending(store, campaign, now=now)
+            found = fire_times(
+                campaign_trigger(config, campaign), after=now, count=count + len(changes)
+            )
+            runs = apply_overrides(found, changes, now=now, count=count)
             words = parse_cadence(campaign.cadence).words
         records = state.slot_records(store, campaign.name, limit=1)
         out.append(
@@ -206,6 +216,7 @@ def overview(
                 paused=paused,
                 last_edition=state.last_edition(store, campaign.name),
                 last_slot=records[0] if records else None,
+                changes=changes,
             )
         )
     return out

@@ -728,3 +728,21 @@ class ApprovalRow(Base):
 
 Index("ix_approvals_subject", ApprovalRow.kind, ApprovalRow.subject, ApprovalRow.id)
 Index("ix_approvals_status", ApprovalRow.status, ApprovalRow.id)
+# --- steering the digest (issue 21): one slot skipped or moved, once ------------------------
+
+
+class SlotOverrideRow(Base):
+    """A staff member's change to ONE slot of a campaign: 'skip' (it never sends) or 'move'
+    (it runs at `moved_to` instead of its own time). The slot keeps its identity: its
+    schedule_slots record and its edition are still keyed by the original `slot`."""
+
+    __tablename__ = "slot_overrides"
+    __table_args__ = (UniqueConstraint("campaign", "slot", name="uq_slot_overrides_campaign_slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign: Mapped[str] = mapped_column(String(200))
+    slot: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(8))
+    moved_to: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    by: Mapped[str] = mapped_column(String(320))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

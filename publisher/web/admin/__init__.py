@@ -24,6 +24,7 @@ from publisher.web.admin import (
     people,
     posts,
     roster,
+    steer,
     welcome,
 )
 from publisher.web.admin import curation as curate
@@ -120,4 +121,5 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/approvals", approvals.approvals_page, methods=["GET"]),
     Route("/admin/campaigns/{name}/approve", approvals.approve_edition_post, methods=["POST"]),
     Route("/admin/staff/send-permission", approvals.send_permission_post, methods=["POST"]),
+    *steer.ROUTES,
 ]

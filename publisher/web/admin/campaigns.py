@@ -31,6 +31,7 @@ from publisher.web.admin.approvals import edition_context, overview_alerts
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.admin.numbers import numbers_context
+from publisher.web.admin.steer import context as steer_context
 from publisher.web.context import Web, client_ip, in_thread
 
 # the previewed email: its own inline styles and https images, nothing else, and sandboxed
@@ -189,6 +190,7 @@ def campaign_page(request: Request, admin: Admin) -> Response:
             context["left_out"] = _left_out(w, name, prepared[0] if prepared else None)
     context["pinnable"] = pinnable
     context |= edition_context(w, name, prepared, admin.staff)
+    context |= steer_context(admin, campaign)  # send now, skip, move, resume (steer.py)
     return admin.page("campaign.html", f"Campaign {name}", **context)
 
 
