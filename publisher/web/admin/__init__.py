@@ -13,6 +13,8 @@ from starlette.routing import BaseRoute, Route
 from publisher.render.environment import render_template
 from publisher.web.admin import (
     account,
+    broadcast_send,
+    broadcasts,
     campaigns,
     imports,
     items,
@@ -116,4 +118,23 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/subscribers/import", imports.import_post, methods=["POST"]),
     Route("/admin/subscribers/import/{id:int}", imports.preview_page, methods=["GET"]),
     Route("/admin/subscribers/import/{id:int}/confirm", imports.confirm_post, methods=["POST"]),
+    *[  # broadcasts (issue 21)
+        Route("/admin/broadcasts", broadcasts.broadcasts_page, methods=["GET"]),
+        Route("/admin/broadcasts/broadcast.js", broadcasts.script, methods=["GET"]),
+        Route("/admin/broadcasts/count", broadcasts.count_json, methods=["GET"]),
+        Route("/admin/broadcasts/new", broadcasts.new_page, methods=["GET"]),
+        Route("/admin/broadcasts/new", broadcasts.new_post, methods=["POST"]),
+        Route("/admin/broadcasts/{id:int}", broadcasts.broadcast_page, methods=["GET"]),
+        Route("/admin/broadcasts/{id:int}", broadcasts.save_post, methods=["POST"]),
+        Route("/admin/broadcasts/{id:int}/preview", broadcasts.preview_frame, methods=["GET"]),
+        Route("/admin/broadcasts/{id:int}/test", broadcasts.test_post, methods=["POST"]),
+        *[
+            Route(
+                f"/admin/broadcasts/{{id:int}}/{verb}",
+                getattr(broadcast_send, f"{verb}_post"),
+                methods=["POST"],
+            )
+            for verb in ("confirm", "send", "schedule", "cancel")
+        ],
+    ],
 ]

@@ -1,0 +1,167 @@
+"""Sending a broadcast from /admin (issue 21): send now or schedule at a local time, both
+through a final confirmation page naming how many people and which audience; cancel a
+schedule; ask for and give the second staff member's approval. Sending is the most
+consequential thing staff do, so every POST that starts or schedules a send checks the
+send permission (`approval.require_may_send`) itself, the version confirmed is the
+version sent, and the send path checks the approval rule again (`require_approved`).
+Send now runs after the answer; the broadcast's page shows how it went. All audited."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from publisher.deliver import approval
+from publisher.errors import PublisherError
+from publisher.store import audit, broadcasts
+from publisher.store.broadcasts import Broadcast
+from publisher.web.admin.auth import Admin, action, to
+from publisher.web.admin.broadcast_form import parse_when
+from publisher.web.admin.broadcasts import audience_words, count_words, missing, reach, reach_words
+from publisher.web.admin.posts import zone_of
+from publisher.web.context import client_ip, in_thread
+from publisher.web.forms import text
+from publisher.web.notices import later
+
+log = logging.getLogger(__name__)
+
+
+def approval_context(admin: Admin, broadcast: Broadcast) -> dict[str, Any]:
+    """Whether the rule asks for a second approver, and where this version stands."""
+    w = admin.w
+    if not approval.approval_required(w.config, "broadcast"):
+        return {"approval_on": False}
+    try:
+        approval.require_approved(w.config, w.store, "broadcast", broadcast.id)
+    except approval.NotApproved as exc:
+        return {"approval_on": True, "approved": False, "approval_note": str(exc)}
+    return {"approval_on": True, "approved": True, "approval_note": ""}
+
+
+def _checked(
+    admin: Admin, form: FormData, broadcast_id: int
+) -> tuple[Broadcast, datetime | None] | Response:
+    """The broadcast as confirmed (its version unchanged since), the time asked for (None:
+    now), or the page saying why not. The send permission is checked first, on every POST."""
+    w = admin.w
+    try:
+        approval.require_may_send(w.store, admin.staff)
+    except approval.MayNotSend as exc:
+        return admin.refuse(f"{exc}.")
+    broadcast = broadcasts.get_broadcast(w.store, broadcast_id)
+    if broadcast is None:
+        return missing(admin)
+    if broadcast.status not in broadcasts.EDITABLE:
+        return admin.message("Not sent", f"This broadcast is {broadcast.status}.", status=409)
+    if text(form, "version", 20) != str(broadcast.version):
+        return admin.message(
+            "Not sent", "Someone changed this broadcast meanwhile: look at it again.",
+            status=409,
+        )  # fmt: skip
+    if text(form, "when", 10) != "later":
+        return broadcast, None
+    moment = parse_when(text(form, "send_at", 40), zone_of(admin))
+    if moment is None or moment <= w.now():
+        return admin.message("Not scheduled", "Give a date and time in the future.", status=400)
+    return broadcast, moment
+
+
+@action("editor")
+@in_thread
+def confirm_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """The final question: "Send “Vote tomorrow” to 1,204 people following labor, except
+    housing?", and the one button that does it."""
+    found = _checked(admin, form, request.path_params["id"])
+    if isinstance(found, Response):
+        return found
+    broadcast, moment = found
+    context = approval_context(admin, broadcast)
+    if moment is None and context.get("approved") is False:
+        return admin.message("Not sent", context["approval_note"], status=409)
+    count = reach(admin, broadcast.draft.audience)
+    return admin.page(
+        "broadcast_confirm.html", "Confirm", broadcast=broadcast, send_at=moment,
+        people=count_words(count), audience=audience_words(broadcast.draft.audience),
+        reach_text=reach_words(count, broadcast.draft.audience),
+        send_at_value=text(form, "send_at", 40), **context,
+    )  # fmt: skip
+
+
+@action("editor")
+@in_thread
+def send_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """Send now, after the answer; the page then shows it sending, then sent or failed."""
+    from publisher.deliver.broadcasts import send_broadcast
+
+    found = _checked(admin, form, request.path_params["id"])
+    if isinstance(found, Response):
+        return found
+    broadcast, w, by = found[0], admin.w, admin.staff.email
+    try:
+        approval.require_approved(w.config, w.store, "broadcast", broadcast.id)
+    except approval.NotApproved as exc:
+        return admin.message("Not sent", str(exc), status=409)
+    target = f"broadcast {broadcast.id} ({broadcast.draft.name}) version {broadcast.version}"
+    audit.record(w.store, by, "broadcast-send", target, ip=client_ip(request), now=w.now())
+
+    def work() -> None:
+        try:
+            send_broadcast(w.config, w.store, broadcast.id, by=by, now=w.now())
+        except PublisherError as exc:  # the page shows the broadcast's status
+            log.warning("broadcast %s not sent: %s", broadcast.id, exc)
+
+    response = to(request, f"admin/broadcasts/{broadcast.id}?done=sending")
+    response.background = later(w, work)
+    return response
+
+
+@action("editor")
+@in_thread
+def schedule_post(request: Request, admin: Admin, form: FormData) -> Response:
+    found = _checked(admin, form, request.path_params["id"])
+    if isinstance(found, Response):
+        return found
+    broadcast, moment = found
+    if moment is None:
+        return admin.message("Not scheduled", "Give a date and time in the future.", status=400)
+    w = admin.w
+    try:
+        done = broadcasts.schedule_broadcast(
+            w.store, broadcast.id, moment, version=broadcast.version, by=admin.staff.email,
+            now=w.now(),
+        )  # fmt: skip
+    except (broadcasts.BroadcastConflict, broadcasts.BroadcastLocked) as exc:
+        return admin.message("Not scheduled", str(exc), status=409)
+    target = f"broadcast {done.id} ({done.draft.name}) at {moment:%Y-%m-%d %H:%M} UTC"
+    audit.record(
+        w.store, admin.staff.email, "broadcast-schedule", target, ip=client_ip(request),
+        now=w.now(),
+    )  # fmt: skip
+    return to(request, f"admin/broadcasts/{done.id}?done=scheduled")
+
+
+@action("editor")
+@in_thread
+def cancel_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """A scheduled broadcast back to a draft (cancelling never sends: any editor may)."""
+    w, broadcast_id = admin.w, request.path_params["id"]
+    try:
+        done = broadcasts.cancel_broadcast(w.store, broadcast_id, by=admin.staff.email, now=w.now())
+    except broadcasts.BroadcastNotFound:
+        return missing(admin)
+    except broadcasts.BroadcastLocked as exc:
+        return admin.message("Not cancelled", str(exc), status=409)
+    target = f"broadcast {done.id} ({done.draft.name})"
+    audit.record(
+        w.store, admin.staff.email, "broadcast-cancel", target, ip=client_ip(request),
+        now=w.now(),
+    )  # fmt: skip
+    return to(request, f"admin/broadcasts/{done.id}?done=cancelled")
+
+
+__all__ = ["approval_context", "cancel_post", "confirm_post", "schedule_post", "send_post"]
