@@ -532,6 +532,24 @@ class WelcomeConfig(Strict):
     latest_edition: str | None = None
 
 
+# --- broadcast senders (issue 21) ---------------------------------------------------------
+
+ORGANISATION_SENDER = "organisation"  # the sender name of organisation.from_email/from_name
+
+
+class SenderConfig(Strict):
+    """One verified From address staff may choose for a broadcast (top-level `senders:`)."""
+
+    # slug, the key stored with a broadcast ("organisation" is the organisation's own)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=60)
+    # the From address: one your provider has verified for you
+    from_email: EmailAddress
+    # the name shown in From
+    from_name: OneLine | None = None
+    # Reply-To address, when replies go elsewhere
+    reply_to: EmailAddress | None = None
+
+
 # --- the whole file -----------------------------------------------------------------------
 
 
@@ -556,6 +574,8 @@ class PublisherConfig(Strict):
     subscribers: SubscribersConfig = SubscribersConfig()
     # the welcome email sent once when a person confirms (none without this block)
     welcome: WelcomeConfig | None = None
+    # verified From addresses staff may choose for a broadcast (besides the organisation's)
+    senders: list[SenderConfig] = []
 
     # Set by load_config, not by the file: the directory relative paths are resolved from,
     # and the line of every key (so later checks can name file:line: key too).
@@ -573,6 +593,42 @@ class PublisherConfig(Strict):
                 "posts written in /admin; rename this one"
             )
         return sources
+
+    @field_validator("senders")
+    @classmethod
+    def _sender_names(cls, senders: list[SenderConfig]) -> list[SenderConfig]:
+        names = [s.name for s in senders]
+        if ORGANISATION_SENDER in names:
+            raise ValueError(
+                f"no sender may be named '{ORGANISATION_SENDER}': that is the organisation's "
+                "own from_email/from_name, always available; rename this one"
+            )
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"sender names must be unique: {', '.join(twice)}")
+        return senders
+
+    def sender(self, name: str) -> SenderConfig:
+        """The broadcast sender called `name` ("organisation": the organisation's own
+        address); otherwise a ConfigError naming the configured ones."""
+        for sender in self.sender_choices():
+            if sender.name == name:
+                return sender
+        known = ", ".join(s.name for s in self.sender_choices())
+        raise ConfigError(
+            f"unknown sender '{name}' (senders: {known})", file=str(self.file), key="senders"
+        )
+
+    def sender_choices(self) -> list[SenderConfig]:
+        """Every sender staff may choose: the organisation's own first, then `senders:`."""
+        org = self.organisation
+        own = SenderConfig(
+            name=ORGANISATION_SENDER,
+            from_email=org.from_email,
+            from_name=org.from_name,
+            reply_to=org.reply_to,
+        )
+        return [own, *self.senders]
 
     @property
     def root(self) -> Path:

@@ -1,0 +1,252 @@
+"""Sending a broadcast (an action alert, issue 21): preview, test, send, resume.
+
+A broadcast is rendered (publisher.render.alert) from its draft, then, when it is sent,
+claimed (publisher.store.broadcasts.claim_broadcast: one process only, `sending`) and
+composed ONCE into an edition of the reserved campaign key "~broadcast" numbered by its id.
+From there it is a digest edition's send: the same `deliver_edition` (dispatcher, ledger,
+exactly-once mode, outcomes, numbers marks, resume), to the broadcast's audience (topics;
+its exclusions, paused and suppressed people as `skipped` ledger rows), under the sender
+staff chose. A test send goes outside the ledger, its subject marked "[Test] ".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from publisher.config import PublisherConfig
+from publisher.deliver import approval
+from publisher.deliver.backends.registry import make_backend
+from publisher.deliver.base import DeliveryBackend, Message, Recipient
+from publisher.deliver.broadcast_message import CAMPAIGN
+from publisher.deliver.report import DeliveryReport
+from publisher.deliver.service import deliver_edition, send_one
+from publisher.errors import DeliveryError
+from publisher.items import Item
+from publisher.render.alert import alert_url, render_alert
+from publisher.render.environment import search_path_for
+from publisher.store import Store
+from publisher.store.broadcasts import (
+    Broadcast,
+    BroadcastNotFound,
+    broadcast_edition,
+    claim_broadcast,
+    finish_broadcast,
+    get_broadcast,
+)
+from publisher.store.item_search import item_entry
+from publisher.store.subscribers import subscriber_at
+
+__all__ = [
+    "TEST_PREFIX",
+    "RenderedBroadcast",
+    "broadcast_status",
+    "render_broadcast",
+    "resume_broadcast",
+    "send_broadcast",
+    "send_test_broadcast",
+]
+
+TEST_PREFIX = "[Test] "
+RESUMABLE = ("sending", "failed")  # its send started and did not finish
+
+
+@dataclass(frozen=True)
+class RenderedBroadcast:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+def broadcast_items(store: Store, item_ids: Sequence[str]) -> list[Item]:
+    """The broadcast's items as stored now, in its order (one no longer stored is left out)."""
+    items = []
+    for item_id in item_ids:
+        entry = item_entry(store, item_id)
+        if entry is not None:
+            items.append(entry.item)
+    return items
+
+
+def render_broadcast(
+    config: PublisherConfig,
+    store: Store,
+    broadcast: Broadcast,
+    *,
+    now: datetime,
+    public: bool = False,
+) -> RenderedBroadcast:
+    """The broadcast as it would go out now (personal links are placeholders; a preview
+    fills them with publisher.render.personalise.sample_copy); `public`: its archive copy.
+    TemplateError for a template problem, ConfigError for a sender no longer configured."""
+    org = config.organisation
+    rendered = render_alert(
+        broadcast.draft,
+        org,
+        config.sender(broadcast.draft.sender),
+        items=broadcast_items(store, broadcast.draft.items),
+        web_url=alert_url(org.public_url, broadcast.slug),
+        public=public,
+        search_path=search_path_for(config.root),
+    )
+    return RenderedBroadcast(rendered.subject, rendered.preheader, rendered.html, rendered.text)
+
+
+def _test_message(
+    config: PublisherConfig, broadcast: Broadcast, rendered: RenderedBroadcast, now: datetime
+) -> Message:
+    org, sender = config.organisation, config.sender(broadcast.draft.sender)
+    return Message(
+        edition_id=0,  # no edition: nothing of a test is in the ledger or the numbers
+        campaign=CAMPAIGN,
+        number=broadcast.id,
+        title=f"{org.name} broadcasts",
+        subject=TEST_PREFIX + rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        from_email=sender.from_email,
+        from_name=sender.from_name,
+        reply_to=sender.reply_to,
+        public_url=org.public_url,
+        unsubscribe_mailto=config.delivery.unsubscribe_mailto or org.from_email,
+        date=now,
+    )
+
+
+def send_test_broadcast(
+    config: PublisherConfig,
+    store: Store,
+    broadcast: Broadcast,
+    to: Sequence[str],
+    *,
+    now: datetime,
+    backend: DeliveryBackend[Any, Any] | None = None,
+) -> None:
+    """Send the broadcast as it is now to each address in `to`, subject marked "[Test] ",
+    outside the ledger (the real send is unaffected); DeliveryError naming the addresses
+    it could not be sent to."""
+    rendered = render_broadcast(config, store, broadcast, now=now)
+    message = _test_message(config, broadcast, rendered, now)
+    problems = []
+    for address in to:
+        known = subscriber_at(store, address.strip().lower())
+        name = known.name if known else None
+        recipient = Recipient(0, address.strip(), name, "test-send", message.public_url)
+        outcome = send_one(
+            config,
+            message,
+            recipient,
+            backend=backend or make_backend(config),
+            batch_key=f"broadcast-{broadcast.id}-test",
+        )
+        if outcome is not None:
+            problems.append(f"{address.strip()}: {outcome}")
+    if problems:
+        raise DeliveryError("the test was not sent to " + "; ".join(problems))
+
+
+def broadcast_status(report: DeliveryReport) -> str:
+    """The broadcast's status once its edition's send ended: `sent` (everyone reached,
+    some perhaps uncertain), `failed` (some or all refused: a resume retries them), or
+    still `sending` (paused, stopped: a resume finishes it)."""
+    if report.status in ("sent", "uncertain", "empty"):
+        return "sent"
+    if report.status in ("failed", "partly_failed"):
+        return "failed"
+    return "sending"
+
+
+def send_broadcast(
+    config: PublisherConfig,
+    store: Store,
+    broadcast_id: int,
+    *,
+    by: str | None,
+    now: datetime,
+    version: int | None = None,
+    backend: DeliveryBackend[Any, Any] | None = None,
+    **options: Any,
+) -> DeliveryReport:
+    """Send a draft or scheduled broadcast (of `version`, when given) now: approval
+    checked, rendered, claimed (DeliveryError when another process has it, or it was sent),
+    composed once into its edition, sent exactly once per person. Options: see
+    publisher.deliver.service.SendOptions."""
+    broadcast = _load(store, broadcast_id)
+    approval.require_approved(config, store, "broadcast", broadcast_id)
+    if broadcast.status not in ("draft", "scheduled"):
+        raise DeliveryError(_not_sendable(broadcast))
+    rendered = render_broadcast(config, store, broadcast, now=now)  # before the claim
+    claimed = claim_broadcast(store, broadcast_id, version=version, by=by or "system", now=now)
+    if claimed is None:
+        raise DeliveryError(_not_sendable(_load(store, broadcast_id)))
+    return _send(config, store, claimed, rendered, now, backend, options)
+
+
+def resume_broadcast(
+    config: PublisherConfig,
+    store: Store,
+    broadcast_id: int,
+    *,
+    by: str | None,
+    now: datetime,
+    backend: DeliveryBackend[Any, Any] | None = None,
+    **options: Any,
+) -> DeliveryReport:
+    """Finish a broadcast whose send started and did not finish (`sending`, `failed`), as
+    `publisher send --resume` finishes an edition: nobody is sent it twice. Options: see
+    SendOptions (`resend_uncertain`, `resend_batch`...)."""
+    broadcast = _load(store, broadcast_id)
+    approval.require_approved(config, store, "broadcast", broadcast_id)
+    if broadcast.status not in RESUMABLE:
+        raise DeliveryError(
+            f"broadcast {broadcast_id} is {broadcast.status}: nothing to resume"
+            + ("; `publisher broadcast send` sends it" if broadcast.status != "sent" else "")
+        )
+    rendered = None
+    if broadcast.edition_id is None:  # stopped before it was composed
+        rendered = render_broadcast(config, store, broadcast, now=now)
+    return _send(config, store, broadcast, rendered, now, backend, options)
+
+
+def _send(
+    config: PublisherConfig,
+    store: Store,
+    broadcast: Broadcast,
+    rendered: RenderedBroadcast | None,
+    now: datetime,
+    backend: DeliveryBackend[Any, Any] | None,
+    options: dict[str, Any],
+) -> DeliveryReport:
+    edition_id = broadcast.edition_id
+    if edition_id is None:
+        assert rendered is not None
+        edition_id = broadcast_edition(
+            store, broadcast.id, subject=rendered.subject, preheader=rendered.preheader,
+            html=rendered.html, text=rendered.text, now=now,
+        )  # fmt: skip
+    try:
+        report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+    except Exception:
+        finish_broadcast(store, broadcast.id, "failed", now=now)  # a resume goes on
+        raise
+    finish_broadcast(store, broadcast.id, broadcast_status(report), now=now)
+    return report
+
+
+def _load(store: Store, broadcast_id: int) -> Broadcast:
+    broadcast = get_broadcast(store, broadcast_id)
+    if broadcast is None:
+        raise BroadcastNotFound(f"no broadcast {broadcast_id}")
+    return broadcast
+
+
+def _not_sendable(broadcast: Broadcast) -> str:
+    if broadcast.status in RESUMABLE:
+        return (
+            f"broadcast {broadcast.id} is {broadcast.status}: its send started; "
+            f"`publisher broadcast send {broadcast.id} --resume` finishes it"
+        )
+    return f"broadcast {broadcast.id} is {broadcast.status}: it cannot be sent again"
