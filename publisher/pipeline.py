@@ -21,7 +21,7 @@ from publisher.compose.edition import (
     select_items,
 )
 from publisher.config import PublisherConfig
-from publisher.deliver import DeliveryBackend, DeliveryReport, deliver_edition
+from publisher.deliver import DeliveryBackend, DeliveryReport, approval, deliver_edition
 from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
 from publisher.errors import DeliveryError, PublisherError
 from publisher.items import Item
@@ -482,7 +482,9 @@ def send_edition(
 ) -> DeliveryReport:
     """Send an edition (or finish an interrupted send) to its campaign's active audience,
     exactly once per subscriber. Options: publisher.deliver.service.SendOptions. An
-    edition that reached nobody leaves the archive index (it was listed when composed)."""
+    edition that reached nobody leaves the archive index (it was listed when composed).
+    NotApproved when the approval rule wants this edition approved first."""
+    approval.require_approved(config, store, "edition", edition_id)
     try:
         report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
     except PublisherError as exc:  # the edition stays stored: say how to send it
@@ -536,7 +538,8 @@ def import_subscriber_file(config: PublisherConfig, store: Store, *, now: dateti
 @dataclass(frozen=True)
 class SlotOutcome:
     # 'sent', 'skipped' (nothing new) or 'failed' (paused by backend errors, stopped between
-    # batches, or reached nobody: the next daemon start resumes it); other errors raise
+    # batches, or reached nobody: the next daemon start resumes it), 'held' (waits for
+    # approval: publisher/deliver/approval.py); other errors raise
     status: str
     edition_id: int | None = None
     detail: str = ""
@@ -556,8 +559,25 @@ def run_campaign_slot(
     edition (or find it), send it, rebuild the feeds.
 
     Safe to repeat: the edition is unique per (campaign, slot) and sending is exactly-once
-    per subscriber, so a retry or a restart resumes an interrupted send.
+    per subscriber, so a retry or a restart resumes an interrupted send. An edition the
+    approval rule holds makes the slot 'held' (the daemon runs it again once approved).
     """
+    try:
+        return _run_slot(config, store, campaign, slot, now, should_stop, collect_first)
+    except approval.NotApproved as exc:
+        edition = find_edition_by_slot(store, campaign, slot) or unfinished_edition(store, campaign)
+        return SlotOutcome("held", edition.id if edition else None, str(exc))
+
+
+def _run_slot(
+    config: PublisherConfig,
+    store: Store,
+    campaign: str,
+    slot: datetime,
+    now: datetime,
+    should_stop: Callable[[], bool] | None,
+    collect_first: bool,
+) -> SlotOutcome:
     collected = ""
     if collect_first and find_edition_by_slot(store, campaign, slot) is None:
         collected = "; " + collect_before_slot(config, store, now=now)

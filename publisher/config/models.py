@@ -550,6 +550,20 @@ class SenderConfig(Strict):
     reply_to: EmailAddress | None = None
 
 
+# --- approval before a send (issue 21) ----------------------------------------------------
+
+
+class ApprovalConfig(Strict):
+    """Top-level `approval:`: which sends a second staff member approves first. The approver
+    has the send permission and is not the one who asked for approval or edited it last; an
+    edit after the approval voids it."""
+
+    # each broadcast is approved before it can go
+    broadcasts: bool = False
+    # each digest edition is approved before its slot (held, and late, until it is)
+    editions: bool = False
+
+
 # --- the whole file -----------------------------------------------------------------------
 
 
@@ -576,6 +590,8 @@ class PublisherConfig(Strict):
     welcome: WelcomeConfig | None = None
     # verified From addresses staff may choose for a broadcast (besides the organisation's)
     senders: list[SenderConfig] = []
+    # a second staff member approves broadcasts / digest editions before they go
+    approval: ApprovalConfig = ApprovalConfig()
 
     # Set by load_config, not by the file: the directory relative paths are resolved from,
     # and the line of every key (so later checks can name file:line: key too).

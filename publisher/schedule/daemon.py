@@ -23,6 +23,7 @@ from typing import Protocol
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from publisher.config import PublisherConfig
+from publisher.deliver import approval
 from publisher.pipeline import SlotOutcome
 from publisher.schedule.slot_lease import SlotHeartbeat
 from publisher.schedule.slots import (
@@ -307,6 +308,31 @@ class Daemon:
         except Exception:  # noqa: BLE001 - the next interval tries again
             log.exception("%s failed; trying again at the next interval", what)
 
+    def release_approved(self, now: datetime) -> list[str]:
+        """Run again the held slots (their edition waited for approval, issue 21) whose
+        edition is approved now, within the campaign's grace: the tick after the approval."""
+        ran = []
+        for name, campaign in self.campaigns.items():
+            for record in state.slot_records(self.store, name, limit=10):
+                if record.status != "held" or record.edition_id is None:
+                    continue
+                if now - record.slot > campaign.grace:
+                    continue  # too late for this slot: `publisher send` or send-now sends it
+                try:
+                    approval.require_approved(self.config, self.store, "edition", record.edition_id)
+                except approval.NotApproved:
+                    continue
+                ran.append(self.dispatch(name, record.slot, now))
+        return ran
+
+    def _release_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.release_approved(self.clock())
+        except Exception:  # noqa: BLE001 - e.g. the database is away: the next tick tries again
+            log.exception("looking for approved editions failed; trying again")
+
     def poll_paused(self) -> None:
         """Log pause/resume done with the CLI (every slot also re-reads the store)."""
         paused = {n for n in self.campaigns if self.is_paused(n)}
@@ -341,6 +367,13 @@ class Daemon:
         self._add_interval(scheduler, "feeds", self.build_feeds, self.config.schedule.feeds_every)
         self.poll_paused()
         scheduler.add_job(self.poll_paused, "interval", seconds=POLL_EVERY.total_seconds())
+        scheduler.add_job(
+            self._release_job,
+            "interval",
+            seconds=POLL_EVERY.total_seconds(),
+            coalesce=True,
+            max_instances=1,
+        )
         scheduler.add_job(
             self._takeover_job,
             "interval",

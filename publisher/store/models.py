@@ -723,3 +723,42 @@ class BroadcastRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str] = mapped_column(String(320))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- approval before a send (issue 21, migration 0026) --------------------------------------
+
+
+class SendPermissionRow(Base):
+    """An editor an owner allowed to send (owners always may): publisher/store/approvals.py."""
+
+    __tablename__ = "send_permissions"
+
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True
+    )
+    granted_by: Mapped[str] = mapped_column(String(320))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApprovalRow(Base):
+    """A request for, or a decision on, one version of a send: a broadcast (subject: its id)
+    or a campaign's next edition (subject: the campaign, version: its selection's
+    fingerprint). Status waiting, approved, refused or voided (an edit came after it)."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20))
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+Index("ix_approvals_subject", ApprovalRow.kind, ApprovalRow.subject, ApprovalRow.id)
+Index("ix_approvals_status", ApprovalRow.status, ApprovalRow.id)

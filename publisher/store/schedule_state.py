@@ -51,7 +51,8 @@ __all__ = [
     "watched_since",
 ]
 
-# Outcomes that end a slot for good; 'running' (claimed) and 'failed' may be run again.
+# Outcomes that end a slot for good; 'running' (claimed), 'failed' and 'held' (its edition
+# waits for approval, issue 21) may be run again.
 FINAL = frozenset({"sent", "skipped", "paused", "missed", "coalesced"})
 DEFAULT_STALE_AFTER = timedelta(hours=2)  # claims without a lease only (see above)
 DEFAULT_LEASE = timedelta(seconds=60)
@@ -216,7 +217,7 @@ def _claimable(
 ) -> bool:
     if record.status in FINAL:
         return False
-    if record.status == "failed" or record.owner == owner or processes.gone(record.owner):
+    if record.status in ("failed", "held") or record.owner == owner or processes.gone(record.owner):
         return True
     if record.lease_until is not None:  # a renewed lease holds however long the send takes
         return now.timestamp() > record.lease_until
@@ -330,7 +331,7 @@ def unfinished_slots(
     """Slots a crashed or failed run left behind, oldest first: resumed on start. With
     `failed=False` only the running claims another daemon left (lease lapsed, owner gone):
     what a running daemon takes over (a failed slot waits for the next start)."""
-    statuses = ["running", "failed"] if failed else ["running"]
+    statuses = ["running", "failed", "held"] if failed else ["running"]
     with store.session() as session:
         rows = session.scalars(
             select(ScheduleSlotRow)
