@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from publisher.store.broadcasts import Audience, Broadcast, BroadcastDraft, create_broadcast
-
 from publisher.store import Store
+from publisher.store.broadcasts import (
+    Audience,
+    Broadcast,
+    BroadcastDraft,
+    create_broadcast,
+    get_broadcast,
+)
 from publisher.store.consent import Context, pause, set_subscriber_status
 from publisher.store.subscribers import SubscriberInput, import_subscribers, subscriber_at
 from publisher.store.suppression import suppress
@@ -62,3 +67,7 @@ def a_draft(**changes: object) -> BroadcastDraft:
 
 def a_broadcast(store: Store, **changes: object) -> Broadcast:
     return create_broadcast(store, a_draft(**changes), by=STAFF["editor"], now=FIXED_NOW)
+
+
+def stored(store: Store, broadcast_id: int) -> Broadcast:
+    return present(get_broadcast(store, broadcast_id))

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from publisher.errors import DeliveryError
 from publisher.store import audit, broadcasts
 from tests.admin_support import STAFF, add_accounts
-from tests.broadcast_support import BROADCAST_CONFIG, REACHED, seed_people
+from tests.broadcast_support import BROADCAST_CONFIG, REACHED, seed_people, stored
 from tests.conftest import FIXED_NOW
 from tests.test_admin_browser import browser, log_in, new_page  # noqa: F401 - the fixture
 from tests.test_web_browser import Checked
@@ -42,9 +43,10 @@ def draft_alert(page, url: str) -> None:
     page.get_by_label("Subject").fill("Vote tomorrow")
     page.get_by_label("Preheader").fill("The council decides at 7 pm")
     page.get_by_label("Sender").select_option("action")
-    reach = page.locator("output#reach")
+    reach = page.locator("#reach")
+    expect(reach).to_have_text("4 people")  # everyone: ana, bo, cy, flo (di paused, ed suppressed)
     page.get_by_role("group", name="Send to people following").get_by_label("Labor").check()
-    expect(reach).to_have_text("4 people")  # ana, bo, flo; not di (paused) nor ed (suppressed)
+    expect(reach).to_have_text("3 people")  # ana, bo, flo (flo chose no topic: everything)
     page.get_by_role("group", name="Leave out people following").get_by_label("Housing").check()
     expect(reach).to_have_text(f"{len(REACHED)} people")
     page.get_by_label("Body").fill(BODY)
@@ -123,7 +125,7 @@ def test_an_alert_drafted_tested_scheduled_and_sent_at_its_time(
         owner.get_by_role("button", name="Yes, schedule it").click()
         expect(owner.locator("span.send-at")).to_contain_text("25 Nov 2026, 19:00")
         checked.check("broadcast-scheduled")
-        scheduled = broadcasts.get_broadcast(store, alert.id)
+        scheduled = stored(store, alert.id)
         assert scheduled.status == "scheduled"
         at = scheduled.send_at
         assert at is not None and at == FIXED_NOW.replace(hour=0) + timedelta(days=1)
@@ -132,7 +134,8 @@ def test_an_alert_drafted_tested_scheduled_and_sent_at_its_time(
         assert broadcasts.due_broadcasts(store, now=at - timedelta(minutes=1)) == []
         (due,) = broadcasts.due_broadcasts(store, now=at)
         send_broadcast(served.config, store, due.id, by=None, now=at)
-        send_broadcast(served.config, store, due.id, by=None, now=at)  # twice: still once each
+        with pytest.raises(DeliveryError):  # a second process finds it sent: nobody twice
+            send_broadcast(served.config, store, due.id, by=None, now=at)
         sent = mails(served.outbox)
         assert sorted(str(m["To"]) for m in sent) == sorted(REACHED)
         assert {str(m["From"]) for m in sent} == {"Local Progress Action <action@example.org>"}

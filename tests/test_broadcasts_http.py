@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from email import message_from_bytes, policy
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from tests.broadcast_support import (
     a_broadcast,
     a_draft,
     seed_people,
+    stored,
 )
 from tests.conftest import FIXED_NOW
 from tests.web_support import serve
@@ -39,8 +41,8 @@ def client(served) -> httpx.Client:
     return httpx.Client(base_url=served.url, follow_redirects=True, timeout=30)
 
 
-def fields(csrf: str, **values: str) -> dict[str, object]:
-    base: dict[str, object] = {
+def fields(csrf: str, **values: str) -> dict[str, Any]:
+    base: dict[str, Any] = {
         "csrf": csrf, "name": "Council vote", "subject": "Vote tomorrow",
         "preheader": "At 7 pm", "sender": "action", "topics": ["labor"],
         "exclude": ["housing"], "body": "The council votes *tomorrow*.",
@@ -97,7 +99,7 @@ def test_an_editor_without_the_send_permission_cannot_send(served, store):
             answer = http.post(f"/admin/broadcasts/{broadcast.id}/{path.strip()}", data=data)
             assert answer.status_code == 403, path
             assert "may not send" in answer.text
-    after = broadcasts.get_broadcast(store, broadcast.id)
+    after = stored(store, broadcast.id)
     assert after == broadcast  # not sent, not scheduled, not even touched
     assert not (served.outbox).exists() or not list(served.outbox.rglob("*.eml"))
 
@@ -176,12 +178,12 @@ def test_a_stale_save_is_refused_and_the_text_kept(served, store):
         )
         assert stale.status_code == 409 and "someone else changed this broadcast" in stale.text
         assert "My words." in stale.text and 'name="version" value="2"' in stale.text
-        assert broadcasts.get_broadcast(store, broadcast.id).draft.body == "Their words."
+        assert stored(store, broadcast.id).draft.body == "Their words."
         again = http.post(
             f"/admin/broadcasts/{broadcast.id}", data=fields(csrf, body="My words.", version="2")
         )
         assert again.status_code == 200 and "Saved." in again.text
-    assert broadcasts.get_broadcast(store, broadcast.id).draft.body == "My words."
+    assert stored(store, broadcast.id).draft.body == "My words."
     actions = [row.action for row in audit.recent(store, limit=10)]
     assert actions.count("broadcast-save") == 2
 
@@ -197,7 +199,7 @@ def test_the_count_is_the_stores_and_the_button_without_script(served, store):
         assert everyone == broadcasts.audience_count(store, broadcasts.Audience(), now=FIXED_NOW)
         csrf = csrf_of(http.get("/admin/broadcasts/new").text)
         counted = http.post("/admin/broadcasts/new", data=fields(csrf, do="count"))
-        assert f'<output id="reach" aria-live="polite">{expected} people</output>' in counted.text
+        assert f'<strong id="reach" aria-live="polite">{expected} people</strong>' in counted.text
     assert broadcasts.list_broadcasts(store) == []  # counting saves nothing
 
 
@@ -211,7 +213,7 @@ def test_an_owner_confirms_and_it_goes_to_the_audience_under_its_sender(served, 
         question = http.post(f"/admin/broadcasts/{broadcast.id}/confirm", data=base)
         assert question.status_code == 200
         assert "Send “Vote tomorrow” to 2 people following labor, except housing?" in question.text
-        assert broadcasts.get_broadcast(store, broadcast.id).status == "draft"  # asked only
+        assert stored(store, broadcast.id).status == "draft"  # asked only
         stale = http.post(f"/admin/broadcasts/{broadcast.id}/send", data=base | {"version": "9"})
         assert stale.status_code == 409
         sent = http.post(f"/admin/broadcasts/{broadcast.id}/send", data=base)
@@ -251,12 +253,12 @@ def test_schedule_in_the_future_only_then_cancel(served, store):
             data=base | {"send_at": "2026-12-01T18:30"},
         )
         assert "Scheduled" in done.text
-        scheduled = broadcasts.get_broadcast(store, broadcast.id)
+        scheduled = stored(store, broadcast.id)
         assert scheduled.status == "scheduled"
         assert scheduled.send_at is not None
         assert scheduled.send_at.isoformat() == "2026-12-01T23:30:00+00:00"  # 18:30 New York
         cancelled = http.post(f"/admin/broadcasts/{broadcast.id}/cancel", data={"csrf": csrf})
         assert "cancelled" in cancelled.text
-    assert broadcasts.get_broadcast(store, broadcast.id).status == "draft"
+    assert stored(store, broadcast.id).status == "draft"
     actions = [row.action for row in audit.recent(store, limit=10)]
     assert {"broadcast-schedule", "broadcast-cancel"} <= set(actions)

@@ -111,7 +111,9 @@ def send_post(request: Request, admin: Admin, form: FormData) -> Response:
 
     def work() -> None:
         try:
-            send_broadcast(w.config, w.store, broadcast.id, by=by, now=w.now())
+            send_broadcast(
+                w.config, w.store, broadcast.id, by=by, now=w.now(), version=broadcast.version
+            )
         except PublisherError as exc:  # the page shows the broadcast's status
             log.warning("broadcast %s not sent: %s", broadcast.id, exc)
 
