@@ -11,7 +11,8 @@ staff chose. A test send goes outside the ledger, its subject marked "[Test] ".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from publisher.deliver.base import DeliveryBackend, Message, Recipient
 from publisher.deliver.broadcast_message import CAMPAIGN
 from publisher.deliver.report import DeliveryReport
 from publisher.deliver.service import deliver_edition, send_one
-from publisher.errors import DeliveryError
+from publisher.errors import DeliveryError, PublisherError
 from publisher.items import Item
 from publisher.render.alert import alert_url, render_alert
 from publisher.render.environment import search_path_for
@@ -33,6 +34,7 @@ from publisher.store.broadcasts import (
     BroadcastNotFound,
     broadcast_edition,
     claim_broadcast,
+    due_broadcasts,
     finish_broadcast,
     get_broadcast,
 )
@@ -42,13 +44,16 @@ from publisher.store.subscribers import subscriber_at
 __all__ = [
     "TEST_PREFIX",
     "RenderedBroadcast",
+    "DueReport",
     "broadcast_status",
     "render_broadcast",
     "resume_broadcast",
     "send_broadcast",
+    "send_due_broadcasts",
     "send_test_broadcast",
 ]
 
+log = logging.getLogger(__name__)
 TEST_PREFIX = "[Test] "
 RESUMABLE = ("sending", "failed")  # its send started and did not finish
 
@@ -250,3 +255,51 @@ def _not_sendable(broadcast: Broadcast) -> str:
             f"`publisher broadcast send {broadcast.id} --resume` finishes it"
         )
     return f"broadcast {broadcast.id} is {broadcast.status}: it cannot be sent again"
+
+
+@dataclass
+class DueReport:
+    """What one pass over the due broadcasts did (the daemon logs `note`)."""
+
+    sent: list[tuple[int, str]]  # (broadcast id, its status afterwards)
+    problems: list[tuple[int, str]]  # (broadcast id, why it did not go)
+
+    @property
+    def note(self) -> str:
+        done = [f"broadcast {i}: {status}" for i, status in self.sent]
+        done += [f"broadcast {i} not sent: {why}" for i, why in self.problems]
+        return "; ".join(done) or "broadcasts: none due"
+
+
+def send_due_broadcasts(
+    config: PublisherConfig,
+    store: Store,
+    *,
+    now: datetime,
+    backend_for: Callable[[], DeliveryBackend[Any, Any]] | None = None,
+    **options: Any,
+) -> DueReport:
+    """Send every scheduled broadcast whose time has come (the daemon, every poll). Each is
+    claimed first: of several daemons, one sends it; a broadcast another process claimed
+    in between is left to it. One that may not go (not approved) stays scheduled."""
+    report = DueReport([], [])
+    for due in due_broadcasts(store, now=now):
+        backend = backend_for() if backend_for else None
+        try:
+            sent = send_broadcast(
+                config, store, due.id, by="scheduler", now=now, version=due.version,
+                backend=backend, **options,
+            )  # fmt: skip
+        except PublisherError as exc:
+            if _claimed_by_another(store, due):
+                continue
+            log.warning("broadcast %s not sent: %s", due.id, exc)
+            report.problems.append((due.id, str(exc)))
+            continue
+        report.sent.append((due.id, broadcast_status(sent)))
+    return report
+
+
+def _claimed_by_another(store: Store, due: Broadcast) -> bool:
+    now_ = get_broadcast(store, due.id)
+    return now_ is None or now_.version != due.version

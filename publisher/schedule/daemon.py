@@ -79,6 +79,7 @@ class Daemon:
         owner: str | None = None,
         lease: timedelta = state.DEFAULT_LEASE,
         beat_every: float = BEAT_EVERY,
+        send_broadcasts: IntervalJob | None = None,
     ) -> None:
         self.config = config
         self.beat_every = beat_every  # the daemon's heartbeat row (the dashboard shows it)
@@ -87,6 +88,7 @@ class Daemon:
         self.clock = clock
         self.collect = collect
         self.build_feeds = build_feeds
+        self.send_broadcasts = send_broadcasts  # the scheduled broadcasts that are due
         self.owner = owner or processes.this_process()
         self.lease = lease
         self.campaigns = {c.name: c for c in config.campaigns if c.cadence}
@@ -365,6 +367,12 @@ class Daemon:
             self._add_campaign_job(scheduler, name, now)
         self._add_interval(scheduler, "collect", self.collect, self.config.schedule.collect_every)
         self._add_interval(scheduler, "feeds", self.build_feeds, self.config.schedule.feeds_every)
+        if self.send_broadcasts is not None:  # every poll, from now: one may be due already
+            scheduler.add_job(
+                self._interval_job, "interval", seconds=POLL_EVERY.total_seconds(),
+                args=["broadcasts", self.send_broadcasts], next_run_time=now,
+                coalesce=True, max_instances=1, misfire_grace_time=None,
+            )  # fmt: skip
         self.poll_paused()
         scheduler.add_job(self.poll_paused, "interval", seconds=POLL_EVERY.total_seconds())
         scheduler.add_job(
@@ -480,6 +488,7 @@ def make_daemon(
 ) -> Daemon:
     """The daemon of `publisher run`, with the pipeline's stages as its jobs."""
     from publisher import pipeline
+    from publisher.deliver.broadcasts import send_due_broadcasts
 
     def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
         # Collect first: a post fixed minutes before the slot is what goes out. SIGTERM or a
@@ -502,5 +511,6 @@ def make_daemon(
         collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
         lease=lease,
+        send_broadcasts=lambda now: send_due_broadcasts(config, store, now=now),
     )
     return daemon
