@@ -134,7 +134,7 @@ ROUTES: list[BaseRoute] = [
                 getattr(broadcast_send, f"{verb}_post"),
                 methods=["POST"],
             )
-            for verb in ("confirm", "send", "schedule", "cancel")
+            for verb in ("confirm", "send", "schedule", "cancel", "ask", "approve")
         ],
     ],
 ]

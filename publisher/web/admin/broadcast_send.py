@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from publisher.deliver import approval
 from publisher.errors import PublisherError
-from publisher.store import audit, broadcasts
+from publisher.store import approvals, audit, broadcasts
 from publisher.store.broadcasts import Broadcast
 from publisher.web.admin.auth import Admin, action, to
 from publisher.web.admin.broadcast_form import parse_when
@@ -32,15 +32,29 @@ log = logging.getLogger(__name__)
 
 
 def approval_context(admin: Admin, broadcast: Broadcast) -> dict[str, Any]:
-    """Whether the rule asks for a second approver, and where this version stands."""
+    """Whether the rule asks for a second approver, where this version stands (asked, by
+    whom, approved or refused) and whether this staff member may approve it."""
     w = admin.w
     if not approval.approval_required(w.config, "broadcast"):
         return {"approval_on": False}
-    try:
-        approval.require_approved(w.config, w.store, "broadcast", broadcast.id)
-    except approval.NotApproved as exc:
-        return {"approval_on": True, "approved": False, "approval_note": str(exc)}
-    return {"approval_on": True, "approved": True, "approval_note": ""}
+    current = approval.broadcast_version(w.store, broadcast.id)
+    found = (
+        approvals.find_approval(w.store, "broadcast", current.subject, current.version)
+        if current
+        else None
+    )
+    approved = found is not None and found.status == "approved"
+    me = admin.staff.email
+    may_approve = (
+        not approved
+        and approval.may_send(w.store, admin.staff)
+        and me not in (found.requested_by if found else None, current.editor if current else None)
+    )
+    note = "" if approved else "a second staff member with the send permission approves it."
+    return {
+        "approval_on": True, "approved": approved, "approval": found,
+        "approval_note": note, "may_approve": may_approve,
+    }  # fmt: skip
 
 
 def _checked(
@@ -166,4 +180,64 @@ def cancel_post(request: Request, admin: Admin, form: FormData) -> Response:
     return to(request, f"admin/broadcasts/{done.id}?done=cancelled")
 
 
-__all__ = ["approval_context", "cancel_post", "confirm_post", "schedule_post", "send_post"]
+def _version(admin: Admin, form: FormData, broadcast_id: int) -> approval.Version | Response:
+    """The approval version of the broadcast as the page showed it, or why not."""
+    broadcast = broadcasts.get_broadcast(admin.w.store, broadcast_id)
+    current = approval.broadcast_version(admin.w.store, broadcast_id)
+    if broadcast is None or current is None:
+        return missing(admin)
+    if text(form, "version", 20) != str(broadcast.version):
+        return admin.message(
+            "Nothing done", "Someone changed this broadcast meanwhile: look at it again.",
+            status=409,
+        )  # fmt: skip
+    return current
+
+
+@action("editor")
+@in_thread
+def ask_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """Ask a second staff member to approve the saved version (anyone who edits may ask)."""
+    current = _version(admin, form, request.path_params["id"])
+    if isinstance(current, Response):
+        return current
+    w = admin.w
+    approval.ask(w.store, current, admin.staff, now=w.now(), ip=client_ip(request))
+    return to(request, f"admin/broadcasts/{current.subject}?done=asked")
+
+
+@action("editor")
+@in_thread
+def approve_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """Approve the saved version: the send permission, and not the one who asked for it or
+    changed it last (approval.approve refuses, audited)."""
+    current = _version(admin, form, request.path_params["id"])
+    if isinstance(current, Response):
+        return current
+    w = admin.w
+    try:
+        approval.approve(w.store, current, admin.staff, now=w.now(), ip=client_ip(request))
+    except (approval.MayNotSend, approval.SelfApproval) as exc:
+        return admin.refuse(f"Not approved: {exc}")
+    return to(request, f"admin/broadcasts/{current.subject}?done=approved")
+
+
+def voided_by_edit(admin: Admin, broadcast: Broadcast) -> None:
+    """After a save: an approval of an earlier version no longer counts (audited)."""
+    w = admin.w
+    if approval.approval_required(w.config, "broadcast"):
+        current = approval.broadcast_version(w.store, broadcast.id)
+        if current is not None:
+            approval.settle(w.store, current, now=w.now())
+
+
+__all__ = [
+    "approve_post",
+    "ask_post",
+    "voided_by_edit",
+    "approval_context",
+    "cancel_post",
+    "confirm_post",
+    "schedule_post",
+    "send_post",
+]

@@ -191,6 +191,9 @@ def _save(request: Request, admin: Admin, posted: FormData, broadcast_id: int | 
         return editor(admin, form, conflict.current, conflict=conflict, status=409)
     except broadcasts.BroadcastLocked as exc:
         return editor(admin, form, broadcast, problems={"status": str(exc)}, status=409)
+    from publisher.web.admin.broadcast_send import voided_by_edit
+
+    voided_by_edit(admin, saved)
     target = f"broadcast {saved.id} ({saved.draft.name}) version {saved.version}"
     audit.record(
         w.store, admin.staff.email, "broadcast-save", target, ip=client_ip(request), now=now
