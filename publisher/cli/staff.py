@@ -1,4 +1,4 @@
-"""`publisher staff add|list|remove`: the accounts of the staff dashboard (/admin)."""
+"""`publisher staff add|list|remove|send`: the accounts of the staff dashboard (/admin)."""
 
 from __future__ import annotations
 
@@ -55,12 +55,16 @@ def staff_add(
 
 @staff_app.command("list", cls=PlainCommand)
 def staff_list(ctx: typer.Context) -> None:
-    """Every staff account with its role."""
+    """Every staff account with its role, and who may send."""
+    from publisher.deliver.approval import may_send
     from publisher.store.staff import list_staff
 
-    for account in list_staff(state(ctx).store):
+    st = state(ctx)
+    for account in list_staff(st.store):
         console.print(
-            f"{account.email}  {account.role}  since {account.created_at:%Y-%m-%d}", highlight=False
+            f"{account.email}  {account.role}  since {account.created_at:%Y-%m-%d}"
+            + ("  may send" if may_send(st.store, account) else ""),
+            highlight=False,
         )
 
 
@@ -80,3 +84,27 @@ def staff_remove(
     removed = remove_staff(st.store, email)
     audit.record(st.store, "cli", "staff removed", removed.email, ip=None, now=utc_now())
     console.print(f"removed {removed.email}", highlight=False)
+
+
+@staff_app.command("send", cls=PlainCommand)
+def staff_send(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The editor's address.")],
+    allow: Annotated[
+        bool, typer.Option("--grant/--take", help="Grant the send permission, or take it.")
+    ] = True,
+) -> None:
+    """Grant or take an editor's permission to send and approve sends.
+
+    Owners always have it; viewers cannot get it.
+    """
+    from publisher.deliver.approval import set_send_permission
+    from publisher.store.staff import StaffError, find_staff
+
+    st = state(ctx)
+    target = find_staff(st.store, email)
+    if target is None:
+        raise StaffError(f"no staff account {email}")
+    changed = set_send_permission(st.store, target, allow, by="cli", now=utc_now(), ip=None)
+    verb = "may send" if allow else "may not send"
+    console.print(f"{target.email} {verb}{'' if changed else ' (unchanged)'}", highlight=False)

@@ -32,10 +32,11 @@ from publisher.errors import PublisherError
 from publisher.items import Item
 from publisher.store import Store, approvals, audit
 from publisher.store.approvals import Approval, SelfApproval
-from publisher.store.editions import edition_item_list, get_edition
+from publisher.store.editions import edition_item_list, get_edition, newest_edition
 from publisher.store.staff import Staff
 
 __all__ = [
+    "Held",
     "MayNotSend",
     "NotApproved",
     "PermissionRefused",
@@ -47,6 +48,7 @@ __all__ = [
     "ask",
     "broadcast_version",
     "edition_version",
+    "held_editions",
     "may_send",
     "refuse",
     "require_approved",
@@ -206,6 +208,35 @@ def require_approved(config: PublisherConfig, store: Store, kind: Subject, subje
         f"{current.label} {waits} for approval: a second staff member with the send "
         f"permission approves this version of it on {where} in /admin"
     )
+
+
+@dataclass(frozen=True)
+class Held:
+    """A composed edition that waits for approval before it goes."""
+
+    version: Version
+    edition_id: int
+    slot: datetime | None  # the slot it is late for (None: composed by a send)
+    composed_at: datetime
+
+
+def held_editions(config: PublisherConfig, store: Store) -> list[Held]:
+    """Each campaign's newest edition when it is composed, unsent and not approved while the
+    rule wants it approved (the overview, the campaign and Approvals pages list them)."""
+    if not approval_required(config, "edition"):
+        return []
+    held = []
+    for campaign in config.campaigns:
+        edition = newest_edition(store, campaign.name)
+        if edition is None or edition.status != _UNSENT:
+            continue
+        current = stored_edition_version(store, edition.id)
+        if current is None:
+            continue
+        found = approvals.find_approval(store, "edition", current.subject, current.version)
+        if found is None or found.status != "approved":
+            held.append(Held(current, edition.id, edition.slot, edition.composed_at))
+    return held
 
 
 def settle(store: Store, current: Version, *, now: datetime) -> Approval | None:

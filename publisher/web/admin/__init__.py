@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from publisher.render.environment import render_template
 from publisher.web.admin import (
     account,
+    approvals,
     broadcast_send,
     broadcasts,
     campaigns,
@@ -137,4 +138,7 @@ ROUTES: list[BaseRoute] = [
             for verb in ("confirm", "send", "schedule", "cancel", "ask", "approve")
         ],
     ],
+    Route("/admin/approvals", approvals.approvals_page, methods=["GET"]),
+    Route("/admin/campaigns/{name}/approve", approvals.approve_edition_post, methods=["POST"]),
+    Route("/admin/staff/send-permission", approvals.send_permission_post, methods=["POST"]),
 ]

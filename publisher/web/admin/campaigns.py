@@ -27,6 +27,7 @@ from publisher.store.curation import get_curation
 from publisher.store.schedule_state import set_paused
 from publisher.store.state import get_source_memory
 from publisher.subscribers.events import engagement, timeline
+from publisher.web.admin.approvals import edition_context, overview_alerts
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
 from publisher.web.admin.numbers import numbers_context
@@ -117,7 +118,8 @@ def overview_page(request: Request, admin: Admin) -> Response:
     return admin.page(
         "overview.html", "Overview", campaigns=campaigns, lines=lines,
         sources=_sources(w), feeds=_feeds(w), built=dashboard.feeds_built_at(w.store),
-        alerts=_alerts(w, lines, now), scheduler=scheduler_status(w.config, w.store, now=now),
+        alerts=_alerts(w, lines, now) + [Alert(*a) for a in overview_alerts(w)],
+        scheduler=scheduler_status(w.config, w.store, now=now),
     )  # fmt: skip
 
 
@@ -171,6 +173,7 @@ def campaign_page(request: Request, admin: Admin) -> Response:
     )
     context["before"] = before
     context["curation"] = get_curation(w.store, name)
+    prepared = None
     if admin.staff.may("editor"):
         try:
             prepared = _prepared(w, name)
@@ -185,6 +188,7 @@ def campaign_page(request: Request, admin: Admin) -> Response:
         if "problem" not in context:
             context["left_out"] = _left_out(w, name, prepared[0] if prepared else None)
     context["pinnable"] = pinnable
+    context |= edition_context(w, name, prepared, admin.staff)
     return admin.page("campaign.html", f"Campaign {name}", **context)
 
 

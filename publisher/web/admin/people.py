@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from publisher.store import audit, consent, dashboard
+from publisher.store.approvals import send_permissions
 from publisher.store.staff import (
     POLICIES,
     ROLES,
@@ -129,7 +130,7 @@ def staff_page(request: Request, admin: Admin) -> Response:
     return admin.page(
         "staff.html", "Staff", accounts=accounts, roles=ROLES, notice=notice,
         sessions=sessions, policy=second_factor_policy(w.store), policies=POLICIES,
-        editors_export=editors_may_export(w.store),
+        editors_export=editors_may_export(w.store), senders=send_permissions(w.store),
     )  # fmt: skip
 
 
