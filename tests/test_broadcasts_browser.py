@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from publisher.errors import DeliveryError
+from publisher.deliver.broadcasts import send_due_broadcasts
 from publisher.store import audit, broadcasts
+from publisher.store.approvals import grant_send
+from publisher.store.staff import find_staff
 from tests.admin_support import STAFF, add_accounts
-from tests.broadcast_support import BROADCAST_CONFIG, REACHED, seed_people, stored
-from tests.conftest import FIXED_NOW
+from tests.broadcast_support import BROADCAST_CONFIG, REACHED, a_broadcast, seed_people, stored
+from tests.conftest import FIXED_NOW, present
 from tests.test_admin_browser import browser, log_in, new_page  # noqa: F401 - the fixture
 from tests.test_web_browser import Checked
 from tests.web_support import serve
@@ -61,8 +63,6 @@ def test_an_alert_drafted_tested_scheduled_and_sent_at_its_time(
     tmp_path,
     guide_shot,
 ):
-    from publisher.deliver.broadcasts import send_broadcast
-
     shots = tmp_path / "screenshots"
     shots.mkdir()
     add_accounts(store)
@@ -130,12 +130,11 @@ def test_an_alert_drafted_tested_scheduled_and_sent_at_its_time(
         at = scheduled.send_at
         assert at is not None and at == FIXED_NOW.replace(hour=0) + timedelta(days=1)
 
-        # its time comes (the fixed clock): the daemon's due sends
-        assert broadcasts.due_broadcasts(store, now=at - timedelta(minutes=1)) == []
-        (due,) = broadcasts.due_broadcasts(store, now=at)
-        send_broadcast(served.config, store, due.id, by=None, now=at)
-        with pytest.raises(DeliveryError):  # a second process finds it sent: nobody twice
-            send_broadcast(served.config, store, due.id, by=None, now=at)
+        # its time comes (the fixed clock): the daemon's poll sends what is due, once
+        assert send_due_broadcasts(served.config, store, now=at - timedelta(minutes=1)).sent == []
+        report = send_due_broadcasts(served.config, store, now=at)
+        assert report.sent == [(alert.id, "sent")]
+        assert send_due_broadcasts(served.config, store, now=at).sent == []  # nobody twice
         sent = mails(served.outbox)
         assert sorted(str(m["To"]) for m in sent) == sorted(REACHED)
         assert {str(m["From"]) for m in sent} == {"Local Progress Action <action@example.org>"}
@@ -149,3 +148,70 @@ def test_an_alert_drafted_tested_scheduled_and_sent_at_its_time(
     actions = [row.action for row in audit.recent(store, limit=20)]
     for step in ("broadcast-save", "broadcast-test", "broadcast-schedule", "broadcast-cancel"):
         assert step in actions, step
+
+
+APPROVAL_CONFIG = BROADCAST_CONFIG + "approval:\n  broadcasts: true\n"
+
+
+def test_a_second_staff_member_approves_and_it_goes_at_its_time(
+    browser,  # noqa: F811
+    project,
+    store,
+    tmp_path,
+    guide_shot,
+):
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    add_accounts(store)
+    seed_people(store)
+    editor_account = present(find_staff(store, STAFF["editor"]))
+    grant_send(store, editor_account.id, by=STAFF["owner"], now=FIXED_NOW)
+    alert = a_broadcast(store)  # drafted by the editor
+    editor, owner = new_page(browser), new_page(browser)
+    with serve(project, store, config_text=APPROVAL_CONFIG) as served:
+        pages = Checked(editor, shots)
+        log_in(editor, served.url, STAFF["editor"])
+        expect(editor.get_by_role("heading", name="Overview")).to_be_visible()
+        editor.goto(f"{served.url}/admin/broadcasts/{alert.id}")
+        expect(editor.locator("p.approval-state")).to_contain_text("Not approved yet")
+        editor.get_by_label("Send at").fill("2026-11-25T19:00")
+        editor.get_by_role("button", name="Schedule…").click()
+        expect(editor.locator("section.confirm")).to_contain_text(
+            "It goes only once a second staff member has approved it."
+        )
+        editor.get_by_role("button", name="Yes, schedule it").click()
+        expect(editor.locator("strong.status")).to_have_text("scheduled")
+        editor.get_by_role("button", name="Ask for approval").click()
+        expect(editor.get_by_role("status")).to_contain_text("Approval asked")
+        expect(editor.get_by_role("button", name="Approve")).to_have_count(0)  # not their own
+        pages.check("broadcast-asked")
+        at = stored(store, alert.id).send_at
+        assert at is not None
+        # its time comes before anyone approved: it does not go, it stays scheduled
+        held = send_due_broadcasts(served.config, store, now=at)
+        assert held.sent == [] and len(held.problems) == 1
+        assert stored(store, alert.id).status == "scheduled"
+        assert mails(served.outbox) == []
+
+        checked = Checked(owner, shots)
+        log_in(owner, served.url, STAFF["owner"])
+        expect(owner.get_by_role("heading", name="Overview")).to_be_visible()
+        owner.get_by_role("link", name="Approvals").click()
+        owner.get_by_role("link", name="Approve Council vote on its page").click()
+        expect(owner.locator("p.approval-detail")).to_contain_text(
+            f"Approval asked by {STAFF['editor']}"
+        )
+        guide_shot(owner, "broadcasts-approve")
+        checked.check("broadcast-approve")
+        owner.get_by_role("button", name="Approve").click()
+        expect(owner.get_by_role("status")).to_contain_text("Approved")
+        expect(owner.locator("p.approval-detail")).to_contain_text(f"Approved by {STAFF['owner']}")
+        checked.check("broadcast-approved")
+
+        report = send_due_broadcasts(served.config, store, now=at + timedelta(minutes=1))
+        assert report.sent == [(alert.id, "sent")]
+        sent = mails(served.outbox)
+        assert sorted(str(m["To"]) for m in sent) == sorted(REACHED)
+        assert {str(m["From"]) for m in sent} == {"Local Progress Action <action@example.org>"}
+    actions = [row.action for row in audit.recent(store, limit=20)]
+    assert {"approval asked", "approved", "broadcast-schedule"} <= set(actions)
