@@ -7,6 +7,7 @@ is the store's; an owner confirms and sends to exactly the audience, under its s
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from email import message_from_bytes, policy
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from publisher.sources.collect import collect_all
 from publisher.store import audit, broadcasts
-from tests.admin_support import STAFF, add_accounts, csrf_of, log_in
+from publisher.store.sink import StoreSink
+from tests.admin_support import STAFF, add_accounts, csrf_of, log_in, write_posts
 from tests.broadcast_support import (
     BROADCAST_CONFIG,
     LABOR,
@@ -222,6 +225,9 @@ def test_an_owner_confirms_and_it_goes_to_the_audience_under_its_sender(served, 
         shown = http.get(f"/admin/broadcasts/{broadcast.id}")
         assert '<strong class="status">sent</strong>' in shown.text
         assert "outcomes and numbers" in shown.text
+        assert f'<span class="counts">{len(REACHED)} sent</span>' in shown.text
+        listing = http.get("/admin/broadcasts")
+        assert f'<span class="outcome">{len(REACHED)} sent</span>' in listing.text
     mails = [
         message_from_bytes(p.read_bytes(), policy=policy.default)
         for p in served.outbox.rglob("*.eml")
@@ -262,3 +268,23 @@ def test_schedule_in_the_future_only_then_cancel(served, store):
     assert stored(store, broadcast.id).status == "draft"
     actions = [row.action for row in audit.recent(store, limit=10)]
     assert {"broadcast-schedule", "broadcast-cancel"} <= set(actions)
+
+
+def test_items_are_searched_and_picked(served, store, project):
+    write_posts(project)
+    collect_all(served.config, StoreSink(store), now=FIXED_NOW)
+    with client(served) as http:
+        log_in(http, STAFF["editor"])
+        csrf = csrf_of(http.get("/admin/broadcasts/new").text)
+        found = http.post("/admin/broadcasts/new", data=fields(csrf, do="search", search="nurses"))
+        assert found.status_code == 200 and "Nurses win their strike" in found.text
+        assert "Rent board" not in found.text
+        assert broadcasts.list_broadcasts(store) == []  # searching saves nothing
+        (item_id,) = re.findall(r'name="items" value="([^"]+)"', found.text)
+        saved = http.post("/admin/broadcasts/new", data=fields(csrf, items=item_id))
+        assert "Saved." in saved.text
+        assert re.search(rf'name="items" value="{re.escape(item_id)}" checked', saved.text)
+        (broadcast,) = broadcasts.list_broadcasts(store)
+        assert broadcast.draft.items == (item_id,)
+        page = http.get(f"/admin/broadcasts/{broadcast.id}/preview")
+        assert "Nurses win their strike" in page.text  # the item under the message

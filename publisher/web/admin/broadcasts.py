@@ -19,7 +19,7 @@ from publisher.errors import PublisherError
 from publisher.render.environment import render_template
 from publisher.render.personalise import sample_copy
 from publisher.render.preview import PREVIEW_TOKEN
-from publisher.store import audit, broadcasts
+from publisher.store import audit, broadcasts, ledger
 from publisher.store.broadcasts import Audience, Broadcast
 from publisher.store.item_search import ItemQuery, item_entry, search_items
 from publisher.store.staff import list_staff
@@ -115,6 +115,7 @@ def _sending(admin: Admin, broadcast: Broadcast | None) -> dict[str, Any]:
     return {
         "may_send": approval.may_send(w.store, admin.staff), "testers": testers,
         "zone": w.config.organisation.timezone, "edition_link": broadcast.edition_id,
+        "outcome": outcome(admin, broadcast), "audience": audience_words(broadcast.draft.audience),
         **approval_context(admin, broadcast), **preview_context(admin, broadcast),
     }  # fmt: skip
 
@@ -129,8 +130,21 @@ def test_addresses(admin: Admin) -> list[str]:
 def broadcasts_page(request: Request, admin: Admin) -> Response:
     found = broadcasts.list_broadcasts(admin.w.store, limit=100)
     return admin.page(
-        "broadcasts.html", "Broadcasts", broadcasts=found, audience_words=audience_words
+        "broadcasts.html", "Broadcasts", broadcasts=found, audience_words=audience_words,
+        outcomes={b.id: outcome(admin, b) for b in found if b.edition_id is not None},
+    )  # fmt: skip
+
+
+def outcome(admin: Admin, broadcast: Broadcast) -> str:
+    """ "2 sent, 1 failed": its edition's ledger once its send started."""
+    if broadcast.edition_id is None:
+        return ""
+    counts = ledger.counts(admin.w.store, broadcast.edition_id)
+    shown = [f"{counts.get(s, 0):,} {s}" for s in ("sent", "uncertain", "failed") if counts.get(s)]
+    waiting = sum(
+        n for s, n in counts.items() if s not in ("sent", "uncertain", "failed", "skipped")
     )
+    return ", ".join(shown + ([f"{waiting:,} waiting"] if waiting else [])) or "nobody yet"
 
 
 @view("editor")
