@@ -215,3 +215,26 @@ def test_a_second_staff_member_approves_and_it_goes_at_its_time(
         assert {str(m["From"]) for m in sent} == {"Local Progress Action <action@example.org>"}
     actions = [row.action for row in audit.recent(store, limit=20)]
     assert {"approval asked", "approved", "broadcast-schedule"} <= set(actions)
+
+
+def test_the_broadcast_pages_fit_a_phone(browser, project, store, tmp_path):  # noqa: F811
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    add_accounts(store)
+    seed_people(store)
+    long = "x" * 120
+    alert = a_broadcast(store, name=f"Council {long}", subject=f"Vote {long}")
+    page = new_page(browser, width=375)
+    pages = Checked(page, shots)
+    with serve(project, store, config_text=BROADCAST_CONFIG) as served:
+        log_in(page, served.url, STAFF["owner"])
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        for path in ("broadcasts", "broadcasts/new", f"broadcasts/{alert.id}"):
+            page.goto(f"{served.url}/admin/{path}")
+            expect(page.get_by_role("heading", level=1)).to_be_visible()
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= 375, path
+            pages.check(path.replace("/", "-"))
+        page.get_by_role("button", name="Send now…").click()
+        expect(page.get_by_role("heading", name="Send “Vote")).to_be_visible()
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= 375
+        pages.check("broadcast-confirm-narrow")
