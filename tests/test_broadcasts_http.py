@@ -17,7 +17,9 @@ import pytest
 
 from publisher.sources.collect import collect_all
 from publisher.store import audit, broadcasts
+from publisher.store.approvals import grant_send
 from publisher.store.sink import StoreSink
+from publisher.store.staff import find_staff
 from tests.admin_support import STAFF, add_accounts, csrf_of, log_in, write_posts
 from tests.broadcast_support import (
     BROADCAST_CONFIG,
@@ -28,7 +30,7 @@ from tests.broadcast_support import (
     seed_people,
     stored,
 )
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, present
 from tests.web_support import serve
 
 
@@ -288,3 +290,60 @@ def test_items_are_searched_and_picked(served, store, project):
         assert broadcast.draft.items == (item_id,)
         page = http.get(f"/admin/broadcasts/{broadcast.id}/preview")
         assert "Nurses win their strike" in page.text  # the item under the message
+
+
+@pytest.fixture
+def served_with_approval(project, store):
+    add_accounts(store)
+    seed_people(store)
+    config = BROADCAST_CONFIG + "approval:\n  broadcasts: true\n"
+    with serve(project, store, config_text=config) as running:
+        yield running
+
+
+def test_approval_asked_not_self_given_and_voided_by_an_edit(served_with_approval, store):
+    served, broadcast = served_with_approval, a_broadcast(store)
+    path = f"/admin/broadcasts/{broadcast.id}"
+    with client(served) as http:
+        log_in(http, STAFF["owner"])
+        csrf = csrf_of(http.get(path).text)
+        base = {"csrf": csrf, "version": str(broadcast.version)}
+        refused = http.post(f"{path}/confirm", data=base | {"when": "now"})
+        assert refused.status_code == 409 and "waits for approval" in refused.text
+        assert http.post(f"{path}/send", data=base).status_code == 409
+        asked = http.post(f"{path}/ask", data=base)
+        assert "Approval asked" in asked.text
+        own = http.post(f"{path}/approve", data=base)  # the owner asked: not theirs to give
+        assert own.status_code == 403 and "Not approved" in own.text
+    with client(served) as http:
+        log_in(http, STAFF["editor"])  # edited it last, and has no send permission
+        csrf = csrf_of(http.get(path).text)
+        answer = http.post(f"{path}/approve", data={"csrf": csrf, "version": "1"})
+        assert answer.status_code == 403
+    editor = present(find_staff(store, STAFF["editor"]))
+    grant_send(store, editor.id, by=STAFF["owner"], now=FIXED_NOW)
+    with client(served) as http:
+        log_in(http, STAFF["editor"])
+        csrf = csrf_of(http.get(path).text)
+        still = http.post(f"{path}/approve", data={"csrf": csrf, "version": "1"})
+        assert still.status_code == 403  # they changed it last
+    # the owner edits it (now they changed it last); the editor approves that version
+    with client(served) as http:
+        log_in(http, STAFF["owner"])
+        csrf = csrf_of(http.get(path).text)
+        http.post(path, data=fields(csrf, version="1", body="Changed by the owner."))
+        assert stored(store, broadcast.id).version == 2
+    with client(served) as http:
+        log_in(http, STAFF["editor"])
+        csrf = csrf_of(http.get(path).text)
+        approved = http.post(f"{path}/approve", data={"csrf": csrf, "version": "2"})
+        assert "Approved: it may go." in approved.text
+    with client(served) as http:  # an edit after the approval voids it
+        log_in(http, STAFF["owner"])
+        csrf = csrf_of(http.get(path).text)
+        http.post(path, data=fields(csrf, version="2", body="Changed again."))
+        answer = http.post(f"{path}/send", data={"csrf": csrf, "version": "3"})
+        assert answer.status_code == 409 and "waits for approval" in answer.text
+    assert stored(store, broadcast.id).status == "draft"
+    actions = [row.action for row in audit.recent(store, limit=30)]
+    assert {"approval asked", "approved", "approval not allowed", "approval voided"} <= set(actions)

@@ -94,9 +94,12 @@ def confirm_post(request: Request, admin: Admin, form: FormData) -> Response:
     if isinstance(found, Response):
         return found
     broadcast, moment = found
+    if moment is None:  # send now: only what may go now (a schedule waits for it)
+        try:
+            approval.require_approved(admin.w.config, admin.w.store, "broadcast", broadcast.id)
+        except approval.NotApproved as exc:
+            return admin.message("Not sent", str(exc), status=409)
     context = approval_context(admin, broadcast)
-    if moment is None and context.get("approved") is False:
-        return admin.message("Not sent", context["approval_note"], status=409)
     count = reach(admin, broadcast.draft.audience)
     return admin.page(
         "broadcast_confirm.html", "Confirm", broadcast=broadcast, send_at=moment,
