@@ -78,6 +78,8 @@ def test_a_viewer_reads_and_is_refused_every_write(served, store):
             f"/admin/broadcasts/{broadcast.id}/send": version,
             f"/admin/broadcasts/{broadcast.id}/schedule": version | {"when": "later"},
             f"/admin/broadcasts/{broadcast.id}/cancel": version,
+            f"/admin/broadcasts/{broadcast.id}/ask": version,
+            f"/admin/broadcasts/{broadcast.id}/approve": version,
         }
         for path, data in writes.items():
             answer = http.post(path, data=data)
