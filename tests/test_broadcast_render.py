@@ -31,7 +31,7 @@ def _render(fixed_now, *, public: bool = False, search_path=(BUILTIN_TEMPLATES,)
     org = config.organisation
     sender = SenderConfig(name="organisation", from_email=org.from_email)
     items = sample_items(sample_campaign(config), now=fixed_now)[:2]
-    url = alert_url(org.public_url, "council-vote-tomorrow")
+    url = alert_url(org.public_url, 7)
     return (
         render_alert(
             DRAFT, org, sender, items=items, web_url=url, public=public, search_path=search_path

@@ -93,7 +93,7 @@ def render_broadcast(
         org,
         config.sender(broadcast.draft.sender),
         items=broadcast_items(store, broadcast.draft.items),
-        web_url=alert_url(org.public_url, broadcast.slug),
+        web_url=alert_url(org.public_url, broadcast.id),
         public=public,
         search_path=search_path_for(config.root),
     )
