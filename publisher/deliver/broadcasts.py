@@ -28,7 +28,7 @@ from publisher.errors import DeliveryError, PublisherError
 from publisher.items import Item
 from publisher.render.alert import alert_url, render_alert
 from publisher.render.environment import search_path_for
-from publisher.store import Store
+from publisher.store import Store, audit
 from publisher.store.broadcasts import (
     Broadcast,
     BroadcastNotFound,
@@ -297,6 +297,9 @@ def send_due_broadcasts(
             report.problems.append((due.id, str(exc)))
             continue
         report.sent.append((due.id, broadcast_status(sent)))
+        audit.record(
+            store, "scheduler", "broadcast sent", f"{due.id}: {sent.status}", ip=None, now=now
+        )
     return report
 
 
