@@ -276,3 +276,13 @@ def test_due_broadcasts_go_at_their_time_once_and_are_audited(store, config):
     assert send_due_broadcasts(config, store, now=at + timedelta(minutes=1)).sent == []
     assert present(get_broadcast(store, made.id)).updated_by == "scheduler"
     assert any(e.action == "broadcast sent" for e in recent(store))
+
+
+def test_a_send_of_a_version_that_moved_on_is_refused(store, config):
+    people(store)
+    made = create_broadcast(store, draft(), by="ann@example.org", now=NOW)
+    update_broadcast(store, made.id, draft(body="Changed"), version=1, by="bo@x.org", now=NOW)
+    with pytest.raises(DeliveryError, match="changed by bo@x.org"):
+        send_broadcast(config, store, made.id, by="ann@example.org", now=NOW, version=1)
+    assert outbox(config, made.id) == {}
+    assert present(get_broadcast(store, made.id)).status == "draft"

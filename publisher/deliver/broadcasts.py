@@ -249,6 +249,11 @@ def _load(store: Store, broadcast_id: int) -> Broadcast:
 
 
 def _not_sendable(broadcast: Broadcast) -> str:
+    if broadcast.status in ("draft", "scheduled"):  # the version asked for moved on
+        return (
+            f"broadcast {broadcast.id} was changed by {broadcast.updated_by} (now version "
+            f"{broadcast.version}): look at it again before sending"
+        )
     if broadcast.status in RESUMABLE:
         return (
             f"broadcast {broadcast.id} is {broadcast.status}: its send started; "
