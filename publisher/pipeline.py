@@ -21,6 +21,7 @@ from publisher.compose.edition import (
     select_items,
 )
 from publisher.config import PublisherConfig
+from publisher.config.models import BROADCAST_CAMPAIGN
 from publisher.deliver import DeliveryBackend, DeliveryReport, approval, deliver_edition
 from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
 from publisher.errors import DeliveryError, PublisherError
@@ -62,6 +63,7 @@ from publisher.support.screen import count
 if TYPE_CHECKING:
     import httpx
 
+    from publisher.deliver.broadcasts import DueReport
     from publisher.publish import FeedsReport
     from publisher.publish.documents import FeedMeta
     from publisher.publish.posts import PostsReport
@@ -194,13 +196,16 @@ def build_feeds(
 
     log.info("%s", write_newsroom_pages(config, store, now=now).note)  # change-only writes
     write_media(config, store)  # images beside the archive: the missing ones (issue 20)
-    campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
+    campaigns = {feed.editions_of for feed in config.feeds.feeds if feed.editions_of}
     signature = content_signature(store, campaigns)
     state = StoredBuildState(store, now=now)
     unchanged = feeds_up_to_date(config, signature, state)
     if unchanged is not None:
         return unchanged
     editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
+    write_broadcast_pages(config, store, now=now)  # issue 21: the sent ones' public copies
+    if BROADCAST_CAMPAIGN in editions:  # their entries link to archive/broadcasts/<id>.html
+        editions[BROADCAST_CAMPAIGN] = broadcast_entries(editions[BROADCAST_CAMPAIGN])
     items = list_items(store)  # retired items are not among them
     return publish_feeds(
         config,
@@ -214,6 +219,51 @@ def build_feeds(
     )
 
 
+# --- broadcasts (issue 21): their public copies --------------------------------------------
+
+
+def write_broadcast_pages(config: PublisherConfig, store: Store, *, now: datetime) -> int:
+    """The public copy (archive/broadcasts/<id>.html) of every broadcast that reached
+    someone and has none yet; how many were written. The daemon's feed build and the CLI's
+    send call this; the web, after a send."""
+    from publisher.deliver.broadcasts import render_broadcast
+    from publisher.render.alert import ARCHIVE_FOLDER
+    from publisher.store.broadcasts import get_broadcast
+    from publisher.store.feeds_queries import sent_editions
+
+    written = 0
+    for sent in sent_editions(store, BROADCAST_CAMPAIGN):
+        page = config.root / "archive" / ARCHIVE_FOLDER / f"{sent.number}.html"
+        broadcast = get_broadcast(store, sent.number)  # its edition's number is its id
+        if page.is_file() or broadcast is None:
+            continue
+        public = render_broadcast(config, store, broadcast, now=now, public=True)
+        write_edition_page(
+            config.root, config.organisation, ARCHIVE_FOLDER, sent.number, public.html
+        )
+        written += 1
+    return written
+
+
+def send_due_broadcasts(config: PublisherConfig, store: Store, *, now: datetime) -> DueReport:
+    """The daemon's job: the scheduled broadcasts whose time has come, then their pages."""
+    from publisher.deliver.broadcasts import send_due_broadcasts as send_due
+
+    report = send_due(config, store, now=now)
+    if report.sent:
+        write_broadcast_pages(config, store, now=now)
+    return report
+
+
+def broadcast_entries(sent: Sequence[SentEdition]) -> list[SentEdition]:
+    """Sent broadcasts as a feed's edition entries, linking to their public copies."""
+    from dataclasses import replace
+
+    from publisher.render.alert import ARCHIVE_FOLDER
+
+    return [replace(edition, campaign=ARCHIVE_FOLDER) for edition in sent]
+
+
 def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime) -> PostsReport:
     """The newsroom's public pages (posts/) from its stored items, then the archive's home
     page (it links to the posts); the web calls this after a post is saved or retired."""
@@ -225,7 +275,7 @@ def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime
     feeds = [
         (feed_meta(config, feed), select_items(feed, items))
         for feed in config.feeds.feeds
-        if not feed.campaign
+        if not feed.editions_of
     ]
     search_path = search_path_for(config.root)
     report = write_post_pages(config, items, now=now, feeds=feeds, search_path=search_path)

@@ -256,3 +256,33 @@ def test_the_preview_renders_markdown_sanitised_and_staff_text_as_written(store,
     assert "<strong>now</strong>" in rendered.html
     assert "&lt;b&gt;{{ 7*7 }}&lt;/b&gt;" in rendered.html and "%%NAME%%" not in rendered.subject
     assert "49" not in rendered.subject
+
+
+def test_due_broadcasts_go_at_their_time_once_and_are_audited(store, config):
+    from publisher.deliver.broadcasts import send_due_broadcasts
+    from publisher.store.audit import recent
+
+    group = people(store)
+    made = create_broadcast(
+        store, draft(audience=Audience(("housing",), ("transit",))), by="a", now=NOW
+    )
+    at = NOW + timedelta(hours=1)
+    schedule_broadcast(store, made.id, at, version=1, by="ann@example.org", now=NOW)
+    assert send_due_broadcasts(config, store, now=at - timedelta(minutes=1)).sent == []
+    assert outbox(config, made.id) == {}
+    report = send_due_broadcasts(config, store, now=at)
+    assert report.sent == [(made.id, "sent")] and "sent" in report.note
+    assert sorted(outbox(config, made.id)) == sorted(group["housing"] + group["all"])
+    assert send_due_broadcasts(config, store, now=at + timedelta(minutes=1)).sent == []
+    assert present(get_broadcast(store, made.id)).updated_by == "scheduler"
+    assert any(e.action == "broadcast sent" for e in recent(store))
+
+
+def test_a_send_of_a_version_that_moved_on_is_refused(store, config):
+    people(store)
+    made = create_broadcast(store, draft(), by="ann@example.org", now=NOW)
+    update_broadcast(store, made.id, draft(body="Changed"), version=1, by="bo@x.org", now=NOW)
+    with pytest.raises(DeliveryError, match="changed by bo@x.org"):
+        send_broadcast(config, store, made.id, by="ann@example.org", now=NOW, version=1)
+    assert outbox(config, made.id) == {}
+    assert present(get_broadcast(store, made.id)).status == "draft"

@@ -27,6 +27,7 @@ from tests.conftest import FIXED_NOW, present, write_config
 from tests.servers.data import add_subscribers
 from tests.test_broadcasts import SENDERS, draft, outbox
 from tests.test_schedule_daemon import environment, stop, wait_for
+from tests.test_scheduler_seen import beat, page, served, text_of  # noqa: F401 (fixture)
 
 NOW = FIXED_NOW
 
@@ -124,3 +125,12 @@ def test_two_daemons_send_a_due_broadcast_once_to_its_audience(project):
     assert sorted(outbox(config, made.id)) == sorted(housing)
     logs = "".join(log.read_text() for _, log in daemons)
     assert logs.count(f"broadcast {made.id}: sent") == 1
+
+
+def test_the_overview_marks_a_due_broadcast_late_while_no_daemon_runs(served, store):  # noqa: F811
+    made = create_broadcast(store, draft(), by="ann@example.org", now=NOW)
+    schedule_broadcast(store, made.id, NOW, version=1, by="a", now=NOW)
+    lines = text_of(page(served), '//ul[@class="late-broadcasts"]/li')
+    assert lines == [f"late: broadcast {made.id}, due Wed 25 Nov 2026, 07:00 EST"]
+    beat(store, "daemon", NOW, pid=41)  # a daemon runs: it will send it
+    assert page(served).xpath('//ul[@class="late-broadcasts"]') == []

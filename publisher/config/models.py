@@ -37,6 +37,7 @@ DEFAULT_CONFIG = "schedules.yaml"
 # Longest campaign grace and collect/feeds interval: beyond these a value is a typo.
 MAX_GRACE = timedelta(days=31)
 MAX_EVERY = timedelta(days=31)
+BROADCAST_CAMPAIGN = "~broadcast"  # broadcasts' editions' campaign key: no campaign has a "~"
 
 
 def control_characters(text: str, *, allowed: str = "") -> list[str]:
@@ -366,7 +367,8 @@ class FeedConfig(Strict):
     """One published feed: RSS, Atom and JSON Feed files at feeds/<path>.{rss,atom,json}.
 
     Selector: `everything: true`, or `topics` and/or `kinds` (an item matches when it has one
-    of the topics and one of the kinds given), or `campaign` (that campaign's sent editions).
+    of the topics and one of the kinds given), or `campaign` (that campaign's sent editions),
+    or `broadcasts: true` (the broadcasts sent).
     """
 
     _multiline = frozenset({"description"})
@@ -391,6 +393,8 @@ class FeedConfig(Strict):
     kinds: list[str] = []
     # selector: that campaign's sent editions
     campaign: str | None = None
+    # selector: the broadcasts (action alerts) sent, each linking to its public copy
+    broadcasts: bool = False
 
     _link = field_validator("link")(
         classmethod(lambda cls, v: v if v is None else check_absolute_url(v))
@@ -404,15 +408,21 @@ class FeedConfig(Strict):
                 ("everything", self.everything),
                 ("topics/kinds", bool(self.topics or self.kinds)),
                 ("campaign", self.campaign is not None),
+                ("broadcasts", self.broadcasts),
             )
             if used
         ]
         if len(chosen) != 1:
             raise ValueError(
-                "a feed needs exactly one selector: everything: true, topics/kinds, or campaign"
-                + (f" (got {', '.join(chosen)})" if chosen else "")
+                "a feed needs exactly one selector: everything: true, topics/kinds, campaign, "
+                "or broadcasts: true" + (f" (got {', '.join(chosen)})" if chosen else "")
             )
         return self
+
+    @property
+    def editions_of(self) -> str | None:
+        """The campaign key whose sent editions the feed carries (None: a feed of items)."""
+        return self.campaign or (BROADCAST_CAMPAIGN if self.broadcasts else None)
 
 
 class FeedsConfig(Strict):

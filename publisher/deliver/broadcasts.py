@@ -28,7 +28,7 @@ from publisher.errors import DeliveryError, PublisherError
 from publisher.items import Item
 from publisher.render.alert import alert_url, render_alert
 from publisher.render.environment import search_path_for
-from publisher.store import Store
+from publisher.store import Store, audit
 from publisher.store.broadcasts import (
     Broadcast,
     BroadcastNotFound,
@@ -93,7 +93,7 @@ def render_broadcast(
         org,
         config.sender(broadcast.draft.sender),
         items=broadcast_items(store, broadcast.draft.items),
-        web_url=alert_url(org.public_url, broadcast.slug),
+        web_url=alert_url(org.public_url, broadcast.id),
         public=public,
         search_path=search_path_for(config.root),
     )
@@ -249,6 +249,11 @@ def _load(store: Store, broadcast_id: int) -> Broadcast:
 
 
 def _not_sendable(broadcast: Broadcast) -> str:
+    if broadcast.status in ("draft", "scheduled"):  # the version asked for moved on
+        return (
+            f"broadcast {broadcast.id} was changed by {broadcast.updated_by} (now version "
+            f"{broadcast.version}): look at it again before sending"
+        )
     if broadcast.status in RESUMABLE:
         return (
             f"broadcast {broadcast.id} is {broadcast.status}: its send started; "
@@ -297,6 +302,9 @@ def send_due_broadcasts(
             report.problems.append((due.id, str(exc)))
             continue
         report.sent.append((due.id, broadcast_status(sent)))
+        audit.record(
+            store, "scheduler", "broadcast sent", f"{due.id}: {sent.status}", ip=None, now=now
+        )
     return report
 
 

@@ -41,7 +41,7 @@ from publisher.support.sanitize import strip_control_chars
 __all__ = ["ARCHIVE_FOLDER", "TEMPLATE", "RenderedAlert", "alert_url", "render_alert"]
 
 TEMPLATE = "alert"
-ARCHIVE_FOLDER = "broadcasts"  # archive/broadcasts/<slug>.html: the public copies
+ARCHIVE_FOLDER = "broadcasts"  # archive/broadcasts/<id>.html: the public copies
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,10 @@ class RenderedAlert:
     text: str
 
 
-def alert_url(public_url: str, slug: str) -> str:
-    """Where a broadcast's public copy lives (publisher.publish.broadcasts writes it)."""
-    return f"{public_url.rstrip('/')}/archive/{ARCHIVE_FOLDER}/{slug}.html"
+def alert_url(public_url: str, broadcast_id: int) -> str:
+    """Where a broadcast's public copy lives (publisher.pipeline.write_broadcast_pages
+    writes it there, as the page of edition <id> of the archive folder `broadcasts`)."""
+    return f"{public_url.rstrip('/')}/archive/{ARCHIVE_FOLDER}/{broadcast_id}.html"
 
 
 def _context(

@@ -488,7 +488,6 @@ def make_daemon(
 ) -> Daemon:
     """The daemon of `publisher run`, with the pipeline's stages as its jobs."""
     from publisher import pipeline
-    from publisher.deliver.broadcasts import send_due_broadcasts
 
     def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
         # Collect first: a post fixed minutes before the slot is what goes out. SIGTERM or a
@@ -511,6 +510,6 @@ def make_daemon(
         collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
         lease=lease,
-        send_broadcasts=lambda now: send_due_broadcasts(config, store, now=now),
+        send_broadcasts=lambda now: pipeline.send_due_broadcasts(config, store, now=now),
     )
     return daemon

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from publisher.config.models import BROADCAST_CAMPAIGN
 from publisher.errors import StoreError
 from publisher.store import Store
 from publisher.store.dialect import rowcount
@@ -67,7 +68,7 @@ __all__ = [
     "update_broadcast",
 ]
 
-BROADCAST = "~broadcast"  # the editions' campaign key; "~" is never in a campaign's name
+BROADCAST = BROADCAST_CAMPAIGN  # the editions' campaign key; "~" is never in a campaign's name
 STATUSES = ("draft", "scheduled", "sending", "sent", "failed", "cancelled")
 EDITABLE = ("draft", "scheduled")  # once sending, the edition is what goes out
 CLAIMABLE = ("draft", "scheduled")
