@@ -230,3 +230,50 @@ def test_a_held_slot_past_its_grace_is_left_to_staff(store, make_config):
     late = slot + config.campaign("weekly").grace + timedelta(minutes=1)
     assert daemon.release_approved(late) == []
     assert present(state.get_slot(store, "weekly", slot)).status == "held"
+
+
+def test_a_broadcast_is_approved_for_its_draft_and_an_edit_voids_it(store, make_config):
+    """With part C1's store/broadcasts.py merged (skipped before): the rule holds a
+    broadcast until a second staff member approves its draft; an edit voids the approval."""
+    broadcasts = pytest.importorskip("publisher.store.broadcasts")
+    config = config_with(make_config, editions=False, broadcasts=True)
+    owner, editor = (
+        staff(store, "olga@example.org", "owner"),
+        staff(store, "ed@example.org", "editor"),
+    )
+    draft = broadcasts.BroadcastDraft(
+        name="Vote tomorrow", subject="Vote tomorrow", preheader="", sender="organisation",
+        audience=broadcasts.Audience(("labor",)), body="Come to the council.",
+    )  # fmt: skip
+    made = broadcasts.create_broadcast(store, draft, by=editor.email, now=NOW)
+    with pytest.raises(approval.NotApproved, match="Vote tomorrow waits for approval"):
+        approval.require_approved(config, store, "broadcast", made.id)
+    first = present(approval.broadcast_version(store, made.id))
+    approval.ask(store, first, editor, now=NOW, ip=None)
+    with pytest.raises(approval.SelfApproval):
+        approval.approve(store, first, _granted(store, owner, editor), now=NOW, ip=None)
+    approval.approve(store, first, owner, now=NOW, ip=None)
+    approval.require_approved(config, store, "broadcast", made.id)
+    # scheduling is not an edit: the approval holds
+    broadcasts.schedule_broadcast(
+        store, made.id, NOW + timedelta(days=1), version=made.version, by=editor.email, now=NOW
+    )
+    approval.require_approved(config, store, "broadcast", made.id)
+    current = present(broadcasts.get_broadcast(store, made.id))
+    edited = broadcasts.BroadcastDraft(**{**draft.__dict__, "body": "Come at 6pm."})
+    broadcasts.update_broadcast(
+        store, made.id, edited, version=current.version, by=owner.email, now=NOW
+    )
+    with pytest.raises(approval.NotApproved):
+        approval.require_approved(config, store, "broadcast", made.id)
+    second = present(approval.broadcast_version(store, made.id))
+    assert approval.settle(store, second, now=NOW) is None
+    assert (
+        present(approvals.find_approval(store, "broadcast", str(made.id), first.version)).status
+        == "voided"
+    )
+
+
+def _granted(store: Store, owner: Staff, editor: Staff) -> Staff:
+    approval.set_send_permission(store, editor, True, by=owner.email, now=NOW, ip=None)
+    return editor

@@ -46,6 +46,7 @@ __all__ = [
     "approval_required",
     "approve",
     "ask",
+    "composed_edition",
     "broadcast_version",
     "edition_version",
     "held_editions",
@@ -220,22 +221,33 @@ class Held:
     composed_at: datetime
 
 
+def composed_edition(store: Store, campaign: str) -> Held | None:
+    """The campaign's newest edition when it is composed and its send never started (held,
+    or approved and about to go): what an approval on the campaign page is for."""
+    edition = newest_edition(store, campaign)
+    if edition is None or edition.status != _UNSENT:
+        return None
+    current = stored_edition_version(store, edition.id)
+    if current is None:
+        return None
+    return Held(current, edition.id, edition.slot, edition.composed_at)
+
+
 def held_editions(config: PublisherConfig, store: Store) -> list[Held]:
-    """Each campaign's newest edition when it is composed, unsent and not approved while the
-    rule wants it approved (the overview, the campaign and Approvals pages list them)."""
+    """Each campaign's composed, unsent edition that is not approved while the rule wants
+    it approved (the overview, the campaign and Approvals pages list them)."""
     if not approval_required(config, "edition"):
         return []
     held = []
     for campaign in config.campaigns:
-        edition = newest_edition(store, campaign.name)
-        if edition is None or edition.status != _UNSENT:
+        composed = composed_edition(store, campaign.name)
+        if composed is None:
             continue
-        current = stored_edition_version(store, edition.id)
-        if current is None:
-            continue
-        found = approvals.find_approval(store, "edition", current.subject, current.version)
+        found = approvals.find_approval(
+            store, "edition", composed.version.subject, composed.version.version
+        )
         if found is None or found.status != "approved":
-            held.append(Held(current, edition.id, edition.slot, edition.composed_at))
+            held.append(composed)
     return held
 
 

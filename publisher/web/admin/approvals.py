@@ -29,12 +29,9 @@ Prepared = tuple[Edition, RenderedEdition] | None
 def _current(
     w: Web, campaign: str, prepared: Prepared
 ) -> tuple[approval.Version | None, approval.Held | None]:
-    """What an approval on the campaign page is for: the edition composed and held, else
-    the next edition's preview."""
-    held = next(
-        (h for h in approval.held_editions(w.config, w.store) if h.version.subject == campaign),
-        None,
-    )
+    """What an approval on the campaign page is for: the edition composed and not sent
+    (held, or approved and about to go), else the next edition's preview."""
+    held = approval.composed_edition(w.store, campaign)
     if held is not None:
         return held.version, held
     if prepared is None:
