@@ -349,3 +349,31 @@ def test_approval_asked_not_self_given_and_voided_by_an_edit(served_with_approva
     assert stored(store, broadcast.id).status == "draft"
     actions = [row.action for row in audit.recent(store, limit=30)]
     assert {"approval asked", "approved", "approval not allowed", "approval voided"} <= set(actions)
+
+
+def test_a_send_that_stopped_is_resumed_from_the_page(served, store):
+    broadcast = a_broadcast(store)
+    # a send that stopped right after its claim (the process was killed): `sending`
+    assert broadcasts.claim_broadcast(store, broadcast.id, by=STAFF["owner"], now=FIXED_NOW)
+    path = f"/admin/broadcasts/{broadcast.id}"
+    with client(served) as http:
+        log_in(http, STAFF["editor"])
+        csrf = csrf_of(http.get(path).text)
+        refused = http.post(f"{path}/resume", data={"csrf": csrf})
+        assert refused.status_code == 403 and "may not send" in refused.text
+    with client(served) as http:
+        log_in(http, STAFF["owner"])
+        page = http.get(path)
+        assert "Sending, or stopped" in page.text
+        resumed = http.post(f"{path}/resume", data={"csrf": csrf_of(page.text)})
+        assert "Resuming" in resumed.text
+        served.wait_for_jobs(1)
+        assert stored(store, broadcast.id).status == "sent"
+        again = http.post(f"{path}/resume", data={"csrf": csrf_of(page.text)})
+        assert again.status_code == 409 and "Nothing to resume" in again.text
+    mails = [
+        message_from_bytes(p.read_bytes(), policy=policy.default)
+        for p in served.outbox.rglob("*.eml")
+    ]
+    assert sorted(str(m["To"]) for m in mails) == sorted(REACHED)  # each once
+    assert "broadcast-resume" in [row.action for row in audit.recent(store, limit=10)]

@@ -135,7 +135,7 @@ ROUTES: list[BaseRoute] = [
                 getattr(broadcast_send, f"{verb}_post"),
                 methods=["POST"],
             )
-            for verb in ("confirm", "send", "schedule", "cancel", "ask", "approve")
+            for verb in ("confirm", "send", "schedule", "cancel", "ask", "approve", "resume")
         ],
     ],
     Route("/admin/approvals", approvals.approvals_page, methods=["GET"]),

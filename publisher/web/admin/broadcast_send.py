@@ -141,6 +141,39 @@ def send_post(request: Request, admin: Admin, form: FormData) -> Response:
 
 @action("editor")
 @in_thread
+def resume_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """Finish a send that stopped (a crash, a failure): as `publisher broadcast send
+    --resume`, nobody who has it gets it again. After the answer, like send now."""
+    from publisher.deliver.broadcasts import RESUMABLE, resume_broadcast
+
+    w, by = admin.w, admin.staff.email
+    try:
+        approval.require_may_send(w.store, admin.staff)
+    except approval.MayNotSend as exc:
+        return admin.refuse(f"{exc}.")
+    broadcast = broadcasts.get_broadcast(w.store, request.path_params["id"])
+    if broadcast is None:
+        return missing(admin)
+    if broadcast.status not in RESUMABLE:
+        return admin.message(
+            "Nothing to resume", f"This broadcast is {broadcast.status}.", status=409
+        )
+    target = f"broadcast {broadcast.id} ({broadcast.draft.name})"
+    audit.record(w.store, by, "broadcast-resume", target, ip=client_ip(request), now=w.now())
+
+    def work() -> None:
+        try:
+            resume_broadcast(w.config, w.store, broadcast.id, by=by, now=w.now())
+        except PublisherError as exc:  # the page shows the broadcast's status
+            log.warning("broadcast %s not resumed: %s", broadcast.id, exc)
+
+    response = to(request, f"admin/broadcasts/{broadcast.id}?done=resuming")
+    response.background = later(w, work)
+    return response
+
+
+@action("editor")
+@in_thread
 def schedule_post(request: Request, admin: Admin, form: FormData) -> Response:
     found = _checked(admin, form, request.path_params["id"])
     if isinstance(found, Response):
@@ -235,6 +268,7 @@ def voided_by_edit(admin: Admin, broadcast: Broadcast) -> None:
 
 
 __all__ = [
+    "resume_post",
     "approve_post",
     "ask_post",
     "voided_by_edit",

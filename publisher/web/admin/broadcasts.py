@@ -38,6 +38,7 @@ DONE = {
     "scheduled": "Scheduled: it goes at its time unless you cancel it.",
     "cancelled": "The schedule was cancelled: it is a draft again.",
     "sending": "Sending now: this page shows how it went.",
+    "resuming": "Resuming: whoever has it already does not get it again.",
     "asked": "Approval asked: another staff member with the send permission approves it here.",
     "approved": "Approved: it may go.",
 }
