@@ -63,7 +63,6 @@ from publisher.support.screen import count
 if TYPE_CHECKING:
     import httpx
 
-    from publisher.deliver.broadcasts import DueReport
     from publisher.publish import FeedsReport
     from publisher.publish.documents import FeedMeta
     from publisher.publish.posts import PostsReport
@@ -188,6 +187,7 @@ def build_feeds(
     """Publish every configured feed from the stored items and sent editions (skipped, without
     loading items, when nothing feeds are made of changed since the last build)."""
     from publisher.publish import feeds_up_to_date, publish_feeds
+    from publisher.publish.broadcasts import write_broadcast_pages
     from publisher.store.feeds_queries import (
         StoredBuildState,
         content_signature,
@@ -195,6 +195,7 @@ def build_feeds(
     )
 
     log.info("%s", write_newsroom_pages(config, store, now=now).note)  # change-only writes
+    write_broadcast_pages(config, store)  # the sent broadcasts' public copies (issue 21)
     write_media(config, store)  # images beside the archive: the missing ones (issue 20)
     campaigns = {feed.editions_of for feed in config.feeds.feeds if feed.editions_of}
     signature = content_signature(store, campaigns)
@@ -203,8 +204,9 @@ def build_feeds(
     if unchanged is not None:
         return unchanged
     editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
-    write_broadcast_pages(config, store, now=now)  # issue 21: the sent ones' public copies
-    if BROADCAST_CAMPAIGN in editions:  # their entries link to archive/broadcasts/<id>.html
+    if BROADCAST_CAMPAIGN in editions:  # issue 21: linking to their public copies
+        from publisher.publish.broadcasts import broadcast_entries
+
         editions[BROADCAST_CAMPAIGN] = broadcast_entries(editions[BROADCAST_CAMPAIGN])
     items = list_items(store)  # retired items are not among them
     return publish_feeds(
@@ -217,51 +219,6 @@ def build_feeds(
         state=state,
         edition_titles=_edition_titles(store, editions),
     )
-
-
-# --- broadcasts (issue 21): their public copies --------------------------------------------
-
-
-def write_broadcast_pages(config: PublisherConfig, store: Store, *, now: datetime) -> int:
-    """The public copy (archive/broadcasts/<id>.html) of every broadcast that reached
-    someone and has none yet; how many were written. The daemon's feed build and the CLI's
-    send call this; the web, after a send."""
-    from publisher.deliver.broadcasts import render_broadcast
-    from publisher.render.alert import ARCHIVE_FOLDER
-    from publisher.store.broadcasts import get_broadcast
-    from publisher.store.feeds_queries import sent_editions
-
-    written = 0
-    for sent in sent_editions(store, BROADCAST_CAMPAIGN):
-        page = config.root / "archive" / ARCHIVE_FOLDER / f"{sent.number}.html"
-        broadcast = get_broadcast(store, sent.number)  # its edition's number is its id
-        if page.is_file() or broadcast is None:
-            continue
-        public = render_broadcast(config, store, broadcast, now=now, public=True)
-        write_edition_page(
-            config.root, config.organisation, ARCHIVE_FOLDER, sent.number, public.html
-        )
-        written += 1
-    return written
-
-
-def send_due_broadcasts(config: PublisherConfig, store: Store, *, now: datetime) -> DueReport:
-    """The daemon's job: the scheduled broadcasts whose time has come, then their pages."""
-    from publisher.deliver.broadcasts import send_due_broadcasts as send_due
-
-    report = send_due(config, store, now=now)
-    if report.sent:
-        write_broadcast_pages(config, store, now=now)
-    return report
-
-
-def broadcast_entries(sent: Sequence[SentEdition]) -> list[SentEdition]:
-    """Sent broadcasts as a feed's edition entries, linking to their public copies."""
-    from dataclasses import replace
-
-    from publisher.render.alert import ARCHIVE_FOLDER
-
-    return [replace(edition, campaign=ARCHIVE_FOLDER) for edition in sent]
 
 
 def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime) -> PostsReport:

@@ -64,6 +64,7 @@ def test_list_show_send_and_cancel(cli, store, project):
     assert f"broadcast {made.id}: 3 sent" in sent.output
     config = load_config(project / "schedules.yaml")
     assert len(outbox(config, made.id)) == 3
+    assert (project / "archive" / "broadcasts" / f"{made.id}.html").is_file()  # public copy
     again = cli("broadcast", "send", str(made.id))
     assert again.exit_code != 0 and "cannot be sent again" in str(again.exception)
     assert len(outbox(config, made.id)) == 3

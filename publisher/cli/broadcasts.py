@@ -112,9 +112,9 @@ def broadcast_send(
         console.print(f"interrupted: `publisher broadcast send {broadcast_id} --resume`")
         raise typer.Exit(130) from None
     if report.totals.get("sent") or report.totals.get("uncertain"):
-        from publisher.pipeline import write_broadcast_pages
+        from publisher.publish.broadcasts import write_broadcast_pages
 
-        write_broadcast_pages(st.config, st.store, now=now)  # its public copy
+        write_broadcast_pages(st.config, st.store)  # its public copy
     _print_report(broadcast_id, report)
 
 

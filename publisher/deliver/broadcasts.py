@@ -85,8 +85,9 @@ def render_broadcast(
     public: bool = False,
 ) -> RenderedBroadcast:
     """The broadcast as it would go out now (personal links are placeholders; a preview
-    fills them with publisher.render.personalise.sample_copy); `public`: its archive copy.
-    TemplateError for a template problem, ConfigError for a sender no longer configured."""
+    fills them with publisher.render.personalise.sample_copy); `public`: as its public copy
+    (publisher.publish.broadcasts writes that). TemplateError for a template problem,
+    ConfigError for a sender no longer configured."""
     org = config.organisation
     rendered = render_alert(
         broadcast.draft,

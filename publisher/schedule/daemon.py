@@ -479,6 +479,17 @@ def _takeover_note(record: state.SlotRecord | None, now: datetime) -> str:
 # --- wiring and reporting (for publisher/cli/schedule.py) ---------------------------------
 
 
+def _send_due_broadcasts(config: PublisherConfig, store: Store, now: datetime) -> JobReport:
+    """The daemon's broadcasts job: those whose time has come, then their public copies."""
+    from publisher.deliver.broadcasts import send_due_broadcasts
+    from publisher.publish.broadcasts import write_broadcast_pages
+
+    report = send_due_broadcasts(config, store, now=now)
+    if report.sent:
+        write_broadcast_pages(config, store)
+    return report
+
+
 def make_daemon(
     config: PublisherConfig,
     store: Store,
@@ -510,6 +521,6 @@ def make_daemon(
         collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
         lease=lease,
-        send_broadcasts=lambda now: pipeline.send_due_broadcasts(config, store, now=now),
+        send_broadcasts=lambda now: _send_due_broadcasts(config, store, now),
     )
     return daemon
