@@ -491,7 +491,7 @@ def send_edition(
     exactly once per subscriber. Options: publisher.deliver.service.SendOptions. An
     edition that reached nobody leaves the archive index (it was listed when composed).
     NotApproved when the approval rule wants this edition approved first."""
-    approval.require_approved(config, store, "edition", edition_id)
+    approval.require_approved(config, store, "edition", edition_id, now=now)
     try:
         report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
     except PublisherError as exc:  # the edition stays stored: say how to send it

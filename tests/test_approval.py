@@ -178,7 +178,13 @@ def test_an_edition_approved_ahead_goes_and_a_changed_one_does_not(store, make_c
     stored = present(approval.stored_edition_version(store, record.id))
     assert stored == changed  # the preview's fingerprint is the stored edition's
     with pytest.raises(approval.NotApproved, match="weekly #1 waits for approval"):
-        approval.require_approved(config, store, "edition", record.id)
+        approval.require_approved(config, store, "edition", record.id, now=NOW)
+    # the slot's check voided the approval of the version before the change, audited
+    assert (
+        present(approvals.find_approval(store, "edition", "weekly", ahead.version)).status
+        == "voided"
+    )
+    assert ("publisher", "approval voided") in actions(store)
     approval.approve(store, stored, owner, now=NOW, ip=None)
     approval.require_approved(config, store, "edition", record.id)
 
@@ -277,3 +283,13 @@ def test_a_broadcast_is_approved_for_its_draft_and_an_edit_voids_it(store, make_
 def _granted(store: Store, owner: Staff, editor: Staff) -> Staff:
     approval.set_send_permission(store, editor, True, by=owner.email, now=NOW, ip=None)
     return editor
+
+
+def test_the_next_edition_leaves_the_approval_of_the_one_before_alone(store):
+    owner = staff(store, "olga@example.org", "owner")
+    sent = approval.Version("edition", "weekly", "v1", "weekly #1")
+    approval.approve(store, sent, owner, now=NOW, ip=None)
+    following = approval.Version("edition", "weekly", "v2", "weekly #2")
+    assert approval.settle(store, following, now=NOW) is None
+    assert present(approvals.find_approval(store, "edition", "weekly", "v1")).status == "approved"
+    assert ("publisher", "approval voided") not in actions(store)

@@ -14,6 +14,13 @@ number, subject, items and their content, the editor's note), so a change after 
 Editions can be approved AHEAD of their slot: the campaign page fingerprints the preview it
 shows, and the slot sends the edition it composes only if that fingerprint was approved.
 Every step is in the audit log.
+
+How an edge uses it (the broadcast page, say):
+    current = broadcast_version(store, broadcast_id)      # None: no such broadcast
+    state = settle(store, current, now=now)               # voids older versions; None: not asked
+    ask(store, current, staff, now=now, ip=ip)            # "Ask for approval"
+    approve(store, current, staff, now=now, ip=ip)        # MayNotSend / SelfApproval
+    refuse(store, current, staff, now=now, ip=ip, reason=why)
 """
 
 from __future__ import annotations
@@ -192,9 +199,17 @@ def _current(store: Store, kind: Subject, subject_id: int) -> Version | None:
     return stored_edition_version(store, subject_id)
 
 
-def require_approved(config: PublisherConfig, store: Store, kind: Subject, subject_id: int) -> None:
+def require_approved(
+    config: PublisherConfig,
+    store: Store,
+    kind: Subject,
+    subject_id: int,
+    *,
+    now: datetime | None = None,
+) -> None:
     """Raise NotApproved unless the broadcast / edition `subject_id` may go (the rule is off,
-    or a second staff member approved this version of it)."""
+    or a second staff member approved this version of it). With `now`, approvals of other
+    versions (it changed after them) are voided then, in the audit log."""
     if not approval_required(config, kind):
         return None
     current = _current(store, kind, subject_id)
@@ -204,6 +219,8 @@ def require_approved(config: PublisherConfig, store: Store, kind: Subject, subje
     if found is not None and found.status == "approved":
         return None
     where = "the campaign page" if kind == "edition" else "the broadcast's page"
+    if now is not None:
+        settle(store, current, now=now)
     waits = "was refused" if found is not None and found.status == "refused" else "waits"
     raise NotApproved(
         f"{current.label} {waits} for approval: a second staff member with the send "
@@ -254,7 +271,11 @@ def held_editions(config: PublisherConfig, store: Store) -> list[Held]:
 def settle(store: Store, current: Version, *, now: datetime) -> Approval | None:
     """Void the requests and approvals of other versions of `current`'s subject (an edit came
     after them: audited), and return the state of this version (None: nobody asked yet)."""
-    voided = approvals.void_others(store, current.kind, current.subject, current.version, now=now)
+    # an edition's approvals are per number: those of the editions before it stay as they are
+    label = current.label if current.kind == "edition" else None
+    voided = approvals.void_others(
+        store, current.kind, current.subject, current.version, now=now, label=label
+    )
     if voided:
         target = f"{current.kind} {current.label}: changed after it"
         audit.record(store, "publisher", "approval voided", target, ip=None, now=now)

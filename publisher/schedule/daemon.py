@@ -313,7 +313,9 @@ class Daemon:
     def release_approved(self, now: datetime) -> list[str]:
         """Run again the held slots (their edition waited for approval, issue 21) whose
         edition is approved now, within the campaign's grace: the tick after the approval."""
-        ran = []
+        ran: list[str] = []
+        if not approval.approval_required(self.config, "edition"):
+            return ran  # nothing is ever held
         for name, campaign in self.campaigns.items():
             for record in state.slot_records(self.store, name, limit=10):
                 if record.status != "held" or record.edition_id is None:

@@ -225,18 +225,30 @@ def refuse(
     )  # fmt: skip
 
 
-def void_others(store: Store, kind: str, subject: str, version: str, *, now: datetime) -> int:
+def void_others(
+    store: Store,
+    kind: str,
+    subject: str,
+    version: str,
+    *,
+    now: datetime,
+    label: str | None = None,
+) -> int:
     """Void the waiting requests and approvals of `subject` for any OTHER version (it was
-    changed after them); how many were voided."""
+    changed after them), only those of `label` when given (one edition of a campaign, not
+    the editions before it); how many were voided."""
+    where = [
+        ApprovalRow.kind == kind,
+        ApprovalRow.subject == subject,
+        ApprovalRow.version != version,
+        ApprovalRow.status.in_((WAITING, APPROVED)),
+    ]
+    if label is not None:
+        where.append(ApprovalRow.label == label)
     with store.session() as session:
         result = session.execute(
             update(ApprovalRow)
-            .where(
-                ApprovalRow.kind == kind,
-                ApprovalRow.subject == subject,
-                ApprovalRow.version != version,
-                ApprovalRow.status.in_((WAITING, APPROVED)),
-            )
+            .where(*where)
             .values(status=VOIDED, decided_at=now, reason="changed after it")
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
