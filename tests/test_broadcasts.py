@@ -286,3 +286,26 @@ def test_a_send_of_a_version_that_moved_on_is_refused(store, config):
         send_broadcast(config, store, made.id, by="ann@example.org", now=NOW, version=1)
     assert outbox(config, made.id) == {}
     assert present(get_broadcast(store, made.id)).status == "draft"
+
+
+def test_a_draft_that_cannot_go_is_refused_before_anything_is_sent(store, config):
+    from publisher.deliver.broadcasts import draft_problems
+
+    people(store)
+    bad = draft(subject="Vote\r\nBcc: x@y.org", sender="nobody", cta_url=None)
+    assert draft_problems(config, bad) == [
+        "the subject must be one line (it contains control characters)",
+        "the sender 'nobody' is not configured (senders:)",
+        "the button needs both a label and an address",
+    ]
+    assert draft_problems(config, draft(cta_url="javascript:alert(1)")) == [
+        "the button's address must start with https:// or http://"
+    ]
+    assert draft_problems(config, draft()) == []
+    made = create_broadcast(store, bad, by="ann@example.org", now=NOW)
+    with pytest.raises(DeliveryError, match="cannot go: the subject must be one line"):
+        send_broadcast(config, store, made.id, by="ann@example.org", now=NOW)
+    with pytest.raises(DeliveryError, match="cannot go"):
+        send_test_broadcast(config, store, made, ["staff@example.org"], now=NOW)
+    assert outbox(config, made.id) == {}
+    assert present(get_broadcast(store, made.id)).status == "draft"

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from publisher.config import PublisherConfig
+from publisher.config.models import control_characters
 from publisher.deliver import approval
 from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
@@ -31,6 +32,7 @@ from publisher.render.environment import search_path_for
 from publisher.store import Store, audit
 from publisher.store.broadcasts import (
     Broadcast,
+    BroadcastDraft,
     BroadcastNotFound,
     broadcast_edition,
     claim_broadcast,
@@ -46,6 +48,7 @@ __all__ = [
     "RenderedBroadcast",
     "DueReport",
     "broadcast_status",
+    "draft_problems",
     "render_broadcast",
     "resume_broadcast",
     "send_broadcast",
@@ -64,6 +67,32 @@ class RenderedBroadcast:
     preheader: str
     html: str
     text: str
+
+
+def draft_problems(config: PublisherConfig, draft: BroadcastDraft) -> list[str]:
+    """What stops a draft from going out, in words (empty: nothing). The edges validate
+    their forms; this is the last check before anything is sent or tested: the subject and
+    preheader go into headers (one line), the sender must be configured, the button needs
+    both its label and an http(s) address."""
+    problems = []
+    if not draft.subject.strip():
+        problems.append("the subject is empty")
+    for name, value in (("subject", draft.subject), ("preheader", draft.preheader)):
+        if control_characters(value):
+            problems.append(f"the {name} must be one line (it contains control characters)")
+    if draft.sender not in {s.name for s in config.sender_choices()}:
+        problems.append(f"the sender '{draft.sender}' is not configured (senders:)")
+    if bool(draft.cta_label) != bool(draft.cta_url):
+        problems.append("the button needs both a label and an address")
+    elif draft.cta_url and not draft.cta_url.startswith(("https://", "http://")):
+        problems.append("the button's address must start with https:// or http://")
+    return problems
+
+
+def _check(config: PublisherConfig, broadcast: Broadcast) -> None:
+    problems = draft_problems(config, broadcast.draft)
+    if problems:
+        raise DeliveryError(f"broadcast {broadcast.id} cannot go: " + "; ".join(problems))
 
 
 def broadcast_items(store: Store, item_ids: Sequence[str]) -> list[Item]:
@@ -134,6 +163,7 @@ def send_test_broadcast(
     """Send the broadcast as it is now to each address in `to`, subject marked "[Test] ",
     outside the ledger (the real send is unaffected); DeliveryError naming the addresses
     it could not be sent to."""
+    _check(config, broadcast)
     rendered = render_broadcast(config, store, broadcast, now=now)
     message = _test_message(config, broadcast, rendered, now)
     problems = []
@@ -184,6 +214,7 @@ def send_broadcast(
     approval.require_approved(config, store, "broadcast", broadcast_id)
     if broadcast.status not in ("draft", "scheduled"):
         raise DeliveryError(_not_sendable(broadcast))
+    _check(config, broadcast)
     rendered = render_broadcast(config, store, broadcast, now=now)  # before the claim
     claimed = claim_broadcast(store, broadcast_id, version=version, by=by or "system", now=now)
     if claimed is None:
