@@ -7,6 +7,7 @@ a fresh MIME tree per message, and the SMTP backend to a local aiosmtpd server.
     python -m bench.dispatch [--subscribers 100000] [--workers 8] [--latency 0.15]
     python -m bench.dispatch --subscribers 1000000   # the streaming/peak-memory check
     python -m bench.dispatch --processes 1,2,4       # several processes on PostgreSQL
+    python -m bench.dispatch --broadcast             # a broadcast beside a digest edition
 """
 
 from __future__ import annotations
@@ -176,11 +177,20 @@ def bench_sendgrid(args: argparse.Namespace, folder: Path) -> None:
     store.close()
 
 
-def whole_path(config, store, number: int, url: str, args) -> tuple[float, float, int]:
+def whole_path(
+    config, store, number: int, url: str, args, body: tuple[str, str] | None = None
+) -> tuple[float, float, int]:
+    """A digest edition sent to everyone; `body`: its (html, text) instead of the small
+    test edition's (the broadcast comparison sends the same bytes both ways)."""
     from publisher.deliver import deliver_edition
+    from publisher.store.models import EditionRow
     from tests.servers.data import add_edition
 
     edition = add_edition(store, NOW, number=number)
+    if body is not None:
+        with store.session() as session:
+            row = session.get(EditionRow, edition)
+            row.html, row.text = body
     before = stats(url)
     reset_peak()
     started = time.perf_counter()
@@ -192,6 +202,90 @@ def whole_path(config, store, number: int, url: str, args) -> tuple[float, float
     assert report.sent == args.subscribers, report.note
     assert after["recipients"] - before["recipients"] == args.subscribers  # each exactly once
     return seconds, peak, after["requests"] - before["requests"]
+
+
+BENCH_DRAFT: dict[str, Any] = {
+    "name": "Council vote", "subject": "The council votes tomorrow", "preheader": "Act tonight",
+    "sender": "organisation", "body": "The council votes **tomorrow**.",
+    "cta_label": "Write to your councillor", "cta_url": "https://www.example.org/act",
+}  # fmt: skip
+
+
+def _draft():
+    from publisher.store.broadcasts import Audience, BroadcastDraft
+
+    return BroadcastDraft(audience=Audience(), **BENCH_DRAFT)
+
+
+def _broadcast_body(config, store) -> tuple[str, str]:
+    """The broadcast's HTML and text as rendered: the digest edition beside it sends the
+    same bytes, so the comparison is of the paths, not of the message sizes."""
+    from publisher.deliver.broadcasts import render_broadcast
+    from publisher.store.broadcasts import create_broadcast
+
+    rendered = render_broadcast(
+        config, store, create_broadcast(store, _draft(), by="bench", now=NOW), now=NOW
+    )
+    return rendered.html, rendered.text
+
+
+def broadcast_path(config, store, url: str, args) -> tuple[float, float]:
+    """A broadcast to everyone (issue 21) through the same SendGrid path: rendered,
+    claimed, composed once into its edition, then sent as that edition."""
+    from publisher.deliver.broadcasts import render_broadcast, send_broadcast
+    from publisher.store.broadcasts import create_broadcast
+
+    broadcast = create_broadcast(store, _draft(), by="bench", now=NOW)
+    started = time.perf_counter()  # composing once: what a broadcast adds to a send
+    render_broadcast(config, store, broadcast, now=NOW)
+    composing = time.perf_counter() - started
+    before = stats(url)
+    started = time.perf_counter()
+    report = send_broadcast(config, store, broadcast.id, by="bench", now=NOW)
+    seconds = time.perf_counter() - started
+    after = stats(url)
+    assert report.exit_code == 0 and report.sent == args.subscribers, report.note
+    assert after["recipients"] - before["recipients"] == args.subscribers  # each exactly once
+    return seconds, composing
+
+
+def bench_broadcast(args: argparse.Namespace, folder: Path) -> None:
+    """A broadcast and a digest edition of the same size, in the same process, interleaved,
+    each against the bare-httpx floor (the digest edition carries the broadcast's HTML and
+    text: the same bytes): a broadcast costs no more than composing it once."""
+    process, url = start(_serve_sendgrid, args.latency)
+    os.environ["SENDGRID_API_KEY"] = API_KEY
+    store, _ = make_store(folder, args.subscribers)
+    n, editions = args.subscribers, itertools.count(2)
+    print(
+        f"broadcast vs digest edition: {n:,} recipients via sendgrid, "
+        f"{args.latency * 1000:.0f} ms latency, medians of {args.repeat} runs"
+    )
+    print(
+        f"  {'workers':>7}  {'digest':>22}  {'broadcast':>22}  {'floor':>9}  d/floor  b/floor  b/d"
+    )
+    body: tuple[str, str] | None = None
+    for workers in args.workers:
+        config = make_config(
+            folder, "sendgrid", f"  sendgrid:\n    host: {url}\n    workers: {workers}\n"
+        )
+        body = body or _broadcast_body(config, store)
+        digests, broadcasts, floors, composing = [], [], [], []
+        for _ in range(args.repeat):
+            digests.append(whole_path(config, store, next(editions), url, args, body)[0])
+            seconds, composed = broadcast_path(config, store, url, args)
+            broadcasts.append(seconds)
+            composing.append(composed)
+            floors.append(bare_httpx_floor(config, store, 1, url, args, workers))
+        d, b, f, c = (statistics.median(x) for x in (digests, broadcasts, floors, composing))
+        print(
+            f"  {workers:>7}  {d:6.2f} s {n / d:>9,.0f}/s  {b:6.2f} s {n / b:>9,.0f}/s"
+            f"  {f:7.2f} s  {d / f:6.2f}x  {b / f:6.2f}x  {b / d:4.2f}  (composing: {c:.2f} s)"
+        )
+        print(f"     runs: digest {digests}, broadcast {broadcasts}, floor {floors}")
+    print("  target: the broadcast's ratio to the floor is the digest's (b/d ~ 1.0)")
+    process.terminate()
+    store.close()
 
 
 def _recipients(store, message, count: int):
@@ -381,6 +475,9 @@ def main() -> None:
     parser.add_argument("--skip-mail", action="store_true", help="SendGrid only")
     parser.add_argument("--skip-exactly-once", action="store_true")
     parser.add_argument(
+        "--broadcast", action="store_true", help="a broadcast beside a digest edition only"
+    )
+    parser.add_argument(
         "--profile",
         choices=["plain", "exactly-once"],
         help="profile one send instead (first --workers value)",
@@ -402,6 +499,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile:
             profile_sendgrid(args, Path(tmp))
+            return
+        if args.broadcast:
+            bench_broadcast(args, Path(tmp))
             return
         bench_sendgrid(args, Path(tmp))
         if not args.skip_mail:

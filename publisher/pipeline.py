@@ -21,6 +21,7 @@ from publisher.compose.edition import (
     select_items,
 )
 from publisher.config import PublisherConfig
+from publisher.config.models import BROADCAST_CAMPAIGN
 from publisher.deliver import DeliveryBackend, DeliveryReport, approval, deliver_edition
 from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
 from publisher.errors import DeliveryError, PublisherError
@@ -186,6 +187,7 @@ def build_feeds(
     """Publish every configured feed from the stored items and sent editions (skipped, without
     loading items, when nothing feeds are made of changed since the last build)."""
     from publisher.publish import feeds_up_to_date, publish_feeds
+    from publisher.publish.broadcasts import write_broadcast_pages
     from publisher.store.feeds_queries import (
         StoredBuildState,
         content_signature,
@@ -193,14 +195,19 @@ def build_feeds(
     )
 
     log.info("%s", write_newsroom_pages(config, store, now=now).note)  # change-only writes
+    write_broadcast_pages(config, store)  # the sent broadcasts' public copies (issue 21)
     write_media(config, store)  # images beside the archive: the missing ones (issue 20)
-    campaigns = {feed.campaign for feed in config.feeds.feeds if feed.campaign}
+    campaigns = {feed.editions_of for feed in config.feeds.feeds if feed.editions_of}
     signature = content_signature(store, campaigns)
     state = StoredBuildState(store, now=now)
     unchanged = feeds_up_to_date(config, signature, state)
     if unchanged is not None:
         return unchanged
     editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
+    if BROADCAST_CAMPAIGN in editions:  # issue 21: linking to their public copies
+        from publisher.publish.broadcasts import broadcast_entries
+
+        editions[BROADCAST_CAMPAIGN] = broadcast_entries(editions[BROADCAST_CAMPAIGN])
     items = list_items(store)  # retired items are not among them
     return publish_feeds(
         config,
@@ -225,7 +232,7 @@ def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime
     feeds = [
         (feed_meta(config, feed), select_items(feed, items))
         for feed in config.feeds.feeds
-        if not feed.campaign
+        if not feed.editions_of
     ]
     search_path = search_path_for(config.root)
     report = write_post_pages(config, items, now=now, feeds=feeds, search_path=search_path)

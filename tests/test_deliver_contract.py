@@ -267,3 +267,78 @@ def _pause_and_resume(rig: Rig, store, fixed_now, monkeypatch) -> None:
     assert second.status == "sent" and second.sent == 20
     counts = Counter({a: len(v) for a, v in rig.received().items()})
     assert sorted(counts) == sorted(emails) and set(counts.values()) == {1}
+
+
+# --- broadcasts (issue 21): the same path, under the chosen sender, to its own audience ---
+
+
+def _broadcast(store, fixed_now, audience) -> int:
+    from publisher.store.broadcasts import create_broadcast
+    from tests.test_broadcasts import draft
+
+    return create_broadcast(store, draft(audience=audience), by="ann@example.org", now=fixed_now).id
+
+
+def _from(rig: Rig, wire: Any) -> str:
+    if rig.name == "sendgrid":
+        return str(wire[0]["from"]["email"])
+    return _header(wire, "From").decode()
+
+
+def test_a_broadcast_reaches_its_audience_once_under_its_sender(rig, store, fixed_now):
+    from publisher.deliver.broadcasts import send_broadcast
+    from publisher.store.broadcasts import Audience
+    from tests.test_broadcasts import SENDERS
+
+    housing = add_subscribers(store, fixed_now, 5, topics=("housing",))
+    add_subscribers(store, fixed_now, 2, start=10, topics=("housing", "transit"))
+    add_subscribers(store, fixed_now, 2, start=20, topics=("transit",))
+    config = load_config(
+        write_config(rig.project, config_text(rig.name, "[]", rig.options) + SENDERS)
+    )
+    broadcast = _broadcast(store, fixed_now, Audience(("housing",), ("transit",)))
+    report = send_broadcast(config, store, broadcast, by="ann@example.org", now=fixed_now)
+    received = rig.received()
+    assert sorted(received) == sorted(housing) and {len(v) for v in received.values()} == {1}
+    assert report.sent == 5 and report.status == "sent" and report.exit_code == 0
+    assert all("action@example.org" in _from(rig, wire) for [wire] in received.values())
+
+
+@pytest.mark.slow
+def test_kill_9_mid_broadcast_then_resume_reaches_everyone_exactly_once(rig, store, fixed_now):
+    """`publisher broadcast send` killed right after its second batch was recorded, then
+    `--resume`: nobody twice, nobody missing, for every backend (one worker, as above)."""
+    from publisher.store.broadcasts import Audience, get_broadcast
+    from tests.test_broadcasts import SENDERS
+
+    emails = add_subscribers(store, fixed_now, 24)
+    broadcast = _broadcast(store, fixed_now, Audience())
+    options = rig.options.replace("workers: 2", "workers: 1")
+    if rig.name == "smtp":
+        options += "    workers: 1\n"
+    config_path = write_config(rig.project, config_text(rig.name, "[]", options) + SENDERS)
+    env = {
+        **os.environ,
+        "PUBLISHER_DATABASE_URL": str(store.engine.url),
+        "PYTHONPATH": str(ROOT),
+        "PUBLISHER_KILL_AT": "finish.after:2",
+    }
+    command = [sys.executable, "-m", "publisher.cli", "-c", str(config_path), "broadcast"]
+    killed = subprocess.run(
+        [*command, "send", str(broadcast)], env=env, capture_output=True, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout
+    assert 0 < sum(map(len, rig.received().values())) < 24
+    assert present(get_broadcast(store, broadcast)).status == "sending"
+    env.pop("PUBLISHER_KILL_AT")
+    again = subprocess.run([*command, "send", str(broadcast)], env=env, capture_output=True)
+    assert again.returncode != 0 and b"--resume" in again.stderr + again.stdout
+    resumed = subprocess.run(
+        [*command, "send", str(broadcast), "--resume"], env=env, capture_output=True, timeout=60
+    )
+    assert resumed.returncode == 0, resumed.stdout
+    counts = Counter({a: len(v) for a, v in rig.received().items()})
+    assert sorted(counts) == sorted(emails) and set(counts.values()) == {1}
+    after = present(get_broadcast(store, broadcast))
+    assert after.status == "sent"
+    assert ledger.counts(store, present(after.edition_id)) == {"sent": 24}

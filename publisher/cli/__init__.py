@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import typer
 
 from publisher.cli import (  # noqa: F401  (importing a module registers its commands)
+    broadcasts,
     content,
     delivery,
     digest,

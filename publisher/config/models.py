@@ -37,6 +37,7 @@ DEFAULT_CONFIG = "schedules.yaml"
 # Longest campaign grace and collect/feeds interval: beyond these a value is a typo.
 MAX_GRACE = timedelta(days=31)
 MAX_EVERY = timedelta(days=31)
+BROADCAST_CAMPAIGN = "~broadcast"  # broadcasts' editions' campaign key: no campaign has a "~"
 
 
 def control_characters(text: str, *, allowed: str = "") -> list[str]:
@@ -366,7 +367,8 @@ class FeedConfig(Strict):
     """One published feed: RSS, Atom and JSON Feed files at feeds/<path>.{rss,atom,json}.
 
     Selector: `everything: true`, or `topics` and/or `kinds` (an item matches when it has one
-    of the topics and one of the kinds given), or `campaign` (that campaign's sent editions).
+    of the topics and one of the kinds given), or `campaign` (that campaign's sent editions),
+    or `broadcasts: true` (the broadcasts sent).
     """
 
     _multiline = frozenset({"description"})
@@ -391,6 +393,8 @@ class FeedConfig(Strict):
     kinds: list[str] = []
     # selector: that campaign's sent editions
     campaign: str | None = None
+    # selector: the broadcasts (action alerts) sent, each linking to its public copy
+    broadcasts: bool = False
 
     _link = field_validator("link")(
         classmethod(lambda cls, v: v if v is None else check_absolute_url(v))
@@ -404,15 +408,21 @@ class FeedConfig(Strict):
                 ("everything", self.everything),
                 ("topics/kinds", bool(self.topics or self.kinds)),
                 ("campaign", self.campaign is not None),
+                ("broadcasts", self.broadcasts),
             )
             if used
         ]
         if len(chosen) != 1:
             raise ValueError(
-                "a feed needs exactly one selector: everything: true, topics/kinds, or campaign"
-                + (f" (got {', '.join(chosen)})" if chosen else "")
+                "a feed needs exactly one selector: everything: true, topics/kinds, campaign, "
+                "or broadcasts: true" + (f" (got {', '.join(chosen)})" if chosen else "")
             )
         return self
+
+    @property
+    def editions_of(self) -> str | None:
+        """The campaign key whose sent editions the feed carries (None: a feed of items)."""
+        return self.campaign or (BROADCAST_CAMPAIGN if self.broadcasts else None)
 
 
 class FeedsConfig(Strict):
@@ -532,6 +542,24 @@ class WelcomeConfig(Strict):
     latest_edition: str | None = None
 
 
+# --- broadcast senders (issue 21) ---------------------------------------------------------
+
+ORGANISATION_SENDER = "organisation"  # the sender name of organisation.from_email/from_name
+
+
+class SenderConfig(Strict):
+    """One verified From address staff may choose for a broadcast (top-level `senders:`)."""
+
+    # slug, the key stored with a broadcast ("organisation" is the organisation's own)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=60)
+    # the From address: one your provider has verified for you
+    from_email: EmailAddress
+    # the name shown in From
+    from_name: OneLine | None = None
+    # Reply-To address, when replies go elsewhere
+    reply_to: EmailAddress | None = None
+
+
 # --- approval before a send (issue 21) ----------------------------------------------------
 
 
@@ -570,6 +598,8 @@ class PublisherConfig(Strict):
     subscribers: SubscribersConfig = SubscribersConfig()
     # the welcome email sent once when a person confirms (none without this block)
     welcome: WelcomeConfig | None = None
+    # verified From addresses staff may choose for a broadcast (besides the organisation's)
+    senders: list[SenderConfig] = []
     # a second staff member approves broadcasts / digest editions before they go
     approval: ApprovalConfig = ApprovalConfig()
 
@@ -589,6 +619,42 @@ class PublisherConfig(Strict):
                 "posts written in /admin; rename this one"
             )
         return sources
+
+    @field_validator("senders")
+    @classmethod
+    def _sender_names(cls, senders: list[SenderConfig]) -> list[SenderConfig]:
+        names = [s.name for s in senders]
+        if ORGANISATION_SENDER in names:
+            raise ValueError(
+                f"no sender may be named '{ORGANISATION_SENDER}': that is the organisation's "
+                "own from_email/from_name, always available; rename this one"
+            )
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"sender names must be unique: {', '.join(twice)}")
+        return senders
+
+    def sender(self, name: str) -> SenderConfig:
+        """The broadcast sender called `name` ("organisation": the organisation's own
+        address); otherwise a ConfigError naming the configured ones."""
+        for sender in self.sender_choices():
+            if sender.name == name:
+                return sender
+        known = ", ".join(s.name for s in self.sender_choices())
+        raise ConfigError(
+            f"unknown sender '{name}' (senders: {known})", file=str(self.file), key="senders"
+        )
+
+    def sender_choices(self) -> list[SenderConfig]:
+        """Every sender staff may choose: the organisation's own first, then `senders:`."""
+        org = self.organisation
+        own = SenderConfig(
+            name=ORGANISATION_SENDER,
+            from_email=org.from_email,
+            from_name=org.from_name,
+            reply_to=org.reply_to,
+        )
+        return [own, *self.senders]
 
     @property
     def root(self) -> Path:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from publisher.config import PublisherConfig
+from publisher.deliver import broadcast_message as broadcasts
 from publisher.deliver import exactly_once
 from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.base import DeliveryBackend, Message, Recipient, check_send_at
@@ -50,9 +51,15 @@ def build_message(
     now: datetime,
     send_at: datetime | None = None,
     link_key: str = "",
+    store: Store | None = None,
 ) -> Message:
     """The edition as a message; `link_key` (the store's, for a real send): its subscriber
-    links say which edition they came from (publisher.support.marks)."""
+    links say which edition they came from (publisher.support.marks). A broadcast's
+    edition needs the `store` (its sender)."""
+    if broadcasts.is_broadcast(edition.campaign) and store is not None:
+        return broadcasts.broadcast_message(
+            config, store, edition, now=now, send_at=send_at, link_key=link_key
+        )
     org, campaign = config.organisation, config.campaign(edition.campaign)
     return Message(
         edition_id=edition.id,
@@ -71,6 +78,23 @@ def build_message(
         send_at=send_at,
         link_key=link_key,
     )
+
+
+def edition_audience(
+    config: PublisherConfig, store: Store, campaign: str, edition_id: int
+) -> Sequence[str]:
+    """The topics an edition goes to: its campaign's audience, or its broadcast's."""
+    if broadcasts.is_broadcast(campaign):
+        return broadcasts.broadcast_audience(store, edition_id)
+    return config.campaign(campaign).audience
+
+
+def edition_campaign(store: Store, message: Message) -> str:
+    """The edition's campaign key (a broadcast's message names its outbox folder instead)."""
+    if message.campaign == broadcasts.CAMPAIGN:
+        edition = get_edition(store, message.edition_id)
+        return edition.campaign if edition else message.campaign
+    return message.campaign
 
 
 @dataclass(frozen=True)
@@ -121,14 +145,16 @@ def _deliver(
     cancellation = backend.cancellation
     send_at = None if cancellation else opts.send_at  # exactly-once: each batch is scheduled
     key = numbers.link_key(store, now=now)
-    message = build_message(config, edition, now=now, send_at=send_at, link_key=key)
+    message = build_message(config, edition, now=now, send_at=send_at, link_key=key, store=store)
     report = DeliveryReport(
         edition.id, edition.campaign, edition.number, backend.name, backend.destination(message)
     )
     lease = opts.lease or work.Lease(processes.new_holder(), opts.lease_seconds, time.time)
     _reconcile(store, backend, cancellation, edition.id, opts, now, report, lease)
-    audience = config.campaign(edition.campaign).audience
+    audience = edition_audience(config, store, edition.campaign, edition.id)
     hold_back(store, edition.id, audience, now=now)  # paused/suppressed: `skipped`, with why
+    if broadcasts.is_broadcast(edition.campaign):  # its exclusions: `skipped` too
+        broadcasts.exclude(store, edition.id, now=now)
     before = ledger.counts(store, edition.id)
     report.skipped = sum(before.get(s, 0) for s in ledger.DONE)
     total = max(0, count_audience(store, audience) - report.skipped)
@@ -237,7 +263,7 @@ def _dispatch(
         max_unknown=max_unknown,
         lease=lease,
     )
-    audience = config.campaign(message.campaign).audience
+    audience = edition_audience(config, store, edition_campaign(store, message), message.edition_id)
     batches_ = claims_for(dispatcher, audience, wait=True)
     return dispatcher.run(batches_)
 
@@ -284,9 +310,9 @@ def dry_run(
 ) -> DryRun:
     """Counts, batches and one sample message; nothing is sent and the ledger is untouched.
     `edition` may be unstored (id 0, from a preview compose)."""
-    message = build_message(config, edition, now=now)
+    message = build_message(config, edition, now=now, store=store)
     backend = backend or make_backend(config)
-    audience = config.campaign(edition.campaign).audience
+    audience = edition_audience(config, store, edition.campaign, edition.id)
     first, due = None, 0
     for item in ledger.iter_due(store, edition.id, audience):
         first = first or item
@@ -321,7 +347,7 @@ def send_test_message(
 ) -> str | None:
     """Send the edition (stored, or unstored from a preview compose) to one address,
     outside the ledger. None on success, else the error."""
-    message = build_message(config, edition, now=now)
+    message = build_message(config, edition, now=now, store=store)
     backend = backend or make_backend(config)
     known = subscriber_at(store, address.strip().lower())
     name, token = (known.name, known.token) if known else (None, "test-send")

@@ -21,8 +21,9 @@ from typing import Any
 from publisher.config import PublisherConfig
 from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.base import DeliveryBackend
+from publisher.deliver.broadcast_message import is_broadcast
 from publisher.deliver.dispatch import Dispatcher
-from publisher.deliver.service import build_message, policy_from
+from publisher.deliver.service import build_message, edition_audience, policy_from
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import ConfigError, DeliveryError
 from publisher.store import Store, numbers, work
@@ -94,17 +95,18 @@ def _send_edition(
     edition = get_edition(store, edition_id)
     if edition is None:
         return 0
-    if not _known(config, edition.campaign):  # never guess an audience
+    if not _known(config, edition.campaign) and not is_broadcast(edition.campaign):
         LOG.warning(
             "edition %s: campaign %s is not in this host's file", edition_id, edition.campaign
         )
         return 0
     now = clock()
-    message = build_message(config, edition, now=now, link_key=numbers.link_key(store, now=now))
+    key = numbers.link_key(store, now=now)
+    message = build_message(config, edition, now=now, link_key=key, store=store)
     dispatcher = Dispatcher(
         store, backend, message, policy_from(config), now, should_stop=should_stop, lease=lease
     )
-    audience = config.campaign(edition.campaign).audience
+    audience = edition_audience(config, store, edition.campaign, edition.id)
     batches = claims_for(dispatcher, audience, wait=False)
     result = dispatcher.run(batches)
     if result.batches:

@@ -281,9 +281,11 @@ def _plan(
         metas.append(meta)
         chosen = (
             publishable(
-                edition_items(config, editions.get(feed.campaign, ()), titles), build.report, now
+                edition_items(config, editions.get(feed.editions_of, ()), titles),
+                build.report,
+                now,
             )
-            if feed.campaign
+            if feed.editions_of
             else select_items(feed, items)
         )
         updated = now  # plan_pages dates a page by its items; only an empty one uses this

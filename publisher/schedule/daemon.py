@@ -80,6 +80,7 @@ class Daemon:
         owner: str | None = None,
         lease: timedelta = state.DEFAULT_LEASE,
         beat_every: float = BEAT_EVERY,
+        send_broadcasts: IntervalJob | None = None,
     ) -> None:
         self.config = config
         self.beat_every = beat_every  # the daemon's heartbeat row (the dashboard shows it)
@@ -88,6 +89,7 @@ class Daemon:
         self.clock = clock
         self.collect = collect
         self.build_feeds = build_feeds
+        self.send_broadcasts = send_broadcasts  # the scheduled broadcasts that are due
         self.owner = owner or processes.this_process()
         self.lease = lease
         self.campaigns = {c.name: c for c in config.campaigns if c.cadence}
@@ -421,6 +423,12 @@ class Daemon:
             self._add_campaign_job(scheduler, name, now)
         self._add_interval(scheduler, "collect", self.collect, self.config.schedule.collect_every)
         self._add_interval(scheduler, "feeds", self.build_feeds, self.config.schedule.feeds_every)
+        if self.send_broadcasts is not None:  # every poll, from now: one may be due already
+            scheduler.add_job(
+                self._interval_job, "interval", seconds=POLL_EVERY.total_seconds(),
+                args=["broadcasts", self.send_broadcasts], next_run_time=now,
+                coalesce=True, max_instances=1, misfire_grace_time=None,
+            )  # fmt: skip
         self.poll_paused()
         scheduler.add_job(self.poll_paused, "interval", seconds=POLL_EVERY.total_seconds())
         scheduler.add_job(
@@ -527,6 +535,17 @@ def _takeover_note(record: state.SlotRecord | None, now: datetime) -> str:
 # --- wiring and reporting (for publisher/cli/schedule.py) ---------------------------------
 
 
+def _send_due_broadcasts(config: PublisherConfig, store: Store, now: datetime) -> JobReport:
+    """The daemon's broadcasts job: those whose time has come, then their public copies."""
+    from publisher.deliver.broadcasts import send_due_broadcasts
+    from publisher.publish.broadcasts import write_broadcast_pages
+
+    report = send_due_broadcasts(config, store, now=now)
+    if report.sent:
+        write_broadcast_pages(config, store)
+    return report
+
+
 def make_daemon(
     config: PublisherConfig,
     store: Store,
@@ -558,5 +577,6 @@ def make_daemon(
         collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
         lease=lease,
+        send_broadcasts=lambda now: _send_due_broadcasts(config, store, now),
     )
     return daemon

@@ -2,8 +2,9 @@
 (publisher.store.processes_seen), read with one rule. A process not seen for two minutes
 (four missed beats) is stopped or killed; when no daemon has been seen for two minutes,
 nothing runs the campaigns' slots, and a campaign whose slot has come (within its grace,
-not yet run) is late. The dashboard's overview and campaign pages and `publisher schedule`
-show the same facts from here."""
+not yet run) is late, and so is a scheduled broadcast whose time has come. The
+dashboard's overview and campaign pages and `publisher schedule` show the same facts from
+here."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from publisher.config import CampaignConfig, PublisherConfig
 from publisher.schedule.slots import campaign_trigger, latest_slot
 from publisher.store import Store
 from publisher.store import schedule_state as state
+from publisher.store.broadcasts import due_broadcasts
 from publisher.store.processes_seen import KEEP_FOR, SeenProcess, seen_processes
 from publisher.store.slot_overrides import get_override
 
@@ -32,6 +34,8 @@ class SchedulerStatus:
     processes: list[ProcessLine]
     running: bool  # a daemon was seen within STALE_AFTER
     late: dict[str, datetime] = field(default_factory=dict)  # campaign -> its due slot
+    # scheduled broadcasts due with no daemon to send them: broadcast id -> its time
+    late_broadcasts: dict[int, datetime] = field(default_factory=dict)
 
 
 def scheduler_status(config: PublisherConfig, store: Store, *, now: datetime) -> SchedulerStatus:
@@ -43,12 +47,15 @@ def scheduler_status(config: PublisherConfig, store: Store, *, now: datetime) ->
     ]
     running = any(line.process.kind == "daemon" and not line.stale for line in lines)
     late: dict[str, datetime] = {}
+    late_broadcasts: dict[int, datetime] = {}
     if not running:
         for campaign in config.campaigns:
             due = late_slot(config, store, campaign, now=now)
             if due is not None:
                 late[campaign.name] = due
-    return SchedulerStatus(lines, running, late)
+        for broadcast in due_broadcasts(store, now=now):
+            late_broadcasts[broadcast.id] = broadcast.send_at or now
+    return SchedulerStatus(lines, running, late, late_broadcasts)
 
 
 def daemon_running(store: Store, *, now: datetime) -> bool:

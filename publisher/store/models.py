@@ -691,6 +691,40 @@ Index(
 )
 
 
+# --- broadcasts: one-off emails, action alerts (issue 21) -----------------------------------
+
+
+class BroadcastRow(Base):
+    """A broadcast written in /admin (publisher/store/broadcasts.py). `version` grows with
+    every change (compare-and-set); once sending, its content lives in the edition
+    `edition_id` (campaign key "~broadcast", number = this id)."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    preheader: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str] = mapped_column(String(60))
+    topics: Mapped[list] = mapped_column(JSON, default=list)
+    exclude: Mapped[list] = mapped_column(JSON, default=list)
+    body: Mapped[str] = mapped_column(Text, default="")
+    items: Mapped[list] = mapped_column(JSON, default=list)
+    cta_label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cta_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    edition_id: Mapped[int | None] = mapped_column(
+        ForeignKey("editions.id", ondelete="SET NULL"), nullable=True
+    )
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # --- approval before a send (issue 21, migration 0026) --------------------------------------
 
 

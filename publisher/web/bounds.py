@@ -34,6 +34,7 @@ UPLOAD_LIMITS = {
     "/admin/media": 10 * MiB + 64 * 1024,
     "/admin/subscribers/import": 10 * MiB + 64 * 1024,
     "/admin/posts": 1 * MiB,
+    "/admin/broadcasts": 1 * MiB,
 }
 UPLOADS_AT_ONCE = 2
 

@@ -14,6 +14,8 @@ from publisher.render.environment import render_template
 from publisher.web.admin import (
     account,
     approvals,
+    broadcast_send,
+    broadcasts,
     campaigns,
     imports,
     items,
@@ -118,6 +120,25 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/subscribers/import", imports.import_post, methods=["POST"]),
     Route("/admin/subscribers/import/{id:int}", imports.preview_page, methods=["GET"]),
     Route("/admin/subscribers/import/{id:int}/confirm", imports.confirm_post, methods=["POST"]),
+    *[  # broadcasts (issue 21)
+        Route("/admin/broadcasts", broadcasts.broadcasts_page, methods=["GET"]),
+        Route("/admin/broadcasts/broadcast.js", broadcasts.script, methods=["GET"]),
+        Route("/admin/broadcasts/count", broadcasts.count_json, methods=["GET"]),
+        Route("/admin/broadcasts/new", broadcasts.new_page, methods=["GET"]),
+        Route("/admin/broadcasts/new", broadcasts.new_post, methods=["POST"]),
+        Route("/admin/broadcasts/{id:int}", broadcasts.broadcast_page, methods=["GET"]),
+        Route("/admin/broadcasts/{id:int}", broadcasts.save_post, methods=["POST"]),
+        Route("/admin/broadcasts/{id:int}/preview", broadcasts.preview_frame, methods=["GET"]),
+        Route("/admin/broadcasts/{id:int}/test", broadcasts.test_post, methods=["POST"]),
+        *[
+            Route(
+                f"/admin/broadcasts/{{id:int}}/{verb}",
+                getattr(broadcast_send, f"{verb}_post"),
+                methods=["POST"],
+            )
+            for verb in ("confirm", "send", "schedule", "cancel", "ask", "approve", "resume")
+        ],
+    ],
     Route("/admin/approvals", approvals.approvals_page, methods=["GET"]),
     Route("/admin/campaigns/{name}/approve", approvals.approve_edition_post, methods=["POST"]),
     Route("/admin/staff/send-permission", approvals.send_permission_post, methods=["POST"]),

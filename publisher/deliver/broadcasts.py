@@ -1,0 +1,345 @@
+"""Sending a broadcast (an action alert, issue 21): preview, test, send, resume.
+
+A broadcast is rendered (publisher.render.alert) from its draft, then, when it is sent,
+claimed (publisher.store.broadcasts.claim_broadcast: one process only, `sending`) and
+composed ONCE into an edition of the reserved campaign key "~broadcast" numbered by its id.
+From there it is a digest edition's send: the same `deliver_edition` (dispatcher, ledger,
+exactly-once mode, outcomes, numbers marks, resume), to the broadcast's audience (topics;
+its exclusions, paused and suppressed people as `skipped` ledger rows), under the sender
+staff chose. A test send goes outside the ledger, its subject marked "[Test] ".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from publisher.config import PublisherConfig
+from publisher.config.models import control_characters
+from publisher.deliver import approval
+from publisher.deliver.backends.registry import make_backend
+from publisher.deliver.base import DeliveryBackend, Message, Recipient
+from publisher.deliver.broadcast_message import CAMPAIGN
+from publisher.deliver.report import DeliveryReport
+from publisher.deliver.service import deliver_edition, send_one
+from publisher.errors import DeliveryError, PublisherError
+from publisher.items import Item
+from publisher.render.alert import alert_url, render_alert
+from publisher.render.environment import search_path_for
+from publisher.store import Store, audit
+from publisher.store.broadcasts import (
+    Broadcast,
+    BroadcastDraft,
+    BroadcastNotFound,
+    broadcast_edition,
+    claim_broadcast,
+    due_broadcasts,
+    finish_broadcast,
+    get_broadcast,
+)
+from publisher.store.item_search import item_entry
+from publisher.store.subscribers import subscriber_at
+
+__all__ = [
+    "TEST_PREFIX",
+    "RenderedBroadcast",
+    "DueReport",
+    "broadcast_status",
+    "draft_problems",
+    "render_broadcast",
+    "resume_broadcast",
+    "send_broadcast",
+    "send_due_broadcasts",
+    "send_test_broadcast",
+]
+
+log = logging.getLogger(__name__)
+TEST_PREFIX = "[Test] "
+RESUMABLE = ("sending", "failed")  # its send started and did not finish
+
+
+@dataclass(frozen=True)
+class RenderedBroadcast:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+def draft_problems(config: PublisherConfig, draft: BroadcastDraft) -> list[str]:
+    """What stops a draft from going out, in words (empty: nothing). The edges validate
+    their forms; this is the last check before anything is sent or tested: the subject and
+    preheader go into headers (one line), the sender must be configured, the button needs
+    both its label and an http(s) address."""
+    problems = []
+    if not draft.subject.strip():
+        problems.append("the subject is empty")
+    for name, value in (("subject", draft.subject), ("preheader", draft.preheader)):
+        if control_characters(value):
+            problems.append(f"the {name} must be one line (it contains control characters)")
+    if draft.sender not in {s.name for s in config.sender_choices()}:
+        problems.append(f"the sender '{draft.sender}' is not configured (senders:)")
+    if bool(draft.cta_label) != bool(draft.cta_url):
+        problems.append("the button needs both a label and an address")
+    elif draft.cta_url and not draft.cta_url.startswith(("https://", "http://")):
+        problems.append("the button's address must start with https:// or http://")
+    return problems
+
+
+def _check(config: PublisherConfig, broadcast: Broadcast) -> None:
+    problems = draft_problems(config, broadcast.draft)
+    if problems:
+        raise DeliveryError(f"broadcast {broadcast.id} cannot go: " + "; ".join(problems))
+
+
+def broadcast_items(store: Store, item_ids: Sequence[str]) -> list[Item]:
+    """The broadcast's items as stored now, in its order (one no longer stored is left out)."""
+    items = []
+    for item_id in item_ids:
+        entry = item_entry(store, item_id)
+        if entry is not None:
+            items.append(entry.item)
+    return items
+
+
+def render_broadcast(
+    config: PublisherConfig,
+    store: Store,
+    broadcast: Broadcast,
+    *,
+    now: datetime,
+    public: bool = False,
+) -> RenderedBroadcast:
+    """The broadcast as it would go out now (personal links are placeholders; a preview
+    fills them with publisher.render.personalise.sample_copy); `public`: as its public copy
+    (publisher.publish.broadcasts writes that). TemplateError for a template problem,
+    ConfigError for a sender no longer configured."""
+    org = config.organisation
+    rendered = render_alert(
+        broadcast.draft,
+        org,
+        config.sender(broadcast.draft.sender),
+        items=broadcast_items(store, broadcast.draft.items),
+        web_url=alert_url(org.public_url, broadcast.id),
+        public=public,
+        search_path=search_path_for(config.root),
+    )
+    return RenderedBroadcast(rendered.subject, rendered.preheader, rendered.html, rendered.text)
+
+
+def _test_message(
+    config: PublisherConfig, broadcast: Broadcast, rendered: RenderedBroadcast, now: datetime
+) -> Message:
+    org, sender = config.organisation, config.sender(broadcast.draft.sender)
+    return Message(
+        edition_id=0,  # no edition: nothing of a test is in the ledger or the numbers
+        campaign=CAMPAIGN,
+        number=broadcast.id,
+        title=f"{org.name} broadcasts",
+        subject=TEST_PREFIX + rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        from_email=sender.from_email,
+        from_name=sender.from_name,
+        reply_to=sender.reply_to,
+        public_url=org.public_url,
+        unsubscribe_mailto=config.delivery.unsubscribe_mailto or org.from_email,
+        date=now,
+    )
+
+
+def send_test_broadcast(
+    config: PublisherConfig,
+    store: Store,
+    broadcast: Broadcast,
+    to: Sequence[str],
+    *,
+    now: datetime,
+    backend: DeliveryBackend[Any, Any] | None = None,
+) -> None:
+    """Send the broadcast as it is now to each address in `to`, subject marked "[Test] ",
+    outside the ledger (the real send is unaffected); DeliveryError naming the addresses
+    it could not be sent to."""
+    _check(config, broadcast)
+    rendered = render_broadcast(config, store, broadcast, now=now)
+    message = _test_message(config, broadcast, rendered, now)
+    problems = []
+    for address in to:
+        known = subscriber_at(store, address.strip().lower())
+        name = known.name if known else None
+        recipient = Recipient(0, address.strip(), name, "test-send", message.public_url)
+        outcome = send_one(
+            config,
+            message,
+            recipient,
+            backend=backend or make_backend(config),
+            batch_key=f"broadcast-{broadcast.id}-test",
+        )
+        if outcome is not None:
+            problems.append(f"{address.strip()}: {outcome}")
+    if problems:
+        raise DeliveryError("the test was not sent to " + "; ".join(problems))
+
+
+def broadcast_status(report: DeliveryReport) -> str:
+    """The broadcast's status once its edition's send ended: `sent` (everyone reached,
+    some perhaps uncertain), `failed` (some or all refused: a resume retries them), or
+    still `sending` (paused, stopped: a resume finishes it)."""
+    if report.status in ("sent", "uncertain", "empty"):
+        return "sent"
+    if report.status in ("failed", "partly_failed"):
+        return "failed"
+    return "sending"
+
+
+def send_broadcast(
+    config: PublisherConfig,
+    store: Store,
+    broadcast_id: int,
+    *,
+    by: str | None,
+    now: datetime,
+    version: int | None = None,
+    backend: DeliveryBackend[Any, Any] | None = None,
+    **options: Any,
+) -> DeliveryReport:
+    """Send a draft or scheduled broadcast (of `version`, when given) now: approval
+    checked, rendered, claimed (DeliveryError when another process has it, or it was sent),
+    composed once into its edition, sent exactly once per person. Options: see
+    publisher.deliver.service.SendOptions."""
+    broadcast = _load(store, broadcast_id)
+    approval.require_approved(config, store, "broadcast", broadcast_id)
+    if broadcast.status not in ("draft", "scheduled"):
+        raise DeliveryError(_not_sendable(broadcast))
+    _check(config, broadcast)
+    rendered = render_broadcast(config, store, broadcast, now=now)  # before the claim
+    claimed = claim_broadcast(store, broadcast_id, version=version, by=by or "system", now=now)
+    if claimed is None:
+        raise DeliveryError(_not_sendable(_load(store, broadcast_id)))
+    return _send(config, store, claimed, rendered, now, backend, options)
+
+
+def resume_broadcast(
+    config: PublisherConfig,
+    store: Store,
+    broadcast_id: int,
+    *,
+    by: str | None,
+    now: datetime,
+    backend: DeliveryBackend[Any, Any] | None = None,
+    **options: Any,
+) -> DeliveryReport:
+    """Finish a broadcast whose send started and did not finish (`sending`, `failed`), as
+    `publisher send --resume` finishes an edition: nobody is sent it twice. Options: see
+    SendOptions (`resend_uncertain`, `resend_batch`...)."""
+    broadcast = _load(store, broadcast_id)
+    approval.require_approved(config, store, "broadcast", broadcast_id)
+    if broadcast.status not in RESUMABLE:
+        raise DeliveryError(
+            f"broadcast {broadcast_id} is {broadcast.status}: nothing to resume"
+            + ("; `publisher broadcast send` sends it" if broadcast.status != "sent" else "")
+        )
+    rendered = None
+    if broadcast.edition_id is None:  # stopped before it was composed
+        rendered = render_broadcast(config, store, broadcast, now=now)
+    return _send(config, store, broadcast, rendered, now, backend, options)
+
+
+def _send(
+    config: PublisherConfig,
+    store: Store,
+    broadcast: Broadcast,
+    rendered: RenderedBroadcast | None,
+    now: datetime,
+    backend: DeliveryBackend[Any, Any] | None,
+    options: dict[str, Any],
+) -> DeliveryReport:
+    edition_id = broadcast.edition_id
+    if edition_id is None:
+        assert rendered is not None
+        edition_id = broadcast_edition(
+            store, broadcast.id, subject=rendered.subject, preheader=rendered.preheader,
+            html=rendered.html, text=rendered.text, now=now,
+        )  # fmt: skip
+    try:
+        report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+    except Exception:
+        finish_broadcast(store, broadcast.id, "failed", now=now)  # a resume goes on
+        raise
+    finish_broadcast(store, broadcast.id, broadcast_status(report), now=now)
+    return report
+
+
+def _load(store: Store, broadcast_id: int) -> Broadcast:
+    broadcast = get_broadcast(store, broadcast_id)
+    if broadcast is None:
+        raise BroadcastNotFound(f"no broadcast {broadcast_id}")
+    return broadcast
+
+
+def _not_sendable(broadcast: Broadcast) -> str:
+    if broadcast.status in ("draft", "scheduled"):  # the version asked for moved on
+        return (
+            f"broadcast {broadcast.id} was changed by {broadcast.updated_by} (now version "
+            f"{broadcast.version}): look at it again before sending"
+        )
+    if broadcast.status in RESUMABLE:
+        return (
+            f"broadcast {broadcast.id} is {broadcast.status}: its send started; "
+            f"`publisher broadcast send {broadcast.id} --resume` finishes it"
+        )
+    return f"broadcast {broadcast.id} is {broadcast.status}: it cannot be sent again"
+
+
+@dataclass
+class DueReport:
+    """What one pass over the due broadcasts did (the daemon logs `note`)."""
+
+    sent: list[tuple[int, str]]  # (broadcast id, its status afterwards)
+    problems: list[tuple[int, str]]  # (broadcast id, why it did not go)
+
+    @property
+    def note(self) -> str:
+        done = [f"broadcast {i}: {status}" for i, status in self.sent]
+        done += [f"broadcast {i} not sent: {why}" for i, why in self.problems]
+        return "; ".join(done) or "broadcasts: none due"
+
+
+def send_due_broadcasts(
+    config: PublisherConfig,
+    store: Store,
+    *,
+    now: datetime,
+    backend_for: Callable[[], DeliveryBackend[Any, Any]] | None = None,
+    **options: Any,
+) -> DueReport:
+    """Send every scheduled broadcast whose time has come (the daemon, every poll). Each is
+    claimed first: of several daemons, one sends it; a broadcast another process claimed
+    in between is left to it. One that may not go (not approved) stays scheduled."""
+    report = DueReport([], [])
+    for due in due_broadcasts(store, now=now):
+        backend = backend_for() if backend_for else None
+        try:
+            sent = send_broadcast(
+                config, store, due.id, by="scheduler", now=now, version=due.version,
+                backend=backend, **options,
+            )  # fmt: skip
+        except PublisherError as exc:
+            if _claimed_by_another(store, due):
+                continue
+            log.warning("broadcast %s not sent: %s", due.id, exc)
+            report.problems.append((due.id, str(exc)))
+            continue
+        report.sent.append((due.id, broadcast_status(sent)))
+        audit.record(
+            store, "scheduler", "broadcast sent", f"{due.id}: {sent.status}", ip=None, now=now
+        )
+    return report
+
+
+def _claimed_by_another(store: Store, due: Broadcast) -> bool:
+    now_ = get_broadcast(store, due.id)
+    return now_ is None or now_.version != due.version
