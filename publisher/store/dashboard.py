@@ -12,7 +12,8 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from itertools import pairwise as pairs
 from typing import Any
 
-from sqlalchemy import distinct, func, or_, select, tuple_
+from sqlalchemy import column, distinct, func, or_, select, tuple_
+from sqlalchemy import text as sql_text
 
 from publisher.store import Store
 from publisher.store.dialect import epoch_seconds
@@ -332,17 +333,42 @@ def growth(
 
 
 def search_subscribers(store: Store, text: str, *, limit: int = 50) -> list[Subscriber]:
-    """Subscribers whose address or name contains `text` (erased ones never), by address."""
-    pattern = "%" + text.strip().lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+    """Subscribers whose address or name contains `text`, whatever its case (erased ones
+    never), by address. Served by migration 0023's trigram indexes: on PostgreSQL the
+    planner picks pg_trgm's (addresses are stored in lower case; a name is matched with
+    ILIKE, as SQLite's LIKE ignores case); on SQLite the FTS5 table names the candidate rows
+    (for three characters or more), each checked by the same LIKE. Without them it reads
+    every row."""
+    wanted = text.strip().lower().replace("\\", "").replace("%", "").replace("_", "")
+    pattern = f"%{wanted}%"
     query = (
         select(SubscriberRow)
-        .where(or_(SubscriberRow.email.like(pattern), SubscriberRow.name.like(pattern)))
+        .where(or_(SubscriberRow.email.like(pattern), SubscriberRow.name.ilike(pattern)))
         .where(SubscriberRow.email.not_like("%@erased.invalid"))
         .order_by(SubscriberRow.email)
         .limit(limit)
     )
     with store.session() as session:
+        if len(wanted) >= 3 and _sqlite_trigrams(session):
+            query = query.where(SubscriberRow.id.in_(_trigram_candidates(wanted)))
         return [_subscriber(row) for row in session.scalars(query)]
+
+
+def _sqlite_trigrams(session: Any) -> bool:
+    """Whether this is SQLite with migration 0023's FTS5 table (an SQLite built without
+    FTS5 migrates without it)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    found = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscribers_search'"
+    return session.scalar(sql_text(found)) is not None
+
+
+def _trigram_candidates(wanted: str) -> Any:
+    """The ids whose address or name holds `wanted` as a phrase of trigrams (case folded):
+    every row the LIKE matches, maybe a few more (the LIKE decides)."""
+    phrase = '"' + wanted.replace('"', '""') + '"'
+    statement = "SELECT rowid FROM subscribers_search WHERE subscribers_search MATCH :phrase"
+    return sql_text(statement).bindparams(phrase=phrase).columns(column("rowid"))
 
 
 def _subscriber(row: SubscriberRow) -> Subscriber:
