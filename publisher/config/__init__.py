@@ -22,6 +22,7 @@ from publisher.config.models import (
     ScheduleSettings,
     SectionConfig,
     SubscribersConfig,
+    WebhooksConfig,
     WelcomeConfig,
     check_timezone,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "ScheduleSettings",
     "SectionConfig",
     "SubscribersConfig",
+    "WebhooksConfig",
     "WelcomeConfig",
     "check_timezone",
     "load_config",
