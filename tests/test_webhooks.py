@@ -13,10 +13,14 @@ from standardwebhooks import Webhook
 
 from publisher.config import WebhooksConfig
 from publisher.deliver.webhooks import BACKOFF, Deliverer, WebhookUrlInvalid, check_url
-from publisher.store import Store, outbox, webhook_queue, webhooks
-from publisher.store.consent import CLI, add_pending, set_subscriber_status
-from publisher.store.subscribers import Subscriber
-from tests.conftest import FIXED_NOW
+from publisher.store import Store, ledger, outbox, webhook_queue, webhooks
+from publisher.store.consent import CLI, add_pending, set_subscriber_status, unsubscribe_token
+from publisher.store.editions import NewEdition, save_edition
+from publisher.store.posts import PostFields, create_post, mark_due_published, save_post
+from publisher.store.subscribers import Subscriber, subscriber_at
+from publisher.subscribers.consent import activate, erase
+from publisher.subscribers.events import record_events
+from tests.conftest import FIXED_NOW, present
 from tests.webhook_receiver import Receiver, receiving
 
 SETTINGS = WebhooksConfig(allow_private_addresses=True, timeout=5.0, workers=4)
@@ -236,3 +240,66 @@ def test_a_public_name_resolving_to_a_private_address_is_refused_when_connecting
     (attempt,) = webhook_queue.attempts(store, found.id)
     assert "not a public address" in (attempt.error or "")
     closed.close()
+
+
+def test_every_change_reports_its_event(store: Store, receiver: Receiver) -> None:
+    """Each store transaction that makes a reported change writes its event: a confirmation,
+    a one-click unsubscribe, SendGrid's bounce and complaint, an erasure, a post published
+    (saved, then by its date) and an edition sent (with counts). Nothing else is reported."""
+    endpoint(store, receiver.url)
+    now = FIXED_NOW
+    ana, bo, cy, di = (person(store, f"{n}@example.org") for n in ("ana", "bo", "cy", "di"))
+    for who in (ana, bo, cy, di):
+        activate(store, who, action="confirm", ctx=CLI, now=now)
+    fresh = present(subscriber_at(store, "ana@example.org"))
+    assert unsubscribe_token(store, fresh.token, ctx=CLI, now=now) is not None
+    record_events(
+        store,
+        [
+            {"sg_event_id": "e1", "event": "bounce", "email": "bo@example.org", "timestamp": 1},
+            {"sg_event_id": "e2", "event": "spamreport", "email": "cy@example.org", "timestamp": 1},
+        ],
+        now=now,
+    )
+    erase(store, present(subscriber_at(store, "di@example.org")), now=now)
+    post = create_post(store, PostFields(title="Draft"), by="ed@example.org", now=now)
+    save_post(
+        store, post.id, PostFields(title="Out now"), version=1, status="published",
+        by="ed@example.org", now=now,
+    )  # fmt: skip
+    create_post(
+        store, PostFields(title="Later", date=now + timedelta(hours=1)), status="scheduled",
+        by="ed@example.org", now=now,
+    )  # fmt: skip
+    mark_due_published(store, now=now + timedelta(hours=2))
+    stored, _ = save_edition(
+        store, NewEdition("weekly", 1, None, now, "Weekly #1", "", "<p>x</p>", "x", [])
+    )
+    ledger.set_edition_status(store, stored.id, "sent", sent_at=now)
+    ledger.set_edition_status(store, stored.id, "sent")  # again: not reported twice
+    deliverer(store, Clock(now + timedelta(hours=2))).run_until_idle()
+    got = [(p["type"], _who(p["data"])) for p in payloads(receiver)]
+    assert sorted(got) == sorted(
+        [("subscriber.confirmed", f"{n}@example.org") for n in ("ana", "bo", "cy", "di")]
+        + [
+            ("subscriber.unsubscribed", "ana@example.org"),
+            ("subscriber.bounced", "bo@example.org"),
+            ("subscriber.complained", "cy@example.org"),
+            ("subscriber.erased", None),
+            ("post.published", "Out now"),
+            ("post.published", "Later"),
+            ("edition.sent", "weekly"),
+        ]
+    )
+    sent = next(p for p in payloads(receiver) if p["type"] == "edition.sent")
+    assert sent["data"]["edition"]["number"] == 1 and sent["data"]["counts"] == {}
+    erased = next(p for p in payloads(receiver) if p["type"] == "subscriber.erased")
+    assert erased["data"]["subscriber"]["id"] == di.id
+
+
+def _who(data: dict) -> str | None:
+    if "subscriber" in data:
+        return data["subscriber"]["email"]
+    if "post" in data:
+        return data["post"]["title"]
+    return data["edition"]["campaign"]

@@ -221,6 +221,7 @@ def deliver_due(
 ) -> DeliveryRun:
     """One pass of the daemon's job (a fresh deliverer: nothing is kept between passes)."""
     fixed = now
+    webhook_queue.reap_dead(store)
     deliverer = Deliverer(
         store, config.webhooks, clock=(lambda: fixed) if fixed is not None else _wall
     )

@@ -75,6 +75,7 @@ class Daemon:
         clock: Callable[[], datetime],
         collect: IntervalJob | None = None,
         build_feeds: IntervalJob | None = None,
+        deliver_webhooks: IntervalJob | None = None,
         owner: str | None = None,
         lease: timedelta = state.DEFAULT_LEASE,
         beat_every: float = BEAT_EVERY,
@@ -86,6 +87,7 @@ class Daemon:
         self.clock = clock
         self.collect = collect
         self.build_feeds = build_feeds
+        self.deliver_webhooks = deliver_webhooks
         self.owner = owner or processes.this_process()
         self.lease = lease
         self.campaigns = {c.name: c for c in config.campaigns if c.cadence}
@@ -303,7 +305,9 @@ class Daemon:
         if self.stopping.is_set():
             return
         try:
-            log.info("%s", job(self.clock()).note)
+            note = job(self.clock()).note
+            if note:  # the webhooks job runs every few seconds: quiet when idle
+                log.info("%s", note)
         except Exception:  # noqa: BLE001 - the next interval tries again
             log.exception("%s failed; trying again at the next interval", what)
 
@@ -339,6 +343,8 @@ class Daemon:
             self._add_campaign_job(scheduler, name, now)
         self._add_interval(scheduler, "collect", self.collect, self.config.schedule.collect_every)
         self._add_interval(scheduler, "feeds", self.build_feeds, self.config.schedule.feeds_every)
+        every = timedelta(seconds=self.config.webhooks.every_seconds)
+        self._add_interval(scheduler, "webhooks", self.deliver_webhooks, every)
         self.poll_paused()
         scheduler.add_job(self.poll_paused, "interval", seconds=POLL_EVERY.total_seconds())
         scheduler.add_job(
@@ -447,6 +453,7 @@ def make_daemon(
 ) -> Daemon:
     """The daemon of `publisher run`, with the pipeline's stages as its jobs."""
     from publisher import pipeline
+    from publisher.deliver.webhooks import deliver_due
 
     def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
         # Collect first: a post fixed minutes before the slot is what goes out. SIGTERM or a
@@ -468,6 +475,7 @@ def make_daemon(
         clock=clock,
         collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
+        deliver_webhooks=lambda now: deliver_due(config, store, now=now),
         lease=lease,
     )
     return daemon

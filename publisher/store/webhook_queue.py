@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.orm import aliased
 
-from publisher.store import Store, dialect
+from publisher.store import Store, dialect, processes
 from publisher.store.models import (
     WebhookAttemptRow,
     WebhookDeliveryRow,
@@ -38,6 +38,7 @@ __all__ = [
     "attempts",
     "claim_due",
     "deliveries",
+    "reap_dead",
     "record_outcome",
     "release",
     "replay",
@@ -196,6 +197,24 @@ def release(store: Store, *, holder: str) -> int:
         result = connection.execute(
             update(_D)
             .where(_D.c.holder == holder, _D.c.state == PENDING)
+            .values(holder=None, lease_until=None)
+        )
+    return dialect.rowcount(result)
+
+
+def reap_dead(store: Store) -> int:
+    """Deliveries held by processes of this host that no longer exist (a killed daemon) are
+    free at once, without waiting out their lease."""
+    query = select(_D.c.holder).where(_D.c.state == PENDING, _D.c.holder.is_not(None)).distinct()
+    with store.engine.connect() as connection:
+        holders: list[str] = list(connection.scalars(query))
+    dead = [holder for holder in holders if processes.gone(holder)]
+    if not dead:
+        return 0
+    with store.engine.begin() as connection:
+        result = connection.execute(
+            update(_D)
+            .where(_D.c.holder.in_(dead), _D.c.state == PENDING)
             .values(holder=None, lease_until=None)
         )
     return dialect.rowcount(result)
