@@ -213,6 +213,8 @@ def test_only_the_events_an_endpoint_wants(store: Store, receiver: Receiver) -> 
         ("http://127.0.0.1:9000/in", False, False),
         ("http://127.0.0.1:9000/in", True, True),
         ("http://localhost/in", True, True),
+        ("https://10.0.0.5/in", True, False),
+        ("https://192.168.1.1/in", True, False),
         ("https://10.0.0.5/in", False, False),
         ("https://169.254.169.254/latest", False, False),
         ("https://user:pw@example.org/", False, False),

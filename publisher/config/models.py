@@ -545,8 +545,9 @@ class WebhooksConfig(Strict):
     workers: int = Field(default=8, ge=1, le=64)
     # seconds to connect and for each read of the answer
     timeout: float = Field(default=10.0, gt=0, le=60)
-    # endpoints may be http://127.0.0.1 or localhost (tests, a receiver on this host);
-    # otherwise only https:// to public addresses
+    # endpoints may also be http(s)://127.0.0.1 or localhost (tests, a receiver on this
+    # host); other private addresses are refused all the same; otherwise only https://
+    # to public addresses
     allow_private_addresses: bool = False
 
 

@@ -12,6 +12,7 @@ private ones (`webhooks.allow_private_addresses`, for a receiver on this host).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Callable
@@ -24,7 +25,14 @@ from standardwebhooks import Webhook
 
 from publisher.config import PublisherConfig, WebhooksConfig
 from publisher.errors import PublisherError
-from publisher.sources.network import guarded_client, names_private_host, private_allowed
+from publisher.sources.network import (
+    Address,
+    ClientOptions,
+    Network,
+    guarded_client,
+    is_public,
+    names_private_host,
+)
 from publisher.store import Store, processes, webhook_queue
 from publisher.store.webhook_queue import Due, Outcome
 
@@ -63,13 +71,36 @@ def check_url(url: str, *, allow_private: bool) -> str:
     if len(url) > MAX_URL or not parsed.host or parsed.userinfo:
         raise WebhookUrlInvalid("this is not a web address (or it holds a password)")
     private = names_private_host(url)
-    if private and not allow_private:
+    if private and not (allow_private and _names_loopback(parsed.host)):
         raise WebhookUrlInvalid(
             "it points at a private or local address; only public addresses are allowed"
         )
     if parsed.scheme == "https" or (parsed.scheme == "http" and private):
         return url
     raise WebhookUrlInvalid("it must start with https://")
+
+
+def _names_loopback(host: str) -> bool:
+    host = host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_too(address: Address) -> bool:
+    """The operator allows this host's own receivers: loopback, never the rest of the
+    private network (10/8, 192.168/16, cloud metadata at 169.254.169.254...)."""
+    return is_public(address) or address.is_loopback
+
+
+def webhook_client(settings: WebhooksConfig) -> httpx.Client:
+    """The guarded client (sources.network): every connection checked on the address it is
+    made to, redirects not followed."""
+    public = _loopback_too if settings.allow_private_addresses else is_public
+    return guarded_client(ClientOptions(connections=64, network=Network(public=public)))
 
 
 def message_id(due: Due) -> str:
@@ -122,7 +153,7 @@ class Deliverer:
     def __post_init__(self) -> None:
         self._own_client = self.client is None
         if self.client is None:
-            self.client = guarded_client()
+            self.client = webhook_client(self.settings)
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="webhooks")
 
     def close(self) -> None:
@@ -175,12 +206,11 @@ class Deliverer:
         started = self.monotonic()
         assert self.client is not None
         try:
-            with private_allowed(self.settings.allow_private_addresses):
-                with self.client.stream(
-                    "POST", due.url, content=body.encode(), headers=headers, timeout=timeout,
-                    follow_redirects=False,
-                ) as response:  # fmt: skip
-                    answer = _read_some(response)
+            with self.client.stream(
+                "POST", due.url, content=body.encode(), headers=headers, timeout=timeout,
+                follow_redirects=False,
+            ) as response:  # fmt: skip
+                answer = _read_some(response)
         except Exception as exc:  # noqa: BLE001 - every failure is an attempt to log
             took = int((self.monotonic() - started) * 1000)
             return Outcome(False, None, took, error=_describe(exc))

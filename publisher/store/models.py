@@ -704,6 +704,7 @@ class WebhookEndpointRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     events: Mapped[list] = mapped_column(JSON, default=list)
     secret: Mapped[str] = mapped_column(String(100))  # whsec_<base64>: it must sign, so kept
+    secret_unseen: Mapped[bool] = mapped_column(Boolean, default=True)  # shown once, then not
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

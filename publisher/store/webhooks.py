@@ -29,6 +29,7 @@ __all__ = [
     "new_secret",
     "rotate_secret",
     "set_enabled",
+    "take_unseen_secret",
     "update_endpoint",
 ]
 
@@ -84,6 +85,7 @@ def create_endpoint(
         description=description,
         events=_events(events),
         secret=secret,
+        secret_unseen=True,
         enabled=True,
         created_at=now,
         created_by=by,
@@ -134,11 +136,26 @@ def rotate_secret(store: Store, endpoint_id: int) -> str:
     secret = new_secret()
     with store.session() as session:
         result = session.execute(
-            update(_ENDPOINTS).where(_ENDPOINTS.c.id == endpoint_id).values(secret=secret)
+            update(_ENDPOINTS)
+            .where(_ENDPOINTS.c.id == endpoint_id)
+            .values(secret=secret, secret_unseen=True)
         )
         if dialect.rowcount(result) == 0:
             raise EndpointNotFound(f"no webhook endpoint {endpoint_id}")
     return secret
+
+
+def take_unseen_secret(store: Store, endpoint_id: int) -> str | None:
+    """The secret if it was never shown (a new endpoint, a new secret), marked shown in the
+    same statement: the page shows it once, even to two tabs or a reload."""
+    with store.session() as session:
+        result = session.execute(
+            update(_ENDPOINTS)
+            .where(_ENDPOINTS.c.id == endpoint_id, _ENDPOINTS.c.secret_unseen.is_(True))
+            .values(secret_unseen=False)
+            .returning(_ENDPOINTS.c.secret)
+        ).first()
+    return None if result is None else str(result[0])
 
 
 def delete_endpoint(store: Store, endpoint_id: int) -> None:

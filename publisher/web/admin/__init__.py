@@ -23,6 +23,7 @@ from publisher.web.admin import (
     people,
     posts,
     roster,
+    webhooks,
     welcome,
 )
 from publisher.web.admin import curation as curate
@@ -116,4 +117,22 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/subscribers/import", imports.import_post, methods=["POST"]),
     Route("/admin/subscribers/import/{id:int}", imports.preview_page, methods=["GET"]),
     Route("/admin/subscribers/import/{id:int}/confirm", imports.confirm_post, methods=["POST"]),
+    Route("/admin/webhooks", webhooks.webhooks_page, methods=["GET"]),
+    Route("/admin/webhooks/new", webhooks.create_post, methods=["POST"]),
+    Route("/admin/webhooks/{id:int}", webhooks.endpoint_page, methods=["GET"]),
+    *[
+        Route(
+            f"/admin/webhooks/{{id:int}}/{verb}",
+            getattr(webhooks, f"{name}_post"),
+            methods=["POST"],
+        )
+        for verb, name in (
+            ("edit", "edit"),
+            ("switch", "switch"),
+            ("rotate", "rotate"),
+            ("replay", "replay"),
+            ("replay-failed", "replay_failed"),
+            ("delete", "delete"),
+        )
+    ],
 ]

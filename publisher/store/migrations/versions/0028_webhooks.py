@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text, nullable=False, server_default=""),
         sa.Column("events", sa.JSON, nullable=False),
         sa.Column("secret", sa.String(100), nullable=False),
+        sa.Column("secret_unseen", sa.Boolean, nullable=False),
         sa.Column("enabled", sa.Boolean, nullable=False),
         sa.Column("disabled_reason", sa.Text, nullable=True),
         sa.Column("disabled_at", UTCDateTime(), nullable=True),
