@@ -5,6 +5,7 @@ repeated failure, replayed. Every test runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -305,3 +306,53 @@ def _who(data: dict) -> str | None:
     if "post" in data:
         return data["post"]["title"]
     return data["edition"]["campaign"]
+
+
+# --- a real daemon killed between the change and the delivery -------------------------------
+
+
+@pytest.mark.slow
+def test_a_daemon_killed_mid_delivery_delivers_after_restart(tmp_path, receiver: Receiver) -> None:
+    """`publisher run` posts an event, the receiver never answers, the daemon is killed with
+    SIGKILL before it records anything; a new daemon delivers it (at least once, same id)."""
+    import signal
+
+    from publisher.store import open_store
+    from tests.conftest import write_config
+    from tests.test_scheduler_seen import ended, start_daemon, wait_until_running
+
+    (tmp_path / "content").mkdir()
+    write_config(tmp_path, "webhooks:\n  allow_private_addresses: true\n  every_seconds: 0.5\n")
+    url = f"sqlite:///{tmp_path}/kill.db"
+    store = open_store(url)
+    endpoint(store, receiver.url)
+    someone = person(store, "ka@example.org")
+    receiver.holding = True
+    set_subscriber_status(store, someone.id, "active", action="confirm", ctx=CLI, now=FIXED_NOW)
+    first, log_path = start_daemon(tmp_path, url, "first.log")
+    try:
+        wait_until_running(first, log_path)
+        assert receiver.arrived.wait(60), log_path.read_text()  # posted, not yet answered
+        first.send_signal(signal.SIGKILL)
+        assert ended(first) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+    (held,) = webhook_queue.deliveries(store, 1)
+    assert held.state == "pending" and held.attempts == 0  # nothing recorded: in doubt
+    receiver.holding = False
+    receiver.release.set()
+    second, log_path = start_daemon(tmp_path, url, "second.log")
+    try:
+        wait_until_running(second, log_path)
+        deadline = time.monotonic() + 60
+        while webhook_queue.deliveries(store, 1)[0].state != "delivered":
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)  # polling a real process's progress, not synchronising threads
+    finally:
+        second.send_signal(signal.SIGTERM)
+        ended(second)
+    (got,) = receiver.received
+    assert json.loads(got.body)["type"] == "subscriber.confirmed"
+    assert got.headers["webhook-id"] == "msg_1_1"
+    store.close()

@@ -22,6 +22,10 @@ class Receiver:
     status: int = 200  # what it answers now (503: "down")
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # holding: a request is counted as arrived, then not answered until `release` is set
+    holding: bool = False
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def bodies(self) -> list[bytes]:
         with self.lock:
@@ -35,6 +39,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length)
+        if self.receiver.holding:
+            self.receiver.arrived.set()
+            self.receiver.release.wait(120)
+            self.close_connection = True
+            return  # no answer at all: the sender is stuck in the read
         status = self.receiver.status
         if 200 <= status < 300:
             with self.receiver.lock:

@@ -169,7 +169,11 @@ class Deliverer:
         claimed = webhook_queue.claim_due(
             self.store, holder=self.holder, now=self.clock(), lease=LEASE, limit=self.batch
         )
-        for state in self._pool.map(self._deliver, claimed):
+        results = list(zip(claimed, self._pool.map(self._attempt, claimed), strict=True))
+        states = webhook_queue.record_outcomes(
+            self.store, results, holder=self.holder, now=self.clock()
+        )
+        for state in states:
             run.add(state)
         return run
 
@@ -184,13 +188,9 @@ class Deliverer:
                 break
         return total
 
-    def _deliver(self, due: Due) -> str:
+    def _attempt(self, due: Due) -> Outcome:
         outcome = self._post(due)
-        if not outcome.ok:
-            outcome = _next_step(due, outcome, self.clock())
-        return webhook_queue.record_outcome(
-            self.store, due, outcome, holder=self.holder, now=self.clock()
-        )
+        return outcome if outcome.ok else _next_step(due, outcome, self.clock())
 
     def _post(self, due: Due) -> Outcome:
         body = json.dumps(due.payload, separators=(",", ":"), ensure_ascii=False)

@@ -40,6 +40,7 @@ __all__ = [
     "deliveries",
     "reap_dead",
     "record_outcome",
+    "record_outcomes",
     "release",
     "replay",
     "replay_failed_since",
@@ -154,28 +155,56 @@ def record_outcome(store: Store, due: Due, outcome: Outcome, *, holder: str, now
     `outcome.retry_at`) or `failed` (and the endpoint disabled when `outcome.disable`).
     Returns the new state, or "lost" when another process took the lease over meanwhile
     (the attempt is logged all the same)."""
+    return record_outcomes(store, [(due, outcome)], holder=holder, now=now)[0]
+
+
+def record_outcomes(
+    store: Store, results: list[tuple[Due, Outcome]], *, holder: str, now: datetime
+) -> list[str]:
+    """record_outcome for a whole claimed batch in one transaction (a commit per delivery
+    would cap a SQLite store at its commits per second)."""
+    if not results:
+        return []
+    states: dict[int, str] = {}
+    with store.engine.begin() as connection:
+        connection.execute(insert(_A), [_attempt_row(d, o, now) for d, o in results])
+        # the delivered ones in one statement; RETURNING says which were still ours
+        ok = [due.delivery_id for due, outcome in results if outcome.ok]
+        if ok:
+            moved = connection.execute(
+                update(_D)
+                .where(_D.c.id.in_(ok), _D.c.holder == holder, _D.c.state == PENDING)
+                .values(_moved(Outcome(True, 200, 0), now))
+                .returning(_D.c.id)
+            )
+            taken: list[int] = list(moved.scalars())
+            states |= dict.fromkeys(taken, DELIVERED)
+        for due, outcome in results:
+            if outcome.ok:
+                continue
+            values = _moved(outcome, now)
+            held = (_D.c.id == due.delivery_id, _D.c.holder == holder, _D.c.state == PENDING)
+            result = connection.execute(update(_D).where(*held).values(values))
+            if dialect.rowcount(result) == 0:
+                continue
+            states[due.delivery_id] = str(values["state"])
+            if values["state"] == FAILED and outcome.disable:
+                connection.execute(
+                    update(_E)
+                    .where(_E.c.id == due.endpoint_id, _E.c.enabled.is_(True))
+                    .values(enabled=False, disabled_reason=outcome.disable, disabled_at=now)
+                )
+    return [states.get(due.delivery_id, "lost") for due, _ in results]
+
+
+def _moved(outcome: Outcome, now: datetime) -> dict[str, Any]:
     if outcome.ok:
         values: dict[str, Any] = {"state": DELIVERED, "delivered_at": now}
     elif outcome.retry_at is not None:
         values = {"state": PENDING, "next_at": outcome.retry_at}
     else:
         values = {"state": FAILED}
-    values |= {"attempts": _D.c.attempts + 1, "holder": None, "lease_until": None}
-    with store.engine.begin() as connection:
-        connection.execute(insert(_A).values(**_attempt_row(due, outcome, now)))
-        held = _D.c.holder == holder
-        result = connection.execute(
-            update(_D).where(_D.c.id == due.delivery_id, held, _D.c.state == PENDING).values(values)
-        )
-        if dialect.rowcount(result) == 0:
-            return "lost"
-        if values["state"] == FAILED and outcome.disable:
-            connection.execute(
-                update(_E)
-                .where(_E.c.id == due.endpoint_id, _E.c.enabled.is_(True))
-                .values(enabled=False, disabled_reason=outcome.disable, disabled_at=now)
-            )
-    return str(values["state"])
+    return values | {"attempts": _D.c.attempts + 1, "holder": None, "lease_until": None}
 
 
 def _attempt_row(due: Due, outcome: Outcome, now: datetime) -> dict[str, Any]:
