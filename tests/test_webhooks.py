@@ -193,6 +193,11 @@ def test_replay_one_delivery_sends_it_again_with_the_same_id(
     ids = [r.headers["webhook-id"] for r in receiver.received]
     assert len(ids) == 2 and ids[0] == ids[1]
     sender.close()
+    # delivered ones are kept 30 days (the daemon prunes them), with their attempts
+    assert webhook_queue.prune(store, before=FIXED_NOW) == 0
+    assert webhook_queue.prune(store, before=FIXED_NOW + timedelta(seconds=1)) == 1
+    assert webhook_queue.deliveries(store, found.id) == []
+    assert webhook_queue.attempts(store, found.id) == []
 
 
 def test_only_the_events_an_endpoint_wants(store: Store, receiver: Receiver) -> None:

@@ -50,6 +50,7 @@ __all__ = [
 BACKOFF = tuple(
     timedelta(seconds=s) for s in (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
 )
+KEEP = timedelta(days=30)  # delivered deliveries and their attempts, then pruned
 LEASE = timedelta(minutes=2)  # longer than an attempt can take (timeouts below)
 RESPONSE_KEPT = 2000  # characters of a receiver's answer kept with the attempt
 MAX_URL = 2000
@@ -252,6 +253,7 @@ def deliver_due(
     """One pass of the daemon's job (a fresh deliverer: nothing is kept between passes)."""
     fixed = now
     webhook_queue.reap_dead(store)
+    webhook_queue.prune(store, before=(now or _wall()) - KEEP)
     deliverer = Deliverer(
         store, config.webhooks, clock=(lambda: fixed) if fixed is not None else _wall
     )

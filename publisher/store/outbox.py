@@ -2,7 +2,8 @@
 transaction of the change it reports (issue 22), so a change that rolls back leaves no event
 and a change that commits always has one. `enqueue` also writes one delivery per endpoint
 that wants the event (enabled or not: a disabled endpoint gets its backlog when turned back
-on); publisher.store.webhook_queue claims and records them.
+on); when no endpoint wants it, nothing is written. publisher.store.webhook_queue claims
+and records the deliveries.
 
 Payloads are `{type, timestamp, data}` and never carry a subscriber token or a secret.
 """
@@ -53,12 +54,17 @@ def enqueue(
     now: datetime,
     *,
     ordering_key: str,
-) -> int:
-    """Write one event (and its deliveries) in the caller's open transaction; its id.
+) -> int | None:
+    """Write one event (and its deliveries) in the caller's open transaction; its id, or
+    None when no endpoint wants this type of event (nothing is written).
     `ordering_key` ("subscriber:12", "edition:3"): an endpoint receives the events of one
     key in the order they were written."""
     if event_type not in EVENTS:
         raise ValueError(f"unknown webhook event {event_type!r}")
+    endpoints = executor.execute(select(_ENDPOINTS.c.id, _ENDPOINTS.c.events)).all()
+    wanted = [int(found[0]) for found in endpoints if event_type in list(found[1] or ())]
+    if not wanted:
+        return None  # nobody listens: nothing to keep (the common case, on the hot paths)
     payload = {"type": event_type, "timestamp": _iso(now), "data": data}
     row = {
         "event_type": event_type,
@@ -69,24 +75,21 @@ def enqueue(
     event_id: int = executor.execute(
         insert(_OUTBOX).values(**row).returning(_OUTBOX.c.id)
     ).scalar_one()
-    endpoints = executor.execute(select(_ENDPOINTS.c.id, _ENDPOINTS.c.events)).all()
-    wanted = [int(found[0]) for found in endpoints if event_type in list(found[1] or ())]
-    if wanted:
-        executor.execute(
-            insert(_DELIVERIES),
-            [
-                {
-                    "event_id": event_id,
-                    "endpoint_id": endpoint_id,
-                    "ordering_key": ordering_key,
-                    "state": PENDING,
-                    "attempts": 0,
-                    "next_at": now,
-                    "created_at": now,
-                }
-                for endpoint_id in wanted
-            ],
-        )
+    executor.execute(
+        insert(_DELIVERIES),
+        [
+            {
+                "event_id": event_id,
+                "endpoint_id": endpoint_id,
+                "ordering_key": ordering_key,
+                "state": PENDING,
+                "attempts": 0,
+                "next_at": now,
+                "created_at": now,
+            }
+            for endpoint_id in wanted
+        ],
+    )
     return int(event_id)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, select, update
+from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from publisher.store import Store, dialect, processes
@@ -38,6 +38,7 @@ __all__ = [
     "attempts",
     "claim_due",
     "deliveries",
+    "prune",
     "reap_dead",
     "record_outcome",
     "record_outcomes",
@@ -229,6 +230,21 @@ def release(store: Store, *, holder: str) -> int:
             .values(holder=None, lease_until=None)
         )
     return dialect.rowcount(result)
+
+
+def prune(store: Store, *, before: datetime) -> int:
+    """Delivered deliveries written before `before` go, with their attempts and events no
+    other delivery needs; failed and waiting ones stay (they can be replayed). How many."""
+    old = select(_D.c.id).where(_D.c.state == DELIVERED, _D.c.created_at < before)
+    with store.engine.begin() as connection:
+        ids: list[int] = list(connection.scalars(old.limit(5000)))
+        if not ids:
+            return 0
+        connection.execute(delete(_A).where(_A.c.delivery_id.in_(ids)))
+        connection.execute(delete(_D).where(_D.c.id.in_(ids)))
+        needed = select(_D.c.event_id).where(_D.c.event_id == _O.c.id).exists()
+        connection.execute(delete(_O).where(_O.c.created_at < before, ~needed))
+    return len(ids)
 
 
 def reap_dead(store: Store) -> int:
