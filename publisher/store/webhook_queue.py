@@ -136,6 +136,9 @@ def claim_due(
         .values(holder=holder, lease_until=now + lease)
         .returning(_D.c.id)
     )
+    with store.engine.connect() as connection:  # a read first: idle passes take no write lock
+        if connection.execute(chosen.limit(1)).first() is None:
+            return []
     with store.engine.begin() as connection:
         ids: list[int] = list(connection.execute(statement).scalars())
         if not ids:
