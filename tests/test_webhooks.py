@@ -361,3 +361,12 @@ def test_a_daemon_killed_mid_delivery_delivers_after_restart(tmp_path, receiver:
     assert json.loads(got.body)["type"] == "subscriber.confirmed"
     assert got.headers["webhook-id"] == "msg_1_1"
     store.close()
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_and_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import webhooks as bench
+
+    bench.main(["--events", "40", "--workers", "4"])
+    out = capsys.readouterr().out
+    assert "receiver: 40 distinct webhook-ids" in out and "lost 0" in out
