@@ -370,3 +370,23 @@ def test_the_benchmark_runs_and_loses_nothing(capsys: pytest.CaptureFixture[str]
     bench.main(["--events", "40", "--workers", "4"])
     out = capsys.readouterr().out
     assert "receiver: 40 distinct webhook-ids" in out and "lost 0" in out
+
+
+def test_the_broadcast_hook_reports_in_the_callers_transaction(
+    store: Store, receiver: Receiver
+) -> None:
+    """outbox.broadcast_sent is what the broadcast part calls inside the transaction that
+    marks a broadcast sent: committed, it is delivered; rolled back, it never is."""
+    endpoint(store, receiver.url)
+    with pytest.raises(RuntimeError), store.session() as session:
+        outbox.broadcast_sent(session, 6, FIXED_NOW, subject="Lost", counts={"sent": 1})
+        raise RuntimeError("the broadcast's own change failed")
+    with store.session() as session:
+        outbox.broadcast_sent(session, 7, FIXED_NOW, subject="Rally", counts={"sent": 3})
+    deliverer(store, Clock()).run_until_idle()
+    (sent,) = payloads(receiver)
+    assert sent == {
+        "type": "broadcast.sent",
+        "timestamp": "2026-11-25T12:00:00Z",
+        "data": {"broadcast": {"id": 7, "subject": "Rally"}, "counts": {"sent": 3}},
+    }
