@@ -23,6 +23,7 @@ from publisher.cli import (  # noqa: F401  (importing a module registers its com
     staff,
     subscribers,
     web,
+    webhooks,
 )
 from publisher.cli.base import app, err_console, hoist_global_options, warn
 from publisher.errors import ConfigErrors, PublisherError

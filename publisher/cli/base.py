@@ -97,7 +97,10 @@ class AppState:
     def pool_size(self) -> int:
         """Connections: the sending threads, the claiming thread, the heartbeat, one spare."""
         delivery = self.config.delivery
-        return max(5, max(delivery.sendgrid.workers, delivery.smtp.workers) + 3)
+        workers = max(
+            delivery.sendgrid.workers, delivery.smtp.workers, self.config.webhooks.workers
+        )
+        return max(5, workers + 3)
 
     @property
     def store(self) -> Store:

@@ -23,6 +23,7 @@ from publisher.config.models import (
     SectionConfig,
     SenderConfig,
     SubscribersConfig,
+    WebhooksConfig,
     WelcomeConfig,
     check_timezone,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "SectionConfig",
     "SubscribersConfig",
     "SenderConfig",
+    "WebhooksConfig",
     "WelcomeConfig",
     "check_timezone",
     "load_config",

@@ -572,6 +572,23 @@ class ApprovalConfig(Strict):
     broadcasts: bool = False
     # each digest edition is approved before its slot (held, and late, until it is)
     editions: bool = False
+# --- outgoing webhooks (issue 22) ----------------------------------------------------------
+
+
+class WebhooksConfig(Strict):
+    """Top-level `webhooks:`: how the daemon (or `publisher webhooks deliver`) posts the
+    events owners asked for in /admin. The endpoints themselves are set in /admin."""
+
+    # how often the daemon looks for events to deliver
+    every_seconds: float = Field(default=5.0, ge=0.5, le=3600)
+    # deliveries posted at once
+    workers: int = Field(default=8, ge=1, le=64)
+    # seconds to connect and for each read of the answer
+    timeout: float = Field(default=10.0, gt=0, le=60)
+    # endpoints may also be http(s)://127.0.0.1 or localhost (tests, a receiver on this
+    # host); other private addresses are refused all the same; otherwise only https://
+    # to public addresses
+    allow_private_addresses: bool = False
 
 
 # --- the whole file -----------------------------------------------------------------------
@@ -602,6 +619,8 @@ class PublisherConfig(Strict):
     senders: list[SenderConfig] = []
     # a second staff member approves broadcasts / digest editions before they go
     approval: ApprovalConfig = ApprovalConfig()
+    # how outgoing webhooks are delivered
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     # Set by load_config, not by the file: the directory relative paths are resolved from,
     # and the line of every key (so later checks can name file:line: key too).

@@ -77,6 +77,7 @@ class Daemon:
         clock: Callable[[], datetime],
         collect: IntervalJob | None = None,
         build_feeds: IntervalJob | None = None,
+        deliver_webhooks: IntervalJob | None = None,
         owner: str | None = None,
         lease: timedelta = state.DEFAULT_LEASE,
         beat_every: float = BEAT_EVERY,
@@ -90,6 +91,7 @@ class Daemon:
         self.collect = collect
         self.build_feeds = build_feeds
         self.send_broadcasts = send_broadcasts  # the scheduled broadcasts that are due
+        self.deliver_webhooks = deliver_webhooks
         self.owner = owner or processes.this_process()
         self.lease = lease
         self.campaigns = {c.name: c for c in config.campaigns if c.cadence}
@@ -356,7 +358,9 @@ class Daemon:
         if self.stopping.is_set():
             return
         try:
-            log.info("%s", job(self.clock()).note)
+            note = job(self.clock()).note
+            if note:  # the webhooks job runs every few seconds: quiet when idle
+                log.info("%s", note)
         except Exception:  # noqa: BLE001 - the next interval tries again
             log.exception("%s failed; trying again at the next interval", what)
 
@@ -429,6 +433,8 @@ class Daemon:
                 args=["broadcasts", self.send_broadcasts], next_run_time=now,
                 coalesce=True, max_instances=1, misfire_grace_time=None,
             )  # fmt: skip
+        every = timedelta(seconds=self.config.webhooks.every_seconds)
+        self._add_interval(scheduler, "webhooks", self.deliver_webhooks, every)
         self.poll_paused()
         scheduler.add_job(self.poll_paused, "interval", seconds=POLL_EVERY.total_seconds())
         scheduler.add_job(
@@ -555,6 +561,7 @@ def make_daemon(
 ) -> Daemon:
     """The daemon of `publisher run`, with the pipeline's stages as its jobs."""
     from publisher import pipeline
+    from publisher.deliver.webhooks import deliver_due
 
     def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
         # Collect first: a post fixed minutes before the slot is what goes out. SIGTERM or a
@@ -576,6 +583,7 @@ def make_daemon(
         clock=clock,
         collect=lambda now: pipeline.refresh_inputs(config, store, now=now)[0],
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
+        deliver_webhooks=lambda now: deliver_due(config, store, now=now),
         lease=lease,
         send_broadcasts=lambda now: _send_due_broadcasts(config, store, now),
     )

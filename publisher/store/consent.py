@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import JSON, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from publisher.store import Store, dialect
+from publisher.store import Store, dialect, outbox
 from publisher.store.models import (
     SubscriberHistoryRow,
     SubscriberPauseRow,
@@ -122,11 +122,16 @@ def set_subscriber_status(
     if rotate:
         values |= {"retired_token": table.c.token, "token": new_token()}
     with store.engine.begin() as connection:
-        changed = dialect.rowcount(connection.execute(query.values(**values))) > 0
-        if changed:
+        returned = connection.execute(query.values(**values).returning(table.c.email)).first()
+        changed = returned is not None
+        if returned is not None:
             connection.execute(
                 insert(SubscriberHistoryRow),
                 [_history_row(subscriber_id, action, ctx, now, status)],
+            )
+            # in the same transaction: reported if and only if it happened
+            outbox.subscriber_event(
+                connection, subscriber_id, status, now, email=returned[0], via=ctx.via
             )
     # A pause row may outlive an unsubscribe: only active subscribers are ever held back or
     # shown as paused, and activating clears it.
@@ -175,6 +180,9 @@ def unsubscribe_token(
                 agent = (ctx.user_agent or "")[:500] or None
                 values = {"id": row.id, "now": now, "via": ctx.via, "ip": ctx.ip}
                 connection.execute(_HISTORY, values | {"user_agent": agent})
+                outbox.subscriber_event(
+                    connection, row.id, "unsubscribed", now, email=row.email, via=ctx.via
+                )
             else:
                 current = row.token
     status = "unsubscribed" if current != row.token else row.status
@@ -375,4 +383,9 @@ def erase_personal_data(store: Store, subscriber: Subscriber, *, now: datetime) 
                 ref=secrets.token_urlsafe(12),
                 updated_at=now,
             )
+        )
+        # the address is gone: the event names the person by id only
+        data = {"subscriber": {"id": subscriber.id, "email": None, "status": "erased"}}
+        outbox.enqueue(
+            session, "subscriber.erased", data, now, ordering_key=f"subscriber:{subscriber.id}"
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select, update
 
-from publisher.store import Store
+from publisher.store import Store, outbox
 from publisher.store.models import (
     SubscriberHistoryRow,
     SubscriberRow,
@@ -102,6 +102,16 @@ def _apply_outcomes(
         )
     if changes:
         connection.execute(insert(history), changes)
+    address = {subscriber_id: email for email, (subscriber_id, _) in current.items()}
+    for change in changes:  # in event order, in this same transaction
+        outbox.subscriber_event(
+            connection,
+            change["subscriber_id"],
+            change["status"],
+            now,
+            email=address.get(change["subscriber_id"]),
+            via="webhook",
+        )
     return len(changes)
 
 

@@ -60,7 +60,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from publisher.store import Store, dialect, work
+from publisher.store import Store, dialect, outbox, work
 from publisher.store.models import (
     DeliveryBatchRow,
     DeliveryRow,
@@ -502,3 +502,28 @@ def set_edition_status(
         values["sent_at"] = sent_at
     with store.session() as session:
         session.execute(update(EditionRow).where(EditionRow.id == edition_id).values(**values))
+        if sent_at is not None:  # the first time it reached anyone: reported once
+            _edition_sent(session, edition_id, status, sent_at)
+
+
+def _edition_sent(session: Session, edition_id: int, status: str, now: datetime) -> None:
+    """edition.sent with the ledger's counts, in the transaction that marks it sent."""
+    edition = session.get(EditionRow, edition_id)
+    if edition is None or edition.campaign.startswith("~"):  # ~welcome: not a digest
+        return
+    per_status = session.execute(
+        select(DeliveryRow.status, func.count())
+        .where(DeliveryRow.edition_id == edition_id)
+        .group_by(DeliveryRow.status)
+    ).all()
+    data = {
+        "edition": {
+            "id": edition.id,
+            "campaign": edition.campaign,
+            "number": edition.number,
+            "subject": edition.subject,
+            "status": status,
+        },
+        "counts": {str(name): int(n) for name, n in per_status},
+    }
+    outbox.enqueue(session, "edition.sent", data, now, ordering_key=f"edition:{edition_id}")

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from publisher.errors import PublisherError
 from publisher.items import NEWSROOM
-from publisher.store import Store
+from publisher.store import Store, outbox
 from publisher.store.dialect import rowcount
 from publisher.store.models import ItemRow, PostRevisionRow, PostRow
 from publisher.support.slug import slugify
@@ -123,6 +123,8 @@ def create_post(
         session.add(row)
         session.flush()
         _revision(session, row, by, now, "created")
+        if status == "published":
+            _published(session, row, now)
         return _post(row)
 
 
@@ -146,10 +148,12 @@ def save_post(
         if rowcount(session.execute(claim.values(version=version + 1))) == 0:
             raise PostConflict(_post(_row(session, post_id)), version)
         row = _row(session, post_id)
-        status = status or row.status
+        was, status = row.status, status or row.status
         _check(fields, status)
         _fill(session, row, fields, status, by, now)
         _revision(session, row, by, now, note)
+        if status == "published" and was != "published":
+            _published(session, row, now)
         return _post(row)
 
 
@@ -213,7 +217,24 @@ def mark_due_published(store: Store, *, now: datetime) -> list[int]:
         rows = list(session.scalars(query))
         for row in rows:
             row.status = "published"
+            _published(session, row, now)
         return [row.id for row in rows]
+
+
+def _published(session: Any, row: PostRow, now: datetime) -> None:
+    """post.published, in the transaction that publishes it (publisher.store.outbox)."""
+    data = {
+        "post": {
+            "id": row.id,
+            "title": row.title,
+            "slug": row.slug,
+            "kind": row.kind,
+            "date": utc(row.date).isoformat().replace("+00:00", "Z"),
+            "topics": list(row.topics or ()),
+        }
+    }
+    session.flush()
+    outbox.enqueue(session, "post.published", data, now, ordering_key=f"post:{row.id}")
 
 
 def newsroom_items(store: Store) -> dict[str, str | None]:

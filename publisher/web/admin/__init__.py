@@ -27,6 +27,7 @@ from publisher.web.admin import (
     posts,
     roster,
     steer,
+    webhooks,
     welcome,
 )
 from publisher.web.admin import curation as curate
@@ -143,4 +144,22 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/campaigns/{name}/approve", approvals.approve_edition_post, methods=["POST"]),
     Route("/admin/staff/send-permission", approvals.send_permission_post, methods=["POST"]),
     *steer.ROUTES,
+    Route("/admin/webhooks", webhooks.webhooks_page, methods=["GET"]),
+    Route("/admin/webhooks/new", webhooks.create_post, methods=["POST"]),
+    Route("/admin/webhooks/{id:int}", webhooks.endpoint_page, methods=["GET"]),
+    *[
+        Route(
+            f"/admin/webhooks/{{id:int}}/{verb}",
+            getattr(webhooks, f"{name}_post"),
+            methods=["POST"],
+        )
+        for verb, name in (
+            ("edit", "edit"),
+            ("switch", "switch"),
+            ("rotate", "rotate"),
+            ("replay", "replay"),
+            ("replay-failed", "replay_failed"),
+            ("delete", "delete"),
+        )
+    ],
 ]

@@ -22,7 +22,7 @@ from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
 from publisher.schedule.presence import daemon_running, late_slot, scheduler_status
 from publisher.schedule.slots import overview
-from publisher.store import audit, dashboard
+from publisher.store import audit, dashboard, webhooks
 from publisher.store.curation import get_curation
 from publisher.store.schedule_state import set_paused
 from publisher.store.state import get_source_memory
@@ -75,6 +75,14 @@ def _alerts(w: Web, lines: dict[str, dashboard.EditionLine | None], now: datetim
     for name, run in dashboard.source_runs(w.store).items():
         if run.failing_since and now - run.failing_since >= timedelta(days=1):
             alerts.append(Alert(f"source {name} failing since", "admin/", run.failing_since))
+    for hook in webhooks.disabled_alerts(w.store):
+        alerts.append(
+            Alert(
+                f"webhook {hook.url} turned off after repeated failure",
+                f"admin/webhooks/{hook.id}",
+                hook.disabled_at,
+            )
+        )
     return alerts
 
 

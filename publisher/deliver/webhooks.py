@@ -1,0 +1,263 @@
+"""Delivering outgoing webhooks (issue 22): the deliveries publisher.store.outbox wrote with
+each change, POSTed at least once, signed by the Standard Webhooks scheme (the
+`standardwebhooks` library), retried with backoff over about a day, the endpoint disabled
+when they are exhausted.
+
+Headers: `webhook-id` (msg_<event>_<endpoint>: the same on every attempt, so a receiver
+deduplicates on it), `webhook-timestamp` (the attempt's wall-clock time: receivers refuse old
+ones) and `webhook-signature` (v1,<base64 HMAC-SHA256 of id.timestamp.body>). Connections
+go through sources.network's guard: public addresses only unless the operator allows
+private ones (`webhooks.allow_private_addresses`, for a receiver on this host).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from standardwebhooks import Webhook
+
+from publisher.config import PublisherConfig, WebhooksConfig
+from publisher.errors import PublisherError
+from publisher.sources.network import (
+    Address,
+    ClientOptions,
+    Network,
+    guarded_client,
+    is_public,
+    names_private_host,
+)
+from publisher.store import Store, processes, webhook_queue
+from publisher.store.webhook_queue import Due, Outcome
+
+__all__ = [
+    "BACKOFF",
+    "DeliveryRun",
+    "Deliverer",
+    "WebhookUrlInvalid",
+    "check_url",
+    "deliver_due",
+    "message_id",
+]
+
+# waits after the 1st, 2nd... failed attempt: 8 attempts over about 27 hours, then give up
+BACKOFF = tuple(
+    timedelta(seconds=s) for s in (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+)
+KEEP = timedelta(days=30)  # delivered deliveries and their attempts, then pruned
+LEASE = timedelta(minutes=2)  # longer than an attempt can take (timeouts below)
+RESPONSE_KEPT = 2000  # characters of a receiver's answer kept with the attempt
+MAX_URL = 2000
+
+
+class WebhookUrlInvalid(PublisherError):
+    """An endpoint URL the deliverer will not post to; the message says why."""
+
+
+def check_url(url: str, *, allow_private: bool) -> str:
+    """The URL as it will be used, or WebhookUrlInvalid: https:// to a public host, or (only
+    when the operator allows private addresses) http(s) to 127.0.0.1 or localhost. A public
+    name that resolves to a private address is refused again when connecting."""
+    url = url.strip()
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        raise WebhookUrlInvalid("this is not a web address") from None
+    if len(url) > MAX_URL or not parsed.host or parsed.userinfo:
+        raise WebhookUrlInvalid("this is not a web address (or it holds a password)")
+    private = names_private_host(url)
+    if private and not (allow_private and _names_loopback(parsed.host)):
+        raise WebhookUrlInvalid(
+            "it points at a private or local address; only public addresses are allowed"
+        )
+    if parsed.scheme == "https" or (parsed.scheme == "http" and private):
+        return url
+    raise WebhookUrlInvalid("it must start with https://")
+
+
+def _names_loopback(host: str) -> bool:
+    host = host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_too(address: Address) -> bool:
+    """The operator allows this host's own receivers: loopback, never the rest of the
+    private network (10/8, 192.168/16, cloud metadata at 169.254.169.254...)."""
+    return is_public(address) or address.is_loopback
+
+
+def webhook_client(settings: WebhooksConfig) -> httpx.Client:
+    """The guarded client (sources.network): every connection checked on the address it is
+    made to, redirects not followed."""
+    public = _loopback_too if settings.allow_private_addresses else is_public
+    return guarded_client(ClientOptions(connections=64, network=Network(public=public)))
+
+
+def message_id(due: Due) -> str:
+    return f"msg_{due.event_id}_{due.endpoint_id}"
+
+
+@dataclass
+class DeliveryRun:
+    """What one pass delivered: the note the daemon logs."""
+
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    lost: int = 0
+
+    @property
+    def note(self) -> str:
+        if not (self.delivered or self.retrying or self.failed or self.lost):
+            return ""
+        return (
+            f"webhooks: {self.delivered} delivered, {self.retrying} to retry, "
+            f"{self.failed} given up"
+        )
+
+    def add(self, state: str) -> None:
+        name = {"delivered": "delivered", "pending": "retrying", "failed": "failed"}
+        setattr(self, name.get(state, "lost"), getattr(self, name.get(state, "lost")) + 1)
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deliverer:
+    """Claims due deliveries and posts them. `clock` decides what is due and when to retry
+    (tests pass a controllable one); `wall` is the signature's timestamp (the receiver
+    compares it with its own clock, so it stays the real time); `client` is any
+    httpx.Client (the guarded one by default)."""
+
+    store: Store
+    settings: WebhooksConfig = field(default_factory=WebhooksConfig)
+    clock: Callable[[], datetime] = _wall
+    wall: Callable[[], datetime] = _wall
+    client: httpx.Client | None = None
+    holder: str = field(default_factory=processes.new_holder)
+    batch: int = 100
+    monotonic: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._own_client = self.client is None
+        if self.client is None:
+            self.client = webhook_client(self.settings)
+        self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="webhooks")
+
+    def close(self) -> None:
+        webhook_queue.release(self.store, holder=self.holder)
+        self._pool.shutdown(wait=True)
+        if self._own_client and self.client is not None:
+            self.client.close()
+
+    def run_once(self) -> DeliveryRun:
+        """One claim of due deliveries, posted at once (none of them waits on another: the
+        claim never takes two of one ordering key), each outcome recorded."""
+        run = DeliveryRun()
+        claimed = webhook_queue.claim_due(
+            self.store, holder=self.holder, now=self.clock(), lease=LEASE, limit=self.batch
+        )
+        results = list(zip(claimed, self._pool.map(self._attempt, claimed), strict=True))
+        states = webhook_queue.record_outcomes(
+            self.store, results, holder=self.holder, now=self.clock()
+        )
+        for state in states:
+            run.add(state)
+        return run
+
+    def run_until_idle(self, *, limit: int = 1000) -> DeliveryRun:
+        """Passes until nothing is due right now (at most `limit` passes)."""
+        total = DeliveryRun()
+        for _ in range(limit):
+            run = self.run_once()
+            for name in ("delivered", "retrying", "failed", "lost"):
+                setattr(total, name, getattr(total, name) + getattr(run, name))
+            if not (run.delivered or run.retrying or run.failed or run.lost):
+                break
+        return total
+
+    def _attempt(self, due: Due) -> Outcome:
+        outcome = self._post(due)
+        return outcome if outcome.ok else _next_step(due, outcome, self.clock())
+
+    def _post(self, due: Due) -> Outcome:
+        body = json.dumps(due.payload, separators=(",", ":"), ensure_ascii=False)
+        msg_id, stamp = message_id(due), self.wall()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "publisher-webhooks/1",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(stamp.timestamp())),
+            "webhook-signature": Webhook(due.secret).sign(msg_id, stamp, body),
+        }
+        timeout = httpx.Timeout(self.settings.timeout, connect=min(5.0, self.settings.timeout))
+        started = self.monotonic()
+        assert self.client is not None
+        try:
+            with self.client.stream(
+                "POST", due.url, content=body.encode(), headers=headers, timeout=timeout,
+                follow_redirects=False,
+            ) as response:  # fmt: skip
+                answer = _read_some(response)
+        except Exception as exc:  # noqa: BLE001 - every failure is an attempt to log
+            took = int((self.monotonic() - started) * 1000)
+            return Outcome(False, None, took, error=_describe(exc))
+        took = int((self.monotonic() - started) * 1000)
+        ok = 200 <= response.status_code < 300
+        error = None if ok else f"HTTP {response.status_code}"
+        return Outcome(ok, response.status_code, took, error=error, response=answer)
+
+
+def _read_some(response: httpx.Response) -> str:
+    """At most RESPONSE_KEPT characters of the answer; the rest is never read."""
+    kept = b""
+    for chunk in response.iter_raw():
+        kept += chunk
+        if len(kept) >= RESPONSE_KEPT * 4:
+            break
+    return kept.decode("utf-8", "replace")[:RESPONSE_KEPT]
+
+
+def _describe(exc: BaseException) -> str:
+    kind = type(exc).__name__
+    text = " ".join(str(exc).split())[:300]
+    return f"{kind}: {text}" if text else kind
+
+
+def _next_step(due: Due, outcome: Outcome, now: datetime) -> Outcome:
+    """A failed attempt: retry after the next wait of BACKOFF, or give up (all used) and
+    disable the endpoint."""
+    made = due.attempts + 1
+    if made <= len(BACKOFF):
+        return replace(outcome, retry_at=now + BACKOFF[made - 1])
+    why = f"{made} attempts failed over a day; the last: {outcome.error}"
+    return replace(outcome, disable=why[:500])
+
+
+def deliver_due(
+    config: PublisherConfig, store: Store, *, now: datetime | None = None
+) -> DeliveryRun:
+    """One pass of the daemon's job (a fresh deliverer: nothing is kept between passes)."""
+    fixed = now
+    webhook_queue.reap_dead(store)
+    webhook_queue.prune(store, before=(now or _wall()) - KEEP)
+    deliverer = Deliverer(
+        store, config.webhooks, clock=(lambda: fixed) if fixed is not None else _wall
+    )
+    try:
+        return deliverer.run_until_idle()
+    finally:
+        deliverer.close()

@@ -1,0 +1,130 @@
+"""The webhook outbox: every event an endpoint may want is written here INSIDE the
+transaction of the change it reports (issue 22), so a change that rolls back leaves no event
+and a change that commits always has one. `enqueue` also writes one delivery per endpoint
+that wants the event (enabled or not: a disabled endpoint gets its backlog when turned back
+on); when no endpoint wants it, nothing is written. publisher.store.webhook_queue claims
+and records the deliveries.
+
+Payloads are `{type, timestamp, data}` and never carry a subscriber token or a secret.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy.orm import Session
+
+from publisher.store.models import WebhookDeliveryRow, WebhookEndpointRow, WebhookOutboxRow
+
+# enqueue, subscriber_event and broadcast_sent take the caller's open Session or Connection:
+# store-internal helpers for the store modules that make the changes, off the surface.
+__all__ = ["EVENTS", "PENDING"]
+
+EVENTS = (
+    "subscriber.confirmed",
+    "subscriber.unsubscribed",
+    "subscriber.bounced",
+    "subscriber.complained",
+    "subscriber.erased",
+    "edition.sent",
+    "broadcast.sent",
+    "post.published",
+)
+PENDING = "pending"
+
+# a subscriber's new status -> the event reporting it
+_STATUS_EVENTS = {
+    "active": "subscriber.confirmed",
+    "unsubscribed": "subscriber.unsubscribed",
+    "bounced": "subscriber.bounced",
+    "complained": "subscriber.complained",
+}
+
+_OUTBOX = cast(Table, WebhookOutboxRow.__table__)
+_DELIVERIES = cast(Table, WebhookDeliveryRow.__table__)
+_ENDPOINTS = cast(Table, WebhookEndpointRow.__table__)
+
+
+def enqueue(
+    executor: Session | Connection,
+    event_type: str,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    ordering_key: str,
+) -> int | None:
+    """Write one event (and its deliveries) in the caller's open transaction; its id, or
+    None when no endpoint wants this type of event (nothing is written).
+    `ordering_key` ("subscriber:12", "edition:3"): an endpoint receives the events of one
+    key in the order they were written."""
+    if event_type not in EVENTS:
+        raise ValueError(f"unknown webhook event {event_type!r}")
+    endpoints = executor.execute(select(_ENDPOINTS.c.id, _ENDPOINTS.c.events)).all()
+    wanted = [int(found[0]) for found in endpoints if event_type in list(found[1] or ())]
+    if not wanted:
+        return None  # nobody listens: nothing to keep (the common case, on the hot paths)
+    payload = {"type": event_type, "timestamp": _iso(now), "data": data}
+    row = {
+        "event_type": event_type,
+        "payload": payload,
+        "ordering_key": ordering_key,
+        "created_at": now,
+    }
+    event_id: int = executor.execute(
+        insert(_OUTBOX).values(**row).returning(_OUTBOX.c.id)
+    ).scalar_one()
+    executor.execute(
+        insert(_DELIVERIES),
+        [
+            {
+                "event_id": event_id,
+                "endpoint_id": endpoint_id,
+                "ordering_key": ordering_key,
+                "state": PENDING,
+                "attempts": 0,
+                "next_at": now,
+                "created_at": now,
+            }
+            for endpoint_id in wanted
+        ],
+    )
+    return int(event_id)
+
+
+def subscriber_event(
+    executor: Session | Connection,
+    subscriber_id: int,
+    status: str,
+    now: datetime,
+    *,
+    email: str | None,
+    via: str,
+) -> None:
+    """The event of a subscriber's new status, if one reports it (a pending sign-up does
+    not). The email is the person's address (another system needs it to find them); never
+    their token."""
+    event_type = _STATUS_EVENTS.get(status)
+    if event_type is None:
+        return
+    data = {"subscriber": {"id": subscriber_id, "email": email, "status": status}, "via": via}
+    enqueue(executor, event_type, data, now, ordering_key=f"subscriber:{subscriber_id}")
+
+
+def broadcast_sent(
+    executor: Session | Connection,
+    broadcast_id: int,
+    now: datetime,
+    *,
+    subject: str,
+    counts: dict[str, int],
+) -> None:
+    """THE HOOK of the broadcast part: call it inside the transaction that marks a broadcast
+    sent (its session or connection), once, with the ledger's counts per status."""
+    data = {"broadcast": {"id": broadcast_id, "subject": subject}, "counts": dict(counts)}
+    enqueue(executor, "broadcast.sent", data, now, ordering_key=f"broadcast:{broadcast_id}")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
