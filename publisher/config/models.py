@@ -572,6 +572,8 @@ class ApprovalConfig(Strict):
     broadcasts: bool = False
     # each digest edition is approved before its slot (held, and late, until it is)
     editions: bool = False
+
+
 # --- outgoing webhooks (issue 22) ----------------------------------------------------------
 
 

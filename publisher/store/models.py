@@ -780,6 +780,8 @@ class SlotOverrideRow(Base):
     moved_to: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     by: Mapped[str] = mapped_column(String(320))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # --- outgoing webhooks (issue 22, migration 0028) --------------------------------------------
 
 
