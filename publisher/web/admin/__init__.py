@@ -25,6 +25,7 @@ from publisher.web.admin import (
     roster,
     welcome,
 )
+from publisher.web.admin import api_keys as keys
 from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
@@ -116,4 +117,7 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/subscribers/import", imports.import_post, methods=["POST"]),
     Route("/admin/subscribers/import/{id:int}", imports.preview_page, methods=["GET"]),
     Route("/admin/subscribers/import/{id:int}/confirm", imports.confirm_post, methods=["POST"]),
+    Route("/admin/api-keys", keys.keys_page, methods=["GET"]),
+    Route("/admin/api-keys", keys.create_post, methods=["POST"]),
+    Route("/admin/api-keys/revoke", keys.revoke_post, methods=["POST"]),
 ]
