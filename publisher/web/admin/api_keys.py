@@ -6,6 +6,7 @@ revoke them. Every change is audited."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
@@ -19,7 +20,7 @@ from publisher.web.context import client_ip, in_thread
 from publisher.web.forms import text
 
 
-def _listing(admin: Admin, *, status: int = 200, **extra: object) -> Response:
+def _listing(admin: Admin, *, status: int = 200, **extra: Any) -> Response:
     context = {"problem": "", "made": None, "token": "", "notice": "", "name": ""} | extra
     return admin.page(
         "api_keys.html", "API keys", status=status, keys=api_keys.list_keys(admin.w.store),
