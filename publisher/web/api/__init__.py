@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount
 
-from publisher.web.api import people
+from publisher.web.api import campaigns, content, people
 from publisher.web.api.framework import Endpoint, routes_of
 
 PREFIX = "/api/v1"
-ENDPOINTS: list[Endpoint] = [*people.ENDPOINTS]
+ENDPOINTS: list[Endpoint] = [*people.ENDPOINTS, *content.ENDPOINTS, *campaigns.ENDPOINTS]
 
 
 def routes() -> list[BaseRoute]:

@@ -97,7 +97,7 @@ def _responses(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     }
     if "{id}" in endpoint.path:
         responses["404"] = _problem("no such record")
-    if endpoint.method == "POST":
+    if endpoint.method != "GET":  # a stale version, someone already there, a running retry
         responses["409"] = _problem("conflict, or the same Idempotency-Key still running")
     if endpoint.body is not None:
         responses["415"] = _problem("the body is not application/json")
