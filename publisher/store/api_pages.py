@@ -69,4 +69,7 @@ def subscriber_events(
         .limit(limit)
     )
     with store.session() as session:
-        return [SubscriberEvent(*row) for row in session.execute(query).tuples()]
+        return [
+            SubscriberEvent(r.id, r.status, r.at, r.subscriber_id, r.email, r.via)
+            for r in session.execute(query)
+        ]

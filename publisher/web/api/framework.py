@@ -32,6 +32,7 @@ log = logging.getLogger("publisher.web.api")
 JSON_TYPE = "application/json"
 IDEMPOTENCY_MAX = 255
 RATE_WINDOW = 60  # seconds; the hits per window are Limits.api_per_minute
+MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger one names nothing
 
 
 @dataclass
@@ -118,8 +119,12 @@ def _body(request: Request, raw: bytes, endpoint: Endpoint) -> Any:
         raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
     try:
         data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "bad-request", "The body is not JSON.") from None
+        # NUL and lone surrogates: JSON allows them, no database column does
+        if b"\\u0000" in raw:
+            raise ValueError("NUL")
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError):
+        raise Problem(400, "bad-request", "The body is not JSON text we can keep.") from None
     return _parse(endpoint.body, data, "body")
 
 
@@ -129,6 +134,8 @@ def _query(request: Request, endpoint: Endpoint) -> Any:
         if params:
             raise Problem(400, "bad-request", "This endpoint takes no query parameters.")
         return None
+    if "\x00" in str(params):
+        raise Problem(400, "bad-request", "A query parameter holds a NUL character.")
     repeated = [name for name in params if len(params.getlist(name)) > 1]
     if repeated:
         raise Problem(400, "bad-request", f"Give {repeated[0]} once.")
@@ -149,6 +156,8 @@ def _respond(status: int, body: bytes, headers: dict[str, str]) -> Response:
 def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]) -> Response:
     """Everything after the body has arrived, in a worker thread."""
     w = web(request)
+    if any(value > MAX_ID for value in request.path_params.values()):
+        raise Problem(404, "not-found", "No record with this id.")
     key = _authorise(w, endpoint, bearer(request))
     headers.update(_rate(w, key, request.app.state.api_per_minute))
     call = Call(

@@ -7,7 +7,7 @@ import base64
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from publisher.web.api.problems import Problem
 
@@ -136,6 +136,12 @@ Kind = Literal["article", "resource", "news", "action", "event"]
 Url = Annotated[str, Field(max_length=2000)]
 
 
+def _sane_date(value: datetime | None) -> datetime | None:
+    if value is not None and not 1970 <= value.year <= 2200:
+        raise ValueError("a date between 1970 and 2200")
+    return value
+
+
 class PostIn(Strict):
     """A post as an editor writes it in /admin; `date` absent: now."""
 
@@ -144,7 +150,7 @@ class PostIn(Strict):
     summary: Annotated[str, Field(max_length=2000)] = ""
     kind: Kind = "article"
     topics: Topics = []
-    date: datetime | None = None
+    date: Annotated[datetime | None, AfterValidator(_sane_date)] = None
     author: Annotated[str, Field(max_length=200)] = ""
     image: Url | None = None
     image_alt: Annotated[str, Field(max_length=1000)] | None = None
@@ -153,11 +159,15 @@ class PostIn(Strict):
 
 
 class PostChange(PostIn):
-    version: int = Field(description="the version this change starts from (409 if stale)")
+    version: int = Field(
+        ge=1, le=2**31 - 1, description="the version this change starts from (409 if stale)"
+    )
 
 
 class PostVersion(Strict):
-    version: int = Field(description="the version this change starts from (409 if stale)")
+    version: int = Field(
+        ge=1, le=2**31 - 1, description="the version this change starts from (409 if stale)"
+    )
 
 
 class Post(Strict):

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from publisher.web.api.framework import Endpoint
+from publisher.web.api.framework import MAX_ID, Endpoint
 from publisher.web.api.problems import TITLES
 from publisher.web.api.scopes import SCOPES
 
@@ -70,7 +70,12 @@ def _parameters(endpoint: Endpoint, schemas: dict[str, Any]) -> list[dict[str, A
     parameters: list[dict[str, Any]] = []
     if "{id}" in endpoint.path:
         parameters.append(
-            {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            {
+                "name": "id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+            }
         )
     if endpoint.query is not None:
         schema = endpoint.query.model_json_schema(ref_template=REF)
@@ -95,8 +100,7 @@ def _responses(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         "422": _problem("invalid values (errors lists them)"),
         "429": _problem("too many requests", retry=True),
     }
-    if "{id}" in endpoint.path:
-        responses["404"] = _problem("no such record")
+    responses["404"] = _problem("no such record")
     if endpoint.method != "GET":  # a stale version, someone already there, a running retry
         responses["409"] = _problem("conflict, or the same Idempotency-Key still running")
     if endpoint.body is not None:
