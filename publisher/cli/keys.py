@@ -50,7 +50,7 @@ def keys_create(
 
 @keys_app.command("list", cls=PlainCommand)
 def keys_list(ctx: typer.Context) -> None:
-    """Every key: id, name, scopes, expiry, last use, revoked (never the secret)."""
+    """Every key and its scopes, expiry and last use (never its secret)."""
     from publisher.store.api_keys import list_keys
 
     for key in list_keys(state(ctx).store):
