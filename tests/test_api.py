@@ -221,3 +221,24 @@ def test_the_document_and_its_reference_page(tmp_path, store):
         page = httpx.get(served.url + "/api/v1/docs")
         assert page.status_code == 200 and "<script" not in page.text
         assert "GET /subscribers/{id}" in page.text
+
+
+def test_concurrent_retries_with_one_idempotency_key_create_one_person(tmp_path, store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from publisher.store.subscribers import count_by_status
+
+    with api_server(tmp_path, store) as (served, api):
+        key = make_key(store, served, "subscribers:write", "subscribers:import")
+        body, headers = person("race@example.org"), {"Idempotency-Key": "race-1"}
+
+        def post(_: int) -> int:
+            return api.call("POST", "/subscribers", key, json=body, headers=headers).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(post, range(16)))
+        # each retry got the first answer, or was told the first still runs: never a second
+        assert set(statuses) <= {201, 409} and 201 in statuses
+        assert sum(count_by_status(store).values()) == 1
+        final = api.call("POST", "/subscribers", key, json=body, headers=headers)
+        assert final.status_code == 201 and final.headers["Idempotent-Replayed"] == "true"

@@ -67,9 +67,11 @@ def _hit(store: Store, connection: Connection, limit: Limit, stamp: int) -> bool
         if dialect.rowcount(counted):
             return True
         exists = connection.execute(
-            select(table.c.window_start).where(table.c.key == limit.key)
+            select(table.c.window_start, table.c.hits).where(table.c.key == limit.key)
         ).first()
         if exists is not None and exists.window_start == start:
+            if exists.hits < limit.hits:  # made by another process after our UPDATE began
+                continue  # (PostgreSQL: that UPDATE's snapshot did not see it): count again
             return False  # full for this window
         if exists is not None:  # an older window not pruned yet (pruning is by `expires`)
             connection.execute(
