@@ -19,6 +19,7 @@ from publisher.cli import (  # noqa: F401  (importing a module registers its com
     delivery,
     digest,
     feeds,
+    keys,
     schedule,
     staff,
     subscribers,

@@ -325,7 +325,23 @@ def generated() -> dict[Path, str]:
         DOCS / "cli.md": cli_reference(),
         DOCS / "configuration.md": configuration_reference(),
         DOCS / "store.md": store_reference(),
+        DOCS / "api.md": api_reference(),
     }
+
+
+API_MARKER = "<!-- generated below by `make docs` from the OpenAPI document: do not edit -->"
+
+
+def api_reference() -> str:
+    """docs/api.md: its hand-written introduction (kept as written, above the marker) and
+    the reference generated from the API's OpenAPI document."""
+    from publisher.web.api import ENDPOINTS
+    from publisher.web.api.openapi import document, reference_markdown
+
+    path = DOCS / "api.md"
+    written = path.read_text(encoding="utf-8") if path.exists() else "# The JSON API\n\n"
+    intro = written.split(API_MARKER, 1)[0].rstrip("\n")
+    return f"{intro}\n\n{API_MARKER}\n\n{reference_markdown(document(ENDPOINTS))}"
 
 
 def drifted() -> list[Path]:

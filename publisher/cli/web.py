@@ -72,6 +72,9 @@ def serve(
             metavar="PREFIX", help="The path prefix a proxy strips (/news): staff cookies' Path."
         ),
     ] = "",
+    api_per_minute: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Requests per API key per minute (/api/v1).")
+    ] = 600,
 ) -> None:
     """Serve the subscriber pages and the staff dashboard.
 
@@ -92,7 +95,7 @@ def serve(
     if key is None:
         warn(f"{KEY_VARIABLE} is not set: the SendGrid webhook refuses every request", "warning")
     st = state(ctx)
-    limits = Limits()
+    limits = Limits(api_per_minute=api_per_minute)
     application = create_app(
         st.config, st.store, secret_key=secret, now=utc_now, webhook_key=key, limits=limits
     )

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, delete, func, select, update
 from publisher.store import Store, dialect
 from publisher.store.models import RateLimitRow
 
-__all__ = ["Limit", "count_limits", "take"]
+__all__ = ["Limit", "count_limits", "take", "take_one"]
 
 _TABLE = cast(Table, RateLimitRow.__table__)
 
@@ -67,9 +67,11 @@ def _hit(store: Store, connection: Connection, limit: Limit, stamp: int) -> bool
         if dialect.rowcount(counted):
             return True
         exists = connection.execute(
-            select(table.c.window_start).where(table.c.key == limit.key)
+            select(table.c.window_start, table.c.hits).where(table.c.key == limit.key)
         ).first()
         if exists is not None and exists.window_start == start:
+            if exists.hits < limit.hits:  # made by another process after our UPDATE began
+                continue  # (PostgreSQL: that UPDATE's snapshot did not see it): count again
             return False  # full for this window
         if exists is not None:  # an older window not pruned yet (pruning is by `expires`)
             connection.execute(
@@ -91,3 +93,14 @@ def count_limits(store: Store) -> int:
     """Counter rows in the store (the tests and the benchmark check they stay bounded)."""
     with store.engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(_TABLE)).scalar() or 0
+
+
+def take_one(store: Store, limit: Limit, *, now: datetime) -> int | None:
+    """Count one hit against `limit`: the hits counted in its current window including this
+    one, or None when the window was full (nothing counted). For answers that say what is
+    left (the API's RateLimit header)."""
+    if take(store, [limit], now=now) is not None:
+        return None
+    with store.engine.connect() as connection:
+        hits = connection.execute(select(_TABLE.c.hits).where(_TABLE.c.key == limit.key)).scalar()
+    return int(hits or 1)

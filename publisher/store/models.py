@@ -854,3 +854,41 @@ class WebhookAttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     response: Mapped[str | None] = mapped_column(Text, nullable=True)  # truncated
     ok: Mapped[bool] = mapped_column(Boolean)
+
+
+# --- the JSON API (issue 22): keys and Idempotency-Key answers --------------------------------
+
+
+class ApiKeyRow(Base):
+    """A key of the API: `prefix` names it in the Authorization header (pk_<prefix>_<secret>),
+    `secret_hash` is the SHA-256 of the whole token (a high-entropy token: a fast hash is
+    enough, and every request checks one). `kind` is 'scoped' or 'signup'."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    scopes: Mapped[str] = mapped_column(Text)  # space-separated
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ApiIdempotencyRow(Base):
+    """The answer to a POST made with an Idempotency-Key, kept 24 hours per key."""
+
+    __tablename__ = "api_idempotency"
+
+    key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    idem_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -29,7 +29,7 @@ from publisher.publish.archive import ARCHIVE_DIR
 from publisher.publish.posts import POSTS_DIR
 from publisher.render.environment import render_template
 from publisher.store import Store
-from publisher.web import admin, media, signup, subscriber, webhook
+from publisher.web import admin, api, media, signup, subscriber, webhook
 from publisher.web.bounds import BoundedBodies, Limits
 from publisher.web.context import Web, topics_of, web, web_environment
 from publisher.web.forms import FormTooLarge
@@ -275,6 +275,7 @@ def create_app(
         *webhook.ROUTES,
         *admin.ROUTES,
         *media.ROUTES,
+        *api.routes(),
         *_static(config),
     ]
     website = config.organisation.website.rstrip("/")
@@ -290,4 +291,5 @@ def create_app(
     app.router.default = slash_redirects(app.router)
     app.state.web = state
     app.state.staff_sessions = admin.Sessions(secret_key, now)
+    app.state.api_per_minute = (limits or Limits()).api_per_minute
     return app

@@ -35,6 +35,7 @@ UPLOAD_LIMITS = {
     "/admin/subscribers/import": 10 * MiB + 64 * 1024,
     "/admin/posts": 1 * MiB,
     "/admin/broadcasts": 1 * MiB,
+    "/api/v1/posts": 1 * MiB,
 }
 UPLOADS_AT_ONCE = 2
 
@@ -50,6 +51,7 @@ class Limits:
     body_timeout: float = 30.0  # the whole body, from the end of the headers
     keep_alive: int = 5  # an idle keep-alive connection is closed after this many seconds
     max_connections: int = 1000  # beyond: 503 at once (uvicorn's limit_concurrency)
+    api_per_minute: int = 600  # requests per API key per minute (web/api/framework.py)
 
     def body_limit(self, path: str) -> int:
         if path == WEBHOOK_PATH:

@@ -30,6 +30,7 @@ from publisher.web.admin import (
     webhooks,
     welcome,
 )
+from publisher.web.admin import api_keys as keys
 from publisher.web.admin import curation as curate
 from publisher.web.admin.auth import Sessions
 from publisher.web.context import web
@@ -162,4 +163,7 @@ ROUTES: list[BaseRoute] = [
             ("delete", "delete"),
         )
     ],
+    Route("/admin/api-keys", keys.keys_page, methods=["GET"]),
+    Route("/admin/api-keys", keys.create_post, methods=["POST"]),
+    Route("/admin/api-keys/revoke", keys.revoke_post, methods=["POST"]),
 ]

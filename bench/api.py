@@ -1,0 +1,196 @@
+"""The JSON API under load: a real `publisher serve` process on SQLite (WAL).
+
+* subscriber creates per second through POST /api/v1/subscribers from `--clients` (20)
+  concurrent keep-alive clients, with a key that may import confirmed people (the whole
+  request path: key, rate limit, validation, the consent transactions, the audit log);
+* the same with an Idempotency-Key on every request;
+* GET /healthz from as many clients: the floor the server itself sets;
+
+with p50/p99 latency; afterwards the store is counted: every 201 is a person (nothing lost,
+nothing doubled). The webhook deliveries figure is bench/webhooks.py's (`webhook_figure`).
+
+    .venv/bin/python -m bench.api [--creates 4000] [--clients 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.web import _free_port, _percentiles
+from publisher.store import open_store
+from publisher.store.api_keys import create_key
+from publisher.store.subscribers import count_by_status
+
+CONFIG = """\
+organisation:
+  name: Bench Org
+  website: https://www.example.org
+  public_url: http://127.0.0.1:{port}
+  postal_address: 1 Main St
+  from_email: news@example.org
+campaigns:
+  - name: weekly
+    title: Weekly
+    subject: This week
+    audience: [labor]
+"""
+CLIENTS = 20
+
+
+async def _request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: str, body: bytes
+) -> int:
+    """One keep-alive request with a minimal client (httpx would take the server's CPU)."""
+    writer.write(head.encode() + body)
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
+async def _run(
+    port: int, count: int, clients: int, make: object
+) -> tuple[float, list[float], dict[int, int]]:
+    pending = list(range(count))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while pending:
+            n = pending.pop()
+            head, body = make(n)  # type: ignore[operator]
+            started = time.perf_counter()
+            status = await _request(reader, writer, head, body)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return time.perf_counter() - started, latencies, statuses
+
+
+def _creator(port: int, token: str, prefix: str, idempotent: bool) -> object:
+    def make(n: int) -> tuple[str, bytes]:
+        body = json.dumps(
+            {
+                "email": f"{prefix}{n}@example.org",
+                "topics": ["labor"],
+                "consent": {"text": "Signed the petition", "form": "bench"},
+            }
+        ).encode()
+        extra = f"Idempotency-Key: {prefix}-{n}\r\n" if idempotent else ""
+        head = (
+            f"POST /api/v1/subscribers HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n"
+        )
+        return head, body
+
+    return make
+
+
+def _health(port: int) -> object:
+    def make(n: int) -> tuple[str, bytes]:
+        return f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n", b""
+
+    return make
+
+
+def _start(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "PUBLISHER_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+        "PUBLISHER_DATABASE_URL": f"sqlite:///{folder}/bench.db",
+    }
+    command = [sys.executable, "-m", "publisher.cli", "--config", str(folder / "schedules.yaml")]
+    server = subprocess.Popen(
+        [*command, "serve", "--port", str(port), "--api-per-minute", "100000000"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("publisher serve did not start")
+
+
+def webhook_figure() -> str | None:
+    """Helper F's webhook deliveries per second (bench/webhooks.py), when it is there."""
+    try:
+        webhooks = importlib.import_module("bench.webhooks")
+    except ImportError:
+        return None
+    figure = getattr(webhooks, "deliveries_figure", None)
+    return figure() if callable(figure) else None
+
+
+def _line(label: str, count: int, result: tuple[float, list[float], dict[int, int]]) -> str:
+    seconds, latencies, statuses = result
+    return f"{label:<34} {count / seconds:8.0f}/s  {_percentiles(latencies)}  statuses {statuses}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench.api")
+    parser.add_argument("--creates", type=int, default=4000)
+    parser.add_argument("--clients", type=int, default=CLIENTS)
+    args = parser.parse_args(
+        argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["api"] else sys.argv[1:]
+    )
+    from datetime import UTC, datetime
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, port = Path(tmp), _free_port()
+        (folder / "schedules.yaml").write_text(CONFIG.format(port=port), encoding="utf-8")
+        store = open_store(f"sqlite:///{folder}/bench.db")
+        _, token = create_key(
+            store, "bench", kind="scoped", created_by="bench", now=datetime.now(UTC),
+            scopes=["subscribers:write", "subscribers:import"],
+        )  # fmt: skip
+        server = _start(folder, port)
+        try:
+            floor = asyncio.run(_run(port, args.creates, args.clients, _health(port)))
+            plain = asyncio.run(
+                _run(port, args.creates, args.clients, _creator(port, token, "a", False))
+            )
+            keyed = asyncio.run(
+                _run(port, args.creates, args.clients, _creator(port, token, "b", True))
+            )
+        finally:
+            server.terminate()
+            server.wait(10)
+        stored = sum(count_by_status(store).values())
+        store.close()
+    created = plain[2].get(201, 0) + keyed[2].get(201, 0)
+    print(f"{args.clients} clients, {args.creates} requests each run, SQLite (WAL)")
+    print(_line("GET /healthz (the floor)", args.creates, floor))
+    print(_line("POST /subscribers", args.creates, plain))
+    print(_line("POST /subscribers + Idempotency-Key", args.creates, keyed))
+    print(f"answered 201: {created}; people in the store: {stored}; lost: {created - stored}")
+    figure = webhook_figure()
+    if figure:
+        print(figure)
+
+
+if __name__ == "__main__":
+    main()

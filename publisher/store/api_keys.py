@@ -1,0 +1,210 @@
+"""Keys of the JSON API and the stored answers of its idempotent POSTs.
+
+A key is shown once as `pk_<prefix>_<secret>`: the prefix finds its row, the SHA-256 of the
+whole token is compared in constant time. The token carries 256 random bits, so a fast hash
+is as safe as a slow one and costs nothing per request. Which scopes mean what is the web
+edge's rule (publisher/web/api/keys.py); the store keeps them as words."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, delete, select, update
+
+from publisher.store import Store, dialect
+from publisher.store.models import ApiIdempotencyRow, ApiKeyRow
+
+__all__ = [
+    "IDEMPOTENCY_KEPT",
+    "ApiKey",
+    "Replay",
+    "authenticate",
+    "claim_answer",
+    "create_key",
+    "list_keys",
+    "release_answer",
+    "remember_answer",
+    "revoke_key",
+]
+
+IDEMPOTENCY_KEPT = timedelta(hours=24)
+_KEYS = cast(Table, ApiKeyRow.__table__)
+_IDEM = cast(Table, ApiIdempotencyRow.__table__)
+LAST_USED_STEP = timedelta(minutes=1)  # last use written at most once a minute per key
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    name: str
+    kind: str  # scoped | signup
+    scopes: tuple[str, ...]
+    prefix: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A stored answer: its request's hash, status and JSON body."""
+
+    request_hash: str
+    status: int
+    body: str
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        row.id,
+        row.name,
+        row.kind,
+        tuple(row.scopes.split()),
+        row.prefix,
+        row.created_by,
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+        row.last_used_at,
+    )
+
+
+def create_key(
+    store: Store,
+    name: str,
+    *,
+    kind: str,
+    scopes: Sequence[str],
+    created_by: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its token (shown once: only its hash is kept)."""
+    prefix = secrets.token_hex(6)
+    token = f"pk_{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKeyRow(
+        name=name[:100],
+        kind=kind,
+        scopes=" ".join(sorted(set(scopes))),
+        prefix=prefix,
+        secret_hash=_hash(token),
+        created_by=created_by[:320],
+        created_at=now,
+        expires_at=expires_at,
+    )
+    with store.session() as session:
+        session.add(row)
+        session.flush()
+        key = _key(row)
+    return key, token
+
+
+def list_keys(store: Store) -> list[ApiKey]:
+    """Every key, newest first (revoked ones too: the page shows when)."""
+    with store.session() as session:
+        rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id.desc()))
+        return [_key(row) for row in rows]
+
+
+def revoke_key(store: Store, key_id: int, *, now: datetime) -> ApiKey | None:
+    """Revoke a key at once (None: no such key). Revoking twice keeps the first time."""
+    with store.session() as session:
+        row = session.get(ApiKeyRow, key_id)
+        if row is None:
+            return None
+        if row.revoked_at is None:
+            row.revoked_at = now
+        return _key(row)
+
+
+def authenticate(store: Store, token: str, *, now: datetime) -> ApiKey | None:
+    """The usable key this token is (revoked, expired, unknown or malformed: None); its
+    last use is written at most once a minute, so a busy client costs no write per call."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pk" or len(parts[1]) != 12:
+        return None
+    table = _KEYS
+    with store.engine.connect() as connection:
+        row = connection.execute(select(table).where(table.c.prefix == parts[1])).first()
+    if row is None or not hmac.compare_digest(row.secret_hash, _hash(token)):
+        return None
+    key = ApiKey(
+        row.id,
+        row.name,
+        row.kind,
+        tuple(row.scopes.split()),
+        row.prefix,
+        row.created_by,
+        row.created_at,  # aware: Core reads go through UTCDateTime too
+        row.expires_at,
+        row.revoked_at,
+        row.last_used_at,
+    )
+    if not key.usable(now):
+        return None
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
+        with store.engine.begin() as connection:
+            connection.execute(update(table).where(table.c.id == key.id).values(last_used_at=now))
+    return key
+
+
+def claim_answer(
+    store: Store, key_id: int, idem_key: str, request_hash: str, *, now: datetime
+) -> Replay | None:
+    """Claim this key's Idempotency-Key for a request about to run: None when claimed (run
+    it, then `remember_answer` or `release_answer`), else what is kept for it: a finished
+    answer, or status 0 while the first request still runs. Claims older than
+    IDEMPOTENCY_KEPT are deleted in the same transaction, so the table stays a day deep."""
+    table = _IDEM
+    values = {"key_id": key_id, "idem_key": idem_key, "request_hash": request_hash}
+    with store.engine.begin() as connection:
+        connection.execute(delete(table).where(table.c.created_at <= now - IDEMPOTENCY_KEPT))
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
+        claimed = connection.execute(
+            dialect.insert_ignore(store.engine, table)
+            .values(**values, status=0, body="", created_at=now)
+            .returning(table.c.key_id)
+        ).first()
+        if claimed is not None:
+            return None
+        row = connection.execute(
+            select(table.c.request_hash, table.c.status, table.c.body).where(
+                table.c.key_id == key_id, table.c.idem_key == idem_key
+            )
+        ).first()
+    return Replay("", 0, "") if row is None else Replay(row.request_hash, row.status, row.body)
+
+
+def remember_answer(store: Store, key_id: int, idem_key: str, *, status: int, body: str) -> None:
+    """Keep the answer of a claimed request: retries with the same body get it again."""
+    table = _IDEM
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.key_id == key_id, table.c.idem_key == idem_key)
+            .values(status=status, body=body)
+        )
+
+
+def release_answer(store: Store, key_id: int, idem_key: str) -> None:
+    """Give a claim up (the request failed on our side): a retry runs it afresh."""
+    table = _IDEM
+    with store.engine.begin() as connection:
+        connection.execute(
+            delete(table).where(table.c.key_id == key_id, table.c.idem_key == idem_key)
+        )

@@ -1,0 +1,244 @@
+"""The JSON API's one request path: a route table of `Endpoint`s (the same table the OpenAPI
+document is generated from), the key and its scope, the per-key rate limit with its
+RateLimit headers, the JSON body validated by the endpoint's pydantic model, the
+Idempotency-Key of a POST, and every failure as RFC 9457 problem details.
+
+Handlers are plain functions of a `Call`, run in a worker thread, calling the same store
+and pipeline functions as the CLI and /admin; they return a pydantic model (or None: 204)
+and raise `Problem` or a PublisherError (mapped to a status in one place: problems.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from publisher.store import api_keys
+from publisher.store.api_keys import ApiKey
+from publisher.store.limits import Limit, take_one
+from publisher.web.api.problems import Problem, problem_for, problem_response
+from publisher.web.context import Web, client_ip, off_loop, web
+
+log = logging.getLogger("publisher.web.api")
+JSON_TYPE = "application/json"
+IDEMPOTENCY_MAX = 255
+RATE_WINDOW = 60  # seconds; the hits per window are Limits.api_per_minute
+MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger one names nothing
+
+
+@dataclass
+class Call:
+    """What a handler gets: the app's state, the key, the validated body and query, the
+    path's values, where the request came from."""
+
+    w: Web
+    key: ApiKey
+    params: dict[str, Any]
+    body: Any = None
+    query: Any = None
+    ip: str = ""
+    user_agent: str | None = None
+    now: datetime = field(default_factory=lambda: datetime.min)
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for a write through this key."""
+        return f"api key: {self.key.name}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # OpenAPI form: /subscribers/{id} (every path value is an integer id)
+    scope: str  # the scope a key needs; "signup": the sign-up key kind
+    handler: Callable[[Call], BaseModel | None]
+    summary: str
+    tag: str
+    answer: type[BaseModel] | None = None  # None: 204 No Content
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    status: int = 200
+    cors: bool = False  # another website's page may call it (the sign-up)
+
+    @property
+    def route_path(self) -> str:
+        return self.path.replace("}", ":int}")
+
+
+def bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _authorise(w: Web, endpoint: Endpoint, token: str) -> ApiKey:
+    """The key, if it is usable and allowed to call `endpoint` (401 and 403 otherwise)."""
+    key = api_keys.authenticate(w.store, token, now=w.now()) if token else None
+    if key is None:
+        raise Problem(401, "unauthorized", "Send a usable API key: Authorization: Bearer <key>.")
+    allowed = key.kind == "signup" if endpoint.scope == "signup" else endpoint.scope in key.scopes
+    if not allowed:
+        raise Problem(403, "forbidden", f"This key does not have the {endpoint.scope} scope.")
+    return key
+
+
+def _rate(w: Web, key: ApiKey, per_minute: int) -> dict[str, str]:
+    """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429."""
+    now = w.now()
+    used = take_one(w.store, Limit(f"api:{key.id}", per_minute, RATE_WINDOW), now=now)
+    reset = RATE_WINDOW - int(now.timestamp()) % RATE_WINDOW
+    headers = {"RateLimit-Policy": f'"per-key";q={per_minute};w={RATE_WINDOW}'}
+    headers["RateLimit"] = f'"per-key";r={max(per_minute - (used or per_minute), 0)};t={reset}'
+    if used is None:
+        headers["Retry-After"] = str(reset)
+        raise Problem(429, "rate-limited", "Too many requests with this key.", headers=headers)
+    return headers
+
+
+def _parse(model: type[BaseModel] | None, raw: Any, where: str) -> Any:
+    if model is None:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise Problem.invalid(exc, where) from None
+
+
+def _body(request: Request, raw: bytes, endpoint: Endpoint) -> Any:
+    if endpoint.body is None:
+        return None
+    if not request.headers.get("content-type", "").startswith(JSON_TYPE):
+        raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
+    try:
+        data = json.loads(raw or b"null")
+        # NUL and lone surrogates: JSON allows them, no database column does
+        if b"\\u0000" in raw:
+            raise ValueError("NUL")
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError):
+        raise Problem(400, "bad-request", "The body is not JSON text we can keep.") from None
+    return _parse(endpoint.body, data, "body")
+
+
+def _query(request: Request, endpoint: Endpoint) -> Any:
+    params = request.query_params
+    if endpoint.query is None:
+        if params:
+            raise Problem(400, "bad-request", "This endpoint takes no query parameters.")
+        return None
+    if "\x00" in str(params):
+        raise Problem(400, "bad-request", "A query parameter holds a NUL character.")
+    repeated = [name for name in params if len(params.getlist(name)) > 1]
+    if repeated:
+        raise Problem(400, "bad-request", f"Give {repeated[0]} once.")
+    return _parse(endpoint.query, dict(params), "query")
+
+
+def _answer(endpoint: Endpoint, result: BaseModel | None) -> tuple[int, bytes]:
+    if result is None:
+        return 204, b""
+    return endpoint.status, result.model_dump_json().encode("utf-8")
+
+
+def _respond(status: int, body: bytes, headers: dict[str, str]) -> Response:
+    media = JSON_TYPE if body else None
+    return Response(body or None, status_code=status, media_type=media, headers=headers)
+
+
+def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]) -> Response:
+    """Everything after the body has arrived, in a worker thread."""
+    w = web(request)
+    if any(value > MAX_ID for value in request.path_params.values()):
+        raise Problem(404, "not-found", "No record with this id.")
+    key = _authorise(w, endpoint, bearer(request))
+    headers.update(_rate(w, key, request.app.state.api_per_minute))
+    call = Call(
+        w,
+        key,
+        dict(request.path_params),
+        body=_body(request, raw, endpoint),
+        query=_query(request, endpoint),
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        now=w.now(),
+    )
+    idem = request.headers.get("idempotency-key")
+    if endpoint.method != "POST" or idem is None:
+        return _respond(*_answer(endpoint, endpoint.handler(call)), headers)
+    return _idempotent(call, endpoint, request, raw, idem, headers)
+
+
+def _idempotent(
+    call: Call, endpoint: Endpoint, request: Request, raw: bytes, idem: str, headers: dict[str, str]
+) -> Response:
+    """A POST with an Idempotency-Key: run once per key and body; a retry gets the same
+    answer, the same key with another body 422, while the first still runs 409."""
+    if not idem or len(idem) > IDEMPOTENCY_MAX or not idem.isprintable():
+        raise Problem(400, "bad-request", f"Idempotency-Key: 1 to {IDEMPOTENCY_MAX} characters.")
+    store, key_id = call.w.store, call.key.id
+    digest = hashlib.sha256(f"{request.url.path}\n".encode() + raw).hexdigest()
+    kept = api_keys.claim_answer(store, key_id, idem, digest, now=call.now)
+    if kept is not None:
+        if kept.request_hash != digest:
+            raise Problem(422, "idempotency-key-reused", "This key was used with another body.")
+        if kept.status == 0:
+            raise Problem(409, "idempotency-in-progress", "The first request still runs.")
+        headers["Idempotent-Replayed"] = "true"
+        return _respond(kept.status, kept.body.encode("utf-8"), headers)
+    try:
+        status, body = _answer(endpoint, endpoint.handler(call))
+    except Exception as exc:
+        failure = problem_for(exc)
+        if failure.status >= 500:
+            api_keys.release_answer(store, key_id, idem)
+            raise
+        status, body = failure.status, failure.body(call.w)
+    api_keys.remember_answer(store, key_id, idem, status=status, body=body.decode("utf-8"))
+    if status >= 400:
+        return problem_response(status, body, headers)
+    return _respond(status, body, headers)
+
+
+def handler_of(endpoint: Endpoint) -> Callable[[Request], Any]:
+    async def handle(request: Request) -> Response:
+        headers: dict[str, str] = {}
+        if endpoint.cors:
+            headers.update(CORS)
+        try:
+            raw = await request.body()  # bounded by web/bounds.py before it gets here
+            return await off_loop(_run, request, endpoint, raw, headers)
+        except Exception as exc:
+            failure = problem_for(exc)
+            if failure.status >= 500:
+                log.error("%s %s failed: %r", request.method, request.url.path, exc)
+            failure.headers = {**headers, **failure.headers}
+            return failure.response(web(request))
+
+    return handle
+
+
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Max-Age": "600",
+    "Access-Control-Expose-Headers": "RateLimit, RateLimit-Policy, Retry-After",
+}
+
+
+async def preflight(request: Request) -> Response:
+    return Response(status_code=204, headers=CORS)
+
+
+def routes_of(endpoints: list[Endpoint]) -> list[Route]:
+    routes = [Route(e.route_path, handler_of(e), methods=[e.method]) for e in endpoints]
+    routes += [Route(e.route_path, preflight, methods=["OPTIONS"]) for e in endpoints if e.cors]
+    return routes

@@ -1,0 +1,205 @@
+"""Subscribers, their events and the public sign-up through the API: the same rules as the
+web and /admin (publisher.subscribers.consent). A key without `subscribers:import` creates
+people through double opt-in exactly as the sign-up form does; with it, they are active
+at once (the key's owner vouches for their consent, as staff do in /admin)."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+from publisher.store import api_pages, audit, consent
+from publisher.store.subscribers import Subscriber as Person
+from publisher.store.subscribers import find_subscriber
+from publisher.subscribers.consent import add_person, erase, sign_up, unsubscribe
+from publisher.web.api import models
+from publisher.web.api.framework import Call, Endpoint
+from publisher.web.api.problems import Problem
+from publisher.web.forms import name_problem
+from publisher.web.limits import allow_client
+from publisher.web.notices import mail
+
+ERASED = "@erased.invalid"
+
+
+def _out(person: Person) -> models.Subscriber:
+    return models.Subscriber(
+        id=person.id,
+        email=person.email,
+        name=person.name,
+        status=person.status,  # type: ignore[arg-type]
+        topics=list(person.topics),
+    )
+
+
+def _field_problem(field: str, detail: str) -> Problem:
+    errors = [{"location": "body", "field": field, "detail": detail}]
+    return Problem(422, "invalid", detail, errors=errors)
+
+
+def _checked(call: Call, email: str, name: str | None, topics: list[str]) -> str:
+    """The normalised address, once the name and topics are ones we keep (422 otherwise)."""
+    try:
+        address = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise _field_problem("email", "Not an email address.") from None
+    if name and (problem := name_problem(name)):
+        raise _field_problem("name", problem)
+    _check_topics(call, topics)
+    return address
+
+
+def _check_topics(call: Call, topics: list[str]) -> None:
+    known = {topic.slug for topic in call.w.topics}
+    unknown = sorted(set(topics) - known)
+    if unknown:
+        raise _field_problem("topics", f"Unknown topics: {', '.join(unknown)}.")
+
+
+def _person(call: Call) -> Person:
+    person = find_subscriber(call.w.store, id=call.params["id"])
+    if person is None or person.email.endswith(ERASED):
+        raise Problem(404, "not-found", "No subscriber with this id.")
+    return person
+
+
+def _audit(call: Call, action: str, target: str) -> None:
+    audit.record(call.w.store, call.actor, action, target, ip=call.ip, now=call.now)
+
+
+def create(call: Call) -> models.Subscriber:
+    body: models.SubscriberIn = call.body
+    address = _checked(call, body.email, body.name, body.topics)
+    ctx = consent.Context(
+        via="api",
+        ip=body.consent.ip,
+        user_agent=body.consent.user_agent,
+        form=body.consent.form or f"api: {call.key.name}"[:100],
+        consent_text=body.consent.text,
+    )
+    store, name = call.w.store, body.name or None
+    if "subscribers:import" in call.key.scopes:
+        person = add_person(store, address, name=name, topics=body.topics, ctx=ctx, now=call.now)
+        _audit(call, "api: subscriber added, confirmed", address)
+        return _out(person)
+    found, confirm = sign_up(store, address, name=name, topics=body.topics, ctx=ctx, now=call.now)
+    if found is None:
+        raise Problem(409, "conflict", "This address cannot be added (erased or suppressed).")
+    if confirm:
+        mail(call.w, found, "confirm")
+    _audit(call, "api: subscriber signed up", address)
+    return _out(found)
+
+
+def read(call: Call) -> models.Subscriber:
+    return _out(_person(call))
+
+
+def search(call: Call) -> models.SubscriberPage:
+    query: models.SubscriberQuery = call.query
+    after = models.decode_cursor("subscribers", query.cursor)
+    found = api_pages.subscriber_page(
+        call.w.store, after=after, limit=query.limit + 1, status=query.status, text=query.q
+    )
+    page = found[: query.limit]
+    more = len(found) > query.limit
+    cursor = models.encode_cursor("subscribers", page[-1].id) if more else None
+    return models.SubscriberPage(items=[_out(p) for p in page], next_cursor=cursor)
+
+
+def change(call: Call) -> models.Subscriber:
+    body: models.SubscriberChange = call.body
+    person = _person(call)
+    name = person.name if body.name is None else (body.name or None)
+    topics = list(person.topics) if body.topics is None else body.topics
+    if name and (problem := name_problem(name)):
+        raise _field_problem("name", problem)
+    _check_topics(call, topics)
+    ctx = consent.Context(via="api", ip=call.ip, form=f"api: {call.key.name}"[:100])
+    consent.update_preferences(
+        call.w.store, person.id, name=name, topics=topics, ctx=ctx, now=call.now
+    )
+    _audit(call, "api: subscriber changed", person.email)
+    return _out(find_subscriber(call.w.store, id=person.id) or person)
+
+
+def leave(call: Call) -> models.Subscriber:
+    person = _person(call)
+    ctx = consent.Context(via="api", ip=call.ip, form=f"api: {call.key.name}"[:100])
+    unsubscribe(call.w.store, person.id, ctx=ctx, now=call.now)
+    _audit(call, "api: subscriber unsubscribed", person.email)
+    return _out(find_subscriber(call.w.store, id=person.id) or person)
+
+
+def forget(call: Call) -> None:
+    person = _person(call)
+    erase(call.w.store, person, now=call.now, source="api")
+    _audit(call, "api: subscriber erased", f"subscriber {person.id}")
+
+
+def events(call: Call) -> models.EventPage:
+    query: models.EventQuery = call.query
+    after = models.decode_cursor("events", query.cursor)
+    kinds = (query.kind,) if query.kind else api_pages.EVENT_STATUSES
+    found = api_pages.subscriber_events(call.w.store, after=after, limit=query.limit, kinds=kinds)
+    items = [
+        models.Event(
+            id=e.id,
+            kind=e.kind,  # type: ignore[arg-type]
+            at=e.at,
+            subscriber_id=e.subscriber_id,
+            email=e.email,
+            via=e.via,
+        )
+        for e in found
+    ]
+    last = found[-1].id if found else after
+    return models.EventPage(items=items, next_cursor=models.encode_cursor("events", last))
+
+
+def signup(call: Call) -> models.SignupAnswer:
+    """Another website's form: the web sign-up's limits and double opt-in. The answer is
+    the same whoever the address is (nobody learns who is on the list)."""
+    body: models.SignupIn = call.body
+    address = _checked(call, body.email, body.name, body.topics)
+    if not allow_client(call.w.store, call.ip, now=call.now):
+        raise Problem(429, "rate-limited", "Too many sign-ups from here. Try again later.")
+    ctx = consent.Context(
+        via="api",
+        ip=call.ip,
+        user_agent=call.user_agent,
+        form=body.form or f"api: {call.key.name}"[:100],
+        consent_text=call.w.consent_text,
+    )
+    store = call.w.store
+    person, confirm = sign_up(
+        store, address, name=body.name or None, topics=body.topics, ctx=ctx, now=call.now
+    )
+    if confirm and person is not None:
+        mail(call.w, person, "confirm")
+    return models.SignupAnswer(
+        detail="If this address can receive our email, a link is on its way."
+    )
+
+
+TAG = "subscribers"
+ENDPOINTS = [
+    Endpoint("POST", "/subscribers", "subscribers:write", create, "Add a subscriber", TAG,
+             models.Subscriber, body=models.SubscriberIn, status=201),
+    Endpoint("GET", "/subscribers", "subscribers:read", search, "List or search subscribers",
+             TAG, models.SubscriberPage, query=models.SubscriberQuery),
+    Endpoint("GET", "/subscribers/{id}", "subscribers:read", read, "One subscriber", TAG,
+             models.Subscriber),
+    Endpoint("PATCH", "/subscribers/{id}", "subscribers:write", change,
+             "Change a subscriber's name or topics", TAG, models.Subscriber,
+             body=models.SubscriberChange),
+    Endpoint("POST", "/subscribers/{id}/unsubscribe", "subscribers:write", leave,
+             "Unsubscribe a subscriber", TAG, models.Subscriber),
+    Endpoint("DELETE", "/subscribers/{id}", "subscribers:write", forget,
+             "Erase a subscriber's personal data (the address stays suppressed)", TAG),
+    Endpoint("GET", "/events", "subscribers:read", events,
+             "Unsubscribes, bounces and complaints since a cursor", "events", models.EventPage,
+             query=models.EventQuery),
+    Endpoint("POST", "/signup", "signup", signup,
+             "Sign up from another website's form (double opt-in)", "signup",
+             models.SignupAnswer, body=models.SignupIn, status=202, cors=True),
+]  # fmt: skip
