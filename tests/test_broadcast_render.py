@@ -65,3 +65,17 @@ def test_an_organisations_own_alert_template_wins(fixed_now, tmp_path):
     rendered, _, _ = _render(fixed_now, search_path=(tmp_path, BUILTIN_TEMPLATES))
     assert "Ours: The council votes on rent tomorrow" in rendered.html
     assert rendered.text.startswith("Ours: The council votes")
+
+
+def test_publisher_check_renders_the_alert_template(project):
+    from publisher.config import load_config
+    from publisher.render.checks import check_alert
+    from tests.conftest import write_config
+
+    config = load_config(write_config(project))
+    assert check_alert(config) == []
+    (project / "templates").mkdir()
+    (project / "templates" / "alert.mjml").write_text("<mjml>{{ oops(</mjml>", encoding="utf-8")
+    (project / "templates" / "alert.txt").write_text("{{ subject }}\n", encoding="utf-8")
+    [problem] = check_alert(config)
+    assert problem.startswith("broadcasts (template alert):") and "alert.mjml" in problem

@@ -10,6 +10,7 @@ from jinja2 import TemplateSyntaxError
 
 from publisher.config import CampaignConfig, Colours, PublisherConfig
 from publisher.errors import ConfigError, PublisherError, TemplateError
+from publisher.render.alert import alert_url, render_alert
 from publisher.render.email import archive_url, edition_context, render_edition, render_public
 from publisher.render.environment import (
     TEMPLATE_SUFFIXES,
@@ -20,6 +21,7 @@ from publisher.render.environment import (
 from publisher.render.mjml import mjml_problems
 from publisher.render.sample import sample_edition
 from publisher.render.welcome import LatestEdition, render_welcome
+from publisher.store.broadcasts import Audience, BroadcastDraft
 
 # A fixed time keeps `publisher check` deterministic; any date would do.
 SAMPLE_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -109,7 +111,30 @@ def check_templates(config: PublisherConfig) -> list[str]:
     problems += check_colours(config.organisation.colours)
     for campaign in config.campaigns:
         problems += check_campaign(config, campaign)
-    return problems + check_welcome(config)
+    return problems + check_welcome(config) + check_alert(config)
+
+
+def check_alert(config: PublisherConfig) -> list[str]:
+    """Render the broadcasts' template (`alert`, or the organisation's own) with a sample
+    broadcast and one sample item, as staff would send it and as its public copy."""
+    org = config.organisation
+    draft = BroadcastDraft(
+        name="Sample", subject="Sample alert", preheader="Sample", sender="organisation",
+        audience=Audience(), body="A **sample** body.", cta_label="Act",
+        cta_url=org.website,
+    )  # fmt: skip
+    campaign = config.campaigns[0] if config.campaigns else None
+    items = sample_edition(campaign, now=SAMPLE_NOW).items[:1] if campaign else []
+    try:
+        for public in (False, True):
+            render_alert(
+                draft, org, config.sender("organisation"), items=items,
+                web_url=alert_url(org.public_url, 1), public=public,
+                search_path=search_path_for(config.root),
+            )  # fmt: skip
+    except PublisherError as exc:
+        return [f"broadcasts (template alert): {exc}"]
+    return []
 
 
 def check_welcome(config: PublisherConfig) -> list[str]:
