@@ -309,3 +309,19 @@ def test_a_draft_that_cannot_go_is_refused_before_anything_is_sent(store, config
         send_test_broadcast(config, store, made, ["staff@example.org"], now=NOW)
     assert outbox(config, made.id) == {}
     assert present(get_broadcast(store, made.id)).status == "draft"
+
+
+def test_a_sent_broadcast_is_reported_to_webhooks_as_a_broadcast_once(store, config):
+    from tests.test_webhooks import Clock, deliverer, endpoint, payloads
+    from tests.webhook_receiver import receiving
+
+    with receiving() as receiver:
+        endpoint(store, receiver.url, ("broadcast.sent", "edition.sent"))
+        people(store)
+        made = create_broadcast(store, draft(), by="ann@example.org", now=NOW)
+        report = send_broadcast(config, store, made.id, by="ann@example.org", now=NOW)
+        deliverer(store, Clock(NOW)).run_until_idle()
+        (sent,) = payloads(receiver)  # not also reported as a digest's edition
+    assert sent["type"] == "broadcast.sent"
+    assert sent["data"]["broadcast"] == {"id": made.id, "subject": made.draft.subject}
+    assert sent["data"]["counts"]["sent"] == report.sent > 0

@@ -62,6 +62,7 @@ from sqlalchemy.orm import Session
 
 from publisher.store import Store, dialect, outbox, work
 from publisher.store.models import (
+    BroadcastRow,
     DeliveryBatchRow,
     DeliveryRow,
     EditionRow,
@@ -509,13 +510,16 @@ def set_edition_status(
 def _edition_sent(session: Session, edition_id: int, status: str, now: datetime) -> None:
     """edition.sent with the ledger's counts, in the transaction that marks it sent."""
     edition = session.get(EditionRow, edition_id)
-    if edition is None or edition.campaign.startswith("~"):  # ~welcome: not a digest
+    if edition is None or edition.campaign.startswith("~"):  # the welcome, a broadcast
+        broadcast = session.scalar(
+            select(BroadcastRow).where(BroadcastRow.edition_id == edition_id)
+        )
+        if broadcast is not None:  # a broadcast's edition reports as the broadcast
+            counts = _counts_by_status(session, edition_id)
+            subject = broadcast.subject
+            outbox.broadcast_sent(session, broadcast.id, now, subject=subject, counts=counts)
         return
-    per_status = session.execute(
-        select(DeliveryRow.status, func.count())
-        .where(DeliveryRow.edition_id == edition_id)
-        .group_by(DeliveryRow.status)
-    ).all()
+    per_status = _counts_by_status(session, edition_id).items()
     data = {
         "edition": {
             "id": edition.id,
@@ -524,6 +528,15 @@ def _edition_sent(session: Session, edition_id: int, status: str, now: datetime)
             "subject": edition.subject,
             "status": status,
         },
-        "counts": {str(name): int(n) for name, n in per_status},
+        "counts": dict(per_status),
     }
     outbox.enqueue(session, "edition.sent", data, now, ordering_key=f"edition:{edition_id}")
+
+
+def _counts_by_status(session: Session, edition_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(DeliveryRow.status, func.count())
+        .where(DeliveryRow.edition_id == edition_id)
+        .group_by(DeliveryRow.status)
+    ).all()
+    return {str(name): int(n) for name, n in rows}
