@@ -377,3 +377,27 @@ def test_a_send_that_stopped_is_resumed_from_the_page(served, store):
     ]
     assert sorted(str(m["To"]) for m in mails) == sorted(REACHED)  # each once
     assert "broadcast-resume" in [row.action for row in audit.recent(store, limit=10)]
+
+
+def test_a_test_goes_to_staff_or_configured_test_addresses_only(project, store):
+    add_accounts(store)
+    seed_people(store)
+    config = BROADCAST_CONFIG + "test_addresses: [press-desk@example.org]\n"
+    with serve(project, store, config_text=config) as running, client(running) as http:
+        broadcast = a_broadcast(store)
+        log_in(http, STAFF["editor"])
+        page = http.get(f"/admin/broadcasts/{broadcast.id}")
+        assert "press-desk@example.org" in page.text  # offered beside the staff
+        csrf = csrf_of(page.text)
+        path = f"/admin/broadcasts/{broadcast.id}/test"
+        refused = http.post(path, data={"csrf": csrf, "to": "someone@example.net"})
+        assert refused.status_code == 400
+        sent = http.post(path, data={"csrf": csrf, "to": ["press-desk@example.org"]})
+        assert sent.status_code == 200, sent.text
+        mails = [
+            message_from_bytes(p.read_bytes(), policy=policy.default)
+            for p in running.outbox.rglob("*.eml")
+        ]
+    assert [str(m["To"]) for m in mails] == ["press-desk@example.org"]
+    assert str(mails[0]["Subject"]) == "[Test] Vote tomorrow"
+    assert stored(store, broadcast.id).status == "draft"

@@ -621,6 +621,8 @@ class PublisherConfig(Strict):
     senders: list[SenderConfig] = []
     # a second staff member approves broadcasts / digest editions before they go
     approval: ApprovalConfig = ApprovalConfig()
+    # besides every staff member, the addresses a broadcast's test may be sent to
+    test_addresses: list[EmailAddress] = Field(default=[], max_length=50)
     # how outgoing webhooks are delivered
     webhooks: WebhooksConfig = WebhooksConfig()
 

@@ -122,8 +122,8 @@ def _sending(admin: Admin, broadcast: Broadcast | None) -> dict[str, Any]:
 
 
 def test_addresses(admin: Admin) -> list[str]:
-    """The configured test addresses, when the configuration has them."""
-    return [str(a) for a in getattr(admin.w.config, "test_addresses", None) or []]
+    """The configured test addresses (schedules.yaml `test_addresses`)."""
+    return [str(a) for a in admin.w.config.test_addresses]
 
 
 @view("viewer")
