@@ -25,7 +25,7 @@ from tests.broadcast_support import (
 )
 from tests.conftest import FIXED_NOW, present
 
-DRAFT = {
+DRAFT: dict[str, object] = {
     "name": "Council vote", "subject": "Vote tomorrow", "preheader": "The council decides at 7 pm",
     "sender": "action", "topics": ["labor"], "exclude": ["housing"],
     "body": "## Be there\n\nThe council votes *tomorrow*.",
@@ -36,7 +36,7 @@ ACTOR = "api key: Organising tool"
 
 def mails(outbox: Path) -> list[EmailMessage]:
     return [
-        message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
+        message_from_bytes(p.read_bytes(), policy=policy.default)
         for p in sorted(outbox.rglob("*.eml"))
     ]
 
@@ -72,7 +72,7 @@ def test_broadcasts_are_written_checked_read_previewed_and_counted(project, stor
 def test_the_editors_checks_refuse_what_must_not_go_out(project, store):
     with api_server(project, store, config_text=BROADCAST_CONFIG) as (served, api):
         key = make_key(store, served, "campaigns:write")
-        refusals = {
+        refusals: dict[str, dict[str, object]] = {
             "subject": {"subject": "Vote\r\nBcc: everyone@example.net"},
             "sender": {"sender": "nobody-configured"},
             "topics": {"topics": ["cats"]},
@@ -211,7 +211,7 @@ def test_schedule_in_the_future_only_then_cancel(project, store):
         done = api.call("POST", path, key, json=at)
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "scheduled"
-        assert stored(store, made["id"]).send_at.isoformat() == "2026-12-01T23:30:00+00:00"
+        assert present(stored(store, made["id"]).send_at).isoformat() == "2026-12-01T23:30:00+00:00"
         cancel = f"/broadcasts/{made['id']}/cancel"
         assert api.call("POST", cancel, key).json()["status"] == "draft"
         twice = api.call("POST", cancel, key)
