@@ -239,3 +239,23 @@ def test_a_test_goes_to_staff_or_configured_test_addresses_only(project, store):
     assert {str(m["Subject"]) for m in got} == {"[Test] Vote tomorrow"}
     assert stored(store, made["id"]).status == "draft"
     assert "api: broadcast test" in [e.action for e in audit.recent(store)]
+
+
+def test_of_concurrent_sends_one_is_accepted_and_everyone_gets_it_once(project, store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    seed_people(store)
+    with api_server(project, store, config_text=BROADCAST_CONFIG) as (served, api):
+        key = make_key(store, served, "send")
+        made = broadcasts.create_broadcast(store, a_draft(), by=STAFF["editor"], now=FIXED_NOW)
+
+        def send(_: int) -> int:
+            path = f"/broadcasts/{made.id}/send"
+            return api.call("POST", path, key, json={"version": 1}).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = sorted(pool.map(send, range(6)))
+        assert statuses == [202] + [409] * 5  # claimed before the answer: one only
+        served.wait_for_jobs(1)
+    assert stored(store, made.id).status == "sent"
+    assert sorted(str(m["To"]) for m in mails(served.outbox)) == sorted(REACHED)
