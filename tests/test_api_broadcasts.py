@@ -259,3 +259,22 @@ def test_of_concurrent_sends_one_is_accepted_and_everyone_gets_it_once(project, 
         served.wait_for_jobs(1)
     assert stored(store, made.id).status == "sent"
     assert sorted(str(m["To"]) for m in mails(served.outbox)) == sorted(REACHED)
+
+
+def test_a_send_that_stopped_is_resumed_once(project, store):
+    seed_people(store)
+    with api_server(project, store, config_text=BROADCAST_CONFIG) as (served, api):
+        key = make_key(store, served, "campaigns:write", "send")
+        writer = make_key(store, served, "campaigns:write")
+        made = broadcasts.create_broadcast(store, a_draft(), by=STAFF["editor"], now=FIXED_NOW)
+        path = f"/broadcasts/{made.id}/resume"
+        assert api.call("POST", path, key).status_code == 409  # a draft: nothing to resume
+        # a send that stopped right after its claim (the process was killed): `sending`
+        assert broadcasts.claim_broadcast(store, made.id, by="api key: x", now=FIXED_NOW)
+        assert api.call("POST", path, writer).status_code == 403
+        resumed = api.call("POST", path, key)
+        assert resumed.status_code == 202, resumed.text
+        served.wait_for_jobs(1)
+        assert stored(store, made.id).status == "sent"
+        assert api.call("POST", path, key).status_code == 409
+    assert sorted(str(m["To"]) for m in mails(served.outbox)) == sorted(REACHED)

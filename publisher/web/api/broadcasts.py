@@ -16,6 +16,7 @@ import logging
 
 from publisher.deliver import approval
 from publisher.deliver.broadcasts import (
+    RESUMABLE,
     draft_problems,
     render_broadcast,
     resume_broadcast,
@@ -226,6 +227,25 @@ def send(call: Call) -> bm.Broadcast:
     return _out(call, claimed)
 
 
+def resume(call: Call) -> bm.Broadcast:
+    """Finish a send that stopped (a crash, a failure), after the answer: whoever has it
+    already does not get it again (the ledger)."""
+    b, w = _get(call), call.w
+    if b.status not in RESUMABLE:
+        raise Problem(409, "conflict", f"This broadcast is {b.status}: nothing to resume.")
+    approval.require_approved(w.config, w.store, "broadcast", b.id)
+    _audit(call, "api: broadcast resume", b)
+
+    def work() -> None:
+        try:
+            resume_broadcast(w.config, w.store, b.id, by=call.actor, now=w.now())
+        except PublisherError as exc:
+            log.warning("broadcast %s not resumed: %s", b.id, exc)
+
+    call.after = work
+    return _out(call, b)
+
+
 READ, WRITE, SEND, TAG = "campaigns:read", "campaigns:write", "send", "broadcasts"
 ONE = "/broadcasts/{id}"
 NOT_SENT = (("502", "the test could not be sent (the detail says to whom)"),)
@@ -252,4 +272,7 @@ ENDPOINTS = [
     Endpoint("POST", ONE + "/send", SEND, send,
              "Send now (after the answer); approval first when the rule asks for it", TAG,
              bm.Broadcast, body=bm.BroadcastVersion, status=202),
+    Endpoint("POST", ONE + "/resume", SEND, resume,
+             "Finish a send that stopped (nobody gets it twice), after the answer", TAG,
+             bm.Broadcast, status=202),
 ]  # fmt: skip
