@@ -147,7 +147,7 @@ def audience(call: Call) -> bm.AudienceCount:
     return bm.AudienceCount(topics=list(a.topics), exclude=list(a.exclude), count=count)
 
 
-def test(call: Call) -> bm.BroadcastTestAnswer:
+def send_test(call: Call) -> bm.BroadcastTestAnswer:
     """A test of the saved version, subject marked [Test], to staff or configured test
     addresses only (never a subscriber's address typed into a key's request)."""
     body: bm.BroadcastTest = call.body
@@ -262,7 +262,7 @@ ENDPOINTS = [
              TAG, bm.BroadcastPreview),
     Endpoint("GET", ONE + "/audience", READ, audience, "How many people it would reach now",
              TAG, bm.AudienceCount),
-    Endpoint("POST", ONE + "/test", WRITE, test,
+    Endpoint("POST", ONE + "/test", WRITE, send_test,
              "Send a test to staff or configured test addresses", TAG, bm.BroadcastTestAnswer,
              body=bm.BroadcastTest, extra=NOT_SENT),
     Endpoint("POST", ONE + "/schedule", SEND, schedule, "Schedule a broadcast at a time", TAG,
