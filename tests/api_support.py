@@ -17,7 +17,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from publisher.store import Store, api_keys
 from publisher.web.bounds import Limits
-from tests.web_support import Served, serve
+from tests.web_support import WEB_CONFIG, Served, serve
 
 
 class _Request:
@@ -68,9 +68,10 @@ class Api:
 
 @contextmanager
 def api_server(
-    project: Path, store: Store, *, per_minute: int = 600
+    project: Path, store: Store, *, per_minute: int = 600, config_text: str = WEB_CONFIG
 ) -> Iterator[tuple[Served, Api]]:
-    with serve(project, store, limits=Limits(api_per_minute=per_minute)) as served:
+    limits = Limits(api_per_minute=per_minute)
+    with serve(project, store, limits=limits, config_text=config_text) as served:
         spec = httpx.get(served.url + "/api/v1/openapi.json").json()
         spec["servers"] = [{"url": served.url + "/api/v1"}]  # openapi-core matches whole URLs
         api = Api(served, spec)

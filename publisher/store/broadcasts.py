@@ -265,10 +265,13 @@ def broadcast_for_edition(store: Store, edition_id: int) -> Broadcast | None:
         return _broadcast(found) if found is not None else None
 
 
-def list_broadcasts(store: Store, *, limit: int = 50) -> list[Broadcast]:
-    """Newest first."""
+def list_broadcasts(store: Store, *, limit: int = 50, before: int | None = None) -> list[Broadcast]:
+    """Newest first; `before`: only those with a smaller id (the next page, keyset)."""
+    query = select(BroadcastRow).order_by(BroadcastRow.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(BroadcastRow.id < before)
     with store.session() as session:
-        rows = session.scalars(select(BroadcastRow).order_by(BroadcastRow.id.desc()).limit(limit))
+        rows = session.scalars(query)
         return [_broadcast(row) for row in rows]
 
 

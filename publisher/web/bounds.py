@@ -36,6 +36,7 @@ UPLOAD_LIMITS = {
     "/admin/posts": 1 * MiB,
     "/admin/broadcasts": 1 * MiB,
     "/api/v1/posts": 1 * MiB,
+    "/api/v1/broadcasts": 1 * MiB,
 }
 UPLOADS_AT_ONCE = 2
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount
 
-from publisher.web.api import campaigns, content, people
+from publisher.web.api import broadcasts, campaigns, content, people
 from publisher.web.api.framework import Endpoint, routes_of
 
 PREFIX = "/api/v1"
-ENDPOINTS: list[Endpoint] = [*people.ENDPOINTS, *content.ENDPOINTS, *campaigns.ENDPOINTS]
+ENDPOINTS: list[Endpoint] = [
+    *people.ENDPOINTS,
+    *content.ENDPOINTS,
+    *campaigns.ENDPOINTS,
+    *broadcasts.ENDPOINTS,
+]
 
 
 def routes() -> list[BaseRoute]:

@@ -27,6 +27,7 @@ from publisher.store.api_keys import ApiKey
 from publisher.store.limits import Limit, take_one
 from publisher.web.api.problems import Problem, problem_for, problem_response
 from publisher.web.context import Web, client_ip, off_loop, web
+from publisher.web.notices import later
 
 log = logging.getLogger("publisher.web.api")
 JSON_TYPE = "application/json"
@@ -48,6 +49,8 @@ class Call:
     ip: str = ""
     user_agent: str | None = None
     now: datetime = field(default_factory=lambda: datetime.min)
+    # work a handler leaves for after the answer (a send): run only when it answered
+    after: Callable[[], None] | None = None
 
     @property
     def actor(self) -> str:
@@ -68,6 +71,7 @@ class Endpoint:
     query: type[BaseModel] | None = None
     status: int = 200
     cors: bool = False  # another website's page may call it (the sign-up)
+    extra: tuple[tuple[str, str], ...] = ()  # more problem answers it gives: (status, why)
 
     @property
     def route_path(self) -> str:
@@ -172,8 +176,12 @@ def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, st
     )
     idem = request.headers.get("idempotency-key")
     if endpoint.method != "POST" or idem is None:
-        return _respond(*_answer(endpoint, endpoint.handler(call)), headers)
-    return _idempotent(call, endpoint, request, raw, idem, headers)
+        response = _respond(*_answer(endpoint, endpoint.handler(call)), headers)
+    else:
+        response = _idempotent(call, endpoint, request, raw, idem, headers)
+    if call.after is not None:  # after the answer has gone (a replayed answer left none)
+        response.background = later(w, call.after)
+    return response
 
 
 def _idempotent(

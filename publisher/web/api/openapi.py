@@ -105,6 +105,8 @@ def _responses(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         responses["409"] = _problem("conflict, or the same Idempotency-Key still running")
     if endpoint.body is not None:
         responses["415"] = _problem("the body is not application/json")
+    for status, why in endpoint.extra:
+        responses[status] = _problem(why)
     return responses
 
 

@@ -11,7 +11,9 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from publisher.deliver.approval import NotApproved
 from publisher.errors import PublisherError
+from publisher.store.broadcasts import BroadcastNotFound
 from publisher.store.items import ItemNotFound
 from publisher.store.posts import PostConflict, PostInvalid, PostNotFound
 from publisher.subscribers.consent import StaffRefused
@@ -30,6 +32,8 @@ TITLES = {
     "invalid": "Invalid values",
     "rate-limited": "Too many requests",
     "server-error": "Something went wrong",
+    "approval-needed": "A second staff member must approve this version in /admin first",
+    "not-sent": "The email could not be sent",
 }
 # inner errors by class: (status, problem); the first class an error is an instance of wins
 MAPPED: list[tuple[type[Exception], int, str]] = [
@@ -38,6 +42,8 @@ MAPPED: list[tuple[type[Exception], int, str]] = [
     (PostConflict, 409, "conflict"),
     (StaffRefused, 409, "conflict"),
     (PostInvalid, 422, "invalid"),
+    (BroadcastNotFound, 404, "not-found"),
+    (NotApproved, 409, "approval-needed"),
     (ValueError, 422, "invalid"),
     (PublisherError, 409, "conflict"),
 ]

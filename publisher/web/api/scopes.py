@@ -9,9 +9,9 @@ SCOPES = {
     "subscribers:import": "with subscribers:write: add people confirmed, without double opt-in",
     "content:read": "read posts and items",
     "content:write": "write, publish and retire posts; retire items",
-    "campaigns:read": "read campaigns and editions: status, counts, rates",
-    "campaigns:write": "change campaigns (reserved: broadcasts)",
-    "send": "start sends (reserved: broadcasts)",
+    "campaigns:read": "read campaigns, editions and broadcasts: status, counts, previews",
+    "campaigns:write": "write broadcasts and send their tests (to staff or test addresses)",
+    "send": "send, schedule and cancel broadcasts (the approval rule still applies)",
 }
 KINDS = ("scoped", "signup")
 
