@@ -25,7 +25,7 @@ EXCLUDED = "excluded by an editor"
 def _left(n: int, excluded_at: int) -> list[tuple[Item, str]]:
     return [
         (
-            Item(id=f"t:{k}", title=f"Item {k}", url=None, published=FIXED_NOW - timedelta(hours=k),
+            Item(id=f"t:{k}", title=f"Item {k}", url="", published=FIXED_NOW - timedelta(hours=k),
                  source="t"),
             EXCLUDED if k == excluded_at else "older than the lookback",
         )
@@ -68,9 +68,12 @@ def test_the_campaign_page_lists_a_few_left_out_items_and_all_on_request(
         with httpx.Client(base_url=served.url, follow_redirects=True, timeout=30) as http:
             log_in(http, STAFF["editor"])
             page = http.get("/admin/campaigns/weekly").text
-            tree = lxml_html.fromstring(page)
-            [link] = tree.xpath('//a[text()="List every item left out"]')
-            everything = http.get(f"/admin/{link.get('href').removeprefix('../')}").text
+            [link] = xpath_list(
+                lxml_html.fromstring(page), '//a[text()="List every item left out"]'
+            )
+            assert isinstance(link, lxml_html.HtmlElement)
+            assert link.get("href") == "../../admin/campaigns/weekly?left_out=all"
+            everything = http.get("/admin/campaigns/weekly?left_out=all").text
     shown, every = _listed(page), _listed(everything)
     assert len(shown) == 2 and len(every) > 2
     assert every[:2] == shown  # the newest first, the same on both
