@@ -210,7 +210,8 @@ def campaign_page(request: Request, admin: Admin) -> Response:
             )
     context["pinnable"] = pinnable
     context |= edition_context(w, name, prepared, admin.staff)
-    context |= steer_context(admin, campaign)  # send now, skip, move, resume (steer.py)
+    newest = context["editions"] if before is None else None  # counted once (steer.py)
+    context |= steer_context(admin, campaign, newest)  # send now, skip, move, resume
     return admin.page("campaign.html", f"Campaign {name}", **context)
 
 
