@@ -103,6 +103,14 @@ PAGES: list[tuple[str, str]] = [
     ("add a person", "/admin/subscribers/new"),
     ("import people", "/admin/subscribers/import"),
     ("import preview (none pending: 404)", "/admin/subscribers/import/1"),
+    ("broadcasts", "/admin/broadcasts"),
+    ("new broadcast", "/admin/broadcasts/new"),
+    ("broadcast reach", "/admin/broadcasts/count?topics=labor&exclude=housing"),
+    ("broadcast (none: 404)", "/admin/broadcasts/1"),
+    ("broadcast preview (none)", "/admin/broadcasts/1/preview"),
+    ("send now", "/admin/campaigns/weekly/send-now"),
+    ("uncertain sends (none: 303)", "/admin/campaigns/weekly/send/uncertain"),
+    ("approvals", "/admin/approvals"),
 ]
 POSTS = 50  # posts written in /admin, each saved three times (revisions)
 
@@ -254,8 +262,8 @@ async def _time_pages(store: Store, project: Path, repeat: int) -> list[Timing]:
 
 
 def expected_status(name: str) -> int:
-    """What a page in PAGES answers: 200, or 404 for a row that says so in its name."""
-    return 404 if "404" in name else 200
+    """What a page in PAGES answers: 200, or 404 or 303 for a row that says so in its name."""
+    return next((code for code in (404, 303) if str(code) in name), 200)
 
 
 def time_pages(store: Store, project: Path, repeat: int) -> list[Timing]:

@@ -17,7 +17,7 @@ from publisher.web.admin import ROUTES
 NOT_PAGES = {
     "/admin/admin.css", "/admin/passkey.js", "/admin/login", "/admin/invitation",
     "/admin/reset", "/admin/reset/new", "/admin/editions/{id:int}/email",
-    "/admin/posts/editor.js",
+    "/admin/posts/editor.js", "/admin/broadcasts/broadcast.js",
 }  # fmt: skip
 
 
