@@ -109,7 +109,7 @@ PAGES: list[tuple[str, str]] = [
     ("broadcast (none: 404)", "/admin/broadcasts/1"),
     ("broadcast preview (none)", "/admin/broadcasts/1/preview"),
     ("send now", "/admin/campaigns/weekly/send-now"),
-    ("uncertain sends (none: 303)", "/admin/campaigns/weekly/send/uncertain"),
+    ("uncertain sends (303 if none)", "/admin/campaigns/weekly/send/uncertain"),
     ("approvals", "/admin/approvals"),
 ]
 POSTS = 50  # posts written in /admin, each saved three times (revisions)
@@ -261,9 +261,12 @@ async def _time_pages(store: Store, project: Path, repeat: int) -> list[Timing]:
     return out
 
 
-def expected_status(name: str) -> int:
-    """What a page in PAGES answers: 200, or 404 or 303 for a row that says so in its name."""
-    return next((code for code in (404, 303) if str(code) in name), 200)
+def expected_status(name: str) -> tuple[int, ...]:
+    """What a page in PAGES may answer: 200, or 404 for a row that says so in its name, or
+    also 303 for one that redirects when there is nothing to show (it depends on the size)."""
+    if "404" in name:
+        return (404,)
+    return (200, 303) if "303" in name else (200,)
 
 
 def time_pages(store: Store, project: Path, repeat: int) -> list[Timing]:
@@ -321,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
             with opener(sizes) as store:
                 timings = time_pages(store, project, repeat)
             _report(database, timings, repeat)
-            failures += [t for t in timings if t.status != expected_status(t.name)]
+            failures += [t for t in timings if t.status not in expected_status(t.name)]
         ms = markdown_ms()
         print(f"Markdown, 5,000 words: {ms:.1f} ms (target {MARKDOWN_TARGET_MS:.0f} ms)")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
