@@ -187,7 +187,14 @@ def load(store: Store, sizes: Sizes) -> None:
                     f"(SELECT max(id) FROM {table}))"
                 )
             connection.commit()
-        cursor.execute("ANALYZE")
-        connection.commit()
+        if sqlite:
+            cursor.execute("ANALYZE")
+            connection.commit()
+        else:  # as autovacuum leaves a table after a bulk insert: without the visibility
+            # map an index-only scan (the ledger counts) reads the table row by row
+            driver: Any = connection.driver_connection  # psycopg: VACUUM outside a transaction
+            driver.autocommit = True
+            cursor.execute("VACUUM (ANALYZE)")
+            driver.autocommit = False
     finally:
         connection.close()

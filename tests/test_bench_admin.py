@@ -17,7 +17,7 @@ from publisher.web.admin import ROUTES
 NOT_PAGES = {
     "/admin/admin.css", "/admin/passkey.js", "/admin/login", "/admin/invitation",
     "/admin/reset", "/admin/reset/new", "/admin/editions/{id:int}/email",
-    "/admin/posts/editor.js",
+    "/admin/posts/editor.js", "/admin/broadcasts/broadcast.js",
 }  # fmt: skip
 
 
@@ -42,7 +42,6 @@ def test_the_bench_runs_tiny(store, project, monkeypatch):
     folder = bench_admin._project()
     timings = bench_admin.time_pages(store, folder, repeat=2)
     assert [t.name for t in timings[1:]] == [name for name, _ in bench_admin.PAGES]
-    expected = [bench_admin.expected_status(t.name) for t in timings]
-    assert [t.status for t in timings] == expected, timings
+    assert all(t.status in bench_admin.expected_status(t.name) for t in timings), timings
     assert all(0 < t.p50 <= t.p95 for t in timings)
     assert bench_admin.markdown_ms(repeat=1) > 0

@@ -9,6 +9,7 @@ second factor, and a TOTP secret being set up."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -81,8 +82,9 @@ class Admin:
     request: Request
     session: StaffSession
 
-    @property
+    @functools.cached_property
     def csrf(self) -> str:
+        # signed once a request: a campaign page has a form per listed item (hundreds)
         return self.w.tokens.form_token("staff", self.nonce)
 
     def page(

@@ -40,6 +40,7 @@ PREVIEW_CSP = (
     "frame-ancestors 'self'"
 )
 COMPLAINT_ALERT = 0.001  # 0.1 %
+LEFT_OUT_SHOWN = 50  # left-out items listed on the campaign page before "show all"
 
 
 def rate(count: int, base: int) -> str:
@@ -161,6 +162,22 @@ def _left_out(w: Web, name: str, edition: Edition | None) -> list[tuple[Item, st
     return sorted(left, key=lambda entry: entry[0].published, reverse=True)
 
 
+def _shown_left_out(
+    left: list[tuple[Item, str]], everything: bool
+) -> tuple[list[tuple[Item, str]], int]:
+    """The newest LEFT_OUT_SHOWN left-out items and every one an editor excluded (to bring
+    back), and how many older ones are not listed: a big store leaves out hundreds, each
+    with a form, which made the page slow to build and to read; `?left_out=all` lists all."""
+    if everything or len(left) <= LEFT_OUT_SHOWN:
+        return left, 0
+    shown = [
+        entry
+        for n, entry in enumerate(left)
+        if n < LEFT_OUT_SHOWN or entry[1] == "excluded by an editor"
+    ]
+    return shown, len(left) - len(shown)
+
+
 @view("viewer")
 @in_thread
 def campaign_page(request: Request, admin: Admin) -> Response:
@@ -195,10 +212,14 @@ def campaign_page(request: Request, admin: Admin) -> Response:
                 "edition": edition, "rendered": rendered, "text_part": docs[".txt"].decode(),
             }  # fmt: skip
         if "problem" not in context:
-            context["left_out"] = _left_out(w, name, prepared[0] if prepared else None)
+            context["left_out"], context["left_out_more"] = _shown_left_out(
+                _left_out(w, name, prepared[0] if prepared else None),
+                request.query_params.get("left_out") == "all",
+            )
     context["pinnable"] = pinnable
     context |= edition_context(w, name, prepared, admin.staff)
-    context |= steer_context(admin, campaign)  # send now, skip, move, resume (steer.py)
+    newest = context["editions"] if before is None else None  # counted once (steer.py)
+    context |= steer_context(admin, campaign, newest)  # send now, skip, move, resume
     return admin.page("campaign.html", f"Campaign {name}", **context)
 
 

@@ -20,9 +20,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from publisher.compose.edition import Selection, report_since, select_items
 from publisher.config import PublisherConfig
-from publisher.items import KINDS
+from publisher.config.models import CampaignConfig
+from publisher.items import KINDS, Item
 from publisher.store import audit
+from publisher.store.curation import get_curation
+from publisher.store.editions import campaign_history
 from publisher.store.item_search import (
     Cursor,
     ItemEntry,
@@ -35,6 +39,7 @@ from publisher.store.item_search import (
 from publisher.store.items import (
     ItemNotFound,
     retire_item,
+    selection_items,
     set_topics_override,
     unretire_item,
 )
@@ -206,15 +211,15 @@ def next_editions(
 ) -> list[tuple[str, str]]:
     """(campaign, what its next edition does with the item): in which section, or why it
     is left out (compose's own reasons, as the campaign page lists them)."""
-    from publisher.pipeline import next_selection
-
     out = []
+    pending = [c for c in config.campaigns if c.name not in {e.campaign for e in entry.editions}]
+    selections = _selections(store, pending, now=now)
     for campaign in config.campaigns:
         carried = [e for e in entry.editions if e.campaign == campaign.name]
         if carried:
             out.append((campaign.name, f"went out in #{carried[-1].number}: never sent twice"))
             continue
-        selection = next_selection(config, store, campaign.name, now=now)
+        selection = selections[campaign.name]
         placed = next(
             (s.name for s in selection.sections if any(i.id == entry.item.id for i in s.items)),
             None,
@@ -226,6 +231,35 @@ def next_editions(
             out.append((campaign.name, f"left out: {reason}"))
         else:
             out.append((campaign.name, "left out: older than the campaign's lookback"))
+    return out
+
+
+def _selections(
+    store: Any, campaigns: list[CampaignConfig], *, now: datetime
+) -> dict[str, Selection]:
+    """Each campaign's next selection (pipeline.next_selection's) from ONE read of the
+    recent items, the widest lookback's: each campaign then keeps what selection_items
+    would have read for its own (dated or first seen since), not one read per campaign."""
+    from publisher.pipeline import for_compose
+
+    if not campaigns:
+        return {}
+    since = {c.name: report_since(c, now) for c in campaigns}
+    items, retired = selection_items(store, seen_since=min(since.values()))
+    out = {}
+    for campaign in campaigns:
+        start = since[campaign.name]
+
+        def recent(item: Item, start: datetime = start) -> bool:
+            seen = item.first_seen is not None and item.first_seen >= start
+            return item.published >= start or seen
+
+        out[campaign.name] = select_items(
+            [i for i in items if recent(i)], campaign, now=now,
+            history=campaign_history(store, campaign.name),
+            retired=[(i, why) for i, why in retired if recent(i)],
+            curation=for_compose(get_curation(store, campaign.name)),
+        )  # fmt: skip
     return out
 
 

@@ -48,15 +48,22 @@ def sending_here(name: str) -> bool:
         return thread is not None and thread.is_alive()
 
 
-def context(admin: Admin, campaign: CampaignConfig) -> dict[str, Any]:
-    """What the campaign page's steering block (_steer.html) shows."""
+def context(
+    admin: Admin, campaign: CampaignConfig, newest: list[dashboard.EditionLine] | None = None
+) -> dict[str, Any]:
+    """What the campaign page's steering block (_steer.html) shows; `newest`: the page's
+    own first page of editions (newest first), so the ledger is not counted twice."""
     w, now = admin.w, admin.w.now()
     out: dict[str, Any] = {
         "steer_may_send": approval.may_send(w.store, admin.staff),
         "steer_sending": sending_here(campaign.name),
         "steer_zone": campaign_zone(w.config, campaign).key,
     }
-    found, _ = dashboard.campaign_editions(w.store, campaign.name, limit=1)
+    found = (
+        newest
+        if newest is not None
+        else dashboard.campaign_editions(w.store, campaign.name, limit=1)[0]
+    )
     line = found[0] if found else None
     out["steer_line"] = line
     out["steer_resumable"] = line is not None and (
