@@ -165,8 +165,7 @@ def next_to_send(
     finish is refused: it is resumed, not sent again."""
     from publisher.deliver.service import UNSENT, unfinished_edition
     from publisher.pipeline import prepare_edition
-    from publisher.store.subscribers import count_audience
-    from publisher.store.suppression import count_held
+    from publisher.store.subscribers import count_reachable, follows
 
     campaign = config.campaign(campaign_name)
     unfinished = unfinished_edition(store, campaign.name)
@@ -182,7 +181,7 @@ def next_to_send(
             return None
         number, stored_id = prepared[0].number, None
     audience = list(campaign.audience)
-    reach = count_audience(store, audience) - count_held(store, audience, now=now)
+    reach = count_reachable(store, lambda topics: follows(topics, audience), now=now)
     return NextEdition(campaign.name, campaign.title, number, stored_id, reach, audience)
 
 

@@ -34,12 +34,9 @@ from publisher.store.models import (
     BroadcastRow,
     DeliveryRow,
     EditionRow,
-    SubscriberPauseRow,
     SubscriberRow,
-    SuppressionRow,
 )
-from publisher.store.subscribers import follows
-from publisher.store.suppression import email_hash
+from publisher.store.subscribers import count_reachable, follows
 from publisher.support.slug import slugify
 
 __all__ = [
@@ -327,18 +324,11 @@ def audience_count(store: Store, audience: Audience, *, now: datetime | None = N
     topics (all when none), less those who chose an excluded topic, less paused (at `now`,
     default the current time) and suppressed ones: who a send now would send to."""
     moment = now or datetime.now(UTC)
-    with store.session() as session:
-        hashes = set(session.scalars(select(SuppressionRow.email_hash)))
-        paused = set(
-            session.scalars(
-                select(SubscriberPauseRow.subscriber_id).where(SubscriberPauseRow.until > moment)
-            )
-        )
-    return sum(
-        1
-        for sid, email in _followers(store, audience)
-        if sid not in paused and not (hashes and email_hash(email) in hashes)
-    )
+    return count_reachable(store, lambda topics: _in_audience(topics, audience), now=moment)
+
+
+def _in_audience(topics: Sequence[str], audience: Audience) -> bool:
+    return follows(topics, audience.topics) and not excluded(topics, audience.exclude)
 
 
 def exclude_followers(store: Store, edition_id: int, audience: Audience, *, now: datetime) -> int:

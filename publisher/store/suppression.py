@@ -30,7 +30,6 @@ from publisher.store.subscribers import email_hash, follows
 
 __all__ = [
     "SKIPPED",
-    "count_held",
     "hold_back",
     "suppress",
     "suppression_reason",
@@ -153,9 +152,3 @@ def hold_back(store: Store, edition_id: int, audience: Sequence[str], *, now: da
         if new:
             connection.execute(insert(table), new)
     return len(held)
-
-
-def count_held(store: Store, audience: Sequence[str], *, now: datetime) -> int:
-    """How many active followers of `audience` a new edition would hold back (paused or
-    suppressed): the confirmation before a send counts the people it reaches without them."""
-    return len(_held(store, 0, audience, now))
