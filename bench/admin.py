@@ -111,6 +111,9 @@ PAGES: list[tuple[str, str]] = [
     ("send now", "/admin/campaigns/weekly/send-now"),
     ("uncertain sends (303 if none)", "/admin/campaigns/weekly/send/uncertain"),
     ("approvals", "/admin/approvals"),
+    ("webhooks", "/admin/webhooks"),
+    ("webhook (none: 404)", "/admin/webhooks/1"),
+    ("API keys", "/admin/api-keys"),
 ]
 POSTS = 50  # posts written in /admin, each saved three times (revisions)
 
