@@ -239,9 +239,10 @@ def test_a_held_slot_past_its_grace_is_left_to_staff(store, make_config):
 
 
 def test_a_broadcast_is_approved_for_its_draft_and_an_edit_voids_it(store, make_config):
-    """With part C1's store/broadcasts.py merged (skipped before): the rule holds a
-    broadcast until a second staff member approves its draft; an edit voids the approval."""
-    broadcasts = pytest.importorskip("publisher.store.broadcasts")
+    """The rule holds a broadcast until a second staff member approves its draft; an edit
+    voids the approval."""
+    from publisher.store import broadcasts
+
     config = config_with(make_config, editions=False, broadcasts=True)
     owner, editor = (
         staff(store, "olga@example.org", "owner"),

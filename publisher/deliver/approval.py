@@ -26,7 +26,6 @@ How an edge uses it (the broadcast page, say):
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ from publisher.errors import PublisherError
 from publisher.items import Item
 from publisher.store import Store, approvals, audit
 from publisher.store.approvals import Approval, SelfApproval
+from publisher.store.broadcasts import get_broadcast
 from publisher.store.editions import edition_item_list, get_edition, newest_edition
 from publisher.store.staff import Staff
 
@@ -166,13 +166,7 @@ def stored_edition_version(store: Store, edition_id: int) -> Version | None:
 
 def broadcast_version(store: Store, broadcast_id: int) -> Version | None:
     """The version of a broadcast: its draft (content, sender, audience; not its time)."""
-    # publisher.store.broadcasts is part C1's (issue 21): looked up by name so this module
-    # works before and after it lands
-    try:
-        broadcasts = importlib.import_module("publisher.store.broadcasts")
-    except ModuleNotFoundError:
-        return None
-    broadcast = broadcasts.get_broadcast(store, broadcast_id)
+    broadcast = get_broadcast(store, broadcast_id)
     if broadcast is None:
         return None
     version = _fingerprint(asdict(broadcast.draft))
