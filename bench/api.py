@@ -7,7 +7,7 @@
 * GET /healthz from as many clients: the floor the server itself sets;
 
 with p50/p99 latency; afterwards the store is counted: every 201 is a person (nothing lost,
-nothing doubled). The webhook deliveries figure is bench/webhooks.py's (`webhook_figure`).
+nothing doubled). Webhook deliveries per second: `python -m bench webhooks`.
 
     .venv/bin/python -m bench.api [--creates 4000] [--clients 20]
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import os
 import subprocess
@@ -135,16 +134,6 @@ def _start(folder: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("publisher serve did not start")
 
 
-def webhook_figure() -> str | None:
-    """Helper F's webhook deliveries per second (bench/webhooks.py), when it is there."""
-    try:
-        webhooks = importlib.import_module("bench.webhooks")
-    except ImportError:
-        return None
-    figure = getattr(webhooks, "deliveries_figure", None)
-    return figure() if callable(figure) else None
-
-
 def _line(label: str, count: int, result: tuple[float, list[float], dict[int, int]]) -> str:
     seconds, latencies, statuses = result
     return f"{label:<34} {count / seconds:8.0f}/s  {_percentiles(latencies)}  statuses {statuses}"
@@ -187,9 +176,6 @@ def main(argv: list[str] | None = None) -> None:
     print(_line("POST /subscribers", args.creates, plain))
     print(_line("POST /subscribers + Idempotency-Key", args.creates, keyed))
     print(f"answered 201: {created}; people in the store: {stored}; lost: {created - stored}")
-    figure = webhook_figure()
-    if figure:
-        print(figure)
 
 
 if __name__ == "__main__":
