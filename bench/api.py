@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import read_response
 from bench.web import _free_port, _percentiles
 from publisher.store import open_store
 from publisher.store.api_keys import create_key
@@ -52,14 +53,7 @@ async def _request(
 ) -> int:
     """One keep-alive request with a minimal client (httpx would take the server's CPU)."""
     writer.write(head.encode() + body)
-    status_line = await reader.readline()
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
+    return await read_response(reader)
 
 
 async def _run(

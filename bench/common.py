@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 import tracemalloc
@@ -26,3 +27,16 @@ def measure(fn: Callable[[], Any], *, repeat: int = 5) -> tuple[float, float, An
 
 def row(label: str, seconds: float, extra: str = "") -> str:
     return f"{label:<48} {seconds * 1000:>10.1f} ms  {extra}"
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response (status line, headers, Content-Length body) from a
+    keep-alive connection; its status. The benchmarks' minimal client."""
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(status_line.split()[1])

@@ -37,6 +37,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.common import read_response
 from publisher.store import Store, open_store
 from publisher.store.consent import count_history
 from publisher.store.events import count_stored
@@ -107,14 +108,7 @@ async def _post(
         f"Content-Length: {len(body)}\r\n{headers}\r\n"
     )
     writer.write(head.encode() + body)
-    status_line = await reader.readline()
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
+    return await read_response(reader)
 
 
 async def _unsubscribe_all(
