@@ -163,3 +163,23 @@ def test_send_to_something_that_is_not_an_address_is_a_usage_error(tmp_path):
     assert "is not an email address" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "outbox").exists()
+
+
+def test_a_campaign_may_not_take_the_archive_folder_of_alerts(tmp_path):
+    from publisher.config.models import RESERVED_CAMPAIGN_NAMES
+    from publisher.render.alert import ARCHIVE_FOLDER
+
+    assert ARCHIVE_FOLDER in RESERVED_CAMPAIGN_NAMES
+    path = write_config(
+        tmp_path,
+        f"""
+        campaigns:
+          - name: {ARCHIVE_FOLDER}
+            title: Alerts
+            subject: Alert
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    found = errors_of(info.value)
+    assert any(e.key == "campaigns[0].name" and "reserved" in e.reason for e in found), found

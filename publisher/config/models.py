@@ -294,10 +294,22 @@ class SectionConfig(Strict):
         return self
 
 
+# Folders of the archive that are not a campaign's: archive/broadcasts/ holds the public
+# copies of action alerts, so a campaign of that name would write over them.
+RESERVED_CAMPAIGN_NAMES = frozenset({"broadcasts"})
+
+
+def _not_reserved(name: str) -> str:
+    if name in RESERVED_CAMPAIGN_NAMES:
+        raise ValueError(f"the name {name!r} is reserved (the archive keeps alerts under it)")
+    return name
+
+
 class CampaignConfig(Strict):
     _multiline = frozenset({"reason"})
 
-    # unique; used in commands, paths and the editions feed
+    # unique, and not "broadcasts" (the archive's folder of alerts); used in commands, paths
+    # and the editions feed
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: OneLine  # also the List-Id header's phrase
     # Jinja in a sandbox: {{ edition.date | date }}, {{ edition.number }}
@@ -328,6 +340,7 @@ class CampaignConfig(Strict):
     _cadence = field_validator("cadence", mode="before")(
         classmethod(lambda cls, v: normalise_cadence(v))
     )
+    _free_name = field_validator("name")(classmethod(lambda cls, v: _not_reserved(v)))
     _campaign_tz = field_validator("timezone")(
         classmethod(lambda cls, v: v if v is None else check_timezone(v))
     )
