@@ -16,7 +16,7 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +44,7 @@ __all__ = [
 BACKOFF = tuple(
     timedelta(seconds=s) for s in (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
 )
+Posted = tuple[Due, "Future[Outcome]"]  # a claimed delivery and its attempt under way
 KEEP = timedelta(days=30)  # delivered deliveries and their attempts, then pruned
 LEASE = timedelta(minutes=2)  # longer than an attempt can take (timeouts below)
 RESPONSE_KEPT = 2000  # characters of a receiver's answer kept with the attempt
@@ -166,27 +167,41 @@ class Deliverer:
         """One claim of due deliveries, posted at once (none of them waits on another: the
         claim never takes two of one ordering key), each outcome recorded."""
         run = DeliveryRun()
-        claimed = webhook_queue.claim_due(
-            self.store, holder=self.holder, now=self.clock(), lease=LEASE, limit=self.batch
-        )
-        results = list(zip(claimed, self._pool.map(self._attempt, claimed), strict=True))
-        states = webhook_queue.record_outcomes(
-            self.store, results, holder=self.holder, now=self.clock()
-        )
-        for state in states:
-            run.add(state)
+        self._record([(due, self._pool.submit(self._attempt, due)) for due in self._claim()], run)
         return run
 
     def run_until_idle(self, *, limit: int = 1000) -> DeliveryRun:
-        """Passes until nothing is due right now (at most `limit` passes)."""
-        total = DeliveryRun()
-        for _ in range(limit):
-            run = self.run_once()
-            for name in ("delivered", "retrying", "failed", "lost"):
-                setattr(total, name, getattr(total, name) + getattr(run, name))
-            if not (run.delivered or run.retrying or run.failed or run.lost):
+        """Claims until nothing is due right now (at most `limit` claims), overlapped: the
+        next batch is claimed, and the previous one's outcomes recorded, while a batch is
+        being posted. Order per ordering key holds as in run_once: a delivery being posted
+        is still pending, so no claim takes one queued behind it."""
+        total, previous = DeliveryRun(), list[Posted]()
+        batch = self._claim()
+        for passes in range(1, limit + 1):
+            current = [(due, self._pool.submit(self._attempt, due)) for due in batch]
+            self._record(previous, total)  # the pool has gone on to `current` meanwhile
+            if not current and not previous:
                 break
+            # with nothing in flight, what waited behind the batch just recorded may be due
+            batch, previous = (self._claim() if passes < limit else []), current
+        self._record(previous, total)
         return total
+
+    def _claim(self) -> list[Due]:
+        return webhook_queue.claim_due(
+            self.store, holder=self.holder, now=self.clock(), lease=LEASE, limit=self.batch
+        )
+
+    def _record(self, posted: list[Posted], run: DeliveryRun) -> None:
+        """Wait for the batch's posts, record their outcomes in one transaction."""
+        if not posted:
+            return
+        results = [(due, future.result()) for due, future in posted]
+        now = self.clock()
+        for state in webhook_queue.record_outcomes(
+            self.store, results, holder=self.holder, now=now
+        ):
+            run.add(state)
 
     def _attempt(self, due: Due) -> Outcome:
         outcome = self._post(due)
