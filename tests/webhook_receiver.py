@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,14 @@ class Receiver:
     holding: bool = False
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    # hang_up: answer, then close the connection without saying so (no `connection: close`)
+    hang_up: bool = False
+    peers: list[int] = field(default_factory=list)  # the client port of every request
+
+    def connections(self) -> int:
+        """How many connections the requests came over."""
+        with self.lock:
+            return len(set(self.peers))
 
     def bodies(self) -> list[bytes]:
         with self.lock:
@@ -39,6 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length)
+        with self.receiver.lock:
+            self.receiver.peers.append(self.client_address[1])
         if self.receiver.holding:
             self.receiver.arrived.set()
             self.receiver.release.wait(120)
@@ -53,18 +64,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
+        if self.receiver.hang_up:
+            self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hung up mid-answer (the deliverer reads only the answer's start)
+
+
 @contextmanager
-def receiving(path: str = "/hook") -> Iterator[Receiver]:
+def receiving(path: str = "/hook", *, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """`tls`: a server context (https://localhost:port: its certificate names localhost)."""
     receiver = Receiver()
     handler = type("Handler", (_Handler,), {"receiver": receiver})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    server = _Server(("127.0.0.1", 0), handler)
+    port = server.server_address[1]
+    receiver.url = f"http://127.0.0.1:{port}{path}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        receiver.url = f"https://localhost:{port}{path}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -16,7 +16,7 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -24,15 +24,9 @@ import httpx
 from standardwebhooks import Webhook
 
 from publisher.config import PublisherConfig, WebhooksConfig
+from publisher.deliver.webhook_http import Connections
 from publisher.errors import PublisherError
-from publisher.sources.network import (
-    Address,
-    ClientOptions,
-    Network,
-    guarded_client,
-    is_public,
-    names_private_host,
-)
+from publisher.sources.network import Address, Network, is_public, names_private_host
 from publisher.store import Store, processes, webhook_queue
 from publisher.store.webhook_queue import Due, Outcome
 
@@ -50,6 +44,7 @@ __all__ = [
 BACKOFF = tuple(
     timedelta(seconds=s) for s in (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
 )
+Posted = tuple[Due, "Future[Outcome]"]  # a claimed delivery and its attempt under way
 KEEP = timedelta(days=30)  # delivered deliveries and their attempts, then pruned
 LEASE = timedelta(minutes=2)  # longer than an attempt can take (timeouts below)
 RESPONSE_KEPT = 2000  # characters of a receiver's answer kept with the attempt
@@ -97,11 +92,15 @@ def _loopback_too(address: Address) -> bool:
     return is_public(address) or address.is_loopback
 
 
-def webhook_client(settings: WebhooksConfig) -> httpx.Client:
-    """The guarded client (sources.network): every connection checked on the address it is
-    made to, redirects not followed."""
+def webhook_connections(settings: WebhooksConfig, network: Network | None = None) -> Connections:
+    """Kept-alive connections, each checked on the address it is made to (sources.network's
+    guard: public addresses, and loopback when the operator allows it); `network` resolves
+    names (tests pass their own resolver)."""
     public = _loopback_too if settings.allow_private_addresses else is_public
-    return guarded_client(ClientOptions(connections=64, network=Network(public=public)))
+    resolve = (network or Network()).resolve
+    return Connections(
+        Network(resolve=resolve, public=public), timeout=settings.timeout, keep=settings.workers
+    )
 
 
 def message_id(due: Due) -> str:
@@ -139,55 +138,70 @@ def _wall() -> datetime:
 class Deliverer:
     """Claims due deliveries and posts them. `clock` decides what is due and when to retry
     (tests pass a controllable one); `wall` is the signature's timestamp (the receiver
-    compares it with its own clock, so it stays the real time); `client` is any
-    httpx.Client (the guarded one by default)."""
+    compares it with its own clock, so it stays the real time); `connections` are the
+    kept-alive guarded ones of webhook_connections by default."""
 
     store: Store
     settings: WebhooksConfig = field(default_factory=WebhooksConfig)
     clock: Callable[[], datetime] = _wall
     wall: Callable[[], datetime] = _wall
-    client: httpx.Client | None = None
+    connections: Connections | None = None
     holder: str = field(default_factory=processes.new_holder)
     batch: int = 100
     monotonic: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
-        self._own_client = self.client is None
-        if self.client is None:
-            self.client = webhook_client(self.settings)
+        self._own_connections = self.connections is None
+        if self.connections is None:
+            self.connections = webhook_connections(self.settings)
+        self._signers: dict[str, Webhook] = {}  # one key object per endpoint secret
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="webhooks")
 
     def close(self) -> None:
         webhook_queue.release(self.store, holder=self.holder)
         self._pool.shutdown(wait=True)
-        if self._own_client and self.client is not None:
-            self.client.close()
+        if self._own_connections and self.connections is not None:
+            self.connections.close()
 
     def run_once(self) -> DeliveryRun:
         """One claim of due deliveries, posted at once (none of them waits on another: the
         claim never takes two of one ordering key), each outcome recorded."""
         run = DeliveryRun()
-        claimed = webhook_queue.claim_due(
-            self.store, holder=self.holder, now=self.clock(), lease=LEASE, limit=self.batch
-        )
-        results = list(zip(claimed, self._pool.map(self._attempt, claimed), strict=True))
-        states = webhook_queue.record_outcomes(
-            self.store, results, holder=self.holder, now=self.clock()
-        )
-        for state in states:
-            run.add(state)
+        self._record([(due, self._pool.submit(self._attempt, due)) for due in self._claim()], run)
         return run
 
     def run_until_idle(self, *, limit: int = 1000) -> DeliveryRun:
-        """Passes until nothing is due right now (at most `limit` passes)."""
-        total = DeliveryRun()
-        for _ in range(limit):
-            run = self.run_once()
-            for name in ("delivered", "retrying", "failed", "lost"):
-                setattr(total, name, getattr(total, name) + getattr(run, name))
-            if not (run.delivered or run.retrying or run.failed or run.lost):
+        """Claims until nothing is due right now (at most `limit` claims), overlapped: the
+        next batch is claimed, and the previous one's outcomes recorded, while a batch is
+        being posted. Order per ordering key holds as in run_once: a delivery being posted
+        is still pending, so no claim takes one queued behind it."""
+        total, previous = DeliveryRun(), list[Posted]()
+        batch = self._claim()
+        for passes in range(1, limit + 1):
+            current = [(due, self._pool.submit(self._attempt, due)) for due in batch]
+            self._record(previous, total)  # the pool has gone on to `current` meanwhile
+            if not current and not previous:
                 break
+            # with nothing in flight, what waited behind the batch just recorded may be due
+            batch, previous = (self._claim() if passes < limit else []), current
+        self._record(previous, total)
         return total
+
+    def _claim(self) -> list[Due]:
+        return webhook_queue.claim_due(
+            self.store, holder=self.holder, now=self.clock(), lease=LEASE, limit=self.batch
+        )
+
+    def _record(self, posted: list[Posted], run: DeliveryRun) -> None:
+        """Wait for the batch's posts, record their outcomes in one transaction."""
+        if not posted:
+            return
+        results = [(due, future.result()) for due, future in posted]
+        now = self.clock()
+        for state in webhook_queue.record_outcomes(
+            self.store, results, holder=self.holder, now=now
+        ):
+            run.add(state)
 
     def _attempt(self, due: Due) -> Outcome:
         outcome = self._post(due)
@@ -201,34 +215,27 @@ class Deliverer:
             "user-agent": "publisher-webhooks/1",
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(stamp.timestamp())),
-            "webhook-signature": Webhook(due.secret).sign(msg_id, stamp, body),
+            "webhook-signature": self._signer(due.secret).sign(msg_id, stamp, body),
         }
-        timeout = httpx.Timeout(self.settings.timeout, connect=min(5.0, self.settings.timeout))
         started = self.monotonic()
-        assert self.client is not None
+        assert self.connections is not None
         try:
-            with self.client.stream(
-                "POST", due.url, content=body.encode(), headers=headers, timeout=timeout,
-                follow_redirects=False,
-            ) as response:  # fmt: skip
-                answer = _read_some(response)
+            answer = self.connections.post(due.url, body.encode(), headers, kept=RESPONSE_KEPT)
         except Exception as exc:  # noqa: BLE001 - every failure is an attempt to log
             took = int((self.monotonic() - started) * 1000)
             return Outcome(False, None, took, error=_describe(exc))
         took = int((self.monotonic() - started) * 1000)
-        ok = 200 <= response.status_code < 300
-        error = None if ok else f"HTTP {response.status_code}"
-        return Outcome(ok, response.status_code, took, error=error, response=answer)
+        ok = 200 <= answer.status < 300
+        error = None if ok else f"HTTP {answer.status}"
+        return Outcome(ok, answer.status, took, error=error, response=answer.text)
 
-
-def _read_some(response: httpx.Response) -> str:
-    """At most RESPONSE_KEPT characters of the answer; the rest is never read."""
-    kept = b""
-    for chunk in response.iter_raw():
-        kept += chunk
-        if len(kept) >= RESPONSE_KEPT * 4:
-            break
-    return kept.decode("utf-8", "replace")[:RESPONSE_KEPT]
+    def _signer(self, secret: str) -> Webhook:
+        # the secret's key decoded once per endpoint, not once per POST (a race between two
+        # workers makes two equal objects: harmless)
+        signer = self._signers.get(secret)
+        if signer is None:
+            signer = self._signers[secret] = Webhook(secret)
+        return signer
 
 
 def _describe(exc: BaseException) -> str:

@@ -87,6 +87,28 @@ def private_allowed(allowed: bool) -> Iterator[None]:
         _PRIVATE_ALLOWED.reset(token)
 
 
+def allowed_addresses(network: Network, host: str, port: int, allow_private: bool) -> list[str]:
+    """The host's addresses a connection may be made to (connect to one of these, not to the
+    name: DNS cannot answer one thing here and another to the connect); AddressRefused when
+    there is none. A failed lookup raises the resolver's OSError or UnicodeError."""
+    found = network.resolve(host, port)
+    allowed = [a for a in found if allow_private or _allowed(network, a)]
+    if not allowed:
+        shown = ", ".join(found[:3]) or "no address"
+        raise AddressRefused(
+            f"refused to connect to {host} at {shown}: not a public address "
+            "(allow_private_addresses: true on the source allows it)"
+        )
+    return allowed
+
+
+def _allowed(network: Network, address: str) -> bool:
+    try:
+        return network.public(ipaddress.ip_address(address.split("%")[0]))
+    except ValueError:
+        return False
+
+
 class _CheckedBackend(httpcore.SyncBackend):
     """Connects only to addresses the policy allows, to the address that was checked."""
 
@@ -102,16 +124,9 @@ class _CheckedBackend(httpcore.SyncBackend):
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> httpcore.NetworkStream:
         try:
-            found = self.network.resolve(host, port)
+            allowed = allowed_addresses(self.network, host, port, self.allow_private)
         except (OSError, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-        allowed = [a for a in found if self.allow_private or self._public(a)]
-        if not allowed:
-            shown = ", ".join(found[:3]) or "no address"
-            raise AddressRefused(
-                f"refused to connect to {host} at {shown}: not a public address "
-                "(allow_private_addresses: true on the source allows it)"
-            )
         error: httpcore.ConnectError | None = None
         for address in allowed:
             try:
@@ -119,12 +134,6 @@ class _CheckedBackend(httpcore.SyncBackend):
             except httpcore.ConnectError as exc:
                 error = exc
         raise error or httpcore.ConnectError(f"cannot connect to {host}")
-
-    def _public(self, address: str) -> bool:
-        try:
-            return self.network.public(ipaddress.ip_address(address.split("%")[0]))
-        except ValueError:
-            return False
 
 
 class GuardedTransport(httpx.BaseTransport):

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, select, update
-from sqlalchemy.orm import aliased
 
 from publisher.store import Store, dialect, processes
 from publisher.store.models import (
@@ -53,6 +52,7 @@ _D = cast(Table, WebhookDeliveryRow.__table__)
 _E = cast(Table, WebhookEndpointRow.__table__)
 _O = cast(Table, WebhookOutboxRow.__table__)
 _A = cast(Table, WebhookAttemptRow.__table__)
+_EARLIER = _D.alias("earlier")  # a table alias, not an ORM one: cheaper to build each claim
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,9 @@ class Attempt:
 def claim_due(
     store: Store, *, holder: str, now: datetime, lease: timedelta, limit: int = 50
 ) -> list[Due]:
-    """Take up to `limit` due deliveries (oldest first) under a lease until now + `lease`."""
-    earlier = aliased(WebhookDeliveryRow)
+    """Take up to `limit` due deliveries (the longest due first) under a lease until
+    now + `lease`."""
+    earlier = _EARLIER.c
     blocked = (
         select(earlier.id)
         .where(
@@ -127,7 +128,9 @@ def claim_due(
         select(_D.c.id)
         .join(_E, _E.c.id == _D.c.endpoint_id)
         .where(_D.c.state == PENDING, _D.c.next_at <= now, _E.c.enabled.is_(True), free, ~blocked)
-        .order_by(_D.c.id)
+        # longest due first; in the due index's own order (state, next_at, then the row id),
+        # so the scan stops at `limit` instead of sorting every due delivery each claim
+        .order_by(_D.c.next_at, _D.c.id)
         .limit(limit)
     )
     statement = (
