@@ -26,8 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import read_response
-from bench.web import _free_port, _percentiles
+from bench.common import free_port, percentiles, read_response
 from publisher.store import open_store
 from publisher.store.api_keys import create_key
 from publisher.store.subscribers import count_by_status
@@ -130,7 +129,7 @@ def _start(folder: Path, port: int) -> subprocess.Popen[bytes]:
 
 def _line(label: str, count: int, result: tuple[float, list[float], dict[int, int]]) -> str:
     seconds, latencies, statuses = result
-    return f"{label:<34} {count / seconds:8.0f}/s  {_percentiles(latencies)}  statuses {statuses}"
+    return f"{label:<34} {count / seconds:8.0f}/s  {percentiles(latencies)}  statuses {statuses}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     from datetime import UTC, datetime
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder, port = Path(tmp), _free_port()
+        folder, port = Path(tmp), free_port()
         (folder / "schedules.yaml").write_text(CONFIG.format(port=port), encoding="utf-8")
         store = open_store(f"sqlite:///{folder}/bench.db")
         _, token = create_key(
