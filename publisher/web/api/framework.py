@@ -51,6 +51,7 @@ class Call:
     now: datetime = field(default_factory=lambda: datetime.min)
     # work a handler leaves for after the answer (a send): run only when it answered
     after: Callable[[], None] | None = None
+    prepared: Any = None  # what the endpoint's `prepare` worked out for its handler
 
     @property
     def actor(self) -> str:
@@ -76,6 +77,9 @@ class Endpoint:
     # network): it runs in the group commit (publisher/store/group.py), the idempotency
     # claim and answer in the same transaction
     batched: Callable[[ApiKey], bool] | None = None
+    # pure checks run before a batched handler, outside the group commit's one writer
+    # thread (so its serial work is the store's): they leave `prepared` (None: not done)
+    prepare: Callable[[Call], None] | None = None
 
     @property
     def route_path(self) -> str:
@@ -204,6 +208,11 @@ def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, st
     )
     idem = request.headers.get("idempotency-key")
     if endpoint.batched is not None and endpoint.batched(key):
+        if endpoint.prepare is not None:
+            try:
+                endpoint.prepare(call)
+            except Problem:  # the handler raises it again, where an Idempotency-Key keeps it
+                call.prepared = None
         response, after = state.api_writes.run(
             lambda store: _batched(call, store, endpoint, request, raw, idem, headers)
         )
