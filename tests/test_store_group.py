@@ -73,8 +73,9 @@ def test_waiting_jobs_commit_together_and_each_caller_gets_its_own_result(store,
         group.close()
 
 
-def test_a_failing_job_is_rolled_back_alone(store):
-    group = GroupCommit(store)
+@pytest.mark.parametrize("nested", [True, False])
+def test_a_failing_job_is_rolled_back_alone(store, nested):
+    group = GroupCommit(store, nested=nested)
     try:
         add_person(store, "taken@example.org", name=None, topics=[], ctx=CTX, now=FIXED_NOW)
         _, release = _held(group)

@@ -156,7 +156,15 @@ def insert_if_absent(connection: Connection, table: Table, values: dict[str, Any
     return connection.execute(statement.values(**values)).first() is not None
 
 
+SQLITE_POOL = 40  # anyio's worker threads: every web request's thread may read at once
+
+
 def engine_options(backend: str, pool_size: int | None) -> dict[str, Any]:
+    if backend == "sqlite":
+        # A file's connections are kept, as many as the web's threads: past SQLAlchemy's
+        # default 5 + 10, each request opened (and ran the PRAGMAs of) a new one, and
+        # closed it. A pool grows only as far as it is used.
+        return {"pool_size": max(SQLITE_POOL, pool_size or 0)}
     if backend != "postgresql":
         return {}
     options: dict[str, Any] = {"pool_pre_ping": True}

@@ -295,5 +295,8 @@ def create_app(
     app.state.staff_sessions = admin.Sessions(secret_key, now)
     app.state.api_per_minute = (limits or Limits()).api_per_minute
     app.state.api_windows = KeyWindows()
-    app.state.api_writes = GroupCommit(store)  # its writer thread starts on first use
+    # its writer thread starts on first use; its jobs (the API's creates: add_person, the
+    # audit row, the Idempotency-Key answer) never catch a failed statement: no inner
+    # savepoints
+    app.state.api_writes = GroupCommit(store, nested=False)
     return app
