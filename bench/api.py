@@ -135,18 +135,20 @@ def _start(folder: Path, port: int, url: str) -> subprocess.Popen[bytes]:
         "PUBLISHER_DATABASE_URL": url,
     }
     command = [sys.executable, "-m", "publisher.cli", "--config", str(folder / "schedules.yaml")]
+    log = open(folder / "serve.log", "wb")  # noqa: SIM115 (the server's, while it runs)
     server = subprocess.Popen(
         [*command, "serve", "--port", str(port), "--api-per-minute", "100000000"],
         env=env,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.1)
+    print((folder / "serve.log").read_text(errors="replace")[-2000:], file=sys.stderr)
     server.kill()
     raise SystemExit("publisher serve did not start")
 

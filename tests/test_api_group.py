@@ -42,7 +42,8 @@ def test_concurrent_creates_each_committed_once_with_audit_and_event(tmp_path, s
         for answer in answers:
             if answer.status_code == 201:
                 made = answer.json()
-                assert find_subscriber(store, id=made["id"]).email == made["email"]
+                stored = find_subscriber(store, id=made["id"])
+                assert stored is not None and stored.email == made["email"]
                 actions = [h["action"] for h in history(store, made["id"])]
                 assert actions == ["signup", "added"]
         added = [e for e in audit.recent(store) if e.action == "api: subscriber added, confirmed"]

@@ -5,6 +5,7 @@ ends, so the table stays bounded however many clients come and go."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
@@ -112,12 +113,14 @@ def test_migration_0009_gives_existing_subscribers_an_opaque_reference(tmp_path,
 def test_insert_if_absent_says_whether_the_row_went_in(store):
     """psycopg's rowcount of an INSERT ... ON CONFLICT DO NOTHING is -1 either way: the
     answer comes from RETURNING, the same on both databases."""
+    from sqlalchemy import Table
+
     from publisher.store import dialect
     from publisher.store.models import RateLimitRow
 
     row = {"key": "k", "window_start": 0, "expires": 60, "hits": 1}
     with store.engine.begin() as connection:
-        table = RateLimitRow.__table__
+        table = cast(Table, RateLimitRow.__table__)
         assert dialect.insert_if_absent(connection, table, row) is True
         assert dialect.insert_if_absent(connection, table, row | {"hits": 5}) is False
     assert count_limits(store) == 1

@@ -28,7 +28,7 @@ class AuditEntry:
     repeats: int = 1
 
 
-_ADD = insert(AuditRow.__table__)  # built once: the API writes a row per create
+_ADD = insert(AuditRow)  # built once: the API writes a row per create
 
 
 def record(

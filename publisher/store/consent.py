@@ -245,15 +245,16 @@ def add_active(
     leave them (the sign-up and the activation in their history, the status event in the
     webhook outbox), in one transaction of plain statements: the API's bulk path runs it.
     `address` as normalise_email gives it; IntegrityError if it is already stored."""
-    values = {
+    kept, token, ref = sorted(set(topics)), new_token(), secrets.token_urlsafe(12)
+    values: dict[str, Any] = {
         "email": address,
         "name": name,
-        "topics": sorted(set(topics)),
+        "topics": kept,
         "status": "active",
-        "token": new_token(),
+        "token": token,
         "created_at": now,
         "updated_at": now,
-        "ref": secrets.token_urlsafe(12),
+        "ref": ref,
         "retired_token": None,
         "status_reason": None,
     }
@@ -269,10 +270,7 @@ def add_active(
         outbox.subscriber_event(
             connection, subscriber_id, "active", now, email=address, via=ctx.via
         )
-    topics_kept = tuple(values["topics"])
-    return Subscriber(
-        subscriber_id, address, name, topics_kept, "active", values["token"], values["ref"]
-    )
+    return Subscriber(subscriber_id, address, name, tuple(kept), "active", token, ref)
 
 
 def renew_pending(
