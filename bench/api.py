@@ -1,4 +1,5 @@
-"""The JSON API under load: a real `publisher serve` process on SQLite (WAL).
+"""The JSON API under load: a real `publisher serve` process on SQLite (WAL), or with
+`--db postgresql` on a throwaway PostgreSQL cluster (tests/pgcluster.py).
 
 * subscriber creates per second through POST /api/v1/subscribers from `--clients` (20)
   concurrent keep-alive clients, with a key that may import confirmed people (the whole
@@ -9,7 +10,7 @@
 with p50/p99 latency; afterwards the store is counted: every 201 is a person (nothing lost,
 nothing doubled). Webhook deliveries per second: `python -m bench webhooks`.
 
-    .venv/bin/python -m bench.api [--creates 4000] [--clients 20]
+    .venv/bin/python -m bench.api [--creates 4000] [--clients 20] [--db postgresql]
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from bench.common import read_response
-from bench.web import _free_port, _percentiles
+from bench.common import free_port, percentiles, read_response
 from publisher.store import open_store
 from publisher.store.api_keys import create_key
 from publisher.store.subscribers import count_by_status
@@ -106,51 +108,75 @@ def _health(port: int) -> object:
     return make
 
 
-def _start(folder: Path, port: int) -> subprocess.Popen[bytes]:
+@contextmanager
+def _database(db: str, folder: Path) -> Iterator[str]:
+    """The store's URL: a SQLite file in `folder`, or a database of a throwaway cluster."""
+    if db == "sqlite":
+        yield f"sqlite:///{folder}/bench.db"
+        return
+    from tests.pgcluster import start_cluster
+
+    cluster = start_cluster()
+    if cluster is None:
+        raise SystemExit("no PostgreSQL server installed")
+    try:
+        import psycopg
+
+        with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+            conn.execute('CREATE DATABASE "bench"')
+        yield cluster.url("bench")
+    finally:
+        cluster.stop()
+
+
+def _start(folder: Path, port: int, url: str) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "PUBLISHER_SECRET_KEY": "bench-secret-key-0123456789abcdef",
-        "PUBLISHER_DATABASE_URL": f"sqlite:///{folder}/bench.db",
+        "PUBLISHER_DATABASE_URL": url,
     }
     command = [sys.executable, "-m", "publisher.cli", "--config", str(folder / "schedules.yaml")]
+    log = open(folder / "serve.log", "wb")  # noqa: SIM115 (the server's, while it runs)
     server = subprocess.Popen(
         [*command, "serve", "--port", str(port), "--api-per-minute", "100000000"],
         env=env,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.1)
+    print((folder / "serve.log").read_text(errors="replace")[-2000:], file=sys.stderr)
     server.kill()
     raise SystemExit("publisher serve did not start")
 
 
 def _line(label: str, count: int, result: tuple[float, list[float], dict[int, int]]) -> str:
     seconds, latencies, statuses = result
-    return f"{label:<34} {count / seconds:8.0f}/s  {_percentiles(latencies)}  statuses {statuses}"
+    return f"{label:<34} {count / seconds:8.0f}/s  {percentiles(latencies)}  statuses {statuses}"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.api")
     parser.add_argument("--creates", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=CLIENTS)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args(
         argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["api"] else sys.argv[1:]
     )
     from datetime import UTC, datetime
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder, port = Path(tmp), _free_port()
+    with tempfile.TemporaryDirectory() as tmp, _database(args.db, Path(tmp)) as url:
+        folder, port = Path(tmp), free_port()
         (folder / "schedules.yaml").write_text(CONFIG.format(port=port), encoding="utf-8")
-        store = open_store(f"sqlite:///{folder}/bench.db")
+        store = open_store(url)
         _, token = create_key(
             store, "bench", kind="scoped", created_by="bench", now=datetime.now(UTC),
             scopes=["subscribers:write", "subscribers:import"],
         )  # fmt: skip
-        server = _start(folder, port)
+        server = _start(folder, port, url)
         try:
             floor = asyncio.run(_run(port, args.creates, args.clients, _health(port)))
             plain = asyncio.run(
@@ -165,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
         stored = sum(count_by_status(store).values())
         store.close()
     created = plain[2].get(201, 0) + keyed[2].get(201, 0)
-    print(f"{args.clients} clients, {args.creates} requests each run, SQLite (WAL)")
+    where = "SQLite (WAL)" if args.db == "sqlite" else "PostgreSQL"
+    print(f"{args.clients} clients, {args.creates} requests each run, {where}")
     print(_line("GET /healthz (the floor)", args.creates, floor))
     print(_line("POST /subscribers", args.creates, plain))
     print(_line("POST /subscribers + Idempotency-Key", args.creates, keyed))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import statistics
 import time
 import tracemalloc
@@ -40,3 +41,18 @@ async def read_response(reader: asyncio.StreamReader) -> int:
             length = int(value)
     await reader.readexactly(length)
     return int(status_line.split()[1])
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a benchmark's own server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentiles(latencies: list[float]) -> str:
+    """p50 and p99 of latencies in seconds, as milliseconds."""
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered) * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.common import read_response
+from bench.common import free_port, percentiles, read_response
 from publisher.store import Store, open_store
 from publisher.store.consent import count_history
 from publisher.store.events import count_stored
@@ -75,19 +74,6 @@ CLIENTS = 8
 LOGINS = 8
 Request = tuple[str, str, bytes, str]  # method, path, body, extra header lines
 STAFF, PASSWORD = "edu@example.org", "bench password of the editor"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _percentiles(latencies: list[float]) -> str:
-    ordered = sorted(latencies)
-    p50 = statistics.median(ordered) * 1000
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
-    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
 
 
 async def _post(
@@ -270,15 +256,15 @@ def _report_load(
     (seconds, latencies, errors), (logins, previews, health) = result, background
     print(
         f"one-click unsubscribe while {LOGINS} clients log in and a preview reloads: "
-        f"{len(latencies) / seconds:,.0f}/s, {_percentiles(latencies)}, {errors} errors"
+        f"{len(latencies) / seconds:,.0f}/s, {percentiles(latencies)}, {errors} errors"
     )
     for name, rows, ok in (("log-ins", logins, 401), ("previews", previews, 200)):
         bad = sum(status != ok for status, _ in rows)
         print(
             f"  meanwhile {len(rows)} {name} ({len(rows) / seconds:.1f}/s), "
-            f"{_percentiles([t for _, t in rows])}, {bad} unexpected answers"
+            f"{percentiles([t for _, t in rows])}, {bad} unexpected answers"
         )
-    print(f"  /healthz, {len(health)} probes: {_percentiles([t for _, t in health])}")
+    print(f"  /healthz, {len(health)} probes: {percentiles([t for _, t in health])}")
 
 
 def _signed_batches(
@@ -356,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(
         argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["web"] else sys.argv[1:]
     )
-    folder, port = Path(tempfile.mkdtemp(prefix="bench-web-")), _free_port()
+    folder, port = Path(tempfile.mkdtemp(prefix="bench-web-")), free_port()
     (folder / "schedules.yaml").write_text(CONFIG.format(port=port), encoding="utf-8")
     store = open_store(f"sqlite:///{folder}/bench.db")
     now = datetime.now(UTC)
@@ -376,14 +362,14 @@ def main(argv: list[str] | None = None) -> None:
         seconds, latencies, errors = asyncio.run(_unsubscribe_all(port, tokens, args.clients))
         print(
             f"one-click unsubscribe, {args.clients} clients: {len(tokens) / seconds:,.0f}/s "
-            f"({len(tokens)} in {seconds:.2f} s), {_percentiles(latencies)}, {errors} errors"
+            f"({len(tokens)} in {seconds:.2f} s), {percentiles(latencies)}, {errors} errors"
         )
         batches = list(_signed_batches(key, emails, args.batches))
         seconds, latencies, errors = _webhook(url, batches)
         events = 1000 * args.batches
         print(
             f"webhook, batches of 1,000: {events / seconds:,.0f} events/s "
-            f"({events} in {seconds:.2f} s), per batch {_percentiles(latencies)}, {errors} errors"
+            f"({events} in {seconds:.2f} s), per batch {percentiles(latencies)}, {errors} errors"
         )
         csrf, cookie = _staff_session(url)
         _report_load(*asyncio.run(_under_load(port, loaded, csrf, cookie, args.clients)))

@@ -5,6 +5,7 @@ ends, so the table stays bounded however many clients come and go."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
@@ -107,3 +108,57 @@ def test_migration_0009_gives_existing_subscribers_an_opaque_reference(tmp_path,
         assert len(set(refs)) == 3 and all(r and len(r) == 16 for r in refs)
         command.downgrade(cfg, "0006")
         assert connection.execute(text("SELECT count(*) FROM subscribers")).scalar() == 3
+
+
+def test_insert_if_absent_says_whether_the_row_went_in(store):
+    """psycopg's rowcount of an INSERT ... ON CONFLICT DO NOTHING is -1 either way: the
+    answer comes from RETURNING, the same on both databases."""
+    from sqlalchemy import Table
+
+    from publisher.store import dialect
+    from publisher.store.models import RateLimitRow
+
+    row = {"key": "k", "window_start": 0, "expires": 60, "hits": 1}
+    with store.engine.begin() as connection:
+        table = cast(Table, RateLimitRow.__table__)
+        assert dialect.insert_if_absent(connection, table, row) is True
+        assert dialect.insert_if_absent(connection, table, row | {"hits": 5}) is False
+    assert count_limits(store) == 1
+
+
+def test_a_counter_another_process_makes_meanwhile_still_counts_our_hit(store, fixed_now):
+    """PostgreSQL: another process inserts the window's row between our UPDATE (no row yet)
+    and our INSERT; our INSERT then does nothing, and the hit is counted on that row, not
+    lost (two hits, two counted). SQLite has one writer: nobody can get in between."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("one writer at a time on SQLite: no other process gets in between")
+    from sqlalchemy import event
+
+    limit = Limit("raced", 5, 600)
+    start = int(fixed_now.timestamp()) - int(fixed_now.timestamp()) % 600
+    values = {"key": "raced", "window_start": start, "expires": start + 600, "hits": 1}
+
+    def other_process(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO rate_limits") and not done:
+            done.append(True)
+            with store.engine.connect() as other:  # its own transaction, committed now
+                other.exec_driver_sql(
+                    "INSERT INTO rate_limits (key, window_start, expires, hits) "
+                    "VALUES (%(key)s, %(window_start)s, %(expires)s, %(hits)s)",
+                    values,
+                )
+                other.commit()
+
+    done: list[bool] = []
+    event.listen(store.engine, "before_cursor_execute", other_process)
+    try:
+        assert take(store, [limit], now=fixed_now) is None
+    finally:
+        event.remove(store.engine, "before_cursor_execute", other_process)
+    from sqlalchemy import select
+
+    from publisher.store.models import RateLimitRow
+
+    with store.engine.connect() as connection:
+        hits = connection.execute(select(RateLimitRow.hits).where(RateLimitRow.key == "raced"))
+        assert hits.scalar() == 2

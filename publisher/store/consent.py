@@ -31,6 +31,7 @@ from publisher.store.subscribers import PENDING, Subscriber, new_token
 __all__ = [
     "CLI",
     "Context",
+    "add_active",
     "add_pending",
     "clear_pause",
     "count_history",
@@ -222,6 +223,54 @@ def add_pending(
         session.flush()
         _record(session, row.id, "signup", ctx, now, PENDING)
         return _subscriber(row)
+
+
+# built once: the API's creates run them a lot (no expression building per call)
+_SUBSCRIBERS = cast(Table, SubscriberRow.__table__)
+_ADD = insert(_SUBSCRIBERS).returning(_SUBSCRIBERS.c.id)
+_ADD_HISTORY = insert(cast(Table, SubscriberHistoryRow.__table__))
+
+
+def add_active(
+    store: Store,
+    address: str,
+    *,
+    name: str | None,
+    topics: Sequence[str],
+    ctx: Context,
+    now: datetime,
+    action: str = "added",
+) -> Subscriber:
+    """A new subscriber active at once, as add_pending then activating with `action` would
+    leave them (the sign-up and the activation in their history, the status event in the
+    webhook outbox), in one transaction of plain statements: the API's bulk path runs it.
+    `address` as normalise_email gives it; IntegrityError if it is already stored."""
+    kept, token, ref = sorted(set(topics)), new_token(), secrets.token_urlsafe(12)
+    values: dict[str, Any] = {
+        "email": address,
+        "name": name,
+        "topics": kept,
+        "status": "active",
+        "token": token,
+        "created_at": now,
+        "updated_at": now,
+        "ref": ref,
+        "retired_token": None,
+        "status_reason": None,
+    }
+    history = [
+        _history_row(0, "signup", ctx, now, PENDING),
+        _history_row(0, action, ctx, now, "active"),
+    ]
+    with store.engine.begin() as connection:
+        subscriber_id = int(connection.execute(_ADD, values).scalar_one())
+        for row in history:
+            row["subscriber_id"] = subscriber_id
+        connection.execute(_ADD_HISTORY, history)
+        outbox.subscriber_event(
+            connection, subscriber_id, "active", now, email=address, via=ctx.via
+        )
+    return Subscriber(subscriber_id, address, name, tuple(kept), "active", token, ref)
 
 
 def renew_pending(

@@ -10,7 +10,8 @@
   and planned as one value; a thousand-item IN list costs it more than the rows it selects.
   SQLite compiles an IN list quickly (and has no arrays).
 * Insert-if-absent (`ON CONFLICT DO NOTHING`): both dialects have it, each in its own
-  SQLAlchemy module.
+  SQLAlchemy module; whether the row went in is read by RETURNING (`insert_if_absent`):
+  psycopg's rowcount for it is -1 either way.
 * The connection pool: sized to the sending threads on PostgreSQL, checked before use
   (`pool_pre_ping`) so a connection the server dropped (a restart) is replaced, not
   handed out.
@@ -146,7 +147,24 @@ def insert_ignore(engine: Engine, table: Table) -> Any:
     return module.insert(table).on_conflict_do_nothing()
 
 
+def insert_if_absent(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING of one row: True if it was inserted. Read through
+    RETURNING, not the rowcount: psycopg reports -1 for such an INSERT (inserted or not)."""
+    module: Any = postgresql if connection.dialect.name == "postgresql" else sqlite
+    key = next(iter(table.primary_key.columns))
+    statement = module.insert(table).on_conflict_do_nothing().returning(key)
+    return connection.execute(statement.values(**values)).first() is not None
+
+
+SQLITE_POOL = 40  # anyio's worker threads: every web request's thread may read at once
+
+
 def engine_options(backend: str, pool_size: int | None) -> dict[str, Any]:
+    if backend == "sqlite":
+        # A file's connections are kept, as many as the web's threads: past SQLAlchemy's
+        # default 5 + 10, each request opened (and ran the PRAGMAs of) a new one, and
+        # closed it. A pool grows only as far as it is used.
+        return {"pool_size": max(SQLITE_POOL, pool_size or 0)}
     if backend != "postgresql":
         return {}
     options: dict[str, Any] = {"pool_pre_ping": True}

@@ -81,11 +81,8 @@ def _hit(store: Store, connection: Connection, limit: Limit, stamp: int) -> bool
             )
             return True
         values = {"key": limit.key, "window_start": start, "expires": start + limit.window}
-        inserted = connection.execute(
-            dialect.insert_ignore(store.engine, table).values(**values, hits=1)
-        )
-        if dialect.rowcount(inserted):
-            return True
+        if dialect.insert_if_absent(connection, table, values | {"hits": 1}):
+            return True  # else another process made the row meanwhile: count on it
     return False
 
 

@@ -397,6 +397,6 @@ def subscriber_at(store: Store, email: str) -> Subscriber | None:
     """The subscriber stored under exactly this address (not validated or normalised: a
     test send's address need not be one a subscriber could have)."""
     query = select(*_COLUMNS, SubscriberRow.ref).where(SubscriberRow.email == email).limit(1)
-    with store.session() as session:
-        row = session.execute(query).first()
+    with store.engine.connect() as connection:  # Core: the API's creates call it a lot
+        row = connection.execute(query).first()
     return None if row is None else _to_subscriber(row)

@@ -66,8 +66,8 @@ def unsuppress(store: Store, email: str) -> bool:
 
 
 def suppression_reason(store: Store, email: str) -> str | None:
-    with store.session() as session:
-        return session.scalar(
+    with store.engine.connect() as connection:  # Core: the API's creates call it a lot
+        return connection.scalar(
             select(SuppressionRow.reason).where(SuppressionRow.email_hash == email_hash(email))
         )
 

@@ -18,6 +18,7 @@ from publisher.store import Store
 from publisher.store.consent import (
     CLI,
     Context,
+    add_active,
     add_pending,
     clear_pause,
     email_events,
@@ -128,12 +129,14 @@ def add_person(
     topics: Sequence[str],
     ctx: Context,
     now: datetime,
+    normalised: bool = False,
 ) -> Subscriber:
     """/admin's "Add a person": someone new, active at once, the note on where their consent
     came from in `ctx.consent_text`. Nobody already on the list is added twice or changed, and
     an erased or never-to-be-mailed address is never re-added: StaffRefused says why.
-    ValueError for an address that is not one."""
-    address = normalise_email(email)
+    ValueError for an address that is not one. `normalised`: `email` is already as
+    normalise_email gives it (the API checked it before its group commit)."""
+    address = email if normalised else normalise_email(email)
     known = subscriber_at(store, address)
     if known is not None:
         raise StaffRefused(f"{address} is already on the list ({known.status}): not added again.")
@@ -141,9 +144,8 @@ def add_person(
     if reason is not None:
         why = "was erased at the person's request" if reason == "erased" else "is never mailed"
         raise StaffRefused(f"{address} {why} ({reason}): staff cannot add it back.")
-    person = add_pending(store, address, name=name, topics=topics, ctx=ctx, now=now)
-    activate(store, person, action="added", ctx=ctx, now=now)
-    return subscriber_at(store, address) or person
+    # not suppressed (refused above) and new: nothing to unsuppress or unpause
+    return add_active(store, address, name=name, topics=topics, ctx=ctx, now=now)
 
 
 def resubscribe_refusal(store: Store, subscriber: Subscriber) -> str | None:

@@ -29,7 +29,9 @@ from publisher.publish.archive import ARCHIVE_DIR
 from publisher.publish.posts import POSTS_DIR
 from publisher.render.environment import render_template
 from publisher.store import Store
+from publisher.store.group import GroupCommit
 from publisher.web import admin, api, media, signup, subscriber, webhook
+from publisher.web.api.framework import KeyWindows
 from publisher.web.bounds import BoundedBodies, Limits
 from publisher.web.context import Web, topics_of, web, web_environment
 from publisher.web.forms import FormTooLarge
@@ -292,4 +294,9 @@ def create_app(
     app.state.web = state
     app.state.staff_sessions = admin.Sessions(secret_key, now)
     app.state.api_per_minute = (limits or Limits()).api_per_minute
+    app.state.api_windows = KeyWindows()
+    # its writer thread starts on first use; its jobs (the API's creates: add_person, the
+    # audit row, the Idempotency-Key answer) never catch a failed statement: no inner
+    # savepoints
+    app.state.api_writes = GroupCommit(store, nested=False)
     return app

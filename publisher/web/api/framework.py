@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from publisher.store import api_keys
+from publisher.store import Store, api_keys
 from publisher.store.api_keys import ApiKey
-from publisher.store.limits import Limit, take_one
 from publisher.web.api.problems import Problem, problem_for, problem_response
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.notices import later
@@ -51,6 +51,7 @@ class Call:
     now: datetime = field(default_factory=lambda: datetime.min)
     # work a handler leaves for after the answer (a send): run only when it answered
     after: Callable[[], None] | None = None
+    prepared: Any = None  # what the endpoint's `prepare` worked out for its handler
 
     @property
     def actor(self) -> str:
@@ -72,6 +73,13 @@ class Endpoint:
     status: int = 200
     cors: bool = False  # another website's page may call it (the sign-up)
     extra: tuple[tuple[str, str], ...] = ()  # more problem answers it gives: (status, why)
+    # for the keys this says yes to, the handler only writes the store (no mail, no
+    # network): it runs in the group commit (publisher/store/group.py), the idempotency
+    # claim and answer in the same transaction
+    batched: Callable[[ApiKey], bool] | None = None
+    # pure checks run before a batched handler, outside the group commit's one writer
+    # thread (so its serial work is the store's): they leave `prepared` (None: not done)
+    prepare: Callable[[Call], None] | None = None
 
     @property
     def route_path(self) -> str:
@@ -94,11 +102,34 @@ def _authorise(w: Web, endpoint: Endpoint, token: str) -> ApiKey:
     return key
 
 
-def _rate(w: Web, key: ApiKey, per_minute: int) -> dict[str, str]:
+class KeyWindows:
+    """Each key's calls in the current fixed window, counted in this process: a call costs
+    no store write. The limit is per `publisher serve` process (two processes behind one
+    address allow a key twice the calls); a restart starts the window's count afresh."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[int, tuple[int, int]] = {}  # key id -> (window start, calls)
+
+    def take(self, key_id: int, most: int, stamp: int) -> int | None:
+        """Count one call: the calls in this window including it, or None when full."""
+        start = stamp - stamp % RATE_WINDOW
+        with self._lock:
+            if len(self._counts) > 10_000:  # ended windows of keys not used since
+                self._counts = {k: v for k, v in self._counts.items() if v[0] == start}
+            began, used = self._counts.get(key_id, (start, 0))
+            used = used if began == start else 0
+            if used >= most:
+                return None
+            self._counts[key_id] = (start, used + 1)
+            return used + 1
+
+
+def _rate(w: Web, windows: KeyWindows, key: ApiKey, per_minute: int) -> dict[str, str]:
     """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429."""
-    now = w.now()
-    used = take_one(w.store, Limit(f"api:{key.id}", per_minute, RATE_WINDOW), now=now)
-    reset = RATE_WINDOW - int(now.timestamp()) % RATE_WINDOW
+    stamp = int(w.now().timestamp())
+    used = windows.take(key.id, per_minute, stamp)
+    reset = RATE_WINDOW - stamp % RATE_WINDOW
     headers = {"RateLimit-Policy": f'"per-key";q={per_minute};w={RATE_WINDOW}'}
     headers["RateLimit"] = f'"per-key";r={max(per_minute - (used or per_minute), 0)};t={reset}'
     if used is None:
@@ -163,7 +194,8 @@ def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, st
     if any(value > MAX_ID for value in request.path_params.values()):
         raise Problem(404, "not-found", "No record with this id.")
     key = _authorise(w, endpoint, bearer(request))
-    headers.update(_rate(w, key, request.app.state.api_per_minute))
+    state = request.app.state
+    headers.update(_rate(w, state.api_windows, key, state.api_per_minute))
     call = Call(
         w,
         key,
@@ -175,13 +207,47 @@ def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, st
         now=w.now(),
     )
     idem = request.headers.get("idempotency-key")
-    if endpoint.method != "POST" or idem is None:
-        response = _respond(*_answer(endpoint, endpoint.handler(call)), headers)
+    if endpoint.batched is not None and endpoint.batched(key):
+        if endpoint.prepare is not None:
+            try:
+                endpoint.prepare(call)
+            except Problem:  # the handler raises it again, where an Idempotency-Key keeps it
+                call.prepared = None
+        response, after = state.api_writes.run(
+            lambda store: _batched(call, store, endpoint, request, raw, idem, headers)
+        )
     else:
-        response = _idempotent(call, endpoint, request, raw, idem, headers)
-    if call.after is not None:  # after the answer has gone (a replayed answer left none)
-        response.background = later(w, call.after)
+        response, after = _call(call, endpoint, request, raw, idem, headers), call.after
+    if after is not None:  # after the answer has gone (a replayed answer left none)
+        response.background = later(w, after)
     return response
+
+
+def _call(
+    call: Call,
+    endpoint: Endpoint,
+    request: Request,
+    raw: bytes,
+    idem: str | None,
+    headers: dict[str, str],
+) -> Response:
+    if endpoint.method != "POST" or idem is None:
+        return _respond(*_answer(endpoint, endpoint.handler(call)), headers)
+    return _idempotent(call, endpoint, request, raw, idem, headers)
+
+
+def _batched(
+    call: Call,
+    store: Store,
+    endpoint: Endpoint,
+    request: Request,
+    raw: bytes,
+    idem: str | None,
+    headers: dict[str, str],
+) -> tuple[Response, Callable[[], None] | None]:
+    """One job of the group commit: the call on the batch's store."""
+    joined = replace(call, w=replace(call.w, store=store))
+    return _call(joined, endpoint, request, raw, idem, headers), joined.after
 
 
 def _idempotent(

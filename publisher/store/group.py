@@ -1,0 +1,186 @@
+"""Group commit: many short writes from many threads, committed together.
+
+SQLite has one writer: twenty request threads each opening their own write transaction
+mostly wait on its lock (the busy handler sleeps up to 100 ms a try), and each commit
+costs a WAL append. A `GroupCommit` has one writer thread that takes every job waiting,
+runs each in its own SAVEPOINT of one transaction (a job that raises is rolled back alone,
+its error given to its caller) and commits them together; each caller is answered only
+once the batch has committed, so nothing is reported done that is not stored. On
+PostgreSQL the same holds (a batch is one transaction; a unique row another process
+inserts meanwhile waits for that process as a single insert would).
+
+A job is a function of a `Store` joined to the batch's transaction: the ordinary store
+functions run unchanged on it (their `engine.begin()` and `session()` become savepoints,
+`engine.connect()` the batch's connection). A job must only touch the store (no mail, no
+network: it may run twice, see below) and never commit by itself.
+
+If the batch's commit itself fails (the database went away, a PostgreSQL deadlock with
+another process), every job of it runs again alone, in its own transaction, so one
+failure fails one caller."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import sessionmaker
+
+from publisher.store import Store
+
+__all__ = ["GroupCommit"]
+
+T = TypeVar("T")
+log = logging.getLogger("publisher.store.group")
+BATCH_MOST = 200  # jobs a batch takes at most: bounds the wait of its first caller
+_Job = tuple[Callable[[Store], Any], "Future[Any]"]
+
+
+class _JoinedEngine:
+    """The parts of an Engine the store functions use, inside one connection's
+    transaction; anything else (the dialect, the URL) is the real engine's."""
+
+    def __init__(self, engine: Engine, connection: Connection, nested: bool) -> None:
+        self._engine = engine
+        self._connection = connection
+        self._nested = nested
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        if not self._nested:  # the job's own savepoint is the only one
+            yield self._connection
+            return
+        with self._connection.begin_nested():
+            yield self._connection
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        yield self._connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+class _JoinedStore(Store):
+    """A Store whose transactions are savepoints of `connection`'s transaction."""
+
+    def __init__(self, store: Store, connection: Connection, nested: bool) -> None:
+        self.url = store.url  # no engine of its own
+        self.engine = cast(Engine, _JoinedEngine(store.engine, connection, nested))
+        self._sessions = sessionmaker(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+
+
+class GroupCommit:
+    """One writer thread committing the jobs of many callers in batches (see the module)."""
+
+    def __init__(self, store: Store, *, most: int = BATCH_MOST, nested: bool = True) -> None:
+        """`nested=False`: a store function's `engine.begin()` inside a job opens no
+        savepoint of its own (two statements fewer each): only for jobs none of whose store
+        calls catches a failed statement and carries on (its writes before the failure
+        would stay); a job that raises is still rolled back whole."""
+        self.store = store
+        self.most = most
+        self.nested = nested
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0  # committed batches (the tests and the benchmark read it)
+
+    def run(self, job: Callable[[Store], T]) -> T:
+        """Run `job` in the next batch; its result once that batch has committed (or its
+        exception, nothing of it stored)."""
+        future: Future[T] = Future()
+        self._start()
+        self._jobs.put((job, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Finish the jobs queued and stop the writer thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            thread.join()
+
+    def _start(self) -> None:
+        if self._thread is not None:  # running: no lock taken on every call
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while (first := self._jobs.get()) is not None:
+            batch = [first]
+            stop = False
+            while len(batch) < self.most:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            outcomes = self._transaction(batch)
+        except Exception as exc:  # the commit failed: each job alone, in its own transaction
+            log.warning("a batch of %d failed to commit (%s): one at a time", len(batch), exc)
+            for job in batch:
+                self._alone(job)
+            return
+        self.batches += 1
+        for (_, future), (result, error) in zip(batch, outcomes, strict=True):
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+    def _alone(self, job: _Job) -> None:
+        try:
+            ((result, error),) = self._transaction([job])
+        except Exception as exc:
+            result, error = None, exc
+        if error is None:
+            job[1].set_result(result)
+        else:
+            job[1].set_exception(error)
+
+    def _transaction(self, batch: list[_Job]) -> list[tuple[Any, BaseException | None]]:
+        """Every job in its own savepoint of one transaction, committed once."""
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        with self.store.engine.connect() as connection:
+            if self.store.single_writer:  # take the write lock first: no upgrade refused later
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            joined = _JoinedStore(self.store, connection, self.nested)
+            for job, _ in batch:
+                savepoint = connection.begin_nested()
+                try:
+                    result = job(joined)
+                except Exception as exc:  # this job's failure is its caller's, not the batch's
+                    savepoint.rollback()
+                    outcomes.append((None, exc))
+                else:
+                    savepoint.commit()
+                    outcomes.append((result, None))
+            try:
+                connection.commit()
+            except Exception:
+                # SQLite keeps a transaction whose COMMIT failed (a deferred constraint)
+                # open, and the pool would hand it out so: end it here
+                connection.connection.rollback()
+                raise
+        return outcomes
