@@ -42,16 +42,11 @@ from publisher.store.broadcasts import (
 from publisher.store.models import SubscriberPauseRow
 from publisher.store.subscribers import find_subscriber
 from publisher.store.suppression import suppress
+from tests.broadcast_support import senders
 from tests.conftest import FIXED_NOW, present, write_config
 from tests.servers.data import add_subscribers
 
-SENDERS = """\
-senders:
-  - name: action
-    from_email: action@example.org
-    from_name: "Test Org Action, \\"Now\\""
-    reply_to: organisers@example.org
-"""
+SENDERS = senders('"Test Org Action, \\"Now\\""')  # a display name that needs quoting
 NOW = FIXED_NOW
 
 
@@ -348,8 +343,8 @@ def test_a_draft_that_cannot_go_is_refused_before_anything_is_sent(store, config
 
 
 def test_a_sent_broadcast_is_reported_to_webhooks_as_a_broadcast_once(store, config):
-    from tests.test_webhooks import Clock, deliverer, endpoint, payloads
     from tests.webhook_receiver import receiving
+    from tests.webhook_support import Clock, deliverer, endpoint, payloads
 
     with receiving() as receiver:
         endpoint(store, receiver.url, ("broadcast.sent", "edition.sent"))

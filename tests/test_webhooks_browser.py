@@ -19,9 +19,9 @@ from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts
 from tests.conftest import FIXED_NOW
 from tests.test_admin_browser import browser, log_in, new_page  # noqa: F401 - the fixture
 from tests.test_web_browser import Checked
-from tests.test_webhooks import SETTINGS, Clock
 from tests.web_support import serve
 from tests.webhook_receiver import receiving
+from tests.webhook_support import SETTINGS, Clock
 
 pytestmark = pytest.mark.browser
 
