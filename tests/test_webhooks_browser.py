@@ -46,6 +46,9 @@ def test_owner_adds_a_webhook_sees_deliveries_and_replays_a_failure(
         log_in(page, served.url, STAFF["owner"])
         page.get_by_role("link", name="Webhooks", exact=True).click()
         expect(page.get_by_role("heading", name="Add a webhook")).to_be_visible()
+        # one heading named "Webhooks" (the page's); the list is "Your webhooks"
+        expect(page.get_by_role("heading", name="Webhooks", exact=True)).to_be_visible()
+        expect(page.get_by_role("region", name="Your webhooks")).to_contain_text("No webhook yet")
         pages.check("webhooks-empty")
         page.get_by_label("Address (URL)").fill("http://10.1.2.3/hook")
         page.get_by_role("button", name="Add webhook").click()
