@@ -14,18 +14,14 @@ from publisher.store import Store
 from publisher.store.models import DeliveryRow, EditionRow, SubscriberRow
 from publisher.store.staff import add_staff
 from publisher.subscribers.events import record_events
-from tests.conftest import FIXED_NOW, present
+from tests.conftest import BASE_CONFIG, FIXED_NOW, present
 
 PASSWORD = "correct horse battery staple"
 STAFF = {"owner": "olga@example.org", "editor": "edu@example.org", "viewer": "vera@example.org"}
-ADMIN_CONFIG = """\
-organisation:
-  name: Test Org
-  website: https://www.example.org
-  public_url: https://www.example.org/news
-  postal_address: 1 Main St, Springfield
-  from_email: news@example.org
-  timezone: America/New_York
+# the organisation is conftest's (one copy); then the dashboard's source and campaign
+ADMIN_CONFIG = (
+    BASE_CONFIG
+    + """\
 sources:
   - name: posts
     type: markdown
@@ -47,6 +43,7 @@ delivery:
   backoff_base: 0.01
   backoff_max: 0.05
 """
+)
 
 
 def add_accounts(store: Store) -> None:

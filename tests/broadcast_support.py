@@ -19,16 +19,20 @@ from publisher.store.suppression import suppress
 from tests.admin_support import ADMIN_CONFIG, STAFF
 from tests.conftest import FIXED_NOW, present
 
-BROADCAST_CONFIG = (
-    ADMIN_CONFIG
-    + """\
+
+def senders(from_name: str = "Local Progress Action") -> str:
+    """The configured sender "action" (one copy for every broadcast test), under `from_name`
+    (YAML-quoted as written)."""
+    return f"""\
 senders:
   - name: action
     from_email: action@example.org
-    from_name: Local Progress Action
+    from_name: {from_name}
     reply_to: organisers@example.org
 """
-)
+
+
+BROADCAST_CONFIG = ADMIN_CONFIG + senders()
 # (email, topics): reached by "labor, except housing" are REACHED; the others are not
 PEOPLE = {
     "ana@example.org": ("labor",),

@@ -21,7 +21,8 @@ def dealt_with(log: str, slot: datetime, campaign: str = "weekly") -> bool:
     - or its scheduler has submitted a job due after the slot (APScheduler logs "Running
       job ... (scheduled at T)" at -v): it submits due jobs in the order of their times, so
       the slot's own job, if it has one, was submitted before, and a SIGTERM lets it finish.
-      (A daemon whose scheduler started just after the slot time never fires for it.)"""
+      A slot between the catch-up and the scheduler's start still fires: the campaign job's
+      first run is set to the first slot after the catch-up (daemon._add_campaign_job)."""
     text = " ".join(log.split())  # a long line may be wrapped by the log console
     if f"campaign={campaign} slot={iso(slot)} outcome=" in text:
         return True

@@ -19,6 +19,7 @@ from publisher.deliver.broadcasts import (
     render_broadcast,
     resume_broadcast,
     send_broadcast,
+    send_broadcast_now,
     send_test_broadcast,
 )
 from publisher.errors import ConfigError, DeliveryError
@@ -41,16 +42,11 @@ from publisher.store.broadcasts import (
 from publisher.store.models import SubscriberPauseRow
 from publisher.store.subscribers import find_subscriber
 from publisher.store.suppression import suppress
+from tests.broadcast_support import senders
 from tests.conftest import FIXED_NOW, present, write_config
 from tests.servers.data import add_subscribers
 
-SENDERS = """\
-senders:
-  - name: action
-    from_email: action@example.org
-    from_name: "Test Org Action, \\"Now\\""
-    reply_to: organisers@example.org
-"""
+SENDERS = senders('"Test Org Action, \\"Now\\""')  # a display name that needs quoting
 NOW = FIXED_NOW
 
 
@@ -234,6 +230,41 @@ def test_the_send_reaches_the_audience_once_under_the_chosen_sender(store, confi
     assert len(outbox(config, made.id)) == 4
 
 
+def test_send_now_claims_before_it_returns_and_sends_when_its_send_runs(store, config):
+    """The edges' send now (admin page, API): claimed before the answer, so a second
+    request is refused at once; nothing is sent until the returned send runs, once."""
+    group = people(store)
+    made = create_broadcast(store, draft(), by="ann@example.org", now=NOW)
+    clock = lambda: NOW  # noqa: E731
+    claimed, send = send_broadcast_now(
+        config, store, made.id, by="ann@example.org", version=1, clock=clock
+    )
+    assert claimed.status == "sending" == present(get_broadcast(store, made.id)).status
+    assert outbox(config, made.id) == {} and claimed.edition_id is None  # nothing yet
+    with pytest.raises(DeliveryError, match="is sending: its send started"):
+        send_broadcast_now(config, store, made.id, by="bo@x.org", version=1, clock=clock)
+    send()
+    reached = group["housing"] + group["both"] + group["all"]  # following housing
+    assert sorted(outbox(config, made.id)) == sorted(reached)
+    assert present(get_broadcast(store, made.id)).status == "sent"
+
+
+def test_send_now_refuses_what_cannot_go_before_claiming(store, config):
+    people(store)
+    bad = create_broadcast(store, draft(sender="nobody"), by="ann@example.org", now=NOW)
+    with pytest.raises(DeliveryError, match="cannot go: the sender 'nobody'"):
+        send_broadcast_now(
+            config, store, bad.id, by="ann@example.org", version=1, clock=lambda: NOW
+        )
+    made = create_broadcast(store, draft(), by="ann@example.org", now=NOW)
+    update_broadcast(store, made.id, draft(body="Changed"), version=1, by="bo@x.org", now=NOW)
+    with pytest.raises(DeliveryError, match="changed by bo@x.org"):
+        send_broadcast_now(
+            config, store, made.id, by="ann@example.org", version=1, clock=lambda: NOW
+        )
+    assert [present(get_broadcast(store, b)).status for b in (bad.id, made.id)] == ["draft"] * 2
+
+
 def test_a_test_send_is_marked_and_leaves_the_real_send_untouched(store, config):
     people(store)
     made = create_broadcast(store, draft(), by="ann@example.org", now=NOW)
@@ -312,8 +343,8 @@ def test_a_draft_that_cannot_go_is_refused_before_anything_is_sent(store, config
 
 
 def test_a_sent_broadcast_is_reported_to_webhooks_as_a_broadcast_once(store, config):
-    from tests.test_webhooks import Clock, deliverer, endpoint, payloads
     from tests.webhook_receiver import receiving
+    from tests.webhook_support import Clock, deliverer, endpoint, payloads
 
     with receiving() as receiver:
         endpoint(store, receiver.url, ("broadcast.sent", "edition.sent"))

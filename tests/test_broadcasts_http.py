@@ -243,6 +243,22 @@ def test_an_owner_confirms_and_it_goes_to_the_audience_under_its_sender(served, 
     assert "broadcast-send" in actions
 
 
+def test_send_now_says_at_once_why_a_broadcast_cannot_go_and_claims_nothing(served, store):
+    """Send now is claimed before the answer (deliver.broadcasts.send_broadcast_now, as the
+    API's): a draft that cannot go is refused on the page, not in a background job."""
+    broadcast = a_broadcast(store, sender="gone")  # a sender removed from the configuration
+    with client(served) as http:
+        log_in(http, STAFF["owner"])
+        csrf = csrf_of(http.get(f"/admin/broadcasts/{broadcast.id}").text)
+        base = {"csrf": csrf, "version": str(broadcast.version)}
+        refused = http.post(f"/admin/broadcasts/{broadcast.id}/send", data=base)
+        assert refused.status_code == 409
+        assert "the sender &#39;gone&#39; is not configured" in refused.text
+    assert stored(store, broadcast.id).status == "draft"
+    assert not list(served.outbox.rglob("*.eml"))
+    assert "broadcast-send" not in [row.action for row in audit.recent(store, limit=10)]
+
+
 def test_schedule_in_the_future_only_then_cancel(served, store):
     broadcast = a_broadcast(store)
     with client(served) as http:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,11 +118,25 @@ def cli(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def wait_for(condition, *, timeout: float = 30.0, what: str = "") -> None:
+# Start-up (imports, migrations), compose, render and send take seconds on a quiet machine
+# and many times that on a busy one: the waits are for a condition, and this bound only
+# catches a hang (a daemon that died fails at once, with its log).
+HANG = 240.0
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    *,
+    timeout: float = HANG,
+    what: str = "",
+    daemons: Sequence[tuple[subprocess.Popen, Path]] = (),
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
+        for process, log_path in daemons:
+            assert process.poll() is None, f"a daemon exited: {log_path.read_text()}"
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -146,7 +161,7 @@ def counts(url: str) -> tuple[int, int]:
 def stop(process: subprocess.Popen, log_path: Path) -> None:
     process.send_signal(signal.SIGTERM)
     try:
-        code = process.wait(timeout=30)
+        code = process.wait(timeout=HANG)  # it finishes the work in flight first
     except subprocess.TimeoutExpired:
         process.kill()
         raise
@@ -162,7 +177,11 @@ def test_daemon_sends_the_slot_then_exits_0_on_sigterm(project):
     url = prepare(project, slot_cron(slot))
     process, log_path = start_daemon(project, url, "daemon.log")
     try:
-        wait_for(lambda: "sent" in slot_statuses(url), what="the slot to be sent")
+        wait_for(
+            lambda: "sent" in slot_statuses(url),
+            what="the slot to be sent",
+            daemons=[(process, log_path)],
+        )
     finally:
         stop(process, log_path)
     assert counts(url) == (1, SUBSCRIBERS)
@@ -178,12 +197,16 @@ def test_two_daemons_on_one_store_make_one_edition_and_one_message_each(project)
     first = start_daemon(project, url, "first.log", verbose=True)
     second = start_daemon(project, url, "second.log", verbose=True)
     try:
-        wait_for(lambda: "sent" in slot_statuses(url), what="the slot to be sent")
+        wait_for(
+            lambda: "sent" in slot_statuses(url),
+            what="the slot to be sent",
+            daemons=[first, second],
+        )
         # the other daemon's chance to (wrongly) send again: both have dealt with the slot
         wait_for(
             lambda: all(dealt_with(log.read_text(), slot) for log in (first[1], second[1])),
-            timeout=60,
             what="both daemons to deal with the slot",
+            daemons=[first, second],
         )
     finally:
         stop(*first)
@@ -201,11 +224,12 @@ def test_pause_and_resume_reach_a_running_daemon(project):
     assert paused.returncode == 0, paused.stderr
     process, log_path = start_daemon(project, url, "daemon.log")
     try:
-        wait_for(lambda: slot_statuses(url).count("paused") >= 2, what="paused slots")
+        daemon = [(process, log_path)]
+        wait_for(lambda: slot_statuses(url).count("paused") >= 2, what="paused", daemons=daemon)
         assert counts(url) == (0, 0)
         resumed = cli(project, url, "resume", "weekly")
         assert resumed.returncode == 0, resumed.stderr
-        wait_for(lambda: "sent" in slot_statuses(url), timeout=20, what="a sent slot")
+        wait_for(lambda: "sent" in slot_statuses(url), what="a sent slot", daemons=daemon)
     finally:
         stop(process, log_path)
     assert counts(url) == (1, SUBSCRIBERS)

@@ -138,6 +138,12 @@ def test_subscribers_add_remove_show_export(project, database_url):
     assert unknown.returncode == 1 and "no subscriber nobody@example.org" in unknown.stderr
     bad = _cli(project, database_url, "subscribers", "add", "not-an-address")
     assert bad.returncode == 2
+    for command in ("show", "remove"):  # an address the store could never hold: usage
+        for address in ("999", "a..b@example.org"):
+            refused = _cli(project, database_url, "subscribers", command, address)
+            assert refused.returncode == 2, refused.stderr  # not "internal error" (1)
+            assert "invalid email address" in refused.stderr
+            assert "internal error" not in refused.stderr and "Traceback" not in refused.stderr
 
 
 @pytest.mark.slow  # starts the real `publisher` command

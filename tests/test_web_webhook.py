@@ -4,6 +4,7 @@ then a real send skips every suppressed or paused address with the reason in the
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -200,3 +201,48 @@ def test_without_any_suppression_a_send_still_skips_the_paused(project, store, f
         }
     assert report.sent == 2 and rows[first.id] == ("skipped", "paused until 2026-11-28")
     assert rows[third.id][0] == "sent" and outsider.id not in rows
+
+
+def test_a_suppressed_address_in_another_case_is_held_back_without_a_validator_per_person(
+    project, store, fixed_now, monkeypatch
+):
+    """Stored addresses are normalised, so a send hashes them as they are (no
+    email-validator call per follower); a suppression given in another case still holds
+    the person back, and so does a legacy row stored unnormalised (normalised first)."""
+    import publisher.store.subscribers
+    from publisher.store.subscribers import count_reachable, follows, normalise_email
+    from tests.web_support import write_web_config
+
+    add_subscribers(store, fixed_now, 20, topics=("labor",))
+    signed_up = normalise_email("  Ana.Lima@Example.ORG ")  # as every writer stores it
+    legacy = "Bo.Kim@Example.org"  # stored as written, before the rule (or directly)
+    rows = [SubscriberInput(a, None, ("labor",)) for a in (signed_up, legacy)]
+    import_subscribers(store, rows, now=fixed_now)
+    suppress(store, "ANA.LIMA@example.org", reason="complained", source="test", now=fixed_now)
+    suppress(store, "bo.kim@EXAMPLE.ORG", reason="bounced", source="test", now=fixed_now)
+    validated: list[str] = []
+    real = publisher.store.subscribers.validate_email
+
+    def counted(address: str, **options: Any) -> Any:
+        validated.append(address)
+        return real(address, **options)
+
+    monkeypatch.setattr(publisher.store.subscribers, "validate_email", counted)
+    labor = lambda topics: follows(topics, ["labor"])  # noqa: E731
+    assert count_reachable(store, labor, now=fixed_now) == 20
+    config = write_web_config(project, 1)
+    edition = add_edition(store, fixed_now, campaign="weekly")
+    report = deliver_edition(config, store, edition, now=fixed_now)
+    with store.session() as session:
+        skipped = {
+            r.subscriber_id: r.error
+            for r in session.scalars(
+                select(DeliveryRow).where(
+                    DeliveryRow.edition_id == edition, DeliveryRow.status == "skipped"
+                )
+            )
+        }
+    ids = {person.email: person.id for person in iter_subscribers(store)}
+    assert skipped == {ids[signed_up]: "suppressed address", ids[legacy]: "suppressed address"}
+    assert report.sent == 20
+    assert validated == [legacy, legacy]  # the legacy row only: once counting, once sending

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from standardwebhooks import Webhook
@@ -23,18 +23,7 @@ from publisher.subscribers.consent import activate, erase
 from publisher.subscribers.events import record_events
 from tests.conftest import FIXED_NOW, present
 from tests.webhook_receiver import Receiver, receiving
-
-SETTINGS = WebhooksConfig(allow_private_addresses=True, timeout=5.0, workers=4)
-
-
-class Clock:
-    """The deliverer's clock: what is due and when to retry (the tests move it)."""
-
-    def __init__(self, now: datetime = FIXED_NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.webhook_support import Clock, deliverer, endpoint, payloads
 
 
 @pytest.fixture
@@ -43,20 +32,8 @@ def receiver() -> Iterator[Receiver]:
         yield found
 
 
-def endpoint(store: Store, url: str, events: tuple[str, ...] = outbox.EVENTS):
-    return webhooks.create_endpoint(store, url, events, by="owner@example.org", now=FIXED_NOW)
-
-
 def person(store: Store, address: str) -> Subscriber:
     return add_pending(store, address, name=None, topics=(), ctx=CLI, now=FIXED_NOW)
-
-
-def deliverer(store: Store, clock: Clock) -> Deliverer:
-    return Deliverer(store, SETTINGS, clock=clock)
-
-
-def payloads(receiver: Receiver) -> list[dict]:
-    return [json.loads(body) for body in receiver.bodies()]
 
 
 def test_a_change_is_delivered_signed_without_token_or_secret(

@@ -19,9 +19,9 @@ from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts
 from tests.conftest import FIXED_NOW
 from tests.test_admin_browser import browser, log_in, new_page  # noqa: F401 - the fixture
 from tests.test_web_browser import Checked
-from tests.test_webhooks import SETTINGS, Clock
 from tests.web_support import serve
 from tests.webhook_receiver import receiving
+from tests.webhook_support import SETTINGS, Clock
 
 pytestmark = pytest.mark.browser
 
@@ -46,6 +46,9 @@ def test_owner_adds_a_webhook_sees_deliveries_and_replays_a_failure(
         log_in(page, served.url, STAFF["owner"])
         page.get_by_role("link", name="Webhooks", exact=True).click()
         expect(page.get_by_role("heading", name="Add a webhook")).to_be_visible()
+        # one heading named "Webhooks" (the page's); the list is "Your webhooks"
+        expect(page.get_by_role("heading", name="Webhooks", exact=True)).to_be_visible()
+        expect(page.get_by_role("region", name="Your webhooks")).to_contain_text("No webhook yet")
         pages.check("webhooks-empty")
         page.get_by_label("Address (URL)").fill("http://10.1.2.3/hook")
         page.get_by_role("button", name="Add webhook").click()

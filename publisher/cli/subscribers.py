@@ -101,10 +101,21 @@ def subscribers_add(
     console.print(f"{subscriber.email}: {'added' if created else 'active'}", highlight=False)
 
 
+def stored_form(value: str) -> str:
+    """An address as the store keeps it (normalised); one it could never hold is a usage
+    error (exit 2), not an internal error."""
+    from publisher.store.subscribers import normalise_email
+
+    try:
+        return normalise_email(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @subscribers_app.command("remove", cls=PlainCommand)
 def subscribers_remove(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.", callback=stored_form)],
 ) -> None:
     """Unsubscribe an address.
 
@@ -158,7 +169,7 @@ def subscribers_export(
 @subscribers_app.command("show", cls=PlainCommand)
 def subscribers_show(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.", callback=stored_form)],
 ) -> None:
     """Show one subscriber and their history.
 

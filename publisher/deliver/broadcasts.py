@@ -52,6 +52,7 @@ __all__ = [
     "render_broadcast",
     "resume_broadcast",
     "send_broadcast",
+    "send_broadcast_now",
     "send_due_broadcasts",
     "send_test_broadcast",
 ]
@@ -210,6 +211,46 @@ def send_broadcast(
     checked, rendered, claimed (DeliveryError when another process has it, or it was sent),
     composed once into its edition, sent exactly once per person. Options: see
     publisher.deliver.service.SendOptions."""
+    claimed, rendered = _claim(config, store, broadcast_id, by=by, now=now, version=version)
+    return _send(config, store, claimed, rendered, now, backend, options)
+
+
+def send_broadcast_now(
+    config: PublisherConfig,
+    store: Store,
+    broadcast_id: int,
+    *,
+    by: str,
+    version: int,
+    clock: Callable[[], datetime],
+) -> tuple[Broadcast, Callable[[], None]]:
+    """Send now from an edge that answers first (the admin page, the API): checked and
+    claimed BEFORE the answer, as `send_broadcast` (so of two requests one gets it; the
+    other, and anything that stops it going, raises here: NotApproved, DeliveryError), and
+    the send itself returned to run AFTER the answer (its failure is logged: the
+    broadcast's status says how it went). Returns (the claimed broadcast, the send)."""
+    claimed, rendered = _claim(config, store, broadcast_id, by=by, now=clock(), version=version)
+
+    def send() -> None:
+        try:
+            _send(config, store, claimed, rendered, clock(), None, {})
+        except PublisherError as exc:
+            log.warning("broadcast %s not sent: %s", broadcast_id, exc)
+
+    return claimed, send
+
+
+def _claim(
+    config: PublisherConfig,
+    store: Store,
+    broadcast_id: int,
+    *,
+    by: str | None,
+    now: datetime,
+    version: int | None,
+) -> tuple[Broadcast, RenderedBroadcast]:
+    """The broadcast claimed for sending (`sending`: no other process sends it) and its
+    rendering; raises what stops it going, before anything is claimed."""
     broadcast = _load(store, broadcast_id)
     approval.require_approved(config, store, "broadcast", broadcast_id)
     if broadcast.status not in ("draft", "scheduled"):
@@ -219,7 +260,7 @@ def send_broadcast(
     claimed = claim_broadcast(store, broadcast_id, version=version, by=by or "system", now=now)
     if claimed is None:
         raise DeliveryError(_not_sendable(_load(store, broadcast_id)))
-    return _send(config, store, claimed, rendered, now, backend, options)
+    return claimed, rendered
 
 
 def resume_broadcast(

@@ -26,7 +26,7 @@ from publisher.store.models import (
     SubscriberRow,
     SuppressionRow,
 )
-from publisher.store.subscribers import email_hash, follows
+from publisher.store.subscribers import email_hash, follows, stored_email_hash
 
 __all__ = [
     "SKIPPED",
@@ -106,7 +106,7 @@ def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime)
                 continue
             if until is not None and _aware(until) > now:
                 held[sid] = f"paused until {_aware(until).date().isoformat()}"
-            elif hashes and email_hash(email) in hashes:
+            elif hashes and stored_email_hash(email) in hashes:  # no validator per person
                 held[sid] = "suppressed address"
     return held
 

@@ -189,9 +189,9 @@ class FakeSendGrid:
         if headers.get("Authorization") != f"Bearer {self.api_key}":
             message = "The provided authorization grant is invalid, expired, or revoked"
             return *_error(401, message), None
-        with self._lock:
+        with self._lock:  # one step: seen_statuses is in the order the plan was taken
             planned = self.plan.pop(0) if self.plan else None
-        self.seen_statuses.append(planned or 202)
+            self.seen_statuses.append(planned or 202)
         if planned == "hang":
             self._stopping.wait(30)
             return 0, {}, b"", None

@@ -4,7 +4,9 @@ schedule; ask for and give the second staff member's approval. Sending is the mo
 consequential thing staff do, so every POST that starts or schedules a send checks the
 send permission (`approval.require_may_send`) itself, the version confirmed is the
 version sent, and the send path checks the approval rule again (`require_approved`).
-Send now runs after the answer; the broadcast's page shows how it went. All audited."""
+Send now is claimed before the answer and runs after it, through the same function as the
+API's (deliver.broadcasts.send_broadcast_now); the broadcast's page shows how it went.
+All audited."""
 
 from __future__ import annotations
 
@@ -112,30 +114,25 @@ def confirm_post(request: Request, admin: Admin, form: FormData) -> Response:
 @action("editor")
 @in_thread
 def send_post(request: Request, admin: Admin, form: FormData) -> Response:
-    """Send now, after the answer; the page then shows it sending, then sent or failed."""
-    from publisher.deliver.broadcasts import send_broadcast
+    """Send now: claimed before the answer (what stops it going is said here), sent after
+    it; the page then shows it sending, then sent or failed. The same function as the
+    API's send now: deliver.broadcasts.send_broadcast_now."""
+    from publisher.deliver.broadcasts import send_broadcast_now
 
     found = _checked(admin, form, request.path_params["id"])
     if isinstance(found, Response):
         return found
     broadcast, w, by = found[0], admin.w, admin.staff.email
     try:
-        approval.require_approved(w.config, w.store, "broadcast", broadcast.id)
-    except approval.NotApproved as exc:
+        claimed, send_after = send_broadcast_now(
+            w.config, w.store, broadcast.id, by=by, version=broadcast.version, clock=w.now
+        )
+    except PublisherError as exc:  # not approved, cannot go, or another request has it
         return admin.message("Not sent", str(exc), status=409)
-    target = f"broadcast {broadcast.id} ({broadcast.draft.name}) version {broadcast.version}"
+    target = f"broadcast {claimed.id} ({claimed.draft.name}) version {broadcast.version}"
     audit.record(w.store, by, "broadcast-send", target, ip=client_ip(request), now=w.now())
-
-    def work() -> None:
-        try:
-            send_broadcast(
-                w.config, w.store, broadcast.id, by=by, now=w.now(), version=broadcast.version
-            )
-        except PublisherError as exc:  # the page shows the broadcast's status
-            log.warning("broadcast %s not sent: %s", broadcast.id, exc)
-
-    response = to(request, f"admin/broadcasts/{broadcast.id}?done=sending")
-    response.background = later(w, work)
+    response = to(request, f"admin/broadcasts/{claimed.id}?done=sending")
+    response.background = later(w, send_after)
     return response
 
 

@@ -7,8 +7,9 @@ Sending is the most consequential thing a key can do: it needs the `send` scope 
 send permission; a key can never approve) and honours the approval rule
 (deliver/approval.py: 409 `approval-needed` until a second staff member approves this
 version in /admin). Send now claims the broadcast before answering (of two requests, one
-gets it: the other a 409), answers 202 with its address, and sends after the answer, as
-the admin page does; the broadcast's `status` and `counts` show how it went."""
+gets it: the other a 409), answers 202 with its address, and sends after the answer,
+through the same function as the admin page (deliver.broadcasts.send_broadcast_now); the
+broadcast's `status` and `counts` show how it went."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ import logging
 from publisher.deliver import approval
 from publisher.deliver.broadcasts import (
     RESUMABLE,
-    draft_problems,
     render_broadcast,
     resume_broadcast,
+    send_broadcast_now,
     send_test_broadcast,
 )
 from publisher.errors import PublisherError
@@ -194,7 +195,8 @@ def cancel(call: Call) -> bm.Broadcast:
 
 def send(call: Call) -> bm.Broadcast:
     """Send now: checked (approval, what stops it going, it renders) and claimed before the
-    answer; sent after it, exactly once per person (a stopped send is resumed in /admin)."""
+    answer; sent after it, exactly once per person (a stopped send is resumed in /admin).
+    The same function as /admin's send now: deliver.broadcasts.send_broadcast_now."""
     body: bm.BroadcastVersion = call.body
     b, w = _get(call), call.w
     if b.status not in broadcasts.EDITABLE:
@@ -203,27 +205,12 @@ def send(call: Call) -> bm.Broadcast:
         raise Problem(
             409, "conflict", f"This broadcast changed meanwhile (now version {b.version})."
         )
-    approval.require_approved(w.config, w.store, "broadcast", b.id)
-    problems = draft_problems(w.config, b.draft)
-    if problems:
-        raise Problem(409, "conflict", "It cannot go: " + "; ".join(problems) + ".")
-    render_broadcast(w.config, w.store, b, now=call.now)  # a template problem: before the claim
-    claimed = broadcasts.claim_broadcast(
-        w.store, b.id, version=body.version, by=call.actor, now=call.now
+    # what stops it going (approval, the draft, another request's claim first): a 409
+    claimed, send_after = send_broadcast_now(
+        w.config, w.store, b.id, by=call.actor, version=body.version, clock=w.now
     )
-    if claimed is None:
-        now_ = _get(call)
-        why = "was changed meanwhile" if now_.status in broadcasts.EDITABLE else f"is {now_.status}"
-        raise Problem(409, "conflict", f"This broadcast {why} (now version {now_.version}).")
     _audit(call, "api: broadcast send", claimed)
-
-    def work() -> None:  # claimed: its send (rendered, composed once, sent) goes on from here
-        try:
-            resume_broadcast(w.config, w.store, b.id, by=call.actor, now=w.now())
-        except PublisherError as exc:  # the broadcast's status says how it went
-            log.warning("broadcast %s not sent: %s", b.id, exc)
-
-    call.after = work
+    call.after = send_after
     return _out(call, claimed)
 
 
