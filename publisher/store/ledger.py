@@ -60,7 +60,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from publisher.store import Store, dialect, outbox, work
+from publisher.store import Store, dialect, outbox, tallies, work
 from publisher.store.models import (
     BroadcastRow,
     DeliveryBatchRow,
@@ -155,6 +155,7 @@ def reconcile(
     if not exclude:
         mine = []
     with store.session() as session:
+        tallies.forget(session, edition_id)  # counted again when this send finishes
         requeued = _move(session, edition_id, INFLIGHT, PENDING, now, where=mine)
         if resend_inflight:
             requeued += _move(session, edition_id, REQUESTED, PENDING, now, where=mine)
@@ -503,8 +504,18 @@ def set_edition_status(
         values["sent_at"] = sent_at
     with store.session() as session:
         session.execute(update(EditionRow).where(EditionRow.id == edition_id).values(**values))
+        if status == "sending":
+            tallies.forget(session, edition_id)
+        else:  # a send finished: what the staff pages show until the next one starts
+            _tally(session, edition_id)
         if sent_at is not None:  # the first time it reached anyone: reported once
             _edition_sent(session, edition_id, status, sent_at)
+
+
+def _tally(session: Session, edition_id: int) -> None:
+    campaign = session.scalar(select(EditionRow.campaign).where(EditionRow.id == edition_id))
+    if campaign is not None and not campaign.startswith("~"):  # see publisher.store.tallies
+        tallies.write(session, edition_id, _counts_by_status(session, edition_id))
 
 
 def _edition_sent(session: Session, edition_id: int, status: str, now: datetime) -> None:
