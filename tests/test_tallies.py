@@ -86,3 +86,29 @@ def test_the_migration_backfills_editions_sent_before_it(store, make_config, fix
     with store.session() as session:
         session.execute(text(migration.BACKFILL))
     assert _tally(store, sent) == {"sent": 4} and _tally(store, composed) == {}
+
+
+def test_delivery_times_are_read_for_the_clickers_only(store, fixed_now):
+    """The link-scanner check compares clicks with deliveries: only clickers' are read."""
+    from datetime import timedelta
+
+    from publisher.store.models import WebhookEventRow
+    from publisher.store.numbers import delivered_times
+
+    edition = add_edition(store, fixed_now)
+    events = [
+        ("d1", "delivered", "a@example.org", fixed_now),
+        ("d2", "delivered", "a@example.org", fixed_now + timedelta(minutes=5)),
+        ("d3", "delivered", "b@example.org", fixed_now),
+        ("c1", "click", "a@example.org", fixed_now + timedelta(seconds=3)),
+    ]
+    with store.session() as session:
+        for sg_id, event, email, at in events:
+            url = "https://www.example.org/a" if event == "click" else None
+            session.add(
+                WebhookEventRow(
+                    sg_event_id=sg_id, event=event, email=email, edition_id=edition, url=url,
+                    occurred_at=at, received_at=at,
+                )
+            )  # fmt: skip
+    assert delivered_times(store, edition) == {"a@example.org": fixed_now}
