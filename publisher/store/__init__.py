@@ -10,6 +10,7 @@ the project to it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import re
@@ -29,6 +30,10 @@ from publisher.store import dialect
 __all__ = ["Store", "create_store_engine", "open_store"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# the session of the enclosing Store.one_transaction(), if any (per thread and task)
+_SHARED: contextvars.ContextVar[tuple[Store, Session] | None] = contextvars.ContextVar(
+    "publisher_store_shared", default=None
+)
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -142,8 +147,32 @@ class Store:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
+        """One transaction: its own, or the enclosing `one_transaction()`'s."""
+        shared = _SHARED.get()
+        if shared is not None and shared[0] is self:
+            yield shared[1]
+            return
         with self._sessions.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every store call inside (in this thread or task) runs in one session and one
+        transaction, committed at the end: a staff page that makes twenty store calls
+        checks out, pings and BEGINs/COMMITs once instead of twenty times (round trips to
+        PostgreSQL), and reads one snapshot. For read-mostly pages only: a call that
+        catches its own statement's error and goes on cannot do so inside one. SQLite: each
+        call keeps its own (no round trips to save; a read transaction that writes later
+        would have to upgrade its lock, which another writer can refuse at once)."""
+        if self.single_writer or ((shared := _SHARED.get()) is not None and shared[0] is self):
+            yield
+            return
+        with self._sessions.begin() as session:
+            token = _SHARED.set((self, session))
+            try:
+                yield
+            finally:
+                _SHARED.reset(token)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import column, distinct, func, or_, select, tuple_
 from sqlalchemy import text as sql_text
 
-from publisher.store import Store
+from publisher.store import Store, tallies
 from publisher.store.dialect import epoch_seconds
 from publisher.store.models import (
     DeliveryRow,
@@ -86,18 +86,8 @@ class EditionLine:
 
 
 def ledger_counts(store: Store, edition_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = {i: {} for i in edition_ids}
-    if not edition_ids:
-        return out
-    query = (
-        select(DeliveryRow.edition_id, DeliveryRow.status, func.count())
-        .where(DeliveryRow.edition_id.in_(list(edition_ids)))
-        .group_by(DeliveryRow.edition_id, DeliveryRow.status)
-    )
-    with store.session() as session:
-        for edition_id, status, count in session.execute(query):
-            out[edition_id][status] = count
-    return out
+    """Ledger rows per status of each edition (its tally when its send has finished)."""
+    return tallies.edition_counts(store, edition_ids)
 
 
 def _line(row: EditionRow, counts: dict[str, int]) -> EditionLine:

@@ -60,7 +60,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from publisher.store import Store, dialect, outbox, work
+from publisher.store import Store, dialect, outbox, tallies, work
 from publisher.store.models import (
     BroadcastRow,
     DeliveryBatchRow,
@@ -155,6 +155,7 @@ def reconcile(
     if not exclude:
         mine = []
     with store.session() as session:
+        tallies.forget(session, edition_id)  # counted again when this send finishes
         requeued = _move(session, edition_id, INFLIGHT, PENDING, now, where=mine)
         if resend_inflight:
             requeued += _move(session, edition_id, REQUESTED, PENDING, now, where=mine)
@@ -503,12 +504,30 @@ def set_edition_status(
         values["sent_at"] = sent_at
     with store.session() as session:
         session.execute(update(EditionRow).where(EditionRow.id == edition_id).values(**values))
+        counted = None
+        if status == "sending":
+            tallies.forget(session, edition_id)
+        else:  # a send finished: what the staff pages show until the next one starts
+            counted = _tally(session, edition_id)
         if sent_at is not None:  # the first time it reached anyone: reported once
-            _edition_sent(session, edition_id, status, sent_at)
+            _edition_sent(session, edition_id, status, sent_at, counted)
 
 
-def _edition_sent(session: Session, edition_id: int, status: str, now: datetime) -> None:
-    """edition.sent with the ledger's counts, in the transaction that marks it sent."""
+def _tally(session: Session, edition_id: int) -> dict[str, int] | None:
+    """Count the finished edition's ledger once and keep it (None: not tallied)."""
+    campaign = session.scalar(select(EditionRow.campaign).where(EditionRow.id == edition_id))
+    if campaign is None or campaign.startswith("~"):  # see publisher.store.tallies
+        return None
+    counts = _counts_by_status(session, edition_id)
+    tallies.write(session, edition_id, counts)
+    return counts
+
+
+def _edition_sent(
+    session: Session, edition_id: int, status: str, now: datetime, counted: dict[str, int] | None
+) -> None:
+    """edition.sent with the ledger's counts (`counted`: just counted, else counted here),
+    in the transaction that marks it sent."""
     edition = session.get(EditionRow, edition_id)
     if edition is None or edition.campaign.startswith("~"):  # the welcome, a broadcast
         broadcast = session.scalar(
@@ -519,7 +538,9 @@ def _edition_sent(session: Session, edition_id: int, status: str, now: datetime)
             subject = broadcast.subject
             outbox.broadcast_sent(session, broadcast.id, now, subject=subject, counts=counts)
         return
-    per_status = _counts_by_status(session, edition_id).items()
+    per_status = (
+        counted if counted is not None else _counts_by_status(session, edition_id)
+    ).items()
     data = {
         "edition": {
             "id": edition.id,

@@ -892,3 +892,17 @@ class ApiIdempotencyRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class EditionTallyRow(Base):
+    """An edition's ledger rows per status, counted when a send of it finishes (so the
+    staff pages need not count millions of ledger rows); a send's start (reconcile)
+    deletes them: no tally means count the ledger."""
+
+    __tablename__ = "edition_tallies"
+
+    edition_id: Mapped[int] = mapped_column(
+        ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

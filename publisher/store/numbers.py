@@ -125,7 +125,12 @@ def click_times(store: Store, edition_id: int) -> list[tuple[str, str, datetime]
 
 
 def delivered_times(store: Store, edition_id: int) -> dict[str, datetime]:
-    """When SendGrid says each recipient's copy was delivered (the first time)."""
+    """When SendGrid says each recipient who clicked a link of the edition had their copy
+    delivered (the first time): what the link-scanner check compares the clicks with (only
+    the clickers: a big edition's other recipients were read and converted for nothing)."""
+    clickers = select(WebhookEventRow.email).where(
+        WebhookEventRow.edition_id == edition_id, WebhookEventRow.event == "click"
+    )
     query = (
         select(WebhookEventRow.email, func.min(WebhookEventRow.occurred_at))
         .where(
@@ -133,6 +138,7 @@ def delivered_times(store: Store, edition_id: int) -> dict[str, datetime]:
             WebhookEventRow.event == "delivered",
             WebhookEventRow.email.is_not(None),
             WebhookEventRow.occurred_at.is_not(None),
+            WebhookEventRow.email.in_(clickers),
         )
         .group_by(WebhookEventRow.email)
     )

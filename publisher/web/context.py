@@ -132,6 +132,9 @@ def moment_filter(zone: ZoneInfo) -> Callable[..., Markup]:
     format, the UTC time on hover; `{{ moment | when("day") }}` for a date alone. A naive
     datetime is UTC (how the store keeps them); None is a dash."""
 
+    # the edition page shows the same hours in each of its seven charts' tables: each
+    # (moment, style) is formatted once (Markup.format escapes every argument)
+    @functools.lru_cache(maxsize=1024)
     def when(moment: datetime | date | str | None, style: str = "minute") -> Markup:
         if moment is None:
             return Markup("–")
