@@ -21,11 +21,16 @@ from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Text, cast, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from publisher.store import Store, dialect
-from publisher.store.models import SubscriberPauseRow, SubscriberRow, SuppressionRow
+from publisher.store.models import (
+    SubscriberListRow,
+    SubscriberPauseRow,
+    SubscriberRow,
+    SuppressionRow,
+)
 from publisher.support.slug import legacy_slug, slugify
 
 __all__ = [
@@ -332,12 +337,13 @@ def count_reachable(
 
 
 def _count_active(session: Session, chooses: Callable[[Sequence[str]], bool]) -> int:
-    """Active subscribers whose topics `chooses` accepts, counted per distinct topic list."""
-    topics_text = cast(SubscriberRow.topics, Text)
+    """Active subscribers whose topics `chooses` accepts, counted per distinct topic list:
+    read from the counts per list the database's own triggers keep exact (migration
+    0030), a few hundred rows whatever the number of subscribers."""
     groups = session.execute(
-        select(topics_text, func.count())
-        .where(SubscriberRow.status == "active")
-        .group_by(topics_text)
+        select(SubscriberListRow.topics, SubscriberListRow.n).where(
+            SubscriberListRow.status == "active", SubscriberListRow.n != 0
+        )
     ).all()
     return sum(int(n) for text, n in groups if chooses(_topics_of(text)))
 
