@@ -906,3 +906,17 @@ class EditionTallyRow(Base):
     )
     status: Mapped[str] = mapped_column(String(20), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class SubscriberListRow(Base):
+    """Subscribers per status and per `topics` value as text (CAST(topics AS TEXT)): written
+    ONLY by the triggers of migration 0030 on `subscribers`, read by
+    subscribers.count_reachable. The key `digest` is md5 of the text on PostgreSQL (a
+    btree entry's size limit), the text itself on SQLite."""
+
+    __tablename__ = "subscriber_lists"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    digest: Mapped[str] = mapped_column(Text, primary_key=True)
+    topics: Mapped[str] = mapped_column(Text)
+    n: Mapped[int] = mapped_column(BigInteger)

@@ -21,11 +21,16 @@ from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Text, cast, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from publisher.store import Store, dialect
-from publisher.store.models import SubscriberPauseRow, SubscriberRow, SuppressionRow
+from publisher.store.models import (
+    SubscriberListRow,
+    SubscriberPauseRow,
+    SubscriberRow,
+    SuppressionRow,
+)
 from publisher.support.slug import legacy_slug, slugify
 
 __all__ = [
@@ -332,12 +337,13 @@ def count_reachable(
 
 
 def _count_active(session: Session, chooses: Callable[[Sequence[str]], bool]) -> int:
-    """Active subscribers whose topics `chooses` accepts, counted per distinct topic list."""
-    topics_text = cast(SubscriberRow.topics, Text)
+    """Active subscribers whose topics `chooses` accepts, counted per distinct topic list:
+    read from the counts per list the database's own triggers keep exact (migration
+    0030), a few hundred rows whatever the number of subscribers."""
     groups = session.execute(
-        select(topics_text, func.count())
-        .where(SubscriberRow.status == "active")
-        .group_by(topics_text)
+        select(SubscriberListRow.topics, SubscriberListRow.n).where(
+            SubscriberListRow.status == "active", SubscriberListRow.n != 0
+        )
     ).all()
     return sum(int(n) for text, n in groups if chooses(_topics_of(text)))
 
@@ -350,11 +356,18 @@ def _topics_of(text: str | None) -> list[str]:
 def _held_back(session: Session, now: datetime) -> list[int]:
     """Ids of the active subscribers a send now holds back: paused, or suppressed (their
     stored address hashed as hold_back hashes it: stored_email_hash)."""
+    # driven from the pauses in force (an index on until), each checked by its subscriber's
+    # key: as a join, SQLite (no statistics) walked every active subscriber instead
+    active = (
+        select(SubscriberRow.id)
+        .where(SubscriberRow.id == SubscriberPauseRow.subscriber_id)
+        .where(SubscriberRow.status == "active")
+    )
     held = set(
         session.scalars(
-            select(SubscriberPauseRow.subscriber_id)
-            .join(SubscriberRow, SubscriberRow.id == SubscriberPauseRow.subscriber_id)
-            .where(SubscriberPauseRow.until > now, SubscriberRow.status == "active")
+            select(SubscriberPauseRow.subscriber_id).where(
+                SubscriberPauseRow.until > now, active.exists()
+            )
         )
     )
     hashes = set(session.scalars(select(SuppressionRow.email_hash)))
