@@ -23,9 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -159,10 +160,12 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _measured(pid: int, run: object) -> tuple[float, list[float], dict[int, int], float]:
+def _measured(
+    pid: int, run: Coroutine[Any, Any, tuple[float, list[float], dict[int, int]]]
+) -> tuple[float, list[float], dict[int, int], float]:
     """A run and the server's CPU per request in it (less load-dependent than the rate)."""
     before = _cpu(pid)
-    seconds, latencies, statuses = asyncio.run(run)  # type: ignore[arg-type]
+    seconds, latencies, statuses = asyncio.run(run)
     return seconds, latencies, statuses, (_cpu(pid) - before) / max(len(latencies), 1)
 
 
