@@ -19,9 +19,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 
 from publisher.store import Store, dialect
 from publisher.store.models import ApiIdempotencyRow, ApiKeyRow
@@ -223,35 +223,38 @@ def claim_answer(
     it, then `remember_answer` or `release_answer`), else what is kept for it: a finished
     answer, or status 0 while the first request still runs. Claims older than
     IDEMPOTENCY_KEPT are deleted in the same transaction, so the table stays a day deep."""
-    table = _IDEM
     values = {"key_id": key_id, "idem_key": idem_key, "request_hash": request_hash}
+    claim = _claim_statement(store)
     with store.engine.begin() as connection:
-        connection.execute(delete(table).where(table.c.created_at <= now - IDEMPOTENCY_KEPT))
+        connection.execute(_PRUNE, {"before": now - IDEMPOTENCY_KEPT})
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
-        claimed = connection.execute(
-            dialect.insert_ignore(store.engine, table)
-            .values(**values, status=0, body="", created_at=now)
-            .returning(table.c.key_id)
-        ).first()
-        if claimed is not None:
+        row = {**values, "status": 0, "body": "", "created_at": now}
+        if connection.execute(claim, row).first() is not None:
             return None
-        row = connection.execute(
-            select(table.c.request_hash, table.c.status, table.c.body).where(
-                table.c.key_id == key_id, table.c.idem_key == idem_key
-            )
-        ).first()
-    return Replay("", 0, "") if row is None else Replay(row.request_hash, row.status, row.body)
+        kept = connection.execute(_KEPT, {"k": key_id, "i": idem_key}).first()
+    return Replay("", 0, "") if kept is None else Replay(kept.request_hash, kept.status, kept.body)
+
+
+# built once (each create with an Idempotency-Key runs them): building costs more than running
+_PRUNE = delete(_IDEM).where(_IDEM.c.created_at <= bindparam("before"))
+_ONE = (_IDEM.c.key_id == bindparam("k"), _IDEM.c.idem_key == bindparam("i"))
+_KEPT = select(_IDEM.c.request_hash, _IDEM.c.status, _IDEM.c.body).where(*_ONE)
+_REMEMBER = update(_IDEM).where(*_ONE).values(status=bindparam("s"), body=bindparam("b"))
+_CLAIMS: dict[str, Any] = {}  # per dialect: the INSERT ... ON CONFLICT DO NOTHING
+
+
+def _claim_statement(store: Store) -> Any:
+    name = store.engine.dialect.name
+    if name not in _CLAIMS:
+        table = _IDEM
+        _CLAIMS[name] = dialect.insert_ignore(store.engine, table).returning(table.c.key_id)
+    return _CLAIMS[name]
 
 
 def remember_answer(store: Store, key_id: int, idem_key: str, *, status: int, body: str) -> None:
     """Keep the answer of a claimed request: retries with the same body get it again."""
-    table = _IDEM
     with store.engine.begin() as connection:
-        connection.execute(
-            update(table)
-            .where(table.c.key_id == key_id, table.c.idem_key == idem_key)
-            .values(status=status, body=body)
-        )
+        connection.execute(_REMEMBER, {"k": key_id, "i": idem_key, "s": status, "b": body})
 
 
 def release_answer(store: Store, key_id: int, idem_key: str) -> None:
