@@ -23,9 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -153,9 +154,27 @@ def _start(folder: Path, port: int, url: str) -> subprocess.Popen[bytes]:
     raise SystemExit("publisher serve did not start")
 
 
-def _line(label: str, count: int, result: tuple[float, list[float], dict[int, int]]) -> str:
-    seconds, latencies, statuses = result
-    return f"{label:<34} {count / seconds:8.0f}/s  {percentiles(latencies)}  statuses {statuses}"
+def _cpu(pid: int) -> float:
+    """Seconds of CPU the process has used (user + system, every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(
+    pid: int, run: Coroutine[Any, Any, tuple[float, list[float], dict[int, int]]]
+) -> tuple[float, list[float], dict[int, int], float]:
+    """A run and the server's CPU per request in it (less load-dependent than the rate)."""
+    before = _cpu(pid)
+    seconds, latencies, statuses = asyncio.run(run)
+    return seconds, latencies, statuses, (_cpu(pid) - before) / max(len(latencies), 1)
+
+
+def _line(label: str, count: int, result: tuple[float, list[float], dict[int, int], float]) -> str:
+    seconds, latencies, statuses, cpu = result
+    return (
+        f"{label:<34} {count / seconds:8.0f}/s  {percentiles(latencies)}  "
+        f"server CPU {cpu * 1000:.2f} ms/request  statuses {statuses}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,13 +197,10 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         server = _start(folder, port, url)
         try:
-            floor = asyncio.run(_run(port, args.creates, args.clients, _health(port)))
-            plain = asyncio.run(
-                _run(port, args.creates, args.clients, _creator(port, token, "a", False))
-            )
-            keyed = asyncio.run(
-                _run(port, args.creates, args.clients, _creator(port, token, "b", True))
-            )
+            pid, n, clients = server.pid, args.creates, args.clients
+            floor = _measured(pid, _run(port, n, clients, _health(port)))
+            plain = _measured(pid, _run(port, n, clients, _creator(port, token, "a", False)))
+            keyed = _measured(pid, _run(port, n, clients, _creator(port, token, "b", True)))
         finally:
             server.terminate()
             server.wait(10)

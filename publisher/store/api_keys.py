@@ -3,25 +3,32 @@
 A key is shown once as `pk_<prefix>_<secret>`: the prefix finds its row, the SHA-256 of the
 whole token is compared in constant time. The token carries 256 random bits, so a fast hash
 is as safe as a slow one and costs nothing per request. Which scopes mean what is the web
-edge's rule (publisher/web/api/keys.py); the store keeps them as words."""
+edge's rule (publisher/web/api/keys.py); the store keeps them as words.
+
+`authenticate` keeps a found key in memory for KEY_CACHE_TTL (by the token's hash), so a
+busy client costs no query per call: a revoke through `revoke_key` in this process drops it
+at once; one made by another process (the CLI, a second server) takes effect within
+KEY_CACHE_TTL. Expiry is checked against the clock on every call."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 
 from publisher.store import Store, dialect
 from publisher.store.models import ApiIdempotencyRow, ApiKeyRow
 
 __all__ = [
     "IDEMPOTENCY_KEPT",
+    "KEY_CACHE_TTL",
     "ApiKey",
     "Replay",
     "authenticate",
@@ -37,6 +44,12 @@ IDEMPOTENCY_KEPT = timedelta(hours=24)
 _KEYS = cast(Table, ApiKeyRow.__table__)
 _IDEM = cast(Table, ApiIdempotencyRow.__table__)
 LAST_USED_STEP = timedelta(minutes=1)  # last use written at most once a minute per key
+KEY_CACHE_TTL = timedelta(seconds=10)  # how long another process's revoke may go unseen
+_CACHE_MOST = 1000  # keys kept at most (a flood of unknown tokens is never kept)
+# (store URL, token hash) -> the key and when it was read: per URL, so every Store of one
+# database in this process shares it and a revoke through any of them drops it
+_cache: dict[tuple[str, str], tuple[ApiKey, datetime]] = {}
+_cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -129,21 +142,67 @@ def revoke_key(store: Store, key_id: int, *, now: datetime) -> ApiKey | None:
             return None
         if row.revoked_at is None:
             row.revoked_at = now
-        return _key(row)
+        key = _key(row)
+    _forget(store, key_id)
+    return key
+
+
+def _forget(store: Store, key_id: int) -> None:
+    """Drop a key from this process's cache (after its row changed)."""
+    with _cache_lock:
+        for entry in [
+            e for e, (key, _) in _cache.items() if e[0] == store.url and key.id == key_id
+        ]:
+            del _cache[entry]
+
+
+def _cached(store: Store, digest: str, now: datetime) -> tuple[ApiKey, datetime] | None:
+    """The key and when its row was read, if read less than KEY_CACHE_TTL ago."""
+    with _cache_lock:
+        found = _cache.get((store.url, digest))
+        if found is None or found[1] <= now < found[1] + KEY_CACHE_TTL:
+            return found
+        # an old entry, or a clock gone back (a test's): gone, the row is read again
+        del _cache[(store.url, digest)]
+        return None
+
+
+def _keep(store: Store, digest: str, key: ApiKey, read_at: datetime) -> None:
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MOST:
+            _cache.clear()  # rare (that many keys in use): simply read them again
+        _cache[(store.url, digest)] = (key, read_at)
 
 
 def authenticate(store: Store, token: str, *, now: datetime) -> ApiKey | None:
     """The usable key this token is (revoked, expired, unknown or malformed: None); its
-    last use is written at most once a minute, so a busy client costs no write per call."""
+    last use is written at most once a minute, so a busy client costs no write per call.
+    A key found is kept for KEY_CACHE_TTL (see the module)."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "pk" or len(parts[1]) != 12:
         return None
+    digest = _hash(token)
+    cached = _cached(store, digest, now)
+    key = cached[0] if cached else _read_key(store, parts[1], digest)
+    if key is None or not key.usable(now):
+        return None
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
+        table = _KEYS
+        with store.engine.begin() as connection:
+            connection.execute(update(table).where(table.c.id == key.id).values(last_used_at=now))
+        key = replace(key, last_used_at=now)
+    if cached is None or key is not cached[0]:  # the read time stays the row's
+        _keep(store, digest, key, cached[1] if cached else now)
+    return key
+
+
+def _read_key(store: Store, prefix: str, digest: str) -> ApiKey | None:
     table = _KEYS
     with store.engine.connect() as connection:
-        row = connection.execute(select(table).where(table.c.prefix == parts[1])).first()
-    if row is None or not hmac.compare_digest(row.secret_hash, _hash(token)):
+        row = connection.execute(select(table).where(table.c.prefix == prefix)).first()
+    if row is None or not hmac.compare_digest(row.secret_hash, digest):
         return None
-    key = ApiKey(
+    return ApiKey(
         row.id,
         row.name,
         row.kind,
@@ -155,12 +214,6 @@ def authenticate(store: Store, token: str, *, now: datetime) -> ApiKey | None:
         row.revoked_at,
         row.last_used_at,
     )
-    if not key.usable(now):
-        return None
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
-        with store.engine.begin() as connection:
-            connection.execute(update(table).where(table.c.id == key.id).values(last_used_at=now))
-    return key
 
 
 def claim_answer(
@@ -170,35 +223,38 @@ def claim_answer(
     it, then `remember_answer` or `release_answer`), else what is kept for it: a finished
     answer, or status 0 while the first request still runs. Claims older than
     IDEMPOTENCY_KEPT are deleted in the same transaction, so the table stays a day deep."""
-    table = _IDEM
     values = {"key_id": key_id, "idem_key": idem_key, "request_hash": request_hash}
+    claim = _claim_statement(store)
     with store.engine.begin() as connection:
-        connection.execute(delete(table).where(table.c.created_at <= now - IDEMPOTENCY_KEPT))
+        connection.execute(_PRUNE, {"before": now - IDEMPOTENCY_KEPT})
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
-        claimed = connection.execute(
-            dialect.insert_ignore(store.engine, table)
-            .values(**values, status=0, body="", created_at=now)
-            .returning(table.c.key_id)
-        ).first()
-        if claimed is not None:
+        row = {**values, "status": 0, "body": "", "created_at": now}
+        if connection.execute(claim, row).first() is not None:
             return None
-        row = connection.execute(
-            select(table.c.request_hash, table.c.status, table.c.body).where(
-                table.c.key_id == key_id, table.c.idem_key == idem_key
-            )
-        ).first()
-    return Replay("", 0, "") if row is None else Replay(row.request_hash, row.status, row.body)
+        kept = connection.execute(_KEPT, {"k": key_id, "i": idem_key}).first()
+    return Replay("", 0, "") if kept is None else Replay(kept.request_hash, kept.status, kept.body)
+
+
+# built once (each create with an Idempotency-Key runs them): building costs more than running
+_PRUNE = delete(_IDEM).where(_IDEM.c.created_at <= bindparam("before"))
+_ONE = (_IDEM.c.key_id == bindparam("k"), _IDEM.c.idem_key == bindparam("i"))
+_KEPT = select(_IDEM.c.request_hash, _IDEM.c.status, _IDEM.c.body).where(*_ONE)
+_REMEMBER = update(_IDEM).where(*_ONE).values(status=bindparam("s"), body=bindparam("b"))
+_CLAIMS: dict[str, Any] = {}  # per dialect: the INSERT ... ON CONFLICT DO NOTHING
+
+
+def _claim_statement(store: Store) -> Any:
+    name = store.engine.dialect.name
+    if name not in _CLAIMS:
+        table = _IDEM
+        _CLAIMS[name] = dialect.insert_ignore(store.engine, table).returning(table.c.key_id)
+    return _CLAIMS[name]
 
 
 def remember_answer(store: Store, key_id: int, idem_key: str, *, status: int, body: str) -> None:
     """Keep the answer of a claimed request: retries with the same body get it again."""
-    table = _IDEM
     with store.engine.begin() as connection:
-        connection.execute(
-            update(table)
-            .where(table.c.key_id == key_id, table.c.idem_key == idem_key)
-            .values(status=status, body=body)
-        )
+        connection.execute(_REMEMBER, {"k": key_id, "i": idem_key, "s": status, "b": body})
 
 
 def release_answer(store: Store, key_id: int, idem_key: str) -> None:

@@ -45,6 +45,7 @@ _STATUS_EVENTS = {
 _OUTBOX = cast(Table, WebhookOutboxRow.__table__)
 _DELIVERIES = cast(Table, WebhookDeliveryRow.__table__)
 _ENDPOINTS = cast(Table, WebhookEndpointRow.__table__)
+_WHO_LISTENS = select(_ENDPOINTS.c.id, _ENDPOINTS.c.events)  # built once: on every write path
 
 
 def enqueue(
@@ -61,7 +62,7 @@ def enqueue(
     key in the order they were written."""
     if event_type not in EVENTS:
         raise ValueError(f"unknown webhook event {event_type!r}")
-    endpoints = executor.execute(select(_ENDPOINTS.c.id, _ENDPOINTS.c.events)).all()
+    endpoints = executor.execute(_WHO_LISTENS).all()
     wanted = [int(found[0]) for found in endpoints if event_type in list(found[1] or ())]
     if not wanted:
         return None  # nobody listens: nothing to keep (the common case, on the hot paths)

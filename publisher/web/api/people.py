@@ -76,11 +76,15 @@ def _imports(key: ApiKey) -> bool:
 def _prepare(call: Call) -> None:
     """The address checked and normalised before a batched create reaches the writer."""
     body: models.SubscriberIn = call.body
-    address = _checked(call, body.email, body.name, body.topics)
-    try:
-        call.prepared = normalise_email(address)
-    except ValueError:
-        pass  # add_person says why, as it always did
+    try:  # one email-validator reading (remembered: the writer asks again) when it is fine
+        address = normalise_email(body.email)
+    except ValueError:  # _checked says why, or add_person does, as they always did
+        _checked(call, body.email, body.name, body.topics)
+        return
+    if body.name and (problem := name_problem(body.name)):
+        raise _field_problem("name", problem)
+    _check_topics(call, body.topics)
+    call.prepared = address
 
 
 def create(call: Call) -> models.Subscriber:
