@@ -13,6 +13,7 @@ from itertools import pairwise as pairs
 from typing import Any
 
 from sqlalchemy import column, distinct, func, or_, select, tuple_
+from sqlalchemy import literal as sql_literal
 from sqlalchemy import text as sql_text
 
 from publisher.store import Store, tallies
@@ -24,6 +25,7 @@ from publisher.store.models import (
     SourceRunRow,
     SubscriberRow,
     SubscriberTallyRow,
+    UTCDateTime,
     WebhookEventRow,
 )
 from publisher.store.subscribers import Subscriber
@@ -229,18 +231,34 @@ def _aware(moment: datetime | str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _hours_since(store: Store, moment: Any, start: datetime) -> tuple[Any, Any]:
+    """A SQL bucket of `moment` per whole hour since `start`, and how to read a bucket as
+    that hour's number. PostgreSQL bins the times with date_bin (timestamp arithmetic:
+    EXTRACT(epoch) gives a numeric, about twice as slow over an edition's 25,000 rows);
+    SQLite divides whole seconds. Both exact (never negative here)."""
+    if store.engine.dialect.name == "postgresql":
+        origin = sql_literal(start.astimezone(UTC), UTCDateTime())
+        bucket = func.date_bin(sql_text("interval '1 hour'"), moment, origin)
+
+        def read(binned: datetime) -> int:
+            return int((binned - start).total_seconds() // 3600)
+
+        return bucket, read
+    seconds = epoch_seconds(store.engine, moment) - int(start.timestamp())
+    return seconds // 3600, int
+
+
 def accepted_per_hour(store: Store, edition_id: int, start: datetime) -> dict[int, int]:
     """Accepted ledger rows of an edition per whole hour since `start` (by when each row was
     last written), counted in SQL."""
-    # whole seconds, integer division: exact on both databases (never negative here)
-    bucket = (epoch_seconds(store.engine, DeliveryRow.updated_at) - int(start.timestamp())) // 3600
+    bucket, read = _hours_since(store, DeliveryRow.updated_at, start)
     query = (
         select(bucket, func.count())
         .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(ACCEPTED))
         .group_by(bucket)
     )
     with store.session() as session:
-        return {int(h): int(n) for h, n in session.execute(query)}
+        return {read(h): int(n) for h, n in session.execute(query)}
 
 
 def events_per_hour(
@@ -248,8 +266,7 @@ def events_per_hour(
 ) -> dict[str, dict[int, int]]:
     """An edition's webhook events named in `events`, per event and whole hour since `start`
     (by when SendGrid says they happened, else when they arrived), counted in SQL."""
-    # whole seconds, integer division: exact on both databases (never negative here)
-    bucket = (epoch_seconds(store.engine, _EVENT_AT) - int(start.timestamp())) // 3600
+    bucket, read = _hours_since(store, _EVENT_AT, start)
     query = (
         select(WebhookEventRow.event, bucket, func.count())
         .where(WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(list(events)))
@@ -258,7 +275,7 @@ def events_per_hour(
     out: dict[str, dict[int, int]] = {}
     with store.session() as session:
         for event, h, n in session.execute(query):
-            out.setdefault(str(event), {})[int(h)] = int(n)
+            out.setdefault(str(event), {})[read(h)] = int(n)
     return out
 
 
