@@ -6,7 +6,7 @@ Everything returned is a dataclass or plain values; the wording is the edges' ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from itertools import pairwise as pairs
@@ -49,6 +49,7 @@ __all__ = [
     "ledger_counts",
     "recipients",
     "recipients_per_event",
+    "recipients_per_group",
     "recipients_with_any",
     "record_source_run",
     "search_subscribers",
@@ -168,6 +169,25 @@ def recipients_with_any(store: Store, edition_id: int, events: Sequence[str]) ->
     )
     with store.session() as session:
         return session.scalar(query) or 0
+
+
+def recipients_per_group(
+    store: Store, edition_id: int, groups: Mapping[str, Sequence[str]]
+) -> dict[str, int]:
+    """Unique recipients of an edition with at least one webhook event of each group (name
+    -> event names), every group counted in one pass over the edition's events (a query
+    per group read them all again)."""
+    wanted = sorted({event for events in groups.values() for event in events})
+    counts = [
+        func.count(distinct(_WHO)).filter(WebhookEventRow.event.in_(list(events)))
+        for events in groups.values()
+    ]
+    query = select(*counts).where(
+        WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(wanted)
+    )
+    with store.session() as session:
+        found = session.execute(query).one()
+    return {name: int(n or 0) for name, n in zip(groups, found, strict=True)}
 
 
 def clicks_per_link(store: Store, edition_id: int) -> list[tuple[str, int, int]]:

@@ -28,8 +28,7 @@ from publisher.store.dashboard import (
     accepted_per_hour,
     activity_span,
     events_per_hour,
-    recipients_per_event,
-    recipients_with_any,
+    recipients_per_group,
 )
 from publisher.store.events import StatusMove, record
 from publisher.store.subscribers import normalise_email
@@ -211,14 +210,7 @@ def record_events(store: Store, events: Sequence[Any], *, now: datetime) -> Even
 
 def engagement(store: Store, edition_id: int) -> dict[str, int]:
     """Unique recipients per outcome (ENGAGEMENT) from the webhook events of an edition."""
-    per_event = recipients_per_event(store, edition_id)
-    out = {}
-    for name, events in ENGAGEMENT.items():
-        if len(events) == 1:
-            out[name] = per_event.get(events[0], 0)
-        else:
-            out[name] = recipients_with_any(store, edition_id, events)
-    return out
+    return recipients_per_group(store, edition_id, ENGAGEMENT)
 
 
 def _hour(moment: datetime, zone: tzinfo) -> datetime:
