@@ -6,7 +6,7 @@ Everything returned is a dataclass or plain values; the wording is the edges' ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from itertools import pairwise as pairs
@@ -251,7 +251,7 @@ def _aware(moment: datetime | str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _hours_since(store: Store, moment: Any, start: datetime) -> tuple[Any, Any]:
+def _hours_since(store: Store, moment: Any, start: datetime) -> tuple[Any, Callable[[Any], int]]:
     """A SQL bucket of `moment` per whole hour since `start`, and how to read a bucket as
     that hour's number. PostgreSQL bins the times with date_bin (timestamp arithmetic:
     EXTRACT(epoch) gives a numeric, about twice as slow over an edition's 25,000 rows);
@@ -278,7 +278,8 @@ def accepted_per_hour(store: Store, edition_id: int, start: datetime) -> dict[in
         .group_by(bucket)
     )
     with store.session() as session:
-        return {read(h): int(n) for h, n in session.execute(query)}
+        rows: list[Any] = list(session.execute(query))
+    return {read(h): int(n) for h, n in rows}
 
 
 def events_per_hour(
@@ -294,8 +295,9 @@ def events_per_hour(
     )
     out: dict[str, dict[int, int]] = {}
     with store.session() as session:
-        for event, h, n in session.execute(query):
-            out.setdefault(str(event), {})[read(h)] = int(n)
+        rows: list[Any] = list(session.execute(query))
+    for event, h, n in rows:
+        out.setdefault(str(event), {})[read(h)] = int(n)
     return out
 
 
