@@ -228,6 +228,7 @@ def test_a_suppressed_address_in_another_case_is_held_back_without_a_validator_p
         return real(address, **options)
 
     monkeypatch.setattr(publisher.store.subscribers, "validate_email", counted)
+    normalise_email.cache_clear()  # remembered readings would hide a call per person
     labor = lambda topics: follows(topics, ["labor"])  # noqa: E731
     assert count_reachable(store, labor, now=fixed_now) == 20
     config = write_web_config(project, 1)
@@ -245,4 +246,5 @@ def test_a_suppressed_address_in_another_case_is_held_back_without_a_validator_p
     ids = {person.email: person.id for person in iter_subscribers(store)}
     assert skipped == {ids[signed_up]: "suppressed address", ids[legacy]: "suppressed address"}
     assert report.sent == 20
-    assert validated == [legacy, legacy]  # the legacy row only: once counting, once sending
+    # the legacy row only, read once (counting) and remembered (sending): none per person
+    assert validated == [legacy]

@@ -6,13 +6,14 @@ Everything returned is a dataclass or plain values; the wording is the edges' ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from itertools import pairwise as pairs
 from typing import Any
 
 from sqlalchemy import column, distinct, func, or_, select, tuple_
+from sqlalchemy import literal as sql_literal
 from sqlalchemy import text as sql_text
 
 from publisher.store import Store, tallies
@@ -24,6 +25,7 @@ from publisher.store.models import (
     SourceRunRow,
     SubscriberRow,
     SubscriberTallyRow,
+    UTCDateTime,
     WebhookEventRow,
 )
 from publisher.store.subscribers import Subscriber
@@ -47,6 +49,7 @@ __all__ = [
     "ledger_counts",
     "recipients",
     "recipients_per_event",
+    "recipients_per_group",
     "recipients_with_any",
     "record_source_run",
     "search_subscribers",
@@ -168,6 +171,25 @@ def recipients_with_any(store: Store, edition_id: int, events: Sequence[str]) ->
         return session.scalar(query) or 0
 
 
+def recipients_per_group(
+    store: Store, edition_id: int, groups: Mapping[str, Sequence[str]]
+) -> dict[str, int]:
+    """Unique recipients of an edition with at least one webhook event of each group (name
+    -> event names), every group counted in one pass over the edition's events (a query
+    per group read them all again)."""
+    wanted = sorted({event for events in groups.values() for event in events})
+    counts = [
+        func.count(distinct(_WHO)).filter(WebhookEventRow.event.in_(list(events)))
+        for events in groups.values()
+    ]
+    query = select(*counts).where(
+        WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(wanted)
+    )
+    with store.session() as session:
+        found = session.execute(query).one()
+    return {name: int(n or 0) for name, n in zip(groups, found, strict=True)}
+
+
 def clicks_per_link(store: Store, edition_id: int) -> list[tuple[str, int, int]]:
     """(url, clicks, unique clickers), most clicked first."""
     query = (
@@ -229,18 +251,35 @@ def _aware(moment: datetime | str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _hours_since(store: Store, moment: Any, start: datetime) -> tuple[Any, Callable[[Any], int]]:
+    """A SQL bucket of `moment` per whole hour since `start`, and how to read a bucket as
+    that hour's number. PostgreSQL bins the times with date_bin (timestamp arithmetic:
+    EXTRACT(epoch) gives a numeric, about twice as slow over an edition's 25,000 rows);
+    SQLite divides whole seconds. Both exact (never negative here)."""
+    if store.engine.dialect.name == "postgresql":
+        origin = sql_literal(start.astimezone(UTC), UTCDateTime())
+        bucket = func.date_bin(sql_text("interval '1 hour'"), moment, origin)
+
+        def read(binned: datetime) -> int:
+            return int((binned - start).total_seconds() // 3600)
+
+        return bucket, read
+    seconds = epoch_seconds(store.engine, moment) - int(start.timestamp())
+    return seconds // 3600, int
+
+
 def accepted_per_hour(store: Store, edition_id: int, start: datetime) -> dict[int, int]:
     """Accepted ledger rows of an edition per whole hour since `start` (by when each row was
     last written), counted in SQL."""
-    # whole seconds, integer division: exact on both databases (never negative here)
-    bucket = (epoch_seconds(store.engine, DeliveryRow.updated_at) - int(start.timestamp())) // 3600
+    bucket, read = _hours_since(store, DeliveryRow.updated_at, start)
     query = (
         select(bucket, func.count())
         .where(DeliveryRow.edition_id == edition_id, DeliveryRow.status.in_(ACCEPTED))
         .group_by(bucket)
     )
     with store.session() as session:
-        return {int(h): int(n) for h, n in session.execute(query)}
+        rows: list[Any] = list(session.execute(query))
+    return {read(h): int(n) for h, n in rows}
 
 
 def events_per_hour(
@@ -248,8 +287,7 @@ def events_per_hour(
 ) -> dict[str, dict[int, int]]:
     """An edition's webhook events named in `events`, per event and whole hour since `start`
     (by when SendGrid says they happened, else when they arrived), counted in SQL."""
-    # whole seconds, integer division: exact on both databases (never negative here)
-    bucket = (epoch_seconds(store.engine, _EVENT_AT) - int(start.timestamp())) // 3600
+    bucket, read = _hours_since(store, _EVENT_AT, start)
     query = (
         select(WebhookEventRow.event, bucket, func.count())
         .where(WebhookEventRow.edition_id == edition_id, WebhookEventRow.event.in_(list(events)))
@@ -257,8 +295,9 @@ def events_per_hour(
     )
     out: dict[str, dict[int, int]] = {}
     with store.session() as session:
-        for event, h, n in session.execute(query):
-            out.setdefault(str(event), {})[int(h)] = int(n)
+        rows: list[Any] = list(session.execute(query))
+    for event, h, n in rows:
+        out.setdefault(str(event), {})[read(h)] = int(n)
     return out
 
 

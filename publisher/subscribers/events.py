@@ -28,8 +28,7 @@ from publisher.store.dashboard import (
     accepted_per_hour,
     activity_span,
     events_per_hour,
-    recipients_per_event,
-    recipients_with_any,
+    recipients_per_group,
 )
 from publisher.store.events import StatusMove, record
 from publisher.store.subscribers import normalise_email
@@ -211,14 +210,7 @@ def record_events(store: Store, events: Sequence[Any], *, now: datetime) -> Even
 
 def engagement(store: Store, edition_id: int) -> dict[str, int]:
     """Unique recipients per outcome (ENGAGEMENT) from the webhook events of an edition."""
-    per_event = recipients_per_event(store, edition_id)
-    out = {}
-    for name, events in ENGAGEMENT.items():
-        if len(events) == 1:
-            out[name] = per_event.get(events[0], 0)
-        else:
-            out[name] = recipients_with_any(store, edition_id, events)
-    return out
+    return recipients_per_group(store, edition_id, ENGAGEMENT)
 
 
 def _hour(moment: datetime, zone: tzinfo) -> datetime:
@@ -237,16 +229,53 @@ def timeline(
     by the time their row was last written) and the events of each outcome (by when
     SendGrid says they happened). Counted per hour in SQL, not row by row here."""
     names = {e: TIMELINE_NAMES.get(n, n) for n, group in ENGAGEMENT.items() for e in group}
-    span = activity_span(store, edition_id, list(names))
-    if span is None:
+    counted = _counted_per_hour(store, edition_id, list(names), zone)
+    if counted is None:
         return [], {}
-    first = _hour(span[0], zone)
-    count = min(int((span[1] - first).total_seconds() // 3600) + 1, MAX_BUCKETS)
+    first, accepted, events = counted
+    last = max([*accepted, *(h for per_hour in events.values() for h in per_hour)])
+    count = min(last + 1, MAX_BUCKETS)
     hours = [(first + timedelta(hours=i)).astimezone(zone) for i in range(count)]
     series = {"accepted": [0] * count} | {name: [0] * count for name in names.values()}
-    for hour, n in accepted_per_hour(store, edition_id, first).items():
+    for hour, n in accepted.items():
         series["accepted"][min(max(hour, 0), count - 1)] += n
-    for event, per_hour in events_per_hour(store, edition_id, list(names), first).items():
+    for event, per_hour in events.items():
         for hour, n in per_hour.items():
             series[names[event]][min(max(hour, 0), count - 1)] += n
     return hours, series
+
+
+# an instant on an hour of every zone whose hours have kept their minutes since then
+_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _counted_per_hour(
+    store: Store, edition_id: int, events: list[str], zone: tzinfo
+) -> tuple[datetime, dict[int, int], dict[str, dict[int, int]]] | None:
+    """(the first hour of `zone` with activity, accepted per hour since it, events per hour
+    since it), or None when there is none. Counted since an hour of `zone` in 2000, so the
+    first and last hours come with the counts (no query for the span first); a zone whose
+    hours moved off that grid since (an offset change of under an hour) is counted again
+    from the span's first hour, read first."""
+    origin = _hour(_ORIGIN, zone)
+    accepted = accepted_per_hour(store, edition_id, origin)
+    counted = events_per_hour(store, edition_id, events, origin)
+    found = [*accepted, *(h for per_hour in counted.values() for h in per_hour)]
+    if not found:
+        return None
+    ends = [origin + timedelta(hours=h) for h in (min(found), max(found))]
+    if any(_hour(end, zone) != end for end in ends):  # off the grid: the exact way
+        span = activity_span(store, edition_id, events)
+        if span is None:  # pragma: no cover - rows were just counted
+            return None
+        origin = _hour(span[0], zone)
+        accepted = accepted_per_hour(store, edition_id, origin)
+        counted = events_per_hour(store, edition_id, events, origin)
+        found = [0]
+    shift = min(found)
+    first = origin + timedelta(hours=shift)
+    return (
+        first,
+        {h - shift: n for h, n in accepted.items()},
+        {e: {h - shift: n for h, n in per_hour.items()} for e, per_hour in counted.items()},
+    )

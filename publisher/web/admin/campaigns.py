@@ -28,7 +28,7 @@ from publisher.store import audit, dashboard, webhooks
 from publisher.store.curation import get_curation
 from publisher.store.schedule_state import set_paused
 from publisher.store.state import get_source_memory
-from publisher.subscribers.events import engagement, timeline
+from publisher.subscribers.events import ENGAGEMENT, timeline
 from publisher.web.admin.approvals import edition_context, overview_alerts
 from publisher.web.admin.auth import Admin, action, base_of, view
 from publisher.web.admin.charts import bar_chart
@@ -77,7 +77,8 @@ def _alerts(w: Web, lines: dict[str, dashboard.EditionLine | None], now: datetim
         for count, status in ((line.failed, "failed or bounced"), (uncertain, "uncertain")):
             if count:
                 alerts.append(Alert(f"{name} #{line.number}: {count} {status}", link))
-        complained = engagement(w.store, line.id)["complained"]
+        # only the complaints: the edition's spamreport events, read along their index
+        complained = dashboard.recipients_with_any(w.store, line.id, ENGAGEMENT["complained"])
         if line.accepted and complained / line.accepted > COMPLAINT_ALERT:
             alerts.append(
                 Alert(
