@@ -172,8 +172,9 @@ def test_a_send_killed_mid_way_is_resumed_from_the_page_exactly_once(
 
 def make_uncertain(store, address: str) -> None:
     """As a send that stopped while this person's batch was with the provider leaves it."""
-    from sqlalchemy import update
+    from sqlalchemy import select, update
 
+    from publisher.store.ledger import set_edition_status
     from publisher.store.models import DeliveryRow, EditionRow
     from publisher.store.subscribers import find_subscriber
 
@@ -184,7 +185,9 @@ def make_uncertain(store, address: str) -> None:
             .where(DeliveryRow.subscriber_id == person)
             .values(status="uncertain")
         )
-        session.execute(update(EditionRow).values(status="uncertain"))
+        editions = list(session.scalars(select(EditionRow.id)))
+    for edition in editions:  # the send's end, as the sender records it (tally included)
+        set_edition_status(store, edition, "uncertain")
 
 
 def resend_uncertain(page, pages, guide_shot) -> None:
