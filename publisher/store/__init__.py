@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -154,6 +154,17 @@ class Store:
             return
         with self._sessions.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A Core connection in one transaction: its own (engine.begin()), or the enclosing
+        `one_transaction()`'s, so a plain statement joins it as a session would."""
+        shared = _SHARED.get()
+        if shared is not None and shared[0] is self:
+            yield shared[1].connection()
+            return
+        with self.engine.begin() as connection:
+            yield connection
 
     @contextlib.contextmanager
     def one_transaction(self) -> Iterator[None]:

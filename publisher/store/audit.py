@@ -46,7 +46,7 @@ def record(
     accounts name SEVERAL as the actor), so trying many addresses adds no rows either."""
     if not aggregate:  # one plain INSERT (the API writes one per create)
         row = dict(at=now, actor=actor[:320], action=action, target=target, ip=ip, repeats=1)
-        with store.engine.begin() as connection:
+        with store.begin() as connection:  # joins an enclosing one_transaction()
             connection.execute(_ADD, row)
         return
     with store.session() as session:
