@@ -31,6 +31,7 @@ import httpx
 from alembic.script import ScriptDirectory
 
 from bench._admin_data import NOW, Sizes, load
+from bench.common import throwaway_postgresql
 from publisher.config import load_config
 from publisher.store import Store, open_store
 from publisher.store.audit import record
@@ -203,24 +204,13 @@ def _sqlite_store(sizes: Sizes) -> Iterator[Store]:
 
 @contextmanager
 def _postgresql_store(sizes: Sizes) -> Iterator[Store]:
-    from tests.pgcluster import start_cluster
-
-    cluster = start_cluster()
-    if cluster is None:
-        raise SystemExit("no PostgreSQL server installed")
-    try:
-        import psycopg
-
-        with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
-            conn.execute('CREATE DATABASE "bench"')
-        store = open_store(cluster.url("bench"))
+    with throwaway_postgresql() as url:
+        store = open_store(url)
         _seed(store, sizes)
         try:
             yield store
         finally:
             store.close()
-    finally:
-        cluster.stop()
 
 
 def _client(store: Store, project: Path) -> httpx.AsyncClient:

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import free_port, percentiles, read_response
+from bench.common import free_port, percentiles, read_response, throwaway_postgresql
 from publisher.store import open_store
 from publisher.store.api_keys import create_key
 from publisher.store.subscribers import count_by_status
@@ -115,19 +115,8 @@ def _database(db: str, folder: Path) -> Iterator[str]:
     if db == "sqlite":
         yield f"sqlite:///{folder}/bench.db"
         return
-    from tests.pgcluster import start_cluster
-
-    cluster = start_cluster()
-    if cluster is None:
-        raise SystemExit("no PostgreSQL server installed")
-    try:
-        import psycopg
-
-        with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
-            conn.execute('CREATE DATABASE "bench"')
-        yield cluster.url("bench")
-    finally:
-        cluster.stop()
+    with throwaway_postgresql() as url:
+        yield url
 
 
 def _start(folder: Path, port: int, url: str) -> subprocess.Popen[bytes]:

@@ -7,7 +7,8 @@ import socket
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -56,3 +57,21 @@ def percentiles(latencies: list[float]) -> str:
     p50 = statistics.median(ordered) * 1000
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
     return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+
+
+@contextmanager
+def throwaway_postgresql() -> Iterator[str]:
+    """The URL of a database "bench" in a throwaway PostgreSQL cluster, stopped afterwards."""
+    import psycopg
+
+    from tests.pgcluster import start_cluster
+
+    cluster = start_cluster()
+    if cluster is None:
+        raise SystemExit("no PostgreSQL server installed")
+    try:
+        with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+            conn.execute('CREATE DATABASE "bench"')
+        yield cluster.url("bench")
+    finally:
+        cluster.stop()
