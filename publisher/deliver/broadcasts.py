@@ -210,14 +210,16 @@ def send_broadcast(
     backend: DeliveryBackend[Any, Any] | None = None,
     owner: str | None = None,
     lease: timedelta = DEFAULT_LEASE,
+    clock: Callable[[], datetime] | None = None,
     **options: Any,
 ) -> DeliveryReport:
     """Send a draft or scheduled broadcast (of `version`, when given) now: approval
     checked, rendered, claimed (DeliveryError when another process has it, or it was sent),
     composed once into its edition, sent exactly once per person. The claim is a lease of
-    `owner` (default: this process), renewed while it sends: if the process dies, a daemon
-    takes the send over. Options: see publisher.deliver.service.SendOptions."""
-    held = _Held(owner or processes.this_process(), lease, running_clock(now))
+    `owner` (default: this process), renewed while it sends (on `clock`, default `now`
+    running on): if the process dies, a daemon takes the send over. Options: see
+    publisher.deliver.service.SendOptions."""
+    held = _Held(owner or processes.this_process(), lease, clock or running_clock(now))
     claimed, rendered = _claim(
         config, store, broadcast_id, by=by, now=now, version=version, held=held
     )
