@@ -27,7 +27,7 @@ from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.base import Recipient
 from publisher.deliver.broadcasts import send_broadcast
 from publisher.schedule import broadcasts as jobs
-from publisher.store import Store, processes
+from publisher.store import Store, audit, processes
 from publisher.store.broadcast_leases import (
     hold_broadcast,
     lapsed_broadcasts,
@@ -281,6 +281,25 @@ def test_a_sender_whose_send_was_taken_over_stops_and_records_nothing(store, pro
     assert said == ["sending"] and 1 <= len(outbox(one_by_one, made.id)) <= 3
     after = _read(store, made.id)
     assert (after.status, after.owner) == ("sending", ELSEWHERE)  # the new owner's to finish
+
+
+def test_a_daemon_pass_takes_over_a_dead_senders_broadcast_and_finishes_it(store, config):
+    people = add_subscribers(store, NOW, 4, topics=("housing",))
+    made = create_broadcast(store, draft(), by="ann@example.org", now=NOW)
+    dead = _dead_pid()
+    # the sender claimed it and died before composing: within its lease, but its pid is gone
+    assert claim_broadcast(store, made.id, by="ann", now=NOW, owner=dead, lease=LEASE)
+    clock = Clock(NOW + timedelta(seconds=5))
+    report = jobs.take_over(config, store, owner="host-d:7", lease=LEASE, clock=clock)
+    assert (report.sent, report.problems) == ([(made.id, "sent")], [])
+    assert sorted(outbox(config, made.id)) == sorted(people)
+    done = _read(store, made.id)
+    assert (done.status, done.owner, done.lease_until) == ("sent", "host-d:7", None)
+    taken = [e for e in audit.recent(store) if e.action == "broadcast taken over"]
+    assert [e.target for e in taken] == [f"{made.id}: from {dead}: sent"]
+    # nothing left: the next pass (another daemon's too) does nothing
+    again = jobs.take_over(config, store, owner="host-e:8", lease=LEASE, clock=clock)
+    assert (again.sent, again.problems) == ([], [])
 
 
 # --- real processes: `publisher broadcast send` killed mid-send, `publisher run` finishes ---
