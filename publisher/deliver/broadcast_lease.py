@@ -42,6 +42,7 @@ class SendLease(LeaseHeartbeat):
         super().__init__(
             renew,
             every=lease.total_seconds() / 3,
+            name="broadcast-heartbeat",
             what=f"broadcast={broadcast_id}",
             owner=owner,
             taken="another process took the send over; this one stops between batches",

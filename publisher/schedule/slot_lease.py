@@ -41,6 +41,7 @@ class SlotHeartbeat(LeaseHeartbeat):
         super().__init__(
             renew,
             every=lease.total_seconds() / 3,
+            name="slot-heartbeat",
             what=f"campaign={campaign} slot={at}",
             owner=owner,
             taken="its lease lapsed and another daemon took the slot over; this daemon "

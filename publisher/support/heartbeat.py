@@ -64,9 +64,16 @@ class LeaseHeartbeat(Heartbeat):
     leaves the claim to the new owner (the ledger keeps everyone to one message)."""
 
     def __init__(
-        self, renew: Callable[[], bool], *, every: float, what: str, owner: str, taken: str
+        self,
+        renew: Callable[[], bool],
+        *,
+        every: float,
+        name: str,
+        what: str,
+        owner: str,
+        taken: str,
     ) -> None:
-        super().__init__(every, f"{what.split('=')[0]}-heartbeat")
+        super().__init__(every, name)
         self.renew, self.what, self.owner, self.taken = renew, what, owner, taken
         self.lost = threading.Event()
 
