@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from publisher.config import PublisherConfig
@@ -22,6 +22,7 @@ from publisher.config.models import control_characters
 from publisher.deliver import approval
 from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
+from publisher.deliver.broadcast_lease import SendLease, running_clock
 from publisher.deliver.broadcast_message import CAMPAIGN
 from publisher.deliver.report import DeliveryReport
 from publisher.deliver.service import deliver_edition, send_one
@@ -29,7 +30,8 @@ from publisher.errors import DeliveryError, PublisherError
 from publisher.items import Item
 from publisher.render.alert import alert_url, render_alert
 from publisher.render.environment import search_path_for
-from publisher.store import Store, audit
+from publisher.store import Store, audit, processes
+from publisher.store.broadcast_leases import hold_broadcast
 from publisher.store.broadcasts import (
     Broadcast,
     BroadcastDraft,
@@ -41,6 +43,7 @@ from publisher.store.broadcasts import (
     get_broadcast,
 )
 from publisher.store.item_search import item_entry
+from publisher.store.leases import DEFAULT_LEASE
 from publisher.store.subscribers import subscriber_at
 
 __all__ = [
@@ -205,14 +208,22 @@ def send_broadcast(
     now: datetime,
     version: int | None = None,
     backend: DeliveryBackend[Any, Any] | None = None,
+    owner: str | None = None,
+    lease: timedelta = DEFAULT_LEASE,
+    clock: Callable[[], datetime] | None = None,
     **options: Any,
 ) -> DeliveryReport:
     """Send a draft or scheduled broadcast (of `version`, when given) now: approval
     checked, rendered, claimed (DeliveryError when another process has it, or it was sent),
-    composed once into its edition, sent exactly once per person. Options: see
+    composed once into its edition, sent exactly once per person. The claim is a lease of
+    `owner` (default: this process), renewed while it sends (on `clock`, default `now`
+    running on): if the process dies, a daemon takes the send over. Options: see
     publisher.deliver.service.SendOptions."""
-    claimed, rendered = _claim(config, store, broadcast_id, by=by, now=now, version=version)
-    return _send(config, store, claimed, rendered, now, backend, options)
+    held = _Held(owner or processes.this_process(), lease, clock or running_clock(now))
+    claimed, rendered = _claim(
+        config, store, broadcast_id, by=by, now=now, version=version, held=held
+    )
+    return _send(config, store, claimed, rendered, now, backend, options, held)
 
 
 def send_broadcast_now(
@@ -229,11 +240,14 @@ def send_broadcast_now(
     other, and anything that stops it going, raises here: NotApproved, DeliveryError), and
     the send itself returned to run AFTER the answer (its failure is logged: the
     broadcast's status says how it went). Returns (the claimed broadcast, the send)."""
-    claimed, rendered = _claim(config, store, broadcast_id, by=by, now=clock(), version=version)
+    held = _Held(processes.this_process(), DEFAULT_LEASE, clock)
+    claimed, rendered = _claim(
+        config, store, broadcast_id, by=by, now=clock(), version=version, held=held
+    )
 
     def send() -> None:
         try:
-            _send(config, store, claimed, rendered, clock(), None, {})
+            _send(config, store, claimed, rendered, clock(), None, {}, held)
         except PublisherError as exc:
             log.warning("broadcast %s not sent: %s", broadcast_id, exc)
 
@@ -248,6 +262,7 @@ def _claim(
     by: str | None,
     now: datetime,
     version: int | None,
+    held: _Held,
 ) -> tuple[Broadcast, RenderedBroadcast]:
     """The broadcast claimed for sending (`sending`: no other process sends it) and its
     rendering; raises what stops it going, before anything is claimed."""
@@ -257,7 +272,10 @@ def _claim(
         raise DeliveryError(_not_sendable(broadcast))
     _check(config, broadcast)
     rendered = render_broadcast(config, store, broadcast, now=now)  # before the claim
-    claimed = claim_broadcast(store, broadcast_id, version=version, by=by or "system", now=now)
+    claimed = claim_broadcast(
+        store, broadcast_id, version=version, by=by or "system", now=now, owner=held.owner,
+        lease=held.lease,
+    )  # fmt: skip
     if claimed is None:
         raise DeliveryError(_not_sendable(_load(store, broadcast_id)))
     return claimed, rendered
@@ -271,11 +289,16 @@ def resume_broadcast(
     by: str | None,
     now: datetime,
     backend: DeliveryBackend[Any, Any] | None = None,
+    owner: str | None = None,
+    lease: timedelta = DEFAULT_LEASE,
+    clock: Callable[[], datetime] | None = None,
     **options: Any,
 ) -> DeliveryReport:
     """Finish a broadcast whose send started and did not finish (`sending`, `failed`), as
-    `publisher send --resume` finishes an edition: nobody is sent it twice. Options: see
-    SendOptions (`resend_uncertain`, `resend_batch`...)."""
+    `publisher send --resume` finishes an edition: nobody is sent it twice. It takes the
+    send's claim (a lease of `owner`, default this process, renewed while it sends; `clock`
+    for the renewals, default `now` running on) whoever had it. Options: see SendOptions
+    (`resend_uncertain`, `resend_batch`...)."""
     broadcast = _load(store, broadcast_id)
     approval.require_approved(config, store, "broadcast", broadcast_id)
     if broadcast.status not in RESUMABLE:
@@ -286,7 +309,9 @@ def resume_broadcast(
     rendered = None
     if broadcast.edition_id is None:  # stopped before it was composed
         rendered = render_broadcast(config, store, broadcast, now=now)
-    return _send(config, store, broadcast, rendered, now, backend, options)
+    held = _Held(owner or processes.this_process(), lease, clock or running_clock(now))
+    hold_broadcast(store, broadcast_id, owner=held.owner, now=now, lease=lease)
+    return _send(config, store, broadcast, rendered, now, backend, options, held)
 
 
 def _send(
@@ -297,7 +322,11 @@ def _send(
     now: datetime,
     backend: DeliveryBackend[Any, Any] | None,
     options: dict[str, Any],
+    held: _Held,
 ) -> DeliveryReport:
+    """Compose (once) and send under the claim's heartbeat; record how it ended, unless
+    another process took the send over meanwhile (then it is theirs to record). A send
+    stopped between batches keeps its lease, to lapse: a daemon finishes it."""
     edition_id = broadcast.edition_id
     if edition_id is None:
         assert rendered is not None
@@ -305,13 +334,28 @@ def _send(
             store, broadcast.id, subject=rendered.subject, preheader=rendered.preheader,
             html=rendered.html, text=rendered.text, now=now,
         )  # fmt: skip
+    beat = SendLease(store, broadcast.id, owner=held.owner, lease=held.lease, clock=held.clock)
+    options = options | {"should_stop": beat.should_stop(options.get("should_stop"))}
     try:
-        report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
+        with beat:
+            report = deliver_edition(config, store, edition_id, now=now, backend=backend, **options)
     except Exception:
-        finish_broadcast(store, broadcast.id, "failed", now=now)  # a resume goes on
+        finish_broadcast(store, broadcast.id, "failed", now=now, owner=held.owner)  # resumable
         raise
-    finish_broadcast(store, broadcast.id, broadcast_status(report), now=now)
+    finish_broadcast(
+        store, broadcast.id, broadcast_status(report), now=now, owner=held.owner,
+        release=report.status != "sending",
+    )  # fmt: skip
     return report
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Who sends the broadcast, and the lease its claim is renewed for, on what clock."""
+
+    owner: str
+    lease: timedelta
+    clock: Callable[[], datetime]
 
 
 def _load(store: Store, broadcast_id: int) -> Broadcast:

@@ -82,6 +82,7 @@ class Daemon:
         lease: timedelta = state.DEFAULT_LEASE,
         beat_every: float = BEAT_EVERY,
         send_broadcasts: IntervalJob | None = None,
+        take_over_broadcasts: IntervalJob | None = None,
     ) -> None:
         self.config = config
         self.beat_every = beat_every  # the daemon's heartbeat row (the dashboard shows it)
@@ -91,6 +92,7 @@ class Daemon:
         self.collect = collect
         self.build_feeds = build_feeds
         self.send_broadcasts = send_broadcasts  # the scheduled broadcasts that are due
+        self.take_over_broadcasts = take_over_broadcasts  # sends whose process died
         self.deliver_webhooks = deliver_webhooks
         self.owner = owner or processes.this_process()
         self.lease = lease
@@ -451,6 +453,12 @@ class Daemon:
             coalesce=True,
             max_instances=1,
         )
+        if self.take_over_broadcasts is not None:  # from now: a killed send waits no longer
+            scheduler.add_job(
+                self._interval_job, "interval", seconds=self.takeover_every().total_seconds(),
+                args=["broadcast takeover", self.take_over_broadcasts], next_run_time=now,
+                coalesce=True, max_instances=1, misfire_grace_time=None,
+            )  # fmt: skip
         if self.stopping.is_set():
             return
         log.info("publisher daemon running (%d campaign(s))", len(self.campaigns))
@@ -541,17 +549,6 @@ def _takeover_note(record: state.SlotRecord | None, now: datetime) -> str:
 # --- wiring and reporting (for publisher/cli/schedule.py) ---------------------------------
 
 
-def _send_due_broadcasts(config: PublisherConfig, store: Store, now: datetime) -> JobReport:
-    """The daemon's broadcasts job: those whose time has come, then their public copies."""
-    from publisher.deliver.broadcasts import send_due_broadcasts
-    from publisher.publish.broadcasts import write_broadcast_pages
-
-    report = send_due_broadcasts(config, store, now=now)
-    if report.sent:
-        write_broadcast_pages(config, store)
-    return report
-
-
 def make_daemon(
     config: PublisherConfig,
     store: Store,
@@ -562,6 +559,7 @@ def make_daemon(
     """The daemon of `publisher run`, with the pipeline's stages as its jobs."""
     from publisher import pipeline
     from publisher.deliver.webhooks import deliver_due
+    from publisher.schedule import broadcasts
 
     def run_slot(name: str, slot: datetime, now: datetime) -> SlotOutcome:
         # Collect first: a post fixed minutes before the slot is what goes out. SIGTERM or a
@@ -585,6 +583,11 @@ def make_daemon(
         build_feeds=lambda now: pipeline.build_feeds(config, store, now=now),
         deliver_webhooks=lambda now: deliver_due(config, store, now=now),
         lease=lease,
-        send_broadcasts=lambda now: _send_due_broadcasts(config, store, now),
+        send_broadcasts=lambda now: broadcasts.send_due(
+            config, store, now, owner=daemon.owner, lease=lease
+        ),
+        take_over_broadcasts=lambda now: broadcasts.take_over(
+            config, store, owner=daemon.owner, lease=lease, clock=clock
+        ),
     )
     return daemon

@@ -8,35 +8,31 @@ staff, the CLI), composes it ONCE into an edition of the reserved campaign key `
 numbered by the broadcast's id (`broadcast_edition`), and from then on the edition and its
 delivery ledger are what is sent, exactly as a digest edition is.
 
-Who it reaches (`audience_count`, and the send through `exclude_followers` plus the
-dispatcher's own reading of the audience): active subscribers following any of the
-audience's topics (publisher.store.subscribers.follows: no topics means everyone; a person
-who chose no topic follows everything), minus those who chose an excluded topic by name,
-minus paused and suppressed people.
+Who it reaches: publisher.store.broadcast_audience (its names are importable from here
+too). While it is sent, its claim is a lease: publisher.store.broadcast_leases.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.config.models import BROADCAST_CAMPAIGN
 from publisher.errors import StoreError
-from publisher.store import Store
-from publisher.store.dialect import rowcount
-from publisher.store.ledger import PENDING, SKIPPED
-from publisher.store.models import (
-    BroadcastRow,
-    DeliveryRow,
-    EditionRow,
-    SubscriberRow,
+from publisher.store import Store, leases
+from publisher.store.broadcast_audience import (
+    Audience,
+    audience_count,
+    exclude_followers,
+    excluded,
 )
-from publisher.store.subscribers import count_reachable, follows
+from publisher.store.dialect import rowcount
+from publisher.store.models import BroadcastRow, EditionRow
 from publisher.support.slug import slugify
 
 __all__ = [
@@ -72,12 +68,6 @@ CLAIMABLE = ("draft", "scheduled")
 
 
 @dataclass(frozen=True)
-class Audience:
-    topics: tuple[str, ...] = ()  # empty: everyone
-    exclude: tuple[str, ...] = ()  # people following any of these are left out
-
-
-@dataclass(frozen=True)
 class BroadcastDraft:
     name: str
     subject: str
@@ -103,6 +93,8 @@ class Broadcast:
     updated_by: str
     created_at: datetime
     updated_at: datetime
+    owner: str | None = None  # while sending: the process sending it (host:pid)
+    lease_until: float | None = None  # its claim lapses then (epoch seconds) unless renewed
 
 
 class BroadcastNotFound(StoreError):
@@ -181,12 +173,20 @@ def cancel_broadcast(store: Store, broadcast_id: int, *, by: str, now: datetime)
 
 
 def claim_broadcast(
-    store: Store, broadcast_id: int, *, version: int | None = None, by: str, now: datetime
+    store: Store,
+    broadcast_id: int,
+    *,
+    version: int | None = None,
+    by: str,
+    now: datetime,
+    owner: str | None = None,
+    lease: timedelta | None = None,
 ) -> Broadcast | None:
     """Start sending: a draft or scheduled broadcast (of `version`, when given) becomes
     `sending`, in one statement, so of two processes (two daemons, the daemon and staff)
     exactly one gets it; None for the others (it is no longer draft/scheduled, or the
-    version moved on). BroadcastNotFound when there is no such broadcast."""
+    version moved on). BroadcastNotFound when there is no such broadcast. The claim is
+    `owner`'s until `now + lease` (renewed: publisher.store.broadcast_leases)."""
     query = update(BroadcastRow).where(
         BroadcastRow.id == broadcast_id, BroadcastRow.status.in_(CLAIMABLE)
     )
@@ -194,6 +194,7 @@ def claim_broadcast(
         query = query.where(BroadcastRow.version == version)
     with store.session() as session:
         values: dict[str, Any] = {"status": "sending", "updated_by": by, "updated_at": now}
+        values |= {"owner": owner, "lease_until": leases.until(now, lease)}
         result = session.execute(query.values(version=BroadcastRow.version + 1, **values))
         row = _row(session, broadcast_id)
         return _broadcast(row) if rowcount(result) else None
@@ -239,12 +240,27 @@ def broadcast_edition(
             return found
 
 
-def finish_broadcast(store: Store, broadcast_id: int, status: str, *, now: datetime) -> Broadcast:
-    """Record how its send ended ("sent", "failed", or "sending" while unfinished)."""
+def finish_broadcast(
+    store: Store,
+    broadcast_id: int,
+    status: str,
+    *,
+    now: datetime,
+    owner: str | None = None,
+    release: bool = True,
+) -> Broadcast:
+    """Record how its send ended ("sent", "failed", or "sending" while unfinished) and end
+    its lease (`release=False`: leave it to lapse, so that another process finishes the
+    send). With `owner`, only while the claim is still that owner's: a sender whose
+    broadcast was taken over leaves the outcome to the new owner."""
     with store.session() as session:
         row = _row(session, broadcast_id)
+        if owner is not None and row.owner != owner:
+            return _broadcast(row)
         if row.status != status:
             row.status, row.version, row.updated_at = status, row.version + 1, now
+        if release:
+            row.lease_until = None
         return _broadcast(row)
 
 
@@ -281,104 +297,6 @@ def due_broadcasts(store: Store, *, now: datetime) -> list[Broadcast]:
             .order_by(BroadcastRow.send_at, BroadcastRow.id)
         )
         return [_broadcast(row) for row in rows]
-
-
-# --- who it reaches -----------------------------------------------------------------------
-
-CHUNK = 5000
-
-
-def excluded(topics: Sequence[str] | None, exclude: Sequence[str]) -> bool:
-    """Whether a person with these topics is left out: they chose an excluded topic by name
-    (a person who chose no topic, i.e. everything, is not left out by an exclusion)."""
-    return bool(exclude) and bool(topics) and follows(topics or (), exclude)
-
-
-def _active(session: Any, after: int) -> list[tuple[int, str, list[str]]]:
-    """The next CHUNK active subscribers after id `after`: (id, email, topics)."""
-    rows = session.execute(
-        select(SubscriberRow.id, SubscriberRow.email, SubscriberRow.topics)
-        .where(SubscriberRow.id > after, SubscriberRow.status == "active")
-        .order_by(SubscriberRow.id)
-        .limit(CHUNK)
-    ).all()
-    return [(int(sid), str(email), list(topics or ())) for sid, email, topics in rows]
-
-
-def _followers(store: Store, audience: Audience) -> Iterator[tuple[int, str]]:
-    """(id, email) of the active subscribers in the audience's topics and not excluded."""
-    after = 0
-    while True:
-        with store.session() as session:
-            rows = _active(session, after)
-        if not rows:
-            return
-        for sid, email, topics in rows:
-            if follows(topics, audience.topics) and not excluded(topics, audience.exclude):
-                yield sid, email
-        after = rows[-1][0]
-
-
-def audience_count(store: Store, audience: Audience, *, now: datetime | None = None) -> int:
-    """How many people the audience reaches now: active subscribers following any of its
-    topics (all when none), less those who chose an excluded topic, less paused (at `now`,
-    default the current time) and suppressed ones: who a send now would send to."""
-    moment = now or datetime.now(UTC)
-    return count_reachable(store, lambda topics: _in_audience(topics, audience), now=moment)
-
-
-def _in_audience(topics: Sequence[str], audience: Audience) -> bool:
-    return follows(topics, audience.topics) and not excluded(topics, audience.exclude)
-
-
-def exclude_followers(store: Store, edition_id: int, audience: Audience, *, now: datetime) -> int:
-    """Before the dispatcher reads the audience: a `skipped` ledger row for every active
-    subscriber in the audience's topics who chose an excluded topic and has no row (or a
-    `pending` one) in this edition, so the send never reaches them; how many."""
-    if not audience.exclude:
-        return 0
-    found = 0
-    after = 0
-    while True:
-        with store.session() as session:
-            rows = _active(session, after)
-            if not rows:
-                return found
-            after = rows[-1][0]
-            left_out = [
-                sid
-                for sid, _email, topics in rows
-                if follows(topics, audience.topics) and excluded(topics, audience.exclude)
-            ]
-            found += _skip(session, edition_id, left_out, now)
-
-
-def _skip(session: Any, edition_id: int, ids: list[int], now: datetime) -> int:
-    if not ids:
-        return 0
-    reason = "excluded: follows a topic the broadcast leaves out"
-    rows = dict(
-        session.execute(
-            select(DeliveryRow.subscriber_id, DeliveryRow.status).where(
-                DeliveryRow.edition_id == edition_id, DeliveryRow.subscriber_id.in_(ids)
-            )
-        ).all()
-    )
-    pending = [sid for sid in ids if rows.get(sid) == PENDING]
-    if pending:
-        session.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.edition_id == edition_id, DeliveryRow.subscriber_id.in_(pending))
-            .values(status=SKIPPED, error=reason, updated_at=now)
-        )
-    new = [
-        {"edition_id": edition_id, "subscriber_id": sid, "batch": None, "status": SKIPPED,
-         "attempts": 0, "error": reason, "updated_at": now}
-        for sid in ids if sid not in rows
-    ]  # fmt: skip
-    if new:
-        session.execute(insert(DeliveryRow), new)
-    return len(pending) + len(new)
 
 
 # --- rows ---------------------------------------------------------------------------------
@@ -442,5 +360,5 @@ def _broadcast(row: BroadcastRow) -> Broadcast:
         id=row.id, slug=row.slug, draft=draft, status=row.status, version=row.version,
         send_at=_utc(row.send_at) if row.send_at else None, edition_id=row.edition_id,
         created_by=row.created_by, updated_by=row.updated_by, created_at=row.created_at,
-        updated_at=row.updated_at,
+        updated_at=row.updated_at, owner=row.owner, lease_until=row.lease_until,
     )  # fmt: skip

@@ -723,6 +723,10 @@ class BroadcastRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str] = mapped_column(String(320))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # while sending: the process sending it (host:pid) and when its claim lapses (epoch
+    # seconds) unless renewed (publisher/store/broadcast_leases.py, migration 0032)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 # --- approval before a send (issue 21, migration 0026) --------------------------------------

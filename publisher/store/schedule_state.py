@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from publisher.store import Store, dialect, processes
+from publisher.store import Store, dialect, leases
+from publisher.store.leases import DEFAULT_LEASE
 from publisher.store.models import CampaignStateRow, DeliveryRow, EditionRow, ScheduleSlotRow
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
 # waits for approval, issue 21) may be run again.
 FINAL = frozenset({"sent", "skipped", "paused", "missed", "coalesced"})
 DEFAULT_STALE_AFTER = timedelta(hours=2)  # claims without a lease only (see above)
-DEFAULT_LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def claim_slot(
     """Take the slot for this process until `now + lease`; False if it is finished or another
     daemon holds it. Without `lease` the claim is of the kind written before leases (the
     daemon always passes one; the tests of the old rule do not)."""
-    until = _until(now, lease)
+    until = leases.until(now, lease)
     try:
         with store.session() as session:
             session.add(
@@ -183,7 +183,9 @@ def take_over(
                 row.lease_until == record.lease_until,
                 row.updated_at == record.updated_at,
             )
-            .values(status="running", owner=owner, updated_at=now, lease_until=_until(now, lease))
+            .values(
+                status="running", owner=owner, updated_at=now, lease_until=leases.until(now, lease)
+            )
         )
         return dialect.rowcount(result) == 1
 
@@ -203,13 +205,9 @@ def renew_slot(
                 row.owner == owner,
                 row.status == "running",
             )
-            .values(lease_until=_until(now, lease))
+            .values(lease_until=leases.until(now, lease))
         )
         return dialect.rowcount(result) == 1
-
-
-def _until(now: datetime, lease: timedelta | None) -> float | None:
-    return None if lease is None else now.timestamp() + lease.total_seconds()
 
 
 def _claimable(
@@ -217,10 +215,12 @@ def _claimable(
 ) -> bool:
     if record.status in FINAL:
         return False
-    if record.status in ("failed", "held") or record.owner == owner or processes.gone(record.owner):
+    if record.status in ("failed", "held") or record.owner == owner:
+        return True
+    if leases.lapsed(record.owner, record.lease_until, now=now):
         return True
     if record.lease_until is not None:  # a renewed lease holds however long the send takes
-        return now.timestamp() > record.lease_until
+        return False
     if now - record.updated_at <= stale_after:  # a claim from before leases: the old rule
         return False
     progress = last_progress(store, record.campaign, record.slot)
