@@ -7,66 +7,68 @@ The CLI and the scheduler both call these functions; `run_once` is what `make ru
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from publisher.compose.curation import Curation
-from publisher.compose.edition import (
-    Edition,
-    Selection,
-    compose_edition,
-    report_since,
-    select_items,
-)
 from publisher.config import PublisherConfig
-from publisher.config.models import BROADCAST_CAMPAIGN
 from publisher.deliver import DeliveryBackend, DeliveryReport, approval, deliver_edition
 from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
 from publisher.errors import DeliveryError, PublisherError
-from publisher.items import Item
-from publisher.publish.archive import (
-    ArchiveEntry,
-    write_edition_page,
-    write_home_page,
-    write_index_page,
+from publisher.publish.build import build_feeds
+from publisher.publish.edition_pages import write_archive_index, write_edition_archive
+from publisher.publish.newsroom import POST_RETIRED, publish_posts, write_newsroom_pages
+from publisher.render.digest import (
+    describe_left_out,
+    for_compose,
+    next_selection,
+    prepare_edition,
+    unstored_edition,
 )
-from publisher.publish.media import write_media
-from publisher.render.email import RenderedEdition, archive_url, render_fitting, render_public
+from publisher.render.email import archive_url, render_public
 from publisher.render.environment import search_path_for
-from publisher.sources import newsroom
 from publisher.sources.collect import CollectReport, collect_all
-from publisher.store import Store, posts
+from publisher.store import Store
 from publisher.store.curation import SavedCuration, get_curation
 from publisher.store.editions import (
     NOT_REACHED,
     NewEdition,
     StoredEdition,
-    campaign_history,
-    edition_item_list,
     find_edition_by_slot,
-    list_editions,
     save_edition,
 )
-from publisher.store.items import (
-    UpsertResult,
-    list_items,
-    retire_item,
-    selection_items,
-    unretire_item,
-    upsert_items,
-)
 from publisher.store.sink import StoreSink
+from publisher.subscribers.files import import_subscriber_file
 from publisher.support.screen import count
 
-if TYPE_CHECKING:
-    import httpx
-
-    from publisher.publish import FeedsReport
-    from publisher.publish.documents import FeedMeta
-    from publisher.publish.posts import PostsReport
-    from publisher.store.feeds_queries import SentEdition
+# The stages' functions the edges (cli/, web/, schedule/) and the tests import from here:
+# the pipeline is the one place they call, wherever each function lives.
+__all__ = [
+    "POST_RETIRED",
+    "EditionRecord",
+    "RunReport",
+    "SlotOutcome",
+    "audit_composed",
+    "build_feeds",
+    "collect_before_slot",
+    "compose_campaign",
+    "describe_edition",
+    "describe_left_out",
+    "for_compose",
+    "import_subscriber_file",
+    "next_selection",
+    "prepare_edition",
+    "preview_email",
+    "publish_posts",
+    "refresh_inputs",
+    "run_campaign_slot",
+    "run_once",
+    "send_edition",
+    "unfinished_note",
+    "unstored_edition",
+    "write_newsroom_pages",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,124 +139,6 @@ def refresh_inputs(
     return report, import_subscriber_file(config, store, now=now)
 
 
-def publish_posts(
-    config: PublisherConfig, store: Store, *, now: datetime, pages: bool = False
-) -> UpsertResult:
-    """The newsroom's posts into items at once (no collect needed): published posts dated
-    up to `now` are upserted; the items of drafts, retired posts and posts moved into the
-    future are retired (and brought back when the post is published again). `pages`: also
-    rewrite the public post pages when an item changed (the web, after a save; the daemon's
-    feed build writes them otherwise)."""
-    posts.mark_due_published(store, now=now)
-    changed = False
-    stored = posts.newsroom_items(store)
-    live = []
-    for post in posts.list_posts(store):
-        key = newsroom.item_id(post.id)
-        if post.status in posts.LIVE and post.fields.date <= now:
-            if (stored.get(key) or "").startswith(POST_RETIRED):
-                unretire_item(store, key, now=now)  # not one an editor retired by hand
-                changed = True
-            try:
-                live.append(_post_item(config, post))
-            except ValueError as exc:  # e.g. a date no item may have: the others go on
-                log.warning("post %s is not published: %s", post.id, exc)
-        elif key in stored and stored[key] is None:
-            retire_item(store, key, now=now, reason=f"{POST_RETIRED} {post.status}")
-            changed = True
-    result = upsert_items(store, live, now=now)
-    if pages and (changed or result.written):
-        write_newsroom_pages(config, store, now=now)
-    return result
-
-
-POST_RETIRED = "the post is"  # the reason of an item retired because of its post
-
-
-def _post_item(config: PublisherConfig, post: posts.Post) -> Item:
-    f = post.fields
-    return newsroom.post_item(
-        post_id=post.id, slug=f.slug, title=f.title, body=f.body, published=f.date,
-        public_url=config.organisation.public_url, summary=f.summary, kind=f.kind,
-        topics=f.topics, author=f.author, image=f.image, image_alt=f.image_alt,
-        external_url=f.external_url,
-    )  # fmt: skip
-
-
-def build_feeds(
-    config: PublisherConfig, store: Store, *, now: datetime, http: httpx.Client | None = None
-) -> FeedsReport:
-    """Publish every configured feed from the stored items and sent editions (skipped, without
-    loading items, when nothing feeds are made of changed since the last build)."""
-    from publisher.publish import feeds_up_to_date, publish_feeds
-    from publisher.publish.broadcasts import write_broadcast_pages
-    from publisher.store.feeds_queries import (
-        StoredBuildState,
-        content_signature,
-        sent_editions,
-    )
-
-    log.info("%s", write_newsroom_pages(config, store, now=now).note)  # change-only writes
-    write_broadcast_pages(config, store)  # the sent broadcasts' public copies (issue 21)
-    write_media(config, store)  # images beside the archive: the missing ones (issue 20)
-    campaigns = {feed.editions_of for feed in config.feeds.feeds if feed.editions_of}
-    signature = content_signature(store, campaigns)
-    state = StoredBuildState(store, now=now)
-    unchanged = feeds_up_to_date(config, signature, state)
-    if unchanged is not None:
-        return unchanged
-    editions: dict[str, Sequence[SentEdition]] = {c: sent_editions(store, c) for c in campaigns}
-    if BROADCAST_CAMPAIGN in editions:  # issue 21: linking to their public copies
-        from publisher.publish.broadcasts import broadcast_entries
-
-        editions[BROADCAST_CAMPAIGN] = broadcast_entries(editions[BROADCAST_CAMPAIGN])
-    items = list_items(store)  # retired items are not among them
-    return publish_feeds(
-        config,
-        items,
-        editions,
-        now=now,
-        http=http,
-        signature=signature,
-        state=state,
-        edition_titles=_edition_titles(store, editions),
-    )
-
-
-def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime) -> PostsReport:
-    """The newsroom's public pages (posts/) from its stored items, then the archive's home
-    page (it links to the posts); the web calls this after a post is saved or retired."""
-    from publisher.items import NEWSROOM
-    from publisher.publish.feeds import feed_meta, select_items
-    from publisher.publish.posts import POSTS_DIR, write_post_pages
-
-    items = list_items(store, source=NEWSROOM)  # retired items are not among them
-    feeds = [
-        (feed_meta(config, feed), select_items(feed, items))
-        for feed in config.feeds.feeds
-        if not feed.editions_of
-    ]
-    search_path = search_path_for(config.root)
-    report = write_post_pages(config, items, now=now, feeds=feeds, search_path=search_path)
-    if config.resolve(POSTS_DIR).joinpath("index.html").is_file():
-        write_home_page(config.root, config.organisation, config.campaigns, search_path=search_path)
-    return report
-
-
-def _edition_titles(
-    store: Store, editions: Mapping[str, Sequence[SentEdition]]
-) -> dict[tuple[str, int], list[str]]:
-    """(campaign, number) -> the titles of the items each sent edition carried."""
-    titles: dict[tuple[str, int], list[str]] = {}
-    for campaign, sent in editions.items():
-        numbers = {e.number for e in sent}
-        for summary in list_editions(store, campaign):
-            if summary.number in numbers:
-                carried = edition_item_list(store, summary.id)
-                titles[(campaign, summary.number)] = [i.title for _, i in carried]
-    return titles
-
-
 # --- digest editions: compose -> render -> store -> archive -------------------------------
 
 
@@ -273,83 +157,6 @@ def describe_edition(campaign: str, record: EditionRecord | None) -> str:
         return f"{campaign}: nothing new, no edition"
     verb = "composed" if record.created else "already composed for this slot"
     return f"{campaign}: edition {record.number} {verb}, {count(record.item_count, 'item')}"
-
-
-def next_selection(
-    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
-) -> Selection:
-    """What the campaign's next edition would carry and every stored item it leaves out,
-    with why, without rendering (the preview and the dashboard list it even when nothing
-    would go out)."""
-    campaign = config.campaign(campaign_name)
-    history = campaign_history(store, campaign.name)
-    items, retired = selection_items(store, seen_since=report_since(campaign, now))
-    curation = for_compose(get_curation(store, campaign.name))
-    return select_items(
-        items, campaign, now=now, history=history, retired=retired, curation=curation
-    )
-
-
-def describe_left_out(
-    config: PublisherConfig, store: Store, campaign: str, *, now: datetime
-) -> str:
-    """Why nothing went out: the stored items the campaign has not sent, counted by reason."""
-    left_out = next_selection(config, store, campaign, now=now).left_out
-    if not left_out:
-        return f"{campaign}: every stored item went out in an earlier edition"
-    reasons: dict[str, int] = {}
-    for _item, reason in left_out:
-        key = reason.split(":")[0].split(",")[0]  # 'held until its date', 'retired'...
-        reasons[key] = reasons.get(key, 0) + 1
-    counted = "; ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
-    return f"{campaign}: left out {counted} (`publisher preview {campaign}` lists them)"
-
-
-def prepare_edition(
-    config: PublisherConfig,
-    store: Store,
-    campaign_name: str,
-    *,
-    now: datetime,
-    curation: SavedCuration | None = None,
-) -> tuple[Edition, RenderedEdition] | None:
-    """Compose and render a campaign's next edition without storing it (preview uses this),
-    with the editor's saved choices (`curation`, else the stored ones)."""
-    campaign = config.campaign(campaign_name)
-    history = campaign_history(store, campaign.name)
-    # An item enters by what the campaign has not sent yet and its lookback, never by a
-    # window after the previous edition: a late (backdated) item is still a candidate.
-    items, retired = selection_items(store, seen_since=report_since(campaign, now))
-    chosen = for_compose(curation or get_curation(store, campaign.name))
-    edition = compose_edition(
-        items, campaign, now=now, history=history, retired=retired, curation=chosen
-    )
-    if edition is None:
-        return None
-    for item, reason in edition.left_out:
-        log.info("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
-    org = config.organisation
-    # An item that cannot be rendered, or makes the email too large, is left out (logged
-    # with the reason) and the edition goes out without it.
-    edition, rendered = render_fitting(
-        edition,
-        org,
-        web_url=archive_url(org.public_url, campaign.name, edition.number),
-        search_path=search_path_for(config.root),
-    )
-    if not edition.items and campaign.skip_if_empty:
-        return None
-    return edition, rendered
-
-
-def unstored_edition(
-    campaign: str, edition: Edition, rendered: RenderedEdition, *, now: datetime
-) -> StoredEdition:
-    """A composed edition that is not in the store (id 0): what previews and dry runs show."""
-    return StoredEdition(
-        0, campaign, edition.number, None, now, rendered.subject, rendered.preheader,
-        rendered.html, rendered.text, "preview", None, len(edition.items),
-    )  # fmt: skip
 
 
 def preview_email(config: PublisherConfig, edition: StoredEdition, *, now: datetime) -> bytes:
@@ -413,7 +220,7 @@ def compose_campaign(
         ),
     )
     if created:
-        _write_archive(config, store, stored, public)
+        write_edition_archive(config, store, stored, public)
         if saved.revision:
             audit_composed(store, saved, stored.number, now=now)
     return _edition_record(stored, created=created)
@@ -428,51 +235,6 @@ def _edition_record(stored: StoredEdition, *, created: bool) -> EditionRecord:
         item_count=stored.item_count,
         created=created,
     )
-
-
-def _write_archive(
-    config: PublisherConfig, store: Store, stored: StoredEdition, public: str
-) -> None:
-    """The edition's public copy (render_public: the same edition, for nobody) and the
-    indexes."""
-    from publisher.publish.listing import alternate_link_tags
-
-    org = config.organisation
-    links = alternate_link_tags(_edition_feeds(config, stored.campaign))
-    write_edition_page(config.root, org, stored.campaign, stored.number, public, links)
-    _write_index(config, store, stored.campaign)
-    write_media(config, store)  # the images its page may show, for static hosting
-
-
-def _edition_feeds(config: PublisherConfig, campaign: str) -> list[FeedMeta]:
-    """The campaign's edition feeds, for its archive pages."""
-    from publisher.publish.feeds import feed_meta  # feedgen and lxml: only when needed
-
-    return [feed_meta(config, f) for f in config.feeds.feeds if f.campaign == campaign]
-
-
-def _write_index(config: PublisherConfig, store: Store, campaign: str) -> None:
-    """The campaign's archive index (every edition but those that reached nobody), then
-    the archive's home page."""
-    from publisher.publish.listing import alternate_link_tags, feed_links
-
-    entries = [
-        ArchiveEntry(e.number, e.subject, e.composed_at, e.item_count)
-        for e in list_editions(store, campaign)
-        if e.status not in NOT_REACHED
-    ]
-    feeds = _edition_feeds(config, campaign)
-    search_path = search_path_for(config.root)
-    write_index_page(
-        config.root,
-        config.organisation,
-        config.campaign(campaign),
-        entries,
-        head_links=alternate_link_tags(feeds),
-        feed_links=[link for meta in feeds for link in feed_links(meta)],
-        search_path=search_path,
-    )
-    write_home_page(config.root, config.organisation, config.campaigns, search_path=search_path)
 
 
 # --- delivery (delivery issue): subscribers -> ledger -> backend ---------------------------
@@ -497,7 +259,7 @@ def send_edition(
     except PublisherError as exc:  # the edition stays stored: say how to send it
         raise _with_next_step(exc, store, edition_id) from exc
     if report.status in NOT_REACHED:
-        _write_index(config, store, report.campaign)
+        write_archive_index(config, store, report.campaign)
     return report
 
 
@@ -518,25 +280,6 @@ def _with_next_step(exc: PublisherError, store: Store, edition_id: int) -> Publi
     )
     error.exit_code = exc.exit_code
     return error
-
-
-def import_subscriber_file(config: PublisherConfig, store: Store, *, now: datetime) -> list[str]:
-    """Upsert `subscribers.file` (if configured) into the store; never re-subscribes anyone."""
-    from publisher.store.subscribers import import_subscribers
-    from publisher.subscribers.files import SubscriberFileError, read_subscriber_file
-
-    if not config.subscribers.file:
-        return []
-    path = config.resolve(config.subscribers.file)
-    try:
-        rows, problems = read_subscriber_file(path)
-    except SubscriberFileError as exc:  # one bad file: the run goes on with who is stored
-        return [f"subscribers: skipped {exc}; the subscribers already stored are kept"]
-    result = import_subscribers(store, rows, now=now)
-    notes = [f"subscribers: {result.inserted} new, {result.updated} updated from {path.name}"]
-    if result.suppressed:
-        notes.append(f"subscribers: {result.suppressed} suppressed addresses not re-added")
-    return notes + [f"subscribers: skipped {problem}" for problem in problems]
 
 
 # --- scheduled runs (scheduling issue): publisher/schedule/daemon.py calls this per slot ---------
@@ -635,13 +378,7 @@ def collect_before_slot(config: PublisherConfig, store: Store, *, now: datetime)
     return report.note
 
 
-# --- the next edition, curated (issue 20): the editor's saved choices, as compose reads them
-
-
-def for_compose(saved: SavedCuration) -> Curation:
-    """The stored choices as compose's plain Curation."""
-    c = saved.choices
-    return Curation(c.note, frozenset(c.pinned), frozenset(c.excluded), c.order, c.subject)
+# --- the next edition, curated (issue 20): which edition the editor's saved choices went into
 
 
 def audit_composed(store: Store, saved: SavedCuration, number: int, *, now: datetime) -> None:

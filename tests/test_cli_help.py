@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from publisher.cli import app
 from publisher.cli.digest import edition_lines
 from publisher.store.editions import EditionSummary
+from tests.servers.data import add_edition
 
 TYPE_PLACEHOLDER = re.compile(r"<(bool|str|int|float|path|text|[a-z]+ range)>")
 
@@ -81,7 +82,31 @@ def test_editions_lines_fit_80_columns_and_name_their_numbers():
     assert (
         lines[0] == "economic-justice-weekly-for-the-whole-coalition #128: sent with 2000 uncertain"
     )
-    assert "  composed 2026-11-30 14:00 UTC, 12 items" in lines
+    assert "  digest, composed 2026-11-30 14:00 UTC, 12 items" in lines
     assert "  sent 118000, uncertain 2000, failed 10, skipped 5" in lines
     assert "  uncertain batches: 3, 17" in lines
     assert "".join(lines[4:]).replace("    ", " ").startswith("  subject: Economic Justice")
+
+
+def test_editions_label_the_welcome_and_broadcasts_apart_from_digests(
+    make_config, store, database_url, project, monkeypatch
+):
+    """`publisher editions` lists every stored edition; the reserved campaign keys (the
+    welcome email's "~welcome", broadcasts' "~broadcast") are labelled by their kind."""
+    make_config()
+    now = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    for campaign, number in (("weekly", 3), ("~welcome", 12345), ("~broadcast", 7)):
+        add_edition(store, now, campaign=campaign, number=number, subject=f"About {campaign}")
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", database_url)
+    args = ["-c", str(project / "schedules.yaml"), "editions"]
+    result = CliRunner().invoke(app, args, standalone_mode=False)
+    assert result.exception is None, result.output
+    lines = result.output.splitlines()
+    kinds = {
+        header.split(" #")[0]: kind.split(",")[0].strip()
+        for header, kind in zip(lines, lines[1:], strict=False)
+        if " #" in header
+    }
+    assert kinds == {"weekly": "digest", "~welcome": "welcome", "~broadcast": "broadcast"}
+    assert "  sent 0, uncertain 0, failed 0, skipped 0" in lines
+    assert "3 editions" in result.output

@@ -103,10 +103,12 @@ def editions(
         str | None, typer.Argument(metavar="CAMPAIGN", help="Only this campaign.")
     ] = None,
 ) -> None:
-    """List stored editions with their item and recipient counts.
+    """List stored editions with their kind and counts.
 
-    Recipients: sent, uncertain (assumed sent), failed or bounced, skipped; and the numbers of
-    the uncertain batches (`publisher send CAMPAIGN --resend-batch N`).
+    Kind: digest (a campaign's edition), welcome (the welcome email, campaign "~welcome")
+    or broadcast (an action alert, campaign "~broadcast"). Counts: items; recipients sent,
+    uncertain (assumed sent), failed or bounced, skipped; and the numbers of the uncertain
+    batches (`publisher send CAMPAIGN --resend-batch N`).
     """
     from publisher.store.editions import list_editions
 
@@ -120,12 +122,22 @@ def editions(
     console.print(count(len(rows), "edition"))
 
 
+def edition_kind(campaign: str) -> str:
+    """What an edition is, by its campaign key: the reserved keys ("~...", never a
+    campaign's name) hold the welcome email's and broadcasts' editions."""
+    from publisher.config.models import BROADCAST_CAMPAIGN
+    from publisher.store.welcome import WELCOME
+
+    return {WELCOME: "welcome", BROADCAST_CAMPAIGN: "broadcast"}.get(campaign, "digest")
+
+
 def edition_lines(e: EditionSummary, *, width: int) -> str:
-    """One edition for `publisher editions`: its header line, its counts, its subject."""
+    """One edition for `publisher editions`: its header line, its kind and counts, its
+    subject."""
     lines = [
         f"{e.campaign} #{e.number}: {edition_outcome(e.status, e.uncertain)}",
-        f"  composed {e.composed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
-        + count(e.item_count, "item"),
+        f"  {edition_kind(e.campaign)}, composed "
+        + f"{e.composed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, {count(e.item_count, 'item')}",
         f"  sent {e.sent}, uncertain {e.uncertain}, failed {e.failed}, skipped {e.skipped}",
     ]
     if e.uncertain_batches:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, delete, func, select, update
 from publisher.store import Store, dialect
 from publisher.store.models import RateLimitRow
 
-__all__ = ["Limit", "count_limits", "take", "take_one"]
+__all__ = ["Limit", "count_limits", "take"]
 
 _TABLE = cast(Table, RateLimitRow.__table__)
 
@@ -90,14 +90,3 @@ def count_limits(store: Store) -> int:
     """Counter rows in the store (the tests and the benchmark check they stay bounded)."""
     with store.engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(_TABLE)).scalar() or 0
-
-
-def take_one(store: Store, limit: Limit, *, now: datetime) -> int | None:
-    """Count one hit against `limit`: the hits counted in its current window including this
-    one, or None when the window was full (nothing counted). For answers that say what is
-    left (the API's RateLimit header)."""
-    if take(store, [limit], now=now) is not None:
-        return None
-    with store.engine.connect() as connection:
-        hits = connection.execute(select(_TABLE.c.hits).where(_TABLE.c.key == limit.key)).scalar()
-    return int(hits or 1)

@@ -304,7 +304,7 @@ def deliveries(store: Store, endpoint_id: int, *, limit: int = 50) -> list[Deliv
         .order_by(_D.c.id.desc())
         .limit(limit)
     )
-    with store.engine.connect() as connection:
+    with store.begin() as connection:  # a read: joins an enclosing one_transaction()
         rows = connection.execute(query).mappings().all()
     return [
         Delivery(
@@ -332,7 +332,7 @@ def attempts(store: Store, endpoint_id: int, *, limit: int = 50) -> list[Attempt
         .order_by(_A.c.id.desc())
         .limit(limit)
     )
-    with store.engine.connect() as connection:
+    with store.begin() as connection:  # a read: joins an enclosing one_transaction()
         rows = connection.execute(query).mappings().all()
     return [
         Attempt(
@@ -352,6 +352,6 @@ def attempts(store: Store, endpoint_id: int, *, limit: int = 50) -> list[Attempt
 
 def state_counts(store: Store) -> dict[str, int]:
     """Deliveries per state, every endpoint together (the benchmark's nothing-lost check)."""
-    with store.engine.connect() as connection:
+    with store.begin() as connection:  # a read: joins an enclosing one_transaction()
         rows = connection.execute(select(_D.c.state, func.count()).group_by(_D.c.state)).all()
     return {str(r[0]): int(r[1]) for r in rows}

@@ -2,7 +2,8 @@
 objects (or {"subscribers": [...]}). Each bad row is reported (where, why) and skipped; a
 file that cannot be read at all, or has the wrong shape, is one SubscriberFileError. JSON
 goes through publisher.support.bounded like every other document the project reads.
-Storing the rows is publisher.store.subscribers.import_subscribers."""
+Storing the rows is publisher.store.subscribers.import_subscribers; import_subscriber_file
+reads the configured `subscribers.file` and stores it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,24 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from publisher.config.models import control_characters
 from publisher.errors import PublisherError
-from publisher.store.subscribers import STATUSES, SubscriberInput, normalise_email, topic_slug
+from publisher.store.subscribers import (
+    STATUSES,
+    SubscriberInput,
+    import_subscribers,
+    normalise_email,
+    topic_slug,
+)
 from publisher.support import bounded
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from publisher.config import PublisherConfig
+    from publisher.store import Store
 
 __all__ = [
     "MAX_FILE",
@@ -27,6 +40,7 @@ __all__ = [
     "SubscriberFileError",
     "csv_records",
     "file_rows",
+    "import_subscriber_file",
     "read_subscriber_file",
 ]
 
@@ -171,3 +185,20 @@ def read_subscriber_file(path: Path) -> tuple[list[SubscriberInput], list[str]]:
         else:
             rows.append(found.row)
     return rows, problems
+
+
+def import_subscriber_file(config: PublisherConfig, store: Store, *, now: datetime) -> list[str]:
+    """Upsert `subscribers.file` (if configured) into the store; never re-subscribes anyone.
+    The pipeline calls it before anything is composed (`run --once`, the daemon's collect)."""
+    if not config.subscribers.file:
+        return []
+    path = config.resolve(config.subscribers.file)
+    try:
+        rows, problems = read_subscriber_file(path)
+    except SubscriberFileError as exc:  # one bad file: the run goes on with who is stored
+        return [f"subscribers: skipped {exc}; the subscribers already stored are kept"]
+    result = import_subscribers(store, rows, now=now)
+    notes = [f"subscribers: {result.inserted} new, {result.updated} updated from {path.name}"]
+    if result.suppressed:
+        notes.append(f"subscribers: {result.suppressed} suppressed addresses not re-added")
+    return notes + [f"subscribers: skipped {problem}" for problem in problems]
