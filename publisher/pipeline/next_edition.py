@@ -1,5 +1,5 @@
 """A campaign's next digest edition from the store, selected (compose) and rendered, not
-stored: what the preview, the dashboard and compose_campaign (publisher/pipeline.py) start
+stored: what the preview, the dashboard and compose_campaign (publisher/pipeline) start
 from, with the editor's saved choices as compose reads them."""
 
 from __future__ import annotations

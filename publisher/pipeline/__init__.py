@@ -19,7 +19,7 @@ from publisher.errors import DeliveryError, PublisherError
 from publisher.publish.build import build_feeds
 from publisher.publish.edition_pages import write_archive_index, write_edition_archive
 from publisher.publish.newsroom import POST_RETIRED, publish_posts, write_newsroom_pages
-from publisher.render.digest import (
+from publisher.pipeline.next_edition import (
     describe_left_out,
     for_compose,
     next_selection,
