@@ -16,9 +16,6 @@ from publisher.config import PublisherConfig
 from publisher.deliver import DeliveryBackend, DeliveryReport, approval, deliver_edition
 from publisher.deliver.service import STARTED, UNSENT, unfinished_edition
 from publisher.errors import DeliveryError, PublisherError
-from publisher.publish.build import build_feeds
-from publisher.publish.edition_pages import write_archive_index, write_edition_archive
-from publisher.publish.newsroom import POST_RETIRED, publish_posts, write_newsroom_pages
 from publisher.pipeline.next_edition import (
     describe_left_out,
     for_compose,
@@ -26,6 +23,9 @@ from publisher.pipeline.next_edition import (
     prepare_edition,
     unstored_edition,
 )
+from publisher.publish.build import build_feeds
+from publisher.publish.edition_pages import write_archive_index, write_edition_archive
+from publisher.publish.newsroom import POST_RETIRED, publish_posts, write_newsroom_pages
 from publisher.render.email import archive_url, render_public
 from publisher.render.environment import search_path_for
 from publisher.sources.collect import CollectReport, collect_all
