@@ -37,6 +37,7 @@ __all__ = [
     "list_keys",
     "release_answer",
     "remember_answer",
+    "remember_answers",
     "revoke_key",
 ]
 
@@ -255,6 +256,14 @@ def remember_answer(store: Store, key_id: int, idem_key: str, *, status: int, bo
     """Keep the answer of a claimed request: retries with the same body get it again."""
     with store.engine.begin() as connection:
         connection.execute(_REMEMBER, {"k": key_id, "i": idem_key, "s": status, "b": body})
+
+
+def remember_answers(store: Store, answers: Sequence[tuple[int, str, int, str]]) -> None:
+    """remember_answer for many (key id, Idempotency-Key, status, body) in one statement."""
+    if answers:
+        rows = [{"k": k, "i": i, "s": s, "b": b} for k, i, s, b in answers]
+        with store.engine.begin() as connection:
+            connection.execute(_REMEMBER, rows)
 
 
 def release_answer(store: Store, key_id: int, idem_key: str) -> None:

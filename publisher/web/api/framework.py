@@ -13,10 +13,10 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from publisher.store import Store, api_keys
 from publisher.store.api_keys import ApiKey
+from publisher.store.group import Bulk
 from publisher.web.api.problems import Problem, problem_for, problem_response
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.notices import later
@@ -80,6 +81,10 @@ class Endpoint:
     # pure checks run before a batched handler, outside the group commit's one writer
     # thread (so its serial work is the store's): they leave `prepared` (None: not done)
     prepare: Callable[[Call], None] | None = None
+    # the handler for many prepared calls of a batch at once, on the batch's store: each
+    # call's answer, or the refusal (Problem, PublisherError) the handler would raise; any
+    # other failure raises, and each call then runs alone through the handler
+    bulk: Callable[[Store, list[Call]], Sequence[BaseModel | Exception]] | None = None
 
     @property
     def route_path(self) -> str:
@@ -213,6 +218,9 @@ def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, st
                 endpoint.prepare(call)
             except Problem:  # the handler raises it again, where an Idempotency-Key keeps it
                 call.prepared = None
+        if endpoint.bulk is not None and call.prepared is not None:
+            pending = _Pending(call, endpoint, request, raw, idem, headers)
+            return cast(Response, state.api_writes.submit(_bulk_of(endpoint), pending).result())
         response, after = state.api_writes.run(
             lambda store: _batched(call, store, endpoint, request, raw, idem, headers)
         )
@@ -250,23 +258,33 @@ def _batched(
     return _call(joined, endpoint, request, raw, idem, headers), joined.after
 
 
+def _claim(
+    store: Store, call: Call, request: Request, raw: bytes, idem: str, headers: dict[str, str]
+) -> Response | None:
+    """Claim the Idempotency-Key (None: claimed, run the request), or the kept answer."""
+    if not idem or len(idem) > IDEMPOTENCY_MAX or not idem.isprintable():
+        raise Problem(400, "bad-request", f"Idempotency-Key: 1 to {IDEMPOTENCY_MAX} characters.")
+    digest = hashlib.sha256(f"{request.url.path}\n".encode() + raw).hexdigest()
+    kept = api_keys.claim_answer(store, call.key.id, idem, digest, now=call.now)
+    if kept is None:
+        return None
+    if kept.request_hash != digest:
+        raise Problem(422, "idempotency-key-reused", "This key was used with another body.")
+    if kept.status == 0:
+        raise Problem(409, "idempotency-in-progress", "The first request still runs.")
+    headers["Idempotent-Replayed"] = "true"
+    return _respond(kept.status, kept.body.encode("utf-8"), headers)
+
+
 def _idempotent(
     call: Call, endpoint: Endpoint, request: Request, raw: bytes, idem: str, headers: dict[str, str]
 ) -> Response:
     """A POST with an Idempotency-Key: run once per key and body; a retry gets the same
     answer, the same key with another body 422, while the first still runs 409."""
-    if not idem or len(idem) > IDEMPOTENCY_MAX or not idem.isprintable():
-        raise Problem(400, "bad-request", f"Idempotency-Key: 1 to {IDEMPOTENCY_MAX} characters.")
     store, key_id = call.w.store, call.key.id
-    digest = hashlib.sha256(f"{request.url.path}\n".encode() + raw).hexdigest()
-    kept = api_keys.claim_answer(store, key_id, idem, digest, now=call.now)
+    kept = _claim(store, call, request, raw, idem, headers)
     if kept is not None:
-        if kept.request_hash != digest:
-            raise Problem(422, "idempotency-key-reused", "This key was used with another body.")
-        if kept.status == 0:
-            raise Problem(409, "idempotency-in-progress", "The first request still runs.")
-        headers["Idempotent-Replayed"] = "true"
-        return _respond(kept.status, kept.body.encode("utf-8"), headers)
+        return kept
     try:
         status, body = _answer(endpoint, endpoint.handler(call))
     except Exception as exc:
@@ -279,6 +297,98 @@ def _idempotent(
     if status >= 400:
         return problem_response(status, body, headers)
     return _respond(status, body, headers)
+
+
+@dataclass
+class _Pending:
+    """A prepared call of a bulk endpoint waiting for its batch."""
+
+    call: Call
+    endpoint: Endpoint
+    request: Request
+    raw: bytes
+    idem: str | None
+    headers: dict[str, str]
+
+
+_BULKS: dict[int, Bulk] = {}  # id of the endpoint -> its Bulk (the group commit groups by it)
+
+
+def _bulk_of(endpoint: Endpoint) -> Bulk:
+    found = _BULKS.get(id(endpoint))
+    if found is None:
+        found = _BULKS[id(endpoint)] = Bulk(_many, _alone)
+    return found
+
+
+def _alone(store: Store, pending: _Pending) -> Response:
+    """One call by itself, as every batched call ran before bulk handlers."""
+    p = pending
+    response, _ = _batched(p.call, store, p.endpoint, p.request, p.raw, p.idem, p.headers)
+    return response
+
+
+def _many(store: Store, items: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+    """The calls of one bulk endpoint in a batch, answered as they would be one at a time
+    in this order: the Idempotency-Keys claimed, the handler run once for the calls to
+    run, the answers kept; a key repeated within the batch is looked up again afterwards
+    (a replay of the first one's answer, or 422 for another body)."""
+    outcomes: dict[int, tuple[Any, BaseException | None]] = {}
+    run: list[int] = []
+    later: list[int] = []
+    claimed: set[tuple[int, str]] = set()
+    for index, p in enumerate(items):
+        if p.idem is not None and (p.call.key.id, p.idem) in claimed:
+            later.append(index)
+            continue
+        try:
+            kept = (
+                None
+                if p.idem is None
+                else _claim(store, p.call, p.request, p.raw, p.idem, p.headers)
+            )
+        except Problem as refused:
+            outcomes[index] = (None, refused)
+            continue
+        if kept is not None:
+            outcomes[index] = (kept, None)
+            continue
+        if p.idem is not None:
+            claimed.add((p.call.key.id, p.idem))
+        run.append(index)
+    endpoint = items[0].endpoint
+    assert endpoint.bulk is not None
+    answers = endpoint.bulk(store, [items[i].call for i in run]) if run else []
+    remember: list[tuple[int, str, int, str]] = []
+    for index, answer in zip(run, answers, strict=True):
+        outcomes[index] = _settled(items[index], answer, remember)
+    api_keys.remember_answers(store, remember)
+    for index in later:
+        try:
+            outcomes[index] = (_alone(store, items[index]), None)
+        except Exception as exc:  # its refusal (a reused key), given to its caller
+            outcomes[index] = (None, exc)
+    return [outcomes[index] for index in range(len(items))]
+
+
+def _settled(
+    p: _Pending, answer: BaseModel | Exception, remember: list[tuple[int, str, int, str]]
+) -> tuple[Any, BaseException | None]:
+    """One call's outcome from its answer, its answer kept for its Idempotency-Key."""
+    if isinstance(answer, Exception):
+        failure = problem_for(answer)
+        if failure.status >= 500:  # not a refusal: the batch's calls run alone instead
+            raise answer
+        if p.idem is None:
+            return None, answer
+        status, body = failure.status, failure.body(p.call.w)
+    else:
+        status, body = _answer(p.endpoint, answer)
+    if p.idem is not None:
+        remember.append((p.call.key.id, p.idem, status, body.decode("utf-8")))
+    if status >= 400:
+        return problem_response(status, body, p.headers), None
+    return _respond(status, body, p.headers), None
 
 
 def handler_of(endpoint: Endpoint) -> Callable[[Request], Any]:
