@@ -16,6 +16,7 @@ import httpx
 
 from publisher.store import api_adds, audit, webhook_queue, webhooks
 from publisher.store.consent import Context, history
+from publisher.store.group import Bulk, GroupCommit
 from publisher.store.subscribers import count_by_status, find_subscriber, subscriber_at
 from publisher.store.suppression import suppress
 from publisher.subscribers.consent import add_person, erase
@@ -160,3 +161,32 @@ def test_add_active_many_refuses_stored_suppressed_and_repeated_addresses(store)
     assert steps == [("signup", "pending", "petition"), ("added", "active", "petition")]
     assert count_by_status(store) == {"active": 3}
     assert api_adds.add_active_many(store, [], now=FIXED_NOW) == []
+
+
+def test_a_job_whose_caller_gave_up_is_not_run(store):
+    """An API request cancelled while its create waits (the client went away) cancels its
+    future: the writer skips it, the others of the batch run."""
+    writes = GroupCommit(store)
+    held, gate, ran = threading.Event(), threading.Event(), []
+
+    def hold(_store: object) -> None:
+        held.set()
+        assert gate.wait(60)
+
+    def many(_store: object, items: list[str]) -> list[tuple[Any, BaseException | None]]:
+        ran.extend(items)
+        return [(item, None) for item in items]
+
+    bulk = Bulk(many, lambda _s, item: item)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            holding = pool.submit(writes.run, hold)
+            assert held.wait(60)
+            gone, kept = writes.submit(bulk, "gone"), writes.submit(bulk, "kept")
+            assert gone.cancel()
+            gate.set()
+            holding.result()
+            kept.result(60)
+    finally:
+        writes.close()
+    assert ran == ["kept"]

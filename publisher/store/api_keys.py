@@ -32,6 +32,7 @@ __all__ = [
     "ApiKey",
     "Replay",
     "authenticate",
+    "cached_key",
     "claim_answer",
     "create_key",
     "list_keys",
@@ -194,6 +195,22 @@ def authenticate(store: Store, token: str, *, now: datetime) -> ApiKey | None:
         key = replace(key, last_used_at=now)
     if cached is None or key is not cached[0]:  # the read time stays the row's
         _keep(store, digest, key, cached[1] if cached else now)
+    return key
+
+
+def cached_key(store: Store, token: str, *, now: datetime) -> ApiKey | None:
+    """What `authenticate` would give, when it can be told without the store (the key kept
+    in memory, usable, its last use written less than LAST_USED_STEP ago); None otherwise:
+    then ask `authenticate` (it reads or writes the store). For callers on an event loop."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pk" or len(parts[1]) != 12:
+        return None
+    cached = _cached(store, _hash(token), now)
+    if cached is None:
+        return None
+    key = cached[0]
+    if not key.usable(now) or key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
+        return None
     return key
 
 

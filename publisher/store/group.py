@@ -162,7 +162,10 @@ class GroupCommit:
                     stop = True
                     break
                 batch.append(more)
-            self._commit(batch)
+            # a caller that gave up (an asyncio request cancelled) is not run at all
+            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
             if stop:
                 return
 

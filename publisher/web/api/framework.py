@@ -9,6 +9,7 @@ and raise `Problem` or a PublisherError (mapped to a status in one place: proble
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -99,6 +100,10 @@ def bearer(request: Request) -> str:
 def _authorise(w: Web, endpoint: Endpoint, token: str) -> ApiKey:
     """The key, if it is usable and allowed to call `endpoint` (401 and 403 otherwise)."""
     key = api_keys.authenticate(w.store, token, now=w.now()) if token else None
+    return _allowed(key, endpoint)
+
+
+def _allowed(key: ApiKey | None, endpoint: Endpoint) -> ApiKey:
     if key is None:
         raise Problem(401, "unauthorized", "Send a usable API key: Authorization: Bearer <key>.")
     allowed = key.kind == "signup" if endpoint.scope == "signup" else endpoint.scope in key.scopes
@@ -195,10 +200,22 @@ def _respond(status: int, body: bytes, headers: dict[str, str]) -> Response:
 
 def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]) -> Response:
     """Everything after the body has arrived, in a worker thread."""
-    w = web(request)
+    _check_ids(request)
+    key = _authorise(web(request), endpoint, bearer(request))
+    return _dispatch(_called(request, endpoint, raw, headers, key), request, endpoint, raw, headers)
+
+
+def _check_ids(request: Request) -> None:
     if any(value > MAX_ID for value in request.path_params.values()):
         raise Problem(404, "not-found", "No record with this id.")
-    key = _authorise(w, endpoint, bearer(request))
+
+
+def _called(
+    request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str], key: ApiKey
+) -> Call:
+    """The call of a key allowed `endpoint`, counted against its rate, its body and query
+    read, prepared for a batched handler: pure work (no store)."""
+    w = web(request)
     state = request.app.state
     headers.update(_rate(w, state.api_windows, key, state.api_per_minute))
     call = Call(
@@ -211,24 +228,56 @@ def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, st
         user_agent=request.headers.get("user-agent"),
         now=w.now(),
     )
+    if endpoint.prepare is not None and endpoint.batched is not None and endpoint.batched(key):
+        try:
+            endpoint.prepare(call)
+        except Problem:  # the handler raises it again, where an Idempotency-Key keeps it
+            call.prepared = None
+    return call
+
+
+def _bulked(endpoint: Endpoint, call: Call) -> bool:
+    """The call goes to its endpoint's bulk handler in the group commit."""
+    return (
+        endpoint.bulk is not None
+        and call.prepared is not None
+        and endpoint.batched is not None
+        and endpoint.batched(call.key)
+    )
+
+
+def _dispatch(
+    call: Call, request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]
+) -> Response:
+    """The handler run for a call, in a worker thread."""
     idem = request.headers.get("idempotency-key")
-    if endpoint.batched is not None and endpoint.batched(key):
-        if endpoint.prepare is not None:
-            try:
-                endpoint.prepare(call)
-            except Problem:  # the handler raises it again, where an Idempotency-Key keeps it
-                call.prepared = None
-        if endpoint.bulk is not None and call.prepared is not None:
-            pending = _Pending(call, endpoint, request, raw, idem, headers)
-            return cast(Response, state.api_writes.submit(_bulk_of(endpoint), pending).result())
+    state = request.app.state
+    if _bulked(endpoint, call):
+        pending = _Pending(call, endpoint, request, raw, idem, headers)
+        return cast(Response, state.api_writes.submit(_bulk_of(endpoint), pending).result())
+    if endpoint.batched is not None and endpoint.batched(call.key):
         response, after = state.api_writes.run(
             lambda store: _batched(call, store, endpoint, request, raw, idem, headers)
         )
     else:
         response, after = _call(call, endpoint, request, raw, idem, headers), call.after
     if after is not None:  # after the answer has gone (a replayed answer left none)
-        response.background = later(w, after)
+        response.background = later(call.w, after)
     return response
+
+
+def _on_loop(
+    request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]
+) -> Call | None:
+    """The call, worked out on the event loop when its key is known without the store
+    (see api_keys.cached_key); None: all of it runs in a worker thread (`_run`)."""
+    token = bearer(request)
+    w = web(request)
+    key = api_keys.cached_key(w.store, token, now=w.now()) if token else None
+    if key is None:
+        return None
+    _check_ids(request)
+    return _called(request, endpoint, raw, headers, _allowed(key, endpoint))
 
 
 def _call(
@@ -398,7 +447,19 @@ def handler_of(endpoint: Endpoint) -> Callable[[Request], Any]:
             headers.update(CORS)
         try:
             raw = await request.body()  # bounded by web/bounds.py before it gets here
-            return await off_loop(_run, request, endpoint, raw, headers)
+            if endpoint.bulk is None:
+                return await off_loop(_run, request, endpoint, raw, headers)
+            # one hop: the pure work here, the create straight to the group commit's
+            # writer, which resolves the future (no worker thread waiting in between)
+            call = _on_loop(request, endpoint, raw, headers)
+            if call is None:
+                return await off_loop(_run, request, endpoint, raw, headers)
+            if not _bulked(endpoint, call):
+                return await off_loop(_dispatch, call, request, endpoint, raw, headers)
+            idem = request.headers.get("idempotency-key")
+            pending = _Pending(call, endpoint, request, raw, idem, headers)
+            future = request.app.state.api_writes.submit(_bulk_of(endpoint), pending)
+            return cast(Response, await asyncio.wrap_future(future))
         except Exception as exc:
             failure = problem_for(exc)
             if failure.status >= 500:
