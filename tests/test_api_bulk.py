@@ -50,6 +50,7 @@ def _in_one_batch(served: Any, calls: list[Any]) -> list[httpx.Response]:
     """Run `calls` while the writer is held by a job of our own: they queue up, and the
     writer takes them together once it is let go."""
     writes = served.app.state.api_writes
+    writes.close()  # its writer (if running) waits on the old queue: the next one ours
     jobs = writes._jobs = _CountedQueue()
     held, gate = threading.Event(), threading.Event()
 
@@ -59,12 +60,14 @@ def _in_one_batch(served: Any, calls: list[Any]) -> list[httpx.Response]:
 
     with ThreadPoolExecutor(len(calls) + 1) as pool:
         holding = pool.submit(writes.run, hold)
-        assert held.wait(60)
-        answers = [pool.submit(call) for call in calls]
-        with jobs.changed:
-            assert jobs.changed.wait_for(lambda: jobs.put_count >= len(calls) + 1, 60)
-        before = writes.batches
-        gate.set()
+        try:
+            assert held.wait(60)
+            answers = [pool.submit(call) for call in calls]
+            with jobs.changed:
+                assert jobs.changed.wait_for(lambda: jobs.put_count >= len(calls) + 1, 60)
+            before = writes.batches
+        finally:
+            gate.set()
         holding.result()
         results = [answer.result() for answer in answers]
     assert writes.batches == before + 2  # ours, then every call's together
@@ -190,3 +193,40 @@ def test_a_job_whose_caller_gave_up_is_not_run(store):
     finally:
         writes.close()
     assert ran == ["kept"]
+
+
+def test_idempotency_keys_in_a_batch_answer_as_one_at_a_time(tmp_path, store, caplog):
+    with api_server(tmp_path, store, per_minute=10_000) as (served, api):
+        key = make_key(store, served, "subscribers:read", "subscribers:write", "subscribers:import")
+        assert api.call("GET", "/subscribers", key).status_code == 200
+
+        def post(email: str, idem: str) -> Any:
+            headers = {"Idempotency-Key": idem}
+            return lambda: api.call("POST", "/subscribers", key, json=_body(email), headers=headers)
+
+        first = post("before@example.org", "k1")()
+        assert first.status_code == 201
+        calls = [
+            post("before@example.org", "k1"),  # kept before the batch: replayed
+            post("other@example.org", "k1"),  # kept before, another body: 422
+            post("y@example.org", "k2"),
+            post("y@example.org", "k2"),  # the same request twice in the batch
+            post("z@example.org", "k3"),
+            post("z2@example.org", "k3"),  # the same key, another body, in the batch
+            post("bad@example.org", "x" * 256),  # not a usable key: 400
+        ]
+        replay, reused, y1, y2, z1, z2, bad = _in_one_batch(served, calls)
+        again = post("z@example.org", "k3")()  # after the batch: whichever ran first, kept
+    assert "failed together" not in caplog.text
+    assert replay.status_code == 201 and replay.json() == first.json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert reused.status_code == 422 and "another body" in reused.json()["detail"]
+    assert (y1.status_code, y2.status_code) == (201, 201) and y1.json() == y2.json()
+    assert sorted([z1.status_code, z2.status_code]) == [201, 422]
+    made = z1 if z1.status_code == 201 else z2
+    if made is z1:
+        assert again.status_code == 201 and again.json() == z1.json()
+    else:
+        assert again.status_code == 422
+    assert bad.status_code == 400
+    assert count_by_status(store) == {"active": 3}  # before, y, and one of z or z2

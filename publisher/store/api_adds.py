@@ -54,9 +54,7 @@ _STORED = select(_SUBSCRIBERS.c.email, _SUBSCRIBERS.c.status).where(
 _SUPPRESSED = select(_SUPPRESSIONS.c.email_hash, _SUPPRESSIONS.c.reason).where(
     _SUPPRESSIONS.c.email_hash.in_(bindparam("hashes", expanding=True))
 )
-_ADD = insert(_SUBSCRIBERS).returning(
-    _SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email, sort_by_parameter_order=True
-)
+_ADD = insert(_SUBSCRIBERS).returning(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email)
 _ADD_HISTORY = insert(cast(Table, SubscriberHistoryRow.__table__))
 
 

@@ -311,12 +311,20 @@ def _claim(
     store: Store, call: Call, request: Request, raw: bytes, idem: str, headers: dict[str, str]
 ) -> Response | None:
     """Claim the Idempotency-Key (None: claimed, run the request), or the kept answer."""
+    digest = _digest(request, raw, idem)
+    kept = api_keys.claim_answer(store, call.key.id, idem, digest, now=call.now)
+    return None if kept is None else _replay(kept, digest, headers)
+
+
+def _digest(request: Request, raw: bytes, idem: str) -> str:
+    """What a retry must repeat (a usable Idempotency-Key checked first: 400)."""
     if not idem or len(idem) > IDEMPOTENCY_MAX or not idem.isprintable():
         raise Problem(400, "bad-request", f"Idempotency-Key: 1 to {IDEMPOTENCY_MAX} characters.")
-    digest = hashlib.sha256(f"{request.url.path}\n".encode() + raw).hexdigest()
-    kept = api_keys.claim_answer(store, call.key.id, idem, digest, now=call.now)
-    if kept is None:
-        return None
+    return hashlib.sha256(f"{request.url.path}\n".encode() + raw).hexdigest()
+
+
+def _replay(kept: api_keys.Replay, digest: str, headers: dict[str, str]) -> Response:
+    """The kept answer again, or why not (another body: 422; still running: 409)."""
     if kept.request_hash != digest:
         raise Problem(422, "idempotency-key-reused", "This key was used with another body.")
     if kept.status == 0:
@@ -379,39 +387,49 @@ def _alone(store: Store, pending: _Pending) -> Response:
 
 def _many(store: Store, items: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
     """The calls of one bulk endpoint in a batch, answered as they would be one at a time
-    in this order: the Idempotency-Keys claimed, the handler run once for the calls to
-    run, the answers kept; a key repeated within the batch is looked up again afterwards
-    (a replay of the first one's answer, or 422 for another body)."""
+    in this order: their Idempotency-Keys looked up together, the handler run once for the
+    calls to run, their answers kept together (nobody saw them running: one transaction);
+    a key repeated within the batch is looked up again afterwards (a replay of the first
+    one's answer, or 422 for another body)."""
     outcomes: dict[int, tuple[Any, BaseException | None]] = {}
-    run: list[int] = []
-    later: list[int] = []
-    claimed: set[tuple[int, str]] = set()
+    digests: dict[int, str] = {}
     for index, p in enumerate(items):
-        if p.idem is not None and (p.call.key.id, p.idem) in claimed:
-            later.append(index)
-            continue
-        try:
-            kept = (
-                None
-                if p.idem is None
-                else _claim(store, p.call, p.request, p.raw, p.idem, p.headers)
-            )
-        except Problem as refused:
-            outcomes[index] = (None, refused)
-            continue
-        if kept is not None:
-            outcomes[index] = (kept, None)
-            continue
         if p.idem is not None:
-            claimed.add((p.call.key.id, p.idem))
-        run.append(index)
+            try:
+                digests[index] = _digest(p.request, p.raw, p.idem)
+            except Problem as refused:
+                outcomes[index] = (None, refused)
+    now = max(p.call.now for p in items)
+    keys = {index: (items[index].call.key.id, items[index].idem or "") for index in digests}
+    kept = api_keys.kept_answers(store, list(keys.values()), now=now)
+    run, later, seen = [], [], set()
+    for index, p in enumerate(items):
+        if index in outcomes:
+            continue
+        if index in keys and keys[index] in seen:
+            later.append(index)
+        elif index in keys and keys[index] in kept:
+            try:
+                outcomes[index] = (_replay(kept[keys[index]], digests[index], p.headers), None)
+            except Problem as refused:
+                outcomes[index] = (None, refused)
+        else:
+            seen.add(keys.get(index))
+            run.append(index)
     endpoint = items[0].endpoint
     assert endpoint.bulk is not None
     answers = endpoint.bulk(store, [items[i].call for i in run]) if run else []
-    remember: list[tuple[int, str, int, str]] = []
+    keep: list[tuple[int, str, str, int, str]] = []
     for index, answer in zip(run, answers, strict=True):
-        outcomes[index] = _settled(items[index], answer, remember)
-    api_keys.remember_answers(store, remember)
+        p = items[index]
+        if index not in keys:
+            outcomes[index] = _settled(p, answer)
+            continue
+        status, body = _kept(p, answer)
+        keep.append((*keys[index], digests[index], status, body.decode("utf-8")))
+        answered = problem_response if status >= 400 else _respond
+        outcomes[index] = (answered(status, body, p.headers), None)
+    api_keys.keep_answers(store, keep, now=now)
     for index in later:
         try:
             outcomes[index] = (_alone(store, items[index]), None)
@@ -420,24 +438,23 @@ def _many(store: Store, items: list[_Pending]) -> list[tuple[Any, BaseException 
     return [outcomes[index] for index in range(len(items))]
 
 
-def _settled(
-    p: _Pending, answer: BaseModel | Exception, remember: list[tuple[int, str, int, str]]
-) -> tuple[Any, BaseException | None]:
-    """One call's outcome from its answer, its answer kept for its Idempotency-Key."""
+def _kept(p: _Pending, answer: BaseModel | Exception) -> tuple[int, bytes]:
+    """The status and body of an answer, as an Idempotency-Key keeps them."""
     if isinstance(answer, Exception):
         failure = problem_for(answer)
         if failure.status >= 500:  # not a refusal: the batch's calls run alone instead
             raise answer
-        if p.idem is None:
-            return None, answer
-        status, body = failure.status, failure.body(p.call.w)
-    else:
-        status, body = _answer(p.endpoint, answer)
-    if p.idem is not None:
-        remember.append((p.call.key.id, p.idem, status, body.decode("utf-8")))
-    if status >= 400:
-        return problem_response(status, body, p.headers), None
-    return _respond(status, body, p.headers), None
+        return failure.status, failure.body(p.call.w)
+    return _answer(p.endpoint, answer)
+
+
+def _settled(p: _Pending, answer: BaseModel | Exception) -> tuple[Any, BaseException | None]:
+    """The outcome of a call without an Idempotency-Key: its answer, or its refusal."""
+    if isinstance(answer, Exception):
+        if problem_for(answer).status >= 500:  # the batch's calls run alone instead
+            raise answer
+        return None, answer
+    return _respond(*_answer(p.endpoint, answer), p.headers), None
 
 
 def handler_of(endpoint: Endpoint) -> Callable[[Request], Any]:
