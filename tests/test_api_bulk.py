@@ -22,6 +22,8 @@ from publisher.store.suppression import suppress
 from publisher.subscribers.consent import add_person, erase
 from tests.api_support import api_server, make_key
 from tests.conftest import FIXED_NOW
+from tests.test_subscriber_lists import assert_same
+from tests.test_subscriber_tallies import recount, tallies
 
 CONSENT = {"text": "Ticked the box on our petition page", "form": "petition"}
 CTX = Context(via="api", form="petition", consent_text="Ticked the box")
@@ -164,6 +166,14 @@ def test_add_active_many_refuses_stored_suppressed_and_repeated_addresses(store)
     assert steps == [("signup", "pending", "petition"), ("added", "active", "petition")]
     assert count_by_status(store) == {"active": 3}
     assert api_adds.add_active_many(store, [], now=FIXED_NOW) == []
+    # the row triggers fired for each row of the multi-row INSERT: the tallies and the
+    # list counts (migrations 0022, 0030) equal a recount
+    statuses, topics = recount(store)
+    kept_tallies = tallies(store)
+    assert {s: n for (s, kind, _), n in kept_tallies.items() if kind == "all"} == statuses
+    assert topics == {"a": 2, "b": 2, "(all topics)": 1}
+    assert {t: n for (s, kind, t), n in kept_tallies.items() if kind == "topic"} == {"a": 2, "b": 2}
+    assert_same(store, "after add_active_many")
 
 
 def test_a_job_whose_caller_gave_up_is_not_run(store):
