@@ -9,7 +9,13 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from publisher.store import Store
-from publisher.store.api_keys import KEY_CACHE_TTL, authenticate, create_key, revoke_key
+from publisher.store.api_keys import (
+    KEY_CACHE_TTL,
+    authenticate,
+    cached_key,
+    create_key,
+    revoke_key,
+)
 from publisher.store.models import ApiKeyRow
 from tests.conftest import FIXED_NOW
 
@@ -67,3 +73,17 @@ def test_a_clock_gone_back_reads_the_row_again(store):
     assert authenticate(store, token, now=FIXED_NOW) is not None
     _revoke_elsewhere(store, key_id)
     assert authenticate(store, token, now=FIXED_NOW - SECOND) is None
+
+
+def test_cached_key_answers_only_what_authenticate_would_without_the_store(store):
+    """The API's event loop asks cached_key first: a key not yet read, one whose last use
+    is due to be written, a revoked or an expired one all send it to `authenticate`."""
+    key_id, token = _key(store, expires_at=FIXED_NOW + KEY_CACHE_TTL)
+    assert cached_key(store, token, now=FIXED_NOW) is None  # never read: the store must say
+    assert cached_key(store, "pk_nonsense", now=FIXED_NOW) is None
+    found = authenticate(store, token, now=FIXED_NOW)
+    assert found is not None
+    assert cached_key(store, token, now=FIXED_NOW + SECOND) == found
+    assert cached_key(store, token, now=FIXED_NOW + KEY_CACHE_TTL) is None  # expired, stale
+    revoke_key(store, key_id, now=FIXED_NOW + SECOND)
+    assert cached_key(store, token, now=FIXED_NOW + 2 * SECOND) is None

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
@@ -108,6 +109,7 @@ class Served:
     sent: list = field(default_factory=list)
     mailed: threading.Condition = field(default_factory=threading.Condition)
     jobs: list = field(default_factory=list)
+    app: Any = None  # the Starlette app served (a test may reach its state)
 
     def wait_for_jobs(self, count: int, timeout: float = 30) -> None:
         """Until `count` pieces of work done after an answer (sign-ups, emails) finished."""
@@ -188,7 +190,7 @@ def serve(
         time.sleep(0.02)
     try:
         url = f"http://127.0.0.1:{port}"
-        yield Served(url, config, clock, keys, project / "outbox", sent, mailed, jobs)
+        yield Served(url, config, clock, keys, project / "outbox", sent, mailed, jobs, app)
     finally:
         server.should_exit = True
         thread.join(10)

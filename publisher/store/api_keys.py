@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 
 from publisher.store import Store, dialect
 from publisher.store.models import ApiIdempotencyRow, ApiKeyRow
@@ -32,8 +32,11 @@ __all__ = [
     "ApiKey",
     "Replay",
     "authenticate",
+    "cached_key",
     "claim_answer",
     "create_key",
+    "keep_answers",
+    "kept_answers",
     "list_keys",
     "release_answer",
     "remember_answer",
@@ -196,6 +199,22 @@ def authenticate(store: Store, token: str, *, now: datetime) -> ApiKey | None:
     return key
 
 
+def cached_key(store: Store, token: str, *, now: datetime) -> ApiKey | None:
+    """What `authenticate` would give, when it can be told without the store (the key kept
+    in memory, usable, its last use written less than LAST_USED_STEP ago); None otherwise:
+    then ask `authenticate` (it reads or writes the store). For callers on an event loop."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pk" or len(parts[1]) != 12:
+        return None
+    cached = _cached(store, _hash(token), now)
+    if cached is None:
+        return None
+    key = cached[0]
+    if not key.usable(now) or key.last_used_at is None or now - key.last_used_at >= LAST_USED_STEP:
+        return None
+    return key
+
+
 def _read_key(store: Store, prefix: str, digest: str) -> ApiKey | None:
     table = _KEYS
     with store.engine.connect() as connection:
@@ -240,6 +259,10 @@ _PRUNE = delete(_IDEM).where(_IDEM.c.created_at <= bindparam("before"))
 _ONE = (_IDEM.c.key_id == bindparam("k"), _IDEM.c.idem_key == bindparam("i"))
 _KEPT = select(_IDEM.c.request_hash, _IDEM.c.status, _IDEM.c.body).where(*_ONE)
 _REMEMBER = update(_IDEM).where(*_ONE).values(status=bindparam("s"), body=bindparam("b"))
+_KEPT_MANY = select(
+    _IDEM.c.key_id, _IDEM.c.idem_key, _IDEM.c.request_hash, _IDEM.c.status, _IDEM.c.body
+).where(_IDEM.c.idem_key.in_(bindparam("idems", expanding=True)))
+_KEEP = insert(_IDEM)
 _CLAIMS: dict[str, Any] = {}  # per dialect: the INSERT ... ON CONFLICT DO NOTHING
 
 
@@ -255,6 +278,41 @@ def remember_answer(store: Store, key_id: int, idem_key: str, *, status: int, bo
     """Keep the answer of a claimed request: retries with the same body get it again."""
     with store.engine.begin() as connection:
         connection.execute(_REMEMBER, {"k": key_id, "i": idem_key, "s": status, "b": body})
+
+
+def kept_answers(
+    store: Store, keys: Sequence[tuple[int, str]], *, now: datetime
+) -> dict[tuple[int, str], Replay]:
+    """What is kept for each (key id, Idempotency-Key) that has something, in one read
+    (older ones deleted first, as claim_answer does): the API's batched creates look their
+    keys up together, run the rest and `keep_answers` in the same transaction."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    with store.engine.begin() as connection:
+        connection.execute(_PRUNE, {"before": now - IDEMPOTENCY_KEPT})
+        rows = connection.execute(_KEPT_MANY, {"idems": sorted({i for _, i in wanted})})
+        return {
+            (row.key_id, row.idem_key): Replay(row.request_hash, row.status, row.body)
+            for row in rows
+            if (row.key_id, row.idem_key) in wanted
+        }
+
+
+def keep_answers(
+    store: Store, answers: Sequence[tuple[int, str, str, int, str]], *, now: datetime
+) -> None:
+    """Keep (key id, Idempotency-Key, request hash, status, body) answers of requests run
+    without a claim first, in the transaction that ran them (so nobody saw them running),
+    one statement: IntegrityError if another process claimed one of the keys meanwhile."""
+    if answers:
+        rows = [
+            {"key_id": k, "idem_key": i, "request_hash": h, "status": s, "body": b,
+             "created_at": now}
+            for k, i, h, s, b in answers
+        ]  # fmt: skip
+        with store.engine.begin() as connection:
+            connection.execute(_KEEP, rows)
 
 
 def release_answer(store: Store, key_id: int, idem_key: str) -> None:

@@ -14,6 +14,11 @@ functions run unchanged on it (their `engine.begin()` and `session()` become sav
 `engine.connect()` the batch's connection). A job must only touch the store (no mail, no
 network: it may run twice, see below) and never commit by itself.
 
+A `Bulk` job runs with the other jobs of the same Bulk in the batch as ONE call of its
+`many` function, in one savepoint (a handful of statements for the lot instead of several
+per job); if that call raises, it is rolled back and each of its jobs runs alone, in its
+own savepoint, through `alone`.
+
 If the batch's commit itself fails (the database went away, a PostgreSQL deadlock with
 another process), every job of it runs again alone, in its own transaction, so one
 failure fails one caller."""
@@ -26,6 +31,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine
@@ -33,12 +39,30 @@ from sqlalchemy.orm import sessionmaker
 
 from publisher.store import Store
 
-__all__ = ["GroupCommit"]
+__all__ = ["Bulk", "GroupCommit"]
 
 T = TypeVar("T")
 log = logging.getLogger("publisher.store.group")
 BATCH_MOST = 200  # jobs a batch takes at most: bounds the wait of its first caller
-_Job = tuple[Callable[[Store], Any], "Future[Any]"]
+_Outcome = tuple[Any, BaseException | None]  # a job's result, or its exception
+
+
+@dataclass(frozen=True, eq=False)
+class Bulk:
+    """Jobs run together: `many(store, items)` gives each item's outcome, in order (a
+    refusal is an outcome, not an exception); `alone(store, item)` runs one item by itself
+    (its result, or it raises), when `many` raised or the batch failed to commit."""
+
+    many: Callable[[Store, list[Any]], list[_Outcome]]
+    alone: Callable[[Store, Any], Any]
+
+
+@dataclass(frozen=True)
+class _Job:
+    run: Callable[[Store], Any]
+    future: Future[Any]
+    bulk: Bulk | None = None
+    item: Any = None
 
 
 class _JoinedEngine:
@@ -98,8 +122,16 @@ class GroupCommit:
         exception, nothing of it stored)."""
         future: Future[T] = Future()
         self._start()
-        self._jobs.put((job, future))
+        self._jobs.put(_Job(job, future))
         return future.result()
+
+    def submit(self, bulk: Bulk, item: Any) -> Future[Any]:
+        """Queue `item` for `bulk` in the next batch, without waiting: the future is
+        resolved once that batch has committed (an asyncio caller wraps it)."""
+        future: Future[Any] = Future()
+        self._start()
+        self._jobs.put(_Job(lambda store: bulk.alone(store, item), future, bulk, item))
+        return future
 
     def close(self) -> None:
         """Finish the jobs queued and stop the writer thread."""
@@ -130,7 +162,10 @@ class GroupCommit:
                     stop = True
                     break
                 batch.append(more)
-            self._commit(batch)
+            # a caller that gave up (an asyncio request cancelled) is not run at all
+            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
             if stop:
                 return
 
@@ -143,11 +178,11 @@ class GroupCommit:
                 self._alone(job)
             return
         self.batches += 1
-        for (_, future), (result, error) in zip(batch, outcomes, strict=True):
+        for job, (result, error) in zip(batch, outcomes, strict=True):
             if error is None:
-                future.set_result(result)
+                job.future.set_result(result)
             else:
-                future.set_exception(error)
+                job.future.set_exception(error)
 
     def _alone(self, job: _Job) -> None:
         try:
@@ -155,27 +190,26 @@ class GroupCommit:
         except Exception as exc:
             result, error = None, exc
         if error is None:
-            job[1].set_result(result)
+            job.future.set_result(result)
         else:
-            job[1].set_exception(error)
+            job.future.set_exception(error)
 
-    def _transaction(self, batch: list[_Job]) -> list[tuple[Any, BaseException | None]]:
-        """Every job in its own savepoint of one transaction, committed once."""
-        outcomes: list[tuple[Any, BaseException | None]] = []
+    def _transaction(self, batch: list[_Job]) -> list[_Outcome]:
+        """Every job in its own savepoint (a Bulk's together in one) of one transaction,
+        committed once."""
+        outcomes: dict[int, _Outcome] = {}
         with self.store.engine.connect() as connection:
             if self.store.single_writer:  # take the write lock first: no upgrade refused later
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             joined = _JoinedStore(self.store, connection, self.nested)
-            for job, _ in batch:
-                savepoint = connection.begin_nested()
-                try:
-                    result = job(joined)
-                except Exception as exc:  # this job's failure is its caller's, not the batch's
-                    savepoint.rollback()
-                    outcomes.append((None, exc))
-                else:
-                    savepoint.commit()
-                    outcomes.append((result, None))
+            for index, job in enumerate(batch):
+                if index in outcomes:
+                    continue
+                if job.bulk is None:
+                    outcomes[index] = self._one(connection, joined, job)
+                    continue
+                together = [i for i in range(index, len(batch)) if batch[i].bulk is job.bulk]
+                outcomes.update(self._together(connection, joined, job.bulk, batch, together))
             try:
                 connection.commit()
             except Exception:
@@ -183,4 +217,32 @@ class GroupCommit:
                 # open, and the pool would hand it out so: end it here
                 connection.connection.rollback()
                 raise
-        return outcomes
+        return [outcomes[index] for index in range(len(batch))]
+
+    def _one(self, connection: Connection, joined: Store, job: _Job) -> _Outcome:
+        savepoint = connection.begin_nested()
+        try:
+            result = job.run(joined)
+        except Exception as exc:  # this job's failure is its caller's, not the batch's
+            savepoint.rollback()
+            return None, exc
+        savepoint.commit()
+        return result, None
+
+    def _together(
+        self, connection: Connection, joined: Store, bulk: Bulk, batch: list[_Job], at: list[int]
+    ) -> dict[int, _Outcome]:
+        """A Bulk's jobs in one call and one savepoint (its store functions open none of
+        their own); each alone if the call raises."""
+        savepoint = connection.begin_nested()
+        try:
+            flat = _JoinedStore(self.store, connection, nested=False)
+            outcomes = bulk.many(flat, [batch[i].item for i in at])
+            if len(outcomes) != len(at):
+                raise RuntimeError("a Bulk gave an outcome per item it was not given")
+        except Exception as exc:
+            savepoint.rollback()
+            log.warning("a bulk of %d failed together (%r): one at a time", len(at), exc)
+            return {i: self._one(connection, joined, batch[i]) for i in at}
+        savepoint.commit()
+        return dict(zip(at, outcomes, strict=True))

@@ -62,10 +62,26 @@ def enqueue(
     key in the order they were written."""
     if event_type not in EVENTS:
         raise ValueError(f"unknown webhook event {event_type!r}")
-    endpoints = executor.execute(_WHO_LISTENS).all()
-    wanted = [int(found[0]) for found in endpoints if event_type in list(found[1] or ())]
+    wanted = _listeners(executor, event_type)
     if not wanted:
         return None  # nobody listens: nothing to keep (the common case, on the hot paths)
+    return _write(executor, wanted, event_type, data, now, ordering_key=ordering_key)
+
+
+def _listeners(executor: Session | Connection, event_type: str) -> list[int]:
+    endpoints = executor.execute(_WHO_LISTENS).all()
+    return [int(found[0]) for found in endpoints if event_type in list(found[1] or ())]
+
+
+def _write(
+    executor: Session | Connection,
+    wanted: list[int],
+    event_type: str,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    ordering_key: str,
+) -> int:
     payload = {"type": event_type, "timestamp": _iso(now), "data": data}
     row = {
         "event_type": event_type,
@@ -111,6 +127,23 @@ def subscriber_event(
         return
     data = {"subscriber": {"id": subscriber_id, "email": email, "status": status}, "via": via}
     enqueue(executor, event_type, data, now, ordering_key=f"subscriber:{subscriber_id}")
+
+
+def subscriber_events(
+    executor: Session | Connection,
+    events: list[tuple[int, str | None, str]],
+    status: str,
+    now: datetime,
+) -> None:
+    """subscriber_event for many (id, email, via) with the same new status: the endpoints
+    listening are read once (the API's batched creates)."""
+    event_type = _STATUS_EVENTS.get(status)
+    if event_type is None or not events:
+        return
+    wanted = _listeners(executor, event_type)
+    for subscriber_id, email, via in events if wanted else ():
+        data = {"subscriber": {"id": subscriber_id, "email": email, "status": status}, "via": via}
+        _write(executor, wanted, event_type, data, now, ordering_key=f"subscriber:{subscriber_id}")
 
 
 def broadcast_sent(

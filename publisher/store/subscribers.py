@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from publisher.store import Store, dialect
+from publisher.store.addresses import quick_reading
 from publisher.store.models import (
     SubscriberListRow,
     SubscriberPauseRow,
@@ -126,6 +127,9 @@ def normalise_email(raw: str) -> str:
     DNS), lower-cased. Internationalised addresses (a non-ASCII local part) are refused:
     they need SMTPUTF8 end to end and not every backend has it; a non-ASCII domain is kept
     in its ASCII (IDNA) form, which every backend can send to. ValueError says why."""
+    quick = quick_reading(raw.strip())  # the same reading, its domain's remembered
+    if quick is not None:
+        return quick.lower()
     try:
         result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:

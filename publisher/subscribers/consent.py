@@ -42,6 +42,7 @@ __all__ = [
     "export_data",
     "resubscribe_refusal",
     "sign_up",
+    "staff_refusal",
     "unsubscribe",
 ]
 
@@ -121,6 +122,17 @@ class StaffRefused(PublisherError):
     """What staff asked for cannot be done to this person; the message says why."""
 
 
+def staff_refusal(
+    address: str, *, existing: str | None = None, suppressed: str | None = None
+) -> StaffRefused:
+    """Why add_person refuses `address`: a subscriber with the `existing` status is stored
+    under it, or it is `suppressed` for that reason (the API's batched creates say the same)."""
+    if existing is not None:
+        return StaffRefused(f"{address} is already on the list ({existing}): not added again.")
+    why = "was erased at the person's request" if suppressed == "erased" else "is never mailed"
+    return StaffRefused(f"{address} {why} ({suppressed}): staff cannot add it back.")
+
+
 def add_person(
     store: Store,
     email: str,
@@ -139,11 +151,10 @@ def add_person(
     address = email if normalised else normalise_email(email)
     known = subscriber_at(store, address)
     if known is not None:
-        raise StaffRefused(f"{address} is already on the list ({known.status}): not added again.")
+        raise staff_refusal(address, existing=known.status)
     reason = suppression_reason(store, address)
     if reason is not None:
-        why = "was erased at the person's request" if reason == "erased" else "is never mailed"
-        raise StaffRefused(f"{address} {why} ({reason}): staff cannot add it back.")
+        raise staff_refusal(address, suppressed=reason)
     # not suppressed (refused above) and new: nothing to unsuppress or unpause
     return add_active(store, address, name=name, topics=topics, ctx=ctx, now=now)
 

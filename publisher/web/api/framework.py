@@ -9,14 +9,15 @@ and raise `Problem` or a PublisherError (mapped to a status in one place: proble
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -25,6 +26,7 @@ from starlette.routing import Route
 
 from publisher.store import Store, api_keys
 from publisher.store.api_keys import ApiKey
+from publisher.store.group import Bulk
 from publisher.web.api.problems import Problem, problem_for, problem_response
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.notices import later
@@ -80,6 +82,10 @@ class Endpoint:
     # pure checks run before a batched handler, outside the group commit's one writer
     # thread (so its serial work is the store's): they leave `prepared` (None: not done)
     prepare: Callable[[Call], None] | None = None
+    # the handler for many prepared calls of a batch at once, on the batch's store: each
+    # call's answer, or the refusal (Problem, PublisherError) the handler would raise; any
+    # other failure raises, and each call then runs alone through the handler
+    bulk: Callable[[Store, list[Call]], Sequence[BaseModel | Exception]] | None = None
 
     @property
     def route_path(self) -> str:
@@ -94,6 +100,10 @@ def bearer(request: Request) -> str:
 def _authorise(w: Web, endpoint: Endpoint, token: str) -> ApiKey:
     """The key, if it is usable and allowed to call `endpoint` (401 and 403 otherwise)."""
     key = api_keys.authenticate(w.store, token, now=w.now()) if token else None
+    return _allowed(key, endpoint)
+
+
+def _allowed(key: ApiKey | None, endpoint: Endpoint) -> ApiKey:
     if key is None:
         raise Problem(401, "unauthorized", "Send a usable API key: Authorization: Bearer <key>.")
     allowed = key.kind == "signup" if endpoint.scope == "signup" else endpoint.scope in key.scopes
@@ -190,10 +200,22 @@ def _respond(status: int, body: bytes, headers: dict[str, str]) -> Response:
 
 def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]) -> Response:
     """Everything after the body has arrived, in a worker thread."""
-    w = web(request)
+    _check_ids(request)
+    key = _authorise(web(request), endpoint, bearer(request))
+    return _dispatch(_called(request, endpoint, raw, headers, key), request, endpoint, raw, headers)
+
+
+def _check_ids(request: Request) -> None:
     if any(value > MAX_ID for value in request.path_params.values()):
         raise Problem(404, "not-found", "No record with this id.")
-    key = _authorise(w, endpoint, bearer(request))
+
+
+def _called(
+    request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str], key: ApiKey
+) -> Call:
+    """The call of a key allowed `endpoint`, counted against its rate, its body and query
+    read, prepared for a batched handler: pure work (no store)."""
+    w = web(request)
     state = request.app.state
     headers.update(_rate(w, state.api_windows, key, state.api_per_minute))
     call = Call(
@@ -206,21 +228,56 @@ def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, st
         user_agent=request.headers.get("user-agent"),
         now=w.now(),
     )
+    if endpoint.prepare is not None and endpoint.batched is not None and endpoint.batched(key):
+        try:
+            endpoint.prepare(call)
+        except Problem:  # the handler raises it again, where an Idempotency-Key keeps it
+            call.prepared = None
+    return call
+
+
+def _bulked(endpoint: Endpoint, call: Call) -> bool:
+    """The call goes to its endpoint's bulk handler in the group commit."""
+    return (
+        endpoint.bulk is not None
+        and call.prepared is not None
+        and endpoint.batched is not None
+        and endpoint.batched(call.key)
+    )
+
+
+def _dispatch(
+    call: Call, request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]
+) -> Response:
+    """The handler run for a call, in a worker thread."""
     idem = request.headers.get("idempotency-key")
-    if endpoint.batched is not None and endpoint.batched(key):
-        if endpoint.prepare is not None:
-            try:
-                endpoint.prepare(call)
-            except Problem:  # the handler raises it again, where an Idempotency-Key keeps it
-                call.prepared = None
+    state = request.app.state
+    if _bulked(endpoint, call):
+        pending = _Pending(call, endpoint, request, raw, idem, headers)
+        return cast(Response, state.api_writes.submit(_bulk_of(endpoint), pending).result())
+    if endpoint.batched is not None and endpoint.batched(call.key):
         response, after = state.api_writes.run(
             lambda store: _batched(call, store, endpoint, request, raw, idem, headers)
         )
     else:
         response, after = _call(call, endpoint, request, raw, idem, headers), call.after
     if after is not None:  # after the answer has gone (a replayed answer left none)
-        response.background = later(w, after)
+        response.background = later(call.w, after)
     return response
+
+
+def _on_loop(
+    request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]
+) -> Call | None:
+    """The call, worked out on the event loop when its key is known without the store
+    (see api_keys.cached_key); None: all of it runs in a worker thread (`_run`)."""
+    token = bearer(request)
+    w = web(request)
+    key = api_keys.cached_key(w.store, token, now=w.now()) if token else None
+    if key is None:
+        return None
+    _check_ids(request)
+    return _called(request, endpoint, raw, headers, _allowed(key, endpoint))
 
 
 def _call(
@@ -250,23 +307,41 @@ def _batched(
     return _call(joined, endpoint, request, raw, idem, headers), joined.after
 
 
+def _claim(
+    store: Store, call: Call, request: Request, raw: bytes, idem: str, headers: dict[str, str]
+) -> Response | None:
+    """Claim the Idempotency-Key (None: claimed, run the request), or the kept answer."""
+    digest = _digest(request, raw, idem)
+    kept = api_keys.claim_answer(store, call.key.id, idem, digest, now=call.now)
+    return None if kept is None else _replay(kept, digest, headers)
+
+
+def _digest(request: Request, raw: bytes, idem: str) -> str:
+    """What a retry must repeat (a usable Idempotency-Key checked first: 400)."""
+    if not idem or len(idem) > IDEMPOTENCY_MAX or not idem.isprintable():
+        raise Problem(400, "bad-request", f"Idempotency-Key: 1 to {IDEMPOTENCY_MAX} characters.")
+    return hashlib.sha256(f"{request.url.path}\n".encode() + raw).hexdigest()
+
+
+def _replay(kept: api_keys.Replay, digest: str, headers: dict[str, str]) -> Response:
+    """The kept answer again, or why not (another body: 422; still running: 409)."""
+    if kept.request_hash != digest:
+        raise Problem(422, "idempotency-key-reused", "This key was used with another body.")
+    if kept.status == 0:
+        raise Problem(409, "idempotency-in-progress", "The first request still runs.")
+    headers["Idempotent-Replayed"] = "true"
+    return _respond(kept.status, kept.body.encode("utf-8"), headers)
+
+
 def _idempotent(
     call: Call, endpoint: Endpoint, request: Request, raw: bytes, idem: str, headers: dict[str, str]
 ) -> Response:
     """A POST with an Idempotency-Key: run once per key and body; a retry gets the same
     answer, the same key with another body 422, while the first still runs 409."""
-    if not idem or len(idem) > IDEMPOTENCY_MAX or not idem.isprintable():
-        raise Problem(400, "bad-request", f"Idempotency-Key: 1 to {IDEMPOTENCY_MAX} characters.")
     store, key_id = call.w.store, call.key.id
-    digest = hashlib.sha256(f"{request.url.path}\n".encode() + raw).hexdigest()
-    kept = api_keys.claim_answer(store, key_id, idem, digest, now=call.now)
+    kept = _claim(store, call, request, raw, idem, headers)
     if kept is not None:
-        if kept.request_hash != digest:
-            raise Problem(422, "idempotency-key-reused", "This key was used with another body.")
-        if kept.status == 0:
-            raise Problem(409, "idempotency-in-progress", "The first request still runs.")
-        headers["Idempotent-Replayed"] = "true"
-        return _respond(kept.status, kept.body.encode("utf-8"), headers)
+        return kept
     try:
         status, body = _answer(endpoint, endpoint.handler(call))
     except Exception as exc:
@@ -281,6 +356,107 @@ def _idempotent(
     return _respond(status, body, headers)
 
 
+@dataclass
+class _Pending:
+    """A prepared call of a bulk endpoint waiting for its batch."""
+
+    call: Call
+    endpoint: Endpoint
+    request: Request
+    raw: bytes
+    idem: str | None
+    headers: dict[str, str]
+
+
+_BULKS: dict[int, Bulk] = {}  # id of the endpoint -> its Bulk (the group commit groups by it)
+
+
+def _bulk_of(endpoint: Endpoint) -> Bulk:
+    found = _BULKS.get(id(endpoint))
+    if found is None:
+        found = _BULKS[id(endpoint)] = Bulk(_many, _alone)
+    return found
+
+
+def _alone(store: Store, pending: _Pending) -> Response:
+    """One call by itself, as every batched call ran before bulk handlers."""
+    p = pending
+    response, _ = _batched(p.call, store, p.endpoint, p.request, p.raw, p.idem, p.headers)
+    return response
+
+
+def _many(store: Store, items: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+    """The calls of one bulk endpoint in a batch, answered as they would be one at a time
+    in this order: their Idempotency-Keys looked up together, the handler run once for the
+    calls to run, their answers kept together (nobody saw them running: one transaction);
+    a key repeated within the batch is looked up again afterwards (a replay of the first
+    one's answer, or 422 for another body)."""
+    outcomes: dict[int, tuple[Any, BaseException | None]] = {}
+    digests: dict[int, str] = {}
+    for index, p in enumerate(items):
+        if p.idem is not None:
+            try:
+                digests[index] = _digest(p.request, p.raw, p.idem)
+            except Problem as refused:
+                outcomes[index] = (None, refused)
+    now = max(p.call.now for p in items)
+    keys = {index: (items[index].call.key.id, items[index].idem or "") for index in digests}
+    kept = api_keys.kept_answers(store, list(keys.values()), now=now)
+    run, later, seen = [], [], set()
+    for index, p in enumerate(items):
+        if index in outcomes:
+            continue
+        if index in keys and keys[index] in seen:
+            later.append(index)
+        elif index in keys and keys[index] in kept:
+            try:
+                outcomes[index] = (_replay(kept[keys[index]], digests[index], p.headers), None)
+            except Problem as refused:
+                outcomes[index] = (None, refused)
+        else:
+            seen.add(keys.get(index))
+            run.append(index)
+    endpoint = items[0].endpoint
+    assert endpoint.bulk is not None
+    answers = endpoint.bulk(store, [items[i].call for i in run]) if run else []
+    keep: list[tuple[int, str, str, int, str]] = []
+    for index, answer in zip(run, answers, strict=True):
+        p = items[index]
+        if index not in keys:
+            outcomes[index] = _settled(p, answer)
+            continue
+        status, body = _kept(p, answer)
+        keep.append((*keys[index], digests[index], status, body.decode("utf-8")))
+        answered = problem_response if status >= 400 else _respond
+        outcomes[index] = (answered(status, body, p.headers), None)
+    api_keys.keep_answers(store, keep, now=now)
+    for index in later:
+        try:
+            outcomes[index] = (_alone(store, items[index]), None)
+        except Exception as exc:  # its refusal (a reused key), given to its caller
+            outcomes[index] = (None, exc)
+    return [outcomes[index] for index in range(len(items))]
+
+
+def _kept(p: _Pending, answer: BaseModel | Exception) -> tuple[int, bytes]:
+    """The status and body of an answer, as an Idempotency-Key keeps them."""
+    if isinstance(answer, Exception):
+        failure = problem_for(answer)
+        if failure.status >= 500:  # not a refusal: the batch's calls run alone instead
+            raise answer
+        return failure.status, failure.body(p.call.w)
+    return _answer(p.endpoint, answer)
+
+
+def _settled(p: _Pending, answer: BaseModel | Exception) -> tuple[Any, BaseException | None]:
+    """The outcome of a call without an Idempotency-Key: its answer, or its refusal."""
+    if isinstance(answer, Exception):
+        if problem_for(answer).status >= 500:  # the batch's calls run alone instead
+            raise answer
+        return None, answer
+    return _respond(*_answer(p.endpoint, answer), p.headers), None
+
+
 def handler_of(endpoint: Endpoint) -> Callable[[Request], Any]:
     async def handle(request: Request) -> Response:
         headers: dict[str, str] = {}
@@ -288,7 +464,19 @@ def handler_of(endpoint: Endpoint) -> Callable[[Request], Any]:
             headers.update(CORS)
         try:
             raw = await request.body()  # bounded by web/bounds.py before it gets here
-            return await off_loop(_run, request, endpoint, raw, headers)
+            if endpoint.bulk is None:
+                return await off_loop(_run, request, endpoint, raw, headers)
+            # one hop: the pure work here, the create straight to the group commit's
+            # writer, which resolves the future (no worker thread waiting in between)
+            call = _on_loop(request, endpoint, raw, headers)
+            if call is None:
+                return await off_loop(_run, request, endpoint, raw, headers)
+            if not _bulked(endpoint, call):
+                return await off_loop(_dispatch, call, request, endpoint, raw, headers)
+            idem = request.headers.get("idempotency-key")
+            pending = _Pending(call, endpoint, request, raw, idem, headers)
+            future = request.app.state.api_writes.submit(_bulk_of(endpoint), pending)
+            return cast(Response, await asyncio.wrap_future(future))
         except Exception as exc:
             failure = problem_for(exc)
             if failure.status >= 500:

@@ -1,0 +1,242 @@
+"""The API's batched creates (issue 22): the creates of import keys waiting for the group
+commit run as ONE call of `api_adds.add_active_many` (a handful of statements for the
+batch), and each still gets the answer and the rows it gets one at a time: a new address,
+the same address twice in one batch, one already stored, a suppressed or erased one, an
+invalid address or topic, an Idempotency-Key retried inside the batch."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from publisher.store import api_adds, audit, webhook_queue, webhooks
+from publisher.store.consent import Context, history
+from publisher.store.group import Bulk, GroupCommit
+from publisher.store.subscribers import count_by_status, find_subscriber, subscriber_at
+from publisher.store.suppression import suppress
+from publisher.subscribers.consent import add_person, erase
+from tests.api_support import api_server, make_key
+from tests.conftest import FIXED_NOW
+from tests.test_subscriber_lists import assert_same
+from tests.test_subscriber_tallies import recount, tallies
+
+CONSENT = {"text": "Ticked the box on our petition page", "form": "petition"}
+CTX = Context(via="api", form="petition", consent_text="Ticked the box")
+
+
+class _CountedQueue(queue.SimpleQueue[Any]):
+    """The group commit's queue, telling a waiting test how many jobs were put."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.put_count = 0
+        self.changed = threading.Condition()
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        with self.changed:
+            self.put_count += 1
+            self.changed.notify_all()
+
+
+def _body(email: str, topics: tuple[str, ...] = ("labor",)) -> dict:
+    return {"email": email, "topics": list(topics), "consent": CONSENT}
+
+
+def _in_one_batch(served: Any, calls: list[Any]) -> list[httpx.Response]:
+    """Run `calls` while the writer is held by a job of our own: they queue up, and the
+    writer takes them together once it is let go."""
+    writes = served.app.state.api_writes
+    writes.close()  # its writer (if running) waits on the old queue: the next one ours
+    jobs = writes._jobs = _CountedQueue()
+    held, gate = threading.Event(), threading.Event()
+
+    def hold(_store: object) -> None:
+        held.set()
+        assert gate.wait(60)
+
+    with ThreadPoolExecutor(len(calls) + 1) as pool:
+        holding = pool.submit(writes.run, hold)
+        try:
+            assert held.wait(60)
+            answers = [pool.submit(call) for call in calls]
+            with jobs.changed:
+                assert jobs.changed.wait_for(lambda: jobs.put_count >= len(calls) + 1, 60)
+            before = writes.batches
+        finally:
+            gate.set()
+        holding.result()
+        results = [answer.result() for answer in answers]
+    assert writes.batches == before + 2  # ours, then every call's together
+    return results
+
+
+def test_a_mixed_batch_answers_each_create_as_alone(tmp_path, store, caplog):
+    webhooks.create_endpoint(
+        store, "https://hooks.example.org/in", ["subscriber.confirmed"], by="t", now=FIXED_NOW
+    )
+    old = add_person(store, "old@example.org", name=None, topics=[], ctx=CTX, now=FIXED_NOW)
+    suppress(store, "bounced@example.org", reason="bounced", source="t", now=FIXED_NOW)
+    gone = add_person(store, "gone@example.org", name=None, topics=[], ctx=CTX, now=FIXED_NOW)
+    erase(store, gone, now=FIXED_NOW, source="t")
+    with api_server(tmp_path, store, per_minute=10_000) as (served, api):
+        key = make_key(
+            store, served, "subscribers:read", "subscribers:write", "subscribers:import",
+            name="CRM",
+        )  # fmt: skip
+        # the key's first use writes its last use: before the writer holds the lock
+        assert api.call("GET", "/subscribers", key).status_code == 200
+        retry = {"Idempotency-Key": "crm-7"}
+
+        def post(body: dict, headers: dict | None = None) -> Any:
+            return lambda: api.call("POST", "/subscribers", key, json=body, headers=headers or {})
+
+        calls = [
+            post(_body("New@Example.org")),
+            post(_body("new@example.org")),  # the same address again, in the same batch
+            post(_body("old@example.org")),
+            post(_body("bounced@example.org")),
+            post(_body("gone@example.org")),
+            post(_body("not an address")),
+            post(_body("topic@example.org", ("no-such-topic",))),
+            post(_body("kept@example.org"), retry),
+            post(_body("kept@example.org"), retry),  # a retry inside the batch
+        ]
+        a, b, stored, bounced, erased, invalid, topic, k1, k2 = _in_one_batch(served, calls)
+    assert "failed together" not in caplog.text  # the batch ran as one, not job by job
+    assert sorted([a.status_code, b.status_code]) == [201, 409]
+    refused = a if a.status_code == 409 else b
+    assert "new@example.org is already on the list (active)" in refused.json()["detail"]
+    assert stored.status_code == 409 and "already on the list (active)" in stored.json()["detail"]
+    assert bounced.status_code == 409 and "is never mailed (bounced)" in bounced.json()["detail"]
+    assert erased.status_code == 409 and "was erased" in erased.json()["detail"]
+    assert invalid.status_code == 422 and invalid.json()["errors"][0]["field"] == "email"
+    assert topic.status_code == 422 and "no-such-topic" in topic.json()["detail"]
+    assert [k1.status_code, k2.status_code] == [201, 201]
+    assert k1.json() == k2.json()
+    assert sorted(r.headers.get("Idempotent-Replayed", "-") for r in (k1, k2)) == ["-", "true"]
+    # exactly the rows of the two people made, and nothing for the others
+    assert count_by_status(store) == {"active": 3, "unsubscribed": 1}
+    made = [find_subscriber(store, email=e) for e in ("new@example.org", "kept@example.org")]
+    assert all(m is not None and m.status == "active" for m in made)
+    assert subscriber_at(store, "topic@example.org") is None
+    for person in made:
+        assert person is not None
+        steps = [(h["action"], h["status"], h["via"]) for h in history(store, person.id)]
+        assert steps == [("signup", "pending", "api"), ("added", "active", "api")]
+    added = [e for e in audit.recent(store) if e.action == "api: subscriber added, confirmed"]
+    assert sorted(e.target for e in added) == ["kept@example.org", "new@example.org"]
+    assert {e.actor for e in added} == {"api key: CRM"}
+    due = webhook_queue.claim_due(
+        store, holder="t", now=FIXED_NOW + timedelta(days=1), lease=timedelta(minutes=5),
+        limit=100,
+    )  # fmt: skip
+    emails = sorted(d.payload["data"]["subscriber"]["email"] for d in due)
+    # the two made here, and the two added before
+    assert emails == ["gone@example.org", "kept@example.org", "new@example.org", "old@example.org"]
+    assert old.email == "old@example.org"
+
+
+def test_add_active_many_refuses_stored_suppressed_and_repeated_addresses(store):
+    add_person(store, "old@example.org", name=None, topics=[], ctx=CTX, now=FIXED_NOW)
+    suppress(store, "spam@example.org", reason="complained", source="t", now=FIXED_NOW)
+    asked = ["a@example.org", "old@example.org", "spam@example.org", "a@example.org", "b@x.org"]
+    requests = [
+        api_adds.NewActive(email, name="Ann" if n == 0 else None, topics=["b", "a", "b"], ctx=CTX)
+        for n, email in enumerate(asked)
+    ]
+    got = api_adds.add_active_many(store, requests, now=FIXED_NOW)
+    assert [(g.existing, g.suppressed) for g in got] == [
+        (None, None), ("active", None), (None, "complained"), ("active", None), (None, None)
+    ]  # fmt: skip
+    first, last = got[0].subscriber, got[4].subscriber
+    assert first is not None and last is not None
+    assert find_subscriber(store, id=first.id) == first
+    assert find_subscriber(store, id=last.id) == last
+    assert (first.email, first.name, first.topics, first.status) == (
+        "a@example.org", "Ann", ("a", "b"), "active"
+    )  # fmt: skip
+    assert first.token and first.ref and first.token != last.token
+    steps = [(h["action"], h["status"], h["form"]) for h in history(store, last.id)]
+    assert steps == [("signup", "pending", "petition"), ("added", "active", "petition")]
+    assert count_by_status(store) == {"active": 3}
+    assert api_adds.add_active_many(store, [], now=FIXED_NOW) == []
+    # the row triggers fired for each row of the multi-row INSERT: the tallies and the
+    # list counts (migrations 0022, 0030) equal a recount
+    statuses, topics = recount(store)
+    kept_tallies = tallies(store)
+    assert {s: n for (s, kind, _), n in kept_tallies.items() if kind == "all"} == statuses
+    assert topics == {"a": 2, "b": 2, "(all topics)": 1}
+    assert {t: n for (s, kind, t), n in kept_tallies.items() if kind == "topic"} == {"a": 2, "b": 2}
+    assert_same(store, "after add_active_many")
+
+
+def test_a_job_whose_caller_gave_up_is_not_run(store):
+    """An API request cancelled while its create waits (the client went away) cancels its
+    future: the writer skips it, the others of the batch run."""
+    writes = GroupCommit(store)
+    held, gate, ran = threading.Event(), threading.Event(), []
+
+    def hold(_store: object) -> None:
+        held.set()
+        assert gate.wait(60)
+
+    def many(_store: object, items: list[str]) -> list[tuple[Any, BaseException | None]]:
+        ran.extend(items)
+        return [(item, None) for item in items]
+
+    bulk = Bulk(many, lambda _s, item: item)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            holding = pool.submit(writes.run, hold)
+            assert held.wait(60)
+            gone, kept = writes.submit(bulk, "gone"), writes.submit(bulk, "kept")
+            assert gone.cancel()
+            gate.set()
+            holding.result()
+            kept.result(60)
+    finally:
+        writes.close()
+    assert ran == ["kept"]
+
+
+def test_idempotency_keys_in_a_batch_answer_as_one_at_a_time(tmp_path, store, caplog):
+    with api_server(tmp_path, store, per_minute=10_000) as (served, api):
+        key = make_key(store, served, "subscribers:read", "subscribers:write", "subscribers:import")
+        assert api.call("GET", "/subscribers", key).status_code == 200
+
+        def post(email: str, idem: str) -> Any:
+            headers = {"Idempotency-Key": idem}
+            return lambda: api.call("POST", "/subscribers", key, json=_body(email), headers=headers)
+
+        first = post("before@example.org", "k1")()
+        assert first.status_code == 201
+        calls = [
+            post("before@example.org", "k1"),  # kept before the batch: replayed
+            post("other@example.org", "k1"),  # kept before, another body: 422
+            post("y@example.org", "k2"),
+            post("y@example.org", "k2"),  # the same request twice in the batch
+            post("z@example.org", "k3"),
+            post("z2@example.org", "k3"),  # the same key, another body, in the batch
+            post("bad@example.org", "x" * 256),  # not a usable key: 400
+        ]
+        replay, reused, y1, y2, z1, z2, bad = _in_one_batch(served, calls)
+        again = post("z@example.org", "k3")()  # after the batch: whichever ran first, kept
+    assert "failed together" not in caplog.text
+    assert replay.status_code == 201 and replay.json() == first.json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert reused.status_code == 422 and "another body" in reused.json()["detail"]
+    assert (y1.status_code, y2.status_code) == (201, 201) and y1.json() == y2.json()
+    assert sorted([z1.status_code, z2.status_code]) == [201, 422]
+    made = z1 if z1.status_code == 201 else z2
+    if made is z1:
+        assert again.status_code == 201 and again.json() == z1.json()
+    else:
+        assert again.status_code == 422
+    assert bad.status_code == 400
+    assert count_by_status(store) == {"active": 3}  # before, y, and one of z or z2
