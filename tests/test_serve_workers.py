@@ -46,14 +46,16 @@ def _key(database_url: str) -> str:
 
 def _create(
     connection: http.client.HTTPConnection, token: str, address: str, idem: str = ""
-) -> tuple[int, dict]:
+) -> tuple[int, dict, str]:
+    """The status, the body and the RateLimit-Policy header of one create."""
     body = json.dumps({"email": address, "topics": ["labor"], "consent": CONSENT})
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     if idem:
         headers["Idempotency-Key"] = idem
     connection.request("POST", "/api/v1/subscribers", body=body, headers=headers)
     answer = connection.getresponse()
-    return answer.status, json.loads(answer.read() or b"{}")
+    policy = answer.getheader("RateLimit-Policy", "")
+    return answer.status, json.loads(answer.read() or b"{}"), policy
 
 
 def test_two_workers_answer_concurrent_creates_each_stored_once(project, database_url):
@@ -62,7 +64,7 @@ def test_two_workers_answer_concurrent_creates_each_stored_once(project, databas
         first, second = served.workers()
         connections = [served.connection_to(w) for w in (first, second) for _ in range(6)]
 
-        def creates(n: int) -> list[tuple[int, dict]]:
+        def creates(n: int) -> list[tuple[int, dict, str]]:
             connection = connections[n]
             answers = [_create(connection, token, f"p{n}-{i}@example.org") for i in range(8)]
             # the same Idempotency-Key from every connection: one person, the same answer
@@ -74,13 +76,13 @@ def test_two_workers_answer_concurrent_creates_each_stored_once(project, databas
         for connection in connections:
             connection.close()
         assert "locked" not in served.log and "Traceback" not in served.log, served.log
-    statuses = [status for status, _ in answers]
+    statuses = [status for status, _, _ in answers]
     assert statuses.count(201) == len(answers), sorted(set(statuses))
-    retried = {body["id"] for status, body in answers if body["email"] == "retried@example.org"}
+    retried = {body["id"] for _, body, _ in answers if body["email"] == "retried@example.org"}
     assert len(retried) == 1  # twelve calls, two processes: one person
     store = open_store(database_url)
     assert count_by_status(store) == {"active": 12 * 8 + 1}
-    assert all(find_subscriber(store, id=body["id"]) for _, body in answers)
+    assert all(find_subscriber(store, id=body["id"]) for _, body, _ in answers)
     store.close()
 
 
@@ -112,7 +114,7 @@ def _confirmation(outbox: Path, timeout: float = 60) -> str:
 @pytest.mark.parametrize("secret", ["--dev", "PUBLISHER_SECRET_KEY"])
 def test_a_sign_up_is_confirmed_on_the_other_worker(project, database_url, secret):
     options, env = (["--dev"], {}) if secret == "--dev" else ([], {secret: SECRET})
-    with serve_workers(project, database_url, *options, **env) as served:
+    with serve_workers(project, database_url, *options, env=env) as served:
         first, second = served.workers()
         on_first, on_second = served.connection_to(first), served.connection_to(second)
         _, page = _ask(on_first, "GET", "/subscribe")  # the form token: made by the first
@@ -125,7 +127,8 @@ def test_a_sign_up_is_confirmed_on_the_other_worker(project, database_url, secre
         token = link.query.removeprefix("token=")
         status, done = _ask(on_first, "POST", "/confirm", {"csrf": _csrf(page), "token": token})
         assert status == 200 and "You are subscribed" in done, done
-        on_first.close(), on_second.close()
+        on_first.close()
+        on_second.close()
     store = open_store(database_url)
     assert present(find_subscriber(store, email="ana@example.org")).status == "active"
     store.close()
@@ -133,11 +136,12 @@ def test_a_sign_up_is_confirmed_on_the_other_worker(project, database_url, secre
 
 def test_each_worker_allows_its_share_of_the_per_key_limit(project, database_url):
     token = _key(database_url)
-    with serve_workers(project, database_url, "--dev", "--api-per-minute", "6", **NOW) as served:
+    with serve_workers(project, database_url, "--dev", "--api-per-minute", "6", env=NOW) as served:
         for n, worker in enumerate(served.workers()):  # 6 a minute, 2 workers: 3 each
             connection = served.connection_to(worker)
-            statuses = [_create(connection, token, f"w{n}-{i}@example.org")[0] for i in range(4)]
-            assert statuses == [201, 201, 201, 429]
+            answers = [_create(connection, token, f"w{n}-{i}@example.org") for i in range(4)]
+            assert [status for status, _, _ in answers] == [201, 201, 201, 429]
+            assert {policy for _, _, policy in answers} == {'"per-key";q=3;w=60'}
             connection.close()
 
 

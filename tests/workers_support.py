@@ -127,7 +127,8 @@ def connection_to(port: int, worker: int, others: list[int]) -> http.client.HTTP
             for other in others if stop else ():
                 os.kill(other, signal.SIGCONT)
         if answered and owner(connection, port, [worker]) == worker:
-            connection.sock.settimeout(60)  # type: ignore[union-attr]
+            assert connection.sock is not None
+            connection.sock.settimeout(60)
             return connection
         connection.close()
     raise AssertionError(f"worker {worker} never accepted a connection")
@@ -135,7 +136,11 @@ def connection_to(port: int, worker: int, others: list[int]) -> http.client.HTTP
 
 @contextmanager
 def serve_workers(
-    project: Path, database_url: str, *options: str, workers: int = 2, **env: str
+    project: Path,
+    database_url: str,
+    *options: str,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Workers]:
     """`publisher serve --workers N` on a free port, until every worker is up; stopped
     (SIGTERM) afterwards if the test did not stop it."""
@@ -144,7 +149,7 @@ def serve_workers(
     command = [*PUBLISHER, "--config", str(project / "schedules.yaml"), "serve"]
     process = subprocess.Popen(
         [*command, "--port", str(port), "--workers", str(workers), *options],
-        env=env_for(database_url, **env),
+        env=env_for(database_url, **(env or {})),
         stderr=subprocess.PIPE,
         text=True,
     )
