@@ -34,7 +34,14 @@ from typing import Any
 
 import httpx
 
-from bench.common import free_port, percentiles, read_response, throwaway_postgresql
+from bench.common import (
+    children,
+    free_port,
+    percentiles,
+    read_response,
+    serve_workers,
+    throwaway_postgresql,
+)
 from publisher.store import open_store
 from publisher.store.api_keys import create_key
 from publisher.store.subscribers import count_by_status
@@ -142,24 +149,12 @@ def _start(folder: Path, port: int, url: str, workers: int = 1) -> subprocess.Po
             answered = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         except httpx.TransportError:
             answered = False
-        if answered and (workers == 1 or len(_workers(server.pid)) == workers):
+        if answered and (workers == 1 or len(serve_workers(server.pid)) == workers):
             return server
         time.sleep(0.1)
     print((folder / "serve.log").read_text(errors="replace")[-2000:], file=sys.stderr)
     server.kill()
     raise SystemExit("publisher serve did not start")
-
-
-def _workers(pid: int) -> list[int]:
-    """The worker processes uvicorn's supervisor started (not its resource tracker)."""
-    return [c for c in _children(pid) if b"spawn_main" in _cmdline(c)]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def _cpu(pid: int) -> float:
@@ -170,17 +165,7 @@ def _cpu(pid: int) -> float:
     except OSError:  # ended meanwhile
         return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(_cpu(child) for child in _children(pid))
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
+    return own + sum(_cpu(child) for child in children(pid))
 
 
 def _measured(

@@ -47,8 +47,11 @@ class Workers:
         return [pid for pid in children(self.process.pid) if b"spawn_main" in _cmdline(pid)]
 
     def wait_for_workers(self, count: int, timeout: float = 120) -> list[int]:
+        """The workers, once there are `count` of them and each is accepting connections."""
         deadline = time.monotonic() + timeout
-        while len(found := self.workers()) != count:
+        while len(found := self.workers()) != count or not all(
+            accepting(pid, self.port) for pid in found
+        ):
             assert self.process.poll() is None, self.log
             assert time.monotonic() < deadline, f"workers {found}:\n{self.log}"
             time.sleep(0.05)
@@ -83,7 +86,37 @@ def alive(pid: int) -> bool:
     return status != "Z"
 
 
+def accepting(pid: int, port: int) -> bool:
+    """The worker's event loop watches the listening socket (an epoll instance of the
+    process lists its descriptor in /proc/PID/fdinfo): it has started serving."""
+    listening = f"socket:[{_inode(port, 0)}]"
+    held, polls = set(), []
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # gone
+        return False
+    for fd in descriptors:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target == listening:
+            held.add(fd)
+        elif target == "anon_inode:[eventpoll]":
+            polls.append(fd)
+    for fd in polls:
+        try:
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        if any(line.split()[1] in held for line in info.splitlines() if line.startswith("tfd:")):
+            return True
+    return False
+
+
 def _inode(server_port: int, client_port: int) -> int | None:
+    """The inode of the connection between the two ports (client port 0: the listening
+    socket)."""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
@@ -110,10 +143,12 @@ def owner(connection: http.client.HTTPConnection, port: int, workers: list[int])
 def connection_to(port: int, worker: int, others: list[int]) -> http.client.HTTPConnection:
     """New connections until `worker` accepts one. The kernel gives a new connection to
     whichever worker calls accept first, often the same one; after a few tries the others
-    are stopped (SIGSTOP) while one request goes out, for at most 2 s: uvicorn's
-    supervisor kills a worker that misses its health check for 5 s."""
+    are stopped (SIGSTOP) while one request goes out (`worker` is serving: milliseconds;
+    at most 2 s, as uvicorn's supervisor kills a worker that misses its health check for
+    5 s)."""
+    assert accepting(worker, port), f"worker {worker} is not serving"
     for attempt in range(60):
-        stop = attempt >= 5
+        stop = attempt >= 3
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2 if stop else 60)
         try:
             if stop:
