@@ -1,7 +1,7 @@
 """`publisher serve --workers N` as real processes (SQLite and PostgreSQL): API creates
 answered by two workers all stored once, a sign-up begun on one worker confirmed on the
 other (the signing key shared, --dev or PUBLISHER_SECRET_KEY), the per-key API limit
-shared out between the workers, SIGTERM ending every worker, a killed worker replaced,
+shared out between the workers, a killed worker replaced and SIGTERM ending every worker,
 and --workers below 1 refused. Which worker holds a connection is read from /proc."""
 
 from __future__ import annotations
@@ -145,21 +145,7 @@ def test_each_worker_allows_its_share_of_the_per_key_limit(project, database_url
             connection.close()
 
 
-def test_sigterm_ends_every_worker(project, database_url):
-    with serve_workers(project, database_url, "--dev", workers=3) as served:
-        workers = served.workers()
-        everyone = children(served.process.pid)
-        served.process.send_signal(signal.SIGTERM)
-        assert served.process.wait(timeout=60) == 0
-    assert len(workers) == 3 and set(workers) < set(everyone)
-    assert not [pid for pid in workers if alive(pid)]  # joined before the supervisor ends
-    deadline = time.monotonic() + 60  # multiprocessing's resource tracker: at its pipe's end
-    while left := [pid for pid in everyone if alive(pid)]:
-        assert time.monotonic() < deadline, f"left running: {left}"
-        time.sleep(0.05)
-
-
-def test_a_killed_worker_is_replaced(project, database_url):
+def test_a_killed_worker_is_replaced_and_sigterm_ends_every_worker(project, database_url):
     with serve_workers(project, database_url, "--dev") as served:
         killed, kept = served.workers()
         os.kill(killed, signal.SIGKILL)
@@ -168,21 +154,29 @@ def test_a_killed_worker_is_replaced(project, database_url):
             assert served.process.poll() is None and time.monotonic() < deadline, served.log
             time.sleep(0.05)
         served.wait_for_workers(2)  # the replacement serving too
-        replacement = next(pid for pid in now if pid != kept)
-        connection = served.connection_to(replacement)  # and it answers
-        connection.close()
-        assert kept in now
+        (replacement,) = set(now) - {kept}
+        served.connection_to(replacement).close()  # and it answers
+        everyone = children(served.process.pid)  # the workers, the resource tracker
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=60) == 0
+    assert {kept, replacement} < set(everyone)
+    assert not alive(kept) and not alive(replacement)  # joined before the supervisor ends
+    deadline = time.monotonic() + 60  # multiprocessing's resource tracker: at its pipe's end
+    while left := [pid for pid in everyone if alive(pid)]:
+        assert time.monotonic() < deadline, f"left running: {left}"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("count", ["0", "-1"])
-def test_workers_below_one_are_refused(project, database_url, count):
+def test_workers_below_one_are_refused(project, count):
     result = subprocess.run(
         [*PUBLISHER, "--config", str(project / "schedules.yaml"), "serve", "--dev"]
         + ["--workers", count],
-        env=env_for(database_url),
+        env=env_for(f"sqlite:///{project}/refused.db"),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2, result.stderr
-    assert "--workers" in result.stderr and "Traceback" not in result.stderr
+    assert "Invalid value for '--workers'" in result.stderr
+    assert "Traceback" not in result.stderr
