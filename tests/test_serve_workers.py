@@ -167,6 +167,17 @@ def test_a_killed_worker_is_replaced_and_sigterm_ends_every_worker(project, data
         time.sleep(0.05)
 
 
+def test_a_worker_that_cannot_start_stops_the_server(project, database_url):
+    with serve_workers(project, database_url, "--dev") as served:
+        (project / "schedules.yaml").write_text("organisation: [broken\n", encoding="utf-8")
+        everyone = served.workers()
+        os.kill(everyone[0], signal.SIGKILL)  # its replacement reads the broken file
+        assert served.process.wait(timeout=120) == 1
+    assert "a worker could not start" in served.log and "schedules.yaml" in served.log
+    assert "every worker was stopped" in served.log and "Traceback" not in served.log
+    assert not [pid for pid in everyone if alive(pid)]
+
+
 @pytest.mark.parametrize("count", ["0", "-1"])
 def test_workers_below_one_are_refused(project, count):
     result = subprocess.run(

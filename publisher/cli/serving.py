@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from uvicorn.config import STARTUP_FAILURE
 
-from publisher.web.bounds import BoundedProtocol, Limits
+from publisher.web.bounds import BoundedProtocol, Limits, server_options
 
 SPEC_VARIABLE = "PUBLISHER_SERVE_SPEC"
 FACTORY = "publisher.cli.serving:make_app"
 PROTOCOL = "publisher.cli.serving:WorkerProtocol"
-STARTUP_FAILURE = 3  # uvicorn's: its supervisor stops instead of restarting the worker
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,24 @@ def spec_file(spec: ServeSpec) -> Iterator[Path]:
 def read_spec(path: Path) -> ServeSpec:
     fields: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return ServeSpec(**(fields | {"limits": Limits(**fields["limits"])}))
+
+
+def supervise(spec: ServeSpec, options: dict[str, Any]) -> bool:
+    """uvicorn's supervisor (what `uvicorn.run` does for workers > 1) until a signal ends
+    it (True), or until a worker could not start (False): uvicorn then stops every worker
+    rather than restart one that would fail again (exit code STARTUP_FAILURE)."""
+    import uvicorn
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    bounds = server_options(spec.limits) | {"http": PROTOCOL}
+    config = uvicorn.Config(FACTORY, factory=True, workers=spec.workers, **options, **bounds)
+    sock = config.bind_socket()
+    supervisor = Multiprocess(config, sockets=[sock])
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+    return all(process.exitcode != STARTUP_FAILURE for process in supervisor.processes)
 
 
 class WorkerProtocol(BoundedProtocol):
@@ -120,4 +138,4 @@ def _build(spec: ServeSpec) -> Starlette:
     return application
 
 
-__all__ = ["ServeSpec", "make_app", "read_spec", "spec_file", "worker_limits"]
+__all__ = ["ServeSpec", "make_app", "read_spec", "spec_file", "supervise", "worker_limits"]

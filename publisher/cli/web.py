@@ -156,20 +156,17 @@ def _serve_many(st: AppState, options: dict[str, Any], spec: ServeSpec) -> None:
     """uvicorn's supervisor and `spec.workers` workers, each building the application from
     the spec (publisher/cli/serving.py). The store is migrated here, once, before any
     worker opens it; SIGTERM or Ctrl-C stops every worker."""
-    import uvicorn
-
-    from publisher.cli.serving import FACTORY, PROTOCOL, SPEC_VARIABLE, spec_file
-    from publisher.web.bounds import server_options
+    from publisher.cli.serving import SPEC_VARIABLE, spec_file, supervise
 
     st.store.close()  # opened (and migrated) once; the workers open their own
-    server = server_options(spec.limits) | {"http": PROTOCOL}
     with spec_file(spec) as path:
         os.environ[SPEC_VARIABLE] = str(path)  # the workers inherit the environment
         err_console.print(
             f"serving on http://{options['host']}:{options['port']}/ with {spec.workers} "
             "workers (Ctrl-C stops)"
         )
-        uvicorn.run(FACTORY, factory=True, workers=spec.workers, **options, **server)
+        if not supervise(spec, options):
+            raise PublisherError("a worker could not start (above): every worker was stopped")
 
 
 def check_web_templates(config: PublisherConfig) -> list[str]:
