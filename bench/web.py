@@ -192,7 +192,7 @@ def _staff_session(url: str) -> tuple[str, str]:
     """The log-in form's token with the cookie it is bound to (the wrong-password clients
     send both, so each attempt reaches the password check), and a session cookie of the
     editor."""
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, timeout=60) as http:  # argon2 at a load of 10: > 5 s
         page = http.get("/admin/login").text
         found = re.search(r'name="csrf" value="([^"]+)"', page)
         csrf = found.group(1) if found else ""
