@@ -109,7 +109,7 @@ def make_app() -> Starlette:
 
     try:
         return _build(read_spec(Path(os.environ[SPEC_VARIABLE])))
-    except (PublisherError, OSError, KeyError, ValueError) as exc:
+    except (PublisherError, OSError, KeyError, TypeError, ValueError) as exc:
         print(f"error: a worker could not start: {exc}", file=sys.stderr, flush=True)
         sys.exit(STARTUP_FAILURE)
 
