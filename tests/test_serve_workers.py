@@ -1,8 +1,9 @@
 """`publisher serve --workers N` as real processes (SQLite and PostgreSQL): API creates
 answered by two workers all stored once, a sign-up begun on one worker confirmed on the
 other (the signing key shared, --dev or PUBLISHER_SECRET_KEY), the per-key API limit
-shared out between the workers, a killed worker replaced and SIGTERM ending every worker,
-and --workers below 1 refused. Which worker holds a connection is read from /proc."""
+shared out between the workers, a killed worker replaced, SIGTERM and Ctrl-C (SIGINT to the
+process group) ending every worker, a worker that cannot start stopping the server, and
+--workers below 1 refused. Which worker holds a connection is read from /proc."""
 
 from __future__ import annotations
 
@@ -162,6 +163,19 @@ def test_a_killed_worker_is_replaced_and_sigterm_ends_every_worker(project, data
     assert {kept, replacement} < set(everyone)
     assert not alive(kept) and not alive(replacement)  # joined before the supervisor ends
     deadline = time.monotonic() + 60  # multiprocessing's resource tracker: at its pipe's end
+    while left := [pid for pid in everyone if alive(pid)]:
+        assert time.monotonic() < deadline, f"left running: {left}"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_ends_every_worker(project):
+    url = f"sqlite:///{project}/ctrl-c.db"
+    with serve_workers(project, url, "--dev", own_group=True) as served:
+        everyone = children(served.process.pid)
+        os.killpg(served.process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        assert served.process.wait(timeout=60) == 0
+    assert "Traceback" not in served.log, served.log
+    deadline = time.monotonic() + 60
     while left := [pid for pid in everyone if alive(pid)]:
         assert time.monotonic() < deadline, f"left running: {left}"
         time.sleep(0.05)

@@ -176,6 +176,7 @@ def serve_workers(
     *options: str,
     workers: int = 2,
     env: dict[str, str] | None = None,
+    own_group: bool = False,
 ) -> Iterator[Workers]:
     """`publisher serve --workers N` on a free port, until every worker is up; stopped
     (SIGTERM) afterwards if the test did not stop it."""
@@ -187,6 +188,7 @@ def serve_workers(
         env=env_for(database_url, **(env or {})),
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=own_group,  # a process group of its own, as in a terminal
     )
     served = Workers(process, port)
 
