@@ -11,6 +11,10 @@ with p50/p99 latency; afterwards the store is counted: every 201 is a person (no
 nothing doubled). Webhook deliveries per second: `python -m bench webhooks`.
 
     .venv/bin/python -m bench.api [--creates 4000] [--clients 20] [--db postgresql]
+                                  [--workers N]
+
+`--workers N` is passed to `publisher serve`: N worker processes (docs/operators.md); the
+server's CPU is then that of the supervisor and every worker together.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from typing import Any
 
 import httpx
 
-from bench.common import free_port, percentiles, read_response, throwaway_postgresql
+from bench.common import (
+    children,
+    free_port,
+    percentiles,
+    read_response,
+    serve_workers,
+    throwaway_postgresql,
+)
 from publisher.store import open_store
 from publisher.store.api_keys import create_key
 from publisher.store.subscribers import count_by_status
@@ -119,7 +130,7 @@ def _database(db: str, folder: Path) -> Iterator[str]:
         yield url
 
 
-def _start(folder: Path, port: int, url: str) -> subprocess.Popen[bytes]:
+def _start(folder: Path, port: int, url: str, workers: int = 1) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "PUBLISHER_SECRET_KEY": "bench-secret-key-0123456789abcdef",
         "PUBLISHER_DATABASE_URL": url,
@@ -127,26 +138,34 @@ def _start(folder: Path, port: int, url: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "publisher.cli", "--config", str(folder / "schedules.yaml")]
     log = open(folder / "serve.log", "wb")  # noqa: SIM115 (the server's, while it runs)
     server = subprocess.Popen(
-        [*command, "serve", "--port", str(port), "--api-per-minute", "100000000"],
+        [*command, "serve", "--port", str(port), "--api-per-minute", "100000000"]
+        + ["--workers", str(workers)],
         env=env,
         stderr=log,
     )
     deadline = time.monotonic() + 120  # a loaded machine starts it slowly
     while time.monotonic() < deadline and server.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return server
+            answered = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         except httpx.TransportError:
-            time.sleep(0.1)
+            answered = False
+        if answered and (workers == 1 or len(serve_workers(server.pid)) == workers):
+            return server
+        time.sleep(0.1)
     print((folder / "serve.log").read_text(errors="replace")[-2000:], file=sys.stderr)
     server.kill()
     raise SystemExit("publisher serve did not start")
 
 
 def _cpu(pid: int) -> float:
-    """Seconds of CPU the process has used (user + system, every thread), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Seconds of CPU the process and its live children (the workers of `--workers N`)
+    have used (user + system, every thread), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # ended meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu(child) for child in children(pid))
 
 
 def _measured(
@@ -171,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--creates", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="publisher serve --workers N")
     args = parser.parse_args(
         argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["api"] else sys.argv[1:]
     )
@@ -184,9 +204,11 @@ def main(argv: list[str] | None = None) -> None:
             store, "bench", kind="scoped", created_by="bench", now=datetime.now(UTC),
             scopes=["subscribers:write", "subscribers:import"],
         )  # fmt: skip
-        server = _start(folder, port, url)
+        server = _start(folder, port, url, args.workers)
         try:
             pid, n, clients = server.pid, args.creates, args.clients
+            # every worker past its start (imports, its first requests) before measuring
+            asyncio.run(_run(port, 500 * args.workers, clients, _health(port)))
             floor = _measured(pid, _run(port, n, clients, _health(port)))
             plain = _measured(pid, _run(port, n, clients, _creator(port, token, "a", False)))
             keyed = _measured(pid, _run(port, n, clients, _creator(port, token, "b", True)))
@@ -197,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         store.close()
     created = plain[2].get(201, 0) + keyed[2].get(201, 0)
     where = "SQLite (WAL)" if args.db == "sqlite" else "PostgreSQL"
-    print(f"{args.clients} clients, {args.creates} requests each run, {where}")
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    print(f"{args.clients} clients, {args.creates} requests each run, {where}{workers}")
     print(_line("GET /healthz (the floor)", args.creates, floor))
     print(_line("POST /subscribers", args.creates, plain))
     print(_line("POST /subscribers + Idempotency-Key", args.creates, keyed))

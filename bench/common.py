@@ -9,6 +9,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -75,3 +76,27 @@ def throwaway_postgresql() -> Iterator[str]:
         yield cluster.url("bench")
     finally:
         cluster.stop()
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (from /proc; none once it has ended)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def serve_workers(pid: int) -> list[int]:
+    """The workers `publisher serve --workers N` started (not multiprocessing's resource
+    tracker beside them)."""
+    return [child for child in children(pid) if b"spawn_main" in _cmdline(child)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

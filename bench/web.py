@@ -11,6 +11,10 @@ with p50/p99 latency, and afterwards the store is checked: every request's effec
 (no error, nothing lost, no "database is locked").
 
     .venv/bin/python -m bench.web [--subscribers 5000] [--batches 20] [--uploads 8] [--clients 8]
+                                  [--workers N]
+
+`--workers N` is passed to `publisher serve` (N worker processes); the memory is then that
+of the supervisor and every worker together.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.common import free_port, percentiles, read_response
+from bench.common import children, free_port, percentiles, read_response, serve_workers
 from publisher.store import Store, open_store
 from publisher.store.consent import count_history
 from publisher.store.events import count_stored
@@ -188,7 +192,7 @@ def _staff_session(url: str) -> tuple[str, str]:
     """The log-in form's token with the cookie it is bound to (the wrong-password clients
     send both, so each attempt reaches the password check), and a session cookie of the
     editor."""
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, timeout=60) as http:  # argon2 at a load of 10: > 5 s
         page = http.get("/admin/login").text
         found = re.search(r'name="csrf" value="([^"]+)"', page)
         csrf = found.group(1) if found else ""
@@ -198,9 +202,14 @@ def _staff_session(url: str) -> tuple[str, str]:
 
 
 def _rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
+    """The resident memory of the process and its children (the workers), MiB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # ended meanwhile
+        return 0.0
     found = re.search(r"VmRSS:\s+(\d+) kB", status)
-    return int(found.group(1)) / 1024 if found else 0.0
+    own = int(found.group(1)) / 1024 if found else 0.0
+    return own + sum(_rss_mib(child) for child in children(pid))
 
 
 def _upload(port: int, path: str, mib: int) -> int:
@@ -310,7 +319,7 @@ def _webhook(
         return time.perf_counter() - started, latencies, errors
 
 
-def _start(folder: Path, port: int, public_key: str) -> subprocess.Popen[bytes]:
+def _start(folder: Path, port: int, public_key: str, workers: int) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "PUBLISHER_SECRET_KEY": "bench-secret-key-0123456789abcdef",
         "SENDGRID_WEBHOOK_PUBLIC_KEY": public_key,
@@ -319,15 +328,19 @@ def _start(folder: Path, port: int, public_key: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "publisher.cli", "--config", str(folder / "schedules.yaml")]
     subprocess.run([*command, "collect"], env=env, check=True, capture_output=True)
     server = subprocess.Popen(
-        [*command, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
+        [*command, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a loaded machine starts N interpreters slowly
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return server
+            answered = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         except httpx.TransportError:
-            time.sleep(0.1)
+            answered = False
+        if answered and (workers == 1 or len(serve_workers(server.pid)) == workers):
+            return server
+        time.sleep(0.1)
     server.kill()
     raise SystemExit("publisher serve did not start")
 
@@ -339,6 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--uploads", type=int, default=8, help="parallel 300 MB uploads")
     parser.add_argument("--upload-mib", type=int, default=300)
     parser.add_argument("--clients", type=int, default=CLIENTS, help="concurrent unsubscribers")
+    parser.add_argument("--workers", type=int, default=1, help="publisher serve --workers N")
     args = parser.parse_args(
         argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["web"] else sys.argv[1:]
     )
@@ -356,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    server = _start(folder, port, base64.b64encode(public).decode())
+    server = _start(folder, port, base64.b64encode(public).decode(), args.workers)
     url = f"http://127.0.0.1:{port}"
     try:
         seconds, latencies, errors = asyncio.run(_unsubscribe_all(port, tokens, args.clients))
