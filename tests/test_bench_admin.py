@@ -35,7 +35,7 @@ def test_the_bench_table_names_every_admin_page():
 def test_the_bench_runs_tiny(store, project, monkeypatch):
     monkeypatch.setenv("BENCH_ADMIN_SCALE", "0.0001")
     sizes = bench_admin._sizes()
-    assert sizes == Sizes(100, 2, 2, 500, 200)
+    assert sizes == Sizes(100, 2, 2, 500, 200, 2)
     bench_admin._seed(store, sizes)
     statuses = count_by_status(store)
     assert sum(statuses.values()) == 100 and statuses["active"] == 85
