@@ -57,10 +57,11 @@ def _subscribers(sizes: Sizes, sqlite: bool) -> Iterator[tuple[Any, ...]]:
         created = NOW - timedelta(seconds=int(span * (1 - ((i / sizes.subscribers) ** 0.5))))
         topics = [TOPICS[(i * k) % len(TOPICS)] for k in range(1, 1 + i % 4)]
         stamp = _stamp(created, sqlite)
+        email = f"person{i}@example.org"
         yield (
-            i, f"person{i}@example.org", f"Person {i}" if i % 3 else None,
+            i, email, f"Person {i}" if i % 3 else None,
             json.dumps(sorted(set(topics))), STATUSES[i % len(STATUSES)], f"tok{i:061d}",
-            None, stamp, stamp, f"ref{i}", None,
+            None, stamp, stamp, f"ref{i}", None, stored_email_hash(email),
         )  # fmt: skip
 
 
@@ -136,7 +137,7 @@ def _suppressions(sizes: Sizes, sqlite: bool) -> Iterator[tuple[Any, ...]]:
 TABLES: dict[str, tuple[str, ...]] = {
     "subscribers": (
         "id", "email", "name", "topics", "status", "token", "status_reason", "created_at",
-        "updated_at", "ref", "retired_token",
+        "updated_at", "ref", "retired_token", "email_hash",
     ),
     "items": (
         "id", "source", "title", "url", "summary", "body_html", "author", "published",
