@@ -26,7 +26,7 @@ from publisher.store.models import (
     SubscriberRow,
     SuppressionRow,
 )
-from publisher.store.subscribers import email_hash, follows
+from publisher.store.subscribers import _suppressed_ids, email_hash, follows
 
 __all__ = [
     "SKIPPED",
@@ -77,13 +77,13 @@ def suppression_reason(store: Store, email: str) -> str | None:
 def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime) -> dict[int, str]:
     """Active followers of the campaign not yet reached by this edition who are paused or
     suppressed, with the reason. Both are read from their own (small) side: the pauses in
-    force, and the suppressions matched by subscribers.email_hash (indexed)."""
+    force, and the suppressed ids (store.subscribers._suppressed_ids), each by its key."""
     subscribers, deliveries, pauses = (
         table_of(SubscriberRow),
         table_of(DeliveryRow),
         table_of(SubscriberPauseRow),
     )
-    s, d, p, x = subscribers.c, deliveries.c, pauses.c, table_of(SuppressionRow).c
+    s, d, p = subscribers.c, deliveries.c, pauses.c
     join = and_(d.subscriber_id == s.id, d.edition_id == edition_id)
     unreached = (s.status == "active", (d.status.is_(None)) | (d.status == "pending"))
     paused = (
@@ -91,20 +91,15 @@ def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime)
         .select_from(pauses.join(subscribers, p.subscriber_id == s.id).outerjoin(deliveries, join))
         .where(p.until > now, *unreached)
     )
-    suppressed = (
-        select(s.id, s.topics)
-        .select_from(
-            table_of(SuppressionRow)
-            .join(subscribers, s.email_hash == x.email_hash)
-            .outerjoin(deliveries, join)
-        )
-        .where(*unreached)
-    )
+    suppressed = select(s.id, s.topics).select_from(subscribers.outerjoin(deliveries, join))
     held: dict[int, str] = {}
     with store.engine.connect() as connection:
-        for row in connection.execute(suppressed):
-            if not audience or follows(row.topics or (), audience):
-                held[int(row.id)] = "suppressed address"
+        ids = sorted(_suppressed_ids(connection))
+        for start in range(0, len(ids), 1000):  # bounded IN lists, by primary key
+            chunk = suppressed.where(s.id.in_(ids[start : start + 1000]), *unreached)
+            for row in connection.execute(chunk):
+                if not audience or follows(row.topics or (), audience):
+                    held[int(row.id)] = "suppressed address"
         for row in connection.execute(paused):  # a pause is named first
             if not audience or follows(row.topics or (), audience):
                 held[int(row.id)] = f"paused until {_aware(row.until).date().isoformat()}"
