@@ -3,7 +3,8 @@ address leaves the hash the suppression list keeps for it (the API's creates wit
 import key and a sign-up key, sign-up and confirmation, /admin's and the CLI's adds, the
 subscriber file and staged imports, erasure); a row without it is refused; the migration
 fills it for the rows already there and keeps the triggers of 0022, 0023 and 0030; and
-suppressed people are held back and left out of counts through it."""
+suppressed people are held back and left out of counts through it. And a topic longer
+than the API allows is refused where it enters: a subscriber file's row, the CLI."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
+from typer.testing import CliRunner, Result
 
+from publisher.cli import app
 from publisher.store import MIGRATIONS, Store
 from publisher.store.consent import Context
 from publisher.store.models import SubscriberRow
@@ -29,8 +32,9 @@ from publisher.store.subscribers import (
 )
 from publisher.store.suppression import suppress
 from publisher.subscribers.consent import activate, add_by_staff, add_person, erase, sign_up
+from publisher.subscribers.files import MAX_TOPIC, read_subscriber_file
 from tests.api_support import api_server, make_key
-from tests.conftest import FIXED_NOW, present
+from tests.conftest import FIXED_NOW, present, write_config
 from tests.test_subscriber_tallies import OLD_SUBSCRIBERS
 
 CONSENT = {"text": "Ticked the box", "form": "petition", "ip": "192.0.2.7"}
@@ -168,3 +172,42 @@ def test_suppressed_people_are_left_out_through_the_hash(store):
     assert reach() == 2
     later = FIXED_NOW + timedelta(days=1)
     assert count_reachable(store, lambda topics: "arts" in topics, now=later) == 0
+
+
+# --- topics bounded where they enter (PostgreSQL's tallies key each topic in a btree) -----
+
+
+def test_a_file_row_with_a_topic_over_the_bound_is_reported_and_the_rest_imported(tmp_path, store):
+    longest, over = "t" * MAX_TOPIC, "abcdefghij" * 300  # 3,000 characters
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "email,name,topics\n"
+        f"kim@example.org,Kim,{longest}\n"
+        f'lee@example.org,Lee,"labor;{over}"\n'
+        "max@example.org,Max,housing\n",
+        encoding="utf-8",
+    )
+    rows, problems = read_subscriber_file(path)
+    assert problems == [f"{path}:3: topic longer than {MAX_TOPIC} characters: {over[:40]!r}..."]
+    assert [r.email for r in rows] == ["kim@example.org", "max@example.org"]
+    assert import_subscribers(store, rows, now=FIXED_NOW).inserted == 2
+    assert present(subscriber_at(store, "kim@example.org")).topics == (longest,)
+    assert subscriber_at(store, "lee@example.org") is None
+
+
+def test_the_cli_refuses_a_topic_over_the_bound(project, database_url, monkeypatch, store):
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", database_url)
+    config = str(write_config(project))
+
+    def add(address: str, topic: str) -> Result:
+        return CliRunner().invoke(
+            app, ["-c", config, "subscribers", "add", address, "--topic", topic]
+        )
+
+    refused = add("nat@example.org", "abcdefghij" * 300)
+    assert refused.exit_code == 2
+    assert f"a topic is at most {MAX_TOPIC} characters" in refused.output
+    assert subscriber_at(store, "nat@example.org") is None
+    kept = add("oz@example.org", "t" * MAX_TOPIC)
+    assert kept.exit_code == 0, kept.output
+    assert present(subscriber_at(store, "oz@example.org")).topics == ("t" * MAX_TOPIC,)
