@@ -87,8 +87,8 @@ def test_every_writer_leaves_the_hash_of_the_address(tmp_path, store):
 
 
 def test_a_row_without_its_hash_is_refused(store):
-    row = dict(email="gil@example.org", status="active", token=new_token(), topics=[])
-    row |= dict(created_at=FIXED_NOW, updated_at=FIXED_NOW)
+    row: dict[str, object] = dict(email="gil@example.org", status="active", topics=[])
+    row |= dict(token=new_token(), created_at=FIXED_NOW, updated_at=FIXED_NOW)
     with pytest.raises(IntegrityError), store.session() as session:
         session.execute(insert(OLD_SUBSCRIBERS), [row])  # no email_hash, no model default
     add_by_staff(store, "gil@example.org", name=None, topics=[], now=FIXED_NOW)
