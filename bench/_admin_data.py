@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from publisher.store import Store
+from publisher.store.subscribers import stored_email_hash
 
 NOW = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)  # the benchmark's fixed clock
 TOPICS = ("labor", "housing", "climate", "transit", "health", "schools", "budget", "arts")
@@ -30,13 +31,17 @@ class Sizes:
     editions: int = 200
     deliveries: int = 5_000_000
     events: int = 2_000_000
+    suppressions: int = 2_000  # half of them addresses of active subscribers
 
     @property
     def key(self) -> str:
         return "-".join(
             str(n)
-            for n in (self.subscribers, self.items, self.editions, self.deliveries, self.events)
-        )
+            for n in (
+                self.subscribers, self.items, self.editions, self.deliveries, self.events,
+                self.suppressions,
+            )
+        )  # fmt: skip
 
 
 def _stamp(moment: datetime, sqlite: bool) -> str:
@@ -52,10 +57,11 @@ def _subscribers(sizes: Sizes, sqlite: bool) -> Iterator[tuple[Any, ...]]:
         created = NOW - timedelta(seconds=int(span * (1 - ((i / sizes.subscribers) ** 0.5))))
         topics = [TOPICS[(i * k) % len(TOPICS)] for k in range(1, 1 + i % 4)]
         stamp = _stamp(created, sqlite)
+        email = f"person{i}@example.org"
         yield (
-            i, f"person{i}@example.org", f"Person {i}" if i % 3 else None,
+            i, email, f"Person {i}" if i % 3 else None,
             json.dumps(sorted(set(topics))), STATUSES[i % len(STATUSES)], f"tok{i:061d}",
-            None, stamp, stamp, f"ref{i}", None,
+            None, stamp, stamp, f"ref{i}", None, stored_email_hash(email),
         )  # fmt: skip
 
 
@@ -115,10 +121,23 @@ def _events(sizes: Sizes, sqlite: bool) -> Iterator[tuple[Any, ...]]:
             yield (f"ev{row}", event, email, edition, url, None, occurred, occurred)
 
 
+def _suppressions(sizes: Sizes, sqlite: bool) -> Iterator[tuple[Any, ...]]:
+    """Hashed addresses on the suppression list: every other one an active subscriber's
+    (spread over the ids; person n is active when n % 20 < 17), the rest nobody's."""
+    stamp = _stamp(NOW - timedelta(days=30), sqlite)
+    step = max(20, sizes.subscribers // max(1, sizes.suppressions) * 2 // 20 * 20)
+    for k in range(sizes.suppressions):
+        if k % 2:
+            address = f"gone{k}@example.net"
+        else:
+            address = f"person{(k // 2 * step) % sizes.subscribers + 1}@example.org"
+        yield (stored_email_hash(address), "bounced", "bench", stamp)
+
+
 TABLES: dict[str, tuple[str, ...]] = {
     "subscribers": (
         "id", "email", "name", "topics", "status", "token", "status_reason", "created_at",
-        "updated_at", "ref", "retired_token",
+        "updated_at", "ref", "retired_token", "email_hash",
     ),
     "items": (
         "id", "source", "title", "url", "summary", "body_html", "author", "published",
@@ -136,6 +155,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "sg_event_id", "event", "email", "edition_id", "url", "detail", "occurred_at",
         "received_at",
     ),
+    "suppressions": ("email_hash", "reason", "source", "created_at"),
 }  # fmt: skip
 ROWS = {
     "subscribers": _subscribers,
@@ -143,6 +163,7 @@ ROWS = {
     "editions": _editions,
     "deliveries": _deliveries,
     "webhook_events": _events,
+    "suppressions": _suppressions,
 }
 
 

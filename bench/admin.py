@@ -8,7 +8,8 @@ Markdown rendering of a 5,000-word post.
     BENCH_ADMIN_SCALE=0.001 BENCH_ADMIN_DB=sqlite .venv/bin/python -m bench admin
 
 BENCH_ADMIN_SCALE multiplies every size (the smoke test runs it tiny), BENCH_ADMIN_DB is
-`sqlite`, `postgresql` or `both`, BENCH_ADMIN_REPEAT the requests per page (default 20).
+`sqlite`, `postgresql` or `both`, BENCH_ADMIN_REPEAT the requests per page (default 20),
+BENCH_ADMIN_PAGES a comma-separated list of page names to time (default: every page).
 The SQLite file is cached under /tmp by size and schema head, so reruns skip the load.
 """
 
@@ -133,7 +134,7 @@ def _sizes() -> Sizes:
     return Sizes(
         *(
             max(2, int(getattr(full, f) * scale))
-            for f in ("subscribers", "items", "editions", "deliveries", "events")
+            for f in ("subscribers", "items", "editions", "deliveries", "events", "suppressions")
         )
     )
 
@@ -249,9 +250,15 @@ async def _time_pages(store: Store, project: Path, repeat: int) -> list[Timing]:
     async with _client(store, project) as client:
         await _log_in(client)
         out = [Timing("/healthz (floor)", *await _time(client, "/healthz", repeat))]
-        for name, path in PAGES:
+        for name, path in _chosen(PAGES):
             out.append(Timing(name, *await _time(client, path.format(**fill), repeat)))
     return out
+
+
+def _chosen(pages: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pages BENCH_ADMIN_PAGES names (comma-separated page names), or every page."""
+    wanted = {n.strip() for n in os.environ.get("BENCH_ADMIN_PAGES", "").split(",") if n.strip()}
+    return [(name, path) for name, path in pages if not wanted or name in wanted]
 
 
 def expected_status(name: str) -> tuple[int, ...]:

@@ -11,12 +11,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import JSON, column, delete, insert, select, table, text, update
 
 from publisher.store import MIGRATIONS, Store
 from publisher.store.consent import erase_personal_data
 from publisher.store.dashboard import _aware, growth, subscriber_counts
-from publisher.store.models import SubscriberRow, SubscriberTallyRow
+from publisher.store.models import SubscriberRow, SubscriberTallyRow, UTCDateTime
 from publisher.store.subscribers import (
     STATUSES,
     SubscriberInput,
@@ -27,6 +27,17 @@ from publisher.store.subscribers import (
 )
 
 TOPICS = ("climate", "housing", "transit", "schools")
+
+
+# subscribers as a revision before 0031 has them (no email_hash, which the model's insert
+# default would fill): for the migration tests that write rows at an older revision
+OLD_SUBSCRIBERS = table(
+    "subscribers",
+    *(column(c) for c in ("email", "status", "token")),
+    column("topics", JSON),
+    column("created_at", UTCDateTime()),
+    column("updated_at", UTCDateTime()),
+)
 
 
 def recount(store: Store) -> tuple[dict[str, int], dict[str, int]]:
@@ -153,6 +164,7 @@ def test_the_migration_fills_the_tallies_from_the_rows_already_there(database_ur
     with store.engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "0021")
+        command.downgrade(cfg, "0021")  # PostgreSQL test databases start migrated
     people = [
         ("active", ["climate"]),
         ("active", []),
@@ -161,7 +173,7 @@ def test_the_migration_fills_the_tallies_from_the_rows_already_there(database_ur
     ]
     with store.session() as session:
         session.execute(
-            insert(SubscriberRow),
+            insert(OLD_SUBSCRIBERS),
             [
                 dict(
                     email=f"p{i}@example.org",

@@ -86,7 +86,10 @@ def subscribers_add(
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="Address.", callback=email_address)],
     name: Annotated[str | None, typer.Option(metavar="NAME", help="Name.")] = None,
     topic: Annotated[
-        list[str] | None, typer.Option(metavar="TOPIC", help="A topic (repeat for several).")
+        list[str] | None,
+        typer.Option(
+            metavar="TOPIC", help="A topic (repeat for several).", callback=bounded_topics
+        ),
     ] = None,
 ) -> None:
     """Add or re-activate a subscriber, active at once.
@@ -99,6 +102,17 @@ def subscribers_add(
         state(ctx).store, email, name=name, topics=topic or [], now=utc_now()
     )
     console.print(f"{subscriber.email}: {'added' if created else 'active'}", highlight=False)
+
+
+def bounded_topics(values: list[str] | None) -> list[str] | None:
+    """Topics as long as a subscriber file or the API allows (MAX_TOPIC characters); a
+    longer one is a usage error (exit 2), never a row the store's tallies cannot key."""
+    from publisher.subscribers.files import MAX_TOPIC
+
+    for value in values or ():
+        if len(value.strip()) > MAX_TOPIC:
+            raise typer.BadParameter(f"a topic is at most {MAX_TOPIC} characters")
+    return values
 
 
 def stored_form(value: str) -> str:

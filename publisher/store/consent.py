@@ -26,7 +26,7 @@ from publisher.store.models import (
     UTCDateTime,
     WebhookEventRow,
 )
-from publisher.store.subscribers import PENDING, Subscriber, new_token
+from publisher.store.subscribers import PENDING, Subscriber, new_token, stored_email_hash
 
 __all__ = [
     "CLI",
@@ -212,6 +212,7 @@ def add_pending(
     with store.session() as session:
         row = SubscriberRow(
             email=address,
+            email_hash=stored_email_hash(address),
             name=name,
             topics=sorted(set(topics)),
             status=PENDING,
@@ -248,6 +249,7 @@ def add_active(
     kept, token, ref = sorted(set(topics)), new_token(), secrets.token_urlsafe(12)
     values: dict[str, Any] = {
         "email": address,
+        "email_hash": stored_email_hash(address),
         "name": name,
         "topics": kept,
         "status": "active",
@@ -411,6 +413,7 @@ def email_events(
 def erase_personal_data(store: Store, subscriber: Subscriber, *, now: datetime) -> None:
     """One transaction: the person's events, history and pause go, and the row is
     anonymised (kept only because the delivery ledger points at it)."""
+    placeholder = f"erased-{subscriber.id}-{secrets.token_hex(4)}@erased.invalid"
     with store.session() as session:
         session.execute(delete(WebhookEventRow).where(WebhookEventRow.email == subscriber.email))
         session.execute(
@@ -423,7 +426,8 @@ def erase_personal_data(store: Store, subscriber: Subscriber, *, now: datetime) 
             update(SubscriberRow)
             .where(SubscriberRow.id == subscriber.id)
             .values(
-                email=f"erased-{subscriber.id}-{secrets.token_hex(4)}@erased.invalid",
+                email=placeholder,
+                email_hash=stored_email_hash(placeholder),  # the erased address's no more
                 name=None,
                 topics=[],
                 status="unsubscribed",

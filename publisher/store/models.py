@@ -155,6 +155,15 @@ class EditionItemRow(Base):
     __table_args__ = (Index("ix_edition_items_item_id", "item_id"),)
 
 
+def _email_hash_of_row(context: Any) -> str:
+    """The default of subscribers.email_hash: every insert, ORM or Core, one row or many,
+    gets the hash of the address it writes (an update changing the address sets it too:
+    store.subscribers.address_values)."""
+    from publisher.store.subscribers import stored_email_hash  # it imports this module
+
+    return stored_email_hash(context.get_current_parameters()["email"])
+
+
 class SubscriberRow(Base):
     __tablename__ = "subscribers"
 
@@ -173,6 +182,8 @@ class SubscriberRow(Base):
     )
     # the token before the last rotation: it still answers a repeated one-click unsubscribe
     retired_token: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # the address hashed as suppressions keep it (migration 0031): set on every insert
+    email_hash: Mapped[str] = mapped_column(String(64), default=_email_hash_of_row, index=True)
 
 
 class DeliveryRow(Base):

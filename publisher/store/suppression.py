@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
 
@@ -26,7 +26,7 @@ from publisher.store.models import (
     SubscriberRow,
     SuppressionRow,
 )
-from publisher.store.subscribers import email_hash, follows, stored_email_hash
+from publisher.store.subscribers import _suppressed_ids, email_hash, follows
 
 __all__ = [
     "SKIPPED",
@@ -76,7 +76,8 @@ def suppression_reason(store: Store, email: str) -> str | None:
 
 def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime) -> dict[int, str]:
     """Active followers of the campaign not yet reached by this edition who are paused or
-    suppressed, with the reason."""
+    suppressed, with the reason. Both are read from their own (small) side: the pauses in
+    force, and the suppressed ids (store.subscribers._suppressed_ids), each by its key."""
     subscribers, deliveries, pauses = (
         table_of(SubscriberRow),
         table_of(DeliveryRow),
@@ -84,32 +85,24 @@ def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime)
     )
     s, d, p = subscribers.c, deliveries.c, pauses.c
     join = and_(d.subscriber_id == s.id, d.edition_id == edition_id)
+    unreached = (s.status == "active", (d.status.is_(None)) | (d.status == "pending"))
+    paused = (
+        select(s.id, s.topics, p.until)
+        .select_from(pauses.join(subscribers, p.subscriber_id == s.id).outerjoin(deliveries, join))
+        .where(p.until > now, *unreached)
+    )
+    suppressed = select(s.id, s.topics).select_from(subscribers.outerjoin(deliveries, join))
     held: dict[int, str] = {}
     with store.engine.connect() as connection:
-        hashes = set(connection.execute(select(SuppressionRow.email_hash)).scalars())
-        if hashes:  # every follower's address must be hashed and looked up
-            base = subscribers.outerjoin(deliveries, join).outerjoin(
-                pauses, p.subscriber_id == s.id
-            )
-        else:  # the common case: only paused people can be held; start from the pauses
-            base = pauses.join(subscribers, p.subscriber_id == s.id).outerjoin(deliveries, join)
-        query = (
-            select(s.id, s.email, s.topics, p.until)
-            .select_from(base)
-            .where(s.status == "active", (d.status.is_(None)) | (d.status == "pending"))
-        )
-        if not hashes:
-            query = query.where(p.until > now)
-        rows: list[tuple[int, str, Any, datetime | None]] = [
-            (r[0], r[1], r[2], r[3]) for r in connection.execute(query)
-        ]
-        for sid, email, topics, until in rows:
-            if audience and not follows(topics or (), audience):
-                continue
-            if until is not None and _aware(until) > now:
-                held[sid] = f"paused until {_aware(until).date().isoformat()}"
-            elif hashes and stored_email_hash(email) in hashes:  # no validator per person
-                held[sid] = "suppressed address"
+        ids = sorted(_suppressed_ids(connection))
+        for start in range(0, len(ids), 1000):  # bounded IN lists, by primary key
+            chunk = suppressed.where(s.id.in_(ids[start : start + 1000]), *unreached)
+            for row in connection.execute(chunk):
+                if not audience or follows(row.topics or (), audience):
+                    held[int(row.id)] = "suppressed address"
+        for row in connection.execute(paused):  # a pause is named first
+            if not audience or follows(row.topics or (), audience):
+                held[int(row.id)] = f"paused until {_aware(row.until).date().isoformat()}"
     return held
 
 

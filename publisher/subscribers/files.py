@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_FILE",
     "MAX_NAME",
+    "MAX_TOPIC",
     "FileRow",
     "SubscriberFileError",
     "csv_records",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 MAX_NAME = 200  # characters; a display name, not a paragraph
+# characters of one topic as written, the API's bound too: a longer one is refused (the row
+# reported), not cut, so two long topics are never merged into one slug
+MAX_TOPIC = 100
 MAX_FILE = 200 * 1024 * 1024  # bytes: a subscriber file bigger than this is a mistake
 
 
@@ -68,6 +72,9 @@ def _split_topics(value: object) -> tuple[str, ...]:
         parts = [_text(p, "topics") for p in value]
     else:
         parts = re.split(r"[;|,]", _text(value, "topics"))
+    too_long = next((p.strip() for p in parts if len(p.strip()) > MAX_TOPIC), None)
+    if too_long is not None:
+        raise ValueError(f"topic longer than {MAX_TOPIC} characters: {too_long[:40]!r}...")
     return tuple(sorted({slug for p in parts if (slug := topic_slug(p))}))
 
 

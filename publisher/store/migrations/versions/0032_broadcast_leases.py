@@ -4,7 +4,7 @@ sender's heartbeat, cleared when the send ends. Broadcasts claimed before this h
 NULL: they keep the operator's `publisher broadcast send --resume`.
 
 Revision ID: 0032
-Revises: 0030
+Revises: 0031
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0032"
-down_revision = "0030"
+down_revision = "0031"
 branch_labels = None
 depends_on = None
 
