@@ -141,9 +141,9 @@ def _insert(connection: Connection, requests: list[NewActive], now: datetime) ->
 
 
 def _row(request: NewActive, now: datetime) -> dict[str, Any]:
-    # email_hash: set here once 0031 is merged (stored_email_hash(request.address))
     return {
         "email": request.address,
+        "email_hash": stored_email_hash(request.address),  # what suppressions are matched on
         "name": request.name,
         "topics": sorted(set(request.topics)),
         "status": "active",
