@@ -135,9 +135,9 @@ class KeyWindows:
             return used + 1
 
 
-def _rate(w: Web, windows: KeyWindows, key: ApiKey, per_minute: int) -> dict[str, str]:
+def _rate(now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int) -> dict[str, str]:
     """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429."""
-    stamp = int(w.now().timestamp())
+    stamp = int(now.timestamp())
     used = windows.take(key.id, per_minute, stamp)
     reset = RATE_WINDOW - stamp % RATE_WINDOW
     headers = {"RateLimit-Policy": f'"per-key";q={per_minute};w={RATE_WINDOW}'}
@@ -167,13 +167,18 @@ def _body(request: Request, raw: bytes, endpoint: Endpoint) -> Any:
         # NUL and lone surrogates: JSON allows them, no database column does
         if b"\\u0000" in raw:
             raise ValueError("NUL")
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        # a lone surrogate comes from a \u escape or from bytes beyond ASCII (json.loads
+        # lets encoded surrogates pass): ASCII text without \u holds none, and is most bodies
+        if b"\\u" in raw or not raw.isascii():
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
     except (ValueError, UnicodeError):
         raise Problem(400, "bad-request", "The body is not JSON text we can keep.") from None
     return _parse(endpoint.body, data, "body")
 
 
 def _query(request: Request, endpoint: Endpoint) -> Any:
+    if endpoint.query is None and not request.scope.get("query_string"):
+        return None  # the common case, without building QueryParams
     params = request.query_params
     if endpoint.query is None:
         if params:
@@ -201,8 +206,10 @@ def respond(status: int, body: bytes, headers: dict[str, str]) -> Response:
 def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]) -> Response:
     """Everything after the body has arrived, in a worker thread."""
     _check_ids(request)
-    key = _authorise(web(request), endpoint, bearer(request))
-    return _dispatch(_called(request, endpoint, raw, headers, key), request, endpoint, raw, headers)
+    w = web(request)
+    key = _authorise(w, endpoint, bearer(request))
+    call = _called(request, endpoint, raw, headers, key, w.now())
+    return _dispatch(call, request, endpoint, raw, headers)
 
 
 def _check_ids(request: Request) -> None:
@@ -211,13 +218,18 @@ def _check_ids(request: Request) -> None:
 
 
 def _called(
-    request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str], key: ApiKey
+    request: Request,
+    endpoint: Endpoint,
+    raw: bytes,
+    headers: dict[str, str],
+    key: ApiKey,
+    now: datetime,
 ) -> Call:
     """The call of a key allowed `endpoint`, counted against its rate, its body and query
     read, prepared for a batched handler: pure work (no store)."""
     w = web(request)
     state = request.app.state
-    headers.update(_rate(w, state.api_windows, key, state.api_per_minute))
+    headers.update(_rate(now, state.api_windows, key, state.api_per_minute))
     call = Call(
         w,
         key,
@@ -226,7 +238,7 @@ def _called(
         query=_query(request, endpoint),
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
-        now=w.now(),
+        now=now,
     )
     if endpoint.prepare is not None and endpoint.batched is not None and endpoint.batched(key):
         try:
@@ -263,11 +275,12 @@ def _on_loop(
     (see api_keys.cached_key); None: all of it runs in a worker thread (`_run`)."""
     token = bearer(request)
     w = web(request)
-    key = api_keys.cached_key(w.store, token, now=w.now()) if token else None
+    now = w.now()  # one reading of the clock for the whole call
+    key = api_keys.cached_key(w.store, token, now=now) if token else None
     if key is None:
         return None
     _check_ids(request)
-    return _called(request, endpoint, raw, headers, _allowed(key, endpoint))
+    return _called(request, endpoint, raw, headers, _allowed(key, endpoint), now)
 
 
 def _call(
