@@ -289,6 +289,7 @@ def create_app(
         middleware=[
             Middleware(SecurityHeaders, frame_ancestors=f"'self' {website}"),
             Middleware(BoundedBodies, limits=limits or Limits()),
+            Middleware(api.DirectPaths),  # the API's creates without route matching
         ],
         exception_handlers={FormTooLarge: too_large, Exception: failure},
     )

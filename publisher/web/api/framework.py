@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from publisher.store import Store, api_keys
 from publisher.store.api_keys import ApiKey
-from publisher.store.group import Bulk
+from publisher.web.api import bulk
 from publisher.web.api.problems import Problem, problem_for, problem_response
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.notices import later
@@ -135,9 +135,9 @@ class KeyWindows:
             return used + 1
 
 
-def _rate(w: Web, windows: KeyWindows, key: ApiKey, per_minute: int) -> dict[str, str]:
+def _rate(now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int) -> dict[str, str]:
     """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429."""
-    stamp = int(w.now().timestamp())
+    stamp = int(now.timestamp())
     used = windows.take(key.id, per_minute, stamp)
     reset = RATE_WINDOW - stamp % RATE_WINDOW
     headers = {"RateLimit-Policy": f'"per-key";q={per_minute};w={RATE_WINDOW}'}
@@ -167,13 +167,18 @@ def _body(request: Request, raw: bytes, endpoint: Endpoint) -> Any:
         # NUL and lone surrogates: JSON allows them, no database column does
         if b"\\u0000" in raw:
             raise ValueError("NUL")
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        # a lone surrogate comes from a \u escape or from bytes beyond ASCII (json.loads
+        # lets encoded surrogates pass): ASCII text without \u holds none, and is most bodies
+        if b"\\u" in raw or not raw.isascii():
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
     except (ValueError, UnicodeError):
         raise Problem(400, "bad-request", "The body is not JSON text we can keep.") from None
     return _parse(endpoint.body, data, "body")
 
 
 def _query(request: Request, endpoint: Endpoint) -> Any:
+    if endpoint.query is None and not request.scope.get("query_string"):
+        return None  # the common case, without building QueryParams
     params = request.query_params
     if endpoint.query is None:
         if params:
@@ -187,13 +192,13 @@ def _query(request: Request, endpoint: Endpoint) -> Any:
     return _parse(endpoint.query, dict(params), "query")
 
 
-def _answer(endpoint: Endpoint, result: BaseModel | None) -> tuple[int, bytes]:
+def answer_of(endpoint: Endpoint, result: BaseModel | None) -> tuple[int, bytes]:
     if result is None:
         return 204, b""
     return endpoint.status, result.model_dump_json().encode("utf-8")
 
 
-def _respond(status: int, body: bytes, headers: dict[str, str]) -> Response:
+def respond(status: int, body: bytes, headers: dict[str, str]) -> Response:
     media = JSON_TYPE if body else None
     return Response(body or None, status_code=status, media_type=media, headers=headers)
 
@@ -201,8 +206,10 @@ def _respond(status: int, body: bytes, headers: dict[str, str]) -> Response:
 def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]) -> Response:
     """Everything after the body has arrived, in a worker thread."""
     _check_ids(request)
-    key = _authorise(web(request), endpoint, bearer(request))
-    return _dispatch(_called(request, endpoint, raw, headers, key), request, endpoint, raw, headers)
+    w = web(request)
+    key = _authorise(w, endpoint, bearer(request))
+    call = _called(request, endpoint, raw, headers, key, w.now())
+    return _dispatch(call, request, endpoint, raw, headers)
 
 
 def _check_ids(request: Request) -> None:
@@ -211,13 +218,18 @@ def _check_ids(request: Request) -> None:
 
 
 def _called(
-    request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str], key: ApiKey
+    request: Request,
+    endpoint: Endpoint,
+    raw: bytes,
+    headers: dict[str, str],
+    key: ApiKey,
+    now: datetime,
 ) -> Call:
     """The call of a key allowed `endpoint`, counted against its rate, its body and query
     read, prepared for a batched handler: pure work (no store)."""
     w = web(request)
     state = request.app.state
-    headers.update(_rate(w, state.api_windows, key, state.api_per_minute))
+    headers.update(_rate(now, state.api_windows, key, state.api_per_minute))
     call = Call(
         w,
         key,
@@ -226,7 +238,7 @@ def _called(
         query=_query(request, endpoint),
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
-        now=w.now(),
+        now=now,
     )
     if endpoint.prepare is not None and endpoint.batched is not None and endpoint.batched(key):
         try:
@@ -236,28 +248,18 @@ def _called(
     return call
 
 
-def _bulked(endpoint: Endpoint, call: Call) -> bool:
-    """The call goes to its endpoint's bulk handler in the group commit."""
-    return (
-        endpoint.bulk is not None
-        and call.prepared is not None
-        and endpoint.batched is not None
-        and endpoint.batched(call.key)
-    )
-
-
 def _dispatch(
     call: Call, request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, str]
 ) -> Response:
     """The handler run for a call, in a worker thread."""
     idem = request.headers.get("idempotency-key")
     state = request.app.state
-    if _bulked(endpoint, call):
-        pending = _Pending(call, endpoint, request, raw, idem, headers)
-        return cast(Response, state.api_writes.submit(_bulk_of(endpoint), pending).result())
+    if bulk.bulked(endpoint, call):
+        pending = bulk.Pending(call, endpoint, request, raw, idem, headers)
+        return cast(Response, state.api_writes.submit(bulk.bulk_of(endpoint), pending).result())
     if endpoint.batched is not None and endpoint.batched(call.key):
         response, after = state.api_writes.run(
-            lambda store: _batched(call, store, endpoint, request, raw, idem, headers)
+            lambda store: batched_call(call, store, endpoint, request, raw, idem, headers)
         )
     else:
         response, after = _call(call, endpoint, request, raw, idem, headers), call.after
@@ -273,11 +275,12 @@ def _on_loop(
     (see api_keys.cached_key); None: all of it runs in a worker thread (`_run`)."""
     token = bearer(request)
     w = web(request)
-    key = api_keys.cached_key(w.store, token, now=w.now()) if token else None
+    now = w.now()  # one reading of the clock for the whole call
+    key = api_keys.cached_key(w.store, token, now=now) if token else None
     if key is None:
         return None
     _check_ids(request)
-    return _called(request, endpoint, raw, headers, _allowed(key, endpoint))
+    return _called(request, endpoint, raw, headers, _allowed(key, endpoint), now)
 
 
 def _call(
@@ -289,11 +292,11 @@ def _call(
     headers: dict[str, str],
 ) -> Response:
     if endpoint.method != "POST" or idem is None:
-        return _respond(*_answer(endpoint, endpoint.handler(call)), headers)
+        return respond(*answer_of(endpoint, endpoint.handler(call)), headers)
     return _idempotent(call, endpoint, request, raw, idem, headers)
 
 
-def _batched(
+def batched_call(
     call: Call,
     store: Store,
     endpoint: Endpoint,
@@ -311,26 +314,26 @@ def _claim(
     store: Store, call: Call, request: Request, raw: bytes, idem: str, headers: dict[str, str]
 ) -> Response | None:
     """Claim the Idempotency-Key (None: claimed, run the request), or the kept answer."""
-    digest = _digest(request, raw, idem)
+    digest = digest_of(request, raw, idem)
     kept = api_keys.claim_answer(store, call.key.id, idem, digest, now=call.now)
-    return None if kept is None else _replay(kept, digest, headers)
+    return None if kept is None else replay(kept, digest, headers)
 
 
-def _digest(request: Request, raw: bytes, idem: str) -> str:
+def digest_of(request: Request, raw: bytes, idem: str) -> str:
     """What a retry must repeat (a usable Idempotency-Key checked first: 400)."""
     if not idem or len(idem) > IDEMPOTENCY_MAX or not idem.isprintable():
         raise Problem(400, "bad-request", f"Idempotency-Key: 1 to {IDEMPOTENCY_MAX} characters.")
     return hashlib.sha256(f"{request.url.path}\n".encode() + raw).hexdigest()
 
 
-def _replay(kept: api_keys.Replay, digest: str, headers: dict[str, str]) -> Response:
+def replay(kept: api_keys.Replay, digest: str, headers: dict[str, str]) -> Response:
     """The kept answer again, or why not (another body: 422; still running: 409)."""
     if kept.request_hash != digest:
         raise Problem(422, "idempotency-key-reused", "This key was used with another body.")
     if kept.status == 0:
         raise Problem(409, "idempotency-in-progress", "The first request still runs.")
     headers["Idempotent-Replayed"] = "true"
-    return _respond(kept.status, kept.body.encode("utf-8"), headers)
+    return respond(kept.status, kept.body.encode("utf-8"), headers)
 
 
 def _idempotent(
@@ -343,7 +346,7 @@ def _idempotent(
     if kept is not None:
         return kept
     try:
-        status, body = _answer(endpoint, endpoint.handler(call))
+        status, body = answer_of(endpoint, endpoint.handler(call))
     except Exception as exc:
         failure = problem_for(exc)
         if failure.status >= 500:
@@ -353,108 +356,7 @@ def _idempotent(
     api_keys.remember_answer(store, key_id, idem, status=status, body=body.decode("utf-8"))
     if status >= 400:
         return problem_response(status, body, headers)
-    return _respond(status, body, headers)
-
-
-@dataclass
-class _Pending:
-    """A prepared call of a bulk endpoint waiting for its batch."""
-
-    call: Call
-    endpoint: Endpoint
-    request: Request
-    raw: bytes
-    idem: str | None
-    headers: dict[str, str]
-
-
-_BULKS: dict[int, Bulk] = {}  # id of the endpoint -> its Bulk (the group commit groups by it)
-
-
-def _bulk_of(endpoint: Endpoint) -> Bulk:
-    found = _BULKS.get(id(endpoint))
-    if found is None:
-        found = _BULKS[id(endpoint)] = Bulk(_many, _alone)
-    return found
-
-
-def _alone(store: Store, pending: _Pending) -> Response:
-    """One call by itself, as every batched call ran before bulk handlers."""
-    p = pending
-    response, _ = _batched(p.call, store, p.endpoint, p.request, p.raw, p.idem, p.headers)
-    return response
-
-
-def _many(store: Store, items: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
-    """The calls of one bulk endpoint in a batch, answered as they would be one at a time
-    in this order: their Idempotency-Keys looked up together, the handler run once for the
-    calls to run, their answers kept together (nobody saw them running: one transaction);
-    a key repeated within the batch is looked up again afterwards (a replay of the first
-    one's answer, or 422 for another body)."""
-    outcomes: dict[int, tuple[Any, BaseException | None]] = {}
-    digests: dict[int, str] = {}
-    for index, p in enumerate(items):
-        if p.idem is not None:
-            try:
-                digests[index] = _digest(p.request, p.raw, p.idem)
-            except Problem as refused:
-                outcomes[index] = (None, refused)
-    now = max(p.call.now for p in items)
-    keys = {index: (items[index].call.key.id, items[index].idem or "") for index in digests}
-    kept = api_keys.kept_answers(store, list(keys.values()), now=now)
-    run, later, seen = [], [], set()
-    for index, p in enumerate(items):
-        if index in outcomes:
-            continue
-        if index in keys and keys[index] in seen:
-            later.append(index)
-        elif index in keys and keys[index] in kept:
-            try:
-                outcomes[index] = (_replay(kept[keys[index]], digests[index], p.headers), None)
-            except Problem as refused:
-                outcomes[index] = (None, refused)
-        else:
-            seen.add(keys.get(index))
-            run.append(index)
-    endpoint = items[0].endpoint
-    assert endpoint.bulk is not None
-    answers = endpoint.bulk(store, [items[i].call for i in run]) if run else []
-    keep: list[tuple[int, str, str, int, str]] = []
-    for index, answer in zip(run, answers, strict=True):
-        p = items[index]
-        if index not in keys:
-            outcomes[index] = _settled(p, answer)
-            continue
-        status, body = _kept(p, answer)
-        keep.append((*keys[index], digests[index], status, body.decode("utf-8")))
-        answered = problem_response if status >= 400 else _respond
-        outcomes[index] = (answered(status, body, p.headers), None)
-    api_keys.keep_answers(store, keep, now=now)
-    for index in later:
-        try:
-            outcomes[index] = (_alone(store, items[index]), None)
-        except Exception as exc:  # its refusal (a reused key), given to its caller
-            outcomes[index] = (None, exc)
-    return [outcomes[index] for index in range(len(items))]
-
-
-def _kept(p: _Pending, answer: BaseModel | Exception) -> tuple[int, bytes]:
-    """The status and body of an answer, as an Idempotency-Key keeps them."""
-    if isinstance(answer, Exception):
-        failure = problem_for(answer)
-        if failure.status >= 500:  # not a refusal: the batch's calls run alone instead
-            raise answer
-        return failure.status, failure.body(p.call.w)
-    return _answer(p.endpoint, answer)
-
-
-def _settled(p: _Pending, answer: BaseModel | Exception) -> tuple[Any, BaseException | None]:
-    """The outcome of a call without an Idempotency-Key: its answer, or its refusal."""
-    if isinstance(answer, Exception):
-        if problem_for(answer).status >= 500:  # the batch's calls run alone instead
-            raise answer
-        return None, answer
-    return _respond(*_answer(p.endpoint, answer), p.headers), None
+    return respond(status, body, headers)
 
 
 def handler_of(endpoint: Endpoint) -> Callable[[Request], Any]:
@@ -471,11 +373,11 @@ def handler_of(endpoint: Endpoint) -> Callable[[Request], Any]:
             call = _on_loop(request, endpoint, raw, headers)
             if call is None:
                 return await off_loop(_run, request, endpoint, raw, headers)
-            if not _bulked(endpoint, call):
+            if not bulk.bulked(endpoint, call):
                 return await off_loop(_dispatch, call, request, endpoint, raw, headers)
             idem = request.headers.get("idempotency-key")
-            pending = _Pending(call, endpoint, request, raw, idem, headers)
-            future = request.app.state.api_writes.submit(_bulk_of(endpoint), pending)
+            pending = bulk.Pending(call, endpoint, request, raw, idem, headers)
+            future = request.app.state.api_writes.submit(bulk.bulk_of(endpoint), pending)
             return cast(Response, await asyncio.wrap_future(future))
         except Exception as exc:
             failure = problem_for(exc)
