@@ -242,3 +242,18 @@ def test_concurrent_retries_with_one_idempotency_key_create_one_person(tmp_path,
         assert sum(count_by_status(store).values()) == 1
         final = api.call("POST", "/subscribers", key, json=body, headers=headers)
         assert final.status_code == 201 and final.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_create_path_answers_other_methods_through_the_routes(tmp_path, store):
+    """POST /api/v1/subscribers skips Starlette's route matching (api.DirectPaths); another
+    method on that path still gets the routes' answer, and a create still its headers."""
+    with api_server(tmp_path, store) as (served, api):
+        key = make_key(store, served, "subscribers:write", "subscribers:import")
+        refused = api.http.request(
+            "PUT", "/subscribers", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert refused.status_code == 405
+        answer = api.call("POST", "/subscribers", key, json=person())
+        assert answer.status_code == 201
+        assert answer.headers["x-content-type-options"] == "nosniff"  # SecurityHeaders ran
+        assert answer.headers["cache-control"] == "no-store"

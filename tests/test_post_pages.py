@@ -436,3 +436,21 @@ def test_a_post_page_in_a_browser_on_a_phone_and_a_desktop(
             pages.check(f"posts-{name}")
             if name == "desktop":
                 guide_shot(page, "posts-index")
+
+
+def test_the_api_creates_under_a_root_path(project, store):
+    """Behind a proxy that strips /news, POST /api/v1/subscribers still reaches its handler
+    (the direct path table reads the path as the router does, without the prefix)."""
+    from publisher.store.api_keys import create_key
+    from publisher.store.subscribers import find_subscriber
+
+    _, key = create_key(store, "site", kind="scoped", created_by="test", now=FIXED_NOW,
+                        scopes=["subscribers:write", "subscribers:import"])  # fmt: skip
+    body = {"email": "ada@example.org", "topics": [], "consent": {"text": "Ticked"}}
+    with serve_under(project, store, "/news") as url:
+        answer = httpx.post(
+            f"{url}/api/v1/subscribers", json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+    assert answer.status_code == 201, answer.text
+    found = find_subscriber(store, email="ada@example.org")
+    assert found is not None and found.status == "active"
