@@ -26,7 +26,9 @@ failure fails one caller."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -101,6 +103,15 @@ class _JoinedStore(Store):
         )
 
 
+def _writers_lock(store: Store) -> int | None:
+    """A lock file beside a SQLite database for the writer threads' turns (not the
+    database file itself: closing any descriptor of it drops SQLite's own POSIX locks)."""
+    database = store.engine.url.database
+    if not store.single_writer or not database or database == ":memory:":
+        return None
+    return os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
 class GroupCommit:
     """One writer thread committing the jobs of many callers in batches (see the module)."""
 
@@ -116,6 +127,7 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.batches = 0  # committed batches (the tests and the benchmark read it)
+        self._lock_fd: int | None = None  # opened with the writer thread (_start)
 
     def run(self, job: Callable[[Store], T]) -> T:
         """Run `job` in the next batch; its result once that batch has committed (or its
@@ -140,12 +152,17 @@ class GroupCommit:
         if thread is not None:
             self._jobs.put(None)
             thread.join()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _start(self) -> None:
         if self._thread is not None:  # running: no lock taken on every call
             return
         with self._lock:
             if self._thread is None:
+                if self._lock_fd is None:
+                    self._lock_fd = _writers_lock(self.store)
                 self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
                 self._thread.start()
 
@@ -198,7 +215,7 @@ class GroupCommit:
         """Every job in its own savepoint (a Bulk's together in one) of one transaction,
         committed once."""
         outcomes: dict[int, _Outcome] = {}
-        with self.store.engine.connect() as connection:
+        with self._turn(), self.store.engine.connect() as connection:
             if self.store.single_writer:  # take the write lock first: no upgrade refused later
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             joined = _JoinedStore(self.store, connection, self.nested)
@@ -218,6 +235,20 @@ class GroupCommit:
                 connection.connection.rollback()
                 raise
         return [outcomes[index] for index in range(len(batch))]
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """On a SQLite file, the writer threads of several processes (serve --workers) take
+        turns through one flock: the kernel wakes the next as soon as one commits, where
+        SQLite's busy handler would sleep (1, 2, 5... 100 ms) and retry."""
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _one(self, connection: Connection, joined: Store, job: _Job) -> _Outcome:
         savepoint = connection.begin_nested()
