@@ -17,7 +17,12 @@ import httpx
 from publisher.store import api_adds, audit, webhook_queue, webhooks
 from publisher.store.consent import Context, history
 from publisher.store.group import Bulk, GroupCommit
-from publisher.store.subscribers import count_by_status, find_subscriber, subscriber_at
+from publisher.store.subscribers import (
+    count_by_status,
+    find_subscriber,
+    stored_email_hash,
+    subscriber_at,
+)
 from publisher.store.suppression import suppress
 from publisher.subscribers.consent import add_person, erase
 from tests.api_support import api_server, make_key
@@ -240,3 +245,36 @@ def test_idempotency_keys_in_a_batch_answer_as_one_at_a_time(tmp_path, store, ca
         assert again.status_code == 422
     assert bad.status_code == 400
     assert count_by_status(store) == {"active": 3}  # before, y, and one of z or z2
+
+
+def _stored_rows(store: Any, email: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """The person's subscriber row and history rows as the database holds them (no type
+    conversion on the way out: the text SQLite keeps for a time or the topics), less the
+    id, the address, its hash and the random token and ref (their lengths instead)."""
+    with store.engine.connect() as connection:
+        person = connection.exec_driver_sql(
+            "SELECT id, name, topics, status, length(token), created_at, updated_at,"
+            " length(ref), retired_token, status_reason, email_hash"
+            f" FROM subscribers WHERE email = '{email}'"
+        ).one()
+        steps = connection.exec_driver_sql(
+            "SELECT at, action, via, status, ip, user_agent, form, consent_text, detail"
+            f" FROM subscriber_history WHERE subscriber_id = {person[0]} ORDER BY id"
+        ).all()
+    return tuple(person[1:-1]), [tuple(step) for step in steps]
+
+
+def test_add_active_many_stores_the_rows_add_person_stores(store):
+    """The batch's own SQL (SQLite: straight through the cursor) writes every column as
+    the one-at-a-time path writes it: times, topics as JSON, history, the address's hash."""
+    ctx = Context(via="api", ip="192.0.2.7", user_agent="x" * 600, form="f", consent_text="ok")
+    add_person(store, "one@example.org", name="Ann", topics=["b", "a"], ctx=ctx, now=FIXED_NOW)
+    requests = [api_adds.NewActive("many@example.org", "Ann", ["b", "a", "b"], ctx)]
+    (made,) = api_adds.add_active_many(store, requests, now=FIXED_NOW)
+    assert made.subscriber is not None
+    assert _stored_rows(store, "many@example.org") == _stored_rows(store, "one@example.org")
+    with store.engine.connect() as connection:
+        hashes = dict(connection.exec_driver_sql("SELECT email, email_hash FROM subscribers").all())
+    assert hashes["many@example.org"] == stored_email_hash("many@example.org")
+    assert find_subscriber(store, id=made.subscriber.id) == made.subscriber
+    assert len(made.subscriber.token) == 32 and len(made.subscriber.ref or "") == 16
