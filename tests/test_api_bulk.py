@@ -278,3 +278,26 @@ def test_add_active_many_stores_the_rows_add_person_stores(store):
     assert hashes["many@example.org"] == stored_email_hash("many@example.org")
     assert find_subscriber(store, id=made.subscriber.id) == made.subscriber
     assert len(made.subscriber.token) == 32 and len(made.subscriber.ref or "") == 16
+
+
+def test_record_many_stores_the_rows_record_stores(store):
+    """The API's audit rows (SQLite: straight through the cursor) are stored as `record`
+    stores one: the time as its type keeps it, long actors cut, no address."""
+    later = FIXED_NOW + timedelta(microseconds=1500)
+    audit.record(store, "k" * 400, "api: x", "a@example.org", ip=None, now=later)
+    audit.record_many(
+        store,
+        [
+            audit.AuditEntry(later, "k" * 400, "api: y", "a@example.org", None),
+            audit.AuditEntry(FIXED_NOW, "key", "api: y", "b@example.org", "192.0.2.1", 2),
+        ],
+    )
+    with store.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT at, actor, action, target, ip, repeats FROM audit_log ORDER BY id"
+        ).all()
+    assert rows[1][:2] == rows[0][:2] and rows[1][2:] == ("api: y", "a@example.org", None, 1)
+    assert len(rows[0][1]) == 320
+    kept = {(e.action, e.target): e for e in audit.recent(store)}
+    assert kept["api: y", "b@example.org"].at == FIXED_NOW
+    assert kept["api: y", "b@example.org"].repeats == 2

@@ -14,6 +14,7 @@ bind processor; the batch's one time once). PostgreSQL keeps SQLAlchemy Core."""
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -73,12 +74,14 @@ _ADD_HISTORY = insert(_HISTORY)
 _Row = tuple[Any, ...]
 
 
-def _quoted(dialect: Dialect, table: Table, columns: Sequence[str]) -> tuple[str, list[str]]:
-    """The table's name and its columns' names, quoted as the dialect quotes them."""
+@functools.lru_cache(maxsize=32)  # these, and the SQL below, are built once a process
+def _quoted(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[str, str]:
+    """The table's name and its columns' list, quoted as the dialect quotes them."""
     quote = dialect.identifier_preparer.quote
-    return quote(table.name), [quote(table.c[name].name) for name in columns]
+    return quote(table.name), ", ".join(quote(table.c[name].name) for name in columns)
 
 
+@functools.lru_cache(maxsize=32)
 def _bound(dialect: Dialect, table: Table, column: str) -> Callable[[Any], Any]:
     """What the column's type makes of a value bound to it (TypeDecorators included)."""
     process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
@@ -99,17 +102,34 @@ def _chunks(cursor: sqlite3.Cursor, items: list[Any], each: int) -> list[list[An
     return [items[at : at + size] for at in range(0, len(items), size)]
 
 
+@functools.lru_cache(maxsize=512)
+def _select_sql(dialect: Dialect, table: Table, key: str, value: str, count: int) -> str:
+    """SELECT key, value FROM table WHERE key IN (`count` qmark placeholders)."""
+    name, listed = _quoted(dialect, table, (key, value))
+    quoted_key = _quoted(dialect, table, (key,))[1]
+    marks = ", ".join("?" * count)
+    return f"SELECT {listed} FROM {name} WHERE {quoted_key} IN ({marks})"
+
+
+@functools.lru_cache(maxsize=512)
+def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...], rows: int) -> str:
+    """INSERT of `rows` rows of `columns` (sqlite3's qmark placeholders)."""
+    name, listed = _quoted(dialect, table, columns)
+    group = "(" + ", ".join("?" * len(columns)) + ")"
+    return f"INSERT INTO {name} ({listed}) VALUES " + ", ".join([group] * rows)
+
+
 def _read(
-    cursor: sqlite3.Cursor, dialect: Dialect, table: Table, columns: Sequence[str], keys: list[str]
+    cursor: sqlite3.Cursor,
+    dialect: Dialect,
+    table: Table,
+    columns: tuple[str, str],
+    keys: list[str],
 ) -> dict[str, str]:
     """{first column: second} of the rows whose first column is one of `keys` (strings)."""
-    name, (key, value) = _quoted(dialect, table, columns)
     found: dict[str, str] = {}
     for chunk in _chunks(cursor, keys, 1):
-        marks = ", ".join("?" * len(chunk))
-        found.update(
-            cursor.execute(f"SELECT {key}, {value} FROM {name} WHERE {key} IN ({marks})", chunk)
-        )
+        found.update(cursor.execute(_select_sql(dialect, table, *columns, len(chunk)), chunk))
     return found
 
 
@@ -207,9 +227,7 @@ def _insert(
     if cursor is None:
         connection.execute(_ADD_HISTORY, [dict(zip(_EVENTS, row, strict=True)) for row in history])
     else:
-        name, columns = _quoted(dialect, _HISTORY, _EVENTS)
-        marks = ", ".join("?" * len(_EVENTS))
-        cursor.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", history)
+        cursor.executemany(_insert_sql(dialect, _HISTORY, _EVENTS, 1), history)
     outbox.subscriber_events(connection, events, "active", now)
     return made
 
@@ -220,13 +238,11 @@ def _add(connection: Connection, cursor: sqlite3.Cursor | None, rows: list[_Row]
     if cursor is None:
         people = [dict(zip(_PEOPLE, row, strict=True)) for row in rows]
         return {r[1]: int(r[0]) for r in connection.execute(_ADD, people)}
-    name, columns = _quoted(connection.dialect, _SUBSCRIBERS, _PEOPLE)
-    _, (ident, email) = _quoted(connection.dialect, _SUBSCRIBERS, ("id", "email"))
-    group = "(" + ", ".join("?" * len(_PEOPLE)) + ")"
+    _, returned = _quoted(connection.dialect, _SUBSCRIBERS, ("id", "email"))
     ids: dict[str, int] = {}
     for chunk in _chunks(cursor, rows, len(_PEOPLE)):
-        sql = (f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
-               f"{', '.join([group] * len(chunk))} RETURNING {ident}, {email}")  # fmt: skip
+        insert_sql = _insert_sql(connection.dialect, _SUBSCRIBERS, _PEOPLE, len(chunk))
+        sql = f"{insert_sql} RETURNING {returned}"
         flat = [value for row in chunk for value in row]
         ids.update((found, int(number)) for number, found in cursor.execute(sql, flat))
     return ids
