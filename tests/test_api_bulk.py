@@ -301,3 +301,26 @@ def test_record_many_stores_the_rows_record_stores(store):
     kept = {(e.action, e.target): e for e in audit.recent(store)}
     assert kept["api: y", "b@example.org"].at == FIXED_NOW
     assert kept["api: y", "b@example.org"].repeats == 2
+
+
+def test_add_active_many_gives_its_events_only_to_the_endpoints_listening(store):
+    """The batch reads the endpoints once (SQLite: through the cursor, the events list as
+    its JSON type loads it): one listening to confirmations gets each new person's event,
+    one listening to something else nothing; a batch with nobody listening writes none."""
+    requests = [api_adds.NewActive(f"{n}@example.org", None, [], CTX) for n in ("a", "b")]
+    api_adds.add_active_many(store, requests[:1], now=FIXED_NOW)  # nobody listens yet
+    listening, _ = webhooks.create_endpoint(
+        store, "https://hooks.example.org/yes", ["subscriber.confirmed"], by="t", now=FIXED_NOW
+    )
+    webhooks.create_endpoint(
+        store, "https://hooks.example.org/no", ["subscriber.erased"], by="t", now=FIXED_NOW
+    )
+    api_adds.add_active_many(store, requests[1:], now=FIXED_NOW)
+    due = webhook_queue.claim_due(
+        store, holder="t", now=FIXED_NOW + timedelta(days=1), lease=timedelta(minutes=5),
+        limit=100,
+    )  # fmt: skip
+    got = [
+        (d.endpoint_id, d.payload["type"], d.payload["data"]["subscriber"]["email"]) for d in due
+    ]
+    assert got == [(listening.id, "subscriber.confirmed", "b@example.org")]

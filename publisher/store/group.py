@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from publisher.store import Store
 
@@ -98,9 +98,19 @@ class _JoinedStore(Store):
     def __init__(self, store: Store, connection: Connection, nested: bool) -> None:
         self.url = store.url  # no engine of its own
         self.engine = cast(Engine, _JoinedEngine(store.engine, connection, nested))
-        self._sessions = sessionmaker(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
+        self._connection = connection
+        self._maker: sessionmaker[Session] | None = None
+
+    @property
+    def _sessions(self) -> sessionmaker[Session]:  # type: ignore[override]
+        """Made on first use: the jobs of the API's batched creates open no session."""
+        if self._maker is None:
+            self._maker = sessionmaker(
+                bind=self._connection,
+                join_transaction_mode="create_savepoint",
+                expire_on_commit=False,
+            )
+        return self._maker
 
 
 def _writers_lock(store: Store) -> int | None:
@@ -217,7 +227,10 @@ class GroupCommit:
         outcomes: dict[int, _Outcome] = {}
         with self._turn(), self.store.engine.connect() as connection:
             if self.store.single_writer:  # take the write lock first: no upgrade refused later
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                # SQLAlchemy's transaction (pysqlite emits nothing for it), then the DBAPI
+                # cursor's BEGIN IMMEDIATE: exec_driver_sql's machinery cost more than it
+                connection.begin()
+                connection.connection.cursor().execute("BEGIN IMMEDIATE")
             joined = _JoinedStore(self.store, connection, self.nested)
             for index, job in enumerate(batch):
                 if index in outcomes:
