@@ -6,7 +6,9 @@ invalid address or topic, an Idempotency-Key retried inside the batch."""
 
 from __future__ import annotations
 
+import base64
 import queue
+import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -324,3 +326,17 @@ def test_add_active_many_gives_its_events_only_to_the_endpoints_listening(store)
         (d.endpoint_id, d.payload["type"], d.payload["data"]["subscriber"]["email"]) for d in due
     ]
     assert got == [(listening.id, "subscriber.confirmed", "b@example.org")]
+
+
+def test_batch_tokens_are_what_token_urlsafe_makes_of_the_same_bytes(monkeypatch):
+    """The batch's tokens and refs come from one os.urandom read, cut: each is what
+    secrets.token_urlsafe gives for its own bytes (the whole-group cut and the other)."""
+    wanted = bytes(range(256)) * 2
+    monkeypatch.setattr(api_adds.os, "urandom", lambda n: wanted[:n])
+    for size in (24, 12, 10):
+        got = api_adds._tokens(5, size)
+        assert got == [
+            base64.urlsafe_b64encode(wanted[n * size : (n + 1) * size]).rstrip(b"=").decode()
+            for n in range(5)
+        ]
+        assert len(set(got)) == 5 and all(len(t) == len(secrets.token_urlsafe(size)) for t in got)
