@@ -6,7 +6,9 @@ invalid address or topic, an Idempotency-Key retried inside the batch."""
 
 from __future__ import annotations
 
+import base64
 import queue
+import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -17,7 +19,12 @@ import httpx
 from publisher.store import api_adds, audit, webhook_queue, webhooks
 from publisher.store.consent import Context, history
 from publisher.store.group import Bulk, GroupCommit
-from publisher.store.subscribers import count_by_status, find_subscriber, subscriber_at
+from publisher.store.subscribers import (
+    count_by_status,
+    find_subscriber,
+    stored_email_hash,
+    subscriber_at,
+)
 from publisher.store.suppression import suppress
 from publisher.subscribers.consent import add_person, erase
 from tests.api_support import api_server, make_key
@@ -240,3 +247,96 @@ def test_idempotency_keys_in_a_batch_answer_as_one_at_a_time(tmp_path, store, ca
         assert again.status_code == 422
     assert bad.status_code == 400
     assert count_by_status(store) == {"active": 3}  # before, y, and one of z or z2
+
+
+def _stored_rows(store: Any, email: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """The person's subscriber row and history rows as the database holds them (no type
+    conversion on the way out: the text SQLite keeps for a time or the topics), less the
+    id, the address, its hash and the random token and ref (their lengths instead)."""
+    with store.engine.connect() as connection:
+        person = connection.exec_driver_sql(
+            "SELECT id, name, topics, status, length(token), created_at, updated_at,"
+            " length(ref), retired_token, status_reason, email_hash"
+            f" FROM subscribers WHERE email = '{email}'"
+        ).one()
+        steps = connection.exec_driver_sql(
+            "SELECT at, action, via, status, ip, user_agent, form, consent_text, detail"
+            f" FROM subscriber_history WHERE subscriber_id = {person[0]} ORDER BY id"
+        ).all()
+    return tuple(person[1:-1]), [tuple(step) for step in steps]
+
+
+def test_add_active_many_stores_the_rows_add_person_stores(store):
+    """The batch's own SQL (SQLite: straight through the cursor) writes every column as
+    the one-at-a-time path writes it: times, topics as JSON, history, the address's hash."""
+    ctx = Context(via="api", ip="192.0.2.7", user_agent="x" * 600, form="f", consent_text="ok")
+    add_person(store, "one@example.org", name="Ann", topics=["b", "a"], ctx=ctx, now=FIXED_NOW)
+    requests = [api_adds.NewActive("many@example.org", "Ann", ["b", "a", "b"], ctx)]
+    (made,) = api_adds.add_active_many(store, requests, now=FIXED_NOW)
+    assert made.subscriber is not None
+    assert _stored_rows(store, "many@example.org") == _stored_rows(store, "one@example.org")
+    with store.engine.connect() as connection:
+        hashes = dict(connection.exec_driver_sql("SELECT email, email_hash FROM subscribers").all())
+    assert hashes["many@example.org"] == stored_email_hash("many@example.org")
+    assert find_subscriber(store, id=made.subscriber.id) == made.subscriber
+    assert len(made.subscriber.token) == 32 and len(made.subscriber.ref or "") == 16
+
+
+def test_record_many_stores_the_rows_record_stores(store):
+    """The API's audit rows (SQLite: straight through the cursor) are stored as `record`
+    stores one: the time as its type keeps it, long actors cut, no address."""
+    later = FIXED_NOW + timedelta(microseconds=1500)
+    audit.record(store, "k" * 400, "api: x", "a@example.org", ip=None, now=later)
+    audit.record_many(
+        store,
+        [
+            audit.AuditEntry(later, "k" * 400, "api: y", "a@example.org", None),
+            audit.AuditEntry(FIXED_NOW, "key", "api: y", "b@example.org", "192.0.2.1", 2),
+        ],
+    )
+    with store.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT at, actor, action, target, ip, repeats FROM audit_log ORDER BY id"
+        ).all()
+    assert rows[1][:2] == rows[0][:2] and rows[1][2:] == ("api: y", "a@example.org", None, 1)
+    assert len(rows[0][1]) == 320
+    kept = {(e.action, e.target): e for e in audit.recent(store)}
+    assert kept["api: y", "b@example.org"].at == FIXED_NOW
+    assert kept["api: y", "b@example.org"].repeats == 2
+
+
+def test_add_active_many_gives_its_events_only_to_the_endpoints_listening(store):
+    """The batch reads the endpoints once (SQLite: through the cursor, the events list as
+    its JSON type loads it): one listening to confirmations gets each new person's event,
+    one listening to something else nothing; a batch with nobody listening writes none."""
+    requests = [api_adds.NewActive(f"{n}@example.org", None, [], CTX) for n in ("a", "b")]
+    api_adds.add_active_many(store, requests[:1], now=FIXED_NOW)  # nobody listens yet
+    listening, _ = webhooks.create_endpoint(
+        store, "https://hooks.example.org/yes", ["subscriber.confirmed"], by="t", now=FIXED_NOW
+    )
+    webhooks.create_endpoint(
+        store, "https://hooks.example.org/no", ["subscriber.erased"], by="t", now=FIXED_NOW
+    )
+    api_adds.add_active_many(store, requests[1:], now=FIXED_NOW)
+    due = webhook_queue.claim_due(
+        store, holder="t", now=FIXED_NOW + timedelta(days=1), lease=timedelta(minutes=5),
+        limit=100,
+    )  # fmt: skip
+    got = [
+        (d.endpoint_id, d.payload["type"], d.payload["data"]["subscriber"]["email"]) for d in due
+    ]
+    assert got == [(listening.id, "subscriber.confirmed", "b@example.org")]
+
+
+def test_batch_tokens_are_what_token_urlsafe_makes_of_the_same_bytes(monkeypatch):
+    """The batch's tokens and refs come from one os.urandom read, cut: each is what
+    secrets.token_urlsafe gives for its own bytes (the whole-group cut and the other)."""
+    wanted = bytes(range(256)) * 2
+    monkeypatch.setattr(api_adds.os, "urandom", lambda n: wanted[:n])
+    for size in (24, 12, 10):
+        got = api_adds._tokens(5, size)
+        assert got == [
+            base64.urlsafe_b64encode(wanted[n * size : (n + 1) * size]).rstrip(b"=").decode()
+            for n in range(5)
+        ]
+        assert len(set(got)) == 5 and all(len(t) == len(secrets.token_urlsafe(size)) for t in got)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from publisher.store import Store, audit, open_store
 from publisher.store.consent import Context
-from publisher.store.group import GroupCommit
+from publisher.store.group import Bulk, GroupCommit
 from publisher.store.subscribers import Subscriber, count_by_status, find_subscriber
 from publisher.subscribers.consent import StaffRefused, add_person
 from tests.conftest import FIXED_NOW
@@ -146,3 +147,35 @@ def test_a_batch_whose_commit_fails_runs_each_job_alone(tmp_path):
     finally:
         group.close()
         store.close()
+
+
+def test_a_bulk_that_fails_after_writing_is_rolled_back_and_its_jobs_run_alone(store):
+    """A Bulk's `many` writes, then raises: its writes are gone (its savepoint, plain SQL
+    on SQLite), the job before it in the batch is kept, and each of its items runs alone."""
+    group = GroupCommit(store)
+    try:
+        _, release = _held(group)
+
+        def many(s: Store, emails: list[str]) -> list[tuple[Any, BaseException | None]]:
+            for email in emails:
+                add_person(s, email, name=None, topics=[], ctx=CTX, now=FIXED_NOW)
+            raise RuntimeError("after the writes")
+
+        def alone(s: Store, email: str) -> str:
+            return add_person(s, email, name=None, topics=[], ctx=CTX, now=FIXED_NOW).email
+
+        bulk = Bulk(many, alone)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(group.run, _adder("first@example.org"))
+            _queued(group, 1)
+            futures = [group.submit(bulk, f"{n}@example.org") for n in ("x", "y", "x")]
+            release.set()
+            assert first.result(60).email == "first@example.org"
+        assert futures[0].result(60) == "x@example.org"
+        assert futures[1].result(60) == "y@example.org"
+        with pytest.raises(StaffRefused):  # stored by the first x, alone: not doubled
+            futures[2].result(60)
+        assert group.batches == 2  # the held job's, then the rest together
+        assert count_by_status(store) == {"active": 3}
+    finally:
+        group.close()

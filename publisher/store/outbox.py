@@ -10,10 +10,12 @@ Payloads are `{type, timestamp, data}` and never carry a subscriber token or a s
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Dialect, Table, insert, select
 from sqlalchemy.orm import Session
 
 from publisher.store.models import WebhookDeliveryRow, WebhookEndpointRow, WebhookOutboxRow
@@ -71,6 +73,25 @@ def enqueue(
 def _listeners(executor: Session | Connection, event_type: str) -> list[int]:
     endpoints = executor.execute(_WHO_LISTENS).all()
     return [int(found[0]) for found in endpoints if event_type in list(found[1] or ())]
+
+
+@functools.lru_cache(maxsize=4)
+def _who_listens_plain(dialect: Dialect) -> tuple[str, Callable[[Any], Any]]:
+    """_WHO_LISTENS as plain SQL (built from the table once) and what the events column's
+    type makes of what is stored."""
+    quote = dialect.identifier_preparer.quote
+    ident, events = _ENDPOINTS.c.id, _ENDPOINTS.c.events
+    sql = f"SELECT {quote(ident.name)}, {quote(events.name)} FROM {quote(_ENDPOINTS.name)}"
+    loaded = events.type.dialect_impl(dialect).result_processor(dialect, None)
+    return sql, loaded if loaded is not None else (lambda value: value)
+
+
+def _listeners_plain(connection: Connection, event_type: str) -> list[int]:
+    """_listeners through the DBAPI cursor, on SQLite: the API's batched creates read the
+    endpoints once a batch, and SQLAlchemy's statement machinery cost more than the read."""
+    sql, loaded = _who_listens_plain(connection.dialect)
+    found = connection.connection.cursor().execute(sql).fetchall()
+    return [int(ident) for ident, events in found if event_type in list(loaded(events) or ())]
 
 
 def _write(
@@ -140,7 +161,10 @@ def subscriber_events(
     event_type = _STATUS_EVENTS.get(status)
     if event_type is None or not events:
         return
-    wanted = _listeners(executor, event_type)
+    if isinstance(executor, Connection) and executor.dialect.name == "sqlite":
+        wanted = _listeners_plain(executor, event_type)
+    else:
+        wanted = _listeners(executor, event_type)
     for subscriber_id, email, via in events if wanted else ():
         data = {"subscriber": {"id": subscriber_id, "email": email, "status": status}, "via": via}
         _write(executor, wanted, event_type, data, now, ordering_key=f"subscriber:{subscriber_id}")
