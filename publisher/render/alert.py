@@ -53,7 +53,7 @@ class RenderedAlert:
 
 
 def alert_url(public_url: str, broadcast_id: int) -> str:
-    """Where a broadcast's public copy lives (publisher.pipeline.write_broadcast_pages
+    """Where a broadcast's public copy lives (publisher.publish.broadcasts.write_broadcast_pages
     writes it there, as the page of edition <id> of the archive folder `broadcasts`)."""
     return f"{public_url.rstrip('/')}/archive/{ARCHIVE_FOLDER}/{broadcast_id}.html"
 
