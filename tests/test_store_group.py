@@ -179,3 +179,36 @@ def test_a_bulk_that_fails_after_writing_is_rolled_back_and_its_jobs_run_alone(s
         assert count_by_status(store) == {"active": 3}
     finally:
         group.close()
+
+
+def test_writers_of_two_processes_take_turns_through_the_lock_file(tmp_path):
+    """Two group commits on one SQLite file (as two `serve --workers` processes have): while
+    one holds its turn, the other's writer waits on the flock of `<database>-writers` (the
+    kernel lists it as a blocked waiter), and writes as soon as the turn is given back."""
+    import os
+    import time
+
+    url = f"sqlite:///{tmp_path}/turns.db"
+    first_store, second_store = open_store(url), open_store(url)
+    first, second = GroupCommit(first_store), GroupCommit(second_store)
+    first._start()
+    assert os.path.exists(f"{tmp_path}/turns.db-writers")
+    waiting = f"{os.stat(f'{tmp_path}/turns.db-writers').st_ino}"
+
+    def blocked() -> bool:  # /proc/locks marks a waiter "->"; the file by its inode
+        with open("/proc/locks") as locks:
+            return any("->" in line and f":{waiting} " in line for line in locks)
+
+    with ThreadPoolExecutor(1) as pool:
+        with first._turn():
+            done = pool.submit(second.run, _adder("turn@example.org"))
+            deadline = time.monotonic() + 30  # bounds a hang only
+            while not blocked():
+                assert time.monotonic() < deadline and not done.done(), "never waited"
+                time.sleep(0.01)
+            assert find_subscriber(first_store, email="turn@example.org") is None
+        assert done.result(timeout=30).email == "turn@example.org"
+    first.close()
+    second.close()
+    first_store.close()
+    second_store.close()
