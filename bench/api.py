@@ -11,10 +11,11 @@ with p50/p99 latency; afterwards the store is counted: every 201 is a person (no
 nothing doubled). Webhook deliveries per second: `python -m bench webhooks`.
 
     .venv/bin/python -m bench.api [--creates 4000] [--clients 20] [--db postgresql]
-                                  [--workers N]
+                                  [--workers N] [--threads]
 
 `--workers N` is passed to `publisher serve`: N worker processes (docs/operators.md); the
-server's CPU is then that of the supervisor and every worker together.
+server's CPU is then that of the supervisor and every worker together. `--threads` prints
+the CPU per create of each server thread (one worker) and of the bench client itself.
 """
 
 from __future__ import annotations
@@ -168,13 +169,41 @@ def _cpu(pid: int) -> float:
     return own + sum(_cpu(child) for child in children(pid))
 
 
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """Seconds of CPU each thread of the process has used, by "thread id (name)"."""
+    found: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        role = "the event loop" if tid == str(pid) else name
+        found[f"{tid} ({role})"] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
 def _measured(
-    pid: int, run: Coroutine[Any, Any, tuple[float, list[float], dict[int, int]]]
+    pid: int,
+    run: Coroutine[Any, Any, tuple[float, list[float], dict[int, int]]],
+    threads: bool = False,
 ) -> tuple[float, list[float], dict[int, int], float]:
-    """A run and the server's CPU per request in it (less load-dependent than the rate)."""
-    before = _cpu(pid)
+    """A run and the server's CPU per request in it (less load-dependent than the rate);
+    with `threads`, each server thread's CPU per request and the client's are printed: the
+    server process is GIL-bound, so these say where a request's time goes."""
+    before, each, mine = _cpu(pid), _thread_cpu(pid) if threads else {}, os.times()
     seconds, latencies, statuses = asyncio.run(run)
-    return seconds, latencies, statuses, (_cpu(pid) - before) / max(len(latencies), 1)
+    count = max(len(latencies), 1)
+    if threads:
+        used = os.times()
+        client = used.user + used.system - mine.user - mine.system
+        print(f"  bench client (this process): {client / count * 1000:.3f} ms/request")
+        for thread, spent in sorted(_thread_cpu(pid).items()):
+            if spent - each.get(thread, 0.0) >= 0.01:
+                per = (spent - each.get(thread, 0.0)) / count * 1000
+                print(f"  server thread {thread}: {per:.3f} ms/request")
+    return seconds, latencies, statuses, (_cpu(pid) - before) / count
 
 
 def _line(label: str, count: int, result: tuple[float, list[float], dict[int, int], float]) -> str:
@@ -191,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--workers", type=int, default=1, help="publisher serve --workers N")
+    parser.add_argument(
+        "--threads", action="store_true", help="CPU per request of each server thread (creates)"
+    )
     args = parser.parse_args(
         argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["api"] else sys.argv[1:]
     )
@@ -210,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
             # every worker past its start (imports, its first requests) before measuring
             asyncio.run(_run(port, 500 * args.workers, clients, _health(port)))
             floor = _measured(pid, _run(port, n, clients, _health(port)))
-            plain = _measured(pid, _run(port, n, clients, _creator(port, token, "a", False)))
+            creates = _run(port, n, clients, _creator(port, token, "a", False))
+            plain = _measured(pid, creates, threads=args.threads and args.workers == 1)
             keyed = _measured(pid, _run(port, n, clients, _creator(port, token, "b", True)))
         finally:
             server.terminate()

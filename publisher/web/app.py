@@ -4,6 +4,7 @@ security headers, and our own access log that never contains a query string (tok
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -59,6 +60,11 @@ def _policy(path: str) -> str:
     return FEED_CSP if path.endswith((".rss", ".atom")) else PUBLISHED_CSP
 
 
+@functools.lru_cache(maxsize=16)  # (3 policies) x (2 framings): built once, not per answer
+def _framed(policy: str, framing: str) -> bytes:
+    return f"{policy}; frame-ancestors {framing}".encode()
+
+
 HSTS = b"max-age=31536000"  # a year; not includeSubDomains: the organisation's other sites
 # control characters (and the quote that ends the logged field) never reach a log line raw
 UNPRINTABLE = re.compile('[\x00-\x1f"\x7f-\x9f\u2028\u2029]')
@@ -69,6 +75,7 @@ def printable(value: str) -> str:
     return UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
+@functools.lru_cache(maxsize=64)  # a handful of policies: parsed once, not per answer
 def frame_options(policy: bytes) -> bytes | None:
     """X-Frame-Options saying what the policy's frame-ancestors says, for browsers that
     ignore CSP; none when it names other sites (X-Frame-Options cannot)."""
@@ -104,7 +111,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 policy = next((v for k, v in headers if k == b"content-security-policy"), None)
                 if policy is None:  # /admin sets its own
-                    policy = f"{_policy(local)}; frame-ancestors {framing}".encode()
+                    policy = _framed(_policy(local), framing)
                     headers.append((b"content-security-policy", policy))
                 if (framed := frame_options(policy)) is not None:
                     headers.append((b"x-frame-options", framed))

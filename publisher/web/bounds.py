@@ -78,22 +78,25 @@ class BoundedBodies:
         self._uploads = asyncio.Semaphore(UPLOADS_AT_ONCE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = _route_path(scope) if scope["type"] == "http" else ""
-        if path == WEBHOOK_PATH:
-            async with self._webhooks:  # SendGrid waits (and retries): its batches keep
-                await self._bounded(scope, receive, send)
-        elif scope["type"] == "http" and scope["method"] == "POST" and upload_limit(path):
-            async with self._uploads:
-                await self._bounded(scope, receive, send)
-        else:
-            await self._bounded(scope, receive, send)
-
-    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = _route_path(scope)
-        limit = self.limits.body_limit(path)
+        if path == WEBHOOK_PATH:
+            async with self._webhooks:  # SendGrid waits (and retries): its batches keep
+                await self._bounded(scope, receive, send, path, self.limits.webhook_bytes)
+            return
+        uploaded = upload_limit(path)  # once a request: every request passes here
+        if uploaded is not None and scope["method"] == "POST":
+            async with self._uploads:
+                await self._bounded(scope, receive, send, path, uploaded)
+        else:
+            limit = uploaded or self.limits.form_bytes
+            await self._bounded(scope, receive, send, path, limit)
+
+    async def _bounded(
+        self, scope: Scope, receive: Receive, send: Send, path: str, limit: int
+    ) -> None:
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _too_large(scope, path)(scope, receive, send)
