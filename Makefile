@@ -37,8 +37,10 @@ $(AXE_STAMP): package.json package-lock.json
 # Tests that take the `store`/`database_url` fixture run on SQLite and on a throwaway
 # PostgreSQL cluster that the tests start themselves (tests/pgcluster.py); here they must
 # never skip.
+# --durations: the slowest tests are listed at the end (the suite's time is watched: CI
+# allows 90 minutes).
 test: $(TEST_STAMP) $(CHROMIUM) $(AXE_STAMP) postgres-server
-	PUBLISHER_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
+	PUBLISHER_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q --durations=30
 
 # The fast loop for development (docs/testing.md): everything but the PostgreSQL
 # repeats, the tests that start and kill real processes, and the browser tests. It needs
