@@ -11,7 +11,8 @@ folder removed when the parent ends; its path is in the environment, never a sec
 What each worker keeps for itself, and so what N workers mean (docs/operators.md, the serve
 section): the per-key API rate limit is counted per worker, each allowing its share
 (`worker_limits`); the API key cache, the login hashing thread and the group commit's
-writer thread are per process; the sign-up limits are in the store, shared."""
+writer thread are per process; the sign-up and staff log-in limits (password failures,
+second-factor codes) are in the store, shared."""
 
 from __future__ import annotations
 
