@@ -1,9 +1,11 @@
 """`publisher serve --workers N` as real processes (SQLite and PostgreSQL): API creates
 answered by two workers all stored once, a sign-up begun on one worker confirmed on the
 other (the signing key shared, --dev or PUBLISHER_SECRET_KEY), the per-key API limit
-shared out between the workers, a killed worker replaced, SIGTERM and Ctrl-C (SIGINT to the
-process group) ending every worker, a worker that cannot start stopping the server, and
---workers below 1 refused. Which worker holds a connection is read from /proc."""
+shared out between the workers (and still after SIGHUP, which replaces every worker with
+the configuration file read again, or keeps them if it is broken; SIGTTIN and SIGTTOU
+refused), a killed worker replaced, SIGTERM and Ctrl-C (SIGINT to the process group)
+ending every worker, a worker that cannot start stopping the server, and --workers below
+1 refused. Which worker holds a connection is read from /proc."""
 
 from __future__ import annotations
 
@@ -135,15 +137,54 @@ def test_a_sign_up_is_confirmed_on_the_other_worker(project, database_url, secre
     store.close()
 
 
-def test_each_worker_allows_its_share_of_the_per_key_limit(project, database_url):
+def _shares(served, token: str, prefix: str) -> None:
+    """Each worker allows 3 creates of a 6-a-minute key, and refuses the 4th."""
+    for n, worker in enumerate(served.workers()):
+        connection = served.connection_to(worker)
+        answers = [_create(connection, token, f"{prefix}{n}-{i}@example.org") for i in range(4)]
+        assert [status for status, _, _ in answers] == [201, 201, 201, 429]
+        assert {policy for _, _, policy in answers} == {'"per-key";q=3;w=60'}
+        connection.close()
+
+
+def _said(served, line: str, timeout: float = 180) -> None:
+    """Until the server has written `line` on stderr (what its supervisor did)."""
+    deadline = time.monotonic() + timeout
+    while line not in served.log:
+        assert served.process.poll() is None and time.monotonic() < deadline, served.log
+        time.sleep(0.05)
+
+
+def test_each_worker_allows_its_share_of_the_per_key_limit_through_signals(project, database_url):
+    """The shares, then uvicorn's signals: SIGTTIN and SIGTTOU refused (the shares are
+    counted for --workers); SIGHUP with a broken configuration file keeps the running
+    workers; SIGHUP replaces each worker, reading the file again, the shares the same."""
     token = _key(database_url)
     with serve_workers(project, database_url, "--dev", "--api-per-minute", "6", env=NOW) as served:
-        for n, worker in enumerate(served.workers()):  # 6 a minute, 2 workers: 3 each
+        _shares(served, token, "w")  # 6 a minute, 2 workers: 3 each
+        first = sorted(served.workers())
+        for name in ("SIGTTIN", "SIGTTOU"):
+            served.process.send_signal(getattr(signal, name))
+            _said(served, f"{name} ignored: the number of workers stays 2")
+            assert sorted(served.workers()) == first
+        config = project / "schedules.yaml"
+        good = config.read_text(encoding="utf-8")
+        config.write_text("organisation: [broken\n", encoding="utf-8")
+        served.process.send_signal(signal.SIGHUP)
+        _said(served, "SIGHUP: a new worker did not start; the running workers keep serving")
+        assert "schedules.yaml" in served.log and sorted(served.workers()) == first
+        config.write_text(good.replace("Test Org", "Renamed Org"), encoding="utf-8")
+        served.process.send_signal(signal.SIGHUP)
+        _said(served, "SIGHUP: 2 workers replaced, the configuration file read again")
+        second = served.wait_for_workers(2)
+        assert not set(first) & set(second)
+        for worker in second:
             connection = served.connection_to(worker)
-            answers = [_create(connection, token, f"w{n}-{i}@example.org") for i in range(4)]
-            assert [status for status, _, _ in answers] == [201, 201, 201, 429]
-            assert {policy for _, _, policy in answers} == {'"per-key";q=3;w=60'}
+            status, page = _ask(connection, "GET", "/subscribe")
+            assert status == 200 and "Renamed Org" in page and "Test Org" not in page
             connection.close()
+        _shares(served, token, "h")  # counted afresh by each new worker, the same shares
+        assert "Traceback" not in served.log, served.log
 
 
 def test_a_killed_worker_is_replaced_and_sigterm_ends_every_worker(project, database_url):

@@ -2,7 +2,8 @@
 fixed clock: server-side sessions (a copied cookie dies at log-out, sessions listed and
 ended, ended by a password change), throttling that cannot be aimed at the owner, one audit
 row for a flood, the log-in form bound to its browser, a password typed as the address,
-surrounding spaces, invitations and resets (single-use, expiring), TOTP and recovery codes."""
+surrounding spaces, invitations and resets (single-use, expiring), TOTP and recovery codes,
+the second factor's limit shared by two apps on one store."""
 
 from __future__ import annotations
 
@@ -306,6 +307,44 @@ def test_totp_with_a_fixed_clock_and_single_use_recovery_codes(served, store):
     with client(served) as http:  # the password alone never opens a session
         log_in(http, STAFF["editor"])
         assert not signed_in(http)
+
+
+def _codes(http: httpx.Client, page: str, url: str, codes: list[str]) -> list[int]:
+    """Each code posted in turn to the second step at `url`, from the page before it."""
+    statuses = []
+    for code in codes:
+        pending = present(re.search(r'name="pending" value="([^"]+)"', page)).group(1)
+        answer = post_form(http, url, page, pending=pending, code=code)
+        statuses.append(answer.status_code)
+        page = answer.text
+    return statuses
+
+
+def test_the_code_limit_is_shared_by_two_apps_on_one_store(served, store, project):
+    """Two `publisher serve` processes (here two apps, each its own server, on the same
+    store): 5 wrong codes through the first, then the right one through the second is
+    refused; once the 5 minutes are over, it opens the session."""
+    with client(served) as http:
+        log_in(http, STAFF["editor"])
+        secret, (setup, signed) = enrol_totp(http)
+        post_form(http, "/admin/account/totp/confirm", setup, signed=signed,
+                  code=pyotp.TOTP(secret).at(served.clock.now))  # fmt: skip
+    with serve(project, store, config_text=ADMIN_CONFIG) as other, client(served) as http:
+        for clock in (served.clock, other.clock):
+            clock.advance(seconds=30)  # past the step of the code used to turn it on
+        page = log_in(http, STAFF["editor"]).text
+        assert _codes(http, page, "/admin/login/second-factor", ["000000"] * 5) == [401] * 5
+        right = pyotp.TOTP(secret).at(other.clock.now)
+        step = f"{other.url}/admin/login/second-factor"  # the same browser, the other app
+        refused = _codes(http, page, step, [right])
+        assert refused == [401] and not signed_in(http)
+        for clock in (served.clock, other.clock):
+            clock.advance(minutes=5)
+        page = log_in(http, STAFF["editor"]).text
+        assert _codes(http, page, step, [pyotp.TOTP(secret).at(other.clock.now)]) == [200]
+        assert signed_in(http)
+    repeats = {entry.action: entry.repeats for entry in audit.recent(store)}
+    assert repeats["failed second factor"] == 6
 
 
 def test_the_owners_can_require_a_second_factor_of_senders(served, store):

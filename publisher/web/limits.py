@@ -1,5 +1,6 @@
-"""The sign-up's rate limits: which keys a request counts against and how many hits each
-allows. The counters are in the store (publisher.store.limits), shared by every process.
+"""The rate limits of the sign-up and of the staff's log-in (reset emails, second-factor
+codes): which keys a request counts against and how many hits each allows. The counters
+are in the store (publisher.store.limits), shared by every process.
 
 An address counts as its mailbox: lower-cased, without a plus-tag, and without dots for
 providers that ignore them (Gmail), so `a.b+x@gmail.com` and `ab@gmail.com` share a limit.
@@ -71,6 +72,17 @@ def allow_staff_reset(store: Store, address: str, *, now: datetime) -> bool:
     """Count a password-reset email to this staff address: False if it had its share (in
     the store like every other limit, so all `publisher serve` processes share it)."""
     limit = Limit(_hashed("staff-reset", address.lower()), STAFF_RESET_LIMIT, HOUR)
+    return take(store, [limit], now=now) is None
+
+
+STAFF_CODE_LIMIT = 5  # second-factor codes (TOTP or recovery) per staff account
+STAFF_CODE_WINDOW = 300  # per 5 minutes (a fixed window, like every limit here)
+
+
+def allow_staff_code(store: Store, staff_id: int, *, now: datetime) -> bool:
+    """Count a second-factor code tried for this staff account: False (nothing counted)
+    if it had its share. Keyed by the account's id, which says nothing about the person."""
+    limit = Limit(f"staff-code:{staff_id}", STAFF_CODE_LIMIT, STAFF_CODE_WINDOW)
     return take(store, [limit], now=now) is None
 
 

@@ -1,4 +1,4 @@
-"""Signed tokens and rate limits for the subscriber web.
+"""Signed tokens for the subscriber web (the rate limits are in publisher/web/limits.py).
 
 Forms carry a signed, expiring token bound to the form and (on a subscriber's pages) to the
 subscriber: a post without a valid one is refused (CSRF). It needs no cookie or session, so
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
@@ -102,27 +100,3 @@ class Tokens:
         if isinstance(data, list) and len(data) == 2 and isinstance(data[0], str):
             return data[0], str(data[1])
         return None
-
-
-class RateLimiter:
-    """At most `limit` hits per key in a sliding `window` of seconds (in memory, per
-    process: run one `publisher serve` process, or put the limit in the proxy as well)."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        now = self.clock()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False
-            hits.append(now)
-            if len(self._hits) > 100_000:  # forget idle keys instead of growing forever
-                for stale in [k for k, v in self._hits.items() if not v][:50_000]:
-                    del self._hits[stale]
-            return True

@@ -48,7 +48,8 @@ from publisher.web.admin.auth import (
 from publisher.web.admin.passkeys import authentication, check_assertion
 from publisher.web.context import client_ip, off_loop, web
 from publisher.web.forms import FormTooLarge, read_form, text
-from publisher.web.security import RateLimiter, fingerprint
+from publisher.web.limits import allow_staff_code
+from publisher.web.security import fingerprint
 
 PENDING_MAX_AGE = 300  # the second-factor step must follow the password within 5 minutes
 LOCKED = "Too many failed attempts: log-in is paused for 15 minutes from here."
@@ -170,8 +171,10 @@ async def second_factor_post(request: Request) -> Response:
     staff = _pending_staff(request, pending, nonce)
     if staff is None:
         return _login_page(request, "The form was too old: please log in again.", 403)
-    limiter = _code_limiter(request)
-    if not limiter.allow(str(staff.id)) or not _check_code(request, staff.id, text(form, "code")):
+    # every code counts, right or wrong, before it is checked: in the store, so every
+    # `publisher serve` process (and a restart) shares the account's 5 per 5 minutes
+    allowed = allow_staff_code(w.store, staff.id, now=w.now())
+    if not allowed or not _check_code(request, staff.id, text(form, "code")):
         audit.record(w.store, staff.email, "failed second factor", ip=ip, now=w.now(),
                      aggregate=True)  # fmt: skip
         return _login_page(
@@ -208,14 +211,6 @@ async def passkey_post(request: Request) -> Response:
                      ip=ip, now=w.now(), aggregate=True)  # fmt: skip
         return _login_page(request, "That passkey was not accepted.", 401)
     return _signed_in(request, staff)
-
-
-def _code_limiter(request: Request) -> RateLimiter:
-    """5 codes per account per 5 minutes (in memory; the pending step expires too)."""
-    state = request.app.state
-    if not hasattr(state, "staff_code_limit"):
-        state.staff_code_limit = RateLimiter(5, 300, web(request).monotonic)
-    return state.staff_code_limit
 
 
 @action("viewer", enrol_ok=True)
