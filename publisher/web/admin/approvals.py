@@ -16,6 +16,7 @@ from publisher.compose.edition import Edition
 from publisher.deliver import approval
 from publisher.errors import PublisherError
 from publisher.render.email import RenderedEdition
+from publisher.schedule.steering import preview_edition
 from publisher.store import approvals
 from publisher.store.curation import get_curation
 from publisher.store.staff import Staff, find_staff
@@ -71,14 +72,12 @@ def _to(request: Request, path: str, notice: str) -> Response:
 @in_thread
 def approve_edition_post(request: Request, admin: Admin, form: FormData) -> Response:
     """Approve the version of the edition the approver saw (a change since: look again)."""
-    from publisher.pipeline import prepare_edition
-
     w, name = admin.w, request.path_params["name"]
     if not any(c.name == name for c in w.config.campaigns):
         return admin.message("No such campaign", name, status=404)
     back = f"campaigns/{name}"
     try:
-        prepared = prepare_edition(w.config, w.store, name, now=w.now())
+        prepared = preview_edition(w.config, w.store, name, now=w.now())
     except PublisherError as exc:
         return _to(request, back, f"The next edition cannot be made: {exc}")
     current, _held = _current(w, name, prepared)
