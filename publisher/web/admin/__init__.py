@@ -143,6 +143,7 @@ ROUTES: list[BaseRoute] = [
     ],
     Route("/admin/approvals", approvals.approvals_page, methods=["GET"]),
     Route("/admin/campaigns/{name}/approve", approvals.approve_edition_post, methods=["POST"]),
+    Route("/admin/campaigns/{name}/refuse", approvals.refuse_edition_post, methods=["POST"]),
     Route("/admin/staff/send-permission", approvals.send_permission_post, methods=["POST"]),
     *steer.ROUTES,
     Route("/admin/webhooks", webhooks.webhooks_page, methods=["GET"]),
