@@ -138,7 +138,7 @@ ROUTES: list[BaseRoute] = [
                 getattr(broadcast_send, f"{verb}_post"),
                 methods=["POST"],
             )
-            for verb in ("confirm", "send", "schedule", "cancel", "ask", "approve", "resume")
+            for verb in "confirm send schedule cancel ask approve refuse resume".split()
         ],
     ],
     Route("/admin/approvals", approvals.approvals_page, methods=["GET"]),
