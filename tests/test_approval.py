@@ -10,8 +10,9 @@ import pytest
 
 from publisher.config import PublisherConfig
 from publisher.deliver import approval
-from publisher.pipeline import compose_campaign, prepare_edition, run_campaign_slot
+from publisher.pipeline import compose_campaign, run_campaign_slot
 from publisher.schedule.daemon import make_daemon
+from publisher.schedule.steering import preview_edition
 from publisher.store import Store, approvals, audit
 from publisher.store import schedule_state as state
 from publisher.store.curation import Choices, change_curation, get_curation
@@ -54,7 +55,7 @@ def actions(store: Store) -> list[tuple[str, str]]:
 
 def next_version(config: PublisherConfig, store: Store, now: datetime) -> approval.Version:
     """What the campaign page fingerprints: the next edition's preview."""
-    edition, rendered = present(prepare_edition(config, store, "weekly", now=now))
+    edition, rendered = present(preview_edition(config, store, "weekly", now=now))
     editor = get_curation(store, "weekly").changed_by
     return approval.edition_version(edition, rendered.subject, editor=editor)
 
@@ -294,3 +295,28 @@ def test_the_next_edition_leaves_the_approval_of_the_one_before_alone(store):
     assert approval.settle(store, following, now=NOW) is None
     assert present(approvals.find_approval(store, "edition", "weekly", "v1")).status == "approved"
     assert ("publisher", "approval voided") not in actions(store)
+
+
+def test_an_edition_dated_by_its_subject_keeps_its_approval_until_a_later_slot(
+    store, make_config, project
+):
+    """A subject naming the edition's date: the campaign page previews the edition for its
+    next slot's date, so an approval given the day before still holds when the daemon
+    composes it at the slot (the clock moved on), and a real change still needs another."""
+    config = make_config(
+        CAMPAIGN.format(editions="true", broadcasts="false").replace(
+            "#{{ edition.number }}", "#{{ edition.number }}, {{ edition.date | date }}"
+        )
+    )
+    owner = staff(store, "olga@example.org", "owner")
+    add_subscribers(store, NOW, 2)
+    add_posts(store, NOW)
+    approved_at = datetime(2026, 11, 25, 20, 0, tzinfo=NOW.tzinfo)  # 15:00 in New York
+    slot = datetime(2026, 11, 26, 14, 0, tzinfo=NOW.tzinfo)  # the next day, 09:00 there
+    ahead = next_version(config, store, approved_at)
+    edition, rendered = present(preview_edition(config, store, "weekly", now=approved_at))
+    assert edition.slot == slot and rendered.subject == "The Weekly #1, 26 November 2026"
+    approval.approve(store, ahead, owner, now=approved_at, ip=None)
+    clock = slot + timedelta(minutes=4)  # the daemon runs the slot a little late
+    said = make_daemon(config, store, clock=lambda: clock).dispatch("weekly", slot, clock)
+    assert said.startswith("sent weekly #1: 2 sent"), said

@@ -1,8 +1,10 @@
 """A real browser (Debian's Chromium) walks approval, on SQLite and PostgreSQL (issue 21): an
 owner grants the send permission to an editor on the staff page; with `approval: editions:
 true` the daemon holds the slot's edition (nothing sent, the overview and the Approvals page
-say it waits); the editor, a second staff member, approves it on the campaign page; the
-daemon's next tick sends it, once. axe-core on every page; guide shots."""
+say it waits); the owner refuses it with a reason on the Approvals page (nothing goes; the
+overview and the campaign page say who refused it and why); the editor, a second staff
+member, approves it on the campaign page after all; the daemon's next tick sends it, once.
+axe-core on every page; guide shots."""
 
 from __future__ import annotations
 
@@ -70,9 +72,29 @@ def test_a_second_staff_member_approves_the_held_edition_and_it_goes_once(
         expect(editor.locator('tr[data-approval="weekly #1"]')).to_contain_text("the schedule")
         pages.check("approvals-page")
         guide_shot(editor, "approval-waiting", full_page=True)
-        editor.get_by_role("link", name="Approve weekly #1 on its campaign page").click()
+
+        # the owner disagrees: refused with a reason, nothing goes, everyone sees why
+        owner.get_by_role("link", name="Approvals", exact=True).click()
+        row = owner.locator('tr[data-approval="weekly #1"]')
+        row.get_by_label("Reason").fill("The lead story is out of date")
+        row.get_by_role("button", name="Refuse weekly #1").click()
+        expect(owner.get_by_role("status")).to_have_text(
+            "Refused weekly #1: it is not sent. Reason: The lead story is out of date"
+        )
+        expect(row.locator("p.refused")).to_contain_text(
+            f"Refused by {STAFF['owner']} at Wed 25 Nov 2026"
+        )
+        expect(row).to_contain_text("The lead story is out of date")
+        Checked(owner, shots).check("approvals-refused")
+        guide_shot(owner, "approval-refused", full_page=True)
+        assert daemon.release_approved(SLOT + timedelta(seconds=30)) == []
+        assert not list(outbox.glob("*.eml"))
+        editor.get_by_role("link", name="Overview", exact=True).click()
+        refused = f"weekly #1 was refused by {STAFF['owner']}: The lead story is out of date"
+        editor.get_by_role("link", name=refused).click()
+        expect(editor.locator("p.refused")).to_contain_text("The lead story is out of date")
         expect(editor.get_by_text("is composed and is not sent until")).to_be_visible()
-        pages.check("campaign-held")
+        pages.check("campaign-refused")
         editor.get_by_role("button", name="Approve this edition").click()
         expect(editor.get_by_role("status")).to_have_text(
             "Approved weekly #1: it goes at its slot as it is now."
@@ -94,3 +116,4 @@ def test_a_second_staff_member_approves_the_held_edition_and_it_goes_once(
     actions = [(e.actor, e.action) for e in audit.recent(store)]
     assert (STAFF["owner"], "send permission granted") in actions
     assert (STAFF["editor"], "approved") in actions
+    assert (STAFF["owner"], "approval refused") in actions

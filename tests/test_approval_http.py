@@ -107,6 +107,14 @@ def test_the_next_edition_is_approved_by_a_second_staff_member_with_the_permissi
             version=next_version(served, store),
         )
         assert "Not approved: edu@example.org may not send" in forged.text
+        forged = post(
+            http,
+            "/admin/campaigns/weekly",
+            "/admin/campaigns/weekly/refuse",
+            version=next_version(served, store),
+            reason="no",
+        )
+        assert "Not refused: edu@example.org may not send" in forged.text
     approval.set_send_permission(
         store, editor(store), True, by=STAFF["owner"], now=FIXED_NOW, ip=None
     )
@@ -122,6 +130,12 @@ def test_the_next_edition_is_approved_by_a_second_staff_member_with_the_permissi
             http, "/admin/campaigns/weekly", "/admin/campaigns/weekly/approve", version="0" * 64
         )
         assert "The edition changed since you looked" in stale.text
+        unsaid = post(
+            http, "/admin/campaigns/weekly", "/admin/campaigns/weekly/refuse",
+            version=version, reason="   ",
+        )  # fmt: skip
+        assert "Not refused: say why weekly #1 is refused." in unsaid.text
+        assert approvals.find_approval(store, "edition", "weekly", version) is None
         done = post(
             http, "/admin/campaigns/weekly", "/admin/campaigns/weekly/approve", version=version
         )

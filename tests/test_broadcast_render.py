@@ -4,7 +4,10 @@ overrides it like the digest's."""
 
 from __future__ import annotations
 
+import lxml.html
+
 from publisher.config import SenderConfig
+from publisher.publish.broadcasts import sent_copy
 from publisher.render.alert import alert_url, render_alert
 from publisher.render.environment import BUILTIN_TEMPLATES
 from publisher.render.personalise import PREFERENCES_URL, UNSUBSCRIBE_URL
@@ -53,6 +56,14 @@ def test_golden_alert_email_and_its_public_copy(fixed_now):
     assert_golden("alert-public.html", public.html)
     assert UNSUBSCRIBE_URL not in public.html and "%%" not in public.html
     assert "View this email in your browser" not in public.html
+    # the page made from the sent email (publish.broadcasts) reads as the public render
+    sent = sent_copy(rendered.html, sample_config().organisation)
+    assert _words(sent) == _words(public.html) and "Hello" not in _words(sent)
+
+
+def _words(html: str) -> str:
+    document = lxml.html.document_fromstring(html)
+    return " ".join(document.text_content().split())  # type: ignore[attr-defined]
 
 
 def test_an_organisations_own_alert_template_wins(fixed_now, tmp_path):

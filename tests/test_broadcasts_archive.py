@@ -49,3 +49,43 @@ def test_a_feed_has_one_selector(project):
     both = FEEDS.replace("broadcasts: true", "broadcasts: true\n      everything: true")
     with pytest.raises(ConfigError, match="exactly one selector"):
         load_config(write_config(project, SENDERS + both))
+
+
+def test_the_public_copy_is_what_was_sent_whatever_changes_after(store, project):
+    """The public copy comes from the stored sent edition: an item of the broadcast edited
+    after the send, the page written (or written again) later, and the sender gone from
+    schedules.yaml change nothing; the personal parts of the email are left out."""
+    from datetime import timedelta
+
+    from publisher.items import Item
+    from publisher.publish.broadcasts import write_broadcast_pages
+    from publisher.store.items import upsert_items
+
+    def post(title: str, at) -> Item:
+        return Item(
+            id="test:rally", title=title, url="https://www.example.org/rally",
+            published=NOW - timedelta(hours=1), source="test", kind="article",
+            summary=f"{title}: bring a friend",
+        )  # fmt: skip
+
+    config = load_config(write_config(project, SENDERS + FEEDS))
+    add_subscribers(store, NOW, 2, topics=("housing",))
+    upsert_items(store, [post("Rally at city hall", NOW)], now=NOW)
+    sent = create_broadcast(store, draft(items=("test:rally",)), by="ann@example.org", now=NOW)
+    send_broadcast(config, store, sent.id, by="ann@example.org", now=NOW)
+    [eml, *_] = sorted((project / "outbox").rglob("*.eml"))
+    assert "Rally at city hall" in eml.read_text(encoding="utf-8")
+    # the item changes before the public copy is written; then it is written again later
+    later = NOW + timedelta(days=1)
+    upsert_items(store, [post("Rally moved to the park", later)], now=later)
+    page = project / "archive" / "broadcasts" / f"{sent.id}.html"
+    assert write_broadcast_pages(config, store) == 1
+    first = page.read_text(encoding="utf-8")
+    assert "Rally at city hall" in first and "Rally moved to the park" not in first
+    assert "The council votes on rent tomorrow" in first and "<strong>tomorrow</strong>" in first
+    for personal in ("Hello", "token=", "%%", "Unsubscribe", "preferences", "in your browser"):
+        assert personal not in first, personal
+    page.unlink()
+    gone = load_config(write_config(project, FEEDS))  # the sender is no longer configured
+    assert write_broadcast_pages(gone, store) == 1
+    assert page.read_text(encoding="utf-8") == first

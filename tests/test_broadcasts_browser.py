@@ -203,6 +203,22 @@ def test_a_second_staff_member_approves_and_it_goes_at_its_time(
         )
         guide_shot(owner, "broadcasts-approve")
         checked.check("broadcast-approve")
+        # the owner refuses it first, saying why: it does not go, the editor sees why
+        owner.get_by_label("Reason").fill("Name the councillor's office")
+        owner.get_by_role("button", name="Refuse").click()
+        expect(owner.get_by_role("status")).to_contain_text("Refused: it does not go")
+        expect(owner.locator("p.approval-detail")).to_contain_text(
+            f"Refused by {STAFF['owner']} at Wed 25 Nov 2026, 07:00 EST: "
+            "Name the councillor's office"
+        )
+        checked.check("broadcast-refused")
+        refused = send_due_broadcasts(served.config, store, now=at)
+        assert refused.sent == [] and mails(served.outbox) == []
+        editor.reload()
+        expect(editor.locator("p.approval-detail")).to_contain_text("Name the councillor's office")
+        editor.get_by_role("button", name="Ask for approval").click()
+        expect(editor.get_by_role("status")).to_contain_text("Approval asked")
+        owner.reload()
         owner.get_by_role("button", name="Approve").click()
         expect(owner.get_by_role("status")).to_contain_text("Approved")
         expect(owner.locator("p.approval-detail")).to_contain_text(f"Approved by {STAFF['owner']}")
@@ -214,7 +230,7 @@ def test_a_second_staff_member_approves_and_it_goes_at_its_time(
         assert sorted(str(m["To"]) for m in sent) == sorted(REACHED)
         assert {str(m["From"]) for m in sent} == {"Local Progress Action <action@example.org>"}
     actions = [row.action for row in audit.recent(store, limit=20)]
-    assert {"approval asked", "approved", "broadcast-schedule"} <= set(actions)
+    assert {"approval asked", "approved", "approval refused", "broadcast-schedule"} <= set(actions)
 
 
 def test_the_broadcast_pages_fit_a_phone(browser, project, store, tmp_path):  # noqa: F811

@@ -333,6 +333,10 @@ def test_approval_asked_not_self_given_and_voided_by_an_edit(served_with_approva
         assert "Approval asked" in asked.text
         own = http.post(f"{path}/approve", data=base)  # the owner asked: not theirs to give
         assert own.status_code == 403 and "Not approved" in own.text
+        unsaid = http.post(f"{path}/refuse", data=base | {"reason": "  "})
+        assert unsaid.status_code == 400 and "Say why it is refused." in unsaid.text
+        own = http.post(f"{path}/refuse", data=base | {"reason": "no"})  # nor to refuse
+        assert own.status_code == 403 and "Not refused" in own.text
     with client(served) as http:
         log_in(http, STAFF["editor"])  # edited it last, and has no send permission
         csrf = csrf_of(http.get(path).text)

@@ -83,6 +83,15 @@ class Edition:
     # What an editor chose (publisher.compose.curation), and the note it renders to.
     curation: Curation = NO_CURATION
     note_html: str = ""
+    # The scheduled slot it is for (None: sent by hand). Its date is the edition's date, so
+    # what staff approve ahead is what the slot sends, whenever the slot runs.
+    slot: datetime | None = None
+
+    @property
+    def date(self) -> datetime:
+        """The date the edition shows (its subject, its header): its slot's, else when it
+        was composed."""
+        return self.slot or self.composed_at
 
     @property
     def items(self) -> list[Item]:

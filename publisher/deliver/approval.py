@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -230,6 +230,7 @@ class Held:
     edition_id: int
     slot: datetime | None  # the slot it is late for (None: composed by a send)
     composed_at: datetime
+    state: Approval | None = None  # where its approval stands (refused: by whom, why)
 
 
 def composed_edition(store: Store, campaign: str) -> Held | None:
@@ -258,7 +259,7 @@ def held_editions(config: PublisherConfig, store: Store) -> list[Held]:
             store, "edition", composed.version.subject, composed.version.version
         )
         if found is None or found.status != "approved":
-            held.append(composed)
+            held.append(replace(composed, state=found))
     return held
 
 

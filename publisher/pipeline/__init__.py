@@ -190,7 +190,7 @@ def compose_campaign(
     if existing is not None:
         return _edition_record(existing, created=False)
     saved = get_curation(store, campaign_name)  # composed with these, then they are cleared
-    prepared = prepare_edition(config, store, campaign_name, now=now, curation=saved)
+    prepared = prepare_edition(config, store, campaign_name, now=now, curation=saved, slot=slot)
     if prepared is None:
         log.info("%s: nothing new since the previous edition", campaign_name)
         return None

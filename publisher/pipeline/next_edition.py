@@ -5,6 +5,7 @@ from, with the editor's saved choices as compose reads them."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from publisher.compose.curation import Curation
@@ -71,9 +72,11 @@ def prepare_edition(
     *,
     now: datetime,
     curation: SavedCuration | None = None,
+    slot: datetime | None = None,
 ) -> tuple[Edition, RenderedEdition] | None:
     """Compose and render a campaign's next edition without storing it (preview uses this),
-    with the editor's saved choices (`curation`, else the stored ones)."""
+    with the editor's saved choices (`curation`, else the stored ones), dated by its `slot`
+    when it has one (an approval given ahead is for the slot's date, not the moment's)."""
     campaign = config.campaign(campaign_name)
     history = campaign_history(store, campaign.name)
     # An item enters by what the campaign has not sent yet and its lookback, never by a
@@ -85,6 +88,7 @@ def prepare_edition(
     )
     if edition is None:
         return None
+    edition = replace(edition, slot=slot)
     for item, reason in edition.left_out:
         log.info("%s: left out '%s' (%s): %s", campaign.name, item.title, item.id, reason)
     org = config.organisation

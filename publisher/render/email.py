@@ -110,7 +110,7 @@ def edition_context(
         "tz": campaign.timezone or org.timezone,
         "edition": SimpleNamespace(
             number=edition.number,
-            date=edition.composed_at,
+            date=edition.date,
             since=edition.since,
             sections=[_section_view(s) for s in edition.sections],
             items=edition.items,

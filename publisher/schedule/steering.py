@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from publisher.compose.edition import Edition
 from publisher.config import CampaignConfig, PublisherConfig
 from publisher.errors import ScheduleError
+from publisher.render.email import RenderedEdition
 from publisher.schedule.slots import campaign_trigger, campaign_zone, fire_times
 from publisher.store import Store
 from publisher.store import schedule_state as state
@@ -204,3 +206,34 @@ def edition_to_send(
     if record is None or record.number != number:
         raise ScheduleError(f"{campaign_name}: the edition could not be composed as confirmed")
     return record.id
+
+
+# --- the next edition as the campaign page shows (and staff approve) it ----------------------
+
+
+def preview_slot(
+    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+) -> datetime | None:
+    """The slot the campaign's next edition is for (its own time: the edition's date): the
+    next one not skipped, or one moved past now (None: no cadence, nothing scheduled)."""
+    campaign = config.campaign(campaign_name)
+    if campaign.cadence is None:
+        return None
+    runs = fire_times(campaign_trigger(config, campaign), after=now, count=3)
+    changes = pending(store, campaign, now=now)
+    skipped = {c.slot for c in changes if c.action == "skip"}
+    late = [c.slot for c in changes if c.moved_to is not None and c.slot <= now < c.moved_to]
+    candidates = sorted(late + [t for t in runs if t not in skipped])
+    return candidates[0] if candidates else None
+
+
+def preview_edition(
+    config: PublisherConfig, store: Store, campaign_name: str, *, now: datetime
+) -> tuple[Edition, RenderedEdition] | None:
+    """The campaign's next edition composed now and dated by the slot it is for: what the
+    campaign page previews and fingerprints for an approval given ahead, so the edition the
+    slot composes later carries the same subject (a date in it included)."""
+    from publisher.pipeline import prepare_edition
+
+    slot = preview_slot(config, store, campaign_name, now=now)
+    return prepare_edition(config, store, campaign_name, now=now, slot=slot)

@@ -138,11 +138,12 @@ ROUTES: list[BaseRoute] = [
                 getattr(broadcast_send, f"{verb}_post"),
                 methods=["POST"],
             )
-            for verb in ("confirm", "send", "schedule", "cancel", "ask", "approve", "resume")
+            for verb in "confirm send schedule cancel ask approve refuse resume".split()
         ],
     ],
     Route("/admin/approvals", approvals.approvals_page, methods=["GET"]),
     Route("/admin/campaigns/{name}/approve", approvals.approve_edition_post, methods=["POST"]),
+    Route("/admin/campaigns/{name}/refuse", approvals.refuse_edition_post, methods=["POST"]),
     Route("/admin/staff/send-permission", approvals.send_permission_post, methods=["POST"]),
     *steer.ROUTES,
     Route("/admin/webhooks", webhooks.webhooks_page, methods=["GET"]),

@@ -16,6 +16,7 @@ from publisher.compose.edition import Edition
 from publisher.deliver import approval
 from publisher.errors import PublisherError
 from publisher.render.email import RenderedEdition
+from publisher.schedule.steering import preview_edition
 from publisher.store import approvals
 from publisher.store.curation import get_curation
 from publisher.store.staff import Staff, find_staff
@@ -53,10 +54,18 @@ def edition_context(w: Web, campaign: str, prepared: Prepared, staff: Staff) -> 
     return {"approval": {"current": current, "held": held, "state": state, "may": may and not mine}}
 
 
+def held_words(held: approval.Held) -> str:
+    """What the overview says of a held edition: it waits, or who refused it and why."""
+    state = held.state
+    if state is not None and state.status == "refused":
+        return f"{held.version.label} was refused by {state.decided_by}: {state.reason}"
+    return f"{held.version.label} waits for approval"
+
+
 def overview_alerts(w: Web) -> list[tuple[str, str]]:
     """(text, link) of each edition that waits for approval, for the overview's alerts."""
     return [
-        (f"{h.version.label} waits for approval", f"admin/campaigns/{h.version.subject}#approval")
+        (held_words(h), f"admin/campaigns/{h.version.subject}#approval")
         for h in approval.held_editions(w.config, w.store)
     ]
 
@@ -67,30 +76,59 @@ def _to(request: Request, path: str, notice: str) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-@action("editor")
-@in_thread
-def approve_edition_post(request: Request, admin: Admin, form: FormData) -> Response:
-    """Approve the version of the edition the approver saw (a change since: look again)."""
-    from publisher.pipeline import prepare_edition
-
+def _seen(request: Request, admin: Admin, form: FormData, back: str) -> approval.Version | Response:
+    """The version of the campaign's edition the staff member saw (the form's), or the
+    answer saying why there is none (no such campaign, nothing to decide, it changed)."""
     w, name = admin.w, request.path_params["name"]
     if not any(c.name == name for c in w.config.campaigns):
         return admin.message("No such campaign", name, status=404)
-    back = f"campaigns/{name}"
     try:
-        prepared = prepare_edition(w.config, w.store, name, now=w.now())
+        prepared = preview_edition(w.config, w.store, name, now=w.now())
     except PublisherError as exc:
         return _to(request, back, f"The next edition cannot be made: {exc}")
     current, _held = _current(w, name, prepared)
     if current is None:
-        return _to(request, back, "Nothing new: there is no edition to approve.")
+        return _to(request, back, "Nothing new: there is no edition to decide on.")
     if text(form, "version", 64) != current.version:
-        return _to(request, back, "The edition changed since you looked: check it, then approve.")
+        return _to(request, back, "The edition changed since you looked: check it again.")
+    return current
+
+
+@action("editor")
+@in_thread
+def approve_edition_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """Approve the version of the edition the approver saw (a change since: look again)."""
+    w, back = admin.w, f"campaigns/{request.path_params['name']}"
+    current = _seen(request, admin, form, back)
+    if isinstance(current, Response):
+        return current
     try:
         approval.approve(w.store, current, admin.staff, now=w.now(), ip=client_ip(request))
     except (approval.MayNotSend, approval.SelfApproval) as exc:
         return _to(request, back, f"Not approved: {exc}")
     return _to(request, back, f"Approved {current.label}: it goes at its slot as it is now.")
+
+
+@action("editor")
+@in_thread
+def refuse_edition_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """Refuse the version of the edition the reviewer saw, saying why: it stays held
+    (nothing goes out) until someone approves it or a changed version."""
+    w, name = admin.w, request.path_params["name"]
+    back = "approvals" if text(form, "back", 10) == "approvals" else f"campaigns/{name}"
+    current = _seen(request, admin, form, back)
+    if isinstance(current, Response):
+        return current
+    reason = " ".join(text(form, "reason", 500).split())
+    if not reason:
+        return _to(request, back, f"Not refused: say why {current.label} is refused.")
+    try:
+        approval.refuse(
+            w.store, current, admin.staff, now=w.now(), ip=client_ip(request), reason=reason
+        )
+    except (approval.MayNotSend, approval.SelfApproval) as exc:
+        return _to(request, back, f"Not refused: {exc}")
+    return _to(request, back, f"Refused {current.label}: it is not sent. Reason: {reason}")
 
 
 @view("viewer")
@@ -104,6 +142,7 @@ def approvals_page(request: Request, admin: Admin) -> Response:
         waiting=approvals.waiting_approvals(w.store),
         rule=w.config.approval,
         may=approval.may_send(w.store, admin.staff),
+        notice=request.query_params.get("notice", "")[:300],
     )
 
 

@@ -255,6 +255,28 @@ def approve_post(request: Request, admin: Admin, form: FormData) -> Response:
     return to(request, f"admin/broadcasts/{current.subject}?done=approved")
 
 
+@action("editor")
+@in_thread
+def refuse_post(request: Request, admin: Admin, form: FormData) -> Response:
+    """Refuse the saved version, saying why (the send permission; not the one who asked):
+    it does not go; the page shows who refused it and why, and an edit makes a new version
+    to ask about again."""
+    current = _version(admin, form, request.path_params["id"])
+    if isinstance(current, Response):
+        return current
+    reason = " ".join(text(form, "reason", 500).split())
+    if not reason:
+        return admin.message("Not refused", "Say why it is refused.", status=400)
+    w = admin.w
+    try:
+        approval.refuse(
+            w.store, current, admin.staff, now=w.now(), ip=client_ip(request), reason=reason
+        )
+    except (approval.MayNotSend, approval.SelfApproval) as exc:
+        return admin.refuse(f"Not refused: {exc}")
+    return to(request, f"admin/broadcasts/{current.subject}?done=refused")
+
+
 def voided_by_edit(admin: Admin, broadcast: Broadcast) -> None:
     """After a save: an approval of an earlier version no longer counts (audited)."""
     w = admin.w
@@ -267,6 +289,7 @@ def voided_by_edit(admin: Admin, broadcast: Broadcast) -> None:
 __all__ = [
     "resume_post",
     "approve_post",
+    "refuse_post",
     "ask_post",
     "voided_by_edit",
     "approval_context",

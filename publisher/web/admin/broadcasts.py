@@ -41,6 +41,8 @@ DONE = {
     "resuming": "Resuming: whoever has it already does not get it again.",
     "asked": "Approval asked: another staff member with the send permission approves it here.",
     "approved": "Approved: it may go.",
+    "refused": "Refused: it does not go; the reason is shown here. A changed version can be "
+    "asked for approval again.",
 }
 
 

@@ -24,6 +24,7 @@ from publisher.render.personalise import sample_copy
 from publisher.render.preview import preview_documents
 from publisher.schedule.presence import daemon_running, late_slot, scheduler_status
 from publisher.schedule.slots import overview
+from publisher.schedule.steering import preview_edition
 from publisher.store import audit, dashboard, webhooks
 from publisher.store.curation import get_curation
 from publisher.store.schedule_state import set_paused
@@ -159,9 +160,7 @@ def _campaign(admin: Admin, name: str) -> CampaignConfig | None:
 
 
 def _prepared(w: Web, name: str) -> tuple[Edition, RenderedEdition] | None:
-    from publisher.pipeline import prepare_edition
-
-    return prepare_edition(w.config, w.store, name, now=w.now())
+    return preview_edition(w.config, w.store, name, now=w.now())
 
 
 def _left_out(w: Web, name: str, edition: Edition | None) -> list[tuple[Item, str]]:
