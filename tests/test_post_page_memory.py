@@ -67,6 +67,11 @@ def test_a_build_renders_only_the_pages_whose_inputs_changed(config, project, st
     assert (restyled.rendered, restyled.written) == (4, 4)
     assert ".local" in (project / "posts/middle/index.html").read_text(encoding="utf-8")
 
+    renamed = CONFIG.replace("name: Test Org", "name: Test Union")
+    (project / "schedules.yaml").write_text(renamed, encoding="utf-8")
+    config = load_config(project / "schedules.yaml")  # the organisation is on every page
+    assert (build().rendered, build().rendered) == (4, 0)
+
     raced = project / "posts/newest/index.html"  # another build wrote an older page
     raced.write_text("<p>an older rendering</p>", encoding="utf-8")
     mended = build()
