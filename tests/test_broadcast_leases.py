@@ -7,15 +7,13 @@ mid-send, then `publisher run`)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,35 +41,23 @@ from publisher.store.broadcasts import (
 )
 from publisher.store.models import BroadcastRow
 from tests.broadcast_support import senders
-from tests.conftest import BASE_CONFIG, ROOT, present, write_config
+from tests.conftest import BASE_CONFIG, present, write_config
+from tests.lease_support import (
+    ELSEWHERE,
+    LEASE,
+    Clock,
+    kill,
+    publisher_process,
+    race,
+    sendgrid,  # noqa: F401 - the fixture
+    wait_for,
+)
 from tests.servers.data import add_subscribers
-from tests.servers.sendgrid import FakeSendGrid
 from tests.test_broadcasts import NOW as FIXED
 from tests.test_broadcasts import SENDERS, draft, outbox
 
 NOW = FIXED
-LEASE = timedelta(seconds=60)
-ELSEWHERE = "host-b.example:4242"  # a sender on another machine: its pid cannot be checked
 SHORT = timedelta(seconds=0.3)  # a heartbeat every 0.1 s: renewals the test can wait for
-
-
-class Clock:
-    """A fake clock the test moves (read by the sender and by its heartbeat thread)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll a state of the store (never a guess of how long something takes); the bound
-    only catches a hang."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _claimed(store: Store, owner: str, *, lease: timedelta | None = LEASE) -> Broadcast:
@@ -140,24 +126,6 @@ def test_a_claim_from_before_leases_is_left_to_the_operators_resume(store):
     assert (taken.owner, taken.lease_until) == ("host-e:5", NOW.timestamp() + 60)
 
 
-def _race(takers: Sequence[Callable[[], bool]]) -> list[bool]:
-    """Run the takers at once (a barrier releases them together); their results."""
-    barrier = threading.Barrier(len(takers))
-    results: list[bool] = [False] * len(takers)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = takers[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(takers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-        assert not t.is_alive(), "a taker hung"
-    return results
-
-
 def test_two_daemons_racing_to_take_over_a_lapsed_send_one_wins(store):
     lapsed = NOW + timedelta(minutes=5)
     for _ in range(5):
@@ -174,7 +142,7 @@ def test_two_daemons_racing_to_take_over_a_lapsed_send_one_wins(store):
 
             return take
 
-        results = _race([taker(o) for o in owners])
+        results = race([taker(o) for o in owners])
         assert results.count(True) == 1, results
         assert _read(store, claimed.id).owner == owners[results.index(True)]
 
@@ -249,7 +217,9 @@ def test_the_lease_is_renewed_while_a_long_send_runs_and_no_daemon_takes_it(stor
     gate, thread, said = _sending(config, store, made.id, clock)
     try:
         clock.now = NOW + timedelta(hours=3)  # the send has taken 3 hours: far past its lease
-        _wait(lambda: (_read(store, made.id).lease_until or 0) >= clock.now.timestamp(), "renewal")
+        wait_for(
+            lambda: (_read(store, made.id).lease_until or 0) >= clock.now.timestamp(), "renewal"
+        )
         assert lapsed_broadcasts(store, owner=ELSEWHERE, now=clock.now) == []
         taken = jobs.take_over(config, store, owner=ELSEWHERE, lease=LEASE, clock=clock)
         assert (taken.sent, taken.problems) == ([], [])
@@ -274,7 +244,7 @@ def test_a_sender_whose_send_was_taken_over_stops_and_records_nothing(store, pro
             session.execute(
                 update(BroadcastRow).values(owner=ELSEWHERE, lease_until=NOW.timestamp() + 3600)
             )
-        _wait(lambda: "the claim is no longer ours (host-a:1)" in caplog.text, "the heartbeat")
+        wait_for(lambda: "the claim is no longer ours (host-a:1)" in caplog.text, "the heartbeat")
     finally:
         _end(gate, thread)
     # batches of one: those claimed ahead (3 at most) went, the rest were never begun
@@ -304,7 +274,6 @@ def test_a_daemon_pass_takes_over_a_dead_senders_broadcast_and_finishes_it(store
 
 # --- real processes: `publisher broadcast send` killed mid-send, `publisher run` finishes ---
 
-API_KEY = "SG.broadcast-leases-key"
 PEOPLE = 16
 PROCESS_CONFIG = """\
 schedule:
@@ -319,46 +288,12 @@ delivery:
 """
 
 
-@pytest.fixture
-def sendgrid() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(api_key=API_KEY, latency=0.05, validate="first") as fake:
-        yield fake
-
-
-def _environment(url: str, kill_at: str | None = None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PUBLISHER_DATABASE_URL": url,
-        "SENDGRID_API_KEY": API_KEY,
-        "PYTHONPATH": str(ROOT),
-        "COLUMNS": "200",
-    }
-    env.pop("PUBLISHER_KILL_AT", None)
-    env.pop("PUBLISHER_NOW", None)
-    if kill_at:
-        env["PUBLISHER_KILL_AT"] = kill_at
-    return env
-
-
-def _publisher(project: Path, url: str, log: str, *args: str, kill_at: str | None = None):
-    return subprocess.Popen(
-        [sys.executable, "-m", "publisher.cli", *args],
-        cwd=project,
-        env=_environment(url, kill_at),
-        stdout=subprocess.DEVNULL,
-        stderr=(project / log).open("w"),
-    )
-
-
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait(30)
-
-
 @pytest.mark.slow
 def test_a_send_killed_mid_way_is_finished_by_the_daemon_each_person_once(
-    project, store, database_url, sendgrid
+    project,
+    store,
+    database_url,
+    sendgrid,  # noqa: F811 - the fixture imported above
 ):
     text = BASE_CONFIG + senders() + PROCESS_CONFIG.format(host=sendgrid.url)
     (project / "schedules.yaml").write_text(text, encoding="utf-8")
@@ -366,26 +301,26 @@ def test_a_send_killed_mid_way_is_finished_by_the_daemon_each_person_once(
     add_subscribers(store, NOW, 3, start=PEOPLE, topics=("transit",))  # not in the audience
     made = create_broadcast(store, draft(audience=Audience(("housing",))), by="a", now=NOW)
     # the sending process kills itself (SIGKILL) once 2 of its 4 batches are recorded
-    sender = _publisher(
+    sender = publisher_process(
         project, database_url, "send.log", "broadcast", "send", str(made.id),
         kill_at="finish.after:2",
     )  # fmt: skip
     try:
         sender.wait(120)
     finally:
-        _kill(sender)
+        kill(sender)
     assert sender.returncode == -signal.SIGKILL, (project / "send.log").read_text()
     left = _read(store, made.id)
     host = processes.this_process().split(":")[0]
     assert (left.status, left.owner) == ("sending", f"{host}:{sender.pid}")
     assert left.lease_until is not None and len(sendgrid.recipients) == 8
-    daemon = _publisher(project, database_url, "run.log", "-v", "run")
+    daemon = publisher_process(project, database_url, "run.log", "-v", "run")
     try:
-        _wait(lambda: _read(store, made.id).status == "sent", "the daemon to finish it", 240)
+        wait_for(lambda: _read(store, made.id).status == "sent", "the daemon to finish it", 240)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(120) == 0, (project / "run.log").read_text()
     finally:
-        _kill(daemon)
+        kill(daemon)
     log = (project / "run.log").read_text()
     assert f"taking over the send from {host}:{sender.pid} (its process is gone" in log, log
     seen = Counter(sendgrid.recipients)

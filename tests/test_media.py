@@ -14,6 +14,8 @@ import select
 import socket
 import struct
 import zlib
+from dataclasses import replace
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -31,6 +33,7 @@ from publisher.publish.media import write_media
 from publisher.store import audit
 from publisher.store.items import upsert_items
 from publisher.store.media import (
+    FIRST_USES,
     MediaError,
     NewImage,
     delete_image,
@@ -219,8 +222,10 @@ def test_usage_lists_the_items_that_reference_an_image_and_delete_is_refused_mea
     ]  # fmt: skip
     upsert_items(store, items, now=FIXED_NOW)
     usage = image_usage(store)
-    assert sorted(u.item_id for u in usage[used.id]) == ["newsroom:1", "posts:2"]
-    assert unused.id not in usage
+    assert sorted(u.item_id for u in usage[used.id].first) == ["newsroom:1", "posts:2"]
+    assert usage[used.id].count == 2 and unused.id not in usage
+    named = image_usage(store, first=1)[used.id]  # the newest named, the others counted
+    assert ([u.item_id for u in named.first], named.count) == (["newsroom:1"], 2)
     with pytest.raises(MediaError, match="This image is used by .*Our march"):
         delete_image(store, used.id)
     assert get_image(store, used.id) is not None
@@ -317,6 +322,16 @@ def test_an_upload_is_stripped_stored_served_with_caching_and_written(project, s
         listed = client.get("/admin/media").text
         assert '<a href="https://e.org/march">The march</a> (newsroom)' in listed
         assert "Delete IMG_0001.JPG" not in listed  # in use: no delete button
+        later = [
+            replace(post, id=f"newsroom:{n}", title=f"Story {n}", url=f"https://e.org/{n}",
+                    published=FIXED_NOW + timedelta(hours=n))
+            for n in range(1, FIRST_USES + 2)
+        ]  # fmt: skip
+        upsert_items(store, later, now=FIXED_NOW)
+        listed = client.get("/admin/media").text  # the newest named, the rest counted
+        assert ">Story 11</a>" in listed and ">Story 2</a>" in listed
+        assert ">Story 1</a>" not in listed and ">The march</a>" not in listed
+        assert "and 2 more" in listed
     actions = [e.action for e in audit.recent(store)]
     assert actions.count("image uploaded") == 2  # the same photo again is not a new upload
 

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,12 +25,20 @@ from publisher.store import Store, processes
 from publisher.store import schedule_state as state
 from publisher.store.models import EditionRow, ScheduleSlotRow
 from tests.conftest import BASE_CONFIG, ROOT
+from tests.lease_support import (
+    ELSEWHERE,
+    LEASE,
+    Clock,
+    kill,
+    publisher_process,
+    race,
+    sendgrid,  # noqa: F401 - the fixture
+    wait_for,
+)
 from tests.servers.data import add_posts, add_subscribers
 from tests.servers.sendgrid import FakeSendGrid
 
 SLOT = datetime(2026, 11, 30, 14, tzinfo=UTC)  # a Monday, 09:00 in New York
-LEASE = timedelta(seconds=60)
-ELSEWHERE = "host-b.example:4242"  # a daemon on another machine: its pid cannot be checked
 CAMPAIGN = """\
 campaigns:
   - name: weekly
@@ -41,47 +48,12 @@ campaigns:
 """
 
 
-class Clock:
-    """A fake clock the test moves (read by the daemon and by its heartbeat thread)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def _row(store: Store, slot: datetime = SLOT) -> ScheduleSlotRow:
     with store.session() as session:
         row = session.scalar(select(ScheduleSlotRow).where(ScheduleSlotRow.slot == slot))
         assert row is not None
         session.expunge(row)
         return row
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def _race(claimers: list[Callable[[], object]]) -> list[object]:
-    """Run the claimers at once (a barrier releases them together); their results."""
-    barrier = threading.Barrier(len(claimers))
-    results: list[object] = [None] * len(claimers)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = claimers[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(claimers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-        assert not t.is_alive(), "a claimer hung"
-    return results
 
 
 # --- the lease in the store ---------------------------------------------------------------
@@ -155,7 +127,7 @@ def test_two_daemons_racing_to_take_over_a_lapsed_claim_one_wins(store):
     for slot in slots:
         assert state.claim_slot(store, "weekly", slot, owner=ELSEWHERE, now=SLOT, lease=LEASE)
         owners = [f"host-{n}:1" for n in range(4)]
-        results = _race(
+        results = race(
             [
                 lambda o=o, s=slot: state.claim_slot(  # type: ignore[misc]
                     store, "weekly", s, owner=o, now=lapsed + (s - SLOT), lease=LEASE
@@ -231,7 +203,7 @@ def test_daemons_racing_for_a_slot_make_exactly_one_edition(make_config, store):
         Daemon(config, store, run_slot=maker, clock=lambda: SLOT, owner=f"host-{n}:1", lease=LEASE)
         for n in range(4)
     ]
-    outcomes = _race([lambda d=d: d.dispatch("weekly", SLOT, SLOT) for d in daemons])  # type: ignore[misc]
+    outcomes = race([lambda d=d: d.dispatch("weekly", SLOT, SLOT) for d in daemons])  # type: ignore[misc]
     said = [o for o in outcomes if isinstance(o, str)]
     assert len(said) == len(outcomes)
     assert sorted(said) == ["already taken (another daemon, or done)"] * 3 + ["sent done"]
@@ -257,7 +229,7 @@ def test_the_heartbeat_renews_a_long_run_past_the_2_hour_mark(make_config, store
     daemon, maker, clock, (thread, outcome) = _held_run(make_config, store, timedelta(seconds=0.3))
     try:
         clock.now = SLOT + timedelta(hours=3)  # composing and sending have taken 3 hours
-        _wait(lambda: (_row(store).lease_until or 0) >= clock.now.timestamp(), "a renewal")
+        wait_for(lambda: (_row(store).lease_until or 0) >= clock.now.timestamp(), "a renewal")
         other = Daemon(daemon.config, store, run_slot=maker, clock=clock, owner=ELSEWHERE)
         assert other.lapsed_claims(clock.now) == []
         assert not state.claim_slot(store, "weekly", SLOT, owner=ELSEWHERE, now=clock.now)
@@ -280,7 +252,7 @@ def test_a_heartbeat_that_finds_the_claim_taken_logs_it_and_stops_the_run(
             session.execute(
                 update(ScheduleSlotRow).values(owner=ELSEWHERE, lease_until=time.time() + 3600)
             )
-        _wait(lambda: daemon.should_stop("weekly", SLOT), "the heartbeat to notice")
+        wait_for(lambda: daemon.should_stop("weekly", SLOT), "the heartbeat to notice")
         assert "the claim is no longer ours (host-a:1)" in caplog.text
     finally:
         maker.release(thread)
@@ -324,7 +296,6 @@ def test_the_lease_option_is_bounded(project):
 
 # --- real daemons: one killed mid-send, another takes the slot over after the lease -------
 
-API_KEY = "SG.slot-leases-key"
 SUBSCRIBERS = 16
 PROCESS_CAMPAIGN = """\
 schedule:
@@ -347,12 +318,6 @@ delivery:
 """
 
 
-@pytest.fixture
-def sendgrid() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(api_key=API_KEY, latency=0.05, validate="first") as fake:
-        yield fake
-
-
 def _prepare(project: Path, store: Store, server: FakeSendGrid) -> list[str]:
     """A campaign whose one slot (a yearly 6-field cron) passed 20 s ago, within grace."""
     now = datetime.now(UTC).replace(microsecond=0)
@@ -368,42 +333,16 @@ def _prepare(project: Path, store: Store, server: FakeSendGrid) -> list[str]:
 def _daemon(
     project: Path, url: str, log: str, kill_at: str | None = None, verbose: bool = False
 ) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "PUBLISHER_DATABASE_URL": url,
-        "SENDGRID_API_KEY": API_KEY,
-        "PYTHONPATH": str(ROOT),
-        "COLUMNS": "200",
-    }
-    env.pop("PUBLISHER_KILL_AT", None)
-    if kill_at:
-        env["PUBLISHER_KILL_AT"] = kill_at
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "publisher.cli",
-            *(["-v"] if verbose else []),
-            "run",
-            "--lease",
-            "3",
-        ],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(project / log).open("w"),
-    )
-
-
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait(10)
+    args = [*(["-v"] if verbose else []), "run", "--lease", "3"]
+    return publisher_process(project, url, log, *args, kill_at=kill_at)
 
 
 @pytest.mark.slow
 def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
-    project, store, database_url, sendgrid
+    project,
+    store,
+    database_url,
+    sendgrid,  # noqa: F811 - the fixture imported above
 ):
     emails = _prepare(project, store, sendgrid)
     # daemon A runs the slot and is killed (SIGKILL) once 2 of its 4 batches are recorded
@@ -411,7 +350,7 @@ def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
     try:
         first.wait(30)
     finally:
-        _kill(first)
+        kill(first)
     assert first.returncode == -signal.SIGKILL, (project / "a.log").read_text()
     claim = _row(store, state.slot_records(store, "weekly")[0].slot)
     assert (claim.status, claim.owner) == (
@@ -428,14 +367,14 @@ def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
         )
     second = _daemon(project, database_url, "b.log", verbose=True)  # -v: its scans are logged
     try:
-        _wait(lambda: "daemon running" in (project / "b.log").read_text(), "B to start", 30)
+        wait_for(lambda: "daemon running" in (project / "b.log").read_text(), "B to start", 30)
 
         def scans() -> int:  # B's completed looks for lapsed claims (APScheduler's own log)
             lines = (project / "b.log").read_text().splitlines()
             return sum("_takeover_job" in x and "executed successfully" in x for x in lines)
 
         # B looked at start-up and twice more since (every second): this one is not lapsed
-        _wait(lambda: scans() >= 2, "two of B's scans for lapsed claims", 30)
+        wait_for(lambda: scans() >= 2, "two of B's scans for lapsed claims", 30)
         assert _row(store, claim.slot).owner == ELSEWHERE and len(sendgrid.recipients) == 8
         until = time.time() + 2  # A's last heartbeat, then nothing: the lease lapses in 2 s
         with store.session() as session:
@@ -452,11 +391,11 @@ def test_a_killed_daemons_slot_is_taken_over_after_its_lease(
                 early.append(row.owner or "")
             return row.status == "sent"
 
-        _wait(finished, "B to finish the edition", 30)
+        wait_for(finished, "B to finish the edition", 30)
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
     finally:
-        _kill(second)
+        kill(second)
     log = (project / "b.log").read_text()
     assert early == [], "B took the slot over before the lease lapsed"
     assert f"taking over from {ELSEWHERE} (its lease lapsed at" in log and "outcome=sent" in log

@@ -14,6 +14,7 @@ from publisher.publish.archive import write_home_page
 from publisher.render.environment import search_path_for
 from publisher.sources import newsroom
 from publisher.store import Store, posts
+from publisher.store.feeds_queries import StoredBuildState
 from publisher.store.items import (
     UpsertResult,
     list_items,
@@ -74,6 +75,12 @@ def _post_item(config: PublisherConfig, post: posts.Post) -> Item:
     )  # fmt: skip
 
 
+class _PostPagesState(StoredBuildState):
+    """The post pages' memory between builds (publish.page_memory), beside the feeds'."""
+
+    NAME = "posts"
+
+
 def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime) -> PostsReport:
     """The newsroom's public pages (posts/) from its stored items, then the archive's home
     page (it links to the posts); the web calls this after a post is saved or retired."""
@@ -88,7 +95,10 @@ def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime
         if not feed.editions_of
     ]
     search_path = search_path_for(config.root)
-    report = write_post_pages(config, items, now=now, feeds=feeds, search_path=search_path)
+    state = _PostPagesState(store, now=now)  # what the last build rendered, from what
+    report = write_post_pages(
+        config, items, now=now, feeds=feeds, search_path=search_path, state=state
+    )
     if config.resolve(POSTS_DIR).joinpath("index.html").is_file():
         write_home_page(config.root, config.organisation, config.campaigns, search_path=search_path)
     return report

@@ -10,7 +10,9 @@ whose address is `<public_url>/posts/<slug>` gets a static page, and the posts a
 Many small organisations have no other website: these pages are their site. A post that
 links elsewhere (an external URL) or nowhere gets no page. A page whose post is no longer
 published (retired) is removed on the next build. Pages are written by the one atomic
-writer, only when their bytes change, so a web server's ETag stays put.
+writer, only when their bytes change, so a web server's ETag stays put; given the last
+build's memory, a page is rendered only when what it is made from changed
+(publish.page_memory).
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from jinja2 import Environment
 from markupsafe import Markup
 
 from publisher.config import PublisherConfig
 from publisher.items import NEWSROOM, Item
 from publisher.publish.archive import page_links
+from publisher.publish.page_memory import PageMemory, digest, json_digest, template_digest
+from publisher.publish.state import BuildState
 from publisher.publish.writer import BackgroundWriter
 from publisher.render.environment import BUILTIN_TEMPLATES, render_template, template_environment
 from publisher.support.sanitize import sanitize_html, summarise
@@ -53,7 +58,8 @@ DESCRIPTION_MAX = 200  # characters of a page's meta description (search results
 @dataclass
 class PostsReport:
     written: int = 0
-    unchanged: int = 0
+    unchanged: int = 0  # not rendered (inputs unchanged), or rendered to the same bytes
+    rendered: int = 0
     removed: int = 0
     left_out: list[str] = field(default_factory=list)  # newsroom items without a page, and why
 
@@ -111,39 +117,90 @@ def write_post_pages(
     now: datetime,
     feeds: Sequence[tuple[FeedMeta, Sequence[Item]]] = (),
     search_path: tuple[Path, ...] = (BUILTIN_TEMPLATES,),
+    state: BuildState | None = None,
 ) -> PostsReport:
     """Write a page for every post among `items` (newsroom items, retired ones left out by
     the caller), the index pages, and remove the pages of posts no longer among them.
     `feeds`: (feed, the items it selects) for the feeds' <link rel="alternate"> tags.
+    `state`: what the last build rendered (publish.page_memory): a page whose inputs did
+    not change is not rendered again; without it every page is.
     Nothing is written while there has never been a post (no posts/ folder appears)."""
-    from publisher.publish.feeds import trusted_dates  # feedgen and lxml: only when needed
-
     report = PostsReport()
     folder = config.resolve(POSTS_DIR)
+    posts = _dated_posts(config, items, now, report)
+    if not posts and not folder.is_dir():
+        return report
+    env = template_environment(search_path)
+    carried = [(meta, frozenset(i.id for i in selected)) for meta, selected in feeds]
+    pages = max(1, math.ceil(len(posts) / PER_PAGE))
+    inputs = _Inputs(config, env, posts, carried)
+    memory = PageMemory(folder, state)
+    with BackgroundWriter(folder) as writer:  # fsyncs overlap rendering (see writer.py)
+        for number, post in enumerate(posts):
+            newer = posts[number - 1] if number else None
+            older = posts[number + 1] if number + 1 < len(posts) else None
+            fingerprint = inputs.of_page(post, newer, older)
+            if not memory.fresh(f"{post.slug}/{PAGE_FILE}", fingerprint):
+                context = page_context(config, post, newer, older, carried)
+                html = render_template(env, PAGE_TEMPLATE, context)
+                memory.write(writer, f"{post.slug}/{PAGE_FILE}", fingerprint, html)
+        for page in range(1, pages + 1):
+            fingerprint = inputs.of_index(page)
+            if not memory.fresh(index_file(page), fingerprint):
+                context = index_context(config, posts, page, carried)
+                html = render_template(env, INDEX_TEMPLATE, context)
+                memory.write(writer, index_file(page), fingerprint, html)
+    report.written, report.rendered = len(writer.changed), memory.rendered
+    report.unchanged = len(writer.unchanged) + memory.skipped
+    _remove_retired(folder, {p.slug for p in posts}, pages, report)
+    memory.save()
+    return report
+
+
+def _dated_posts(
+    config: PublisherConfig, items: Sequence[Item], now: datetime, report: PostsReport
+) -> list[Post]:
+    """The posts among `items`, dated as the feeds date them, newest first."""
+    from publisher.publish.feeds import trusted_dates  # feedgen and lxml: only when needed
+
     tz = ZoneInfo(config.organisation.timezone)
     posts = []
     for post in posts_of(items, config.organisation.public_url, report):
         item = trusted_dates(post.item, now)  # as the feeds date it
         posts.append(replace(post, item=item, day=item.day or item.published.astimezone(tz).date()))
     posts.sort(key=lambda p: (p.item.published, p.item.id), reverse=True)  # newest first
-    if not posts and not folder.is_dir():
-        return report
-    env = template_environment(search_path)
-    carried = [(meta, frozenset(i.id for i in selected)) for meta, selected in feeds]
-    pages = max(1, math.ceil(len(posts) / PER_PAGE))
-    with BackgroundWriter(folder) as writer:  # fsyncs overlap rendering (see writer.py)
-        for number, post in enumerate(posts):
-            newer = posts[number - 1] if number else None
-            older = posts[number + 1] if number + 1 < len(posts) else None
-            context = page_context(config, post, newer, older, carried)
-            html = render_template(env, PAGE_TEMPLATE, context)
-            writer.submit(f"{post.slug}/{PAGE_FILE}", html.encode("utf-8"))
-        for page in range(1, pages + 1):
-            html = render_template(env, INDEX_TEMPLATE, index_context(config, posts, page, carried))
-            writer.submit(index_file(page), html.encode("utf-8"))
-    report.written, report.unchanged = len(writer.changed), len(writer.unchanged)
-    _remove_retired(folder, {p.slug for p in posts}, pages, report)
-    return report
+    return posts
+
+
+class _Inputs:
+    """The fingerprints of the pages: everything page_context and index_context build a
+    page from (and the templates, see page_memory.template_digest), digested once each."""
+
+    def __init__(
+        self, config: PublisherConfig, env: Environment, posts: Sequence[Post], carried: Carried
+    ) -> None:
+        from publisher.publish.entries import item_digest  # feedgen and lxml: only when needed
+
+        org = json_digest(config.organisation.model_dump(mode="json"))
+        self.page = digest(org, template_digest(env, PAGE_TEMPLATE))
+        self.index = digest(org, template_digest(env, INDEX_TEMPLATE), str(len(posts)))
+        self.posts = posts
+        self.carried = [(json_digest(asdict(meta)), ids) for meta, ids in carried]
+        self.shown = {
+            p.slug: digest(p.slug, p.href, str(p.day), item_digest(p.item)) for p in posts
+        }
+        everything = {p.item.id for p in posts}  # an index names the feeds of every post
+        self.index_feeds = [d for d, ids in self.carried if not everything.isdisjoint(ids)]
+
+    def of_page(self, post: Post, newer: Post | None, older: Post | None) -> str:
+        feeds = [d for d, ids in self.carried if post.item.id in ids]
+        near = [self.shown[p.slug] if p else "" for p in (newer, older)]
+        return digest(self.page, self.shown[post.slug], *near, "feeds", *feeds)
+
+    def of_index(self, page: int) -> str:
+        shown = self.posts[(page - 1) * PER_PAGE : page * PER_PAGE]
+        listed = [self.shown[p.slug] for p in shown]
+        return digest(self.index, str(page), *listed, "feeds", *self.index_feeds)
 
 
 def index_file(page: int) -> str:

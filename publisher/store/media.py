@@ -23,7 +23,9 @@ from publisher.store.models import ItemRow, MediaRow
 from publisher.support.slug import slugify
 
 __all__ = [
+    "FIRST_USES",
     "MEDIA_DIR",
+    "ImageUse",
     "ImageFile",
     "MediaError",
     "NewImage",
@@ -185,29 +187,50 @@ def list_images(store: Store) -> list[StoredImage]:
         return [_image(r) for r in session.scalars(query)]
 
 
-def image_usage(store: Store) -> dict[int, list[Usage]]:
-    """Image id -> the stored items (retired ones too) whose `image` or `body_html` holds
-    one of its addresses, whatever the host before `/media/`. One pass over the items that
-    mention /media/ at all."""
+@dataclass(frozen=True)
+class ImageUse:
+    """How many stored items show an image, and the newest few of them."""
+
+    count: int
+    first: tuple[Usage, ...]
+
+
+FIRST_USES = 10  # the items /admin/media names per image: the rest are counted
+
+
+# built once; newest first, so the items named are the newest
+_MENTIONS = (
+    select(
+        ItemRow.id, ItemRow.title, ItemRow.url, ItemRow.source, ItemRow.retired_at,
+        ItemRow.image, ItemRow.body_html,
+    )
+    .where(or_(ItemRow.image.like("%/media/%"), ItemRow.body_html.like("%/media/%")))
+    .order_by(ItemRow.published.desc(), ItemRow.id)
+)  # fmt: skip
+
+
+def image_usage(store: Store, *, first: int = FIRST_USES) -> dict[int, ImageUse]:
+    """Image id -> how many stored items (retired ones too) have one of its addresses in
+    their `image` or `body_html`, whatever the host before `/media/`, and the `first`
+    newest of them. One pass over the items that mention /media/ at all (no index can
+    serve a search inside bodies): the page stays bounded, the pass grows with them."""
     files: dict[str, int] = {}
     for image in list_images(store):
         files[image.file] = files[image.email_file] = image.id
-    used: dict[int, list[Usage]] = {}
-    if not files:
-        return used
-    columns = (ItemRow.id, ItemRow.title, ItemRow.url, ItemRow.source, ItemRow.retired_at)
-    query = (
-        select(*columns, ItemRow.image, ItemRow.body_html)
-        .where(or_(ItemRow.image.like("%/media/%"), ItemRow.body_html.like("%/media/%")))
-        .order_by(ItemRow.published.desc(), ItemRow.id)
-    )
-    with store.session() as session:
-        for item_id, title, url, source, retired, picture, body in session.execute(query):
-            named = _ADDRESS.findall(f"{picture or ''} {body or ''}")
-            for image_id in sorted({files[f] for f in named if f in files}):
-                usage = Usage(item_id, title, url, source, retired is not None)
-                used.setdefault(image_id, []).append(usage)
-    return used
+    counts: dict[int, int] = {}
+    named: dict[int, list[Usage]] = {}
+    if files:
+        with store.engine.connect() as connection:  # Core: a row per item, thousands
+            for item_id, title, url, source, retired, picture, body in connection.execute(
+                _MENTIONS
+            ):
+                found = _ADDRESS.findall(picture or "") + _ADDRESS.findall(body or "")
+                for image_id in {files[f] for f in found if f in files}:
+                    counts[image_id] = counts.get(image_id, 0) + 1
+                    users = named.setdefault(image_id, [])
+                    if len(users) < first:
+                        users.append(Usage(item_id, title, url, source, retired is not None))
+    return {i: ImageUse(n, tuple(named[i])) for i, n in counts.items()}
 
 
 def delete_image(store: Store, image_id: int) -> StoredImage:
@@ -216,10 +239,10 @@ def delete_image(store: Store, image_id: int) -> StoredImage:
     image = get_image(store, image_id)
     if image is None:
         raise MediaError("There is no such image.")
-    users = image_usage(store).get(image_id, [])
-    if users:
-        titles = ", ".join(f"“{u.title}”" for u in users[:3])
-        more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+    use = image_usage(store, first=3).get(image_id)
+    if use is not None:
+        titles = ", ".join(f"“{u.title}”" for u in use.first)
+        more = f" and {use.count - 3} more" if use.count > 3 else ""
         raise MediaError(f"This image is used by {titles}{more}: it was not deleted.")
     with store.session() as session:
         session.execute(delete(MediaRow).where(MediaRow.id == image_id))
