@@ -277,6 +277,7 @@ class SlotRuns:
         return outcome
 
     def _defer(self, name: str, slot: datetime, when: datetime) -> None:
+        """Run the slot at `when` (the daemon also schedules it: Daemon._defer)."""
         self.deferred.append((name, slot, when))
 
     def takeover_every(self) -> timedelta:
