@@ -2,7 +2,8 @@
 
 Validation happens once, here, at the edge (pydantic, unknown keys are errors). Every problem
 is reported as a ConfigError naming file, line and key path. Inner code receives these
-models and never re-validates. `models` holds the sections, `loader` the reading.
+models and never re-validates. `models` holds the whole file and re-exports the sections
+(`organisation`, `content`, `sending`, on the shared types of `fields`), `loader` the reading.
 """
 
 from publisher.config.loader import load_config, parse_yaml_with_lines
