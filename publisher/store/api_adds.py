@@ -6,7 +6,7 @@ the suppressed ones, one multi-row INSERT per table. Row triggers (the tallies, 
 counts) fire for each row of a multi-row INSERT as for a single one.
 
 On SQLite the batch's statements go straight through the DBAPI cursor (plain SQL built
-once from the Table objects of store/models.py, plain tuples, sqlite3's `executemany`
+once from the Table objects of store/models/, plain tuples, sqlite3's `executemany`
 looping in C): SQLAlchemy's per-statement and per-value work was most of the group-commit
 writer's CPU. Each value is converted as its column's type converts it (the type's own
 bind processor; the batch's one time once). PostgreSQL keeps SQLAlchemy Core."""
