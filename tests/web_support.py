@@ -162,7 +162,6 @@ def serve(
         store,
         secret_key=SECRET,
         now=clock,
-        monotonic=clock.monotonic,
         webhook_key=load_key(keys.public_b64),
         send_email=send_email,
         limits=limits or Limits(),

@@ -260,7 +260,6 @@ def create_app(
     secret_key: str,
     now: Callable[[], datetime],
     webhook_key: Any = None,
-    monotonic: Callable[[], float] = time.monotonic,
     send_email: Callable[..., str | None] | None = None,
     limits: Limits | None = None,
 ) -> Starlette:
@@ -274,7 +273,6 @@ def create_app(
         env=web_environment(config),
         topics=topics_of(config),
         webhook_key=webhook_key,
-        monotonic=monotonic,
         send_email=send_email,
     )
     routes: list[BaseRoute] = [

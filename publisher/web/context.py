@@ -7,7 +7,6 @@ import asyncio
 import functools
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,7 +63,6 @@ class Web:
     env: Environment
     topics: list[Topic]
     webhook_key: Any = None  # an EllipticCurvePublicKey, or None: the webhook refuses all
-    monotonic: Callable[[], float] = time.monotonic
     send_email: Callable[..., str | None] | None = None  # (config, message, recipient)
     # sign-up limits live in the store, shared by every process: publisher/web/limits.py
     # called when work done after an answer (notices.later) has finished (tests wait on it)
