@@ -104,6 +104,8 @@ def _responses(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     if endpoint.method != "GET":  # a stale version, someone already there, a running retry
         responses["409"] = _problem("conflict, or the same Idempotency-Key still running")
     if endpoint.body is not None:
+        responses["408"] = _problem("the body did not arrive in time")
+        responses["413"] = _problem("the body is over this path's size limit")
         responses["415"] = _problem("the body is not application/json")
     for status, why in endpoint.extra:
         responses[status] = _problem(why)

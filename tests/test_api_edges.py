@@ -1,0 +1,82 @@
+"""The JSON API at its edges: every refusal under /api/v1 as problem details (no route, a
+wrong method, a body too large or too slow), an Idempotency-Key whose first request was
+lost, a 429 never kept under a key, and the public sign-up key's limit per client."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+
+from publisher.web.bounds import Limits
+from tests.api_support import api_server, make_key
+from tests.web_support import serve
+
+PROBLEM = "application/problem+json"
+CONSENT = {"text": "Ticked the box on our petition page", "form": "petition", "ip": "192.0.2.7"}
+
+
+def person(email: str) -> dict:
+    return {"email": email, "name": "Ada", "topics": ["labor"], "consent": CONSENT}
+
+
+def signup(email: str) -> dict:
+    return {"email": email, "topics": ["housing"], "consent": True}
+
+
+def is_problem(answer: httpx.Response, status: int) -> dict:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    document = answer.json()
+    assert document["status"] == status and document["title"] and document["detail"]
+    return document
+
+
+def test_unknown_paths_and_wrong_methods_are_problems_under_the_api_only(tmp_path, store):
+    with api_server(tmp_path, store) as (served, api):
+        key = make_key(store, served, "subscribers:read")
+        nowhere = api.http.get("/nothing-here", headers={"Authorization": f"Bearer {key}"})
+        assert is_problem(nowhere, 404)["type"].endswith("/api/v1/docs#problem-not-found")
+        assert is_problem(api.http.get("/subscribers/not-a-number"), 404)
+        wrong = api.http.request("PUT", "/subscribers")  # a create path (api.DirectPaths)
+        assert is_problem(wrong, 405)["title"] == "This path does not take this method"
+        assert "POST" in wrong.headers["allow"]
+        assert is_problem(api.http.delete("/subscribers/1/unsubscribe"), 405)
+        assert is_problem(api.http.post("/openapi.json"), 405)
+        site = httpx.get(served.url + "/nothing-here")  # the rest of the site: its page
+        assert site.status_code == 404 and site.headers["content-type"] != PROBLEM
+
+
+def test_a_body_over_the_limit_is_a_declared_problem(tmp_path, store):
+    with api_server(tmp_path, store) as (served, api):
+        key = make_key(store, served, kind="signup")
+        huge = signup("big@example.org") | {"name": "x" * 70_000}
+        too_large = api.call("POST", "/signup", key, json=huge)  # validated: 413 is declared
+        assert "at most 65536 bytes" in is_problem(too_large, 413)["detail"]
+        document = api.http.get("/openapi.json").json()
+        answers = document["paths"]["/signup"]["post"]["responses"]
+        assert {"408", "413"} <= set(answers)
+        form = httpx.post(served.url + "/subscribe", content=b"e" * 70_000)
+        assert form.status_code == 413 and form.headers["content-type"].startswith("text/html")
+
+
+def test_a_body_too_slow_is_a_problem(tmp_path, store):
+    with serve(tmp_path, store, limits=Limits(body_timeout=0.5)) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            request = (
+                f"POST /api/v1/signup HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+            )
+            sock.sendall(request.encode())
+            answer = b""
+            while b"}" not in answer.partition(b"\r\n\r\n")[2]:  # until the body is whole
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["title"] == "The request body took too long to arrive"
