@@ -4,11 +4,14 @@ lost, a 429 never kept under a key, and the public sign-up key's limit per clien
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
+from datetime import timedelta
 
 import httpx
 
+from publisher.store import api_keys
 from publisher.web.bounds import Limits
 from tests.api_support import api_server, make_key
 from tests.web_support import serve
@@ -80,3 +83,42 @@ def test_a_body_too_slow_is_a_problem(tmp_path, store):
     assert head.startswith(b"HTTP/1.1 408 ")
     assert b"content-type: application/problem+json" in head.lower()
     assert json.loads(body)["title"] == "The request body took too long to arrive"
+
+
+def test_a_claim_without_its_answer_is_taken_over_after_a_bounded_time(store):
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    key, _ = api_keys.create_key(store, "k", kind="scoped", scopes=[], created_by="t", now=now)
+    assert api_keys.claim_answer(store, key.id, "i-1", "h", now=now) is None
+    running = api_keys.claim_answer(store, key.id, "i-1", "h", now=now + timedelta(minutes=4))
+    assert running is not None and running.status == 0
+    stale = now + api_keys.IDEMPOTENCY_STALE
+    other = api_keys.claim_answer(store, key.id, "i-1", "another body", now=stale)
+    assert other is not None and other.request_hash == "h"  # another body: never taken over
+    assert api_keys.claim_answer(store, key.id, "i-1", "h", now=stale) is None  # taken over
+    again = api_keys.claim_answer(store, key.id, "i-1", "h", now=stale)  # only once
+    assert again is not None and again.status == 0
+    api_keys.remember_answer(store, key.id, "i-1", status=201, body="{}")
+    later = now + timedelta(hours=1)
+    kept = api_keys.claim_answer(store, key.id, "i-1", "h", now=later)
+    assert kept is not None and kept.status == 201  # an answer is kept, however old
+
+
+def test_a_retry_runs_a_request_whose_process_was_lost_after_its_claim(tmp_path, store):
+    with api_server(tmp_path, store) as (served, api):
+        token = make_key(store, served, "subscribers:write", name="writer")  # not batched
+        key_id = api_keys.list_keys(store)[0].id
+        raw = json.dumps(person("lost@example.org")).encode()
+        digest = hashlib.sha256(b"/api/v1/subscribers\n" + raw).hexdigest()
+        # the first request claimed the key, then its process was killed
+        assert api_keys.claim_answer(store, key_id, "lost-1", digest, now=served.clock.now) is None
+        headers = {"Idempotency-Key": "lost-1", "content-type": "application/json"}
+        running = api.call("POST", "/subscribers", token, content=raw, headers=headers)
+        assert is_problem(running, 409)["title"].startswith("A request with this Idempotency")
+        served.clock.advance(seconds=api_keys.IDEMPOTENCY_STALE.total_seconds())
+        retried = api.call("POST", "/subscribers", token, content=raw, headers=headers)
+        assert retried.status_code == 201, retried.text
+        replayed = api.call("POST", "/subscribers", token, content=raw, headers=headers)
+        assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
+        assert replayed.json() == retried.json()

@@ -340,7 +340,8 @@ def _idempotent(
     call: Call, endpoint: Endpoint, request: Request, raw: bytes, idem: str, headers: dict[str, str]
 ) -> Response:
     """A POST with an Idempotency-Key: run once per key and body; a retry gets the same
-    answer, the same key with another body 422, while the first still runs 409."""
+    answer, the same key with another body 422, while the first still runs 409 (for
+    IDEMPOTENCY_STALE at most: then the claim counts as lost, see api_keys.claim_answer)."""
     store, key_id = call.w.store, call.key.id
     kept = _claim(store, call, request, raw, idem, headers)
     if kept is not None:
