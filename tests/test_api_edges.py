@@ -13,6 +13,7 @@ import httpx
 
 from publisher.store import api_keys
 from publisher.web.bounds import Limits
+from publisher.web.limits import IP_LIMIT
 from tests.api_support import api_server, make_key
 from tests.web_support import serve
 
@@ -122,3 +123,22 @@ def test_a_retry_runs_a_request_whose_process_was_lost_after_its_claim(tmp_path,
         replayed = api.call("POST", "/subscribers", token, content=raw, headers=headers)
         assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
         assert replayed.json() == retried.json()
+
+
+def test_a_429_is_not_kept_under_an_idempotency_key(tmp_path, store):
+    with api_server(tmp_path, store, per_minute=1000) as (served, api):
+        key = make_key(store, served, kind="signup")
+        for n in range(IP_LIMIT):  # the sign-up's own limit per client address
+            assert api.call("POST", "/signup", key, json=signup(f"s{n}@example.org")).is_success
+        headers = {"Idempotency-Key": "late-1"}
+        body = signup("late@example.org")
+        limited = api.call("POST", "/signup", key, json=body, headers=headers)
+        assert is_problem(limited, 429)
+        again = api.call("POST", "/signup", key, json=body, headers=headers)
+        assert is_problem(again, 429) and "Idempotent-Replayed" not in again.headers
+        served.clock.advance(minutes=10)  # the sign-up's window has passed
+        retried = api.call("POST", "/signup", key, json=body, headers=headers)
+        assert retried.status_code == 202, retried.text
+        assert "Idempotent-Replayed" not in retried.headers
+        replayed = api.call("POST", "/signup", key, json=body, headers=headers)
+        assert replayed.status_code == 202 and replayed.headers["Idempotent-Replayed"] == "true"

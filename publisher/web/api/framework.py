@@ -336,6 +336,12 @@ def replay(kept: api_keys.Replay, digest: str, headers: dict[str, str]) -> Respo
     return respond(kept.status, kept.body.encode("utf-8"), headers)
 
 
+def kept_under_key(status: int) -> bool:
+    """Whether an answer is kept for retries under its Idempotency-Key: not a 429 nor a
+    server error, which a retry may get past (after Retry-After, once the fault is gone)."""
+    return status < 500 and status != 429
+
+
 def _idempotent(
     call: Call, endpoint: Endpoint, request: Request, raw: bytes, idem: str, headers: dict[str, str]
 ) -> Response:
@@ -350,7 +356,7 @@ def _idempotent(
         status, body = answer_of(endpoint, endpoint.handler(call))
     except Exception as exc:
         failure = problem_for(exc)
-        if failure.status >= 500:
+        if not kept_under_key(failure.status):
             api_keys.release_answer(store, key_id, idem)
             raise
         status, body = failure.status, failure.body(call.w)
