@@ -7,14 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import httpx
 
 from publisher.store import api_keys
+from publisher.store.suppression import suppress
 from publisher.web.bounds import Limits
 from publisher.web.limits import IP_LIMIT
-from tests.api_support import api_server, make_key
+from tests.api_support import Api, api_server, make_key
 from tests.web_support import serve
 
 PROBLEM = "application/problem+json"
@@ -35,6 +38,19 @@ def is_problem(answer: httpx.Response, status: int) -> dict:
     document = answer.json()
     assert document["status"] == status and document["title"] and document["detail"]
     return document
+
+
+@contextmanager
+def from_address(api: Api, address: str) -> Iterator[None]:
+    """The API client's calls made from another client address (127.0.0.0/8 is all ours)."""
+    usual = api.http
+    transport = httpx.HTTPTransport(local_address=address)
+    api.http = httpx.Client(base_url=usual.base_url, timeout=30, transport=transport)
+    try:
+        yield
+    finally:
+        api.http.close()
+        api.http = usual
 
 
 def test_unknown_paths_and_wrong_methods_are_problems_under_the_api_only(tmp_path, store):
@@ -142,3 +158,37 @@ def test_a_429_is_not_kept_under_an_idempotency_key(tmp_path, store):
         assert "Idempotent-Replayed" not in retried.headers
         replayed = api.call("POST", "/signup", key, json=body, headers=headers)
         assert replayed.status_code == 202 and replayed.headers["Idempotent-Replayed"] == "true"
+
+
+def test_one_client_spending_the_signup_keys_calls_locks_out_nobody_else(tmp_path, store):
+    with api_server(tmp_path, store, per_minute=3) as (served, api):
+        key = make_key(store, served, kind="signup", name="website form")
+        for n, left in enumerate((2, 1, 0)):
+            answer = api.call("POST", "/signup", key, json=signup(f"a{n}@example.org"))
+            assert answer.status_code == 202
+            assert answer.headers["RateLimit"].startswith(f'"per-client";r={left};')
+        limited = api.call("POST", "/signup", key, json=signup("a3@example.org"))
+        assert is_problem(limited, 429)
+        assert limited.headers["RateLimit-Policy"] == '"per-client";q=3;w=60'
+        assert limited.headers["RateLimit"].startswith('"per-client";r=0;')
+        assert int(limited.headers["Retry-After"]) > 0
+        assert limited.headers["access-control-allow-origin"] == "*"  # a browser may read it
+        with from_address(api, "127.0.0.2"):
+            other = api.call("POST", "/signup", key, json=signup("b@example.org"))
+            assert other.status_code == 202, other.text
+            assert other.headers["RateLimit"].startswith('"per-client";r=2;')
+
+
+def test_the_signup_answer_is_the_same_whoever_the_address_is(tmp_path, store):
+    with api_server(tmp_path, store) as (served, api):
+        importer = make_key(store, served, "subscribers:write", "subscribers:import")
+        assert api.call("POST", "/subscribers", importer, json=person("on@example.org")).is_success
+        suppress(store, "gone@example.org", reason="complaint", source="test", now=served.clock.now)
+        key = make_key(store, served, kind="signup")
+        answers = [
+            api.call("POST", "/signup", key, json=signup(email))
+            for email in ("new@example.org", "on@example.org", "gone@example.org")
+        ]
+        assert [a.status_code for a in answers] == [202, 202, 202]
+        assert answers[0].json() == answers[1].json() == answers[2].json()
+        assert served.wait_for_mail(1) == ["new@example.org"]

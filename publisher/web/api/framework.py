@@ -112,6 +112,10 @@ def _allowed(key: ApiKey | None, endpoint: Endpoint) -> ApiKey:
     return key
 
 
+# what a window counts: a key's id, or (a sign-up key's id, a client address)
+Counted = int | tuple[int, str]
+
+
 class KeyWindows:
     """Each key's calls in the current fixed window, counted in this process: a call costs
     no store write. The limit is per `publisher serve` process (two processes behind one
@@ -119,32 +123,40 @@ class KeyWindows:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[int, tuple[int, int]] = {}  # key id -> (window start, calls)
+        self._counts: dict[Counted, tuple[int, int]] = {}  # -> (window start, calls)
 
-    def take(self, key_id: int, most: int, stamp: int) -> int | None:
+    def take(self, counted: Counted, most: int, stamp: int) -> int | None:
         """Count one call: the calls in this window including it, or None when full."""
         start = stamp - stamp % RATE_WINDOW
         with self._lock:
             if len(self._counts) > 10_000:  # ended windows of keys not used since
                 self._counts = {k: v for k, v in self._counts.items() if v[0] == start}
-            began, used = self._counts.get(key_id, (start, 0))
+            began, used = self._counts.get(counted, (start, 0))
             used = used if began == start else 0
             if used >= most:
                 return None
-            self._counts[key_id] = (start, used + 1)
+            self._counts[counted] = (start, used + 1)
             return used + 1
 
 
-def _rate(now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int) -> dict[str, str]:
-    """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429."""
+def _rate(
+    now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int, ip: str
+) -> dict[str, str]:
+    """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429.
+    A sign-up key sits in public web pages: its limit counts per client address, so one
+    visitor spending it locks nobody else out (the sign-up's own per-address, per-network
+    and per-mailbox limits still hold)."""
     stamp = int(now.timestamp())
-    used = windows.take(key.id, per_minute, stamp)
+    public = key.kind == "signup"
+    used = windows.take((key.id, ip) if public else key.id, per_minute, stamp)
     reset = RATE_WINDOW - stamp % RATE_WINDOW
-    headers = {"RateLimit-Policy": f'"per-key";q={per_minute};w={RATE_WINDOW}'}
-    headers["RateLimit"] = f'"per-key";r={max(per_minute - (used or per_minute), 0)};t={reset}'
+    name = '"per-client"' if public else '"per-key"'
+    headers = {"RateLimit-Policy": f"{name};q={per_minute};w={RATE_WINDOW}"}
+    headers["RateLimit"] = f"{name};r={max(per_minute - (used or per_minute), 0)};t={reset}"
     if used is None:
         headers["Retry-After"] = str(reset)
-        raise Problem(429, "rate-limited", "Too many requests with this key.", headers=headers)
+        detail = "Too many requests " + ("from here with this key." if public else "with this key.")
+        raise Problem(429, "rate-limited", detail, headers=headers)
     return headers
 
 
@@ -229,14 +241,15 @@ def _called(
     read, prepared for a batched handler: pure work (no store)."""
     w = web(request)
     state = request.app.state
-    headers.update(_rate(now, state.api_windows, key, state.api_per_minute))
+    ip = client_ip(request)
+    headers.update(_rate(now, state.api_windows, key, state.api_per_minute, ip))
     call = Call(
         w,
         key,
         dict(request.path_params),
         body=_body(request, raw, endpoint),
         query=_query(request, endpoint),
-        ip=client_ip(request),
+        ip=ip,
         user_agent=request.headers.get("user-agent"),
         now=now,
     )
