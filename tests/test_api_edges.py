@@ -141,6 +141,19 @@ def test_a_retry_runs_a_request_whose_process_was_lost_after_its_claim(tmp_path,
         assert replayed.json() == retried.json()
 
 
+def test_a_kept_refusal_is_replayed_as_problem_details(tmp_path, store):
+    with api_server(tmp_path, store) as (served, api):
+        key = make_key(store, served, "subscribers:write", "subscribers:import")
+        body = person("twice@example.org")
+        assert api.call("POST", "/subscribers", key, json=body).status_code == 201
+        headers = {"Idempotency-Key": "dup-1"}
+        refused = api.call("POST", "/subscribers", key, json=body, headers=headers)
+        assert is_problem(refused, 409)
+        replayed = api.call("POST", "/subscribers", key, json=body, headers=headers)
+        assert is_problem(replayed, 409) == refused.json()
+        assert replayed.headers["Idempotent-Replayed"] == "true"
+
+
 def test_a_429_is_not_kept_under_an_idempotency_key(tmp_path, store):
     with api_server(tmp_path, store, per_minute=1000) as (served, api):
         key = make_key(store, served, kind="signup")

@@ -346,6 +346,8 @@ def replay(kept: api_keys.Replay, digest: str, headers: dict[str, str]) -> Respo
     if kept.status == 0:
         raise Problem(409, "idempotency-in-progress", "The first request still runs.")
     headers["Idempotent-Replayed"] = "true"
+    if kept.status >= 400:  # a kept refusal is problem details again, not plain JSON
+        return problem_response(kept.status, kept.body.encode("utf-8"), headers)
     return respond(kept.status, kept.body.encode("utf-8"), headers)
 
 
