@@ -28,6 +28,7 @@ from publisher.store.models import ApiIdempotencyRow, ApiKeyRow
 
 __all__ = [
     "IDEMPOTENCY_KEPT",
+    "IDEMPOTENCY_STALE",
     "KEY_CACHE_TTL",
     "ApiKey",
     "Replay",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 IDEMPOTENCY_KEPT = timedelta(hours=24)
+# a claim still without its answer this long after it was made is a lost request (its
+# process was killed between the claim and the answer): a retry with the same body takes it
+IDEMPOTENCY_STALE = timedelta(minutes=5)
 _KEYS = cast(Table, ApiKeyRow.__table__)
 _IDEM = cast(Table, ApiIdempotencyRow.__table__)
 LAST_USED_STEP = timedelta(minutes=1)  # last use written at most once a minute per key
@@ -240,7 +244,9 @@ def claim_answer(
 ) -> Replay | None:
     """Claim this key's Idempotency-Key for a request about to run: None when claimed (run
     it, then `remember_answer` or `release_answer`), else what is kept for it: a finished
-    answer, or status 0 while the first request still runs. Claims older than
+    answer, or status 0 while the first request still runs. A claim of the same request
+    without its answer for IDEMPOTENCY_STALE is taken over (claimed afresh: None), by one
+    conditional UPDATE, so of two retries at once only one runs it. Claims older than
     IDEMPOTENCY_KEPT are deleted in the same transaction, so the table stays a day deep."""
     values = {"key_id": key_id, "idem_key": idem_key, "request_hash": request_hash}
     claim = _claim_statement(store)
@@ -250,6 +256,9 @@ def claim_answer(
         row = {**values, "status": 0, "body": "", "created_at": now}
         if connection.execute(claim, row).first() is not None:
             return None
+        stale = {"k": key_id, "i": idem_key, "h": request_hash, "now": now}
+        if connection.execute(_TAKE_OVER, stale | {"before": now - IDEMPOTENCY_STALE}).rowcount:
+            return None
         kept = connection.execute(_KEPT, {"k": key_id, "i": idem_key}).first()
     return Replay("", 0, "") if kept is None else Replay(kept.request_hash, kept.status, kept.body)
 
@@ -258,6 +267,18 @@ def claim_answer(
 _PRUNE = delete(_IDEM).where(_IDEM.c.created_at <= bindparam("before"))
 _ONE = (_IDEM.c.key_id == bindparam("k"), _IDEM.c.idem_key == bindparam("i"))
 _KEPT = select(_IDEM.c.request_hash, _IDEM.c.status, _IDEM.c.body).where(*_ONE)
+# the claim of a lost request, made anew; the WHERE is checked again on the row a concurrent
+# take-over committed (PostgreSQL) or runs after it (SQLite): the second finds it fresh
+_TAKE_OVER = (
+    update(_IDEM)
+    .where(
+        *_ONE,
+        _IDEM.c.status == 0,
+        _IDEM.c.request_hash == bindparam("h"),
+        _IDEM.c.created_at <= bindparam("before"),
+    )
+    .values(created_at=bindparam("now"))
+)
 _REMEMBER = update(_IDEM).where(*_ONE).values(status=bindparam("s"), body=bindparam("b"))
 _KEPT_MANY = select(
     _IDEM.c.key_id, _IDEM.c.idem_key, _IDEM.c.request_hash, _IDEM.c.status, _IDEM.c.body

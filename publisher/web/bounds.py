@@ -39,6 +39,7 @@ UPLOAD_LIMITS = {
     "/api/v1/broadcasts": 1 * MiB,
 }
 UPLOADS_AT_ONCE = 2
+API_PREFIX = "/api/v1"  # its refusals are problem details (publisher/web/api/problems.py)
 
 
 @dataclass(frozen=True)
@@ -99,18 +100,17 @@ class BoundedBodies:
     ) -> None:
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _too_large(scope, path)(scope, receive, send)
+            await _too_large(scope, path, limit)(scope, receive, send)
             return
         try:
             async with asyncio.timeout(self.limits.body_timeout):
                 body = await _read_body(receive, limit)
         except TimeoutError:
             # the client is too slow: answer and close (its unread bytes are dropped)
-            answer = PlainTextResponse("Request timeout\n", 408, {"connection": "close"})
-            await answer(scope, receive, send)
+            await _too_slow(scope, path)(scope, receive, send)
             return
         if body is None:
-            await _too_large(scope, path)(scope, receive, send)
+            await _too_large(scope, path, limit)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -156,10 +156,36 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _too_large(scope: Scope, path: str) -> Response:
+def _web(scope: Scope) -> Any:
+    return getattr(getattr(scope.get("app"), "state", None), "web", None)
+
+
+def _api_problem(scope: Scope, path: str, status: int, slug: str, detail: str) -> Response | None:
+    """The API's refusal as RFC 9457 problem details (None: not an API path)."""
+    web = _web(scope)
+    if web is None or not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+        return None
+    # here, not at the top: the CLI imports this module without the whole API package
+    from publisher.web.api.problems import Problem
+
+    headers = {"connection": "close"} if status == 408 else {}
+    return Problem(status, slug, detail, headers=headers).response(web)
+
+
+def _too_slow(scope: Scope, path: str) -> Response:
+    detail = "The request body did not arrive in time."
+    answer = _api_problem(scope, path, 408, "timeout", detail)
+    return answer or PlainTextResponse("Request timeout\n", 408, {"connection": "close"})
+
+
+def _too_large(scope: Scope, path: str, limit: int) -> Response:
     if path == WEBHOOK_PATH:
         return JSONResponse({"error": "too large"}, status_code=413)
-    web = getattr(getattr(scope.get("app"), "state", None), "web", None)
+    detail = f"The body may be at most {limit} bytes."
+    answer = _api_problem(scope, path, 413, "too-large", detail)
+    if answer is not None:
+        return answer
+    web = _web(scope)
     if web is None:
         return PlainTextResponse("That request was too large.\n", status_code=413)
     page: Response = web.message("Too large", "That request was too large.", status=413)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette._utils import get_route_path
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from publisher.web.api import broadcasts, campaigns, content, people
 from publisher.web.api.framework import Endpoint, handler_of, routes_of
+from publisher.web.api.problems import RoutingProblems
 
 PREFIX = "/api/v1"
 ENDPOINTS: list[Endpoint] = [
@@ -27,7 +29,8 @@ ENDPOINTS: list[Endpoint] = [
 def routes() -> list[BaseRoute]:
     from publisher.web.api import openapi  # the document's own routes
 
-    return [Mount(PREFIX, routes=[*routes_of(ENDPOINTS), *openapi.ROUTES])]
+    api = [*routes_of(ENDPOINTS), *openapi.ROUTES]
+    return [Mount(PREFIX, routes=api, middleware=[Middleware(RoutingProblems)])]
 
 
 class DirectPaths:

@@ -107,7 +107,8 @@ def _many(store: Store, items: list[Pending]) -> list[tuple[Any, BaseException |
             outcomes[index] = _settled(p, answer)
             continue
         status, body = _kept(p, answer)
-        keep.append((*keys[index], digests[index], status, body.decode("utf-8")))
+        if framework.kept_under_key(status):  # a 429 is not: a retry may get past it
+            keep.append((*keys[index], digests[index], status, body.decode("utf-8")))
         answered = problem_response if status >= 400 else framework.respond
         outcomes[index] = (answered(status, body, p.headers), None)
     api_keys.keep_answers(store, keep, now=now)

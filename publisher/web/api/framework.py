@@ -112,6 +112,10 @@ def _allowed(key: ApiKey | None, endpoint: Endpoint) -> ApiKey:
     return key
 
 
+# what a window counts: a key's id, or (a sign-up key's id, a client address)
+Counted = int | tuple[int, str]
+
+
 class KeyWindows:
     """Each key's calls in the current fixed window, counted in this process: a call costs
     no store write. The limit is per `publisher serve` process (two processes behind one
@@ -119,32 +123,40 @@ class KeyWindows:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[int, tuple[int, int]] = {}  # key id -> (window start, calls)
+        self._counts: dict[Counted, tuple[int, int]] = {}  # -> (window start, calls)
 
-    def take(self, key_id: int, most: int, stamp: int) -> int | None:
+    def take(self, counted: Counted, most: int, stamp: int) -> int | None:
         """Count one call: the calls in this window including it, or None when full."""
         start = stamp - stamp % RATE_WINDOW
         with self._lock:
             if len(self._counts) > 10_000:  # ended windows of keys not used since
                 self._counts = {k: v for k, v in self._counts.items() if v[0] == start}
-            began, used = self._counts.get(key_id, (start, 0))
+            began, used = self._counts.get(counted, (start, 0))
             used = used if began == start else 0
             if used >= most:
                 return None
-            self._counts[key_id] = (start, used + 1)
+            self._counts[counted] = (start, used + 1)
             return used + 1
 
 
-def _rate(now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int) -> dict[str, str]:
-    """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429."""
+def _rate(
+    now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int, ip: str
+) -> dict[str, str]:
+    """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429.
+    A sign-up key sits in public web pages: its limit counts per client address, so one
+    visitor spending it locks nobody else out (the sign-up's own per-address, per-network
+    and per-mailbox limits still hold)."""
     stamp = int(now.timestamp())
-    used = windows.take(key.id, per_minute, stamp)
+    public = key.kind == "signup"
+    used = windows.take((key.id, ip) if public else key.id, per_minute, stamp)
     reset = RATE_WINDOW - stamp % RATE_WINDOW
-    headers = {"RateLimit-Policy": f'"per-key";q={per_minute};w={RATE_WINDOW}'}
-    headers["RateLimit"] = f'"per-key";r={max(per_minute - (used or per_minute), 0)};t={reset}'
+    name = '"per-client"' if public else '"per-key"'
+    headers = {"RateLimit-Policy": f"{name};q={per_minute};w={RATE_WINDOW}"}
+    headers["RateLimit"] = f"{name};r={max(per_minute - (used or per_minute), 0)};t={reset}"
     if used is None:
         headers["Retry-After"] = str(reset)
-        raise Problem(429, "rate-limited", "Too many requests with this key.", headers=headers)
+        detail = "Too many requests " + ("from here with this key." if public else "with this key.")
+        raise Problem(429, "rate-limited", detail, headers=headers)
     return headers
 
 
@@ -229,14 +241,15 @@ def _called(
     read, prepared for a batched handler: pure work (no store)."""
     w = web(request)
     state = request.app.state
-    headers.update(_rate(now, state.api_windows, key, state.api_per_minute))
+    ip = client_ip(request)
+    headers.update(_rate(now, state.api_windows, key, state.api_per_minute, ip))
     call = Call(
         w,
         key,
         dict(request.path_params),
         body=_body(request, raw, endpoint),
         query=_query(request, endpoint),
-        ip=client_ip(request),
+        ip=ip,
         user_agent=request.headers.get("user-agent"),
         now=now,
     )
@@ -333,14 +346,23 @@ def replay(kept: api_keys.Replay, digest: str, headers: dict[str, str]) -> Respo
     if kept.status == 0:
         raise Problem(409, "idempotency-in-progress", "The first request still runs.")
     headers["Idempotent-Replayed"] = "true"
+    if kept.status >= 400:  # a kept refusal is problem details again, not plain JSON
+        return problem_response(kept.status, kept.body.encode("utf-8"), headers)
     return respond(kept.status, kept.body.encode("utf-8"), headers)
+
+
+def kept_under_key(status: int) -> bool:
+    """Whether an answer is kept for retries under its Idempotency-Key: not a 429 nor a
+    server error, which a retry may get past (after Retry-After, once the fault is gone)."""
+    return status < 500 and status != 429
 
 
 def _idempotent(
     call: Call, endpoint: Endpoint, request: Request, raw: bytes, idem: str, headers: dict[str, str]
 ) -> Response:
     """A POST with an Idempotency-Key: run once per key and body; a retry gets the same
-    answer, the same key with another body 422, while the first still runs 409."""
+    answer, the same key with another body 422, while the first still runs 409 (for
+    IDEMPOTENCY_STALE at most: then the claim counts as lost, see api_keys.claim_answer)."""
     store, key_id = call.w.store, call.key.id
     kept = _claim(store, call, request, raw, idem, headers)
     if kept is not None:
@@ -349,7 +371,7 @@ def _idempotent(
         status, body = answer_of(endpoint, endpoint.handler(call))
     except Exception as exc:
         failure = problem_for(exc)
-        if failure.status >= 500:
+        if not kept_under_key(failure.status):
             api_keys.release_answer(store, key_id, idem)
             raise
         status, body = failure.status, failure.body(call.w)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from publisher.store.api_keys import IDEMPOTENCY_STALE
 from publisher.web.api.framework import MAX_ID, Endpoint
 from publisher.web.api.problems import TITLES
 from publisher.web.api.scopes import SCOPES
@@ -42,6 +43,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
     },
 }
+STALE_MINUTES = int(IDEMPOTENCY_STALE.total_seconds() // 60)
+IDEMPOTENCY_TEXT = (
+    "A retry with the same key and body gets the first answer again, kept 24 hours (not a "
+    "429 or a server error: those may be retried). While the first still runs, 409; a "
+    f"first that has not answered in {STALE_MINUTES} minutes is taken as lost, and a retry "
+    "runs the request afresh."
+)
 RATE_HEADERS = {
     "RateLimit": {"schema": {"type": "string"}, "description": "what is left (IETF draft)"},
     "RateLimit-Policy": {"schema": {"type": "string"}, "description": "the key's limit"},
@@ -104,6 +112,8 @@ def _responses(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     if endpoint.method != "GET":  # a stale version, someone already there, a running retry
         responses["409"] = _problem("conflict, or the same Idempotency-Key still running")
     if endpoint.body is not None:
+        responses["408"] = _problem("the body did not arrive in time")
+        responses["413"] = _problem("the body is over this path's size limit")
         responses["415"] = _problem("the body is not application/json")
     for status, why in endpoint.extra:
         responses[status] = _problem(why)
@@ -126,6 +136,7 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
+                "description": IDEMPOTENCY_TEXT,
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255},
             }
         )

@@ -9,7 +9,9 @@ import json
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from publisher.deliver.approval import NotApproved
 from publisher.errors import PublisherError
@@ -25,6 +27,9 @@ TITLES = {
     "unauthorized": "No usable API key",
     "forbidden": "The key does not allow this",
     "not-found": "Not found",
+    "method-not-allowed": "This path does not take this method",
+    "timeout": "The request body took too long to arrive",
+    "too-large": "The request body is too large",
     "conflict": "Conflict with the current state",
     "idempotency-in-progress": "A request with this Idempotency-Key is still running",
     "idempotency-key-reused": "This Idempotency-Key was used with another request",
@@ -107,3 +112,29 @@ def problem_for(exc: Exception) -> Problem:
         if isinstance(exc, kind):
             return Problem(status, slug, str(exc)[:500])
     return Problem(500, "server-error", "The request failed on our side. Please try again later.")
+
+
+# Starlette's own refusals under /api/v1 (no route: 404, another method: 405)
+ROUTING = {
+    404: ("not-found", "Nothing is at this address of the API."),
+    405: ("method-not-allowed", "The Allow header lists the methods this path takes."),
+}
+
+
+class RoutingProblems:
+    """Pure ASGI middleware of the API's Mount: what its router refuses (an unknown path, a
+    method a path does not take) as problem details, not Starlette's plain text; the rest
+    of the site keeps its pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except HTTPException as exc:
+            if scope["type"] != "http" or exc.status_code not in ROUTING:
+                raise
+            slug, detail = ROUTING[exc.status_code]
+            refused = Problem(exc.status_code, slug, detail, headers=dict(exc.headers or {}))
+            await refused.response(scope["app"].state.web)(scope, receive, send)
