@@ -15,6 +15,7 @@ import httpx
 
 from publisher.store import api_keys
 from publisher.store.suppression import suppress
+from publisher.web.api.framework import RATE_WINDOW, KeyWindows
 from publisher.web.bounds import Limits
 from publisher.web.limits import IP_LIMIT
 from tests.api_support import Api, api_server, make_key
@@ -205,3 +206,21 @@ def test_the_signup_answer_is_the_same_whoever_the_address_is(tmp_path, store):
         assert [a.status_code for a in answers] == [202, 202, 202]
         assert answers[0].json() == answers[1].json() == answers[2].json()
         assert served.wait_for_mail(1) == ["new@example.org"]
+
+
+def test_key_windows_hold_a_bounded_number_of_counts_and_newcomers_share_one() -> None:
+    windows = KeyWindows(most_counted=3)
+    stamp = 1_800_000_000 - 1_800_000_000 % RATE_WINDOW
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        assert windows.take((7, address), 2, stamp) == 1
+    # the table is full: every new address of key 7 is counted together, known ones alone
+    assert windows.take((7, "198.51.100.1"), 2, stamp) == 1
+    assert windows.take((7, "198.51.100.2"), 2, stamp) == 2
+    assert windows.take((7, "198.51.100.3"), 2, stamp) is None
+    assert windows.take((7, "192.0.2.1"), 2, stamp + 1) == 2
+    assert windows.take(8, 2, stamp) == 1  # a key (not a client) is never folded
+    assert windows.take(8, 2, stamp) == 2
+    assert len(windows._counts) == 5
+    # the next window starts every count afresh
+    assert windows.take((7, "198.51.100.3"), 2, stamp + RATE_WINDOW) == 1
+    assert len(windows._counts) == 1

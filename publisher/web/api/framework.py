@@ -119,23 +119,29 @@ Counted = int | tuple[int, str]
 class KeyWindows:
     """Each key's calls in the current fixed window, counted in this process: a call costs
     no store write. The limit is per `publisher serve` process (two processes behind one
-    address allow a key twice the calls); a restart starts the window's count afresh."""
+    address allow a key twice the calls); a restart starts the window's count afresh.
+    At most `most_counted` counts are held a window: past that, a new (key, address) is
+    counted with every other newcomer of its key, so a flood of addresses costs bounded
+    memory and no rebuild per call (they share one count; keys and known clients go on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, most_counted: int = 10_000) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[Counted, tuple[int, int]] = {}  # -> (window start, calls)
+        self._counts: dict[Counted, int] = {}  # calls in the window that began at _start
+        self._start = 0
+        self._most = most_counted
 
     def take(self, counted: Counted, most: int, stamp: int) -> int | None:
         """Count one call: the calls in this window including it, or None when full."""
         start = stamp - stamp % RATE_WINDOW
         with self._lock:
-            if len(self._counts) > 10_000:  # ended windows of keys not used since
-                self._counts = {k: v for k, v in self._counts.items() if v[0] == start}
-            began, used = self._counts.get(counted, (start, 0))
-            used = used if began == start else 0
+            if start != self._start:  # a new window: every count starts afresh
+                self._counts, self._start = {}, start
+            if counted not in self._counts and len(self._counts) >= self._most:
+                counted = (counted[0], "") if isinstance(counted, tuple) else counted
+            used = self._counts.get(counted, 0)
             if used >= most:
                 return None
-            self._counts[counted] = (start, used + 1)
+            self._counts[counted] = used + 1
             return used + 1
 
 
