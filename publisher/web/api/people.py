@@ -267,7 +267,7 @@ ENDPOINTS = [
     Endpoint("GET", "/subscribers/{id}", "subscribers:read", read, "One subscriber", TAG,
              models.Subscriber),
     Endpoint("PATCH", "/subscribers/{id}", "subscribers:write", change,
-             "Change a subscriber's name or topics", TAG, models.Subscriber,
+             "Change a subscriber's name or topics (one at least)", TAG, models.Subscriber,
              body=models.SubscriberChange),
     Endpoint("POST", "/subscribers/{id}/unsubscribe", "subscribers:write", leave,
              "Unsubscribe a subscriber", TAG, models.Subscriber),
