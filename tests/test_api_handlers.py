@@ -2,21 +2,27 @@
 of the lists (each returns its rows and no others), an empty change refused, a change and
 its audit row stored together or not at all, and the post endpoints the other modules
 leave to schemathesis. Served by `create_app` under uvicorn in a thread
-(tests/api_support.py), every answer validated against the served OpenAPI document."""
+(tests/api_support.py), and once by the real `publisher serve` command; every answer
+validated against the served OpenAPI document."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import cast
 
+import httpx
 import pytest
 
 from publisher.items import Item
-from publisher.store import audit, consent, posts
+from publisher.store import api_keys, audit, consent, open_store, posts
 from publisher.store.group import one_write
 from publisher.store.items import retire_item, upsert_items
 from publisher.store.subscribers import find_subscriber
-from tests.api_support import api_server, make_key
+from tests.api_support import Api, api_server, make_key
 from tests.conftest import FIXED_NOW
+from tests.test_web_bounds import publisher_serve  # the real command on a SQLite file
+from tests.web_support import Served
 
 CONSENT = {"text": "Ticked the box", "form": "petition", "ip": "192.0.2.7"}
 POST = {"title": "Nurses win their strike", "body": "After six weeks.", "topics": ["labor"]}
@@ -203,3 +209,39 @@ def test_items_by_text_topic_and_status(tmp_path, store):
         assert ids(status="retired") == ["partner:3"]
         assert ids(status="live") == ["partner:1", "partner:2"]
         assert ids(topic="labor", status="live") == ["partner:1"]
+
+
+@pytest.mark.slow  # starts the real `publisher serve` command
+def test_the_real_serve_command_answers_as_its_document_says(project):
+    """The `publisher serve` process itself (not the app in a thread): a create, a read, a
+    list and problems, each validated with openapi-core against the /api/v1/openapi.json
+    that process serves."""
+    with publisher_serve(project) as (url, _pid):
+        store = open_store(f"sqlite:///{project}/web.db")  # migrated by the server
+        try:
+            scopes = ("subscribers:write", "subscribers:import", "subscribers:read")
+            _, key = api_keys.create_key(
+                store, "CRM", kind="scoped", scopes=scopes, created_by="test",
+                now=datetime.now(UTC),
+            )  # fmt: skip
+        finally:
+            store.close()
+        spec = httpx.get(url + "/api/v1/openapi.json").json()
+        spec["servers"] = [{"url": url + "/api/v1"}]
+        api = Api(cast(Served, SimpleNamespace(url=url)), spec)
+        try:
+            body = {"email": "ada@example.org", "name": "Ada", "topics": ["labor"]}
+            made = api.call("POST", "/subscribers", key, json=body | {"consent": CONSENT})
+            assert made.status_code == 201 and made.json()["status"] == "active"
+            read = api.call("GET", f"/subscribers/{made.json()['id']}", key)
+            assert read.status_code == 200 and read.json()["email"] == "ada@example.org"
+            listed = api.call("GET", "/subscribers", key, params={"q": "ADA"}).json()
+            assert [p["id"] for p in listed["items"]] == [made.json()["id"]]
+            invalid = api.call("POST", "/subscribers", key, json=body | {"colour": "red"})
+            assert invalid.status_code == 422
+            assert invalid.headers["content-type"] == "application/problem+json"
+            assert api.call("GET", "/subscribers/999999", key).status_code == 404
+            assert api.call("GET", "/subscribers").status_code == 401
+            assert api.checked == 6
+        finally:
+            api.http.close()
