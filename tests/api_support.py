@@ -1,5 +1,6 @@
-"""The API tests' client: httpx against a real `publisher serve`, every answer validated
-against the served OpenAPI document with openapi-core (request and response)."""
+"""The API tests' client: httpx against the app `publisher serve` runs (`create_app`, served
+by uvicorn in a thread of the test: tests/web_support.py), every answer validated against
+the served OpenAPI document with openapi-core (request and response)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The JSON API through a real `publisher serve`, on SQLite and PostgreSQL; every answer
-validated against the served OpenAPI document (tests/api_support.py)."""
+"""The JSON API through the app `publisher serve` runs (uvicorn in a thread), on SQLite and
+PostgreSQL; every answer validated against the served OpenAPI document
+(tests/api_support.py)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Broadcasts through the API on a real `publisher serve`, on SQLite and PostgreSQL, every
-answer validated against the served OpenAPI document: written and saved over a version
-with the editor's checks, previewed, counted, tested to staff only; scheduled, cancelled
-and sent with the send scope only; a send reaches exactly its audience once and honours
-the approval rule (refused, then allowed once a second staff member approves)."""
+"""Broadcasts through the API on the app `publisher serve` runs (uvicorn in a thread), on
+SQLite and PostgreSQL, every answer validated against the served OpenAPI document: written
+and saved over a version with the editor's checks, previewed, counted, tested to staff only;
+scheduled, cancelled and sent with the send scope only; a send reaches exactly its audience
+once and honours the approval rule (refused, then allowed once a second staff member
+approves)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Posts, items, campaigns and editions through the API on a real `publisher serve`, on
-SQLite and PostgreSQL; every answer validated against the served OpenAPI document."""
+"""Posts, items, campaigns and editions through the API on the app `publisher serve` runs
+(uvicorn in a thread), on SQLite and PostgreSQL; every answer validated against the served
+OpenAPI document."""
 
 from __future__ import annotations
 

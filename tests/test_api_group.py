@@ -1,7 +1,8 @@
-"""Creates of an import key through a real `publisher serve` (SQLite and PostgreSQL) go
-through the group commit: many clients at once, every 201 a person with their history,
-audit row and webhook event, a repeated address refused (never doubled), an Idempotency-Key
-retried answered the same, and the per-key rate limit counted without a store write."""
+"""Creates of an import key through the app `publisher serve` runs (uvicorn in a thread; SQLite
+and PostgreSQL) go through the group commit: many clients at once, every 201 a person with
+their history, audit row and webhook event, a repeated address refused (never doubled), an
+Idempotency-Key retried answered the same, and the per-key rate limit counted without a
+store write."""
 
 from __future__ import annotations
 

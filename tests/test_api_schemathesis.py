@@ -1,7 +1,7 @@
-"""schemathesis over the served OpenAPI document, against a real `publisher serve` on SQLite
-and PostgreSQL: every operation with generated values (a key holding every scope), checked
-for server errors, response schema conformance and status code conformance. Bounded:
-MAX_EXAMPLES per operation, and the test's own timeout."""
+"""schemathesis over the served OpenAPI document, against the app `publisher serve` runs
+(uvicorn in a thread) on SQLite and PostgreSQL: every operation with generated values (a key
+holding every scope), checked for server errors, response schema conformance and status code
+conformance. Bounded: MAX_EXAMPLES per operation, and the test's own timeout."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Outgoing webhooks (issue 22): events written with the changes they report, delivered
 signed to a real receiver on 127.0.0.1, retried, in order per subscriber, disabled after
-repeated failure, replayed. Every test runs on SQLite and PostgreSQL."""
+repeated failure, replayed. Every test that takes the `store` fixture runs on SQLite and
+PostgreSQL; the daemon killed with SIGKILL mid-delivery uses a SQLite file only, and the
+address checks and the benchmark use no test store."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ def keys_revoke(
     ctx: typer.Context,
     key_id: Annotated[int, typer.Argument(metavar="ID", help="The key's id (keys list).")],
 ) -> None:
-    """Revoke a key: it stops working at once."""
+    """Revoke a key: a running server stops taking it within 10 seconds."""
     from publisher.errors import PublisherError
     from publisher.store import audit
     from publisher.store.api_keys import revoke_key

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from publisher.store import Store
 from publisher.store.models import SubscriberHistoryRow, SubscriberRow
@@ -38,14 +38,24 @@ def subscriber_page(
     text: str | None = None,
 ) -> list[Subscriber]:
     """Up to `limit` subscribers with an id above `after`, by id; `status` exactly, `text`
-    contained in the address or name. Erased people are never listed."""
+    contained in the address or name, whatever its case (`%` and `_` in it are plain
+    characters). Erased people are never listed."""
     row = SubscriberRow
     query = select(row).where(row.id > after, row.email.not_like("%@erased.invalid"))
     if status:
         query = query.where(row.status == status)
     if text:
-        cleaned = text.strip().lower().replace("\\", "").replace("%", "").replace("_", "")
-        query = query.where(or_(row.email.like(f"%{cleaned}%"), row.name.like(f"%{cleaned}%")))
+        # lower() on both sides: LIKE ignores case on SQLite (ASCII) but not on PostgreSQL;
+        # the term's own % and _ are escaped, so "a_b" finds "a_b" and nothing else
+        term = text.strip().lower()
+        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(
+            or_(
+                func.lower(row.email).like(pattern, escape="\\"),
+                func.lower(row.name).like(pattern, escape="\\"),
+            )
+        )
     query = query.order_by(row.id).limit(limit)
     with store.session() as session:
         return [

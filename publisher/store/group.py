@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from publisher.store import Store
 
-__all__ = ["Bulk", "GroupCommit"]
+__all__ = ["Bulk", "GroupCommit", "one_write"]
 
 T = TypeVar("T")
 log = logging.getLogger("publisher.store.group")
@@ -111,6 +111,29 @@ class _JoinedStore(Store):
                 expire_on_commit=False,
             )
         return self._maker
+
+
+@contextlib.contextmanager
+def one_write(store: Store) -> Iterator[Store]:
+    """A store whose every call (the ordinary store functions, unchanged) runs in one
+    transaction, committed when the block ends and rolled back whole if it raises: a
+    change and its audit row are stored together or not at all. On both databases, unlike
+    Store.one_transaction (SQLite: the write lock is taken first, BEGIN IMMEDIATE, so no
+    upgrade is refused later). Only store calls inside: no mail, no network."""
+    with store.engine.connect() as connection:
+        connection.begin()
+        if store.single_writer:
+            connection.connection.cursor().execute("BEGIN IMMEDIATE")
+        try:
+            yield _JoinedStore(store, connection, nested=True)
+        except BaseException:
+            connection.rollback()
+            raise
+        try:
+            connection.commit()
+        except Exception:
+            connection.connection.rollback()  # SQLite keeps a failed COMMIT's transaction
+            raise
 
 
 def _writers_lock(store: Store) -> int | None:

@@ -26,8 +26,9 @@ from publisher.deliver.broadcasts import (
 from publisher.errors import PublisherError
 from publisher.render.personalise import sample_copy
 from publisher.render.preview import PREVIEW_TOKEN
-from publisher.store import audit, broadcasts, ledger
+from publisher.store import Store, audit, broadcasts, ledger
 from publisher.store.broadcasts import BroadcastDraft
+from publisher.store.group import one_write
 from publisher.store.item_search import item_entry
 from publisher.store.staff import list_staff
 from publisher.web.admin.broadcast_form import Form, checked
@@ -83,34 +84,41 @@ def _draft(call: Call, body: bm.BroadcastIn) -> BroadcastDraft:
     return draft
 
 
-def _audit(call: Call, action: str, b: broadcasts.Broadcast, more: str = "") -> None:
+def _audit(
+    call: Call, action: str, b: broadcasts.Broadcast, more: str = "", *, store: Store | None = None
+) -> None:
+    """`store`: the one_write of the change it records (both stored, or neither)."""
     target = f"broadcast {b.id} ({b.draft.name}) version {b.version}{more}"[:300]
-    audit.record(call.w.store, call.actor, action, target, ip=call.ip, now=call.now)
+    audit.record(store or call.w.store, call.actor, action, target, ip=call.ip, now=call.now)
 
 
-def _settle(call: Call, b: broadcasts.Broadcast) -> None:
-    """After a change: an approval of an earlier version no longer counts (audited)."""
+def _settle(call: Call, store: Store, b: broadcasts.Broadcast) -> None:
+    """After a change, in its one_write: an approval of an earlier version no longer
+    counts (audited)."""
     if approval.approval_required(call.w.config, "broadcast"):
-        current = approval.broadcast_version(call.w.store, b.id)
+        current = approval.broadcast_version(store, b.id)
         if current is not None:
-            approval.settle(call.w.store, current, now=call.now)
+            approval.settle(store, current, now=call.now)
 
 
 def create(call: Call) -> bm.Broadcast:
     draft = _draft(call, call.body)
-    made = broadcasts.create_broadcast(call.w.store, draft, by=call.actor, now=call.now)
-    _audit(call, "api: broadcast created", made)
+    with one_write(call.w.store) as store:
+        made = broadcasts.create_broadcast(store, draft, by=call.actor, now=call.now)
+        _audit(call, "api: broadcast created", made, store=store)
     return _out(call, made)
 
 
 def change(call: Call) -> bm.Broadcast:
     body: bm.BroadcastChange = call.body
     draft = _draft(call, body)
-    saved = broadcasts.update_broadcast(
-        call.w.store, _get(call).id, draft, version=body.version, by=call.actor, now=call.now
-    )
-    _settle(call, saved)
-    _audit(call, "api: broadcast saved", saved)
+    found = _get(call)
+    with one_write(call.w.store) as store:
+        saved = broadcasts.update_broadcast(
+            store, found.id, draft, version=body.version, by=call.actor, now=call.now
+        )
+        _settle(call, store, saved)
+        _audit(call, "api: broadcast saved", saved, store=store)
     return _out(call, saved)
 
 
@@ -178,18 +186,22 @@ def schedule(call: Call) -> bm.Broadcast:
         detail = "Give a time in the future."
         errors = [{"location": "body", "field": "send_at", "detail": detail}]
         raise Problem(422, "invalid", detail, errors=errors)
-    done = broadcasts.schedule_broadcast(
-        call.w.store, _get(call).id, body.send_at, version=body.version, by=call.actor,
-        now=call.now,
-    )  # fmt: skip
-    _audit(call, "api: broadcast scheduled", done, f" at {done.send_at:%Y-%m-%d %H:%M} UTC")
+    found = _get(call)
+    with one_write(call.w.store) as store:
+        done = broadcasts.schedule_broadcast(
+            store, found.id, body.send_at, version=body.version, by=call.actor, now=call.now
+        )
+        at = f" at {done.send_at:%Y-%m-%d %H:%M} UTC"
+        _audit(call, "api: broadcast scheduled", done, at, store=store)
     return _out(call, done)
 
 
 def cancel(call: Call) -> bm.Broadcast:
     """A scheduled broadcast back to a draft (its time forgotten); 409 when not scheduled."""
-    done = broadcasts.cancel_broadcast(call.w.store, _get(call).id, by=call.actor, now=call.now)
-    _audit(call, "api: broadcast cancelled", done)
+    found = _get(call)
+    with one_write(call.w.store) as store:
+        done = broadcasts.cancel_broadcast(store, found.id, by=call.actor, now=call.now)
+        _audit(call, "api: broadcast cancelled", done, store=store)
     return _out(call, done)
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from publisher.pipeline import publish_posts
-from publisher.store import audit, item_search, posts
+from publisher.store import Store, audit, item_search, posts
+from publisher.store.group import one_write
 from publisher.web.api import models
 from publisher.web.api.framework import Call, Endpoint
 from publisher.web.api.problems import Problem
@@ -44,18 +45,24 @@ def _fields(call: Call, body: models.PostIn) -> posts.PostFields:
     )  # fmt: skip
 
 
-def _saved(call: Call, post: posts.Post, action: str) -> models.Post:
-    """Every save reaches the items (and the public pages) at once, and the audit log."""
-    publish_posts(call.w.config, call.w.store, now=call.now, pages=True)
+def _audit(call: Call, store: Store, post: posts.Post, action: str) -> None:
+    """In the one_write of the save it records (both stored, or neither)."""
     target = f"post {post.id} v{post.version}: {post.fields.title}"[:300]
-    audit.record(call.w.store, call.actor, action, target, ip=call.ip, now=call.now)
+    audit.record(store, call.actor, action, target, ip=call.ip, now=call.now)
+
+
+def _saved(call: Call, post: posts.Post) -> models.Post:
+    """Every save reaches the items (and the public pages) at once."""
+    publish_posts(call.w.config, call.w.store, now=call.now, pages=True)
     return _out(posts.get_post(call.w.store, post.id))
 
 
 def create_post(call: Call) -> models.Post:
     fields = _fields(call, call.body)
-    post = posts.create_post(call.w.store, fields, by=call.actor, now=call.now)
-    return _saved(call, post, "api: post created")
+    with one_write(call.w.store) as store:
+        post = posts.create_post(store, fields, by=call.actor, now=call.now)
+        _audit(call, store, post, "api: post created")
+    return _saved(call, post)
 
 
 def read_post(call: Call) -> models.Post:
@@ -79,10 +86,12 @@ def list_posts(call: Call) -> models.PostPage:
 def change_post(call: Call) -> models.Post:
     body: models.PostChange = call.body
     fields = _fields(call, body)
-    post = posts.save_post(
-        call.w.store, call.params["id"], fields, version=body.version, by=call.actor, now=call.now
-    )
-    return _saved(call, post, "api: post saved")
+    with one_write(call.w.store) as store:
+        post = posts.save_post(
+            store, call.params["id"], fields, version=body.version, by=call.actor, now=call.now
+        )
+        _audit(call, store, post, "api: post saved")
+    return _saved(call, post)
 
 
 def _status(call: Call, status: str) -> models.Post:
@@ -90,10 +99,12 @@ def _status(call: Call, status: str) -> models.Post:
     current = posts.get_post(call.w.store, call.params["id"])
     if status == "published" and current.fields.date > call.now:
         status = "scheduled"  # goes live at its date, as the editor's Publish does
-    post = posts.set_post_status(
-        call.w.store, current.id, status, version=body.version, by=call.actor, now=call.now
-    )
-    return _saved(call, post, f"api: post {status}")
+    with one_write(call.w.store) as store:
+        post = posts.set_post_status(
+            store, current.id, status, version=body.version, by=call.actor, now=call.now
+        )
+        _audit(call, store, post, f"api: post {status}")
+    return _saved(call, post)
 
 
 def publish_post(call: Call) -> models.Post:
@@ -146,10 +157,11 @@ def retire_item(call: Call) -> models.Item:
     body: models.ItemRetire = call.body
     from publisher.store.items import retire_item as retire
 
-    retire(call.w.store, body.id, now=call.now, reason=body.reason)
-    audit.record(
-        call.w.store, call.actor, "api: item retired", body.id[:300], ip=call.ip, now=call.now
-    )
+    with one_write(call.w.store) as store:
+        retire(store, body.id, now=call.now, reason=body.reason)
+        audit.record(
+            store, call.actor, "api: item retired", body.id[:300], ip=call.ip, now=call.now
+        )
     entry = item_search.item_entry(call.w.store, body.id)
     if entry is None:
         raise Problem(404, "not-found", "No item with this id.")

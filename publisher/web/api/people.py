@@ -9,6 +9,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from publisher.store import Store, api_adds, api_pages, audit, consent
 from publisher.store.api_keys import ApiKey
+from publisher.store.group import one_write
 from publisher.store.subscribers import Subscriber as Person
 from publisher.store.subscribers import find_subscriber, normalise_email
 from publisher.subscribers.consent import add_person, erase, sign_up, staff_refusal, unsubscribe
@@ -63,8 +64,9 @@ def _person(call: Call) -> Person:
     return person
 
 
-def _audit(call: Call, action: str, target: str) -> None:
-    audit.record(call.w.store, call.actor, action, target, ip=call.ip, now=call.now)
+def _audit(call: Call, store: Store, action: str, target: str) -> None:
+    """In `store`: the one_write of the change it records (both stored, or neither)."""
+    audit.record(store, call.actor, action, target, ip=call.ip, now=call.now)
 
 
 def _imports(key: ApiKey) -> bool:
@@ -130,25 +132,30 @@ def create(call: Call) -> models.Subscriber:
     body: models.SubscriberIn = call.body
     address = call.prepared or _checked(call, body.email, body.name, body.topics)
     ctx = _context(call)
-    store, name = call.w.store, body.name or None
+    name = body.name or None
     if "subscribers:import" in call.key.scopes:
-        person = add_person(
-            store,
-            address,
-            name=name,
-            topics=body.topics,
-            ctx=ctx,
-            now=call.now,
-            normalised=call.prepared is not None,
-        )
-        _audit(call, "api: subscriber added, confirmed", address)
+        with one_write(call.w.store) as store:
+            person = add_person(
+                store,
+                address,
+                name=name,
+                topics=body.topics,
+                ctx=ctx,
+                now=call.now,
+                normalised=call.prepared is not None,
+            )
+            _audit(call, store, "api: subscriber added, confirmed", address)
         return _out(person)
-    found, confirm = sign_up(store, address, name=name, topics=body.topics, ctx=ctx, now=call.now)
+    with one_write(call.w.store) as store:
+        found, confirm = sign_up(
+            store, address, name=name, topics=body.topics, ctx=ctx, now=call.now
+        )
+        if found is not None:
+            _audit(call, store, "api: subscriber signed up", address)
     if found is None:
         raise Problem(409, "conflict", "This address cannot be added (erased or suppressed).")
-    if confirm:
+    if confirm:  # once both are stored: the mail cannot be taken back
         mail(call.w, found, "confirm")
-    _audit(call, "api: subscriber signed up", address)
     return _out(found)
 
 
@@ -170,6 +177,8 @@ def search(call: Call) -> models.SubscriberPage:
 
 def change(call: Call) -> models.Subscriber:
     body: models.SubscriberChange = call.body
+    if body.name is None and body.topics is None:  # checked first: no read through a write key
+        raise _field_problem("name", "Nothing to change: give a name or topics.")
     person = _person(call)
     name = person.name if body.name is None else (body.name or None)
     topics = list(person.topics) if body.topics is None else body.topics
@@ -177,25 +186,28 @@ def change(call: Call) -> models.Subscriber:
         raise _field_problem("name", problem)
     _check_topics(call, topics)
     ctx = consent.Context(via="api", ip=call.ip, form=f"api: {call.key.name}"[:100])
-    consent.update_preferences(
-        call.w.store, person.id, name=name, topics=topics, ctx=ctx, now=call.now
-    )
-    _audit(call, "api: subscriber changed", person.email)
+    with one_write(call.w.store) as store:
+        consent.update_preferences(
+            store, person.id, name=name, topics=topics, ctx=ctx, now=call.now
+        )
+        _audit(call, store, "api: subscriber changed", person.email)
     return _out(find_subscriber(call.w.store, id=person.id) or person)
 
 
 def leave(call: Call) -> models.Subscriber:
     person = _person(call)
     ctx = consent.Context(via="api", ip=call.ip, form=f"api: {call.key.name}"[:100])
-    unsubscribe(call.w.store, person.id, ctx=ctx, now=call.now)
-    _audit(call, "api: subscriber unsubscribed", person.email)
+    with one_write(call.w.store) as store:
+        unsubscribe(store, person.id, ctx=ctx, now=call.now)
+        _audit(call, store, "api: subscriber unsubscribed", person.email)
     return _out(find_subscriber(call.w.store, id=person.id) or person)
 
 
 def forget(call: Call) -> None:
     person = _person(call)
-    erase(call.w.store, person, now=call.now, source="api")
-    _audit(call, "api: subscriber erased", f"subscriber {person.id}")
+    with one_write(call.w.store) as store:
+        erase(store, person, now=call.now, source="api")
+        _audit(call, store, "api: subscriber erased", f"subscriber {person.id}")
 
 
 def events(call: Call) -> models.EventPage:
@@ -232,10 +244,12 @@ def signup(call: Call) -> models.SignupAnswer:
         form=body.form or f"api: {call.key.name}"[:100],
         consent_text=call.w.consent_text,
     )
-    store = call.w.store
-    person, confirm = sign_up(
-        store, address, name=body.name or None, topics=body.topics, ctx=ctx, now=call.now
-    )
+    with one_write(call.w.store) as store:
+        person, confirm = sign_up(
+            store, address, name=body.name or None, topics=body.topics, ctx=ctx, now=call.now
+        )
+        if person is not None:  # audited as every write through a key is, by its name
+            _audit(call, store, "api: sign-up form", address)
     if confirm and person is not None:
         mail(call.w, person, "confirm")
     return models.SignupAnswer(
@@ -253,7 +267,7 @@ ENDPOINTS = [
     Endpoint("GET", "/subscribers/{id}", "subscribers:read", read, "One subscriber", TAG,
              models.Subscriber),
     Endpoint("PATCH", "/subscribers/{id}", "subscribers:write", change,
-             "Change a subscriber's name or topics", TAG, models.Subscriber,
+             "Change a subscriber's name or topics (one at least)", TAG, models.Subscriber,
              body=models.SubscriberChange),
     Endpoint("POST", "/subscribers/{id}/unsubscribe", "subscribers:write", leave,
              "Unsubscribe a subscriber", TAG, models.Subscriber),
