@@ -202,7 +202,7 @@ def _query(request: Request, endpoint: Endpoint) -> Any:
         if params:
             raise Problem(400, "bad-request", "This endpoint takes no query parameters.")
         return None
-    if "\x00" in str(params):
+    if any("\x00" in name + value for name, value in params.multi_items()):
         raise Problem(400, "bad-request", "A query parameter holds a NUL character.")
     repeated = [name for name in params if len(params.getlist(name)) > 1]
     if repeated:
