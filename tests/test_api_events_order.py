@@ -179,9 +179,11 @@ def test_every_kind_comes_out_of_the_api(tmp_path, store, fixed_now):
         assert two["items"] + rest["items"] == page["items"]
         bare = {"cursor": _cursor(f"events:{page['items'][-1]['id']}")}
         assert api.call("GET", "/events", key, params=bare).status_code == 200
-        for wrong in ("events:1.x", "events:.5", "events:1.2.3", "subscribers:1"):
+        wrongs = ("events:1.x", "events:.5", "events:1.2.3", "events:1.\u00b2", "subscribers:1")
+        for wrong in wrongs:
             refused = api.call("GET", "/events", key, params={"cursor": _cursor(wrong)})
             assert refused.status_code == 422, wrong
+            assert refused.json()["errors"][0]["field"] == "cursor"
 
 
 def test_rows_from_before_the_migration_come_first_and_an_old_cursor_goes_on(store, fixed_now):

@@ -214,7 +214,7 @@ def _event_after(cursor: str | None) -> api_pages.EventPosition:
         return api_pages.FIRST_EVENT
     txid, dot, after = models.cursor_text("events", cursor).rpartition(".")
     parts = (txid if dot else "0", after)
-    if not all(part.isdigit() and len(part) <= 18 for part in parts):
+    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in parts):
         raise models.bad_cursor()
     return api_pages.EventPosition(int(parts[0]), int(parts[1]))
 
