@@ -19,7 +19,7 @@ def test_sqlite_store_uses_wal_and_is_at_the_newest_migration(tmp_path):
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert revision == "0032"
+    assert revision == "0033"
     tables = set(inspect(store.engine).get_table_names())
     assert {"items", "editions", "subscribers", "deliveries", "source_state"} <= tables
     store.migrate()  # a second upgrade is a no-op, not an error

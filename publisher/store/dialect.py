@@ -21,6 +21,9 @@
   hour in SQL: SQLite keeps times as text, PostgreSQL as timestamptz.
 * The elements of a JSON array in SQL (`json_elements`): a JSON array is unnested by
   `json_each` on SQLite, by `json_array_elements_text` on PostgreSQL.
+* Rows in commit order (`oldest_running_transaction`): SQLite commits one writer at a time,
+  so ids commit in order; PostgreSQL takes an id at INSERT, so a long transaction can
+  commit a lower id after a short one committed a higher id.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from sqlalchemy import (
     Result,
     Select,
     Table,
+    Text,
     any_,
     bindparam,
     event,
@@ -139,6 +143,17 @@ def json_elements(engine: Engine, column: Any) -> Any:
     join with the column's own row."""
     name = "json_array_elements_text" if engine.dialect.name == "postgresql" else "json_each"
     return getattr(func, name)(column).table_valued("value")
+
+
+def oldest_running_transaction(engine: Engine) -> ColumnElement[int] | None:
+    """PostgreSQL: the id of the oldest transaction still running as this statement starts
+    (its snapshot's xmin). Every transaction below it has finished, and none can start
+    below it, so rows stamped with their inserting transaction's id (pg_current_xact_id())
+    below it are all there is below it, for good. SQLite: None, ids commit in order."""
+    if engine.dialect.name != "postgresql":
+        return None
+    xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
+    return xmin.cast(Text).cast(BigInteger)
 
 
 def insert_ignore(engine: Engine, table: Table) -> Any:

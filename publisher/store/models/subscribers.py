@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, FetchedValue, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from publisher.store.models.base import Base, UTCDateTime
@@ -64,6 +64,11 @@ class SubscriberHistoryRow(Base):
     form: Mapped[str | None] = mapped_column(String(200), nullable=True)
     consent_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the inserting transaction's id, set by the database (migration 0033): PostgreSQL's
+    # pg_current_xact_id(), so GET /api/v1/events can page in an order fixed at commit;
+    # 0 on SQLite (one writer: ids commit in order) and on rows older than the column.
+    # Never given by an insert; its PostgreSQL index (txid, id) is the migration's only.
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
 class SubscriberPauseRow(Base):

@@ -86,6 +86,7 @@ class Endpoint:
     # call's answer, or the refusal (Problem, PublisherError) the handler would raise; any
     # other failure raises, and each call then runs alone through the handler
     bulk: Callable[[Store, list[Call]], Sequence[BaseModel | Exception]] | None = None
+    description: str = ""  # more than the summary says, for the document (before the scope)
 
     @property
     def route_path(self) -> str:

@@ -124,7 +124,7 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     scope = "a sign-up key" if endpoint.scope == "signup" else f"scope `{endpoint.scope}`"
     operation: dict[str, Any] = {
         "summary": endpoint.summary,
-        "description": f"Needs {scope}.",
+        "description": " ".join(filter(None, (endpoint.description, f"Needs {scope}."))),
         "operationId": f"{endpoint.handler.__name__}_{endpoint.tag}",
         "tags": [endpoint.tag],
         "parameters": _parameters(endpoint, schemas),

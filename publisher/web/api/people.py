@@ -210,9 +210,34 @@ def forget(call: Call) -> None:
         _audit(call, store, "api: subscriber erased", f"subscriber {person.id}")
 
 
+EVENTS_ORDER = (
+    "Oldest first, in an order fixed at commit: an event is listed once its transaction, "
+    "and every one that started writing before it, has ended, so an event committed late "
+    "never lands behind a cursor already handed out (a long-running transaction on the "
+    "database delays events, never loses them). A cursor from before this order (a bare "
+    "id) is still accepted and continues where it was."
+)
+
+
+def _event_after(cursor: str | None) -> api_pages.EventPosition:
+    """The position a page of events starts after: "txid.id" as _event_cursor writes it,
+    or a bare id (a cursor given before migration 0033: its rows all have txid 0)."""
+    if not cursor:
+        return api_pages.FIRST_EVENT
+    txid, dot, after = models.cursor_text("events", cursor).rpartition(".")
+    parts = (txid if dot else "0", after)
+    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in parts):
+        raise models.bad_cursor()
+    return api_pages.EventPosition(int(parts[0]), int(parts[1]))
+
+
+def _event_cursor(position: api_pages.EventPosition) -> str:
+    return models.encode_cursor("events", f"{position.txid}.{position.id}")
+
+
 def events(call: Call) -> models.EventPage:
     query: models.EventQuery = call.query
-    after = models.decode_cursor("events", query.cursor)
+    after = _event_after(query.cursor)
     kinds = (query.kind,) if query.kind else api_pages.EVENT_STATUSES
     found = api_pages.subscriber_events(call.w.store, after=after, limit=query.limit, kinds=kinds)
     items = [
@@ -226,8 +251,8 @@ def events(call: Call) -> models.EventPage:
         )
         for e in found
     ]
-    last = found[-1].id if found else after
-    return models.EventPage(items=items, next_cursor=models.encode_cursor("events", last))
+    last = found[-1].position if found else after
+    return models.EventPage(items=items, next_cursor=_event_cursor(last))
 
 
 def signup(call: Call) -> models.SignupAnswer:
@@ -275,7 +300,7 @@ ENDPOINTS = [
              "Erase a subscriber's personal data (the address stays suppressed)", TAG),
     Endpoint("GET", "/events", "subscribers:read", events,
              "Unsubscribes, bounces and complaints since a cursor", "events", models.EventPage,
-             query=models.EventQuery),
+             query=models.EventQuery, description=EVENTS_ORDER),
     Endpoint("POST", "/signup", "signup", signup,
              "Sign up from another website's form (double opt-in)", "signup",
              models.SignupAnswer, body=models.SignupIn, status=202, cors=True),
