@@ -126,6 +126,22 @@ def test_receiver_always_failing_disables_the_endpoint(store: Store, receiver: R
     sender.close()
 
 
+def test_events_while_an_endpoint_is_off_go_out_when_it_is_turned_on(
+    store: Store, receiver: Receiver
+) -> None:
+    found, _ = endpoint(store, receiver.url)
+    webhooks.set_enabled(store, found.id, False, now=FIXED_NOW)
+    someone = person(store, "ida@example.org")
+    set_subscriber_status(store, someone.id, "active", action="confirm", ctx=CLI, now=FIXED_NOW)
+    sender = deliverer(store, Clock())
+    assert sender.run_until_idle().delivered == 0 and receiver.received == []
+    assert webhooks.get_endpoint(store, found.id).waiting == 1  # kept, not dropped
+    webhooks.set_enabled(store, found.id, True, now=FIXED_NOW)
+    assert sender.run_until_idle().delivered == 1
+    assert [p["type"] for p in payloads(receiver)] == ["subscriber.confirmed"]
+    sender.close()
+
+
 def test_a_rolled_back_change_is_never_delivered(store: Store, receiver: Receiver) -> None:
     endpoint(store, receiver.url)
     someone = person(store, "ed@example.org")
