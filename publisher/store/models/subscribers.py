@@ -120,7 +120,7 @@ Index(
 class SubscriberTallyRow(Base):
     """Subscribers per status (kind 'all', topic ''), per status and topic (kind 'topic'),
     and per status with no topic (kind 'none'): written ONLY by the triggers of migration
-    0022 on `subscribers`, read by dashboard.subscriber_counts."""
+    0022 on `subscribers`, read by people_queries.subscriber_counts."""
 
     __tablename__ = "subscriber_tallies"
 
