@@ -26,8 +26,9 @@ from publisher.deliver.report import DeliveryReport, final_status
 from publisher.deliver.workers import LeaseHeartbeat, claims_for
 from publisher.errors import DeliveryError
 from publisher.store import Store, batches, ledger, numbers, plan, processes, work
+from publisher.store.audience_counts import count_audience
 from publisher.store.editions import StoredEdition, get_edition, newest_edition
-from publisher.store.subscribers import count_audience, subscriber_at
+from publisher.store.subscribers import subscriber_at
 from publisher.store.suppression import hold_back
 
 
