@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from publisher.store import audit, consent, people_queries
+from publisher.store import audit, people_queries, subscriber_record
 from publisher.store.approvals import send_permissions
 from publisher.store.staff import (
     POLICIES,
@@ -86,8 +86,8 @@ def subscriber_page(request: Request, admin: Admin) -> Response:
         notice=request.query_params.get("notice", "")[:300],
         refusal=resubscribe_refusal(w.store, subscriber),
         choices=offered_topics(w.topics, subscriber),
-        history=consent.history(w.store, subscriber.id),
-        paused_until=consent.paused_until(w.store, subscriber.id, now=w.now()),
+        history=subscriber_record.history(w.store, subscriber.id),
+        paused_until=subscriber_record.paused_until(w.store, subscriber.id, now=w.now()),
     )  # fmt: skip
 
 
