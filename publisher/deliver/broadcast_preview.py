@@ -15,7 +15,7 @@ from publisher.config.models import control_characters
 from publisher.deliver.backends.registry import make_backend
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
 from publisher.deliver.broadcast_message import CAMPAIGN
-from publisher.deliver.service import send_one
+from publisher.deliver.outside_ledger import send_one
 from publisher.errors import DeliveryError
 from publisher.items import Item
 from publisher.render.alert import alert_url, render_alert
