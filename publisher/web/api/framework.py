@@ -1,7 +1,8 @@
 """The JSON API's one request path: a route table of `Endpoint`s (the same table the OpenAPI
 document is generated from), the key and its scope, the per-key rate limit with its
 RateLimit headers, the JSON body validated by the endpoint's pydantic model, the
-Idempotency-Key of a POST, and every failure as RFC 9457 problem details.
+Idempotency-Key of a POST, and every failure as RFC 9457 problem details. Keys, scopes and
+rate limits are access.py's.
 
 Handlers are plain functions of a `Call`, run in a worker thread, calling the same store
 and pipeline functions as the CLI and /admin; they return a pydantic model (or None: 204)
@@ -13,7 +14,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,6 +27,7 @@ from starlette.routing import Route
 from publisher.store import Store, api_keys
 from publisher.store.api_keys import ApiKey
 from publisher.web.api import bulk
+from publisher.web.api.access import _allowed, _authorise, _rate, bearer
 from publisher.web.api.problems import Problem, problem_for, problem_response
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.notices import later
@@ -34,7 +35,6 @@ from publisher.web.notices import later
 log = logging.getLogger("publisher.web.api")
 JSON_TYPE = "application/json"
 IDEMPOTENCY_MAX = 255
-RATE_WINDOW = 60  # seconds; the hits per window are Limits.api_per_minute
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger one names nothing
 
 
@@ -90,62 +90,6 @@ class Endpoint:
     @property
     def route_path(self) -> str:
         return self.path.replace("}", ":int}")
-
-
-def bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _authorise(w: Web, endpoint: Endpoint, token: str) -> ApiKey:
-    """The key, if it is usable and allowed to call `endpoint` (401 and 403 otherwise)."""
-    key = api_keys.authenticate(w.store, token, now=w.now()) if token else None
-    return _allowed(key, endpoint)
-
-
-def _allowed(key: ApiKey | None, endpoint: Endpoint) -> ApiKey:
-    if key is None:
-        raise Problem(401, "unauthorized", "Send a usable API key: Authorization: Bearer <key>.")
-    allowed = key.kind == "signup" if endpoint.scope == "signup" else endpoint.scope in key.scopes
-    if not allowed:
-        raise Problem(403, "forbidden", f"This key does not have the {endpoint.scope} scope.")
-    return key
-
-
-class KeyWindows:
-    """Each key's calls in the current fixed window, counted in this process: a call costs
-    no store write. The limit is per `publisher serve` process (two processes behind one
-    address allow a key twice the calls); a restart starts the window's count afresh."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[int, tuple[int, int]] = {}  # key id -> (window start, calls)
-
-    def take(self, key_id: int, most: int, stamp: int) -> int | None:
-        """Count one call: the calls in this window including it, or None when full."""
-        start = stamp - stamp % RATE_WINDOW
-        with self._lock:
-            if len(self._counts) > 10_000:  # ended windows of keys not used since
-                self._counts = {k: v for k, v in self._counts.items() if v[0] == start}
-            began, used = self._counts.get(key_id, (start, 0))
-            used = used if began == start else 0
-            if used >= most:
-                return None
-            self._counts[key_id] = (start, used + 1)
-            return used + 1
-
-
-def _rate(now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int) -> dict[str, str]:
-    """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429."""
-    stamp = int(now.timestamp())
-    used = windows.take(key.id, per_minute, stamp)
-    reset = RATE_WINDOW - stamp % RATE_WINDOW
-    headers = {"RateLimit-Policy": f'"per-key";q={per_minute};w={RATE_WINDOW}'}
-    headers["RateLimit"] = f'"per-key";r={max(per_minute - (used or per_minute), 0)};t={reset}'
-    if used is None:
-        headers["Retry-After"] = str(reset)
-        raise Problem(429, "rate-limited", "Too many requests with this key.", headers=headers)
-    return headers
 
 
 def _parse(model: type[BaseModel] | None, raw: Any, where: str) -> Any:
