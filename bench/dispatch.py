@@ -220,7 +220,7 @@ def _draft():
 def _broadcast_body(config, store) -> tuple[str, str]:
     """The broadcast's HTML and text as rendered: the digest edition beside it sends the
     same bytes, so the comparison is of the paths, not of the message sizes."""
-    from publisher.deliver.broadcasts import render_broadcast
+    from publisher.deliver.broadcast_preview import render_broadcast
     from publisher.store.broadcasts import create_broadcast
 
     rendered = render_broadcast(
@@ -232,7 +232,8 @@ def _broadcast_body(config, store) -> tuple[str, str]:
 def broadcast_path(config, store, url: str, args) -> tuple[float, float]:
     """A broadcast to everyone (issue 21) through the same SendGrid path: rendered,
     claimed, composed once into its edition, then sent as that edition."""
-    from publisher.deliver.broadcasts import render_broadcast, send_broadcast
+    from publisher.deliver.broadcast_preview import render_broadcast
+    from publisher.deliver.broadcasts import send_broadcast
     from publisher.store.broadcasts import create_broadcast
 
     broadcast = create_broadcast(store, _draft(), by="bench", now=NOW)

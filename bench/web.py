@@ -42,9 +42,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.common import children, free_port, percentiles, read_response, serve_workers
 from publisher.store import Store, open_store
-from publisher.store.consent import count_history
 from publisher.store.events import count_stored
 from publisher.store.staff import add_staff
+from publisher.store.subscriber_record import count_history
 from publisher.store.subscribers import (
     SubscriberInput,
     count_by_status,

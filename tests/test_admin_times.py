@@ -14,8 +14,9 @@ from lxml import html as lxml_html
 
 from publisher.store import audit
 from publisher.store.consent import Context, pause, record_history
-from publisher.store.dashboard import growth, record_source_run
+from publisher.store.dashboard import record_source_run
 from publisher.store.models import SubscriberRow
+from publisher.store.people_queries import growth
 from publisher.subscribers.events import timeline
 from publisher.web.admin.charts import EMPTY, Box, bar_chart, text_box
 from publisher.web.context import DAY_FORMAT, MINUTE_FORMAT

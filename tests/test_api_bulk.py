@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 
 from publisher.store import api_adds, audit, webhook_queue, webhooks
-from publisher.store.consent import Context, history
+from publisher.store.consent import Context
 from publisher.store.group import Bulk, GroupCommit
+from publisher.store.subscriber_record import history
 from publisher.store.subscribers import (
     count_by_status,
     find_subscriber,

@@ -15,7 +15,7 @@ import httpx
 
 from publisher.store import api_keys
 from publisher.store.suppression import suppress
-from publisher.web.api.framework import RATE_WINDOW, KeyWindows
+from publisher.web.api.access import RATE_WINDOW, KeyWindows
 from publisher.web.bounds import Limits
 from publisher.web.limits import IP_LIMIT
 from tests.api_support import Api, api_server, make_key

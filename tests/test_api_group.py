@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from publisher.store import audit, webhook_queue, webhooks
-from publisher.store.consent import Context, history
+from publisher.store.consent import Context
+from publisher.store.subscriber_record import history
 from publisher.store.subscribers import count_by_status, find_subscriber
 from publisher.subscribers.consent import add_person
 from tests.api_support import api_server, make_key

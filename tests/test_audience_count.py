@@ -1,4 +1,4 @@
-"""The live count of who a send would reach (store.subscribers.count_reachable), counted
+"""The live count of who a send would reach (store.audience_counts.count_reachable), counted
 per distinct topic list, equals reading every person: topics in any stored spelling,
 people following everything, paused, suppressed and inactive people (both databases)."""
 
@@ -10,15 +10,10 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from publisher.store import Store
+from publisher.store.audience_counts import count_audience, count_reachable
 from publisher.store.broadcasts import Audience, audience_count, excluded
 from publisher.store.models import SubscriberPauseRow, SubscriberRow
-from publisher.store.subscribers import (
-    count_audience,
-    count_reachable,
-    email_hash,
-    follows,
-    iter_subscribers,
-)
+from publisher.store.subscribers import email_hash, follows, iter_subscribers
 from publisher.store.suppression import suppress
 from tests.conftest import FIXED_NOW
 from tests.servers.data import add_subscribers

@@ -10,7 +10,8 @@ from starlette.routing import Route
 
 from bench import admin as bench_admin
 from bench._admin_data import NOW, Sizes
-from publisher.store.subscribers import count_by_status, count_reachable
+from publisher.store.audience_counts import count_reachable
+from publisher.store.subscribers import count_by_status
 from publisher.web.admin import ROUTES
 
 # GET routes that are not staff pages: assets, the log-in and link pages, the archived email

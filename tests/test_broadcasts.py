@@ -15,13 +15,8 @@ from pathlib import Path
 import pytest
 
 from publisher.config import PublisherConfig, load_config
-from publisher.deliver.broadcasts import (
-    render_broadcast,
-    resume_broadcast,
-    send_broadcast,
-    send_broadcast_now,
-    send_test_broadcast,
-)
+from publisher.deliver.broadcast_preview import render_broadcast, send_test_broadcast
+from publisher.deliver.broadcasts import resume_broadcast, send_broadcast, send_broadcast_now
 from publisher.errors import ConfigError, DeliveryError
 from publisher.store import Store, ledger
 from publisher.store.broadcasts import (
@@ -320,7 +315,7 @@ def test_a_send_of_a_version_that_moved_on_is_refused(store, config):
 
 
 def test_a_draft_that_cannot_go_is_refused_before_anything_is_sent(store, config):
-    from publisher.deliver.broadcasts import draft_problems
+    from publisher.deliver.broadcast_preview import draft_problems
 
     people(store)
     bad = draft(subject="Vote\r\nBcc: x@y.org", sender="nobody", cta_url=None)

@@ -401,7 +401,9 @@ def test_the_body_built_ahead_is_exactly_the_documented_body(
     from publisher.deliver.service import build_message
     from publisher.store.editions import get_edition
 
-    monkeypatch.setattr("publisher.deliver.backends.sendgrid.secrets.token_hex", lambda n: "ab" * n)
+    monkeypatch.setattr(
+        "publisher.deliver.backends.sendgrid_body.secrets.token_hex", lambda n: "ab" * n
+    )
     config = sendgrid_config()
     edition = add_edition(store, fixed_now)
     backend = make_backend(config)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
+from publisher.store.audience_counts import count_audience
 from publisher.store.subscribers import (
     SubscriberInput,
-    count_audience,
     follows,
     import_subscribers,
     iter_audience,

@@ -20,9 +20,10 @@ from lxml import html as lxml_html
 
 from publisher.store import audit
 from publisher.store.consent import CLI as CTX
-from publisher.store.consent import history, set_subscriber_status
+from publisher.store.consent import set_subscriber_status
 from publisher.store.imports import pending_import
 from publisher.store.staff import find_staff
+from publisher.store.subscriber_record import history
 from publisher.store.subscribers import count_by_status, find_subscriber, iter_subscribers
 from publisher.subscribers.consent import add_by_staff, erase
 from tests.admin_support import (

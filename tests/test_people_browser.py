@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from publisher.store.consent import CLI, history, set_subscriber_status
+from publisher.store.consent import CLI, set_subscriber_status
+from publisher.store.subscriber_record import history
 from publisher.store.subscribers import find_subscriber, iter_subscribers
 from publisher.subscribers.consent import add_by_staff
 from tests.admin_support import ADMIN_CONFIG, STAFF, add_accounts

@@ -27,7 +27,7 @@ from publisher.config import load_config
 from publisher.items import NEWSROOM, Item
 from publisher.pipeline import build_feeds, write_newsroom_pages
 from publisher.publish import posts as posts_module
-from publisher.publish.feeds import feed_meta, select_items
+from publisher.publish.feed_inputs import feed_meta, select_items
 from publisher.publish.posts import write_post_pages
 from publisher.store.items import retire_item, upsert_items
 from publisher.web import create_app

@@ -19,12 +19,11 @@ from typer.testing import CliRunner, Result
 
 from publisher.cli import app
 from publisher.store import MIGRATIONS, Store
+from publisher.store.audience_counts import _suppressed_ids, count_reachable
 from publisher.store.consent import Context
 from publisher.store.models import SubscriberRow, SuppressionRow
 from publisher.store.subscribers import (
     SubscriberInput,
-    _suppressed_ids,
-    count_reachable,
     import_subscribers,
     new_token,
     normalise_email,

@@ -17,16 +17,9 @@ from sqlalchemy import Text, cast, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from publisher.store import MIGRATIONS, Store
+from publisher.store.audience_counts import _count_active, _topics_of, count_audience
 from publisher.store.models import SubscriberListRow, SubscriberRow
-from publisher.store.subscribers import (
-    SubscriberInput,
-    _count_active,
-    _topics_of,
-    count_audience,
-    follows,
-    import_subscribers,
-    new_token,
-)
+from publisher.store.subscribers import SubscriberInput, follows, import_subscribers, new_token
 from tests.test_subscriber_tallies import OLD_SUBSCRIBERS, _step
 
 AUDIENCES = [(), ("climate",), ("housing", "transit"), ("schools",), ("nobody-follows",)]

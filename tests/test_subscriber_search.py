@@ -18,8 +18,8 @@ from sqlalchemy import delete, event, inspect, text, update
 
 from publisher.store import Store, open_store
 from publisher.store.consent import erase_personal_data
-from publisher.store.dashboard import search_subscribers
 from publisher.store.models import SubscriberRow
+from publisher.store.people_queries import search_subscribers
 from publisher.store.subscribers import (
     SubscriberInput,
     find_subscriber,

@@ -15,8 +15,9 @@ from sqlalchemy import JSON, column, delete, insert, select, table, text, update
 
 from publisher.store import MIGRATIONS, Store
 from publisher.store.consent import erase_personal_data
-from publisher.store.dashboard import _aware, growth, subscriber_counts
+from publisher.store.dashboard import _aware
 from publisher.store.models import SubscriberRow, SubscriberTallyRow, UTCDateTime
+from publisher.store.people_queries import growth, subscriber_counts
 from publisher.store.subscribers import (
     STATUSES,
     SubscriberInput,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from publisher.store.consent import paused_until
+from publisher.store.subscriber_record import paused_until
 from publisher.store.subscribers import find_subscriber
 from tests.conftest import ROOT, present
 from tests.web_support import serve

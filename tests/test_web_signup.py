@@ -11,7 +11,7 @@ from email.policy import default
 import httpx
 import pytest
 
-from publisher.store.consent import history
+from publisher.store.subscriber_record import history
 from publisher.store.subscribers import find_subscriber
 from tests.conftest import present
 from tests.servers.data import add_subscribers

@@ -19,7 +19,7 @@ from email.policy import default
 import httpx
 import pytest
 
-from publisher.store.consent import history
+from publisher.store.subscriber_record import history
 from publisher.store.subscribers import find_subscriber
 from publisher.store.suppression import suppress
 from publisher.subscribers.consent import erase

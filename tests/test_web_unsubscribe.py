@@ -13,7 +13,7 @@ from email.policy import default
 import httpx
 import pytest
 
-from publisher.store.consent import history, paused_until
+from publisher.store.subscriber_record import history, paused_until
 from publisher.store.subscribers import find_subscriber, iter_subscribers
 from tests.conftest import present
 from tests.servers.data import add_subscribers

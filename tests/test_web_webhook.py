@@ -211,7 +211,8 @@ def test_a_suppressed_address_in_another_case_is_held_back_without_a_validator_p
     still holds the person back, and so does a legacy row stored unnormalised (its hash
     taken of the normalised address)."""
     import publisher.store.subscribers
-    from publisher.store.subscribers import count_reachable, follows, normalise_email
+    from publisher.store.audience_counts import count_reachable
+    from publisher.store.subscribers import follows, normalise_email
     from tests.web_support import write_web_config
 
     add_subscribers(store, fixed_now, 20, topics=("labor",))

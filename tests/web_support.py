@@ -149,7 +149,7 @@ def serve(
     clock, keys, sent, mailed = Clock(), SendGridKeys(), [], threading.Condition()
 
     def send_email(config, message, recipient):  # the real path, counted once written
-        from publisher.deliver.service import send_one
+        from publisher.deliver.outside_ledger import send_one
 
         problem = send_one(config, message, recipient)
         with mailed:

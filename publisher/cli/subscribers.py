@@ -189,7 +189,7 @@ def subscribers_show(
 
     Status, topics, pause, suppression and every consent or status change.
     """
-    from publisher.store.consent import history, paused_until
+    from publisher.store.subscriber_record import history, paused_until
     from publisher.store.subscribers import find_subscriber
     from publisher.store.suppression import suppression_reason
 

@@ -2,14 +2,12 @@
 
 from publisher.deliver.backends.registry import BACKENDS, check_delivery, make_backend
 from publisher.deliver.base import DeliveryBackend, Message, Recipient
+from publisher.deliver.outside_ledger import DryRun, dry_run, send_test_message
 from publisher.deliver.report import DeliveryReport
 from publisher.deliver.service import (
-    DryRun,
     deliver_edition,
-    dry_run,
     newest_edition,
     resumable_edition,
-    send_test_message,
     unfinished_edition,
 )
 

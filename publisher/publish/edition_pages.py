@@ -40,7 +40,7 @@ def write_edition_archive(
 
 def edition_feeds(config: PublisherConfig, campaign: str) -> list[FeedMeta]:
     """The campaign's edition feeds, for its archive pages."""
-    from publisher.publish.feeds import feed_meta  # feedgen and lxml: only when needed
+    from publisher.publish.feed_inputs import feed_meta  # feedgen and lxml: only when needed
 
     return [feed_meta(config, f) for f in config.feeds.feeds if f.campaign == campaign]
 

@@ -1,11 +1,11 @@
 """Publishing the configured feeds as static files under the output directory.
 
-For each feed: select its items, cut them into pages (documents.plan_pages), and render a
-page only when its fingerprint (items' ids and content hashes, feed metadata, format
-version) differs from the one recorded at the last build; a rendered file is written
-(publisher.support.files) only when its bytes differ, so an unchanged file keeps its mtime and a
-web server's ETag/Last-Modified. Then index.opml, the alternate-link snippet, and a WebSub
-ping for every subscription document that changed.
+For each feed: select its items (publish/feed_inputs.py), cut them into pages
+(documents.plan_pages), and render a page only when its fingerprint (items' ids and content
+hashes, feed metadata, format version) differs from the one recorded at the last build; a
+rendered file is written (publisher.support.files) only when its bytes differ, so an
+unchanged file keeps its mtime and a web server's ETag/Last-Modified. Then index.opml, the
+alternate-link snippet, and a WebSub ping for every subscription document that changed.
 
 What a build remembers (fingerprints, pings a hub missed) is kept by the caller (the store,
 see store.feeds_queries.StoredBuildState), never in the published folder; the document keys
@@ -16,20 +16,18 @@ used as a path, so an edited state can never make a build touch a file outside f
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import logging
 import os
 import re
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
-from publisher.config import FeedConfig, PublisherConfig
+from publisher.config import PublisherConfig
 from publisher.items import Item
 from publisher.publish.documents import (
     FORMAT_VERSION,
@@ -39,7 +37,8 @@ from publisher.publish.documents import (
     Page,
     plan_pages,
 )
-from publisher.publish.entries import EntryCache, clean, item_digest
+from publisher.publish.entries import EntryCache, item_digest
+from publisher.publish.feed_inputs import edition_items, feed_meta, publishable, select_items
 from publisher.publish.listing import (
     ALTERNATE_LINKS_FILE,
     INDEX_FILE,
@@ -56,7 +55,6 @@ from publisher.store.feeds_queries import SentEdition
 from publisher.support.screen import count
 
 log = logging.getLogger(__name__)
-FUTURE_SLACK = timedelta(days=1)  # how far ahead of the build an item's date is trusted
 
 
 @dataclass
@@ -80,106 +78,6 @@ class FeedsReport:
         if self.problems:
             parts.append(count(len(self.problems), "problem"))
         return ", ".join(parts)
-
-
-# --- from configuration and store rows to documents' inputs --------------------------------
-
-
-def feed_meta(config: PublisherConfig, feed: FeedConfig) -> FeedMeta:
-    org = config.organisation
-    return FeedMeta(
-        name=feed.name,
-        title=feed.title,
-        description=feed.description,
-        link=feed.link or org.website,
-        language=feed.language or org.language,
-        path=feed.path,
-        feeds_url=f"{org.public_url.rstrip('/')}/feeds",
-        feed_id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, org.public_url + '#feed:' + feed.name)}",
-        author=org.name,
-        icon=org.logo,
-        hub=config.feeds.websub_hub,
-    )
-
-
-def publishable(items: Iterable[Item], report: FeedsReport, now: datetime) -> list[Item]:
-    """Leave out (and report) items a validator or reader would reject; untrusted dates
-    (see trusted_dates) replaced."""
-    out = []
-    for item in items:
-        reason = _unpublishable_reason(item)
-        if reason:
-            message = f"item '{item.id}' from {item.source}: {reason}; left out of feeds"
-            log.warning(message)
-            report.left_out.append(message)
-        else:
-            out.append(trusted_dates(item, now))
-    return out
-
-
-def trusted_dates(item: Item, now: datetime) -> Item:
-    """A date more than FUTURE_SLACK after `now` (a typo, a clock years off: '2103') is not
-    trusted: it would sort first and date the whole feed. The item is shown as published
-    when the store first saw it, until its date is near."""
-    limit = now + FUTURE_SLACK
-    if item.published <= limit and (item.updated is None or item.updated <= limit):
-        return item
-    seen = min(item.first_seen or now, now)
-    published = item.published if item.published <= limit else seen
-    return replace(item, published=published, updated=None, day=None)
-
-
-def _unpublishable_reason(item: Item) -> str | None:
-    if not clean(item.title):
-        return "no title"
-    if not isinstance(item.published, datetime) or item.published.tzinfo is None:
-        return "no date (or a date without time zone)"
-    if item.url and not item.url.startswith(("https://", "http://")):  # "": no link
-        return f"link '{item.url}' is not an absolute http(s) URL"
-    return None
-
-
-def select_items(feed: FeedConfig, items: Sequence[Item]) -> list[Item]:
-    if feed.everything:
-        return list(items)
-    topics, kinds = set(feed.topics), set(feed.kinds)
-    return [
-        item
-        for item in items
-        if (not topics or topics.intersection(item.topics)) and (not kinds or item.kind in kinds)
-    ]
-
-
-def edition_items(
-    config: PublisherConfig,
-    editions: Sequence[SentEdition],
-    titles: Mapping[tuple[str, int], Sequence[str]] | None = None,
-) -> list[Item]:
-    """A campaign's sent editions as feed entries linking to their web pages, each
-    described by what it carried: `titles[(campaign, number)]`, its items' titles."""
-    base = config.organisation.public_url.rstrip("/")
-    out = []
-    for edition in editions:
-        url = f"{base}/archive/{edition.campaign}/{edition.number}.html"
-        carried = [clean(t) for t in (titles or {}).get((edition.campaign, edition.number), ())]
-        summary = "In this edition: " + "; ".join(carried) if carried else edition.subject
-        listed = "".join(f"<li>{html.escape(t)}</li>" for t in carried)
-        read = f'<p><a href="{html.escape(url)}">Read edition {edition.number} on the web</a></p>'
-        out.append(
-            Item(
-                id=f"edition:{edition.campaign}:{edition.number}",
-                title=edition.subject,
-                url=url,
-                published=edition.sent_at,
-                source=f"campaign {edition.campaign}",
-                kind="edition",
-                summary=summary,
-                body_html=f"<p>{html.escape(edition.subject)}</p>"
-                + (f"<ul>{listed}</ul>" if listed else "")
-                + read,
-            )
-        )
-    return out
 
 
 # --- the build ----------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def write_newsroom_pages(config: PublisherConfig, store: Store, *, now: datetime
     """The newsroom's public pages (posts/) from its stored items, then the archive's home
     page (it links to the posts); the web calls this after a post is saved or retired."""
     from publisher.items import NEWSROOM
-    from publisher.publish.feeds import feed_meta, select_items
+    from publisher.publish.feed_inputs import feed_meta, select_items
     from publisher.publish.posts import POSTS_DIR, write_post_pages
 
     items = list_items(store, source=NEWSROOM)  # retired items are not among them

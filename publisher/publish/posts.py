@@ -161,7 +161,7 @@ def _dated_posts(
     config: PublisherConfig, items: Sequence[Item], now: datetime, report: PostsReport
 ) -> list[Post]:
     """The posts among `items`, dated as the feeds date them, newest first."""
-    from publisher.publish.feeds import trusted_dates  # feedgen and lxml: only when needed
+    from publisher.publish.feed_inputs import trusted_dates  # feedgen and lxml: only when needed
 
     tz = ZoneInfo(config.organisation.timezone)
     posts = []

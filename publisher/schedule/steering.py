@@ -167,7 +167,8 @@ def next_to_send(
     finish is refused: it is resumed, not sent again."""
     from publisher.deliver.service import UNSENT, unfinished_edition
     from publisher.pipeline import prepare_edition
-    from publisher.store.subscribers import count_reachable, follows
+    from publisher.store.audience_counts import count_reachable
+    from publisher.store.subscribers import follows
 
     campaign = config.campaign(campaign_name)
     unfinished = unfinished_edition(store, campaign.name)

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from publisher.store import Store
+from publisher.store.audience_counts import count_reachable
 from publisher.store.ledger import PENDING, SKIPPED
 from publisher.store.models import DeliveryRow, SubscriberRow
-from publisher.store.subscribers import count_reachable, follows
+from publisher.store.subscribers import follows
 
 __all__ = ["Audience", "audience_count", "exclude_followers", "excluded"]
 

@@ -5,6 +5,7 @@ erase...) is publisher.subscribers.consent.
 
 Statuses: `pending` (signed up, not confirmed), `active`, `unsubscribed`, `bounced`,
 `complained`; a pause (`subscriber_pauses`) holds an active subscriber back until a date.
+What is on record about a person is read through publisher.store.subscriber_record.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import JSON, Table, bindparam, delete, insert, text, update
 from sqlalchemy.orm import Session
 
 from publisher.store import Store, dialect, outbox
@@ -34,16 +35,11 @@ __all__ = [
     "add_active",
     "add_pending",
     "clear_pause",
-    "count_history",
-    "email_events",
     "erase_personal_data",
-    "history",
     "pause",
-    "paused_until",
     "record_history",
     "renew_pending",
     "set_subscriber_status",
-    "subscribed_since",
     "unsubscribe_token",
     "update_preferences",
 ]
@@ -348,66 +344,6 @@ def pause(
             session.add(SubscriberPauseRow(subscriber_id=subscriber_id, until=until))
         detail = f"until {until.date().isoformat()}" if until else "resumed"
         _record(session, subscriber_id, "pause", ctx, now, None, detail)
-
-
-def paused_until(store: Store, subscriber_id: int, *, now: datetime) -> datetime | None:
-    with store.session() as session:
-        until = session.scalar(
-            select(SubscriberPauseRow.until).where(
-                SubscriberPauseRow.subscriber_id == subscriber_id
-            )
-        )
-    return until if until is not None and until > now else None
-
-
-def history(store: Store, subscriber_id: int) -> list[dict[str, Any]]:
-    columns = (
-        "at",
-        "action",
-        "via",
-        "status",
-        "ip",
-        "user_agent",
-        "form",
-        "consent_text",
-        "detail",
-    )
-    with store.session() as session:
-        rows = session.scalars(
-            select(SubscriberHistoryRow)
-            .where(SubscriberHistoryRow.subscriber_id == subscriber_id)
-            .order_by(SubscriberHistoryRow.id)
-        ).all()
-        return [
-            {c: (getattr(r, c).isoformat() if c == "at" else getattr(r, c)) for c in columns}
-            for r in rows
-        ]
-
-
-def count_history(store: Store) -> int:
-    """History rows of every subscriber together (a benchmark checks nothing was lost)."""
-    with store.session() as session:
-        return session.scalar(select(func.count()).select_from(SubscriberHistoryRow)) or 0
-
-
-def subscribed_since(store: Store, subscriber_id: int) -> datetime | None:
-    with store.session() as session:
-        row = session.get(SubscriberRow, subscriber_id)
-        return row.created_at if row else None
-
-
-def email_events(
-    store: Store, email: str, *, limit: int = 10_000
-) -> list[tuple[str, datetime | None, str | None]]:
-    """(event, when, url) of the webhook events kept for an address, oldest first."""
-    with store.session() as session:
-        events = session.execute(
-            select(WebhookEventRow.event, WebhookEventRow.occurred_at, WebhookEventRow.url)
-            .where(WebhookEventRow.email == email)
-            .order_by(WebhookEventRow.occurred_at)
-            .limit(limit)
-        ).all()
-    return [(e, at, url) for e, at, url in events]
 
 
 def erase_personal_data(store: Store, subscriber: Subscriber, *, now: datetime) -> None:

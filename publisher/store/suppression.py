@@ -20,13 +20,14 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
 
 from publisher.store import Store, dialect
+from publisher.store.audience_counts import _suppressed_ids
 from publisher.store.models import (
     DeliveryRow,
     SubscriberPauseRow,
     SubscriberRow,
     SuppressionRow,
 )
-from publisher.store.subscribers import _suppressed_ids, email_hash, follows
+from publisher.store.subscribers import email_hash, follows
 
 __all__ = [
     "SKIPPED",
@@ -77,7 +78,7 @@ def suppression_reason(store: Store, email: str) -> str | None:
 def _held(store: Store, edition_id: int, audience: Sequence[str], now: datetime) -> dict[int, str]:
     """Active followers of the campaign not yet reached by this edition who are paused or
     suppressed, with the reason. Both are read from their own (small) side: the pauses in
-    force, and the suppressed ids (store.subscribers._suppressed_ids), each by its key."""
+    force, and the suppressed ids (store.audience_counts._suppressed_ids), each by its key."""
     subscribers, deliveries, pauses = (
         table_of(SubscriberRow),
         table_of(DeliveryRow),

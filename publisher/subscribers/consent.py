@@ -21,15 +21,12 @@ from publisher.store.consent import (
     add_active,
     add_pending,
     clear_pause,
-    email_events,
     erase_personal_data,
-    history,
-    paused_until,
     record_history,
     renew_pending,
     set_subscriber_status,
-    subscribed_since,
 )
+from publisher.store.subscriber_record import email_events, history, paused_until, subscribed_since
 from publisher.store.subscribers import PENDING, Subscriber, normalise_email, subscriber_at
 from publisher.store.suppression import suppress, suppression_reason, unsuppress
 

@@ -33,7 +33,7 @@ from publisher.render.environment import render_template
 from publisher.store import Store
 from publisher.store.group import GroupCommit
 from publisher.web import admin, api, media, signup, subscriber, webhook
-from publisher.web.api.framework import KeyWindows
+from publisher.web.api.access import KeyWindows
 from publisher.web.bounds import BoundedBodies, Limits
 from publisher.web.context import Web, topics_of, web, web_environment
 from publisher.web.forms import FormTooLarge

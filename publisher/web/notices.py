@@ -150,6 +150,6 @@ def mail_later(w: Web, subscriber: Subscriber, kind: str) -> BackgroundTask:
 
 
 def _default_send(config: PublisherConfig, message: Message, recipient: Recipient) -> str | None:
-    from publisher.deliver.service import send_one
+    from publisher.deliver.outside_ledger import send_one
 
     return send_one(config, message, recipient)

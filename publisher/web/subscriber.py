@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from publisher.render import subscriber_url
-from publisher.store import consent
+from publisher.store import consent, subscriber_record
 from publisher.store.numbers import link_key, record_page_event
 from publisher.store.subscribers import Subscriber, find_subscriber
 from publisher.subscribers.consent import activate, erase, export_data, unsubscribe
@@ -127,7 +127,7 @@ def _unsubscribe(w: Web, token: str, mark: str, ctx: consent.Context) -> Subscri
 def _preferences(
     w: Web, subscriber: Subscriber, notice: str | None = None, mark: str = ""
 ) -> HTMLResponse:
-    until = consent.paused_until(w.store, subscriber.id, now=w.now())
+    until = subscriber_record.paused_until(w.store, subscriber.id, now=w.now())
     status_text = STATUS_TEXT.get(subscriber.status, subscriber.status)
     if until and subscriber.status == "active":
         status_text = f"paused until {until.date().isoformat()}"

@@ -125,7 +125,7 @@ Index(
 class SubscriberTallyRow(Base):
     """Subscribers per status (kind 'all', topic ''), per status and topic (kind 'topic'),
     and per status with no topic (kind 'none'): written ONLY by the triggers of migration
-    0022 on `subscribers`, read by dashboard.subscriber_counts."""
+    0022 on `subscribers`, read by people_queries.subscriber_counts."""
 
     __tablename__ = "subscriber_tallies"
 
@@ -138,7 +138,7 @@ class SubscriberTallyRow(Base):
 class SubscriberListRow(Base):
     """Subscribers per status and per `topics` value as text (CAST(topics AS TEXT)): written
     ONLY by the triggers of migration 0030 on `subscribers`, read by
-    subscribers.count_reachable. The key `digest` is md5 of the text on PostgreSQL (a
+    audience_counts.count_reachable. The key `digest` is md5 of the text on PostgreSQL (a
     btree entry's size limit), the text itself on SQLite."""
 
     __tablename__ = "subscriber_lists"

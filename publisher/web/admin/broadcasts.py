@@ -231,7 +231,7 @@ def count_json(request: Request, admin: Admin) -> Response:
 
 
 def _rendered(admin: Admin, broadcast: Broadcast) -> Any:
-    from publisher.deliver.broadcasts import render_broadcast
+    from publisher.deliver.broadcast_preview import render_broadcast
 
     return render_broadcast(admin.w.config, admin.w.store, broadcast, now=admin.w.now())
 
@@ -264,7 +264,7 @@ def preview_context(admin: Admin, broadcast: Broadcast) -> dict[str, Any]:
 @in_thread
 def test_post(request: Request, admin: Admin, form: FormData) -> Response:
     """A test of the saved version to staff members or configured test addresses."""
-    from publisher.deliver.broadcasts import send_test_broadcast
+    from publisher.deliver.broadcast_preview import send_test_broadcast
 
     w = admin.w
     broadcast = _get(admin, request.path_params["id"])

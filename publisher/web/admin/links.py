@@ -53,7 +53,7 @@ def _send(w: Web, message: Message, to_email: str) -> str | None:
     try:
         if w.send_email is not None:
             return w.send_email(w.config, message, recipient)
-        from publisher.deliver.service import send_one
+        from publisher.deliver.outside_ledger import send_one
 
         return send_one(w.config, message, recipient)
     except PublisherError as exc:

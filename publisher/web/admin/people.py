@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from publisher.store import audit, consent, dashboard
+from publisher.store import audit, people_queries, subscriber_record
 from publisher.store.approvals import send_permissions
 from publisher.store.staff import (
     POLICIES,
@@ -43,9 +43,9 @@ from publisher.web.forms import text
 @in_thread
 def subscribers_page(request: Request, admin: Admin) -> Response:
     w = admin.w
-    statuses, topics = dashboard.subscriber_counts(w.store)
+    statuses, topics = people_queries.subscriber_counts(w.store)
     zone = w.config.organisation.timezone  # the days are the organisation's, not UTC's
-    growth = dashboard.growth(w.store, now=w.now(), zone=ZoneInfo(zone))
+    growth = people_queries.growth(w.store, now=w.now(), zone=ZoneInfo(zone))
     labels = [f"{day:%m-%d}" for day, _, _ in growth]
     new, totals = [n for _, n, _ in growth], [t for _, _, t in growth]
     per_day = f"New subscribers per day ({zone})"
@@ -58,7 +58,7 @@ def subscribers_page(request: Request, admin: Admin) -> Response:
         ),
     ]
     query = request.query_params.get("q", "")[:200]
-    found = dashboard.search_subscribers(w.store, query) if query.strip() else None
+    found = people_queries.search_subscribers(w.store, query) if query.strip() else None
     return admin.page(
         "subscribers.html", "Subscribers", statuses=statuses, topics=topics, growth=growth,
         charts=charts, query=query, found=found, total=sum(statuses.values()),
@@ -86,8 +86,8 @@ def subscriber_page(request: Request, admin: Admin) -> Response:
         notice=request.query_params.get("notice", "")[:300],
         refusal=resubscribe_refusal(w.store, subscriber),
         choices=offered_topics(w.topics, subscriber),
-        history=consent.history(w.store, subscriber.id),
-        paused_until=consent.paused_until(w.store, subscriber.id, now=w.now()),
+        history=subscriber_record.history(w.store, subscriber.id),
+        paused_until=subscriber_record.paused_until(w.store, subscriber.id, now=w.now()),
     )  # fmt: skip
 
 
@@ -100,7 +100,7 @@ def export_post(request: Request, admin: Admin, form: FormData) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     rows = 0
-    for row in dashboard.export_rows(w.store):
+    for row in people_queries.export_rows(w.store):
         writer.writerow([spreadsheet_safe(cell) for cell in row])
         rows += 1
     audit.record(

@@ -16,13 +16,8 @@ from __future__ import annotations
 import logging
 
 from publisher.deliver import approval
-from publisher.deliver.broadcasts import (
-    RESUMABLE,
-    render_broadcast,
-    resume_broadcast,
-    send_broadcast_now,
-    send_test_broadcast,
-)
+from publisher.deliver.broadcast_preview import render_broadcast, send_test_broadcast
+from publisher.deliver.broadcasts import RESUMABLE, resume_broadcast, send_broadcast_now
 from publisher.errors import PublisherError
 from publisher.render.personalise import sample_copy
 from publisher.render.preview import PREVIEW_TOKEN

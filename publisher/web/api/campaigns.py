@@ -4,8 +4,8 @@ the same queries as the dashboard (store/dashboard.py)."""
 from __future__ import annotations
 
 from publisher.store import dashboard
+from publisher.store.audience_counts import count_audience
 from publisher.store.schedule_state import paused_campaigns
-from publisher.store.subscribers import count_audience
 from publisher.web.api import models
 from publisher.web.api.framework import Call, Endpoint
 from publisher.web.api.problems import Problem

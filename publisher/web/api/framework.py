@@ -1,7 +1,8 @@
 """The JSON API's one request path: a route table of `Endpoint`s (the same table the OpenAPI
 document is generated from), the key and its scope, the per-key rate limit with its
 RateLimit headers, the JSON body validated by the endpoint's pydantic model, the
-Idempotency-Key of a POST, and every failure as RFC 9457 problem details.
+Idempotency-Key of a POST, and every failure as RFC 9457 problem details. Keys, scopes and
+rate limits are access.py's.
 
 Handlers are plain functions of a `Call`, run in a worker thread, calling the same store
 and pipeline functions as the CLI and /admin; they return a pydantic model (or None: 204)
@@ -13,7 +14,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,6 +27,7 @@ from starlette.routing import Route
 from publisher.store import Store, api_keys
 from publisher.store.api_keys import ApiKey
 from publisher.web.api import bulk
+from publisher.web.api.access import _allowed, _authorise, _rate, bearer
 from publisher.web.api.problems import Problem, problem_for, problem_response
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.notices import later
@@ -34,7 +35,6 @@ from publisher.web.notices import later
 log = logging.getLogger("publisher.web.api")
 JSON_TYPE = "application/json"
 IDEMPOTENCY_MAX = 255
-RATE_WINDOW = 60  # seconds; the hits per window are Limits.api_per_minute
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger one names nothing
 
 
@@ -91,80 +91,6 @@ class Endpoint:
     @property
     def route_path(self) -> str:
         return self.path.replace("}", ":int}")
-
-
-def bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _authorise(w: Web, endpoint: Endpoint, token: str) -> ApiKey:
-    """The key, if it is usable and allowed to call `endpoint` (401 and 403 otherwise)."""
-    key = api_keys.authenticate(w.store, token, now=w.now()) if token else None
-    return _allowed(key, endpoint)
-
-
-def _allowed(key: ApiKey | None, endpoint: Endpoint) -> ApiKey:
-    if key is None:
-        raise Problem(401, "unauthorized", "Send a usable API key: Authorization: Bearer <key>.")
-    allowed = key.kind == "signup" if endpoint.scope == "signup" else endpoint.scope in key.scopes
-    if not allowed:
-        raise Problem(403, "forbidden", f"This key does not have the {endpoint.scope} scope.")
-    return key
-
-
-# what a window counts: a key's id, or (a sign-up key's id, a client address)
-Counted = int | tuple[int, str]
-
-
-class KeyWindows:
-    """Each key's calls in the current fixed window, counted in this process: a call costs
-    no store write. The limit is per `publisher serve` process (two processes behind one
-    address allow a key twice the calls); a restart starts the window's count afresh.
-    At most `most_counted` counts are held a window: past that, a new (key, address) is
-    counted with every other newcomer of its key, so a flood of addresses costs bounded
-    memory and no rebuild per call (they share one count; keys and known clients go on)."""
-
-    def __init__(self, most_counted: int = 10_000) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[Counted, int] = {}  # calls in the window that began at _start
-        self._start = 0
-        self._most = most_counted
-
-    def take(self, counted: Counted, most: int, stamp: int) -> int | None:
-        """Count one call: the calls in this window including it, or None when full."""
-        start = stamp - stamp % RATE_WINDOW
-        with self._lock:
-            if start != self._start:  # a new window: every count starts afresh
-                self._counts, self._start = {}, start
-            if counted not in self._counts and len(self._counts) >= self._most:
-                counted = (counted[0], "") if isinstance(counted, tuple) else counted
-            used = self._counts.get(counted, 0)
-            if used >= most:
-                return None
-            self._counts[counted] = used + 1
-            return used + 1
-
-
-def _rate(
-    now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int, ip: str
-) -> dict[str, str]:
-    """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429.
-    A sign-up key sits in public web pages: its limit counts per client address, so one
-    visitor spending it locks nobody else out (the sign-up's own per-address, per-network
-    and per-mailbox limits still hold)."""
-    stamp = int(now.timestamp())
-    public = key.kind == "signup"
-    used = windows.take((key.id, ip) if public else key.id, per_minute, stamp)
-    reset = RATE_WINDOW - stamp % RATE_WINDOW
-    name = '"per-client"' if public else '"per-key"'
-    headers = {"RateLimit-Policy": f"{name};q={per_minute};w={RATE_WINDOW}"}
-    headers["RateLimit"] = f"{name};r={max(per_minute - (used or per_minute), 0)};t={reset}"
-    if used is None:
-        headers["Retry-After"] = str(reset)
-        detail = "Too many requests " + ("from here with this key." if public else "with this key.")
-        raise Problem(429, "rate-limited", detail, headers=headers)
-    return headers
 
 
 def _parse(model: type[BaseModel] | None, raw: Any, where: str) -> Any:

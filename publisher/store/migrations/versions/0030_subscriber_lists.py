@@ -3,7 +3,7 @@ audience count at 1,000,000 subscribers): `subscriber_lists` holds, per status a
 distinct `topics` value as text (what `CAST(topics AS TEXT)` gives, exactly as the old
 GROUP BY saw it), the number of subscribers. Triggers on `subscribers` keep it exact on
 every write path, as 0022's keep `subscriber_tallies`; it is filled from the existing
-rows here. store.subscribers.count_reachable reads a few hundred rows of it instead of
+rows here. store.audience_counts.count_reachable reads a few hundred rows of it instead of
 grouping every active subscriber.
 
 The key: a topic list has no length limit (an import, the API: 50 topics of 100
