@@ -33,6 +33,7 @@ __all__ = [
     "mark_due_published",
     "newsroom_items",
     "post_revisions",
+    "posts_after",
     "restore_revision",
     "save_post",
     "set_post_status",
@@ -176,6 +177,16 @@ def get_post(store: Store, post_id: int) -> Post:
 def list_posts(store: Store, *, status: str | None = None) -> list[Post]:
     """Every post (or those of one status), newest date first."""
     query = select(PostRow).order_by(PostRow.date.desc(), PostRow.id.desc())
+    if status:
+        query = query.where(PostRow.status == status)
+    with store.session() as session:
+        return [_post(row) for row in session.scalars(query)]
+
+
+def posts_after(store: Store, after: int, limit: int, *, status: str | None = None) -> list[Post]:
+    """Up to `limit` posts (or of one status) with an id above `after`, by id: a page of
+    the API's list, where a post written meanwhile comes last (nobody skipped or repeated)."""
+    query = select(PostRow).where(PostRow.id > after).order_by(PostRow.id).limit(limit)
     if status:
         query = query.where(PostRow.status == status)
     with store.session() as session:

@@ -73,10 +73,7 @@ def list_posts(call: Call) -> models.PostPage:
     """By id: a post written meanwhile comes last, so nobody is skipped or repeated."""
     query: models.PostQuery = call.query
     after = models.decode_cursor("posts", query.cursor)
-    found = sorted(
-        (p for p in posts.list_posts(call.w.store, status=query.status) if p.id > after),
-        key=lambda p: p.id,
-    )
+    found = posts.posts_after(call.w.store, after, query.limit + 1, status=query.status)
     page = found[: query.limit]
     more = len(found) > query.limit
     cursor = models.encode_cursor("posts", page[-1].id) if more else None
