@@ -64,7 +64,7 @@ def draft_problems(config: PublisherConfig, draft: BroadcastDraft) -> list[str]:
     return problems
 
 
-def _check(config: PublisherConfig, broadcast: Broadcast) -> None:
+def refuse_unsendable(config: PublisherConfig, broadcast: Broadcast) -> None:
     problems = draft_problems(config, broadcast.draft)
     if problems:
         raise DeliveryError(f"broadcast {broadcast.id} cannot go: " + "; ".join(problems))
@@ -138,7 +138,7 @@ def send_test_broadcast(
     """Send the broadcast as it is now to each address in `to`, subject marked "[Test] ",
     outside the ledger (the real send is unaffected); DeliveryError naming the addresses
     it could not be sent to."""
-    _check(config, broadcast)
+    refuse_unsendable(config, broadcast)
     rendered = render_broadcast(config, store, broadcast, now=now)
     message = _test_message(config, broadcast, rendered, now)
     problems = []

@@ -22,7 +22,11 @@ from publisher.config import PublisherConfig
 from publisher.deliver import approval
 from publisher.deliver.base import DeliveryBackend
 from publisher.deliver.broadcast_lease import SendLease, running_clock
-from publisher.deliver.broadcast_preview import RenderedBroadcast, _check, render_broadcast
+from publisher.deliver.broadcast_preview import (
+    RenderedBroadcast,
+    refuse_unsendable,
+    render_broadcast,
+)
 from publisher.deliver.report import DeliveryReport
 from publisher.deliver.service import deliver_edition
 from publisher.errors import DeliveryError, PublisherError
@@ -134,7 +138,7 @@ def _claim(
     approval.require_approved(config, store, "broadcast", broadcast_id)
     if broadcast.status not in ("draft", "scheduled"):
         raise DeliveryError(_not_sendable(broadcast))
-    _check(config, broadcast)
+    refuse_unsendable(config, broadcast)
     rendered = render_broadcast(config, store, broadcast, now=now)  # before the claim
     claimed = claim_broadcast(
         store, broadcast_id, version=version, by=by or "system", now=now, owner=held.owner,

@@ -25,7 +25,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from publisher.config import PublisherConfig
 from publisher.pipeline import SlotOutcome
-from publisher.schedule.slot_runs import POLL_EVERY, SlotRunner, SlotRuns, _iso
+from publisher.schedule.slot_runs import POLL_EVERY, SlotRunner, SlotRuns, iso_utc
 from publisher.schedule.slots import far_away_warnings, fire_times, latest_slot
 from publisher.store import Store
 from publisher.store import schedule_state as state
@@ -95,7 +95,7 @@ class Daemon(SlotRuns):
         now = self.clock()
         slot = latest_slot(self.triggers[name], now, within=self.campaigns[name].grace)
         if slot is None:
-            log.warning("campaign=%s fired at %s but no slot was due", name, _iso(now))
+            log.warning("campaign=%s fired at %s but no slot was due", name, iso_utc(now))
             return
         self.dispatch(name, slot, now)
 
@@ -230,7 +230,7 @@ class Daemon(SlotRuns):
             misfire_grace_time=int(self.campaigns[name].grace.total_seconds()),
             **first,
         )
-        log.info("campaign=%s next slot %s", name, _iso(upcoming[0]) if upcoming else "never")
+        log.info("campaign=%s next slot %s", name, iso_utc(upcoming[0]) if upcoming else "never")
 
     def _add_interval(
         self,

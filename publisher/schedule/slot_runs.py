@@ -82,7 +82,9 @@ class SlotRuns:
         for name, campaign in self.campaigns.items():
             resumed = state.unfinished_slots(self.store, name, owner=self.owner, now=now)
             for slot in resumed:
-                log.info("campaign=%s slot=%s outcome=resuming interrupted run", name, _iso(slot))
+                log.info(
+                    "campaign=%s slot=%s outcome=resuming interrupted run", name, iso_utc(slot)
+                )
             due.extend((name, slot) for slot in resumed)
             since = state.watched_since(self.store, name, now=now)
             last = state.last_slot(self.store, name)
@@ -103,7 +105,7 @@ class SlotRuns:
             if self.is_paused(name):
                 self._record(name, plan.coalesced + [plan.run], "paused", now, "paused")
                 continue
-            self._record(name, plan.coalesced, "coalesced", now, f"folded into {_iso(plan.run)}")
+            self._record(name, plan.coalesced, "coalesced", now, f"folded into {iso_utc(plan.run)}")
             if plan.run not in resumed:
                 due.append((name, plan.run))
         return due
@@ -125,7 +127,7 @@ class SlotRuns:
             if change.moved_to > now:
                 self._defer_once(name, slot, change.moved_to, now)
             elif now - change.moved_to > self.campaigns[name].grace:
-                why = f"moved to {_iso(change.moved_to)}; daemon was down"
+                why = f"moved to {iso_utc(change.moved_to)}; daemon was down"
                 self._record(name, [slot], "missed", now, why)
             else:
                 run.append(slot)
@@ -149,7 +151,7 @@ class SlotRuns:
     ) -> None:
         if state.record_slots(self.store, name, slots, status, now=now, detail=why):
             for slot in slots:
-                log.info("campaign=%s slot=%s outcome=%s (%s)", name, _iso(slot), status, why)
+                log.info("campaign=%s slot=%s outcome=%s (%s)", name, iso_utc(slot), status, why)
 
     def dispatch(self, name: str, slot: datetime, now: datetime) -> str:
         """Run one slot if it should run now; returns the outcome (also logged and recorded)."""
@@ -183,7 +185,7 @@ class SlotRuns:
         due = change.moved_to if change is not None and change.moved_to else slot
         if due > now:  # moved later by staff: it runs at its new time, not now
             self._defer_once(name, slot, due, now)
-            return self._log(name, slot, f"moved to {_iso(due)}")
+            return self._log(name, slot, f"moved to {iso_utc(due)}")
         # An edition already composed for the slot is an interrupted send: always finish it.
         grace = timedelta.max if state.has_edition(self.store, name, slot) else campaign.grace
         if now - due > grace:
@@ -194,7 +196,7 @@ class SlotRuns:
             if opening - due > grace:
                 return self._close(name, slot, "missed", now, "send window closed past grace")
             self._defer(name, slot, opening)
-            return self._log(name, slot, f"deferred to {_iso(opening)} (send window)")
+            return self._log(name, slot, f"deferred to {iso_utc(opening)} (send window)")
         if not self._claim(name, slot, now):
             return self._log(name, slot, "already taken (another daemon, or done)")
         return self._run_claimed(name, slot, now)
@@ -219,7 +221,7 @@ class SlotRuns:
             with beat:
                 outcome = self.run_slot_fn(name, slot, now)
         except Exception as exc:  # noqa: BLE001 - one campaign's failure must not stop the daemon
-            log.exception("campaign=%s slot=%s failed", name, _iso(slot))
+            log.exception("campaign=%s slot=%s failed", name, iso_utc(slot))
             return self._finish(name, slot, SlotOutcome("failed", None, str(exc)), f"failed: {exc}")
         finally:
             with self._lock:
@@ -273,7 +275,7 @@ class SlotRuns:
             self._release(name, slot)
 
     def _log(self, name: str, slot: datetime, outcome: str) -> str:
-        log.info("campaign=%s slot=%s outcome=%s", name, _iso(slot), outcome)
+        log.info("campaign=%s slot=%s outcome=%s", name, iso_utc(slot), outcome)
         return outcome
 
     def _defer(self, name: str, slot: datetime, when: datetime) -> None:
@@ -304,7 +306,7 @@ class SlotRuns:
         return ran
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -314,7 +316,7 @@ def _takeover_note(record: state.SlotRecord | None, now: datetime) -> str:
     if record.lease_until is None:
         why = "a claim from before leases: its process is gone, or no progress for 2 hours"
     elif record.lease_until < now.timestamp():
-        why = f"its lease lapsed at {_iso(datetime.fromtimestamp(record.lease_until, UTC))}"
+        why = f"its lease lapsed at {iso_utc(datetime.fromtimestamp(record.lease_until, UTC))}"
     else:
         why = "its process is gone from this host"
     return f"taking over from {record.owner} ({why})"

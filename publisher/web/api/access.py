@@ -27,13 +27,13 @@ def bearer(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def _authorise(w: Web, endpoint: Endpoint, token: str) -> ApiKey:
+def authorise(w: Web, endpoint: Endpoint, token: str) -> ApiKey:
     """The key, if it is usable and allowed to call `endpoint` (401 and 403 otherwise)."""
     key = api_keys.authenticate(w.store, token, now=w.now()) if token else None
-    return _allowed(key, endpoint)
+    return allowed_key(key, endpoint)
 
 
-def _allowed(key: ApiKey | None, endpoint: Endpoint) -> ApiKey:
+def allowed_key(key: ApiKey | None, endpoint: Endpoint) -> ApiKey:
     if key is None:
         raise Problem(401, "unauthorized", "Send a usable API key: Authorization: Bearer <key>.")
     allowed = key.kind == "signup" if endpoint.scope == "signup" else endpoint.scope in key.scopes
@@ -75,7 +75,7 @@ class KeyWindows:
             return used + 1
 
 
-def _rate(
+def rate_headers(
     now: datetime, windows: KeyWindows, key: ApiKey, per_minute: int, ip: str
 ) -> dict[str, str]:
     """Count the call against the key's limit; the RateLimit headers (IETF draft), or 429.

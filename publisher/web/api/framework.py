@@ -27,7 +27,7 @@ from starlette.routing import Route
 from publisher.store import Store, api_keys
 from publisher.store.api_keys import ApiKey
 from publisher.web.api import bulk
-from publisher.web.api.access import _allowed, _authorise, _rate, bearer
+from publisher.web.api.access import allowed_key, authorise, bearer, rate_headers
 from publisher.web.api.problems import Problem, problem_for, problem_response
 from publisher.web.context import Web, client_ip, off_loop, web
 from publisher.web.notices import later
@@ -152,7 +152,7 @@ def _run(request: Request, endpoint: Endpoint, raw: bytes, headers: dict[str, st
     """Everything after the body has arrived, in a worker thread."""
     _check_ids(request)
     w = web(request)
-    key = _authorise(w, endpoint, bearer(request))
+    key = authorise(w, endpoint, bearer(request))
     call = _called(request, endpoint, raw, headers, key, w.now())
     return _dispatch(call, request, endpoint, raw, headers)
 
@@ -175,7 +175,7 @@ def _called(
     w = web(request)
     state = request.app.state
     ip = client_ip(request)
-    headers.update(_rate(now, state.api_windows, key, state.api_per_minute, ip))
+    headers.update(rate_headers(now, state.api_windows, key, state.api_per_minute, ip))
     call = Call(
         w,
         key,
@@ -226,7 +226,7 @@ def _on_loop(
     if key is None:
         return None
     _check_ids(request)
-    return _called(request, endpoint, raw, headers, _allowed(key, endpoint), now)
+    return _called(request, endpoint, raw, headers, allowed_key(key, endpoint), now)
 
 
 def _call(
