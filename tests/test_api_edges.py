@@ -17,7 +17,7 @@ from publisher.store import api_keys
 from publisher.store.suppression import suppress
 from publisher.web.api.access import RATE_WINDOW, KeyWindows
 from publisher.web.bounds import Limits
-from publisher.web.limits import IP_LIMIT
+from publisher.web.limits import CLIENT_WINDOW, IP_LIMIT
 from tests.api_support import Api, api_server, make_key
 from tests.web_support import serve
 
@@ -166,7 +166,12 @@ def test_a_429_is_not_kept_under_an_idempotency_key(tmp_path, store):
         assert is_problem(limited, 429)
         again = api.call("POST", "/signup", key, json=body, headers=headers)
         assert is_problem(again, 429) and "Idempotent-Replayed" not in again.headers
-        served.clock.advance(minutes=10)  # the sign-up's window has passed
+        wait = int(again.headers["Retry-After"])
+        assert 0 < wait <= CLIENT_WINDOW
+        served.clock.advance(seconds=wait - 1)  # a second early: still refused
+        early = api.call("POST", "/signup", key, json=body, headers=headers)
+        assert is_problem(early, 429) and int(early.headers["Retry-After"]) == 1
+        served.clock.advance(seconds=1)  # the sign-up's window has passed
         retried = api.call("POST", "/signup", key, json=body, headers=headers)
         assert retried.status_code == 202, retried.text
         assert "Idempotent-Replayed" not in retried.headers

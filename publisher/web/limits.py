@@ -62,7 +62,16 @@ def client_limits(ip: str) -> list[Limit]:
 
 def allow_client(store: Store, ip: str, *, now: datetime) -> bool:
     """Count a sign-up from this client: False (nothing counted) if a limit is reached."""
-    return take(store, client_limits(ip), now=now) is None
+    return client_wait(store, ip, now=now) is None
+
+
+def client_wait(store: Store, ip: str, *, now: datetime) -> int | None:
+    """Count a sign-up from this client: None if counted, else the seconds until the full
+    limit's window ends (nothing counted): an answer's Retry-After."""
+    full = take(store, client_limits(ip), now=now)
+    if full is None:
+        return None
+    return full.window - int(now.timestamp()) % full.window
 
 
 STAFF_RESET_LIMIT = 3  # password-reset emails per staff address per hour

@@ -17,7 +17,7 @@ from publisher.web.api import models
 from publisher.web.api.framework import Call, Endpoint
 from publisher.web.api.problems import Problem
 from publisher.web.forms import name_problem
-from publisher.web.limits import allow_client
+from publisher.web.limits import client_wait
 from publisher.web.notices import mail
 
 ERASED = "@erased.invalid"
@@ -260,8 +260,10 @@ def signup(call: Call) -> models.SignupAnswer:
     the same whoever the address is (nobody learns who is on the list)."""
     body: models.SignupIn = call.body
     address = _checked(call, body.email, body.name, body.topics)
-    if not allow_client(call.w.store, call.ip, now=call.now):
-        raise Problem(429, "rate-limited", "Too many sign-ups from here. Try again later.")
+    wait = client_wait(call.w.store, call.ip, now=call.now)
+    if wait is not None:
+        detail = "Too many sign-ups from here. Try again later."
+        raise Problem(429, "rate-limited", detail, headers={"Retry-After": str(wait)})
     ctx = consent.Context(
         via="api",
         ip=call.ip,
