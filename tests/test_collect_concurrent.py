@@ -46,7 +46,10 @@ def layout(farm: FeedFarm) -> list[tuple[str, str, str]]:
 def config_text(feeds: list[tuple[str, str, str]]) -> str:
     lines = [f"collect: {{concurrency: {CONCURRENCY}, per_host: {PER_HOST}}}", "sources:"]
     for name, url, kind in feeds:
-        limits = ", timeout: 0.5, deadline: 1" if kind == "slow" else ""
+        # a read timeout above the deadline: however late a loaded machine lets the slow
+        # server answer, what ends these fetches is the deadline (at 0.5 s a late header
+        # could end one as "unreachable" first)
+        limits = ", timeout: 5, deadline: 1" if kind == "slow" else ""
         lines.append(f'  - {{name: {name}, type: feed, url: "{url}"{limits}}}')
     return "\n".join(lines) + "\n"
 
